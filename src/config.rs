@@ -1,0 +1,200 @@
+//! Settings, loaded once at start: `config/default.toml` (compiled in), then
+//! `config/<APP_ENV>.toml` if present, then `APP_<SECTION>__<KEY>` variables, then the contract's
+//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`).
+
+use std::time::Duration;
+
+use config::{Config, ConfigError, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::gateway::Timeouts;
+use crate::store::{DEFAULT_SQLITE_URL, DatabaseOptions};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub toss: TossConfig,
+    pub auth: AuthSettings,
+    pub redirect: RedirectSettings,
+    pub reconciler: ReconcilerSettings,
+    pub idempotency: IdempotencySettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind_addr: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May carry a password, so it is kept out of `Debug`.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("backend", &self.backend_name())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .finish()
+    }
+}
+
+impl DatabaseSettings {
+    pub fn options(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            url: self
+                .url
+                .as_ref()
+                .map(|url| url.expose_secret().to_owned())
+                .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned()),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
+        }
+    }
+
+    /// "sqlite" or "postgres", for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.url {
+            Some(url) if url.expose_secret().starts_with("postgres") => "postgres",
+            _ => "sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TossConfig {
+    pub secret_key: Option<SecretString>,
+    pub api_url: String,
+    pub connect_timeout_secs: u64,
+    pub read_timeout_secs: u64,
+    pub lookup_timeout_secs: u64,
+}
+
+impl TossConfig {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.connect_timeout_secs),
+            read: Duration::from_secs(self.read_timeout_secs),
+            lookup: Duration::from_secs(self.lookup_timeout_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub api_keys: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RedirectSettings {
+    pub success_url: Option<String>,
+    pub fail_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcilerSettings {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    pub batch_size: u64,
+    pub initial_backoff_secs: u64,
+    pub max_backoff_secs: u64,
+    pub confirm_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub ttl_secs: u64,
+    pub in_flight_lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Files and environment, as the binary loads them.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env = std::env::var("APP_ENV").unwrap_or_else(|_| "local".to_owned());
+        let vars = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::with_name(&format!("config/{env}")).required(false))
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__"),
+            )
+            .set_override_option("database.url", vars("DATABASE_URL"))?
+            .set_override_option("server.bind_addr", vars("BIND_ADDR"))?
+            .set_override_option("toss.secret_key", vars("TOSS_SECRET_KEY"))?
+            .set_override_option("toss.api_url", vars("TOSS_API_URL"))?;
+        if let Some(keys) = vars("API_KEYS") {
+            let keys: Vec<String> = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            builder = builder.set_override("auth.api_keys", keys)?;
+        }
+        builder.build()?.try_deserialize()
+    }
+
+    /// The compiled-in defaults alone; tests start from these.
+    pub fn defaults() -> Self {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .expect("config/default.toml is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.server.bind_addr, "127.0.0.1:8080");
+        assert!(settings.toss.secret_key.is_none());
+        assert!(settings.toss.read_timeout_secs >= 60);
+        assert_eq!(settings.idempotency.ttl_secs, 86_400);
+        assert_eq!(settings.database.backend_name(), "sqlite");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let mut settings = Settings::defaults();
+        settings.toss.secret_key = Some("test_sk_secret_value".into());
+        settings.auth.api_keys = vec!["api-key-secret-value".into()];
+        settings.database.url = Some("postgres://u:db-password@h/db".into());
+        let text = format!("{settings:?}");
+        assert!(!text.contains("test_sk_secret_value"));
+        assert!(!text.contains("api-key-secret-value"));
+        assert!(!text.contains("db-password"));
+        assert!(text.contains("postgres"), "backend is still visible: {text}");
+    }
+}

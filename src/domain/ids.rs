@@ -1,0 +1,219 @@
+use std::fmt;
+
+use uuid::Uuid;
+
+/// A value that failed to parse into a domain type; the text says which rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct DomainError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl DomainError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+macro_rules! uuid_id {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new id; v7 so that ids sort by creation time.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(value: Uuid) -> Self {
+                Self(value)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s)
+                    .map(Self)
+                    .map_err(|_| DomainError::new(stringify!($name), "must be a UUID"))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(PaymentId);
+uuid_id!(RefundId);
+
+/// The merchant's order id, as Toss accepts it: 6..=64 characters of `A-Z a-z 0-9 - _`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        let len = value.chars().count();
+        if !(6..=64).contains(&len) {
+            return Err(DomainError::new("order_id", "must be 6 to 64 characters"));
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(DomainError::new(
+                "order_id",
+                "may contain only A-Z, a-z, 0-9, '-' and '_'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who pays: 1..=64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        let len = value.chars().count();
+        if !(1..=64).contains(&len) {
+            return Err(DomainError::new("user_id", "must be 1 to 64 characters"));
+        }
+        if value.chars().any(char::is_control) || value.trim().is_empty() {
+            return Err(DomainError::new(
+                "user_id",
+                "must not be blank or contain control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An amount of KRW that a payment may carry: 1..=1,000,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(i64);
+
+impl Amount {
+    pub const MAX: i64 = 1_000_000_000;
+
+    pub fn new(value: i64) -> Result<Self, DomainError> {
+        if (1..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(DomainError::new(
+                "amount_krw",
+                format!("must be between 1 and {}", Self::MAX),
+            ))
+        }
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A client's `Idempotency-Key`: 1..=255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if value.is_empty() || value.len() > 255 {
+            return Err(DomainError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 characters",
+            ));
+        }
+        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(DomainError::new(
+                "Idempotency-Key",
+                "must be printable ASCII",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_id_follows_toss_rules() {
+        assert!(OrderId::parse("order_2026-11-23").is_ok());
+        assert!(OrderId::parse("abc12").is_err());
+        assert!(OrderId::parse(&"a".repeat(64)).is_ok());
+        assert!(OrderId::parse(&"a".repeat(65)).is_err());
+        assert!(OrderId::parse("order 123").is_err());
+        assert!(OrderId::parse("order.123").is_err());
+        assert!(OrderId::parse("주문번호123456").is_err());
+    }
+
+    #[test]
+    fn amount_bounds() {
+        assert!(Amount::new(0).is_err());
+        assert!(Amount::new(-1).is_err());
+        assert_eq!(Amount::new(1).unwrap().get(), 1);
+        assert!(Amount::new(1_000_000_000).is_ok());
+        assert!(Amount::new(1_000_000_001).is_err());
+    }
+
+    #[test]
+    fn user_id_rules() {
+        assert!(UserId::parse("u-1").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse("   ").is_err());
+        assert!(UserId::parse("a\u{0}b").is_err());
+        assert!(UserId::parse(&"가".repeat(64)).is_ok());
+        assert!(UserId::parse(&"가".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn idempotency_key_rules() {
+        assert!(IdempotencyKey::parse("abc-123").is_ok());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("tab\there").is_err());
+        assert!(IdempotencyKey::parse("ключ").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
+
+mod ids;
+mod records;
+mod status;
+
+pub use ids::{Amount, DomainError, IdempotencyKey, OrderId, PaymentId, RefundId, UserId};
+pub use records::{Payment, Refund, StoredEvent};
+pub use status::{PaymentStatus, PaymentType, RefundStatus};
+
+/// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}

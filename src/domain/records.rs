@@ -1,0 +1,77 @@
+use chrono::{DateTime, Utc};
+
+use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundStatus};
+
+/// A payment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub user_id: String,
+    pub order_id: String,
+    pub order_name: Option<String>,
+    pub subscription_id: Option<String>,
+    pub payment_type: PaymentType,
+    pub payment_method: String,
+    pub amount_krw: i64,
+    /// Sum of completed refunds.
+    pub refunded_amount_krw: i64,
+    /// Sum of refunds sent to the PG whose outcome is not known yet.
+    pub refund_reserved_krw: i64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    pub pg_provider: Option<String>,
+    pub pg_transaction_id: Option<String>,
+    /// The PG's key of the confirm attempt in flight (or the last one that succeeded).
+    pub payment_key: Option<String>,
+    /// Number of confirm attempts sent to the PG; part of the PG idempotency key.
+    pub confirm_attempt: i32,
+    pub confirm_started_at: Option<DateTime<Utc>>,
+    /// The PG's webhook-verification value from the confirm reply.
+    pub pg_secret: Option<String>,
+    pub failure: Option<Failure>,
+    /// Set when the PG's record contradicts ours; a person must look.
+    pub needs_review: bool,
+    pub review_reason: Option<String>,
+    pub reconcile_attempts: i32,
+    pub next_reconcile_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Payment {
+    /// What may still be refunded, not counting refunds in flight.
+    pub fn refundable_krw(&self) -> i64 {
+        self.amount_krw - self.refunded_amount_krw - self.refund_reserved_krw
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: RefundId,
+    pub payment_id: PaymentId,
+    pub amount_krw: i64,
+    pub reason: String,
+    pub status: RefundStatus,
+    /// The PG's `transactionKey` of this cancel.
+    pub pg_cancel_key: Option<String>,
+    pub failure: Option<Failure>,
+    pub reconcile_attempts: i32,
+    pub next_reconcile_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+/// An event as kept in the outbox; `seq` is the consumers' cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub version: String,
+    pub occurred_at: DateTime<Utc>,
+    pub source: String,
+    pub user_id: String,
+    pub payment_id: String,
+    pub payload: serde_json::Value,
+}

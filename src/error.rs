@@ -1,0 +1,157 @@
+//! The one error type that leaves the service. `http::problem` turns it into problem+json.
+
+use crate::domain::DomainError;
+use crate::gateway::GatewayError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A request body or parameter broke a rule. `unprocessable` picks 422 over 400.
+    #[error("{message}")]
+    Validation {
+        message: String,
+        unprocessable: bool,
+    },
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("a payment with this order_id already exists")]
+    DuplicateOrderId,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("amount_krw does not match the amount of the payment")]
+    AmountMismatch,
+    #[error("refund of {requested} KRW exceeds the refundable balance of {balance} KRW")]
+    RefundExceedsBalance { requested: i64, balance: i64 },
+    #[error("the payment gateway declined: {message}")]
+    PgDeclined { code: String, message: String },
+    #[error("the payment gateway rejected our credentials or request; an operator must fix the configuration")]
+    PgMisconfigured { code: String, message: String },
+    #[error("the payment gateway's reply does not match the payment; it was set aside for review")]
+    PgResponseMismatch,
+    #[error("no payment gateway is configured that could verify this payment")]
+    PgNotConfigured,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    RequestInProgress,
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the service is temporarily unavailable")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::Validation {
+            message: message.into(),
+            unprocessable: false,
+        }
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::Validation {
+            message: message.into(),
+            unprocessable: true,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::DuplicateOrderId => "DUPLICATE_ORDER_ID",
+            Self::InvalidState(_) => "INVALID_STATE",
+            Self::AmountMismatch => "AMOUNT_MISMATCH",
+            Self::RefundExceedsBalance { .. } => "REFUND_EXCEEDS_BALANCE",
+            Self::PgDeclined { .. } => "PG_DECLINED",
+            Self::PgMisconfigured { .. } => "PG_MISCONFIGURED",
+            Self::PgResponseMismatch => "PG_RESPONSE_MISMATCH",
+            Self::PgNotConfigured => "PG_NOT_CONFIGURED",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
+            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Validation { unprocessable, .. } => {
+                if *unprocessable {
+                    422
+                } else {
+                    400
+                }
+            }
+            Self::Unauthorized => 401,
+            Self::NotFound(_) => 404,
+            Self::DuplicateOrderId => 409,
+            Self::InvalidState(_) => 409,
+            Self::AmountMismatch => 422,
+            Self::RefundExceedsBalance { .. } => 409,
+            Self::PgDeclined { .. } => 402,
+            Self::PgMisconfigured { .. } => 502,
+            Self::PgResponseMismatch => 502,
+            Self::PgNotConfigured => 503,
+            Self::IdempotencyKeyReused => 422,
+            Self::RequestInProgress => 409,
+            Self::MethodNotAllowed(_) => 405,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    /// Toss's own `code`/`message`, for the problem's `pg_code`/`pg_message`.
+    pub fn pg_error(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::PgDeclined { code, message } | Self::PgMisconfigured { code, message } => {
+                Some((code, message))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(error: DomainError) -> Self {
+        Self::unprocessable(error.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateOrderId => Self::DuplicateOrderId,
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<GatewayError> for AppError {
+    /// Only for the final classes; an unknown outcome is not an error to the caller (202).
+    fn from(error: GatewayError) -> Self {
+        match error {
+            GatewayError::Declined { code, message } => Self::PgDeclined { code, message },
+            GatewayError::Misconfigured { code, message } => Self::PgMisconfigured { code, message },
+            GatewayError::Unknown { reason, .. } => Self::Internal(format!(
+                "unknown PG outcome surfaced as an error: {reason}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The payment gateway (PG) seen by the service: confirm, cancel, read back.
+//!
+//! `toss` speaks Toss Payments' HTTP API; `noop` is used when no Toss key is configured and only
+//! records what callers claim. Toss's JSON types never leave this module: the service sees
+//! [`PgPayment`] and [`GatewayError`].
+
+mod noop;
+mod toss;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use noop::NoopGateway;
+pub use toss::{TossClient, TossSettings};
+
+/// A confirm request. `amount` must come from our database, never from a client.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    pub payment_key: String,
+    pub order_id: String,
+    pub amount: i64,
+    /// Sent as Toss's `Idempotency-Key`: one per confirm attempt, reused on retries of it.
+    pub idempotency_key: String,
+}
+
+/// A cancel (refund) request. `amount` is always sent as `cancelAmount`.
+#[derive(Debug, Clone)]
+pub struct CancelRequest {
+    pub payment_key: String,
+    pub reason: String,
+    pub amount: i64,
+    /// Sent as Toss's `Idempotency-Key`: one per refund, reused on retries of it.
+    pub idempotency_key: String,
+}
+
+/// Toss's payment statuses (`status` of the Payment object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgStatus {
+    Ready,
+    InProgress,
+    WaitingForDeposit,
+    Done,
+    Canceled,
+    PartialCanceled,
+    Aborted,
+    Expired,
+    /// A status this code does not know yet (Toss adds values without notice).
+    Other(String),
+}
+
+/// One cancel in Toss's `cancels[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgCancel {
+    pub transaction_key: String,
+    pub amount: i64,
+    pub reason: Option<String>,
+    /// `cancelStatus`; `DONE` for every domestic cancel.
+    pub status: Option<String>,
+    pub canceled_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The PG's own record of a payment, as returned by confirm, cancel and lookups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgPayment {
+    pub payment_key: String,
+    pub order_id: String,
+    pub status: PgStatus,
+    pub total_amount: Option<i64>,
+    pub balance_amount: Option<i64>,
+    pub currency: Option<String>,
+    pub method: Option<String>,
+    /// Webhook verification value (`secret`), stored at confirm time.
+    pub secret: Option<String>,
+    pub last_transaction_key: Option<String>,
+    pub approved_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub cancels: Vec<PgCancel>,
+    /// `failure` of an aborted or expired payment.
+    pub failure: Option<PgFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// Why a PG call did not succeed, classified by what the caller may conclude.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The PG refused for good (card declined, not cancelable, ...). Nothing happened.
+    #[error("declined by the PG: {code}")]
+    Declined { code: String, message: String },
+    /// We do not know whether the operation happened: timeout, connection error, 5xx, or a code
+    /// that means "maybe". Read the payment back before deciding anything.
+    #[error("outcome unknown: {reason}")]
+    Unknown {
+        reason: String,
+        code: Option<String>,
+        message: Option<String>,
+    },
+    /// Our side is misconfigured (bad key, wrong key set, malformed request). Nothing happened;
+    /// a person must fix the configuration.
+    #[error("PG misconfigured: {code}")]
+    Misconfigured { code: String, message: String },
+}
+
+/// How a PG call ended, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Declined,
+    Unknown,
+    Misconfigured,
+}
+
+impl GatewayError {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Declined { .. } => Outcome::Declined,
+            Self::Unknown { .. } => Outcome::Unknown,
+            Self::Misconfigured { .. } => Outcome::Misconfigured,
+        }
+    }
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// `Some("toss")` for a real PG whose answers prove a payment; `None` for the no-op gateway,
+    /// which verifies nothing (the service then records the caller's claim, with an API key).
+    fn provider(&self) -> Option<&'static str>;
+
+    /// `POST /v1/payments/confirm`. A 200 is returned as is; the caller checks it.
+    async fn confirm(&self, request: &ConfirmRequest) -> Result<PgPayment, GatewayError>;
+
+    /// `POST /v1/payments/{paymentKey}/cancel` with `cancelAmount`.
+    async fn cancel(&self, request: &CancelRequest) -> Result<PgPayment, GatewayError>;
+
+    /// `GET /v1/payments/{paymentKey}`; `Ok(None)` when the PG has no such payment.
+    async fn payment_by_key(&self, payment_key: &str) -> Result<Option<PgPayment>, GatewayError>;
+
+    /// `GET /v1/payments/orders/{orderId}`; `Ok(None)` when the PG has no such payment.
+    async fn payment_by_order(&self, order_id: &str) -> Result<Option<PgPayment>, GatewayError>;
+}
+
+/// Timeouts of the PG client. Confirm and cancel go out to card companies synchronously, so the
+/// read timeout is long; see `reference/toss-api.md` §11.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub lookup: Duration,
+}

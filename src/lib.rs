@@ -1,0 +1,6 @@
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod gateway;
+pub mod service;
+pub mod store;

@@ -1,0 +1,340 @@
+//! Confirming a payment: through the PG when it can verify the payment (a Toss `payment_key`),
+//! else by recording the caller's claim (the plan's fallback path, API key required).
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use super::{PaymentService, events};
+use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
+use crate::error::AppError;
+use crate::gateway::{ConfirmRequest, GatewayError};
+use crate::store::{PaymentChanges, Transition};
+
+#[derive(Debug, Clone)]
+pub enum PaymentRef {
+    Id(PaymentId),
+    OrderId(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfirmCommand {
+    pub payment: PaymentRef,
+    pub payment_key: Option<String>,
+    /// What the client believes the amount is; refused before any PG call if it differs.
+    pub amount_krw: Option<i64>,
+    pub pg_transaction_id: Option<String>,
+    pub pg_provider: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ConfirmOutcome {
+    /// `COMPLETED` (now, or already by the same key).
+    Completed(Payment),
+    /// The PG's outcome is not known yet (`IN_PROGRESS`); the service settles it by itself.
+    Unsettled(Payment),
+}
+
+impl ConfirmOutcome {
+    pub fn payment(&self) -> &Payment {
+        match self {
+            Self::Completed(p) | Self::Unsettled(p) => p,
+        }
+    }
+}
+
+/// How often a confirm re-reads the row after losing a race before giving up.
+const RACE_RETRIES: usize = 3;
+
+impl PaymentService {
+    /// Whether this confirm must carry an API key: only a PG's answer proves a payment, so a
+    /// claim that no PG will verify needs a trusted caller.
+    pub fn confirm_needs_api_key(&self, command: &ConfirmCommand) -> bool {
+        command.payment_key.is_none() || self.gateway.provider().is_none()
+    }
+
+    pub async fn confirm(&self, command: ConfirmCommand) -> Result<ConfirmOutcome, AppError> {
+        let payment = match &command.payment {
+            PaymentRef::Id(id) => self.find(*id).await?,
+            PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await?,
+        };
+        if command.amount_krw.is_some_and(|amount| amount != payment.amount_krw) {
+            tracing::warn!(payment_id = %payment.id, "confirm refused: amount differs from the stored amount");
+            return Err(AppError::AmountMismatch);
+        }
+        match (command.payment_key, self.gateway.provider()) {
+            (Some(payment_key), Some(provider)) => {
+                self.confirm_with_pg(payment, payment_key, provider).await
+            }
+            (payment_key, _) => {
+                // The no-op path keeps the caller's transaction id; a Toss key stands in only
+                // when none was given.
+                let transaction_id = command.pg_transaction_id.or(payment_key);
+                self.confirm_recorded(payment, transaction_id, command.pg_provider)
+                    .await
+            }
+        }
+    }
+
+    /// The success redirect: Toss sent the buyer back with `paymentKey`, `orderId`, `amount`.
+    pub async fn confirm_redirect(
+        &self,
+        payment_key: String,
+        order_id: &str,
+        amount_krw: i64,
+    ) -> Result<ConfirmOutcome, AppError> {
+        let Some(provider) = self.gateway.provider() else {
+            return Err(AppError::PgNotConfigured);
+        };
+        let payment = self.find_by_order(order_id).await?;
+        if amount_krw != payment.amount_krw {
+            tracing::warn!(payment_id = %payment.id, "redirect refused: amount differs from the stored amount");
+            return Err(AppError::AmountMismatch);
+        }
+        self.confirm_with_pg(payment, payment_key, provider).await
+    }
+
+    /// The failure redirect: records why the buyer's attempt failed on a `PENDING` payment.
+    /// Nothing proves this redirect came from Toss, so it can only annotate, never move money.
+    pub async fn record_redirect_failure(
+        &self,
+        order_id: &str,
+        failure: Failure,
+    ) -> Result<Payment, AppError> {
+        let payment = self.find_by_order(order_id).await?;
+        if payment.status != PaymentStatus::Pending || payment.failure.as_ref() == Some(&failure) {
+            return Ok(payment);
+        }
+        let mut failed = payment.clone();
+        failed.failure = Some(failure.clone());
+        let applied = self
+            .store
+            .transition(Transition {
+                payment_id: payment.id,
+                from: &[PaymentStatus::Pending],
+                payment_key: None,
+                changes: PaymentChanges {
+                    failure: Some(Some(failure.clone())),
+                    ..Default::default()
+                },
+                event: Some(events::failed(&failed, &failure)),
+            })
+            .await?;
+        if applied {
+            tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
+        }
+        self.find(payment.id).await
+    }
+
+    async fn confirm_recorded(
+        &self,
+        payment: Payment,
+        pg_transaction_id: Option<String>,
+        pg_provider: Option<String>,
+    ) -> Result<ConfirmOutcome, AppError> {
+        let mut payment = payment;
+        for _ in 0..RACE_RETRIES {
+            match payment.status {
+                PaymentStatus::Pending => {
+                    let now = Utc::now();
+                    let mut completed = payment.clone();
+                    completed.status = PaymentStatus::Completed;
+                    let event = events::completed(
+                        &completed,
+                        pg_provider.as_deref(),
+                        pg_transaction_id.as_deref(),
+                    );
+                    let applied = self
+                        .store
+                        .transition(Transition {
+                            payment_id: payment.id,
+                            from: &[PaymentStatus::Pending],
+                            payment_key: None,
+                            changes: PaymentChanges {
+                                status: Some(PaymentStatus::Completed),
+                                pg_provider: Some(pg_provider.clone()),
+                                pg_transaction_id: Some(pg_transaction_id.clone()),
+                                failure: Some(None),
+                                completed_at: Some(now),
+                                ..Default::default()
+                            },
+                            event: Some(event),
+                        })
+                        .await?;
+                    if applied {
+                        tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
+                        return Ok(ConfirmOutcome::Completed(self.find(payment.id).await?));
+                    }
+                }
+                PaymentStatus::Completed
+                    if payment.pg_transaction_id == pg_transaction_id
+                        && payment.pg_provider == pg_provider =>
+                {
+                    return Ok(ConfirmOutcome::Completed(payment));
+                }
+                status => return Err(not_confirmable(status)),
+            }
+            payment = self.find(payment.id).await?;
+        }
+        Err(AppError::RequestInProgress)
+    }
+
+    async fn confirm_with_pg(
+        &self,
+        payment: Payment,
+        payment_key: String,
+        provider: &'static str,
+    ) -> Result<ConfirmOutcome, AppError> {
+        let mut payment = payment;
+        for _ in 0..RACE_RETRIES {
+            match payment.status {
+                PaymentStatus::Pending => {
+                    if self.claim(&payment, &payment_key, provider).await? {
+                        return self.send_confirm(payment, payment_key).await;
+                    }
+                }
+                PaymentStatus::Completed
+                    if payment.pg_transaction_id.as_deref() == Some(payment_key.as_str()) =>
+                {
+                    return Ok(ConfirmOutcome::Completed(payment));
+                }
+                PaymentStatus::InProgress
+                    if payment.payment_key.as_deref() == Some(payment_key.as_str()) =>
+                {
+                    // Someone (a double click, a reload, another instance) is confirming this
+                    // very attempt; it, or the reconciler, will settle it.
+                    return Ok(ConfirmOutcome::Unsettled(payment));
+                }
+                status => return Err(not_confirmable(status)),
+            }
+            payment = self.find(payment.id).await?;
+        }
+        Err(AppError::RequestInProgress)
+    }
+
+    /// Commits the intent to confirm with `payment_key`. Only one request can win it.
+    async fn claim(
+        &self,
+        payment: &Payment,
+        payment_key: &str,
+        provider: &'static str,
+    ) -> Result<bool, AppError> {
+        let claimed = self
+            .store
+            .transition(Transition {
+                payment_id: payment.id,
+                from: &[PaymentStatus::Pending],
+                payment_key: None,
+                changes: PaymentChanges {
+                    status: Some(PaymentStatus::InProgress),
+                    payment_key: Some(Some(payment_key.to_owned())),
+                    pg_provider: Some(Some(provider.to_owned())),
+                    failure: Some(None),
+                    new_confirm_attempt: true,
+                    confirm_started_at: Some(Utc::now()),
+                    next_reconcile_at: Some(Some(self.claim_expiry())),
+                    reconcile_attempts: Some(0),
+                    ..Default::default()
+                },
+                event: None,
+            })
+            .await?;
+        Ok(claimed)
+    }
+
+    async fn send_confirm(
+        &self,
+        mut payment: Payment,
+        payment_key: String,
+    ) -> Result<ConfirmOutcome, AppError> {
+        payment.status = PaymentStatus::InProgress;
+        payment.payment_key = Some(payment_key.clone());
+        let request = ConfirmRequest {
+            idempotency_key: confirm_idempotency_key(payment.id, &payment_key),
+            payment_key: payment_key.clone(),
+            order_id: payment.order_id.clone(),
+            amount: payment.amount_krw,
+        };
+        tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "confirming at the PG");
+        match self.gateway.confirm(&request).await {
+            Ok(record) => self.adopt(payment, record).await,
+            Err(GatewayError::Declined { code, message }) => {
+                let failure = Failure {
+                    code: code.clone(),
+                    message: message.clone(),
+                };
+                self.release(&payment, Some(failure)).await?;
+                tracing::info!(payment_id = %payment.id, pg_code = %code, "PG declined the payment");
+                Err(AppError::PgDeclined { code, message })
+            }
+            Err(GatewayError::Misconfigured { code, message }) => {
+                self.release(&payment, None).await?;
+                tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; payment left PENDING");
+                Err(AppError::PgMisconfigured { code, message })
+            }
+            Err(GatewayError::Unknown { reason, code, .. }) => {
+                tracing::warn!(payment_id = %payment.id, %reason, pg_code = ?code, "confirm outcome unknown; reading the payment back");
+                self.settle(payment).await
+            }
+        }
+    }
+
+    /// An attempt that did not happen at the PG: back to `PENDING` (the buyer may try again),
+    /// with the failure and a `payment.failed` event when there is one to tell.
+    pub(super) async fn release(
+        &self,
+        payment: &Payment,
+        failure: Option<Failure>,
+    ) -> Result<bool, AppError> {
+        let event = failure.as_ref().map(|failure| {
+            let mut failed = payment.clone();
+            failed.status = PaymentStatus::Pending;
+            events::failed(&failed, failure)
+        });
+        let released = self
+            .store
+            .transition(Transition {
+                payment_id: payment.id,
+                from: &[PaymentStatus::InProgress],
+                payment_key: payment.payment_key.as_deref(),
+                changes: PaymentChanges {
+                    status: Some(PaymentStatus::Pending),
+                    payment_key: Some(None),
+                    pg_provider: Some(None),
+                    failure: failure.map(Some),
+                    next_reconcile_at: Some(None),
+                    ..Default::default()
+                },
+                event,
+            })
+            .await?;
+        Ok(released)
+    }
+}
+
+fn not_confirmable(status: PaymentStatus) -> AppError {
+    AppError::InvalidState(format!("a payment in status {status} cannot be confirmed"))
+}
+
+/// Toss scopes idempotency keys by URL, not body, and every confirm shares one URL: the key must
+/// be unique per attempt. A Toss attempt is identified by its `paymentKey`, so the key is derived
+/// from it and reused by every retry of the same attempt.
+pub(super) fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &str) -> String {
+    let digest = Sha256::digest(payment_key.as_bytes());
+    let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("confirm-{payment_id}-{short}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_keys_differ_per_attempt_and_repeat_per_retry() {
+        let payment = PaymentId::new();
+        let first = confirm_idempotency_key(payment, "key-a");
+        assert_eq!(first, confirm_idempotency_key(payment, "key-a"));
+        assert_ne!(first, confirm_idempotency_key(payment, "key-b"));
+        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), "key-a"));
+        assert!(first.len() <= 300);
+    }
+}

@@ -1,0 +1,79 @@
+//! Event envelopes and payloads, as the old service published them (`reference/original-service.md`).
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::{Failure, Payment, Refund};
+use crate::store::NewEvent;
+
+pub const PAYMENT_COMPLETED: &str = "payment.completed";
+pub const PAYMENT_FAILED: &str = "payment.failed";
+pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+
+fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7().to_string(),
+        event_type,
+        version: "1.0",
+        source: "payment-service",
+        occurred_at: Utc::now(),
+        user_id: payment.user_id.clone(),
+        payment_id: payment.id.to_string(),
+        payload,
+    }
+}
+
+/// `payment` as it is after completion (provider and transaction id set).
+pub fn completed(
+    payment: &Payment,
+    pg_provider: Option<&str>,
+    pg_transaction_id: Option<&str>,
+) -> NewEvent {
+    envelope(
+        PAYMENT_COMPLETED,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "order_id": payment.order_id,
+            "amount": payment.amount_krw,
+            "currency": payment.currency,
+            "payment_method": payment.payment_method,
+            "pg_provider": pg_provider,
+            "pg_transaction_id": pg_transaction_id,
+            "payment_type": payment.payment_type.as_str(),
+            "subscription_id": payment.subscription_id,
+        }),
+    )
+}
+
+pub fn failed(payment: &Payment, failure: &Failure) -> NewEvent {
+    envelope(
+        PAYMENT_FAILED,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "order_id": payment.order_id,
+            "amount": payment.amount_krw,
+            "currency": payment.currency,
+            "error_code": failure.code,
+            "error_message": failure.message,
+        }),
+    )
+}
+
+/// `payment` as it is after the refund was counted.
+pub fn refunded(payment: &Payment, refund: &Refund) -> NewEvent {
+    envelope(
+        PAYMENT_REFUNDED,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "refund_id": refund.id.to_string(),
+            "refund_amount": refund.amount_krw,
+            "currency": payment.currency,
+            "reason": refund.reason,
+            "is_full_refund": payment.refunded_amount_krw >= payment.amount_krw,
+        }),
+    )
+}

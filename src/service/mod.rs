@@ -1,0 +1,89 @@
+//! The payment logic: the state machine, the PG calls around it, events, reconciliation.
+//!
+//! Every PG call follows one pattern: commit the intent (a conditional update that only one
+//! request can win), call the PG with no transaction open, then commit the outcome together
+//! with its event. A crash between any two steps leaves a row the reconciler can finish.
+
+mod confirm;
+mod events;
+mod idempotency;
+mod payments;
+mod reconciler;
+mod refunds;
+mod settle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::gateway::PaymentGateway;
+use crate::store::Store;
+
+pub use confirm::{ConfirmCommand, ConfirmOutcome, PaymentRef};
+pub use idempotency::{IdempotencyStart, request_fingerprint};
+pub use payments::NewPayment;
+pub use reconciler::Reconciler;
+pub use refunds::{RefundCommand, RefundOutcome};
+
+/// Timing of PG calls and reconciliation.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The PG client's read timeout: a confirm or cancel claimed longer ago than this (plus a
+    /// margin) has no live request waiting for it any more.
+    pub pg_read_timeout: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// After this long, a payment the PG does not know is given back to `PENDING`.
+    pub confirm_window: Duration,
+    pub reconcile_batch: u64,
+    pub idempotency_ttl: Duration,
+    pub idempotency_lease: Duration,
+}
+
+#[derive(Clone)]
+pub struct PaymentService {
+    store: Store,
+    gateway: Arc<dyn PaymentGateway>,
+    settings: Arc<ServiceSettings>,
+    /// Wakes the reconciler early (a GET found an unsettled payment that is due).
+    reconcile_now: Arc<Notify>,
+}
+
+impl PaymentService {
+    pub fn new(store: Store, gateway: Arc<dyn PaymentGateway>, settings: ServiceSettings) -> Self {
+        Self {
+            store,
+            gateway,
+            settings: Arc::new(settings),
+            reconcile_now: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `Some("toss")` when a real PG verifies confirms, `None` with the no-op gateway.
+    pub fn pg_provider(&self) -> Option<&'static str> {
+        self.gateway.provider()
+    }
+
+    /// When an unsettled row should be looked at again after `attempts` looks.
+    fn backoff(&self, attempts: i32) -> DateTime<Utc> {
+        let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
+        let delay = self
+            .settings
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(self.settings.max_backoff);
+        Utc::now() + delay
+    }
+
+    /// When a row claimed for a PG call now becomes the reconciler's, if the request that
+    /// claimed it has not settled it by then (it died, or the PG never answered).
+    fn claim_expiry(&self) -> DateTime<Utc> {
+        Utc::now() + self.settings.pg_read_timeout + Duration::from_secs(5)
+    }
+}

@@ -1,0 +1,83 @@
+//! The background task that settles what requests left unsettled: payments `IN_PROGRESS` and
+//! refunds `PENDING` whose next look is due (after an unknown outcome, or a crash). Each row is
+//! leased by a conditional update, so several instances can run it side by side.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use super::PaymentService;
+
+pub struct Reconciler {
+    service: PaymentService,
+    interval: Duration,
+}
+
+impl Reconciler {
+    pub fn new(service: PaymentService, interval: Duration) -> Self {
+        Self { service, interval }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(interval_ms = self.interval.as_millis() as u64, "reconciler started");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = self.service.reconcile_now.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(error) = self.service.reconcile_once().await {
+                tracing::warn!(%error, "reconciliation pass failed; will retry");
+            }
+        }
+        tracing::info!("reconciler stopped");
+    }
+}
+
+impl PaymentService {
+    /// One pass over everything due. Returns how many rows it looked at.
+    pub async fn reconcile_once(&self) -> Result<usize, crate::error::AppError> {
+        let now = Utc::now();
+        let lease_until = self.claim_expiry();
+        let mut seen = 0;
+        for payment in self
+            .store
+            .payments_due(now, self.settings.reconcile_batch)
+            .await?
+        {
+            if !self.store.lease_payment(&payment, lease_until).await? {
+                continue;
+            }
+            seen += 1;
+            let mut payment = payment;
+            payment.reconcile_attempts += 1;
+            let id = payment.id;
+            if let Err(error) = self.settle(payment).await {
+                tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");
+            }
+        }
+        for refund in self
+            .store
+            .refunds_due(now, self.settings.reconcile_batch)
+            .await?
+        {
+            if !self.store.lease_refund(&refund, lease_until).await? {
+                continue;
+            }
+            seen += 1;
+            let mut refund = refund;
+            refund.reconcile_attempts += 1;
+            let id = refund.id;
+            if let Err(error) = self.settle_refund(refund).await {
+                tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
+            }
+        }
+        self.store.purge_expired_idempotency(now).await?;
+        Ok(seen)
+    }
+}

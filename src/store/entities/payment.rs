@@ -1,0 +1,40 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "payments")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub user_id: String,
+    #[sea_orm(unique)]
+    pub order_id: String,
+    pub order_name: Option<String>,
+    pub subscription_id: Option<String>,
+    pub payment_type: String,
+    pub payment_method: String,
+    pub amount_krw: i64,
+    pub refunded_amount_krw: i64,
+    pub refund_reserved_krw: i64,
+    pub currency: String,
+    pub status: String,
+    pub pg_provider: Option<String>,
+    pub pg_transaction_id: Option<String>,
+    pub payment_key: Option<String>,
+    pub confirm_attempt: i32,
+    pub confirm_started_at: Option<DateTimeUtc>,
+    pub pg_secret: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub needs_review: bool,
+    pub review_reason: Option<String>,
+    pub reconcile_attempts: i32,
+    pub next_reconcile_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub completed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

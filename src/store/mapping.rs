@@ -1,0 +1,141 @@
+//! Rows to domain records. A row that does not parse is reported, never guessed at.
+
+use super::StoreError;
+use super::entities::{event, payment, refund};
+use crate::domain::{Failure, Payment, Refund, StoredEvent};
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} does not parse: {error}"))
+}
+
+fn failure(code: Option<String>, message: Option<String>) -> Option<Failure> {
+    code.map(|code| Failure {
+        code,
+        message: message.unwrap_or_default(),
+    })
+}
+
+impl TryFrom<payment::Model> for Payment {
+    type Error = StoreError;
+    fn try_from(row: payment::Model) -> Result<Self, Self::Error> {
+        Ok(Payment {
+            id: row.id.parse().map_err(|e| corrupt("payment id", e))?,
+            payment_type: row
+                .payment_type
+                .parse()
+                .map_err(|e| corrupt("payment type", e))?,
+            status: row.status.parse().map_err(|e| corrupt("status", e))?,
+            failure: failure(row.failure_code, row.failure_message),
+            user_id: row.user_id,
+            order_id: row.order_id,
+            order_name: row.order_name,
+            subscription_id: row.subscription_id,
+            payment_method: row.payment_method,
+            amount_krw: row.amount_krw,
+            refunded_amount_krw: row.refunded_amount_krw,
+            refund_reserved_krw: row.refund_reserved_krw,
+            currency: row.currency,
+            pg_provider: row.pg_provider,
+            pg_transaction_id: row.pg_transaction_id,
+            payment_key: row.payment_key,
+            confirm_attempt: row.confirm_attempt,
+            confirm_started_at: row.confirm_started_at,
+            pg_secret: row.pg_secret,
+            needs_review: row.needs_review,
+            review_reason: row.review_reason,
+            reconcile_attempts: row.reconcile_attempts,
+            next_reconcile_at: row.next_reconcile_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            completed_at: row.completed_at,
+        })
+    }
+}
+
+impl TryFrom<refund::Model> for Refund {
+    type Error = StoreError;
+    fn try_from(row: refund::Model) -> Result<Self, Self::Error> {
+        Ok(Refund {
+            id: row.id.parse().map_err(|e| corrupt("refund id", e))?,
+            payment_id: row.payment_id.parse().map_err(|e| corrupt("payment id", e))?,
+            status: row.status.parse().map_err(|e| corrupt("refund status", e))?,
+            failure: failure(row.failure_code, row.failure_message),
+            amount_krw: row.amount_krw,
+            reason: row.reason,
+            pg_cancel_key: row.pg_cancel_key,
+            reconcile_attempts: row.reconcile_attempts,
+            next_reconcile_at: row.next_reconcile_at,
+            created_at: row.created_at,
+            refunded_at: row.refunded_at,
+        })
+    }
+}
+
+impl TryFrom<event::Model> for StoredEvent {
+    type Error = StoreError;
+    fn try_from(row: event::Model) -> Result<Self, Self::Error> {
+        Ok(StoredEvent {
+            payload: serde_json::from_str(&row.payload).map_err(|e| corrupt("event payload", e))?,
+            seq: row.seq,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            version: row.version,
+            occurred_at: row.occurred_at,
+            source: row.source,
+            user_id: row.user_id,
+            payment_id: row.payment_id,
+        })
+    }
+}
+
+pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    payment::ActiveModel {
+        id: Set(p.id.to_string()),
+        user_id: Set(p.user_id.clone()),
+        order_id: Set(p.order_id.clone()),
+        order_name: Set(p.order_name.clone()),
+        subscription_id: Set(p.subscription_id.clone()),
+        payment_type: Set(p.payment_type.as_str().to_owned()),
+        payment_method: Set(p.payment_method.clone()),
+        amount_krw: Set(p.amount_krw),
+        refunded_amount_krw: Set(p.refunded_amount_krw),
+        refund_reserved_krw: Set(p.refund_reserved_krw),
+        currency: Set(p.currency.clone()),
+        status: Set(p.status.as_str().to_owned()),
+        pg_provider: Set(p.pg_provider.clone()),
+        pg_transaction_id: Set(p.pg_transaction_id.clone()),
+        payment_key: Set(p.payment_key.clone()),
+        confirm_attempt: Set(p.confirm_attempt),
+        confirm_started_at: Set(p.confirm_started_at),
+        pg_secret: Set(p.pg_secret.clone()),
+        failure_code: Set(p.failure.as_ref().map(|f| f.code.clone())),
+        failure_message: Set(p.failure.as_ref().map(|f| f.message.clone())),
+        needs_review: Set(p.needs_review),
+        review_reason: Set(p.review_reason.clone()),
+        reconcile_attempts: Set(p.reconcile_attempts),
+        next_reconcile_at: Set(p.next_reconcile_at),
+        created_at: Set(p.created_at),
+        updated_at: Set(p.updated_at),
+        completed_at: Set(p.completed_at),
+    }
+}
+
+pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    refund::ActiveModel {
+        id: Set(r.id.to_string()),
+        payment_id: Set(r.payment_id.to_string()),
+        amount_krw: Set(r.amount_krw),
+        reason: Set(r.reason.clone()),
+        status: Set(r.status.as_str().to_owned()),
+        pg_cancel_key: Set(r.pg_cancel_key.clone()),
+        failure_code: Set(r.failure.as_ref().map(|f| f.code.clone())),
+        failure_message: Set(r.failure.as_ref().map(|f| f.message.clone())),
+        reconcile_attempts: Set(r.reconcile_attempts),
+        next_reconcile_at: Set(r.next_reconcile_at),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.created_at),
+        refunded_at: Set(r.refunded_at),
+    }
+}

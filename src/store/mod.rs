@@ -1,0 +1,133 @@
+//! Persistence with SeaORM: entities, conditional updates, and the transactions that keep a state
+//! change and its event together. The database is the only lock: every state change is an
+//! `UPDATE … WHERE status = …` whose row count says who won.
+
+mod entities;
+mod events;
+mod idempotency;
+mod mapping;
+mod payments;
+mod refunds;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    TransactionTrait,
+};
+
+pub use events::NewEvent;
+pub use idempotency::{IdempotencyBegin, StoredResponse};
+pub use payments::{PaymentChanges, Transition};
+pub use refunds::RefundRelease;
+
+/// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://payment-service.db?mode=rwc";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("duplicate order_id")]
+    DuplicateOrderId,
+    /// The database cannot be reached (or the pool is exhausted); retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(error: DbErr) -> Self {
+        match &error {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.to_string()),
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))
+                if is_connection_error(e) =>
+            {
+                Self::Unavailable(error.to_string())
+            }
+            _ => Self::Other(error.to_string()),
+        }
+    }
+}
+
+fn is_connection_error(error: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    matches!(
+        error,
+        Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed | Error::Tls(_)
+    )
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Self, DbErr> {
+        let mut connect = ConnectOptions::new(options.url.clone());
+        connect
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        if DbBackend::Sqlite.is_prefix_of(&options.url) {
+            // SQLite has one writer. One connection serialises our short transactions instead
+            // of failing them with SQLITE_BUSY; it also keeps `sqlite::memory:` alive.
+            connect
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .map_sqlx_sqlite_opts(|opts| {
+                    opts.foreign_keys(true)
+                        .busy_timeout(Duration::from_secs(5))
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                });
+        } else {
+            connect
+                .max_connections(options.max_connections)
+                .min_connections(1);
+        }
+        let db = Database::connect(connect).await?;
+        let store = Self { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), DbErr> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // Several instances may start at once; the lock makes them migrate one at a time.
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(727100001)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await
+        } else {
+            Migrator::up(&self.db, None).await
+        }
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// For `/ready`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await.map_err(StoreError::from)
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+}

@@ -1,0 +1,229 @@
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr, TransactionTrait,
+};
+
+use super::entities::payment::{self, Column};
+use super::events::{self, NewEvent};
+use super::mapping::to_active_payment;
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
+
+/// Columns a transition may set. `None` leaves a column alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentChanges {
+    pub status: Option<PaymentStatus>,
+    pub pg_provider: Option<Option<String>>,
+    pub pg_transaction_id: Option<Option<String>>,
+    pub payment_key: Option<Option<String>>,
+    pub pg_secret: Option<Option<String>>,
+    pub failure: Option<Option<Failure>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub confirm_started_at: Option<DateTime<Utc>>,
+    /// Adds one to `confirm_attempt`.
+    pub new_confirm_attempt: bool,
+    pub next_reconcile_at: Option<Option<DateTime<Utc>>>,
+    pub reconcile_attempts: Option<i32>,
+    /// Sets the review flag with its reason.
+    pub review: Option<String>,
+}
+
+/// A conditional update of one payment, with the event it produces, in one transaction.
+/// It happens only if the payment is still in one of `from` (and, when given, still carries
+/// `payment_key`): concurrent requests, instances and the reconciler race on this row count.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub payment_id: PaymentId,
+    pub from: &'a [PaymentStatus],
+    pub payment_key: Option<&'a str>,
+    pub changes: PaymentChanges,
+    pub event: Option<NewEvent>,
+}
+
+impl Store {
+    pub async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
+        match to_active_payment(payment).insert(&self.db).await {
+            Ok(_) => Ok(()),
+            Err(error) => match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => Err(StoreError::DuplicateOrderId),
+                _ => Err(error.into()),
+            },
+        }
+    }
+
+    pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        payment::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(Payment::try_from)
+            .transpose()
+    }
+
+    pub async fn payment_by_order(&self, order_id: &str) -> StoreResult<Option<Payment>> {
+        payment::Entity::find()
+            .filter(Column::OrderId.eq(order_id))
+            .one(&self.db)
+            .await?
+            .map(Payment::try_from)
+            .transpose()
+    }
+
+    /// Newest first, with the total count of the filter.
+    pub async fn list_payments(
+        &self,
+        user_id: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<(Vec<Payment>, u64)> {
+        let mut query = payment::Entity::find();
+        if let Some(user_id) = user_id {
+            query = query.filter(Column::UserId.eq(user_id));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?;
+        let payments = rows
+            .into_iter()
+            .map(Payment::try_from)
+            .collect::<StoreResult<_>>()?;
+        Ok((payments, total))
+    }
+
+    /// Applies `transition` if the payment is still where it expects; `false` if another
+    /// request, instance or the reconciler got there first.
+    pub async fn transition(&self, transition: Transition<'_>) -> StoreResult<bool> {
+        if let Some(to) = transition.changes.status {
+            debug_assert!(
+                transition.from.iter().all(|from| from.can_become(to)),
+                "illegal transition {:?} -> {to}",
+                transition.from
+            );
+        }
+        let txn = self.db.begin().await?;
+        let mut update = payment::Entity::update_many()
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(Column::Id.eq(transition.payment_id.to_string()))
+            .filter(
+                Column::Status.is_in(transition.from.iter().map(|status| status.as_str())),
+            );
+        if let Some(key) = transition.payment_key {
+            update = update.filter(Column::PaymentKey.eq(key));
+        }
+        for (column, value) in transition.changes.assignments() {
+            update = update.col_expr(column, value);
+        }
+        if update.exec(&txn).await?.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(event) = transition.event {
+            events::append(&txn, event).await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Unsettled payments whose next reconciliation is due, oldest due first.
+    pub async fn payments_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Payment>> {
+        payment::Entity::find()
+            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()))
+            .filter(Column::NeedsReview.eq(false))
+            .filter(Column::NextReconcileAt.lte(now))
+            .order_by_asc(Column::NextReconcileAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Payment::try_from)
+            .collect()
+    }
+
+    /// Takes a due payment for one reconciliation pass by moving its due time; only one
+    /// instance wins the row.
+    pub async fn lease_payment(
+        &self,
+        payment: &Payment,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut update = payment::Entity::update_many()
+            .col_expr(Column::NextReconcileAt, Expr::value(until))
+            .col_expr(
+                Column::ReconcileAttempts,
+                Expr::col(Column::ReconcileAttempts).add(1),
+            )
+            .filter(Column::Id.eq(payment.id.to_string()))
+            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()));
+        update = match payment.next_reconcile_at {
+            Some(at) => update.filter(Column::NextReconcileAt.eq(at)),
+            None => update.filter(Column::NextReconcileAt.is_null()),
+        };
+        Ok(update.exec(&self.db).await?.rows_affected == 1)
+    }
+
+    /// Counts unsettled payments (for `/ready` details and metrics).
+    pub async fn count_in_progress(&self) -> StoreResult<u64> {
+        Ok(payment::Entity::find()
+            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+}
+
+impl PaymentChanges {
+    fn assignments(self) -> Vec<(Column, SimpleExpr)> {
+        let mut set: Vec<(Column, SimpleExpr)> = Vec::new();
+        if let Some(status) = self.status {
+            set.push((Column::Status, Expr::value(status.as_str())));
+        }
+        if let Some(value) = self.pg_provider {
+            set.push((Column::PgProvider, Expr::value(value)));
+        }
+        if let Some(value) = self.pg_transaction_id {
+            set.push((Column::PgTransactionId, Expr::value(value)));
+        }
+        if let Some(value) = self.payment_key {
+            set.push((Column::PaymentKey, Expr::value(value)));
+        }
+        if let Some(value) = self.pg_secret {
+            set.push((Column::PgSecret, Expr::value(value)));
+        }
+        if let Some(failure) = self.failure {
+            let (code, message) = match failure {
+                Some(f) => (Some(f.code), Some(f.message)),
+                None => (None, None),
+            };
+            set.push((Column::FailureCode, Expr::value(code)));
+            set.push((Column::FailureMessage, Expr::value(message)));
+        }
+        if let Some(at) = self.completed_at {
+            set.push((Column::CompletedAt, Expr::value(at)));
+        }
+        if let Some(at) = self.confirm_started_at {
+            set.push((Column::ConfirmStartedAt, Expr::value(at)));
+        }
+        if self.new_confirm_attempt {
+            set.push((
+                Column::ConfirmAttempt,
+                Expr::col(Column::ConfirmAttempt).add(1),
+            ));
+        }
+        if let Some(at) = self.next_reconcile_at {
+            set.push((Column::NextReconcileAt, Expr::value(at)));
+        }
+        if let Some(attempts) = self.reconcile_attempts {
+            set.push((Column::ReconcileAttempts, Expr::value(attempts)));
+        }
+        if let Some(reason) = self.review {
+            set.push((Column::NeedsReview, Expr::value(true)));
+            set.push((Column::ReviewReason, Expr::value(reason)));
+        }
+        set
+    }
+}
