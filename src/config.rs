@@ -195,6 +195,9 @@ mod tests {
         assert!(!text.contains("test_sk_secret_value"));
         assert!(!text.contains("api-key-secret-value"));
         assert!(!text.contains("db-password"));
-        assert!(text.contains("postgres"), "backend is still visible: {text}");
+        assert!(
+            text.contains("postgres"),
+            "backend is still visible: {text}"
+        );
     }
 }

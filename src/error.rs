@@ -26,7 +26,9 @@ pub enum AppError {
     RefundExceedsBalance { requested: i64, balance: i64 },
     #[error("the payment gateway declined: {message}")]
     PgDeclined { code: String, message: String },
-    #[error("the payment gateway rejected our credentials or request; an operator must fix the configuration")]
+    #[error(
+        "the payment gateway rejected our credentials or request; an operator must fix the configuration"
+    )]
     PgMisconfigured { code: String, message: String },
     #[error("the payment gateway's reply does not match the payment; it was set aside for review")]
     PgResponseMismatch,
@@ -148,10 +150,12 @@ impl From<GatewayError> for AppError {
     fn from(error: GatewayError) -> Self {
         match error {
             GatewayError::Declined { code, message } => Self::PgDeclined { code, message },
-            GatewayError::Misconfigured { code, message } => Self::PgMisconfigured { code, message },
-            GatewayError::Unknown { reason, .. } => Self::Internal(format!(
-                "unknown PG outcome surfaced as an error: {reason}"
-            )),
+            GatewayError::Misconfigured { code, message } => {
+                Self::PgMisconfigured { code, message }
+            }
+            GatewayError::Unknown { reason, .. } => {
+                Self::Internal(format!("unknown PG outcome surfaced as an error: {reason}"))
+            }
         }
     }
 }

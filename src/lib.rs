@@ -1,6 +1,14 @@
+//! payment-service: a REST/JSON API for payments through Toss Payments.
+//!
+//! Layers (data flows one way): `http` -> `service` -> (`store`, `gateway`) -> `service` -> `http`.
+//! `domain` holds the types with meaning; `config`, `startup` and `telemetry` wire it all once.
+
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod http;
 pub mod service;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

@@ -162,9 +162,15 @@ mod tests {
     #[test]
     fn confirm_paths() {
         assert!(Pending.can_become(InProgress));
-        assert!(Pending.can_become(Completed), "no-op gateway confirms directly");
+        assert!(
+            Pending.can_become(Completed),
+            "no-op gateway confirms directly"
+        );
         assert!(InProgress.can_become(Completed));
-        assert!(InProgress.can_become(Pending), "a declined or expired attempt");
+        assert!(
+            InProgress.can_become(Pending),
+            "a declined or expired attempt"
+        );
         assert!(!Completed.can_become(Pending));
         assert!(!Completed.can_become(InProgress));
         assert!(!InProgress.can_become(Refunded));

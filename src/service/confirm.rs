@@ -57,7 +57,10 @@ impl PaymentService {
             PaymentRef::Id(id) => self.find(*id).await?,
             PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await?,
         };
-        if command.amount_krw.is_some_and(|amount| amount != payment.amount_krw) {
+        if command
+            .amount_krw
+            .is_some_and(|amount| amount != payment.amount_krw)
+        {
             tracing::warn!(payment_id = %payment.id, "confirm refused: amount differs from the stored amount");
             return Err(AppError::AmountMismatch);
         }

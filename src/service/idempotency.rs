@@ -65,7 +65,9 @@ impl PaymentService {
     ) -> Result<(), AppError> {
         let replayable = !(response.status >= 500 || response.status == 401);
         if replayable {
-            self.store.finish_idempotent(key.as_str(), &response).await?;
+            self.store
+                .finish_idempotent(key.as_str(), &response)
+                .await?;
         } else {
             self.store.abandon_idempotent(key.as_str()).await?;
         }

@@ -21,7 +21,10 @@ impl Reconciler {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(interval_ms = self.interval.as_millis() as u64, "reconciler started");
+        tracing::info!(
+            interval_ms = self.interval.as_millis() as u64,
+            "reconciler started"
+        );
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}

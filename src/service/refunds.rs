@@ -19,9 +19,15 @@ pub struct RefundCommand {
 
 #[derive(Debug, Clone)]
 pub enum RefundOutcome {
-    Completed { refund: Refund, payment: Payment },
+    Completed {
+        refund: Refund,
+        payment: Payment,
+    },
     /// Sent to the PG, outcome not known yet; the service settles it by itself.
-    Unsettled { refund: Refund, payment: Payment },
+    Unsettled {
+        refund: Refund,
+        payment: Payment,
+    },
 }
 
 impl PaymentService {
@@ -99,7 +105,11 @@ impl PaymentService {
         }
     }
 
-    async fn send_cancel(&self, payment: Payment, refund: Refund) -> Result<RefundOutcome, AppError> {
+    async fn send_cancel(
+        &self,
+        payment: Payment,
+        refund: Refund,
+    ) -> Result<RefundOutcome, AppError> {
         let request = CancelRequest {
             payment_key: payment.pg_transaction_id.clone().unwrap_or_default(),
             reason: refund.reason.clone(),
@@ -148,12 +158,12 @@ impl PaymentService {
                     let at = cancel.canceled_at.unwrap_or_else(Utc::now);
                     return self.finish_refund(refund, Some(key), at).await;
                 }
-                let waited_enough =
-                    refund.created_at + self.settings.confirm_window < Utc::now();
+                let waited_enough = refund.created_at + self.settings.confirm_window < Utc::now();
                 if waited_enough {
                     let failure = Failure {
                         code: "PG_CANCEL_NOT_FOUND".to_owned(),
-                        message: "the PG shows no such cancel; the refund did not happen".to_owned(),
+                        message: "the PG shows no such cancel; the refund did not happen"
+                            .to_owned(),
                     };
                     tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, "PG shows no such cancel; refund FAILED");
                     self.store

@@ -177,9 +177,7 @@ impl PaymentService {
     ) -> Result<ConfirmOutcome, AppError> {
         let payment = self.find(payment_id).await?;
         match payment.status {
-            PaymentStatus::Completed
-            | PaymentStatus::PartialRefund
-            | PaymentStatus::Refunded
+            PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
                 if payment.pg_transaction_id.as_deref() == Some(payment_key) =>
             {
                 Ok(ConfirmOutcome::Completed(payment))
@@ -234,7 +232,10 @@ fn check_record(payment: &Payment, record: &PgPayment) -> Result<(), String> {
     if let Some(currency) = &record.currency
         && currency != &payment.currency
     {
-        return Err(format!("PG currency {currency} differs from ours {}", payment.currency));
+        return Err(format!(
+            "PG currency {currency} differs from ours {}",
+            payment.currency
+        ));
     }
     Ok(())
 }

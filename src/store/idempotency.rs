@@ -55,7 +55,8 @@ impl Store {
             };
             match claim.insert(&self.db).await {
                 Ok(_) => return Ok(IdempotencyBegin::Started),
-                Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+                Err(error)
+                    if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
                 Err(error) => return Err(error.into()),
             }
             let Some(existing) = idempotency_key::Entity::find_by_id(key.to_owned())
@@ -106,7 +107,10 @@ impl Store {
     pub async fn finish_idempotent(&self, key: &str, response: &StoredResponse) -> StoreResult<()> {
         idempotency_key::Entity::update_many()
             .col_expr(Column::State, Expr::value(DONE))
-            .col_expr(Column::ResponseStatus, Expr::value(i32::from(response.status)))
+            .col_expr(
+                Column::ResponseStatus,
+                Expr::value(i32::from(response.status)),
+            )
             .col_expr(Column::ResponseBody, Expr::value(response.body.clone()))
             .col_expr(
                 Column::ResponseContentType,

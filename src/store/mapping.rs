@@ -57,8 +57,14 @@ impl TryFrom<refund::Model> for Refund {
     fn try_from(row: refund::Model) -> Result<Self, Self::Error> {
         Ok(Refund {
             id: row.id.parse().map_err(|e| corrupt("refund id", e))?,
-            payment_id: row.payment_id.parse().map_err(|e| corrupt("payment id", e))?,
-            status: row.status.parse().map_err(|e| corrupt("refund status", e))?,
+            payment_id: row
+                .payment_id
+                .parse()
+                .map_err(|e| corrupt("payment id", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| corrupt("refund status", e))?,
             failure: failure(row.failure_code, row.failure_message),
             amount_krw: row.amount_krw,
             reason: row.reason,

@@ -110,9 +110,7 @@ impl Store {
         let mut update = payment::Entity::update_many()
             .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(Column::Id.eq(transition.payment_id.to_string()))
-            .filter(
-                Column::Status.is_in(transition.from.iter().map(|status| status.as_str())),
-            );
+            .filter(Column::Status.is_in(transition.from.iter().map(|status| status.as_str())));
         if let Some(key) = transition.payment_key {
             update = update.filter(Column::PaymentKey.eq(key));
         }

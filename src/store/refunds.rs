@@ -72,11 +72,17 @@ impl Store {
     ) -> StoreResult<Option<(Payment, Refund)>> {
         let txn = self.db.begin().await?;
         let updated = refund::Entity::update_many()
-            .col_expr(refund::Column::Status, Expr::value(RefundStatus::Completed.as_str()))
+            .col_expr(
+                refund::Column::Status,
+                Expr::value(RefundStatus::Completed.as_str()),
+            )
             .col_expr(refund::Column::PgCancelKey, Expr::value(pg_cancel_key))
             .col_expr(refund::Column::RefundedAt, Expr::value(refunded_at))
             .col_expr(refund::Column::UpdatedAt, Expr::value(Utc::now()))
-            .col_expr(refund::Column::NextReconcileAt, Expr::value(None::<DateTime<Utc>>))
+            .col_expr(
+                refund::Column::NextReconcileAt,
+                Expr::value(None::<DateTime<Utc>>),
+            )
             .filter(refund::Column::Id.eq(refund_id.to_string()))
             .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
             .exec(&txn)
@@ -137,7 +143,10 @@ impl Store {
             }
             RefundRelease::Fail(failure) => {
                 refund::Entity::update_many()
-                    .col_expr(refund::Column::Status, Expr::value(RefundStatus::Failed.as_str()))
+                    .col_expr(
+                        refund::Column::Status,
+                        Expr::value(RefundStatus::Failed.as_str()),
+                    )
                     .col_expr(refund::Column::FailureCode, Expr::value(failure.code))
                     .col_expr(refund::Column::FailureMessage, Expr::value(failure.message))
                     .col_expr(refund::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -284,11 +293,7 @@ async fn load_refund<C: ConnectionTrait>(conn: &C, id: RefundId) -> StoreResult<
 
 impl Store {
     /// Next reconciliation of a `PENDING` refund.
-    pub async fn schedule_refund(
-        &self,
-        refund_id: RefundId,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    pub async fn schedule_refund(&self, refund_id: RefundId, at: DateTime<Utc>) -> StoreResult<()> {
         refund::Entity::update_many()
             .col_expr(refund::Column::NextReconcileAt, Expr::value(at))
             .filter(refund::Column::Id.eq(refund_id.to_string()))

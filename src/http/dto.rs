@@ -1,0 +1,494 @@
+//! What goes over the wire: request bodies (parsed into domain types at the edge) and
+//! responses (built from domain records). Field names are fixed by the API contract.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{
+    Amount, DomainError, OrderId, Payment, PaymentStatus, PaymentType, Refund, RefundStatus,
+    StoredEvent, UserId,
+};
+use crate::error::AppError;
+use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
+
+/// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Text a person typed: length in characters, no control characters.
+fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(DomainError::new(
+            field,
+            format!("must be {min} to {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if min > 0 && value.trim().is_empty() {
+        return Err(DomainError::new(field, "must not be blank"));
+    }
+    Ok(value.to_owned())
+}
+
+fn optional_text(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, DomainError> {
+    value.map(|v| text(field, &v, 1, max)).transpose()
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentTypeDto {
+    OneTime,
+    Subscription,
+}
+
+impl From<PaymentTypeDto> for PaymentType {
+    fn from(value: PaymentTypeDto) -> Self {
+        match value {
+            PaymentTypeDto::OneTime => PaymentType::OneTime,
+            PaymentTypeDto::Subscription => PaymentType::Subscription,
+        }
+    }
+}
+
+impl From<PaymentType> for PaymentTypeDto {
+    fn from(value: PaymentType) -> Self {
+        match value {
+            PaymentType::OneTime => PaymentTypeDto::OneTime,
+            PaymentType::Subscription => PaymentTypeDto::Subscription,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatusDto {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+    Cancelled,
+    Refunded,
+    PartialRefund,
+}
+
+impl From<PaymentStatus> for PaymentStatusDto {
+    fn from(value: PaymentStatus) -> Self {
+        match value {
+            PaymentStatus::Pending => Self::Pending,
+            PaymentStatus::InProgress => Self::InProgress,
+            PaymentStatus::Completed => Self::Completed,
+            PaymentStatus::Failed => Self::Failed,
+            PaymentStatus::Cancelled => Self::Cancelled,
+            PaymentStatus::Refunded => Self::Refunded,
+            PaymentStatus::PartialRefund => Self::PartialRefund,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatusDto {
+    Pending,
+    Completed,
+    Failed,
+}
+
+impl From<RefundStatus> for RefundStatusDto {
+    fn from(value: RefundStatus) -> Self {
+        match value {
+            RefundStatus::Pending => Self::Pending,
+            RefundStatus::Completed => Self::Completed,
+            RefundStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// Body of `POST /payments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "user_id": "u-1",
+    "order_id": "order_20261123_0001",
+    "order_name": "Vitamin D x 3",
+    "payment_type": "ONE_TIME",
+    "amount_krw": 15000,
+    "payment_method": "card"
+}))]
+pub struct CreatePaymentRequest {
+    /// 1..64 characters.
+    pub user_id: String,
+    /// 6..64 characters of `A-Z a-z 0-9 - _`; unique.
+    pub order_id: String,
+    /// At most 100 characters.
+    pub order_name: Option<String>,
+    /// For subscription payments; at most 128 characters.
+    pub subscription_id: Option<String>,
+    /// Default `ONE_TIME`.
+    pub payment_type: Option<PaymentTypeDto>,
+    /// 1..=1,000,000,000 KRW.
+    pub amount_krw: i64,
+    /// "card", "bank_transfer", "kakao_pay", ...; 1..64 characters.
+    pub payment_method: String,
+}
+
+impl TryFrom<CreatePaymentRequest> for NewPayment {
+    type Error = AppError;
+    fn try_from(body: CreatePaymentRequest) -> Result<Self, Self::Error> {
+        Ok(NewPayment {
+            user_id: UserId::parse(&body.user_id)?,
+            order_id: OrderId::parse(&body.order_id)?,
+            order_name: optional_text("order_name", body.order_name, 100)?,
+            subscription_id: optional_text("subscription_id", body.subscription_id, 128)?,
+            payment_type: body.payment_type.unwrap_or(PaymentTypeDto::OneTime).into(),
+            amount: Amount::new(body.amount_krw)?,
+            payment_method: text("payment_method", &body.payment_method, 1, 64)?,
+        })
+    }
+}
+
+/// Body of `POST /payments/confirm`: `payment_id` or `order_id`, exactly one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "order_id": "order_20261123_0001",
+    "payment_key": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+    "amount_krw": 15000
+}))]
+pub struct ConfirmPaymentRequest {
+    pub payment_id: Option<String>,
+    pub order_id: Option<String>,
+    /// Toss's `paymentKey` from the success redirect. With the Toss gateway, Toss confirms the
+    /// payment and no API key is needed.
+    pub payment_key: Option<String>,
+    /// When given, must equal the stored amount (else 422 `AMOUNT_MISMATCH`, Toss not called).
+    pub amount_krw: Option<i64>,
+    /// Without `payment_key` (or with the no-op gateway): recorded as given. Needs the API key.
+    pub pg_transaction_id: Option<String>,
+    /// Without `payment_key` (or with the no-op gateway): recorded as given. Needs the API key.
+    pub pg_provider: Option<String>,
+}
+
+impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
+    type Error = AppError;
+    fn try_from(body: ConfirmPaymentRequest) -> Result<Self, Self::Error> {
+        let payment = match (body.payment_id, body.order_id) {
+            (Some(id), None) => PaymentRef::Id(
+                id.parse()
+                    .map_err(|_| AppError::unprocessable("payment_id: must be a UUID"))?,
+            ),
+            (None, Some(order_id)) => PaymentRef::OrderId(OrderId::parse(&order_id)?.to_string()),
+            _ => {
+                return Err(AppError::unprocessable(
+                    "give exactly one of payment_id and order_id",
+                ));
+            }
+        };
+        Ok(ConfirmCommand {
+            payment,
+            payment_key: body
+                .payment_key
+                .map(|key| payment_key("payment_key", &key))
+                .transpose()?,
+            amount_krw: body.amount_krw,
+            pg_transaction_id: optional_text("pg_transaction_id", body.pg_transaction_id, 200)?,
+            pg_provider: optional_text("pg_provider", body.pg_provider, 32)?,
+        })
+    }
+}
+
+/// A Toss `paymentKey`: 1..200 printable ASCII characters.
+pub fn payment_key(field: &'static str, value: &str) -> Result<String, DomainError> {
+    if value.is_empty() || value.len() > 200 || !value.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(DomainError::new(
+            field,
+            "must be 1 to 200 printable ASCII characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Body of `POST /payments/{payment_id}/refund`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "customer changed their mind", "refund_amount_krw": 5000}))]
+pub struct RefundRequest {
+    /// 1..200 characters; sent to Toss as `cancelReason`.
+    pub reason: String,
+    /// Absent or 0: the whole remaining balance.
+    pub refund_amount_krw: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureDto {
+    pub code: String,
+    pub message: String,
+}
+
+/// A payment.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
+    "user_id": "u-1",
+    "order_id": "order_20261123_0001",
+    "order_name": "Vitamin D x 3",
+    "subscription_id": null,
+    "payment_type": "ONE_TIME",
+    "payment_method": "card",
+    "amount_krw": 15000,
+    "refunded_amount_krw": 0,
+    "currency": "KRW",
+    "status": "COMPLETED",
+    "pg_provider": "toss",
+    "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+    "failure": null,
+    "created_at": "2026-11-23T09:30:00.000Z",
+    "updated_at": "2026-11-23T09:31:02.412Z",
+    "completed_at": "2026-11-23T09:31:02.000Z"
+}))]
+pub struct PaymentDto {
+    #[schema(format = Uuid)]
+    pub payment_id: String,
+    pub user_id: String,
+    pub order_id: String,
+    pub order_name: Option<String>,
+    pub subscription_id: Option<String>,
+    pub payment_type: PaymentTypeDto,
+    pub payment_method: String,
+    pub amount_krw: i64,
+    pub refunded_amount_krw: i64,
+    pub currency: String,
+    pub status: PaymentStatusDto,
+    pub pg_provider: Option<String>,
+    pub pg_transaction_id: Option<String>,
+    /// Why the last attempt to pay failed; null once paid.
+    pub failure: Option<FailureDto>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+impl From<&Payment> for PaymentDto {
+    fn from(p: &Payment) -> Self {
+        Self {
+            payment_id: p.id.to_string(),
+            user_id: p.user_id.clone(),
+            order_id: p.order_id.clone(),
+            order_name: p.order_name.clone(),
+            subscription_id: p.subscription_id.clone(),
+            payment_type: p.payment_type.into(),
+            payment_method: p.payment_method.clone(),
+            amount_krw: p.amount_krw,
+            refunded_amount_krw: p.refunded_amount_krw,
+            currency: p.currency.clone(),
+            status: p.status.into(),
+            pg_provider: p.pg_provider.clone(),
+            pg_transaction_id: p.pg_transaction_id.clone(),
+            failure: p.failure.as_ref().map(|f| FailureDto {
+                code: f.code.clone(),
+                message: f.message.clone(),
+            }),
+            created_at: timestamp(p.created_at),
+            updated_at: timestamp(p.updated_at),
+            completed_at: p.completed_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentListDto {
+    pub payments: Vec<PaymentDto>,
+    /// How many payments match the filter in all.
+    pub total_count: u64,
+}
+
+/// A refund.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "refund_id": "019ab5b4-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+    "payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
+    "refund_amount_krw": 5000,
+    "reason": "customer changed their mind",
+    "status": "COMPLETED",
+    "payment_status": "PARTIAL_REFUND",
+    "refunded_at": "2026-11-23T10:02:11.000Z"
+}))]
+pub struct RefundDto {
+    #[schema(format = Uuid)]
+    pub refund_id: String,
+    #[schema(format = Uuid)]
+    pub payment_id: String,
+    pub refund_amount_krw: i64,
+    pub reason: String,
+    pub status: RefundStatusDto,
+    /// The payment's status after this refund.
+    pub payment_status: PaymentStatusDto,
+    #[schema(format = DateTime)]
+    pub refunded_at: Option<String>,
+    /// Why the PG did not make this refund (`FAILED` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureDto>,
+}
+
+impl RefundDto {
+    pub fn new(refund: &Refund, payment: &Payment) -> Self {
+        Self {
+            refund_id: refund.id.to_string(),
+            payment_id: refund.payment_id.to_string(),
+            refund_amount_krw: refund.amount_krw,
+            reason: refund.reason.clone(),
+            status: refund.status.into(),
+            payment_status: payment.status.into(),
+            refunded_at: refund.refunded_at.map(timestamp),
+            failure: refund.failure.as_ref().map(|f| FailureDto {
+                code: f.code.clone(),
+                message: f.message.clone(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundListDto {
+    pub refunds: Vec<RefundDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListPaymentsParams {
+    /// Only this user's payments.
+    pub user_id: Option<String>,
+    /// 1..=100, default 20.
+    pub limit: Option<u64>,
+    /// Default 0.
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Cursor: events after this one. Default 0 (from the start).
+    pub after: Option<i64>,
+    /// 1..=1000, default 100.
+    pub limit: Option<u64>,
+}
+
+/// One event of the log, in the envelope consumers already know, plus its cursor.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "cursor": 42,
+    "event_id": "019ab5b3-0c4d-7e5f-8a9b-0c1d2e3f4a5b",
+    "event_type": "payment.completed",
+    "version": "1.0",
+    "timestamp": "2026-11-23T09:31:02.415Z",
+    "source": "payment-service",
+    "user_id": "u-1",
+    "payload": {
+        "payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
+        "order_id": "order_20261123_0001",
+        "amount": 15000,
+        "currency": "KRW",
+        "payment_method": "card",
+        "pg_provider": "toss",
+        "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+        "payment_type": "ONE_TIME",
+        "subscription_id": null
+    }
+}))]
+pub struct EventDto {
+    /// Position in the log; pass the last one seen as `after`.
+    pub cursor: i64,
+    #[schema(format = Uuid)]
+    pub event_id: String,
+    /// `payment.completed`, `payment.failed` or `payment.refunded`.
+    pub event_type: String,
+    pub version: String,
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    pub source: String,
+    pub user_id: String,
+    /// completed: {payment_id, order_id, amount, currency, payment_method, pg_provider,
+    /// pg_transaction_id, payment_type, subscription_id}; failed: {payment_id, order_id, amount,
+    /// currency, error_code, error_message}; refunded: {payment_id, refund_id, refund_amount,
+    /// currency, reason, is_full_refund}.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+impl From<StoredEvent> for EventDto {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            cursor: e.seq,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            version: e.version,
+            timestamp: timestamp(e.occurred_at),
+            source: e.source,
+            user_id: e.user_id,
+            payload: e.payload,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventListDto {
+    pub events: Vec<EventDto>,
+    /// Pass as `after` to get the next page (equal to `after` when there is nothing new).
+    pub next_cursor: i64,
+}
+
+/// Query of `GET /payments/toss/success`, as Toss sends it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct TossSuccessParams {
+    /// Toss's key of the authenticated payment.
+    pub payment_key: Option<String>,
+    pub order_id: Option<String>,
+    /// The amount the buyer authenticated; must equal the stored amount.
+    pub amount: Option<String>,
+    /// `NORMAL`, `BRANDPAY` or `KEYIN`.
+    pub payment_type: Option<String>,
+}
+
+/// Query of `GET /payments/toss/fail`, as Toss sends it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct TossFailParams {
+    /// Toss's error code, e.g. `PAY_PROCESS_CANCELED`.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct HealthDto {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "database": "ok", "pg_gateway": "toss"}))]
+pub struct ReadyDto {
+    pub status: String,
+    pub database: String,
+    /// `toss` or `noop`.
+    pub pg_gateway: String,
+}

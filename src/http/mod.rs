@@ -1,0 +1,138 @@
+//! The HTTP interface: routes, their OpenAPI description, and the layers around them.
+
+mod auth;
+mod dto;
+mod extract;
+mod idempotency;
+mod payments;
+mod problem;
+mod redirects;
+mod system;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::ApiKeys;
+pub use problem::{PROBLEM_JSON, Problem};
+
+use crate::config::RedirectSettings;
+use crate::service::PaymentService;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: PaymentService,
+    pub api_keys: Arc<ApiKeys>,
+    pub redirect: Arc<RedirectSettings>,
+    pub body_limit: usize,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "payment-service",
+        description = "Payments through Toss Payments: create, confirm (from the web frontend or \
+Toss's success redirect), refund (fully or partly, repeatedly), and the durable event log.\n\n\
+Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**). Errors are \
+RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
+`VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
+`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `PG_DECLINED`, `PG_MISCONFIGURED`, \
+`PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
+`METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `SERVICE_UNAVAILABLE`, \
+`INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
+Amounts are integers in KRW. Timestamps are RFC 3339 UTC.",
+        license(name = "MIT")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "payments", description = "Create, read, confirm and refund payments"),
+        (name = "toss redirects", description = "Where Toss sends the buyer's browser"),
+        (name = "events", description = "The durable event log"),
+        (name = "system", description = "Health and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some("An API key from `API_KEYS`".to_owned());
+        components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(payments::create_payment, payments::list_payments))
+        .routes(routes!(payments::confirm_payment))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::refund_payment))
+        .routes(routes!(payments::list_refunds))
+        .routes(routes!(redirects::toss_success))
+        .routes(routes!(redirects::toss_fail))
+        .routes(routes!(system::list_events))
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready))
+}
+
+/// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+pub struct RouterSettings {
+    pub request_timeout: Duration,
+}
+
+pub fn router(state: AppState, settings: RouterSettings) -> Router {
+    let (routes, openapi) = api().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
+        .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(middleware::from_fn(problem::ensure_problem_json))
+        .layer(CatchPanicLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,250 @@
+//! `/payments` routes: extract, validate, call one service function, answer.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::dto::{
+    ConfirmPaymentRequest, CreatePaymentRequest, ListPaymentsParams, PaymentDto, PaymentListDto,
+    RefundDto, RefundListDto, RefundRequest,
+};
+use super::extract::{AppJson, AppQuery};
+use super::problem::Problem;
+use crate::domain::{PaymentId, UserId};
+use crate::error::AppError;
+use crate::service::{ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand, RefundOutcome};
+
+pub const TAG: &str = "payments";
+
+/// An id in a path that is not a UUID names no payment.
+fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("payment {raw} not found")))
+}
+
+/// Create a payment (`PENDING`).
+#[utoipa::path(
+    post, path = "/payments", tag = TAG,
+    request_body = CreatePaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    responses(
+        (status = 201, description = "Created", body = PaymentDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401, "detail": "missing or invalid API key", "code": "UNAUTHORIZED"})),
+        (status = 409, description = "`DUPLICATE_ORDER_ID`, or `REQUEST_IN_PROGRESS` for a duplicate still running", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/duplicate-order-id", "title": "Duplicate order id", "status": 409, "detail": "a payment with this order_id already exists", "code": "DUPLICATE_ORDER_ID"})),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`, or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/validation-error", "title": "Validation error", "status": 422, "detail": "amount_krw: must be between 1 and 1000000000", "code": "VALIDATION_ERROR"})),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<CreatePaymentRequest>,
+) -> Result<Response, AppError> {
+    state.api_keys.check(&headers)?;
+    let payment = state.service.create(NewPayment::try_from(body)?).await?;
+    Ok((StatusCode::CREATED, Json(PaymentDto::from(&payment))).into_response())
+}
+
+/// List payments, newest first.
+#[utoipa::path(
+    get, path = "/payments", tag = TAG,
+    params(ListPaymentsParams),
+    responses(
+        (status = 200, description = "A page of payments", body = PaymentListDto),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_payments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppQuery(params): AppQuery<ListPaymentsParams>,
+) -> Result<Json<PaymentListDto>, AppError> {
+    state.api_keys.check(&headers)?;
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::validation("limit: must be 1 to 100"));
+    }
+    let offset = params.offset.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(AppError::validation("offset: too large"));
+    }
+    let user_id = params
+        .user_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|e| AppError::validation(e.to_string()))?;
+    let (payments, total_count) = state
+        .service
+        .list(user_id.as_ref().map(UserId::as_str), limit, offset)
+        .await?;
+    Ok(Json(PaymentListDto {
+        payments: payments.iter().map(PaymentDto::from).collect(),
+        total_count,
+    }))
+}
+
+/// Get one payment.
+#[utoipa::path(
+    get, path = "/payments/{payment_id}", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/not-found", "title": "Not found", "status": 404, "detail": "payment 019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a not found", "code": "NOT_FOUND"})),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+) -> Result<Json<PaymentDto>, AppError> {
+    state.api_keys.check(&headers)?;
+    let payment = state.service.get(payment_id(&raw_id)?).await?;
+    Ok(Json(PaymentDto::from(&payment)))
+}
+
+/// Confirm a payment.
+///
+/// With the Toss gateway and a `payment_key`, Toss confirms the payment with the **stored**
+/// order id and amount; no API key is needed because Toss's answer is the proof. Without a
+/// `payment_key`, or with the no-op gateway, the caller's `pg_transaction_id`/`pg_provider` are
+/// recorded as given, which needs the API key.
+#[utoipa::path(
+    post, path = "/payments/confirm", tag = TAG,
+    request_body = ConfirmPaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    responses(
+        (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`)", body = PaymentDto),
+        (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = PaymentDto),
+        (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Toss declined: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`INVALID_STATE` (not confirmable), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status REFUNDED cannot be confirmed", "code": "INVALID_STATE"})),
+        (status = 422, description = "`AMOUNT_MISMATCH` (Toss not called), `VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/amount-mismatch", "title": "Amount mismatch", "status": 422, "detail": "amount_krw does not match the amount of the payment", "code": "AMOUNT_MISMATCH"})),
+        (status = 502, description = "`PG_MISCONFIGURED` (Toss rejected our key), or `PG_RESPONSE_MISMATCH` (Toss's reply contradicts the payment; set aside for review)", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/pg-misconfigured", "title": "Pg misconfigured", "status": 502, "detail": "the payment gateway rejected our credentials or request; an operator must fix the configuration", "code": "PG_MISCONFIGURED", "pg_code": "UNAUTHORIZED_KEY", "pg_message": "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."})),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn confirm_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<ConfirmPaymentRequest>,
+) -> Result<Response, AppError> {
+    let command = ConfirmCommand::try_from(body)?;
+    if state.service.confirm_needs_api_key(&command) {
+        state.api_keys.check(&headers)?;
+    }
+    Ok(confirm_response(state.service.confirm(command).await?))
+}
+
+pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
+    let status = match outcome {
+        ConfirmOutcome::Completed(_) => StatusCode::OK,
+        ConfirmOutcome::Unsettled(_) => StatusCode::ACCEPTED,
+    };
+    (status, Json(PaymentDto::from(outcome.payment()))).into_response()
+}
+
+/// Refund a payment, fully or partly; repeatable until nothing is left.
+#[utoipa::path(
+    post, path = "/payments/{payment_id}/refund", tag = TAG,
+    request_body = RefundRequest,
+    params(
+        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response"),
+    ),
+    responses(
+        (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
+        (status = 202, description = "Outcome at Toss unknown: the refund is `PENDING` and the service settles it from Toss's record", body = RefundDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REFUND_EXCEEDS_BALANCE` (Toss not called), `INVALID_STATE`, or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
+        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn refund_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<RefundRequest>,
+) -> Result<Response, AppError> {
+    state.api_keys.check(&headers)?;
+    let payment_id = payment_id(&raw_id)?;
+    let reason_len = body.reason.chars().count();
+    if !(1..=200).contains(&reason_len)
+        || body.reason.trim().is_empty()
+        || body.reason.chars().any(char::is_control)
+    {
+        return Err(AppError::unprocessable(
+            "reason: must be 1 to 200 characters, not blank, without control characters",
+        ));
+    }
+    if body.refund_amount_krw.is_some_and(|amount| amount < 0) {
+        return Err(AppError::unprocessable(
+            "refund_amount_krw: must not be negative",
+        ));
+    }
+    let outcome = state
+        .service
+        .refund(RefundCommand {
+            payment_id,
+            amount_krw: body.refund_amount_krw,
+            reason: body.reason,
+        })
+        .await?;
+    let (status, dto) = match &outcome {
+        RefundOutcome::Completed { refund, payment } => {
+            (StatusCode::OK, RefundDto::new(refund, payment))
+        }
+        RefundOutcome::Unsettled { refund, payment } => {
+            (StatusCode::ACCEPTED, RefundDto::new(refund, payment))
+        }
+    };
+    Ok((status, Json(dto)).into_response())
+}
+
+/// A payment's refunds, oldest first.
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/refunds", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The refunds", body = RefundListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+) -> Result<Json<RefundListDto>, AppError> {
+    state.api_keys.check(&headers)?;
+    let (payment, refunds) = state.service.refunds(payment_id(&raw_id)?).await?;
+    Ok(Json(RefundListDto {
+        refunds: refunds
+            .iter()
+            .map(|refund| RefundDto::new(refund, &payment))
+            .collect(),
+    }))
+}

@@ -1,0 +1,204 @@
+//! Where Toss sends the buyer's browser after the payment window: the success and fail URLs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use super::AppState;
+use super::dto::{PaymentDto, TossFailParams, TossSuccessParams, payment_key};
+use super::extract::AppQuery;
+use super::payments::confirm_response;
+use super::problem::{Problem, log_cause};
+use crate::domain::{Failure, OrderId};
+use crate::error::AppError;
+use crate::service::ConfirmOutcome;
+
+pub const TAG: &str = "toss redirects";
+
+/// Toss's success redirect: confirms the payment with the stored amount.
+///
+/// The query's `amount` must equal the stored amount (else Toss is not called). With
+/// `redirect.success_url`/`redirect.fail_url` configured the browser is sent on with 303 See
+/// Other to `{success_url}?payment_id=…&order_id=…&status=…` or
+/// `{fail_url}?order_id=…&code=…&message=…`; otherwise the answer is JSON. Reloading gives the
+/// same answer and never a second Toss confirm.
+#[utoipa::path(
+    get, path = "/payments/toss/success", tag = TAG,
+    params(TossSuccessParams),
+    responses(
+        (status = 200, description = "Confirmed (JSON mode)", body = PaymentDto),
+        (status = 202, description = "Outcome at Toss unknown; settles by itself (JSON mode)", body = PaymentDto),
+        (status = 303, description = "Redirect to the configured success or fail URL"),
+        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Toss declined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not confirmable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: the service runs the no-op gateway", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn toss_success(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<TossSuccessParams>,
+) -> Response {
+    let order_id = params.order_id.clone();
+    let result = async {
+        let order_id = OrderId::parse(params.order_id.as_deref().unwrap_or_default())
+            .map_err(|e| AppError::validation(format!("orderId: {}", e.reason)))?;
+        let key = payment_key(
+            "paymentKey",
+            params.payment_key.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| AppError::validation(e.to_string()))?;
+        // BRANDPAY payments are confirmed at a different Toss endpoint this service does not call.
+        if let Some(kind) = params.payment_type.as_deref()
+            && !matches!(kind, "NORMAL" | "KEYIN")
+        {
+            return Err(AppError::unprocessable(format!(
+                "paymentType: {kind:?} payments are not supported (NORMAL or KEYIN)"
+            )));
+        }
+        let amount = params
+            .amount
+            .as_deref()
+            .and_then(|a| a.parse::<i64>().ok())
+            .ok_or_else(|| AppError::validation("amount: must be a whole number of KRW"))?;
+        state
+            .service
+            .confirm_redirect(key, order_id.as_str(), amount)
+            .await
+    }
+    .await;
+    let redirect = &state.redirect;
+    match (result, &redirect.success_url, &redirect.fail_url) {
+        (Ok(outcome), Some(success_url), _) => {
+            let payment = outcome.payment();
+            let status = match &outcome {
+                ConfirmOutcome::Completed(_) => payment.status.as_str(),
+                ConfirmOutcome::Unsettled(_) => "IN_PROGRESS",
+            };
+            see_other(
+                success_url,
+                &[
+                    ("payment_id", &payment.id.to_string()),
+                    ("order_id", &payment.order_id),
+                    ("status", status),
+                ],
+            )
+        }
+        (Ok(outcome), None, _) => confirm_response(outcome),
+        (Err(error), _, Some(fail_url)) => {
+            let problem = Problem::from(&error);
+            let mut query = vec![
+                ("order_id", order_id.unwrap_or_default()),
+                ("code", problem.code.clone()),
+                (
+                    "message",
+                    problem.pg_message.clone().unwrap_or(problem.detail.clone()),
+                ),
+            ];
+            if let Some(pg_code) = problem.pg_code.clone() {
+                query.push(("pg_code", pg_code));
+            }
+            log_cause(&error);
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            see_other(fail_url, &query)
+        }
+        (Err(error), _, None) => error.into_response(),
+    }
+}
+
+/// Toss's fail redirect: records why the buyer's attempt failed.
+///
+/// On a `PENDING` payment it sets `failure` and records a `payment.failed` event; the payment
+/// stays `PENDING` so the buyer can try again. Nothing here can change a paid payment. With
+/// `redirect.fail_url` configured the browser is sent on with 303; otherwise the answer is JSON.
+#[utoipa::path(
+    get, path = "/payments/toss/fail", tag = TAG,
+    params(TossFailParams),
+    responses(
+        (status = 200, description = "Failure recorded (JSON mode): the payment", body = PaymentDto),
+        (status = 303, description = "Redirect to the configured fail URL"),
+        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn toss_fail(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<TossFailParams>,
+) -> Response {
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| {
+            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .unwrap_or("UNKNOWN")
+        .to_owned();
+    let message: String = params
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(510)
+        .collect();
+    let result = async {
+        let order_id = OrderId::parse(params.order_id.as_deref().unwrap_or_default())
+            .map_err(|e| AppError::validation(format!("orderId: {}", e.reason)))?;
+        state
+            .service
+            .record_redirect_failure(
+                order_id.as_str(),
+                Failure {
+                    code: code.clone(),
+                    message: message.clone(),
+                },
+            )
+            .await
+    }
+    .await;
+    match (&state.redirect.fail_url, result) {
+        (Some(fail_url), result) => {
+            if let Err(error) = &result {
+                log_cause(error);
+            }
+            see_other(
+                fail_url,
+                &[
+                    ("order_id", params.order_id.as_deref().unwrap_or_default()),
+                    ("code", &code),
+                    ("message", &message),
+                ],
+            )
+        }
+        (None, Ok(payment)) => (StatusCode::OK, Json(PaymentDto::from(&payment))).into_response(),
+        (None, Err(error)) => error.into_response(),
+    }
+}
+
+fn see_other(base: &str, query: &[(&str, &str)]) -> Response {
+    let location = match Url::parse(base) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(query);
+            url.to_string()
+        }
+        Err(_) => {
+            return AppError::Internal(format!("redirect URL {base:?} is not a URL"))
+                .into_response();
+        }
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => {
+            AppError::Internal("redirect location is not a header value".to_owned()).into_response()
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Wires everything once: database (migrated), gateway, service, reconciler, router, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::gateway::{NoopGateway, PaymentGateway, TossClient, TossSettings};
+use crate::http::{self, ApiKeys, AppState, RouterSettings};
+use crate::service::{PaymentService, Reconciler, ServiceSettings};
+use crate::store::Store;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    service: PaymentService,
+    reconciler: Option<Reconciler>,
+    grace: Duration,
+}
+
+impl Application {
+    /// Connects and migrates the database, picks the gateway, binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // reqwest and sqlx are built without a default crypto provider; one for the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let store = Store::connect(&settings.database.options()).await?;
+        tracing::info!(
+            database = settings.database.backend_name(),
+            "database ready"
+        );
+
+        let gateway: Arc<dyn PaymentGateway> = match &settings.toss.secret_key {
+            Some(secret_key) if !secret_key.expose_secret().trim().is_empty() => {
+                let client = TossClient::new(TossSettings {
+                    api_url: settings.toss.api_url.clone(),
+                    secret_key: secret_key.clone(),
+                    timeouts: settings.toss.timeouts(),
+                })?;
+                tracing::info!(gateway = "toss", api_url = %settings.toss.api_url, "payment gateway: Toss Payments");
+                Arc::new(client)
+            }
+            _ => {
+                tracing::warn!(
+                    gateway = "noop",
+                    "payment gateway: no-op (TOSS_SECRET_KEY is not set); confirms are recorded, not verified"
+                );
+                Arc::new(NoopGateway)
+            }
+        };
+
+        let reconcile = &settings.reconciler;
+        let service = PaymentService::new(
+            store,
+            gateway,
+            ServiceSettings {
+                pg_read_timeout: Duration::from_secs(settings.toss.read_timeout_secs),
+                initial_backoff: Duration::from_secs(reconcile.initial_backoff_secs),
+                max_backoff: Duration::from_secs(reconcile.max_backoff_secs),
+                confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
+                reconcile_batch: reconcile.batch_size,
+                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+                idempotency_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
+            },
+        );
+        let reconciler = reconcile.enabled.then(|| {
+            Reconciler::new(
+                service.clone(),
+                Duration::from_millis(reconcile.interval_ms),
+            )
+        });
+
+        let state = AppState {
+            service: service.clone(),
+            api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
+            redirect: Arc::new(settings.redirect.clone()),
+            body_limit: settings.server.body_limit_bytes,
+        };
+        let router = http::router(
+            state,
+            RouterSettings {
+                request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
+            },
+        );
+        let listener = TcpListener::bind(&settings.server.bind_addr).await?;
+        Ok(Self {
+            listener,
+            router,
+            service,
+            reconciler,
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The service, for tests that drive reconciliation by hand.
+    pub fn service(&self) -> &PaymentService {
+        &self.service
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish within the grace
+    /// period and stops the reconciler.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background: Option<JoinHandle<()>> = self
+            .reconciler
+            .map(|reconciler| tokio::spawn(reconciler.run(stop_rx.clone())));
+        let mut stopping = stop_rx.clone();
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let grace = self.grace;
+        let result = tokio::select! {
+            result = server => result,
+            _ = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over; abandoning in-flight requests");
+                Ok(())
+            }
+        };
+        if let Some(task) = background {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
