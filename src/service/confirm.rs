@@ -249,8 +249,11 @@ impl PaymentService {
         mut payment: Payment,
         payment_key: String,
     ) -> Result<ConfirmOutcome, AppError> {
+        // What the claim just committed.
         payment.status = PaymentStatus::InProgress;
         payment.payment_key = Some(payment_key.clone());
+        payment.pg_provider = self.gateway.provider().map(str::to_owned);
+        payment.failure = None;
         let request = ConfirmRequest {
             idempotency_key: confirm_idempotency_key(payment.id, &payment_key),
             payment_key: payment_key.clone(),

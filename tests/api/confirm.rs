@@ -1,0 +1,408 @@
+use reqwest::StatusCode;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::fake_toss::{self, BASIC_AUTH};
+use crate::helpers::{Backend, Options, spawn_app, spawn_with};
+use crate::on_both_databases;
+
+on_both_databases!(
+    confirm_through_toss_sends_stored_amount_and_needs_no_api_key,
+    confirm_twice_with_same_key_calls_toss_once,
+    amount_mismatch_is_refused_before_toss,
+    decline_keeps_payment_pending_with_failure_and_event,
+    toss_unauthorized_key_is_pg_misconfigured,
+    toss_500_that_charged_settles_completed_from_read_back,
+    toss_timeout_is_202_then_reconciler_completes,
+    noop_gateway_records_callers_transaction_id,
+    unverified_confirm_needs_api_key,
+    confirm_refuses_other_states,
+);
+
+async fn confirm_through_toss_sends_stored_amount_and_needs_no_api_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_confirm_0001", 15000).await;
+    app.toss
+        .authenticate("pk_confirm_0001", "order_confirm_0001", 15000);
+
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": created["payment_id"], "payment_key": "pk_confirm_0001"}),
+        )
+        .await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    assert_eq!(reply.body["pg_provider"], "toss");
+    assert_eq!(reply.body["pg_transaction_id"], "pk_confirm_0001");
+    assert!(reply.body["completed_at"].is_string());
+    let sent = app.toss_requests("POST", "/v1/payments/confirm").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].headers["authorization"], BASIC_AUTH);
+    assert_eq!(sent[0].headers["content-type"], "application/json");
+    assert!(!sent[0].headers["idempotency-key"].is_empty());
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"paymentKey": "pk_confirm_0001", "orderId": "order_confirm_0001", "amount": 15000})
+    );
+    let events = app.events_of(created["payment_id"].as_str().unwrap()).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    assert_eq!(events[0]["version"], "1.0");
+    assert_eq!(events[0]["source"], "payment-service");
+    assert_eq!(events[0]["user_id"], "u-1");
+    assert_eq!(events[0]["payload"]["pg_transaction_id"], "pk_confirm_0001");
+    assert_eq!(events[0]["payload"]["amount"], 15000);
+    assert_eq!(events[0]["payload"]["pg_provider"], "toss");
+    assert_eq!(events[0]["payload"]["payment_type"], "ONE_TIME");
+    app.stop().await;
+}
+
+async fn confirm_twice_with_same_key_calls_toss_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app
+        .completed_payment("order_twice_0001", 9900, "pk_twice")
+        .await;
+    let again = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_twice_0001", "payment_key": "pk_twice"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(
+        again.body,
+        app.payment(first["payment_id"].as_str().unwrap()).await
+    );
+    assert_eq!(app.confirms_sent().await, 1);
+
+    let other_key = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_twice_0001", "payment_key": "pk_someone_else"}),
+        )
+        .await;
+    other_key.problem(409, "INVALID_STATE");
+    assert_eq!(app.confirms_sent().await, 1);
+    assert_eq!(app.events().await.len(), 1);
+    app.stop().await;
+}
+
+async fn amount_mismatch_is_refused_before_toss(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_mismatch_01", 15000).await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_mismatch_01", "payment_key": "pk_x", "amount_krw": 100}),
+        )
+        .await;
+    reply.problem(422, "AMOUNT_MISMATCH");
+    assert_eq!(app.confirms_sent().await, 0);
+    let payment = app.payment(created["payment_id"].as_str().unwrap()).await;
+    assert_eq!(payment, created, "nothing changed");
+    app.stop().await;
+}
+
+async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_decline_01", 30000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(fake_toss::error(
+            403,
+            "REJECT_CARD_PAYMENT",
+            "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+        ))
+        .up_to_n_times(1)
+        .mount(&app.toss_server)
+        .await;
+
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_declined"}),
+        )
+        .await;
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "REJECT_CARD_PAYMENT");
+    assert_eq!(
+        problem["pg_message"],
+        "한도초과 혹은 잔액부족으로 결제에 실패했습니다."
+    );
+
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"]["code"], "REJECT_CARD_PAYMENT");
+    assert!(payment["pg_transaction_id"].is_null());
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "payment.failed");
+    assert_eq!(events[0]["payload"]["error_code"], "REJECT_CARD_PAYMENT");
+    assert_eq!(events[0]["payload"]["amount"], 30000);
+
+    // Declines are final: nothing retries them behind the buyer's back.
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(app.confirms_sent().await, 1);
+
+    // The buyer tries again with another card: a new Toss attempt, a new key.
+    app.toss
+        .authenticate("pk_second_card", "order_decline_01", 30000);
+    let retry = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_second_card"}),
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert_eq!(retry.body["status"], "COMPLETED");
+    assert!(retry.body["failure"].is_null());
+    let sent = app.toss_requests("POST", "/v1/payments/confirm").await;
+    assert_ne!(
+        sent[0].headers["idempotency-key"], sent[1].headers["idempotency-key"],
+        "each attempt has its own Toss idempotency key"
+    );
+    app.stop().await;
+}
+
+async fn toss_unauthorized_key_is_pg_misconfigured(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_badkey_01", 5000).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(fake_toss::error(
+            401,
+            "UNAUTHORIZED_KEY",
+            "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
+        ))
+        .mount(&app.toss_server)
+        .await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_badkey_01", "payment_key": "pk_badkey"}),
+        )
+        .await;
+    let problem = reply.problem(502, "PG_MISCONFIGURED");
+    assert_eq!(problem["pg_code"], "UNAUTHORIZED_KEY");
+    assert!(!reply.text.contains(fake_toss::SECRET_KEY));
+    let payment = app.payment(created["payment_id"].as_str().unwrap()).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert!(app.events().await.is_empty());
+    app.stop().await;
+}
+
+async fn toss_500_that_charged_settles_completed_from_read_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_500_00001", 12000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_500", "order_500_00001", 12000);
+    // Toss charged the buyer, then failed to tell us.
+    app.toss.set_status("pk_500", "DONE");
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(fake_toss::error(
+            500,
+            "FAILED_INTERNAL_SYSTEM_PROCESSING",
+            "내부 시스템 처리 작업이 실패했습니다.",
+        ))
+        .mount(&app.toss_server)
+        .await;
+
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_500"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    assert_eq!(reply.body["pg_transaction_id"], "pk_500");
+    assert_eq!(
+        app.toss_requests("GET", "/v1/payments/pk_500").await.len(),
+        1
+    );
+    assert_eq!(app.events_of(id).await.len(), 1);
+    app.stop().await;
+}
+
+async fn toss_timeout_is_202_then_reconciler_completes(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let created = app.create_payment("order_slow_00001", 8000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_slow", "order_slow_00001", 8000);
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
+        .mount(&app.toss_server)
+        .await;
+
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_slow"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    assert_eq!(reply.body["status"], "IN_PROGRESS");
+    assert!(app.events_of(id).await.is_empty());
+
+    // Toss finished the charge after our timeout.
+    app.toss.set_status("pk_slow", "DONE");
+    app.service.reconcile_once().await.unwrap();
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["pg_transaction_id"], "pk_slow");
+    app.service.reconcile_once().await.unwrap();
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1, "exactly one event: {events:?}");
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    assert_eq!(app.confirms_sent().await, 1, "never confirmed twice");
+    app.stop().await;
+}
+
+async fn noop_gateway_records_callers_transaction_id(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            toss: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    let created = app.create_payment("order_noop_00001", 7000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    let reply = app
+        .post(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_ignored", "pg_transaction_id": "kcp-tx-77", "pg_provider": "kcp"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    assert_eq!(
+        reply.body["pg_transaction_id"], "kcp-tx-77",
+        "the caller's id is kept"
+    );
+    assert_eq!(reply.body["pg_provider"], "kcp");
+    let refund = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "test", "refund_amount_krw": 2000}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
+    assert_eq!(refund.body["payment_status"], "PARTIAL_REFUND");
+    let rest = app
+        .post(&format!("/payments/{id}/refund"), json!({"reason": "rest"}))
+        .await;
+    assert_eq!(rest.status, StatusCode::OK, "{}", rest.text);
+    assert_eq!(rest.body["refund_amount_krw"], 5000);
+    assert_eq!(rest.body["payment_status"], "REFUNDED");
+    assert!(
+        app.toss_server
+            .received_requests()
+            .await
+            .unwrap()
+            .is_empty(),
+        "no-op calls nothing"
+    );
+    let kinds: Vec<_> = app
+        .events_of(id)
+        .await
+        .iter()
+        .map(|e| e["event_type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["payment.completed", "payment.refunded", "payment.refunded"]
+    );
+    // A success redirect cannot be verified without Toss.
+    let redirect = app
+        .get_public("/payments/toss/success?paymentKey=pk&orderId=order_noop_00001&amount=7000")
+        .await;
+    redirect.problem(503, "PG_NOT_CONFIGURED");
+    app.stop().await;
+}
+
+async fn unverified_confirm_needs_api_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_unverif_01", 1000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    let body = json!({"payment_id": id, "pg_transaction_id": "manual-1", "pg_provider": "bank"});
+    app.post_public("/payments/confirm", body.clone())
+        .await
+        .problem(401, "UNAUTHORIZED");
+    assert_eq!(app.payment(id).await["status"], "PENDING");
+    let reply = app.post("/payments/confirm", body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["pg_transaction_id"], "manual-1");
+    assert_eq!(app.confirms_sent().await, 0);
+
+    let noop = spawn_with(
+        backend,
+        Options {
+            toss: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    noop.create_payment("order_unverif_02", 1000).await;
+    noop.post_public(
+        "/payments/confirm",
+        json!({"order_id": "order_unverif_02", "payment_key": "pk"}),
+    )
+    .await
+    .problem(401, "UNAUTHORIZED");
+    app.stop().await;
+    noop.stop().await;
+}
+
+async fn confirm_refuses_other_states(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_states_001", 3000, "pk_states")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    app.post(&format!("/payments/{id}/refund"), json!({"reason": "all"}))
+        .await;
+    app.post_public(
+        "/payments/confirm",
+        json!({"payment_id": id, "payment_key": "pk_states"}),
+    )
+    .await
+    .problem(409, "INVALID_STATE");
+    app.post_public(
+        "/payments/confirm",
+        json!({"payment_id": uuid::Uuid::now_v7(), "payment_key": "pk"}),
+    )
+    .await
+    .problem(404, "NOT_FOUND");
+    app.post_public(
+        "/payments/confirm",
+        json!({"order_id": "order_nobody_01", "payment_key": "pk"}),
+    )
+    .await
+    .problem(404, "NOT_FOUND");
+    app.post_public("/payments/confirm", json!({"payment_key": "pk"}))
+        .await
+        .problem(422, "VALIDATION_ERROR");
+    app.post_public(
+        "/payments/confirm",
+        json!({"payment_id": id, "order_id": "order_states_001", "payment_key": "pk"}),
+    )
+    .await
+    .problem(422, "VALIDATION_ERROR");
+    app.stop().await;
+}

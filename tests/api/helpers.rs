@@ -1,0 +1,390 @@
+//! Spawns the real application (as `main` builds it) on port 0, against a fresh database and a
+//! fake Toss on loopback. Every scenario runs on SQLite and on PostgreSQL.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use payment_service::config::Settings;
+use payment_service::service::PaymentService;
+use payment_service::startup::Application;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use wiremock::MockServer;
+
+use crate::fake_toss::{FakeToss, SECRET_KEY};
+
+pub const API_KEY: &str = "test-api-key-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Server that PostgreSQL tests create their databases on (`TEST_POSTGRES_URL`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of one test; dropped with it.
+pub struct TestDatabase {
+    pub url: String,
+    backend: Backend,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let name = format!("ps_test_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    backend,
+                    name: path.display().to_string(),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let db = Database::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is required for the postgres tests: {e}")
+                });
+                db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let _ = db.close().await;
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(base, _)| base)
+                    .to_owned();
+                Self {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    name,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self.backend {
+            Backend::Sqlite => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.name));
+                }
+            }
+            Backend::Postgres => {
+                let name = self.name.clone();
+                // Drop runs inside the test's runtime; use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(async {
+                        if let Ok(db) = Database::connect(&postgres_admin_url()).await {
+                            let _ = db
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = db.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// How to start the application of one test.
+#[derive(Clone)]
+pub struct Options {
+    /// Toss gateway (pointed at the fake) rather than the no-op gateway.
+    pub toss: bool,
+    pub redirect: Option<(String, String)>,
+    pub read_timeout_secs: u64,
+    /// The background reconciler; off by default so tests drive `reconcile_once` themselves.
+    pub reconciler: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            toss: true,
+            redirect: None,
+            read_timeout_secs: 10,
+            reconciler: false,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub toss_server: MockServer,
+    pub toss: FakeToss,
+    pub service: PaymentService,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    // Last, so the database outlives the server.
+    _database: TestDatabase,
+}
+
+static INIT: Once = Once::new();
+
+pub fn init_process() {
+    INIT.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var("TEST_LOG").is_ok() {
+            payment_service::telemetry::init(&Settings::defaults().log);
+        }
+    });
+}
+
+pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.server.bind_addr = "127.0.0.1:0".to_owned();
+    settings.database.url = Some(database_url.to_owned().into());
+    settings.database.max_connections = 10;
+    settings.auth.api_keys = vec![API_KEY.into()];
+    if options.toss {
+        settings.toss.secret_key = Some(SECRET_KEY.into());
+        settings.toss.api_url = toss_url.to_owned();
+    }
+    settings.toss.read_timeout_secs = options.read_timeout_secs;
+    settings.toss.lookup_timeout_secs = options.read_timeout_secs;
+    settings.toss.connect_timeout_secs = 2;
+    settings.reconciler.enabled = options.reconciler;
+    settings.reconciler.interval_ms = 100;
+    settings.reconciler.initial_backoff_secs = 0;
+    settings.reconciler.max_backoff_secs = 1;
+    if let Some((success, fail)) = &options.redirect {
+        settings.redirect.success_url = Some(success.clone());
+        settings.redirect.fail_url = Some(fail.clone());
+    }
+    settings
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(backend, Options::default()).await
+}
+
+pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
+    init_process();
+    let database = TestDatabase::create(backend).await;
+    let toss_server = MockServer::start().await;
+    let toss = FakeToss::default();
+    toss.mount(&toss_server).await;
+    let settings = settings_for(&database.url, &toss_server.uri(), &options);
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let address = format!("http://{}", app.local_addr());
+    let service = app.service().clone();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        toss_server,
+        toss,
+        service,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _database: database,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Asserts a problem document with `code`, and returns it.
+    pub fn problem(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "content type of {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "code of {}", self.text);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["type"].is_string());
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        auth: bool,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if auth {
+            request = request.bearer_auth(API_KEY);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_reply(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(body), true).await
+    }
+
+    pub async fn post_public(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(body), false).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None, true).await
+    }
+
+    pub async fn get_public(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None, false).await
+    }
+
+    /// Creates a PENDING payment and returns it.
+    pub async fn create_payment(&self, order_id: &str, amount: i64) -> Value {
+        let reply = self
+            .post(
+                "/payments",
+                json!({"user_id": "u-1", "order_id": order_id, "amount_krw": amount, "payment_method": "card"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body
+    }
+
+    /// A payment confirmed through the fake Toss with `payment_key`.
+    pub async fn completed_payment(&self, order_id: &str, amount: i64, payment_key: &str) -> Value {
+        self.create_payment(order_id, amount).await;
+        self.toss.authenticate(payment_key, order_id, amount);
+        let reply = self
+            .post_public(
+                "/payments/confirm",
+                json!({"order_id": order_id, "payment_key": payment_key, "amount_krw": amount}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.body
+    }
+
+    pub async fn payment(&self, payment_id: &str) -> Value {
+        let reply = self.get(&format!("/payments/{payment_id}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.body
+    }
+
+    /// Every event of the log, oldest first.
+    pub async fn events(&self) -> Vec<Value> {
+        let reply = self.get("/events?limit=1000").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.body["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn events_of(&self, payment_id: &str) -> Vec<Value> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e["payload"]["payment_id"] == payment_id)
+            .collect()
+    }
+
+    /// Requests the fake Toss received, optionally only those whose path ends with `suffix`.
+    pub async fn toss_requests(
+        &self,
+        http_method: &str,
+        path_contains: &str,
+    ) -> Vec<wiremock::Request> {
+        self.toss_server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.method.as_str() == http_method && r.url.path().contains(path_contains))
+            .collect()
+    }
+
+    pub async fn confirms_sent(&self) -> usize {
+        self.toss_requests("POST", "/v1/payments/confirm")
+            .await
+            .len()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+pub async fn into_reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// Runs each listed scenario `async fn name(backend: Backend)` once on SQLite and once on
+/// PostgreSQL, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real application over HTTP, a real database (SQLite and PostgreSQL),
+//! and a fake Toss on loopback.
+
+mod fake_toss;
+mod helpers;
+
+mod confirm;
+mod openapi;
+mod redirects;
+mod refunds;

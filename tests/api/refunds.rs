@@ -1,0 +1,277 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::fake_toss::{self, BASIC_AUTH};
+use crate::helpers::{Backend, Options, spawn_app, spawn_with};
+use crate::on_both_databases;
+
+on_both_databases!(
+    partial_partial_final_refund_each_reaches_toss,
+    refund_over_balance_is_refused_before_toss,
+    toss_refusal_of_a_refund_changes_nothing,
+    refund_needs_refundable_state,
+    refund_timeout_is_202_then_settled_from_cancels,
+);
+
+async fn partial_partial_final_refund_each_reaches_toss(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_refund_0001", 15000, "pk_refund/with?odd#chars")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+
+    let first = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "one item returned", "refund_amount_krw": 5000}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["status"], "COMPLETED");
+    assert_eq!(first.body["refund_amount_krw"], 5000);
+    assert_eq!(first.body["payment_status"], "PARTIAL_REFUND");
+    assert_eq!(first.body["reason"], "one item returned");
+    assert!(first.body["refunded_at"].is_string());
+
+    let second = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "another", "refund_amount_krw": 3000}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_eq!(second.body["payment_status"], "PARTIAL_REFUND");
+    assert_eq!(app.payment(id).await["refunded_amount_krw"], 8000);
+
+    let last = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "the rest", "refund_amount_krw": 0}),
+        )
+        .await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.text);
+    assert_eq!(last.body["refund_amount_krw"], 7000);
+    assert_eq!(last.body["payment_status"], "REFUNDED");
+
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "REFUNDED");
+    assert_eq!(payment["refunded_amount_krw"], 15000);
+
+    let cancels = app.toss_requests("POST", "/cancel").await;
+    assert_eq!(cancels.len(), 3);
+    let mut keys = Vec::new();
+    for (sent, (reason, amount)) in cancels.iter().zip([
+        ("one item returned", 5000),
+        ("another", 3000),
+        ("the rest", 7000),
+    ]) {
+        assert_eq!(
+            sent.url.path(),
+            "/v1/payments/pk_refund%2Fwith%3Fodd%23chars/cancel"
+        );
+        assert_eq!(sent.headers["authorization"], BASIC_AUTH);
+        let body: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"cancelReason": reason, "cancelAmount": amount})
+        );
+        keys.push(sent.headers["idempotency-key"].to_str().unwrap().to_owned());
+    }
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "one Toss idempotency key per refund");
+    assert_eq!(
+        app.toss
+            .payment("pk_refund/with?odd#chars")
+            .unwrap()
+            .balance,
+        0
+    );
+
+    let listed = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let amounts: Vec<_> = listed.body["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["refund_amount_krw"].clone())
+        .collect();
+    assert_eq!(amounts, vec![json!(5000), json!(3000), json!(7000)]);
+
+    let events = app.events_of(id).await;
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "payment.completed",
+            "payment.refunded",
+            "payment.refunded",
+            "payment.refunded"
+        ]
+    );
+    let full: Vec<_> = events[1..]
+        .iter()
+        .map(|e| e["payload"]["is_full_refund"].clone())
+        .collect();
+    assert_eq!(full, vec![json!(false), json!(false), json!(true)]);
+    assert_eq!(events[3]["payload"]["refund_amount"], 7000);
+    assert_eq!(events[3]["payload"]["reason"], "the rest");
+
+    app.post(&format!("/payments/{id}/refund"), json!({"reason": "more"}))
+        .await
+        .problem(409, "INVALID_STATE");
+    app.stop().await;
+}
+
+async fn refund_over_balance_is_refused_before_toss(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_over_00001", 10000, "pk_over")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 10001}),
+    )
+    .await
+    .problem(409, "REFUND_EXCEEDS_BALANCE");
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 6000}),
+    )
+    .await;
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 4001}),
+    )
+    .await
+    .problem(409, "REFUND_EXCEEDS_BALANCE");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    assert_eq!(app.payment(id).await["refunded_amount_krw"], 6000);
+    app.stop().await;
+}
+
+async fn toss_refusal_of_a_refund_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_refuse_001", 10000, "pk_refuse")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let before = app.payment(id).await;
+    let events_before = app.events().await;
+    Mock::given(method("POST"))
+        .and(path_regex("/cancel$"))
+        .respond_with(fake_toss::error(
+            403,
+            "NOT_CANCELABLE_PAYMENT",
+            "취소 할 수 없는 결제 입니다.",
+        ))
+        .mount(&app.toss_server)
+        .await;
+    let reply = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "r", "refund_amount_krw": 1000}),
+        )
+        .await;
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "NOT_CANCELABLE_PAYMENT");
+    assert_eq!(app.payment(id).await, before);
+    assert_eq!(app.events().await, events_before);
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(refunds.body["refunds"], json!([]));
+    app.stop().await;
+}
+
+async fn refund_needs_refundable_state(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let pending = app.create_payment("order_notpaid_01", 1000).await;
+    let id = pending["payment_id"].as_str().unwrap();
+    app.post(&format!("/payments/{id}/refund"), json!({"reason": "r"}))
+        .await
+        .problem(409, "INVALID_STATE");
+    app.post(
+        &format!("/payments/{}/refund", uuid::Uuid::now_v7()),
+        json!({"reason": "r"}),
+    )
+    .await
+    .problem(404, "NOT_FOUND");
+    app.post("/payments/not-a-uuid/refund", json!({"reason": "r"}))
+        .await
+        .problem(404, "NOT_FOUND");
+    assert!(
+        app.toss_server
+            .received_requests()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.stop().await;
+}
+
+async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let paid = app
+        .completed_payment("order_rslow_0001", 10000, "pk_rslow")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    Mock::given(method("POST"))
+        .and(path_regex("/cancel$"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
+        .mount(&app.toss_server)
+        .await;
+    let reply = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "slow", "refund_amount_krw": 4000}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    assert_eq!(reply.body["status"], "PENDING");
+    assert_eq!(reply.body["payment_status"], "COMPLETED");
+    // While it is pending, its amount is not refundable twice.
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 6001}),
+    )
+    .await
+    .problem(409, "REFUND_EXCEEDS_BALANCE");
+
+    // The cancel did land at Toss.
+    app.toss.cancel_in_dashboard("pk_rslow", 4000);
+    app.service.reconcile_once().await.unwrap();
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(
+        refunds.body["refunds"][0]["status"], "COMPLETED",
+        "{}",
+        refunds.text
+    );
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PARTIAL_REFUND");
+    assert_eq!(payment["refunded_amount_krw"], 4000);
+    app.service.reconcile_once().await.unwrap();
+    let refunded: Vec<_> = app
+        .events_of(id)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "payment.refunded")
+        .collect();
+    assert_eq!(refunded.len(), 1);
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len(),
+        1,
+        "sent to Toss once"
+    );
+    app.stop().await;
+}
