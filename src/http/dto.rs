@@ -253,6 +253,7 @@ pub struct FailureDto {
     "pg_provider": "toss",
     "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
     "failure": null,
+    "needs_review": false,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -274,6 +275,9 @@ pub struct PaymentDto {
     pub pg_transaction_id: Option<String>,
     /// Why the last attempt to pay failed; null once paid.
     pub failure: Option<FailureDto>,
+    /// True when Toss's record contradicted ours (order id, payment key, amount): the payment
+    /// is left `IN_PROGRESS` for a person to resolve and the service does not touch it.
+    pub needs_review: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -302,6 +306,7 @@ impl From<&Payment> for PaymentDto {
                 code: f.code.clone(),
                 message: f.message.clone(),
             }),
+            needs_review: p.needs_review,
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),

@@ -203,15 +203,34 @@ impl PaymentService {
                 PaymentStatus::InProgress
                     if payment.payment_key.as_deref() == Some(payment_key.as_str()) =>
                 {
-                    // Someone (a double click, a reload, another instance) is confirming this
-                    // very attempt; it, or the reconciler, will settle it.
-                    return Ok(ConfirmOutcome::Unsettled(payment));
+                    return self.settle_if_due(payment).await;
                 }
                 status => return Err(not_confirmable(status)),
             }
             payment = self.find(payment.id).await?;
         }
         Err(AppError::RequestInProgress)
+    }
+
+    /// A retry of an attempt whose outcome is unknown. While the request that sent it may still
+    /// be waiting for Toss (a double click, a reload, another instance), that request will
+    /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
+    /// reconciler. The lease makes sure only one of many retries does.
+    async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
+        let due =
+            !payment.needs_review && payment.next_reconcile_at.is_some_and(|at| at <= Utc::now());
+        if due
+            && self
+                .store
+                .lease_payment(&payment, self.claim_expiry())
+                .await?
+        {
+            return self.settle(payment).await;
+        }
+        if payment.needs_review {
+            return Err(AppError::PgResponseMismatch);
+        }
+        Ok(ConfirmOutcome::Unsettled(payment))
     }
 
     /// Commits the intent to confirm with `payment_key`. Only one request can win it.

@@ -66,6 +66,27 @@ impl FakeToss {
             .await;
     }
 
+    /// Toss's confirm endpoint answering only after `delay`; the charge itself happens at once,
+    /// as when Toss is slow to reply.
+    pub async fn slow_confirm(&self, server: &MockServer, delay: std::time::Duration) {
+        Mock::given(method("POST"))
+            .and(path("/v1/payments/confirm"))
+            .respond_with(Delayed(Handler(self.clone(), Kind::Confirm), delay))
+            .with_priority(50)
+            .mount(server)
+            .await;
+    }
+
+    /// Toss's cancel endpoint answering only after `delay`; the cancel happens at once.
+    pub async fn slow_cancel(&self, server: &MockServer, delay: std::time::Duration) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1/payments/[^/]+/cancel$"))
+            .respond_with(Delayed(Handler(self.clone(), Kind::Cancel), delay))
+            .with_priority(50)
+            .mount(server)
+            .await;
+    }
+
     /// The buyer authenticated in the payment window: Toss knows the payment as IN_PROGRESS.
     pub fn authenticate(&self, payment_key: &str, order_id: &str, amount: i64) {
         self.state.lock().unwrap().payments.insert(
@@ -115,6 +136,14 @@ enum Kind {
 }
 
 struct Handler(FakeToss, Kind);
+
+struct Delayed(Handler, std::time::Duration);
+
+impl Respond for Delayed {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.respond(request).set_delay(self.1)
+    }
+}
 
 impl Respond for Handler {
     fn respond(&self, request: &Request) -> ResponseTemplate {

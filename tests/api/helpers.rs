@@ -132,6 +132,10 @@ pub struct TestApp {
     pub toss_server: MockServer,
     pub toss: FakeToss,
     pub service: PaymentService,
+    pub database_url: String,
+    options: Options,
+    /// More instances of the service on the same database and fake Toss.
+    others: Vec<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     // Last, so the database outlives the server.
@@ -206,10 +210,40 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
         toss_server,
         toss,
         service,
+        database_url: database.url.clone(),
+        options,
+        others: Vec::new(),
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,
     }
+}
+
+async fn start_instance(
+    database_url: &str,
+    toss_url: &str,
+    options: &Options,
+) -> (
+    String,
+    PaymentService,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let settings = settings_for(database_url, toss_url, options);
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let address = format!("http://{}", app.local_addr());
+    let service = app.service().clone();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    (address, service, shutdown, server)
 }
 
 pub struct Reply {
@@ -342,7 +376,36 @@ impl TestApp {
             .len()
     }
 
+    /// Starts another instance of the service on the same database and fake Toss, as a second
+    /// replica would run; returns its base address.
+    pub async fn spawn_instance(&mut self) -> String {
+        let (address, _service, shutdown, server) =
+            start_instance(&self.database_url, &self.toss_server.uri(), &self.options).await;
+        self.others.push((shutdown, server));
+        address
+    }
+
+    /// Runs SQL on the test database, as a crash would have left it.
+    pub async fn execute_sql(&self, sql: &str, values: Vec<sea_orm::Value>) {
+        let db = Database::connect(&self.database_url)
+            .await
+            .expect("connect");
+        let backend = db.get_database_backend();
+        // Written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
+        let sql = match backend {
+            sea_orm::DbBackend::Sqlite => sql.replace('$', "?"),
+            _ => sql.to_owned(),
+        };
+        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+        db.execute_raw(statement).await.expect("execute");
+        let _ = db.close().await;
+    }
+
     pub async fn stop(mut self) {
+        for (shutdown, server) in self.others.drain(..) {
+            let _ = shutdown.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -6,5 +6,6 @@ mod helpers;
 
 mod confirm;
 mod openapi;
+mod races;
 mod redirects;
 mod refunds;

@@ -1,0 +1,442 @@
+//! Money rules 2-5 under the faults we can produce: races, retries, instances, unknown outcomes,
+//! crashes at each step, and Toss replies that contradict our records.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::fake_toss::{self, FakePayment};
+use crate::helpers::{API_KEY, Backend, Options, into_reply, spawn_app, spawn_with};
+use crate::on_both_databases;
+
+on_both_databases!(
+    fifty_concurrent_confirms_and_reloads_confirm_once,
+    background_reconciler_settles_a_timed_out_confirm,
+    already_processed_on_retry_is_settled_from_read_back,
+    retry_after_timeout_reads_back_instead_of_confirming_again,
+    crash_after_claim_before_toss_then_toss_expires,
+    crash_after_claim_and_toss_never_heard_of_it,
+    crash_after_toss_done_before_commit,
+    concurrent_refunds_never_exceed_balance,
+    confirm_reply_that_contradicts_us_is_set_aside,
+);
+
+async fn fifty_concurrent_confirms_and_reloads_confirm_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_race_00001", 15000).await;
+    app.toss.authenticate("pk_race", "order_race_00001", 15000);
+    app.toss
+        .slow_confirm(&app.toss_server, Duration::from_millis(300))
+        .await;
+
+    let requests = (0..50).map(|i| {
+        let client = app.client.clone();
+        let base = app.address.clone();
+        async move {
+            let request = if i % 2 == 0 {
+                client
+                    .post(format!("{base}/payments/confirm"))
+                    .json(&json!({"order_id": "order_race_00001", "payment_key": "pk_race"}))
+            } else {
+                client.get(format!(
+                    "{base}/payments/toss/success?paymentKey=pk_race&orderId=order_race_00001&amount=15000"
+                ))
+            };
+            into_reply(request.send().await.expect("sent")).await
+        }
+    });
+    let replies = join_all(requests).await;
+
+    assert_eq!(
+        app.confirms_sent().await,
+        1,
+        "exactly one confirm reached Toss"
+    );
+    let id = created["payment_id"].as_str().unwrap();
+    let last = app.payment(id).await;
+    assert_eq!(last["status"], "COMPLETED");
+    for reply in &replies {
+        match reply.status {
+            StatusCode::OK => {
+                assert_eq!(reply.body["status"], "COMPLETED");
+                assert_eq!(reply.body["pg_transaction_id"], "pk_race");
+            }
+            StatusCode::ACCEPTED => assert_eq!(reply.body["status"], "IN_PROGRESS"),
+            other => panic!("inconsistent answer {other}: {}", reply.text),
+        }
+    }
+    assert_eq!(app.events_of(id).await.len(), 1, "one completed event");
+    app.stop().await;
+}
+
+async fn background_reconciler_settles_a_timed_out_confirm(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            reconciler: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let created = app.create_payment("order_bgrec_0001", 5000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_bg", "order_bgrec_0001", 5000);
+    hang_confirms(&app).await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_bg"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    // The charge goes through at Toss later; the reconciler finds out by itself.
+    app.toss.set_status("pk_bg", "DONE");
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app.payment(id).await["status"].clone();
+        if status == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "COMPLETED");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.events_of(id).await.len(), 1);
+    assert_eq!(app.confirms_sent().await, 1);
+    app.stop().await;
+}
+
+async fn already_processed_on_retry_is_settled_from_read_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_already_01", 6000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    // Toss already confirmed this attempt (say our earlier reply was lost); a confirm now gets
+    // ALREADY_PROCESSED_PAYMENT, which means "read back", not "failed".
+    app.toss
+        .authenticate("pk_already", "order_already_01", 6000);
+    app.toss.set_status("pk_already", "DONE");
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_already"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    assert_eq!(app.events_of(id).await.len(), 1);
+    app.stop().await;
+}
+
+async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let created = app.create_payment("order_retry_0001", 7000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_retry", "order_retry_0001", 7000);
+    hang_confirms(&app).await;
+    let body = json!({"payment_id": id, "payment_key": "pk_retry"});
+    let first = app.post_public("/payments/confirm", body.clone()).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let early = app.post_public("/payments/confirm", body.clone()).await;
+    assert_eq!(early.status, StatusCode::ACCEPTED, "{}", early.text);
+    app.toss.set_status("pk_retry", "DONE");
+    // The client retries once our claim on the attempt has lapsed.
+    app.execute_sql(
+        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
+        vec![Utc::now().into(), id.into()],
+    )
+    .await;
+    let retry = app.post_public("/payments/confirm", body).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert_eq!(retry.body["status"], "COMPLETED");
+    assert_eq!(
+        app.confirms_sent().await,
+        1,
+        "the retry read back, it did not confirm again"
+    );
+    assert_eq!(app.events_of(id).await.len(), 1);
+    app.stop().await;
+}
+
+/// Toss takes longer than our read timeout to answer a confirm, and has not charged yet when we
+/// read back.
+async fn hang_confirms(app: &crate::helpers::TestApp) {
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(3)))
+        .mount(&app.toss_server)
+        .await;
+}
+
+/// The state a confirm commits before calling Toss (see `claim`), with its claim lapsed: the
+/// process died right there.
+async fn simulate_crash_after_claim(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    payment_key: &str,
+    started: chrono::DateTime<Utc>,
+) {
+    app.execute_sql(
+        "UPDATE payments SET status = 'IN_PROGRESS', payment_key = $1, pg_provider = 'toss', \
+         confirm_attempt = 1, confirm_started_at = $2, next_reconcile_at = $3 WHERE id = $4",
+        vec![
+            payment_key.into(),
+            started.into(),
+            Utc::now().into(),
+            id.into(),
+        ],
+    )
+    .await;
+}
+
+async fn crash_after_claim_before_toss_then_toss_expires(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_crash_0001", 9000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_crash1", "order_crash_0001", 9000);
+    simulate_crash_after_claim(&app, id, "pk_crash1", Utc::now()).await;
+
+    // Toss still holds the authenticated payment: nothing to decide yet.
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
+    // Ten minutes later Toss expires it: the buyer was never charged.
+    app.toss.set_status("pk_crash1", "EXPIRED");
+    app.execute_sql(
+        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
+        vec![Utc::now().into(), id.into()],
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"]["code"], "PG_EXPIRED");
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "payment.failed");
+    assert_eq!(
+        app.confirms_sent().await,
+        0,
+        "settled by reading, never by confirming"
+    );
+    app.stop().await;
+}
+
+async fn crash_after_claim_and_toss_never_heard_of_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_crash_0002", 9000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    simulate_crash_after_claim(&app, id, "pk_unknown_to_toss", Utc::now()).await;
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(
+        app.payment(id).await["status"],
+        "IN_PROGRESS",
+        "within the window: wait"
+    );
+    simulate_crash_after_claim(
+        &app,
+        id,
+        "pk_unknown_to_toss",
+        Utc::now() - chrono::Duration::minutes(12),
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"]["code"], "PG_PAYMENT_NOT_FOUND");
+    assert_eq!(app.events_of(id).await.len(), 1);
+    app.stop().await;
+}
+
+async fn crash_after_toss_done_before_commit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_crash_0003", 9000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_crash3", "order_crash_0003", 9000);
+    app.toss.set_status("pk_crash3", "DONE");
+    simulate_crash_after_claim(&app, id, "pk_crash3", Utc::now()).await;
+    app.service.reconcile_once().await.unwrap();
+    app.service.reconcile_once().await.unwrap();
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["pg_transaction_id"], "pk_crash3");
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    assert_eq!(app.confirms_sent().await, 0);
+    app.stop().await;
+}
+
+async fn concurrent_refunds_never_exceed_balance(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rrace_0001", 10000, "pk_rrace")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap().to_owned();
+    app.toss
+        .slow_cancel(&app.toss_server, Duration::from_millis(300))
+        .await;
+
+    // Two refunds that together exceed the balance.
+    let pair = join_all([6000, 7000].map(|amount| {
+        let (client, base, id) = (app.client.clone(), app.address.clone(), id.clone());
+        async move {
+            let request = client
+                .post(format!("{base}/payments/{id}/refund"))
+                .bearer_auth(API_KEY)
+                .json(&json!({"reason": "race", "refund_amount_krw": amount}));
+            into_reply(request.send().await.unwrap()).await
+        }
+    }))
+    .await;
+    let mut statuses: Vec<u16> = pair.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![200, 409],
+        "{:?}",
+        pair.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    let refused = pair
+        .iter()
+        .find(|r| r.status == StatusCode::CONFLICT)
+        .unwrap();
+    refused.problem(409, "REFUND_EXCEEDS_BALANCE");
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len(),
+        1,
+        "Toss saw one cancel"
+    );
+
+    // Many small ones racing for what is left: exactly the balance goes.
+    let left = 10000
+        - app.payment(&id).await["refunded_amount_krw"]
+            .as_i64()
+            .unwrap();
+    let many = join_all((0..8).map(|_| {
+        let (client, base, id) = (app.client.clone(), app.address.clone(), id.clone());
+        async move {
+            let request = client
+                .post(format!("{base}/payments/{id}/refund"))
+                .bearer_auth(API_KEY)
+                .json(&json!({"reason": "small", "refund_amount_krw": 1000}));
+            into_reply(request.send().await.unwrap()).await
+        }
+    }))
+    .await;
+    let ok = many.iter().filter(|r| r.status == StatusCode::OK).count() as i64;
+    assert_eq!(ok, left / 1000);
+    assert!(
+        many.iter()
+            .all(|r| r.status == StatusCode::OK || r.status == StatusCode::CONFLICT)
+    );
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["refunded_amount_krw"], 10000 - left % 1000);
+    let fake = app.toss.payment("pk_rrace").unwrap();
+    assert_eq!(
+        fake.balance,
+        10000 - payment["refunded_amount_krw"].as_i64().unwrap(),
+        "our books match Toss"
+    );
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len() as i64,
+        1 + ok
+    );
+    app.stop().await;
+}
+
+async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_liar_00001", 10000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    let wrong = FakePayment {
+        payment_key: "pk_liar".to_owned(),
+        order_id: "order_liar_00001".to_owned(),
+        total: 100,
+        balance: 100,
+        status: "DONE".to_owned(),
+        cancels: Vec::new(),
+        last_transaction_key: "tx".to_owned(),
+    };
+    Mock::given(method("POST"))
+        .and(path("/v1/payments/confirm"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fake_toss::to_json(&wrong)))
+        .mount(&app.toss_server)
+        .await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_liar"}),
+        )
+        .await;
+    reply.problem(502, "PG_RESPONSE_MISMATCH");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "IN_PROGRESS", "never silently completed");
+    assert_eq!(payment["needs_review"], true);
+    assert!(app.events_of(id).await.is_empty());
+    // Left for a person: the reconciler does not touch it, retries do not re-confirm.
+    app.service.reconcile_once().await.unwrap();
+    let again = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": "pk_liar"}),
+        )
+        .await;
+    again.problem(502, "PG_RESPONSE_MISMATCH");
+    assert_eq!(app.confirms_sent().await, 1);
+    assert!(app.toss_requests("GET", "/v1/payments").await.is_empty());
+    assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
+    app.stop().await;
+}
+
+/// Two instances of the service on one PostgreSQL: the database is the only lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_confirm_once() {
+    let mut app = spawn_app(Backend::Postgres).await;
+    let second = app.spawn_instance().await;
+    let created = app.create_payment("order_2inst_0001", 15000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_2inst", "order_2inst_0001", 15000);
+    app.toss
+        .slow_confirm(&app.toss_server, Duration::from_millis(300))
+        .await;
+    let replies = join_all((0..40).map(|i| {
+        let client = app.client.clone();
+        let base = if i % 2 == 0 { app.address.clone() } else { second.clone() };
+        async move {
+            let request = if i % 4 < 2 {
+                client
+                    .request(Method::POST, format!("{base}/payments/confirm"))
+                    .json(&json!({"order_id": "order_2inst_0001", "payment_key": "pk_2inst"}))
+            } else {
+                client.get(format!(
+                    "{base}/payments/toss/success?paymentKey=pk_2inst&orderId=order_2inst_0001&amount=15000"
+                ))
+            };
+            into_reply(request.send().await.unwrap()).await
+        }
+    }))
+    .await;
+    assert_eq!(app.confirms_sent().await, 1);
+    for reply in &replies {
+        assert!(
+            reply.status == StatusCode::OK || reply.status == StatusCode::ACCEPTED,
+            "{}",
+            reply.text
+        );
+    }
+    assert_eq!(app.payment(id).await["status"], "COMPLETED");
+    assert_eq!(app.events_of(id).await.len(), 1);
+    app.stop().await;
+}
