@@ -5,6 +5,8 @@ mod fake_toss;
 mod helpers;
 
 mod confirm;
+mod crash;
+mod idempotency;
 mod openapi;
 mod races;
 mod redirects;

@@ -1,0 +1,150 @@
+//! A process-level crash: the real binary is killed with SIGKILL while Toss holds its confirm,
+//! restarted on the same database, and the payment settles to what Toss has.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::FutureExt;
+use reqwest::StatusCode;
+use serde_json::json;
+use wiremock::MockServer;
+
+use crate::fake_toss::{FakeToss, SECRET_KEY};
+use crate::helpers::{API_KEY, Backend, TestDatabase, init_process, into_reply};
+use crate::on_both_databases;
+
+on_both_databases!(sigkill_while_toss_holds_the_confirm);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_payment-service"))
+        .env("DATABASE_URL", database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("TOSS_SECRET_KEY", SECRET_KEY)
+        .env("TOSS_API_URL", toss_url)
+        .env("API_KEYS", API_KEY)
+        .env("APP_TOSS__READ_TIMEOUT_SECS", "3")
+        .env("APP_RECONCILER__INTERVAL_MS", "100")
+        .env("APP_RECONCILER__INITIAL_BACKOFF_SECS", "0")
+        .env("APP_RECONCILER__MAX_BACKOFF_SECS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if let Ok(response) = client.get(format!("{base}/ready")).send().await
+            && response.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+async fn sigkill_while_toss_holds_the_confirm(backend: Backend) {
+    init_process();
+    let database = TestDatabase::create(backend).await;
+    let toss_server = MockServer::start().await;
+    let toss = FakeToss::default();
+    toss.mount(&toss_server).await;
+    // Toss charges at once but answers only after a minute.
+    toss.slow_confirm(&toss_server, Duration::from_secs(60))
+        .await;
+    let client = reqwest::Client::new();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = start(&database.url, &toss_server.uri(), port);
+    wait_ready(&client, &base).await;
+    let created = client
+        .post(format!("{base}/payments"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"user_id": "u-1", "order_id": "order_kill_00001", "amount_krw": 25000, "payment_method": "card"}))
+        .send()
+        .await
+        .unwrap();
+    let created = into_reply(created).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["payment_id"].as_str().unwrap().to_owned();
+    toss.authenticate("pk_kill", "order_kill_00001", 25000);
+
+    let confirm = client
+        .post(format!("{base}/payments/confirm"))
+        .json(&json!({"payment_id": id, "payment_key": "pk_kill"}))
+        .send()
+        .boxed();
+    let confirm = tokio::spawn(confirm);
+    for _ in 0..100 {
+        let seen = toss_server.received_requests().await.unwrap_or_default();
+        if seen.iter().any(|r| r.url.path() == "/v1/payments/confirm") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    assert!(
+        confirm.await.unwrap().is_err(),
+        "the client lost its connection"
+    );
+
+    // Restart on the same database.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = start(&database.url, &toss_server.uri(), port);
+    wait_ready(&client, &base).await;
+    let mut payment = serde_json::Value::Null;
+    for _ in 0..200 {
+        let reply = client
+            .get(format!("{base}/payments/{id}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        payment = into_reply(reply).await.body;
+        if payment["status"] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(payment["pg_transaction_id"], "pk_kill");
+    let events = into_reply(
+        client
+            .get(format!("{base}/events"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .body;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    let confirms = toss_server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/payments/confirm")
+        .count();
+    assert_eq!(
+        confirms, 1,
+        "the restarted service read back; it did not confirm again"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}

@@ -1,0 +1,180 @@
+//! `Idempotency-Key` on POST /payments, /payments/confirm and /payments/{id}/refund.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app};
+use crate::on_both_databases;
+
+on_both_databases!(
+    create_replays_and_refuses_a_different_body,
+    confirm_in_flight_duplicate_is_409_then_replayed,
+    refund_replay_does_not_refund_twice,
+    refused_requests_are_not_remembered,
+    expired_keys_are_forgotten,
+);
+
+async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value, auth: bool) -> Reply {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("Idempotency-Key", key)
+        .json(body);
+    if auth {
+        request = request.bearer_auth(API_KEY);
+    }
+    into_reply(request.send().await.unwrap()).await
+}
+
+fn payment_body(order_id: &str, amount: i64) -> Value {
+    json!({"user_id": "u-1", "order_id": order_id, "amount_krw": amount, "payment_method": "card"})
+}
+
+async fn create_replays_and_refuses_a_different_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = payment_body("order_idem_00001", 1000);
+    let first = post_with_key(&app, "/payments", "create-1", &body, true).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let replay = post_with_key(&app, "/payments", "create-1", &body, true).await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.text, first.text, "the first response, byte for byte");
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.headers["content-type"], "application/json");
+
+    let other = post_with_key(
+        &app,
+        "/payments",
+        "create-1",
+        &payment_body("order_idem_00002", 1000),
+        true,
+    )
+    .await;
+    other.problem(422, "IDEMPOTENCY_KEY_REUSED");
+    let list = app.get("/payments").await;
+    assert_eq!(list.body["total_count"], 1);
+    // Without the key the same body is a new request: the order id is taken.
+    app.request(reqwest::Method::POST, "/payments", Some(body), true)
+        .await
+        .problem(409, "DUPLICATE_ORDER_ID");
+    app.stop().await;
+}
+
+async fn confirm_in_flight_duplicate_is_409_then_replayed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_idem_00003", 5000).await;
+    app.toss.authenticate("pk_idem", "order_idem_00003", 5000);
+    app.toss
+        .slow_confirm(&app.toss_server, Duration::from_millis(1500))
+        .await;
+    let body = json!({"payment_id": created["payment_id"], "payment_key": "pk_idem"});
+    let replies = join_all([0u64, 300].map(|delay| {
+        let body = body.clone();
+        let app = &app;
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            post_with_key(app, "/payments/confirm", "confirm-1", &body, false).await
+        }
+    }))
+    .await;
+    assert_eq!(replies[0].status, StatusCode::OK, "{}", replies[0].text);
+    replies[1].problem(409, "REQUEST_IN_PROGRESS");
+    let replay = post_with_key(&app, "/payments/confirm", "confirm-1", &body, false).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.text, replies[0].text);
+    assert_eq!(app.confirms_sent().await, 1);
+    app.stop().await;
+}
+
+async fn refund_replay_does_not_refund_twice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_idem_00004", 9000, "pk_idem4")
+        .await;
+    let path = format!("/payments/{}/refund", paid["payment_id"].as_str().unwrap());
+    let body = json!({"reason": "dup click", "refund_amount_krw": 3000});
+    let first = post_with_key(&app, &path, "refund-1", &body, true).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let replay = post_with_key(&app, &path, "refund-1", &body, true).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.body["refund_id"], first.body["refund_id"]);
+    post_with_key(
+        &app,
+        &path,
+        "refund-1",
+        &json!({"reason": "dup click", "refund_amount_krw": 3001}),
+        true,
+    )
+    .await
+    .problem(422, "IDEMPOTENCY_KEY_REUSED");
+    // The same body under the same key on another payment is another request.
+    let other = app
+        .completed_payment("order_idem_00005", 9000, "pk_idem5")
+        .await;
+    post_with_key(
+        &app,
+        &format!("/payments/{}/refund", other["payment_id"].as_str().unwrap()),
+        "refund-1",
+        &body,
+        true,
+    )
+    .await
+    .problem(422, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    assert_eq!(
+        app.payment(paid["payment_id"].as_str().unwrap()).await["refunded_amount_krw"],
+        3000
+    );
+    app.stop().await;
+}
+
+async fn refused_requests_are_not_remembered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = payment_body("order_idem_00006", 1000);
+    post_with_key(&app, "/payments", "create-2", &body, false)
+        .await
+        .problem(401, "UNAUTHORIZED");
+    let with_key = post_with_key(&app, "/payments", "create-2", &body, true).await;
+    assert_eq!(
+        with_key.status,
+        StatusCode::CREATED,
+        "a 401 is not replayed: {}",
+        with_key.text
+    );
+    app.stop().await;
+}
+
+async fn expired_keys_are_forgotten(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = post_with_key(
+        &app,
+        "/payments",
+        "create-3",
+        &payment_body("order_idem_00007", 1000),
+        true,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    app.execute_sql(
+        "UPDATE idempotency_keys SET expires_at = $1 WHERE key = $2",
+        vec![
+            (Utc::now() - chrono::Duration::seconds(1)).into(),
+            "create-3".into(),
+        ],
+    )
+    .await;
+    let reused = post_with_key(
+        &app,
+        "/payments",
+        "create-3",
+        &payment_body("order_idem_00008", 1000),
+        true,
+    )
+    .await;
+    assert_eq!(reused.status, StatusCode::CREATED, "{}", reused.text);
+    app.service.reconcile_once().await.unwrap();
+    app.stop().await;
+}
