@@ -172,6 +172,23 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as stored: a digest of the caller's credentials and the key, so that two callers
+    /// choosing the same key never share (or learn about) each other's requests.
+    pub fn scoped_to(&self, caller: &[u8]) -> IdempotencyKey {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update((caller.len() as u64).to_be_bytes());
+        hasher.update(caller);
+        hasher.update(self.0.as_bytes());
+        IdempotencyKey(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +232,16 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
         assert!(IdempotencyKey::parse("tab\there").is_err());
         assert!(IdempotencyKey::parse("ключ").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_scoped_by_caller() {
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        assert_eq!(key.scoped_to(b"Bearer a"), key.scoped_to(b"Bearer a"));
+        assert_ne!(key.scoped_to(b"Bearer a"), key.scoped_to(b"Bearer b"));
+        assert_ne!(key.scoped_to(b""), key.scoped_to(b"Bearer a"));
+        let other = IdempotencyKey::parse("k-2").unwrap();
+        assert_ne!(key.scoped_to(b"x"), other.scoped_to(b"x"));
+        assert!(IdempotencyKey::parse(key.scoped_to(b"x").as_str()).is_ok());
     }
 }

@@ -38,6 +38,14 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Err(_) => return AppError::PayloadTooLarge.into_response(),
     };
     let fingerprint = request_fingerprint(parts.method.as_str(), parts.uri.path(), &body);
+    // Keys live in the caller's own namespace: a request with another (or no) Authorization
+    // never sees, or collides with, the responses stored for this one.
+    let caller = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    let key = key.scoped_to(caller);
     match state.service.idempotency_begin(&key, &fingerprint).await {
         Err(error) => error.into_response(),
         Ok(IdempotencyStart::Replay(stored)) => replay(stored),

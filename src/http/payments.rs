@@ -10,7 +10,7 @@ use super::dto::{
     ConfirmPaymentRequest, CreatePaymentRequest, ListPaymentsParams, PaymentDto, PaymentListDto,
     RefundDto, RefundListDto, RefundRequest,
 };
-use super::extract::{AppJson, AppQuery};
+use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::{PaymentId, UserId};
 use crate::error::AppError;
@@ -44,10 +44,9 @@ fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
 )]
 pub async fn create_payment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     AppJson(body): AppJson<CreatePaymentRequest>,
 ) -> Result<Response, AppError> {
-    state.api_keys.check(&headers)?;
     let payment = state.service.create(NewPayment::try_from(body)?).await?;
     Ok((StatusCode::CREATED, Json(PaymentDto::from(&payment))).into_response())
 }
@@ -65,10 +64,9 @@ pub async fn create_payment(
 )]
 pub async fn list_payments(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     AppQuery(params): AppQuery<ListPaymentsParams>,
 ) -> Result<Json<PaymentListDto>, AppError> {
-    state.api_keys.check(&headers)?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(AppError::validation("limit: must be 1 to 100"));
@@ -107,10 +105,9 @@ pub async fn list_payments(
 )]
 pub async fn get_payment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     Path(raw_id): Path<String>,
 ) -> Result<Json<PaymentDto>, AppError> {
-    state.api_keys.check(&headers)?;
     let payment = state.service.get(payment_id(&raw_id)?).await?;
     Ok(Json(PaymentDto::from(&payment)))
 }
@@ -184,11 +181,10 @@ pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
 )]
 pub async fn refund_payment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<RefundRequest>,
 ) -> Result<Response, AppError> {
-    state.api_keys.check(&headers)?;
     let payment_id = payment_id(&raw_id)?;
     let reason_len = body.reason.chars().count();
     if !(1..=200).contains(&reason_len)
@@ -236,10 +232,9 @@ pub async fn refund_payment(
 )]
 pub async fn list_refunds(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     Path(raw_id): Path<String>,
 ) -> Result<Json<RefundListDto>, AppError> {
-    state.api_keys.check(&headers)?;
     let (payment, refunds) = state.service.refunds(payment_id(&raw_id)?).await?;
     Ok(Json(RefundListDto {
         refunds: refunds

@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{EventDto, EventListDto, EventParams, HealthDto, ReadyDto};
-use super::extract::AppQuery;
+use super::extract::{ApiKey, AppQuery};
 use super::problem::Problem;
 use crate::error::AppError;
 
@@ -62,10 +62,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 )]
 pub async fn list_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: ApiKey,
     AppQuery(params): AppQuery<EventParams>,
 ) -> Result<Json<EventListDto>, AppError> {
-    state.api_keys.check(&headers)?;
     let after = params.after.unwrap_or(0);
     if after < 0 {
         return Err(AppError::validation("after: must not be negative"));

@@ -7,6 +7,8 @@ mod helpers;
 mod confirm;
 mod crash;
 mod idempotency;
+mod inputs;
+mod listing;
 mod openapi;
 mod races;
 mod redirects;

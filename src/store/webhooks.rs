@@ -1,0 +1,39 @@
+//! Webhook deliveries already handled, so that Toss's retries and replays are harmless.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, SqlErr};
+
+use super::entities::webhook_delivery;
+use super::{Store, StoreResult};
+
+impl Store {
+    /// The outcome recorded for a transmission already handled.
+    pub async fn webhook_outcome(&self, transmission_id: &str) -> StoreResult<Option<String>> {
+        Ok(webhook_delivery::Entity::find_by_id(transmission_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| row.outcome))
+    }
+
+    /// Remembers a handled transmission; a concurrent duplicate that got here first wins.
+    pub async fn record_webhook(
+        &self,
+        transmission_id: &str,
+        event_type: &str,
+        outcome: &str,
+    ) -> StoreResult<()> {
+        let row = webhook_delivery::ActiveModel {
+            transmission_id: Set(transmission_id.to_owned()),
+            event_type: Set(event_type.chars().take(64).collect()),
+            outcome: Set(outcome.to_owned()),
+            received_at: Set(Utc::now()),
+        };
+        match row.insert(&self.db).await {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
