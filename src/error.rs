@@ -139,6 +139,9 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::DuplicateOrderId => Self::DuplicateOrderId,
+            StoreError::AlreadyRecorded(what) => {
+                Self::InvalidState(format!("already recorded: {what}"))
+            }
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
             StoreError::Other(cause) => Self::Internal(cause),
         }

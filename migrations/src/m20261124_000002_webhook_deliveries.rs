@@ -27,8 +27,16 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(WebhookDeliveries::EventType).string_len(64).not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Outcome).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::EventType)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::Outcome)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(WebhookDeliveries::ReceivedAt)
                             .timestamp_with_time_zone()

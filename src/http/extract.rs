@@ -36,29 +36,37 @@ where
                 "expected a request body with Content-Type: application/json".to_owned(),
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge
-            } else {
-                AppError::validation(rejection.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::validation(rejection.body_text())
+                }
+            })?;
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => {}
             Some(_) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => {
-                return Err(AppError::unprocessable("the request body must be a JSON object"));
+                return Err(AppError::unprocessable(
+                    "the request body must be a JSON object",
+                ));
             }
             _ => {}
         }
-        serde_json::from_slice(&bytes).map(AppJson).map_err(|error| {
-            use serde_json::error::Category;
-            match error.classify() {
-                Category::Data => AppError::unprocessable(format!("invalid request body: {error}")),
-                Category::Syntax | Category::Eof | Category::Io => {
-                    AppError::validation(format!("malformed JSON: {error}"))
+        serde_json::from_slice(&bytes)
+            .map(AppJson)
+            .map_err(|error| {
+                use serde_json::error::Category;
+                match error.classify() {
+                    Category::Data => {
+                        AppError::unprocessable(format!("invalid request body: {error}"))
+                    }
+                    Category::Syntax | Category::Eof | Category::Io => {
+                        AppError::validation(format!("malformed JSON: {error}"))
+                    }
                 }
-            }
-        })
+            })
     }
 }
 

@@ -8,6 +8,7 @@ mod payments;
 mod problem;
 mod redirects;
 mod system;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +59,7 @@ Amounts are integers in KRW. Timestamps are RFC 3339 UTC.",
     modifiers(&BearerAuth),
     tags(
         (name = "payments", description = "Create, read, confirm and refund payments"),
-        (name = "toss redirects", description = "Where Toss sends the buyer's browser"),
+        (name = "toss redirects", description = "Where Toss sends the buyer's browser, and its webhooks"),
         (name = "events", description = "The durable event log"),
         (name = "system", description = "Health and readiness"),
     )
@@ -85,6 +86,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::list_refunds))
         .routes(routes!(redirects::toss_success))
         .routes(routes!(redirects::toss_fail))
+        .routes(routes!(webhooks::toss_webhook))
         .routes(routes!(system::list_events))
         .routes(routes!(system::health))
         .routes(routes!(system::ready))

@@ -54,7 +54,27 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     get, path = "/events", tag = "events",
     params(EventParams),
     responses(
-        (status = 200, description = "A page of events", body = EventListDto),
+        (status = 200, description = "A page of events", body = EventListDto, examples(
+            ("payment.completed" = (summary = "A payment was completed", value = json!({"events": [{
+                "cursor": 1, "event_id": "019ab5b3-0c4d-7e5f-8a9b-0c1d2e3f4a5b", "event_type": "payment.completed",
+                "version": "1.0", "timestamp": "2026-11-23T09:31:02.415Z", "source": "payment-service", "user_id": "u-1",
+                "payload": {"payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a", "order_id": "order_20261123_0001",
+                    "amount": 15000, "currency": "KRW", "payment_method": "card", "pg_provider": "toss",
+                    "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+                    "payment_type": "ONE_TIME", "subscription_id": null}}], "next_cursor": 1}))),
+            ("payment.failed" = (summary = "A payment attempt failed", value = json!({"events": [{
+                "cursor": 2, "event_id": "019ab5b3-1d2e-7f3a-8b4c-5d6e7f8a9b0c", "event_type": "payment.failed",
+                "version": "1.0", "timestamp": "2026-11-23T09:35:10.002Z", "source": "payment-service", "user_id": "u-2",
+                "payload": {"payment_id": "019ab5b2-8d2f-7e4b-8a5f-3c9d7e2f1a4b", "order_id": "order_20261123_0002",
+                    "amount": 30000, "currency": "KRW", "error_code": "REJECT_CARD_PAYMENT",
+                    "error_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."}}], "next_cursor": 2}))),
+            ("payment.refunded" = (summary = "A payment was (partly) refunded", value = json!({"events": [{
+                "cursor": 3, "event_id": "019ab5b4-2e3f-7a4b-9c5d-6e7f8a9b0c1d", "event_type": "payment.refunded",
+                "version": "1.0", "timestamp": "2026-11-23T10:02:11.120Z", "source": "payment-service", "user_id": "u-1",
+                "payload": {"payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
+                    "refund_id": "019ab5b4-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "refund_amount": 5000, "currency": "KRW",
+                    "reason": "customer changed their mind", "is_full_refund": false}}], "next_cursor": 3}))),
+        )),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
     ),

@@ -11,6 +11,7 @@ mod payments;
 mod reconciler;
 mod refunds;
 mod settle;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use idempotency::{IdempotencyStart, request_fingerprint};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
+pub use webhooks::{WebhookHint, WebhookOutcome};
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]

@@ -30,6 +30,9 @@ pub const DEFAULT_SQLITE_URL: &str = "sqlite://payment-service.db?mode=rwc";
 pub enum StoreError {
     #[error("duplicate order_id")]
     DuplicateOrderId,
+    /// A row that must be unique exists already (e.g. a PG cancel recorded twice).
+    #[error("already recorded: {0}")]
+    AlreadyRecorded(String),
     /// The database cannot be reached (or the pool is exhausted); retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -70,6 +70,20 @@ impl Store {
             .transpose()
     }
 
+    /// The payment whose PG attempt (in flight or confirmed) has this key.
+    pub async fn payment_by_pg_key(&self, key: &str) -> StoreResult<Option<Payment>> {
+        payment::Entity::find()
+            .filter(
+                Column::PaymentKey
+                    .eq(key)
+                    .or(Column::PgTransactionId.eq(key)),
+            )
+            .one(&self.db)
+            .await?
+            .map(Payment::try_from)
+            .transpose()
+    }
+
     /// Newest first, with the total count of the filter.
     pub async fn list_payments(
         &self,

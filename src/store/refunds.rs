@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
 use super::entities::{payment, refund};
@@ -54,7 +54,13 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         }
-        to_active_refund(refund).insert(&txn).await?;
+        if let Err(error) = to_active_refund(refund).insert(&txn).await {
+            txn.rollback().await?;
+            return Err(match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(what)) => StoreError::AlreadyRecorded(what),
+                _ => error.into(),
+            });
+        }
         let payment = settle_refund_status(&txn, refund.payment_id).await?;
         events::append(&txn, event(&payment, refund)).await?;
         txn.commit().await?;

@@ -9,10 +9,12 @@ use super::{Store, StoreResult};
 impl Store {
     /// The outcome recorded for a transmission already handled.
     pub async fn webhook_outcome(&self, transmission_id: &str) -> StoreResult<Option<String>> {
-        Ok(webhook_delivery::Entity::find_by_id(transmission_id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(|row| row.outcome))
+        Ok(
+            webhook_delivery::Entity::find_by_id(transmission_id.to_owned())
+                .one(&self.db)
+                .await?
+                .map(|row| row.outcome),
+        )
     }
 
     /// Remembers a handled transmission; a concurrent duplicate that got here first wins.

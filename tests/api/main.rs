@@ -13,3 +13,4 @@ mod openapi;
 mod races;
 mod redirects;
 mod refunds;
+mod webhooks;

@@ -32,6 +32,7 @@ fn every_route_is_documented() {
         ("/payments/toss/success", "get"),
         ("/payments/toss/fail", "get"),
         ("/events", "get"),
+        ("/webhooks/toss", "post"),
         ("/health", "get"),
         ("/ready", "get"),
     ] {
