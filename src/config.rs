@@ -1,6 +1,6 @@
 //! Settings, loaded once at start: `config/default.toml` (compiled in), then
 //! `config/<APP_ENV>.toml` if present, then `APP_<SECTION>__<KEY>` variables, then the contract's
-//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`).
+//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`, `NATS_URL`).
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::gateway::Timeouts;
+use crate::relay::RelaySettings;
 use crate::store::{DEFAULT_SQLITE_URL, DatabaseOptions};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -22,6 +23,7 @@ pub struct Settings {
     pub redirect: RedirectSettings,
     pub reconciler: ReconcilerSettings,
     pub idempotency: IdempotencySettings,
+    pub nats: NatsSettings,
     pub log: LogSettings,
 }
 
@@ -119,6 +121,82 @@ pub struct IdempotencySettings {
     pub in_flight_lease_secs: u64,
 }
 
+#[derive(Clone, Deserialize)]
+pub struct NatsSettings {
+    /// Unset: no relay; events wait in the outbox and are served by `GET /events`. May carry
+    /// credentials, so it is kept out of `Debug` and logged through `url_for_logs`.
+    pub url: Option<SecretString>,
+    pub subject_prefix: String,
+    /// Created (subjects `{subject_prefix}payment.>`) if missing; unset: the stream is managed
+    /// elsewhere.
+    pub stream: Option<String>,
+    pub interval_ms: u64,
+    pub batch_size: u64,
+}
+
+impl std::fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("url", &self.url_for_logs())
+            .field("subject_prefix", &self.subject_prefix)
+            .field("stream", &self.stream)
+            .field("interval_ms", &self.interval_ms)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+impl NatsSettings {
+    /// The configured URL, if any and not blank.
+    pub fn url(&self) -> Option<&str> {
+        self.url
+            .as_ref()
+            .map(|url| url.expose_secret().trim())
+            .filter(|url| !url.is_empty())
+    }
+
+    pub fn relay(&self) -> RelaySettings {
+        RelaySettings {
+            subject_prefix: self.subject_prefix.clone(),
+            stream: self
+                .stream
+                .as_ref()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            interval: Duration::from_millis(self.interval_ms),
+            batch_size: self.batch_size.max(1),
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The server addresses without user names, passwords or tokens.
+    pub fn url_for_logs(&self) -> Option<String> {
+        self.url().map(|urls| {
+            urls.split(',')
+                .map(|one| redact(one.trim()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+}
+
+/// `nats://user:pass@host:4222` -> `nats://host:4222`; a bare `host:4222` is kept as it is.
+fn redact(address: &str) -> String {
+    let with_scheme = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("nats://{address}")
+    };
+    match url::Url::parse(&with_scheme) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+            (Some(host), None) => format!("{}://{host}", url.scheme()),
+            (None, _) => "(unparsable)".to_owned(),
+        },
+        Err(_) => "(unparsable)".to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -148,7 +226,8 @@ impl Settings {
             .set_override_option("database.url", vars("DATABASE_URL"))?
             .set_override_option("server.bind_addr", vars("BIND_ADDR"))?
             .set_override_option("toss.secret_key", vars("TOSS_SECRET_KEY"))?
-            .set_override_option("toss.api_url", vars("TOSS_API_URL"))?;
+            .set_override_option("toss.api_url", vars("TOSS_API_URL"))?
+            .set_override_option("nats.url", vars("NATS_URL"))?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys
                 .split(',')
@@ -183,6 +262,26 @@ mod tests {
         assert!(settings.toss.read_timeout_secs >= 60);
         assert_eq!(settings.idempotency.ttl_secs, 86_400);
         assert_eq!(settings.database.backend_name(), "sqlite");
+        assert!(settings.nats.url().is_none());
+        assert_eq!(settings.nats.subject_prefix, "");
+        assert_eq!(settings.nats.interval_ms, 500);
+        assert_eq!(settings.nats.batch_size, 100);
+    }
+
+    #[test]
+    fn nats_url_is_logged_without_credentials() {
+        let mut settings = Settings::defaults();
+        settings.nats.url =
+            Some("nats://relay:nats-password@10.0.0.1:4222, tls://tok3n@nats.internal".into());
+        let logged = settings.nats.url_for_logs().unwrap();
+        assert_eq!(logged, "nats://10.0.0.1:4222,tls://nats.internal");
+        settings.nats.url = Some("127.0.0.1:4222".into());
+        assert_eq!(
+            settings.nats.url_for_logs().unwrap(),
+            "nats://127.0.0.1:4222"
+        );
+        settings.nats.url = Some("nats://u:nats-password@h:4222".into());
+        assert!(!format!("{settings:?}").contains("nats-password"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! payment-service: a REST/JSON API for payments through Toss Payments.
 //!
 //! Layers (data flows one way): `http` -> `service` -> (`store`, `gateway`) -> `service` -> `http`.
-//! `domain` holds the types with meaning; `config`, `startup` and `telemetry` wire it all once.
+//! `domain` holds the types with meaning; `relay` publishes the committed events to NATS;
+//! `config`, `startup` and `telemetry` wire it all once.
 
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod relay;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -1,4 +1,5 @@
-//! Wires everything once: database (migrated), gateway, service, reconciler, router, listener.
+//! Wires everything once: database (migrated), gateway, service, reconciler, event relay, router,
+//! listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::gateway::{NoopGateway, PaymentGateway, TossClient, TossSettings};
 use crate::http::{self, ApiKeys, AppState, RouterSettings};
+use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciler, ServiceSettings};
 use crate::store::Store;
 
@@ -21,6 +23,7 @@ pub struct Application {
     router: axum::Router,
     service: PaymentService,
     reconciler: Option<Reconciler>,
+    relay: Option<Relay>,
     grace: Duration,
 }
 
@@ -35,6 +38,26 @@ impl Application {
             database = settings.database.backend_name(),
             "database ready"
         );
+        let relay = match settings.nats.url() {
+            Some(url) => {
+                // Returns at once and keeps connecting in the background: NATS being down
+                // delays publishing, it does not stop payments.
+                let client = relay::connect(url).await?;
+                tracing::info!(
+                    nats_url = settings.nats.url_for_logs().unwrap_or_default(),
+                    subject_prefix = %settings.nats.subject_prefix,
+                    stream = settings.nats.stream.as_deref().unwrap_or("(not managed)"),
+                    "events: relayed to NATS JetStream"
+                );
+                Some(Relay::new(store.clone(), client, settings.nats.relay()))
+            }
+            None => {
+                tracing::info!(
+                    "events: NATS_URL is not set; events stay in the outbox (GET /events)"
+                );
+                None
+            }
+        };
 
         let gateway: Arc<dyn PaymentGateway> = match &settings.toss.secret_key {
             Some(secret_key) if !secret_key.expose_secret().trim().is_empty() => {
@@ -94,6 +117,7 @@ impl Application {
             router,
             service,
             reconciler,
+            relay,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -119,15 +143,19 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the grace
-    /// period and stops the reconciler.
+    /// period and stops the reconciler and the relay.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background: Option<JoinHandle<()>> = self
-            .reconciler
-            .map(|reconciler| tokio::spawn(reconciler.run(stop_rx.clone())));
+        let mut background: Vec<JoinHandle<()>> = Vec::new();
+        if let Some(reconciler) = self.reconciler {
+            background.push(tokio::spawn(reconciler.run(stop_rx.clone())));
+        }
+        if let Some(relay) = self.relay {
+            background.push(tokio::spawn(relay.run(stop_rx.clone())));
+        }
         let mut stopping = stop_rx.clone();
         let server = axum::serve(
             self.listener,
@@ -150,7 +178,7 @@ impl Application {
                 Ok(())
             }
         };
-        if let Some(task) = background {
+        for task in background {
             let _ = task.await;
         }
         tracing::info!("stopped");

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
 mod m20261124_000002_webhook_deliveries;
+mod m20261124_000003_unpublished_events_index;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_webhook_deliveries::Migration),
+            Box::new(m20261124_000003_unpublished_events_index::Migration),
         ]
     }
 }

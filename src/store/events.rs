@@ -1,10 +1,15 @@
 //! The outbox: events are written in the transaction of the state change they describe.
 
+use std::sync::{Arc, LazyLock};
+
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::entities::event;
 use super::{Store, StoreResult};
@@ -72,5 +77,136 @@ impl Store {
             .into_iter()
             .map(StoredEvent::try_from)
             .collect()
+    }
+}
+
+/// Unpublished events claimed by one relay pass. No other pass can claim them until this batch is
+/// marked or released (or dropped, which releases it).
+pub struct UnpublishedBatch {
+    events: Vec<StoredEvent>,
+    hold: Hold,
+}
+
+enum Hold {
+    /// PostgreSQL: the rows stay locked `FOR UPDATE` by this open transaction.
+    Rows(DatabaseTransaction),
+    /// SQLite has one connection and one writer, so a transaction held across publishing would
+    /// stall every request. Claims are serialised within the process instead.
+    Process {
+        db: DatabaseConnection,
+        _guard: OwnedMutexGuard<()>,
+    },
+}
+
+/// Serialises SQLite claims: SQLite serves one process, so this is every relay there is.
+static SQLITE_CLAIM: LazyLock<Arc<Mutex<()>>> = LazyLock::new(|| Arc::new(Mutex::new(())));
+
+/// How far the relay is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpublishedStats {
+    pub count: u64,
+    /// When the oldest unpublished event happened; `None` when all are published.
+    pub oldest_occurred_at: Option<DateTime<Utc>>,
+}
+
+impl UnpublishedBatch {
+    /// Oldest `seq` first.
+    pub fn events(&self) -> &[StoredEvent] {
+        &self.events
+    }
+
+    /// Marks the events with these `seq`s published and ends the claim. Returns how many rows it
+    /// marked.
+    pub async fn mark_published(self, seqs: &[i64]) -> StoreResult<u64> {
+        let now = Utc::now();
+        match self.hold {
+            Hold::Rows(txn) => {
+                let marked = mark(&txn, seqs, now).await?;
+                txn.commit().await?;
+                Ok(marked)
+            }
+            Hold::Process { db, _guard } => mark(&db, seqs, now).await,
+        }
+    }
+
+    /// Ends the claim without marking anything.
+    pub async fn release(self) -> StoreResult<()> {
+        match self.hold {
+            Hold::Rows(txn) => txn.rollback().await.map_err(Into::into),
+            Hold::Process { .. } => Ok(()),
+        }
+    }
+}
+
+async fn mark<C: ConnectionTrait>(conn: &C, seqs: &[i64], now: DateTime<Utc>) -> StoreResult<u64> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let result = event::Entity::update_many()
+        .col_expr(event::Column::PublishedAt, Expr::value(now))
+        .filter(event::Column::Seq.is_in(seqs.iter().copied()))
+        .filter(event::Column::PublishedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+fn unpublished() -> sea_orm::Select<event::Entity> {
+    event::Entity::find()
+        .filter(event::Column::PublishedAt.is_null())
+        .order_by_asc(event::Column::Seq)
+}
+
+impl Store {
+    /// Claims up to `limit` unpublished events, oldest first, so that no other relay (in any
+    /// instance) gets them while this batch is held. On PostgreSQL rows another relay holds are
+    /// skipped, not waited for.
+    pub async fn claim_unpublished(&self, limit: u64) -> StoreResult<UnpublishedBatch> {
+        let (rows, hold) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                let rows = unpublished()
+                    .limit(limit)
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                    .all(&txn)
+                    .await?;
+                (rows, Hold::Rows(txn))
+            }
+            _ => {
+                let guard = SQLITE_CLAIM.clone().lock_owned().await;
+                let rows = unpublished().limit(limit).all(&self.db).await?;
+                let db = self.db.clone();
+                (rows, Hold::Process { db, _guard: guard })
+            }
+        };
+        let events = rows
+            .into_iter()
+            .map(StoredEvent::try_from)
+            .collect::<StoreResult<Vec<_>>>();
+        match events {
+            Ok(events) => Ok(UnpublishedBatch { events, hold }),
+            Err(error) => {
+                let _ = (UnpublishedBatch {
+                    events: Vec::new(),
+                    hold,
+                })
+                .release()
+                .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Count and age of the events not yet published.
+    pub async fn unpublished_stats(&self) -> StoreResult<UnpublishedStats> {
+        let count = event::Entity::find()
+            .filter(event::Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await?;
+        let oldest = unpublished().one(&self.db).await?;
+        Ok(UnpublishedStats {
+            count,
+            oldest_occurred_at: oldest.map(|row| row.occurred_at),
+        })
     }
 }

@@ -18,7 +18,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-pub use events::NewEvent;
+pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use idempotency::{IdempotencyBegin, StoredResponse};
 pub use payments::{PaymentChanges, Transition};
 pub use refunds::RefundRelease;

@@ -13,4 +13,5 @@ mod openapi;
 mod races;
 mod redirects;
 mod refunds;
+mod relay;
 mod webhooks;
