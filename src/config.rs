@@ -17,6 +17,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub limits: LimitSettings,
     pub database: DatabaseSettings,
     pub toss: TossConfig,
     pub auth: AuthSettings,
@@ -33,6 +34,14 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub public_requests_per_sec: f64,
+    pub public_burst: f64,
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -82,6 +91,7 @@ pub struct TossConfig {
     pub connect_timeout_secs: u64,
     pub read_timeout_secs: u64,
     pub lookup_timeout_secs: u64,
+    pub max_concurrency: usize,
 }
 
 impl TossConfig {
@@ -221,7 +231,10 @@ impl Settings {
             .add_source(
                 Environment::with_prefix("APP")
                     .prefix_separator("_")
-                    .separator("__"),
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_allowed_origins")
+                    .try_parsing(true),
             )
             .set_override_option("database.url", vars("DATABASE_URL"))?
             .set_override_option("server.bind_addr", vars("BIND_ADDR"))?

@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::gateway::{NoopGateway, PaymentGateway, TossClient, TossSettings};
-use crate::http::{self, ApiKeys, AppState, RouterSettings};
+use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
+use crate::http::{self, ApiKeys, AppState, RateLimiter, RouterSettings};
 use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciler, ServiceSettings};
 use crate::store::Store;
@@ -66,8 +66,11 @@ impl Application {
                     secret_key: secret_key.clone(),
                     timeouts: settings.toss.timeouts(),
                 })?;
-                tracing::info!(gateway = "toss", api_url = %settings.toss.api_url, "payment gateway: Toss Payments");
-                Arc::new(client)
+                tracing::info!(gateway = "toss", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway: Toss Payments");
+                Arc::new(MeteredGateway::new(
+                    Arc::new(client),
+                    settings.toss.max_concurrency,
+                ))
             }
             _ => {
                 tracing::warn!(
@@ -104,11 +107,19 @@ impl Application {
             api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,
+            rate_limiter: Arc::new(RateLimiter::new(
+                settings.limits.public_requests_per_sec,
+                settings.limits.public_burst,
+                settings.limits.trust_forwarded_for,
+            )),
+            metrics: crate::telemetry::metrics(),
+            outbox_relayed: relay.is_some(),
         };
         let router = http::router(
             state,
             RouterSettings {
                 request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
+                cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
             },
         );
         let listener = TcpListener::bind(&settings.server.bind_addr).await?;

@@ -4,6 +4,7 @@
 //! records what callers claim. Toss's JSON types never leave this module: the service sees
 //! [`PgPayment`] and [`GatewayError`].
 
+mod metered;
 mod noop;
 mod toss;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use metered::MeteredGateway;
 pub use noop::NoopGateway;
 pub use toss::{TossClient, TossSettings};
 

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::AppState;
 use crate::domain::IdempotencyKey;
@@ -54,24 +55,27 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             let service = state.service.clone();
             // The request runs to its end even if the client goes away, so that its answer is
             // stored for the retry that will follow.
-            let task = tokio::spawn(async move {
-                let response = next.run(request).await;
-                let (parts, body) = response.into_parts();
-                let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-                let stored = StoredResponse {
-                    status: parts.status.as_u16(),
-                    content_type: parts
-                        .headers
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                };
-                if let Err(error) = service.idempotency_finish(&key, stored).await {
-                    tracing::warn!(%error, "could not store the idempotent response");
+            let task = tokio::spawn(
+                async move {
+                    let response = next.run(request).await;
+                    let (parts, body) = response.into_parts();
+                    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+                    let stored = StoredResponse {
+                        status: parts.status.as_u16(),
+                        content_type: parts
+                            .headers
+                            .get(header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                        body: String::from_utf8_lossy(&bytes).into_owned(),
+                    };
+                    if let Err(error) = service.idempotency_finish(&key, stored).await {
+                        tracing::warn!(%error, "could not store the idempotent response");
+                    }
+                    Response::from_parts(parts, Body::from(bytes))
                 }
-                Response::from_parts(parts, Body::from(bytes))
-            });
+                .instrument(tracing::Span::current()),
+            );
             task.await.unwrap_or_else(|_| {
                 AppError::Internal("request task failed".to_owned()).into_response()
             })
@@ -82,7 +86,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
 /// A POST without a key also runs to its end if the client disconnects: a confirm that reached
 /// Toss should settle now, not wait for the reconciler.
 async fn run_to_completion(next: Next, request: Request) -> Response {
-    tokio::spawn(next.run(request))
+    tokio::spawn(next.run(request).instrument(tracing::Span::current()))
         .await
         .unwrap_or_else(|_| AppError::Internal("request task failed".to_owned()).into_response())
 }

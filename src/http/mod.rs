@@ -4,8 +4,10 @@ mod auth;
 mod dto;
 mod extract;
 mod idempotency;
+mod metrics;
 mod payments;
 mod problem;
+mod rate_limit;
 mod redirects;
 mod system;
 mod webhooks;
@@ -14,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -28,6 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::ApiKeys;
 pub use problem::{PROBLEM_JSON, Problem};
+pub use rate_limit::RateLimiter;
 
 use crate::config::RedirectSettings;
 use crate::service::PaymentService;
@@ -38,6 +42,10 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Whether a relay publishes the outbox (then its lag is worth a metric).
+    pub outbox_relayed: bool,
 }
 
 #[derive(OpenApi)]
@@ -90,6 +98,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(system::list_events))
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
@@ -99,6 +108,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub struct RouterSettings {
     pub request_timeout: Duration,
+    /// Browser origins allowed by CORS; empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
@@ -112,6 +123,10 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -119,6 +134,8 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(middleware::from_fn(problem::ensure_problem_json))
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(metrics::track))
+        .layer(cors(&settings.cors_allowed_origins))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request
@@ -131,10 +148,40 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
                     method = %request.method(),
                     path = %request.uri().path(),
                     request_id = %request_id,
+                    // Filled in by the service once it knows which payment this is.
+                    payment_id = tracing::field::Empty,
+                    order_id = tracing::field::Empty,
                 )
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(%origin, "ignoring a CORS origin that is not a header value");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        // No origin is allowed: without CORS headers browsers refuse cross-origin calls.
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
 }

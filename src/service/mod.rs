@@ -72,6 +72,14 @@ impl PaymentService {
         self.gateway.provider()
     }
 
+    /// Names the payment in the current span (the request's, or the reconciler's), so every
+    /// log line of the operation carries it.
+    fn annotate(payment: &crate::domain::Payment) {
+        let span = tracing::Span::current();
+        span.record("payment_id", tracing::field::display(payment.id));
+        span.record("order_id", tracing::field::display(&payment.order_id));
+    }
+
     /// When an unsettled row should be looked at again after `attempts` looks.
     fn backoff(&self, attempts: i32) -> DateTime<Utc> {
         let exponent = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);

@@ -49,6 +49,7 @@ impl PaymentService {
             updated_at: now,
             completed_at: None,
         };
+        Self::annotate(&payment);
         self.store.insert_payment(&payment).await?;
         tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, amount_krw = payment.amount_krw, "payment created");
         Ok(payment)
@@ -86,16 +87,22 @@ impl PaymentService {
     }
 
     pub(super) async fn find(&self, id: PaymentId) -> Result<Payment, AppError> {
-        self.store
+        let payment = self
+            .store
             .payment(id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("payment {id} not found")))
+            .ok_or_else(|| AppError::NotFound(format!("payment {id} not found")))?;
+        Self::annotate(&payment);
+        Ok(payment)
     }
 
     pub(super) async fn find_by_order(&self, order_id: &str) -> Result<Payment, AppError> {
-        self.store
+        let payment = self
+            .store
             .payment_by_order(order_id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("no payment with order_id {order_id}")))
+            .ok_or_else(|| AppError::NotFound(format!("no payment with order_id {order_id}")))?;
+        Self::annotate(&payment);
+        Ok(payment)
     }
 }

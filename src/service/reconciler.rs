@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::PaymentService;
 
@@ -60,7 +61,9 @@ impl PaymentService {
             let mut payment = payment;
             payment.reconcile_attempts += 1;
             let id = payment.id;
-            if let Err(error) = self.settle(payment).await {
+            let span =
+                tracing::info_span!("reconcile", payment_id = %id, order_id = %payment.order_id);
+            if let Err(error) = self.settle(payment).instrument(span).await {
                 tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");
             }
         }
@@ -76,7 +79,13 @@ impl PaymentService {
             let mut refund = refund;
             refund.reconcile_attempts += 1;
             let id = refund.id;
-            if let Err(error) = self.settle_refund(refund).await {
+            let span = tracing::info_span!(
+                "reconcile",
+                payment_id = %refund.payment_id,
+                refund_id = %id,
+                order_id = tracing::field::Empty,
+            );
+            if let Err(error) = self.settle_refund(refund).instrument(span).await {
                 tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
             }
         }

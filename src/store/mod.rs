@@ -56,14 +56,20 @@ impl From<DbErr> for StoreError {
 
 fn is_connection_error(error: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error;
-    matches!(
-        error,
+    match error {
         Error::Io(_)
-            | Error::PoolTimedOut
-            | Error::PoolClosed
-            | Error::WorkerCrashed
-            | Error::Tls(_)
-    )
+        | Error::Tls(_)
+        | Error::Protocol(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        // PostgreSQL going away: class 08 (connection exception), 57P01..57P03 (admin
+        // shutdown, crash shutdown, cannot connect now).
+        Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -120,6 +120,7 @@ impl Store {
                 transition.from
             );
         }
+        let new_status = transition.changes.status;
         let txn = self.db.begin().await?;
         let mut update = payment::Entity::update_many()
             .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
@@ -139,6 +140,13 @@ impl Store {
             events::append(&txn, event).await?;
         }
         txn.commit().await?;
+        if let Some(to) = new_status {
+            let from = match transition.from {
+                [one] => one.as_str(),
+                _ => "ANY",
+            };
+            count_transition(from, to.as_str());
+        }
         Ok(true)
     }
 
@@ -179,12 +187,17 @@ impl Store {
         Ok(update.exec(&self.db).await?.rows_affected == 1)
     }
 
-    /// Counts unsettled payments (for `/ready` details and metrics).
-    pub async fn count_in_progress(&self) -> StoreResult<u64> {
-        Ok(payment::Entity::find()
-            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()))
-            .count(&self.db)
-            .await?)
+    /// How many payments are `IN_PROGRESS`, and since when the oldest one is.
+    pub async fn unsettled_payments(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        let query =
+            payment::Entity::find().filter(Column::Status.eq(PaymentStatus::InProgress.as_str()));
+        let count = query.clone().count(&self.db).await?;
+        let oldest = query
+            .order_by_asc(Column::ConfirmStartedAt)
+            .one(&self.db)
+            .await?
+            .and_then(|row| row.confirm_started_at.or(Some(row.updated_at)));
+        Ok((count, oldest))
     }
 }
 
@@ -238,4 +251,10 @@ impl PaymentChanges {
         }
         set
     }
+}
+
+/// `payment_transitions_total{from, to}`.
+pub(super) fn count_transition(from: &str, to: &str) {
+    metrics::counter!("payment_transitions_total", "from" => from.to_owned(), "to" => to.to_owned())
+        .increment(1);
 }

@@ -182,6 +182,20 @@ impl Store {
         Ok(true)
     }
 
+    /// How many refunds are `PENDING`, and since when the oldest one is.
+    pub async fn unsettled_refunds(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
+        use sea_orm::PaginatorTrait;
+        let query = refund::Entity::find()
+            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()));
+        let count = query.clone().count(&self.db).await?;
+        let oldest = query
+            .order_by_asc(refund::Column::CreatedAt)
+            .one(&self.db)
+            .await?
+            .map(|row| row.created_at);
+        Ok((count, oldest))
+    }
+
     pub async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         refund::Entity::find_by_id(id.to_string())
             .one(&self.db)
@@ -276,6 +290,7 @@ async fn settle_refund_status(
         PaymentStatus::PartialRefund
     };
     let now = Utc::now();
+    super::payments::count_transition(&row.status, status.as_str());
     payment::Entity::update_many()
         .col_expr(payment::Column::Status, Expr::value(status.as_str()))
         .col_expr(payment::Column::UpdatedAt, Expr::value(now))

@@ -113,6 +113,9 @@ pub struct Options {
     pub read_timeout_secs: u64,
     /// The background reconciler; off by default so tests drive `reconcile_once` themselves.
     pub reconciler: bool,
+    /// Per-IP rate limit of the public routes: (requests per second, burst).
+    pub public_rate: (f64, f64),
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -122,6 +125,9 @@ impl Default for Options {
             redirect: None,
             read_timeout_secs: 10,
             reconciler: false,
+            // Tests hammer the public routes from one address on purpose.
+            public_rate: (100_000.0, 100_000.0),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -167,6 +173,9 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.toss.lookup_timeout_secs = options.read_timeout_secs;
     settings.toss.connect_timeout_secs = 2;
     settings.reconciler.enabled = options.reconciler;
+    settings.limits.public_requests_per_sec = options.public_rate.0;
+    settings.limits.public_burst = options.public_rate.1;
+    settings.server.cors_allowed_origins = options.cors_allowed_origins.clone();
     settings.reconciler.interval_ms = 100;
     settings.reconciler.initial_backoff_secs = 0;
     settings.reconciler.max_backoff_secs = 1;

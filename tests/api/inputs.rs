@@ -10,6 +10,7 @@ use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app};
 use crate::on_both_databases;
 
 on_both_databases!(
+    metrics_is_public,
     idempotent_replay_needs_the_api_key,
     create_refuses_a_positional_json_array,
     unauthenticated_bad_body_is_401,
@@ -861,38 +862,6 @@ async fn malformed_idempotency_keys_are_refused(backend: Backend) {
     assert_eq!(payment_count(&app).await, 1);
     app.stop().await;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Scenarios that fail because of bugs in src/ (see the `ignore` reasons). Written by hand rather
-// than through `on_both_databases!`, which cannot carry `#[ignore]`.
-
-macro_rules! on_both_databases_ignored {
-    ($($scenario:ident => $reason:literal),* $(,)?) => {
-        mod ignored_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $reason]
-                async fn $scenario() {
-                    super::$scenario($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod ignored_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $reason]
-                async fn $scenario() {
-                    super::$scenario($crate::helpers::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases_ignored!(
-    metrics_is_public =>
-        "GET /metrics (in the contract's route table) is not built yet: issue 5 (metrics)",
-);
 
 async fn create_refuses_a_positional_json_array(backend: Backend) {
     let app = spawn_app(backend).await;

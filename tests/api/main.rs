@@ -10,6 +10,7 @@ mod idempotency;
 mod inputs;
 mod listing;
 mod openapi;
+mod operations;
 mod races;
 mod redirects;
 mod refunds;

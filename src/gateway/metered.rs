@@ -1,0 +1,75 @@
+//! A gateway wrapper that bounds how many PG calls run at once and measures each one:
+//! `toss_requests_total{operation, outcome}` and `toss_request_duration_seconds{operation}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+
+use super::{CancelRequest, ConfirmRequest, GatewayError, Outcome, PaymentGateway, PgPayment};
+
+pub struct MeteredGateway {
+    inner: Arc<dyn PaymentGateway>,
+    slots: Semaphore,
+}
+
+impl MeteredGateway {
+    pub fn new(inner: Arc<dyn PaymentGateway>, max_concurrency: usize) -> Self {
+        Self {
+            inner,
+            slots: Semaphore::new(max_concurrency.max(1)),
+        }
+    }
+
+    async fn measure<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        // Waiting for a slot is not the PG's latency; only the call is timed.
+        let _slot = self.slots.acquire().await.ok();
+        let started = Instant::now();
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(error) => error.outcome(),
+        };
+        let label = match outcome {
+            Outcome::Ok => "ok",
+            Outcome::Declined => "declined",
+            Outcome::Unknown => "unknown",
+            Outcome::Misconfigured => "misconfigured",
+        };
+        metrics::counter!("toss_requests_total", "operation" => operation, "outcome" => label)
+            .increment(1);
+        metrics::histogram!("toss_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for MeteredGateway {
+    fn provider(&self) -> Option<&'static str> {
+        self.inner.provider()
+    }
+
+    async fn confirm(&self, request: &ConfirmRequest) -> Result<PgPayment, GatewayError> {
+        self.measure("confirm", self.inner.confirm(request)).await
+    }
+
+    async fn cancel(&self, request: &CancelRequest) -> Result<PgPayment, GatewayError> {
+        self.measure("cancel", self.inner.cancel(request)).await
+    }
+
+    async fn payment_by_key(&self, payment_key: &str) -> Result<Option<PgPayment>, GatewayError> {
+        self.measure("lookup", self.inner.payment_by_key(payment_key))
+            .await
+    }
+
+    async fn payment_by_order(&self, order_id: &str) -> Result<Option<PgPayment>, GatewayError> {
+        self.measure("lookup", self.inner.payment_by_order(order_id))
+            .await
+    }
+}

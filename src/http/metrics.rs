@@ -1,0 +1,69 @@
+//! `GET /metrics` (Prometheus text format) and the per-request measurements behind it.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::AppState;
+
+/// `http_requests_total{method, route, status}` and `http_request_duration_seconds{method,
+/// route}`; the route is the template (`/payments/{payment_id}`), never the raw path.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn age_seconds(since: Option<DateTime<Utc>>) -> f64 {
+    since.map_or(0.0, |at| {
+        (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    })
+}
+
+/// Prometheus metrics of this process.
+#[utoipa::path(
+    get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.service.store();
+    // Read at scrape time, so they are right whichever instance settled what.
+    if let Ok((count, oldest)) = store.unsettled_payments().await {
+        metrics::gauge!("payments_unsettled", "kind" => "payment").set(count as f64);
+        metrics::gauge!("payments_unsettled_oldest_age_seconds", "kind" => "payment")
+            .set(age_seconds(oldest));
+    }
+    if let Ok((count, oldest)) = store.unsettled_refunds().await {
+        metrics::gauge!("payments_unsettled", "kind" => "refund").set(count as f64);
+        metrics::gauge!("payments_unsettled_oldest_age_seconds", "kind" => "refund")
+            .set(age_seconds(oldest));
+    }
+    if state.outbox_relayed
+        && let Ok(stats) = store.unpublished_stats().await
+    {
+        metrics::gauge!("outbox_unpublished_events").set(stats.count as f64);
+        metrics::gauge!("outbox_oldest_unpublished_age_seconds")
+            .set(age_seconds(stats.oldest_occurred_at));
+    }
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
