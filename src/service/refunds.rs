@@ -158,6 +158,21 @@ impl PaymentService {
                     let at = cancel.canceled_at.unwrap_or_else(Utc::now);
                     return self.finish_refund(refund, Some(key), at).await;
                 }
+                // Toss's books against ours: money Toss returned that no refund of ours
+                // accounts for must not be written off as "did not happen".
+                let cancelled_at_toss = record
+                    .total_amount
+                    .zip(record.balance_amount)
+                    .map(|(total, balance)| total - balance);
+                if cancelled_at_toss.is_some_and(|at_toss| at_toss > payment.refunded_amount_krw) {
+                    self.set_refund_aside(
+                        &payment,
+                        &refund,
+                        "Toss cancelled more than our completed refunds, but not as this refund",
+                    )
+                    .await?;
+                    return Err(AppError::PgResponseMismatch);
+                }
                 let waited_enough = refund.created_at + self.settings.confirm_window < Utc::now();
                 if waited_enough {
                     let failure = Failure {
@@ -205,7 +220,12 @@ impl PaymentService {
                     .await
             }
             _ => {
-                tracing::error!(alert = "pg_record_mismatch", payment_id = %payment.id, refund_id = %refund.id, "PG cancel reply does not match the refund; left PENDING for review");
+                self.set_refund_aside(
+                    payment,
+                    &refund,
+                    "Toss's cancel reply does not match the refund",
+                )
+                .await?;
                 Err(AppError::PgResponseMismatch)
             }
         }
@@ -255,6 +275,20 @@ impl PaymentService {
                 })
             }
         }
+    }
+
+    /// Toss's record of a refund contradicts ours: the refund stays `PENDING` (its amount stays
+    /// reserved), the reconciler stops looking, and the payment is flagged for a person.
+    async fn set_refund_aside(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        tracing::error!(alert = "pg_record_mismatch", payment_id = %payment.id, refund_id = %refund.id, %reason, "refund set aside for review");
+        self.store.flag_for_review(payment.id, reason).await?;
+        self.store.unschedule_refund(refund.id).await?;
+        Ok(())
     }
 
     /// PG cancel keys already matched to other refunds of this payment.

@@ -150,6 +150,18 @@ impl Store {
         Ok(true)
     }
 
+    /// Flags a payment for a person, whatever its status (a refund's record contradicts ours).
+    pub async fn flag_for_review(&self, id: PaymentId, reason: &str) -> StoreResult<()> {
+        payment::Entity::update_many()
+            .col_expr(Column::NeedsReview, Expr::value(true))
+            .col_expr(Column::ReviewReason, Expr::value(reason))
+            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Unsettled payments whose next reconciliation is due, oldest due first.
     pub async fn payments_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Payment>> {
         payment::Entity::find()

@@ -313,6 +313,20 @@ async fn load_refund<C: ConnectionTrait>(conn: &C, id: RefundId) -> StoreResult<
 }
 
 impl Store {
+    /// Leaves a `PENDING` refund to a person: the reconciler no longer picks it up.
+    pub async fn unschedule_refund(&self, refund_id: RefundId) -> StoreResult<()> {
+        refund::Entity::update_many()
+            .col_expr(
+                refund::Column::NextReconcileAt,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .filter(refund::Column::Id.eq(refund_id.to_string()))
+            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Next reconciliation of a `PENDING` refund.
     pub async fn schedule_refund(&self, refund_id: RefundId, at: DateTime<Utc>) -> StoreResult<()> {
         refund::Entity::update_many()

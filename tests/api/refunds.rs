@@ -13,7 +13,153 @@ on_both_databases!(
     toss_refusal_of_a_refund_changes_nothing,
     refund_needs_refundable_state,
     refund_timeout_is_202_then_settled_from_cancels,
+    cancel_reply_that_contradicts_us_is_set_aside,
+    lost_refund_that_never_reached_toss_fails_and_frees_the_balance,
+    unexplained_cancel_at_toss_is_set_aside_not_failed,
 );
+
+/// A refund whose Toss reply never comes back; Toss does not cancel anything.
+async fn lost_refund(app: &crate::helpers::TestApp, id: &str, amount: i64) -> Value {
+    Mock::given(method("POST"))
+        .and(path_regex("/cancel$"))
+        .respond_with(ResponseTemplate::new(500).set_delay(std::time::Duration::from_secs(3)))
+        .up_to_n_times(1)
+        .mount(&app.toss_server)
+        .await;
+    let reply = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "lost", "refund_amount_krw": amount}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    reply.body
+}
+
+/// Moves a refund's creation back past the confirm window, as if 15 minutes had passed.
+async fn age_refund(app: &crate::helpers::TestApp, refund_id: &str) {
+    app.execute_sql(
+        "UPDATE refunds SET created_at = $1, next_reconcile_at = $2 WHERE id = $3",
+        vec![
+            (chrono::Utc::now() - chrono::Duration::minutes(15)).into(),
+            chrono::Utc::now().into(),
+            refund_id.into(),
+        ],
+    )
+    .await;
+}
+
+async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rliar_0001", 10000, "pk_rliar")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let mut record = app.toss.payment("pk_rliar").unwrap();
+    record.balance = 1;
+    record.status = "PARTIAL_CANCELED".to_owned();
+    record.last_transaction_key = "cx_other".to_owned();
+    record.cancels =
+        vec![json!({"transactionKey": "cx_other", "cancelAmount": 9999, "cancelStatus": "DONE"})];
+    Mock::given(method("POST"))
+        .and(path_regex("/cancel$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fake_toss::to_json(&record)))
+        .mount(&app.toss_server)
+        .await;
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 1000}),
+    )
+    .await
+    .problem(502, "PG_RESPONSE_MISMATCH");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["needs_review"], true);
+    assert_eq!(payment["status"], "COMPLETED", "never silently refunded");
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds[0]["status"], "PENDING");
+    let gets_before = app.toss_requests("GET", "/v1/payments").await.len();
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(
+        app.toss_requests("GET", "/v1/payments").await.len(),
+        gets_before,
+        "left for a person"
+    );
+    app.stop().await;
+}
+
+async fn lost_refund_that_never_reached_toss_fails_and_frees_the_balance(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let paid = app
+        .completed_payment("order_rlost_0001", 10000, "pk_rlost")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let refund = lost_refund(&app, id, 4000).await;
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(
+        app.get(&format!("/payments/{id}/refunds")).await.body["refunds"][0]["status"],
+        "PENDING",
+        "within the window: wait"
+    );
+    age_refund(&app, refund["refund_id"].as_str().unwrap()).await;
+    app.service.reconcile_once().await.unwrap();
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds[0]["status"], "FAILED");
+    assert_eq!(refunds[0]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["refunded_amount_krw"], 0);
+    assert!(
+        app.events_of(id)
+            .await
+            .iter()
+            .all(|e| e["event_type"] != "payment.refunded")
+    );
+    // The whole amount is refundable again, and only the new refund reaches Toss again.
+    let again = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["refund_amount_krw"], 10000);
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
+    app.stop().await;
+}
+
+async fn unexplained_cancel_at_toss_is_set_aside_not_failed(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let paid = app
+        .completed_payment("order_rodd_00001", 10000, "pk_rodd")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let refund = lost_refund(&app, id, 4000).await;
+    // Toss shows money returned, but not as this refund's amount.
+    app.toss.cancel_in_dashboard("pk_rodd", 2500);
+    age_refund(&app, refund["refund_id"].as_str().unwrap()).await;
+    app.service.reconcile_once().await.unwrap();
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(
+        refunds[0]["status"], "PENDING",
+        "not written off while Toss's books differ"
+    );
+    assert_eq!(app.payment(id).await["needs_review"], true);
+    app.stop().await;
+}
 
 async fn partial_partial_final_refund_each_reaches_toss(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -1,0 +1,320 @@
+//! The things the benchmark runs against: fresh databases, the service as a child process (so
+//! its memory is its own), and what `/proc` tells about processes and the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::process::{Child, Command};
+
+use crate::args::{Backend, Options};
+
+/// A database made for this run, deleted afterwards unless kept.
+pub struct BenchDatabase {
+    pub url: String,
+    backend: Backend,
+    server_url: String,
+    name: String,
+    dir: PathBuf,
+}
+
+impl BenchDatabase {
+    /// PostgreSQL: `CREATE DATABASE ps_bench_<run>_<label>`; SQLite: a file in a temporary folder.
+    pub async fn create(options: &Options, run_id: &str, label: &str) -> anyhow::Result<Self> {
+        let name = format!("ps_bench_{run_id}_{label}");
+        let dir = std::env::temp_dir().join(format!("ps_bench_{run_id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let url = match options.backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join(format!("{label}.db")).display()),
+            Backend::Postgres => {
+                let admin = Database::connect(format!("{}/postgres", options.pg_url))
+                    .await
+                    .with_context(|| format!("connecting to {}/postgres", options.pg_url))?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .with_context(|| format!("creating database {name}"))?;
+                let _ = admin.close().await;
+                format!("{}/{name}", options.pg_url)
+            }
+        };
+        Ok(Self {
+            url,
+            backend: options.backend,
+            server_url: options.pg_url.clone(),
+            name,
+            dir,
+        })
+    }
+
+    pub async fn drop_now(self) {
+        match self.backend {
+            Backend::Sqlite => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+            Backend::Postgres => {
+                let result = async {
+                    let admin = Database::connect(format!("{}/postgres", self.server_url)).await?;
+                    admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            self.name
+                        ))
+                        .await?;
+                    admin.close().await
+                }
+                .await;
+                if let Err(error) = result {
+                    eprintln!("could not drop database {}: {error}", self.name);
+                }
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
+    }
+}
+
+/// The service as a child process.
+pub struct ServiceProcess {
+    child: Child,
+    pub pid: u32,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl ServiceProcess {
+    pub async fn start(
+        options: &Options,
+        database_url: &str,
+        toss_url: &str,
+        api_key: &str,
+        work_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let bin = match &options.service_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("payment-service"),
+        };
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it with `cargo build --release --bins`, or pass --service-bin",
+                bin.display()
+            );
+        }
+        let port = free_port()?;
+        let log = work_dir.join("service.log");
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(&bin)
+            // Config files are read relative to the working directory: none there.
+            .current_dir(work_dir)
+            .env_remove("RUST_LOG")
+            .env_remove("NATS_URL")
+            .env("APP_ENV", "bench")
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("TOSS_SECRET_KEY", crate::fake_toss::SECRET_KEY)
+            .env("TOSS_API_URL", toss_url)
+            .env("API_KEYS", api_key)
+            .env("APP_DATABASE__MAX_CONNECTIONS", options.pool.to_string())
+            .env("APP_LOG__FILTER", &options.log_filter)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id().context("the service exited at once")?;
+        let mut service = Self {
+            child,
+            pid,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        service.wait_ready().await?;
+        Ok(service)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let url = format!("{}/ready", self.base_url);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the service exited ({status}) before it was ready; its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("the service was not ready after 60 s; see {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM (graceful), then SIGKILL after a few seconds.
+    pub async fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Samples a process's resident memory every 50 ms; keeps the highest seen.
+pub struct RssSampler {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> Self {
+        let peak = Arc::new(AtomicU64::new(0));
+        let seen = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Some((rss, _)) = memory_kib(pid) {
+                    seen.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { peak, task }
+    }
+
+    pub fn peak_kib(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (USER_HZ; 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// User + system CPU seconds a process has used.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields after its closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS)
+}
+
+/// CPU seconds used by all `postgres` processes (server-wide, other users' sessions included).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(cpu_seconds)
+        .sum()
+}
+
+/// (busy, total) jiffies of the whole machine, from `/proc/stat`.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// CPU used during a phase, by whom.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub service: Option<f64>,
+    pub loadgen: f64,
+    pub postgres: f64,
+    /// Share of the machine's CPU time that was busy, 0..1.
+    pub machine_busy: f64,
+}
+
+pub struct CpuMeter {
+    service_pid: Option<u32>,
+    service: Option<f64>,
+    loadgen: f64,
+    postgres: f64,
+    machine: (u64, u64),
+}
+
+impl CpuMeter {
+    pub fn start(service_pid: Option<u32>) -> Self {
+        Self {
+            service_pid,
+            service: service_pid.and_then(cpu_seconds),
+            loadgen: cpu_seconds(std::process::id()).unwrap_or(0.0),
+            postgres: postgres_cpu_seconds(),
+            machine: machine_ticks().unwrap_or((0, 0)),
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        let (busy, total) = machine_ticks().unwrap_or(self.machine);
+        let total = total.saturating_sub(self.machine.1).max(1);
+        CpuUse {
+            service: match (self.service_pid.and_then(cpu_seconds), self.service) {
+                (Some(now), Some(then)) => Some(now - then),
+                _ => None,
+            },
+            loadgen: cpu_seconds(std::process::id()).unwrap_or(0.0) - self.loadgen,
+            postgres: postgres_cpu_seconds() - self.postgres,
+            machine_busy: busy.saturating_sub(self.machine.0) as f64 / total as f64,
+        }
+    }
+}
