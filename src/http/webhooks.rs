@@ -16,6 +16,8 @@ use crate::service::{WebhookHint, WebhookOutcome};
 
 pub const TRANSMISSION_ID: &str = "tosspayments-webhook-transmission-id";
 
+const WEBHOOK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// A Toss webhook body: `PAYMENT_STATUS_CHANGED` (a Payment in `data`), `CANCEL_STATUS_CHANGED`
 /// (a Cancel in `data`), or `DEPOSIT_CALLBACK` (flat, no `eventType`, with `secret`).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -96,7 +98,13 @@ pub async fn toss_webhook(
             }));
         }
     };
-    let outcome = state.service.handle_webhook(transmission_id, hint).await?;
+    // Toss wants its answer within about 10 s; a read-back slower than that is better retried.
+    let outcome = tokio::time::timeout(
+        WEBHOOK_BUDGET,
+        state.service.handle_webhook(transmission_id, hint),
+    )
+    .await
+    .map_err(|_| AppError::Unavailable("webhook read-back took too long".to_owned()))??;
     tracing::info!(
         event_type = ?webhook.event_type,
         created_at = ?webhook.created_at,
