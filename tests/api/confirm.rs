@@ -1,7 +1,5 @@
 use reqwest::StatusCode;
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_toss::{self, BASIC_AUTH};
 use crate::helpers::{Backend, Options, spawn_app, spawn_with};
@@ -111,16 +109,14 @@ async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) 
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_decline_01", 30000).await;
     let id = created["payment_id"].as_str().unwrap();
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(fake_toss::error(
-            403,
-            "REJECT_CARD_PAYMENT",
-            "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
-        ))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        403,
+        "REJECT_CARD_PAYMENT",
+        Some(1),
+    )
+    .await;
 
     let reply = app
         .post_public(
@@ -131,8 +127,8 @@ async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) 
     let problem = reply.problem(402, "PG_DECLINED");
     assert_eq!(problem["pg_code"], "REJECT_CARD_PAYMENT");
     assert_eq!(
-        problem["pg_message"],
-        "한도초과 혹은 잔액부족으로 결제에 실패했습니다."
+        problem["pg_message"], "토스 오류 메시지",
+        "Toss's message, verbatim"
     );
 
     let payment = app.payment(id).await;
@@ -172,15 +168,14 @@ async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) 
 async fn toss_unauthorized_key_is_pg_misconfigured(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_badkey_01", 5000).await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(fake_toss::error(
-            401,
-            "UNAUTHORIZED_KEY",
-            "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
-        ))
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        401,
+        "UNAUTHORIZED_KEY",
+        None,
+    )
+    .await;
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -203,15 +198,14 @@ async fn toss_500_that_charged_settles_completed_from_read_back(backend: Backend
     app.toss.authenticate("pk_500", "order_500_00001", 12000);
     // Toss charged the buyer, then failed to tell us.
     app.toss.set_status("pk_500", "DONE");
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(fake_toss::error(
-            500,
-            "FAILED_INTERNAL_SYSTEM_PROCESSING",
-            "내부 시스템 처리 작업이 실패했습니다.",
-        ))
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        None,
+    )
+    .await;
 
     let reply = app
         .post_public(
@@ -242,11 +236,7 @@ async fn toss_timeout_is_202_then_reconciler_completes(backend: Backend) {
     let created = app.create_payment("order_slow_00001", 8000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_slow", "order_slow_00001", 8000);
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
-        .mount(&app.toss_server)
-        .await;
+    app.toss_hangs("POST", "^/v1/payments/confirm$", None).await;
 
     let reply = app
         .post_public(

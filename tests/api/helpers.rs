@@ -379,6 +379,36 @@ impl TestApp {
             .collect()
     }
 
+    /// Toss answers `http_method` on paths matching `path` with an error, `times` times (or
+    /// always), in front of the fake's normal behaviour.
+    pub async fn toss_fails(
+        &self,
+        http_method: &str,
+        path: &str,
+        status: u16,
+        code: &str,
+        times: Option<u64>,
+    ) {
+        let mock = wiremock::Mock::given(wiremock::matchers::method(http_method))
+            .and(wiremock::matchers::path_regex(path))
+            .respond_with(crate::fake_toss::error(status, code, "토스 오류 메시지"));
+        match times {
+            Some(n) => mock.up_to_n_times(n).mount(&self.toss_server).await,
+            None => mock.mount(&self.toss_server).await,
+        }
+    }
+
+    /// Toss takes longer than the tests' read timeouts to answer, and does nothing.
+    pub async fn toss_hangs(&self, http_method: &str, path: &str, times: Option<u64>) {
+        let mock = wiremock::Mock::given(wiremock::matchers::method(http_method))
+            .and(wiremock::matchers::path_regex(path))
+            .respond_with(wiremock::ResponseTemplate::new(500).set_delay(Duration::from_secs(3)));
+        match times {
+            Some(n) => mock.up_to_n_times(n).mount(&self.toss_server).await,
+            None => mock.mount(&self.toss_server).await,
+        }
+    }
+
     pub async fn confirms_sent(&self) -> usize {
         self.toss_requests("POST", "/v1/payments/confirm")
             .await

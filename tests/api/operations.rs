@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
-use crate::fake_toss::{self, FakeToss, SECRET_KEY};
+use crate::fake_toss::{FakeToss, SECRET_KEY};
 use crate::helpers::{
     API_KEY, Backend, Options, TestDatabase, init_process, into_reply, spawn_app, spawn_with,
 };
@@ -40,11 +39,14 @@ async fn metrics_after_a_flow_have_names_and_labels(backend: Backend) {
     )
     .await;
     app.create_payment("order_metrics_02", 5000).await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(fake_toss::error(403, "REJECT_CARD_PAYMENT", "거절"))
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        403,
+        "REJECT_CARD_PAYMENT",
+        None,
+    )
+    .await;
     app.post_public(
         "/payments/confirm",
         json!({"order_id": "order_metrics_02", "payment_key": "pk_m2"}),

@@ -87,7 +87,7 @@ async fn background_reconciler_settles_a_timed_out_confirm(backend: Backend) {
     let created = app.create_payment("order_bgrec_0001", 5000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_bg", "order_bgrec_0001", 5000);
-    hang_confirms(&app).await;
+    app.toss_hangs("POST", "^/v1/payments/confirm$", None).await;
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -145,7 +145,7 @@ async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Bac
     let created = app.create_payment("order_retry_0001", 7000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_retry", "order_retry_0001", 7000);
-    hang_confirms(&app).await;
+    app.toss_hangs("POST", "^/v1/payments/confirm$", None).await;
     let body = json!({"payment_id": id, "payment_key": "pk_retry"});
     let first = app.post_public("/payments/confirm", body.clone()).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
@@ -168,16 +168,6 @@ async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Bac
     );
     assert_eq!(app.events_of(id).await.len(), 1);
     app.stop().await;
-}
-
-/// Toss takes longer than our read timeout to answer a confirm, and has not charged yet when we
-/// read back.
-async fn hang_confirms(app: &crate::helpers::TestApp) {
-    Mock::given(method("POST"))
-        .and(path("/v1/payments/confirm"))
-        .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_secs(3)))
-        .mount(&app.toss_server)
-        .await;
 }
 
 /// The state a confirm commits before calling Toss (see `claim`), with its claim lapsed: the

@@ -20,12 +20,7 @@ on_both_databases!(
 
 /// A refund whose Toss reply never comes back; Toss does not cancel anything.
 async fn lost_refund(app: &crate::helpers::TestApp, id: &str, amount: i64) -> Value {
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(ResponseTemplate::new(500).set_delay(std::time::Duration::from_secs(3)))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.toss_hangs("POST", "/cancel$", Some(1)).await;
     let reply = app
         .post(
             &format!("/payments/{id}/refund"),
@@ -309,14 +304,7 @@ async fn toss_refusal_of_a_refund_changes_nothing(backend: Backend) {
     let id = paid["payment_id"].as_str().unwrap();
     let before = app.payment(id).await;
     let events_before = app.events().await;
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(fake_toss::error(
-            403,
-            "NOT_CANCELABLE_PAYMENT",
-            "취소 할 수 없는 결제 입니다.",
-        ))
-        .mount(&app.toss_server)
+    app.toss_fails("POST", "/cancel$", 403, "NOT_CANCELABLE_PAYMENT", None)
         .await;
     let reply = app
         .post(
@@ -372,11 +360,7 @@ async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
         .completed_payment("order_rslow_0001", 10000, "pk_rslow")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
-        .mount(&app.toss_server)
-        .await;
+    app.toss_hangs("POST", "/cancel$", None).await;
     let reply = app
         .post(
             &format!("/payments/{id}/refund"),

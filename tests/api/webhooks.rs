@@ -2,10 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wiremock::Mock;
-use wiremock::matchers::{method, path_regex};
 
-use crate::fake_toss;
 use crate::helpers::{Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_with};
 use crate::on_both_databases;
 
@@ -42,16 +39,14 @@ fn status_changed(payment_key: &str, order_id: &str, status: &str) -> Value {
 async fn unsettled(app: &TestApp, order_id: &str, key: &str, amount: i64) -> String {
     let created = app.create_payment(order_id, amount).await;
     app.toss.authenticate(key, order_id, amount);
-    Mock::given(method("POST"))
-        .and(path_regex("/v1/payments/confirm$"))
-        .respond_with(fake_toss::error(
-            500,
-            "UNKNOWN_PAYMENT_ERROR",
-            "결제에 실패했어요.",
-        ))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "POST",
+        "/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -254,16 +249,14 @@ async fn malformed_unknown_and_foreign_webhooks(backend: Backend) {
 async fn webhook_asks_for_a_retry_when_toss_is_unreachable(backend: Backend) {
     let app = spawn_with(backend, Options::default()).await;
     let id = unsettled(&app, "order_wh_000010", "pk_wh10", 1000).await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/v1/payments/"))
-        .respond_with(fake_toss::error(
-            500,
-            "FAILED_INTERNAL_SYSTEM_PROCESSING",
-            "잠시 후 다시 시도해주세요.",
-        ))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.toss_fails(
+        "GET",
+        "^/v1/payments/",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Some(1),
+    )
+    .await;
     app.toss.set_status("pk_wh10", "DONE");
     let body = status_changed("pk_wh10", "order_wh_000010", "DONE");
     deliver(&app, Some("whtrans_10"), &body)
