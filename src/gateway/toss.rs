@@ -334,7 +334,15 @@ fn classify(http_status: u16, code: &str, message: &str, operation: Operation) -
         // A lookup changes nothing, so nothing about it can be "declined".
         Operation::Lookup => &[],
     };
-    if !in_doubt && MISCONFIGURATIONS.contains(&code) {
+    // On a confirm the paymentKey is the buyer's browser's, not ours: Toss refusing the request
+    // is Toss refusing this attempt, which the buyer can retry, not a reason to page anyone.
+    let refused_attempt = operation == Operation::Confirm && code == "INVALID_REQUEST";
+    if !in_doubt && refused_attempt {
+        GatewayError::Declined {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    } else if !in_doubt && MISCONFIGURATIONS.contains(&code) {
         GatewayError::Misconfigured {
             code: code.to_owned(),
             message: message.to_owned(),
@@ -1259,6 +1267,8 @@ mod tests {
             (404, "NOT_FOUND_PAYMENT"),
             (400, "PAY_PROCESS_ABORTED"),
             (400, "NOT_FOUND_TERMINAL_ID"),
+            // The buyer's paymentKey does not fit the order: Toss refused this attempt.
+            (400, "INVALID_REQUEST"),
         ] {
             assert_eq!(confirm(status, code), declined(code));
         }
@@ -1267,7 +1277,6 @@ mod tests {
             (400, "INVALID_API_KEY"),
             (403, "INCORRECT_BASIC_AUTH_FORMAT"),
             (403, "FORBIDDEN_REQUEST"),
-            (400, "INVALID_REQUEST"),
             (400, "INVALID_IDEMPOTENCY_KEY"),
         ] {
             assert_eq!(confirm(status, code), misconfigured(code));

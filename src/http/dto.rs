@@ -210,7 +210,13 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
 
 /// A Toss `paymentKey`: 1..200 printable ASCII characters.
 pub fn payment_key(field: &'static str, value: &str) -> Result<String, DomainError> {
-    if value.is_empty() || value.len() > 200 || !value.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+    // "." and ".." cannot be a path segment of Toss's lookup and cancel URLs.
+    if value.is_empty()
+        || value.len() > 200
+        || value == "."
+        || value == ".."
+        || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
         return Err(DomainError::new(
             field,
             "must be 1 to 200 printable ASCII characters",

@@ -16,7 +16,34 @@ on_both_databases!(
     noop_gateway_records_callers_transaction_id,
     unverified_confirm_needs_api_key,
     confirm_refuses_other_states,
+    another_orders_payment_key_is_declined_not_a_server_error,
 );
+
+async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_payment("order_keya_00001", 1000).await;
+    let b = app.create_payment("order_keyb_00001", 2000).await;
+    app.toss.authenticate("pk_of_a", "order_keya_00001", 1000);
+    // Toss refuses a paymentKey that was authenticated for another order and amount.
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_keyb_00001", "payment_key": "pk_of_a"}),
+        )
+        .await;
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "INVALID_REQUEST");
+    let payment = app.payment(b["payment_id"].as_str().unwrap()).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"]["code"], "INVALID_REQUEST");
+    app.post_public(
+        "/payments/confirm",
+        json!({"order_id": "order_keyb_00001", "payment_key": ".."}),
+    )
+    .await
+    .problem(422, "VALIDATION_ERROR");
+    app.stop().await;
+}
 
 async fn confirm_through_toss_sends_stored_amount_and_needs_no_api_key(backend: Backend) {
     let app = spawn_app(backend).await;
