@@ -191,8 +191,12 @@ impl PaymentService {
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
-                    if self.claim(&payment, &payment_key, provider).await? {
-                        return self.send_confirm(payment, payment_key).await;
+                    let started = Utc::now();
+                    if self
+                        .claim(&payment, &payment_key, provider, started)
+                        .await?
+                    {
+                        return self.send_confirm(payment, payment_key, started).await;
                     }
                 }
                 PaymentStatus::Completed
@@ -239,6 +243,7 @@ impl PaymentService {
         payment: &Payment,
         payment_key: &str,
         provider: &'static str,
+        started: chrono::DateTime<Utc>,
     ) -> Result<bool, AppError> {
         let claimed = self
             .store
@@ -252,7 +257,7 @@ impl PaymentService {
                     pg_provider: Some(Some(provider.to_owned())),
                     failure: Some(None),
                     new_confirm_attempt: true,
-                    confirm_started_at: Some(Utc::now()),
+                    confirm_started_at: Some(started),
                     next_reconcile_at: Some(Some(self.claim_expiry())),
                     reconcile_attempts: Some(0),
                     ..Default::default()
@@ -267,8 +272,12 @@ impl PaymentService {
         &self,
         mut payment: Payment,
         payment_key: String,
+        started: chrono::DateTime<Utc>,
     ) -> Result<ConfirmOutcome, AppError> {
-        // What the claim just committed.
+        // What the claim just committed: the settlement below decides by these.
+        payment.confirm_started_at = Some(started);
+        payment.confirm_attempt += 1;
+        payment.reconcile_attempts = 0;
         payment.status = PaymentStatus::InProgress;
         payment.payment_key = Some(payment_key.clone());
         payment.pg_provider = self.gateway.provider().map(str::to_owned);

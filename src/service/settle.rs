@@ -19,9 +19,10 @@ impl PaymentService {
         match self.gateway.payment_by_key(&payment_key).await {
             Ok(Some(record)) => self.adopt(payment, record).await,
             Ok(None) => {
-                let window_passed = payment
-                    .confirm_started_at
-                    .is_none_or(|started| started + self.settings.confirm_window < Utc::now());
+                // Toss may not show an attempt it is still working on; only after its own
+                // confirm window is "not found" final.
+                let started = payment.confirm_started_at.unwrap_or(payment.updated_at);
+                let window_passed = started + self.settings.confirm_window < Utc::now();
                 if window_passed {
                     let failure = Failure {
                         code: "PG_PAYMENT_NOT_FOUND".to_owned(),

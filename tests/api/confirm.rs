@@ -17,6 +17,7 @@ on_both_databases!(
     unverified_confirm_needs_api_key,
     confirm_refuses_other_states,
     another_orders_payment_key_is_declined_not_a_server_error,
+    toss_5xx_then_no_record_waits_for_the_confirm_window,
 );
 
 async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Backend) {
@@ -421,5 +422,45 @@ async fn confirm_refuses_other_states(backend: Backend) {
     )
     .await
     .problem(422, "VALIDATION_ERROR");
+    app.stop().await;
+}
+
+/// Toss answers a confirm with a 5xx and the read-back finds no payment under that key: the
+/// outcome is unknown (Toss may still be working on it) until its confirm window has passed.
+async fn toss_5xx_then_no_record_waits_for_the_confirm_window(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let payment = app.create_payment("order_5xx_norecord", 10_000).await;
+    let id = payment["payment_id"].as_str().unwrap();
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        None,
+    )
+    .await;
+    // The buyer's key is unknown to the fake, so the read-back answers NOT_FOUND_PAYMENT.
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_5xx_norecord", "payment_key": "pk_5xx_norecord"}),
+        )
+        .await;
+    let stored = app.payment(id).await;
+    let failed_events = app
+        .events_of(id)
+        .await
+        .iter()
+        .filter(|e| e["event_type"] == "payment.failed")
+        .count();
+    assert!(
+        reply.status == StatusCode::ACCEPTED
+            && stored["status"] == "IN_PROGRESS"
+            && failed_events == 0,
+        "expected 202 and IN_PROGRESS until the confirm window has passed; got {} {}\n\
+         stored: {stored}\npayment.failed events: {failed_events}",
+        reply.status,
+        reply.text
+    );
     app.stop().await;
 }

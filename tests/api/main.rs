@@ -6,6 +6,7 @@ mod helpers;
 
 mod confirm;
 mod crash;
+mod hostile;
 mod idempotency;
 mod inputs;
 mod listing;
@@ -15,4 +16,5 @@ mod races;
 mod redirects;
 mod refunds;
 mod relay;
+mod secrets;
 mod webhooks;
