@@ -59,8 +59,8 @@ RFC 9457 problem documents (`application/problem+json`) with a machine-readable 
 `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
 `AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `PG_DECLINED`, `PG_MISCONFIGURED`, \
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
-`METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `SERVICE_UNAVAILABLE`, \
-`INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
+`METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
+`SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
 Amounts are integers in KRW. Timestamps are RFC 3339 UTC.",
         license(name = "MIT")
     ),
