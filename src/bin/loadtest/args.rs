@@ -5,11 +5,14 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
 loadtest: drives payment-service flows against a fake Toss on loopback and measures them
-against two baselines taken in the same run.
+against baselines taken in the same run: (a) the fake Toss alone, (b) the database alone
+sending the service's statements, (b0) the database alone committing the same transactions
+with nothing else. See docs/benchmarks.md.
 
 usage: loadtest [options]
   --database sqlite|postgres   database of the service and of baseline (b)     [sqlite]
-  --pg-url URL                 PostgreSQL server (a fresh database is created on it)
+  --pg-url URL                 PostgreSQL server (a fresh database is created on it);
+                               options after `?` are kept, e.g. `?sslmode=disable`
                                                   [postgres://postgres@127.0.0.1:5432]
   --scenario flows|confirm-burst                                                 [flows]
   --concurrency N              worker tasks (confirm-burst: for creating the payments) [16]
@@ -17,12 +20,19 @@ usage: loadtest [options]
   --flows N                    a fixed number of flows instead of a duration;
                                confirm-burst: the number of confirms            [1000]
   --warmup SECS                unmeasured time before each phase (flows)           [2]
+  --rate FLOWS_PER_SEC         pace every phase at this many flows per second in all
+                               (open loop; latency from each flow's due time)
+                               [none: each worker starts its next flow at once]
   --toss-delay-ms MS           the fake Toss answers after this delay              [0]
   --refund-share F             share of flows that also refund, 0.0..1.0         [0.1]
   --pool N                     service's PostgreSQL pool (APP_DATABASE__MAX_CONNECTIONS),
                                also baseline (b)'s pool                           [10]
   --baselines LIST             comma list of a, b, b0, or none    [a,b,b0; burst: none]
   --log-filter FILTER          the service's log filter (RUST_LOG)              [warn]
+  --service-env KEY=VALUE      extra environment for the service (repeatable), after
+                               the loadtest's own: APP_LIMITS__PUBLIC_REQUESTS_PER_SEC and
+                               APP_LIMITS__PUBLIC_BURST = 1000000, since all load comes
+                               from one IP
   --service-bin PATH           [payment-service next to this binary]
   --target URL                 use a running service instead of starting one; it must
                                use --toss-bind's address as TOSS_API_URL, TOSS_SECRET_KEY
@@ -99,11 +109,13 @@ pub struct Options {
     pub concurrency: usize,
     pub amount: Amount,
     pub warmup: Duration,
+    pub rate: Option<f64>,
     pub toss_delay: Duration,
     pub refund_share: f64,
     pub pool: u32,
     pub baselines: Vec<Baseline>,
     pub log_filter: String,
+    pub service_env: Vec<(String, String)>,
     pub service_bin: Option<PathBuf>,
     pub target: Option<String>,
     pub toss_bind: String,
@@ -123,11 +135,13 @@ impl Options {
         let mut duration = Duration::from_secs(20);
         let mut flows: Option<u64> = None;
         let mut warmup = Duration::from_secs(2);
+        let mut rate: Option<f64> = None;
         let mut toss_delay = Duration::ZERO;
         let mut refund_share = 0.1f64;
         let mut pool = 10u32;
         let mut baselines: Option<Vec<Baseline>> = None;
         let mut log_filter = "warn".to_owned();
+        let mut service_env = Vec::new();
         let mut service_bin = None;
         let mut target = None;
         let mut toss_bind = "127.0.0.1:0".to_owned();
@@ -159,7 +173,7 @@ impl Options {
                         other => return Err(format!("--database: unknown {other:?}")),
                     }
                 }
-                "--pg-url" => pg_url = value()?.trim_end_matches('/').to_owned(),
+                "--pg-url" => pg_url = value()?,
                 "--scenario" => {
                     scenario = match value()?.as_str() {
                         "flows" => Scenario::Flows,
@@ -168,9 +182,12 @@ impl Options {
                     }
                 }
                 "--concurrency" | "-c" => concurrency = number(&name, &value()?)?,
-                "--duration" | "-d" => duration = Duration::from_secs_f64(number(&name, &value()?)?),
+                "--duration" | "-d" => {
+                    duration = Duration::from_secs_f64(number(&name, &value()?)?)
+                }
                 "--flows" | "-n" => flows = Some(number(&name, &value()?)?),
                 "--warmup" => warmup = Duration::from_secs_f64(number(&name, &value()?)?),
+                "--rate" => rate = Some(number(&name, &value()?)?),
                 "--toss-delay-ms" => {
                     toss_delay = Duration::from_millis(number(&name, &value()?)?);
                 }
@@ -178,6 +195,13 @@ impl Options {
                 "--pool" => pool = number(&name, &value()?)?,
                 "--baselines" => baselines = Some(parse_baselines(&value()?)?),
                 "--log-filter" => log_filter = value()?,
+                "--service-env" => {
+                    let pair = value()?;
+                    let (key, val) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("--service-env: {pair:?} is not KEY=VALUE"))?;
+                    service_env.push((key.to_owned(), val.to_owned()));
+                }
                 "--service-bin" => service_bin = Some(PathBuf::from(value()?)),
                 "--target" => target = Some(value()?.trim_end_matches('/').to_owned()),
                 "--toss-bind" => toss_bind = value()?,
@@ -194,6 +218,9 @@ impl Options {
         }
         if !(0.0..=1.0).contains(&refund_share) {
             return Err("--refund-share must be between 0.0 and 1.0".to_owned());
+        }
+        if rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+            return Err("--rate must be a positive number of flows per second".to_owned());
         }
         if pool == 0 {
             return Err("--pool must be at least 1".to_owned());
@@ -224,11 +251,13 @@ impl Options {
             concurrency,
             amount,
             warmup,
+            rate,
             toss_delay,
             refund_share,
             pool,
             baselines,
             log_filter,
+            service_env,
             service_bin,
             target,
             toss_bind,

@@ -122,7 +122,11 @@ async fn confirm(State(toss): State<FakeToss>, headers: HeaderMap, body: Bytes) 
         return unauthorized();
     }
     let Ok(body) = serde_json::from_slice::<ConfirmBody>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "잘못된 요청입니다.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "잘못된 요청입니다.",
+        );
     };
     // The charge happens at once; only the reply is slow, as when Toss is slow to answer.
     let reply = {
@@ -182,7 +186,11 @@ async fn cancel(
         return unauthorized();
     }
     let Ok(body) = serde_json::from_slice::<CancelBody>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "잘못된 요청입니다.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "잘못된 요청입니다.",
+        );
     };
     let reply = {
         let mut shard = toss.shard(&key).lock().expect("not poisoned");

@@ -2,8 +2,8 @@
 //! count; and the confirm burst (many confirms released at once).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -27,26 +27,33 @@ pub trait Flow: Send + Sync + 'static {
 
 /// Runs `flow` on `concurrency` workers. With a duration, flows started during `warmup` are not
 /// counted; the phase ends when the duration is over and every worker finished its last flow.
+///
+/// Without `rate`, each worker starts its next flow as soon as the last one ends (a closed
+/// loop: the latency is whatever the throughput makes it). With `rate` (flows per second in
+/// all), flow `k` is due at `k / rate` and its latency counts from then, so time spent waiting
+/// for a free worker is counted too (no coordinated omission).
 pub async fn drive<F: Flow>(
     name: &str,
     flow: Arc<F>,
     concurrency: usize,
     amount: Amount,
     warmup: Duration,
+    rate: Option<f64>,
     on_measure_start: impl FnOnce(),
 ) -> Phase {
     let warm = matches!(amount, Amount::Duration(_)) && !warmup.is_zero();
     let recording = Arc::new(AtomicBool::new(!warm));
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicU64::new(0));
+    let tickets = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::with_capacity(concurrency);
+    let origin = tokio::time::Instant::now();
     let mut start = Instant::now();
     for worker in 0..concurrency {
-        let (flow, recording, stop, started) = (
+        let (flow, recording, stop, tickets) = (
             flow.clone(),
             recording.clone(),
             stop.clone(),
-            started.clone(),
+            tickets.clone(),
         );
         workers.push(tokio::spawn(async move {
             let mut measured = Recorder::default();
@@ -56,26 +63,39 @@ pub async fn drive<F: Flow>(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+                let ticket = tickets.fetch_add(1, Ordering::Relaxed);
                 if let Amount::Flows(n) = amount
-                    && started.fetch_add(1, Ordering::Relaxed) >= n
+                    && ticket >= n
                 {
                     break;
                 }
+                let due = match rate {
+                    Some(rate) => {
+                        let due = origin + Duration::from_secs_f64(ticket as f64 / rate);
+                        tokio::time::sleep_until(due).await;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        due.into_std()
+                    }
+                    None => Instant::now(),
+                };
                 let recorder = if recording.load(Ordering::Relaxed) {
                     &mut measured
                 } else {
                     &mut warmup
                 };
-                let t = Instant::now();
                 if flow.run(worker, seq, recorder).await {
-                    recorder.flow.push(t.elapsed());
+                    recorder.flow.push(due.elapsed());
                     recorder.flows_ok += 1;
                 } else {
                     recorder.flows_failed += 1;
                 }
                 seq += 1;
             }
-            measured
+            let attempted =
+                measured.flows_ok + measured.flows_failed + warmup.flows_ok + warmup.flows_failed;
+            (measured, attempted)
         }));
     }
     if warm {
@@ -89,9 +109,13 @@ pub async fn drive<F: Flow>(
         stop.store(true, Ordering::Relaxed);
     }
     let mut recorder = Recorder::default();
+    let mut attempted = 0;
     for worker in workers {
         match worker.await {
-            Ok(r) => recorder.merge(r),
+            Ok((r, n)) => {
+                recorder.merge(r);
+                attempted += n;
+            }
             Err(error) => recorder.error(format!("worker panicked: {error}")),
         }
     }
@@ -99,6 +123,7 @@ pub async fn drive<F: Flow>(
         name: name.to_owned(),
         recorder,
         elapsed: start.elapsed(),
+        attempted,
     }
 }
 
@@ -310,6 +335,7 @@ pub async fn confirm_burst(flow: Arc<ServiceFlow>, concurrency: usize, count: u6
         concurrency,
         Amount::Flows(count),
         Duration::ZERO,
+        None,
         || {},
     )
     .await;
@@ -346,10 +372,12 @@ pub async fn confirm_burst(flow: Arc<ServiceFlow>, concurrency: usize, count: u6
             Err(error) => recorder.error(format!("task panicked: {error}")),
         }
     }
+    let attempted = recorder.flows_ok + recorder.flows_failed;
     Phase {
         name: "burst: confirm".to_owned(),
         recorder,
         elapsed: last - start,
+        attempted,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The things the benchmark runs against: fresh databases, the service as a child process (so
 //! its memory is its own), and what `/proc` tells about processes and the machine.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tokio::process::{Child, Command};
 
 use crate::args::{Backend, Options};
@@ -29,17 +30,21 @@ impl BenchDatabase {
         let dir = std::env::temp_dir().join(format!("ps_bench_{run_id}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let url = match options.backend {
-            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.join(format!("{label}.db")).display()),
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{label}.db")).display()
+            ),
             Backend::Postgres => {
-                let admin = Database::connect(format!("{}/postgres", options.pg_url))
+                let admin_url = database_url(&options.pg_url, "postgres");
+                let admin = Database::connect(&admin_url)
                     .await
-                    .with_context(|| format!("connecting to {}/postgres", options.pg_url))?;
+                    .with_context(|| format!("connecting to {admin_url}"))?;
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await
                     .with_context(|| format!("creating database {name}"))?;
                 let _ = admin.close().await;
-                format!("{}/{name}", options.pg_url)
+                database_url(&options.pg_url, &name)
             }
         };
         Ok(Self {
@@ -51,6 +56,36 @@ impl BenchDatabase {
         })
     }
 
+    /// What PostgreSQL counted for this database so far (`None` on SQLite). Backends report
+    /// when they go idle or exit, so read it after closing the connections.
+    pub async fn stats(&self) -> Option<DbStats> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let admin = Database::connect(database_url(&self.server_url, "postgres"))
+            .await
+            .ok()?;
+        let row = admin
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched \
+                 FROM pg_stat_database WHERE datname = $1",
+                [self.name.clone().into()],
+            ))
+            .await
+            .ok()??;
+        let get = |column: &str| row.try_get::<i64>("", column).ok();
+        let stats = DbStats {
+            commits: get("xact_commit")?,
+            rollbacks: get("xact_rollback")?,
+            inserted: get("tup_inserted")?,
+            updated: get("tup_updated")?,
+            fetched: get("tup_fetched")?,
+        };
+        let _ = admin.close().await;
+        Some(stats)
+    }
+
     pub async fn drop_now(self) {
         match self.backend {
             Backend::Sqlite => {
@@ -58,7 +93,8 @@ impl BenchDatabase {
             }
             Backend::Postgres => {
                 let result = async {
-                    let admin = Database::connect(format!("{}/postgres", self.server_url)).await?;
+                    let admin =
+                        Database::connect(database_url(&self.server_url, "postgres")).await?;
                     admin
                         .execute_unprepared(&format!(
                             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -73,6 +109,37 @@ impl BenchDatabase {
                 }
                 let _ = std::fs::remove_dir_all(&self.dir);
             }
+        }
+    }
+}
+
+/// `postgres://host:port?opts` + `name` -> `postgres://host:port/name?opts`.
+fn database_url(server: &str, name: &str) -> String {
+    match server.split_once('?') {
+        Some((base, query)) => format!("{}/{name}?{query}", base.trim_end_matches('/')),
+        None => format!("{}/{name}", server.trim_end_matches('/')),
+    }
+}
+
+/// PostgreSQL's counters of one database (`pg_stat_database`): transactions (an autocommitted
+/// statement is one) and rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbStats {
+    pub commits: i64,
+    pub rollbacks: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub fetched: i64,
+}
+
+impl DbStats {
+    pub fn since(self, before: DbStats) -> DbStats {
+        DbStats {
+            commits: self.commits - before.commits,
+            rollbacks: self.rollbacks - before.rollbacks,
+            inserted: self.inserted - before.inserted,
+            updated: self.updated - before.updated,
+            fetched: self.fetched - before.fetched,
         }
     }
 }
@@ -97,12 +164,13 @@ impl ServiceProcess {
             Some(path) => path.clone(),
             None => std::env::current_exe()?.with_file_name("payment-service"),
         };
-        if !bin.exists() {
+        // Absolute: a relative program path would be looked up from the child's directory.
+        let Ok(bin) = std::path::absolute(&bin).and_then(|bin| bin.canonicalize()) else {
             bail!(
                 "{} not found: build it with `cargo build --release --bins`, or pass --service-bin",
                 bin.display()
             );
-        }
+        };
         let port = free_port()?;
         let log = work_dir.join("service.log");
         let log_file = std::fs::File::create(&log)?;
@@ -119,6 +187,11 @@ impl ServiceProcess {
             .env("API_KEYS", api_key)
             .env("APP_DATABASE__MAX_CONNECTIONS", options.pool.to_string())
             .env("APP_LOG__FILTER", &options.log_filter)
+            // Every request comes from 127.0.0.1; the per-IP limit of the public routes is for
+            // the internet's many buyers, not for one load generator.
+            .env("APP_LIMITS__PUBLIC_REQUESTS_PER_SEC", "1000000")
+            .env("APP_LIMITS__PUBLIC_BURST", "1000000")
+            .envs(options.service_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -153,7 +226,10 @@ impl ServiceProcess {
                 return Ok(());
             }
             if started.elapsed() > Duration::from_secs(60) {
-                bail!("the service was not ready after 60 s; see {}", self.log.display());
+                bail!(
+                    "the service was not ready after 60 s; see {}",
+                    self.log.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -238,10 +314,10 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / TICKS)
 }
 
-/// CPU seconds used by all `postgres` processes (server-wide, other users' sessions included).
-pub fn postgres_cpu_seconds() -> f64 {
+/// CPU seconds used so far by each `postgres` process (other users' sessions included).
+pub fn postgres_cpu() -> HashMap<u32, f64> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     entries
         .filter_map(Result::ok)
@@ -250,7 +326,16 @@ pub fn postgres_cpu_seconds() -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim() == "postgres")
         })
-        .filter_map(cpu_seconds)
+        .filter_map(|pid| Some((pid, cpu_seconds(pid)?)))
+        .collect()
+}
+
+/// CPU used since `then` by the `postgres` processes alive now (a backend that exited in
+/// between is not counted).
+fn postgres_cpu_since(then: &HashMap<u32, f64>) -> f64 {
+    postgres_cpu()
+        .into_iter()
+        .map(|(pid, now)| now - then.get(&pid).copied().unwrap_or(0.0))
         .sum()
 }
 
@@ -289,7 +374,7 @@ pub struct CpuMeter {
     service_pid: Option<u32>,
     service: Option<f64>,
     loadgen: f64,
-    postgres: f64,
+    postgres: HashMap<u32, f64>,
     machine: (u64, u64),
 }
 
@@ -299,7 +384,7 @@ impl CpuMeter {
             service_pid,
             service: service_pid.and_then(cpu_seconds),
             loadgen: cpu_seconds(std::process::id()).unwrap_or(0.0),
-            postgres: postgres_cpu_seconds(),
+            postgres: postgres_cpu(),
             machine: machine_ticks().unwrap_or((0, 0)),
         }
     }
@@ -313,8 +398,33 @@ impl CpuMeter {
                 _ => None,
             },
             loadgen: cpu_seconds(std::process::id()).unwrap_or(0.0) - self.loadgen,
-            postgres: postgres_cpu_seconds() - self.postgres,
+            postgres: postgres_cpu_since(&self.postgres),
             machine_busy: busy.saturating_sub(self.machine.0) as f64 / total as f64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_keeps_options() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            database_url("postgres://h:5432/?sslmode=disable", "x"),
+            "postgres://h:5432/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let (rss, hwm) = memory_kib(std::process::id()).unwrap();
+        assert!(rss > 0 && hwm >= rss);
+        assert!(cpu_seconds(std::process::id()).is_some());
+        assert!(machine_ticks().is_some());
     }
 }

@@ -16,10 +16,6 @@ impl Samples {
             .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     fn merge(&mut self, other: Samples) {
         self.0.extend(other.0);
     }
@@ -133,6 +129,8 @@ pub struct Phase {
     pub name: String,
     pub recorder: Recorder,
     pub elapsed: Duration,
+    /// Flows started, warm-up and failed ones included (what the database saw).
+    pub attempted: u64,
 }
 
 impl Phase {
