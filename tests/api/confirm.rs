@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::fake_toss::{self, BASIC_AUTH};
-use crate::helpers::{Backend, Options, spawn_app, spawn_with};
+use crate::helpers::{Backend, Options, spawn_app, spawn_impatient, spawn_with};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -253,14 +253,7 @@ async fn toss_500_that_charged_settles_completed_from_read_back(backend: Backend
 }
 
 async fn toss_timeout_is_202_then_reconciler_completes(backend: Backend) {
-    let app = spawn_with(
-        backend,
-        Options {
-            read_timeout_secs: 1,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_impatient(backend).await;
     let created = app.create_payment("order_slow_00001", 8000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_slow", "order_slow_00001", 8000);

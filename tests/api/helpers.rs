@@ -190,6 +190,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(backend, Options::default()).await
 }
 
+/// An application whose Toss calls give up after 1 s, for tests of unknown outcomes.
+pub async fn spawn_impatient(backend: Backend) -> TestApp {
+    spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     init_process();
     let database = TestDatabase::create(backend).await;

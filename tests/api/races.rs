@@ -11,7 +11,9 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_toss::{self, FakePayment};
-use crate::helpers::{API_KEY, Backend, Options, into_reply, spawn_app, spawn_with};
+use crate::helpers::{
+    API_KEY, Backend, Options, into_reply, spawn_app, spawn_impatient, spawn_with,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -134,14 +136,7 @@ async fn already_processed_on_retry_is_settled_from_read_back(backend: Backend) 
 }
 
 async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Backend) {
-    let app = spawn_with(
-        backend,
-        Options {
-            read_timeout_secs: 1,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_impatient(backend).await;
     let created = app.create_payment("order_retry_0001", 7000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_retry", "order_retry_0001", 7000);

@@ -4,7 +4,7 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_toss::{self, BASIC_AUTH};
-use crate::helpers::{Backend, Options, spawn_app, spawn_with};
+use crate::helpers::{Backend, spawn_app, spawn_impatient};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -83,14 +83,7 @@ async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
 }
 
 async fn lost_refund_that_never_reached_toss_fails_and_frees_the_balance(backend: Backend) {
-    let app = spawn_with(
-        backend,
-        Options {
-            read_timeout_secs: 1,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_impatient(backend).await;
     let paid = app
         .completed_payment("order_rlost_0001", 10000, "pk_rlost")
         .await;
@@ -130,14 +123,7 @@ async fn lost_refund_that_never_reached_toss_fails_and_frees_the_balance(backend
 }
 
 async fn unexplained_cancel_at_toss_is_set_aside_not_failed(backend: Backend) {
-    let app = spawn_with(
-        backend,
-        Options {
-            read_timeout_secs: 1,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_impatient(backend).await;
     let paid = app
         .completed_payment("order_rodd_00001", 10000, "pk_rodd")
         .await;
@@ -348,14 +334,7 @@ async fn refund_needs_refundable_state(backend: Backend) {
 }
 
 async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
-    let app = spawn_with(
-        backend,
-        Options {
-            read_timeout_secs: 1,
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_impatient(backend).await;
     let paid = app
         .completed_payment("order_rslow_0001", 10000, "pk_rslow")
         .await;

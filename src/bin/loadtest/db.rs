@@ -45,6 +45,7 @@ pub async fn connect(url: &str, pool: u32) -> anyhow::Result<DatabaseConnection>
     connect
         .acquire_timeout(options.acquire_timeout)
         .connect_timeout(options.acquire_timeout)
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
     if DbBackend::Sqlite.is_prefix_of(url) {
         connect
