@@ -87,8 +87,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects and brings the schema up to date.
-    pub async fn connect(options: &DatabaseOptions) -> Result<Self, DbErr> {
+    /// The pool settings of the service (the load test's database baseline uses them too).
+    pub fn pool_options(options: &DatabaseOptions) -> ConnectOptions {
         let mut connect = ConnectOptions::new(options.url.clone());
         connect
             .acquire_timeout(options.acquire_timeout)
@@ -116,7 +116,12 @@ impl Store {
                 .max_connections(options.max_connections)
                 .min_connections(1);
         }
-        let db = Database::connect(connect).await?;
+        connect
+    }
+
+    /// Connects and brings the schema up to date.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Self, DbErr> {
+        let db = Database::connect(Self::pool_options(options)).await?;
         let store = Self { db };
         store.migrate().await?;
         Ok(store)

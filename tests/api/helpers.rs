@@ -401,20 +401,26 @@ impl TestApp {
         code: &str,
         times: Option<u64>,
     ) {
-        let mock = wiremock::Mock::given(wiremock::matchers::method(http_method))
-            .and(wiremock::matchers::path_regex(path))
-            .respond_with(crate::fake_toss::error(status, code, "토스 오류 메시지"));
-        match times {
-            Some(n) => mock.up_to_n_times(n).mount(&self.toss_server).await,
-            None => mock.mount(&self.toss_server).await,
-        }
+        let error = crate::fake_toss::error(status, code, "토스 오류 메시지");
+        self.mount_in_front(http_method, path, error, times).await;
     }
 
     /// Toss takes longer than the tests' read timeouts to answer, and does nothing.
     pub async fn toss_hangs(&self, http_method: &str, path: &str, times: Option<u64>) {
+        let hang = wiremock::ResponseTemplate::new(500).set_delay(Duration::from_secs(3));
+        self.mount_in_front(http_method, path, hang, times).await;
+    }
+
+    async fn mount_in_front(
+        &self,
+        http_method: &str,
+        path: &str,
+        response: wiremock::ResponseTemplate,
+        times: Option<u64>,
+    ) {
         let mock = wiremock::Mock::given(wiremock::matchers::method(http_method))
             .and(wiremock::matchers::path_regex(path))
-            .respond_with(wiremock::ResponseTemplate::new(500).set_delay(Duration::from_secs(3)));
+            .respond_with(response);
         match times {
             Some(n) => mock.up_to_n_times(n).mount(&self.toss_server).await,
             None => mock.mount(&self.toss_server).await,

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use payment_service::store::{DatabaseOptions, Store};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait,
+    Value,
 };
 
 use crate::flows::{AMOUNT_KRW, Flow};
@@ -40,29 +40,7 @@ pub async fn connect(url: &str, pool: u32) -> anyhow::Result<DatabaseConnection>
     };
     Store::connect(&options).await?.close().await;
 
-    // As `Store::connect` configures its pool (src/store/mod.rs).
-    let mut connect = ConnectOptions::new(url.to_owned());
-    connect
-        .acquire_timeout(options.acquire_timeout)
-        .connect_timeout(options.acquire_timeout)
-        .test_before_acquire_if_idle_for(Duration::from_secs(10))
-        .sqlx_logging(false);
-    if DbBackend::Sqlite.is_prefix_of(url) {
-        connect
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5))
-                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-            });
-    } else {
-        connect.max_connections(pool).min_connections(1);
-    }
-    Ok(Database::connect(connect).await?)
+    Ok(Database::connect(Store::pool_options(&options)).await?)
 }
 
 pub struct DbFlow {
