@@ -81,27 +81,32 @@ impl Drop for TestDatabase {
             }
             Backend::Postgres => {
                 let name = self.name.clone();
-                // Drop runs inside the test's runtime; use a thread with its own.
-                let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("runtime");
-                    runtime.block_on(async {
-                        if let Ok(db) = Database::connect(&postgres_admin_url()).await {
-                            let _ = db
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                                ))
-                                .await;
-                            let _ = db.close().await;
-                        }
-                    });
-                })
-                .join();
+                cleanup(async move {
+                    if let Ok(db) = Database::connect(&postgres_admin_url()).await {
+                        let _ = db
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = db.close().await;
+                    }
+                });
             }
         }
     }
+}
+
+/// Runs async clean-up from a `Drop`, which runs inside the test's runtime: on a thread with
+/// a runtime of its own, waited for.
+pub fn cleanup(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work);
+    })
+    .join();
 }
 
 /// How to start the application of one test.
@@ -208,20 +213,8 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     let toss_server = MockServer::start().await;
     let toss = FakeToss::default();
     toss.mount(&toss_server).await;
-    let settings = settings_for(&database.url, &toss_server.uri(), &options);
-    let app = Application::build(settings)
-        .await
-        .expect("application starts");
-    let address = format!("http://{}", app.local_addr());
-    let service = app.service().clone();
-    let (shutdown, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        app.run_until(async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("server runs");
-    });
+    let (address, service, shutdown, server) =
+        start_instance(&database.url, &toss_server.uri(), &options).await;
     TestApp {
         address,
         client: reqwest::Client::builder()
