@@ -137,6 +137,7 @@ async fn run(
             databases.push(db);
             let service =
                 ServiceProcess::start(options, &url, &toss_url, &api_key, work_dir).await?;
+            databases.last().expect("just pushed").settle().await;
             let base = service.base_url.clone();
             println!(
                 "service pid {} on {base} (log: {})",
@@ -275,6 +276,7 @@ async fn run_baseline(
             let conn = db::connect(&db.url, options.pool)
                 .await
                 .with_context(|| format!("connecting to {}", db.url))?;
+            db.settle().await;
             let before = db.stats().await;
             let flow = Arc::new(db::DbFlow {
                 db: conn.clone(),

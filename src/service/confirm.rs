@@ -122,10 +122,13 @@ impl PaymentService {
                 event: Some(events::failed(&failed, &failure)),
             })
             .await?;
-        if applied {
-            tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
+        match applied {
+            Some(updated) => {
+                tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
+                Ok(updated)
+            }
+            None => self.find(payment.id).await,
         }
-        self.find(payment.id).await
     }
 
     async fn confirm_recorded(
@@ -163,9 +166,9 @@ impl PaymentService {
                             event: Some(event),
                         })
                         .await?;
-                    if applied {
+                    if let Some(completed) = applied {
                         tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
-                        return Ok(ConfirmOutcome::Completed(self.find(payment.id).await?));
+                        return Ok(ConfirmOutcome::Completed(completed));
                     }
                 }
                 PaymentStatus::Completed
@@ -191,12 +194,8 @@ impl PaymentService {
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
-                    let started = Utc::now();
-                    if self
-                        .claim(&payment, &payment_key, provider, started)
-                        .await?
-                    {
-                        return self.send_confirm(payment, payment_key, started).await;
+                    if let Some(claimed) = self.claim(&payment, &payment_key, provider).await? {
+                        return self.send_confirm(claimed, payment_key).await;
                     }
                 }
                 PaymentStatus::Completed
@@ -237,14 +236,14 @@ impl PaymentService {
         Ok(ConfirmOutcome::Unsettled(payment))
     }
 
-    /// Commits the intent to confirm with `payment_key`. Only one request can win it.
+    /// Commits the intent to confirm with `payment_key`. Only one request can win it; the
+    /// winner gets the payment as claimed.
     async fn claim(
         &self,
         payment: &Payment,
         payment_key: &str,
         provider: &'static str,
-        started: chrono::DateTime<Utc>,
-    ) -> Result<bool, AppError> {
+    ) -> Result<Option<Payment>, AppError> {
         let claimed = self
             .store
             .transition(Transition {
@@ -257,7 +256,7 @@ impl PaymentService {
                     pg_provider: Some(Some(provider.to_owned())),
                     failure: Some(None),
                     new_confirm_attempt: true,
-                    confirm_started_at: Some(started),
+                    confirm_started_at: Some(Utc::now()),
                     next_reconcile_at: Some(Some(self.claim_expiry())),
                     reconcile_attempts: Some(0),
                     ..Default::default()
@@ -268,20 +267,13 @@ impl PaymentService {
         Ok(claimed)
     }
 
+    /// Confirms the attempt `payment` was just claimed for (as the claim committed it: the
+    /// settlement decides by its `confirm_started_at` and `payment_key`).
     async fn send_confirm(
         &self,
-        mut payment: Payment,
+        payment: Payment,
         payment_key: String,
-        started: chrono::DateTime<Utc>,
     ) -> Result<ConfirmOutcome, AppError> {
-        // What the claim just committed: the settlement below decides by these.
-        payment.confirm_started_at = Some(started);
-        payment.confirm_attempt += 1;
-        payment.reconcile_attempts = 0;
-        payment.status = PaymentStatus::InProgress;
-        payment.payment_key = Some(payment_key.clone());
-        payment.pg_provider = self.gateway.provider().map(str::to_owned);
-        payment.failure = None;
         let request = ConfirmRequest {
             idempotency_key: confirm_idempotency_key(payment.id, &payment_key),
             payment_key: payment_key.clone(),
@@ -318,7 +310,7 @@ impl PaymentService {
         &self,
         payment: &Payment,
         failure: Option<Failure>,
-    ) -> Result<bool, AppError> {
+    ) -> Result<Option<Payment>, AppError> {
         let event = failure.as_ref().map(|failure| {
             let mut failed = payment.clone();
             failed.status = PaymentStatus::Pending;

@@ -29,8 +29,8 @@ impl PaymentService {
                         message: "the PG has no record of this payment attempt".to_owned(),
                     };
                     tracing::warn!(payment_id = %payment.id, "PG does not know the attempt after the confirm window; back to PENDING");
-                    self.release(&payment, Some(failure.clone())).await?;
-                    return self.outcome(payment.id, &payment_key).await;
+                    let released = self.release(&payment, Some(failure)).await?;
+                    return self.outcome(released, payment.id, &payment_key).await;
                 }
                 self.retry_later(&payment).await
             }
@@ -58,8 +58,8 @@ impl PaymentService {
                 if !record.cancels.is_empty() {
                     tracing::warn!(payment_id = %payment.id, cancels = record.cancels.len(), "PG shows cancels this service did not make");
                 }
-                self.complete(&payment, &record).await?;
-                self.outcome(payment.id, &payment_key).await
+                let completed = self.complete(&payment, &record).await?;
+                self.outcome(completed, payment.id, &payment_key).await
             }
             PgStatus::Aborted | PgStatus::Expired => {
                 let failure = record.failure.clone().map_or_else(
@@ -73,8 +73,8 @@ impl PaymentService {
                     },
                 );
                 tracing::info!(payment_id = %payment.id, code = %failure.code, "PG shows the attempt failed; back to PENDING");
-                self.release(&payment, Some(failure)).await?;
-                self.outcome(payment.id, &payment_key).await
+                let released = self.release(&payment, Some(failure)).await?;
+                self.outcome(released, payment.id, &payment_key).await
             }
             PgStatus::Ready
             | PgStatus::InProgress
@@ -100,7 +100,11 @@ impl PaymentService {
         }
     }
 
-    async fn complete(&self, payment: &Payment, record: &PgPayment) -> Result<bool, AppError> {
+    async fn complete(
+        &self,
+        payment: &Payment,
+        record: &PgPayment,
+    ) -> Result<Option<Payment>, AppError> {
         let mut completed = payment.clone();
         completed.status = PaymentStatus::Completed;
         let event = events::completed(
@@ -126,7 +130,7 @@ impl PaymentService {
                 event: Some(event),
             })
             .await?;
-        if applied {
+        if applied.is_some() {
             tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "payment completed at the PG");
         }
         Ok(applied)
@@ -135,7 +139,8 @@ impl PaymentService {
     /// Leaves the payment `IN_PROGRESS` and looks again later.
     async fn retry_later(&self, payment: &Payment) -> Result<ConfirmOutcome, AppError> {
         let payment_key = payment.payment_key.clone().unwrap_or_default();
-        self.store
+        let rescheduled = self
+            .store
             .transition(Transition {
                 payment_id: payment.id,
                 from: &[PaymentStatus::InProgress],
@@ -147,7 +152,7 @@ impl PaymentService {
                 event: None,
             })
             .await?;
-        self.outcome(payment.id, &payment_key).await
+        self.outcome(rescheduled, payment.id, &payment_key).await
     }
 
     /// The PG's record contradicts ours: a person must look. The payment stays `IN_PROGRESS`,
@@ -170,13 +175,18 @@ impl PaymentService {
         Ok(())
     }
 
-    /// What a confirm of `payment_key` amounts to now, whoever settled it.
+    /// What a confirm of `payment_key` amounts to now, whoever settled it: from the payment a
+    /// transition just returned, or, when another request got there first, as read again.
     async fn outcome(
         &self,
+        updated: Option<Payment>,
         payment_id: crate::domain::PaymentId,
         payment_key: &str,
     ) -> Result<ConfirmOutcome, AppError> {
-        let payment = self.find(payment_id).await?;
+        let payment = match updated {
+            Some(payment) => payment,
+            None => self.find(payment_id).await?,
+        };
         match payment.status {
             PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
                 if payment.pg_transaction_id.as_deref() == Some(payment_key) =>

@@ -28,13 +28,35 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
+/// Taken by every transaction that appends an event, from the append to its commit: sequence
+/// values are handed out before commit, so without it a consumer paging by `seq` could pass a
+/// lower number that commits later. Held only that briefly, it keeps `seq` in commit order.
+pub(super) const APPEND_LOCK_SQL: &str = "pg_advisory_xact_lock(727100002)";
+
+/// The columns an append sets, in the order of [`NewEvent::values`].
+pub(super) const APPEND_COLUMNS: &str =
+    "event_id, event_type, version, occurred_at, source, user_id, payment_id, payload";
+
+impl NewEvent {
+    /// The values of [`APPEND_COLUMNS`].
+    pub(super) fn values(self) -> Vec<sea_orm::Value> {
+        vec![
+            self.event_id.into(),
+            self.event_type.into(),
+            self.version.into(),
+            self.occurred_at.into(),
+            self.source.into(),
+            self.user_id.into(),
+            self.payment_id.into(),
+            self.payload.to_string().into(),
+        ]
+    }
+}
+
 /// Appends inside the caller's transaction.
 pub(super) async fn append<C: ConnectionTrait>(conn: &C, event: NewEvent) -> StoreResult<()> {
     if conn.get_database_backend() == DbBackend::Postgres {
-        // Sequence values are handed out before commit, so without this a consumer paging by
-        // `seq` could pass a lower number that commits later. The lock is held only from here to
-        // commit, which keeps `seq` in commit order.
-        conn.execute_unprepared("SELECT pg_advisory_xact_lock(727100002)")
+        conn.execute_unprepared(&format!("SELECT {APPEND_LOCK_SQL}"))
             .await?;
     }
     event::ActiveModel {

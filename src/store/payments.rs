@@ -1,12 +1,12 @@
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, PostgresQueryBuilder, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
 };
 
 use super::entities::payment::{self, Column};
-use super::events::{self, NewEvent};
+use super::events::{self, APPEND_COLUMNS, APPEND_LOCK_SQL, NewEvent};
 use super::mapping::to_active_payment;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
@@ -110,9 +110,14 @@ impl Store {
         Ok((payments, total))
     }
 
-    /// Applies `transition` if the payment is still where it expects; `false` if another
-    /// request, instance or the reconciler got there first.
-    pub async fn transition(&self, transition: Transition<'_>) -> StoreResult<bool> {
+    /// Applies `transition` if the payment is still where it expects and returns the payment as
+    /// it now is; `None` if another request, instance or the reconciler got there first.
+    ///
+    /// A transition is one statement where it can be: without an event, an autocommitted
+    /// `UPDATE … RETURNING`; with one on PostgreSQL, the update and the append in one statement
+    /// (see [`Store::transition_with_event_postgres`]). One statement is one transaction and one
+    /// round trip.
+    pub async fn transition(&self, transition: Transition<'_>) -> StoreResult<Option<Payment>> {
         if let Some(to) = transition.changes.status {
             debug_assert!(
                 transition.from.iter().all(|from| from.can_become(to)),
@@ -121,7 +126,6 @@ impl Store {
             );
         }
         let new_status = transition.changes.status;
-        let txn = self.db.begin().await?;
         let mut update = payment::Entity::update_many()
             .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(Column::Id.eq(transition.payment_id.to_string()))
@@ -132,14 +136,26 @@ impl Store {
         for (column, value) in transition.changes.assignments() {
             update = update.col_expr(column, value);
         }
-        if update.exec(&txn).await?.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(event) = transition.event {
-            events::append(&txn, event).await?;
-        }
-        txn.commit().await?;
+        let row = match transition.event {
+            None => update.exec_with_returning(&self.db).await?.pop(),
+            Some(event) if self.db.get_database_backend() == DbBackend::Postgres => {
+                self.transition_with_event_postgres(update, event).await?
+            }
+            Some(event) => {
+                let txn = self.db.begin().await?;
+                let row = update.exec_with_returning(&txn).await?.pop();
+                if row.is_some() {
+                    events::append(&txn, event).await?;
+                    txn.commit().await?;
+                } else {
+                    txn.rollback().await?;
+                }
+                row
+            }
+        };
+        let Some(row) = row else {
+            return Ok(None);
+        };
         if let Some(to) = new_status {
             let from = match transition.from {
                 [one] => one.as_str(),
@@ -147,7 +163,44 @@ impl Store {
             };
             count_transition(from, to.as_str());
         }
-        Ok(true)
+        Payment::try_from(row).map(Some)
+    }
+
+    /// The conditional update and its event as one statement: the event is inserted from the
+    /// updated row, so it exists exactly when the update happened, and both commit together.
+    /// The append lock is taken by the insert, after the update has its row, as in a
+    /// transaction that appends last.
+    async fn transition_with_event_postgres(
+        &self,
+        update: sea_orm::UpdateMany<payment::Entity>,
+        event: NewEvent,
+    ) -> StoreResult<Option<payment::Model>> {
+        let mut query = update.into_query();
+        query.returning_all();
+        let (update_sql, mut values) = query.build(PostgresQueryBuilder);
+        let first = values.0.len() + 1;
+        let event_values = event.values();
+        let placeholders = (first..first + event_values.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        values.0.extend(event_values);
+        // The lock is a filter on the updated row (volatile, so evaluated per row, never
+        // before the update), and `seq` is drawn only for rows that passed it.
+        let sql = format!(
+            "WITH changed AS ({update_sql}), \
+             appended AS (INSERT INTO events ({APPEND_COLUMNS}) \
+             SELECT {placeholders} FROM changed WHERE {APPEND_LOCK_SQL} IS NOT NULL) \
+             SELECT * FROM changed"
+        );
+        Ok(payment::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .one(&self.db)
+            .await?)
     }
 
     /// Flags a payment for a person, whatever its status (a refund's record contradicts ours).

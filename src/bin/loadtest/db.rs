@@ -8,16 +8,18 @@
 //! | step    | statements                                                                   |
 //! |---------|------------------------------------------------------------------------------|
 //! | create  | INSERT payment RETURNING * (autocommit)                                        |
-//! | confirm | SELECT payment by order_id; BEGIN, UPDATE … WHERE status='PENDING', COMMIT;    |
-//! |         | BEGIN, UPDATE … WHERE status='IN_PROGRESS' AND payment_key=…,                  |
-//! |         | [PostgreSQL: SELECT pg_advisory_xact_lock], INSERT event RETURNING *, COMMIT;  |
-//! |         | SELECT payment by id                                                           |
+//! | confirm | SELECT payment by order_id; UPDATE … WHERE status='PENDING' RETURNING *          |
+//! |         | (autocommit); PostgreSQL: one statement WITH changed AS (UPDATE … WHERE       |
+//! |         | status='IN_PROGRESS' AND payment_key=… RETURNING *) INSERT event SELECT … FROM |
+//! |         | changed WHERE pg_advisory_xact_lock(…); SQLite: BEGIN, that UPDATE, INSERT    |
+//! |         | event, COMMIT                                                                |
 //! | refund  | SELECT payment; BEGIN, UPDATE payment (reserve), INSERT refund, COMMIT;        |
 //! |         | BEGIN, UPDATE refund, SELECT refund, UPDATE payment (amounts), SELECT payment, |
 //! |         | UPDATE payment (status), [lock], INSERT event, COMMIT; SELECT refund, payment  |
 //!
-//! Commits per flow: 3, plus 2 for a refund. `commits` (b0): the same commits without the reads
-//! and without the advisory lock, the claim as one autocommitted UPDATE.
+//! Commits per flow: 3, plus 2 for a refund. `commits` (b0): the same commits without the reads,
+//! without RETURNING and without the advisory lock; the completion as BEGIN, UPDATE, INSERT,
+//! COMMIT.
 
 use std::time::{Duration, Instant};
 
@@ -68,11 +70,23 @@ const CLAIM: &str = "UPDATE payments SET updated_at = $1, status = $2, payment_k
     confirm_attempt = confirm_attempt + 1, next_reconcile_at = $8, reconcile_attempts = $9 \
     WHERE id = $10 AND status IN ($11)";
 
+/// What the service appends to the claim and the completion: the payment as it now is.
+const RETURNING: &str = " RETURNING *";
+
 const COMPLETE: &str = "UPDATE payments SET updated_at = $1, status = $2, pg_transaction_id = $3, \
     pg_secret = $4, failure_code = $5, failure_message = $6, completed_at = $7, \
     next_reconcile_at = $8 WHERE id = $9 AND status IN ($10) AND payment_key = $11";
 
 const EVENT_LOCK: &str = "SELECT pg_advisory_xact_lock(727100002)";
+
+/// The completion with its event as the service sends it to PostgreSQL: one statement.
+const COMPLETE_WITH_EVENT: &str = "WITH changed AS (UPDATE payments SET updated_at = $1, \
+    status = $2, pg_transaction_id = $3, pg_secret = $4, failure_code = $5, \
+    failure_message = $6, completed_at = $7, next_reconcile_at = $8 WHERE id = $9 \
+    AND status IN ($10) AND payment_key = $11 RETURNING *), \
+    appended AS (INSERT INTO events (event_id, event_type, version, occurred_at, source, \
+    user_id, payment_id, payload) SELECT $12, $13, $14, $15, $16, $17, $18, $19 FROM changed \
+    WHERE pg_advisory_xact_lock(727100002) IS NOT NULL) SELECT * FROM changed";
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_id, event_type, version, occurred_at, \
     source, user_id, payment_id, payload, published_at) \
@@ -126,6 +140,26 @@ impl DbFlow {
         Ok(())
     }
 
+    /// An event's values, in the order of `INSERT_EVENT` and `COMPLETE_WITH_EVENT`.
+    fn event_values(event_type: &str, payment_id: &str) -> Vec<Value> {
+        let payload = serde_json::json!({
+            "payment_id": payment_id, "order_id": "bench", "amount": AMOUNT_KRW,
+            "currency": "KRW", "payment_method": "card", "pg_provider": "toss",
+            "pg_transaction_id": format!("pk_{payment_id}"), "payment_type": "ONE_TIME",
+            "subscription_id": null,
+        });
+        vec![
+            uuid::Uuid::now_v7().to_string().into(),
+            event_type.into(),
+            "1.0".into(),
+            Utc::now().into(),
+            "payment-service".into(),
+            "bench-user".into(),
+            payment_id.into(),
+            payload.to_string().into(),
+        ]
+    }
+
     async fn append_event<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -135,27 +169,10 @@ impl DbFlow {
         if self.mirror && self.postgres() {
             conn.execute_unprepared(EVENT_LOCK).await?;
         }
-        let payload = serde_json::json!({
-            "payment_id": payment_id, "order_id": "bench", "amount": AMOUNT_KRW,
-            "currency": "KRW", "payment_method": "card", "pg_provider": "toss",
-            "pg_transaction_id": format!("pk_{payment_id}"), "payment_type": "ONE_TIME",
-            "subscription_id": null,
-        });
-        conn.query_one_raw(self.statement(
-            INSERT_EVENT,
-            vec![
-                uuid::Uuid::now_v7().to_string().into(),
-                event_type.into(),
-                "1.0".into(),
-                Utc::now().into(),
-                "payment-service".into(),
-                "bench-user".into(),
-                payment_id.into(),
-                payload.to_string().into(),
-                none_time(),
-            ],
-        ))
-        .await?;
+        let mut values = Self::event_values(event_type, payment_id);
+        values.push(none_time());
+        conn.query_one_raw(self.statement(INSERT_EVENT, values))
+            .await?;
         Ok(())
     }
 
@@ -202,61 +219,70 @@ impl DbFlow {
             self.read(&self.db, SELECT_BY_ORDER, order_id).await?;
         }
         let now = Utc::now();
-        let claim = self.statement(
-            CLAIM,
-            vec![
-                now.into(),
-                "IN_PROGRESS".into(),
-                payment_key.clone().into(),
-                "toss".into(),
-                none_text(),
-                none_text(),
-                now.into(),
-                (now + chrono::Duration::seconds(90)).into(),
-                0i32.into(),
-                payment_id.into(),
-                "PENDING".into(),
-            ],
-        );
+        let claim_values: Vec<Value> = vec![
+            now.into(),
+            "IN_PROGRESS".into(),
+            payment_key.clone().into(),
+            "toss".into(),
+            none_text(),
+            none_text(),
+            now.into(),
+            (now + chrono::Duration::seconds(90)).into(),
+            0i32.into(),
+            payment_id.into(),
+            "PENDING".into(),
+        ];
         let claimed = if self.mirror {
-            let txn = self.db.begin().await?;
-            let claimed = txn.execute_raw(claim).await?.rows_affected();
-            txn.commit().await?;
-            claimed
+            let claimed = self
+                .db
+                .query_one_raw(self.statement(&format!("{CLAIM}{RETURNING}"), claim_values))
+                .await?;
+            u64::from(claimed.is_some())
         } else {
-            self.db.execute_raw(claim).await?.rows_affected()
+            self.db
+                .execute_raw(self.statement(CLAIM, claim_values))
+                .await?
+                .rows_affected()
         };
         expect_one(claimed, "claim")?;
 
         let now = Utc::now();
+        let mut values: Vec<Value> = vec![
+            now.into(),
+            "COMPLETED".into(),
+            payment_key.clone().into(),
+            "ps_fakesecret0001".into(),
+            none_text(),
+            none_text(),
+            now.into(),
+            none_time(),
+            payment_id.into(),
+            "IN_PROGRESS".into(),
+            payment_key.into(),
+        ];
+        if self.mirror && self.postgres() {
+            values.extend(Self::event_values("payment.completed", payment_id));
+            let completed = self
+                .db
+                .query_one_raw(self.statement(COMPLETE_WITH_EVENT, values))
+                .await?;
+            return expect_one(u64::from(completed.is_some()), "complete");
+        }
         let txn = self.db.begin().await?;
-        let completed = txn
-            .execute_raw(self.statement(
-                COMPLETE,
-                vec![
-                    now.into(),
-                    "COMPLETED".into(),
-                    payment_key.clone().into(),
-                    "ps_fakesecret0001".into(),
-                    none_text(),
-                    none_text(),
-                    now.into(),
-                    none_time(),
-                    payment_id.into(),
-                    "IN_PROGRESS".into(),
-                    payment_key.into(),
-                ],
-            ))
-            .await?
-            .rows_affected();
+        let completed = if self.mirror {
+            let row = txn
+                .query_one_raw(self.statement(&format!("{COMPLETE}{RETURNING}"), values))
+                .await?;
+            u64::from(row.is_some())
+        } else {
+            txn.execute_raw(self.statement(COMPLETE, values))
+                .await?
+                .rows_affected()
+        };
         expect_one(completed, "complete")?;
         self.append_event(&txn, "payment.completed", payment_id)
             .await?;
         txn.commit().await?;
-
-        if self.mirror {
-            self.read(&self.db, SELECT_PAYMENT, payment_id).await?;
-        }
         Ok(())
     }
 

@@ -56,6 +56,40 @@ impl BenchDatabase {
         })
     }
 
+    /// Brings the server to the same state before every measured phase, so a phase does not
+    /// pay for the one before it: PostgreSQL writes out what the earlier phases left dirty
+    /// (`CHECKPOINT`) and finishes the autovacuum they triggered (waited for up to 60 s).
+    pub async fn settle(&self) {
+        if self.backend == Backend::Postgres {
+            let settled = async {
+                let admin = Database::connect(database_url(&self.server_url, "postgres")).await?;
+                admin.execute_unprepared("CHECKPOINT").await?;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    let busy = admin
+                        .query_one_raw(Statement::from_string(
+                            DbBackend::Postgres,
+                            "SELECT count(*) AS n FROM pg_stat_activity \
+                             WHERE backend_type = 'autovacuum worker'",
+                        ))
+                        .await?
+                        .and_then(|row| row.try_get::<i64>("", "n").ok())
+                        .unwrap_or(0);
+                    if busy == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                admin.close().await
+            }
+            .await;
+            if let Err(error) = settled {
+                eprintln!("could not settle PostgreSQL before the phase: {error}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     /// What PostgreSQL counted for this database so far (`None` on SQLite). Backends report
     /// when they go idle or exit, so read it after closing the connections.
     pub async fn stats(&self) -> Option<DbStats> {
