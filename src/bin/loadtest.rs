@@ -121,6 +121,7 @@ async fn run(
             .await?;
             print_phase(&m);
             measured.push(m);
+            toss.forget_all();
         }
     }
 

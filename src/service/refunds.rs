@@ -237,14 +237,18 @@ impl PaymentService {
         pg_cancel_key: Option<String>,
         refunded_at: chrono::DateTime<Utc>,
     ) -> Result<RefundOutcome, AppError> {
-        if let Some((payment, _)) = self
+        match self
             .store
             .complete_refund(refund.id, pg_cancel_key, refunded_at, events::refunded)
             .await?
         {
-            tracing::info!(payment_id = %payment.id, refund_id = %refund.id, status = %payment.status, "refund completed at the PG");
+            Some((payment, refund)) => {
+                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, status = %payment.status, "refund completed at the PG");
+                Ok(RefundOutcome::Completed { refund, payment })
+            }
+            // Settled by someone else first: as it is now.
+            None => self.refund_outcome(refund.id).await,
         }
-        self.refund_outcome(refund.id).await
     }
 
     async fn refund_retry_later(&self, refund: Refund) -> Result<RefundOutcome, AppError> {

@@ -7,12 +7,12 @@ use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::entities::event;
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, sql};
 use crate::domain::StoredEvent;
 
 /// An event to append, built by the service.
@@ -31,48 +31,61 @@ pub struct NewEvent {
 /// Taken by every transaction that appends an event, from the append to its commit: sequence
 /// values are handed out before commit, so without it a consumer paging by `seq` could pass a
 /// lower number that commits later. Held only that briefly, it keeps `seq` in commit order.
-pub(super) const APPEND_LOCK_SQL: &str = "pg_advisory_xact_lock(727100002)";
-
-/// The columns an append sets, in the order of [`NewEvent::values`].
-pub(super) const APPEND_COLUMNS: &str =
-    "event_id, event_type, version, occurred_at, source, user_id, payment_id, payload";
+const APPEND_LOCK_SQL: &str = "pg_advisory_xact_lock(727100002)";
 
 impl NewEvent {
-    /// The values of [`APPEND_COLUMNS`].
-    pub(super) fn values(self) -> Vec<sea_orm::Value> {
-        vec![
-            self.event_id.into(),
-            self.event_type.into(),
-            self.version.into(),
-            self.occurred_at.into(),
-            self.source.into(),
-            self.user_id.into(),
-            self.payment_id.into(),
-            self.payload.to_string().into(),
-        ]
+    fn into_model(self) -> event::ActiveModel {
+        event::ActiveModel {
+            seq: NotSet,
+            event_id: Set(self.event_id),
+            event_type: Set(self.event_type.to_owned()),
+            version: Set(self.version.to_owned()),
+            occurred_at: Set(self.occurred_at),
+            source: Set(self.source.to_owned()),
+            user_id: Set(self.user_id),
+            payment_id: Set(self.payment_id),
+            payload: Set(self.payload.to_string()),
+            published_at: Set(None),
+        }
+    }
+
+    /// PostgreSQL: the append as one statement, `INSERT … SELECT … [FROM source] WHERE <lock>`,
+    /// with its parameters numbered from `first`. The lock is a filter (volatile, so evaluated
+    /// per row of `source`, after it), and `seq` is drawn only for rows that passed it: the lock
+    /// comes before the sequence value whatever the plan.
+    pub(super) fn insert_postgres(
+        self,
+        source: Option<&str>,
+        first: usize,
+    ) -> (String, Vec<Value>) {
+        let (columns, values) = sql::set_columns(self.into_model());
+        let from = source
+            .map(|table| format!(" FROM {table}"))
+            .unwrap_or_default();
+        let sql = format!(
+            "INSERT INTO events ({columns}) SELECT {}{from} WHERE {APPEND_LOCK_SQL} IS NOT NULL",
+            sql::params(first, values.len())
+        );
+        (sql, values)
     }
 }
 
 /// Appends inside the caller's transaction.
 pub(super) async fn append<C: ConnectionTrait>(conn: &C, event: NewEvent) -> StoreResult<()> {
-    if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT {APPEND_LOCK_SQL}"))
+    match conn.get_database_backend() {
+        DbBackend::Postgres => {
+            let (sql, values) = event.insert_postgres(None, 1);
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
             .await?;
+        }
+        _ => {
+            event.into_model().insert(conn).await?;
+        }
     }
-    event::ActiveModel {
-        seq: NotSet,
-        event_id: Set(event.event_id),
-        event_type: Set(event.event_type.to_owned()),
-        version: Set(event.version.to_owned()),
-        occurred_at: Set(event.occurred_at),
-        source: Set(event.source.to_owned()),
-        user_id: Set(event.user_id),
-        payment_id: Set(event.payment_id),
-        payload: Set(event.payload.to_string()),
-        published_at: Set(None),
-    }
-    .insert(conn)
-    .await?;
     Ok(())
 }
 

@@ -1,14 +1,14 @@
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, PostgresQueryBuilder, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
 };
 
 use super::entities::payment::{self, Column};
-use super::events::{self, APPEND_COLUMNS, APPEND_LOCK_SQL, NewEvent};
+use super::events::{self, NewEvent};
 use super::mapping::to_active_payment;
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
 
 /// Columns a transition may set. `None` leaves a column alone; `Some(None)` clears it.
@@ -168,30 +168,16 @@ impl Store {
 
     /// The conditional update and its event as one statement: the event is inserted from the
     /// updated row, so it exists exactly when the update happened, and both commit together.
-    /// The append lock is taken by the insert, after the update has its row, as in a
-    /// transaction that appends last.
     async fn transition_with_event_postgres(
         &self,
         update: sea_orm::UpdateMany<payment::Entity>,
         event: NewEvent,
     ) -> StoreResult<Option<payment::Model>> {
-        let mut query = update.into_query();
-        query.returning_all();
-        let (update_sql, mut values) = query.build(PostgresQueryBuilder);
-        let first = values.0.len() + 1;
-        let event_values = event.values();
-        let placeholders = (first..first + event_values.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        values.0.extend(event_values);
-        // The lock is a filter on the updated row (volatile, so evaluated per row, never
-        // before the update), and `seq` is drawn only for rows that passed it.
+        let (update_sql, mut values) = sql::update_returning(update.into_query());
+        let (append_sql, event_values) = event.insert_postgres(Some("changed"), values.len() + 1);
+        values.extend(event_values);
         let sql = format!(
-            "WITH changed AS ({update_sql}), \
-             appended AS (INSERT INTO events ({APPEND_COLUMNS}) \
-             SELECT {placeholders} FROM changed WHERE {APPEND_LOCK_SQL} IS NOT NULL) \
-             SELECT * FROM changed"
+            "WITH changed AS ({update_sql}), appended AS ({append_sql}) SELECT * FROM changed"
         );
         Ok(payment::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(

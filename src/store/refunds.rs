@@ -1,14 +1,14 @@
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
 };
 
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::to_active_refund;
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{Failure, Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus};
 
 /// What becomes of a reserved refund that did not happen at the PG.
@@ -31,8 +31,27 @@ impl Store {
     /// `PENDING`, before the PG is called. `false` when the balance (or the status) no longer
     /// allows it: two concurrent refunds cannot both take the same money.
     pub async fn reserve_refund(&self, refund: &Refund) -> StoreResult<bool> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // One statement: the refund row is inserted from the reserving update's row.
+            let (update_sql, mut values) = sql::update_returning(reserve_update(refund));
+            let (columns, refund_values) = sql::set_columns(to_active_refund(refund));
+            let params = sql::params(values.len() + 1, refund_values.len());
+            values.extend(refund_values);
+            let inserted = self
+                .db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    format!(
+                        "WITH reserved AS ({update_sql}) \
+                         INSERT INTO refunds ({columns}) SELECT {params} FROM reserved"
+                    ),
+                    values,
+                ))
+                .await?;
+            return Ok(inserted.rows_affected() == 1);
+        }
         let txn = self.db.begin().await?;
-        if !take_from_balance(&txn, refund.payment_id, refund.amount_krw, true).await? {
+        if !reserve(&txn, refund).await? {
             txn.rollback().await?;
             return Ok(false);
         }
@@ -50,7 +69,7 @@ impl Store {
         event: impl FnOnce(&Payment, &Refund) -> NewEvent,
     ) -> StoreResult<Option<Payment>> {
         let txn = self.db.begin().await?;
-        if !take_from_balance(&txn, refund.payment_id, refund.amount_krw, false).await? {
+        if !reserve(&txn, refund).await? {
             txn.rollback().await?;
             return Ok(None);
         }
@@ -61,7 +80,7 @@ impl Store {
                 _ => error.into(),
             });
         }
-        let payment = settle_refund_status(&txn, refund.payment_id).await?;
+        let payment = move_refunded_amount(&txn, refund).await?;
         events::append(&txn, event(&payment, refund)).await?;
         txn.commit().await?;
         Ok(Some(payment))
@@ -77,7 +96,7 @@ impl Store {
         event: impl FnOnce(&Payment, &Refund) -> NewEvent,
     ) -> StoreResult<Option<(Payment, Refund)>> {
         let txn = self.db.begin().await?;
-        let updated = refund::Entity::update_many()
+        let completed = refund::Entity::update_many()
             .col_expr(
                 refund::Column::Status,
                 Expr::value(RefundStatus::Completed.as_str()),
@@ -91,31 +110,15 @@ impl Store {
             )
             .filter(refund::Column::Id.eq(refund_id.to_string()))
             .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
+            .exec_with_returning(&txn)
+            .await?
+            .pop();
+        let Some(refund) = completed else {
             txn.rollback().await?;
             return Ok(None);
-        }
-        let refund = load_refund(&txn, refund_id).await?;
-        let moved = payment::Entity::update_many()
-            .col_expr(
-                payment::Column::RefundedAmountKrw,
-                Expr::col(payment::Column::RefundedAmountKrw).add(refund.amount_krw),
-            )
-            .col_expr(
-                payment::Column::RefundReservedKrw,
-                Expr::col(payment::Column::RefundReservedKrw).sub(refund.amount_krw),
-            )
-            .filter(payment::Column::Id.eq(refund.payment_id.to_string()))
-            .exec(&txn)
-            .await?;
-        if moved.rows_affected != 1 {
-            return Err(StoreError::Other(format!(
-                "refund {refund_id} has no payment to settle"
-            )));
-        }
-        let payment = settle_refund_status(&txn, refund.payment_id).await?;
+        };
+        let refund = Refund::try_from(refund)?;
+        let payment = move_refunded_amount(&txn, &refund).await?;
         events::append(&txn, event(&payment, &refund)).await?;
         txn.commit().await?;
         Ok(Some((payment, refund)))
@@ -250,66 +253,71 @@ impl Store {
 
 /// Moves `amount` out of the refundable balance, into the reservation (`reserve`) or straight
 /// into the refunded total. The WHERE clause is the balance check.
-async fn take_from_balance(
-    txn: &DatabaseTransaction,
-    payment_id: PaymentId,
-    amount: i64,
-    reserve: bool,
-) -> StoreResult<bool> {
-    let column = if reserve {
-        payment::Column::RefundReservedKrw
-    } else {
-        payment::Column::RefundedAmountKrw
-    };
+async fn reserve(txn: &DatabaseTransaction, refund: &Refund) -> StoreResult<bool> {
+    Ok(txn.execute(&reserve_update(refund)).await?.rows_affected() == 1)
+}
+
+/// Sets `refund.amount_krw` aside from the payment's balance, only if the status and the
+/// balance allow it.
+fn reserve_update(refund: &Refund) -> UpdateStatement {
     let balance = Expr::col(payment::Column::AmountKrw)
         .sub(Expr::col(payment::Column::RefundedAmountKrw))
         .sub(Expr::col(payment::Column::RefundReservedKrw));
-    let mut update = payment::Entity::update_many()
-        .col_expr(column, Expr::col(column).add(amount))
-        .filter(payment::Column::Id.eq(payment_id.to_string()))
+    payment::Entity::update_many()
+        .col_expr(
+            payment::Column::RefundReservedKrw,
+            Expr::col(payment::Column::RefundReservedKrw).add(refund.amount_krw),
+        )
+        .filter(payment::Column::Id.eq(refund.payment_id.to_string()))
         .filter(payment::Column::Status.is_in(refundable_statuses()))
-        .filter(balance.gte(amount));
-    if !reserve {
-        update = update.col_expr(payment::Column::UpdatedAt, Expr::value(Utc::now()));
-    }
-    Ok(update.exec(txn).await?.rows_affected == 1)
+        .filter(balance.gte(refund.amount_krw))
+        .into_query()
 }
 
-/// After the refunded total changed: `REFUNDED` when nothing is left, else `PARTIAL_REFUND`.
-async fn settle_refund_status(
-    txn: &DatabaseTransaction,
-    payment_id: PaymentId,
-) -> StoreResult<Payment> {
-    let row = payment::Entity::find_by_id(payment_id.to_string())
-        .one(txn)
+/// A reserved refund went through: its amount moves from the reserve to the refunded total,
+/// and the status follows (`REFUNDED` when nothing is left, else `PARTIAL_REFUND`), in one
+/// update that returns the payment.
+async fn move_refunded_amount(txn: &DatabaseTransaction, refund: &Refund) -> StoreResult<Payment> {
+    let refunded_after = Expr::col(payment::Column::RefundedAmountKrw).add(refund.amount_krw);
+    let status_after = Expr::case(
+        Expr::col(payment::Column::Status)
+            .is_in(refundable_statuses())
+            .and(
+                refunded_after
+                    .clone()
+                    .gte(Expr::col(payment::Column::AmountKrw)),
+            ),
+        PaymentStatus::Refunded.as_str(),
+    )
+    .case(
+        Expr::col(payment::Column::Status).is_in(refundable_statuses()),
+        PaymentStatus::PartialRefund.as_str(),
+    )
+    .finally(Expr::col(payment::Column::Status));
+    let row = payment::Entity::update_many()
+        .col_expr(payment::Column::RefundedAmountKrw, refunded_after)
+        .col_expr(
+            payment::Column::RefundReservedKrw,
+            Expr::col(payment::Column::RefundReservedKrw).sub(refund.amount_krw),
+        )
+        .col_expr(payment::Column::Status, status_after.into())
+        .col_expr(payment::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(payment::Column::Id.eq(refund.payment_id.to_string()))
+        .exec_with_returning(txn)
         .await?
-        .ok_or_else(|| StoreError::Other(format!("payment {payment_id} vanished")))?;
-    let status = if row.refunded_amount_krw >= row.amount_krw {
-        PaymentStatus::Refunded
+        .pop()
+        .ok_or_else(|| {
+            StoreError::Other(format!("refund {} has no payment to settle", refund.id))
+        })?;
+    let payment = Payment::try_from(row)?;
+    // Before this refund the payment was COMPLETED exactly when nothing had been refunded.
+    let from = if payment.refunded_amount_krw == refund.amount_krw {
+        PaymentStatus::Completed
     } else {
         PaymentStatus::PartialRefund
     };
-    let now = Utc::now();
-    super::payments::count_transition(&row.status, status.as_str());
-    payment::Entity::update_many()
-        .col_expr(payment::Column::Status, Expr::value(status.as_str()))
-        .col_expr(payment::Column::UpdatedAt, Expr::value(now))
-        .filter(payment::Column::Id.eq(payment_id.to_string()))
-        .filter(payment::Column::Status.is_in(refundable_statuses()))
-        .exec(txn)
-        .await?;
-    let mut payment = Payment::try_from(row)?;
-    payment.status = status;
-    payment.updated_at = now;
+    super::payments::count_transition(from.as_str(), payment.status.as_str());
     Ok(payment)
-}
-
-async fn load_refund<C: ConnectionTrait>(conn: &C, id: RefundId) -> StoreResult<Refund> {
-    refund::Entity::find_by_id(id.to_string())
-        .one(conn)
-        .await?
-        .ok_or_else(|| StoreError::Other(format!("refund {id} vanished")))
-        .and_then(Refund::try_from)
 }
 
 impl Store {

@@ -428,67 +428,84 @@ async fn two_instances_on_one_database_confirm_once() {
 
 /// `seq` is drawn only under the outbox lock, which its transaction holds until it commits, so a
 /// consumer paging `GET /events` by cursor can never pass a number that commits later. Checked
-/// by holding the lock: a completion waiting for it has drawn no `seq` yet.
+/// by holding the lock: a completion (one statement) or a refund (a transaction) waiting for it
+/// has drawn no `seq` yet, and nothing of it is visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_seq_is_drawn_under_the_outbox_lock() {
-    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+    use sea_orm::TransactionTrait;
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+    async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+        db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "v")
+            .unwrap()
+    }
+    const DRAWN: &str = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS v \
+                         FROM events_seq_seq";
+    const WAITING: &str = "SELECT count(*) AS v FROM pg_locks \
+                           WHERE locktype = 'advisory' AND objid = 727100002 AND NOT granted";
 
     let mut app = spawn_app(Backend::Postgres).await;
     let created = app.create_payment("order_seqlock_01", 15000).await;
     let id = created["payment_id"].as_str().unwrap().to_owned();
     app.toss
         .authenticate("pk_seqlock", "order_seqlock_01", 15000);
-
     let db = Database::connect(&app.database_url).await.unwrap();
-    let scalar = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<i64>("", "v")
-                .unwrap()
+
+    let requests = [
+        (
+            "/payments/confirm".to_owned(),
+            json!({"payment_id": id, "payment_key": "pk_seqlock"}),
+        ),
+        (
+            format!("/payments/{id}/refund"),
+            json!({"refund_amount_krw": 5000, "reason": "partial"}),
+        ),
+    ];
+    for (drawn_before, (path, body)) in (0..).zip(requests) {
+        assert_eq!(scalar(&db, DRAWN).await, drawn_before);
+        let holder = db.begin().await.unwrap();
+        holder
+            .execute_unprepared("SELECT pg_advisory_xact_lock(727100002)")
+            .await
+            .unwrap();
+        let request = {
+            let client = app.client.clone();
+            let url = format!("{}{path}", app.address);
+            tokio::spawn(async move {
+                let request = client.post(url).bearer_auth(API_KEY).json(&body);
+                into_reply(request.send().await.unwrap()).await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while scalar(&db, WAITING).await == 0 {
+            if std::time::Instant::now() > deadline || request.is_finished() {
+                holder.rollback().await.unwrap();
+                let reply = request.await.unwrap();
+                panic!(
+                    "{path} never waited for the lock: {} {}",
+                    reply.status, reply.text
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    };
-    let drawn = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS v \
-                 FROM events_seq_seq";
-    let waiting = "SELECT count(*) AS v FROM pg_locks \
-                   WHERE locktype = 'advisory' AND objid = 727100002 AND NOT granted";
-    assert_eq!(scalar(drawn).await, 0);
-
-    let holder = db.begin().await.unwrap();
-    holder
-        .execute_unprepared("SELECT pg_advisory_xact_lock(727100002)")
-        .await
-        .unwrap();
-    let confirm = {
-        let client = app.client.clone();
-        let url = format!("{}/payments/confirm", app.address);
-        tokio::spawn(async move {
-            let body = json!({"payment_id": id, "payment_key": "pk_seqlock"});
-            into_reply(client.post(url).json(&body).send().await.unwrap()).await
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while scalar(waiting).await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the completion never waited for the lock"
+        assert_eq!(
+            scalar(&db, DRAWN).await,
+            drawn_before,
+            "{path}: seq drawn before the outbox lock"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(scalar(drawn).await, 0, "seq drawn before the outbox lock");
-    assert!(
-        app.events().await.is_empty(),
-        "nothing is visible before commit"
-    );
+        assert_eq!(app.events().await.len() as i64, drawn_before, "{path}");
 
-    holder.commit().await.unwrap();
-    let reply = confirm.await.unwrap();
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    assert_eq!(scalar(drawn).await, 1);
-    assert_eq!(app.events().await.len(), 1);
+        holder.commit().await.unwrap();
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(scalar(&db, DRAWN).await, drawn_before + 1);
+        assert_eq!(app.events().await.len() as i64, drawn_before + 1);
+    }
+    assert_eq!(app.payment(&id).await["status"], "PARTIAL_REFUND");
     let _ = db.close().await;
     app.stop().await;
 }
