@@ -13,13 +13,15 @@
 //! |         | status='IN_PROGRESS' AND payment_key=… RETURNING *) INSERT event SELECT … FROM |
 //! |         | changed WHERE pg_advisory_xact_lock(…); SQLite: BEGIN, that UPDATE, INSERT    |
 //! |         | event, COMMIT                                                                |
-//! | refund  | SELECT payment; BEGIN, UPDATE payment (reserve), INSERT refund, COMMIT;        |
-//! |         | BEGIN, UPDATE refund, SELECT refund, UPDATE payment (amounts), SELECT payment, |
-//! |         | UPDATE payment (status), [lock], INSERT event, COMMIT; SELECT refund, payment  |
+//! | refund  | SELECT payment; PostgreSQL: one statement WITH reserved AS (UPDATE payment    |
+//! |         | RETURNING *) INSERT refund SELECT … FROM reserved; SQLite: BEGIN, UPDATE,     |
+//! |         | INSERT, COMMIT; then BEGIN, UPDATE refund RETURNING *, UPDATE payment (amounts |
+//! |         | and status) RETURNING *, INSERT event [PostgreSQL: SELECT … WHERE             |
+//! |         | pg_advisory_xact_lock(…)], COMMIT                                              |
 //!
 //! Commits per flow: 3, plus 2 for a refund. `commits` (b0): the same commits without the reads,
-//! without RETURNING and without the advisory lock; the completion as BEGIN, UPDATE, INSERT,
-//! COMMIT.
+//! without RETURNING and without the advisory lock, each as a plain transaction (the claim as
+//! one autocommitted UPDATE).
 
 use std::time::{Duration, Instant};
 
@@ -63,7 +65,6 @@ const INSERT_PAYMENT: &str = "INSERT INTO payments (id, user_id, order_id, order
 
 const SELECT_BY_ORDER: &str = "SELECT * FROM payments WHERE order_id = $1 LIMIT 1";
 const SELECT_PAYMENT: &str = "SELECT * FROM payments WHERE id = $1 LIMIT 1";
-const SELECT_REFUND: &str = "SELECT * FROM refunds WHERE id = $1 LIMIT 1";
 
 const CLAIM: &str = "UPDATE payments SET updated_at = $1, status = $2, payment_key = $3, \
     pg_provider = $4, failure_code = $5, failure_message = $6, confirm_started_at = $7, \
@@ -76,8 +77,6 @@ const RETURNING: &str = " RETURNING *";
 const COMPLETE: &str = "UPDATE payments SET updated_at = $1, status = $2, pg_transaction_id = $3, \
     pg_secret = $4, failure_code = $5, failure_message = $6, completed_at = $7, \
     next_reconcile_at = $8 WHERE id = $9 AND status IN ($10) AND payment_key = $11";
-
-const EVENT_LOCK: &str = "SELECT pg_advisory_xact_lock(727100002)";
 
 /// The completion with its event as the service sends it to PostgreSQL: one statement.
 const COMPLETE_WITH_EVENT: &str = "WITH changed AS (UPDATE payments SET updated_at = $1, \
@@ -99,16 +98,29 @@ const RESERVE: &str = "UPDATE payments SET refund_reserved_krw = refund_reserved
 const INSERT_REFUND: &str = "INSERT INTO refunds (id, payment_id, amount_krw, reason, status, \
     pg_cancel_key, failure_code, failure_message, reconcile_attempts, next_reconcile_at, \
     created_at, updated_at, refunded_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 const COMPLETE_REFUND: &str = "UPDATE refunds SET status = $1, pg_cancel_key = $2, \
     refunded_at = $3, updated_at = $4, next_reconcile_at = $5 WHERE id = $6 AND status = $7";
 
 const MOVE_AMOUNTS: &str = "UPDATE payments SET refunded_amount_krw = refunded_amount_krw + $1, \
-    refund_reserved_krw = refund_reserved_krw - $2 WHERE id = $3";
+    refund_reserved_krw = refund_reserved_krw - $2, status = CASE WHEN status IN ($3, $4) \
+    AND refunded_amount_krw + $5 >= amount_krw THEN $6 WHEN status IN ($7, $8) THEN $9 \
+    ELSE status END, updated_at = $10 WHERE id = $11";
 
-const REFUND_STATUS: &str =
-    "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ($4, $5)";
+/// PostgreSQL: the reservation and the refund row as the service sends them, one statement.
+const RESERVE_WITH_REFUND: &str = "WITH reserved AS (UPDATE payments \
+    SET refund_reserved_krw = refund_reserved_krw + $1 WHERE id = $2 AND status IN ($3, $4) \
+    AND amount_krw - refunded_amount_krw - refund_reserved_krw >= $5 RETURNING *) \
+    INSERT INTO refunds (id, payment_id, amount_krw, reason, status, pg_cancel_key, \
+    failure_code, failure_message, reconcile_attempts, next_reconcile_at, created_at, \
+    updated_at, refunded_at) \
+    SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM reserved";
+
+/// PostgreSQL: the outbox append as the service sends it inside a transaction.
+const INSERT_EVENT_LOCKED: &str = "INSERT INTO events (event_id, event_type, version, \
+    occurred_at, source, user_id, payment_id, payload, published_at) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE pg_advisory_xact_lock(727100002) IS NOT NULL";
 
 fn none_text() -> Value {
     Value::from(None::<String>)
@@ -166,13 +178,14 @@ impl DbFlow {
         event_type: &str,
         payment_id: &str,
     ) -> Result<(), DbErr> {
-        if self.mirror && self.postgres() {
-            conn.execute_unprepared(EVENT_LOCK).await?;
-        }
+        let sql = if self.mirror && self.postgres() {
+            INSERT_EVENT_LOCKED
+        } else {
+            INSERT_EVENT
+        };
         let mut values = Self::event_values(event_type, payment_id);
         values.push(none_time());
-        conn.query_one_raw(self.statement(INSERT_EVENT, values))
-            .await?;
+        conn.execute_raw(self.statement(sql, values)).await?;
         Ok(())
     }
 
@@ -292,47 +305,54 @@ impl DbFlow {
             self.read(&self.db, SELECT_PAYMENT, payment_id).await?;
         }
         let now = Utc::now();
-        let txn = self.db.begin().await?;
-        let reserved = txn
-            .execute_raw(self.statement(
-                RESERVE,
-                vec![
-                    AMOUNT_KRW.into(),
-                    payment_id.into(),
-                    "COMPLETED".into(),
-                    "PARTIAL_REFUND".into(),
-                    AMOUNT_KRW.into(),
-                ],
-            ))
-            .await?
-            .rows_affected();
-        expect_one(reserved, "reserve")?;
-        txn.query_one_raw(self.statement(
-            INSERT_REFUND,
-            vec![
-                refund_id.clone().into(),
-                payment_id.into(),
-                AMOUNT_KRW.into(),
-                "bench refund".into(),
-                "PENDING".into(),
-                none_text(),
-                none_text(),
-                none_text(),
-                0i32.into(),
-                (now + chrono::Duration::seconds(90)).into(),
-                now.into(),
-                now.into(),
-                none_time(),
-            ],
-        ))
-        .await?;
-        txn.commit().await?;
+        let reserve: Vec<Value> = vec![
+            AMOUNT_KRW.into(),
+            payment_id.into(),
+            "COMPLETED".into(),
+            "PARTIAL_REFUND".into(),
+            AMOUNT_KRW.into(),
+        ];
+        let refund_row: Vec<Value> = vec![
+            refund_id.clone().into(),
+            payment_id.into(),
+            AMOUNT_KRW.into(),
+            "bench refund".into(),
+            "PENDING".into(),
+            none_text(),
+            none_text(),
+            none_text(),
+            0i32.into(),
+            (now + chrono::Duration::seconds(90)).into(),
+            now.into(),
+            now.into(),
+            none_time(),
+        ];
+        if self.mirror && self.postgres() {
+            let values = reserve.into_iter().chain(refund_row).collect();
+            let inserted = self
+                .db
+                .execute_raw(self.statement(RESERVE_WITH_REFUND, values))
+                .await?
+                .rows_affected();
+            expect_one(inserted, "reserve")?;
+        } else {
+            let txn = self.db.begin().await?;
+            let reserved = txn
+                .execute_raw(self.statement(RESERVE, reserve))
+                .await?
+                .rows_affected();
+            expect_one(reserved, "reserve")?;
+            txn.execute_raw(self.statement(INSERT_REFUND, refund_row))
+                .await?;
+            txn.commit().await?;
+        }
 
         let now = Utc::now();
+        let returning = if self.mirror { RETURNING } else { "" };
         let txn = self.db.begin().await?;
         let completed = txn
             .execute_raw(self.statement(
-                COMPLETE_REFUND,
+                &format!("{COMPLETE_REFUND}{returning}"),
                 vec![
                     "COMPLETED".into(),
                     format!("cx_{refund_id}").into(),
@@ -346,36 +366,29 @@ impl DbFlow {
             .await?
             .rows_affected();
         expect_one(completed, "complete refund")?;
-        if self.mirror {
-            self.read(&txn, SELECT_REFUND, &refund_id).await?;
-        }
-        txn.execute_raw(self.statement(
-            MOVE_AMOUNTS,
-            vec![AMOUNT_KRW.into(), AMOUNT_KRW.into(), payment_id.into()],
-        ))
-        .await?;
-        if self.mirror {
-            self.read(&txn, SELECT_PAYMENT, payment_id).await?;
-        }
-        txn.execute_raw(self.statement(
-            REFUND_STATUS,
-            vec![
-                "REFUNDED".into(),
-                now.into(),
-                payment_id.into(),
-                "COMPLETED".into(),
-                "PARTIAL_REFUND".into(),
-            ],
-        ))
-        .await?;
+        let moved = txn
+            .execute_raw(self.statement(
+                &format!("{MOVE_AMOUNTS}{returning}"),
+                vec![
+                    AMOUNT_KRW.into(),
+                    AMOUNT_KRW.into(),
+                    "COMPLETED".into(),
+                    "PARTIAL_REFUND".into(),
+                    AMOUNT_KRW.into(),
+                    "REFUNDED".into(),
+                    "COMPLETED".into(),
+                    "PARTIAL_REFUND".into(),
+                    "PARTIAL_REFUND".into(),
+                    now.into(),
+                    payment_id.into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
+        expect_one(moved, "move amounts")?;
         self.append_event(&txn, "payment.refunded", payment_id)
             .await?;
         txn.commit().await?;
-
-        if self.mirror {
-            self.read(&self.db, SELECT_REFUND, &refund_id).await?;
-            self.read(&self.db, SELECT_PAYMENT, payment_id).await?;
-        }
         Ok(())
     }
 }
