@@ -245,3 +245,16 @@ mod tests {
         assert!(IdempotencyKey::parse(key.scoped_to(b"x").as_str()).is_ok());
     }
 }
+
+/// A payment as a request names it: by our id or by the merchant's order id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentRef {
+    Id(PaymentId),
+    OrderId(String),
+}
+
+impl From<PaymentId> for PaymentRef {
+    fn from(id: PaymentId) -> Self {
+        Self::Id(id)
+    }
+}

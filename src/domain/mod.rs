@@ -4,7 +4,9 @@ mod ids;
 mod records;
 mod status;
 
-pub use ids::{Amount, DomainError, IdempotencyKey, OrderId, PaymentId, RefundId, UserId};
+pub use ids::{
+    Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
+};
 pub use records::{Payment, Refund, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundStatus};
 

@@ -5,16 +5,10 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::{PaymentService, events};
-use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
+use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus};
 use crate::error::AppError;
 use crate::gateway::{ConfirmRequest, GatewayError};
 use crate::store::{PaymentChanges, Transition};
-
-#[derive(Debug, Clone)]
-pub enum PaymentRef {
-    Id(PaymentId),
-    OrderId(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct ConfirmCommand {
@@ -53,6 +47,18 @@ impl PaymentService {
     }
 
     pub async fn confirm(&self, command: ConfirmCommand) -> Result<ConfirmOutcome, AppError> {
+        if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.gateway.provider())
+            && let Some(claimed) = self
+                .claim(
+                    command.payment.clone(),
+                    command.amount_krw,
+                    payment_key,
+                    provider,
+                )
+                .await?
+        {
+            return self.send_confirm(claimed, payment_key.clone()).await;
+        }
         let payment = match &command.payment {
             PaymentRef::Id(id) => self.find(*id).await?,
             PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await?,
@@ -88,6 +94,13 @@ impl PaymentService {
         let Some(provider) = self.gateway.provider() else {
             return Err(AppError::PgNotConfigured);
         };
+        let payment_ref = PaymentRef::OrderId(order_id.to_owned());
+        if let Some(claimed) = self
+            .claim(payment_ref, Some(amount_krw), &payment_key, provider)
+            .await?
+        {
+            return self.send_confirm(claimed, payment_key).await;
+        }
         let payment = self.find_by_order(order_id).await?;
         if amount_krw != payment.amount_krw {
             tracing::warn!(payment_id = %payment.id, "redirect refused: amount differs from the stored amount");
@@ -112,7 +125,8 @@ impl PaymentService {
         let applied = self
             .store
             .transition(Transition {
-                payment_id: payment.id,
+                payment: payment.id.into(),
+                amount_krw: None,
                 from: &[PaymentStatus::Pending],
                 payment_key: None,
                 changes: PaymentChanges {
@@ -152,7 +166,8 @@ impl PaymentService {
                     let applied = self
                         .store
                         .transition(Transition {
-                            payment_id: payment.id,
+                            payment: payment.id.into(),
+                            amount_krw: None,
                             from: &[PaymentStatus::Pending],
                             payment_key: None,
                             changes: PaymentChanges {
@@ -194,7 +209,10 @@ impl PaymentService {
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
-                    if let Some(claimed) = self.claim(&payment, &payment_key, provider).await? {
+                    if let Some(claimed) = self
+                        .claim(payment.id.into(), None, &payment_key, provider)
+                        .await?
+                    {
                         return self.send_confirm(claimed, payment_key).await;
                     }
                 }
@@ -236,18 +254,22 @@ impl PaymentService {
         Ok(ConfirmOutcome::Unsettled(payment))
     }
 
-    /// Commits the intent to confirm with `payment_key`. Only one request can win it; the
-    /// winner gets the payment as claimed.
+    /// Commits the intent to confirm `payment` (still `PENDING`, and of `amount_krw` when given)
+    /// with `payment_key`. Only one request can win it; the winner gets the payment as claimed.
+    /// A first attempt, the usual case, is claimed this way before anything is read: when the
+    /// claim does not happen, the caller reads the payment to find out why.
     async fn claim(
         &self,
-        payment: &Payment,
+        payment: PaymentRef,
+        amount_krw: Option<i64>,
         payment_key: &str,
         provider: &'static str,
     ) -> Result<Option<Payment>, AppError> {
         let claimed = self
             .store
             .transition(Transition {
-                payment_id: payment.id,
+                payment,
+                amount_krw,
                 from: &[PaymentStatus::Pending],
                 payment_key: None,
                 changes: PaymentChanges {
@@ -264,6 +286,9 @@ impl PaymentService {
                 event: None,
             })
             .await?;
+        if let Some(payment) = &claimed {
+            Self::annotate(payment);
+        }
         Ok(claimed)
     }
 
@@ -319,7 +344,8 @@ impl PaymentService {
         let released = self
             .store
             .transition(Transition {
-                payment_id: payment.id,
+                payment: payment.id.into(),
+                amount_krw: None,
                 from: &[PaymentStatus::InProgress],
                 payment_key: payment.payment_key.as_deref(),
                 changes: PaymentChanges {

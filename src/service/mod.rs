@@ -22,7 +22,8 @@ use tokio::sync::Notify;
 use crate::gateway::PaymentGateway;
 use crate::store::Store;
 
-pub use confirm::{ConfirmCommand, ConfirmOutcome, PaymentRef};
+pub use crate::domain::PaymentRef;
+pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use idempotency::{IdempotencyStart, request_fingerprint};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;

@@ -83,7 +83,8 @@ impl PaymentService {
                 if record.secret.is_some() && payment.pg_secret.is_none() {
                     self.store
                         .transition(Transition {
-                            payment_id: payment.id,
+                            payment: payment.id.into(),
+                            amount_krw: None,
                             from: &[PaymentStatus::InProgress],
                             payment_key: Some(&payment_key),
                             changes: PaymentChanges {
@@ -115,7 +116,8 @@ impl PaymentService {
         let applied = self
             .store
             .transition(Transition {
-                payment_id: payment.id,
+                payment: payment.id.into(),
+                amount_krw: None,
                 from: &[PaymentStatus::InProgress],
                 payment_key: Some(&record.payment_key),
                 changes: PaymentChanges {
@@ -142,7 +144,8 @@ impl PaymentService {
         let rescheduled = self
             .store
             .transition(Transition {
-                payment_id: payment.id,
+                payment: payment.id.into(),
+                amount_krw: None,
                 from: &[PaymentStatus::InProgress],
                 payment_key: Some(&payment_key),
                 changes: PaymentChanges {
@@ -161,7 +164,8 @@ impl PaymentService {
         tracing::error!(alert = "pg_record_mismatch", payment_id = %payment.id, order_id = %payment.order_id, %reason, "PG record contradicts ours; payment set aside for review");
         self.store
             .transition(Transition {
-                payment_id: payment.id,
+                payment: payment.id.into(),
+                amount_krw: None,
                 from: &[PaymentStatus::InProgress],
                 payment_key: payment.payment_key.as_deref(),
                 changes: PaymentChanges {

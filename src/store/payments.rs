@@ -9,7 +9,7 @@ use super::entities::payment::{self, Column};
 use super::events::{self, NewEvent};
 use super::mapping::to_active_payment;
 use super::{Store, StoreError, StoreResult, sql};
-use crate::domain::{Failure, Payment, PaymentId, PaymentStatus};
+use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus};
 
 /// Columns a transition may set. `None` leaves a column alone; `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +35,10 @@ pub struct PaymentChanges {
 /// `payment_key`): concurrent requests, instances and the reconciler race on this row count.
 #[derive(Debug, Clone)]
 pub struct Transition<'a> {
-    pub payment_id: PaymentId,
+    pub payment: PaymentRef,
     pub from: &'a [PaymentStatus],
+    /// When given, only if the stored amount is this one.
+    pub amount_krw: Option<i64>,
     pub payment_key: Option<&'a str>,
     pub changes: PaymentChanges,
     pub event: Option<NewEvent>,
@@ -128,10 +130,16 @@ impl Store {
         let new_status = transition.changes.status;
         let mut update = payment::Entity::update_many()
             .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(Column::Id.eq(transition.payment_id.to_string()))
+            .filter(match &transition.payment {
+                PaymentRef::Id(id) => Column::Id.eq(id.to_string()),
+                PaymentRef::OrderId(order_id) => Column::OrderId.eq(order_id.as_str()),
+            })
             .filter(Column::Status.is_in(transition.from.iter().map(|status| status.as_str())));
         if let Some(key) = transition.payment_key {
             update = update.filter(Column::PaymentKey.eq(key));
+        }
+        if let Some(amount) = transition.amount_krw {
+            update = update.filter(Column::AmountKrw.eq(amount));
         }
         for (column, value) in transition.changes.assignments() {
             update = update.col_expr(column, value);

@@ -448,7 +448,7 @@ async fn event_seq_is_drawn_under_the_outbox_lock() {
     const WAITING: &str = "SELECT count(*) AS v FROM pg_locks \
                            WHERE locktype = 'advisory' AND objid = 727100002 AND NOT granted";
 
-    let mut app = spawn_app(Backend::Postgres).await;
+    let app = spawn_app(Backend::Postgres).await;
     let created = app.create_payment("order_seqlock_01", 15000).await;
     let id = created["payment_id"].as_str().unwrap().to_owned();
     app.toss

@@ -8,7 +8,7 @@
 //! | step    | statements                                                                   |
 //! |---------|------------------------------------------------------------------------------|
 //! | create  | INSERT payment RETURNING * (autocommit)                                        |
-//! | confirm | SELECT payment by order_id; UPDATE … WHERE status='PENDING' RETURNING *          |
+//! | confirm | UPDATE … WHERE order_id=… AND status='PENDING' AND amount_krw=… RETURNING *   |
 //! |         | (autocommit); PostgreSQL: one statement WITH changed AS (UPDATE … WHERE       |
 //! |         | status='IN_PROGRESS' AND payment_key=… RETURNING *) INSERT event SELECT … FROM |
 //! |         | changed WHERE pg_advisory_xact_lock(…); SQLite: BEGIN, that UPDATE, INSERT    |
@@ -63,13 +63,12 @@ const INSERT_PAYMENT: &str = "INSERT INTO payments (id, user_id, order_id, order
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
     $19, $20, $21, $22, $23, $24, $25, $26, $27) RETURNING *";
 
-const SELECT_BY_ORDER: &str = "SELECT * FROM payments WHERE order_id = $1 LIMIT 1";
 const SELECT_PAYMENT: &str = "SELECT * FROM payments WHERE id = $1 LIMIT 1";
 
 const CLAIM: &str = "UPDATE payments SET updated_at = $1, status = $2, payment_key = $3, \
     pg_provider = $4, failure_code = $5, failure_message = $6, confirm_started_at = $7, \
     confirm_attempt = confirm_attempt + 1, next_reconcile_at = $8, reconcile_attempts = $9 \
-    WHERE id = $10 AND status IN ($11)";
+    WHERE order_id = $10 AND status IN ($11) AND amount_krw = $12";
 
 /// What the service appends to the claim and the completion: the payment as it now is.
 const RETURNING: &str = " RETURNING *";
@@ -228,9 +227,6 @@ impl DbFlow {
 
     async fn confirm(&self, payment_id: &str, order_id: &str) -> Result<(), DbErr> {
         let payment_key = format!("pk_{order_id}");
-        if self.mirror {
-            self.read(&self.db, SELECT_BY_ORDER, order_id).await?;
-        }
         let now = Utc::now();
         let claim_values: Vec<Value> = vec![
             now.into(),
@@ -242,8 +238,9 @@ impl DbFlow {
             now.into(),
             (now + chrono::Duration::seconds(90)).into(),
             0i32.into(),
-            payment_id.into(),
+            order_id.into(),
             "PENDING".into(),
+            AMOUNT_KRW.into(),
         ];
         let claimed = if self.mirror {
             let claimed = self
