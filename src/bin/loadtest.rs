@@ -58,11 +58,29 @@ async fn main() -> anyhow::Result<()> {
     // building a client looks for one).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
+    let mut rounds = Vec::new();
+    for round in 1..=options.rounds {
+        if options.rounds > 1 {
+            println!("\n##### round {round} of {}", options.rounds);
+        }
+        rounds.push(run_round(&options).await?);
+    }
+    if rounds.len() > 1 {
+        print_rounds(&rounds);
+    }
+    if rounds.iter().any(|round| round.errors > 0) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// One complete run (baselines, then the service) on databases of its own.
+async fn run_round(options: &Options) -> anyhow::Result<RoundResult> {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let work_dir = std::env::temp_dir().join(format!("ps_bench_{run_id}"));
     std::fs::create_dir_all(&work_dir)?;
     let mut databases = Vec::new();
-    let result = run(&options, &run_id, &work_dir, &mut databases).await;
+    let result = run(options, &run_id, &work_dir, &mut databases).await;
     if options.keep_db {
         for db in &databases {
             println!("kept database {}", db.url);
@@ -73,11 +91,65 @@ async fn main() -> anyhow::Result<()> {
         }
         let _ = std::fs::remove_dir_all(&work_dir);
     }
-    let errors = result?;
-    if errors > 0 {
-        std::process::exit(1);
+    result
+}
+
+/// What a round contributes to the comparison of rounds.
+struct RoundResult {
+    errors: u64,
+    flows_per_s: f64,
+    /// `(label, service ÷ baseline)`.
+    ratios: Vec<(&'static str, f64)>,
+    /// `(request kind or "flow", p99 in ms)`.
+    p99_ms: Vec<(String, f64)>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
-    Ok(())
+}
+
+/// Each round's figures side by side, and their medians.
+fn print_rounds(rounds: &[RoundResult]) {
+    let column = |pick: &dyn Fn(&RoundResult) -> Option<f64>, name: &str, unit: &str| {
+        let values: Vec<f64> = rounds.iter().filter_map(pick).collect();
+        let each = values
+            .iter()
+            .map(|v| format!("{v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  {name:<34} median {:>8.1}{unit}   (rounds: {each})",
+            median(values.clone())
+        );
+    };
+    println!("\n== {} rounds", rounds.len());
+    column(&|r| Some(r.flows_per_s), "service flows/s", "");
+    for (label, _) in &rounds[0].ratios {
+        column(
+            &|r| {
+                r.ratios
+                    .iter()
+                    .find(|(l, _)| l == label)
+                    .map(|(_, ratio)| ratio * 100.0)
+            },
+            &format!("service ÷ {label}"),
+            " %",
+        );
+    }
+    for (kind, _) in &rounds[0].p99_ms {
+        column(
+            &|r| r.p99_ms.iter().find(|(k, _)| k == kind).map(|(_, v)| *v),
+            &format!("{kind} p99"),
+            " ms",
+        );
+    }
+    let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+    println!("  errors in all rounds: {errors}");
 }
 
 /// A measured phase with the CPU it used.
@@ -96,13 +168,12 @@ async fn db_stats_after(db: &BenchDatabase, before: DbStats) -> Option<DbStats> 
     db.stats().await.map(|after| after.since(before))
 }
 
-/// Returns the number of errors seen.
 async fn run(
     options: &Options,
     run_id: &str,
     work_dir: &std::path::Path,
     databases: &mut Vec<BenchDatabase>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<RoundResult> {
     let load_before = service::load_average();
     print_header(options, run_id, &load_before);
 
@@ -239,7 +310,16 @@ async fn run(
             .iter()
             .map(|m| m.phase.recorder.error_count())
             .sum::<u64>();
-    Ok(errors)
+    Ok(RoundResult {
+        errors,
+        flows_per_s: service_phase.phase.flows_per_sec(),
+        ratios: summary
+            .ratios()
+            .into_iter()
+            .map(|(baseline, _, ratio)| (baseline.label(), ratio))
+            .collect(),
+        p99_ms: service_phase.phase.p99_ms(),
+    })
 }
 
 async fn run_baseline(

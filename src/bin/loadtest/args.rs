@@ -42,6 +42,8 @@ usage: loadtest [options]
   --service-pid PID            with --target: the process whose memory to sample
   --json PATH                  append the results as one JSON line to PATH
   --keep-db                    do not delete the databases afterwards
+  --rounds N                   repeat the whole run (baselines, then the service) N times
+                               and report the median of each ratio and latency        [1]
   -h, --help
 ";
 
@@ -123,6 +125,8 @@ pub struct Options {
     pub service_pid: Option<u32>,
     pub json: Option<PathBuf>,
     pub keep_db: bool,
+    /// Times the whole run (baselines and service) is repeated, for a median.
+    pub rounds: usize,
 }
 
 impl Options {
@@ -149,6 +153,7 @@ impl Options {
         let mut service_pid = None;
         let mut json = None;
         let mut keep_db = false;
+        let mut rounds = 1usize;
 
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -209,12 +214,16 @@ impl Options {
                 "--service-pid" => service_pid = Some(number(&name, &value()?)?),
                 "--json" => json = Some(PathBuf::from(value()?)),
                 "--keep-db" => keep_db = true,
+                "--rounds" => rounds = number(&name, &value()?)?,
                 other => return Err(format!("unknown option {other:?} (see --help)")),
             }
         }
 
         if concurrency == 0 {
             return Err("--concurrency must be at least 1".to_owned());
+        }
+        if rounds == 0 {
+            return Err("--rounds must be at least 1".to_owned());
         }
         if !(0.0..=1.0).contains(&refund_share) {
             return Err("--refund-share must be between 0.0 and 1.0".to_owned());
@@ -265,6 +274,7 @@ impl Options {
             service_pid,
             json,
             keep_db,
+            rounds,
         }))
     }
 }
@@ -338,6 +348,7 @@ mod tests {
     fn refuses_nonsense() {
         assert!(parse(&["--refund-share", "2"]).is_err());
         assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--rounds", "0"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
         assert!(parse(&["--target", "http://127.0.0.1:8080"]).is_err());
         assert!(parse(&["--help"]).unwrap().is_none());

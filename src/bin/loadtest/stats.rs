@@ -142,6 +142,16 @@ impl Phase {
         self.recorder.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// p99 of each request kind, then of the whole flow, in ms.
+    pub fn p99_ms(&self) -> Vec<(String, f64)> {
+        let flow = self.recorder.flow.summary();
+        self.recorder
+            .steps()
+            .chain(std::iter::once(("flow", flow)))
+            .map(|(name, s)| (name.to_owned(), ms(s.p99)))
+            .collect()
+    }
+
     pub fn print(&self) {
         let r = &self.recorder;
         println!(
