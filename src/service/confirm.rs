@@ -48,40 +48,23 @@ impl PaymentService {
 
     pub async fn confirm(&self, command: ConfirmCommand) -> Result<ConfirmOutcome, AppError> {
         if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.gateway.provider())
-            && let Some(claimed) = self
-                .claim(
-                    command.payment.clone(),
+        {
+            return self
+                .confirm_with_pg(
+                    command.payment,
                     command.amount_krw,
-                    payment_key,
+                    payment_key.clone(),
                     provider,
                 )
-                .await?
-        {
-            return self.send_confirm(claimed, payment_key.clone()).await;
+                .await;
         }
-        let payment = match &command.payment {
-            PaymentRef::Id(id) => self.find(*id).await?,
-            PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await?,
-        };
-        if command
-            .amount_krw
-            .is_some_and(|amount| amount != payment.amount_krw)
-        {
-            tracing::warn!(payment_id = %payment.id, "confirm refused: amount differs from the stored amount");
-            return Err(AppError::AmountMismatch);
-        }
-        match (command.payment_key, self.gateway.provider()) {
-            (Some(payment_key), Some(provider)) => {
-                self.confirm_with_pg(payment, payment_key, provider).await
-            }
-            (payment_key, _) => {
-                // The no-op path keeps the caller's transaction id; a Toss key stands in only
-                // when none was given.
-                let transaction_id = command.pg_transaction_id.or(payment_key);
-                self.confirm_recorded(payment, transaction_id, command.pg_provider)
-                    .await
-            }
-        }
+        let payment = self.find_ref(&command.payment).await?;
+        check_amount(&payment, command.amount_krw)?;
+        // The no-op path keeps the caller's transaction id; a Toss key stands in only when none
+        // was given.
+        let transaction_id = command.pg_transaction_id.or(command.payment_key);
+        self.confirm_recorded(payment, transaction_id, command.pg_provider)
+            .await
     }
 
     /// The success redirect: Toss sent the buyer back with `paymentKey`, `orderId`, `amount`.
@@ -94,19 +77,9 @@ impl PaymentService {
         let Some(provider) = self.gateway.provider() else {
             return Err(AppError::PgNotConfigured);
         };
-        let payment_ref = PaymentRef::OrderId(order_id.to_owned());
-        if let Some(claimed) = self
-            .claim(payment_ref, Some(amount_krw), &payment_key, provider)
-            .await?
-        {
-            return self.send_confirm(claimed, payment_key).await;
-        }
-        let payment = self.find_by_order(order_id).await?;
-        if amount_krw != payment.amount_krw {
-            tracing::warn!(payment_id = %payment.id, "redirect refused: amount differs from the stored amount");
-            return Err(AppError::AmountMismatch);
-        }
-        self.confirm_with_pg(payment, payment_key, provider).await
+        let payment = PaymentRef::OrderId(order_id.to_owned());
+        self.confirm_with_pg(payment, Some(amount_krw), payment_key, provider)
+            .await
     }
 
     /// The failure redirect: records why the buyer's attempt failed on a `PENDING` payment.
@@ -199,13 +172,24 @@ impl PaymentService {
         Err(AppError::RequestInProgress)
     }
 
+    /// Confirms through the PG. A first attempt, the usual case, is claimed before anything is
+    /// read; when the claim does not happen, the payment as it is says why (or that this is a
+    /// retry of an attempt already made).
     async fn confirm_with_pg(
         &self,
-        payment: Payment,
+        payment: PaymentRef,
+        amount_krw: Option<i64>,
         payment_key: String,
         provider: &'static str,
     ) -> Result<ConfirmOutcome, AppError> {
-        let mut payment = payment;
+        if let Some(claimed) = self
+            .claim(payment.clone(), amount_krw, &payment_key, provider)
+            .await?
+        {
+            return self.send_confirm(claimed, payment_key).await;
+        }
+        let mut payment = self.find_ref(&payment).await?;
+        check_amount(&payment, amount_krw)?;
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
@@ -256,8 +240,6 @@ impl PaymentService {
 
     /// Commits the intent to confirm `payment` (still `PENDING`, and of `amount_krw` when given)
     /// with `payment_key`. Only one request can win it; the winner gets the payment as claimed.
-    /// A first attempt, the usual case, is claimed this way before anything is read: when the
-    /// claim does not happen, the caller reads the payment to find out why.
     async fn claim(
         &self,
         payment: PaymentRef,
@@ -361,6 +343,16 @@ impl PaymentService {
             .await?;
         Ok(released)
     }
+}
+
+/// The amount a client or a redirect states must be the one we stored; refused before any PG
+/// call otherwise.
+fn check_amount(payment: &Payment, amount_krw: Option<i64>) -> Result<(), AppError> {
+    if amount_krw.is_some_and(|amount| amount != payment.amount_krw) {
+        tracing::warn!(payment_id = %payment.id, "confirm refused: amount differs from the stored amount");
+        return Err(AppError::AmountMismatch);
+    }
+    Ok(())
 }
 
 fn not_confirmable(status: PaymentStatus) -> AppError {

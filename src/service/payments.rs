@@ -2,7 +2,8 @@ use chrono::Utc;
 
 use super::PaymentService;
 use crate::domain::{
-    Amount, OrderId, Payment, PaymentId, PaymentStatus, PaymentType, Refund, StoredEvent, UserId,
+    Amount, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund,
+    StoredEvent, UserId,
 };
 use crate::error::AppError;
 
@@ -94,6 +95,13 @@ impl PaymentService {
             .ok_or_else(|| AppError::NotFound(format!("payment {id} not found")))?;
         Self::annotate(&payment);
         Ok(payment)
+    }
+
+    pub(super) async fn find_ref(&self, payment: &PaymentRef) -> Result<Payment, AppError> {
+        match payment {
+            PaymentRef::Id(id) => self.find(*id).await,
+            PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await,
+        }
     }
 
     pub(super) async fn find_by_order(&self, order_id: &str) -> Result<Payment, AppError> {

@@ -58,15 +58,8 @@ impl NewEvent {
         source: Option<&str>,
         first: usize,
     ) -> (String, Vec<Value>) {
-        let (columns, values) = sql::set_columns(self.into_model());
-        let from = source
-            .map(|table| format!(" FROM {table}"))
-            .unwrap_or_default();
-        let sql = format!(
-            "INSERT INTO events ({columns}) SELECT {}{from} WHERE {APPEND_LOCK_SQL} IS NOT NULL",
-            sql::params(first, values.len())
-        );
-        (sql, values)
+        let filter = format!("{APPEND_LOCK_SQL} IS NOT NULL");
+        sql::insert_select(self.into_model(), source, Some(&filter), first)
     }
 }
 

@@ -34,17 +34,18 @@ impl Store {
         if self.db.get_database_backend() == DbBackend::Postgres {
             // One statement: the refund row is inserted from the reserving update's row.
             let (update_sql, mut values) = sql::update_returning(reserve_update(refund));
-            let (columns, refund_values) = sql::set_columns(to_active_refund(refund));
-            let params = sql::params(values.len() + 1, refund_values.len());
+            let (insert_sql, refund_values) = sql::insert_select(
+                to_active_refund(refund),
+                Some("reserved"),
+                None,
+                values.len() + 1,
+            );
             values.extend(refund_values);
             let inserted = self
                 .db
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    format!(
-                        "WITH reserved AS ({update_sql}) \
-                         INSERT INTO refunds ({columns}) SELECT {params} FROM reserved"
-                    ),
+                    format!("WITH reserved AS ({update_sql}) {insert_sql}"),
                     values,
                 ))
                 .await?;
@@ -251,14 +252,13 @@ impl Store {
     }
 }
 
-/// Moves `amount` out of the refundable balance, into the reservation (`reserve`) or straight
-/// into the refunded total. The WHERE clause is the balance check.
+/// Sets the refund's amount aside (see [`reserve_update`]); `false` when nothing allowed it.
 async fn reserve(txn: &DatabaseTransaction, refund: &Refund) -> StoreResult<bool> {
     Ok(txn.execute(&reserve_update(refund)).await?.rows_affected() == 1)
 }
 
 /// Sets `refund.amount_krw` aside from the payment's balance, only if the status and the
-/// balance allow it.
+/// balance allow it: the WHERE clause is the balance check.
 fn reserve_update(refund: &Refund) -> UpdateStatement {
     let balance = Expr::col(payment::Column::AmountKrw)
         .sub(Expr::col(payment::Column::RefundedAmountKrw))

@@ -2,10 +2,10 @@
 //! runs its parts as one statement, so they commit together in one round trip.
 
 use sea_orm::sea_query::{PostgresQueryBuilder, UpdateStatement};
-use sea_orm::{ActiveModelTrait, ActiveValue, EntityTrait, Iden, Iterable, Value};
+use sea_orm::{ActiveModelTrait, ActiveValue, EntityName, EntityTrait, Iden, Iterable, Value};
 
 /// The columns a model sets, quoted and comma-separated, with their values in the same order.
-pub(super) fn set_columns<A: ActiveModelTrait>(model: A) -> (String, Vec<Value>) {
+fn set_columns<A: ActiveModelTrait>(model: A) -> (String, Vec<Value>) {
     let mut columns = Vec::new();
     let mut values = Vec::new();
     for column in <A::Entity as EntityTrait>::Column::iter() {
@@ -18,11 +18,35 @@ pub(super) fn set_columns<A: ActiveModelTrait>(model: A) -> (String, Vec<Value>)
 }
 
 /// `$first, $first+1, …`: `count` parameters numbered after those already in the statement.
-pub(super) fn params(first: usize, count: usize) -> String {
+fn params(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `INSERT INTO <table> (<columns the model sets>) SELECT <their values> [FROM from]
+/// [WHERE filter]`, its parameters numbered from `first`: a row inserted once per row of `from`
+/// (a `WITH` part), or once if `filter` holds.
+pub(super) fn insert_select<A: ActiveModelTrait>(
+    model: A,
+    from: Option<&str>,
+    filter: Option<&str>,
+    first: usize,
+) -> (String, Vec<Value>) {
+    let table = <A::Entity as Default>::default().table_name().to_owned();
+    let (columns, values) = set_columns(model);
+    let mut sql = format!(
+        "INSERT INTO \"{table}\" ({columns}) SELECT {}",
+        params(first, values.len())
+    );
+    if let Some(from) = from {
+        sql.push_str(&format!(" FROM {from}"));
+    }
+    if let Some(filter) = filter {
+        sql.push_str(&format!(" WHERE {filter}"));
+    }
+    (sql, values)
 }
 
 /// An `UPDATE … RETURNING *` to use as a `WITH` part, and its parameters.
@@ -39,16 +63,19 @@ mod tests {
     use sea_orm::ActiveValue::{NotSet, Set};
 
     #[test]
-    fn set_columns_skips_columns_not_set() {
+    fn insert_select_names_only_the_columns_set() {
         let model = event::ActiveModel {
             seq: NotSet,
             event_id: Set("e1".to_owned()),
             event_type: Set("payment.completed".to_owned()),
             ..Default::default()
         };
-        let (columns, values) = set_columns(model);
-        assert_eq!(columns, "\"event_id\", \"event_type\"");
+        let (sql, values) = insert_select(model, Some("changed"), Some("x IS NOT NULL"), 3);
+        assert_eq!(
+            sql,
+            "INSERT INTO \"events\" (\"event_id\", \"event_type\") SELECT $3, $4 \
+             FROM changed WHERE x IS NOT NULL"
+        );
         assert_eq!(values.len(), 2);
-        assert_eq!(params(3, 2), "$3, $4");
     }
 }
