@@ -1,5 +1,6 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+mod changes;
 mod ids;
 mod records;
 mod status;
@@ -7,8 +8,9 @@ mod status;
 pub use ids::{
     Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
 };
+pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use records::{Payment, Refund, StoredEvent};
-pub use status::{PaymentStatus, PaymentType, RefundStatus};
+pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]

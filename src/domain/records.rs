@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundStatus};
+use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus};
 
 /// A payment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +23,15 @@ pub struct Payment {
     pub pg_transaction_id: Option<String>,
     /// The PG's key of the confirm attempt in flight (or the last one that succeeded).
     pub payment_key: Option<String>,
-    /// Number of confirm attempts sent to the PG; part of the PG idempotency key.
+    /// Number of confirm attempts (claims) made for this payment.
     pub confirm_attempt: i32,
+    /// Sends of the current attempt's confirm; each send has its own PG idempotency key.
+    pub confirm_sends: i32,
+    /// The attempt whose failure a fail redirect recorded: one `payment.failed` per attempt.
+    pub annotated_attempt: Option<i32>,
+    /// The refund whose cancel is at the PG now (one at a time per payment), until when.
+    pub cancel_slot: Option<RefundId>,
+    pub cancel_slot_until: Option<DateTime<Utc>>,
     pub confirm_started_at: Option<DateTime<Utc>>,
     /// The PG's webhook-verification value from the confirm reply.
     pub pg_secret: Option<String>,
@@ -55,6 +62,11 @@ pub struct Refund {
     pub status: RefundStatus,
     /// The PG's `transactionKey` of this cancel.
     pub pg_cancel_key: Option<String>,
+    /// Made here, or found in the PG's record (a cancel made in Toss's dashboard).
+    pub origin: RefundOrigin,
+    /// How often its cancel was sent to the PG, and when last.
+    pub sends: i32,
+    pub last_sent_at: Option<DateTime<Utc>>,
     pub failure: Option<Failure>,
     pub reconcile_attempts: i32,
     pub next_reconcile_at: Option<DateTime<Utc>>,

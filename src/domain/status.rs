@@ -10,6 +10,8 @@ pub enum PaymentStatus {
     Pending,
     /// A confirm was sent to the PG and its outcome is not known yet.
     InProgress,
+    /// The PG issued a virtual account; the buyer has not deposited yet.
+    WaitingForDeposit,
     Completed,
     /// Terminal failure. Reserved: a declined attempt returns the payment to `Pending`
     /// so the buyer can try again with the same order.
@@ -20,9 +22,10 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 7] = [
+    pub const ALL: [PaymentStatus; 8] = [
         Self::Pending,
         Self::InProgress,
+        Self::WaitingForDeposit,
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
@@ -34,6 +37,7 @@ impl PaymentStatus {
         match self {
             Self::Pending => "PENDING",
             Self::InProgress => "IN_PROGRESS",
+            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
             Self::Completed => "COMPLETED",
             Self::Failed => "FAILED",
             Self::Cancelled => "CANCELLED",
@@ -47,8 +51,12 @@ impl PaymentStatus {
     pub fn can_become(self, to: PaymentStatus) -> bool {
         use PaymentStatus::*;
         match self {
-            Pending => matches!(to, InProgress | Completed | Pending | Cancelled),
-            InProgress => matches!(to, Completed | Pending | Failed),
+            Pending => matches!(
+                to,
+                InProgress | Completed | Pending | Cancelled | WaitingForDeposit
+            ),
+            InProgress => matches!(to, Completed | Pending | Failed | WaitingForDeposit),
+            WaitingForDeposit => matches!(to, Completed | Pending | Cancelled),
             Completed => matches!(to, PartialRefund | Refunded),
             PartialRefund => matches!(to, PartialRefund | Refunded),
             Failed => false,
@@ -62,7 +70,7 @@ impl PaymentStatus {
         use PaymentStatus::*;
         match self {
             Completed | PartialRefund => true,
-            Pending | InProgress | Failed | Cancelled | Refunded => false,
+            Pending | InProgress | WaitingForDeposit | Failed | Cancelled | Refunded => false,
         }
     }
 }
@@ -80,6 +88,37 @@ impl FromStr for PaymentStatus {
             .into_iter()
             .find(|status| status.as_str() == s)
             .ok_or_else(|| DomainError::new("status", format!("unknown payment status {s:?}")))
+    }
+}
+
+/// Who made a refund: this service (through the PG, or recorded without one), or someone at the
+/// PG directly (Toss's dashboard), found in the PG's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundOrigin {
+    Service,
+    Pg,
+}
+
+impl RefundOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "SERVICE",
+            Self::Pg => "PG",
+        }
+    }
+}
+
+impl FromStr for RefundOrigin {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "SERVICE" => Ok(Self::Service),
+            "PG" => Ok(Self::Pg),
+            other => Err(DomainError::new(
+                "origin",
+                format!("unknown refund origin {other:?}"),
+            )),
+        }
     }
 }
 

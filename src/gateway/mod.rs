@@ -32,7 +32,11 @@ pub struct CancelRequest {
     pub payment_key: String,
     pub reason: String,
     pub amount: i64,
-    /// Sent as Toss's `Idempotency-Key`: one per refund, reused on retries of it.
+    /// Our view of the balance before this cancel, sent as `refundableAmount`: Toss refuses the
+    /// cancel if its balance differs, so no two cancels can apply to the same balance.
+    pub refundable_amount: i64,
+    /// Sent as Toss's `Idempotency-Key`: fresh for every send (Toss replays a reused key's
+    /// answer, errors included); `refundable_amount` is what makes a resend safe.
     pub idempotency_key: String,
 }
 

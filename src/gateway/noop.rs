@@ -106,6 +106,7 @@ mod tests {
                 payment_key: "pk".to_owned(),
                 reason: "r".to_owned(),
                 amount: 400,
+                refundable_amount: 1000,
                 idempotency_key: "refund-1".to_owned(),
             })
             .await

@@ -194,6 +194,7 @@ impl PaymentGateway for TossClient {
         let body = CancelBody {
             cancel_reason: &request.reason,
             cancel_amount: request.amount,
+            refundable_amount: request.refundable_amount,
         };
         let call = self
             .http
@@ -536,6 +537,7 @@ struct ConfirmBody<'a> {
 struct CancelBody<'a> {
     cancel_reason: &'a str,
     cancel_amount: i64,
+    refundable_amount: i64,
 }
 
 /// `{"code","message"}`, sometimes with `"data": null` and whatever Toss adds next.
@@ -888,6 +890,7 @@ mod tests {
             .and(body_json(json!({
                 "cancelReason": "고객 변심",
                 "cancelAmount": 1000,
+                "refundableAmount": 1000,
             })))
             .respond_with(ResponseTemplate::new(200).set_body_raw(CANCELED, "application/json"))
             .expect(1)
@@ -899,6 +902,7 @@ mod tests {
                 payment_key: "a/b?c#d e%".to_owned(),
                 reason: "고객 변심".to_owned(),
                 amount: 1000,
+                refundable_amount: 1000,
                 idempotency_key: "refund-1".to_owned(),
             })
             .await

@@ -76,6 +76,7 @@ impl From<PaymentType> for PaymentTypeDto {
 pub enum PaymentStatusDto {
     Pending,
     InProgress,
+    WaitingForDeposit,
     Completed,
     Failed,
     Cancelled,
@@ -88,6 +89,7 @@ impl From<PaymentStatus> for PaymentStatusDto {
         match value {
             PaymentStatus::Pending => Self::Pending,
             PaymentStatus::InProgress => Self::InProgress,
+            PaymentStatus::WaitingForDeposit => Self::WaitingForDeposit,
             PaymentStatus::Completed => Self::Completed,
             PaymentStatus::Failed => Self::Failed,
             PaymentStatus::Cancelled => Self::Cancelled,
@@ -384,6 +386,8 @@ pub struct RefundListDto {
 pub struct ListPaymentsParams {
     /// Only this user's payments.
     pub user_id: Option<String>,
+    /// `true`: only payments set aside for review (Toss's record contradicts ours).
+    pub needs_review: Option<bool>,
     /// 1..=100, default 20.
     pub limit: Option<u64>,
     /// Default 0.

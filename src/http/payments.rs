@@ -83,7 +83,12 @@ pub async fn list_payments(
         .map_err(|e| AppError::validation(e.to_string()))?;
     let (payments, total_count) = state
         .service
-        .list(user_id.as_ref().map(UserId::as_str), limit, offset)
+        .list(
+            user_id.as_ref().map(UserId::as_str),
+            params.needs_review,
+            limit,
+            offset,
+        )
         .await?;
     Ok(Json(PaymentListDto {
         payments: payments.iter().map(PaymentDto::from).collect(),
@@ -152,7 +157,7 @@ pub async fn confirm_payment(
 
 pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
     let status = match outcome {
-        ConfirmOutcome::Completed(_) => StatusCode::OK,
+        ConfirmOutcome::Completed(_) | ConfirmOutcome::AwaitingDeposit(_) => StatusCode::OK,
         ConfirmOutcome::Unsettled(_) => StatusCode::ACCEPTED,
     };
     (status, Json(PaymentDto::from(outcome.payment()))).into_response()

@@ -77,7 +77,9 @@ pub async fn toss_success(
         (Ok(outcome), Some(success_url), _) => {
             let payment = outcome.payment();
             let status = match &outcome {
-                ConfirmOutcome::Completed(_) => payment.status.as_str(),
+                ConfirmOutcome::Completed(_) | ConfirmOutcome::AwaitingDeposit(_) => {
+                    payment.status.as_str()
+                }
                 ConfirmOutcome::Unsettled(_) => "IN_PROGRESS",
             };
             see_other(

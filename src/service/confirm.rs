@@ -5,10 +5,10 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::{PaymentService, events};
-use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus};
+use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{ConfirmRequest, GatewayError};
-use crate::store::{PaymentChanges, Transition};
+use crate::store::Target;
 
 #[derive(Debug, Clone)]
 pub struct ConfirmCommand {
@@ -26,12 +26,14 @@ pub enum ConfirmOutcome {
     Completed(Payment),
     /// The PG's outcome is not known yet (`IN_PROGRESS`); the service settles it by itself.
     Unsettled(Payment),
+    /// The PG issued a virtual account (`WAITING_FOR_DEPOSIT`); the deposit completes it.
+    AwaitingDeposit(Payment),
 }
 
 impl ConfirmOutcome {
     pub fn payment(&self) -> &Payment {
         match self {
-            Self::Completed(p) | Self::Unsettled(p) => p,
+            Self::Completed(p) | Self::Unsettled(p) | Self::AwaitingDeposit(p) => p,
         }
     }
 }
@@ -83,33 +85,28 @@ impl PaymentService {
     }
 
     /// The failure redirect: records why the buyer's attempt failed on a `PENDING` payment.
-    /// Nothing proves this redirect came from Toss, so it can only annotate, never move money.
+    /// Nothing proves this redirect came from Toss, so it can only annotate, never move money,
+    /// and only once per attempt: alternating codes cannot fill the event log.
     pub async fn record_redirect_failure(
         &self,
         order_id: &str,
         failure: Failure,
     ) -> Result<Payment, AppError> {
         let payment = self.find_by_order(order_id).await?;
-        if payment.status != PaymentStatus::Pending || payment.failure.as_ref() == Some(&failure) {
+        let attempt = payment.confirm_attempt;
+        if payment.status != PaymentStatus::Pending || payment.annotated_attempt == Some(attempt) {
             return Ok(payment);
         }
-        let mut failed = payment.clone();
-        failed.failure = Some(failure.clone());
-        let applied = self
+        let update = PaymentUpdate::Annotate {
+            failure: failure.clone(),
+            attempt,
+        };
+        let event = events::of_update(&update, &update.applied_to(&payment, Utc::now()));
+        match self
             .store
-            .transition(Transition {
-                payment: payment.id.into(),
-                amount_krw: None,
-                from: &[PaymentStatus::Pending],
-                payment_key: None,
-                changes: PaymentChanges {
-                    failure: Some(Some(failure.clone())),
-                    ..Default::default()
-                },
-                event: Some(events::failed(&failed, &failure)),
-            })
-            .await?;
-        match applied {
+            .update_payment(payment.id.into(), &update, event)
+            .await?
+        {
             Some(updated) => {
                 tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
                 Ok(updated)
@@ -128,31 +125,15 @@ impl PaymentService {
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
-                    let now = Utc::now();
-                    let mut completed = payment.clone();
-                    completed.status = PaymentStatus::Completed;
-                    let event = events::completed(
-                        &completed,
-                        pg_provider.as_deref(),
-                        pg_transaction_id.as_deref(),
-                    );
+                    let update = PaymentUpdate::Record {
+                        provider: pg_provider.clone(),
+                        transaction_id: pg_transaction_id.clone(),
+                    };
+                    let event =
+                        events::of_update(&update, &update.applied_to(&payment, Utc::now()));
                     let applied = self
                         .store
-                        .transition(Transition {
-                            payment: payment.id.into(),
-                            amount_krw: None,
-                            from: &[PaymentStatus::Pending],
-                            payment_key: None,
-                            changes: PaymentChanges {
-                                status: Some(PaymentStatus::Completed),
-                                pg_provider: Some(pg_provider.clone()),
-                                pg_transaction_id: Some(pg_transaction_id.clone()),
-                                failure: Some(None),
-                                completed_at: Some(now),
-                                ..Default::default()
-                            },
-                            event: Some(event),
-                        })
+                        .update_payment(payment.id.into(), &update, event)
                         .await?;
                     if let Some(completed) = applied {
                         tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
@@ -210,6 +191,11 @@ impl PaymentService {
                 {
                     return self.settle_if_due(payment).await;
                 }
+                PaymentStatus::WaitingForDeposit
+                    if payment.payment_key.as_deref() == Some(payment_key.as_str()) =>
+                {
+                    return Ok(ConfirmOutcome::AwaitingDeposit(payment));
+                }
                 status => return Err(not_confirmable(status)),
             }
             payment = self.find(payment.id).await?;
@@ -230,7 +216,7 @@ impl PaymentService {
                 .lease_payment(&payment, self.claim_expiry())
                 .await?
         {
-            return self.settle(payment).await;
+            return self.settle(payment, true).await;
         }
         if payment.needs_review {
             return Err(AppError::PgResponseMismatch);
@@ -247,49 +233,47 @@ impl PaymentService {
         payment_key: &str,
         provider: &'static str,
     ) -> Result<Option<Payment>, AppError> {
-        let claimed = self
-            .store
-            .transition(Transition {
-                payment,
-                amount_krw,
-                from: &[PaymentStatus::Pending],
-                payment_key: None,
-                changes: PaymentChanges {
-                    status: Some(PaymentStatus::InProgress),
-                    payment_key: Some(Some(payment_key.to_owned())),
-                    pg_provider: Some(Some(provider.to_owned())),
-                    failure: Some(None),
-                    new_confirm_attempt: true,
-                    confirm_started_at: Some(Utc::now()),
-                    next_reconcile_at: Some(Some(self.claim_expiry())),
-                    reconcile_attempts: Some(0),
-                    ..Default::default()
-                },
-                event: None,
-            })
-            .await?;
+        let claim = PaymentUpdate::Claim {
+            payment_key: payment_key.to_owned(),
+            provider: provider.to_owned(),
+            at: Utc::now(),
+            lease_until: self.claim_expiry(),
+        };
+        let target = Target {
+            payment,
+            amount_krw,
+            payment_key: None,
+        };
+        let claimed = self.store.update_payment(target, &claim, None).await?;
         if let Some(payment) = &claimed {
             Self::annotate(payment);
         }
         Ok(claimed)
     }
 
-    /// Confirms the attempt `payment` was just claimed for (as the claim committed it: the
-    /// settlement decides by its `confirm_started_at` and `payment_key`).
-    async fn send_confirm(
+    /// Sends the confirm of the attempt `payment` holds (as the claim or resend committed it),
+    /// and adopts what comes back.
+    pub(super) async fn send_confirm(
         &self,
         payment: Payment,
         payment_key: String,
     ) -> Result<ConfirmOutcome, AppError> {
         let request = ConfirmRequest {
-            idempotency_key: confirm_idempotency_key(payment.id, &payment_key),
+            idempotency_key: confirm_idempotency_key(
+                payment.id,
+                &payment_key,
+                payment.confirm_sends,
+            ),
             payment_key: payment_key.clone(),
             order_id: payment.order_id.clone(),
             amount: payment.amount_krw,
         };
         tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "confirming at the PG");
         match self.gateway.confirm(&request).await {
-            Ok(record) => self.adopt(payment, record).await,
+            Ok(record) => {
+                let adopted = self.adopt_reply(&payment, &record).await?;
+                self.outcome(adopted, &payment_key)
+            }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure {
                     code: code.clone(),
@@ -306,7 +290,7 @@ impl PaymentService {
             }
             Err(GatewayError::Unknown { reason, code, .. }) => {
                 tracing::warn!(payment_id = %payment.id, %reason, pg_code = ?code, "confirm outcome unknown; reading the payment back");
-                self.settle(payment).await
+                self.settle(payment, false).await
             }
         }
     }
@@ -318,30 +302,10 @@ impl PaymentService {
         payment: &Payment,
         failure: Option<Failure>,
     ) -> Result<Option<Payment>, AppError> {
-        let event = failure.as_ref().map(|failure| {
-            let mut failed = payment.clone();
-            failed.status = PaymentStatus::Pending;
-            events::failed(&failed, failure)
-        });
-        let released = self
-            .store
-            .transition(Transition {
-                payment: payment.id.into(),
-                amount_krw: None,
-                from: &[PaymentStatus::InProgress],
-                payment_key: payment.payment_key.as_deref(),
-                changes: PaymentChanges {
-                    status: Some(PaymentStatus::Pending),
-                    payment_key: Some(None),
-                    pg_provider: Some(None),
-                    failure: failure.map(Some),
-                    next_reconcile_at: Some(None),
-                    ..Default::default()
-                },
-                event,
-            })
-            .await?;
-        Ok(released)
+        let update = PaymentUpdate::Release { failure };
+        let event = events::of_update(&update, &update.applied_to(payment, Utc::now()));
+        let target = Target::attempt(payment.id, payment.payment_key.as_deref());
+        Ok(self.store.update_payment(target, &update, event).await?)
     }
 }
 
@@ -360,12 +324,16 @@ fn not_confirmable(status: PaymentStatus) -> AppError {
 }
 
 /// Toss scopes idempotency keys by URL, not body, and every confirm shares one URL: the key must
-/// be unique per attempt. A Toss attempt is identified by its `paymentKey`, so the key is derived
-/// from it and reused by every retry of the same attempt.
-pub(super) fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &str) -> String {
+/// be unique per attempt, so it is derived from the attempt's `paymentKey`. Toss replays a
+/// reused key's answer, errors included, so every resend (`send` > 1) gets a fresh one.
+pub(super) fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &str, send: i32) -> String {
     let digest = Sha256::digest(payment_key.as_bytes());
     let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("confirm-{payment_id}-{short}")
+    if send <= 1 {
+        format!("confirm-{payment_id}-{short}")
+    } else {
+        format!("confirm-{payment_id}-{short}-{send}")
+    }
 }
 
 #[cfg(test)]
@@ -375,10 +343,13 @@ mod tests {
     #[test]
     fn confirm_keys_differ_per_attempt_and_repeat_per_retry() {
         let payment = PaymentId::new();
-        let first = confirm_idempotency_key(payment, "key-a");
-        assert_eq!(first, confirm_idempotency_key(payment, "key-a"));
-        assert_ne!(first, confirm_idempotency_key(payment, "key-b"));
-        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), "key-a"));
+        let first = confirm_idempotency_key(payment, "key-a", 1);
+        assert_eq!(first, confirm_idempotency_key(payment, "key-a", 1));
+        assert_ne!(first, confirm_idempotency_key(payment, "key-b", 1));
+        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), "key-a", 1));
         assert!(first.len() <= 300);
+        let resend = confirm_idempotency_key(payment, "key-a", 2);
+        assert_ne!(first, resend, "a resend never replays the first send's answer");
+        assert_ne!(resend, confirm_idempotency_key(payment, "key-a", 3));
     }
 }

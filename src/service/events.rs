@@ -4,12 +4,14 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Failure, Payment, Refund};
+use crate::domain::{Failure, Payment, PaymentUpdate, Refund};
 use crate::store::NewEvent;
 
 pub const PAYMENT_COMPLETED: &str = "payment.completed";
 pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+pub const PAYMENT_WAITING_FOR_DEPOSIT: &str = "payment.waiting_for_deposit";
+pub const REFUND_FAILED: &str = "refund.failed";
 
 fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Value) -> NewEvent {
     NewEvent {
@@ -76,4 +78,61 @@ pub fn refunded(payment: &Payment, refund: &Refund) -> NewEvent {
             "is_full_refund": payment.refunded_amount_krw >= payment.amount_krw,
         }),
     )
+}
+
+/// A virtual account was issued; the buyer has not paid yet.
+pub fn waiting_for_deposit(payment: &Payment) -> NewEvent {
+    envelope(
+        PAYMENT_WAITING_FOR_DEPOSIT,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "order_id": payment.order_id,
+            "amount": payment.amount_krw,
+            "currency": payment.currency,
+            "payment_method": payment.payment_method,
+            "pg_provider": payment.pg_provider,
+            "pg_transaction_id": payment.payment_key,
+        }),
+    )
+}
+
+/// A refund answered 202 (or queued) that did not happen after all.
+pub fn refund_failed(payment: &Payment, refund: &Refund, failure: &Failure) -> NewEvent {
+    envelope(
+        REFUND_FAILED,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "refund_id": refund.id.to_string(),
+            "refund_amount": refund.amount_krw,
+            "reason": refund.reason,
+            "failure": {"code": failure.code, "message": failure.message},
+        }),
+    )
+}
+
+/// The event a named change of a payment records, if any; `after` is the payment as the change
+/// leaves it.
+pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
+    match update {
+        PaymentUpdate::Complete { payment_key, .. } => Some(completed(
+            after,
+            after.pg_provider.as_deref(),
+            Some(payment_key),
+        )),
+        PaymentUpdate::Record { .. } => Some(completed(
+            after,
+            after.pg_provider.as_deref(),
+            after.pg_transaction_id.as_deref(),
+        )),
+        PaymentUpdate::AwaitDeposit { .. } => Some(waiting_for_deposit(after)),
+        PaymentUpdate::Release { failure } => failure.as_ref().map(|f| failed(after, f)),
+        PaymentUpdate::Annotate { failure, .. } => Some(failed(after, failure)),
+        PaymentUpdate::Claim { .. }
+        | PaymentUpdate::Resend { .. }
+        | PaymentUpdate::Reschedule { .. }
+        | PaymentUpdate::SetAside { .. }
+        | PaymentUpdate::Resolve => None,
+    }
 }

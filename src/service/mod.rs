@@ -4,6 +4,7 @@
 //! request can win), call the PG with no transaction open, then commit the outcome together
 //! with its event. A crash between any two steps leaves a row the reconciler can finish.
 
+mod adopt;
 mod confirm;
 mod events;
 mod idempotency;

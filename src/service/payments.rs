@@ -39,6 +39,10 @@ impl PaymentService {
             pg_transaction_id: None,
             payment_key: None,
             confirm_attempt: 0,
+            confirm_sends: 0,
+            annotated_attempt: None,
+            cancel_slot: None,
+            cancel_slot_until: None,
             confirm_started_at: None,
             pg_secret: None,
             failure: None,
@@ -71,10 +75,14 @@ impl PaymentService {
     pub async fn list(
         &self,
         user_id: Option<&str>,
+        needs_review: Option<bool>,
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<Payment>, u64), AppError> {
-        Ok(self.store.list_payments(user_id, limit, offset).await?)
+        Ok(self
+            .store
+            .list_payments(user_id, needs_review, limit, offset)
+            .await?)
     }
 
     pub async fn refunds(&self, id: PaymentId) -> Result<(Payment, Vec<Refund>), AppError> {

@@ -63,7 +63,7 @@ impl PaymentService {
             let id = payment.id;
             let span =
                 tracing::info_span!("reconcile", payment_id = %id, order_id = %payment.order_id);
-            if let Err(error) = self.settle(payment).instrument(span).await {
+            if let Err(error) = self.settle(payment, true).instrument(span).await {
                 tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");
             }
         }
@@ -76,8 +76,6 @@ impl PaymentService {
                 continue;
             }
             seen += 1;
-            let mut refund = refund;
-            refund.reconcile_attempts += 1;
             let id = refund.id;
             let span = tracing::info_span!(
                 "reconcile",
@@ -85,7 +83,11 @@ impl PaymentService {
                 refund_id = %id,
                 order_id = tracing::field::Empty,
             );
-            if let Err(error) = self.settle_refund(refund).instrument(span).await {
+            let settled = self
+                .drive_refund(id, refund.payment_id, std::time::Duration::ZERO)
+                .instrument(span)
+                .await;
+            if let Err(error) = settled {
                 tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
             }
         }

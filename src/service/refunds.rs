@@ -1,13 +1,22 @@
 //! Refunds: full or partial, repeatedly, until nothing is left. Money is reserved before the PG
-//! is called, so concurrent refunds can never promise more than the balance.
+//! is called, so concurrent refunds can never promise more than the balance. Toss takes one
+//! cancel of a payment at a time (and refuses a second within a second), so each refund's cancel
+//! is sent only while it holds the payment's cancel slot; refunds asked for meanwhile wait their
+//! turn, and all complete. Every cancel carries `refundableAmount`, our view of the balance
+//! before it, so a resend can never apply twice.
+
+use std::time::Duration;
 
 use chrono::Utc;
+use tokio::time::Instant;
 
+use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
-use crate::domain::{Failure, Payment, PaymentId, Refund, RefundId, RefundStatus};
+use crate::domain::{
+    Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus,
+};
 use crate::error::AppError;
-use crate::gateway::{CancelRequest, GatewayError, PgPayment};
-use crate::store::RefundRelease;
+use crate::gateway::{CancelRequest, GatewayError};
 
 #[derive(Debug, Clone)]
 pub struct RefundCommand {
@@ -23,16 +32,33 @@ pub enum RefundOutcome {
         refund: Refund,
         payment: Payment,
     },
-    /// Sent to the PG, outcome not known yet; the service settles it by itself.
+    /// Sent to the PG (or waiting for its turn), outcome not known yet; the service settles it
+    /// by itself.
     Unsettled {
         refund: Refund,
         payment: Payment,
     },
 }
 
+/// How long a refund request keeps driving its cancel (waiting for its turn, resending after
+/// Toss's "one cancel per second") before answering 202 and leaving the rest to the reconciler.
+const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
+/// Toss refuses a second cancel of one payment within a second.
+const CANCEL_SPACING: Duration = Duration::from_millis(1100);
+const SLOT_POLL: Duration = Duration::from_millis(100);
+
+/// What one send of a cancel came to.
+enum Sent {
+    /// Settled, or nothing more to do now.
+    Done(Result<RefundOutcome, AppError>),
+    /// Toss has not got it: send again (after the spacing Toss asks for).
+    Again,
+}
+
 impl PaymentService {
     pub async fn refund(&self, command: RefundCommand) -> Result<RefundOutcome, AppError> {
         let payment = self.find(command.payment_id).await?;
+        self.check_refund_gateway(&payment)?;
         let amount = self.refund_amount(&payment, command.amount_krw)?;
         let now = Utc::now();
         let via_pg = self.refunds_through_pg(&payment);
@@ -47,8 +73,12 @@ impl PaymentService {
                 RefundStatus::Completed
             },
             pg_cancel_key: None,
+            origin: RefundOrigin::Service,
+            sends: 0,
+            last_sent_at: None,
             failure: None,
             reconcile_attempts: 0,
+            // If this request dies, the reconciler takes the refund over from then.
             next_reconcile_at: via_pg.then(|| self.claim_expiry()),
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
@@ -63,7 +93,19 @@ impl PaymentService {
         if !self.store.reserve_refund(&refund).await? {
             return Err(self.refund_refused(payment.id, amount).await);
         }
-        self.send_cancel(payment, refund).await
+        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
+            .await
+    }
+
+    /// A payment a PG verified is refunded only through that PG: an instance without it must
+    /// not record a refund nobody made.
+    fn check_refund_gateway(&self, payment: &Payment) -> Result<(), AppError> {
+        let paid_through_pg = payment.payment_key.is_some() && payment.pg_provider.is_some();
+        if paid_through_pg && payment.pg_provider.as_deref() != self.gateway.provider() {
+            tracing::warn!(payment_id = %payment.id, "refund refused: the PG that took the payment is not configured here");
+            return Err(AppError::PgNotConfigured);
+        }
+        Ok(())
     }
 
     /// Whether a refund of `payment` must go through the PG: it was paid through this PG.
@@ -105,168 +147,229 @@ impl PaymentService {
         }
     }
 
-    async fn send_cancel(
+    /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
+    /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
+    /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
+    /// is the reconciler's.
+    pub(super) async fn drive_refund(
         &self,
-        payment: Payment,
-        refund: Refund,
+        refund_id: RefundId,
+        payment_id: PaymentId,
+        patience: Duration,
     ) -> Result<RefundOutcome, AppError> {
+        let deadline = Instant::now() + patience;
+        let lease = self.settings.pg_read_timeout + Duration::from_secs(5);
+        let mut read_back = true;
+        loop {
+            let now = Utc::now();
+            let Some(payment) = self
+                .store
+                .take_cancel_slot(payment_id, refund_id, now, now + lease)
+                .await?
+            else {
+                if Instant::now() >= deadline {
+                    tracing::info!(%refund_id, "another cancel of this payment is at Toss; this refund waits its turn");
+                    self.store
+                        .schedule_refund(refund_id, now + CANCEL_SPACING)
+                        .await?;
+                    return self.refund_outcome(refund_id).await;
+                }
+                tokio::time::sleep(SLOT_POLL).await;
+                continue;
+            };
+            let refund = self.stored_refund(refund_id).await?;
+            if refund.status != RefundStatus::Pending {
+                self.store.free_cancel_slot(payment_id, refund_id).await?;
+                return self.refund_outcome(refund_id).await;
+            }
+            let mut payment = payment;
+            if refund.sends > 0 && read_back {
+                match self.read_back_refund(&payment, &refund).await {
+                    Sent::Done(outcome) => return outcome,
+                    Sent::Again => {}
+                }
+                payment = self.find(payment_id).await?;
+            }
+            if refund.created_at + self.settings.confirm_window < now {
+                // Too late to send again; the read-back fails it once its last send is over.
+                return self.refund_later(&payment, &refund).await;
+            }
+            match self.send_cancel(&payment, &refund).await {
+                Sent::Done(outcome) => return outcome,
+                Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
+                    // The last send's read-back just showed Toss does not have it.
+                    read_back = false;
+                    tokio::time::sleep(CANCEL_SPACING).await;
+                }
+                Sent::Again => return self.refund_later(&payment, &refund).await,
+            }
+        }
+    }
+
+    /// One send of `refund`'s cancel, holding the payment's cancel slot.
+    async fn send_cancel(&self, payment: &Payment, refund: &Refund) -> Sent {
+        match self.try_send_cancel(payment, refund).await {
+            Ok(sent) => sent,
+            Err(error) => Sent::Done(Err(error)),
+        }
+    }
+
+    async fn try_send_cancel(&self, payment: &Payment, refund: &Refund) -> Result<Sent, AppError> {
+        let now = Utc::now();
+        if !self
+            .store
+            .mark_refund_sent(refund.id, now, self.claim_expiry())
+            .await?
+        {
+            self.store.free_cancel_slot(payment.id, refund.id).await?;
+            return Ok(Sent::Done(self.refund_outcome(refund.id).await));
+        }
+        let send = refund.sends + 1;
         let request = CancelRequest {
             payment_key: payment.pg_transaction_id.clone().unwrap_or_default(),
             reason: refund.reason.clone(),
             amount: refund.amount_krw,
-            // One key per refund: two partial refunds of the same amount are two operations.
-            idempotency_key: format!("refund-{}", refund.id),
+            // Our view of Toss's balance: everything our completed refunds took. Only this
+            // refund's cancel is at Toss now (it holds the slot).
+            refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
+            idempotency_key: refund_idempotency_key(refund.id, send),
         };
-        tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = refund.amount_krw, "cancelling at the PG");
+        tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = refund.amount_krw, send, "cancelling at the PG");
         match self.gateway.cancel(&request).await {
-            Ok(record) => self.adopt_cancel(&payment, refund, record).await,
-            Err(GatewayError::Declined { code, message }) => {
-                self.store
-                    .release_refund(refund.id, RefundRelease::Forget)
+            Ok(record) => {
+                let adopted = self
+                    .adopt_record(payment.id, &record, Some(refund.id))
                     .await?;
-                tracing::info!(payment_id = %payment.id, pg_code = %code, "PG declined the refund");
-                Err(AppError::PgDeclined { code, message })
+                self.store.free_cancel_slot(payment.id, refund.id).await?;
+                if let Verdict::Contradiction(_) = adopted.verdict {
+                    self.store.unschedule_refund(refund.id).await?;
+                    return Ok(Sent::Done(Err(AppError::PgResponseMismatch)));
+                }
+                if adopted
+                    .refunds
+                    .iter()
+                    .any(|r| r.id == refund.id && r.status == RefundStatus::Pending)
+                {
+                    // Toss answered 200 without our cancel in it: treat it as unknown.
+                    tracing::warn!(refund_id = %refund.id, "Toss's cancel reply does not show this refund; reading it back later");
+                    return Ok(Sent::Done(self.refund_later(payment, refund).await));
+                }
+                Ok(Sent::Done(self.refund_outcome(refund.id).await))
+            }
+            Err(GatewayError::Declined { code, message }) => {
+                let failure = Failure {
+                    code: code.clone(),
+                    message: message.clone(),
+                };
+                // A first send refused leaves no trace (the caller hears 402 now); a resend
+                // refused ends a refund that was answered 202 as FAILED, with its event.
+                let keep = (refund.sends > 0).then_some(failure);
+                self.abandon(payment.id, refund.id, keep).await?;
+                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
+                Ok(Sent::Done(Err(AppError::PgDeclined { code, message })))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
-                self.store
-                    .release_refund(refund.id, RefundRelease::Forget)
-                    .await?;
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
-                Err(AppError::PgMisconfigured { code, message })
+                if refund.sends == 0 {
+                    self.abandon(payment.id, refund.id, None).await?;
+                } else {
+                    self.refund_later(payment, refund).await?;
+                }
+                Ok(Sent::Done(Err(AppError::PgMisconfigured { code, message })))
             }
             Err(GatewayError::Unknown { reason, code, .. }) => {
                 tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, %reason, pg_code = ?code, "refund outcome unknown; reading the payment back");
-                self.settle_refund(refund).await
+                let sent = Refund {
+                    sends: send,
+                    ..refund.clone()
+                };
+                Ok(self.read_back_refund(payment, &sent).await)
             }
         }
     }
 
-    /// Reads the PG's record of the payment and settles a `PENDING` refund from its `cancels[]`.
-    pub(super) async fn settle_refund(&self, refund: Refund) -> Result<RefundOutcome, AppError> {
-        let payment = self.find(refund.payment_id).await?;
-        let payment_key = payment.pg_transaction_id.clone().unwrap_or_default();
-        match self.gateway.payment_by_key(&payment_key).await {
-            Ok(Some(record)) => {
-                let known = self.known_cancel_keys(payment.id, refund.id).await?;
-                let landed = record.cancels.iter().find(|cancel| {
-                    cancel.amount == refund.amount_krw
-                        && cancel.status.as_deref().is_none_or(|s| s == "DONE")
-                        && !known.contains(&cancel.transaction_key)
-                });
-                if let Some(cancel) = landed {
-                    let key = cancel.transaction_key.clone();
-                    let at = cancel.canceled_at.unwrap_or_else(Utc::now);
-                    return self.finish_refund(refund, Some(key), at).await;
-                }
-                // Toss's books against ours: money Toss returned that no refund of ours
-                // accounts for must not be written off as "did not happen".
-                let cancelled_at_toss = record
-                    .total_amount
-                    .zip(record.balance_amount)
-                    .map(|(total, balance)| total - balance);
-                if cancelled_at_toss.is_some_and(|at_toss| at_toss > payment.refunded_amount_krw) {
-                    self.set_refund_aside(
-                        &payment,
-                        &refund,
-                        "Toss cancelled more than our completed refunds, but not as this refund",
-                    )
-                    .await?;
-                    return Err(AppError::PgResponseMismatch);
-                }
-                let waited_enough = refund.created_at + self.settings.confirm_window < Utc::now();
-                if waited_enough {
-                    let failure = Failure {
-                        code: "PG_CANCEL_NOT_FOUND".to_owned(),
-                        message: "the PG shows no such cancel; the refund did not happen"
-                            .to_owned(),
-                    };
-                    tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, "PG shows no such cancel; refund FAILED");
-                    self.store
-                        .release_refund(refund.id, RefundRelease::Fail(failure))
-                        .await?;
-                    return self.refund_outcome(refund.id).await;
-                }
-                self.refund_retry_later(refund).await
-            }
+    /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
+    /// Toss's record is consistent with ours and does not show the refund: it never got there.
+    async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
+        let key = payment.pg_transaction_id.clone().unwrap_or_default();
+        let record = match self.gateway.payment_by_key(&key).await {
+            Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::error!(alert = "pg_record_missing", payment_id = %payment.id, refund_id = %refund.id, "PG does not know a payment we refunded through it");
-                self.refund_retry_later(refund).await
+                return Sent::Done(self.refund_later(payment, refund).await);
             }
             Err(error) => {
                 tracing::warn!(refund_id = %refund.id, %error, "read-back failed; will retry");
-                self.refund_retry_later(refund).await
+                return Sent::Done(self.refund_later(payment, refund).await);
             }
+        };
+        let adopted = match self.adopt_record(payment.id, &record, None).await {
+            Ok(adopted) => adopted,
+            Err(error) => return Sent::Done(Err(error)),
+        };
+        if let Verdict::Contradiction(_) = adopted.verdict {
+            let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
+            let _ = self.store.unschedule_refund(refund.id).await;
+            return Sent::Done(Err(AppError::PgResponseMismatch));
         }
+        let still_pending = adopted
+            .refunds
+            .iter()
+            .any(|r| r.id == refund.id && r.status == RefundStatus::Pending);
+        if still_pending {
+            return Sent::Again;
+        }
+        let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
+        Sent::Done(self.refund_outcome(refund.id).await)
     }
 
-    /// A cancel reply: the new cancel is the one named by `lastTransactionKey`.
-    async fn adopt_cancel(
+    /// Gives the slot back and leaves the refund to the reconciler's next look.
+    async fn refund_later(
         &self,
         payment: &Payment,
-        refund: Refund,
-        record: PgPayment,
+        refund: &Refund,
     ) -> Result<RefundOutcome, AppError> {
-        let cancel = record
-            .last_transaction_key
-            .as_ref()
-            .and_then(|key| record.cancels.iter().find(|c| &c.transaction_key == key));
-        let matches = record.order_id == payment.order_id
-            && Some(&record.payment_key) == payment.pg_transaction_id.as_ref()
-            && cancel.is_some_and(|c| c.amount == refund.amount_krw);
-        match cancel {
-            Some(cancel) if matches => {
-                let at = cancel.canceled_at.unwrap_or_else(Utc::now);
-                self.finish_refund(refund, Some(cancel.transaction_key.clone()), at)
-                    .await
-            }
-            _ => {
-                self.set_refund_aside(
-                    payment,
-                    &refund,
-                    "Toss's cancel reply does not match the refund",
-                )
-                .await?;
-                Err(AppError::PgResponseMismatch)
-            }
-        }
-    }
-
-    async fn finish_refund(
-        &self,
-        refund: Refund,
-        pg_cancel_key: Option<String>,
-        refunded_at: chrono::DateTime<Utc>,
-    ) -> Result<RefundOutcome, AppError> {
-        match self
-            .store
-            .complete_refund(refund.id, pg_cancel_key, refunded_at, events::refunded)
-            .await?
-        {
-            Some((payment, refund)) => {
-                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, status = %payment.status, "refund completed at the PG");
-                Ok(RefundOutcome::Completed { refund, payment })
-            }
-            // Settled by someone else first: as it is now.
-            None => self.refund_outcome(refund.id).await,
-        }
-    }
-
-    async fn refund_retry_later(&self, refund: Refund) -> Result<RefundOutcome, AppError> {
+        self.store.free_cancel_slot(payment.id, refund.id).await?;
         self.store
             .schedule_refund(refund.id, self.backoff(refund.reconcile_attempts))
             .await?;
         self.refund_outcome(refund.id).await
     }
 
-    async fn refund_outcome(&self, refund_id: RefundId) -> Result<RefundOutcome, AppError> {
-        let refund = self
-            .store
+    /// A refund the PG refused: forgotten (`failure` None), or `FAILED` with `refund.failed`.
+    /// Its amount goes back to the balance and the cancel slot is freed, in one transaction.
+    async fn abandon(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        failure: Option<Failure>,
+    ) -> Result<(), AppError> {
+        self.store
+            .adopt(payment_id, |payment, refunds| {
+                (abandon_refund(payment, refunds, refund_id, failure), ())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn stored_refund(&self, refund_id: RefundId) -> Result<Refund, AppError> {
+        self.store
             .refund(refund_id)
             .await?
-            .ok_or_else(|| AppError::Internal(format!("refund {refund_id} vanished")))?;
+            .ok_or_else(|| AppError::Internal(format!("refund {refund_id} vanished")))
+    }
+
+    async fn refund_outcome(&self, refund_id: RefundId) -> Result<RefundOutcome, AppError> {
+        let Some(refund) = self.store.refund(refund_id).await? else {
+            // Forgotten after the PG refused it at once.
+            return Err(AppError::InvalidState(
+                "the refund was refused by the PG".to_owned(),
+            ));
+        };
         let payment = self.find(refund.payment_id).await?;
         match refund.status {
             RefundStatus::Completed => Ok(RefundOutcome::Completed { refund, payment }),
+            RefundStatus::Pending if payment.needs_review => Err(AppError::PgResponseMismatch),
             RefundStatus::Pending => Ok(RefundOutcome::Unsettled { refund, payment }),
             RefundStatus::Failed => {
                 let failure = refund.failure.unwrap_or(Failure {
@@ -280,34 +383,14 @@ impl PaymentService {
             }
         }
     }
+}
 
-    /// Toss's record of a refund contradicts ours: the refund stays `PENDING` (its amount stays
-    /// reserved), the reconciler stops looking, and the payment is flagged for a person.
-    async fn set_refund_aside(
-        &self,
-        payment: &Payment,
-        refund: &Refund,
-        reason: &str,
-    ) -> Result<(), AppError> {
-        tracing::error!(alert = "pg_record_mismatch", payment_id = %payment.id, refund_id = %refund.id, %reason, "refund set aside for review");
-        self.store.flag_for_review(payment.id, reason).await?;
-        self.store.unschedule_refund(refund.id).await?;
-        Ok(())
-    }
-
-    /// PG cancel keys already matched to other refunds of this payment.
-    async fn known_cancel_keys(
-        &self,
-        payment_id: PaymentId,
-        except: RefundId,
-    ) -> Result<Vec<String>, AppError> {
-        Ok(self
-            .store
-            .refunds_of(payment_id)
-            .await?
-            .into_iter()
-            .filter(|r| r.id != except)
-            .filter_map(|r| r.pg_cancel_key)
-            .collect())
+/// One Toss `Idempotency-Key` per send of a refund's cancel: Toss replays a reused key's answer,
+/// errors included, so a resend needs a fresh one (and `refundableAmount` makes it safe).
+fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
+    if send <= 1 {
+        format!("refund-{refund_id}")
+    } else {
+        format!("refund-{refund_id}-{send}")
     }
 }

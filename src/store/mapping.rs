@@ -48,6 +48,14 @@ impl TryFrom<payment::Model> for Payment {
             created_at: row.created_at,
             updated_at: row.updated_at,
             completed_at: row.completed_at,
+            confirm_sends: row.confirm_sends,
+            annotated_attempt: row.annotated_attempt,
+            cancel_slot: row
+                .cancel_slot
+                .map(|id| id.parse())
+                .transpose()
+                .map_err(|e| corrupt("cancel slot", e))?,
+            cancel_slot_until: row.cancel_slot_until,
         })
     }
 }
@@ -73,6 +81,9 @@ impl TryFrom<refund::Model> for Refund {
             next_reconcile_at: row.next_reconcile_at,
             created_at: row.created_at,
             refunded_at: row.refunded_at,
+            origin: row.origin.parse().map_err(|e| corrupt("refund origin", e))?,
+            sends: row.sends,
+            last_sent_at: row.last_sent_at,
         })
     }
 }
@@ -124,6 +135,10 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
         created_at: Set(p.created_at),
         updated_at: Set(p.updated_at),
         completed_at: Set(p.completed_at),
+        confirm_sends: Set(p.confirm_sends),
+        annotated_attempt: Set(p.annotated_attempt),
+        cancel_slot: Set(p.cancel_slot.map(|id| id.to_string())),
+        cancel_slot_until: Set(p.cancel_slot_until),
     }
 }
 
@@ -143,5 +158,8 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         created_at: Set(r.created_at),
         updated_at: Set(r.created_at),
         refunded_at: Set(r.refunded_at),
+        origin: Set(r.origin.as_str().to_owned()),
+        sends: Set(r.sends),
+        last_sent_at: Set(r.last_sent_at),
     }
 }

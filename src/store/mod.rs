@@ -21,8 +21,7 @@ use sea_orm::{
 
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use idempotency::{IdempotencyBegin, StoredResponse};
-pub use payments::{PaymentChanges, Transition};
-pub use refunds::RefundRelease;
+pub use payments::{Plan, RefundWrite, Target};
 
 /// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://payment-service.db?mode=rwc";

@@ -6,42 +6,63 @@ use sea_orm::{
 };
 
 use super::entities::payment::{self, Column};
+use super::entities::refund;
 use super::events::{self, NewEvent};
-use super::mapping::to_active_payment;
+use super::mapping::{to_active_payment, to_active_refund};
+use super::refunds::refunds_in;
 use super::{Store, StoreError, StoreResult, sql};
-use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus};
+use crate::domain::{
+    Patch, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentUpdate, Refund, RefundId,
+};
 
-/// Columns a transition may set. `None` leaves a column alone; `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct PaymentChanges {
-    pub status: Option<PaymentStatus>,
-    pub pg_provider: Option<Option<String>>,
-    pub pg_transaction_id: Option<Option<String>>,
-    pub payment_key: Option<Option<String>>,
-    pub pg_secret: Option<Option<String>>,
-    pub failure: Option<Option<Failure>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub confirm_started_at: Option<DateTime<Utc>>,
-    /// Adds one to `confirm_attempt`.
-    pub new_confirm_attempt: bool,
-    pub next_reconcile_at: Option<Option<DateTime<Utc>>>,
-    pub reconcile_attempts: Option<i32>,
-    /// Sets the review flag with its reason.
-    pub review: Option<String>,
+/// Which payment a change is for, and what must still hold for it to happen: the status is one
+/// the change may start from, and (when given) the stored amount and the attempt's key.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub payment: PaymentRef,
+    /// Only if the stored amount is this one.
+    pub amount_krw: Option<i64>,
+    /// Only if the attempt in flight (or confirmed) carries this key.
+    pub payment_key: Option<&'a str>,
 }
 
-/// A conditional update of one payment, with the event it produces, in one transaction.
-/// It happens only if the payment is still in one of `from` (and, when given, still carries
-/// `payment_key`): concurrent requests, instances and the reconciler race on this row count.
+impl From<PaymentId> for Target<'_> {
+    fn from(id: PaymentId) -> Self {
+        Self {
+            payment: id.into(),
+            amount_krw: None,
+            payment_key: None,
+        }
+    }
+}
+
+impl<'a> Target<'a> {
+    /// The payment, only while its attempt in flight is still `payment_key`'s.
+    pub fn attempt(id: PaymentId, payment_key: Option<&'a str>) -> Self {
+        Self {
+            payment: id.into(),
+            amount_krw: None,
+            payment_key,
+        }
+    }
+}
+
+/// A write of the adoption transaction to one refund row.
 #[derive(Debug, Clone)]
-pub struct Transition<'a> {
-    pub payment: PaymentRef,
-    pub from: &'a [PaymentStatus],
-    /// When given, only if the stored amount is this one.
-    pub amount_krw: Option<i64>,
-    pub payment_key: Option<&'a str>,
-    pub changes: PaymentChanges,
-    pub event: Option<NewEvent>,
+pub enum RefundWrite {
+    Insert(Refund),
+    Update(Refund),
+    /// A refund the PG refused at once: it leaves no trace.
+    Delete(RefundId),
+}
+
+/// What an adoption writes, decided from the rows as locked: the payment as it must become, the
+/// refunds' changes, and the events, all in one transaction.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub payment: Payment,
+    pub refunds: Vec<RefundWrite>,
+    pub events: Vec<NewEvent>,
 }
 
 impl Store {
@@ -90,12 +111,16 @@ impl Store {
     pub async fn list_payments(
         &self,
         user_id: Option<&str>,
+        needs_review: Option<bool>,
         limit: u64,
         offset: u64,
     ) -> StoreResult<(Vec<Payment>, u64)> {
         let mut query = payment::Entity::find();
         if let Some(user_id) = user_id {
             query = query.filter(Column::UserId.eq(user_id));
+        }
+        if let Some(flagged) = needs_review {
+            query = query.filter(Column::NeedsReview.eq(flagged));
         }
         let total = query.clone().count(&self.db).await?;
         let rows = query
@@ -112,46 +137,45 @@ impl Store {
         Ok((payments, total))
     }
 
-    /// Applies `transition` if the payment is still where it expects and returns the payment as
-    /// it now is; `None` if another request, instance or the reconciler got there first.
+    /// Applies `update` if the payment is still where `target` expects and returns the payment
+    /// as it now is; `None` if another request, instance or the reconciler got there first.
     ///
-    /// A transition is one statement where it can be: without an event, an autocommitted
+    /// A change is one statement where it can be: without an event, an autocommitted
     /// `UPDATE … RETURNING`; with one on PostgreSQL, the update and the append in one statement
     /// (see [`Store::transition_with_event_postgres`]). One statement is one transaction and one
     /// round trip.
-    pub async fn transition(&self, transition: Transition<'_>) -> StoreResult<Option<Payment>> {
-        if let Some(to) = transition.changes.status {
-            debug_assert!(
-                transition.from.iter().all(|from| from.can_become(to)),
-                "illegal transition {:?} -> {to}",
-                transition.from
-            );
-        }
-        let new_status = transition.changes.status;
-        let mut update = payment::Entity::update_many()
-            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(match &transition.payment {
+    pub async fn update_payment(
+        &self,
+        target: Target<'_>,
+        update: &PaymentUpdate,
+        event: Option<NewEvent>,
+    ) -> StoreResult<Option<Payment>> {
+        let now = Utc::now();
+        let from = update.from_statuses();
+        let mut query = payment::Entity::update_many()
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(match &target.payment {
                 PaymentRef::Id(id) => Column::Id.eq(id.to_string()),
                 PaymentRef::OrderId(order_id) => Column::OrderId.eq(order_id.as_str()),
             })
-            .filter(Column::Status.is_in(transition.from.iter().map(|status| status.as_str())));
-        if let Some(key) = transition.payment_key {
-            update = update.filter(Column::PaymentKey.eq(key));
+            .filter(Column::Status.is_in(from.iter().map(|status| status.as_str())));
+        if let Some(key) = target.payment_key {
+            query = query.filter(Column::PaymentKey.eq(key));
         }
-        if let Some(amount) = transition.amount_krw {
-            update = update.filter(Column::AmountKrw.eq(amount));
+        if let Some(amount) = target.amount_krw {
+            query = query.filter(Column::AmountKrw.eq(amount));
         }
-        for (column, value) in transition.changes.assignments() {
-            update = update.col_expr(column, value);
+        for (column, value) in assignments(update.patch(now)) {
+            query = query.col_expr(column, value);
         }
-        let row = match transition.event {
-            None => update.exec_with_returning(&self.db).await?.pop(),
+        let row = match event {
+            None => query.exec_with_returning(&self.db).await?.pop(),
             Some(event) if self.db.get_database_backend() == DbBackend::Postgres => {
-                self.transition_with_event_postgres(update, event).await?
+                self.transition_with_event_postgres(query, event).await?
             }
             Some(event) => {
                 let txn = self.db.begin().await?;
-                let row = update.exec_with_returning(&txn).await?.pop();
+                let row = query.exec_with_returning(&txn).await?.pop();
                 if row.is_some() {
                     events::append(&txn, event).await?;
                     txn.commit().await?;
@@ -164,14 +188,78 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        if let Some(to) = new_status {
-            let from = match transition.from {
+        if let Some(to) = update.to_status() {
+            let from = match from {
                 [one] => one.as_str(),
                 _ => "ANY",
             };
             count_transition(from, to.as_str());
         }
         Payment::try_from(row).map(Some)
+    }
+
+    /// Adopts a record about payment `id` in one transaction: the payment row is locked, its
+    /// refunds read, `decide` turns them into a [`Plan`] (or nothing to do), and the plan's
+    /// writes and events commit together. Returns the payment and its refunds as they now are,
+    /// with what `decide` said; `None` if there is no such payment.
+    pub async fn adopt<T>(
+        &self,
+        id: PaymentId,
+        decide: impl FnOnce(&Payment, &[Refund]) -> (Option<Plan>, T),
+    ) -> StoreResult<Option<(Payment, Vec<Refund>, T)>> {
+        let txn = self.db.begin().await?;
+        let mut select = payment::Entity::find_by_id(id.to_string());
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // SQLite runs one connection: its transaction is alone already.
+            select = select.lock_exclusive();
+        }
+        let Some(row) = select.one(&txn).await? else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let before = Payment::try_from(row)?;
+        let mut refunds = refunds_in(&txn, id).await?;
+        let (plan, said) = decide(&before, &refunds);
+        let Some(plan) = plan else {
+            txn.rollback().await?;
+            return Ok(Some((before, refunds, said)));
+        };
+        let now = Utc::now();
+        let mut after = plan.payment;
+        after.updated_at = now;
+        payment::Entity::update(to_active_payment(&after))
+            .exec(&txn)
+            .await?;
+        for write in plan.refunds {
+            match write {
+                RefundWrite::Insert(refund) => {
+                    to_active_refund(&refund).insert(&txn).await?;
+                    refunds.push(refund);
+                }
+                RefundWrite::Update(refund) => {
+                    let mut row = to_active_refund(&refund);
+                    row.updated_at = sea_orm::ActiveValue::Set(now);
+                    refund::Entity::update(row).exec(&txn).await?;
+                    if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
+                        *slot = refund;
+                    }
+                }
+                RefundWrite::Delete(refund_id) => {
+                    refund::Entity::delete_by_id(refund_id.to_string())
+                        .exec(&txn)
+                        .await?;
+                    refunds.retain(|r| r.id != refund_id);
+                }
+            }
+        }
+        for event in plan.events {
+            events::append(&txn, event).await?;
+        }
+        txn.commit().await?;
+        if before.status != after.status {
+            count_transition(before.status.as_str(), after.status.as_str());
+        }
+        Ok(Some((after, refunds, said)))
     }
 
     /// The conditional update and its event as one statement: the event is inserted from the
@@ -197,22 +285,10 @@ impl Store {
             .await?)
     }
 
-    /// Flags a payment for a person, whatever its status (a refund's record contradicts ours).
-    pub async fn flag_for_review(&self, id: PaymentId, reason: &str) -> StoreResult<()> {
-        payment::Entity::update_many()
-            .col_expr(Column::NeedsReview, Expr::value(true))
-            .col_expr(Column::ReviewReason, Expr::value(reason))
-            .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(Column::Id.eq(id.to_string()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
     /// Unsettled payments whose next reconciliation is due, oldest due first.
     pub async fn payments_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Payment>> {
         payment::Entity::find()
-            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()))
+            .filter(Column::Status.is_in(UNSETTLED.iter().map(|s| s.as_str())))
             .filter(Column::NeedsReview.eq(false))
             .filter(Column::NextReconcileAt.lte(now))
             .order_by_asc(Column::NextReconcileAt)
@@ -238,12 +314,51 @@ impl Store {
                 Expr::col(Column::ReconcileAttempts).add(1),
             )
             .filter(Column::Id.eq(payment.id.to_string()))
-            .filter(Column::Status.eq(PaymentStatus::InProgress.as_str()));
+            .filter(Column::Status.is_in(UNSETTLED.iter().map(|s| s.as_str())));
         update = match payment.next_reconcile_at {
             Some(at) => update.filter(Column::NextReconcileAt.eq(at)),
             None => update.filter(Column::NextReconcileAt.is_null()),
         };
         Ok(update.exec(&self.db).await?.rows_affected == 1)
+    }
+
+    /// Takes the payment's cancel slot for `refund`: Toss takes one cancel of a payment at a
+    /// time, so a refund's cancel is sent only while it holds the slot. Returns the payment as
+    /// it is then (its refunded total is the balance the cancel must find at Toss); `None` while
+    /// another refund holds it (until its lease ends).
+    pub async fn take_cancel_slot(
+        &self,
+        payment_id: PaymentId,
+        refund: RefundId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Option<Payment>> {
+        let free = Column::CancelSlot
+            .is_null()
+            .or(Column::CancelSlot.eq(refund.to_string()))
+            .or(Column::CancelSlotUntil.lt(now));
+        payment::Entity::update_many()
+            .col_expr(Column::CancelSlot, Expr::value(refund.to_string()))
+            .col_expr(Column::CancelSlotUntil, Expr::value(until))
+            .filter(Column::Id.eq(payment_id.to_string()))
+            .filter(free)
+            .exec_with_returning(&self.db)
+            .await?
+            .pop()
+            .map(Payment::try_from)
+            .transpose()
+    }
+
+    /// Gives the cancel slot back, if `refund` still holds it.
+    pub async fn free_cancel_slot(&self, payment_id: PaymentId, refund: RefundId) -> StoreResult<()> {
+        payment::Entity::update_many()
+            .col_expr(Column::CancelSlot, Expr::value(None::<String>))
+            .col_expr(Column::CancelSlotUntil, Expr::value(None::<DateTime<Utc>>))
+            .filter(Column::Id.eq(payment_id.to_string()))
+            .filter(Column::CancelSlot.eq(refund.to_string()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// How many payments are `IN_PROGRESS`, and since when the oldest one is.
@@ -260,57 +375,66 @@ impl Store {
     }
 }
 
-impl PaymentChanges {
-    fn assignments(self) -> Vec<(Column, SimpleExpr)> {
-        let mut set: Vec<(Column, SimpleExpr)> = Vec::new();
-        if let Some(status) = self.status {
-            set.push((Column::Status, Expr::value(status.as_str())));
-        }
-        if let Some(value) = self.pg_provider {
-            set.push((Column::PgProvider, Expr::value(value)));
-        }
-        if let Some(value) = self.pg_transaction_id {
-            set.push((Column::PgTransactionId, Expr::value(value)));
-        }
-        if let Some(value) = self.payment_key {
-            set.push((Column::PaymentKey, Expr::value(value)));
-        }
-        if let Some(value) = self.pg_secret {
-            set.push((Column::PgSecret, Expr::value(value)));
-        }
-        if let Some(failure) = self.failure {
-            let (code, message) = match failure {
-                Some(f) => (Some(f.code), Some(f.message)),
-                None => (None, None),
-            };
-            set.push((Column::FailureCode, Expr::value(code)));
-            set.push((Column::FailureMessage, Expr::value(message)));
-        }
-        if let Some(at) = self.completed_at {
-            set.push((Column::CompletedAt, Expr::value(at)));
-        }
-        if let Some(at) = self.confirm_started_at {
-            set.push((Column::ConfirmStartedAt, Expr::value(at)));
-        }
-        if self.new_confirm_attempt {
-            set.push((
-                Column::ConfirmAttempt,
-                Expr::col(Column::ConfirmAttempt).add(1),
-            ));
-        }
-        if let Some(at) = self.next_reconcile_at {
-            set.push((Column::NextReconcileAt, Expr::value(at)));
-        }
-        if let Some(attempts) = self.reconcile_attempts {
-            set.push((Column::ReconcileAttempts, Expr::value(attempts)));
-        }
-        if let Some(reason) = self.review {
-            set.push((Column::NeedsReview, Expr::value(true)));
-            set.push((Column::ReviewReason, Expr::value(reason)));
-        }
-        set
+/// The SQL of a [`Patch`]: the same columns [`Patch::apply`] sets in memory.
+fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
+    let mut set: Vec<(Column, SimpleExpr)> = Vec::new();
+    if let Some(status) = patch.status {
+        set.push((Column::Status, Expr::value(status.as_str())));
     }
+    if let Some(value) = patch.pg_provider {
+        set.push((Column::PgProvider, Expr::value(value)));
+    }
+    if let Some(value) = patch.pg_transaction_id {
+        set.push((Column::PgTransactionId, Expr::value(value)));
+    }
+    if let Some(value) = patch.payment_key {
+        set.push((Column::PaymentKey, Expr::value(value)));
+    }
+    if let Some(value) = patch.pg_secret {
+        set.push((Column::PgSecret, Expr::value(value)));
+    }
+    if let Some(failure) = patch.failure {
+        let (code, message) = match failure {
+            Some(f) => (Some(f.code), Some(f.message)),
+            None => (None, None),
+        };
+        set.push((Column::FailureCode, Expr::value(code)));
+        set.push((Column::FailureMessage, Expr::value(message)));
+    }
+    if let Some(at) = patch.completed_at {
+        set.push((Column::CompletedAt, Expr::value(at)));
+    }
+    if let Some(at) = patch.confirm_started_at {
+        set.push((Column::ConfirmStartedAt, Expr::value(at)));
+    }
+    if patch.new_attempt {
+        set.push((
+            Column::ConfirmAttempt,
+            Expr::col(Column::ConfirmAttempt).add(1),
+        ));
+        set.push((Column::ConfirmSends, Expr::value(1)));
+    }
+    if patch.new_send {
+        set.push((Column::ConfirmSends, Expr::col(Column::ConfirmSends).add(1)));
+    }
+    if let Some(at) = patch.next_reconcile_at {
+        set.push((Column::NextReconcileAt, Expr::value(at)));
+    }
+    if let Some(attempts) = patch.reconcile_attempts {
+        set.push((Column::ReconcileAttempts, Expr::value(attempts)));
+    }
+    if let Some(attempt) = patch.annotated_attempt {
+        set.push((Column::AnnotatedAttempt, Expr::value(attempt)));
+    }
+    if let Some(review) = patch.review {
+        set.push((Column::NeedsReview, Expr::value(review.is_some())));
+        set.push((Column::ReviewReason, Expr::value(review)));
+    }
+    set
 }
+
+/// Statuses whose outcome the PG still has to tell: the reconciler looks at them again.
+const UNSETTLED: [PaymentStatus; 2] = [PaymentStatus::InProgress, PaymentStatus::WaitingForDeposit];
 
 /// `payment_transitions_total{from, to}`.
 pub(super) fn count_transition(from: &str, to: &str) {

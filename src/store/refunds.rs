@@ -9,16 +9,7 @@ use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::to_active_refund;
 use super::{Store, StoreError, StoreResult, sql};
-use crate::domain::{Failure, Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus};
-
-/// What becomes of a reserved refund that did not happen at the PG.
-#[derive(Debug, Clone)]
-pub enum RefundRelease {
-    /// The PG refused at once: the request leaves no trace.
-    Forget,
-    /// The PG's record shows it never happened after an unknown outcome: keep it as `FAILED`.
-    Fail(Failure),
-}
+use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus};
 
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartialRefund];
 
@@ -87,103 +78,25 @@ impl Store {
         Ok(Some(payment))
     }
 
-    /// A reserved refund went through at the PG: refund, balance, status and event together.
-    /// `None` if the refund was no longer `PENDING` (someone else settled it).
-    pub async fn complete_refund(
+    /// A refund's cancel is about to be sent (again): counted, and leased to the sender until
+    /// `lease_until` so the reconciler leaves it alone meanwhile. `false` if it is no longer
+    /// `PENDING`.
+    pub async fn mark_refund_sent(
         &self,
         refund_id: RefundId,
-        pg_cancel_key: Option<String>,
-        refunded_at: DateTime<Utc>,
-        event: impl FnOnce(&Payment, &Refund) -> NewEvent,
-    ) -> StoreResult<Option<(Payment, Refund)>> {
-        let txn = self.db.begin().await?;
-        let completed = refund::Entity::update_many()
-            .col_expr(
-                refund::Column::Status,
-                Expr::value(RefundStatus::Completed.as_str()),
-            )
-            .col_expr(refund::Column::PgCancelKey, Expr::value(pg_cancel_key))
-            .col_expr(refund::Column::RefundedAt, Expr::value(refunded_at))
-            .col_expr(refund::Column::UpdatedAt, Expr::value(Utc::now()))
-            .col_expr(
-                refund::Column::NextReconcileAt,
-                Expr::value(None::<DateTime<Utc>>),
-            )
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let sent = refund::Entity::update_many()
+            .col_expr(refund::Column::Sends, Expr::col(refund::Column::Sends).add(1))
+            .col_expr(refund::Column::LastSentAt, Expr::value(now))
+            .col_expr(refund::Column::NextReconcileAt, Expr::value(lease_until))
+            .col_expr(refund::Column::UpdatedAt, Expr::value(now))
             .filter(refund::Column::Id.eq(refund_id.to_string()))
             .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
-            .exec_with_returning(&txn)
-            .await?
-            .pop();
-        let Some(refund) = completed else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let refund = Refund::try_from(refund)?;
-        let payment = move_refunded_amount(&txn, &refund).await?;
-        events::append(&txn, event(&payment, &refund)).await?;
-        txn.commit().await?;
-        Ok(Some((payment, refund)))
-    }
-
-    /// Gives a reserved amount back to the balance. `false` if the refund was no longer `PENDING`.
-    pub async fn release_refund(
-        &self,
-        refund_id: RefundId,
-        release: RefundRelease,
-    ) -> StoreResult<bool> {
-        let txn = self.db.begin().await?;
-        let Some(row) = refund::Entity::find_by_id(refund_id.to_string())
-            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
-            .one(&txn)
-            .await?
-        else {
-            txn.rollback().await?;
-            return Ok(false);
-        };
-        let filter = refund::Column::Id
-            .eq(refund_id.to_string())
-            .and(refund::Column::Status.eq(RefundStatus::Pending.as_str()));
-        let affected = match release {
-            RefundRelease::Forget => {
-                refund::Entity::delete_many()
-                    .filter(filter)
-                    .exec(&txn)
-                    .await?
-                    .rows_affected
-            }
-            RefundRelease::Fail(failure) => {
-                refund::Entity::update_many()
-                    .col_expr(
-                        refund::Column::Status,
-                        Expr::value(RefundStatus::Failed.as_str()),
-                    )
-                    .col_expr(refund::Column::FailureCode, Expr::value(failure.code))
-                    .col_expr(refund::Column::FailureMessage, Expr::value(failure.message))
-                    .col_expr(refund::Column::UpdatedAt, Expr::value(Utc::now()))
-                    .col_expr(
-                        refund::Column::NextReconcileAt,
-                        Expr::value(None::<DateTime<Utc>>),
-                    )
-                    .filter(filter)
-                    .exec(&txn)
-                    .await?
-                    .rows_affected
-            }
-        };
-        if affected == 0 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
-        payment::Entity::update_many()
-            .col_expr(
-                payment::Column::RefundReservedKrw,
-                Expr::col(payment::Column::RefundReservedKrw).sub(row.amount_krw),
-            )
-            .filter(payment::Column::Id.eq(row.payment_id))
-            .exec(&txn)
+            .exec(&self.db)
             .await?;
-        txn.commit().await?;
-        Ok(true)
+        Ok(sent.rows_affected == 1)
     }
 
     /// How many refunds are `PENDING`, and since when the oldest one is.
@@ -210,15 +123,7 @@ impl Store {
 
     /// A payment's refunds, oldest first.
     pub async fn refunds_of(&self, payment_id: PaymentId) -> StoreResult<Vec<Refund>> {
-        refund::Entity::find()
-            .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
-            .order_by_asc(refund::Column::CreatedAt)
-            .order_by_asc(refund::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Refund::try_from)
-            .collect()
+        refunds_in(&self.db, payment_id).await
     }
 
     pub async fn refunds_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Refund>> {
@@ -250,6 +155,22 @@ impl Store {
         };
         Ok(update.exec(&self.db).await?.rows_affected == 1)
     }
+}
+
+/// A payment's refunds, oldest first, on `conn` (a transaction or the pool).
+pub(super) async fn refunds_in<C: ConnectionTrait>(
+    conn: &C,
+    payment_id: PaymentId,
+) -> StoreResult<Vec<Refund>> {
+    refund::Entity::find()
+        .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
+        .order_by_asc(refund::Column::CreatedAt)
+        .order_by_asc(refund::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Refund::try_from)
+        .collect()
 }
 
 /// Sets the refund's amount aside (see [`reserve_update`]); `false` when nothing allowed it.

@@ -32,6 +32,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub completed_at: Option<DateTimeUtc>,
+    pub confirm_sends: i32,
+    pub annotated_attempt: Option<i32>,
+    pub cancel_slot: Option<String>,
+    pub cancel_slot_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub refunded_at: Option<DateTimeUtc>,
+    pub origin: String,
+    pub sends: i32,
+    pub last_sent_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

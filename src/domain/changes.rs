@@ -1,0 +1,340 @@
+//! The changes a payment can undergo, by name. Each knows the statuses it may start from and the
+//! columns it sets; the store applies one in one conditional statement (or inside the adoption
+//! transaction), and the service builds its event.
+
+use chrono::{DateTime, Utc};
+
+use super::{Failure, Payment, PaymentStatus};
+
+use PaymentStatus::*;
+
+/// One named state change of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentUpdate {
+    /// A confirm attempt with `payment_key` is about to be sent to the PG. Only one request wins
+    /// it; the previous attempt's webhook secret and resend count are forgotten.
+    Claim {
+        payment_key: String,
+        provider: String,
+        at: DateTime<Utc>,
+        /// When the attempt becomes the reconciler's if the request that sent it never settles it.
+        lease_until: DateTime<Utc>,
+    },
+    /// The confirm of the attempt in flight is sent again (after Toss showed it unapproved). The
+    /// count makes each send's idempotency key fresh; the lease keeps others from sending too.
+    Resend { lease_until: DateTime<Utc> },
+    /// The attempt did not happen at the PG: back to `PENDING` (the buyer may pay again), with
+    /// why when there is something to tell (and then `payment.failed`).
+    Release { failure: Option<Failure> },
+    /// The PG approved the attempt `payment_key`: `COMPLETED`, `payment.completed`.
+    Complete {
+        payment_key: String,
+        provider: String,
+        secret: Option<String>,
+        approved_at: DateTime<Utc>,
+    },
+    /// Completed without a PG (no-op gateway, or a trusted caller's claim).
+    Record {
+        provider: Option<String>,
+        transaction_id: Option<String>,
+    },
+    /// The PG issued a virtual account for the attempt: `WAITING_FOR_DEPOSIT` until the deposit.
+    AwaitDeposit {
+        payment_key: String,
+        provider: String,
+        secret: Option<String>,
+        check_at: DateTime<Utc>,
+    },
+    /// The outcome is still not known: look again at `at`. Keeps the attempt's webhook secret
+    /// when the PG's record shows one.
+    Reschedule {
+        at: DateTime<Utc>,
+        secret: Option<String>,
+    },
+    /// The buyer's browser reported a failure of attempt number `attempt`: recorded once per
+    /// attempt (`payment.failed`), the payment stays `PENDING`.
+    Annotate { failure: Failure, attempt: i32 },
+    /// The PG's record contradicts ours: a person must look; the reconciler leaves it alone.
+    SetAside { reason: String },
+    /// A person reviewed it: the flag is cleared.
+    Resolve,
+}
+
+impl PaymentUpdate {
+    /// The statuses this change may start from; the store's conditional update enforces them.
+    pub fn from_statuses(&self) -> &'static [PaymentStatus] {
+        match self {
+            Self::Claim { .. } | Self::Record { .. } | Self::Annotate { .. } => &[Pending],
+            Self::Resend { .. } => &[InProgress],
+            Self::Release { .. } | Self::Reschedule { .. } => &[InProgress, WaitingForDeposit],
+            Self::Complete { .. } => &[Pending, InProgress, WaitingForDeposit],
+            Self::AwaitDeposit { .. } => &[Pending, InProgress],
+            Self::SetAside { .. } | Self::Resolve => &PaymentStatus::ALL,
+        }
+    }
+
+    /// The status after the change, when it sets one.
+    pub fn to_status(&self) -> Option<PaymentStatus> {
+        match self {
+            Self::Claim { .. } => Some(InProgress),
+            Self::Release { .. } => Some(Pending),
+            Self::Complete { .. } | Self::Record { .. } => Some(Completed),
+            Self::AwaitDeposit { .. } => Some(WaitingForDeposit),
+            Self::Resend { .. }
+            | Self::Reschedule { .. }
+            | Self::Annotate { .. }
+            | Self::SetAside { .. }
+            | Self::Resolve => None,
+        }
+    }
+
+    /// The columns this change sets.
+    pub fn patch(&self, now: DateTime<Utc>) -> Patch {
+        match self.clone() {
+            Self::Claim {
+                payment_key,
+                provider,
+                at,
+                lease_until,
+            } => Patch {
+                status: Some(InProgress),
+                payment_key: Some(Some(payment_key)),
+                pg_provider: Some(Some(provider)),
+                pg_secret: Some(None),
+                failure: Some(None),
+                new_attempt: true,
+                confirm_started_at: Some(at),
+                next_reconcile_at: Some(Some(lease_until)),
+                reconcile_attempts: Some(0),
+                ..Patch::default()
+            },
+            Self::Resend { lease_until } => Patch {
+                new_send: true,
+                next_reconcile_at: Some(Some(lease_until)),
+                ..Patch::default()
+            },
+            Self::Release { failure } => Patch {
+                status: Some(Pending),
+                payment_key: Some(None),
+                pg_provider: Some(None),
+                pg_secret: Some(None),
+                failure: failure.map(Some),
+                next_reconcile_at: Some(None),
+                ..Patch::default()
+            },
+            Self::Complete {
+                payment_key,
+                provider,
+                secret,
+                approved_at,
+            } => Patch {
+                status: Some(Completed),
+                payment_key: Some(Some(payment_key.clone())),
+                pg_transaction_id: Some(Some(payment_key)),
+                pg_provider: Some(Some(provider)),
+                pg_secret: secret.map(Some),
+                failure: Some(None),
+                completed_at: Some(approved_at),
+                next_reconcile_at: Some(None),
+                ..Patch::default()
+            },
+            Self::Record {
+                provider,
+                transaction_id,
+            } => Patch {
+                status: Some(Completed),
+                pg_provider: Some(provider),
+                pg_transaction_id: Some(transaction_id),
+                failure: Some(None),
+                completed_at: Some(now),
+                ..Patch::default()
+            },
+            Self::AwaitDeposit {
+                payment_key,
+                provider,
+                secret,
+                check_at,
+            } => Patch {
+                status: Some(WaitingForDeposit),
+                payment_key: Some(Some(payment_key)),
+                pg_provider: Some(Some(provider)),
+                pg_secret: secret.map(Some),
+                failure: Some(None),
+                next_reconcile_at: Some(Some(check_at)),
+                reconcile_attempts: Some(0),
+                ..Patch::default()
+            },
+            Self::Reschedule { at, secret } => Patch {
+                next_reconcile_at: Some(Some(at)),
+                pg_secret: secret.map(Some),
+                ..Patch::default()
+            },
+            Self::Annotate { failure, attempt } => Patch {
+                failure: Some(Some(failure)),
+                annotated_attempt: Some(attempt),
+                ..Patch::default()
+            },
+            Self::SetAside { reason } => Patch {
+                review: Some(Some(reason)),
+                next_reconcile_at: Some(None),
+                ..Patch::default()
+            },
+            Self::Resolve => Patch {
+                review: Some(None),
+                ..Patch::default()
+            },
+        }
+    }
+
+    /// The payment as this change leaves it (in memory; the store writes the same columns).
+    pub fn applied_to(&self, payment: &Payment, now: DateTime<Utc>) -> Payment {
+        let mut after = payment.clone();
+        self.patch(now).apply(&mut after);
+        after.updated_at = now;
+        after
+    }
+}
+
+/// Columns a change sets. `None` leaves a column alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub status: Option<PaymentStatus>,
+    pub pg_provider: Option<Option<String>>,
+    pub pg_transaction_id: Option<Option<String>>,
+    pub payment_key: Option<Option<String>>,
+    pub pg_secret: Option<Option<String>>,
+    pub failure: Option<Option<Failure>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub confirm_started_at: Option<DateTime<Utc>>,
+    /// Adds one to `confirm_attempt` and sets `confirm_sends` to one.
+    pub new_attempt: bool,
+    /// Adds one to `confirm_sends`.
+    pub new_send: bool,
+    pub next_reconcile_at: Option<Option<DateTime<Utc>>>,
+    pub reconcile_attempts: Option<i32>,
+    pub annotated_attempt: Option<i32>,
+    /// Sets (`Some(reason)`) or clears (`None`) the review flag.
+    pub review: Option<Option<String>>,
+}
+
+impl Patch {
+    pub fn apply(&self, payment: &mut Payment) {
+        let p = self.clone();
+        if let Some(status) = p.status {
+            payment.status = status;
+        }
+        if let Some(value) = p.pg_provider {
+            payment.pg_provider = value;
+        }
+        if let Some(value) = p.pg_transaction_id {
+            payment.pg_transaction_id = value;
+        }
+        if let Some(value) = p.payment_key {
+            payment.payment_key = value;
+        }
+        if let Some(value) = p.pg_secret {
+            payment.pg_secret = value;
+        }
+        if let Some(value) = p.failure {
+            payment.failure = value;
+        }
+        if let Some(at) = p.completed_at {
+            payment.completed_at = Some(at);
+        }
+        if let Some(at) = p.confirm_started_at {
+            payment.confirm_started_at = Some(at);
+        }
+        if p.new_attempt {
+            payment.confirm_attempt += 1;
+            payment.confirm_sends = 1;
+        }
+        if p.new_send {
+            payment.confirm_sends += 1;
+        }
+        if let Some(at) = p.next_reconcile_at {
+            payment.next_reconcile_at = at;
+        }
+        if let Some(n) = p.reconcile_attempts {
+            payment.reconcile_attempts = n;
+        }
+        if let Some(n) = p.annotated_attempt {
+            payment.annotated_attempt = Some(n);
+        }
+        if let Some(review) = p.review {
+            payment.needs_review = review.is_some();
+            payment.review_reason = review;
+        }
+    }
+}
+
+/// The status a paid payment has once `refunded_amount_krw` is counted.
+pub fn status_after_refunds(payment: &Payment) -> PaymentStatus {
+    if payment.refunded_amount_krw >= payment.amount_krw {
+        Refunded
+    } else if payment.refunded_amount_krw > 0 {
+        PartialRefund
+    } else {
+        Completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_to_a_status_is_a_legal_transition() {
+        let now = Utc::now();
+        let failure = Failure {
+            code: "X".into(),
+            message: "x".into(),
+        };
+        let changes = [
+            PaymentUpdate::Claim {
+                payment_key: "k".into(),
+                provider: "toss".into(),
+                at: now,
+                lease_until: now,
+            },
+            PaymentUpdate::Resend { lease_until: now },
+            PaymentUpdate::Release {
+                failure: Some(failure.clone()),
+            },
+            PaymentUpdate::Complete {
+                payment_key: "k".into(),
+                provider: "toss".into(),
+                secret: None,
+                approved_at: now,
+            },
+            PaymentUpdate::Record {
+                provider: None,
+                transaction_id: None,
+            },
+            PaymentUpdate::AwaitDeposit {
+                payment_key: "k".into(),
+                provider: "toss".into(),
+                secret: None,
+                check_at: now,
+            },
+            PaymentUpdate::Reschedule {
+                at: now,
+                secret: None,
+            },
+            PaymentUpdate::Annotate {
+                failure,
+                attempt: 1,
+            },
+            PaymentUpdate::SetAside { reason: "r".into() },
+            PaymentUpdate::Resolve,
+        ];
+        for change in changes {
+            assert!(!change.from_statuses().is_empty(), "{change:?}");
+            if let Some(to) = change.to_status() {
+                for from in change.from_statuses() {
+                    assert!(from.can_become(to), "{change:?}: {from} -> {to}");
+                }
+                assert_eq!(change.patch(now).status, Some(to));
+            }
+        }
+    }
+}

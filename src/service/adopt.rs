@@ -1,0 +1,712 @@
+//! Adopting the PG's record of a payment: one total function from (our payment and its refunds,
+//! Toss's record) to the changes that make our books say what Toss's say, applied in one
+//! transaction. Confirm and cancel replies, read-backs, webhooks, the reconciler and review's
+//! `resync` all go through [`decide`]; nothing else turns a Toss record into our state.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{PaymentService, events};
+use crate::domain::{
+    Failure, Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, RefundId, RefundOrigin,
+    RefundStatus, status_after_refunds,
+};
+use crate::error::AppError;
+use crate::gateway::{PgCancel, PgPayment, PgStatus};
+use crate::store::{Plan, RefundWrite, Target};
+
+/// What [`decide`] needs besides the rows and the record.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now: DateTime<Utc>,
+    /// The PG's name for the payments it approves (`toss`).
+    pub provider: &'static str,
+    /// How long the PG keeps a buyer's authentication: within it, an unapproved attempt may
+    /// still be approved (and its confirm is sent again); after it, a cancel we cannot find
+    /// did not happen.
+    pub window: Duration,
+    /// How long a sent cancel may still be on its way to the PG.
+    pub send_lease: Duration,
+    /// When to look again at an attempt the PG has not decided yet.
+    pub retry_at: DateTime<Utc>,
+    /// When to look again at a payment waiting for its deposit.
+    pub deposit_check_at: DateTime<Utc>,
+    /// A cancel reply: the cancel it names (`lastTransactionKey`) is this refund's.
+    pub cancel_of: Option<RefundId>,
+}
+
+/// What the record meant for our payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Our books now say what Toss's say (whether or not anything had to change).
+    Settled,
+    /// Toss has not decided the attempt yet. `resend`: the confirm may be sent again now.
+    Undecided { resend: bool },
+    /// The record is about another order: it proves nothing about ours. Our claim on the
+    /// attempt it names, if any, was released.
+    Foreign,
+    /// The record contradicts ours; the payment was set aside for a person.
+    Contradiction(String),
+    /// Nothing of ours to act on (another attempt's unapproved record, a closed payment).
+    Ignored(&'static str),
+}
+
+/// The decision: the writes (if any), what they mean, and an alert to log.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub plan: Option<Plan>,
+    /// When the plan is exactly one named change of the payment: that change (which the store
+    /// can apply as one conditional statement instead of the locking transaction).
+    pub update: Option<PaymentUpdate>,
+    pub verdict: Verdict,
+    pub alert: Option<(&'static str, String)>,
+}
+
+impl Decision {
+    fn nothing(verdict: Verdict) -> Self {
+        Self {
+            plan: None,
+            update: None,
+            verdict,
+            alert: None,
+        }
+    }
+
+    /// `update` applied to the payment, with its event.
+    fn one(ours: &Payment, update: PaymentUpdate, verdict: Verdict, ctx: &Context) -> Self {
+        Self {
+            plan: Some(plan_update(ours, update.clone(), ctx)),
+            update: Some(update),
+            verdict,
+            alert: None,
+        }
+    }
+
+    fn alert(mut self, name: &'static str, detail: impl Into<String>) -> Self {
+        self.alert = Some((name, detail.into()));
+        self
+    }
+}
+
+/// The whole of Toss's record, against the whole of ours. Total over (our status × Toss's
+/// status); the unit tests below enumerate every pair.
+pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
+    use PaymentStatus as Ours;
+    let in_flight = matches!(ours.status, Ours::InProgress | Ours::WaitingForDeposit)
+        && ours.payment_key.as_deref() == Some(record.payment_key.as_str());
+    if record.order_id != ours.order_id {
+        let detail = format!(
+            "Toss's record of paymentKey is about order {:?}, not ours",
+            record.order_id
+        );
+        if in_flight {
+            // A stranger's key (or a confused frontend): give the order back to its buyer.
+            let release = PaymentUpdate::Release { failure: None };
+            return Decision::one(ours, release, Verdict::Foreign, ctx)
+                .alert("pg_record_foreign", detail);
+        }
+        return Decision::nothing(Verdict::Foreign).alert("pg_record_foreign", detail);
+    }
+    let paid = is_paid(record);
+    if let Some(reason) = contradicts_amount(ours, record) {
+        if !paid && !in_flight {
+            return Decision::nothing(Verdict::Ignored("an unapproved record of another amount"));
+        }
+        return set_aside(ours, refunds, reason, ctx);
+    }
+    let approved_key = ours.pg_transaction_id.as_deref();
+    match ours.status {
+        Ours::Pending => {
+            if paid {
+                // Toss approved an attempt we had let go (a late DONE after our window, or one
+                // we never claimed): the money was taken, so our books must say so, and the
+                // order can never be charged again.
+                return approve(ours, refunds, record, ctx).alert(
+                    "pg_done_unknown_attempt",
+                    "Toss approved an attempt this service had released or never sent",
+                );
+            }
+            match record.status {
+                PgStatus::WaitingForDeposit => {
+                    let update = await_deposit(record, ctx);
+                    Decision::one(ours, update, Verdict::Settled, ctx)
+                    .alert(
+                        "pg_done_unknown_attempt",
+                        "Toss issued a virtual account for an attempt this service had released",
+                    )
+                }
+                PgStatus::Ready
+                | PgStatus::InProgress
+                | PgStatus::Done
+                | PgStatus::PartialCanceled
+                | PgStatus::Canceled
+                | PgStatus::Aborted
+                | PgStatus::Expired
+                | PgStatus::Other(_) => {
+                    Decision::nothing(Verdict::Ignored("no attempt of ours in flight"))
+                }
+            }
+        }
+        Ours::InProgress | Ours::WaitingForDeposit => {
+            if !in_flight {
+                if paid {
+                    return approve(ours, refunds, record, ctx).alert(
+                        "pg_done_unknown_attempt",
+                        "Toss approved another attempt of this order than the one in flight",
+                    );
+                }
+                return Decision::nothing(Verdict::Ignored("another attempt than ours"));
+            }
+            match &record.status {
+                PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
+                    approve(ours, refunds, record, ctx)
+                }
+                PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired => {
+                    let update = PaymentUpdate::Release {
+                        failure: Some(failure_of(record)),
+                    };
+                    Decision::one(ours, update, Verdict::Settled, ctx)
+                }
+                PgStatus::WaitingForDeposit => {
+                    let update = if ours.status == Ours::InProgress {
+                        await_deposit(record, ctx)
+                    } else {
+                        PaymentUpdate::Reschedule {
+                            at: ctx.deposit_check_at,
+                            secret: record.secret.clone(),
+                        }
+                    };
+                    Decision::one(ours, update, Verdict::Settled, ctx)
+                }
+                PgStatus::Ready
+                | PgStatus::InProgress
+                | PgStatus::Done
+                | PgStatus::PartialCanceled
+                | PgStatus::Other(_) => {
+                    // `Done`/`PartialCanceled` reach here unpaid only without an amount, which
+                    // `contradicts_amount` already refused; kept for totality.
+                    let started = ours.confirm_started_at.unwrap_or(ours.updated_at);
+                    let resend = ours.status == Ours::InProgress
+                        && started + ctx.window > ctx.now
+                        && matches!(record.status, PgStatus::Ready | PgStatus::InProgress);
+                    let at = if ours.status == Ours::WaitingForDeposit {
+                        ctx.deposit_check_at
+                    } else {
+                        ctx.retry_at
+                    };
+                    let update = PaymentUpdate::Reschedule {
+                        at,
+                        secret: record.secret.clone(),
+                    };
+                    Decision::one(ours, update, Verdict::Undecided { resend }, ctx)
+                }
+            }
+        }
+        Ours::Completed | Ours::PartialRefund | Ours::Refunded => {
+            if approved_key != Some(record.payment_key.as_str()) {
+                if paid {
+                    return set_aside(
+                        ours,
+                        refunds,
+                        "Toss approved a second attempt of an order we had completed".to_owned(),
+                        ctx,
+                    )
+                    .alert("pg_double_charge", "two approved attempts of one order");
+                }
+                return Decision::nothing(Verdict::Ignored("another attempt than the paid one"));
+            }
+            match &record.status {
+                PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
+                    adopt_cancels(ours.clone(), ours, refunds, record, ctx, None)
+                }
+                PgStatus::WaitingForDeposit => set_aside(
+                    ours,
+                    refunds,
+                    "Toss shows the deposit reversed (DONE back to WAITING_FOR_DEPOSIT)".to_owned(),
+                    ctx,
+                )
+                .alert("pg_deposit_reversed", "a deposit error after completion"),
+                other => set_aside(
+                    ours,
+                    refunds,
+                    format!(
+                        "Toss shows {} for a payment we completed",
+                        status_name(other)
+                    ),
+                    ctx,
+                ),
+            }
+        }
+        Ours::Failed | Ours::Cancelled => {
+            if paid {
+                return set_aside(
+                    ours,
+                    refunds,
+                    format!("Toss approved a payment that is {} here", ours.status),
+                    ctx,
+                )
+                .alert("pg_done_unknown_attempt", "approval of a closed payment");
+            }
+            Decision::nothing(Verdict::Ignored("payment is closed"))
+        }
+    }
+}
+
+/// Whether the record shows money taken: approved, possibly cancelled since. A `CANCELED`
+/// record without cancels is a virtual account cancelled before its deposit: nothing was paid.
+fn is_paid(record: &PgPayment) -> bool {
+    match record.status {
+        PgStatus::Done | PgStatus::PartialCanceled => record.total_amount.is_some(),
+        PgStatus::Canceled => record.total_amount.is_some() && !record.cancels.is_empty(),
+        PgStatus::Ready
+        | PgStatus::InProgress
+        | PgStatus::WaitingForDeposit
+        | PgStatus::Aborted
+        | PgStatus::Expired
+        | PgStatus::Other(_) => false,
+    }
+}
+
+fn contradicts_amount(ours: &Payment, record: &PgPayment) -> Option<String> {
+    match record.total_amount {
+        Some(total) if total != ours.amount_krw => {
+            return Some(format!(
+                "Toss's totalAmount {total} differs from ours {}",
+                ours.amount_krw
+            ));
+        }
+        None if matches!(
+            record.status,
+            PgStatus::Done | PgStatus::PartialCanceled | PgStatus::WaitingForDeposit
+        ) =>
+        {
+            return Some("Toss's record has no totalAmount".to_owned());
+        }
+        _ => {}
+    }
+    match &record.currency {
+        Some(currency) if currency != &ours.currency => Some(format!(
+            "Toss's currency {currency} differs from ours {}",
+            ours.currency
+        )),
+        _ => None,
+    }
+}
+
+fn failure_of(record: &PgPayment) -> Failure {
+    match &record.failure {
+        Some(f) if !f.code.is_empty() => Failure {
+            code: f.code.clone(),
+            message: f.message.clone(),
+        },
+        _ => Failure {
+            code: format!("PG_{}", status_name(&record.status)),
+            message: "the PG ended the payment attempt without approval".to_owned(),
+        },
+    }
+}
+
+fn await_deposit(record: &PgPayment, ctx: &Context) -> PaymentUpdate {
+    PaymentUpdate::AwaitDeposit {
+        payment_key: record.payment_key.clone(),
+        provider: ctx.provider.to_owned(),
+        secret: record.secret.clone(),
+        check_at: ctx.deposit_check_at,
+    }
+}
+
+/// The PG approved `record`'s attempt: completed, then its cancels adopted.
+fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
+    let update = PaymentUpdate::Complete {
+        payment_key: record.payment_key.clone(),
+        provider: ctx.provider.to_owned(),
+        secret: record.secret.clone(),
+        approved_at: record.approved_at.unwrap_or(ctx.now),
+    };
+    let completed = update.applied_to(ours, ctx.now);
+    let event = events::of_update(&update, &completed);
+    let mut decision = adopt_cancels(completed.clone(), ours, refunds, record, ctx, event);
+    if let Some(plan) = &decision.plan
+        && plan.refunds.is_empty()
+        && plan.payment == completed
+    {
+        decision.update = Some(update);
+    }
+    decision
+}
+
+/// Each done cancel in Toss's record becomes, or matches, a refund: by `transactionKey`, else
+/// the oldest sent `PENDING` refund of the same amount, else a refund made outside the service.
+/// Then our refunds must account for exactly what Toss cancelled.
+fn adopt_cancels(
+    base: Payment,
+    ours: &Payment,
+    refunds: &[Refund],
+    record: &PgPayment,
+    ctx: &Context,
+    first_event: Option<crate::store::NewEvent>,
+) -> Decision {
+    let mut after = base;
+    let mut events: Vec<crate::store::NewEvent> = first_event.into_iter().collect();
+    let mut rows: Vec<Refund> = refunds.to_vec();
+    let mut writes: Vec<RefundWrite> = Vec::new();
+    let done: Vec<&PgCancel> = record
+        .cancels
+        .iter()
+        .filter(|c| c.status.as_deref().is_none_or(|s| s == "DONE"))
+        .collect();
+    let replied = ctx
+        .cancel_of
+        .and(record.last_transaction_key.as_deref())
+        .and_then(|key| done.iter().find(|c| c.transaction_key == key).copied());
+    for cancel in &done {
+        if rows
+            .iter()
+            .any(|r| r.pg_cancel_key.as_deref() == Some(cancel.transaction_key.as_str()))
+        {
+            continue;
+        }
+        let expected = ctx
+            .cancel_of
+            .filter(|_| replied.is_some_and(|r| r.transaction_key == cancel.transaction_key));
+        let matched = match expected {
+            Some(id) => rows
+                .iter()
+                .position(|r| r.id == id && r.status == RefundStatus::Pending),
+            None => rows.iter().position(|r| {
+                r.status == RefundStatus::Pending
+                    && r.sends > 0
+                    && r.pg_cancel_key.is_none()
+                    && r.amount_krw == cancel.amount
+            }),
+        };
+        let at = cancel.canceled_at.unwrap_or(ctx.now);
+        match matched {
+            Some(index) => {
+                let refund = &mut rows[index];
+                if refund.amount_krw != cancel.amount {
+                    return set_aside(
+                        ours,
+                        refunds,
+                        format!(
+                            "Toss's cancel of {} does not match refund {} of {}",
+                            cancel.amount, refund.id, refund.amount_krw
+                        ),
+                        ctx,
+                    );
+                }
+                refund.status = RefundStatus::Completed;
+                refund.pg_cancel_key = Some(cancel.transaction_key.clone());
+                refund.refunded_at = Some(at);
+                refund.next_reconcile_at = None;
+                after.refund_reserved_krw -= refund.amount_krw;
+                after.refunded_amount_krw += refund.amount_krw;
+                if after.cancel_slot == Some(refund.id) {
+                    after.cancel_slot = None;
+                    after.cancel_slot_until = None;
+                }
+                after.status = status_after_refunds(&after);
+                events.push(events::refunded(&after, refund));
+                writes.push(RefundWrite::Update(refund.clone()));
+            }
+            None => {
+                let refund = Refund {
+                    id: RefundId::new(),
+                    payment_id: ours.id,
+                    amount_krw: cancel.amount,
+                    reason: cancel
+                        .reason
+                        .clone()
+                        .filter(|r| !r.trim().is_empty())
+                        .unwrap_or_else(|| "cancelled at Toss".to_owned())
+                        .chars()
+                        .take(200)
+                        .collect(),
+                    status: RefundStatus::Completed,
+                    pg_cancel_key: Some(cancel.transaction_key.clone()),
+                    origin: RefundOrigin::Pg,
+                    sends: 0,
+                    last_sent_at: None,
+                    failure: None,
+                    reconcile_attempts: 0,
+                    next_reconcile_at: None,
+                    created_at: ctx.now,
+                    refunded_at: Some(at),
+                };
+                after.refunded_amount_krw += refund.amount_krw;
+                after.status = status_after_refunds(&after);
+                events.push(events::refunded(&after, &refund));
+                writes.push(RefundWrite::Insert(refund.clone()));
+                rows.push(refund);
+            }
+        }
+    }
+    // Our books against Toss's, after adopting everything Toss shows.
+    if after.refunded_amount_krw + after.refund_reserved_krw > after.amount_krw {
+        return set_aside(
+            ours,
+            refunds,
+            "Toss cancelled more than the balance our books can hold".to_owned(),
+            ctx,
+        )
+        .alert("pg_cancel_exceeds_books", "cancels exceed our balance");
+    }
+    let toss_keys: Vec<&str> = record
+        .cancels
+        .iter()
+        .map(|c| c.transaction_key.as_str())
+        .collect();
+    if let Some(missing) = rows.iter().find(|r| {
+        r.status == RefundStatus::Completed
+            && r.pg_cancel_key
+                .as_deref()
+                .is_some_and(|key| !toss_keys.contains(&key))
+    }) {
+        return set_aside(
+            ours,
+            refunds,
+            format!("refund {} is not among Toss's cancels", missing.id),
+            ctx,
+        );
+    }
+    let all_done = done.len() == record.cancels.len();
+    if let Some(balance) = record.balance_amount
+        && all_done
+        && balance != after.amount_krw - after.refunded_amount_krw
+    {
+        return set_aside(
+            ours,
+            refunds,
+            format!(
+                "Toss's balance {balance} differs from ours {}",
+                after.amount_krw - after.refunded_amount_krw
+            ),
+            ctx,
+        );
+    }
+    // Sent refunds Toss still does not show, long after they could have landed, did not happen.
+    for refund in rows.iter_mut() {
+        let settled_elsewhere = writes.iter().any(|w| match w {
+            RefundWrite::Update(r) | RefundWrite::Insert(r) => r.id == refund.id,
+            RefundWrite::Delete(id) => *id == refund.id,
+        });
+        let gone = refund.status == RefundStatus::Pending
+            && refund.sends > 0
+            && !settled_elsewhere
+            && refund.created_at + ctx.window < ctx.now
+            && refund
+                .last_sent_at
+                .is_none_or(|at| at + ctx.send_lease < ctx.now);
+        if !gone {
+            continue;
+        }
+        let failure = Failure {
+            code: "PG_CANCEL_NOT_FOUND".to_owned(),
+            message: "the PG shows no such cancel; the refund did not happen".to_owned(),
+        };
+        refund.status = RefundStatus::Failed;
+        refund.failure = Some(failure.clone());
+        refund.next_reconcile_at = None;
+        after.refund_reserved_krw -= refund.amount_krw;
+        if after.cancel_slot == Some(refund.id) {
+            after.cancel_slot = None;
+            after.cancel_slot_until = None;
+        }
+        events.push(events::refund_failed(&after, refund, &failure));
+        writes.push(RefundWrite::Update(refund.clone()));
+    }
+    let changed = after != *ours || !writes.is_empty();
+    Decision {
+        plan: changed.then(|| Plan {
+            payment: after,
+            refunds: writes,
+            events,
+        }),
+        update: None,
+        verdict: Verdict::Settled,
+        alert: None,
+    }
+}
+
+/// A refund the PG refused: its reservation goes back to the balance and the cancel slot is
+/// freed; it is forgotten (`failure` None: refused at once, the caller hears it now) or kept as
+/// `FAILED` with `refund.failed` (it had been answered 202). `None` if it is no longer pending.
+pub fn abandon_refund(
+    ours: &Payment,
+    refunds: &[Refund],
+    refund_id: RefundId,
+    failure: Option<Failure>,
+) -> Option<Plan> {
+    let refund = refunds
+        .iter()
+        .find(|r| r.id == refund_id && r.status == RefundStatus::Pending)?;
+    let mut after = ours.clone();
+    after.refund_reserved_krw -= refund.amount_krw;
+    if after.cancel_slot == Some(refund_id) {
+        after.cancel_slot = None;
+        after.cancel_slot_until = None;
+    }
+    let (write, events) = match failure {
+        None => (RefundWrite::Delete(refund_id), Vec::new()),
+        Some(failure) => {
+            let mut failed = refund.clone();
+            failed.status = RefundStatus::Failed;
+            failed.failure = Some(failure.clone());
+            failed.next_reconcile_at = None;
+            let event = events::refund_failed(&after, &failed, &failure);
+            (RefundWrite::Update(failed), vec![event])
+        }
+    };
+    Some(Plan {
+        payment: after,
+        refunds: vec![write],
+        events,
+    })
+}
+
+/// A plan that applies one named change of the payment (and its event).
+fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
+    let after = update.applied_to(ours, ctx.now);
+    Plan {
+        events: events::of_update(&update, &after).into_iter().collect(),
+        payment: after,
+        refunds: Vec::new(),
+    }
+}
+
+fn set_aside(ours: &Payment, _refunds: &[Refund], reason: String, ctx: &Context) -> Decision {
+    let update = PaymentUpdate::SetAside {
+        reason: reason.clone(),
+    };
+    Decision::one(ours, update, Verdict::Contradiction(reason.clone()), ctx)
+        .alert("pg_record_mismatch", reason)
+}
+
+pub(super) fn status_name(status: &PgStatus) -> &str {
+    match status {
+        PgStatus::Ready => "READY",
+        PgStatus::InProgress => "IN_PROGRESS",
+        PgStatus::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
+        PgStatus::Done => "DONE",
+        PgStatus::Canceled => "CANCELED",
+        PgStatus::PartialCanceled => "PARTIAL_CANCELED",
+        PgStatus::Aborted => "ABORTED",
+        PgStatus::Expired => "EXPIRED",
+        PgStatus::Other(other) => other,
+    }
+}
+
+/// What adopting a record left: the payment and its refunds as they now are, and the verdict.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    pub payment: Payment,
+    pub refunds: Vec<Refund>,
+    pub verdict: Verdict,
+}
+
+impl PaymentService {
+    /// Adopts `record` for payment `id` through [`decide`], in one transaction.
+    pub(super) async fn adopt_record(
+        &self,
+        id: PaymentId,
+        record: &PgPayment,
+        cancel_of: Option<RefundId>,
+    ) -> Result<Adopted, AppError> {
+        let adopted = self
+            .store
+            .adopt(id, |payment, refunds| {
+                let decision = decide(payment, refunds, record, &self.context(payment, cancel_of));
+                (decision.plan, (decision.verdict, decision.alert))
+            })
+            .await?;
+        let Some((payment, refunds, (verdict, alert))) = adopted else {
+            return Err(AppError::NotFound(format!("payment {id} not found")));
+        };
+        Self::report(&payment, record, &verdict, alert);
+        Ok(Adopted {
+            payment,
+            refunds,
+            verdict,
+        })
+    }
+
+    /// A confirm reply for the attempt `claimed` was just claimed for. The usual answer (approved,
+    /// nothing cancelled) is one named change, applied as one conditional statement on the row
+    /// as claimed; anything else, or a row that moved meanwhile, takes the locking transaction.
+    pub(super) async fn adopt_reply(
+        &self,
+        claimed: &Payment,
+        record: &PgPayment,
+    ) -> Result<Adopted, AppError> {
+        let decision = decide(claimed, &[], record, &self.context(claimed, None));
+        if let (Some(update), Verdict::Settled, None) =
+            (&decision.update, &decision.verdict, &decision.alert)
+        {
+            let after = update.applied_to(claimed, Utc::now());
+            let target = Target::attempt(claimed.id, claimed.payment_key.as_deref());
+            if let Some(payment) = self
+                .store
+                .update_payment(target, update, events::of_update(update, &after))
+                .await?
+            {
+                Self::report(&payment, record, &Verdict::Settled, None);
+                return Ok(Adopted {
+                    payment,
+                    refunds: Vec::new(),
+                    verdict: Verdict::Settled,
+                });
+            }
+        }
+        self.adopt_record(claimed.id, record, None).await
+    }
+
+    fn context(&self, payment: &Payment, cancel_of: Option<RefundId>) -> Context {
+        let now = Utc::now();
+        Context {
+            now,
+            provider: self.gateway.provider().unwrap_or("toss"),
+            window: self.settings.confirm_window,
+            send_lease: self.settings.pg_read_timeout + Duration::from_secs(5),
+            retry_at: self.backoff(payment.reconcile_attempts),
+            deposit_check_at: now + DEPOSIT_CHECK_INTERVAL,
+            cancel_of,
+        }
+    }
+
+    fn report(
+        payment: &Payment,
+        record: &PgPayment,
+        verdict: &Verdict,
+        alert: Option<(&'static str, String)>,
+    ) {
+        let id = payment.id;
+        if let Some((alert, detail)) = alert {
+            tracing::error!(alert, payment_id = %id, order_id = %payment.order_id, %detail, "Toss's record needs attention");
+        }
+        match &verdict {
+            Verdict::Settled => {
+                tracing::info!(payment_id = %id, status = %payment.status, pg_status = status_name(&record.status), "adopted Toss's record")
+            }
+            Verdict::Undecided { .. } => {
+                tracing::info!(payment_id = %id, pg_status = status_name(&record.status), "Toss has not decided the attempt yet")
+            }
+            Verdict::Foreign => {
+                tracing::warn!(payment_id = %id, "Toss's record is about another order; ignored")
+            }
+            Verdict::Contradiction(reason) => {
+                tracing::warn!(payment_id = %id, %reason, "payment set aside for review")
+            }
+            Verdict::Ignored(why) => {
+                tracing::info!(payment_id = %id, why, "Toss's record changes nothing here")
+            }
+        }
+    }
+}
+
+/// How often a payment waiting for its virtual-account deposit is read back (webhooks usually
+/// tell first).
+const DEPOSIT_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,502 @@
+//! [`decide`] over every (our status × Toss status) pair, and the cases that once lost money.
+
+use chrono::{Duration as Days, Utc};
+
+use super::*;
+use crate::domain::PaymentType;
+use crate::gateway::PgFailure;
+
+const AMOUNT: i64 = 10_000;
+
+fn ctx() -> Context {
+    let now = Utc::now();
+    Context {
+        now,
+        provider: "toss",
+        window: Duration::from_secs(660),
+        send_lease: Duration::from_secs(70),
+        retry_at: now + Days::seconds(2),
+        deposit_check_at: now + Days::seconds(600),
+        cancel_of: None,
+    }
+}
+
+fn payment(status: PaymentStatus) -> Payment {
+    let now = Utc::now();
+    let key = Some("pk_ours".to_owned());
+    let (payment_key, approved) = match status {
+        PaymentStatus::InProgress | PaymentStatus::WaitingForDeposit => (key, None),
+        PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded => {
+            (key.clone(), key)
+        }
+        PaymentStatus::Pending | PaymentStatus::Failed | PaymentStatus::Cancelled => (None, None),
+    };
+    let refunded = match status {
+        PaymentStatus::PartialRefund => 3_000,
+        PaymentStatus::Refunded => AMOUNT,
+        _ => 0,
+    };
+    Payment {
+        id: PaymentId::new(),
+        user_id: "u-1".into(),
+        order_id: "order_adopt_0001".into(),
+        order_name: None,
+        subscription_id: None,
+        payment_type: PaymentType::OneTime,
+        payment_method: "card".into(),
+        amount_krw: AMOUNT,
+        refunded_amount_krw: refunded,
+        refund_reserved_krw: 0,
+        currency: "KRW".into(),
+        status,
+        pg_provider: payment_key.as_ref().map(|_| "toss".to_owned()),
+        pg_transaction_id: approved,
+        payment_key,
+        confirm_attempt: 1,
+        confirm_sends: 1,
+        annotated_attempt: None,
+        cancel_slot: None,
+        cancel_slot_until: None,
+        confirm_started_at: Some(now),
+        pg_secret: None,
+        failure: None,
+        needs_review: false,
+        review_reason: None,
+        reconcile_attempts: 0,
+        next_reconcile_at: None,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+    }
+}
+
+/// Our completed refunds of `payment` (its refunded total as cancels `cx1` 3000, `cx2` 7000).
+fn refunds_of(payment: &Payment) -> Vec<Refund> {
+    let make = |key: &str, amount: i64| Refund {
+        id: RefundId::new(),
+        payment_id: payment.id,
+        amount_krw: amount,
+        reason: "r".into(),
+        status: RefundStatus::Completed,
+        pg_cancel_key: Some(key.to_owned()),
+        origin: RefundOrigin::Service,
+        sends: 1,
+        last_sent_at: Some(Utc::now()),
+        failure: None,
+        reconcile_attempts: 0,
+        next_reconcile_at: None,
+        created_at: Utc::now(),
+        refunded_at: Some(Utc::now()),
+    };
+    match payment.refunded_amount_krw {
+        3_000 => vec![make("cx1", 3_000)],
+        AMOUNT => vec![make("cx1", 3_000), make("cx2", 7_000)],
+        _ => Vec::new(),
+    }
+}
+
+fn cancel(key: &str, amount: i64) -> PgCancel {
+    PgCancel {
+        transaction_key: key.to_owned(),
+        amount,
+        reason: Some("dashboard".into()),
+        status: Some("DONE".into()),
+        canceled_at: Some(Utc::now()),
+    }
+}
+
+/// Toss's record of `pk_ours` in `status`; `"CANCELED_UNPAID"` is a virtual account cancelled
+/// before its deposit.
+fn record(status: &str) -> PgPayment {
+    let (pg_status, cancels) = match status {
+        "READY" => (PgStatus::Ready, vec![]),
+        "IN_PROGRESS" => (PgStatus::InProgress, vec![]),
+        "WAITING_FOR_DEPOSIT" => (PgStatus::WaitingForDeposit, vec![]),
+        "DONE" => (PgStatus::Done, vec![]),
+        "PARTIAL_CANCELED" => (PgStatus::PartialCanceled, vec![cancel("cx1", 3_000)]),
+        "CANCELED" => (
+            PgStatus::Canceled,
+            vec![cancel("cx1", 3_000), cancel("cx2", 7_000)],
+        ),
+        "CANCELED_UNPAID" => (PgStatus::Canceled, vec![]),
+        "ABORTED" => (PgStatus::Aborted, vec![]),
+        "EXPIRED" => (PgStatus::Expired, vec![]),
+        other => (PgStatus::Other(other.to_owned()), vec![]),
+    };
+    let cancelled: i64 = cancels.iter().map(|c| c.amount).sum();
+    PgPayment {
+        payment_key: "pk_ours".into(),
+        order_id: "order_adopt_0001".into(),
+        status: pg_status.clone(),
+        total_amount: Some(AMOUNT),
+        balance_amount: Some(AMOUNT - cancelled),
+        currency: Some("KRW".into()),
+        method: Some("카드".into()),
+        secret: Some("ps_secret".into()),
+        last_transaction_key: cancels.last().map(|c| c.transaction_key.clone()),
+        approved_at: matches!(
+            pg_status,
+            PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled
+        )
+        .then(Utc::now),
+        cancels,
+        failure: matches!(pg_status, PgStatus::Aborted).then(|| PgFailure {
+            code: "REJECT_CARD_COMPANY".into(),
+            message: "declined".into(),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Settled,
+    Undecided(bool),
+    Contradiction,
+    Ignored,
+}
+
+fn kind(verdict: &Verdict) -> Kind {
+    match verdict {
+        Verdict::Settled => Kind::Settled,
+        Verdict::Undecided { resend } => Kind::Undecided(*resend),
+        Verdict::Contradiction(_) => Kind::Contradiction,
+        Verdict::Ignored(_) => Kind::Ignored,
+        Verdict::Foreign => panic!("no foreign record in the matrix"),
+    }
+}
+
+const TOSS: [&str; 10] = [
+    "READY",
+    "IN_PROGRESS",
+    "WAITING_FOR_DEPOSIT",
+    "DONE",
+    "PARTIAL_CANCELED",
+    "CANCELED",
+    "CANCELED_UNPAID",
+    "ABORTED",
+    "EXPIRED",
+    "SOMETHING_NEW",
+];
+
+/// Per our status, per Toss status (in `TOSS`'s order): the verdict and our status after.
+fn expected(ours: PaymentStatus) -> [(Kind, PaymentStatus); 10] {
+    use Kind::*;
+    use PaymentStatus::*;
+    let contradiction = (Contradiction, ours);
+    match ours {
+        Pending => [
+            (Ignored, Pending),
+            (Ignored, Pending),
+            (Settled, WaitingForDeposit),
+            (Settled, Completed),
+            (Settled, PartialRefund),
+            (Settled, Refunded),
+            (Ignored, Pending),
+            (Ignored, Pending),
+            (Ignored, Pending),
+            (Ignored, Pending),
+        ],
+        InProgress => [
+            (Undecided(true), InProgress),
+            (Undecided(true), InProgress),
+            (Settled, WaitingForDeposit),
+            (Settled, Completed),
+            (Settled, PartialRefund),
+            (Settled, Refunded),
+            (Settled, Pending),
+            (Settled, Pending),
+            (Settled, Pending),
+            (Undecided(false), InProgress),
+        ],
+        WaitingForDeposit => [
+            (Undecided(false), WaitingForDeposit),
+            (Undecided(false), WaitingForDeposit),
+            (Settled, WaitingForDeposit),
+            (Settled, Completed),
+            (Settled, PartialRefund),
+            (Settled, Refunded),
+            (Settled, Pending),
+            (Settled, Pending),
+            (Settled, Pending),
+            (Undecided(false), WaitingForDeposit),
+        ],
+        Completed => [
+            contradiction,
+            contradiction,
+            contradiction,
+            (Settled, Completed),
+            (Settled, PartialRefund),
+            (Settled, Refunded),
+            contradiction,
+            contradiction,
+            contradiction,
+            contradiction,
+        ],
+        PartialRefund => [
+            contradiction,
+            contradiction,
+            contradiction,
+            // Toss shows no cancel, we hold a completed one: books differ.
+            contradiction,
+            (Settled, PartialRefund),
+            (Settled, Refunded),
+            contradiction,
+            contradiction,
+            contradiction,
+            contradiction,
+        ],
+        Refunded => [
+            contradiction,
+            contradiction,
+            contradiction,
+            contradiction,
+            contradiction,
+            (Settled, Refunded),
+            contradiction,
+            contradiction,
+            contradiction,
+            contradiction,
+        ],
+        Failed | Cancelled => [
+            (Ignored, ours),
+            (Ignored, ours),
+            (Ignored, ours),
+            contradiction,
+            contradiction,
+            contradiction,
+            (Ignored, ours),
+            (Ignored, ours),
+            (Ignored, ours),
+            (Ignored, ours),
+        ],
+    }
+}
+
+#[test]
+fn every_pair_of_our_status_and_tosss_status() {
+    for ours in PaymentStatus::ALL {
+        for (toss, (want_kind, want_status)) in TOSS.iter().zip(expected(ours)) {
+            let payment = payment(ours);
+            let refunds = refunds_of(&payment);
+            let decision = decide(&payment, &refunds, &record(toss), &ctx());
+            let after = decision
+                .plan
+                .as_ref()
+                .map_or(payment.clone(), |plan| plan.payment.clone());
+            let case = format!("ours {ours} × Toss {toss}");
+            assert_eq!(kind(&decision.verdict), want_kind, "{case}");
+            assert_eq!(after.status, want_status, "{case}");
+            assert_eq!(
+                after.needs_review,
+                want_kind == Kind::Contradiction,
+                "{case}: flagged exactly when contradicted"
+            );
+            // Money invariants of every outcome.
+            assert!(after.refunded_amount_krw + after.refund_reserved_krw <= after.amount_krw);
+            if matches!(
+                after.status,
+                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
+            ) && want_kind == Kind::Settled
+            {
+                let cancelled: i64 = record(toss).cancels.iter().map(|c| c.amount).sum();
+                assert_eq!(after.refunded_amount_krw, cancelled, "{case}: books match");
+                assert_eq!(after.pg_transaction_id.as_deref(), Some("pk_ours"), "{case}");
+            }
+            // Every change of status has exactly one event for it.
+            let events: Vec<&str> = decision
+                .plan
+                .iter()
+                .flat_map(|p| p.events.iter().map(|e| e.event_type))
+                .collect();
+            let completed = events.iter().filter(|e| **e == "payment.completed").count();
+            let became_paid = !matches!(
+                ours,
+                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
+            ) && matches!(
+                after.status,
+                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
+            );
+            assert_eq!(completed, usize::from(became_paid), "{case}: {events:?}");
+            let refunded = events.iter().filter(|e| **e == "payment.refunded").count() as i64;
+            let new_refunds = (after.refunded_amount_krw - payment.refunded_amount_krw) / 1000;
+            assert_eq!(
+                refunded > 0,
+                new_refunds > 0,
+                "{case}: a refund event per adopted cancel"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_record_of_another_order_releases_our_claim_and_touches_nothing_else() {
+    let ours = payment(PaymentStatus::InProgress);
+    let mut other = record("DONE");
+    other.order_id = "order_victim_0001".into();
+    let decision = decide(&ours, &[], &other, &ctx());
+    assert_eq!(decision.verdict, Verdict::Foreign);
+    let plan = decision.plan.expect("the claim is released");
+    assert_eq!(plan.payment.status, PaymentStatus::Pending);
+    assert_eq!(plan.payment.payment_key, None);
+    assert!(!plan.payment.needs_review, "not parked for review");
+    assert!(plan.events.is_empty() && plan.refunds.is_empty());
+    assert_eq!(decision.alert.unwrap().0, "pg_record_foreign");
+    // Not in flight: nothing at all.
+    let pending = payment(PaymentStatus::Pending);
+    let decision = decide(&pending, &[], &other, &ctx());
+    assert!(decision.plan.is_none());
+}
+
+#[test]
+fn a_record_of_another_amount_is_set_aside() {
+    let ours = payment(PaymentStatus::InProgress);
+    let mut wrong = record("DONE");
+    wrong.total_amount = Some(100);
+    let decision = decide(&ours, &[], &wrong, &ctx());
+    assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
+    let after = decision.plan.unwrap().payment;
+    assert_eq!(after.status, PaymentStatus::InProgress);
+    assert!(after.needs_review);
+}
+
+#[test]
+fn a_dashboard_cancel_becomes_a_refund_made_outside() {
+    let ours = payment(PaymentStatus::Completed);
+    let decision = decide(&ours, &[], &record("PARTIAL_CANCELED"), &ctx());
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.status, PaymentStatus::PartialRefund);
+    assert_eq!(plan.payment.refunded_amount_krw, 3_000);
+    let [RefundWrite::Insert(refund)] = plan.refunds.as_slice() else {
+        panic!("one new refund: {:?}", plan.refunds);
+    };
+    assert_eq!(refund.origin, RefundOrigin::Pg);
+    assert_eq!(refund.pg_cancel_key.as_deref(), Some("cx1"));
+    assert_eq!(plan.events.len(), 1);
+    assert_eq!(plan.events[0].event_type, "payment.refunded");
+    // Adopting the same record again changes nothing.
+    let refunds = vec![refund.clone()];
+    let again = decide(&plan.payment, &refunds, &record("PARTIAL_CANCELED"), &ctx());
+    assert!(again.plan.is_none());
+    assert_eq!(again.verdict, Verdict::Settled);
+}
+
+fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
+    Refund {
+        id: RefundId::new(),
+        payment_id: payment.id,
+        amount_krw: amount,
+        reason: "ours".into(),
+        status: RefundStatus::Pending,
+        pg_cancel_key: None,
+        origin: RefundOrigin::Service,
+        sends,
+        last_sent_at: (sends > 0).then(Utc::now),
+        failure: None,
+        reconcile_attempts: 0,
+        next_reconcile_at: None,
+        created_at: Utc::now(),
+        refunded_at: None,
+    }
+}
+
+#[test]
+fn a_cancel_matches_our_oldest_sent_pending_refund_of_its_amount() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 6_000;
+    let queued = pending_refund(&ours, 3_000, 0);
+    let sent = pending_refund(&ours, 3_000, 1);
+    let decision = decide(
+        &ours,
+        &[queued.clone(), sent.clone()],
+        &record("PARTIAL_CANCELED"),
+        &ctx(),
+    );
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.refunded_amount_krw, 3_000);
+    assert_eq!(plan.payment.refund_reserved_krw, 3_000);
+    let [RefundWrite::Update(done)] = plan.refunds.as_slice() else {
+        panic!("{:?}", plan.refunds);
+    };
+    assert_eq!(done.id, sent.id, "the queued refund was never sent");
+    assert_eq!(done.status, RefundStatus::Completed);
+}
+
+#[test]
+fn a_cancel_reply_binds_its_cancel_to_the_refund_sent() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 3_000;
+    let mut sent = pending_refund(&ours, 3_000, 1);
+    sent.sends = 1;
+    ours.cancel_slot = Some(sent.id);
+    let mut context = ctx();
+    context.cancel_of = Some(sent.id);
+    let decision = decide(&ours, &[sent.clone()], &record("PARTIAL_CANCELED"), &context);
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.cancel_slot, None, "the slot is given back");
+    assert!(matches!(&plan.refunds[0], RefundWrite::Update(r) if r.id == sent.id));
+}
+
+#[test]
+fn a_sent_refund_toss_never_shows_fails_after_the_window() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 4_000;
+    let mut lost = pending_refund(&ours, 4_000, 1);
+    let decision = decide(&ours, &[lost.clone()], &record("DONE"), &ctx());
+    assert!(decision.plan.is_none(), "within the window: wait");
+    lost.created_at -= Days::seconds(700);
+    lost.last_sent_at = Some(Utc::now() - Days::seconds(100));
+    let decision = decide(&ours, &[lost.clone()], &record("DONE"), &ctx());
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.refund_reserved_krw, 0, "balance released");
+    assert_eq!(plan.payment.status, PaymentStatus::Completed);
+    assert!(matches!(&plan.refunds[0], RefundWrite::Update(r) if r.status == RefundStatus::Failed));
+    assert_eq!(plan.events[0].event_type, "refund.failed");
+}
+
+#[test]
+fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
+    let ours = payment(PaymentStatus::Pending);
+    let decision = decide(&ours, &[], &record("DONE"), &ctx());
+    assert_eq!(decision.alert.as_ref().unwrap().0, "pg_done_unknown_attempt");
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.status, PaymentStatus::Completed);
+    assert_eq!(plan.payment.pg_transaction_id.as_deref(), Some("pk_ours"));
+    assert_eq!(plan.events[0].event_type, "payment.completed");
+}
+
+#[test]
+fn a_second_approved_attempt_of_a_completed_order_is_set_aside() {
+    let ours = payment(PaymentStatus::Completed);
+    let mut second = record("DONE");
+    second.payment_key = "pk_second".into();
+    let decision = decide(&ours, &[], &second, &ctx());
+    assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
+    assert_eq!(decision.alert.unwrap().0, "pg_double_charge");
+}
+
+#[test]
+fn the_secret_belongs_to_the_attempt() {
+    let ours = payment(PaymentStatus::InProgress);
+    let decision = decide(&ours, &[], &record("IN_PROGRESS"), &ctx());
+    assert_eq!(
+        decision.plan.unwrap().payment.pg_secret.as_deref(),
+        Some("ps_secret")
+    );
+}
+
+#[test]
+fn no_resend_after_the_window() {
+    let mut ours = payment(PaymentStatus::InProgress);
+    ours.confirm_started_at = Some(Utc::now() - Days::seconds(700));
+    let decision = decide(&ours, &[], &record("IN_PROGRESS"), &ctx());
+    assert_eq!(decision.verdict, Verdict::Undecided { resend: false });
+}
+
+#[test]
+fn cancels_beyond_the_balance_are_set_aside() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 8_000;
+    let reserved = pending_refund(&ours, 8_000, 0);
+    let decision = decide(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx());
+    assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
+}
