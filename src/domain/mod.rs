@@ -9,7 +9,7 @@ pub use ids::{
     Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
-pub use records::{Payment, Refund, StoredEvent};
+pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

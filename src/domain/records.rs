@@ -87,3 +87,17 @@ pub struct StoredEvent {
     pub payment_id: String,
     pub payload: serde_json::Value,
 }
+
+/// A person's review of a payment set aside: who (an API key's name, never the key), what, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub id: String,
+    pub payment_id: PaymentId,
+    /// `resync` or `dismiss`.
+    pub action: String,
+    pub note: String,
+    pub reviewer: String,
+    /// What the review did.
+    pub outcome: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -516,6 +516,9 @@ fn adopt_cancels(
         events.push(events::refund_failed(&after, refund, &failure));
         writes.push(RefundWrite::Update(refund.clone()));
     }
+    if !writes.is_empty() {
+        after.updated_at = ctx.now;
+    }
     let changed = after != *ours || !writes.is_empty();
     Decision {
         plan: changed.then(|| Plan {
@@ -644,10 +647,13 @@ impl PaymentService {
             (&decision.update, &decision.verdict, &decision.alert)
         {
             let after = update.applied_to(claimed, Utc::now());
-            let target = Target::attempt(claimed.id, claimed.payment_key.as_deref());
             if let Some(payment) = self
                 .store
-                .update_payment(target, update, events::of_update(update, &after))
+                .update_payment(
+                    Target::attempt(claimed),
+                    update,
+                    events::of_update(update, &after),
+                )
                 .await?
             {
                 Self::report(&payment, record, &Verdict::Settled, None);

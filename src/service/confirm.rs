@@ -243,6 +243,7 @@ impl PaymentService {
             payment,
             amount_krw,
             payment_key: None,
+            status: None,
         };
         let claimed = self.store.update_payment(target, &claim, None).await?;
         if let Some(payment) = &claimed {
@@ -304,8 +305,10 @@ impl PaymentService {
     ) -> Result<Option<Payment>, AppError> {
         let update = PaymentUpdate::Release { failure };
         let event = events::of_update(&update, &update.applied_to(payment, Utc::now()));
-        let target = Target::attempt(payment.id, payment.payment_key.as_deref());
-        Ok(self.store.update_payment(target, &update, event).await?)
+        Ok(self
+            .store
+            .update_payment(Target::attempt(payment), &update, event)
+            .await?)
     }
 }
 

@@ -11,6 +11,7 @@ mod idempotency;
 mod payments;
 mod reconciler;
 mod refunds;
+mod review;
 mod settle;
 mod webhooks;
 
@@ -29,6 +30,7 @@ pub use idempotency::{IdempotencyStart, request_fingerprint};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
+pub use review::{ReviewAction, ReviewCommand};
 pub use webhooks::{WebhookHint, WebhookOutcome};
 
 /// Timing of PG calls and reconciliation.

@@ -283,7 +283,15 @@ impl PaymentService {
                     sends: send,
                     ..refund.clone()
                 };
-                Ok(self.read_back_refund(payment, &sent).await)
+                match self.read_back_refund(payment, &sent).await {
+                    // Toss answered (one cancel per second, a stale balance, a passing error)
+                    // and does not have it: send again now. Without an answer (a timeout) the
+                    // request answers 202 and the reconciler sends again shortly.
+                    Sent::Again if code.is_none() => {
+                        Ok(Sent::Done(self.refund_later(payment, &sent).await))
+                    }
+                    other => Ok(other),
+                }
             }
         }
     }

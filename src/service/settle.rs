@@ -40,7 +40,8 @@ impl PaymentService {
                 // Toss may not show an attempt it is still working on; only after its own
                 // confirm window is "not found" final.
                 let started = payment.confirm_started_at.unwrap_or(payment.updated_at);
-                if started + self.settings.confirm_window < Utc::now() {
+                let window_passed = started + self.settings.confirm_window < Utc::now();
+                if payment.status == PaymentStatus::InProgress && window_passed {
                     let failure = Failure {
                         code: "PG_PAYMENT_NOT_FOUND".to_owned(),
                         message: "the PG has no record of this payment attempt".to_owned(),
@@ -67,8 +68,11 @@ impl PaymentService {
         let resend = PaymentUpdate::Resend {
             lease_until: self.claim_expiry(),
         };
-        let target = Target::attempt(payment.id, Some(&payment_key));
-        match self.store.update_payment(target, &resend, None).await? {
+        match self
+            .store
+            .update_payment(Target::attempt(&payment), &resend, None)
+            .await?
+        {
             Some(leased) => {
                 tracing::info!(payment_id = %payment.id, send = leased.confirm_sends, "Toss shows the attempt unapproved; confirming again");
                 // Boxed: a send whose outcome is unknown settles again (without resending).
@@ -85,8 +89,11 @@ impl PaymentService {
             at: self.backoff(payment.reconcile_attempts),
             secret: None,
         };
-        let target = Target::attempt(payment.id, Some(&payment_key));
-        match self.store.update_payment(target, &update, None).await? {
+        match self
+            .store
+            .update_payment(Target::attempt(payment), &update, None)
+            .await?
+        {
             Some(payment) => self.outcome(
                 Adopted {
                     payment,

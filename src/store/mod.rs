@@ -8,6 +8,7 @@ mod idempotency;
 mod mapping;
 mod payments;
 mod refunds;
+mod reviews;
 mod sql;
 mod webhooks;
 

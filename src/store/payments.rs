@@ -24,6 +24,8 @@ pub struct Target<'a> {
     pub amount_krw: Option<i64>,
     /// Only if the attempt in flight (or confirmed) carries this key.
     pub payment_key: Option<&'a str>,
+    /// Only if the payment is still in this status (the one the caller read).
+    pub status: Option<PaymentStatus>,
 }
 
 impl From<PaymentId> for Target<'_> {
@@ -32,17 +34,19 @@ impl From<PaymentId> for Target<'_> {
             payment: id.into(),
             amount_krw: None,
             payment_key: None,
+            status: None,
         }
     }
 }
 
 impl<'a> Target<'a> {
-    /// The payment, only while its attempt in flight is still `payment_key`'s.
-    pub fn attempt(id: PaymentId, payment_key: Option<&'a str>) -> Self {
+    /// `payment`, only while it is still in the status and attempt it was read with.
+    pub fn attempt(payment: &'a Payment) -> Self {
         Self {
-            payment: id.into(),
+            payment: payment.id.into(),
             amount_krw: None,
-            payment_key,
+            payment_key: payment.payment_key.as_deref(),
+            status: Some(payment.status),
         }
     }
 }
@@ -165,6 +169,17 @@ impl Store {
         if let Some(amount) = target.amount_krw {
             query = query.filter(Column::AmountKrw.eq(amount));
         }
+        if let Some(status) = target.status {
+            query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if let PaymentUpdate::Annotate { attempt, .. } = update {
+            // Once per attempt, whoever races.
+            query = query.filter(
+                Column::AnnotatedAttempt
+                    .is_null()
+                    .or(Column::AnnotatedAttempt.ne(*attempt)),
+            );
+        }
         for (column, value) in assignments(update.patch(now)) {
             query = query.col_expr(column, value);
         }
@@ -189,9 +204,10 @@ impl Store {
             return Ok(None);
         };
         if let Some(to) = update.to_status() {
-            let from = match from {
-                [one] => one.as_str(),
-                _ => "ANY",
+            let from = match (target.status, from) {
+                (Some(known), _) => known.as_str(),
+                (None, [one]) => one.as_str(),
+                (None, _) => "ANY",
             };
             count_transition(from, to.as_str());
         }
@@ -225,8 +241,8 @@ impl Store {
             return Ok(Some((before, refunds, said)));
         };
         let now = Utc::now();
-        let mut after = plan.payment;
-        after.updated_at = now;
+        // `decide` sets `updated_at` when something a client sees changed.
+        let after = plan.payment;
         payment::Entity::update(to_active_payment(&after))
             .exec(&txn)
             .await?;

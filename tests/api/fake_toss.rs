@@ -30,6 +30,10 @@ struct State {
     payments: HashMap<String, FakePayment>,
     /// (url path, Idempotency-Key) -> the first response.
     replies: HashMap<(String, String), (u16, Value)>,
+    /// Toss refuses a cancel of a payment within this long of the previous one
+    /// (`FORBIDDEN_CONSECUTIVE_REQUEST`); off unless a test turns it on.
+    cancel_spacing: Option<std::time::Duration>,
+    last_cancel: HashMap<String, std::time::Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -101,6 +105,11 @@ impl FakeToss {
                 last_transaction_key: String::new(),
             },
         );
+    }
+
+    /// Toss's one-cancel-per-payment-per-`spacing` rule (1 s at Toss), for tests of it.
+    pub fn space_cancels(&self, spacing: std::time::Duration) {
+        self.state.lock().unwrap().cancel_spacing = Some(spacing);
     }
 
     /// Sets Toss's status of a payment, as if something happened on Toss's side.
@@ -266,13 +275,38 @@ fn cancel(state: &mut State, request: &Request) -> (u16, Value) {
         .unwrap_or_default();
     let key = percent_decode(segments.get(2).copied().unwrap_or_default());
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let Some(payment) = state.payments.get_mut(&key) else {
+    let Some(payment) = state.payments.get(&key) else {
         return not_found();
     };
     if !matches!(payment.status.as_str(), "DONE" | "PARTIAL_CANCELED") {
         return (
             403,
             json!({"code": "NOT_CANCELABLE_PAYMENT", "message": "취소 할 수 없는 결제 입니다."}),
+        );
+    }
+    if let Some(spacing) = state.cancel_spacing {
+        let now = std::time::Instant::now();
+        if state
+            .last_cancel
+            .get(&key)
+            .is_some_and(|last| now.duration_since(*last) < spacing)
+        {
+            return (
+                403,
+                json!({"code": "FORBIDDEN_CONSECUTIVE_REQUEST", "message": "반복적인 요청은 허용되지 않습니다. 잠시 후 다시 시도해주세요."}),
+            );
+        }
+        state.last_cancel.insert(key.clone(), now);
+    }
+    let Some(payment) = state.payments.get_mut(&key) else {
+        return not_found();
+    };
+    if let Some(refundable) = body["refundableAmount"].as_i64()
+        && refundable != payment.balance
+    {
+        return (
+            400,
+            json!({"code": "NOT_MATCHES_REFUNDABLE_AMOUNT", "message": "잔액 결과가 일치하지 않습니다."}),
         );
     }
     let amount = body["cancelAmount"].as_i64().unwrap_or(payment.balance);
@@ -325,6 +359,14 @@ pub fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
         .set_body_json(json!({"code": code, "message": message, "data": null}))
 }
 
+/// The webhook secret Toss gives an attempt: its own, per `paymentKey`.
+pub fn secret_of(payment_key: &str) -> String {
+    let digest: u32 = payment_key
+        .bytes()
+        .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+    format!("ps_{digest:08x}")
+}
+
 pub fn to_json(p: &FakePayment) -> Value {
     json!({
         "mId": "tosspayments",
@@ -345,7 +387,7 @@ pub fn to_json(p: &FakePayment) -> Value {
         "virtualAccount": null, "transfer": null, "mobilePhone": null, "giftCertificate": null,
         "cashReceipt": null, "cashReceipts": null, "discount": null,
         "cancels": if p.cancels.is_empty() { Value::Null } else { json!(p.cancels) },
-        "secret": "ps_fakesecret0001",
+        "secret": secret_of(&p.payment_key),
         "type": "NORMAL",
         "easyPay": null,
         "country": "KR",

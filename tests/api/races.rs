@@ -22,6 +22,7 @@ on_both_databases!(
     already_processed_on_retry_is_settled_from_read_back,
     retry_after_timeout_reads_back_instead_of_confirming_again,
     crash_after_claim_before_toss_then_toss_expires,
+    crash_after_claim_before_toss_is_sent_within_the_window,
     crash_after_claim_and_toss_never_heard_of_it,
     crash_after_toss_done_before_commit,
     concurrent_refunds_never_exceed_balance,
@@ -147,6 +148,9 @@ async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Bac
     let early = app.post_public("/payments/confirm", body.clone()).await;
     assert_eq!(early.status, StatusCode::ACCEPTED, "{}", early.text);
     app.toss.set_status("pk_retry", "DONE");
+    // While Toss showed the attempt unapproved, the early retry could send it again (money
+    // rules: within the window, a confirm Toss does not have is resent). Now Toss has it.
+    let sent_before = app.confirms_sent().await;
     // The client retries once our claim on the attempt has lapsed.
     app.execute_sql(
         "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
@@ -158,7 +162,7 @@ async fn retry_after_timeout_reads_back_instead_of_confirming_again(backend: Bac
     assert_eq!(retry.body["status"], "COMPLETED");
     assert_eq!(
         app.confirms_sent().await,
-        1,
+        sent_before,
         "the retry read back, it did not confirm again"
     );
     assert_eq!(app.events_of(id).await.len(), 1);
@@ -186,12 +190,39 @@ async fn simulate_crash_after_claim(
     .await;
 }
 
+/// The process died after the claim and before the send: the buyer authenticated, Toss holds
+/// the payment unapproved, and the sale must not be lost. Within Toss's window the reconciler
+/// sends the confirm itself.
+async fn crash_after_claim_before_toss_is_sent_within_the_window(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_crash_0003", 9000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss.authenticate("pk_crash3", "order_crash_0003", 9000);
+    simulate_crash_after_claim(&app, id, "pk_crash3", Utc::now()).await;
+    app.service.reconcile_once().await.unwrap();
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(app.confirms_sent().await, 1);
+    assert_eq!(app.toss.payment("pk_crash3").unwrap().status, "DONE");
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    app.stop().await;
+}
+
 async fn crash_after_claim_before_toss_then_toss_expires(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_crash_0001", 9000).await;
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_crash1", "order_crash_0001", 9000);
-    simulate_crash_after_claim(&app, id, "pk_crash1", Utc::now()).await;
+    // Claimed longer ago than Toss's window: too late to send.
+    simulate_crash_after_claim(
+        &app,
+        id,
+        "pk_crash1",
+        Utc::now() - chrono::Duration::minutes(12),
+    )
+    .await;
 
     // Toss still holds the authenticated payment: nothing to decide yet.
     app.service.reconcile_once().await.unwrap();

@@ -14,8 +14,9 @@ on_both_databases!(
     refund_needs_refundable_state,
     refund_timeout_is_202_then_settled_from_cancels,
     cancel_reply_that_contradicts_us_is_set_aside,
-    lost_refund_that_never_reached_toss_fails_and_frees_the_balance,
-    unexplained_cancel_at_toss_is_set_aside_not_failed,
+    lost_refund_is_sent_again_and_lands_once,
+    refund_toss_never_gets_fails_after_the_window_and_frees_the_balance,
+    dashboard_cancel_becomes_a_refund_and_ours_is_sent_again,
 );
 
 /// A refund whose Toss reply never comes back; Toss does not cancel anything.
@@ -31,17 +32,24 @@ async fn lost_refund(app: &crate::helpers::TestApp, id: &str, amount: i64) -> Va
     reply.body
 }
 
-/// Moves a refund's creation back past the confirm window, as if 15 minutes had passed.
+/// Moves a refund's creation and last send back past the confirm window, as if 15 minutes had
+/// passed.
 async fn age_refund(app: &crate::helpers::TestApp, refund_id: &str) {
+    let then = chrono::Utc::now() - chrono::Duration::minutes(15);
     app.execute_sql(
-        "UPDATE refunds SET created_at = $1, next_reconcile_at = $2 WHERE id = $3",
-        vec![
-            (chrono::Utc::now() - chrono::Duration::minutes(15)).into(),
-            chrono::Utc::now().into(),
-            refund_id.into(),
-        ],
+        "UPDATE refunds SET created_at = $1, last_sent_at = $1, next_reconcile_at = $2 WHERE id = $3",
+        vec![then.into(), chrono::Utc::now().into(), refund_id.into()],
     )
     .await;
+}
+
+/// The bodies of the cancels sent to Toss, in order.
+async fn cancel_bodies(app: &crate::helpers::TestApp) -> Vec<Value> {
+    app.toss_requests("POST", "/cancel")
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
 }
 
 async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
@@ -82,34 +90,89 @@ async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
     app.stop().await;
 }
 
-async fn lost_refund_that_never_reached_toss_fails_and_frees_the_balance(backend: Backend) {
+/// A cancel Toss never got (timeout, nothing at Toss): the read-back shows no such cancel, so the
+/// reconciler sends it again, with a fresh key and the same balance, and it lands once.
+async fn lost_refund_is_sent_again_and_lands_once(backend: Backend) {
     let app = spawn_impatient(backend).await;
     let paid = app
         .completed_payment("order_rlost_0001", 10000, "pk_rlost")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
     let refund = lost_refund(&app, id, 4000).await;
+    assert_eq!(refund["status"], "PENDING");
+    app.service.reconcile_once().await.unwrap();
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PARTIAL_REFUND");
+    assert_eq!(payment["refunded_amount_krw"], 4000);
+    assert_eq!(app.toss.payment("pk_rlost").unwrap().balance, 6000, "once at Toss");
+    let sent = app.toss_requests("POST", "/cancel").await;
+    assert_eq!(sent.len(), 2, "sent again");
+    assert_ne!(
+        sent[0].headers["idempotency-key"], sent[1].headers["idempotency-key"],
+        "a fresh Toss key: Toss replays a reused key's error"
+    );
+    for body in cancel_bodies(&app).await {
+        assert_eq!(body["refundableAmount"], 10000, "{body}");
+    }
+    let refunded = app
+        .events_of(id)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "payment.refunded")
+        .count();
+    assert_eq!(refunded, 1);
+    app.stop().await;
+}
+
+async fn refund_toss_never_gets_fails_after_the_window_and_frees_the_balance(backend: Backend) {
+    let app = spawn_impatient(backend).await;
+    let paid = app
+        .completed_payment("order_rlost_0002", 10000, "pk_rlost2")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    // The first send and the reconciler's resend both time out, and Toss never gets either.
+    app.toss_hangs("POST", "/cancel$", Some(2)).await;
+    let refund = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "lost", "refund_amount_krw": 4000}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::ACCEPTED, "{}", refund.text);
+    let refund_id = refund.body["refund_id"].as_str().unwrap().to_owned();
     app.service.reconcile_once().await.unwrap();
     assert_eq!(
         app.get(&format!("/payments/{id}/refunds")).await.body["refunds"][0]["status"],
         "PENDING",
-        "within the window: wait"
+        "within the window: sent again, still unknown"
     );
-    age_refund(&app, refund["refund_id"].as_str().unwrap()).await;
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
+    age_refund(&app, &refund_id).await;
     app.service.reconcile_once().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "FAILED");
     assert_eq!(refunds[0]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len(),
+        2,
+        "never sent after the window"
+    );
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "COMPLETED");
     assert_eq!(payment["refunded_amount_krw"], 0);
-    assert!(
-        app.events_of(id)
-            .await
-            .iter()
-            .all(|e| e["event_type"] != "payment.refunded")
-    );
-    // The whole amount is refundable again, and only the new refund reaches Toss again.
+    let events = app.events_of(id).await;
+    assert!(events.iter().all(|e| e["event_type"] != "payment.refunded"));
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e["event_type"] == "refund.failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "a 202 that ends FAILED says so");
+    assert_eq!(failed[0]["payload"]["refund_id"], refund_id.as_str());
+    assert_eq!(failed[0]["payload"]["refund_amount"], 4000);
+    assert_eq!(failed[0]["payload"]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
+    // The whole amount is refundable again.
     let again = app
         .post(
             &format!("/payments/{id}/refund"),
@@ -118,27 +181,45 @@ async fn lost_refund_that_never_reached_toss_fails_and_frees_the_balance(backend
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["refund_amount_krw"], 10000);
-    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 3);
     app.stop().await;
 }
 
-async fn unexplained_cancel_at_toss_is_set_aside_not_failed(backend: Backend) {
+/// Toss shows a cancel we did not make (Toss's dashboard) besides ours that never reached it:
+/// the unknown cancel becomes a refund made outside the service, and ours is sent again against
+/// the balance Toss really has.
+async fn dashboard_cancel_becomes_a_refund_and_ours_is_sent_again(backend: Backend) {
     let app = spawn_impatient(backend).await;
     let paid = app
         .completed_payment("order_rodd_00001", 10000, "pk_rodd")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
-    let refund = lost_refund(&app, id, 4000).await;
-    // Toss shows money returned, but not as this refund's amount.
+    lost_refund(&app, id, 4000).await;
     app.toss.cancel_in_dashboard("pk_rodd", 2500);
-    age_refund(&app, refund["refund_id"].as_str().unwrap()).await;
     app.service.reconcile_once().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
-    assert_eq!(
-        refunds[0]["status"], "PENDING",
-        "not written off while Toss's books differ"
-    );
-    assert_eq!(app.payment(id).await["needs_review"], true);
+    let statuses: Vec<_> = refunds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["refund_amount_krw"].as_i64().unwrap(), r["status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(statuses.contains(&(4000, "COMPLETED".to_owned())), "{refunds}");
+    assert!(statuses.contains(&(2500, "COMPLETED".to_owned())), "{refunds}");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["refunded_amount_krw"], 6500);
+    assert_eq!(payment["status"], "PARTIAL_REFUND");
+    assert_eq!(payment["needs_review"], false);
+    assert_eq!(app.toss.payment("pk_rodd").unwrap().balance, 3500, "books match Toss");
+    let bodies = cancel_bodies(&app).await;
+    assert_eq!(bodies.last().unwrap()["refundableAmount"], 7500);
+    let refunded = app
+        .events_of(id)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "payment.refunded")
+        .count();
+    assert_eq!(refunded, 2, "one event per refund, the outside one included");
     app.stop().await;
 }
 
@@ -189,10 +270,10 @@ async fn partial_partial_final_refund_each_reaches_toss(backend: Backend) {
     let cancels = app.toss_requests("POST", "/cancel").await;
     assert_eq!(cancels.len(), 3);
     let mut keys = Vec::new();
-    for (sent, (reason, amount)) in cancels.iter().zip([
-        ("one item returned", 5000),
-        ("another", 3000),
-        ("the rest", 7000),
+    for (sent, (reason, amount, balance)) in cancels.iter().zip([
+        ("one item returned", 5000, 15000),
+        ("another", 3000, 10000),
+        ("the rest", 7000, 7000),
     ]) {
         assert_eq!(
             sent.url.path(),
@@ -202,7 +283,8 @@ async fn partial_partial_final_refund_each_reaches_toss(backend: Backend) {
         let body: Value = serde_json::from_slice(&sent.body).unwrap();
         assert_eq!(
             body,
-            json!({"cancelReason": reason, "cancelAmount": amount})
+            json!({"cancelReason": reason, "cancelAmount": amount, "refundableAmount": balance}),
+            "every cancel carries our view of the balance before it"
         );
         keys.push(sent.headers["idempotency-key"].to_str().unwrap().to_owned());
     }

@@ -191,7 +191,7 @@ async fn deposit_callback_is_read_back_by_order(backend: Backend) {
     app.toss.set_status("pk_wh9", "DONE");
     let body = json!({
         "createdAt": "2026-11-23T12:18:15.000000",
-        "secret": "ps_fakesecret0001",
+        "secret": crate::fake_toss::secret_of("pk_wh9"),
         "status": "DONE",
         "transactionKey": "9FF15E1A29D0E77C218F57262BFA4986",
         "orderId": "order_wh_000009"

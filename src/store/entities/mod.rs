@@ -2,4 +2,5 @@ pub mod event;
 pub mod idempotency_key;
 pub mod payment;
 pub mod refund;
+pub mod review;
 pub mod webhook_delivery;

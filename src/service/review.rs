@@ -1,0 +1,116 @@
+//! Reviews of payments set aside because Toss's record contradicted ours: `resync` adopts
+//! Toss's record as it now is (through the one adoption function), `dismiss` only clears the
+//! flag. Every review is kept, with who made it (an API key's name, never the key).
+
+use chrono::Utc;
+
+use super::PaymentService;
+use super::adopt::Verdict;
+use crate::domain::{Payment, PaymentId, Review};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewAction {
+    Resync,
+    Dismiss,
+}
+
+impl ReviewAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resync => "resync",
+            Self::Dismiss => "dismiss",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReviewCommand {
+    pub payment_id: PaymentId,
+    pub action: ReviewAction,
+    pub note: String,
+    pub reviewer: String,
+}
+
+impl PaymentService {
+    pub async fn review(&self, command: ReviewCommand) -> Result<Payment, AppError> {
+        let payment = self.find(command.payment_id).await?;
+        if !payment.needs_review {
+            return Err(not_flagged());
+        }
+        let outcome = match command.action {
+            ReviewAction::Dismiss => "flag cleared; nothing else changed".to_owned(),
+            ReviewAction::Resync => {
+                let record = self.read_record(&payment).await?;
+                let adopted = self.adopt_record(payment.id, &record, None).await?;
+                if let Verdict::Contradiction(reason) = adopted.verdict {
+                    let outcome = format!("Toss's record still contradicts ours: {reason}");
+                    self.store
+                        .record_review(&review(&command, outcome.clone()))
+                        .await?;
+                    return Err(AppError::InvalidState(format!(
+                        "{outcome}; dismiss the review once it is handled"
+                    )));
+                }
+                format!(
+                    "adopted Toss's record: {} with {} KRW refunded",
+                    adopted.payment.status, adopted.payment.refunded_amount_krw
+                )
+            }
+        };
+        let kept = review(&command, outcome);
+        let resolved = self
+            .store
+            .resolve_review(payment.id, &kept)
+            .await?
+            .ok_or_else(not_flagged)?;
+        tracing::info!(payment_id = %payment.id, action = command.action.as_str(), reviewer = %command.reviewer, "review resolved");
+        Ok(resolved)
+    }
+
+    pub async fn reviews(&self, id: PaymentId) -> Result<Vec<Review>, AppError> {
+        self.find(id).await?;
+        Ok(self.store.reviews_of(id).await?)
+    }
+
+    /// Toss's record of the payment: by the attempt's key when we have one, else by order.
+    async fn read_record(&self, payment: &Payment) -> Result<crate::gateway::PgPayment, AppError> {
+        if self.gateway.provider().is_none() {
+            return Err(AppError::PgNotConfigured);
+        }
+        let key = payment
+            .payment_key
+            .clone()
+            .or_else(|| payment.pg_transaction_id.clone());
+        let lookup = match &key {
+            Some(key) => self.gateway.payment_by_key(key).await,
+            None => self.gateway.payment_by_order(&payment.order_id).await,
+        };
+        match lookup {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(AppError::InvalidState(
+                "Toss has no record of this payment; dismiss the review once it is handled"
+                    .to_owned(),
+            )),
+            Err(error) => Err(AppError::Unavailable(format!(
+                "Toss could not be read: {error}"
+            ))),
+        }
+    }
+}
+
+fn review(command: &ReviewCommand, outcome: String) -> Review {
+    Review {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: command.payment_id,
+        action: command.action.as_str().to_owned(),
+        note: command.note.clone(),
+        reviewer: command.reviewer.clone(),
+        outcome,
+        created_at: Utc::now(),
+    }
+}
+
+fn not_flagged() -> AppError {
+    AppError::InvalidState("the payment is not set aside for review".to_owned())
+}

@@ -1,0 +1,98 @@
+//! Reviews of payments set aside: the flag is cleared and the review kept in one transaction.
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+
+use super::entities::{payment, refund, review};
+use super::{Store, StoreResult};
+use crate::domain::{Payment, PaymentId, RefundStatus, Review};
+
+impl Store {
+    /// Clears `payment_id`'s review flag and keeps `review`, if the payment is still flagged;
+    /// refunds left waiting for a person are looked at again. `None` if it was not flagged.
+    pub async fn resolve_review(
+        &self,
+        payment_id: PaymentId,
+        review: &Review,
+    ) -> StoreResult<Option<Payment>> {
+        let txn = self.db.begin().await?;
+        let now = Utc::now();
+        let cleared = payment::Entity::update_many()
+            .col_expr(payment::Column::NeedsReview, Expr::value(false))
+            .col_expr(payment::Column::ReviewReason, Expr::value(None::<String>))
+            .col_expr(payment::Column::UpdatedAt, Expr::value(now))
+            .filter(payment::Column::Id.eq(payment_id.to_string()))
+            .filter(payment::Column::NeedsReview.eq(true))
+            .exec_with_returning(&txn)
+            .await?
+            .pop();
+        let Some(row) = cleared else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        refund::Entity::update_many()
+            .col_expr(refund::Column::NextReconcileAt, Expr::value(now))
+            .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
+            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
+            .filter(refund::Column::NextReconcileAt.is_null())
+            .exec(&txn)
+            .await?;
+        review::ActiveModel {
+            id: Set(review.id.clone()),
+            payment_id: Set(review.payment_id.to_string()),
+            action: Set(review.action.clone()),
+            note: Set(review.note.clone()),
+            reviewer: Set(review.reviewer.clone()),
+            outcome: Set(review.outcome.clone()),
+            created_at: Set(review.created_at),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Payment::try_from(row).map(Some)
+    }
+
+    /// Keeps a review that changed nothing (the payment still contradicts Toss's record).
+    pub async fn record_review(&self, review: &Review) -> StoreResult<()> {
+        review::ActiveModel {
+            id: Set(review.id.clone()),
+            payment_id: Set(review.payment_id.to_string()),
+            action: Set(review.action.clone()),
+            note: Set(review.note.clone()),
+            reviewer: Set(review.reviewer.clone()),
+            outcome: Set(review.outcome.clone()),
+            created_at: Set(review.created_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A payment's reviews, oldest first.
+    pub async fn reviews_of(&self, payment_id: PaymentId) -> StoreResult<Vec<Review>> {
+        review::Entity::find()
+            .filter(review::Column::PaymentId.eq(payment_id.to_string()))
+            .order_by_asc(review::Column::CreatedAt)
+            .order_by_asc(review::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(Review {
+                    id: row.id,
+                    payment_id,
+                    action: row.action,
+                    note: row.note,
+                    reviewer: row.reviewer,
+                    outcome: row.outcome,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+}
+
