@@ -435,6 +435,15 @@ impl TestApp {
         address
     }
 
+    /// Starts another instance on the same database and fake Toss with other `options` (say,
+    /// without the Toss gateway); returns its base address.
+    pub async fn spawn_instance_with(&mut self, options: Options) -> String {
+        let (address, _service, shutdown, server) =
+            start_instance(&self.database_url, &self.toss_server.uri(), &options).await;
+        self.others.push((shutdown, server));
+        address
+    }
+
     /// Runs SQL on the test database, as a crash would have left it.
     pub async fn execute_sql(&self, sql: &str, values: Vec<sea_orm::Value>) {
         let db = Database::connect(&self.database_url)

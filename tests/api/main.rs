@@ -6,6 +6,7 @@ mod helpers;
 
 mod confirm;
 mod crash;
+mod engine;
 mod hostile;
 mod idempotency;
 mod inputs;
