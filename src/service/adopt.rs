@@ -443,14 +443,14 @@ fn adopt_cancels(
         }
     }
     // Our books against Toss's, after adopting everything Toss shows.
-    if after.refunded_amount_krw + after.refund_reserved_krw > after.amount_krw {
+    if after.refunded_amount_krw > after.amount_krw {
         return set_aside(
             ours,
             refunds,
-            "Toss cancelled more than the balance our books can hold".to_owned(),
+            "Toss cancelled more than the payment's amount".to_owned(),
             ctx,
         )
-        .alert("pg_cancel_exceeds_books", "cancels exceed our balance");
+        .alert("pg_cancel_exceeds_books", "cancels exceed the amount");
     }
     let toss_keys: Vec<&str> = record
         .cancels
@@ -485,25 +485,35 @@ fn adopt_cancels(
             ctx,
         );
     }
-    // Sent refunds Toss still does not show, long after they could have landed, did not happen.
+    // Our refunds Toss does not show: one that no longer fits Toss's balance can never land
+    // (Toss refuses a cancel beyond its balance, and every send carries the balance it expects);
+    // one sent long enough ago did not happen. Either ends FAILED, its amount released.
     for refund in rows.iter_mut() {
-        let settled_elsewhere = writes.iter().any(|w| match w {
+        let settled_here = writes.iter().any(|w| match w {
             RefundWrite::Update(r) | RefundWrite::Insert(r) => r.id == refund.id,
             RefundWrite::Delete(id) => *id == refund.id,
         });
-        let gone = refund.status == RefundStatus::Pending
-            && refund.sends > 0
-            && !settled_elsewhere
+        if refund.status != RefundStatus::Pending || settled_here {
+            continue;
+        }
+        let balance = after.amount_krw - after.refunded_amount_krw;
+        let failure = if refund.amount_krw > balance {
+            Failure {
+                code: "PG_BALANCE_EXHAUSTED".to_owned(),
+                message: "Toss's remaining balance no longer covers this refund".to_owned(),
+            }
+        } else if refund.sends > 0
             && refund.created_at + ctx.window < ctx.now
             && refund
                 .last_sent_at
-                .is_none_or(|at| at + ctx.send_lease < ctx.now);
-        if !gone {
+                .is_none_or(|at| at + ctx.send_lease < ctx.now)
+        {
+            Failure {
+                code: "PG_CANCEL_NOT_FOUND".to_owned(),
+                message: "the PG shows no such cancel; the refund did not happen".to_owned(),
+            }
+        } else {
             continue;
-        }
-        let failure = Failure {
-            code: "PG_CANCEL_NOT_FOUND".to_owned(),
-            message: "the PG shows no such cancel; the refund did not happen".to_owned(),
         };
         refund.status = RefundStatus::Failed;
         refund.failure = Some(failure.clone());

@@ -91,6 +91,23 @@ impl FakeToss {
             .await;
     }
 
+    /// The next confirm (`cancel` false) or cancel happens at Toss, but its answer comes only
+    /// after `delay`: past the client's read timeout, a reply lost.
+    pub async fn slow_next(&self, server: &MockServer, cancel: bool, delay: std::time::Duration) {
+        let (matcher, kind) = if cancel {
+            (path_regex(r"^/v1/payments/[^/]+/cancel$"), Kind::Cancel)
+        } else {
+            (path_regex(r"^/v1/payments/confirm$"), Kind::Confirm)
+        };
+        Mock::given(method("POST"))
+            .and(matcher)
+            .respond_with(Delayed(Handler(self.clone(), kind), delay))
+            .up_to_n_times(1)
+            .with_priority(40)
+            .mount(server)
+            .await;
+    }
+
     /// The buyer authenticated in the payment window: Toss knows the payment as IN_PROGRESS.
     pub fn authenticate(&self, payment_key: &str, order_id: &str, amount: i64) {
         self.state.lock().unwrap().payments.insert(

@@ -435,6 +435,23 @@ impl TestApp {
         address
     }
 
+    /// Stops the main instance (as SIGTERM would: in-flight requests finish) and starts a new
+    /// one on the same database and fake Toss, as a deploy or a restart after a crash does.
+    pub async fn restart(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+        let (address, service, shutdown, server) =
+            start_instance(&self.database_url, &self.toss_server.uri(), &self.options).await;
+        self.address = address;
+        self.service = service;
+        self.shutdown = Some(shutdown);
+        self.server = Some(server);
+    }
+
     /// Starts another instance on the same database and fake Toss with other `options` (say,
     /// without the Toss gateway); returns its base address.
     pub async fn spawn_instance_with(&mut self, options: Options) -> String {

@@ -10,6 +10,7 @@ mod engine;
 mod hostile;
 mod idempotency;
 mod inputs;
+mod invariant;
 mod listing;
 mod openapi;
 mod operations;

@@ -493,10 +493,26 @@ fn no_resend_after_the_window() {
 }
 
 #[test]
-fn cancels_beyond_the_balance_are_set_aside() {
+fn a_refund_that_no_longer_fits_tosss_balance_fails() {
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 8_000;
-    let reserved = pending_refund(&ours, 8_000, 0);
-    let decision = decide(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx());
+    let reserved = pending_refund(&ours, 8_000, 1);
+    let decision = decide(&ours, &[reserved.clone()], &record("PARTIAL_CANCELED"), &ctx());
+    assert_eq!(decision.verdict, Verdict::Settled);
+    let plan = decision.plan.unwrap();
+    assert_eq!(plan.payment.refunded_amount_krw, 3_000, "the dashboard cancel");
+    assert_eq!(plan.payment.refund_reserved_krw, 0, "ours released");
+    assert!(plan.refunds.iter().any(|w| matches!(w,
+        RefundWrite::Update(r) if r.id == reserved.id && r.status == RefundStatus::Failed)));
+    assert!(plan.events.iter().any(|e| e.event_type == "refund.failed"));
+}
+
+#[test]
+fn cancels_beyond_the_amount_are_set_aside() {
+    let ours = payment(PaymentStatus::Completed);
+    let mut record = record("PARTIAL_CANCELED");
+    record.cancels = vec![cancel("cx1", 6_000), cancel("cx2", 6_000)];
+    record.balance_amount = Some(0);
+    let decision = decide(&ours, &[], &record, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
 }

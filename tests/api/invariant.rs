@@ -1,0 +1,392 @@
+//! The money invariant as a randomized run: many payments against the fake Toss, with client
+//! retries with and without `Idempotency-Key`, duplicate redirects, Toss errors of every class,
+//! lost replies, timeouts, dashboard cancels, webhooks in any order and restarts of the service.
+//! Once everything has settled:
+//! - every payment's status and refunded amount are Toss's;
+//! - Toss approved at most one attempt of each order (each `paymentKey` at most once);
+//! - Toss's cancels and our completed refunds match one to one and add up to the same amount;
+//! - every money state change has exactly one event.
+//!
+//! Reproducible: `INVARIANT_SEED` picks the history (printed on failure), `INVARIANT_PAYMENTS`
+//! how many payments (CI runs a few; run more on demand, e.g.
+//! `INVARIANT_PAYMENTS=200 cargo test --test api invariant`).
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::fake_toss::secret_of;
+use crate::helpers::{API_KEY, Backend, Options, TestApp, into_reply, spawn_with};
+use crate::on_both_databases;
+
+on_both_databases!(money_invariant_holds_after_random_histories);
+
+struct Order {
+    payment_id: String,
+    order_id: String,
+    amount: i64,
+    /// Every `paymentKey` the buyer ever authenticated for this order.
+    keys: Vec<String>,
+}
+
+/// A request as sent, for a retry with the same `Idempotency-Key`.
+#[derive(Clone)]
+struct Sent {
+    path: String,
+    body: Value,
+    key: String,
+    auth: bool,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn money_invariant_holds_after_random_histories(backend: Backend) {
+    let seed = env_number("INVARIANT_SEED", 20_261_130);
+    let payments = env_number("INVARIANT_PAYMENTS", 6) as usize;
+    eprintln!("money invariant: INVARIANT_SEED={seed} INVARIANT_PAYMENTS={payments} ({backend:?})");
+    let options = Options {
+        read_timeout_secs: 1,
+        ..Options::default()
+    };
+    let mut app = spawn_with(backend, options).await;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut orders = Vec::new();
+    for i in 0..payments {
+        let amount = rng.random_range(10..=500) * 100;
+        let order_id = format!("order_inv_{seed}_{i:04}");
+        let created = app.create_payment(&order_id, amount).await;
+        orders.push(Order {
+            payment_id: created["payment_id"].as_str().unwrap().to_owned(),
+            order_id,
+            amount,
+            keys: Vec::new(),
+        });
+    }
+    let mut sent: Vec<Sent> = Vec::new();
+    for step in 0..payments * 14 {
+        let order = &mut orders[rng.random_range(0..payments)];
+        match rng.random_range(0..100) {
+            0..=24 => confirm(&app, &mut rng, order, &mut sent, step).await,
+            25..=31 => success_redirect(&app, &mut rng, order).await,
+            32..=35 => {
+                let code = ["PAY_PROCESS_CANCELED", "REJECT_CARD_COMPANY", "USER_CANCEL"]
+                    [rng.random_range(0..3)];
+                app.get_public(&format!(
+                    "/payments/toss/fail?code={code}&message=m&orderId={}",
+                    order.order_id
+                ))
+                .await;
+            }
+            36..=55 => refund(&app, &mut rng, order, &mut sent, step).await,
+            56..=62 => dashboard_cancel(&app, &mut rng, order),
+            63..=74 => webhook(&app, &mut rng, order).await,
+            75..=86 => {
+                app.service.reconcile_once().await.unwrap();
+            }
+            87..=90 => app.restart().await,
+            _ => {
+                if !sent.is_empty() {
+                    let again = sent[rng.random_range(0..sent.len())].clone();
+                    post(&app, &again).await;
+                }
+            }
+        }
+    }
+    settle(&app, &orders).await;
+    for order in &orders {
+        check(&app, order, seed).await;
+    }
+    app.stop().await;
+}
+
+async fn post(app: &TestApp, request: &Sent) -> StatusCode {
+    let mut builder = app
+        .client
+        .request(Method::POST, format!("{}{}", app.address, request.path))
+        .header("idempotency-key", &request.key)
+        .json(&request.body);
+    if request.auth {
+        builder = builder.bearer_auth(API_KEY);
+    }
+    let reply = into_reply(builder.send().await.unwrap()).await;
+    assert!(
+        reply.status.as_u16() < 500 || reply.status == StatusCode::SERVICE_UNAVAILABLE,
+        "{} {}: {}",
+        request.path,
+        reply.status,
+        reply.text
+    );
+    reply.status
+}
+
+/// One fault in front of Toss's next confirm (`cancel` false) or cancel, of a random class.
+async fn fault(app: &TestApp, rng: &mut StdRng, cancel: bool) {
+    let path = if cancel {
+        "/cancel$"
+    } else {
+        "^/v1/payments/confirm$"
+    };
+    match rng.random_range(0..100) {
+        0..=59 => {}
+        60..=67 => {
+            let (status, code) = if cancel {
+                (400, "REFUND_REJECTED")
+            } else {
+                (403, "REJECT_CARD_PAYMENT")
+            };
+            app.toss_fails("POST", path, status, code, Some(1)).await;
+        }
+        68..=75 => {
+            let code = if cancel {
+                "FORBIDDEN_CONSECUTIVE_REQUEST"
+            } else {
+                "PROVIDER_ERROR"
+            };
+            let status = if cancel { 403 } else { 400 };
+            app.toss_fails("POST", path, status, code, Some(1)).await;
+        }
+        76..=83 => {
+            app.toss_fails("POST", path, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", Some(1))
+                .await;
+        }
+        84..=87 => app.toss_fails("POST", path, 429, "TOO_MANY_REQUESTS", Some(1)).await,
+        88..=93 => app.toss_hangs("POST", path, Some(1)).await,
+        _ => {
+            // Toss does it, the reply is lost.
+            app.toss
+                .slow_next(&app.toss_server, cancel, Duration::from_millis(1500))
+                .await;
+        }
+    }
+}
+
+async fn confirm(app: &TestApp, rng: &mut StdRng, order: &mut Order, sent: &mut Vec<Sent>, step: usize) {
+    if order.keys.is_empty() || rng.random_bool(0.3) {
+        let key = format!("pk_{}_{}", order.order_id, order.keys.len());
+        app.toss.authenticate(&key, &order.order_id, order.amount);
+        order.keys.push(key);
+    }
+    let key = order.keys.last().unwrap().clone();
+    fault(app, rng, false).await;
+    let mut body = json!({"order_id": order.order_id, "payment_key": key});
+    if rng.random_bool(0.5) {
+        body["amount_krw"] = json!(order.amount);
+    }
+    let request = Sent {
+        path: "/payments/confirm".to_owned(),
+        body,
+        key: format!("idem-confirm-{step}"),
+        auth: rng.random_bool(0.5),
+    };
+    if rng.random_bool(0.5) {
+        post(app, &request).await;
+        sent.push(request);
+    } else {
+        let reply = app
+            .request(
+                Method::POST,
+                &request.path,
+                Some(request.body.clone()),
+                request.auth,
+            )
+            .await;
+        assert!(reply.status.as_u16() < 500, "{}", reply.text);
+    }
+}
+
+async fn success_redirect(app: &TestApp, rng: &mut StdRng, order: &mut Order) {
+    let Some(key) = order.keys.last() else {
+        return;
+    };
+    // Now and then a redirect with a forged amount: refused before Toss is called.
+    let amount = if rng.random_bool(0.2) {
+        order.amount - 100
+    } else {
+        order.amount
+    };
+    let reply = app
+        .get_public(&format!(
+            "/payments/toss/success?paymentKey={key}&orderId={}&amount={amount}",
+            order.order_id
+        ))
+        .await;
+    assert!(reply.status.as_u16() < 500, "{}", reply.text);
+}
+
+async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
+    fault(app, rng, true).await;
+    let mut body = json!({"reason": format!("refund at step {step}")});
+    if rng.random_bool(0.7) {
+        body["refund_amount_krw"] = json!(rng.random_range(1..=order.amount / 100) * 50);
+    }
+    let request = Sent {
+        path: format!("/payments/{}/refund", order.payment_id),
+        body,
+        key: format!("idem-refund-{step}"),
+        auth: true,
+    };
+    if rng.random_bool(0.6) {
+        post(app, &request).await;
+        sent.push(request);
+    } else {
+        let reply = app.post(&request.path, request.body.clone()).await;
+        assert!(reply.status.as_u16() < 500, "{}", reply.text);
+    }
+}
+
+/// Someone cancels part (or all) of an approved payment in Toss's dashboard.
+fn dashboard_cancel(app: &TestApp, rng: &mut StdRng, order: &Order) {
+    for key in &order.keys {
+        if let Some(payment) = app.toss.payment(key)
+            && matches!(payment.status.as_str(), "DONE" | "PARTIAL_CANCELED")
+            && payment.balance > 0
+        {
+            let amount = if rng.random_bool(0.3) {
+                payment.balance
+            } else {
+                rng.random_range(1..=payment.balance)
+            };
+            app.toss.cancel_in_dashboard(key, amount);
+            return;
+        }
+    }
+}
+
+/// Toss tells us (late, early, or again) what it has for one of the order's attempts.
+async fn webhook(app: &TestApp, rng: &mut StdRng, order: &Order) {
+    if order.keys.is_empty() {
+        return;
+    }
+    let key = &order.keys[rng.random_range(0..order.keys.len())];
+    let transmission = format!("whtrans_{}", rng.random::<u32>());
+    deliver_status(app, order, key, &transmission).await;
+}
+
+async fn deliver_status(app: &TestApp, order: &Order, key: &str, transmission: &str) {
+    let status = app
+        .toss
+        .payment(key)
+        .map_or("DONE".to_owned(), |p| p.status);
+    let body = json!({
+        "eventType": "PAYMENT_STATUS_CHANGED",
+        "createdAt": "2026-11-23T12:18:15.000000",
+        "data": {"paymentKey": key, "orderId": order.order_id, "status": status, "secret": secret_of(key)}
+    });
+    let reply = app
+        .client
+        .post(format!("{}/webhooks/toss", app.address))
+        .header("tosspayments-webhook-transmission-id", transmission)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        reply.status() == StatusCode::OK || reply.status() == StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.status()
+    );
+}
+
+/// Lets the reconciler finish everything unsettled, once Toss's webhooks (which Toss retries
+/// for days) have all got through: a dashboard cancel reaches us only that way.
+async fn settle(app: &TestApp, orders: &[Order]) {
+    for order in orders {
+        for key in &order.keys {
+            deliver_status(app, order, key, &format!("whtrans_final_{key}")).await;
+        }
+    }
+    for _ in 0..60 {
+        app.service.reconcile_once().await.unwrap();
+        let mut unsettled = false;
+        for order in orders {
+            let payment = app.payment(&order.payment_id).await;
+            let refunds = app
+                .get(&format!("/payments/{}/refunds", order.payment_id))
+                .await;
+            unsettled |= payment["status"] == "IN_PROGRESS"
+                || refunds.body["refunds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["status"] == "PENDING");
+        }
+        if !unsettled {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn check(app: &TestApp, order: &Order, seed: u64) {
+    let at = format!("order {} (INVARIANT_SEED={seed})", order.order_id);
+    let paid: Vec<_> = order
+        .keys
+        .iter()
+        .filter_map(|key| app.toss.payment(key))
+        .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
+        .collect();
+    assert!(paid.len() <= 1, "{at}: Toss approved {} attempts", paid.len());
+    let payment = app.payment(&order.payment_id).await;
+    assert_eq!(payment["needs_review"], false, "{at}: {payment}");
+    let refunds = app
+        .get(&format!("/payments/{}/refunds", order.payment_id))
+        .await
+        .body["refunds"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        refunds.iter().all(|r| r["status"] != "PENDING"),
+        "{at}: settled: {refunds:?}"
+    );
+    let completed: Vec<_> = refunds
+        .iter()
+        .filter(|r| r["status"] == "COMPLETED")
+        .collect();
+    let ours: i64 = completed
+        .iter()
+        .map(|r| r["refund_amount_krw"].as_i64().unwrap())
+        .sum();
+    let events = app.events_of(&order.payment_id).await;
+    let count = |kind: &str| events.iter().filter(|e| e["event_type"] == kind).count();
+    match paid.first() {
+        Some(toss) => {
+            let cancelled = toss.total - toss.balance;
+            let status = if toss.balance == toss.total {
+                "COMPLETED"
+            } else if toss.balance == 0 {
+                "REFUNDED"
+            } else {
+                "PARTIAL_REFUND"
+            };
+            assert_eq!(payment["status"], status, "{at}: {payment}");
+            assert_eq!(payment["pg_transaction_id"], toss.payment_key.as_str(), "{at}");
+            assert_eq!(payment["refunded_amount_krw"], cancelled, "{at}");
+            assert_eq!(ours, cancelled, "{at}: our refunds add up to Toss's cancels");
+            assert_eq!(
+                completed.len(),
+                toss.cancels.len(),
+                "{at}: one refund per Toss cancel: {refunds:?} vs {:?}",
+                toss.cancels
+            );
+            assert_eq!(count("payment.completed"), 1, "{at}");
+        }
+        None => {
+            assert_eq!(payment["status"], "PENDING", "{at}: {payment}");
+            assert_eq!(payment["refunded_amount_krw"], 0, "{at}");
+            assert!(completed.is_empty(), "{at}");
+            assert_eq!(count("payment.completed"), 0, "{at}");
+        }
+    }
+    assert_eq!(count("payment.refunded"), completed.len(), "{at}");
+    let failed = refunds.iter().filter(|r| r["status"] == "FAILED").count();
+    assert_eq!(count("refund.failed"), failed, "{at}");
+}
