@@ -5,7 +5,8 @@ mod records;
 mod status;
 
 pub use ids::{
-    Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
+    Amount, Caller, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId,
+    ScopedKey, UserId,
 };
 pub use records::{Payment, Refund, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundStatus};

@@ -5,7 +5,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::PaymentService;
-use crate::domain::IdempotencyKey;
+use crate::domain::ScopedKey;
 use crate::error::AppError;
 use crate::store::{IdempotencyBegin, StoredResponse};
 
@@ -34,7 +34,7 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 impl PaymentService {
     pub async fn idempotency_begin(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedKey,
         fingerprint: &str,
     ) -> Result<IdempotencyStart, AppError> {
         let now = Utc::now();
@@ -60,7 +60,7 @@ impl PaymentService {
     /// errors, a missing API key, a conflicting duplicate) are not kept: a retry runs again.
     pub async fn idempotency_finish(
         &self,
-        key: &IdempotencyKey,
+        key: &ScopedKey,
         response: StoredResponse,
     ) -> Result<(), AppError> {
         let replayable = !(response.status >= 500 || response.status == 401);
