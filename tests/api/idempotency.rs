@@ -21,6 +21,7 @@ on_both_databases!(
     every_api_key_is_the_same_caller,
     anonymous_callers_share_a_namespace_apart_from_the_merchant,
     privileged_routes_answer_401_before_a_malformed_key,
+    a_request_in_progress_answer_is_not_kept,
 );
 
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value, auth: bool) -> Reply {
@@ -324,5 +325,47 @@ async fn privileged_routes_answer_401_before_a_malformed_key(backend: Backend) {
         .problem(400, "VALIDATION_ERROR");
     }
     assert_eq!(app.get("/payments").await.body["total_count"], 1);
+    app.stop().await;
+}
+
+/// Makes every UPDATE of `payments` do nothing, as if another request always won the row
+/// (`on: false` takes it away).
+async fn payments_always_taken(app: &TestApp, backend: Backend, on: bool) {
+    let statements: &[&str] = match (backend, on) {
+        (Backend::Postgres, true) => &[
+            "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+            "CREATE TRIGGER always_taken BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION skip_row()",
+        ],
+        (Backend::Postgres, false) => &["DROP TRIGGER always_taken ON payments"],
+        (Backend::Sqlite, true) => &[
+            "CREATE TRIGGER always_taken BEFORE UPDATE ON payments BEGIN SELECT RAISE(IGNORE); END",
+        ],
+        (Backend::Sqlite, false) => &["DROP TRIGGER always_taken"],
+    };
+    for statement in statements {
+        app.execute_sql(statement, vec![]).await;
+    }
+}
+
+/// A handler that lost its race answers 409 `REQUEST_IN_PROGRESS`; that answer says nothing
+/// about the request, so it is not kept: the retry with the same key runs.
+async fn a_request_in_progress_answer_is_not_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_idem_race1", 1000).await;
+    let body = json!({"order_id": "order_idem_race1", "pg_transaction_id": "tx-race-1", "pg_provider": "kcp"});
+    payments_always_taken(&app, backend, true).await;
+    post_with_key(&app, "/payments/confirm", "race-1", &body, true)
+        .await
+        .problem(409, "REQUEST_IN_PROGRESS");
+    payments_always_taken(&app, backend, false).await;
+    let retry = post_with_key(&app, "/payments/confirm", "race-1", &body, true).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    assert_eq!(retry.body["status"], "COMPLETED");
+    assert_eq!(retry.body["payment_id"], created["payment_id"]);
+    // From now on the answer is kept.
+    let replay = post_with_key(&app, "/payments/confirm", "race-1", &body, true).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.text, retry.text);
     app.stop().await;
 }
