@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261124_000002_webhook_deliveries;
 mod m20261124_000003_unpublished_events_index;
+mod m20261130_000002_idempotency_on_rows;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_webhook_deliveries::Migration),
             Box::new(m20261124_000003_unpublished_events_index::Migration),
+            Box::new(m20261130_000002_idempotency_on_rows::Migration),
         ]
     }
 }

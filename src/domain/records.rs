@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundStatus};
+use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundStatus, ScopedKey};
 
 /// A payment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The caller's scoped `Idempotency-Key` of the request that created it: a retry of that
+    /// request gets this payment instead of a duplicate order id.
+    pub idempotency_key: Option<ScopedKey>,
 }
 
 impl Payment {

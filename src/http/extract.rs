@@ -1,13 +1,15 @@
 //! Extractors whose rejections are our problem documents.
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::domain::Caller;
+use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
 /// A JSON object body. Unlike `axum::Json` it refuses a top-level array (serde would fill a
@@ -91,5 +93,16 @@ impl FromRequestParts<AppState> for ApiKey {
             state.api_keys.check(&parts.headers)?;
         }
         Ok(ApiKey)
+    }
+}
+
+/// The request's `Idempotency-Key` in its caller's namespace, when it has one: the
+/// idempotency layer puts it in the request's extensions, and a handler passes it on so that
+/// the operation can recognise its own retries.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ScopedKey {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<ScopedKey>().cloned())
     }
 }

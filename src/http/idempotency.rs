@@ -39,7 +39,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         },
     };
     let key = key.scoped_to(caller_of(&request, &state.api_keys));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = match to_bytes(body, state.body_limit).await {
         Ok(bytes) => bytes,
         Err(_) => return AppError::PayloadTooLarge.into_response(),
@@ -49,6 +49,8 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Err(error) => error.into_response(),
         Ok(IdempotencyStart::Replay(stored)) => replay(stored),
         Ok(IdempotencyStart::Proceed) => {
+            // The handler may hand the key to its operation, which then knows its own retries.
+            parts.extensions.insert(key.clone());
             let request = Request::from_parts(parts, Body::from(body));
             let service = state.service.clone();
             // The request runs to its end even if the client goes away, so that its answer is

@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::entities::{event, payment, refund};
-use crate::domain::{Failure, Payment, Refund, StoredEvent};
+use crate::domain::{Failure, Payment, Refund, ScopedKey, StoredEvent};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
@@ -48,6 +48,7 @@ impl TryFrom<payment::Model> for Payment {
             created_at: row.created_at,
             updated_at: row.updated_at,
             completed_at: row.completed_at,
+            idempotency_key: row.idempotency_key.map(ScopedKey::from_stored),
         })
     }
 }
@@ -124,6 +125,10 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
         created_at: Set(p.created_at),
         updated_at: Set(p.updated_at),
         completed_at: Set(p.completed_at),
+        idempotency_key: Set(p
+            .idempotency_key
+            .as_ref()
+            .map(|key| key.as_str().to_owned())),
     }
 }
 
@@ -143,5 +148,6 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         created_at: Set(r.created_at),
         updated_at: Set(r.created_at),
         refunded_at: Set(r.refunded_at),
+        idempotency_key: Set(None),
     }
 }

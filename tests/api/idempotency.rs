@@ -22,6 +22,7 @@ on_both_databases!(
     anonymous_callers_share_a_namespace_apart_from_the_merchant,
     privileged_routes_answer_401_before_a_malformed_key,
     a_request_in_progress_answer_is_not_kept,
+    create_retried_after_a_lost_answer_returns_its_payment,
 );
 
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value, auth: bool) -> Reply {
@@ -367,5 +368,62 @@ async fn a_request_in_progress_answer_is_not_kept(backend: Backend) {
     let replay = post_with_key(&app, "/payments/confirm", "race-1", &body, true).await;
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert_eq!(replay.text, retry.text);
+    app.stop().await;
+}
+
+/// A create whose answer was lost (a 5xx let the key go, or a crash left it claimed until its
+/// lease ended) runs again with the same key: it finds the payment it created and answers 201
+/// with it, not 409 `DUPLICATE_ORDER_ID`. Without the key, or with another, the order id is
+/// taken.
+async fn create_retried_after_a_lost_answer_returns_its_payment(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = payment_body("order_idem_lost1", 1000);
+    let first = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+
+    // The key was let go (as after a 5xx).
+    app.execute_sql("DELETE FROM idempotency_keys", vec![])
+        .await;
+    let retry = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    assert_eq!(retry.body, first.body, "the payment it created");
+
+    // A crash left the key claimed; its lease ended.
+    app.execute_sql(
+        "UPDATE idempotency_keys SET state = 'IN_FLIGHT', response_status = NULL, \
+         response_body = NULL, response_content_type = NULL, locked_until = $1",
+        vec![(Utc::now() - chrono::Duration::seconds(1)).into()],
+    )
+    .await;
+    let after_crash = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(
+        after_crash.status,
+        StatusCode::CREATED,
+        "{}",
+        after_crash.text
+    );
+    assert_eq!(after_crash.body["payment_id"], first.body["payment_id"]);
+
+    // Another key, or none: a duplicate order id.
+    post_with_key(&app, "/payments", "lost-2", &body, true)
+        .await
+        .problem(409, "DUPLICATE_ORDER_ID");
+    app.post("/payments", body.clone())
+        .await
+        .problem(409, "DUPLICATE_ORDER_ID");
+    // The same key for the same order with other details is not a retry of it.
+    app.execute_sql("DELETE FROM idempotency_keys", vec![])
+        .await;
+    post_with_key(
+        &app,
+        "/payments",
+        "lost-1",
+        &payment_body("order_idem_lost1", 2000),
+        true,
+    )
+    .await
+    .problem(422, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.get("/payments").await.body["total_count"], 1);
     app.stop().await;
 }
