@@ -6,6 +6,8 @@ mod m20261124_000001_create_tables;
 mod m20261124_000002_webhook_deliveries;
 mod m20261124_000003_unpublished_events_index;
 mod m20261130_000001_money_engine_v2;
+mod m20261130_000002_idempotency_on_rows;
+mod m20261130_000003_unpublished_events_by_payment;
 
 pub struct Migrator;
 
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_webhook_deliveries::Migration),
             Box::new(m20261124_000003_unpublished_events_index::Migration),
             Box::new(m20261130_000001_money_engine_v2::Migration),
+            Box::new(m20261130_000002_idempotency_on_rows::Migration),
+            Box::new(m20261130_000003_unpublished_events_by_payment::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@ mod records;
 mod status;
 
 pub use ids::{
-    Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
+    Amount, Caller, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId,
+    ScopedKey, UserId,
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use records::{Payment, Refund, Review, StoredEvent};

@@ -1,6 +1,8 @@
 use chrono::{DateTime, Utc};
 
-use super::{Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus};
+use super::{
+    Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey,
+};
 
 /// A payment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,9 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The caller's scoped `Idempotency-Key` of the request that created it: a retry of that
+    /// request gets this payment instead of a duplicate order id.
+    pub idempotency_key: Option<ScopedKey>,
 }
 
 impl Payment {
@@ -62,6 +67,9 @@ pub struct Refund {
     pub status: RefundStatus,
     /// The PG's `transactionKey` of this cancel.
     pub pg_cancel_key: Option<String>,
+    /// The caller's `Idempotency-Key` (scoped): a retry finds this refund instead of making
+    /// another, whatever became of the first answer.
+    pub idempotency_key: Option<ScopedKey>,
     /// Made here, or found in the PG's record (a cancel made in Toss's dashboard).
     pub origin: RefundOrigin,
     /// How often its cancel was sent to the PG, and when last.

@@ -1,10 +1,15 @@
 //! API keys: `Authorization: Bearer <key>`, compared in constant time, never logged.
 
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::AppState;
+use crate::domain::Caller;
 use crate::error::AppError;
 
 /// The configured keys, kept only as SHA-256 digests so that comparing takes the same time
@@ -47,6 +52,15 @@ impl ApiKeys {
 
     /// `Ok` when the request carries one of the keys.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), AppError> {
+        match self.caller(headers) {
+            Caller::Merchant => Ok(()),
+            Caller::Anonymous => Err(AppError::Unauthorized),
+        }
+    }
+
+    /// The merchant when the request carries one of the keys (whichever, however spelled);
+    /// anyone else is anonymous.
+    pub fn caller(&self, headers: &HeaderMap) -> Caller {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -55,9 +69,35 @@ impl ApiKeys {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
         match presented {
-            Some(token) if !token.is_empty() && self.accepts(token) => Ok(()),
-            _ => Err(AppError::Unauthorized),
+            Some(token) if !token.is_empty() && self.accepts(token) => Caller::Merchant,
+            _ => Caller::Anonymous,
         }
+    }
+}
+
+/// The caller of a request: as the API-key layer found it, or from its headers.
+pub fn caller_of(request: &Request, keys: &ApiKeys) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .copied()
+        .unwrap_or_else(|| keys.caller(request.headers()))
+}
+
+/// The layer of the privileged routes, in front of everything else on them (the
+/// `Idempotency-Key` included): without a valid API key the answer is 401, and the request learns
+/// nothing about its key or body. It records the caller for the layers and extractors behind it.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match state.api_keys.caller(request.headers()) {
+        Caller::Merchant => {
+            request.extensions_mut().insert(Caller::Merchant);
+            next.run(request).await
+        }
+        Caller::Anonymous => AppError::Unauthorized.into_response(),
     }
 }
 
@@ -84,6 +124,11 @@ mod tests {
         assert!(keys.check(&headers("key-one")).is_err());
         assert!(keys.check(&HeaderMap::new()).is_err());
         assert!(!format!("{keys:?}").contains("key-one"));
+        assert_eq!(
+            keys.caller(&headers("BEARER   key-two  ")),
+            Caller::Merchant
+        );
+        assert_eq!(keys.caller(&headers("Bearer key-three")), Caller::Anonymous);
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl TryFrom<CreatePaymentRequest> for NewPayment {
             payment_type: body.payment_type.unwrap_or(PaymentTypeDto::OneTime).into(),
             amount: Amount::new(body.amount_krw)?,
             payment_method: text("payment_method", &body.payment_method, 1, 64)?,
+            idempotency_key: None,
         })
     }
 }

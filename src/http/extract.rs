@@ -1,12 +1,15 @@
 //! Extractors whose rejections are our problem documents.
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
 /// A JSON object body. Unlike `axum::Json` it refuses a top-level array (serde would fill a
@@ -75,8 +78,10 @@ where
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct AppQuery<T>(pub T);
 
-/// Proof that the request carries a configured API key. As an extractor it runs before the
-/// body is read, so an unauthenticated request learns nothing about its body's validity.
+/// Proof that the request carries a configured API key. The privileged routes' layer checked
+/// it already (`auth::require_api_key`); a handler that takes this checks it anyway, wherever
+/// its route is registered. As an extractor it runs before the body is read, so an
+/// unauthenticated request learns nothing about its body's validity.
 #[derive(Debug, Clone, Copy)]
 pub struct ApiKey;
 
@@ -84,7 +89,20 @@ impl FromRequestParts<AppState> for ApiKey {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        state.api_keys.check(&parts.headers)?;
+        if parts.extensions.get::<Caller>() != Some(&Caller::Merchant) {
+            state.api_keys.check(&parts.headers)?;
+        }
         Ok(ApiKey)
+    }
+}
+
+/// The request's `Idempotency-Key` in its caller's namespace, when it has one: the
+/// idempotency layer puts it in the request's extensions, and a handler passes it on so that
+/// the operation can recognise its own retries.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ScopedKey {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<ScopedKey>().cloned())
     }
 }

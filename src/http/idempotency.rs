@@ -1,6 +1,10 @@
 //! `Idempotency-Key` on our POST routes (all but the webhook): the first request runs, a retry
 //! with the same key and body replays its response, a different body is 422, a duplicate that
 //! arrives while the first still runs is 409.
+//!
+//! Keys live in one of two namespaces: the merchant's (any valid API key) and the anonymous
+//! callers'. On the privileged routes this layer runs behind the API-key layer, so a request
+//! without a valid key is answered 401 before its key is looked at.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -10,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
+use super::auth::caller_of;
 use crate::domain::IdempotencyKey;
 use crate::error::AppError;
 use crate::service::{IdempotencyStart, request_fingerprint};
@@ -33,24 +38,19 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             }
         },
     };
-    let (parts, body) = request.into_parts();
+    let key = key.scoped_to(caller_of(&request, &state.api_keys));
+    let (mut parts, body) = request.into_parts();
     let body = match to_bytes(body, state.body_limit).await {
         Ok(bytes) => bytes,
         Err(_) => return AppError::PayloadTooLarge.into_response(),
     };
     let fingerprint = request_fingerprint(parts.method.as_str(), parts.uri.path(), &body);
-    // Keys live in the caller's own namespace: a request with another (or no) Authorization
-    // never sees, or collides with, the responses stored for this one.
-    let caller = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|value| value.as_bytes())
-        .unwrap_or_default();
-    let key = key.scoped_to(caller);
     match state.service.idempotency_begin(&key, &fingerprint).await {
         Err(error) => error.into_response(),
         Ok(IdempotencyStart::Replay(stored)) => replay(stored),
         Ok(IdempotencyStart::Proceed) => {
+            // The handler may hand the key to its operation, which then knows its own retries.
+            parts.extensions.insert(key.clone());
             let request = Request::from_parts(parts, Body::from(body));
             let service = state.service.clone();
             // The request runs to its end even if the client goes away, so that its answer is

@@ -85,25 +85,43 @@ impl Modify for BearerAuth {
     }
 }
 
-fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes that need an API key (internal services, back office).
+fn privileged_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(payments::create_payment, payments::list_payments))
-        .routes(routes!(payments::confirm_payment))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::refund_payment))
         .routes(routes!(payments::list_refunds))
+        .routes(routes!(system::list_events))
+}
+
+/// The routes anyone may call: the confirm (which asks for the API key itself when Toss does
+/// not verify it), Toss's redirects and webhook, health and metrics.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(payments::confirm_payment))
         .routes(routes!(redirects::toss_success))
         .routes(routes!(redirects::toss_fail))
         .routes(routes!(webhooks::toss_webhook))
-        .routes(routes!(system::list_events))
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(metrics::metrics))
 }
 
+fn api(
+    privileged: OpenApiRouter<AppState>,
+    public: OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(privileged)
+        .merge(public)
+}
+
 /// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    api(privileged_routes(), public_routes())
+        .split_for_parts()
+        .1
 }
 
 pub struct RouterSettings {
@@ -113,16 +131,23 @@ pub struct RouterSettings {
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
-    let (routes, openapi) = api().split_for_parts();
+    let idempotency = || middleware::from_fn_with_state(state.clone(), idempotency::idempotency);
+    // Route layers run after routing, on matched routes only; the one added last runs first:
+    // the API key is checked before the Idempotency-Key is looked at.
+    let privileged =
+        privileged_routes()
+            .route_layer(idempotency())
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key,
+            ));
+    let public = public_routes().route_layer(idempotency());
+    let (routes, openapi) = api(privileged, public).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::idempotency,
-        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

@@ -12,7 +12,7 @@ use super::dto::{
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{PaymentId, UserId};
+use crate::domain::{PaymentId, ScopedKey, UserId};
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand, RefundOutcome};
 
@@ -30,14 +30,14 @@ fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
     request_body = CreatePaymentRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
     responses(
-        (status = 201, description = "Created", body = PaymentDto),
+        (status = 201, description = "Created; or, for a retry under the same `Idempotency-Key` whose first answer was lost, the payment that request created", body = PaymentDto),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401, "detail": "missing or invalid API key", "code": "UNAUTHORIZED"})),
         (status = 409, description = "`DUPLICATE_ORDER_ID`, or `REQUEST_IN_PROGRESS` for a duplicate still running", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/duplicate-order-id", "title": "Duplicate order id", "status": 409, "detail": "a payment with this order_id already exists", "code": "DUPLICATE_ORDER_ID"})),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR`, or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+        (status = 422, description = "`VALIDATION_ERROR`, or `IDEMPOTENCY_KEY_REUSED` (the key was used with another body, or created this order with other details)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/validation-error", "title": "Validation error", "status": 422, "detail": "amount_krw: must be between 1 and 1000000000", "code": "VALIDATION_ERROR"})),
     ),
     security(("api_key" = []))
@@ -45,9 +45,14 @@ fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
 pub async fn create_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    idempotency_key: Option<ScopedKey>,
     AppJson(body): AppJson<CreatePaymentRequest>,
 ) -> Result<Response, AppError> {
-    let payment = state.service.create(NewPayment::try_from(body)?).await?;
+    let new = NewPayment {
+        idempotency_key,
+        ..NewPayment::try_from(body)?
+    };
+    let payment = state.service.create(new).await?;
     Ok((StatusCode::CREATED, Json(PaymentDto::from(&payment))).into_response())
 }
 
@@ -187,6 +192,7 @@ pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
 pub async fn refund_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    idempotency_key: Option<ScopedKey>,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<RefundRequest>,
 ) -> Result<Response, AppError> {
@@ -209,6 +215,7 @@ pub async fn refund_payment(
         .service
         .refund(RefundCommand {
             payment_id,
+            idempotency_key,
             amount_krw: body.refund_amount_krw,
             reason: body.reason,
         })

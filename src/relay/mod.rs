@@ -3,14 +3,18 @@
 //! acknowledged them. Every message carries `Nats-Msg-Id: <event_id>`, so a re-send after a
 //! crash between the ack and the mark is dropped by the stream's duplicate window. Rows are
 //! claimed (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so relays in several instances never publish
-//! the same event at once.
+//! the same event at once. Per payment, events reach the stream in `seq` order whatever the
+//! number of relays and failures: an event waits while an earlier one of its payment is
+//! unpublished.
 //!
 //! The database stays the source of truth: when NATS is down or the stream is missing, rows stay
 //! unpublished and the next pass tries again.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -153,6 +157,11 @@ impl Relay {
 
     /// Publishes one batch of unpublished events, oldest first, and marks what JetStream
     /// acknowledged. Returns how many events it published.
+    ///
+    /// Per payment, events reach the stream in `seq` order: the claim holds back events whose
+    /// payment has an earlier one outside the batch, an event is sent only once the previous one
+    /// of its payment in the batch was acknowledged, and a payment whose event failed sends
+    /// nothing more in this pass.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         self.ensure_stream().await;
         let batch = self
@@ -165,17 +174,39 @@ impl Relay {
             return Ok(0);
         }
 
-        // Everything is sent before any ack is awaited, and the whole batch shares one
-        // deadline, so a NATS outage costs one timeout per pass, not one per event.
+        // Events are sent without waiting for acks until one's payment already has an event
+        // in flight; then the acks are collected first. The whole batch shares one deadline, so
+        // a NATS outage costs one timeout per pass, not one per event.
         let deadline = Instant::now() + self.settings.publish_timeout;
         let mut failure: Option<String> = None;
-        let mut in_flight = Vec::with_capacity(attempted);
+        let mut acked = Vec::with_capacity(attempted);
+        let mut stopped: HashSet<&str> = HashSet::new();
+        let mut in_flight = Vec::new();
+        let mut in_flight_payments: HashSet<&str> = HashSet::new();
         for event in batch.events() {
+            let payment = event.payment_id.as_str();
+            if in_flight_payments.contains(payment) {
+                self.collect_acks(
+                    std::mem::take(&mut in_flight),
+                    deadline,
+                    &mut acked,
+                    &mut stopped,
+                    &mut failure,
+                )
+                .await;
+                in_flight_payments.clear();
+            }
+            if stopped.contains(payment) {
+                continue;
+            }
             let body = match serde_json::to_vec(&Envelope::from(event)) {
                 Ok(body) => body,
                 Err(error) => {
-                    failure = Some(format!("event {} does not serialise: {error}", event.seq));
-                    break;
+                    failure.get_or_insert_with(|| {
+                        format!("event {} does not serialise: {error}", event.seq)
+                    });
+                    stopped.insert(payment);
+                    continue;
                 }
             };
             let message = PublishMessage::build()
@@ -187,19 +218,48 @@ impl Relay {
             )
             .await
             {
-                Ok(Ok(ack)) => in_flight.push((event, ack)),
+                Ok(Ok(ack)) => {
+                    in_flight.push((event, ack));
+                    in_flight_payments.insert(payment);
+                }
+                // The connection failed: nothing more goes out in this pass.
                 Ok(Err(error)) => {
-                    failure = Some(error.to_string());
+                    failure.get_or_insert_with(|| error.to_string());
                     break;
                 }
                 Err(_) => {
-                    failure = Some("timed out sending".to_owned());
+                    failure.get_or_insert_with(|| "timed out sending".to_owned());
                     break;
                 }
             }
         }
+        self.collect_acks(in_flight, deadline, &mut acked, &mut stopped, &mut failure)
+            .await;
 
-        let mut acked = Vec::with_capacity(in_flight.len());
+        // Acknowledged events are marked even when others in the batch failed: they are in the
+        // stream. The failed ones, and the later events of their payments, are sent again on a
+        // later pass.
+        let published = batch.mark_published(&acked).await? as usize;
+        match failure {
+            None => Ok(published),
+            Some(reason) => Err(RelayError::Publish {
+                published,
+                attempted,
+                reason,
+            }),
+        }
+    }
+
+    /// Waits for the acks of the events in flight: the acknowledged ones go to `acked`; the
+    /// payment of one that failed goes to `stopped`, with the first reason in `failure`.
+    async fn collect_acks<'a>(
+        &self,
+        in_flight: Vec<(&'a StoredEvent, PublishAckFuture)>,
+        deadline: Instant,
+        acked: &mut Vec<i64>,
+        stopped: &mut HashSet<&'a str>,
+        failure: &mut Option<String>,
+    ) {
         for (event, ack) in in_flight {
             match timeout_at(deadline, ack.into_future()).await {
                 Ok(Ok(ack)) => {
@@ -216,23 +276,13 @@ impl Relay {
                 }
                 Ok(Err(error)) => {
                     failure.get_or_insert_with(|| error.to_string());
+                    stopped.insert(event.payment_id.as_str());
                 }
                 Err(_) => {
                     failure.get_or_insert_with(|| "timed out waiting for the ack".to_owned());
+                    stopped.insert(event.payment_id.as_str());
                 }
             }
-        }
-
-        // Acknowledged events are marked even when others in the batch failed: they are in the
-        // stream. The failed ones are sent again on a later pass.
-        let published = batch.mark_published(&acked).await? as usize;
-        match failure {
-            None => Ok(published),
-            Some(reason) => Err(RelayError::Publish {
-                published,
-                attempted,
-                reason,
-            }),
         }
     }
 

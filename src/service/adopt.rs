@@ -425,6 +425,7 @@ fn adopt_cancels(
                         .collect(),
                     status: RefundStatus::Completed,
                     pg_cancel_key: Some(cancel.transaction_key.clone()),
+                    idempotency_key: None,
                     origin: RefundOrigin::Pg,
                     sends: 0,
                     last_sent_at: None,

@@ -2,10 +2,11 @@ use chrono::Utc;
 
 use super::PaymentService;
 use crate::domain::{
-    Amount, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund,
+    Amount, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund, ScopedKey,
     StoredEvent, UserId,
 };
 use crate::error::AppError;
+use crate::store::StoreError;
 
 /// A payment to create; every field already validated.
 #[derive(Debug, Clone)]
@@ -17,6 +18,9 @@ pub struct NewPayment {
     pub payment_type: PaymentType,
     pub amount: Amount,
     pub payment_method: String,
+    /// The request's scoped `Idempotency-Key`, kept on the payment so that a retry of this
+    /// create finds it.
+    pub idempotency_key: Option<ScopedKey>,
 }
 
 impl PaymentService {
@@ -53,11 +57,42 @@ impl PaymentService {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            idempotency_key: new.idempotency_key,
         };
         Self::annotate(&payment);
-        self.store.insert_payment(&payment).await?;
+        match self.store.insert_payment(&payment).await {
+            Ok(()) => {}
+            Err(StoreError::DuplicateOrderId) if payment.idempotency_key.is_some() => {
+                return self.created_before(&payment).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
         tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, amount_krw = payment.amount_krw, "payment created");
         Ok(payment)
+    }
+
+    /// `attempt`'s order id is taken. When the payment was created by the same request under
+    /// the same key (a retry whose first answer was lost: a 5xx, a crash, an expired lease),
+    /// that payment, as it is now, is the answer; otherwise the order id is a duplicate.
+    async fn created_before(&self, attempt: &Payment) -> Result<Payment, AppError> {
+        let Some(existing) = self.store.payment_by_order(&attempt.order_id).await? else {
+            return Err(AppError::DuplicateOrderId);
+        };
+        if existing.idempotency_key != attempt.idempotency_key {
+            return Err(AppError::DuplicateOrderId);
+        }
+        let same_request = existing.user_id == attempt.user_id
+            && existing.order_name == attempt.order_name
+            && existing.subscription_id == attempt.subscription_id
+            && existing.payment_type == attempt.payment_type
+            && existing.payment_method == attempt.payment_method
+            && existing.amount_krw == attempt.amount_krw;
+        if !same_request {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        Self::annotate(&existing);
+        tracing::info!(payment_id = %existing.id, "create retried under its Idempotency-Key: answering with the payment it created");
+        Ok(existing)
     }
 
     /// A payment by id. An unsettled one that is due for a read-back wakes the reconciler.

@@ -13,10 +13,11 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus,
+    Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct RefundCommand {
@@ -24,6 +25,8 @@ pub struct RefundCommand {
     /// `None` or 0: the whole remaining balance.
     pub amount_krw: Option<i64>,
     pub reason: String,
+    /// The caller's `Idempotency-Key`: a retry answers with the refund it made, never a second.
+    pub idempotency_key: Option<ScopedKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,14 @@ enum Sent {
 
 impl PaymentService {
     pub async fn refund(&self, command: RefundCommand) -> Result<RefundOutcome, AppError> {
+        if let Some(key) = &command.idempotency_key
+            && let Some(made) = self.store.refund_by_key(command.payment_id, key).await?
+        {
+            // A retry of a refund whose first answer was lost (a 5xx, a crash, a lapsed
+            // lease): its money is already reserved or moved; answer as it stands.
+            tracing::info!(refund_id = %made.id, "refund retried with its Idempotency-Key; answering its state");
+            return self.refund_outcome(made.id).await;
+        }
         let payment = self.find(command.payment_id).await?;
         self.check_refund_gateway(&payment)?;
         let amount = self.refund_amount(&payment, command.amount_krw)?;
@@ -73,6 +84,7 @@ impl PaymentService {
                 RefundStatus::Completed
             },
             pg_cancel_key: None,
+            idempotency_key: command.idempotency_key.clone(),
             origin: RefundOrigin::Service,
             sends: 0,
             last_sent_at: None,
@@ -90,8 +102,18 @@ impl PaymentService {
             tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
             return Ok(RefundOutcome::Completed { refund, payment });
         }
-        if !self.store.reserve_refund(&refund).await? {
-            return Err(self.refund_refused(payment.id, amount).await);
+        match self.store.reserve_refund(&refund).await {
+            Ok(true) => {}
+            Ok(false) => return Err(self.refund_refused(payment.id, amount).await),
+            // The same key won a race against this request: answer with its refund.
+            Err(StoreError::AlreadyRecorded(_)) if command.idempotency_key.is_some() => {
+                let key = command.idempotency_key.as_ref().expect("checked");
+                return match self.store.refund_by_key(payment.id, key).await? {
+                    Some(made) => self.refund_outcome(made.id).await,
+                    None => Err(AppError::RequestInProgress),
+                };
+            }
+            Err(error) => return Err(error.into()),
         }
         self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
             .await

@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
@@ -185,24 +185,68 @@ fn unpublished() -> sea_orm::Select<event::Entity> {
         .order_by_asc(event::Column::Seq)
 }
 
+/// The oldest `limit` unpublished events (locked, skipping rows another relay holds, where the
+/// database has row locks), less those with an earlier unpublished event of their payment
+/// outside the claim: that one is held by another relay, or beyond the limit, and must reach
+/// NATS first. The rows left out stay locked with the claim, so no other relay takes them
+/// either.
+fn claim_sql(backend: DbBackend) -> String {
+    let (limit, lock) = match backend {
+        DbBackend::Postgres => ("$1", " FOR UPDATE SKIP LOCKED"),
+        _ => ("?", ""),
+    };
+    format!(
+        "WITH claimed AS (\
+             SELECT seq FROM events WHERE published_at IS NULL ORDER BY seq LIMIT {limit}{lock}\
+         ) \
+         SELECT e.* FROM events e \
+         WHERE e.seq IN (SELECT seq FROM claimed) \
+           AND NOT EXISTS (\
+             SELECT 1 FROM events earlier \
+             WHERE earlier.payment_id = e.payment_id \
+               AND earlier.published_at IS NULL \
+               AND earlier.seq < e.seq \
+               AND earlier.seq NOT IN (SELECT seq FROM claimed)\
+           ) \
+         ORDER BY e.seq"
+    )
+}
+
+async fn claim<C: ConnectionTrait>(conn: &C, limit: u64) -> StoreResult<Vec<event::Model>> {
+    let backend = conn.get_database_backend();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(event::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            claim_sql(backend),
+            [limit.into()],
+        ))
+        .all(conn)
+        .await?)
+}
+
 impl Store {
-    /// Claims up to `limit` unpublished events, oldest first, so that no other relay (in any
-    /// instance) gets them while this batch is held. On PostgreSQL rows another relay holds are
-    /// skipped, not waited for.
+    /// Claims unpublished events for one relay pass, oldest first, so that no other relay (in
+    /// any instance) gets them while this batch is held; on PostgreSQL rows another relay holds
+    /// are skipped, not waited for. An event is claimed only if every earlier unpublished event
+    /// of its payment is in the claim too: per payment, events go out in `seq` order, however
+    /// many relays run.
     pub async fn claim_unpublished(&self, limit: u64) -> StoreResult<UnpublishedBatch> {
         let (rows, hold) = match self.db.get_database_backend() {
             DbBackend::Postgres => {
                 let txn = self.db.begin().await?;
-                let rows = unpublished()
-                    .limit(limit)
-                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-                    .all(&txn)
-                    .await?;
+                let rows = match claim(&txn, limit).await {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        let _ = txn.rollback().await;
+                        return Err(error);
+                    }
+                };
                 (rows, Hold::Rows(txn))
             }
             _ => {
                 let guard = SQLITE_CLAIM.clone().lock_owned().await;
-                let rows = unpublished().limit(limit).all(&self.db).await?;
+                let rows = claim(&self.db, limit).await?;
                 let db = self.db.clone();
                 (rows, Hold::Process { db, _guard: guard })
             }

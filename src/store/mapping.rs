@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::entities::{event, payment, refund};
-use crate::domain::{Failure, Payment, Refund, StoredEvent};
+use crate::domain::{Failure, Payment, Refund, ScopedKey, StoredEvent};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
@@ -56,6 +56,7 @@ impl TryFrom<payment::Model> for Payment {
                 .transpose()
                 .map_err(|e| corrupt("cancel slot", e))?,
             cancel_slot_until: row.cancel_slot_until,
+            idempotency_key: row.idempotency_key.map(ScopedKey::from_stored),
         })
     }
 }
@@ -82,6 +83,7 @@ impl TryFrom<refund::Model> for Refund {
             created_at: row.created_at,
             refunded_at: row.refunded_at,
             origin: row.origin.parse().map_err(|e| corrupt("refund origin", e))?,
+            idempotency_key: row.idempotency_key.map(ScopedKey::from_stored),
             sends: row.sends,
             last_sent_at: row.last_sent_at,
         })
@@ -139,6 +141,10 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
         annotated_attempt: Set(p.annotated_attempt),
         cancel_slot: Set(p.cancel_slot.map(|id| id.to_string())),
         cancel_slot_until: Set(p.cancel_slot_until),
+        idempotency_key: Set(p
+            .idempotency_key
+            .as_ref()
+            .map(|key| key.as_str().to_owned())),
     }
 }
 
@@ -161,5 +167,6 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         origin: Set(r.origin.as_str().to_owned()),
         sends: Set(r.sends),
         last_sent_at: Set(r.last_sent_at),
+        idempotency_key: Set(r.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
     }
 }

@@ -9,7 +9,9 @@ use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::to_active_refund;
 use super::{Store, StoreError, StoreResult, sql};
-use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus};
+use crate::domain::{
+    Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey,
+};
 
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartialRefund];
 
@@ -39,7 +41,8 @@ impl Store {
                     format!("WITH reserved AS ({update_sql}) {insert_sql}"),
                     values,
                 ))
-                .await?;
+                .await
+                .map_err(already_recorded)?;
             return Ok(inserted.rows_affected() == 1);
         }
         let txn = self.db.begin().await?;
@@ -47,9 +50,27 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        to_active_refund(refund).insert(&txn).await?;
+        if let Err(error) = to_active_refund(refund).insert(&txn).await {
+            txn.rollback().await?;
+            return Err(already_recorded(error));
+        }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// The refund of `payment_id` made under the caller's `Idempotency-Key`, if any.
+    pub async fn refund_by_key(
+        &self,
+        payment_id: PaymentId,
+        key: &ScopedKey,
+    ) -> StoreResult<Option<Refund>> {
+        refund::Entity::find()
+            .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
+            .filter(refund::Column::IdempotencyKey.eq(key.as_str()))
+            .one(&self.db)
+            .await?
+            .map(Refund::try_from)
+            .transpose()
     }
 
     /// Records a refund that needs no PG call (no-op gateway, or a payment not paid through the
@@ -154,6 +175,14 @@ impl Store {
             None => update.filter(refund::Column::NextReconcileAt.is_null()),
         };
         Ok(update.exec(&self.db).await?.rows_affected == 1)
+    }
+}
+
+/// A unique row that exists already (the same Idempotency-Key, the same Toss cancel).
+fn already_recorded(error: sea_orm::DbErr) -> StoreError {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(what)) => StoreError::AlreadyRecorded(what),
+        _ => error.into(),
     }
 }
 

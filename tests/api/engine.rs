@@ -23,6 +23,7 @@ on_both_databases!(
     refund_of_a_toss_payment_without_toss_is_refused,
     fail_redirect_records_one_failure_per_attempt,
     each_attempt_has_its_own_webhook_secret,
+    refund_retried_with_its_key_after_a_lost_answer_is_never_sent_twice,
 );
 
 async fn deliver(app: &TestApp, body: &Value) -> StatusCode {
@@ -413,4 +414,93 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
         "the genuine webhook of attempt 2 is not dropped as forged"
     );
     app.stop().await;
+}
+
+async fn refund_with_key(app: &TestApp, id: &str, key: &str, body: &Value) -> crate::helpers::Reply {
+    into_reply(
+        app.client
+            .post(format!("{}/payments/{id}/refund", app.address))
+            .bearer_auth(API_KEY)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// The first answer of a refund is lost after its money moved (a 5xx between Toss's answer and
+/// ours, or a crash whose lease ran out): the retry with the same key answers with that refund,
+/// and Toss is never asked twice.
+async fn refund_retried_with_its_key_after_a_lost_answer_is_never_sent_twice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_eng_idemr1", 10000, "pk_eng_idemr")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let body = json!({"reason": "one item", "refund_amount_krw": 3000});
+    let first = refund_with_key(&app, id, "refund-key-1", &body).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    // The key was let go, as after a 5xx answer.
+    app.execute_sql("DELETE FROM idempotency_keys", vec![]).await;
+    let retry = refund_with_key(&app, id, "refund-key-1", &body).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert_eq!(retry.body["refund_id"], first.body["refund_id"]);
+    // A crash left the key claimed and its lease ran out.
+    app.execute_sql(
+        "UPDATE idempotency_keys SET state = 'IN_FLIGHT', response_status = NULL, \
+         response_body = NULL, response_content_type = NULL, locked_until = $1",
+        vec![(chrono::Utc::now() - chrono::Duration::seconds(1)).into()],
+    )
+    .await;
+    let after_crash = refund_with_key(&app, id, "refund-key-1", &body).await;
+    assert_eq!(after_crash.status, StatusCode::OK, "{}", after_crash.text);
+    assert_eq!(after_crash.body["refund_id"], first.body["refund_id"]);
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1, "Toss asked once");
+    assert_eq!(app.payment(id).await["refunded_amount_krw"], 3000);
+    // A refund still unknown answers 202 with itself.
+    app.toss_hangs("POST", "/cancel$", None).await;
+    let impatient_body = json!({"reason": "another", "refund_amount_krw": 2000});
+    let pending = {
+        let mut app = app;
+        let address = app
+            .spawn_instance_with(Options {
+                read_timeout_secs: 1,
+                ..Options::default()
+            })
+            .await;
+        let send = |key: &'static str| {
+            let client = app.client.clone();
+            let address = address.clone();
+            let body = impatient_body.clone();
+            let id = id.to_owned();
+            async move {
+                into_reply(
+                    client
+                        .post(format!("{address}/payments/{id}/refund"))
+                        .bearer_auth(API_KEY)
+                        .header("idempotency-key", key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await
+            }
+        };
+        let unknown = send("refund-key-2").await;
+        assert_eq!(unknown.status, StatusCode::ACCEPTED, "{}", unknown.text);
+        app.execute_sql("DELETE FROM idempotency_keys", vec![]).await;
+        let again = send("refund-key-2").await;
+        assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text);
+        assert_eq!(again.body["refund_id"], unknown.body["refund_id"]);
+        app
+    };
+    assert_eq!(
+        pending.toss_requests("POST", "/cancel").await.len(),
+        2,
+        "the unknown refund was sent once, not again for its retry"
+    );
+    pending.stop().await;
 }

@@ -16,6 +16,8 @@ use wiremock::MockServer;
 use crate::fake_toss::{FakeToss, SECRET_KEY};
 
 pub const API_KEY: &str = "test-api-key-0123456789";
+/// A second configured key, as during a key rotation (see `Options::rotated_api_key`).
+pub const ROTATED_API_KEY: &str = "test-api-key-rotated-9876543210";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -121,6 +123,8 @@ pub struct Options {
     /// Per-IP rate limit of the public routes: (requests per second, burst).
     pub public_rate: (f64, f64),
     pub cors_allowed_origins: Vec<String>,
+    /// `ROTATED_API_KEY` is configured too, beside `API_KEY`.
+    pub rotated_api_key: bool,
 }
 
 impl Default for Options {
@@ -133,6 +137,7 @@ impl Default for Options {
             // Tests hammer the public routes from one address on purpose.
             public_rate: (100_000.0, 100_000.0),
             cors_allowed_origins: Vec::new(),
+            rotated_api_key: false,
         }
     }
 }
@@ -170,6 +175,9 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.database.url = Some(database_url.to_owned().into());
     settings.database.max_connections = 10;
     settings.auth.api_keys = vec![API_KEY.into()];
+    if options.rotated_api_key {
+        settings.auth.api_keys.push(ROTATED_API_KEY.into());
+    }
     if options.toss {
         settings.toss.secret_key = Some(SECRET_KEY.into());
         settings.toss.api_url = toss_url.to_owned();

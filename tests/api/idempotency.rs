@@ -7,7 +7,9 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app};
+use crate::helpers::{
+    API_KEY, Backend, Options, ROTATED_API_KEY, Reply, TestApp, into_reply, spawn_app, spawn_with,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -16,6 +18,11 @@ on_both_databases!(
     refund_replay_does_not_refund_twice,
     refused_requests_are_not_remembered,
     expired_keys_are_forgotten,
+    every_api_key_is_the_same_caller,
+    anonymous_callers_share_a_namespace_apart_from_the_merchant,
+    privileged_routes_answer_401_before_a_malformed_key,
+    a_request_in_progress_answer_is_not_kept,
+    create_retried_after_a_lost_answer_returns_its_payment,
 );
 
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value, auth: bool) -> Reply {
@@ -26,6 +33,25 @@ async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value, auth:
         .json(body);
     if auth {
         request = request.bearer_auth(API_KEY);
+    }
+    into_reply(request.send().await.unwrap()).await
+}
+
+/// `post_with_key` with the `Authorization` header as given (or none).
+async fn post_as(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    body: &Value,
+    authorization: Option<&str>,
+) -> Reply {
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("Idempotency-Key", key)
+        .json(body);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
     }
     into_reply(request.send().await.unwrap()).await
 }
@@ -174,5 +200,230 @@ async fn expired_keys_are_forgotten(backend: Backend) {
     .await;
     assert_eq!(reused.status, StatusCode::CREATED, "{}", reused.text);
     app.service.reconcile_once().await.unwrap();
+    app.stop().await;
+}
+
+/// Keys are rotated and spelled in many ways, but whoever holds a valid one is the merchant: a
+/// retry with another valid key, `bearer` in lower case or extra spaces replays the first answer.
+async fn every_api_key_is_the_same_caller(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            rotated_api_key: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let body = payment_body("order_idem_rotate", 1000);
+    let first = post_as(
+        &app,
+        "/payments",
+        "rotate-1",
+        &body,
+        Some(&format!("Bearer {API_KEY}")),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    for authorization in [
+        format!("Bearer {ROTATED_API_KEY}"),
+        format!("bearer {API_KEY}"),
+        format!("BEARER   {ROTATED_API_KEY}  "),
+    ] {
+        let retry = post_as(&app, "/payments", "rotate-1", &body, Some(&authorization)).await;
+        assert_eq!(
+            retry.status,
+            StatusCode::CREATED,
+            "{authorization}: {}",
+            retry.text
+        );
+        assert_eq!(retry.text, first.text, "{authorization}");
+        assert_eq!(retry.headers["idempotent-replayed"], "true");
+    }
+    assert_eq!(app.get("/payments").await.body["total_count"], 1);
+    app.stop().await;
+}
+
+/// Callers without a valid API key (none, a wrong one, another scheme) share one namespace;
+/// the merchant has another, and neither is answered from the other's records.
+async fn anonymous_callers_share_a_namespace_apart_from_the_merchant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_idem_anon1", 5000).await;
+    app.toss
+        .authenticate("pk_idem_anon", "order_idem_anon1", 5000);
+    let body = json!({"payment_id": created["payment_id"], "payment_key": "pk_idem_anon"});
+    let first = post_as(&app, "/payments/confirm", "anon-1", &body, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    for authorization in ["Bearer not-a-key", "Basic dXNlcjpwYXNz", "Bearer "] {
+        let retry = post_as(
+            &app,
+            "/payments/confirm",
+            "anon-1",
+            &body,
+            Some(authorization),
+        )
+        .await;
+        assert_eq!(
+            retry.status,
+            StatusCode::OK,
+            "{authorization}: {}",
+            retry.text
+        );
+        assert_eq!(retry.text, first.text, "{authorization}");
+        assert_eq!(
+            retry
+                .headers
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..]),
+            "{authorization}: one anonymous namespace"
+        );
+    }
+    // The merchant with the same key is not answered from the anonymous record: the request
+    // runs (and finds the payment completed by this payment_key).
+    let merchant = post_as(
+        &app,
+        "/payments/confirm",
+        "anon-1",
+        &body,
+        Some(&format!("Bearer {API_KEY}")),
+    )
+    .await;
+    assert_eq!(merchant.status, StatusCode::OK, "{}", merchant.text);
+    assert!(
+        merchant.headers.get("idempotent-replayed").is_none(),
+        "not replayed across namespaces"
+    );
+    assert_eq!(app.confirms_sent().await, 1);
+    app.stop().await;
+}
+
+/// On a privileged route a missing or wrong API key is answered before the Idempotency-Key is
+/// looked at: 401, not 400.
+async fn privileged_routes_answer_401_before_a_malformed_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_idem_auth01", 9000, "pk_idem_auth01")
+        .await;
+    let refund_path = format!("/payments/{}/refund", paid["payment_id"].as_str().unwrap());
+    let malformed = "k".repeat(300);
+    for (path, body) in [
+        ("/payments", payment_body("order_idem_auth02", 1000)),
+        (refund_path.as_str(), json!({"reason": "r"})),
+    ] {
+        for authorization in [None, Some("Bearer wrong-key"), Some("Basic abc")] {
+            post_as(&app, path, &malformed, &body, authorization)
+                .await
+                .problem(401, "UNAUTHORIZED");
+        }
+        post_as(
+            &app,
+            path,
+            &malformed,
+            &body,
+            Some(&format!("Bearer {API_KEY}")),
+        )
+        .await
+        .problem(400, "VALIDATION_ERROR");
+    }
+    assert_eq!(app.get("/payments").await.body["total_count"], 1);
+    app.stop().await;
+}
+
+/// Makes every UPDATE of `payments` do nothing, as if another request always won the row
+/// (`on: false` takes it away).
+async fn payments_always_taken(app: &TestApp, backend: Backend, on: bool) {
+    let statements: &[&str] = match (backend, on) {
+        (Backend::Postgres, true) => &[
+            "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+            "CREATE TRIGGER always_taken BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION skip_row()",
+        ],
+        (Backend::Postgres, false) => &["DROP TRIGGER always_taken ON payments"],
+        (Backend::Sqlite, true) => &[
+            "CREATE TRIGGER always_taken BEFORE UPDATE ON payments BEGIN SELECT RAISE(IGNORE); END",
+        ],
+        (Backend::Sqlite, false) => &["DROP TRIGGER always_taken"],
+    };
+    for statement in statements {
+        app.execute_sql(statement, vec![]).await;
+    }
+}
+
+/// A handler that lost its race answers 409 `REQUEST_IN_PROGRESS`; that answer says nothing
+/// about the request, so it is not kept: the retry with the same key runs.
+async fn a_request_in_progress_answer_is_not_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_idem_race1", 1000).await;
+    let body = json!({"order_id": "order_idem_race1", "pg_transaction_id": "tx-race-1", "pg_provider": "kcp"});
+    payments_always_taken(&app, backend, true).await;
+    post_with_key(&app, "/payments/confirm", "race-1", &body, true)
+        .await
+        .problem(409, "REQUEST_IN_PROGRESS");
+    payments_always_taken(&app, backend, false).await;
+    let retry = post_with_key(&app, "/payments/confirm", "race-1", &body, true).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    assert_eq!(retry.body["status"], "COMPLETED");
+    assert_eq!(retry.body["payment_id"], created["payment_id"]);
+    // From now on the answer is kept.
+    let replay = post_with_key(&app, "/payments/confirm", "race-1", &body, true).await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.text, retry.text);
+    app.stop().await;
+}
+
+/// A create whose answer was lost (a 5xx let the key go, or a crash left it claimed until its
+/// lease ended) runs again with the same key: it finds the payment it created and answers 201
+/// with it, not 409 `DUPLICATE_ORDER_ID`. Without the key, or with another, the order id is
+/// taken.
+async fn create_retried_after_a_lost_answer_returns_its_payment(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let body = payment_body("order_idem_lost1", 1000);
+    let first = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+
+    // The key was let go (as after a 5xx).
+    app.execute_sql("DELETE FROM idempotency_keys", vec![])
+        .await;
+    let retry = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    assert!(retry.headers.get("idempotent-replayed").is_none());
+    assert_eq!(retry.body, first.body, "the payment it created");
+
+    // A crash left the key claimed; its lease ended.
+    app.execute_sql(
+        "UPDATE idempotency_keys SET state = 'IN_FLIGHT', response_status = NULL, \
+         response_body = NULL, response_content_type = NULL, locked_until = $1",
+        vec![(Utc::now() - chrono::Duration::seconds(1)).into()],
+    )
+    .await;
+    let after_crash = post_with_key(&app, "/payments", "lost-1", &body, true).await;
+    assert_eq!(
+        after_crash.status,
+        StatusCode::CREATED,
+        "{}",
+        after_crash.text
+    );
+    assert_eq!(after_crash.body["payment_id"], first.body["payment_id"]);
+
+    // Another key, or none: a duplicate order id.
+    post_with_key(&app, "/payments", "lost-2", &body, true)
+        .await
+        .problem(409, "DUPLICATE_ORDER_ID");
+    app.post("/payments", body.clone())
+        .await
+        .problem(409, "DUPLICATE_ORDER_ID");
+    // The same key for the same order with other details is not a retry of it.
+    app.execute_sql("DELETE FROM idempotency_keys", vec![])
+        .await;
+    post_with_key(
+        &app,
+        "/payments",
+        "lost-1",
+        &payment_body("order_idem_lost1", 2000),
+        true,
+    )
+    .await
+    .problem(422, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.get("/payments").await.body["total_count"], 1);
     app.stop().await;
 }

@@ -27,6 +27,8 @@ on_both_databases!(
     nats_down_or_no_stream_leaves_events_in_the_outbox,
     service_without_nats_keeps_the_outbox_and_events,
     configured_service_relays_in_the_background,
+    racing_relays_keep_each_payments_events_in_order,
+    a_failed_publish_holds_back_the_payments_later_events,
 );
 
 fn nats_url() -> String {
@@ -61,14 +63,15 @@ impl TestStream {
     }
 
     async fn create_as(prefix: String, name: String) -> Self {
+        let subjects = vec![format!("{prefix}payment.>")];
+        Self::create_for(prefix, name, subjects).await
+    }
+
+    /// A stream that takes only `subjects`: the relay's publishes to others are refused.
+    async fn create_for(prefix: String, name: String, subjects: Vec<String>) -> Self {
         let jetstream = jetstream::new(nats().await);
         jetstream
-            .create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![format!("{prefix}payment.>")],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
+            .create_stream(Self::config(&name, subjects))
             .await
             .expect("create stream");
         Self {
@@ -76,6 +79,24 @@ impl TestStream {
             name,
             jetstream,
         }
+    }
+
+    fn config(name: &str, subjects: Vec<String>) -> stream::Config {
+        stream::Config {
+            name: name.to_owned(),
+            subjects,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
+    }
+
+    /// From now on the stream takes every subject of the prefix.
+    async fn take_everything(&self) {
+        let subjects = vec![format!("{}payment.>", self.prefix)];
+        self.jetstream
+            .update_stream(Self::config(&self.name, subjects))
+            .await
+            .expect("update stream");
     }
 
     async fn message_count(&self) -> u64 {
@@ -214,6 +235,61 @@ async fn produce_events(app: &TestApp, count: usize) {
             .post(&format!("/payments/{id}/refund"), json!({"reason": "r"}))
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+}
+
+/// Completed events of `payments` payments, then `refunds` partial refunds of each, round robin:
+/// a batch holds several payments, and each payment has a chain of events.
+async fn produce_chains(app: &TestApp, payments: usize, refunds: usize) {
+    let mut ids = Vec::new();
+    for i in 0..payments {
+        let paid = app
+            .completed_payment(
+                &format!("order_chain_{i:04}"),
+                1000 * (refunds as i64 + 1),
+                &format!("pk_chain_{i}"),
+            )
+            .await;
+        ids.push(paid["payment_id"].as_str().unwrap().to_owned());
+    }
+    for round in 0..refunds {
+        for id in &ids {
+            let reply = app
+                .post(
+                    &format!("/payments/{id}/refund"),
+                    json!({"reason": format!("item {round}"), "refund_amount_krw": 1000}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+    }
+}
+
+/// Every event of the log is in the stream once, and each payment's events are there in
+/// cursor order.
+async fn assert_in_cursor_order_per_payment(app: &TestApp, stream: &TestStream) {
+    let events = app.events().await;
+    let cursor_of: std::collections::HashMap<String, i64> = events
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap().to_owned(),
+                e["cursor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let messages = stream.messages().await;
+    assert_eq!(messages.len(), events.len(), "every event, once");
+    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (subject, id, body) in &messages {
+        let cursor = cursor_of[id];
+        let payment = body["payload"]["payment_id"].as_str().unwrap().to_owned();
+        if let Some(before) = last.insert(payment.clone(), cursor) {
+            assert!(
+                before < cursor,
+                "payment {payment}: event {cursor} ({subject}) reached the stream after event {before}"
+            );
+        }
     }
 }
 
@@ -518,4 +594,123 @@ async fn configured_service_relays_in_the_background(backend: Backend) {
         .await
         .expect("stops on shutdown")
         .expect("server task");
+}
+
+/// Relays publish a payment's events in cursor order, however many run and whatever batches
+/// they hold: an event waits while an earlier one of its payment is unpublished (held by
+/// another relay, or failed).
+async fn racing_relays_keep_each_payments_events_in_order(backend: Backend) {
+    const PAYMENTS: usize = 4;
+    const REFUNDS: usize = 5;
+    let app = spawn_app(backend).await;
+    produce_chains(&app, PAYMENTS, REFUNDS).await;
+    let events = app.events().await;
+    assert_eq!(events.len(), PAYMENTS * (REFUNDS + 1));
+    let stream = TestStream::create().await;
+
+    if backend == Backend::Postgres {
+        // One relay holds the completed events of the first two payments (the oldest rows);
+        // another passes meanwhile: it may publish the other two payments' chains only.
+        let holder = Store::connect(&DatabaseOptions {
+            url: app.database_url.clone(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("store");
+        let held = holder.claim_unpublished(2).await.expect("claim");
+        let held_payments: HashSet<String> =
+            held.events().iter().map(|e| e.payment_id.clone()).collect();
+        assert_eq!(held_payments.len(), 2);
+        let other = relay_for(&app, &stream.prefix, 100).await;
+        let published = other.relay_once().await.expect("pass");
+        assert_eq!(
+            published,
+            2 * (REFUNDS + 1),
+            "the chains of the two free payments"
+        );
+        for (subject, _, body) in stream.messages().await {
+            let payment = body["payload"]["payment_id"].as_str().unwrap();
+            assert!(
+                !held_payments.contains(payment),
+                "{subject} of payment {payment} went out while its first event was held"
+            );
+        }
+        held.release().await.expect("release");
+        holder.close().await;
+    }
+
+    let relays = [
+        Arc::new(relay_for(&app, &stream.prefix, 3).await),
+        Arc::new(relay_for(&app, &stream.prefix, 3).await),
+    ];
+    let tasks: Vec<_> = relays
+        .iter()
+        .map(|relay| {
+            let relay = relay.clone();
+            let database_url = app.database_url.clone();
+            tokio::spawn(async move {
+                loop {
+                    if relay.relay_once().await.expect("relay pass") == 0 {
+                        if unpublished(&database_url).await == 0 {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("relay task");
+    }
+    assert_eq!(relays.iter().map(|r| r.duplicates_seen()).sum::<u64>(), 0);
+    assert_in_cursor_order_per_payment(&app, &stream).await;
+    app.stop().await;
+}
+
+/// JetStream refuses one kind of event (no stream takes its subject). A payment whose event was
+/// refused keeps its later events in the outbox, while other payments' events go out; once the
+/// subject is taken, everything follows in order.
+async fn a_failed_publish_holds_back_the_payments_later_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // completed, refunded, refunded (one payment), failed, completed, completed.
+    produce_mixed_events(&app, "refused").await;
+    let (prefix, name) = TestStream::names();
+    let stream = TestStream::create_for(
+        prefix.clone(),
+        name,
+        vec![
+            format!("{prefix}payment.failed"),
+            format!("{prefix}payment.refunded"),
+        ],
+    )
+    .await;
+    let relay = relay_for(&app, &prefix, 100).await;
+    let error = relay
+        .relay_once()
+        .await
+        .expect_err("completed events are refused");
+    assert!(
+        matches!(error, RelayError::Publish { published: 1, .. }),
+        "only the failed event goes out: {error}"
+    );
+    let kinds: Vec<String> = stream
+        .messages()
+        .await
+        .into_iter()
+        .map(|(subject, _, _)| subject.trim_start_matches(&prefix).to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["payment.failed"],
+        "no refund before its payment's completion"
+    );
+    assert_eq!(unpublished(&app.database_url).await, 5);
+
+    stream.take_everything().await;
+    assert_eq!(drain(&relay).await, 5);
+    assert_eq!(unpublished(&app.database_url).await, 0);
+    assert_in_cursor_order_per_payment(&app, &stream).await;
+    app.stop().await;
 }

@@ -652,14 +652,15 @@ async fn drive_full_flow(flow: &mut Flow) {
     flow.refund(API_KEY_ONE, &paid, None, &[200]).await;
     flow.refund(API_KEY_ONE, &paid, None, &[409]).await;
 
-    // Idempotent replay with each key.
+    // Idempotent replay with each key. Both API keys are the same caller (the merchant), so
+    // each create has its own Idempotency-Key.
     for key in [API_KEY_ONE, API_KEY_TWO] {
         for _ in 0..2 {
             flow.expect(
                 "idempotent create",
                 flow.request(Method::POST, "/payments")
                     .bearer_auth(key)
-                    .header("idempotency-key", "secrets-scan-1")
+                    .header("idempotency-key", format!("secrets-scan-{}", &key[key.len() - 3..]))
                     .json(&json!({"user_id": "u-1", "order_id": format!("order_secret_idem_{}", &key[key.len() - 3..]), "amount_krw": 1000, "payment_method": "card"})),
                 &[201],
             )

@@ -36,6 +36,8 @@ pub struct Model {
     pub annotated_attempt: Option<i32>,
     pub cancel_slot: Option<String>,
     pub cancel_slot_until: Option<DateTimeUtc>,
+    /// The scoped Idempotency-Key of the create, when it had one.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,8 @@ pub struct Model {
     pub origin: String,
     pub sends: i32,
     pub last_sent_at: Option<DateTimeUtc>,
+    /// The scoped Idempotency-Key of the refund request, when it had one.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
