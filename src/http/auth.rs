@@ -50,6 +50,20 @@ impl ApiKeys {
             .into()
     }
 
+    /// Which of the keys (its position in the configured list) the request carries, to name
+    /// who did something without naming the key. Every key is compared, whichever matches.
+    pub fn position(&self, headers: &HeaderMap) -> Option<usize> {
+        let token = bearer_token(headers)?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (index, key) in self.digests.iter().enumerate() {
+            if bool::from(key.ct_eq(&digest)) {
+                found = Some(index);
+            }
+        }
+        found
+    }
+
     /// `Ok` when the request carries one of the keys.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), AppError> {
         match self.caller(headers) {
@@ -61,18 +75,22 @@ impl ApiKeys {
     /// The merchant when the request carries one of the keys (whichever, however spelled);
     /// anyone else is anonymous.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        match presented {
+        match bearer_token(headers) {
             Some(token) if !token.is_empty() && self.accepts(token) => Caller::Merchant,
             _ => Caller::Anonymous,
         }
     }
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
 }
 
 /// The caller of a request: as the API-key layer found it, or from its headers.

@@ -263,6 +263,7 @@ pub struct FailureDto {
     "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
     "failure": null,
     "needs_review": false,
+    "review_reason": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -284,9 +285,12 @@ pub struct PaymentDto {
     pub pg_transaction_id: Option<String>,
     /// Why the last attempt to pay failed; null once paid.
     pub failure: Option<FailureDto>,
-    /// True when Toss's record contradicted ours (order id, payment key, amount): the payment
-    /// is left `IN_PROGRESS` for a person to resolve and the service does not touch it.
+    /// True while Toss's record contradicts ours (amount, a refund Toss does not show, a second
+    /// approval, a reversed deposit): a person must look (`GET /payments?needs_review=true`,
+    /// `POST /payments/{payment_id}/review`); the reconciler leaves it alone meanwhile.
     pub needs_review: bool,
+    /// Why the payment was set aside, while it is (`null` otherwise).
+    pub review_reason: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -316,6 +320,7 @@ impl From<&Payment> for PaymentDto {
                 message: f.message.clone(),
             }),
             needs_review: p.needs_review,
+            review_reason: p.review_reason.clone(),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),

@@ -9,6 +9,7 @@ mod payments;
 mod problem;
 mod rate_limit;
 mod redirects;
+mod reviews;
 mod system;
 mod webhooks;
 
@@ -92,6 +93,8 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::refund_payment))
         .routes(routes!(payments::list_refunds))
+        .routes(routes!(reviews::review_payment))
+        .routes(routes!(reviews::list_reviews))
         .routes(routes!(system::list_events))
 }
 

@@ -19,7 +19,7 @@ use crate::service::{ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand, 
 pub const TAG: &str = "payments";
 
 /// An id in a path that is not a UUID names no payment.
-fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
+pub(super) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
     raw.parse()
         .map_err(|_| AppError::NotFound(format!("payment {raw} not found")))
 }

@@ -18,5 +18,6 @@ mod races;
 mod redirects;
 mod refunds;
 mod relay;
+mod reviews;
 mod secrets;
 mod webhooks;

@@ -1,0 +1,152 @@
+//! Review of payments set aside because Toss's record contradicted ours.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::dto::PaymentDto;
+use super::extract::{ApiKey, AppJson};
+use super::payments::{TAG, payment_id};
+use super::problem::Problem;
+use crate::domain::Review;
+use crate::error::AppError;
+use crate::service::{ReviewAction, ReviewCommand};
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewActionDto {
+    /// Read Toss's record and adopt it as it is (refunds for its cancels, its status), then
+    /// clear the flag.
+    Resync,
+    /// Clear the flag and change nothing else.
+    Dismiss,
+}
+
+/// Body of `POST /payments/{payment_id}/review`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"action": "resync", "note": "Toss dashboard shows the partial cancel; adopting it"}))]
+pub struct ReviewRequest {
+    pub action: ReviewActionDto,
+    /// 1..500 characters: why.
+    #[schema(min_length = 1, max_length = 500)]
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewDto {
+    pub review_id: String,
+    pub payment_id: String,
+    pub action: ReviewActionDto,
+    pub note: String,
+    /// Which API key made it (its position in `API_KEYS`, from 1), never the key.
+    pub reviewer: String,
+    /// What the review did.
+    pub outcome: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewListDto {
+    pub reviews: Vec<ReviewDto>,
+}
+
+impl From<&Review> for ReviewDto {
+    fn from(review: &Review) -> Self {
+        Self {
+            review_id: review.id.clone(),
+            payment_id: review.payment_id.to_string(),
+            action: if review.action == ReviewAction::Resync.as_str() {
+                ReviewActionDto::Resync
+            } else {
+                ReviewActionDto::Dismiss
+            },
+            note: review.note.clone(),
+            reviewer: review.reviewer.clone(),
+            outcome: review.outcome.clone(),
+            created_at: review.created_at,
+        }
+    }
+}
+
+/// Resolve a payment set aside for review.
+#[utoipa::path(
+    post, path = "/payments/{payment_id}/review", tag = TAG,
+    params(
+        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response"),
+    ),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, description = "The payment, flag cleared (after adopting Toss's record for `resync`)", body = PaymentDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`INVALID_STATE`: the payment is not set aside, or (`resync`) Toss's record still contradicts ours; `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "the payment is not set aside for review", "code": "INVALID_STATE"})),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (`resync` without Toss) or Toss/the database unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn review_payment(
+    State(state): State<AppState>,
+    _: ApiKey,
+    headers: HeaderMap,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<ReviewRequest>,
+) -> Result<Json<PaymentDto>, AppError> {
+    let payment_id = payment_id(&raw_id)?;
+    let length = body.note.chars().count();
+    if !(1..=500).contains(&length)
+        || body.note.trim().is_empty()
+        || body.note.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(AppError::unprocessable(
+            "note: must be 1 to 500 characters, not blank, without control characters",
+        ));
+    }
+    let reviewer = state
+        .api_keys
+        .position(&headers)
+        .map_or_else(|| "api-key".to_owned(), |i| format!("api-key-{}", i + 1));
+    let payment = state
+        .service
+        .review(ReviewCommand {
+            payment_id,
+            action: match body.action {
+                ReviewActionDto::Resync => ReviewAction::Resync,
+                ReviewActionDto::Dismiss => ReviewAction::Dismiss,
+            },
+            note: body.note,
+            reviewer,
+        })
+        .await?;
+    Ok(Json(PaymentDto::from(&payment)))
+}
+
+/// The reviews of a payment, oldest first.
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/reviews", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "Every review made of the payment", body = ReviewListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_reviews(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<ReviewListDto>, AppError> {
+    let reviews = state.service.reviews(payment_id(&raw_id)?).await?;
+    Ok(Json(ReviewListDto {
+        reviews: reviews.iter().map(ReviewDto::from).collect(),
+    }))
+}
