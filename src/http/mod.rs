@@ -101,9 +101,52 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
 }
 
+/// The routes and their OpenAPI document.
+fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut openapi) = api().split_for_parts();
+    document_nul_refusal(&mut openapi);
+    (routes, openapi)
+}
+
 /// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    api_parts().1
+}
+
+/// Every route refuses `%00` in its path or query (`extract::refuse_nul_in_target`), so every
+/// operation documents that 400, in this one place.
+fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const WHY: &str = "`%00` (NUL) in the path or query";
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            match operation.responses.responses.get_mut("400") {
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {WHY}", response.description);
+                }
+                _ => {
+                    let problem = ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build();
+                    let response = ResponseBuilder::new()
+                        .description(format!("`VALIDATION_ERROR`: {WHY}"))
+                        .content(PROBLEM_JSON, problem)
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert("400".to_owned(), RefOr::T(response));
+                }
+            }
+        }
+    }
 }
 
 pub struct RouterSettings {
@@ -113,7 +156,7 @@ pub struct RouterSettings {
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
-    let (routes, openapi) = api().split_for_parts();
+    let (routes, openapi) = api_parts();
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
@@ -123,6 +166,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
+        .layer(middleware::from_fn(extract::refuse_nul_in_target))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

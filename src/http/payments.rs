@@ -125,6 +125,7 @@ pub async fn get_payment(
     responses(
         (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`)", body = PaymentDto),
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = PaymentDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss declined: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
@@ -169,6 +170,7 @@ pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
     responses(
         (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
         (status = 202, description = "Outcome at Toss unknown: the refund is `PENDING` and the service settles it from Toss's record", body = RefundDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
