@@ -17,4 +17,5 @@ mod redirects;
 mod refunds;
 mod relay;
 mod secrets;
+mod startup_errors;
 mod webhooks;
