@@ -113,6 +113,28 @@ pub async fn refuse_nul_in_target(request: Request, next: Next) -> Response {
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct AppQuery<T>(pub T);
 
+/// Who calls a route that is open to all: a caller with a configured API key may be shown more
+/// than one without (a wrong key counts as none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    WithApiKey,
+    Anonymous,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(match state.api_keys.check(&parts.headers) {
+            Ok(()) => Caller::WithApiKey,
+            Err(_) => Caller::Anonymous,
+        })
+    }
+}
+
 /// Proof that the request carries a configured API key. As an extractor it runs before the
 /// body is read, so an unauthenticated request learns nothing about its body's validity.
 #[derive(Debug, Clone, Copy)]

@@ -12,6 +12,7 @@ mod inputs;
 mod listing;
 mod openapi;
 mod operations;
+mod public_answers;
 mod races;
 mod redirects;
 mod refunds;
