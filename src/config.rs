@@ -82,6 +82,102 @@ impl DatabaseSettings {
             _ => "sqlite",
         }
     }
+
+    fn raw_url(&self) -> &str {
+        self.url
+            .as_ref()
+            .map_or(DEFAULT_SQLITE_URL, |url| url.expose_secret())
+    }
+
+    /// Checks the URL before the driver sees it: the driver panics on a URL it cannot parse
+    /// and quotes a URL it cannot use in full, password included. The reason never repeats any
+    /// of the URL, whose user name and password are where a mistyped character usually is.
+    pub fn check_url(&self) -> Result<url::Url, String> {
+        const ENCODE: &str = "in the user name and password, write # as %23, @ as %40, / as %2F, \
+             ? as %3F, : as %3A and % as %25";
+        let raw = self.raw_url();
+        let url = url::Url::parse(raw)
+            .map_err(|error| format!("DATABASE_URL is not a valid URL ({error}); {ENCODE}"))?;
+        match url.scheme() {
+            "postgres" | "postgresql" if raw.contains("://") => {
+                // A `#`, `?` or `/` in the user name ends the authority early: the rest, password
+                // included, would be read as a fragment, query or path.
+                let misread = url.fragment().is_some()
+                    || url.path().contains('@')
+                    || url.query().is_some_and(|query| query.contains('@'));
+                if misread || url.host_str().is_none_or(str::is_empty) {
+                    return Err(format!(
+                        "DATABASE_URL cannot be read as postgres://user:password@host:port/database; {ENCODE}"
+                    ));
+                }
+                Ok(url)
+            }
+            "sqlite" => Ok(url),
+            scheme if raw.starts_with(&format!("{scheme}://")) => Err(format!(
+                "DATABASE_URL: unsupported scheme {scheme:?}; use postgres://… or sqlite://…"
+            )),
+            _ => Err("DATABASE_URL must start with postgres:// or sqlite://".to_owned()),
+        }
+    }
+
+    /// The database for messages: scheme, host, port and path; never the user name, password,
+    /// query or fragment.
+    pub fn url_for_logs(&self) -> String {
+        match self.check_url() {
+            Ok(url) if url.has_authority() => {
+                let host = url.host_str().unwrap_or_default();
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{host}{port}{}", url.scheme(), url.path())
+            }
+            Ok(url) => format!("{}:{}", url.scheme(), url.path()),
+            Err(_) => "(DATABASE_URL)".to_owned(),
+        }
+    }
+
+    /// `text` (a driver's message) with the URL and every part of its user name and password
+    /// replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let raw = self.raw_url();
+        let mut secrets = vec![raw.to_owned()];
+        if let Ok(url) = url::Url::parse(raw) {
+            for part in [url.username(), url.password().unwrap_or_default()] {
+                secrets.push(part.to_owned());
+                if let Ok(decoded) = percent_decode(part) {
+                    secrets.push(decoded);
+                }
+            }
+        }
+        secrets.retain(|secret| !secret.is_empty());
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        secrets
+            .iter()
+            .fold(text.to_owned(), |text, secret| text.replace(secret, "***"))
+    }
+}
+
+/// `%XX` escapes decoded, as the driver decodes the user name and password.
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let escaped = bytes
+            .get(at + 1..at + 3)
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[at], escaped) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,6 +391,62 @@ mod tests {
         );
         settings.nats.url = Some("nats://u:nats-password@h:4222".into());
         assert!(!format!("{settings:?}").contains("nats-password"));
+    }
+
+    fn database(url: &str) -> DatabaseSettings {
+        let mut settings = Settings::defaults().database;
+        settings.url = Some(url.into());
+        settings
+    }
+
+    #[test]
+    fn database_url_is_checked_and_shown_without_its_userinfo() {
+        for good in [
+            "postgres://u:p%23w@127.0.0.1:5432/db",
+            "postgresql://h/db",
+            "sqlite://payment-service.db?mode=rwc",
+            "sqlite::memory:",
+        ] {
+            assert!(database(good).check_url().is_ok(), "{good}");
+        }
+        assert_eq!(
+            database("postgres://alice:pw@db.internal:5433/payments?sslmode=require")
+                .url_for_logs(),
+            "postgres://db.internal:5433/payments"
+        );
+        assert_eq!(
+            database("sqlite://payment-service.db?mode=rwc").url_for_logs(),
+            "sqlite://payment-service.db"
+        );
+        for (bad, userinfo) in [
+            ("postgres://alice:pa#ss@127.0.0.1:5432/db", "pa#ss"),
+            ("postgres://al#ice:pw_1@127.0.0.1:5432/db", "pw_1"),
+            ("postgres://al?ice:pw_1@127.0.0.1:5432/db", "pw_1"),
+            ("postgres://al/ice:pw_1@127.0.0.1:5432/db", "pw_1"),
+            ("postgres://alice:pw_1@[::1", "pw_1"),
+            ("mysql://alice:pw_1@host/db", "pw_1"),
+            ("alice:pw_1@host/db", "alice"),
+            ("postgres:alice:pw_1@host/db", "alice"),
+        ] {
+            let settings = database(bad);
+            let reason = settings.check_url().expect_err(bad);
+            assert!(
+                !reason.contains(userinfo) && !reason.contains("alice"),
+                "{bad}: {reason}"
+            );
+            assert!(reason.contains("DATABASE_URL"), "{bad}: {reason}");
+            assert!(!settings.url_for_logs().contains(userinfo), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redact_hides_the_url_and_its_userinfo_raw_and_decoded() {
+        let settings = database("postgres://al%69ce:p%40ss@h/db");
+        let text = "role \"alice\" (al%69ce) with p@ss, p%40ss, in postgres://al%69ce:p%40ss@h/db";
+        assert_eq!(
+            settings.redact(text),
+            "role \"***\" (***) with ***, ***, in ***"
+        );
     }
 
     #[test]

@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use anyhow::Context;
 use payment_service::config::Settings;
 use payment_service::startup::Application;
@@ -5,7 +7,20 @@ use payment_service::telemetry;
 use rand::distr::{Alphanumeric, SampleString};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, without a backtrace, for whoever reads the deploy log. The errors that
+            // reach here name the database without its user name or password (startup.rs).
+            let message = format!("{error:#}").replace(['\n', '\r'], " ");
+            eprintln!("payment-service: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let mut settings = Settings::load().context("loading configuration")?;
     telemetry::init(&settings.log);
 
@@ -17,9 +32,7 @@ async fn main() -> anyhow::Result<()> {
         key
     });
 
-    let app = Application::build(settings)
-        .await
-        .context("starting payment-service")?;
+    let app = Application::build(settings).await.context("cannot start")?;
     let base = format!("http://{}", app.local_addr());
     println!();
     println!("  payment-service is listening on {base}");

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::{DbErr, RuntimeErr};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{DatabaseSettings, Settings};
 use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
 use crate::http::{self, ApiKeys, AppState, RateLimiter, RouterSettings};
 use crate::relay::{self, Relay};
@@ -33,7 +34,7 @@ impl Application {
         // reqwest and sqlx are built without a default crypto provider; one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
-        let store = Store::connect(&settings.database.options()).await?;
+        let store = connect(&settings.database).await?;
         tracing::info!(
             database = settings.database.backend_name(),
             "database ready"
@@ -194,6 +195,64 @@ impl Application {
         }
         tracing::info!("stopped");
         result
+    }
+}
+
+/// The store, connected and migrated. A failure is described in one line that names the
+/// database by scheme, host, port and name only: the driver's own errors may quote the URL,
+/// password included, and it panics on a URL it cannot parse, so the URL is checked first.
+async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
+    let url = database.check_url().map_err(anyhow::Error::msg)?;
+    let options = database.options();
+    match Store::connect(&options).await {
+        Ok(store) => Ok(store),
+        Err(error) => {
+            let why = why_not_connected(&error, &url, options.acquire_timeout).await;
+            Err(anyhow::anyhow!(
+                "database {}: {}",
+                database.url_for_logs(),
+                database.redact(&why)
+            ))
+        }
+    }
+}
+
+async fn why_not_connected(error: &DbErr, url: &url::Url, timeout: Duration) -> String {
+    use sea_orm::sqlx::Error as SqlxError;
+    let sqlx_error = match error {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(&**e),
+        _ => None,
+    };
+    match sqlx_error {
+        Some(SqlxError::PoolTimedOut) => {
+            // The pool only says it waited; a direct attempt says why.
+            let address = (
+                url.host_str().unwrap_or_default(),
+                url.port().unwrap_or(5432),
+            );
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+                Ok(Err(error)) => format!("cannot connect to {}:{}: {error}", address.0, address.1),
+                _ => format!(
+                    "no connection within {} s (is the server running, and are the host and port right?)",
+                    timeout.as_secs()
+                ),
+            }
+        }
+        Some(SqlxError::Io(error)) => format!("cannot connect: {error}"),
+        Some(SqlxError::Database(error)) => match error.code().as_deref() {
+            Some("3D000") => "no such database on the server (create it first)".to_owned(),
+            Some("28P01") => "the server refused the user name or password".to_owned(),
+            Some("28000") => {
+                "the server refused this user (no such role, or not allowed by pg_hba.conf)"
+                    .to_owned()
+            }
+            Some(code) => format!("{} (code {code})", error.message()),
+            None => error.message().to_owned(),
+        },
+        Some(other) => other.to_string(),
+        None => error.to_string(),
     }
 }
 

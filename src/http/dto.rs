@@ -328,6 +328,117 @@ impl From<&Payment> for PaymentDto {
     }
 }
 
+/// A payment as shown to a caller without an API key (the public confirm, Toss's success and
+/// fail redirects): everything but who pays (`user_id`) and the subscription it belongs to
+/// (`subscription_id`).
+#[derive(Debug, Serialize, ToSchema)]
+// Only for the schema: `additionalProperties: false`, so that a whole payment does not pass
+// for this one.
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
+    "order_id": "order_20261123_0001",
+    "order_name": "Vitamin D x 3",
+    "payment_type": "ONE_TIME",
+    "payment_method": "card",
+    "amount_krw": 15000,
+    "refunded_amount_krw": 0,
+    "currency": "KRW",
+    "status": "COMPLETED",
+    "pg_provider": "toss",
+    "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+    "failure": null,
+    "needs_review": false,
+    "created_at": "2026-11-23T09:30:00.000Z",
+    "updated_at": "2026-11-23T09:31:02.412Z",
+    "completed_at": "2026-11-23T09:31:02.000Z"
+}))]
+pub struct PublicPaymentDto {
+    #[schema(format = Uuid)]
+    pub payment_id: String,
+    pub order_id: String,
+    pub order_name: Option<String>,
+    pub payment_type: PaymentTypeDto,
+    pub payment_method: String,
+    pub amount_krw: i64,
+    pub refunded_amount_krw: i64,
+    pub currency: String,
+    pub status: PaymentStatusDto,
+    pub pg_provider: Option<String>,
+    pub pg_transaction_id: Option<String>,
+    /// Why the last attempt to pay failed; null once paid.
+    pub failure: Option<FailureDto>,
+    /// True when Toss's record contradicted ours: a person resolves it.
+    pub needs_review: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+impl From<PaymentDto> for PublicPaymentDto {
+    fn from(payment: PaymentDto) -> Self {
+        // Every field named, so that a field added to the payment is a decision here too.
+        let PaymentDto {
+            payment_id,
+            user_id: _,
+            order_id,
+            order_name,
+            subscription_id: _,
+            payment_type,
+            payment_method,
+            amount_krw,
+            refunded_amount_krw,
+            currency,
+            status,
+            pg_provider,
+            pg_transaction_id,
+            failure,
+            needs_review,
+            // Internal: why a person must look is the merchant's business.
+            review_reason: _,
+            created_at,
+            updated_at,
+            completed_at,
+        } = payment;
+        Self {
+            payment_id,
+            order_id,
+            order_name,
+            payment_type,
+            payment_method,
+            amount_krw,
+            refunded_amount_krw,
+            currency,
+            status,
+            pg_provider,
+            pg_transaction_id,
+            failure,
+            needs_review,
+            created_at,
+            updated_at,
+            completed_at,
+        }
+    }
+}
+
+impl From<&Payment> for PublicPaymentDto {
+    fn from(payment: &Payment) -> Self {
+        PaymentDto::from(payment).into()
+    }
+}
+
+/// The confirm's answer: the whole payment to a caller with an API key, the public view of it
+/// to a caller without one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConfirmedPaymentDto {
+    Full(PaymentDto),
+    Public(PublicPaymentDto),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentListDto {
     pub payments: Vec<PaymentDto>,

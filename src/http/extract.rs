@@ -1,11 +1,13 @@
 //! Extractors whose rejections are our problem documents.
 
+use axum::body::Bytes;
 use std::convert::Infallible;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -57,26 +59,75 @@ where
             }
             _ => {}
         }
-        serde_json::from_slice(&bytes)
-            .map(AppJson)
-            .map_err(|error| {
-                use serde_json::error::Category;
-                match error.classify() {
-                    Category::Data => {
-                        AppError::unprocessable(format!("invalid request body: {error}"))
-                    }
-                    Category::Syntax | Category::Eof | Category::Io => {
-                        AppError::validation(format!("malformed JSON: {error}"))
-                    }
+        let parsed = serde_json::from_slice(&bytes);
+        // Checked once the body is known to be JSON, and before serde's own data errors, which
+        // would quote the offending text back.
+        let syntax_error = parsed.as_ref().err().is_some_and(|error| !error.is_data());
+        if !syntax_error && json_has_nul(&bytes) {
+            return Err(nul_in_body());
+        }
+        parsed.map(AppJson).map_err(|error| {
+            use serde_json::error::Category;
+            match error.classify() {
+                Category::Data => AppError::unprocessable(format!("invalid request body: {error}")),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    AppError::validation(format!("malformed JSON: {error}"))
                 }
-            })
+            }
+        })
     }
+}
+
+/// Whether a JSON text has a NUL (U+0000) in a string or a key. PostgreSQL's `text` cannot
+/// hold one, so such a value would fail in the database (a 500) instead of at the edge. JSON
+/// can carry it only as the escape `\u0000` (a raw control byte is a syntax error), and a
+/// backslash appears only inside strings, so skipping each escape's character is exact.
+pub fn json_has_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        if rest[at + 1..].starts_with(b"u0000") {
+            return true;
+        }
+        rest = rest.get(at + 2..).unwrap_or_default();
+    }
+    false
+}
+
+pub fn nul_in_body() -> AppError {
+    AppError::unprocessable("the request body must not contain U+0000 (NUL) in any string")
+}
+
+/// Refuses, on every route, a path or query that percent-encodes a NUL (`%00`, the only way a
+/// URL can carry one): 400 before any handler, so no extractor or query can meet it.
+pub async fn refuse_nul_in_target(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("", |target| target.as_str());
+    if target.contains("%00") {
+        return AppError::validation("the path and query must not contain %00 (NUL)")
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// `axum::extract::Query`, rejecting with problem+json.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct AppQuery<T>(pub T);
+
+/// Who calls a route that is open to all: the merchant (any configured API key) may be shown
+/// more than an anonymous caller (a wrong key counts as none).
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(match parts.extensions.get::<Caller>() {
+            Some(caller) => *caller,
+            None => state.api_keys.caller(&parts.headers),
+        })
+    }
+}
 
 /// Proof that the request carries a configured API key. The privileged routes' layer checked
 /// it already (`auth::require_api_key`); a handler that takes this checks it anyway, wherever
@@ -104,5 +155,31 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ScopedKey {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
         Ok(parts.extensions.get::<ScopedKey>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_has_nul;
+
+    #[test]
+    fn finds_nul_escapes_in_strings_and_keys_only() {
+        assert!(json_has_nul(br#"{"a":"\u0000"}"#));
+        assert!(json_has_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(json_has_nul(br#"{"a\u0000":1}"#));
+        assert!(json_has_nul(br#"{"a":{"b":["\u0000"]}}"#));
+        assert!(
+            json_has_nul(br#"{"a":"\\\u0000"}"#),
+            "an escaped backslash, then NUL"
+        );
+        assert!(
+            !json_has_nul(br#"{"a":"\\u0000"}"#),
+            "a backslash, then the text u0000"
+        );
+        assert!(!json_has_nul(br#"{"a":"u0000","b":"\u0001"}"#));
+        assert!(!json_has_nul(br#"{"a":"\""}"#));
+        assert!(!json_has_nul(b"{}"));
+        assert!(!json_has_nul(b"\\"));
+        assert!(!json_has_nul(br#""\u000"#));
     }
 }

@@ -120,11 +120,55 @@ fn api(
         .merge(public)
 }
 
+/// The routes and their OpenAPI document.
+fn api_parts(
+    privileged: OpenApiRouter<AppState>,
+    public: OpenApiRouter<AppState>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut openapi) = api(privileged, public).split_for_parts();
+    document_nul_refusal(&mut openapi);
+    (routes, openapi)
+}
+
 /// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api(privileged_routes(), public_routes())
-        .split_for_parts()
-        .1
+    api_parts(privileged_routes(), public_routes()).1
+}
+
+/// Every route refuses `%00` in its path or query (`extract::refuse_nul_in_target`), so every
+/// operation documents that 400, in this one place.
+fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const WHY: &str = "`%00` (NUL) in the path or query";
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            match operation.responses.responses.get_mut("400") {
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {WHY}", response.description);
+                }
+                _ => {
+                    let problem = ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build();
+                    let response = ResponseBuilder::new()
+                        .description(format!("`VALIDATION_ERROR`: {WHY}"))
+                        .content(PROBLEM_JSON, problem)
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert("400".to_owned(), RefOr::T(response));
+                }
+            }
+        }
+    }
 }
 
 pub struct RouterSettings {
@@ -145,12 +189,14 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
                 auth::require_api_key,
             ));
     let public = public_routes().route_layer(idempotency());
-    let (routes, openapi) = api(privileged, public).split_for_parts();
+    let (routes, openapi) = api_parts(privileged, public);
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
+        // Before routing, so before the Idempotency-Key: a NUL never reaches the database.
+        .layer(middleware::from_fn(extract::refuse_nul_in_target))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

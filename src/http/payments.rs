@@ -2,17 +2,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{
-    ConfirmPaymentRequest, CreatePaymentRequest, ListPaymentsParams, PaymentDto, PaymentListDto,
-    RefundDto, RefundListDto, RefundRequest,
+    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, ListPaymentsParams,
+    PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{PaymentId, ScopedKey, UserId};
+use crate::domain::{Caller, PaymentId, ScopedKey, UserId};
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand, RefundOutcome};
 
@@ -128,13 +128,17 @@ pub async fn get_payment(
 /// order id and amount; no API key is needed because Toss's answer is the proof. Without a
 /// `payment_key`, or with the no-op gateway, the caller's `pg_transaction_id`/`pg_provider` are
 /// recorded as given, which needs the API key.
+///
+/// A caller with the API key gets the whole payment (`PaymentDto`); a caller without one gets
+/// it without `user_id` and `subscription_id` (`PublicPaymentDto`).
 #[utoipa::path(
     post, path = "/payments/confirm", tag = TAG,
     request_body = ConfirmPaymentRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
     responses(
-        (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`)", body = PaymentDto),
-        (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = PaymentDto),
+        (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`); the whole payment with the API key, the public view without", body = ConfirmedPaymentDto),
+        (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss declined: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
@@ -150,22 +154,31 @@ pub async fn get_payment(
 )]
 pub async fn confirm_payment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     AppJson(body): AppJson<ConfirmPaymentRequest>,
 ) -> Result<Response, AppError> {
     let command = ConfirmCommand::try_from(body)?;
-    if state.service.confirm_needs_api_key(&command) {
-        state.api_keys.check(&headers)?;
+    if state.service.confirm_needs_api_key(&command) && caller != Caller::Merchant {
+        return Err(AppError::Unauthorized);
     }
-    Ok(confirm_response(state.service.confirm(command).await?))
+    Ok(confirm_response(
+        state.service.confirm(command).await?,
+        caller,
+    ))
 }
 
-pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
+/// 200 or 202 with the payment as `caller` may see it.
+pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
     let status = match outcome {
         ConfirmOutcome::Completed(_) | ConfirmOutcome::AwaitingDeposit(_) => StatusCode::OK,
         ConfirmOutcome::Unsettled(_) => StatusCode::ACCEPTED,
     };
-    (status, Json(PaymentDto::from(outcome.payment()))).into_response()
+    let payment = outcome.payment();
+    let body = match caller {
+        Caller::Merchant => ConfirmedPaymentDto::Full(PaymentDto::from(payment)),
+        Caller::Anonymous => ConfirmedPaymentDto::Public(PublicPaymentDto::from(payment)),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Refund a payment, fully or partly; repeatable until nothing is left.
@@ -179,6 +192,7 @@ pub fn confirm_response(outcome: ConfirmOutcome) -> Response {
     responses(
         (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
         (status = 202, description = "Outcome at Toss unknown: the refund is `PENDING` and the service settles it from Toss's record", body = RefundDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),

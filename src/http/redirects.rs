@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::AppState;
-use super::dto::{PaymentDto, TossFailParams, TossSuccessParams, payment_key};
+use super::dto::{PublicPaymentDto, TossFailParams, TossSuccessParams, payment_key};
 use super::extract::AppQuery;
+use crate::domain::Caller;
 use super::payments::confirm_response;
 use super::problem::{Problem, log_cause};
 use crate::domain::{Failure, OrderId};
@@ -23,13 +24,15 @@ pub const TAG: &str = "toss redirects";
 /// `redirect.success_url`/`redirect.fail_url` configured the browser is sent on with 303 See
 /// Other to `{success_url}?payment_id=…&order_id=…&status=…` or
 /// `{fail_url}?order_id=…&code=…&message=…`; otherwise the answer is JSON. Reloading gives the
-/// same answer and never a second Toss confirm.
+/// same answer and never a second Toss confirm. The buyer's browser needs no API key, so the
+/// JSON answer is the public view of the payment, whoever calls (no `user_id` or
+/// `subscription_id`).
 #[utoipa::path(
     get, path = "/payments/toss/success", tag = TAG,
     params(TossSuccessParams),
     responses(
-        (status = 200, description = "Confirmed (JSON mode)", body = PaymentDto),
-        (status = 202, description = "Outcome at Toss unknown; settles by itself (JSON mode)", body = PaymentDto),
+        (status = 200, description = "Confirmed (JSON mode)", body = PublicPaymentDto),
+        (status = 202, description = "Outcome at Toss unknown; settles by itself (JSON mode)", body = PublicPaymentDto),
         (status = 303, description = "Redirect to the configured success or fail URL"),
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss declined", body = Problem, content_type = "application/problem+json"),
@@ -91,7 +94,7 @@ pub async fn toss_success(
                 ],
             )
         }
-        (Ok(outcome), None, _) => confirm_response(outcome),
+        (Ok(outcome), None, _) => confirm_response(outcome, Caller::Anonymous),
         (Err(error), _, Some(fail_url)) => {
             let problem = Problem::from(&error);
             let mut query = vec![
@@ -117,12 +120,13 @@ pub async fn toss_success(
 ///
 /// On a `PENDING` payment it sets `failure` and records a `payment.failed` event; the payment
 /// stays `PENDING` so the buyer can try again. Nothing here can change a paid payment. With
-/// `redirect.fail_url` configured the browser is sent on with 303; otherwise the answer is JSON.
+/// `redirect.fail_url` configured the browser is sent on with 303; otherwise the answer is JSON,
+/// the public view of the payment (no `user_id` or `subscription_id`).
 #[utoipa::path(
     get, path = "/payments/toss/fail", tag = TAG,
     params(TossFailParams),
     responses(
-        (status = 200, description = "Failure recorded (JSON mode): the payment", body = PaymentDto),
+        (status = 200, description = "Failure recorded (JSON mode): the payment", body = PublicPaymentDto),
         (status = 303, description = "Redirect to the configured fail URL"),
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
@@ -177,7 +181,9 @@ pub async fn toss_fail(
                 ],
             )
         }
-        (None, Ok(payment)) => (StatusCode::OK, Json(PaymentDto::from(&payment))).into_response(),
+        (None, Ok(payment)) => {
+            (StatusCode::OK, Json(PublicPaymentDto::from(&payment))).into_response()
+        }
         (None, Err(error)) => error.into_response(),
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::extract::{json_has_nul, nul_in_body};
 use super::problem::Problem;
 use crate::error::AppError;
 use crate::service::{WebhookHint, WebhookOutcome};
@@ -74,6 +75,7 @@ pub struct WebhookReply {
     responses(
         (status = 200, description = "Handled, ignored, or a duplicate", body = WebhookReply),
         (status = 400, description = "Not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A string of the body contains U+0000 (NUL)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database or Toss unreachable: Toss should retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -84,6 +86,10 @@ pub async fn toss_webhook(
 ) -> Result<Json<WebhookReply>, AppError> {
     let webhook: TossWebhook = serde_json::from_slice(&body)
         .map_err(|e| AppError::validation(format!("not a Toss webhook body: {e}")))?;
+    // Toss never sends one; any of its strings may end up in a query.
+    if json_has_nul(&body) {
+        return Err(nul_in_body());
+    }
     let transmission_id = headers
         .get(TRANSMISSION_ID)
         .and_then(|v| v.to_str().ok())

@@ -92,8 +92,10 @@ async fn confirm_twice_with_same_key_calls_toss_once(backend: Backend) {
     let first = app
         .completed_payment("order_twice_0001", 9900, "pk_twice")
         .await;
+    // With the API key, so that the answer is the whole payment (an anonymous caller's is the
+    // public view: public_answers.rs).
     let again = app
-        .post_public(
+        .post(
             "/payments/confirm",
             json!({"order_id": "order_twice_0001", "payment_key": "pk_twice"}),
         )

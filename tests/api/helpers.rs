@@ -342,7 +342,8 @@ impl TestApp {
         reply.body
     }
 
-    /// A payment confirmed through the fake Toss with `payment_key`.
+    /// A payment confirmed through the fake Toss with `payment_key` (by the public confirm), as
+    /// a caller with the API key reads it afterwards.
     pub async fn completed_payment(&self, order_id: &str, amount: i64, payment_key: &str) -> Value {
         self.create_payment(order_id, amount).await;
         self.toss.authenticate(payment_key, order_id, amount);
@@ -353,7 +354,8 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.body
+        self.payment(reply.body["payment_id"].as_str().expect("payment_id"))
+            .await
     }
 
     pub async fn payment(&self, payment_id: &str) -> Value {

@@ -11,6 +11,9 @@
 //! requests also get past validation and reach the payment logic; the few that legitimately
 //! change state (a 2xx on a route that may change it, or a declined confirm) are accounted for.
 //!
+//! A NUL (U+0000) is put into strings of bodies and query parameters and into path segments on
+//! every route (PostgreSQL's text cannot hold one), and such requests must be refused.
+//!
 //! Cases: `HOSTILE_CASES` (default 300) per database; `PROPTEST_RNG_SEED` makes a run repeatable;
 //! `HOSTILE_VERBOSE=1` prints every request and answer. With `--nocapture` the test prints how
 //! many answers of each (route, status, code) it saw, to judge how deep the cases reach.
@@ -358,6 +361,9 @@ impl Context<'_> {
         }
 
         let route = request.route();
+        if let Some(refusal) = nul_not_refused(request, route, answer.status) {
+            return Err(format!("{refusal}\n{}", shown_answer()));
+        }
         let code = body["code"].as_str().map(str::to_owned);
         *self
             .seen
@@ -462,6 +468,42 @@ impl Context<'_> {
     }
 }
 
+/// A NUL (U+0000) can never be stored (PostgreSQL's text refuses it), so a request that
+/// carries one where the service reads it is refused: `%00` in the path or query with 400 on
+/// every route, a NUL in any string or key of a JSON body on a route that reads its body with
+/// a 4xx (422, or whatever refuses the request first: 401, 413, 415, ...). `OPTIONS` is
+/// answered by the CORS layer, which reads nothing of the request.
+fn nul_not_refused(request: &Hostile, route: Route, status: StatusCode) -> Option<String> {
+    if request.method == "OPTIONS" {
+        return None;
+    }
+    if request.target.contains("%00") && status != StatusCode::BAD_REQUEST {
+        return Some(format!(
+            "%00 in the path or query answered {status}, not 400"
+        ));
+    }
+    let reads_body = matches!(
+        route,
+        Route::Create | Route::Confirm | Route::Refund | Route::Webhook
+    );
+    let body_has_nul = request
+        .body
+        .as_deref()
+        .and_then(|body| serde_json::from_slice::<Value>(body).ok())
+        .is_some_and(|json| has_nul(&json));
+    (reads_body && body_has_nul && !status.is_client_error())
+        .then(|| format!("a JSON body with a NUL answered {status}, not a 4xx"))
+}
+
+fn has_nul(json: &Value) -> bool {
+    match json {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// A 4xx is `application/problem+json` with `type`, `title`, `status` (the HTTP status),
 /// `detail` and `code`. HEAD answers carry no body, only the content type.
 fn check_problem(request: &Hostile, answer: &Answer) -> Result<(), String> {
@@ -506,10 +548,10 @@ const TABLES: &[(&str, &str)] = &[
     ("idempotency_keys", "key"),
 ];
 
-struct Snapshot(Vec<(&'static str, &'static str, Vec<Value>)>);
+pub struct Snapshot(Vec<(&'static str, &'static str, Vec<Value>)>);
 
-struct Change {
-    table: &'static str,
+pub struct Change {
+    pub table: &'static str,
     before: Option<Value>,
     after: Option<Value>,
 }
@@ -537,7 +579,7 @@ impl fmt::Display for Change {
 }
 
 impl Snapshot {
-    async fn take(db: &DatabaseConnection) -> Self {
+    pub async fn take(db: &DatabaseConnection) -> Self {
         let backend = db.get_database_backend();
         let mut tables = Vec::new();
         for (table, key) in TABLES {
@@ -555,7 +597,7 @@ impl Snapshot {
 
     /// Rows added, removed or changed. `remembered`: the status of a POST with an
     /// `Idempotency-Key`, which may add the one row that remembers that answer.
-    fn diff(&self, after: &Snapshot, remembered: Option<StatusCode>) -> Vec<Change> {
+    pub fn diff(&self, after: &Snapshot, remembered: Option<StatusCode>) -> Vec<Change> {
         let mut changes = Vec::new();
         for ((table, key, before_rows), (_, _, after_rows)) in self.0.iter().zip(&after.0) {
             let by_key = |rows: &Vec<Value>| -> BTreeMap<String, Value> {
@@ -610,6 +652,28 @@ enum J {
 }
 
 impl J {
+    /// Puts a NUL (U+0000, which PostgreSQL's text refuses) into a string of this value: into
+    /// it at `at` if it is one, else into one of its members. Numbers and literals stay.
+    fn put_nul(&mut self, at: Index) {
+        match self {
+            J::Raw(_) => {}
+            J::Str(s) => {
+                let boundaries: Vec<usize> =
+                    s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+                s.insert(boundaries[at.index(boundaries.len())], '\0');
+            }
+            J::Arr(items) if !items.is_empty() => {
+                let n = at.index(items.len());
+                items[n].put_nul(at);
+            }
+            J::Obj(entries) if !entries.is_empty() => {
+                let n = at.index(entries.len());
+                entries[n].1.put_nul(at);
+            }
+            J::Arr(_) | J::Obj(_) => {}
+        }
+    }
+
     fn text(&self) -> String {
         let mut out = String::new();
         self.write(&mut out);
@@ -827,8 +891,21 @@ fn texts(values: &[&str]) -> Vec<String> {
 }
 
 /// Values the field expects, mostly valid, some just past valid, and the real ids, order ids,
-/// payment keys and amounts, so that requests get past validation into the payment logic.
+/// payment keys and amounts, so that requests get past validation into the payment logic;
+/// now and then with a NUL put into it, which must be refused wherever it is.
 fn plausible(field: &str, known: &Arc<Known>) -> BoxedStrategy<J> {
+    let value = plausible_value(field, known);
+    prop_oneof![
+        9 => value.clone(),
+        1 => (value, any::<Index>()).prop_map(|(mut value, at)| {
+            value.put_nul(at);
+            value
+        }),
+    ]
+    .boxed()
+}
+
+fn plausible_value(field: &str, known: &Arc<Known>) -> BoxedStrategy<J> {
     let k = known.clone();
     let amounts = |raw: fn(String) -> J| {
         let edges: Vec<i64> = vec![0, 1, 1_000, 5_000, 1_000_000_000, 1_000_000_001, -1];
@@ -941,14 +1018,21 @@ fn near_valid(
         })
         .collect();
     let mutation = prop::option::weighted(0.35, (any::<Index>(), any_json(known)));
-    (per_field, mutation)
-        .prop_map(|(fields, mutation)| {
+    let nul = prop::option::weighted(0.15, (any::<Index>(), any::<Index>()));
+    (per_field, mutation, nul)
+        .prop_map(|(fields, mutation, nul)| {
             let mut entries: Vec<(String, J)> = fields.into_iter().flatten().collect();
             if let Some((index, value)) = mutation
                 && !entries.is_empty()
             {
                 let at = index.index(entries.len());
                 entries[at].1 = value;
+            }
+            if let Some((index, position)) = nul
+                && !entries.is_empty()
+            {
+                let at = index.index(entries.len());
+                entries[at].1.put_nul(position);
             }
             entries
         })
@@ -1258,8 +1342,12 @@ fn path_id(known: &Arc<Known>) -> BoxedStrategy<String> {
         1 => select(ids.clone()).prop_map(|id| id.to_uppercase()),
         1 => select(ids.clone()).prop_map(|id| id.replace('-', "")),
         1 => select(ids.clone()).prop_map(|id| format!("{{{id}}}")),
-        1 => select(ids).prop_map(|id| format!("urn:uuid:{id}")),
+        1 => select(ids.clone()).prop_map(|id| format!("urn:uuid:{id}")),
         3 => select(PATH_GARBAGE).prop_map(str::to_owned),
+        1 => (select(ids.clone()), any::<Index>()).prop_map(|(id, at)| {
+            let at = at.index(id.len() + 1);
+            format!("{}%00{}", &id[..at], &id[at..])
+        }),
         1 => (1usize..8_000).prop_map(|n| "a".repeat(n)),
         2 => hostile_string().prop_map(|s| percent_encoded(&s)),
     ]
@@ -1353,6 +1441,11 @@ const UNKNOWN_PATHS: &[&str] = &[
     "/PAYMENTS",
     "/%2e%2e/etc/passwd",
     "/payments/%00/refund",
+    "/payments%00",
+    "/payments/confirm%00",
+    "/payments/toss/success%00",
+    "/webhooks/toss%00",
+    "/events%00",
     "/health/",
     "/ready?x=1",
 ];

@@ -50,6 +50,55 @@ fn every_route_is_documented() {
     );
 }
 
+/// Anonymous callers' answers (the public confirm, both redirects) are documented as the
+/// public view of a payment, which has no `user_id` or `subscription_id` and no other field.
+#[test]
+fn anonymous_answers_are_documented_as_public_payments() {
+    let doc = serde_json::to_value(payment_service::http::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let public = &schemas["PublicPaymentDto"];
+    let properties = public["properties"].as_object().expect("PublicPaymentDto");
+    assert!(!properties.contains_key("user_id") && !properties.contains_key("subscription_id"));
+    assert_eq!(public["additionalProperties"], false);
+    let full = schemas["PaymentDto"]["properties"].as_object().unwrap();
+    let mut expected: Vec<&String> = full
+        .keys()
+        .filter(|k| *k != "user_id" && *k != "subscription_id")
+        .collect();
+    let mut shown: Vec<&String> = properties.keys().collect();
+    expected.sort();
+    shown.sort();
+    assert_eq!(shown, expected, "everything else of the payment is shown");
+
+    let body = |path: &str, verb: &str, status: &str| {
+        doc["paths"][path][verb]["responses"][status]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let public_ref = serde_json::json!({"$ref": "#/components/schemas/PublicPaymentDto"});
+    assert_eq!(body("/payments/toss/success", "get", "200"), public_ref);
+    assert_eq!(body("/payments/toss/success", "get", "202"), public_ref);
+    assert_eq!(body("/payments/toss/fail", "get", "200"), public_ref);
+    for status in ["200", "202"] {
+        let schema = body("/payments/confirm", "post", status);
+        let name = schema["$ref"].as_str().expect("a named schema");
+        let one_of = &schemas[name.trim_start_matches("#/components/schemas/")]["oneOf"];
+        let refs: Vec<&str> = one_of
+            .as_array()
+            .expect("oneOf")
+            .iter()
+            .filter_map(|s| s["$ref"].as_str())
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                "#/components/schemas/PaymentDto",
+                "#/components/schemas/PublicPaymentDto"
+            ],
+            "confirm {status}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn served_openapi_and_swagger_ui() {
     let app = spawn_app(Backend::Sqlite).await;
