@@ -5,11 +5,11 @@ mod ids;
 mod records;
 mod status;
 
+pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
     Amount, Caller, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId,
     ScopedKey, UserId,
 };
-pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 

@@ -349,6 +349,7 @@ impl From<&Payment> for PaymentDto {
     "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
     "failure": null,
     "needs_review": false,
+    "review_reason": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -370,6 +371,8 @@ pub struct PublicPaymentDto {
     pub failure: Option<FailureDto>,
     /// True when Toss's record contradicted ours: a person resolves it.
     pub needs_review: bool,
+    /// Why, while it is set aside.
+    pub review_reason: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -397,8 +400,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             pg_transaction_id,
             failure,
             needs_review,
-            // Internal: why a person must look is the merchant's business.
-            review_reason: _,
+            review_reason,
             created_at,
             updated_at,
             completed_at,
@@ -417,6 +419,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             pg_transaction_id,
             failure,
             needs_review,
+            review_reason,
             created_at,
             updated_at,
             completed_at,

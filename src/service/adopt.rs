@@ -130,8 +130,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
             match record.status {
                 PgStatus::WaitingForDeposit => {
                     let update = await_deposit(record, ctx);
-                    Decision::one(ours, update, Verdict::Settled, ctx)
-                    .alert(
+                    Decision::one(ours, update, Verdict::Settled, ctx).alert(
                         "pg_done_unknown_attempt",
                         "Toss issued a virtual account for an attempt this service had released",
                     )
@@ -532,7 +531,7 @@ fn adopt_cancels(
     }
     let changed = after != *ours || !writes.is_empty();
     Decision {
-        plan: changed.then(|| Plan {
+        plan: changed.then_some(Plan {
             payment: after,
             refunds: writes,
             events,

@@ -53,9 +53,13 @@ const SLOT_POLL: Duration = Duration::from_millis(100);
 /// What one send of a cancel came to.
 enum Sent {
     /// Settled, or nothing more to do now.
-    Done(Result<RefundOutcome, AppError>),
+    Done(Box<Result<RefundOutcome, AppError>>),
     /// Toss has not got it: send again (after the spacing Toss asks for).
     Again,
+}
+
+fn done(outcome: Result<RefundOutcome, AppError>) -> Sent {
+    Sent::Done(Box::new(outcome))
 }
 
 impl PaymentService {
@@ -207,7 +211,7 @@ impl PaymentService {
             let mut payment = payment;
             if refund.sends > 0 && read_back {
                 match self.read_back_refund(&payment, &refund).await {
-                    Sent::Done(outcome) => return outcome,
+                    Sent::Done(outcome) => return *outcome,
                     Sent::Again => {}
                 }
                 payment = self.find(payment_id).await?;
@@ -217,7 +221,7 @@ impl PaymentService {
                 return self.refund_later(&payment, &refund).await;
             }
             match self.send_cancel(&payment, &refund).await {
-                Sent::Done(outcome) => return outcome,
+                Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
                     // The last send's read-back just showed Toss does not have it.
                     read_back = false;
@@ -232,7 +236,7 @@ impl PaymentService {
     async fn send_cancel(&self, payment: &Payment, refund: &Refund) -> Sent {
         match self.try_send_cancel(payment, refund).await {
             Ok(sent) => sent,
-            Err(error) => Sent::Done(Err(error)),
+            Err(error) => done(Err(error)),
         }
     }
 
@@ -244,7 +248,7 @@ impl PaymentService {
             .await?
         {
             self.store.free_cancel_slot(payment.id, refund.id).await?;
-            return Ok(Sent::Done(self.refund_outcome(refund.id).await));
+            return Ok(done(self.refund_outcome(refund.id).await));
         }
         let send = refund.sends + 1;
         let request = CancelRequest {
@@ -265,7 +269,7 @@ impl PaymentService {
                 self.store.free_cancel_slot(payment.id, refund.id).await?;
                 if let Verdict::Contradiction(_) = adopted.verdict {
                     self.store.unschedule_refund(refund.id).await?;
-                    return Ok(Sent::Done(Err(AppError::PgResponseMismatch)));
+                    return Ok(done(Err(AppError::PgResponseMismatch)));
                 }
                 if adopted
                     .refunds
@@ -274,9 +278,9 @@ impl PaymentService {
                 {
                     // Toss answered 200 without our cancel in it: treat it as unknown.
                     tracing::warn!(refund_id = %refund.id, "Toss's cancel reply does not show this refund; reading it back later");
-                    return Ok(Sent::Done(self.refund_later(payment, refund).await));
+                    return Ok(done(self.refund_later(payment, refund).await));
                 }
-                Ok(Sent::Done(self.refund_outcome(refund.id).await))
+                Ok(done(self.refund_outcome(refund.id).await))
             }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure {
@@ -288,7 +292,7 @@ impl PaymentService {
                 let keep = (refund.sends > 0).then_some(failure);
                 self.abandon(payment.id, refund.id, keep).await?;
                 tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
-                Ok(Sent::Done(Err(AppError::PgDeclined { code, message })))
+                Ok(done(Err(AppError::PgDeclined { code, message })))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
@@ -297,7 +301,7 @@ impl PaymentService {
                 } else {
                     self.refund_later(payment, refund).await?;
                 }
-                Ok(Sent::Done(Err(AppError::PgMisconfigured { code, message })))
+                Ok(done(Err(AppError::PgMisconfigured { code, message })))
             }
             Err(GatewayError::Unknown { reason, code, .. }) => {
                 tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, %reason, pg_code = ?code, "refund outcome unknown; reading the payment back");
@@ -310,7 +314,7 @@ impl PaymentService {
                     // and does not have it: send again now. Without an answer (a timeout) the
                     // request answers 202 and the reconciler sends again shortly.
                     Sent::Again if code.is_none() => {
-                        Ok(Sent::Done(self.refund_later(payment, &sent).await))
+                        Ok(done(self.refund_later(payment, &sent).await))
                     }
                     other => Ok(other),
                 }
@@ -326,21 +330,21 @@ impl PaymentService {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::error!(alert = "pg_record_missing", payment_id = %payment.id, refund_id = %refund.id, "PG does not know a payment we refunded through it");
-                return Sent::Done(self.refund_later(payment, refund).await);
+                return done(self.refund_later(payment, refund).await);
             }
             Err(error) => {
                 tracing::warn!(refund_id = %refund.id, %error, "read-back failed; will retry");
-                return Sent::Done(self.refund_later(payment, refund).await);
+                return done(self.refund_later(payment, refund).await);
             }
         };
         let adopted = match self.adopt_record(payment.id, &record, None).await {
             Ok(adopted) => adopted,
-            Err(error) => return Sent::Done(Err(error)),
+            Err(error) => return done(Err(error)),
         };
         if let Verdict::Contradiction(_) = adopted.verdict {
             let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
             let _ = self.store.unschedule_refund(refund.id).await;
-            return Sent::Done(Err(AppError::PgResponseMismatch));
+            return done(Err(AppError::PgResponseMismatch));
         }
         let still_pending = adopted
             .refunds
@@ -350,7 +354,7 @@ impl PaymentService {
             return Sent::Again;
         }
         let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
-        Sent::Done(self.refund_outcome(refund.id).await)
+        done(self.refund_outcome(refund.id).await)
     }
 
     /// Gives the slot back and leaves the refund to the reconciler's next look.

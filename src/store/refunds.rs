@@ -9,9 +9,7 @@ use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::to_active_refund;
 use super::{Store, StoreError, StoreResult, sql};
-use crate::domain::{
-    Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey,
-};
+use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartialRefund];
 
@@ -109,7 +107,10 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let sent = refund::Entity::update_many()
-            .col_expr(refund::Column::Sends, Expr::col(refund::Column::Sends).add(1))
+            .col_expr(
+                refund::Column::Sends,
+                Expr::col(refund::Column::Sends).add(1),
+            )
             .col_expr(refund::Column::LastSentAt, Expr::value(now))
             .col_expr(refund::Column::NextReconcileAt, Expr::value(lease_until))
             .col_expr(refund::Column::UpdatedAt, Expr::value(now))

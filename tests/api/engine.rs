@@ -52,7 +52,10 @@ async fn refunds_of(app: &TestApp, id: &str) -> Vec<Value> {
 }
 
 fn count(events: &[Value], event_type: &str) -> usize {
-    events.iter().filter(|e| e["event_type"] == event_type).count()
+    events
+        .iter()
+        .filter(|e| e["event_type"] == event_type)
+        .count()
 }
 
 /// Toss takes one cancel of a payment per second; four refunds asked for at once all complete,
@@ -97,7 +100,10 @@ async fn concurrent_partial_refunds_of_one_payment_all_complete(backend: Backend
     }
     let refunds = refunds_of(&app, &id).await;
     assert_eq!(refunds.len(), 4, "{refunds:?}");
-    assert!(refunds.iter().all(|r| r["status"] == "COMPLETED"), "{refunds:?}");
+    assert!(
+        refunds.iter().all(|r| r["status"] == "COMPLETED"),
+        "{refunds:?}"
+    );
     let payment = app.payment(&id).await;
     assert_eq!(payment["refunded_amount_krw"], 4000);
     assert_eq!(payment["status"], "PARTIAL_REFUND");
@@ -108,7 +114,11 @@ async fn concurrent_partial_refunds_of_one_payment_all_complete(backend: Backend
         .toss_requests("POST", "/cancel")
         .await
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["refundableAmount"].as_i64().unwrap())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["refundableAmount"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     balances.dedup();
     assert_eq!(balances, vec![10000, 9000, 8000, 7000]);
@@ -121,9 +131,16 @@ async fn confirm_after_a_passing_toss_error_is_sent_again(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_resend1", 5000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_c1", "order_eng_resend1", 5000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 400, "PROVIDER_ERROR", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_c1", "order_eng_resend1", 5000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        400,
+        "PROVIDER_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -152,9 +169,11 @@ async fn another_orders_payment_key_never_parks_the_order(backend: Backend) {
     let victim = app.create_payment("order_eng_victim", 8000).await;
     let id = victim["payment_id"].as_str().unwrap();
     app.create_payment("order_eng_strngr", 8000).await;
-    app.toss.authenticate("pk_eng_strngr", "order_eng_strngr", 8000);
+    app.toss
+        .authenticate("pk_eng_strngr", "order_eng_strngr", 8000);
     // Toss's confirm reply is lost, so the read-back decides.
-    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1)).await;
+    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
+        .await;
     let impatient = {
         let mut app = app;
         let options = Options {
@@ -185,7 +204,8 @@ async fn another_orders_payment_key_never_parks_the_order(backend: Backend) {
         "the other order is not touched"
     );
     // The buyer pays their own order.
-    app.toss.authenticate("pk_eng_victim", "order_eng_victim", 8000);
+    app.toss
+        .authenticate("pk_eng_victim", "order_eng_victim", 8000);
     let own = app
         .post_public(
             "/payments/confirm",
@@ -234,9 +254,16 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_dash01", 10000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_dash", "order_eng_dash01", 10000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_dash", "order_eng_dash01", 10000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -261,7 +288,12 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     app.toss.cancel_in_dashboard("pk_eng_dash", 7000);
     let status = deliver(
         &app,
-        &status_changed("pk_eng_dash", "order_eng_dash01", "CANCELED", &secret_of("pk_eng_dash")),
+        &status_changed(
+            "pk_eng_dash",
+            "order_eng_dash01",
+            "CANCELED",
+            &secret_of("pk_eng_dash"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -278,11 +310,17 @@ async fn late_done_after_release_is_adopted_and_blocks_a_second_charge(backend: 
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_late01", 6000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_late", "order_eng_late01", 6000);
+    app.toss
+        .authenticate("pk_eng_late", "order_eng_late01", 6000);
     app.toss.set_status("pk_eng_late", "DONE");
     let status = deliver(
         &app,
-        &status_changed("pk_eng_late", "order_eng_late01", "DONE", &secret_of("pk_eng_late")),
+        &status_changed(
+            "pk_eng_late",
+            "order_eng_late01",
+            "DONE",
+            &secret_of("pk_eng_late"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -290,14 +328,19 @@ async fn late_done_after_release_is_adopted_and_blocks_a_second_charge(backend: 
     assert_eq!(payment["status"], "COMPLETED", "{payment}");
     assert_eq!(payment["pg_transaction_id"], "pk_eng_late");
     assert_eq!(count(&app.events_of(id).await, "payment.completed"), 1);
-    app.toss.authenticate("pk_eng_late2", "order_eng_late01", 6000);
+    app.toss
+        .authenticate("pk_eng_late2", "order_eng_late01", 6000);
     app.post_public(
         "/payments/confirm",
         json!({"payment_id": id, "payment_key": "pk_eng_late2"}),
     )
     .await
     .problem(409, "INVALID_STATE");
-    assert_eq!(app.confirms_sent().await, 0, "no second charge is attempted");
+    assert_eq!(
+        app.confirms_sent().await,
+        0,
+        "no second charge is attempted"
+    );
     app.stop().await;
 }
 
@@ -346,14 +389,25 @@ async fn fail_redirect_records_one_failure_per_attempt(backend: Backend) {
                 "/payments/toss/fail?code={code}&message=m&orderId=order_eng_fail01"
             ))
             .await;
-        assert!(reply.status.is_client_error() || reply.status.is_success(), "{}", reply.text);
+        assert!(
+            reply.status.is_client_error() || reply.status.is_success(),
+            "{}",
+            reply.text
+        );
     }
     assert_eq!(count(&app.events_of(id).await, "payment.failed"), 1);
     assert_eq!(app.payment(id).await["failure"]["code"], "A_CODE");
     // A new attempt (declined by Toss) may be annotated once more.
-    app.toss.authenticate("pk_eng_fail", "order_eng_fail01", 4000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 403, "REJECT_CARD_PAYMENT", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_fail", "order_eng_fail01", 4000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        403,
+        "REJECT_CARD_PAYMENT",
+        Some(1),
+    )
+    .await;
     app.post_public(
         "/payments/confirm",
         json!({"payment_id": id, "payment_key": "pk_eng_fail"}),
@@ -378,8 +432,14 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     // Attempt 1: unknown outcome, Toss shows it in progress (and its secret), then aborts it.
     app.toss.authenticate("pk_eng_s1", "order_eng_secret", 9000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -392,8 +452,14 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     assert_eq!(app.payment(id).await["status"], "PENDING");
     // Attempt 2: also unknown; Toss approves it and says so by webhook with its secret.
     app.toss.authenticate("pk_eng_s2", "order_eng_secret", 9000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let second = app
         .post_public(
             "/payments/confirm",
@@ -404,7 +470,12 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     app.toss.set_status("pk_eng_s2", "DONE");
     let status = deliver(
         &app,
-        &status_changed("pk_eng_s2", "order_eng_secret", "DONE", &secret_of("pk_eng_s2")),
+        &status_changed(
+            "pk_eng_s2",
+            "order_eng_secret",
+            "DONE",
+            &secret_of("pk_eng_s2"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -416,7 +487,12 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     app.stop().await;
 }
 
-async fn refund_with_key(app: &TestApp, id: &str, key: &str, body: &Value) -> crate::helpers::Reply {
+async fn refund_with_key(
+    app: &TestApp,
+    id: &str,
+    key: &str,
+    body: &Value,
+) -> crate::helpers::Reply {
     into_reply(
         app.client
             .post(format!("{}/payments/{id}/refund", app.address))
@@ -443,7 +519,8 @@ async fn refund_retried_with_its_key_after_a_lost_answer_is_never_sent_twice(bac
     let first = refund_with_key(&app, id, "refund-key-1", &body).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     // The key was let go, as after a 5xx answer.
-    app.execute_sql("DELETE FROM idempotency_keys", vec![]).await;
+    app.execute_sql("DELETE FROM idempotency_keys", vec![])
+        .await;
     let retry = refund_with_key(&app, id, "refund-key-1", &body).await;
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.text);
     assert_eq!(retry.body["refund_id"], first.body["refund_id"]);
@@ -457,7 +534,11 @@ async fn refund_retried_with_its_key_after_a_lost_answer_is_never_sent_twice(bac
     let after_crash = refund_with_key(&app, id, "refund-key-1", &body).await;
     assert_eq!(after_crash.status, StatusCode::OK, "{}", after_crash.text);
     assert_eq!(after_crash.body["refund_id"], first.body["refund_id"]);
-    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1, "Toss asked once");
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len(),
+        1,
+        "Toss asked once"
+    );
     assert_eq!(app.payment(id).await["refunded_amount_krw"], 3000);
     // A refund still unknown answers 202 with itself.
     app.toss_hangs("POST", "/cancel$", None).await;
@@ -491,7 +572,8 @@ async fn refund_retried_with_its_key_after_a_lost_answer_is_never_sent_twice(bac
         };
         let unknown = send("refund-key-2").await;
         assert_eq!(unknown.status, StatusCode::ACCEPTED, "{}", unknown.text);
-        app.execute_sql("DELETE FROM idempotency_keys", vec![]).await;
+        app.execute_sql("DELETE FROM idempotency_keys", vec![])
+            .await;
         let again = send("refund-key-2").await;
         assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text);
         assert_eq!(again.body["refund_id"], unknown.body["refund_id"]);

@@ -378,9 +378,9 @@ pub fn error(status: u16, code: &str, message: &str) -> ResponseTemplate {
 
 /// The webhook secret Toss gives an attempt: its own, per `paymentKey`.
 pub fn secret_of(payment_key: &str) -> String {
-    let digest: u32 = payment_key
-        .bytes()
-        .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+    let digest: u32 = payment_key.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
     format!("ps_{digest:08x}")
 }
 

@@ -154,10 +154,19 @@ async fn fault(app: &TestApp, rng: &mut StdRng, cancel: bool) {
             app.toss_fails("POST", path, status, code, Some(1)).await;
         }
         76..=83 => {
-            app.toss_fails("POST", path, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", Some(1))
-                .await;
+            app.toss_fails(
+                "POST",
+                path,
+                500,
+                "FAILED_INTERNAL_SYSTEM_PROCESSING",
+                Some(1),
+            )
+            .await;
         }
-        84..=87 => app.toss_fails("POST", path, 429, "TOO_MANY_REQUESTS", Some(1)).await,
+        84..=87 => {
+            app.toss_fails("POST", path, 429, "TOO_MANY_REQUESTS", Some(1))
+                .await
+        }
         88..=93 => app.toss_hangs("POST", path, Some(1)).await,
         _ => {
             // Toss does it, the reply is lost.
@@ -168,7 +177,13 @@ async fn fault(app: &TestApp, rng: &mut StdRng, cancel: bool) {
     }
 }
 
-async fn confirm(app: &TestApp, rng: &mut StdRng, order: &mut Order, sent: &mut Vec<Sent>, step: usize) {
+async fn confirm(
+    app: &TestApp,
+    rng: &mut StdRng,
+    order: &mut Order,
+    sent: &mut Vec<Sent>,
+    step: usize,
+) {
     if order.keys.is_empty() || rng.random_bool(0.3) {
         let key = format!("pk_{}_{}", order.order_id, order.keys.len());
         app.toss.authenticate(&key, &order.order_id, order.amount);
@@ -333,7 +348,11 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
         .filter_map(|key| app.toss.payment(key))
         .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
         .collect();
-    assert!(paid.len() <= 1, "{at}: Toss approved {} attempts", paid.len());
+    assert!(
+        paid.len() <= 1,
+        "{at}: Toss approved {} attempts",
+        paid.len()
+    );
     let payment = app.payment(&order.payment_id).await;
     assert_eq!(payment["needs_review"], false, "{at}: {payment}");
     let refunds = app
@@ -368,9 +387,16 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
                 "PARTIAL_REFUND"
             };
             assert_eq!(payment["status"], status, "{at}: {payment}");
-            assert_eq!(payment["pg_transaction_id"], toss.payment_key.as_str(), "{at}");
+            assert_eq!(
+                payment["pg_transaction_id"],
+                toss.payment_key.as_str(),
+                "{at}"
+            );
             assert_eq!(payment["refunded_amount_krw"], cancelled, "{at}");
-            assert_eq!(ours, cancelled, "{at}: our refunds add up to Toss's cancels");
+            assert_eq!(
+                ours, cancelled,
+                "{at}: our refunds add up to Toss's cancels"
+            );
             assert_eq!(
                 completed.len(),
                 toss.cancels.len(),

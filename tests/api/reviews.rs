@@ -66,7 +66,13 @@ async fn set_aside_refund_is_resynced_and_then_completes(backend: Backend) {
 
     // Toss's own record (read back) shows no cancel at all: adopting it clears the flag, and
     // the refund, no longer left to a person, is sent again and completes.
-    let resynced = review(&app, &id, "resync", "Toss support says the reply was garbled").await;
+    let resynced = review(
+        &app,
+        &id,
+        "resync",
+        "Toss support says the reply was garbled",
+    )
+    .await;
     assert_eq!(resynced.status, StatusCode::OK, "{}", resynced.text);
     assert_eq!(resynced.body["needs_review"], false);
     assert_eq!(resynced.body["review_reason"], Value::Null);
@@ -100,7 +106,10 @@ async fn dismiss_clears_the_flag_and_nothing_else(backend: Backend) {
     assert_eq!(dismissed.status, StatusCode::OK, "{}", dismissed.text);
     assert_eq!(dismissed.body["needs_review"], false);
     assert_eq!(dismissed.body["status"], before["status"]);
-    assert_eq!(dismissed.body["refunded_amount_krw"], before["refunded_amount_krw"]);
+    assert_eq!(
+        dismissed.body["refunded_amount_krw"],
+        before["refunded_amount_krw"]
+    );
     assert_eq!(
         app.toss_requests("GET", "/v1/payments").await.len(),
         gets,
