@@ -1,4 +1,7 @@
-//! Event envelopes and payloads, as the old service published them (`reference/original-service.md`).
+//! Event envelopes and payloads, as the old Go service published them: the envelope
+//! `{event_id, event_type, version, timestamp, source, user_id, payload}` with the payloads
+//! its consumers already read (`payment.completed`, `payment.failed`, `payment.refunded`), and the
+//! version 2 events in the same envelope.
 
 use chrono::Utc;
 use serde_json::json;
