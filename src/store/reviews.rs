@@ -41,34 +41,14 @@ impl Store {
             .filter(refund::Column::NextReconcileAt.is_null())
             .exec(&txn)
             .await?;
-        review::ActiveModel {
-            id: Set(review.id.clone()),
-            payment_id: Set(review.payment_id.to_string()),
-            action: Set(review.action.clone()),
-            note: Set(review.note.clone()),
-            reviewer: Set(review.reviewer.clone()),
-            outcome: Set(review.outcome.clone()),
-            created_at: Set(review.created_at),
-        }
-        .insert(&txn)
-        .await?;
+        review_row(review).insert(&txn).await?;
         txn.commit().await?;
         Payment::try_from(row).map(Some)
     }
 
     /// Keeps a review that changed nothing (the payment still contradicts Toss's record).
     pub async fn record_review(&self, review: &Review) -> StoreResult<()> {
-        review::ActiveModel {
-            id: Set(review.id.clone()),
-            payment_id: Set(review.payment_id.to_string()),
-            action: Set(review.action.clone()),
-            note: Set(review.note.clone()),
-            reviewer: Set(review.reviewer.clone()),
-            outcome: Set(review.outcome.clone()),
-            created_at: Set(review.created_at),
-        }
-        .insert(&self.db)
-        .await?;
+        review_row(review).insert(&self.db).await?;
         Ok(())
     }
 
@@ -93,5 +73,17 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+fn review_row(review: &Review) -> review::ActiveModel {
+    review::ActiveModel {
+        id: Set(review.id.clone()),
+        payment_id: Set(review.payment_id.to_string()),
+        action: Set(review.action.clone()),
+        note: Set(review.note.clone()),
+        reviewer: Set(review.reviewer.clone()),
+        outcome: Set(review.outcome.clone()),
+        created_at: Set(review.created_at),
     }
 }

@@ -44,6 +44,25 @@ fn status_changed(payment_key: &str, order_id: &str, status: &str, secret: &str)
     })
 }
 
+/// A public confirm whose answer from Toss says nothing (a 500): 202, `IN_PROGRESS`.
+async fn confirm_with_unknown_outcome(app: &TestApp, id: &str, payment_key: &str) {
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": id, "payment_key": payment_key}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+}
+
 async fn refunds_of(app: &TestApp, id: &str) -> Vec<Value> {
     app.get(&format!("/payments/{id}/refunds")).await.body["refunds"]
         .as_array()
@@ -256,21 +275,7 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     app.toss
         .authenticate("pk_eng_dash", "order_eng_dash01", 10000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
-    let first = app
-        .post_public(
-            "/payments/confirm",
-            json!({"payment_id": id, "payment_key": "pk_eng_dash"}),
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    confirm_with_unknown_outcome(&app, id, "pk_eng_dash").await;
     app.toss.set_status("pk_eng_dash", "DONE");
     app.toss.cancel_in_dashboard("pk_eng_dash", 3000);
     app.service.reconcile_once().await.unwrap();
@@ -432,41 +437,13 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     // Attempt 1: unknown outcome, Toss shows it in progress (and its secret), then aborts it.
     app.toss.authenticate("pk_eng_s1", "order_eng_secret", 9000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
-    let first = app
-        .post_public(
-            "/payments/confirm",
-            json!({"payment_id": id, "payment_key": "pk_eng_s1"}),
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    confirm_with_unknown_outcome(&app, id, "pk_eng_s1").await;
     app.toss.set_status("pk_eng_s1", "ABORTED");
     app.service.reconcile_once().await.unwrap();
     assert_eq!(app.payment(id).await["status"], "PENDING");
     // Attempt 2: also unknown; Toss approves it and says so by webhook with its secret.
     app.toss.authenticate("pk_eng_s2", "order_eng_secret", 9000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
-    let second = app
-        .post_public(
-            "/payments/confirm",
-            json!({"payment_id": id, "payment_key": "pk_eng_s2"}),
-        )
-        .await;
-    assert_eq!(second.status, StatusCode::ACCEPTED, "{}", second.text);
+    confirm_with_unknown_outcome(&app, id, "pk_eng_s2").await;
     app.toss.set_status("pk_eng_s2", "DONE");
     let status = deliver(
         &app,
