@@ -5,10 +5,10 @@ mod ids;
 mod records;
 mod status;
 
+pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
     Amount, DomainError, IdempotencyKey, OrderId, PaymentId, PaymentRef, RefundId, UserId,
 };
-pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 

@@ -130,8 +130,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
             match record.status {
                 PgStatus::WaitingForDeposit => {
                     let update = await_deposit(record, ctx);
-                    Decision::one(ours, update, Verdict::Settled, ctx)
-                    .alert(
+                    Decision::one(ours, update, Verdict::Settled, ctx).alert(
                         "pg_done_unknown_attempt",
                         "Toss issued a virtual account for an attempt this service had released",
                     )

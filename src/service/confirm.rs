@@ -329,7 +329,11 @@ fn not_confirmable(status: PaymentStatus) -> AppError {
 /// Toss scopes idempotency keys by URL, not body, and every confirm shares one URL: the key must
 /// be unique per attempt, so it is derived from the attempt's `paymentKey`. Toss replays a
 /// reused key's answer, errors included, so every resend (`send` > 1) gets a fresh one.
-pub(super) fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &str, send: i32) -> String {
+pub(super) fn confirm_idempotency_key(
+    payment_id: PaymentId,
+    payment_key: &str,
+    send: i32,
+) -> String {
     let digest = Sha256::digest(payment_key.as_bytes());
     let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     if send <= 1 {
@@ -352,7 +356,10 @@ mod tests {
         assert_ne!(first, confirm_idempotency_key(PaymentId::new(), "key-a", 1));
         assert!(first.len() <= 300);
         let resend = confirm_idempotency_key(payment, "key-a", 2);
-        assert_ne!(first, resend, "a resend never replays the first send's answer");
+        assert_ne!(
+            first, resend,
+            "a resend never replays the first send's answer"
+        );
         assert_ne!(resend, confirm_idempotency_key(payment, "key-a", 3));
     }
 }

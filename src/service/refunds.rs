@@ -12,9 +12,7 @@ use tokio::time::Instant;
 
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
-use crate::domain::{
-    Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus,
-};
+use crate::domain::{Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus};
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
 

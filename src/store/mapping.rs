@@ -81,7 +81,10 @@ impl TryFrom<refund::Model> for Refund {
             next_reconcile_at: row.next_reconcile_at,
             created_at: row.created_at,
             refunded_at: row.refunded_at,
-            origin: row.origin.parse().map_err(|e| corrupt("refund origin", e))?,
+            origin: row
+                .origin
+                .parse()
+                .map_err(|e| corrupt("refund origin", e))?,
             sends: row.sends,
             last_sent_at: row.last_sent_at,
         })

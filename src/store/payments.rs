@@ -366,7 +366,11 @@ impl Store {
     }
 
     /// Gives the cancel slot back, if `refund` still holds it.
-    pub async fn free_cancel_slot(&self, payment_id: PaymentId, refund: RefundId) -> StoreResult<()> {
+    pub async fn free_cancel_slot(
+        &self,
+        payment_id: PaymentId,
+        refund: RefundId,
+    ) -> StoreResult<()> {
         payment::Entity::update_many()
             .col_expr(Column::CancelSlot, Expr::value(None::<String>))
             .col_expr(Column::CancelSlotUntil, Expr::value(None::<DateTime<Utc>>))

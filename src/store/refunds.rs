@@ -88,7 +88,10 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let sent = refund::Entity::update_many()
-            .col_expr(refund::Column::Sends, Expr::col(refund::Column::Sends).add(1))
+            .col_expr(
+                refund::Column::Sends,
+                Expr::col(refund::Column::Sends).add(1),
+            )
             .col_expr(refund::Column::LastSentAt, Expr::value(now))
             .col_expr(refund::Column::NextReconcileAt, Expr::value(lease_until))
             .col_expr(refund::Column::UpdatedAt, Expr::value(now))

@@ -51,7 +51,10 @@ async fn refunds_of(app: &TestApp, id: &str) -> Vec<Value> {
 }
 
 fn count(events: &[Value], event_type: &str) -> usize {
-    events.iter().filter(|e| e["event_type"] == event_type).count()
+    events
+        .iter()
+        .filter(|e| e["event_type"] == event_type)
+        .count()
 }
 
 /// Toss takes one cancel of a payment per second; four refunds asked for at once all complete,
@@ -96,7 +99,10 @@ async fn concurrent_partial_refunds_of_one_payment_all_complete(backend: Backend
     }
     let refunds = refunds_of(&app, &id).await;
     assert_eq!(refunds.len(), 4, "{refunds:?}");
-    assert!(refunds.iter().all(|r| r["status"] == "COMPLETED"), "{refunds:?}");
+    assert!(
+        refunds.iter().all(|r| r["status"] == "COMPLETED"),
+        "{refunds:?}"
+    );
     let payment = app.payment(&id).await;
     assert_eq!(payment["refunded_amount_krw"], 4000);
     assert_eq!(payment["status"], "PARTIAL_REFUND");
@@ -107,7 +113,11 @@ async fn concurrent_partial_refunds_of_one_payment_all_complete(backend: Backend
         .toss_requests("POST", "/cancel")
         .await
         .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["refundableAmount"].as_i64().unwrap())
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["refundableAmount"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     balances.dedup();
     assert_eq!(balances, vec![10000, 9000, 8000, 7000]);
@@ -120,9 +130,16 @@ async fn confirm_after_a_passing_toss_error_is_sent_again(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_resend1", 5000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_c1", "order_eng_resend1", 5000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 400, "PROVIDER_ERROR", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_c1", "order_eng_resend1", 5000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        400,
+        "PROVIDER_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -151,9 +168,11 @@ async fn another_orders_payment_key_never_parks_the_order(backend: Backend) {
     let victim = app.create_payment("order_eng_victim", 8000).await;
     let id = victim["payment_id"].as_str().unwrap();
     app.create_payment("order_eng_strngr", 8000).await;
-    app.toss.authenticate("pk_eng_strngr", "order_eng_strngr", 8000);
+    app.toss
+        .authenticate("pk_eng_strngr", "order_eng_strngr", 8000);
     // Toss's confirm reply is lost, so the read-back decides.
-    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1)).await;
+    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
+        .await;
     let impatient = {
         let mut app = app;
         let options = Options {
@@ -184,7 +203,8 @@ async fn another_orders_payment_key_never_parks_the_order(backend: Backend) {
         "the other order is not touched"
     );
     // The buyer pays their own order.
-    app.toss.authenticate("pk_eng_victim", "order_eng_victim", 8000);
+    app.toss
+        .authenticate("pk_eng_victim", "order_eng_victim", 8000);
     let own = app
         .post_public(
             "/payments/confirm",
@@ -233,9 +253,16 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_dash01", 10000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_dash", "order_eng_dash01", 10000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_dash", "order_eng_dash01", 10000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -260,7 +287,12 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     app.toss.cancel_in_dashboard("pk_eng_dash", 7000);
     let status = deliver(
         &app,
-        &status_changed("pk_eng_dash", "order_eng_dash01", "CANCELED", &secret_of("pk_eng_dash")),
+        &status_changed(
+            "pk_eng_dash",
+            "order_eng_dash01",
+            "CANCELED",
+            &secret_of("pk_eng_dash"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -277,11 +309,17 @@ async fn late_done_after_release_is_adopted_and_blocks_a_second_charge(backend: 
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_eng_late01", 6000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_eng_late", "order_eng_late01", 6000);
+    app.toss
+        .authenticate("pk_eng_late", "order_eng_late01", 6000);
     app.toss.set_status("pk_eng_late", "DONE");
     let status = deliver(
         &app,
-        &status_changed("pk_eng_late", "order_eng_late01", "DONE", &secret_of("pk_eng_late")),
+        &status_changed(
+            "pk_eng_late",
+            "order_eng_late01",
+            "DONE",
+            &secret_of("pk_eng_late"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -289,14 +327,19 @@ async fn late_done_after_release_is_adopted_and_blocks_a_second_charge(backend: 
     assert_eq!(payment["status"], "COMPLETED", "{payment}");
     assert_eq!(payment["pg_transaction_id"], "pk_eng_late");
     assert_eq!(count(&app.events_of(id).await, "payment.completed"), 1);
-    app.toss.authenticate("pk_eng_late2", "order_eng_late01", 6000);
+    app.toss
+        .authenticate("pk_eng_late2", "order_eng_late01", 6000);
     app.post_public(
         "/payments/confirm",
         json!({"payment_id": id, "payment_key": "pk_eng_late2"}),
     )
     .await
     .problem(409, "INVALID_STATE");
-    assert_eq!(app.confirms_sent().await, 0, "no second charge is attempted");
+    assert_eq!(
+        app.confirms_sent().await,
+        0,
+        "no second charge is attempted"
+    );
     app.stop().await;
 }
 
@@ -345,14 +388,25 @@ async fn fail_redirect_records_one_failure_per_attempt(backend: Backend) {
                 "/payments/toss/fail?code={code}&message=m&orderId=order_eng_fail01"
             ))
             .await;
-        assert!(reply.status.is_client_error() || reply.status.is_success(), "{}", reply.text);
+        assert!(
+            reply.status.is_client_error() || reply.status.is_success(),
+            "{}",
+            reply.text
+        );
     }
     assert_eq!(count(&app.events_of(id).await, "payment.failed"), 1);
     assert_eq!(app.payment(id).await["failure"]["code"], "A_CODE");
     // A new attempt (declined by Toss) may be annotated once more.
-    app.toss.authenticate("pk_eng_fail", "order_eng_fail01", 4000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 403, "REJECT_CARD_PAYMENT", Some(1))
-        .await;
+    app.toss
+        .authenticate("pk_eng_fail", "order_eng_fail01", 4000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        403,
+        "REJECT_CARD_PAYMENT",
+        Some(1),
+    )
+    .await;
     app.post_public(
         "/payments/confirm",
         json!({"payment_id": id, "payment_key": "pk_eng_fail"}),
@@ -377,8 +431,14 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     // Attempt 1: unknown outcome, Toss shows it in progress (and its secret), then aborts it.
     app.toss.authenticate("pk_eng_s1", "order_eng_secret", 9000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -391,8 +451,14 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     assert_eq!(app.payment(id).await["status"], "PENDING");
     // Attempt 2: also unknown; Toss approves it and says so by webhook with its secret.
     app.toss.authenticate("pk_eng_s2", "order_eng_secret", 9000);
-    app.toss_fails("POST", "^/v1/payments/confirm$", 500, "UNKNOWN_PAYMENT_ERROR", Some(1))
-        .await;
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
     let second = app
         .post_public(
             "/payments/confirm",
@@ -403,7 +469,12 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     app.toss.set_status("pk_eng_s2", "DONE");
     let status = deliver(
         &app,
-        &status_changed("pk_eng_s2", "order_eng_secret", "DONE", &secret_of("pk_eng_s2")),
+        &status_changed(
+            "pk_eng_s2",
+            "order_eng_secret",
+            "DONE",
+            &secret_of("pk_eng_s2"),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);

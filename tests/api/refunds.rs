@@ -106,7 +106,11 @@ async fn lost_refund_is_sent_again_and_lands_once(backend: Backend) {
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "PARTIAL_REFUND");
     assert_eq!(payment["refunded_amount_krw"], 4000);
-    assert_eq!(app.toss.payment("pk_rlost").unwrap().balance, 6000, "once at Toss");
+    assert_eq!(
+        app.toss.payment("pk_rlost").unwrap().balance,
+        6000,
+        "once at Toss"
+    );
     let sent = app.toss_requests("POST", "/cancel").await;
     assert_eq!(sent.len(), 2, "sent again");
     assert_ne!(
@@ -171,7 +175,10 @@ async fn refund_toss_never_gets_fails_after_the_window_and_frees_the_balance(bac
     assert_eq!(failed.len(), 1, "a 202 that ends FAILED says so");
     assert_eq!(failed[0]["payload"]["refund_id"], refund_id.as_str());
     assert_eq!(failed[0]["payload"]["refund_amount"], 4000);
-    assert_eq!(failed[0]["payload"]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
+    assert_eq!(
+        failed[0]["payload"]["failure"]["code"],
+        "PG_CANCEL_NOT_FOUND"
+    );
     // The whole amount is refundable again.
     let again = app
         .post(
@@ -202,15 +209,30 @@ async fn dashboard_cancel_becomes_a_refund_and_ours_is_sent_again(backend: Backe
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["refund_amount_krw"].as_i64().unwrap(), r["status"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["refund_amount_krw"].as_i64().unwrap(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert!(statuses.contains(&(4000, "COMPLETED".to_owned())), "{refunds}");
-    assert!(statuses.contains(&(2500, "COMPLETED".to_owned())), "{refunds}");
+    assert!(
+        statuses.contains(&(4000, "COMPLETED".to_owned())),
+        "{refunds}"
+    );
+    assert!(
+        statuses.contains(&(2500, "COMPLETED".to_owned())),
+        "{refunds}"
+    );
     let payment = app.payment(id).await;
     assert_eq!(payment["refunded_amount_krw"], 6500);
     assert_eq!(payment["status"], "PARTIAL_REFUND");
     assert_eq!(payment["needs_review"], false);
-    assert_eq!(app.toss.payment("pk_rodd").unwrap().balance, 3500, "books match Toss");
+    assert_eq!(
+        app.toss.payment("pk_rodd").unwrap().balance,
+        3500,
+        "books match Toss"
+    );
     let bodies = cancel_bodies(&app).await;
     assert_eq!(bodies.last().unwrap()["refundableAmount"], 7500);
     let refunded = app
@@ -219,7 +241,10 @@ async fn dashboard_cancel_becomes_a_refund_and_ours_is_sent_again(backend: Backe
         .into_iter()
         .filter(|e| e["event_type"] == "payment.refunded")
         .count();
-    assert_eq!(refunded, 2, "one event per refund, the outside one included");
+    assert_eq!(
+        refunded, 2,
+        "one event per refund, the outside one included"
+    );
     app.stop().await;
 }
 

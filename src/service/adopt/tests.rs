@@ -300,7 +300,11 @@ fn every_pair_of_our_status_and_tosss_status() {
             {
                 let cancelled: i64 = record(toss).cancels.iter().map(|c| c.amount).sum();
                 assert_eq!(after.refunded_amount_krw, cancelled, "{case}: books match");
-                assert_eq!(after.pg_transaction_id.as_deref(), Some("pk_ours"), "{case}");
+                assert_eq!(
+                    after.pg_transaction_id.as_deref(),
+                    Some("pk_ours"),
+                    "{case}"
+                );
             }
             // Every change of status has exactly one event for it.
             let events: Vec<&str> = decision
@@ -430,7 +434,12 @@ fn a_cancel_reply_binds_its_cancel_to_the_refund_sent() {
     ours.cancel_slot = Some(sent.id);
     let mut context = ctx();
     context.cancel_of = Some(sent.id);
-    let decision = decide(&ours, &[sent.clone()], &record("PARTIAL_CANCELED"), &context);
+    let decision = decide(
+        &ours,
+        &[sent.clone()],
+        &record("PARTIAL_CANCELED"),
+        &context,
+    );
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.cancel_slot, None, "the slot is given back");
     assert!(matches!(&plan.refunds[0], RefundWrite::Update(r) if r.id == sent.id));
@@ -457,7 +466,10 @@ fn a_sent_refund_toss_never_shows_fails_after_the_window() {
 fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
     let ours = payment(PaymentStatus::Pending);
     let decision = decide(&ours, &[], &record("DONE"), &ctx());
-    assert_eq!(decision.alert.as_ref().unwrap().0, "pg_done_unknown_attempt");
+    assert_eq!(
+        decision.alert.as_ref().unwrap().0,
+        "pg_done_unknown_attempt"
+    );
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::Completed);
     assert_eq!(plan.payment.pg_transaction_id.as_deref(), Some("pk_ours"));
