@@ -201,7 +201,7 @@ impl ServiceProcess {
         // Absolute: a relative program path would be looked up from the child's directory.
         let Ok(bin) = std::path::absolute(&bin).and_then(|bin| bin.canonicalize()) else {
             bail!(
-                "{} not found: build it with `cargo build --release --bins`, or pass --service-bin",
+                "{} not found: build it with `cargo build --release -p payment-service`, or pass --service-bin",
                 bin.display()
             );
         };

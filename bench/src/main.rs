@@ -8,7 +8,7 @@
 //! service's throughput as a fraction of each baseline.
 //!
 //! ```sh
-//! cargo build --release --bins
+//! cargo build --release -p payment-service -p payment-bench
 //! target/release/loadtest --database postgres --concurrency 16 --duration 20 --toss-delay-ms 0
 //! target/release/loadtest --database postgres --scenario confirm-burst --flows 1000 \
 //!     --toss-delay-ms 300 --pool 10
@@ -16,17 +16,11 @@
 //!
 //! See `docs/benchmarks.md` for what each number means and the results.
 
-#[path = "loadtest/args.rs"]
 mod args;
-#[path = "loadtest/db.rs"]
 mod db;
-#[path = "loadtest/fake_toss.rs"]
 mod fake_toss;
-#[path = "loadtest/flows.rs"]
 mod flows;
-#[path = "loadtest/service.rs"]
 mod service;
-#[path = "loadtest/stats.rs"]
 mod stats;
 
 use std::io::Write as _;
