@@ -1,55 +1,127 @@
-//! Command-line options, parsed by hand: `--name value` pairs and a few flags.
+//! Command-line options: clap parses them into [`Cli`], and [`Options`] is what a run needs (the
+//! amount of work and the baselines depend on the scenario).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-loadtest: drives payment-service flows against a fake Toss on loopback and measures them
-against baselines taken in the same run: (a) the fake Toss alone, (b) the database alone
-sending the service's statements, (b0) the database alone committing the same transactions
-with nothing else. See docs/benchmarks.md.
+use clap::{Parser, ValueEnum};
 
-usage: loadtest [options]
-  --database sqlite|postgres   database of the service and of baseline (b)     [sqlite]
-  --pg-url URL                 PostgreSQL server (a fresh database is created on it);
-                               options after `?` are kept, e.g. `?sslmode=disable`
-                                                  [postgres://postgres@127.0.0.1:5432]
-  --scenario flows|confirm-burst                                                 [flows]
-  --concurrency N              worker tasks (confirm-burst: for creating the payments) [16]
-  --duration SECS              measured time per phase (flows)                    [20]
-  --flows N                    a fixed number of flows instead of a duration;
-                               confirm-burst: the number of confirms            [1000]
-  --warmup SECS                unmeasured time before each phase (flows)           [2]
-  --rate FLOWS_PER_SEC         pace every phase at this many flows per second in all
-                               (open loop; latency from each flow's due time)
-                               [none: each worker starts its next flow at once]
-  --toss-delay-ms MS           the fake Toss answers after this delay              [0]
-  --refund-share F             share of flows that also refund, 0.0..1.0         [0.1]
-  --pool N                     service's PostgreSQL pool (APP_DATABASE__MAX_CONNECTIONS),
-                               also baseline (b)'s pool                           [10]
-  --baselines LIST             comma list of a, b, b0, or none    [a,b,b0; burst: none]
-  --log-filter FILTER          the service's log filter (RUST_LOG)              [warn]
-  --service-env KEY=VALUE      extra environment for the service (repeatable), after
-                               the loadtest's own: APP_LIMITS__PUBLIC_REQUESTS_PER_SEC and
-                               APP_LIMITS__PUBLIC_BURST = 1000000, since all load comes
-                               from one IP
-  --service-bin PATH           [payment-service next to this binary]
-  --target URL                 use a running service instead of starting one; it must
-                               use --toss-bind's address as TOSS_API_URL, TOSS_SECRET_KEY
-                               test_sk_bench and --api-key
-  --toss-bind ADDR             fake Toss listen address                  [127.0.0.1:0]
-  --api-key KEY                API key (generated when the service is started here)
-  --service-pid PID            with --target: the process whose memory to sample
-  --json PATH                  append the results as one JSON line to PATH
-  --keep-db                    do not delete the databases afterwards
-  --rounds N                   repeat the whole run (baselines, then the service) N times
-                               and report the median of each ratio and latency        [1]
-  -h, --help
-";
+/// loadtest: drives payment-service flows against a fake Toss on loopback and measures them
+/// against baselines taken in the same run: (a) the fake Toss alone, (b) the database alone
+/// sending the service's statements, (b0) the database alone committing the same transactions
+/// with nothing else. See docs/benchmarks.md.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+pub struct Cli {
+    /// Database of the service and of baseline (b)
+    #[arg(
+        long = "database",
+        value_name = "DATABASE",
+        value_enum,
+        default_value = "sqlite"
+    )]
+    backend: Backend,
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    /// PostgreSQL server (a fresh database is created on it); options after `?` are kept, e.g.
+    /// `?sslmode=disable`
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pg_url: String,
+
+    /// Complete flows, or a burst of confirms released at once
+    #[arg(long, value_enum, default_value = "flows")]
+    scenario: Scenario,
+
+    /// Worker tasks (confirm-burst: for creating the payments)
+    #[arg(short = 'c', long, value_name = "N", default_value = "16", value_parser = at_least_one::<usize>)]
+    concurrency: usize,
+
+    /// Measured time per phase (flows)
+    #[arg(short = 'd', long, value_name = "SECS", default_value = "20", value_parser = seconds)]
+    duration: Duration,
+
+    /// A fixed number of flows instead of a duration; confirm-burst: the number of confirms
+    /// [default: 1000 for confirm-burst]
+    #[arg(short = 'n', long, value_name = "N", value_parser = at_least_one::<u64>)]
+    flows: Option<u64>,
+
+    /// Unmeasured time before each phase (flows)
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    warmup: Duration,
+
+    /// Pace every phase at this many flows per second in all (open loop; latency from each
+    /// flow's due time) [default: none, each worker starts its next flow at once]
+    #[arg(long, value_name = "FLOWS_PER_SEC", value_parser = flows_per_second)]
+    rate: Option<f64>,
+
+    /// The fake Toss answers after this delay
+    #[arg(long = "toss-delay-ms", value_name = "MS", default_value = "0", value_parser = milliseconds)]
+    toss_delay: Duration,
+
+    /// Share of flows that also refund, 0.0..1.0
+    #[arg(long, value_name = "F", default_value = "0.1", value_parser = share)]
+    refund_share: f64,
+
+    /// Service's PostgreSQL pool (APP_DATABASE__MAX_CONNECTIONS), also baseline (b)'s pool
+    #[arg(long, value_name = "N", default_value = "10", value_parser = at_least_one::<u32>)]
+    pool: u32,
+
+    /// Comma list of a, b, b0, or none [default: a,b,b0; confirm-burst: none]
+    #[arg(long, value_name = "LIST", value_parser = baseline_list)]
+    baselines: Option<BaselineList>,
+
+    /// The service's log filter (RUST_LOG)
+    #[arg(long, value_name = "FILTER", default_value = "warn")]
+    log_filter: String,
+
+    /// Extra environment for the service (repeatable), after the loadtest's own:
+    /// APP_LIMITS__PUBLIC_REQUESTS_PER_SEC and APP_LIMITS__PUBLIC_BURST = 1000000, since all load
+    /// comes from one IP
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    service_env: Vec<(String, String)>,
+
+    /// The service's binary [default: payment-service next to this binary]
+    #[arg(long, value_name = "PATH")]
+    service_bin: Option<PathBuf>,
+
+    /// Use a running service instead of starting one; it must use --toss-bind's address as
+    /// TOSS_API_URL, TOSS_SECRET_KEY test_sk_bench and --api-key
+    #[arg(long, value_name = "URL", requires = "api_key")]
+    target: Option<String>,
+
+    /// Fake Toss listen address
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    toss_bind: String,
+
+    /// API key (generated when the service is started here)
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+
+    /// With --target: the process whose memory to sample
+    #[arg(long, value_name = "PID")]
+    service_pid: Option<u32>,
+
+    /// Append the results as one JSON line to PATH
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+
+    /// Do not delete the databases afterwards
+    #[arg(long)]
+    keep_db: bool,
+
+    /// Repeat the whole run (baselines, then the service) N times and report the median of each
+    /// ratio and latency
+    #[arg(long, value_name = "N", default_value = "1", value_parser = at_least_one::<usize>)]
+    rounds: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     Sqlite,
+    #[value(alias = "postgresql", alias = "pg")]
     Postgres,
 }
 
@@ -62,9 +134,10 @@ impl Backend {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     Flows,
+    #[value(alias = "burst")]
     ConfirmBurst,
 }
 
@@ -95,6 +168,10 @@ impl Baseline {
         }
     }
 }
+
+/// `--baselines`, in the order given, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineList(Vec<Baseline>);
 
 /// How long a phase runs: for a time, or until a number of flows is done.
 #[derive(Debug, Clone, Copy)]
@@ -130,162 +207,117 @@ pub struct Options {
 }
 
 impl Options {
-    /// `Ok(None)` for `--help`.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Self>, String> {
-        let mut backend = Backend::Sqlite;
-        let mut pg_url = "postgres://postgres@127.0.0.1:5432".to_owned();
-        let mut scenario = Scenario::Flows;
-        let mut concurrency = 16usize;
-        let mut duration = Duration::from_secs(20);
-        let mut flows: Option<u64> = None;
-        let mut warmup = Duration::from_secs(2);
-        let mut rate: Option<f64> = None;
-        let mut toss_delay = Duration::ZERO;
-        let mut refund_share = 0.1f64;
-        let mut pool = 10u32;
-        let mut baselines: Option<Vec<Baseline>> = None;
-        let mut log_filter = "warn".to_owned();
-        let mut service_env = Vec::new();
-        let mut service_bin = None;
-        let mut target = None;
-        let mut toss_bind = "127.0.0.1:0".to_owned();
-        let mut api_key = None;
-        let mut service_pid = None;
-        let mut json = None;
-        let mut keep_db = false;
-        let mut rounds = 1usize;
+    /// Parses the process's arguments; prints help or the error and exits as clap does.
+    pub fn from_env() -> Self {
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
 
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) if name.starts_with("--") => {
-                    (name.to_owned(), Some(value.to_owned()))
-                }
-                _ => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match name.as_str() {
-                "-h" | "--help" => return Ok(None),
-                "--database" => {
-                    backend = match value()?.as_str() {
-                        "sqlite" => Backend::Sqlite,
-                        "postgres" | "postgresql" | "pg" => Backend::Postgres,
-                        other => return Err(format!("--database: unknown {other:?}")),
-                    }
-                }
-                "--pg-url" => pg_url = value()?,
-                "--scenario" => {
-                    scenario = match value()?.as_str() {
-                        "flows" => Scenario::Flows,
-                        "confirm-burst" | "burst" => Scenario::ConfirmBurst,
-                        other => return Err(format!("--scenario: unknown {other:?}")),
-                    }
-                }
-                "--concurrency" | "-c" => concurrency = number(&name, &value()?)?,
-                "--duration" | "-d" => {
-                    duration = Duration::from_secs_f64(number(&name, &value()?)?)
-                }
-                "--flows" | "-n" => flows = Some(number(&name, &value()?)?),
-                "--warmup" => warmup = Duration::from_secs_f64(number(&name, &value()?)?),
-                "--rate" => rate = Some(number(&name, &value()?)?),
-                "--toss-delay-ms" => {
-                    toss_delay = Duration::from_millis(number(&name, &value()?)?);
-                }
-                "--refund-share" => refund_share = number(&name, &value()?)?,
-                "--pool" => pool = number(&name, &value()?)?,
-                "--baselines" => baselines = Some(parse_baselines(&value()?)?),
-                "--log-filter" => log_filter = value()?,
-                "--service-env" => {
-                    let pair = value()?;
-                    let (key, val) = pair
-                        .split_once('=')
-                        .ok_or_else(|| format!("--service-env: {pair:?} is not KEY=VALUE"))?;
-                    service_env.push((key.to_owned(), val.to_owned()));
-                }
-                "--service-bin" => service_bin = Some(PathBuf::from(value()?)),
-                "--target" => target = Some(value()?.trim_end_matches('/').to_owned()),
-                "--toss-bind" => toss_bind = value()?,
-                "--api-key" => api_key = Some(value()?),
-                "--service-pid" => service_pid = Some(number(&name, &value()?)?),
-                "--json" => json = Some(PathBuf::from(value()?)),
-                "--keep-db" => keep_db = true,
-                "--rounds" => rounds = number(&name, &value()?)?,
-                other => return Err(format!("unknown option {other:?} (see --help)")),
-            }
-        }
-
-        if concurrency == 0 {
-            return Err("--concurrency must be at least 1".to_owned());
-        }
-        if rounds == 0 {
-            return Err("--rounds must be at least 1".to_owned());
-        }
-        if !(0.0..=1.0).contains(&refund_share) {
-            return Err("--refund-share must be between 0.0 and 1.0".to_owned());
-        }
-        if rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
-            return Err("--rate must be a positive number of flows per second".to_owned());
-        }
-        if pool == 0 {
-            return Err("--pool must be at least 1".to_owned());
-        }
-        if target.is_some() && api_key.is_none() {
-            return Err("--target needs --api-key (the running service's key)".to_owned());
-        }
-        let amount = match (scenario, flows) {
+    /// `args` starts with the program's name. `--help` and `--version` are errors of their own
+    /// kind, as in clap.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        let amount = match (cli.scenario, cli.flows) {
             (Scenario::ConfirmBurst, flows) => Amount::Flows(flows.unwrap_or(1000)),
             (Scenario::Flows, Some(n)) => Amount::Flows(n),
-            (Scenario::Flows, None) => Amount::Duration(duration),
+            (Scenario::Flows, None) => Amount::Duration(cli.duration),
         };
-        if matches!(amount, Amount::Flows(0)) {
-            return Err("--flows must be at least 1".to_owned());
-        }
-        let baselines = baselines.unwrap_or_else(|| match scenario {
-            Scenario::Flows => vec![
-                Baseline::Toss,
-                Baseline::Database,
-                Baseline::DatabaseCommits,
-            ],
-            Scenario::ConfirmBurst => Vec::new(),
-        });
-        Ok(Some(Self {
-            backend,
-            pg_url,
-            scenario,
-            concurrency,
+        let baselines = match cli.baselines {
+            Some(BaselineList(list)) => list,
+            None => match cli.scenario {
+                Scenario::Flows => vec![
+                    Baseline::Toss,
+                    Baseline::Database,
+                    Baseline::DatabaseCommits,
+                ],
+                Scenario::ConfirmBurst => Vec::new(),
+            },
+        };
+        Ok(Self {
+            backend: cli.backend,
+            pg_url: cli.pg_url,
+            scenario: cli.scenario,
+            concurrency: cli.concurrency,
             amount,
-            warmup,
-            rate,
-            toss_delay,
-            refund_share,
-            pool,
+            warmup: cli.warmup,
+            rate: cli.rate,
+            toss_delay: cli.toss_delay,
+            refund_share: cli.refund_share,
+            pool: cli.pool,
             baselines,
-            log_filter,
-            service_env,
-            service_bin,
-            target,
-            toss_bind,
-            api_key,
-            service_pid,
-            json,
-            keep_db,
-            rounds,
-        }))
+            log_filter: cli.log_filter,
+            service_env: cli.service_env,
+            service_bin: cli.service_bin,
+            target: cli.target.map(|url| url.trim_end_matches('/').to_owned()),
+            toss_bind: cli.toss_bind,
+            api_key: cli.api_key,
+            service_pid: cli.service_pid,
+            json: cli.json,
+            keep_db: cli.keep_db,
+            rounds: cli.rounds,
+        })
     }
 }
 
-fn number<T: std::str::FromStr>(name: &str, raw: &str) -> Result<T, String> {
-    raw.trim()
+fn at_least_one<T>(raw: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    let value: T = raw
+        .trim()
         .parse()
-        .map_err(|_| format!("{name}: {raw:?} is not a valid number"))
+        .map_err(|_| format!("{raw:?} is not a valid number"))?;
+    if value < T::from(1) {
+        return Err("must be at least 1".to_owned());
+    }
+    Ok(value)
 }
 
-fn parse_baselines(raw: &str) -> Result<Vec<Baseline>, String> {
+fn number(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        _ => Err(format!("{raw:?} is not a valid number")),
+    }
+}
+
+fn seconds(raw: &str) -> Result<Duration, String> {
+    match number(raw)? {
+        secs if secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("must not be negative".to_owned()),
+    }
+}
+
+fn milliseconds(raw: &str) -> Result<Duration, String> {
+    raw.trim()
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{raw:?} is not a whole number of milliseconds"))
+}
+
+fn share(raw: &str) -> Result<f64, String> {
+    match number(raw)? {
+        share if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err("must be between 0.0 and 1.0".to_owned()),
+    }
+}
+
+fn flows_per_second(raw: &str) -> Result<f64, String> {
+    match number(raw)? {
+        rate if rate > 0.0 => Ok(rate),
+        _ => Err("must be a positive number of flows per second".to_owned()),
+    }
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
+}
+
+fn baseline_list(raw: &str) -> Result<BaselineList, String> {
     let mut list = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let baseline = match item {
@@ -293,55 +325,109 @@ fn parse_baselines(raw: &str) -> Result<Vec<Baseline>, String> {
             "a" | "toss" => Baseline::Toss,
             "b" | "db" => Baseline::Database,
             "b0" | "db-commits" => Baseline::DatabaseCommits,
-            other => return Err(format!("--baselines: unknown {other:?}")),
+            other => return Err(format!("unknown {other:?} (a, b, b0 or none)")),
         };
         if !list.contains(&baseline) {
             list.push(baseline);
         }
     }
-    Ok(list)
+    Ok(BaselineList(list))
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Option<Options>, String> {
-        Options::parse(args.iter().map(|s| (*s).to_owned()))
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("loadtest").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn defaults_and_overrides() {
-        let options = parse(&[]).unwrap().unwrap();
+        let options = parse(&[]).unwrap();
         assert_eq!(options.backend, Backend::Sqlite);
+        assert_eq!(options.pg_url, "postgres://postgres@127.0.0.1:5432");
+        assert_eq!(options.scenario, Scenario::Flows);
         assert_eq!(options.concurrency, 16);
-        assert_eq!(options.baselines.len(), 3);
+        assert!(matches!(options.amount, Amount::Duration(d) if d == Duration::from_secs(20)));
+        assert_eq!(options.warmup, Duration::from_secs(2));
+        assert_eq!(options.rate, None);
+        assert_eq!(options.toss_delay, Duration::ZERO);
+        assert_eq!(options.refund_share, 0.1);
+        assert_eq!(options.pool, 10);
+        assert_eq!(
+            options.baselines,
+            vec![
+                Baseline::Toss,
+                Baseline::Database,
+                Baseline::DatabaseCommits
+            ]
+        );
+        assert_eq!(options.log_filter, "warn");
+        assert_eq!(options.toss_bind, "127.0.0.1:0");
+        assert_eq!(options.rounds, 1);
+        assert!(!options.keep_db);
 
         let options = parse(&[
-            "--database=postgres",
-            "--concurrency",
+            "--database=pg",
+            "-c",
             "64",
             "--toss-delay-ms",
             "300",
             "--baselines",
-            "b,a",
-            "--flows",
+            "b,a,b",
+            "-n",
             "500",
+            "--service-env",
+            "APP_TOSS__MAX_CONCURRENCY=64",
+            "--service-env=RUST_LOG=info",
+            "--rate",
+            "250.5",
+            "--rounds",
+            "3",
         ])
-        .unwrap()
         .unwrap();
         assert_eq!(options.backend, Backend::Postgres);
         assert_eq!(options.concurrency, 64);
         assert_eq!(options.toss_delay, Duration::from_millis(300));
         assert_eq!(options.baselines, vec![Baseline::Database, Baseline::Toss]);
         assert!(matches!(options.amount, Amount::Flows(500)));
+        assert_eq!(
+            options.service_env,
+            vec![
+                ("APP_TOSS__MAX_CONCURRENCY".to_owned(), "64".to_owned()),
+                ("RUST_LOG".to_owned(), "info".to_owned())
+            ]
+        );
+        assert_eq!(options.rate, Some(250.5));
+        assert_eq!(options.rounds, 3);
+
+        let options = parse(&["--target", "http://127.0.0.1:8080/", "--api-key", "k"]).unwrap();
+        assert_eq!(options.target.as_deref(), Some("http://127.0.0.1:8080"));
     }
 
     #[test]
     fn burst_defaults_to_a_thousand_confirms_without_baselines() {
-        let options = parse(&["--scenario", "confirm-burst"]).unwrap().unwrap();
+        let options = parse(&["--scenario", "confirm-burst"]).unwrap();
         assert!(matches!(options.amount, Amount::Flows(1000)));
         assert!(options.baselines.is_empty());
+        let options = parse(&["--scenario", "burst", "--flows", "10"]).unwrap();
+        assert_eq!(options.scenario, Scenario::ConfirmBurst);
+        assert!(matches!(options.amount, Amount::Flows(10)));
+        assert!(
+            parse(&["--baselines", "none"])
+                .unwrap()
+                .baselines
+                .is_empty()
+        );
     }
 
     #[test]
@@ -349,8 +435,17 @@ mod tests {
         assert!(parse(&["--refund-share", "2"]).is_err());
         assert!(parse(&["--concurrency", "0"]).is_err());
         assert!(parse(&["--rounds", "0"]).is_err());
+        assert!(parse(&["--pool", "0"]).is_err());
+        assert!(parse(&["--flows", "0"]).is_err());
+        assert!(parse(&["--rate", "0"]).is_err());
+        assert!(parse(&["--duration", "-1"]).is_err());
+        assert!(parse(&["--database", "mysql"]).is_err());
+        assert!(parse(&["--baselines", "a,c"]).is_err());
+        assert!(parse(&["--service-env", "NOVALUE"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
-        assert!(parse(&["--target", "http://127.0.0.1:8080"]).is_err());
-        assert!(parse(&["--help"]).unwrap().is_none());
+        let without_key = parse(&["--target", "http://127.0.0.1:8080"]).unwrap_err();
+        assert_eq!(without_key.kind(), ErrorKind::MissingRequiredArgument);
+        let help = parse(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
     }
 }

@@ -37,17 +37,7 @@ use stats::Phase;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", args::USAGE);
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("{message}\n\n{}", args::USAGE);
-            std::process::exit(2);
-        }
-    };
+    let options = Options::from_env();
     // reqwest and sqlx are built without a default crypto provider (plain HTTP needs none, but
     // building a client looks for one).
     let _ = rustls::crypto::ring::default_provider().install_default();
