@@ -1,8 +1,8 @@
 //! Load test of the payment flow, with its limits measured in the same run.
 //!
 //! Starts a fake Toss on loopback (answering after `--toss-delay-ms`), runs the baselines
-//! ((a) the fake Toss alone, (b) the database alone doing the service's statements, (b0) the
-//! database doing only its commits), then starts `payment-service` as a child process against a
+//! ((a) the fake Toss alone, (b) the database alone doing through the service's own store what
+//! the service does for a flow), then starts `payment-service` as a child process against a
 //! fresh database and drives create -> confirm (-> refund) flows at a fixed concurrency. Prints
 //! throughput, latency percentiles, errors by status and the service's peak RSS, and the
 //! service's throughput as a fraction of each baseline.
@@ -336,18 +336,17 @@ async fn run_baseline(
             )
             .await
         }
-        Baseline::Database | Baseline::DatabaseCommits => {
+        Baseline::Database => {
             let db = BenchDatabase::create(options, run_id, baseline.key()).await?;
-            let conn = db::connect(&db.url, options.pool)
+            let store = db::connect(&db.url, options.pool)
                 .await
                 .with_context(|| format!("connecting to {}", db.url))?;
             db.settle().await;
             let before = db.stats().await;
             let flow = Arc::new(db::DbFlow {
-                db: conn.clone(),
+                store: store.clone(),
                 run_id: run_id.to_owned(),
                 refund_share: options.refund_share,
-                mirror: baseline == Baseline::Database,
             });
             let phase = flows::drive(
                 baseline.label(),
@@ -361,7 +360,7 @@ async fn run_baseline(
             .await;
             // CPU before closing: the backends' time is counted while they are alive.
             let cpu = meter.take().map(|m| m.stop()).unwrap_or_default();
-            let _ = conn.close().await;
+            store.close().await;
             let stats = match before {
                 Some(before) => db_stats_after(&db, before).await,
                 None => None,
