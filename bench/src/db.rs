@@ -145,7 +145,7 @@ impl DbFlow {
 
         let now = Utc::now();
         let complete = PaymentUpdate::Complete {
-            secret: Some("ps_fakesecret0001".to_owned()),
+            secret: Some(fake_toss::secret_of(&payment_key)),
             payment_key,
             provider: "toss".to_owned(),
             approved_at: now,

@@ -18,10 +18,10 @@
 
 mod args;
 mod db;
-mod fake_toss;
 mod flows;
 mod service;
 mod stats;
+mod toss_server;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -30,10 +30,10 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use args::{Amount, Baseline, Options, Scenario};
-use fake_toss::FakeToss;
 use flows::{ServiceFlow, TossFlow};
 use service::{BenchDatabase, CpuMeter, CpuUse, DbStats, RssSampler, ServiceProcess};
 use stats::Phase;
+use toss_server::TossServer;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -161,7 +161,7 @@ async fn run(
     let load_before = service::load_average();
     print_header(options, run_id, &load_before);
 
-    let (toss, toss_url) = FakeToss::start(&options.toss_bind, options.toss_delay)
+    let (toss, toss_url) = TossServer::start(&options.toss_bind, options.toss_delay)
         .await
         .context("starting the fake Toss")?;
     println!("fake Toss on {toss_url}");
@@ -310,7 +310,7 @@ async fn run_baseline(
     options: &Options,
     run_id: &str,
     baseline: Baseline,
-    toss: &FakeToss,
+    toss: &TossServer,
     toss_url: &str,
     client: &reqwest::Client,
     databases: &mut Vec<BenchDatabase>,
