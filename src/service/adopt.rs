@@ -520,7 +520,7 @@ fn adopt_cancels(
     }
     let changed = after != *ours || !writes.is_empty();
     Decision {
-        plan: changed.then(|| Plan {
+        plan: changed.then_some(Plan {
             payment: after,
             refunds: writes,
             events,
