@@ -5,7 +5,7 @@
 //! `TEST_CONTROL_POSTGRES=1` (set by `.ci/run`). It is its own test binary so that no other
 //! test is using the server meanwhile.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "api/fake_toss.rs"]
 mod fake_toss;
 #[allow(dead_code, unused_macros)]

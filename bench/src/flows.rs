@@ -309,7 +309,11 @@ impl Flow for TossFlow {
                 .post(format!("{}/v1/payments/{payment_key}/cancel", self.base))
                 .header(AUTHORIZATION, &self.authorization)
                 .header("Idempotency-Key", format!("refund-{order_id}"))
-                .json(&json!({"cancelReason": "bench refund", "cancelAmount": AMOUNT_KRW}));
+                .json(&json!({
+                    "cancelReason": "bench refund",
+                    "cancelAmount": AMOUNT_KRW,
+                    "refundableAmount": AMOUNT_KRW,
+                }));
             match call("toss cancel", request, StatusCode::OK).await {
                 Ok(_) => recorder.step("toss cancel", t.elapsed()),
                 Err(error) => {

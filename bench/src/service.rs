@@ -201,7 +201,7 @@ impl ServiceProcess {
         // Absolute: a relative program path would be looked up from the child's directory.
         let Ok(bin) = std::path::absolute(&bin).and_then(|bin| bin.canonicalize()) else {
             bail!(
-                "{} not found: build it with `cargo build --release --bins`, or pass --service-bin",
+                "{} not found: build it with `cargo build --release -p payment-service`, or pass --service-bin",
                 bin.display()
             );
         };
@@ -216,7 +216,7 @@ impl ServiceProcess {
             .env("APP_ENV", "bench")
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("TOSS_SECRET_KEY", crate::fake_toss::SECRET_KEY)
+            .env("TOSS_SECRET_KEY", crate::toss_server::SECRET_KEY)
             .env("TOSS_API_URL", toss_url)
             .env("API_KEYS", api_key)
             .env("APP_DATABASE__MAX_CONNECTIONS", options.pool.to_string())

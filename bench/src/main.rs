@@ -1,14 +1,14 @@
 //! Load test of the payment flow, with its limits measured in the same run.
 //!
 //! Starts a fake Toss on loopback (answering after `--toss-delay-ms`), runs the baselines
-//! ((a) the fake Toss alone, (b) the database alone doing the service's statements, (b0) the
-//! database doing only its commits), then starts `payment-service` as a child process against a
+//! ((a) the fake Toss alone, (b) the database alone doing through the service's own store what
+//! the service does for a flow), then starts `payment-service` as a child process against a
 //! fresh database and drives create -> confirm (-> refund) flows at a fixed concurrency. Prints
 //! throughput, latency percentiles, errors by status and the service's peak RSS, and the
 //! service's throughput as a fraction of each baseline.
 //!
 //! ```sh
-//! cargo build --release --bins
+//! cargo build --release -p payment-service -p payment-bench
 //! target/release/loadtest --database postgres --concurrency 16 --duration 20 --toss-delay-ms 0
 //! target/release/loadtest --database postgres --scenario confirm-burst --flows 1000 \
 //!     --toss-delay-ms 300 --pool 10
@@ -16,18 +16,12 @@
 //!
 //! See `docs/benchmarks.md` for what each number means and the results.
 
-#[path = "loadtest/args.rs"]
 mod args;
-#[path = "loadtest/db.rs"]
 mod db;
-#[path = "loadtest/fake_toss.rs"]
-mod fake_toss;
-#[path = "loadtest/flows.rs"]
 mod flows;
-#[path = "loadtest/service.rs"]
 mod service;
-#[path = "loadtest/stats.rs"]
 mod stats;
+mod toss_server;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -36,24 +30,14 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use args::{Amount, Baseline, Options, Scenario};
-use fake_toss::FakeToss;
 use flows::{ServiceFlow, TossFlow};
 use service::{BenchDatabase, CpuMeter, CpuUse, DbStats, RssSampler, ServiceProcess};
 use stats::Phase;
+use toss_server::TossServer;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{}", args::USAGE);
-            return Ok(());
-        }
-        Err(message) => {
-            eprintln!("{message}\n\n{}", args::USAGE);
-            std::process::exit(2);
-        }
-    };
+    let options = Options::from_env();
     // reqwest and sqlx are built without a default crypto provider (plain HTTP needs none, but
     // building a client looks for one).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -177,7 +161,7 @@ async fn run(
     let load_before = service::load_average();
     print_header(options, run_id, &load_before);
 
-    let (toss, toss_url) = FakeToss::start(&options.toss_bind, options.toss_delay)
+    let (toss, toss_url) = TossServer::start(&options.toss_bind, options.toss_delay)
         .await
         .context("starting the fake Toss")?;
     println!("fake Toss on {toss_url}");
@@ -326,7 +310,7 @@ async fn run_baseline(
     options: &Options,
     run_id: &str,
     baseline: Baseline,
-    toss: &FakeToss,
+    toss: &TossServer,
     toss_url: &str,
     client: &reqwest::Client,
     databases: &mut Vec<BenchDatabase>,
@@ -352,18 +336,17 @@ async fn run_baseline(
             )
             .await
         }
-        Baseline::Database | Baseline::DatabaseCommits => {
+        Baseline::Database => {
             let db = BenchDatabase::create(options, run_id, baseline.key()).await?;
-            let conn = db::connect(&db.url, options.pool)
+            let store = db::connect(&db.url, options.pool)
                 .await
                 .with_context(|| format!("connecting to {}", db.url))?;
             db.settle().await;
             let before = db.stats().await;
             let flow = Arc::new(db::DbFlow {
-                db: conn.clone(),
+                store: store.clone(),
                 run_id: run_id.to_owned(),
                 refund_share: options.refund_share,
-                mirror: baseline == Baseline::Database,
             });
             let phase = flows::drive(
                 baseline.label(),
@@ -377,7 +360,7 @@ async fn run_baseline(
             .await;
             // CPU before closing: the backends' time is counted while they are alive.
             let cpu = meter.take().map(|m| m.stop()).unwrap_or_default();
-            let _ = conn.close().await;
+            store.close().await;
             let stats = match before {
                 Some(before) => db_stats_after(&db, before).await,
                 None => None,
