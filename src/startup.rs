@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{DatabaseSettings, Settings};
 use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
 use crate::http::{self, ApiKeys, AppState, RateLimiter, RouterSettings};
+use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciler, ServiceSettings};
 use crate::store::Store;
@@ -83,6 +84,14 @@ impl Application {
         };
 
         let reconcile = &settings.reconciler;
+        let idempotency = Idempotency::new(
+            store.clone(),
+            IdempotencySettings {
+                ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+                in_flight_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
+                body_limit: settings.server.body_limit_bytes,
+            },
+        );
         let service = PaymentService::new(
             store,
             gateway,
@@ -92,8 +101,6 @@ impl Application {
                 max_backoff: Duration::from_secs(reconcile.max_backoff_secs),
                 confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
                 reconcile_batch: reconcile.batch_size,
-                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
-                idempotency_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
             },
         );
         let reconciler = reconcile.enabled.then(|| {
@@ -105,6 +112,7 @@ impl Application {
 
         let state = AppState {
             service: service.clone(),
+            idempotency,
             api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,

@@ -1,4 +1,5 @@
 //! The payment logic: the state machine, the PG calls around it, events, reconciliation.
+//! (`Idempotency-Key`s are `crate::idempotency`'s; the reconciler purges the expired ones.)
 //!
 //! Every PG call follows one pattern: commit the intent (a conditional update that only one
 //! request can win), call the PG with no transaction open, then commit the outcome together
@@ -7,7 +8,6 @@
 mod adopt;
 mod confirm;
 mod events;
-mod idempotency;
 mod payments;
 mod reconciler;
 mod refunds;
@@ -26,7 +26,6 @@ use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
-pub use idempotency::{IdempotencyStart, request_fingerprint};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
@@ -44,8 +43,6 @@ pub struct ServiceSettings {
     /// After this long, a payment the PG does not know is given back to `PENDING`.
     pub confirm_window: Duration,
     pub reconcile_batch: u64,
-    pub idempotency_ttl: Duration,
-    pub idempotency_lease: Duration,
 }
 
 #[derive(Clone)]

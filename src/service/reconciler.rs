@@ -91,7 +91,7 @@ impl PaymentService {
                 tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
             }
         }
-        self.store.purge_expired_idempotency(now).await?;
+        crate::idempotency::purge_expired(&self.store, now).await?;
         Ok(seen)
     }
 }
