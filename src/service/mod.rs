@@ -8,6 +8,7 @@
 mod adopt;
 mod confirm;
 mod events;
+mod health;
 mod payments;
 mod reconciler;
 mod refunds;
@@ -26,6 +27,7 @@ use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
+pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
@@ -62,10 +64,6 @@ impl PaymentService {
             settings: Arc::new(settings),
             reconcile_now: Arc::new(Notify::new()),
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// `Some("toss")` when a real PG verifies confirms, `None` with the no-op gateway.
