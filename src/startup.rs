@@ -9,8 +9,8 @@ use std::time::Duration;
 use sea_orm::{DbErr, RuntimeErr};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
@@ -168,15 +168,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut background: Vec<JoinHandle<()>> = Vec::new();
+        // Cancelled when `shutdown` completes: the listener stops accepting, the background
+        // tasks stop after the pass they are in, and the grace period starts.
+        let stopping = CancellationToken::new();
+        let background = TaskTracker::new();
         if let Some(reconciler) = self.reconciler {
-            background.push(tokio::spawn(reconciler.run(stop_rx.clone())));
+            background.spawn(reconciler.run(stopping.clone()));
         }
         if let Some(relay) = self.relay {
-            background.push(tokio::spawn(relay.run(stop_rx.clone())));
+            background.spawn(relay.run(stopping.clone()));
         }
-        let mut stopping = stop_rx.clone();
+        background.close();
+        let stop = stopping.clone();
         let server = axum::serve(
             self.listener,
             self.router
@@ -185,22 +188,22 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
-            let _ = stop_tx.send(true);
+            stop.cancel();
         });
         let grace = self.grace;
         let result = tokio::select! {
             result = server => result,
-            _ = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
+            _ = async {
+                stopping.cancelled().await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!(grace_secs = grace.as_secs(), "grace period over; abandoning in-flight requests");
                 Ok(())
             }
         };
-        for task in background {
-            let _ = task.await;
-        }
+        // However serving ended, the background tasks end with it.
+        stopping.cancel();
+        background.wait().await;
         tracing::info!("stopped");
         result
     }
