@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
-use crate::http::{self, ApiKeys, AppState, RateLimiter, RouterSettings};
+use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciler, ServiceSettings};
@@ -26,6 +26,7 @@ pub struct Application {
     service: PaymentService,
     reconciler: Option<Reconciler>,
     relay: Option<Relay>,
+    rate_limit: PublicRateLimit,
     grace: Duration,
 }
 
@@ -110,17 +111,18 @@ impl Application {
             )
         });
 
+        let rate_limit = PublicRateLimit::new(
+            settings.limits.public_requests_per_sec,
+            settings.limits.public_burst,
+            settings.limits.trust_forwarded_for,
+        );
         let state = AppState {
             service: service.clone(),
             idempotency,
             api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,
-            rate_limiter: Arc::new(RateLimiter::new(
-                settings.limits.public_requests_per_sec,
-                settings.limits.public_burst,
-                settings.limits.trust_forwarded_for,
-            )),
+            rate_limit: rate_limit.clone(),
             metrics: crate::telemetry::metrics(),
             outbox_relayed: relay.is_some(),
         };
@@ -138,6 +140,7 @@ impl Application {
             service,
             reconciler,
             relay,
+            rate_limit,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -163,7 +166,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the grace
-    /// period and stops the reconciler and the relay.
+    /// period and stops the background tasks (reconciler, relay, the rate limit's clean-up).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -178,6 +181,7 @@ impl Application {
         if let Some(relay) = self.relay {
             background.spawn(relay.run(stopping.clone()));
         }
+        background.spawn(self.rate_limit.forget_idle_clients(stopping.clone()));
         background.close();
         let stop = stopping.clone();
         let server = axum::serve(

@@ -31,7 +31,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::ApiKeys;
 pub use problem::{PROBLEM_JSON, Problem};
-pub use rate_limit::RateLimiter;
+pub use rate_limit::PublicRateLimit;
 
 use crate::config::RedirectSettings;
 use crate::idempotency::{self, Idempotency};
@@ -44,7 +44,7 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
-    pub rate_limiter: Arc<RateLimiter>,
+    pub rate_limit: PublicRateLimit,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a relay publishes the outbox (then its lag is worth a metric).
     pub outbox_relayed: bool,
