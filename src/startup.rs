@@ -9,12 +9,13 @@ use std::time::Duration;
 use sea_orm::{DbErr, RuntimeErr};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
-use crate::http::{self, ApiKeys, AppState, RateLimiter, RouterSettings};
+use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
+use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciler, ServiceSettings};
 use crate::store::Store;
@@ -25,6 +26,7 @@ pub struct Application {
     service: PaymentService,
     reconciler: Option<Reconciler>,
     relay: Option<Relay>,
+    rate_limit: PublicRateLimit,
     grace: Duration,
 }
 
@@ -83,6 +85,14 @@ impl Application {
         };
 
         let reconcile = &settings.reconciler;
+        let idempotency = Idempotency::new(
+            store.clone(),
+            IdempotencySettings {
+                ttl: Duration::from_secs(settings.idempotency.ttl_secs),
+                in_flight_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
+                body_limit: settings.server.body_limit_bytes,
+            },
+        );
         let service = PaymentService::new(
             store,
             gateway,
@@ -92,8 +102,6 @@ impl Application {
                 max_backoff: Duration::from_secs(reconcile.max_backoff_secs),
                 confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
                 reconcile_batch: reconcile.batch_size,
-                idempotency_ttl: Duration::from_secs(settings.idempotency.ttl_secs),
-                idempotency_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
             },
         );
         let reconciler = reconcile.enabled.then(|| {
@@ -103,16 +111,18 @@ impl Application {
             )
         });
 
+        let rate_limit = PublicRateLimit::new(
+            settings.limits.public_requests_per_sec,
+            settings.limits.public_burst,
+            settings.limits.trust_forwarded_for,
+        );
         let state = AppState {
             service: service.clone(),
+            idempotency,
             api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,
-            rate_limiter: Arc::new(RateLimiter::new(
-                settings.limits.public_requests_per_sec,
-                settings.limits.public_burst,
-                settings.limits.trust_forwarded_for,
-            )),
+            rate_limit: rate_limit.clone(),
             metrics: crate::telemetry::metrics(),
             outbox_relayed: relay.is_some(),
         };
@@ -130,6 +140,7 @@ impl Application {
             service,
             reconciler,
             relay,
+            rate_limit,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -155,20 +166,24 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the grace
-    /// period and stops the reconciler and the relay.
+    /// period and stops the background tasks (reconciler, relay, the rate limit's clean-up).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut background: Vec<JoinHandle<()>> = Vec::new();
+        // Cancelled when `shutdown` completes: the listener stops accepting, the background
+        // tasks stop after the pass they are in, and the grace period starts.
+        let stopping = CancellationToken::new();
+        let background = TaskTracker::new();
         if let Some(reconciler) = self.reconciler {
-            background.push(tokio::spawn(reconciler.run(stop_rx.clone())));
+            background.spawn(reconciler.run(stopping.clone()));
         }
         if let Some(relay) = self.relay {
-            background.push(tokio::spawn(relay.run(stop_rx.clone())));
+            background.spawn(relay.run(stopping.clone()));
         }
-        let mut stopping = stop_rx.clone();
+        background.spawn(self.rate_limit.forget_idle_clients(stopping.clone()));
+        background.close();
+        let stop = stopping.clone();
         let server = axum::serve(
             self.listener,
             self.router
@@ -177,22 +192,22 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
-            let _ = stop_tx.send(true);
+            stop.cancel();
         });
         let grace = self.grace;
         let result = tokio::select! {
             result = server => result,
-            _ = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
+            _ = async {
+                stopping.cancelled().await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!(grace_secs = grace.as_secs(), "grace period over; abandoning in-flight requests");
                 Ok(())
             }
         };
-        for task in background {
-            let _ = task.await;
-        }
+        // However serving ended, the background tasks end with it.
+        stopping.cancel();
+        background.wait().await;
         tracing::info!("stopped");
         result
     }

@@ -149,49 +149,8 @@ impl fmt::Display for Amount {
     }
 }
 
-/// A client's `Idempotency-Key`: 1..=255 printable ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub fn parse(value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() || value.len() > 255 {
-            return Err(DomainError::new(
-                "Idempotency-Key",
-                "must be 1 to 255 characters",
-            ));
-        }
-        if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(DomainError::new(
-                "Idempotency-Key",
-                "must be printable ASCII",
-            ));
-        }
-        Ok(Self(value.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The key in its caller's namespace, as stored: two callers choosing the same key never
-    /// share (or learn about) each other's requests.
-    pub fn scoped_to(&self, caller: Caller) -> ScopedKey {
-        use sha2::{Digest, Sha256};
-        let mut hasher = Sha256::new();
-        hasher.update(caller.namespace().as_bytes());
-        hasher.update([0]);
-        hasher.update(self.0.as_bytes());
-        ScopedKey(
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
-    }
-}
-
-/// Who sends a request, as far as `Idempotency-Key`s go: there are exactly two namespaces.
+/// Who sends a request: the merchant or anyone. It decides what an answer shows, and in which
+/// namespace an `Idempotency-Key` lives (`crate::idempotency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// Holds one of the API keys, whichever: keys are rotated, and every holder is the merchant.
@@ -200,25 +159,17 @@ pub enum Caller {
     Anonymous,
 }
 
-impl Caller {
-    fn namespace(self) -> &'static str {
-        match self {
-            Self::Merchant => "merchant",
-            Self::Anonymous => "anonymous",
-        }
-    }
-}
-
 /// A client's `Idempotency-Key` within its caller's namespace (a SHA-256 digest, 64 hex
 /// characters): it names one operation across its retries, in the idempotency records and on
-/// the rows the operation created.
+/// the rows the operation created. Made by `crate::idempotency` (`IdempotencyKey::scoped_to`);
+/// it lives here because payments and refunds carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScopedKey(String);
 
 impl ScopedKey {
-    /// A key as it was stored (made by `IdempotencyKey::scoped_to`).
-    pub fn from_stored(stored: String) -> Self {
-        Self(stored)
+    /// A digest made by `IdempotencyKey::scoped_to`, or read back from a row.
+    pub fn from_digest(digest: String) -> Self {
+        Self(digest)
     }
 
     pub fn as_str(&self) -> &str {
@@ -258,40 +209,6 @@ mod tests {
         assert!(UserId::parse("a\u{0}b").is_err());
         assert!(UserId::parse(&"가".repeat(64)).is_ok());
         assert!(UserId::parse(&"가".repeat(65)).is_err());
-    }
-
-    #[test]
-    fn idempotency_key_rules() {
-        assert!(IdempotencyKey::parse("abc-123").is_ok());
-        assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-        assert!(IdempotencyKey::parse("tab\there").is_err());
-        assert!(IdempotencyKey::parse("ключ").is_err());
-    }
-
-    #[test]
-    fn idempotency_keys_are_scoped_by_caller() {
-        let key = IdempotencyKey::parse("k-1").unwrap();
-        assert_eq!(
-            key.scoped_to(Caller::Merchant),
-            key.scoped_to(Caller::Merchant)
-        );
-        assert_eq!(
-            key.scoped_to(Caller::Anonymous),
-            key.scoped_to(Caller::Anonymous)
-        );
-        assert_ne!(
-            key.scoped_to(Caller::Merchant),
-            key.scoped_to(Caller::Anonymous)
-        );
-        let other = IdempotencyKey::parse("k-2").unwrap();
-        assert_ne!(
-            key.scoped_to(Caller::Merchant),
-            other.scoped_to(Caller::Merchant)
-        );
-        let scoped = key.scoped_to(Caller::Merchant);
-        assert_eq!(scoped.as_str().len(), 64);
-        assert!(IdempotencyKey::parse(scoped.as_str()).is_ok());
     }
 }
 

@@ -93,15 +93,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The caller of a request: as the API-key layer found it, or from its headers.
-pub fn caller_of(request: &Request, keys: &ApiKeys) -> Caller {
-    request
-        .extensions()
-        .get::<Caller>()
-        .copied()
-        .unwrap_or_else(|| keys.caller(request.headers()))
-}
-
 /// The layer of the privileged routes, in front of everything else on them (the
 /// `Idempotency-Key` included): without a valid API key the answer is 401, and the request learns
 /// nothing about its key or body. It records the caller for the layers and extractors behind it.

@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use std::convert::Infallible;
 
-use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::domain::{Caller, ScopedKey};
+use crate::domain::Caller;
 use crate::error::AppError;
 
 /// A JSON object body. Unlike `axum::Json` it refuses a top-level array (serde would fill a
@@ -116,8 +116,10 @@ pub async fn refuse_nul_in_target(request: Request, next: Next) -> Response {
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct AppQuery<T>(pub T);
 
-/// Who calls a route that is open to all: the merchant (any configured API key) may be shown
-/// more than an anonymous caller (a wrong key counts as none).
+/// Who calls: the merchant (any configured API key) may be shown more than an anonymous caller
+/// (a wrong key counts as none), and keeps its `Idempotency-Key`s in a namespace of its own (the
+/// idempotency layer takes this extractor). On the privileged routes the API-key layer has
+/// recorded it already.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Infallible;
 
@@ -144,17 +146,6 @@ impl FromRequestParts<AppState> for ApiKey {
             state.api_keys.check(&parts.headers)?;
         }
         Ok(ApiKey)
-    }
-}
-
-/// The request's `Idempotency-Key` in its caller's namespace, when it has one: the
-/// idempotency layer puts it in the request's extensions, and a handler passes it on so that
-/// the operation can recognise its own retries.
-impl<S: Send + Sync> OptionalFromRequestParts<S> for ScopedKey {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
-        Ok(parts.extensions.get::<ScopedKey>().cloned())
     }
 }
 

@@ -41,24 +41,24 @@ fn age_seconds(since: Option<DateTime<Utc>>) -> f64 {
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let store = state.service.store();
-    // Read at scrape time, so they are right whichever instance settled what.
-    if let Ok((count, oldest)) = store.unsettled_payments().await {
-        metrics::gauge!("payments_unsettled", "kind" => "payment").set(count as f64);
-        metrics::gauge!("payments_unsettled_oldest_age_seconds", "kind" => "payment")
-            .set(age_seconds(oldest));
-    }
-    if let Ok((count, oldest)) = store.unsettled_refunds().await {
-        metrics::gauge!("payments_unsettled", "kind" => "refund").set(count as f64);
-        metrics::gauge!("payments_unsettled_oldest_age_seconds", "kind" => "refund")
-            .set(age_seconds(oldest));
+    // Read at scrape time, so they are right whichever instance settled what. A count the
+    // database did not give leaves its gauge as it was.
+    let unsettled = state.service.unsettled_stats().await;
+    for (kind, backlog) in [
+        ("payment", unsettled.payments),
+        ("refund", unsettled.refunds),
+    ] {
+        if let Some(backlog) = backlog {
+            metrics::gauge!("payments_unsettled", "kind" => kind).set(backlog.count as f64);
+            metrics::gauge!("payments_unsettled_oldest_age_seconds", "kind" => kind)
+                .set(age_seconds(backlog.oldest));
+        }
     }
     if state.outbox_relayed
-        && let Ok(stats) = store.unpublished_stats().await
+        && let Some(backlog) = state.service.outbox_backlog().await
     {
-        metrics::gauge!("outbox_unpublished_events").set(stats.count as f64);
-        metrics::gauge!("outbox_oldest_unpublished_age_seconds")
-            .set(age_seconds(stats.oldest_occurred_at));
+        metrics::gauge!("outbox_unpublished_events").set(backlog.count as f64);
+        metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age_seconds(backlog.oldest));
     }
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(

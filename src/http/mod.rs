@@ -3,7 +3,6 @@
 mod auth;
 mod dto;
 mod extract;
-mod idempotency;
 mod metrics;
 mod payments;
 mod problem;
@@ -16,7 +15,7 @@ mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,21 +31,29 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::ApiKeys;
 pub use problem::{PROBLEM_JSON, Problem};
-pub use rate_limit::RateLimiter;
+pub use rate_limit::PublicRateLimit;
 
 use crate::config::RedirectSettings;
+use crate::idempotency::{self, Idempotency};
 use crate::service::PaymentService;
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: PaymentService,
+    pub idempotency: Idempotency,
     pub api_keys: Arc<ApiKeys>,
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
-    pub rate_limiter: Arc<RateLimiter>,
+    pub rate_limit: PublicRateLimit,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a relay publishes the outbox (then its lag is worth a metric).
     pub outbox_relayed: bool,
+}
+
+impl FromRef<AppState> for Idempotency {
+    fn from_ref(state: &AppState) -> Self {
+        state.idempotency.clone()
+    }
 }
 
 #[derive(OpenApi)]
@@ -178,7 +185,7 @@ pub struct RouterSettings {
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
-    let idempotency = || middleware::from_fn_with_state(state.clone(), idempotency::idempotency);
+    let idempotency = || middleware::from_fn_with_state(state.clone(), idempotency::honour_key);
     // Route layers run after routing, on matched routes only; the one added last runs first:
     // the API key is checked before the Idempotency-Key is looked at.
     let privileged =
@@ -254,7 +261,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
-            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static(idempotency::HEADER),
         ])
         .expose_headers([HeaderName::from_static("x-request-id")])
         .max_age(Duration::from_secs(600))

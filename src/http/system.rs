@@ -32,7 +32,7 @@ pub async fn health() -> Json<HealthDto> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.service.store().ping().await {
+    match state.service.ready().await {
         Ok(()) => (
             StatusCode::OK,
             Json(ReadyDto {
@@ -42,7 +42,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             }),
         )
             .into_response(),
-        Err(error) => AppError::Unavailable(error.to_string()).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 

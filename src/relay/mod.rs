@@ -18,8 +18,8 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use chrono::SecondsFormat;
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::StoredEvent;
 use crate::store::{Store, StoreError};
@@ -286,9 +286,9 @@ impl Relay {
         }
     }
 
-    /// Runs until `shutdown` turns true. A full batch is followed at once by the next; failures
-    /// are logged and retried with a growing pause.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled; a pass under way is finished first. A full batch is
+    /// followed at once by the next; failures are logged and retried with a growing pause.
+    pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             interval_ms = self.settings.interval.as_millis() as u64,
             batch_size = self.settings.batch_size,
@@ -298,11 +298,9 @@ impl Relay {
         let mut pause = self.settings.interval;
         loop {
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
             }
             pause = match self.relay_once().await {
                 Ok(published) if published > 0 && published as u64 >= self.settings.batch_size => {

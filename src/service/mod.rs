@@ -1,4 +1,5 @@
 //! The payment logic: the state machine, the PG calls around it, events, reconciliation.
+//! (`Idempotency-Key`s are `crate::idempotency`'s; the reconciler purges the expired ones.)
 //!
 //! Every PG call follows one pattern: commit the intent (a conditional update that only one
 //! request can win), call the PG with no transaction open, then commit the outcome together
@@ -7,7 +8,7 @@
 mod adopt;
 mod confirm;
 mod events;
-mod idempotency;
+mod health;
 mod payments;
 mod reconciler;
 mod refunds;
@@ -26,7 +27,7 @@ use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
-pub use idempotency::{IdempotencyStart, request_fingerprint};
+pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
@@ -44,8 +45,6 @@ pub struct ServiceSettings {
     /// After this long, a payment the PG does not know is given back to `PENDING`.
     pub confirm_window: Duration,
     pub reconcile_batch: u64,
-    pub idempotency_ttl: Duration,
-    pub idempotency_lease: Duration,
 }
 
 #[derive(Clone)]
@@ -65,10 +64,6 @@ impl PaymentService {
             settings: Arc::new(settings),
             reconcile_now: Arc::new(Notify::new()),
         }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// `Some("toss")` when a real PG verifies confirms, `None` with the no-op gateway.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::PaymentService;
@@ -20,20 +20,18 @@ impl Reconciler {
         Self { service, interval }
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled; a pass under way is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             interval_ms = self.interval.as_millis() as u64,
             "reconciler started"
         );
         loop {
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = self.service.reconcile_now.notified() => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
             }
             if let Err(error) = self.service.reconcile_once().await {
                 tracing::warn!(%error, "reconciliation pass failed; will retry");
@@ -91,7 +89,7 @@ impl PaymentService {
                 tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
             }
         }
-        self.store.purge_expired_idempotency(now).await?;
+        crate::idempotency::purge_expired(&self.store, now).await?;
         Ok(seen)
     }
 }

@@ -56,7 +56,7 @@ impl TryFrom<payment::Model> for Payment {
                 .transpose()
                 .map_err(|e| corrupt("cancel slot", e))?,
             cancel_slot_until: row.cancel_slot_until,
-            idempotency_key: row.idempotency_key.map(ScopedKey::from_stored),
+            idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
         })
     }
 }
@@ -86,7 +86,7 @@ impl TryFrom<refund::Model> for Refund {
                 .origin
                 .parse()
                 .map_err(|e| corrupt("refund origin", e))?,
-            idempotency_key: row.idempotency_key.map(ScopedKey::from_stored),
+            idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
             sends: row.sends,
             last_sent_at: row.last_sent_at,
         })

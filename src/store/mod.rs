@@ -4,7 +4,6 @@
 
 mod entities;
 mod events;
-mod idempotency;
 mod mapping;
 mod payments;
 mod refunds;
@@ -21,7 +20,6 @@ use sea_orm::{
 };
 
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
-pub use idempotency::{IdempotencyBegin, StoredResponse};
 pub use payments::{Plan, RefundWrite, Target};
 
 /// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.
@@ -139,6 +137,12 @@ impl Store {
         } else {
             Migrator::up(&self.db, None).await
         }
+    }
+
+    /// The connection, for a module that owns a table of its own (`crate::idempotency`); the
+    /// payment tables are reached only through the store's methods.
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -1,5 +1,4 @@
 pub mod event;
-pub mod idempotency_key;
 pub mod payment;
 pub mod refund;
 pub mod review;

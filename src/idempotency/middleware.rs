@@ -1,28 +1,34 @@
-//! `Idempotency-Key` on our POST routes (all but the webhook): the first request runs, a retry
-//! with the same key and body replays its response, a different body is 422, a duplicate that
-//! arrives while the first still runs is 409.
+//! The layer on our POST routes, and the extractor that hands the scoped key to handlers.
 //!
 //! Keys live in one of two namespaces: the merchant's (any valid API key) and the anonymous
-//! callers'. On the privileged routes this layer runs behind the API-key layer, so a request
-//! without a valid key is answered 401 before its key is looked at.
+//! callers'. The caller comes from the router's `Caller` extractor; on the privileged routes
+//! this layer runs behind the API-key layer, so a request without a valid key is answered 401
+//! before its key is looked at.
+
+use std::convert::Infallible;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::{OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::AppState;
-use super::auth::caller_of;
-use crate::domain::IdempotencyKey;
+use super::key::{HEADER, IdempotencyKey, request_fingerprint};
+use super::{Idempotency, Start, StoredResponse};
+use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
-use crate::service::{IdempotencyStart, request_fingerprint};
-use crate::store::StoredResponse;
 
-pub const HEADER: &str = "idempotency-key";
-
-pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Honours the request's `Idempotency-Key`, if it has one. Install with
+/// `axum::middleware::from_fn_with_state` and a state from which `Idempotency` and `Caller`
+/// can be extracted.
+pub async fn honour_key(
+    State(idempotency): State<Idempotency>,
+    caller: Caller,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST || request.uri().path().starts_with("/webhooks/") {
         return next.run(request).await;
     }
@@ -38,21 +44,20 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             }
         },
     };
-    let key = key.scoped_to(caller_of(&request, &state.api_keys));
+    let key = key.scoped_to(caller);
     let (mut parts, body) = request.into_parts();
-    let body = match to_bytes(body, state.body_limit).await {
+    let body = match to_bytes(body, idempotency.settings.body_limit).await {
         Ok(bytes) => bytes,
         Err(_) => return AppError::PayloadTooLarge.into_response(),
     };
     let fingerprint = request_fingerprint(parts.method.as_str(), parts.uri.path(), &body);
-    match state.service.idempotency_begin(&key, &fingerprint).await {
+    match idempotency.begin(&key, &fingerprint).await {
         Err(error) => error.into_response(),
-        Ok(IdempotencyStart::Replay(stored)) => replay(stored),
-        Ok(IdempotencyStart::Proceed) => {
+        Ok(Start::Replay(stored)) => replay(stored),
+        Ok(Start::Proceed) => {
             // The handler may hand the key to its operation, which then knows its own retries.
             parts.extensions.insert(key.clone());
             let request = Request::from_parts(parts, Body::from(body));
-            let service = state.service.clone();
             // The request runs to its end even if the client goes away, so that its answer is
             // stored for the retry that will follow.
             let task = tokio::spawn(
@@ -69,7 +74,7 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
                             .map(str::to_owned),
                         body: String::from_utf8_lossy(&bytes).into_owned(),
                     };
-                    if let Err(error) = service.idempotency_finish(&key, stored).await {
+                    if let Err(error) = idempotency.finish(&key, stored).await {
                         tracing::warn!(%error, "could not store the idempotent response");
                     }
                     Response::from_parts(parts, Body::from(bytes))
@@ -92,8 +97,7 @@ async fn run_to_completion(next: Next, request: Request) -> Response {
 }
 
 fn replay(stored: StoredResponse) -> Response {
-    let status = axum::http::StatusCode::from_u16(stored.status)
-        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, stored.body).into_response();
     if let Some(value) = stored
         .content_type
@@ -105,4 +109,15 @@ fn replay(stored: StoredResponse) -> Response {
         .headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
+}
+
+/// The request's `Idempotency-Key` in its caller's namespace, when it has one: [`honour_key`]
+/// puts it in the request's extensions, and a handler passes it on so that the operation can
+/// recognise its own retries.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ScopedKey {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<ScopedKey>().cloned())
+    }
 }

@@ -1,0 +1,170 @@
+//! `Idempotency-Key` on our POST routes (all but the webhook): the first request runs, a retry
+//! with the same key and body replays its response (`idempotent-replayed: true`), a different
+//! body is 422, a duplicate that arrives while the first still runs is 409.
+//!
+//! - [`key`]: the header's value, its caller's namespace (merchant or anonymous), and the
+//!   fingerprint that makes two requests the same;
+//! - [`persistence`]: the `idempotency_keys` rows (claim with a lease, keep, release, purge);
+//! - [`middleware`]: the layer that ties them to a request, and the `Option<ScopedKey>`
+//!   extractor that hands the key to handlers, so operations recognise their own retries.
+//!
+//! This module sits beside `service`, between `http` and `store`: `http` installs the layer,
+//! the reconciler purges expired keys, and this module uses only `domain`, `store` (its
+//! connection) and `error`, so nothing it imports imports it back.
+
+mod key;
+mod middleware;
+mod persistence;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::ScopedKey;
+use crate::error::AppError;
+use crate::store::{Store, StoreResult};
+
+pub use key::{HEADER, IdempotencyKey};
+pub use middleware::honour_key;
+use persistence::NextAction;
+pub use persistence::StoredResponse;
+
+#[derive(Debug, Clone)]
+pub struct IdempotencySettings {
+    /// How long a key is remembered.
+    pub ttl: Duration,
+    /// After a crash, when a retry may take over a key still marked in flight.
+    pub in_flight_lease: Duration,
+    /// A request body is read whole to fingerprint it: up to the server's body limit.
+    pub body_limit: usize,
+}
+
+/// The state of the layer: where keys are kept, and for how long.
+#[derive(Clone)]
+pub struct Idempotency {
+    store: Store,
+    settings: std::sync::Arc<IdempotencySettings>,
+}
+
+pub enum Start {
+    /// Run the request, then call [`Idempotency::finish`].
+    Proceed,
+    /// Send this stored response again.
+    Replay(StoredResponse),
+}
+
+impl Idempotency {
+    pub fn new(store: Store, settings: IdempotencySettings) -> Self {
+        Self {
+            store,
+            settings: std::sync::Arc::new(settings),
+        }
+    }
+
+    pub async fn begin(&self, key: &ScopedKey, fingerprint: &str) -> Result<Start, AppError> {
+        let now = Utc::now();
+        let next = persistence::try_processing(
+            &self.store,
+            key,
+            fingerprint,
+            now,
+            now + self.settings.in_flight_lease,
+            now + self.settings.ttl,
+        )
+        .await?;
+        match next {
+            NextAction::StartProcessing => Ok(Start::Proceed),
+            NextAction::Replay(response) => Ok(Start::Replay(response)),
+            NextAction::Mismatch => Err(AppError::IdempotencyKeyReused),
+            NextAction::InFlight => Err(AppError::RequestInProgress),
+        }
+    }
+
+    /// Stores the response for replay, when it is the request's own answer (see [`is_final`]);
+    /// otherwise lets the key go, so that a retry runs again.
+    pub async fn finish(&self, key: &ScopedKey, response: StoredResponse) -> Result<(), AppError> {
+        if is_final(&response) {
+            persistence::save_response(&self.store, key, &response).await?;
+        } else {
+            persistence::release(&self.store, key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Forgets the keys whose time is up (the reconciler calls it on every pass). A key past its
+/// time is also forgotten when it is used again, so this only keeps the table small.
+pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
+    persistence::purge_expired(store, now).await
+}
+
+/// Whether `response` answers the request itself, and so is what every retry gets. Not so: a
+/// server error (5xx, the outcome may still change), a missing API key (401), a timeout (408),
+/// a rate limit (429), and a 409 `REQUEST_IN_PROGRESS` from a handler that lost a race (the
+/// request was not carried out). A retry of those runs again; the operations recognise their
+/// own retries, so running again is safe.
+pub fn is_final(response: &StoredResponse) -> bool {
+    match response.status {
+        401 | 408 | 429 | 500..=599 => false,
+        409 => problem_code(&response.body).as_deref() != Some(AppError::RequestInProgress.code()),
+        _ => true,
+    }
+}
+
+/// The `code` of a problem document.
+fn problem_code(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Problem {
+        code: String,
+    }
+    serde_json::from_str::<Problem>(body).ok().map(|p| p.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, code: Option<&str>) -> StoredResponse {
+        StoredResponse {
+            status,
+            content_type: Some("application/problem+json".to_owned()),
+            body: code.map_or_else(
+                || r#"{"payment_id":"x"}"#.to_owned(),
+                |code| format!(r#"{{"status":{status},"code":"{code}","detail":"d"}}"#),
+            ),
+        }
+    }
+
+    #[test]
+    fn only_the_requests_own_answers_are_final() {
+        for (status, code) in [
+            (200, None),
+            (201, None),
+            (202, None),
+            (303, None),
+            (400, Some("VALIDATION_ERROR")),
+            (402, Some("PG_DECLINED")),
+            (404, Some("NOT_FOUND")),
+            (409, Some("DUPLICATE_ORDER_ID")),
+            (409, Some("INVALID_STATE")),
+            (409, Some("REFUND_EXCEEDS_BALANCE")),
+            (413, Some("PAYLOAD_TOO_LARGE")),
+            (422, Some("AMOUNT_MISMATCH")),
+            (422, Some("IDEMPOTENCY_KEY_REUSED")),
+        ] {
+            assert!(is_final(&answer(status, code)), "{status} {code:?}");
+        }
+        for (status, code) in [
+            (401, Some("UNAUTHORIZED")),
+            (408, None),
+            (409, Some("REQUEST_IN_PROGRESS")),
+            (429, Some("RATE_LIMITED")),
+            (500, Some("INTERNAL_ERROR")),
+            (502, Some("PG_MISCONFIGURED")),
+            (503, Some("SERVICE_UNAVAILABLE")),
+            (504, None),
+        ] {
+            assert!(!is_final(&answer(status, code)), "{status} {code:?}");
+        }
+    }
+}
