@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{
-    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, ListPaymentsParams,
-    PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest,
+    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, IdempotencyKeyHeader,
+    ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto,
+    RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
@@ -28,7 +29,7 @@ pub(super) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
 #[utoipa::path(
     post, path = "/payments", tag = TAG,
     request_body = CreatePaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "Created; or, for a retry under the same `Idempotency-Key` whose first answer was lost, the payment that request created", body = PaymentDto),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
@@ -134,7 +135,7 @@ pub async fn get_payment(
 #[utoipa::path(
     post, path = "/payments/confirm", tag = TAG,
     request_body = ConfirmPaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`), or `WAITING_FOR_DEPOSIT` (Toss issued a virtual account); the whole payment with the API key, the public view without", body = ConfirmedPaymentDto),
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
@@ -187,7 +188,7 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
     request_body = RefundRequest,
     params(
         ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response"),
+        IdempotencyKeyHeader,
     ),
     responses(
         (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
