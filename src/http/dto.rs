@@ -18,6 +18,10 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// Text a person typed: length in characters, no control characters.
+///
+/// The OpenAPI document says the same with `minLength`/`maxLength` and the pattern below, which
+/// every field checked by `text` carries: no control character (Unicode `Cc`), and at least one
+/// character that is neither a control character nor white space (what `str::trim` removes).
 fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
     let len = value.chars().count();
     if len < min || len > max {
@@ -129,19 +133,42 @@ impl From<RefundStatus> for RefundStatusDto {
     "payment_method": "card"
 }))]
 pub struct CreatePaymentRequest {
-    /// 1..64 characters.
+    /// 1..64 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub user_id: String,
     /// 6..64 characters of `A-Z a-z 0-9 - _`; unique.
+    #[schema(min_length = 6, max_length = 64, pattern = r"^[A-Za-z0-9_-]{6,64}$")]
     pub order_id: String,
-    /// At most 100 characters.
+    /// 1..100 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub order_name: Option<String>,
-    /// For subscription payments; at most 128 characters.
+    /// For subscription payments; 1..128 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub subscription_id: Option<String>,
     /// Default `ONE_TIME`.
     pub payment_type: Option<PaymentTypeDto>,
     /// 1..=1,000,000,000 KRW.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_krw: i64,
-    /// "card", "bank_transfer", "kakao_pay", ...; 1..64 characters.
+    /// "card", "bank_transfer", "kakao_pay", ...; 1..64 characters, not blank, no control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub payment_method: String,
 }
 
@@ -170,16 +197,37 @@ impl TryFrom<CreatePaymentRequest> for NewPayment {
     "amount_krw": 15000
 }))]
 pub struct ConfirmPaymentRequest {
+    #[schema(format = Uuid)]
     pub payment_id: Option<String>,
+    /// 6..64 characters of `A-Z a-z 0-9 - _`.
+    #[schema(min_length = 6, max_length = 64, pattern = r"^[A-Za-z0-9_-]{6,64}$")]
     pub order_id: Option<String>,
-    /// Toss's `paymentKey` from the success redirect. With the Toss gateway, Toss confirms the
-    /// payment and no API key is needed.
+    /// Toss's `paymentKey` from the success redirect: 1..200 printable ASCII characters, not `.`
+    /// or `..`. With the Toss gateway, Toss confirms the payment and no API key is needed.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^(?!\.\.?$)[!-~]{1,200}$"
+    )]
     pub payment_key: Option<String>,
     /// When given, must equal the stored amount (else 422 `AMOUNT_MISMATCH`, Toss not called).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_krw: Option<i64>,
     /// Without `payment_key` (or with the no-op gateway): recorded as given. Needs the API key.
+    /// 1..200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub pg_transaction_id: Option<String>,
     /// Without `payment_key` (or with the no-op gateway): recorded as given. Needs the API key.
+    /// 1..32 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub pg_provider: Option<String>,
 }
 
@@ -211,6 +259,37 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
     }
 }
 
+/// The derived schema of `ConfirmPaymentRequest` lists its fields; this adds the rule
+/// `ConfirmCommand::try_from` enforces across two of them: exactly one of `payment_id` and
+/// `order_id` is given (a string), the other absent or null.
+pub fn document_one_payment_ref(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AllOf, Object, OneOf, Schema, Type};
+    let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+        return;
+    };
+    let Some(fields) = schemas.remove("ConfirmPaymentRequest") else {
+        return;
+    };
+    let one = |given: &str, absent: &str| {
+        Object::builder()
+            .property(given, Object::with_type(Type::String))
+            .property(absent, Object::with_type(Type::Null))
+            .required(given)
+    };
+    let mut one_of = OneOf::new();
+    one_of.items = vec![
+        one("payment_id", "order_id").into(),
+        one("order_id", "payment_id").into(),
+    ];
+    let mut schema = AllOf::new();
+    schema.items = vec![fields, Schema::OneOf(one_of).into()];
+    schemas.insert(
+        "ConfirmPaymentRequest".to_owned(),
+        RefOr::T(Schema::AllOf(schema)),
+    );
+}
+
 /// A Toss `paymentKey`: 1..200 printable ASCII characters.
 pub fn payment_key(field: &'static str, value: &str) -> Result<String, DomainError> {
     // "." and ".." cannot be a path segment of Toss's lookup and cancel URLs.
@@ -233,9 +312,16 @@ pub fn payment_key(field: &'static str, value: &str) -> Result<String, DomainErr
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "customer changed their mind", "refund_amount_krw": 5000}))]
 pub struct RefundRequest {
-    /// 1..200 characters; sent to Toss as `cancelReason`.
+    /// 1..200 characters, not blank, no control characters; sent to Toss as `cancelReason`.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
-    /// Absent or 0: the whole remaining balance.
+    /// Absent or 0: the whole remaining balance. More than the balance: 409
+    /// `REFUND_EXCEEDS_BALANCE`.
+    #[schema(minimum = 0)]
     pub refund_amount_krw: Option<i64>,
 }
 
@@ -505,12 +591,19 @@ pub struct RefundListDto {
 #[serde(deny_unknown_fields)]
 pub struct ListPaymentsParams {
     /// Only this user's payments.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub user_id: Option<String>,
     /// `true`: only payments set aside for review (Toss's record contradicts ours).
     pub needs_review: Option<bool>,
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// Default 0.
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     pub offset: Option<u64>,
 }
 
@@ -519,8 +612,10 @@ pub struct ListPaymentsParams {
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Cursor: events after this one. Default 0 (from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
 }
 
@@ -588,17 +683,57 @@ pub struct EventListDto {
     pub next_cursor: i64,
 }
 
+/// The `Idempotency-Key` header of the POST routes (all but the webhook), as the idempotency
+/// layer checks it: 1..255 printable ASCII characters (spaces inside the key are kept; HTTP drops
+/// them at its ends), else 400 before anything else runs.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1..255 printable ASCII characters (else 400). A retry with the same key and body replays
+    /// the first response; another body is 422 `IDEMPOTENCY_KEY_REUSED`; a duplicate still
+    /// running is 409 `REQUEST_IN_PROGRESS`.
+    #[expect(
+        dead_code,
+        reason = "documentation only: the idempotency layer reads the header"
+    )]
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[ -~]*[!-~][ -~]*$"
+    )]
+    pub idempotency_key: Option<String>,
+}
+
 /// Query of `GET /payments/toss/success`, as Toss sends it.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct TossSuccessParams {
-    /// Toss's key of the authenticated payment.
+    /// Toss's key of the authenticated payment: 1..200 printable ASCII characters, not `.` or
+    /// `..`.
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^(?!\.\.?$)[!-~]{1,200}$"
+    )]
     pub payment_key: Option<String>,
+    /// 6..64 characters of `A-Z a-z 0-9 - _`.
+    #[param(
+        required = true,
+        min_length = 6,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_-]{6,64}$"
+    )]
     pub order_id: Option<String>,
-    /// The amount the buyer authenticated; must equal the stored amount.
+    /// The amount the buyer authenticated, in KRW; must equal the stored amount.
+    #[param(required = true, value_type = i64, minimum = 1, maximum = 1_000_000_000)]
     pub amount: Option<String>,
-    /// `NORMAL`, `BRANDPAY` or `KEYIN`.
+    /// `NORMAL` or `KEYIN` (Toss also sends `BRANDPAY`, which this service does not confirm:
+    /// 422).
+    #[param(pattern = "^(NORMAL|KEYIN)$")]
     pub payment_type: Option<String>,
 }
 
@@ -607,9 +742,20 @@ pub struct TossSuccessParams {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct TossFailParams {
-    /// Toss's error code, e.g. `PAY_PROCESS_CANCELED`.
+    /// Toss's error code, e.g. `PAY_PROCESS_CANCELED`. Anything but 1..64 characters of
+    /// `A-Z a-z 0-9 _` is recorded as `UNKNOWN`.
+    #[param(pattern = r"^[^\u0000]*$")]
     pub code: Option<String>,
+    /// Toss's message; control characters are dropped and it is cut at 510 characters.
+    #[param(pattern = r"^[^\u0000]*$")]
     pub message: Option<String>,
+    /// 6..64 characters of `A-Z a-z 0-9 - _`.
+    #[param(
+        required = true,
+        min_length = 6,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9_-]{6,64}$"
+    )]
     pub order_id: Option<String>,
 }
 

@@ -69,7 +69,8 @@ RFC 9457 problem documents (`application/problem+json`) with a machine-readable 
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
 `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
 `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
-Amounts are integers in KRW. Timestamps are RFC 3339 UTC.",
+Amounts are integers in KRW, written as JSON integers (`15000`; `15000.0` and `1.5e4` are refused). \
+Timestamps are RFC 3339 UTC.",
         license(name = "MIT")
     ),
     modifiers(&BearerAuth),
@@ -134,6 +135,7 @@ fn api_parts(
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut openapi) = api(privileged, public).split_for_parts();
     document_nul_refusal(&mut openapi);
+    dto::document_one_payment_ref(&mut openapi);
     (routes, openapi)
 }
 

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{
-    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, ListPaymentsParams,
-    PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest,
+    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, IdempotencyKeyHeader,
+    ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto,
+    RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
@@ -28,14 +29,15 @@ pub(super) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
 #[utoipa::path(
     post, path = "/payments", tag = TAG,
     request_body = CreatePaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "Created; or, for a retry under the same `Idempotency-Key` whose first answer was lost, the payment that request created", body = PaymentDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401, "detail": "missing or invalid API key", "code": "UNAUTHORIZED"})),
         (status = 409, description = "`DUPLICATE_ORDER_ID`, or `REQUEST_IN_PROGRESS` for a duplicate still running", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/duplicate-order-id", "title": "Duplicate order id", "status": 409, "detail": "a payment with this order_id already exists", "code": "DUPLICATE_ORDER_ID"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR`, or `IDEMPOTENCY_KEY_REUSED` (the key was used with another body, or created this order with other details)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/validation-error", "title": "Validation error", "status": 422, "detail": "amount_krw: must be between 1 and 1000000000", "code": "VALIDATION_ERROR"})),
@@ -134,19 +136,23 @@ pub async fn get_payment(
 #[utoipa::path(
     post, path = "/payments/confirm", tag = TAG,
     request_body = ConfirmPaymentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`), or `WAITING_FOR_DEPOSIT` (Toss issued a virtual account); the whole payment with the API key, the public view without", body = ConfirmedPaymentDto),
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss declined: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_STATE` (not confirmable), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status REFUNDED cannot be confirmed", "code": "INVALID_STATE"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`AMOUNT_MISMATCH` (Toss not called), `VALIDATION_ERROR` (also when Toss's record of the `payment_key` is about another order: the attempt is released, nothing else changes) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/amount-mismatch", "title": "Amount mismatch", "status": 422, "detail": "amount_krw does not match the amount of the payment", "code": "AMOUNT_MISMATCH"})),
+        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 502, description = "`PG_MISCONFIGURED` (Toss rejected our key), or `PG_RESPONSE_MISMATCH` (Toss's reply contradicts the payment; set aside for review)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-misconfigured", "title": "Pg misconfigured", "status": 502, "detail": "the payment gateway rejected our credentials or request; an operator must fix the configuration", "code": "PG_MISCONFIGURED", "pg_code": "UNAUTHORIZED_KEY", "pg_message": "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."})),
     ),
@@ -187,18 +193,20 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
     request_body = RefundRequest,
     params(
         ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response"),
+        IdempotencyKeyHeader,
     ),
     responses(
         (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
         (status = 202, description = "Outcome at Toss unknown, or waiting for its turn (Toss takes one cancel of a payment at a time): the refund is `PENDING` and the service settles it from Toss's record, sending the cancel again while Toss does not have it", body = RefundDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED`: the payment was paid through Toss and this instance has no Toss key; nothing recorded", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`REFUND_EXCEEDS_BALANCE` (Toss not called), `INVALID_STATE`, or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
     ),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::dto::PaymentDto;
+use super::dto::{IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
 use super::problem::Problem;
@@ -31,8 +31,12 @@ pub enum ReviewActionDto {
 #[schema(example = json!({"action": "resync", "note": "Toss dashboard shows the partial cancel; adopting it"}))]
 pub struct ReviewRequest {
     pub action: ReviewActionDto,
-    /// 1..500 characters: why.
-    #[schema(min_length = 1, max_length = 500)]
+    /// 1..500 characters: why. Not blank; no control characters but line feeds.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub note: String,
 }
 
@@ -77,16 +81,17 @@ impl From<&Review> for ReviewDto {
     post, path = "/payments/{payment_id}/review", tag = TAG,
     params(
         ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1..255 printable ASCII; a retry with the same key and body replays the first response"),
+        IdempotencyKeyHeader,
     ),
     request_body = ReviewRequest,
     responses(
         (status = 200, description = "The payment, flag cleared (after adopting Toss's record for `resync`)", body = PaymentDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_STATE`: the payment is not set aside, or (`resync`) Toss's record still contradicts ours; `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "the payment is not set aside for review", "code": "INVALID_STATE"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED` (`resync` without Toss) or Toss/the database unreachable", body = Problem, content_type = "application/problem+json"),

@@ -36,18 +36,24 @@ const WEBHOOK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 }))]
 pub struct TossWebhook {
     /// Absent for `DEPOSIT_CALLBACK`.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub event_type: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub created_at: Option<String>,
-    /// The Payment (or Cancel) object; its contents are only a hint.
-    #[schema(value_type = Option<Object>)]
+    /// The Payment (or Cancel) object; its contents are only a hint. Any JSON value is taken (a
+    /// body without an object here is ignored), as long as no string in it holds U+0000.
     pub data: Option<Value>,
     /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub secret: Option<String>,
     /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub status: Option<String>,
     /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub order_id: Option<String>,
     /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     pub transaction_key: Option<String>,
 }
 
@@ -74,8 +80,11 @@ pub struct WebhookReply {
     params(("tosspayments-webhook-transmission-id" = Option<String>, Header, description = "Toss's id of this delivery; retries repeat it")),
     responses(
         (status = 200, description = "Handled, ignored, or a duplicate", body = WebhookReply),
-        (status = 400, description = "Not a JSON object", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a JSON object, or one whose known fields have other types than these", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A string of the body contains U+0000 (NUL)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 503, description = "Database or Toss unreachable: Toss should retry", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -84,6 +93,12 @@ pub async fn toss_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReply>, AppError> {
+    // serde fills a struct from an array too, by position; Toss sends an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::validation(
+            "not a Toss webhook body: expected a JSON object",
+        ));
+    }
     let webhook: TossWebhook = serde_json::from_slice(&body)
         .map_err(|e| AppError::validation(format!("not a Toss webhook body: {e}")))?;
     // Toss never sends one; any of its strings may end up in a query.
