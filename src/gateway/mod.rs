@@ -1,12 +1,12 @@
 //! The payment gateway (PG) seen by the service: confirm, cancel, read back.
 //!
-//! `toss` speaks Toss Payments' HTTP API; `noop` is used when no Toss key is configured and only
-//! records what callers claim. Toss's JSON types never leave this module: the service sees
-//! [`PgPayment`] and [`GatewayError`].
+//! `toss` speaks Toss Payments' HTTP API and reads its webhook bodies; `noop` is used when no Toss
+//! key is configured and only records what callers claim. Toss's JSON types never leave this
+//! module: the service sees [`PgPayment`], [`WebhookHint`] and [`GatewayError`].
 
 mod metered;
 mod noop;
-mod toss;
+pub mod toss;
 
 use std::time::Duration;
 
@@ -89,6 +89,17 @@ pub struct PgPayment {
 pub struct PgFailure {
     pub code: String,
     pub message: String,
+}
+
+/// What a PG's webhook delivery says, reduced to what can find the payment. Toss does not sign
+/// its webhooks, so this is only a hint: the service reads the payment back before acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookHint {
+    pub event_type: String,
+    pub payment_key: Option<String>,
+    pub order_id: Option<String>,
+    /// `secret` of the body (DEPOSIT_CALLBACK, or the Payment in PAYMENT_STATUS_CHANGED).
+    pub secret: Option<String>,
 }
 
 /// Why a PG call did not succeed, classified by what the caller may conclude.

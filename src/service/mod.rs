@@ -31,7 +31,7 @@ pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use webhooks::{WebhookHint, WebhookOutcome};
+pub use webhooks::WebhookOutcome;
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]

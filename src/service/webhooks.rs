@@ -4,16 +4,7 @@
 use super::PaymentService;
 use super::adopt::Verdict;
 use crate::error::AppError;
-
-/// What a webhook body says, reduced to what can be used to find the payment.
-#[derive(Debug, Clone)]
-pub struct WebhookHint {
-    pub event_type: String,
-    pub payment_key: Option<String>,
-    pub order_id: Option<String>,
-    /// `secret` of the body (DEPOSIT_CALLBACK, or the Payment in PAYMENT_STATUS_CHANGED).
-    pub secret: Option<String>,
-}
+use crate::gateway::WebhookHint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {

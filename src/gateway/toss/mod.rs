@@ -12,6 +12,7 @@
 mod client;
 mod errors;
 mod transformers;
+pub mod webhook;
 
 #[cfg(test)]
 mod fixtures;
