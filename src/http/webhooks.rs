@@ -143,6 +143,9 @@ mod tests {
         let delivery = webhook::parse(example.to_string().as_bytes()).unwrap();
         let hint = delivery.hint.unwrap();
         assert_eq!(hint.event_type, "PAYMENT_STATUS_CHANGED");
-        assert!(hint.payment_key.is_some() && hint.order_id.is_some());
+        assert!(matches!(
+            hint.payment,
+            crate::gateway::HintedPayment::ByOrder(_)
+        ));
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::errors::unknown;
+use crate::domain::PaymentKey;
 use crate::gateway::{
     CancelRequest, ConfirmRequest, GatewayError, PgCancel, PgFailure, PgPayment, PgStatus,
 };
@@ -29,8 +30,8 @@ pub(super) struct ConfirmBody<'a> {
 impl<'a> From<&'a ConfirmRequest> for ConfirmBody<'a> {
     fn from(request: &'a ConfirmRequest) -> Self {
         Self {
-            payment_key: &request.payment_key,
-            order_id: &request.order_id,
+            payment_key: request.payment_key.as_str(),
+            order_id: request.order_id.as_str(),
             amount: request.amount,
         }
     }
@@ -98,7 +99,10 @@ struct TossFailure {
 }
 
 impl TossPayment {
+    /// A key that could not be ours (nor addressed at Toss) makes the whole reply doubtful.
     fn into_pg(self) -> Result<PgPayment, String> {
+        let payment_key = PaymentKey::parse(&self.payment_key)
+            .map_err(|error| format!("the Toss reply's paymentKey {}", error.reason))?;
         let cancels = self
             .cancels
             .unwrap_or_default()
@@ -113,7 +117,7 @@ impl TossPayment {
                 message: failure.message.unwrap_or_default(),
             });
         Ok(PgPayment {
-            payment_key: self.payment_key,
+            payment_key,
             order_id: self.order_id,
             status: parse_status(self.status),
             total_amount: self.total_amount,
@@ -188,8 +192,8 @@ mod tests {
     #[test]
     fn request_bodies_carry_tosss_names_and_our_values() {
         let confirm = ConfirmRequest {
-            payment_key: "pk_1".to_owned(),
-            order_id: "order-1".to_owned(),
+            payment_key: PaymentKey::parse("pk_1").unwrap(),
+            order_id: crate::domain::OrderId::parse("order-1").unwrap(),
             amount: 1000,
             idempotency_key: "confirm-1".to_owned(),
         };
@@ -198,7 +202,7 @@ mod tests {
             json!({"paymentKey": "pk_1", "orderId": "order-1", "amount": 1000})
         );
         let cancel = CancelRequest {
-            payment_key: "pk_1".to_owned(),
+            payment_key: PaymentKey::parse("pk_1").unwrap(),
             reason: "고객 변심".to_owned(),
             amount: 400,
             refundable_amount: 1000,
@@ -264,6 +268,21 @@ mod tests {
                     Err(GatewayError::Unknown { .. })
                 ),
                 "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_key_that_could_not_be_ours_is_unknown() {
+        let long = "k".repeat(201);
+        for key in ["", "..", "key with space", "키", long.as_str()] {
+            let body = json!({"paymentKey": key, "orderId": "order-1", "status": "DONE"});
+            assert!(
+                matches!(
+                    parse_payment(body.to_string().as_bytes()),
+                    Err(GatewayError::Unknown { code: None, .. })
+                ),
+                "{key}"
             );
         }
     }

@@ -6,7 +6,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::gateway::WebhookHint;
+use crate::domain::{OrderId, PaymentKey};
+use crate::gateway::{HintedPayment, WebhookHint};
 
 /// A body that is not a Toss webhook: not JSON, or not of Toss's shape.
 #[derive(Debug, thiserror::Error)]
@@ -62,19 +63,31 @@ fn hint_of(body: &Body) -> Result<WebhookHint, &'static str> {
             let data = body.data.as_ref().ok_or("no data")?;
             Ok(WebhookHint {
                 event_type: kind.to_owned(),
-                payment_key: text(data.get("paymentKey")),
-                order_id: text(data.get("orderId")),
+                payment: hinted(text(data.get("orderId")), text(data.get("paymentKey"))),
                 secret: text(data.get("secret")),
             })
         }
         Some(_) => Err("not a payment event"),
         None if body.order_id.is_some() && body.secret.is_some() => Ok(WebhookHint {
             event_type: "DEPOSIT_CALLBACK".to_owned(),
-            payment_key: None,
-            order_id: body.order_id.clone().filter(|o| o.len() <= 64),
+            payment: hinted(body.order_id.clone().filter(|o| o.len() <= 64), None),
             secret: body.secret.clone().filter(|s| s.len() <= 64),
         }),
         None => Err("unrecognised body"),
+    }
+}
+
+/// The order id when the body has one, else the key; a value that does not parse still names
+/// a payment, one that cannot be ours.
+fn hinted(order_id: Option<String>, payment_key: Option<String>) -> HintedPayment {
+    match (order_id, payment_key) {
+        (Some(order_id), _) => {
+            OrderId::parse(&order_id).map_or(HintedPayment::Malformed, HintedPayment::ByOrder)
+        }
+        (None, Some(key)) => {
+            PaymentKey::parse(&key).map_or(HintedPayment::Malformed, HintedPayment::ByKey)
+        }
+        (None, None) => HintedPayment::Missing,
     }
 }
 
@@ -113,8 +126,7 @@ mod tests {
             delivery.hint,
             Ok(WebhookHint {
                 event_type: "PAYMENT_STATUS_CHANGED".to_owned(),
-                payment_key: Some("5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1".to_owned()),
-                order_id: Some("order_20261123_0001".to_owned()),
+                payment: HintedPayment::ByOrder(OrderId::parse("order_20261123_0001").unwrap()),
                 secret: Some("ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya".to_owned()),
             })
         );
@@ -136,8 +148,11 @@ mod tests {
         }));
         let hint = delivery.hint.unwrap();
         assert_eq!(hint.event_type, "CANCEL_STATUS_CHANGED");
-        assert_eq!(hint.payment_key.as_deref(), Some("pk_1"));
-        assert_eq!((hint.order_id, hint.secret), (None, None));
+        assert_eq!(
+            hint.payment,
+            HintedPayment::ByKey(PaymentKey::parse("pk_1").unwrap())
+        );
+        assert_eq!(hint.secret, None);
     }
 
     #[test]
@@ -153,8 +168,7 @@ mod tests {
             delivery.hint,
             Ok(WebhookHint {
                 event_type: "DEPOSIT_CALLBACK".to_owned(),
-                payment_key: None,
-                order_id: Some("order_20261123_0001".to_owned()),
+                payment: HintedPayment::ByOrder(OrderId::parse("order_20261123_0001").unwrap()),
                 secret: Some("ps_secret".to_owned()),
             })
         );
@@ -178,22 +192,53 @@ mod tests {
     }
 
     #[test]
-    fn values_that_cannot_name_a_payment_are_dropped() {
-        let hint = parsed(json!({
+    fn the_order_id_counts_before_the_key() {
+        let hint = |data: Value| {
+            parsed(json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": data}))
+                .hint
+                .unwrap()
+                .payment
+        };
+        let key = || HintedPayment::ByKey(PaymentKey::parse("pk_1").unwrap());
+        assert_eq!(hint(json!({"paymentKey": "pk_1"})), key());
+        // Empty or oversize strings, and other types, are as good as absent.
+        assert_eq!(hint(json!({"paymentKey": "pk_1", "orderId": ""})), key());
+        assert_eq!(hint(json!({"paymentKey": "pk_1", "orderId": 7})), key());
+        assert_eq!(
+            hint(json!({"paymentKey": "pk_1", "orderId": "o".repeat(201)})),
+            key()
+        );
+        // A present order id that is not one names no payment of ours, whatever the key.
+        assert_eq!(
+            hint(json!({"paymentKey": "pk_1", "orderId": "order 1"})),
+            HintedPayment::Malformed
+        );
+        assert_eq!(
+            hint(json!({"paymentKey": "key with space"})),
+            HintedPayment::Malformed
+        );
+        assert_eq!(
+            hint(json!({"paymentKey": "k".repeat(201), "secret": 7})),
+            HintedPayment::Missing
+        );
+        let secret = parsed(json!({
             "eventType": "PAYMENT_STATUS_CHANGED",
-            "data": {"paymentKey": "k".repeat(201), "orderId": "", "secret": 7}
+            "data": {"paymentKey": "pk_1", "secret": 7}
         }))
         .hint
-        .unwrap();
-        assert_eq!(
-            (hint.payment_key, hint.order_id, hint.secret),
-            (None, None, None)
-        );
+        .unwrap()
+        .secret;
+        assert_eq!(secret, None);
+    }
 
+    #[test]
+    fn overlong_deposit_callback_values_are_dropped() {
         let hint = parsed(json!({"orderId": "o".repeat(65), "secret": "s".repeat(65)}))
             .hint
             .unwrap();
-        assert_eq!((hint.order_id, hint.secret), (None, None));
+        assert_eq!((hint.payment, hint.secret), (HintedPayment::Missing, None));
+        let hint = parsed(json!({"orderId": "", "secret": "s"})).hint.unwrap();
+        assert_eq!(hint.payment, HintedPayment::Malformed);
     }
 
     #[test]
