@@ -11,7 +11,7 @@ with nothing else. See docs/benchmarks.md.
 
 usage: loadtest [options]
   --database sqlite|postgres   database of the service and of baseline (b)     [sqlite]
-  --pg-url URL                 PostgreSQL server (a fresh database is created on it);
+  --postgres-url URL           PostgreSQL server (a fresh database is created on it);
                                options after `?` are kept, e.g. `?sslmode=disable`
                                                   [postgres://postgres@127.0.0.1:5432]
   --scenario flows|confirm-burst                                                 [flows]
@@ -106,7 +106,7 @@ pub enum Amount {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub backend: Backend,
-    pub pg_url: String,
+    pub postgres_url: String,
     pub scenario: Scenario,
     pub concurrency: usize,
     pub amount: Amount,
@@ -133,7 +133,7 @@ impl Options {
     /// `Ok(None)` for `--help`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Self>, String> {
         let mut backend = Backend::Sqlite;
-        let mut pg_url = "postgres://postgres@127.0.0.1:5432".to_owned();
+        let mut postgres_url = "postgres://postgres@127.0.0.1:5432".to_owned();
         let mut scenario = Scenario::Flows;
         let mut concurrency = 16usize;
         let mut duration = Duration::from_secs(20);
@@ -178,7 +178,8 @@ impl Options {
                         other => return Err(format!("--database: unknown {other:?}")),
                     }
                 }
-                "--pg-url" => pg_url = value()?,
+                // `--pg-url`: the older spelling, still accepted.
+                "--postgres-url" | "--pg-url" => postgres_url = value()?,
                 "--scenario" => {
                     scenario = match value()?.as_str() {
                         "flows" => Scenario::Flows,
@@ -255,7 +256,7 @@ impl Options {
         });
         Ok(Some(Self {
             backend,
-            pg_url,
+            postgres_url,
             scenario,
             concurrency,
             amount,
@@ -335,6 +336,15 @@ mod tests {
         assert_eq!(options.toss_delay, Duration::from_millis(300));
         assert_eq!(options.baselines, vec![Baseline::Database, Baseline::Toss]);
         assert!(matches!(options.amount, Amount::Flows(500)));
+    }
+
+    #[test]
+    fn the_postgres_url_under_both_spellings() {
+        let url = "postgres://bench@10.0.0.2:5432?sslmode=disable";
+        for flag in ["--postgres-url", "--pg-url"] {
+            let options = parse(&[flag, url]).unwrap().unwrap();
+            assert_eq!(options.postgres_url, url);
+        }
     }
 
     #[test]
