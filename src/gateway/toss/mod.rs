@@ -2,11 +2,11 @@
 //!
 //! Request building and response parsing only; the service decides what a payment means.
 //!
-//! - [`client`]: the HTTP client (timeouts, the `Authorization` and `Idempotency-Key` headers,
+//! - `client`: the HTTP client (timeouts, the `Authorization` and `Idempotency-Key` headers,
 //!   one exchange per call and its log line).
-//! - [`errors`]: Toss's error codes and what each lets the caller conclude.
-//! - [`transformers`]: Toss's JSON ↔ our requests, [`PgPayment`](super::PgPayment) and
-//!   [`PgCancel`](super::PgCancel).
+//! - `errors`: Toss's error codes and what each lets the caller conclude.
+//! - `transformers`: Toss's JSON and ours: request bodies, the Payment object as a
+//!   [`PgPayment`](super::PgPayment).
 //! - [`webhook`]: Toss's webhook bodies, reduced to a hint of which payment changed.
 
 mod client;
