@@ -27,9 +27,10 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "URL",
-        default_value = "postgres://postgres@127.0.0.1:5432"
+        default_value = "postgres://postgres@127.0.0.1:5432",
+        alias = "pg-url"
     )]
-    pg_url: String,
+    postgres_url: String,
 
     /// Complete flows, or a burst of confirms released at once
     #[arg(long, value_enum, default_value = "flows")]
@@ -179,7 +180,7 @@ pub enum Amount {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub backend: Backend,
-    pub pg_url: String,
+    pub postgres_url: String,
     pub scenario: Scenario,
     pub concurrency: usize,
     pub amount: Amount,
@@ -230,7 +231,7 @@ impl Options {
         };
         Ok(Self {
             backend: cli.backend,
-            pg_url: cli.pg_url,
+            postgres_url: cli.postgres_url,
             scenario: cli.scenario,
             concurrency: cli.concurrency,
             amount,
@@ -352,7 +353,7 @@ mod tests {
     fn defaults_and_overrides() {
         let options = parse(&[]).unwrap();
         assert_eq!(options.backend, Backend::Sqlite);
-        assert_eq!(options.pg_url, "postgres://postgres@127.0.0.1:5432");
+        assert_eq!(options.postgres_url, "postgres://postgres@127.0.0.1:5432");
         assert_eq!(options.scenario, Scenario::Flows);
         assert_eq!(options.concurrency, 16);
         assert!(matches!(options.amount, Amount::Duration(d) if d == Duration::from_secs(20)));

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use payment_service::domain::{
-    Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, PaymentUpdate, Refund, RefundId,
-    RefundOrigin, RefundStatus, status_after_refunds,
+    OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentType, PaymentUpdate,
+    Refund, RefundId, RefundOrigin, RefundStatus, status_after_refunds,
 };
 use payment_service::store::{
     DatabaseOptions, NewEvent, Plan, RefundWrite, Store, StoreError, Target,
@@ -87,7 +87,7 @@ impl DbFlow {
         let payment = Payment {
             id: PaymentId::new(),
             user_id: "bench-user".to_owned(),
-            order_id: order_id.to_owned(),
+            order_id: OrderId::parse(order_id).map_err(|_| Failed::Refused("order id"))?,
             order_name: Some("bench order".to_owned()),
             subscription_id: None,
             idempotency_key: None,
@@ -124,7 +124,9 @@ impl DbFlow {
     /// The claim (the first attempt, by order id and the amount given), then Toss's approval
     /// adopted as the confirm reply is: one named change with its event.
     async fn confirm(&self, order_id: &str) -> Result<(), Failed> {
-        let payment_key = format!("pk_{order_id}");
+        let payment_key =
+            PaymentKey::parse(&format!("pk_{order_id}")).map_err(|_| Failed::Refused("key"))?;
+        let order = OrderId::parse(order_id).map_err(|_| Failed::Refused("order id"))?;
         let now = Utc::now();
         let claim = PaymentUpdate::Claim {
             payment_key: payment_key.clone(),
@@ -133,7 +135,7 @@ impl DbFlow {
             lease_until: lease(now),
         };
         let target = Target {
-            payment: PaymentRef::OrderId(order_id.to_owned()),
+            payment: PaymentRef::OrderId(order),
             amount_krw: Some(AMOUNT_KRW),
             payment_key: None,
             status: None,
@@ -146,7 +148,7 @@ impl DbFlow {
 
         let now = Utc::now();
         let complete = PaymentUpdate::Complete {
-            secret: Some(fake_toss::secret_of(&payment_key)),
+            secret: Some(fake_toss::secret_of(payment_key.as_str())),
             payment_key,
             provider: "toss".to_owned(),
             approved_at: now,
@@ -286,7 +288,7 @@ fn completed_event(payment: &Payment) -> NewEvent {
         payment,
         json!({
             "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id,
+            "order_id": payment.order_id.as_str(),
             "amount": payment.amount_krw,
             "currency": payment.currency,
             "payment_method": payment.payment_method,

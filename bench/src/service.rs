@@ -35,7 +35,7 @@ impl BenchDatabase {
                 dir.join(format!("{label}.db")).display()
             ),
             Backend::Postgres => {
-                let admin_url = database_url(&options.pg_url, "postgres");
+                let admin_url = database_url(&options.postgres_url, "postgres");
                 let admin = Database::connect(&admin_url)
                     .await
                     .with_context(|| format!("connecting to {admin_url}"))?;
@@ -44,13 +44,13 @@ impl BenchDatabase {
                     .await
                     .with_context(|| format!("creating database {name}"))?;
                 let _ = admin.close().await;
-                database_url(&options.pg_url, &name)
+                database_url(&options.postgres_url, &name)
             }
         };
         Ok(Self {
             url,
             backend: options.backend,
-            server_url: options.pg_url.clone(),
+            server_url: options.postgres_url.clone(),
             name,
             dir,
         })

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Failure, Payment, PaymentStatus};
+use super::{Failure, Payment, PaymentKey, PaymentStatus};
 
 use PaymentStatus::*;
 
@@ -14,7 +14,7 @@ pub enum PaymentUpdate {
     /// A confirm attempt with `payment_key` is about to be sent to the PG. Only one request wins
     /// it; the previous attempt's webhook secret and resend count are forgotten.
     Claim {
-        payment_key: String,
+        payment_key: PaymentKey,
         provider: String,
         at: DateTime<Utc>,
         /// When the attempt becomes the reconciler's if the request that sent it never settles it.
@@ -28,7 +28,7 @@ pub enum PaymentUpdate {
     Release { failure: Option<Failure> },
     /// The PG approved the attempt `payment_key`: `COMPLETED`, `payment.completed`.
     Complete {
-        payment_key: String,
+        payment_key: PaymentKey,
         provider: String,
         secret: Option<String>,
         approved_at: DateTime<Utc>,
@@ -40,7 +40,7 @@ pub enum PaymentUpdate {
     },
     /// The PG issued a virtual account for the attempt: `WAITING_FOR_DEPOSIT` until the deposit.
     AwaitDeposit {
-        payment_key: String,
+        payment_key: PaymentKey,
         provider: String,
         secret: Option<String>,
         check_at: DateTime<Utc>,
@@ -129,8 +129,8 @@ impl PaymentUpdate {
                 approved_at,
             } => Patch {
                 status: Some(Completed),
-                payment_key: Some(Some(payment_key.clone())),
-                pg_transaction_id: Some(Some(payment_key)),
+                pg_transaction_id: Some(Some(payment_key.to_string())),
+                payment_key: Some(Some(payment_key)),
                 pg_provider: Some(Some(provider)),
                 pg_secret: secret.map(Some),
                 failure: Some(None),
@@ -201,7 +201,7 @@ pub struct Patch {
     pub status: Option<PaymentStatus>,
     pub pg_provider: Option<Option<String>>,
     pub pg_transaction_id: Option<Option<String>>,
-    pub payment_key: Option<Option<String>>,
+    pub payment_key: Option<Option<PaymentKey>>,
     pub pg_secret: Option<Option<String>>,
     pub failure: Option<Option<Failure>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -289,9 +289,10 @@ mod tests {
             code: "X".into(),
             message: "x".into(),
         };
+        let key = || PaymentKey::parse("k").unwrap();
         let changes = [
             PaymentUpdate::Claim {
-                payment_key: "k".into(),
+                payment_key: key(),
                 provider: "toss".into(),
                 at: now,
                 lease_until: now,
@@ -301,7 +302,7 @@ mod tests {
                 failure: Some(failure.clone()),
             },
             PaymentUpdate::Complete {
-                payment_key: "k".into(),
+                payment_key: key(),
                 provider: "toss".into(),
                 secret: None,
                 approved_at: now,
@@ -311,7 +312,7 @@ mod tests {
                 transaction_id: None,
             },
             PaymentUpdate::AwaitDeposit {
-                payment_key: "k".into(),
+                payment_key: key(),
                 provider: "toss".into(),
                 secret: None,
                 check_at: now,

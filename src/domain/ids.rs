@@ -98,6 +98,47 @@ impl fmt::Display for OrderId {
     }
 }
 
+/// Toss's `paymentKey` of a confirm attempt: 1..=200 printable ASCII characters without spaces
+/// (Toss's keys are at most 200), and not `.` or `..`, which a URL cannot carry as the path
+/// segment of Toss's lookup and cancel endpoints. Parsed where a key enters the service: an
+/// HTTP body or query, a Toss reply, a stored row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PaymentKey(String);
+
+impl PaymentKey {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        if value.is_empty()
+            || value.len() > Self::MAX_LEN
+            || value == "."
+            || value == ".."
+            || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
+            return Err(DomainError::new(
+                "payment_key",
+                "must be 1 to 200 printable ASCII characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PaymentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<PaymentKey> for String {
+    fn from(key: PaymentKey) -> Self {
+        key.0
+    }
+}
+
 /// Who pays: 1..=64 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UserId(String);
@@ -193,6 +234,35 @@ mod tests {
     }
 
     #[test]
+    fn payment_key_rules() {
+        for key in [
+            "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+            "a/b?c#d%e",
+            "...",
+            &"k".repeat(200),
+        ] {
+            assert_eq!(PaymentKey::parse(key).unwrap().as_str(), key);
+        }
+        // Empty, too long, not addressable in a URL path, spaces, control or non-ASCII.
+        for key in [
+            "",
+            &"k".repeat(201),
+            ".",
+            "..",
+            "key with space",
+            "tab\there",
+            "nul\u{0}",
+            "키",
+        ] {
+            let error = PaymentKey::parse(key).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "payment_key: must be 1 to 200 printable ASCII characters"
+            );
+        }
+    }
+
+    #[test]
     fn amount_bounds() {
         assert!(Amount::new(0).is_err());
         assert!(Amount::new(-1).is_err());
@@ -216,7 +286,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentRef {
     Id(PaymentId),
-    OrderId(String),
+    OrderId(OrderId),
 }
 
 impl From<PaymentId> for PaymentRef {

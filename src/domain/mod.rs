@@ -7,7 +7,8 @@ mod status;
 
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
-    Amount, Caller, DomainError, OrderId, PaymentId, PaymentRef, RefundId, ScopedKey, UserId,
+    Amount, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
+    UserId,
 };
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

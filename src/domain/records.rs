@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Failure, PaymentId, PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey,
+    DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType, RefundId,
+    RefundOrigin, RefundStatus, ScopedKey,
 };
 
 /// A payment as stored.
@@ -9,7 +10,7 @@ use super::{
 pub struct Payment {
     pub id: PaymentId,
     pub user_id: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub order_name: Option<String>,
     pub subscription_id: Option<String>,
     pub payment_type: PaymentType,
@@ -22,9 +23,11 @@ pub struct Payment {
     pub currency: String,
     pub status: PaymentStatus,
     pub pg_provider: Option<String>,
+    /// The PG's id of the approved payment: the attempt's `payment_key` when the PG approved
+    /// it, or whatever a trusted caller recorded (no-op gateway), which need not be a key.
     pub pg_transaction_id: Option<String>,
     /// The PG's key of the confirm attempt in flight (or the last one that succeeded).
-    pub payment_key: Option<String>,
+    pub payment_key: Option<PaymentKey>,
     /// Number of confirm attempts (claims) made for this payment.
     pub confirm_attempt: i32,
     /// Sends of the current attempt's confirm; each send has its own PG idempotency key.
@@ -55,6 +58,16 @@ impl Payment {
     /// What may still be refunded, not counting refunds in flight.
     pub fn refundable_krw(&self) -> i64 {
         self.amount_krw - self.refunded_amount_krw - self.refund_reserved_krw
+    }
+
+    /// The key the PG knows this payment by: the attempt's own, else the transaction id a
+    /// trusted caller recorded. `Some(Err)`: a recorded id that is not a `paymentKey`, which
+    /// no payment at the PG can have.
+    pub fn pg_key(&self) -> Option<Result<PaymentKey, DomainError>> {
+        match &self.payment_key {
+            Some(key) => Some(Ok(key.clone())),
+            None => self.pg_transaction_id.as_deref().map(PaymentKey::parse),
+        }
     }
 }
 

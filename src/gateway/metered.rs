@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
 use super::{CancelRequest, ConfirmRequest, GatewayError, Outcome, PaymentGateway, PgPayment};
+use crate::domain::{OrderId, PaymentKey};
 
 pub struct MeteredGateway {
     inner: Arc<dyn PaymentGateway>,
@@ -63,12 +64,18 @@ impl PaymentGateway for MeteredGateway {
         self.measure("cancel", self.inner.cancel(request)).await
     }
 
-    async fn payment_by_key(&self, payment_key: &str) -> Result<Option<PgPayment>, GatewayError> {
+    async fn payment_by_key(
+        &self,
+        payment_key: &PaymentKey,
+    ) -> Result<Option<PgPayment>, GatewayError> {
         self.measure("lookup", self.inner.payment_by_key(payment_key))
             .await
     }
 
-    async fn payment_by_order(&self, order_id: &str) -> Result<Option<PgPayment>, GatewayError> {
+    async fn payment_by_order(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<PgPayment>, GatewayError> {
         self.measure("lookup", self.inner.payment_by_order(order_id))
             .await
     }

@@ -1,16 +1,18 @@
 //! The payment gateway (PG) seen by the service: confirm, cancel, read back.
 //!
-//! `toss` speaks Toss Payments' HTTP API; `noop` is used when no Toss key is configured and only
-//! records what callers claim. Toss's JSON types never leave this module: the service sees
-//! [`PgPayment`] and [`GatewayError`].
+//! `toss` speaks Toss Payments' HTTP API and reads its webhook bodies; `noop` is used when no Toss
+//! key is configured and only records what callers claim. Toss's JSON types never leave this
+//! module: the service sees [`PgPayment`], [`WebhookHint`] and [`GatewayError`].
 
 mod metered;
 mod noop;
-mod toss;
+pub mod toss;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::domain::{OrderId, PaymentKey};
 
 pub use metered::MeteredGateway;
 pub use noop::NoopGateway;
@@ -19,8 +21,8 @@ pub use toss::{TossClient, TossSettings};
 /// A confirm request. `amount` must come from our database, never from a client.
 #[derive(Debug, Clone)]
 pub struct ConfirmRequest {
-    pub payment_key: String,
-    pub order_id: String,
+    pub payment_key: PaymentKey,
+    pub order_id: OrderId,
     pub amount: i64,
     /// Sent as Toss's `Idempotency-Key`: one per confirm attempt, reused on retries of it.
     pub idempotency_key: String,
@@ -29,7 +31,7 @@ pub struct ConfirmRequest {
 /// A cancel (refund) request. `amount` is always sent as `cancelAmount`.
 #[derive(Debug, Clone)]
 pub struct CancelRequest {
-    pub payment_key: String,
+    pub payment_key: PaymentKey,
     pub reason: String,
     pub amount: i64,
     /// Our view of the balance before this cancel, sent as `refundableAmount`: Toss refuses the
@@ -69,7 +71,9 @@ pub struct PgCancel {
 /// The PG's own record of a payment, as returned by confirm, cancel and lookups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgPayment {
-    pub payment_key: String,
+    pub payment_key: PaymentKey,
+    /// As the PG wrote it: compared with ours, never used to address anything (a record may be
+    /// about another order, and the no-op gateway's cancel names none).
     pub order_id: String,
     pub status: PgStatus,
     pub total_amount: Option<i64>,
@@ -89,6 +93,27 @@ pub struct PgPayment {
 pub struct PgFailure {
     pub code: String,
     pub message: String,
+}
+
+/// What a PG's webhook delivery says, reduced to what can find the payment. Toss does not sign
+/// its webhooks, so this is only a hint: the service reads the payment back before acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookHint {
+    pub event_type: String,
+    pub payment: HintedPayment,
+    /// `secret` of the body (DEPOSIT_CALLBACK, or the Payment in PAYMENT_STATUS_CHANGED).
+    pub secret: Option<String>,
+}
+
+/// How a webhook body names its payment. An order id, when the body has one, is what counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HintedPayment {
+    ByOrder(OrderId),
+    ByKey(PaymentKey),
+    /// By a value that is not an order id or a key: no payment of ours has it.
+    Malformed,
+    /// Not at all.
+    Missing,
 }
 
 /// Why a PG call did not succeed, classified by what the caller may conclude.
@@ -143,10 +168,14 @@ pub trait PaymentGateway: Send + Sync + 'static {
     async fn cancel(&self, request: &CancelRequest) -> Result<PgPayment, GatewayError>;
 
     /// `GET /v1/payments/{paymentKey}`; `Ok(None)` when the PG has no such payment.
-    async fn payment_by_key(&self, payment_key: &str) -> Result<Option<PgPayment>, GatewayError>;
+    async fn payment_by_key(
+        &self,
+        payment_key: &PaymentKey,
+    ) -> Result<Option<PgPayment>, GatewayError>;
 
     /// `GET /v1/payments/orders/{orderId}`; `Ok(None)` when the PG has no such payment.
-    async fn payment_by_order(&self, order_id: &str) -> Result<Option<PgPayment>, GatewayError>;
+    async fn payment_by_order(&self, order_id: &OrderId)
+    -> Result<Option<PgPayment>, GatewayError>;
 }
 
 /// Timeouts of the PG client. Confirm and cancel go out to card companies synchronously, so the

@@ -6,6 +6,7 @@ use chrono::Utc;
 use super::{
     CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, PgCancel, PgPayment, PgStatus,
 };
+use crate::domain::{OrderId, PaymentKey};
 
 /// A gateway that verifies nothing: every confirm and cancel "succeeds" by echoing the request.
 ///
@@ -23,7 +24,7 @@ impl PaymentGateway for NoopGateway {
     async fn confirm(&self, request: &ConfirmRequest) -> Result<PgPayment, GatewayError> {
         Ok(PgPayment {
             payment_key: request.payment_key.clone(),
-            order_id: request.order_id.clone(),
+            order_id: request.order_id.to_string(),
             status: PgStatus::Done,
             total_amount: Some(request.amount),
             balance_amount: Some(request.amount),
@@ -64,11 +65,17 @@ impl PaymentGateway for NoopGateway {
         })
     }
 
-    async fn payment_by_key(&self, _payment_key: &str) -> Result<Option<PgPayment>, GatewayError> {
+    async fn payment_by_key(
+        &self,
+        _payment_key: &PaymentKey,
+    ) -> Result<Option<PgPayment>, GatewayError> {
         Ok(None)
     }
 
-    async fn payment_by_order(&self, _order_id: &str) -> Result<Option<PgPayment>, GatewayError> {
+    async fn payment_by_order(
+        &self,
+        _order_id: &OrderId,
+    ) -> Result<Option<PgPayment>, GatewayError> {
         Ok(None)
     }
 }
@@ -80,12 +87,14 @@ mod tests {
     #[tokio::test]
     async fn echoes_the_request_and_finds_nothing() {
         let gateway = NoopGateway;
+        let key = PaymentKey::parse("pk").unwrap();
+        let order_id = OrderId::parse("order-1").unwrap();
         assert_eq!(gateway.provider(), None);
 
         let confirmed = gateway
             .confirm(&ConfirmRequest {
-                payment_key: "pk".to_owned(),
-                order_id: "order-1".to_owned(),
+                payment_key: key.clone(),
+                order_id: order_id.clone(),
                 amount: 1000,
                 idempotency_key: "k".to_owned(),
             })
@@ -103,7 +112,7 @@ mod tests {
 
         let canceled = gateway
             .cancel(&CancelRequest {
-                payment_key: "pk".to_owned(),
+                payment_key: key.clone(),
                 reason: "r".to_owned(),
                 amount: 400,
                 refundable_amount: 1000,
@@ -115,7 +124,7 @@ mod tests {
         assert_eq!(canceled.cancels[0].amount, 400);
         assert_eq!(canceled.cancels[0].status.as_deref(), Some("DONE"));
 
-        assert_eq!(gateway.payment_by_key("pk").await, Ok(None));
-        assert_eq!(gateway.payment_by_order("order-1").await, Ok(None));
+        assert_eq!(gateway.payment_by_key(&key).await, Ok(None));
+        assert_eq!(gateway.payment_by_order(&order_id).await, Ok(None));
     }
 }

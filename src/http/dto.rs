@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
-    Amount, DomainError, OrderId, Payment, PaymentStatus, PaymentType, Refund, RefundStatus,
-    StoredEvent, UserId,
+    Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, Refund,
+    RefundStatus, StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
@@ -239,7 +239,7 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
                 id.parse()
                     .map_err(|_| AppError::unprocessable("payment_id: must be a UUID"))?,
             ),
-            (None, Some(order_id)) => PaymentRef::OrderId(OrderId::parse(&order_id)?.to_string()),
+            (None, Some(order_id)) => PaymentRef::OrderId(OrderId::parse(&order_id)?),
             _ => {
                 return Err(AppError::unprocessable(
                     "give exactly one of payment_id and order_id",
@@ -250,7 +250,8 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
             payment,
             payment_key: body
                 .payment_key
-                .map(|key| payment_key("payment_key", &key))
+                .as_deref()
+                .map(PaymentKey::parse)
                 .transpose()?,
             amount_krw: body.amount_krw,
             pg_transaction_id: optional_text("pg_transaction_id", body.pg_transaction_id, 200)?,
@@ -288,23 +289,6 @@ pub fn document_one_payment_ref(openapi: &mut utoipa::openapi::OpenApi) {
         "ConfirmPaymentRequest".to_owned(),
         RefOr::T(Schema::AllOf(schema)),
     );
-}
-
-/// A Toss `paymentKey`: 1..200 printable ASCII characters.
-pub fn payment_key(field: &'static str, value: &str) -> Result<String, DomainError> {
-    // "." and ".." cannot be a path segment of Toss's lookup and cancel URLs.
-    if value.is_empty()
-        || value.len() > 200
-        || value == "."
-        || value == ".."
-        || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
-    {
-        return Err(DomainError::new(
-            field,
-            "must be 1 to 200 printable ASCII characters",
-        ));
-    }
-    Ok(value.to_owned())
 }
 
 /// Body of `POST /payments/{payment_id}/refund`.
@@ -390,7 +374,7 @@ impl From<&Payment> for PaymentDto {
         Self {
             payment_id: p.id.to_string(),
             user_id: p.user_id.clone(),
-            order_id: p.order_id.clone(),
+            order_id: p.order_id.to_string(),
             order_name: p.order_name.clone(),
             subscription_id: p.subscription_id.clone(),
             payment_type: p.payment_type.into(),

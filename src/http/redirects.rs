@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::AppState;
-use super::dto::{PublicPaymentDto, TossFailParams, TossSuccessParams, payment_key};
+use super::dto::{PublicPaymentDto, TossFailParams, TossSuccessParams};
 use super::extract::AppQuery;
 use super::payments::confirm_response;
 use super::problem::{Problem, log_cause};
 use crate::domain::Caller;
-use crate::domain::{Failure, OrderId};
+use crate::domain::{Failure, OrderId, PaymentKey};
 use crate::error::AppError;
 use crate::service::ConfirmOutcome;
 
@@ -53,11 +53,8 @@ pub async fn toss_success(
     let result = async {
         let order_id = OrderId::parse(params.order_id.as_deref().unwrap_or_default())
             .map_err(|e| AppError::validation(format!("orderId: {}", e.reason)))?;
-        let key = payment_key(
-            "paymentKey",
-            params.payment_key.as_deref().unwrap_or_default(),
-        )
-        .map_err(|e| AppError::validation(e.to_string()))?;
+        let key = PaymentKey::parse(params.payment_key.as_deref().unwrap_or_default())
+            .map_err(|e| AppError::validation(format!("paymentKey: {}", e.reason)))?;
         // BRANDPAY payments are confirmed at a different Toss endpoint this service does not call.
         if let Some(kind) = params.payment_type.as_deref()
             && !matches!(kind, "NORMAL" | "KEYIN")
@@ -71,10 +68,7 @@ pub async fn toss_success(
             .as_deref()
             .and_then(|a| a.parse::<i64>().ok())
             .ok_or_else(|| AppError::validation("amount: must be a whole number of KRW"))?;
-        state
-            .service
-            .confirm_redirect(key, order_id.as_str(), amount)
-            .await
+        state.service.confirm_redirect(key, order_id, amount).await
     }
     .await;
     let redirect = &state.redirect;
@@ -91,7 +85,7 @@ pub async fn toss_success(
                 success_url,
                 &[
                     ("payment_id", &payment.id.to_string()),
-                    ("order_id", &payment.order_id),
+                    ("order_id", payment.order_id.as_str()),
                     ("status", status),
                 ],
             )
@@ -162,7 +156,7 @@ pub async fn toss_fail(
         state
             .service
             .record_redirect_failure(
-                order_id.as_str(),
+                &order_id,
                 Failure {
                     code: code.clone(),
                     message: message.clone(),

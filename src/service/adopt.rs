@@ -94,8 +94,8 @@ impl Decision {
 pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
     use PaymentStatus as Ours;
     let in_flight = matches!(ours.status, Ours::InProgress | Ours::WaitingForDeposit)
-        && ours.payment_key.as_deref() == Some(record.payment_key.as_str());
-    if record.order_id != ours.order_id {
+        && ours.payment_key.as_ref() == Some(&record.payment_key);
+    if record.order_id != ours.order_id.as_str() {
         let detail = format!(
             "Toss's record of paymentKey is about order {:?}, not ours",
             record.order_id

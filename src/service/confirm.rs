@@ -5,7 +5,9 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::{PaymentService, events};
-use crate::domain::{Failure, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentUpdate};
+use crate::domain::{
+    Failure, OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
+};
 use crate::error::AppError;
 use crate::gateway::{ConfirmRequest, GatewayError};
 use crate::store::Target;
@@ -13,7 +15,7 @@ use crate::store::Target;
 #[derive(Debug, Clone)]
 pub struct ConfirmCommand {
     pub payment: PaymentRef,
-    pub payment_key: Option<String>,
+    pub payment_key: Option<PaymentKey>,
     /// What the client believes the amount is; refused before any PG call if it differs.
     pub amount_krw: Option<i64>,
     pub pg_transaction_id: Option<String>,
@@ -64,7 +66,9 @@ impl PaymentService {
         check_amount(&payment, command.amount_krw)?;
         // The no-op path keeps the caller's transaction id; a Toss key stands in only when none
         // was given.
-        let transaction_id = command.pg_transaction_id.or(command.payment_key);
+        let transaction_id = command
+            .pg_transaction_id
+            .or(command.payment_key.map(String::from));
         self.confirm_recorded(payment, transaction_id, command.pg_provider)
             .await
     }
@@ -72,14 +76,14 @@ impl PaymentService {
     /// The success redirect: Toss sent the buyer back with `paymentKey`, `orderId`, `amount`.
     pub async fn confirm_redirect(
         &self,
-        payment_key: String,
-        order_id: &str,
+        payment_key: PaymentKey,
+        order_id: OrderId,
         amount_krw: i64,
     ) -> Result<ConfirmOutcome, AppError> {
         let Some(provider) = self.gateway.provider() else {
             return Err(AppError::PgNotConfigured);
         };
-        let payment = PaymentRef::OrderId(order_id.to_owned());
+        let payment = PaymentRef::OrderId(order_id);
         self.confirm_with_pg(payment, Some(amount_krw), payment_key, provider)
             .await
     }
@@ -89,7 +93,7 @@ impl PaymentService {
     /// and only once per attempt: alternating codes cannot fill the event log.
     pub async fn record_redirect_failure(
         &self,
-        order_id: &str,
+        order_id: &OrderId,
         failure: Failure,
     ) -> Result<Payment, AppError> {
         let payment = self.find_by_order(order_id).await?;
@@ -160,7 +164,7 @@ impl PaymentService {
         &self,
         payment: PaymentRef,
         amount_krw: Option<i64>,
-        payment_key: String,
+        payment_key: PaymentKey,
         provider: &'static str,
     ) -> Result<ConfirmOutcome, AppError> {
         if let Some(claimed) = self
@@ -186,13 +190,11 @@ impl PaymentService {
                 {
                     return Ok(ConfirmOutcome::Completed(payment));
                 }
-                PaymentStatus::InProgress
-                    if payment.payment_key.as_deref() == Some(payment_key.as_str()) =>
-                {
+                PaymentStatus::InProgress if payment.payment_key.as_ref() == Some(&payment_key) => {
                     return self.settle_if_due(payment).await;
                 }
                 PaymentStatus::WaitingForDeposit
-                    if payment.payment_key.as_deref() == Some(payment_key.as_str()) =>
+                    if payment.payment_key.as_ref() == Some(&payment_key) =>
                 {
                     return Ok(ConfirmOutcome::AwaitingDeposit(payment));
                 }
@@ -230,11 +232,11 @@ impl PaymentService {
         &self,
         payment: PaymentRef,
         amount_krw: Option<i64>,
-        payment_key: &str,
+        payment_key: &PaymentKey,
         provider: &'static str,
     ) -> Result<Option<Payment>, AppError> {
         let claim = PaymentUpdate::Claim {
-            payment_key: payment_key.to_owned(),
+            payment_key: payment_key.clone(),
             provider: provider.to_owned(),
             at: Utc::now(),
             lease_until: self.claim_expiry(),
@@ -257,7 +259,7 @@ impl PaymentService {
     pub(super) async fn send_confirm(
         &self,
         payment: Payment,
-        payment_key: String,
+        payment_key: PaymentKey,
     ) -> Result<ConfirmOutcome, AppError> {
         let request = ConfirmRequest {
             idempotency_key: confirm_idempotency_key(
@@ -265,7 +267,7 @@ impl PaymentService {
                 &payment_key,
                 payment.confirm_sends,
             ),
-            payment_key: payment_key.clone(),
+            payment_key,
             order_id: payment.order_id.clone(),
             amount: payment.amount_krw,
         };
@@ -273,7 +275,7 @@ impl PaymentService {
         match self.gateway.confirm(&request).await {
             Ok(record) => {
                 let adopted = self.adopt_reply(&payment, &record).await?;
-                self.outcome(adopted, &payment_key)
+                self.outcome(adopted, &request.payment_key)
             }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure {
@@ -331,10 +333,10 @@ fn not_confirmable(status: PaymentStatus) -> AppError {
 /// reused key's answer, errors included, so every resend (`send` > 1) gets a fresh one.
 pub(super) fn confirm_idempotency_key(
     payment_id: PaymentId,
-    payment_key: &str,
+    payment_key: &PaymentKey,
     send: i32,
 ) -> String {
-    let digest = Sha256::digest(payment_key.as_bytes());
+    let digest = Sha256::digest(payment_key.as_str().as_bytes());
     let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     if send <= 1 {
         format!("confirm-{payment_id}-{short}")
@@ -350,16 +352,20 @@ mod tests {
     #[test]
     fn confirm_keys_differ_per_attempt_and_repeat_per_retry() {
         let payment = PaymentId::new();
-        let first = confirm_idempotency_key(payment, "key-a", 1);
-        assert_eq!(first, confirm_idempotency_key(payment, "key-a", 1));
-        assert_ne!(first, confirm_idempotency_key(payment, "key-b", 1));
-        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), "key-a", 1));
+        let (key_a, key_b) = (
+            PaymentKey::parse("key-a").unwrap(),
+            PaymentKey::parse("key-b").unwrap(),
+        );
+        let first = confirm_idempotency_key(payment, &key_a, 1);
+        assert_eq!(first, confirm_idempotency_key(payment, &key_a, 1));
+        assert_ne!(first, confirm_idempotency_key(payment, &key_b, 1));
+        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), &key_a, 1));
         assert!(first.len() <= 300);
-        let resend = confirm_idempotency_key(payment, "key-a", 2);
+        let resend = confirm_idempotency_key(payment, &key_a, 2);
         assert_ne!(
             first, resend,
             "a resend never replays the first send's answer"
         );
-        assert_ne!(resend, confirm_idempotency_key(payment, "key-a", 3));
+        assert_ne!(resend, confirm_idempotency_key(payment, &key_a, 3));
     }
 }

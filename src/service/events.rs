@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Failure, Payment, PaymentUpdate, Refund};
+use crate::domain::{Failure, Payment, PaymentKey, PaymentUpdate, Refund};
 use crate::store::NewEvent;
 
 pub const PAYMENT_COMPLETED: &str = "payment.completed";
@@ -40,7 +40,7 @@ pub fn completed(
         payment,
         json!({
             "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id,
+            "order_id": payment.order_id.as_str(),
             "amount": payment.amount_krw,
             "currency": payment.currency,
             "payment_method": payment.payment_method,
@@ -58,7 +58,7 @@ pub fn failed(payment: &Payment, failure: &Failure) -> NewEvent {
         payment,
         json!({
             "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id,
+            "order_id": payment.order_id.as_str(),
             "amount": payment.amount_krw,
             "currency": payment.currency,
             "error_code": failure.code,
@@ -90,12 +90,12 @@ pub fn waiting_for_deposit(payment: &Payment) -> NewEvent {
         payment,
         json!({
             "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id,
+            "order_id": payment.order_id.as_str(),
             "amount": payment.amount_krw,
             "currency": payment.currency,
             "payment_method": payment.payment_method,
             "pg_provider": payment.pg_provider,
-            "pg_transaction_id": payment.payment_key,
+            "pg_transaction_id": payment.payment_key.as_ref().map(PaymentKey::as_str),
         }),
     )
 }
@@ -122,7 +122,7 @@ pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
         PaymentUpdate::Complete { payment_key, .. } => Some(completed(
             after,
             after.pg_provider.as_deref(),
-            Some(payment_key),
+            Some(payment_key.as_str()),
         )),
         PaymentUpdate::Record { .. } => Some(completed(
             after,

@@ -22,7 +22,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::gateway::PaymentGateway;
+use crate::domain::{DomainError, PaymentKey};
+use crate::gateway::{GatewayError, PaymentGateway, PgPayment};
 use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
@@ -32,7 +33,7 @@ pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use webhooks::{WebhookHint, WebhookOutcome};
+pub use webhooks::WebhookOutcome;
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]
@@ -77,6 +78,19 @@ impl PaymentService {
         let span = tracing::Span::current();
         span.record("payment_id", tracing::field::display(payment.id));
         span.record("order_id", tracing::field::display(&payment.order_id));
+    }
+
+    /// The PG's record under `key` (a [`Payment::pg_key`](crate::domain::Payment::pg_key)). A
+    /// recorded transaction id that is not a `paymentKey` names no record: `Ok(None)`, Toss's
+    /// answer for a key it does not know, without asking.
+    async fn record_by_key(
+        &self,
+        key: Result<PaymentKey, DomainError>,
+    ) -> Result<Option<PgPayment>, GatewayError> {
+        match key {
+            Ok(key) => self.gateway.payment_by_key(&key).await,
+            Err(_) => Ok(None),
+        }
     }
 
     /// When an unsettled row should be looked at again after `attempts` looks.

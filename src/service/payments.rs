@@ -29,7 +29,7 @@ impl PaymentService {
         let payment = Payment {
             id: PaymentId::new(),
             user_id: new.user_id.as_str().to_owned(),
-            order_id: new.order_id.as_str().to_owned(),
+            order_id: new.order_id,
             order_name: new.order_name,
             subscription_id: new.subscription_id,
             payment_type: new.payment_type,
@@ -147,7 +147,7 @@ impl PaymentService {
         }
     }
 
-    pub(super) async fn find_by_order(&self, order_id: &str) -> Result<Payment, AppError> {
+    pub(super) async fn find_by_order(&self, order_id: &OrderId) -> Result<Payment, AppError> {
         let payment = self
             .store
             .payment_by_order(order_id)

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus, ScopedKey,
+    Failure, Payment, PaymentId, PaymentKey, Refund, RefundId, RefundOrigin, RefundStatus,
+    ScopedKey,
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
@@ -251,17 +252,23 @@ impl PaymentService {
             return Ok(done(self.refund_outcome(refund.id).await));
         }
         let send = refund.sends + 1;
-        let request = CancelRequest {
-            payment_key: payment.pg_transaction_id.clone().unwrap_or_default(),
-            reason: refund.reason.clone(),
-            amount: refund.amount_krw,
-            // Our view of Toss's balance: everything our completed refunds took. Only this
-            // refund's cancel is at Toss now (it holds the slot).
-            refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
-            idempotency_key: refund_idempotency_key(refund.id, send),
-        };
         tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = refund.amount_krw, send, "cancelling at the PG");
-        match self.gateway.cancel(&request).await {
+        let answer = match cancel_key(payment) {
+            Ok(payment_key) => {
+                let request = CancelRequest {
+                    payment_key,
+                    reason: refund.reason.clone(),
+                    amount: refund.amount_krw,
+                    // Our view of Toss's balance: everything our completed refunds took. Only
+                    // this refund's cancel is at Toss now (it holds the slot).
+                    refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
+                    idempotency_key: refund_idempotency_key(refund.id, send),
+                };
+                self.gateway.cancel(&request).await
+            }
+            Err(refusal) => Err(refusal),
+        };
+        match answer {
             Ok(record) => {
                 let adopted = self
                     .adopt_record(payment.id, &record, Some(refund.id))
@@ -325,8 +332,11 @@ impl PaymentService {
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
     /// Toss's record is consistent with ours and does not show the refund: it never got there.
     async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
-        let key = payment.pg_transaction_id.clone().unwrap_or_default();
-        let record = match self.gateway.payment_by_key(&key).await {
+        let lookup = match payment.pg_key() {
+            Some(key) => self.record_by_key(key).await,
+            None => Ok(None),
+        };
+        let record = match lookup {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::error!(alert = "pg_record_missing", payment_id = %payment.id, refund_id = %refund.id, "PG does not know a payment we refunded through it");
@@ -416,6 +426,29 @@ impl PaymentService {
                 })
             }
         }
+    }
+}
+
+/// The key a refund's cancel goes to the PG with: the approved attempt's. A transaction id that
+/// a trusted caller recorded and that is not a `paymentKey` names no payment at Toss: refused
+/// as Toss refuses a key it does not know, without sending.
+fn cancel_key(payment: &Payment) -> Result<PaymentKey, GatewayError> {
+    match payment.pg_key() {
+        Some(Ok(key)) => Ok(key),
+        Some(Err(error)) => Err(GatewayError::Declined {
+            code: "NOT_FOUND_PAYMENT".to_owned(),
+            message: format!(
+                "the recorded pg_transaction_id is not a Toss paymentKey ({}) (checked locally; \
+                 nothing was sent to Toss)",
+                error.reason
+            ),
+        }),
+        // Refunds go through the PG only for payments with a transaction id.
+        None => Err(GatewayError::Misconfigured {
+            code: "INVALID_REQUEST".to_owned(),
+            message: "the payment has no paymentKey (checked locally; nothing was sent to Toss)"
+                .to_owned(),
+        }),
     }
 }
 

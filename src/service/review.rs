@@ -78,12 +78,8 @@ impl PaymentService {
         if self.gateway.provider().is_none() {
             return Err(AppError::PgNotConfigured);
         }
-        let key = payment
-            .payment_key
-            .clone()
-            .or_else(|| payment.pg_transaction_id.clone());
-        let lookup = match &key {
-            Some(key) => self.gateway.payment_by_key(key).await,
+        let lookup = match payment.pg_key() {
+            Some(key) => self.record_by_key(key).await,
             None => self.gateway.payment_by_order(&payment.order_id).await,
         };
         match lookup {

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::adopt::{Adopted, Verdict};
 use super::{ConfirmOutcome, PaymentService};
-use crate::domain::{Failure, Payment, PaymentStatus, PaymentUpdate};
+use crate::domain::{Failure, Payment, PaymentKey, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::store::Target;
 
@@ -50,11 +50,11 @@ impl PaymentService {
                     self.release(&payment, Some(failure)).await?;
                     return self.outcome_now(&payment, &payment_key).await;
                 }
-                self.retry_later(&payment).await
+                self.retry_later(&payment, &payment_key).await
             }
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "read-back failed; will retry");
-                self.retry_later(&payment).await
+                self.retry_later(&payment, &payment_key).await
             }
         }
     }
@@ -63,7 +63,7 @@ impl PaymentService {
     async fn resend_confirm(
         &self,
         payment: Payment,
-        payment_key: String,
+        payment_key: PaymentKey,
     ) -> Result<ConfirmOutcome, AppError> {
         let resend = PaymentUpdate::Resend {
             lease_until: self.claim_expiry(),
@@ -82,9 +82,12 @@ impl PaymentService {
         }
     }
 
-    /// Leaves the payment as it is and looks again later.
-    async fn retry_later(&self, payment: &Payment) -> Result<ConfirmOutcome, AppError> {
-        let payment_key = payment.payment_key.clone().unwrap_or_default();
+    /// Leaves the payment (its attempt `payment_key`) as it is and looks again later.
+    async fn retry_later(
+        &self,
+        payment: &Payment,
+        payment_key: &PaymentKey,
+    ) -> Result<ConfirmOutcome, AppError> {
         let update = PaymentUpdate::Reschedule {
             at: self.backoff(payment.reconcile_attempts),
             secret: None,
@@ -100,9 +103,9 @@ impl PaymentService {
                     refunds: Vec::new(),
                     verdict: Verdict::Undecided { resend: false },
                 },
-                &payment_key,
+                payment_key,
             ),
-            None => self.outcome_now(payment, &payment_key).await,
+            None => self.outcome_now(payment, payment_key).await,
         }
     }
 
@@ -110,7 +113,7 @@ impl PaymentService {
     pub(super) async fn outcome_now(
         &self,
         payment: &Payment,
-        payment_key: &str,
+        payment_key: &PaymentKey,
     ) -> Result<ConfirmOutcome, AppError> {
         let payment = self.find(payment.id).await?;
         self.outcome(
@@ -127,7 +130,7 @@ impl PaymentService {
     pub(super) fn outcome(
         &self,
         adopted: Adopted,
-        payment_key: &str,
+        payment_key: &PaymentKey,
     ) -> Result<ConfirmOutcome, AppError> {
         if adopted.verdict == Verdict::Foreign {
             return Err(AppError::unprocessable(
@@ -135,20 +138,20 @@ impl PaymentService {
             ));
         }
         let payment = adopted.payment;
-        let ours = |key: &Option<String>| key.as_deref() == Some(payment_key);
+        // Approved under this key, or this key's attempt still in flight.
+        let approved = payment.pg_transaction_id.as_deref() == Some(payment_key.as_str());
+        let in_flight = payment.payment_key.as_ref() == Some(payment_key);
         match payment.status {
             PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
-                if ours(&payment.pg_transaction_id) =>
+                if approved =>
             {
                 Ok(ConfirmOutcome::Completed(payment))
             }
-            PaymentStatus::WaitingForDeposit if ours(&payment.payment_key) => {
+            PaymentStatus::WaitingForDeposit if in_flight => {
                 Ok(ConfirmOutcome::AwaitingDeposit(payment))
             }
             PaymentStatus::InProgress if payment.needs_review => Err(AppError::PgResponseMismatch),
-            PaymentStatus::InProgress if ours(&payment.payment_key) => {
-                Ok(ConfirmOutcome::Unsettled(payment))
-            }
+            PaymentStatus::InProgress if in_flight => Ok(ConfirmOutcome::Unsettled(payment)),
             PaymentStatus::Pending => match payment.failure {
                 Some(failure) => Err(AppError::PgDeclined {
                     code: failure.code,

@@ -4,16 +4,7 @@
 use super::PaymentService;
 use super::adopt::Verdict;
 use crate::error::AppError;
-
-/// What a webhook body says, reduced to what can be used to find the payment.
-#[derive(Debug, Clone)]
-pub struct WebhookHint {
-    pub event_type: String,
-    pub payment_key: Option<String>,
-    pub order_id: Option<String>,
-    /// `secret` of the body (DEPOSIT_CALLBACK, or the Payment in PAYMENT_STATUS_CHANGED).
-    pub secret: Option<String>,
-}
+use crate::gateway::{HintedPayment, WebhookHint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
@@ -61,10 +52,15 @@ impl PaymentService {
     }
 
     async fn apply_webhook(&self, hint: &WebhookHint) -> Result<WebhookOutcome, AppError> {
-        let payment = match (&hint.order_id, &hint.payment_key) {
-            (Some(order_id), _) => self.store.payment_by_order(order_id).await?,
-            (None, Some(key)) => self.store.payment_by_pg_key(key).await?,
-            (None, None) => return Ok(WebhookOutcome::Ignored("no payment in the body")),
+        let payment = match &hint.payment {
+            HintedPayment::ByOrder(order_id) => self.store.payment_by_order(order_id).await?,
+            HintedPayment::ByKey(key) => self.store.payment_by_pg_key(key).await?,
+            // Our order ids and Toss's keys parse; a transaction id a caller recorded may not,
+            // but then it names no payment at Toss either.
+            HintedPayment::Malformed => None,
+            HintedPayment::Missing => {
+                return Ok(WebhookOutcome::Ignored("no payment in the body"));
+            }
         };
         let Some(payment) = payment else {
             return Ok(WebhookOutcome::Ignored("not a payment of ours"));
@@ -76,13 +72,9 @@ impl PaymentService {
             return Ok(WebhookOutcome::Ignored("secret mismatch"));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
-        let known_key = payment
-            .payment_key
-            .clone()
-            .or_else(|| payment.pg_transaction_id.clone());
-        let lookup = match &known_key {
+        let lookup = match payment.pg_key() {
             Some(key) if payment.pg_provider.as_deref() == self.gateway.provider() => {
-                self.gateway.payment_by_key(key).await
+                self.record_by_key(key).await
             }
             _ => self.gateway.payment_by_order(&payment.order_id).await,
         };

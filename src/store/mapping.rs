@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use super::entities::{event, payment, refund};
-use crate::domain::{Failure, Payment, Refund, ScopedKey, StoredEvent};
+use crate::domain::{Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, StoredEvent};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
@@ -26,8 +26,14 @@ impl TryFrom<payment::Model> for Payment {
                 .map_err(|e| corrupt("payment type", e))?,
             status: row.status.parse().map_err(|e| corrupt("status", e))?,
             failure: failure(row.failure_code, row.failure_message),
+            order_id: OrderId::parse(&row.order_id).map_err(|e| corrupt("order id", e))?,
+            payment_key: row
+                .payment_key
+                .as_deref()
+                .map(PaymentKey::parse)
+                .transpose()
+                .map_err(|e| corrupt("payment key", e))?,
             user_id: row.user_id,
-            order_id: row.order_id,
             order_name: row.order_name,
             subscription_id: row.subscription_id,
             payment_method: row.payment_method,
@@ -37,7 +43,6 @@ impl TryFrom<payment::Model> for Payment {
             currency: row.currency,
             pg_provider: row.pg_provider,
             pg_transaction_id: row.pg_transaction_id,
-            payment_key: row.payment_key,
             confirm_attempt: row.confirm_attempt,
             confirm_started_at: row.confirm_started_at,
             pg_secret: row.pg_secret,
@@ -115,7 +120,7 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
     payment::ActiveModel {
         id: Set(p.id.to_string()),
         user_id: Set(p.user_id.clone()),
-        order_id: Set(p.order_id.clone()),
+        order_id: Set(p.order_id.to_string()),
         order_name: Set(p.order_name.clone()),
         subscription_id: Set(p.subscription_id.clone()),
         payment_type: Set(p.payment_type.as_str().to_owned()),
@@ -127,7 +132,7 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
         status: Set(p.status.as_str().to_owned()),
         pg_provider: Set(p.pg_provider.clone()),
         pg_transaction_id: Set(p.pg_transaction_id.clone()),
-        payment_key: Set(p.payment_key.clone()),
+        payment_key: Set(p.payment_key.as_ref().map(PaymentKey::to_string)),
         confirm_attempt: Set(p.confirm_attempt),
         confirm_started_at: Set(p.confirm_started_at),
         pg_secret: Set(p.pg_secret.clone()),

@@ -12,7 +12,8 @@ use super::mapping::{to_active_payment, to_active_refund};
 use super::refunds::refunds_in;
 use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{
-    Patch, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentUpdate, Refund, RefundId,
+    OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
+    Refund, RefundId,
 };
 
 /// Which payment a change is for, and what must still hold for it to happen: the status is one
@@ -23,7 +24,7 @@ pub struct Target<'a> {
     /// Only if the stored amount is this one.
     pub amount_krw: Option<i64>,
     /// Only if the attempt in flight (or confirmed) carries this key.
-    pub payment_key: Option<&'a str>,
+    pub payment_key: Option<&'a PaymentKey>,
     /// Only if the payment is still in this status (the one the caller read).
     pub status: Option<PaymentStatus>,
 }
@@ -45,7 +46,7 @@ impl<'a> Target<'a> {
         Self {
             payment: payment.id.into(),
             amount_krw: None,
-            payment_key: payment.payment_key.as_deref(),
+            payment_key: payment.payment_key.as_ref(),
             status: Some(payment.status),
         }
     }
@@ -88,9 +89,9 @@ impl Store {
             .transpose()
     }
 
-    pub async fn payment_by_order(&self, order_id: &str) -> StoreResult<Option<Payment>> {
+    pub async fn payment_by_order(&self, order_id: &OrderId) -> StoreResult<Option<Payment>> {
         payment::Entity::find()
-            .filter(Column::OrderId.eq(order_id))
+            .filter(Column::OrderId.eq(order_id.as_str()))
             .one(&self.db)
             .await?
             .map(Payment::try_from)
@@ -98,12 +99,12 @@ impl Store {
     }
 
     /// The payment whose PG attempt (in flight or confirmed) has this key.
-    pub async fn payment_by_pg_key(&self, key: &str) -> StoreResult<Option<Payment>> {
+    pub async fn payment_by_pg_key(&self, key: &PaymentKey) -> StoreResult<Option<Payment>> {
         payment::Entity::find()
             .filter(
                 Column::PaymentKey
-                    .eq(key)
-                    .or(Column::PgTransactionId.eq(key)),
+                    .eq(key.as_str())
+                    .or(Column::PgTransactionId.eq(key.as_str())),
             )
             .one(&self.db)
             .await?
@@ -164,7 +165,7 @@ impl Store {
             })
             .filter(Column::Status.is_in(from.iter().map(|status| status.as_str())));
         if let Some(key) = target.payment_key {
-            query = query.filter(Column::PaymentKey.eq(key));
+            query = query.filter(Column::PaymentKey.eq(key.as_str()));
         }
         if let Some(amount) = target.amount_krw {
             query = query.filter(Column::AmountKrw.eq(amount));
@@ -408,7 +409,7 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         set.push((Column::PgTransactionId, Expr::value(value)));
     }
     if let Some(value) = patch.payment_key {
-        set.push((Column::PaymentKey, Expr::value(value)));
+        set.push((Column::PaymentKey, Expr::value(value.map(String::from))));
     }
     if let Some(value) = patch.pg_secret {
         set.push((Column::PgSecret, Expr::value(value)));

@@ -3,7 +3,7 @@
 use chrono::{Duration as Days, Utc};
 
 use super::*;
-use crate::domain::PaymentType;
+use crate::domain::{OrderId, PaymentKey, PaymentType};
 use crate::gateway::PgFailure;
 
 const AMOUNT: i64 = 10_000;
@@ -21,13 +21,17 @@ fn ctx() -> Context {
     }
 }
 
+fn key(value: &str) -> PaymentKey {
+    PaymentKey::parse(value).unwrap()
+}
+
 fn payment(status: PaymentStatus) -> Payment {
     let now = Utc::now();
-    let key = Some("pk_ours".to_owned());
+    let key = Some(key("pk_ours"));
     let (payment_key, approved) = match status {
         PaymentStatus::InProgress | PaymentStatus::WaitingForDeposit => (key, None),
         PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded => {
-            (key.clone(), key)
+            (key.clone(), key.map(String::from))
         }
         PaymentStatus::Pending | PaymentStatus::Failed | PaymentStatus::Cancelled => (None, None),
     };
@@ -39,7 +43,7 @@ fn payment(status: PaymentStatus) -> Payment {
     Payment {
         id: PaymentId::new(),
         user_id: "u-1".into(),
-        order_id: "order_adopt_0001".into(),
+        order_id: OrderId::parse("order_adopt_0001").unwrap(),
         order_name: None,
         subscription_id: None,
         payment_type: PaymentType::OneTime,
@@ -127,7 +131,7 @@ fn record(status: &str) -> PgPayment {
     };
     let cancelled: i64 = cancels.iter().map(|c| c.amount).sum();
     PgPayment {
-        payment_key: "pk_ours".into(),
+        payment_key: key("pk_ours"),
         order_id: "order_adopt_0001".into(),
         status: pg_status.clone(),
         total_amount: Some(AMOUNT),
@@ -483,7 +487,7 @@ fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
 fn a_second_approved_attempt_of_a_completed_order_is_set_aside() {
     let ours = payment(PaymentStatus::Completed);
     let mut second = record("DONE");
-    second.payment_key = "pk_second".into();
+    second.payment_key = key("pk_second");
     let decision = decide(&ours, &[], &second, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
     assert_eq!(decision.alert.unwrap().0, "pg_double_charge");

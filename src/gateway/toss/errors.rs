@@ -1,0 +1,269 @@
+//! Toss's error codes, and what each lets the caller conclude. Errors are classified by Toss's
+//! `code`, not by HTTP status, because Toss uses 400 and 403 both for final declines and for
+//! answers that mean "maybe it happened" (`reference/toss-api.md` §8).
+
+use std::fmt;
+
+use super::Operation;
+use crate::gateway::GatewayError;
+
+/// Declines that leave nothing behind on Toss's side, per endpoint (§8.2, §8.3). A code is only
+/// final for the endpoint whose table lists it: `Declined` promises that nothing happened.
+const CONFIRM_DECLINES: &[&str] = &[
+    // 403 declines by the card company, bank or Toss's fraud checks.
+    "REJECT_ACCOUNT_PAYMENT",
+    "REJECT_CARD_PAYMENT",
+    "REJECT_CARD_COMPANY",
+    "REJECT_TOSSPAY_INVALID_ACCOUNT",
+    "EXCEED_MAX_AUTH_COUNT",
+    "EXCEED_MAX_ONE_DAY_AMOUNT",
+    "INVALID_PASSWORD",
+    "FDS_ERROR",
+    // 400 card and account validation.
+    "EXCEED_MAX_CARD_INSTALLMENT_PLAN",
+    "NOT_ALLOWED_POINT_USE",
+    "INVALID_REJECT_CARD",
+    "BELOW_MINIMUM_AMOUNT",
+    "INVALID_CARD_EXPIRATION",
+    "INVALID_STOPPED_CARD",
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+    "NOT_SUPPORTED_INSTALLMENT_PLAN_CARD_OR_MERCHANT",
+    "INVALID_CARD_INSTALLMENT_PLAN",
+    "NOT_SUPPORTED_MONTHLY_INSTALLMENT_PLAN",
+    "EXCEED_MAX_PAYMENT_AMOUNT",
+    "INVALID_CARD_LOST_OR_STOLEN",
+    "RESTRICTED_TRANSFER_ACCOUNT",
+    "INVALID_CARD_NUMBER",
+    "EXCEED_MAX_ONE_DAY_WITHDRAW_AMOUNT",
+    "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
+    "EXCEED_MAX_AMOUNT",
+    "INVALID_ACCOUNT_INFO_RE_REGISTER",
+    // The 10-minute confirm window passed, or the buyer never finished.
+    "NOT_FOUND_PAYMENT_SESSION",
+    "NOT_FOUND_PAYMENT",
+    "PAY_PROCESS_ABORTED",
+    "PAY_PROCESS_CANCELED",
+    // Merchant setup: final until someone talks to Toss.
+    "NOT_FOUND_TERMINAL_ID",
+    "INVALID_AUTHORIZE_AUTH",
+    "INVALID_UNREGISTERED_SUBMALL",
+    "NOT_REGISTERED_BUSINESS",
+];
+
+const CANCEL_DECLINES: &[&str] = &[
+    "INVALID_REFUND_ACCOUNT_INFO",
+    "EXCEED_CANCEL_AMOUNT_DISCOUNT_AMOUNT",
+    "INVALID_REFUND_ACCOUNT_NUMBER",
+    "INVALID_BANK",
+    "REFUND_REJECTED",
+    "FORBIDDEN_BANK_REFUND_REQUEST",
+    "NOT_CANCELABLE_AMOUNT",
+    "NOT_CANCELABLE_PAYMENT",
+    "EXCEED_MAX_REFUND_DUE",
+    "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT",
+    "NOT_ALLOWED_PARTIAL_REFUND",
+    "NOT_CANCELABLE_PAYMENT_FOR_DORMANT_USER",
+    "EXCEED_CANCEL_LIMIT",
+    "EXCEED_MAX_REFUND_AMOUNT",
+    "NOT_FOUND_PAYMENT",
+    "NOT_FOUND_TERMINAL_ID",
+    "INVALID_AUTHORIZE_AUTH",
+    "INVALID_UNREGISTERED_SUBMALL",
+    "NOT_REGISTERED_BUSINESS",
+];
+
+/// Our key or our request is wrong; retrying cannot help, a person must.
+const MISCONFIGURATIONS: &[&str] = &[
+    "UNAUTHORIZED_KEY",
+    "INVALID_API_KEY",
+    "INCORRECT_BASIC_AUTH_FORMAT",
+    "FORBIDDEN_REQUEST",
+    "INVALID_REQUEST",
+    "INVALID_IDEMPOTENCY_KEY",
+];
+
+/// Classifies a non-2xx Toss error. Everything not known to be final or a configuration error is
+/// `Unknown`, including codes Toss adds later: only a read-back can tell what happened.
+pub(super) fn classify(
+    http_status: u16,
+    code: &str,
+    message: &str,
+    operation: Operation,
+) -> GatewayError {
+    // A 5xx or 429 says nothing reliable about the payment, whatever the code.
+    let in_doubt = http_status == 429 || http_status >= 500;
+    let declines: &[&str] = match operation {
+        Operation::Confirm => CONFIRM_DECLINES,
+        Operation::Cancel => CANCEL_DECLINES,
+        // A lookup changes nothing, so nothing about it can be "declined".
+        Operation::Lookup => &[],
+    };
+    // On a confirm the paymentKey is the buyer's browser's, not ours: Toss refusing the request
+    // is Toss refusing this attempt, which the buyer can retry, not a reason to page anyone.
+    let refused_attempt = operation == Operation::Confirm && code == "INVALID_REQUEST";
+    if !in_doubt && refused_attempt {
+        GatewayError::Declined {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    } else if !in_doubt && MISCONFIGURATIONS.contains(&code) {
+        GatewayError::Misconfigured {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    } else if !in_doubt && declines.contains(&code) {
+        GatewayError::Declined {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    } else {
+        GatewayError::Unknown {
+            reason: format!("Toss answered HTTP {http_status} {code}"),
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+        }
+    }
+}
+
+pub(super) fn unknown(reason: String) -> GatewayError {
+    GatewayError::Unknown {
+        reason,
+        code: None,
+        message: None,
+    }
+}
+
+/// A configuration or request problem found before anything was sent. The codes are ours, not
+/// Toss's; the message says so.
+pub(super) fn local_misconfiguration(code: &str, detail: impl fmt::Display) -> GatewayError {
+    GatewayError::Misconfigured {
+        code: code.to_owned(),
+        message: format!("{detail} (checked locally; nothing was sent to Toss)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declined(code: &str) -> GatewayError {
+        GatewayError::Declined {
+            code: code.to_owned(),
+            message: "m".to_owned(),
+        }
+    }
+
+    fn misconfigured(code: &str) -> GatewayError {
+        GatewayError::Misconfigured {
+            code: code.to_owned(),
+            message: "m".to_owned(),
+        }
+    }
+
+    fn is_unknown(error: &GatewayError) -> bool {
+        matches!(error, GatewayError::Unknown { .. })
+    }
+
+    #[test]
+    fn classify_confirm() {
+        let confirm = |status, code| classify(status, code, "m", Operation::Confirm);
+        for (status, code) in [
+            (403, "REJECT_CARD_PAYMENT"),
+            (403, "REJECT_CARD_COMPANY"),
+            (403, "FDS_ERROR"),
+            (400, "INVALID_CARD_EXPIRATION"),
+            (400, "BELOW_MINIMUM_AMOUNT"),
+            (404, "NOT_FOUND_PAYMENT_SESSION"),
+            (404, "NOT_FOUND_PAYMENT"),
+            (400, "PAY_PROCESS_ABORTED"),
+            (400, "NOT_FOUND_TERMINAL_ID"),
+            // The buyer's paymentKey does not fit the order: Toss refused this attempt.
+            (400, "INVALID_REQUEST"),
+        ] {
+            assert_eq!(confirm(status, code), declined(code));
+        }
+        for (status, code) in [
+            (401, "UNAUTHORIZED_KEY"),
+            (400, "INVALID_API_KEY"),
+            (403, "INCORRECT_BASIC_AUTH_FORMAT"),
+            (403, "FORBIDDEN_REQUEST"),
+            (400, "INVALID_IDEMPOTENCY_KEY"),
+        ] {
+            assert_eq!(confirm(status, code), misconfigured(code));
+        }
+        for (status, code) in [
+            (400, "ALREADY_PROCESSED_PAYMENT"),
+            (400, "ALREADY_PROCESSING_REQUEST"),
+            (400, "PROVIDER_ERROR"),
+            (400, "CARD_PROCESSING_ERROR"),
+            (400, "UNAPPROVED_ORDER_ID"),
+            (400, "NOT_AVAILABLE_PAYMENT"),
+            (403, "NOT_AVAILABLE_BANK"),
+            (409, "IDEMPOTENT_REQUEST_PROCESSING"),
+            (500, "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING"),
+            (500, "UNKNOWN_PAYMENT_ERROR"),
+            (400, "BRAND_NEW_CODE"),
+            (429, "TOO_MANY_REQUESTS"),
+            // Cancel-only codes mean nothing final for a confirm.
+            (403, "NOT_CANCELABLE_PAYMENT"),
+            // A 5xx or 429 wins over an otherwise final code.
+            (500, "REJECT_CARD_PAYMENT"),
+            (429, "UNAUTHORIZED_KEY"),
+        ] {
+            let error = confirm(status, code);
+            assert!(is_unknown(&error), "{status} {code}: {error:?}");
+            assert!(
+                matches!(&error, GatewayError::Unknown { code: Some(c), message: Some(m), .. } if c == code && m == "m")
+            );
+        }
+    }
+
+    #[test]
+    fn classify_cancel() {
+        let cancel = |status, code| classify(status, code, "m", Operation::Cancel);
+        for (status, code) in [
+            (403, "NOT_CANCELABLE_PAYMENT"),
+            (403, "NOT_CANCELABLE_AMOUNT"),
+            (403, "EXCEED_MAX_REFUND_DUE"),
+            (400, "INVALID_REFUND_ACCOUNT_INFO"),
+            (400, "REFUND_REJECTED"),
+            (403, "NOT_ALLOWED_PARTIAL_REFUND"),
+            (404, "NOT_FOUND_PAYMENT"),
+        ] {
+            assert_eq!(cancel(status, code), declined(code));
+        }
+        for (status, code) in [(401, "UNAUTHORIZED_KEY"), (403, "FORBIDDEN_REQUEST")] {
+            assert_eq!(cancel(status, code), misconfigured(code));
+        }
+        for (status, code) in [
+            (400, "ALREADY_CANCELED_PAYMENT"),
+            (400, "ALREADY_REFUND_PAYMENT"),
+            (400, "NOT_MATCHES_REFUNDABLE_AMOUNT"),
+            (400, "PROVIDER_ERROR"),
+            (403, "FORBIDDEN_CONSECUTIVE_REQUEST"),
+            (500, "FAILED_REFUND_PROCESS"),
+            (500, "FAILED_PARTIAL_REFUND"),
+            (500, "COMMON_ERROR"),
+            (400, "BRAND_NEW_CODE"),
+            // Confirm-only declines do not prove a refund did not happen.
+            (403, "REJECT_CARD_PAYMENT"),
+        ] {
+            let error = cancel(status, code);
+            assert!(is_unknown(&error), "{status} {code}: {error:?}");
+        }
+    }
+
+    #[test]
+    fn classify_lookup_never_declines() {
+        assert!(is_unknown(&classify(
+            403,
+            "REJECT_CARD_PAYMENT",
+            "m",
+            Operation::Lookup
+        )));
+        assert_eq!(
+            classify(403, "INCORRECT_BASIC_AUTH_FORMAT", "m", Operation::Lookup),
+            misconfigured("INCORRECT_BASIC_AUTH_FORMAT")
+        );
+    }
+}

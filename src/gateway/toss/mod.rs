@@ -1,0 +1,50 @@
+//! Toss Payments core API v1: confirm, cancel, the two payment lookups, and webhook bodies.
+//!
+//! Request building and response parsing only; the service decides what a payment means.
+//!
+//! - `client`: the HTTP client (timeouts, the `Authorization` and `Idempotency-Key` headers,
+//!   one exchange per call and its log line).
+//! - `errors`: Toss's error codes and what each lets the caller conclude.
+//! - `transformers`: Toss's JSON and ours: request bodies, the Payment object as a
+//!   [`PgPayment`](super::PgPayment).
+//! - [`webhook`]: Toss's webhook bodies, reduced to a hint of which payment changed.
+
+mod client;
+mod errors;
+mod transformers;
+pub mod webhook;
+
+#[cfg(test)]
+mod fixtures;
+
+use std::time::Duration;
+
+use super::Timeouts;
+
+pub use client::{TossClient, TossSettings};
+
+/// Which kind of Toss call: the error codes that are final, and the timeout, depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Confirm,
+    Cancel,
+    Lookup,
+}
+
+impl Operation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Cancel => "cancel",
+            Self::Lookup => "lookup",
+        }
+    }
+
+    /// Confirm and cancel wait on card companies and banks; lookups only read Toss's records.
+    fn timeout(self, timeouts: &Timeouts) -> Duration {
+        match self {
+            Self::Confirm | Self::Cancel => timeouts.read,
+            Self::Lookup => timeouts.lookup,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Toss's JSON and ours: the request bodies built from [`ConfirmRequest`] and [`CancelRequest`],
+//! and Toss's Payment object read into a [`PgPayment`]. Toss adds fields and nulls others without
+//! a version bump (`reference/toss-api.md` §1, §4), so replies are read tolerantly.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::errors::unknown;
+use crate::domain::PaymentKey;
+use crate::gateway::{
+    CancelRequest, ConfirmRequest, GatewayError, PgCancel, PgFailure, PgPayment, PgStatus,
+};
+
+/// A 2xx reply's body: Toss's Payment object. A reply that is not one leaves the outcome unknown.
+pub(super) fn parse_payment(body: &[u8]) -> Result<PgPayment, GatewayError> {
+    let payment: TossPayment = serde_json::from_slice(body)
+        .map_err(|error| unknown(format!("2xx reply is not a Toss Payment: {error}")))?;
+    payment.into_pg().map_err(unknown)
+}
+
+/// Body of `POST /v1/payments/confirm`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConfirmBody<'a> {
+    payment_key: &'a str,
+    order_id: &'a str,
+    amount: i64,
+}
+
+impl<'a> From<&'a ConfirmRequest> for ConfirmBody<'a> {
+    fn from(request: &'a ConfirmRequest) -> Self {
+        Self {
+            payment_key: request.payment_key.as_str(),
+            order_id: request.order_id.as_str(),
+            amount: request.amount,
+        }
+    }
+}
+
+/// Body of `POST /v1/payments/{paymentKey}/cancel`; the key goes in the path.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CancelBody<'a> {
+    cancel_reason: &'a str,
+    cancel_amount: i64,
+    refundable_amount: i64,
+}
+
+impl<'a> From<&'a CancelRequest> for CancelBody<'a> {
+    fn from(request: &'a CancelRequest) -> Self {
+        Self {
+            cancel_reason: &request.reason,
+            cancel_amount: request.amount,
+            refundable_amount: request.refundable_amount,
+        }
+    }
+}
+
+/// `{"code","message"}`, sometimes with `"data": null` and whatever Toss adds next.
+#[derive(Deserialize)]
+pub(super) struct TossErrorBody {
+    pub(super) code: String,
+    pub(super) message: Option<String>,
+}
+
+/// Toss's Payment object, only the fields we keep. Toss adds fields and nulls others without a
+/// version bump (§1, §4), hence no `deny_unknown_fields` and `Option` nearly everywhere.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossPayment {
+    payment_key: String,
+    order_id: String,
+    status: String,
+    total_amount: Option<i64>,
+    balance_amount: Option<i64>,
+    currency: Option<String>,
+    method: Option<String>,
+    secret: Option<String>,
+    last_transaction_key: Option<String>,
+    approved_at: Option<String>,
+    cancels: Option<Vec<TossCancel>>,
+    failure: Option<TossFailure>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossCancel {
+    transaction_key: Option<String>,
+    cancel_amount: Option<i64>,
+    cancel_reason: Option<String>,
+    cancel_status: Option<String>,
+    canceled_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TossFailure {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+impl TossPayment {
+    /// A key that could not be ours (nor addressed at Toss) makes the whole reply doubtful.
+    fn into_pg(self) -> Result<PgPayment, String> {
+        let payment_key = PaymentKey::parse(&self.payment_key)
+            .map_err(|error| format!("the Toss reply's paymentKey {}", error.reason))?;
+        let cancels = self
+            .cancels
+            .unwrap_or_default()
+            .into_iter()
+            .map(TossCancel::into_pg)
+            .collect::<Result<Vec<_>, _>>()?;
+        let failure = self
+            .failure
+            .filter(|failure| failure.code.is_some() || failure.message.is_some())
+            .map(|failure| PgFailure {
+                code: failure.code.unwrap_or_default(),
+                message: failure.message.unwrap_or_default(),
+            });
+        Ok(PgPayment {
+            payment_key,
+            order_id: self.order_id,
+            status: parse_status(self.status),
+            total_amount: self.total_amount,
+            balance_amount: self.balance_amount,
+            currency: self.currency,
+            method: self.method,
+            secret: self.secret,
+            last_transaction_key: self.last_transaction_key,
+            approved_at: parse_timestamp(self.approved_at.as_deref()),
+            cancels,
+            failure,
+        })
+    }
+}
+
+impl TossCancel {
+    /// A cancel without its key or amount cannot be matched to a refund: the whole reply is
+    /// then in doubt rather than quietly shorter.
+    fn into_pg(self) -> Result<PgCancel, String> {
+        let (Some(transaction_key), Some(amount)) = (self.transaction_key, self.cancel_amount)
+        else {
+            return Err("a cancel in the Toss reply lacks transactionKey or cancelAmount".into());
+        };
+        Ok(PgCancel {
+            transaction_key,
+            amount,
+            reason: self.cancel_reason,
+            status: self.cancel_status,
+            canceled_at: parse_timestamp(self.canceled_at.as_deref()),
+        })
+    }
+}
+
+fn parse_status(status: String) -> PgStatus {
+    match status.as_str() {
+        "READY" => PgStatus::Ready,
+        "IN_PROGRESS" => PgStatus::InProgress,
+        "WAITING_FOR_DEPOSIT" => PgStatus::WaitingForDeposit,
+        "DONE" => PgStatus::Done,
+        "CANCELED" => PgStatus::Canceled,
+        "PARTIAL_CANCELED" => PgStatus::PartialCanceled,
+        "ABORTED" => PgStatus::Aborted,
+        "EXPIRED" => PgStatus::Expired,
+        _ => PgStatus::Other(status),
+    }
+}
+
+/// Toss writes `2024-02-13T12:18:14+09:00`, but older payloads drop the offset; those are KST.
+/// A timestamp is informative only, so an unreadable one becomes `None` instead of an error.
+fn parse_timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
+    let raw = raw?.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
+        return Some(time.with_timezone(&Utc));
+    }
+    if let Ok(time) = DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(time.with_timezone(&Utc));
+    }
+    let kst = FixedOffset::east_opt(9 * 3600)?;
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()?
+        .and_local_timezone(kst)
+        .single()
+        .map(|time| time.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+    use serde_json::json;
+
+    #[test]
+    fn request_bodies_carry_tosss_names_and_our_values() {
+        let confirm = ConfirmRequest {
+            payment_key: PaymentKey::parse("pk_1").unwrap(),
+            order_id: crate::domain::OrderId::parse("order-1").unwrap(),
+            amount: 1000,
+            idempotency_key: "confirm-1".to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_value(ConfirmBody::from(&confirm)).unwrap(),
+            json!({"paymentKey": "pk_1", "orderId": "order-1", "amount": 1000})
+        );
+        let cancel = CancelRequest {
+            payment_key: PaymentKey::parse("pk_1").unwrap(),
+            reason: "고객 변심".to_owned(),
+            amount: 400,
+            refundable_amount: 1000,
+            idempotency_key: "refund-1".to_owned(),
+        };
+        // The key goes in the path, the idempotency key in a header: neither is in the body.
+        assert_eq!(
+            serde_json::to_value(CancelBody::from(&cancel)).unwrap(),
+            json!({"cancelReason": "고객 변심", "cancelAmount": 400, "refundableAmount": 1000})
+        );
+    }
+
+    #[test]
+    fn tolerant_payment_parses() {
+        let body = json!({
+            "paymentKey": "pk_new",
+            "orderId": "order-new",
+            "status": "SOMETHING_NEW",
+            "brandNewField": {"nested": [1, 2, 3]},
+            "method": "",
+            "totalAmount": 50_000_000_000_i64,
+            "balanceAmount": null,
+            "currency": null,
+            "secret": null,
+            "lastTransactionKey": null,
+            "approvedAt": "not a time",
+            "cancels": null,
+            "failure": null,
+            "card": null,
+            "version": null
+        });
+        let payment = parse_payment(body.to_string().as_bytes()).unwrap();
+        assert_eq!(payment.status, PgStatus::Other("SOMETHING_NEW".to_owned()));
+        assert_eq!(payment.method.as_deref(), Some(""));
+        assert_eq!(payment.total_amount, Some(50_000_000_000));
+        assert_eq!(payment.balance_amount, None);
+        assert_eq!(payment.approved_at, None);
+        assert!(payment.cancels.is_empty());
+
+        let minimal = parse_payment(br#"{"paymentKey":"pk","orderId":"o","status":"EXPIRED","failure":{"code":"EXPIRED_PAYMENT","message":"m"}}"#).unwrap();
+        assert_eq!(minimal.status, PgStatus::Expired);
+        assert_eq!(
+            minimal.failure,
+            Some(PgFailure {
+                code: "EXPIRED_PAYMENT".to_owned(),
+                message: "m".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn payment_without_required_fields_is_unknown() {
+        for body in [
+            r#"{"orderId":"o","status":"DONE"}"#,
+            r#"{"paymentKey":"pk","status":"DONE"}"#,
+            r#"{"paymentKey":"pk","orderId":"o"}"#,
+            r#"{"paymentKey":"pk","orderId":"o","status":null}"#,
+            r#"{"paymentKey":"pk","orderId":"o","status":"CANCELED","cancels":[{"cancelAmount":1}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_payment(body.as_bytes()),
+                    Err(GatewayError::Unknown { .. })
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_key_that_could_not_be_ours_is_unknown() {
+        let long = "k".repeat(201);
+        for key in ["", "..", "key with space", "키", long.as_str()] {
+            let body = json!({"paymentKey": key, "orderId": "order-1", "status": "DONE"});
+            assert!(
+                matches!(
+                    parse_payment(body.to_string().as_bytes()),
+                    Err(GatewayError::Unknown { code: None, .. })
+                ),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_parse_leniently() {
+        let expected = Utc.with_ymd_and_hms(2024, 2, 13, 3, 18, 14).unwrap();
+        assert_eq!(
+            parse_timestamp(Some("2024-02-13T12:18:14+09:00")),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_timestamp(Some("2024-02-13T12:18:14+0900")),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_timestamp(Some("2024-02-13T12:18:14.000")),
+            Some(expected)
+        );
+        assert_eq!(parse_timestamp(Some("yesterday")), None);
+        assert_eq!(parse_timestamp(None), None);
+    }
+}
