@@ -6,6 +6,7 @@
 //! with its event. A crash between any two steps leaves a row the reconciler can finish.
 
 mod adopt;
+mod attempt;
 mod confirm;
 mod events;
 mod health;
@@ -13,7 +14,6 @@ mod payments;
 mod reconciler;
 mod refunds;
 mod review;
-mod settle;
 mod webhooks;
 
 use std::sync::Arc;

@@ -1,13 +1,17 @@
-//! Settling an attempt whose outcome is unknown (timeout, 5xx, "already processed", a crash):
-//! read Toss's record and adopt it; send the confirm again while Toss shows the attempt
-//! unapproved within its window; otherwise look again later. We never guess.
+//! The life of a confirm attempt at the PG, once claimed: send the confirm and adopt what comes
+//! back; when the outcome is unknown (timeout, 5xx, "already processed", a crash), read Toss's
+//! record and adopt it, send the confirm again while Toss shows the attempt unapproved within
+//! its window, otherwise look again later; release it when it did not happen. We never guess.
+//! `confirm` (the use case) and the reconciler call in; nothing here calls back into them.
 
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 
 use super::adopt::{Adopted, Verdict};
-use super::{ConfirmOutcome, PaymentService};
-use crate::domain::{Failure, Payment, PaymentKey, PaymentStatus, PaymentUpdate};
+use super::{ConfirmOutcome, PaymentService, events};
+use crate::domain::{Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
+use crate::gateway::{ConfirmRequest, GatewayError};
 use crate::store::Target;
 
 /// Sends of one attempt's confirm at most (the first included); the window bounds them too.
@@ -171,5 +175,106 @@ impl PaymentService {
                 "the payment is {status} by another attempt"
             ))),
         }
+    }
+
+    /// Sends the confirm of the attempt `payment` holds (as the claim or resend committed it),
+    /// and adopts what comes back.
+    pub(super) async fn send_confirm(
+        &self,
+        payment: Payment,
+        payment_key: PaymentKey,
+    ) -> Result<ConfirmOutcome, AppError> {
+        let request = ConfirmRequest {
+            idempotency_key: confirm_idempotency_key(
+                payment.id,
+                &payment_key,
+                payment.confirm_sends,
+            ),
+            payment_key,
+            order_id: payment.order_id.clone(),
+            amount: payment.amount_krw,
+        };
+        tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "confirming at the PG");
+        match self.gateway.confirm(&request).await {
+            Ok(record) => {
+                let adopted = self.adopt_reply(&payment, &record).await?;
+                self.outcome(adopted, &request.payment_key)
+            }
+            Err(GatewayError::Declined { code, message }) => {
+                let failure = Failure {
+                    code: code.clone(),
+                    message: message.clone(),
+                };
+                self.release(&payment, Some(failure)).await?;
+                tracing::info!(payment_id = %payment.id, pg_code = %code, "PG declined the payment");
+                Err(AppError::PgDeclined { code, message })
+            }
+            Err(GatewayError::Misconfigured { code, message }) => {
+                self.release(&payment, None).await?;
+                tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; payment left PENDING");
+                Err(AppError::PgMisconfigured { code, message })
+            }
+            Err(GatewayError::Unknown { reason, code, .. }) => {
+                tracing::warn!(payment_id = %payment.id, %reason, pg_code = ?code, "confirm outcome unknown; reading the payment back");
+                self.settle(payment, false).await
+            }
+        }
+    }
+
+    /// An attempt that did not happen at the PG: back to `PENDING` (the buyer may try again),
+    /// with the failure and a `payment.failed` event when there is one to tell.
+    pub(super) async fn release(
+        &self,
+        payment: &Payment,
+        failure: Option<Failure>,
+    ) -> Result<Option<Payment>, AppError> {
+        let update = PaymentUpdate::Release { failure };
+        let event = events::of_update(&update, &update.applied_to(payment, Utc::now()));
+        Ok(self
+            .store
+            .update_payment(Target::attempt(payment), &update, event)
+            .await?)
+    }
+}
+
+/// Toss scopes idempotency keys by URL, not body, and every confirm shares one URL: the key must
+/// be unique per attempt, so it is derived from the attempt's `paymentKey`. Toss replays a
+/// reused key's answer, errors included, so every resend (`send` > 1) gets a fresh one.
+pub(super) fn confirm_idempotency_key(
+    payment_id: PaymentId,
+    payment_key: &PaymentKey,
+    send: i32,
+) -> String {
+    let digest = Sha256::digest(payment_key.as_str().as_bytes());
+    let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    if send <= 1 {
+        format!("confirm-{payment_id}-{short}")
+    } else {
+        format!("confirm-{payment_id}-{short}-{send}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_keys_differ_per_attempt_and_repeat_per_retry() {
+        let payment = PaymentId::new();
+        let (key_a, key_b) = (
+            PaymentKey::parse("key-a").unwrap(),
+            PaymentKey::parse("key-b").unwrap(),
+        );
+        let first = confirm_idempotency_key(payment, &key_a, 1);
+        assert_eq!(first, confirm_idempotency_key(payment, &key_a, 1));
+        assert_ne!(first, confirm_idempotency_key(payment, &key_b, 1));
+        assert_ne!(first, confirm_idempotency_key(PaymentId::new(), &key_a, 1));
+        assert!(first.len() <= 300);
+        let resend = confirm_idempotency_key(payment, &key_a, 2);
+        assert_ne!(
+            first, resend,
+            "a resend never replays the first send's answer"
+        );
+        assert_ne!(resend, confirm_idempotency_key(payment, &key_a, 3));
     }
 }
