@@ -1182,7 +1182,7 @@ async fn nul_in_any_body_string_query_or_path_is_refused_and_changes_nothing(bac
 
     let mut failures = Vec::new();
     for (label, status, request) in cases {
-        let before = crate::hostile::Snapshot::take(&db).await;
+        let before = crate::hostile::snapshot::Snapshot::take(&db).await;
         let toss_before = app
             .toss_server
             .received_requests()
@@ -1190,7 +1190,7 @@ async fn nul_in_any_body_string_query_or_path_is_refused_and_changes_nothing(bac
             .unwrap_or_default()
             .len();
         let reply = send(request).await;
-        let changes = before.diff(&crate::hostile::Snapshot::take(&db).await, None);
+        let changes = before.diff(&crate::hostile::snapshot::Snapshot::take(&db).await, None);
         let toss_after = app
             .toss_server
             .received_requests()
@@ -1258,7 +1258,7 @@ async fn nul_in_a_header_never_reaches_the_service(backend: Backend) {
         ("/payments", "authorization: Bearer \0", create),
     ];
     for (path, header, body) in cases {
-        let before = crate::hostile::Snapshot::take(&db).await;
+        let before = crate::hostile::snapshot::Snapshot::take(&db).await;
         let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {API_KEY}\r\n\
@@ -1277,7 +1277,7 @@ async fn nul_in_a_header_never_reaches_the_service(backend: Backend) {
             answer.starts_with("HTTP/1.1 400"),
             "{header:?}: expected hyper's 400, got {answer:?}"
         );
-        let changes = before.diff(&crate::hostile::Snapshot::take(&db).await, None);
+        let changes = before.diff(&crate::hostile::snapshot::Snapshot::take(&db).await, None);
         assert!(
             changes.is_empty(),
             "{header:?} changed the database: {}",
