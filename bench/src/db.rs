@@ -22,10 +22,8 @@ use payment_service::domain::{
     OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentType, PaymentUpdate,
     Refund, RefundId, RefundOrigin, RefundStatus, status_after_refunds,
 };
-use payment_service::store::{
-    DatabaseOptions, NewEvent, Plan, RefundWrite, Store, StoreError, Target,
-};
-use serde_json::json;
+use payment_service::service::events;
+use payment_service::store::{DatabaseOptions, Plan, RefundWrite, Store, StoreError, Target};
 
 use crate::flows::{AMOUNT_KRW, Flow};
 use crate::stats::Recorder;
@@ -153,9 +151,9 @@ impl DbFlow {
             provider: "toss".to_owned(),
             approved_at: now,
         };
-        let event = completed_event(&complete.applied_to(&claimed, now));
+        let event = events::of_update(&complete, &complete.applied_to(&claimed, now));
         self.store
-            .update_payment(Target::attempt(&claimed), &complete, Some(event))
+            .update_payment(Target::attempt(&claimed), &complete, event)
             .await?
             .ok_or(Failed::Refused("complete"))?;
         Ok(())
@@ -260,59 +258,12 @@ fn cancelled(
     }
     after.status = status_after_refunds(&after);
     after.updated_at = now;
-    let event = refunded_event(&after, &refund);
+    let event = events::refunded(&after, &refund);
     Some(Plan {
         payment: after,
         refunds: vec![RefundWrite::Update(refund)],
         events: vec![event],
     })
-}
-
-/// The service's event envelope (`src/service/events.rs`).
-fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Value) -> NewEvent {
-    NewEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        event_type,
-        version: "1.0",
-        source: "payment-service",
-        occurred_at: Utc::now(),
-        user_id: payment.user_id.clone(),
-        payment_id: payment.id.to_string(),
-        payload,
-    }
-}
-
-fn completed_event(payment: &Payment) -> NewEvent {
-    envelope(
-        "payment.completed",
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id.as_str(),
-            "amount": payment.amount_krw,
-            "currency": payment.currency,
-            "payment_method": payment.payment_method,
-            "pg_provider": payment.pg_provider,
-            "pg_transaction_id": payment.pg_transaction_id,
-            "payment_type": payment.payment_type.as_str(),
-            "subscription_id": payment.subscription_id,
-        }),
-    )
-}
-
-fn refunded_event(payment: &Payment, refund: &Refund) -> NewEvent {
-    envelope(
-        "payment.refunded",
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "refund_id": refund.id.to_string(),
-            "refund_amount": refund.amount_krw,
-            "currency": payment.currency,
-            "reason": refund.reason,
-            "is_full_refund": payment.refunded_amount_krw >= payment.amount_krw,
-        }),
-    )
 }
 
 impl Flow for DbFlow {

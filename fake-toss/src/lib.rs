@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// Toss's published test secret key (`reference/toss-api.md` §2.3): the fake's default.
+/// Toss's published test secret key (`docs/toss-api.md` §2.3): the fake's default.
 pub const SECRET_KEY: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
-/// base64("test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R:"), from reference/toss-api.md §2.1.
+/// base64("test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R:"), from docs/toss-api.md §2.1.
 pub const BASIC_AUTH: &str = "Basic dGVzdF9za196WExrS0V5cE5BcldtbzUwblgzbG1lYXhZRzVSOg==";
 
 /// The `Authorization` header Toss expects for `secret_key`: HTTP Basic with an empty password.

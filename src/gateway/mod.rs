@@ -179,7 +179,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
 }
 
 /// Timeouts of the PG client. Confirm and cancel go out to card companies synchronously, so the
-/// read timeout is long; see `reference/toss-api.md` §11.
+/// read timeout is long; see `docs/toss-api.md` §11.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub connect: Duration,

@@ -8,7 +8,7 @@
 mod adopt;
 mod attempt;
 mod confirm;
-mod events;
+pub mod events;
 mod health;
 mod payments;
 mod reconciler;

@@ -1,6 +1,6 @@
 //! Toss's error codes, and what each lets the caller conclude. Errors are classified by Toss's
 //! `code`, not by HTTP status, because Toss uses 400 and 403 both for final declines and for
-//! answers that mean "maybe it happened" (`reference/toss-api.md` §8).
+//! answers that mean "maybe it happened" (`docs/toss-api.md` §8).
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
-//! Toss replies from `reference/toss-api.md`, shared by the tests of the connector.
+//! Toss replies from `docs/toss-api.md`, shared by the tests of the connector.
 
-/// §4.1 of reference/toss-api.md.
+/// §4.1 of docs/toss-api.md.
 pub const CONFIRMED: &str = r#"{
   "mId": "tosspayments",
   "lastTransactionKey": "9C62B18EEF0DE3EB7F4422EB6D14BC6E",
@@ -29,7 +29,7 @@ pub const CONFIRMED: &str = r#"{
   "vat": 91, "taxFreeAmount": 0, "method": "카드", "version": "2022-11-16", "metadata": null
 }"#;
 
-/// §5.3 of reference/toss-api.md.
+/// §5.3 of docs/toss-api.md.
 pub const CANCELED: &str = r#"{
   "mId": "tosspayments",
   "lastTransactionKey": "090A796806E726BBB929F4A2CA7DB9A7",

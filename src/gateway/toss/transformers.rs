@@ -1,6 +1,6 @@
 //! Toss's JSON and ours: the request bodies built from [`ConfirmRequest`] and [`CancelRequest`],
 //! and Toss's Payment object read into a [`PgPayment`]. Toss adds fields and nulls others without
-//! a version bump (`reference/toss-api.md` §1, §4), so replies are read tolerantly.
+//! a version bump (`docs/toss-api.md` §1, §4), so replies are read tolerantly.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Toss's webhook bodies (`reference/toss-api.md`, webhooks): `PAYMENT_STATUS_CHANGED` (a
+//! Toss's webhook bodies (`docs/toss-api.md`, webhooks): `PAYMENT_STATUS_CHANGED` (a
 //! Payment in `data`), `CANCEL_STATUS_CHANGED` (a Cancel in `data`), or `DEPOSIT_CALLBACK` (flat,
 //! no `eventType`, with `secret`). Toss does not sign them, so a body is reduced to a
 //! [`WebhookHint`]: which payment to read back from Toss, never what to believe about it.
