@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use payment_service::domain::{
-    OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentType, PaymentUpdate,
-    Refund, RefundId, RefundOrigin, RefundStatus, status_after_refunds,
+    OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentUpdate, Refund, RefundId,
+    RefundOrigin, RefundStatus, status_after_refunds,
 };
 use payment_service::service::events;
 use payment_service::store::{DatabaseOptions, Plan, RefundWrite, Store, StoreError, Target};
@@ -83,37 +83,14 @@ impl DbFlow {
     async fn create(&self, order_id: &str) -> Result<Payment, Failed> {
         let now = Utc::now();
         let payment = Payment {
-            id: PaymentId::new(),
-            user_id: "bench-user".to_owned(),
-            order_id: OrderId::parse(order_id).map_err(|_| Failed::Refused("order id"))?,
             order_name: Some("bench order".to_owned()),
-            subscription_id: None,
-            idempotency_key: None,
-            payment_type: PaymentType::OneTime,
-            payment_method: "card".to_owned(),
-            amount_krw: AMOUNT_KRW,
-            refunded_amount_krw: 0,
-            refund_reserved_krw: 0,
-            currency: "KRW".to_owned(),
-            status: PaymentStatus::Pending,
-            pg_provider: None,
-            pg_transaction_id: None,
-            payment_key: None,
-            confirm_attempt: 0,
-            confirm_sends: 0,
-            annotated_attempt: None,
-            cancel_slot: None,
-            cancel_slot_until: None,
-            confirm_started_at: None,
-            pg_secret: None,
-            failure: None,
-            needs_review: false,
-            review_reason: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
+            ..Payment::new_pending(
+                "bench-user".to_owned(),
+                OrderId::parse(order_id).map_err(|_| Failed::Refused("order id"))?,
+                AMOUNT_KRW,
+                "card".to_owned(),
+                now,
+            )
         };
         self.store.insert_payment(&payment).await?;
         Ok(payment)

@@ -55,6 +55,50 @@ pub struct Payment {
 }
 
 impl Payment {
+    /// A new payment waiting to be paid: nothing attempted, nothing refunded. Callers set the
+    /// optional parts (order name, subscription, type, idempotency key) over it.
+    pub fn new_pending(
+        user_id: String,
+        order_id: OrderId,
+        amount_krw: i64,
+        payment_method: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: PaymentId::new(),
+            user_id,
+            order_id,
+            order_name: None,
+            subscription_id: None,
+            payment_type: PaymentType::OneTime,
+            payment_method,
+            amount_krw,
+            refunded_amount_krw: 0,
+            refund_reserved_krw: 0,
+            currency: "KRW".to_owned(),
+            status: PaymentStatus::Pending,
+            pg_provider: None,
+            pg_transaction_id: None,
+            payment_key: None,
+            confirm_attempt: 0,
+            confirm_sends: 0,
+            annotated_attempt: None,
+            cancel_slot: None,
+            cancel_slot_until: None,
+            confirm_started_at: None,
+            pg_secret: None,
+            failure: None,
+            needs_review: false,
+            review_reason: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            idempotency_key: None,
+        }
+    }
+
     /// What may still be refunded, not counting refunds in flight.
     pub fn refundable_krw(&self) -> i64 {
         self.amount_krw - self.refunded_amount_krw - self.refund_reserved_krw

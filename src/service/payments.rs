@@ -27,37 +27,17 @@ impl PaymentService {
     pub async fn create(&self, new: NewPayment) -> Result<Payment, AppError> {
         let now = Utc::now();
         let payment = Payment {
-            id: PaymentId::new(),
-            user_id: new.user_id.as_str().to_owned(),
-            order_id: new.order_id,
             order_name: new.order_name,
             subscription_id: new.subscription_id,
             payment_type: new.payment_type,
-            payment_method: new.payment_method,
-            amount_krw: new.amount.get(),
-            refunded_amount_krw: 0,
-            refund_reserved_krw: 0,
-            currency: "KRW".to_owned(),
-            status: PaymentStatus::Pending,
-            pg_provider: None,
-            pg_transaction_id: None,
-            payment_key: None,
-            confirm_attempt: 0,
-            confirm_sends: 0,
-            annotated_attempt: None,
-            cancel_slot: None,
-            cancel_slot_until: None,
-            confirm_started_at: None,
-            pg_secret: None,
-            failure: None,
-            needs_review: false,
-            review_reason: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
             idempotency_key: new.idempotency_key,
+            ..Payment::new_pending(
+                new.user_id.as_str().to_owned(),
+                new.order_id,
+                new.amount.get(),
+                new.payment_method,
+                now,
+            )
         };
         Self::annotate(&payment);
         match self.store.insert_payment(&payment).await {
