@@ -13,8 +13,7 @@ use super::AppState;
 use super::extract::{json_has_nul, nul_in_body};
 use super::problem::Problem;
 use crate::error::AppError;
-use crate::gateway::toss::webhook;
-use crate::service::WebhookOutcome;
+use crate::service::{WebhookOutcome, read_webhook};
 
 pub const TRANSMISSION_ID: &str = "tosspayments-webhook-transmission-id";
 
@@ -22,7 +21,7 @@ const WEBHOOK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// A Toss webhook body: `PAYMENT_STATUS_CHANGED` (a Payment in `data`), `CANCEL_STATUS_CHANGED`
 /// (a Cancel in `data`), or `DEPOSIT_CALLBACK` (flat, no `eventType`, with `secret`).
-// The body's schema for the OpenAPI document only; `gateway::toss::webhook` reads the body.
+// The body's schema for the OpenAPI document only; the service reads the body.
 #[derive(Debug, ToSchema)]
 #[expect(dead_code, reason = "documents the body; the parser has its own type")]
 #[serde(rename_all = "camelCase")]
@@ -96,7 +95,7 @@ pub async fn toss_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReply>, AppError> {
-    let delivery = webhook::parse(&body).map_err(|e| AppError::validation(e.to_string()))?;
+    let delivery = read_webhook(&body)?;
     // Toss never sends one; any of its strings may end up in a query.
     if json_has_nul(&body) {
         return Err(nul_in_body());
@@ -149,12 +148,12 @@ mod tests {
         let doc = serde_json::to_value(crate::http::openapi()).unwrap();
         let example = &doc["components"]["schemas"]["TossWebhook"]["example"];
         assert!(example.is_object(), "{example}");
-        let delivery = webhook::parse(example.to_string().as_bytes()).unwrap();
+        let delivery = read_webhook(example.to_string().as_bytes()).unwrap();
         let hint = delivery.hint.unwrap();
         assert_eq!(hint.event_type, "PAYMENT_STATUS_CHANGED");
         assert!(matches!(
             hint.payment,
-            crate::gateway::HintedPayment::ByOrder(_)
+            crate::service::HintedPayment::ByOrder(_)
         ));
     }
 }

@@ -33,7 +33,7 @@ pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use webhooks::WebhookOutcome;
+pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]

@@ -74,10 +74,9 @@ impl PaymentService {
             return self.refund_outcome(made.id).await;
         }
         let payment = self.find(command.payment_id).await?;
-        self.check_refund_gateway(&payment)?;
+        let via_pg = self.refund_route(&payment)?;
         let amount = self.refund_amount(&payment, command.amount_krw)?;
         let now = Utc::now();
-        let via_pg = self.refunds_through_pg(&payment);
         let refund = Refund {
             id: RefundId::new(),
             payment_id: payment.id,
@@ -124,22 +123,22 @@ impl PaymentService {
             .await
     }
 
-    /// A payment a PG verified is refunded only through that PG: an instance without it must
-    /// not record a refund nobody made.
-    fn check_refund_gateway(&self, payment: &Payment) -> Result<(), AppError> {
-        let paid_through_pg = payment.payment_key.is_some() && payment.pg_provider.is_some();
-        if paid_through_pg && payment.pg_provider.as_deref() != self.gateway.provider() {
+    /// How a refund of `payment` is made: through this instance's PG when that PG took it; by
+    /// recording it when no PG verified the payment; never when a PG this instance does not have
+    /// took the money (a refund recorded here would be one nobody made). `true`: through the PG.
+    fn refund_route(&self, payment: &Payment) -> Result<bool, AppError> {
+        let gateway = self.gateway.provider();
+        if gateway.is_some()
+            && payment.pg_provider.as_deref() == gateway
+            && payment.pg_transaction_id.is_some()
+        {
+            return Ok(true);
+        }
+        if payment.payment_key.is_some() {
             tracing::warn!(payment_id = %payment.id, "refund refused: the PG that took the payment is not configured here");
             return Err(AppError::PgNotConfigured);
         }
-        Ok(())
-    }
-
-    /// Whether a refund of `payment` must go through the PG: it was paid through this PG.
-    fn refunds_through_pg(&self, payment: &Payment) -> bool {
-        self.gateway.provider().is_some()
-            && payment.pg_provider.as_deref() == self.gateway.provider()
-            && payment.pg_transaction_id.is_some()
+        Ok(false)
     }
 
     fn refund_amount(&self, payment: &Payment, requested: Option<i64>) -> Result<i64, AppError> {

@@ -4,7 +4,14 @@
 use super::PaymentService;
 use super::adopt::Verdict;
 use crate::error::AppError;
-use crate::gateway::{HintedPayment, WebhookHint};
+pub use crate::gateway::toss::webhook::Delivery;
+pub use crate::gateway::{HintedPayment, WebhookHint};
+
+/// Reads a webhook body: which payment it names, or why it is ignored. Toss's body shapes are
+/// the connector's business (`gateway::toss::webhook`); the HTTP layer only hands the bytes on.
+pub fn read_webhook(body: &[u8]) -> Result<Delivery, AppError> {
+    crate::gateway::toss::webhook::parse(body).map_err(|e| AppError::validation(e.to_string()))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
