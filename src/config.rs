@@ -1,6 +1,7 @@
 //! Settings, loaded once at start: `config/default.toml` (compiled in), then
 //! `config/<APP_ENV>.toml` if present, then `APP_<SECTION>__<KEY>` variables, then the contract's
-//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`, `NATS_URL`).
+//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`, `NATS_URL`,
+//! `TOSS_BILLING_SECRET_KEY`, `BILLING_KEY_ENCRYPTION_KEY`).
 
 use std::time::Duration;
 
@@ -26,6 +27,16 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub nats: NatsSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub billing: BillingSettings,
+}
+
+/// Toss billing (자동결제).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BillingSettings {
+    /// AES-256-GCM key of stored billing keys: 32 bytes in base64 (`BILLING_KEY_ENCRYPTION_KEY`).
+    /// Unset: one is generated at start, and billing keys do not survive a restart.
+    pub encryption_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +194,9 @@ fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TossConfig {
     pub secret_key: Option<SecretString>,
+    /// The billing contract's secret key (`TOSS_BILLING_SECRET_KEY`); unset: `secret_key`.
+    #[serde(default)]
+    pub billing_secret_key: Option<SecretString>,
     pub api_url: String,
     pub connect_timeout_secs: u64,
     pub read_timeout_secs: u64,
@@ -209,6 +223,12 @@ pub struct AuthSettings {
 pub struct RedirectSettings {
     pub success_url: Option<String>,
     pub fail_url: Option<String>,
+    /// Where `/billing/toss/success` sends the buyer (`?billing_key_id=…`); unset: JSON.
+    #[serde(default)]
+    pub billing_success_url: Option<String>,
+    /// Where `/billing/toss/fail` sends the buyer (`?code=…&message=…`); unset: a problem.
+    #[serde(default)]
+    pub billing_fail_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -336,6 +356,11 @@ impl Settings {
             .set_override_option("server.bind_addr", vars("BIND_ADDR"))?
             .set_override_option("toss.secret_key", vars("TOSS_SECRET_KEY"))?
             .set_override_option("toss.api_url", vars("TOSS_API_URL"))?
+            .set_override_option("toss.billing_secret_key", vars("TOSS_BILLING_SECRET_KEY"))?
+            .set_override_option(
+                "billing.encryption_key",
+                vars("BILLING_KEY_ENCRYPTION_KEY"),
+            )?
             .set_override_option("nats.url", vars("NATS_URL"))?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys
@@ -453,10 +478,14 @@ mod tests {
     fn debug_never_shows_secrets() {
         let mut settings = Settings::defaults();
         settings.toss.secret_key = Some("test_sk_secret_value".into());
+        settings.toss.billing_secret_key = Some("test_sk_billing_value".into());
+        settings.billing.encryption_key = Some("encryption-key-value".into());
         settings.auth.api_keys = vec!["api-key-secret-value".into()];
         settings.database.url = Some("postgres://u:db-password@h/db".into());
         let text = format!("{settings:?}");
         assert!(!text.contains("test_sk_secret_value"));
+        assert!(!text.contains("test_sk_billing_value"));
+        assert!(!text.contains("encryption-key-value"));
         assert!(!text.contains("api-key-secret-value"));
         assert!(!text.contains("db-password"));
         assert!(

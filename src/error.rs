@@ -24,8 +24,18 @@ pub enum AppError {
     AmountMismatch,
     #[error("refund of {requested} KRW exceeds the refundable balance of {balance} KRW")]
     RefundExceedsBalance { requested: i64, balance: i64 },
+    /// `retryable`: for a charge, whether the same card may pass later.
     #[error("the payment gateway declined: {message}")]
-    PgDeclined { code: String, message: String },
+    PgDeclined {
+        code: String,
+        message: String,
+        retryable: Option<bool>,
+    },
+    /// The billing key is not `ACTIVE` (deleted here or at Toss), or cannot be used.
+    #[error("{0}")]
+    BillingKeyInactive(String),
+    #[error("the billing key belongs to another user than the payment")]
+    BillingKeyMismatch,
     #[error(
         "the payment gateway rejected our credentials or request; an operator must fix the configuration"
     )]
@@ -76,6 +86,8 @@ impl AppError {
             Self::AmountMismatch => "AMOUNT_MISMATCH",
             Self::RefundExceedsBalance { .. } => "REFUND_EXCEEDS_BALANCE",
             Self::PgDeclined { .. } => "PG_DECLINED",
+            Self::BillingKeyInactive(_) => "BILLING_KEY_INACTIVE",
+            Self::BillingKeyMismatch => "BILLING_KEY_MISMATCH",
             Self::PgMisconfigured { .. } => "PG_MISCONFIGURED",
             Self::PgResponseMismatch => "PG_RESPONSE_MISMATCH",
             Self::PgNotConfigured => "PG_NOT_CONFIGURED",
@@ -105,6 +117,8 @@ impl AppError {
             Self::AmountMismatch => 422,
             Self::RefundExceedsBalance { .. } => 409,
             Self::PgDeclined { .. } => 402,
+            Self::BillingKeyInactive(_) => 409,
+            Self::BillingKeyMismatch => 422,
             Self::PgMisconfigured { .. } => 502,
             Self::PgResponseMismatch => 502,
             Self::PgNotConfigured => 503,
@@ -121,7 +135,7 @@ impl AppError {
     /// Toss's own `code`/`message`, for the problem's `pg_code`/`pg_message`.
     pub fn pg_error(&self) -> Option<(&str, &str)> {
         match self {
-            Self::PgDeclined { code, message } | Self::PgMisconfigured { code, message } => {
+            Self::PgDeclined { code, message, .. } | Self::PgMisconfigured { code, message } => {
                 Some((code, message))
             }
             _ => None,
@@ -152,7 +166,11 @@ impl From<GatewayError> for AppError {
     /// Only for the final classes; an unknown outcome is not an error to the caller (202).
     fn from(error: GatewayError) -> Self {
         match error {
-            GatewayError::Declined { code, message } => Self::PgDeclined { code, message },
+            GatewayError::Declined { code, message } => Self::PgDeclined {
+                code,
+                message,
+                retryable: None,
+            },
             GatewayError::Misconfigured { code, message } => {
                 Self::PgMisconfigured { code, message }
             }

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
-use crate::gateway::{MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings};
+use crate::crypto::BillingKeyCipher;
+use crate::gateway::{
+    BillingGateway, MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings,
+};
 use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
@@ -28,6 +31,55 @@ pub struct Application {
     relay: Option<Relay>,
     rate_limit: PublicRateLimit,
     grace: Duration,
+}
+
+/// Billing's gateway (under `TOSS_BILLING_SECRET_KEY`, else `TOSS_SECRET_KEY`; none without
+/// either) and the cipher of stored billing keys. A malformed encryption key stops the start.
+fn billing(
+    settings: &Settings,
+) -> anyhow::Result<(Option<Arc<dyn BillingGateway>>, BillingKeyCipher)> {
+    let set = |key: &Option<secrecy::SecretString>| {
+        key.clone()
+            .filter(|key| !key.expose_secret().trim().is_empty())
+    };
+    let (key, source) = match (
+        set(&settings.toss.billing_secret_key),
+        set(&settings.toss.secret_key),
+    ) {
+        (Some(key), _) => (Some(key), "TOSS_BILLING_SECRET_KEY"),
+        (None, Some(key)) => (Some(key), "TOSS_SECRET_KEY"),
+        (None, None) => (None, ""),
+    };
+    let gateway: Option<Arc<dyn BillingGateway>> = match key {
+        Some(secret_key) => {
+            let client = TossClient::new(TossSettings {
+                api_url: settings.toss.api_url.clone(),
+                secret_key,
+                timeouts: settings.toss.timeouts(),
+            })?;
+            tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
+            Some(Arc::new(client))
+        }
+        None => {
+            tracing::warn!(
+                "billing gateway: none (neither TOSS_BILLING_SECRET_KEY nor TOSS_SECRET_KEY is set); billing routes that need Toss answer 503 PG_NOT_CONFIGURED"
+            );
+            None
+        }
+    };
+    let cipher = match set(&settings.billing.encryption_key) {
+        Some(key) => BillingKeyCipher::from_base64(key.expose_secret())?,
+        None => {
+            tracing::warn!(
+                alert = "billing_key_encryption_key_generated",
+                "BILLING_KEY_ENCRYPTION_KEY is not set: a key was generated for this process only. \
+                 Billing keys stored now CANNOT be decrypted after a restart (buyers must register \
+                 their cards again). Set a 32-byte base64 key (openssl rand -base64 32) in production."
+            );
+            BillingKeyCipher::generate()
+        }
+    };
+    Ok((gateway, cipher))
 }
 
 impl Application {
@@ -69,7 +121,7 @@ impl Application {
                     secret_key: secret_key.clone(),
                     timeouts: settings.toss.timeouts(),
                 })?;
-                tracing::info!(gateway = "toss", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway: Toss Payments");
+                tracing::info!(gateway = "toss", key = "TOSS_SECRET_KEY", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway (one-time payments): Toss Payments");
                 Arc::new(MeteredGateway::new(
                     Arc::new(client),
                     settings.toss.max_concurrency,
@@ -78,11 +130,13 @@ impl Application {
             _ => {
                 tracing::warn!(
                     gateway = "noop",
-                    "payment gateway: no-op (TOSS_SECRET_KEY is not set); confirms are recorded, not verified"
+                    "payment gateway (one-time payments): no-op (TOSS_SECRET_KEY is not set); confirms are recorded, not verified"
                 );
                 Arc::new(NoopGateway)
             }
         };
+
+        let (billing, cipher) = billing(&settings)?;
 
         let reconcile = &settings.reconciler;
         let idempotency = Idempotency::new(
@@ -103,7 +157,8 @@ impl Application {
                 confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
                 reconcile_batch: reconcile.batch_size,
             },
-        );
+        )
+        .with_billing(billing, cipher);
         let reconciler = reconcile.enabled.then(|| {
             Reconciler::new(
                 service.clone(),

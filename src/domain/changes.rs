@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Failure, Payment, PaymentKey, PaymentStatus};
+use super::{BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus};
 
 use PaymentStatus::*;
 
@@ -18,6 +18,14 @@ pub enum PaymentUpdate {
         provider: String,
         at: DateTime<Utc>,
         /// When the attempt becomes the reconciler's if the request that sent it never settles it.
+        lease_until: DateTime<Utc>,
+    },
+    /// A charge of billing key `billing_key_id` is about to be sent to the PG. Like `Claim`,
+    /// only one request wins it; Toss's `paymentKey` is known only from its answer.
+    Charge {
+        billing_key_id: BillingKeyId,
+        provider: String,
+        at: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     },
     /// The confirm of the attempt in flight is sent again (after Toss showed it unapproved). The
@@ -64,7 +72,10 @@ impl PaymentUpdate {
     /// The statuses this change may start from; the store's conditional update enforces them.
     pub fn from_statuses(&self) -> &'static [PaymentStatus] {
         match self {
-            Self::Claim { .. } | Self::Record { .. } | Self::Annotate { .. } => &[Pending],
+            Self::Claim { .. }
+            | Self::Charge { .. }
+            | Self::Record { .. }
+            | Self::Annotate { .. } => &[Pending],
             Self::Resend { .. } => &[InProgress],
             Self::Release { .. } | Self::Reschedule { .. } => &[InProgress, WaitingForDeposit],
             Self::Complete { .. } => &[Pending, InProgress, WaitingForDeposit],
@@ -76,7 +87,7 @@ impl PaymentUpdate {
     /// The status after the change, when it sets one.
     pub fn to_status(&self) -> Option<PaymentStatus> {
         match self {
-            Self::Claim { .. } => Some(InProgress),
+            Self::Claim { .. } | Self::Charge { .. } => Some(InProgress),
             Self::Release { .. } => Some(Pending),
             Self::Complete { .. } | Self::Record { .. } => Some(Completed),
             Self::AwaitDeposit { .. } => Some(WaitingForDeposit),
@@ -102,6 +113,25 @@ impl PaymentUpdate {
                 pg_provider: Some(Some(provider)),
                 pg_secret: Some(None),
                 failure: Some(None),
+                billing_key_id: Some(None),
+                new_attempt: true,
+                confirm_started_at: Some(at),
+                next_reconcile_at: Some(Some(lease_until)),
+                reconcile_attempts: Some(0),
+                ..Patch::default()
+            },
+            Self::Charge {
+                billing_key_id,
+                provider,
+                at,
+                lease_until,
+            } => Patch {
+                status: Some(InProgress),
+                payment_key: Some(None),
+                pg_provider: Some(Some(provider)),
+                pg_secret: Some(None),
+                failure: Some(None),
+                billing_key_id: Some(Some(billing_key_id)),
                 new_attempt: true,
                 confirm_started_at: Some(at),
                 next_reconcile_at: Some(Some(lease_until)),
@@ -202,6 +232,7 @@ pub struct Patch {
     pub pg_provider: Option<Option<String>>,
     pub pg_transaction_id: Option<Option<String>>,
     pub payment_key: Option<Option<PaymentKey>>,
+    pub billing_key_id: Option<Option<BillingKeyId>>,
     pub pg_secret: Option<Option<String>>,
     pub failure: Option<Option<Failure>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -231,6 +262,9 @@ impl Patch {
         }
         if let Some(value) = p.payment_key {
             payment.payment_key = value;
+        }
+        if let Some(value) = p.billing_key_id {
+            payment.billing_key_id = value;
         }
         if let Some(value) = p.pg_secret {
             payment.pg_secret = value;
@@ -288,11 +322,18 @@ mod tests {
         let failure = Failure {
             code: "X".into(),
             message: "x".into(),
+            retryable: None,
         };
         let key = || PaymentKey::parse("k").unwrap();
         let changes = [
             PaymentUpdate::Claim {
                 payment_key: key(),
+                provider: "toss".into(),
+                at: now,
+                lease_until: now,
+            },
+            PaymentUpdate::Charge {
+                billing_key_id: BillingKeyId::new(),
                 provider: "toss".into(),
                 at: now,
                 lease_until: now,

@@ -1,13 +1,17 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+mod billing;
 mod changes;
 mod ids;
 mod records;
 mod status;
 
+pub use billing::{
+    AuthKey, BillingCustomer, BillingKey, BillingKeySecret, BillingKeyStatus, CardInfo, CustomerKey,
+};
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
-    Amount, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
+    Amount, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
     UserId,
 };
 pub use records::{Payment, Refund, Review, StoredEvent};
@@ -18,4 +22,19 @@ pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 pub struct Failure {
     pub code: String,
     pub message: String,
+    /// For a declined charge: whether the same card may pass if tried again later (limit,
+    /// balance, card company error) or never will (lost, stopped, expired card). `None` where
+    /// nobody can say (a one-time confirm, a redirect).
+    pub retryable: Option<bool>,
+}
+
+impl Failure {
+    /// A failure with nothing to say about retrying.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: None,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType, RefundId,
+    BillingKeyId, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType, RefundId,
     RefundOrigin, RefundStatus, ScopedKey,
 };
 
@@ -28,6 +28,9 @@ pub struct Payment {
     pub pg_transaction_id: Option<String>,
     /// The PG's key of the confirm attempt in flight (or the last one that succeeded).
     pub payment_key: Option<PaymentKey>,
+    /// The billing key of the charge attempt in flight (while `payment_key` is unknown), or of
+    /// the charge that paid.
+    pub billing_key_id: Option<BillingKeyId>,
     /// Number of confirm attempts (claims) made for this payment.
     pub confirm_attempt: i32,
     /// Sends of the current attempt's confirm; each send has its own PG idempotency key.
@@ -80,6 +83,7 @@ impl Payment {
             pg_provider: None,
             pg_transaction_id: None,
             payment_key: None,
+            billing_key_id: None,
             confirm_attempt: 0,
             confirm_sends: 0,
             annotated_attempt: None,
@@ -97,6 +101,14 @@ impl Payment {
             completed_at: None,
             idempotency_key: None,
         }
+    }
+
+    /// A charge of a billing key is in flight: Toss names its `paymentKey` only in its answer,
+    /// so the attempt is known by its billing key and read back by order id.
+    pub fn charge_in_flight(&self) -> bool {
+        self.status == PaymentStatus::InProgress
+            && self.payment_key.is_none()
+            && self.billing_key_id.is_some()
     }
 
     /// What may still be refunded, not counting refunds in flight.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{OrderId, PaymentKey};
+use crate::domain::{AuthKey, BillingKeySecret, CardInfo, CustomerKey, OrderId, PaymentKey};
 
 pub use metered::MeteredGateway;
 pub use noop::NoopGateway;
@@ -176,6 +176,59 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// `GET /v1/payments/orders/{orderId}`; `Ok(None)` when the PG has no such payment.
     async fn payment_by_order(&self, order_id: &OrderId)
     -> Result<Option<PgPayment>, GatewayError>;
+}
+
+/// `POST /v1/billing/authorizations/issue`: turn a card registration's single-use `authKey`
+/// into a billing key.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub auth_key: AuthKey,
+    pub customer_key: CustomerKey,
+    /// Derived from the `authKey`: a repeat of the same issue replays Toss's first answer.
+    pub idempotency_key: String,
+}
+
+/// A billing key Toss issued (its `Billing` object, what we keep of it).
+#[derive(Debug, Clone)]
+pub struct PgBillingKey {
+    pub billing_key: BillingKeySecret,
+    pub customer_key: String,
+    pub method: Option<String>,
+    pub card: Option<CardInfo>,
+}
+
+/// `POST /v1/billing/{billingKey}`: charge a billing key. `amount`, `order_id` and
+/// `order_name` come from our database, never from a client.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    pub billing_key: BillingKeySecret,
+    pub customer_key: CustomerKey,
+    pub order_id: OrderId,
+    pub order_name: String,
+    pub amount: i64,
+    pub tax_free_amount: i64,
+    /// One per charge attempt, the same for every send of it: Toss replays the first answer,
+    /// so a resend after an unknown outcome cannot charge twice.
+    pub idempotency_key: String,
+}
+
+/// Toss billing (자동결제), under the billing contract's secret key.
+#[async_trait]
+pub trait BillingGateway: Send + Sync + 'static {
+    /// `POST /v1/billing/authorizations/issue`.
+    async fn issue_billing_key(&self, request: &IssueRequest)
+    -> Result<PgBillingKey, GatewayError>;
+
+    /// `POST /v1/billing/{billingKey}`. A 200 is Toss's Payment object.
+    async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError>;
+
+    /// `GET /v1/payments/orders/{orderId}` under the billing key set: how an unknown charge
+    /// outcome is settled (Toss sends no webhook for billing approvals).
+    async fn read_back_charge(&self, order_id: &OrderId)
+    -> Result<Option<PgPayment>, GatewayError>;
+
+    /// Whether a decline with this code may pass if the same card is charged again later.
+    fn decline_is_retryable(&self, code: &str) -> bool;
 }
 
 /// Timeouts of the PG client. Confirm and cancel go out to card companies synchronously, so the

@@ -313,6 +313,10 @@ pub struct RefundRequest {
 pub struct FailureDto {
     pub code: String,
     pub message: String,
+    /// Charges of a billing key only: whether charging the same card again later may pass
+    /// (limit, balance, card company error) or never will (lost, stopped, expired card).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 /// A payment.
@@ -388,6 +392,7 @@ impl From<&Payment> for PaymentDto {
             failure: p.failure.as_ref().map(|f| FailureDto {
                 code: f.code.clone(),
                 message: f.message.clone(),
+                retryable: f.retryable,
             }),
             needs_review: p.needs_review,
             review_reason: p.review_reason.clone(),
@@ -560,6 +565,7 @@ impl RefundDto {
             failure: refund.failure.as_ref().map(|f| FailureDto {
                 code: f.code.clone(),
                 message: f.message.clone(),
+                retryable: None,
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP interface: routes, their OpenAPI description, and the layers around them.
 
 mod auth;
+mod billing;
 mod dto;
 mod extract;
 mod metrics;
@@ -65,7 +66,8 @@ Toss's success redirect), refund (fully or partly, repeatedly), and the durable 
 Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**). Errors are \
 RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
 `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
-`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `PG_DECLINED`, `PG_MISCONFIGURED`, \
+`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `PG_DECLINED` (with `retryable` for charges), \
+`BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
 `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
 `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
@@ -77,6 +79,7 @@ Timestamps are RFC 3339 UTC.",
     tags(
         (name = "payments", description = "Create, read, confirm and refund payments"),
         (name = "toss redirects", description = "Where Toss sends the buyer's browser, and its webhooks"),
+        (name = "billing", description = "Subscriptions through Toss billing (자동결제): customer keys, billing keys, charges"),
         (name = "events", description = "The durable event log"),
         (name = "system", description = "Health and readiness"),
     )
@@ -103,6 +106,16 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::list_refunds))
         .routes(routes!(reviews::review_payment))
         .routes(routes!(reviews::list_reviews))
+        .routes(routes!(billing::create_customer))
+        .routes(routes!(
+            billing::issue_billing_key,
+            billing::list_billing_keys
+        ))
+        .routes(routes!(
+            billing::get_billing_key,
+            billing::delete_billing_key
+        ))
+        .routes(routes!(billing::charge_payment))
         .routes(routes!(system::list_events))
 }
 
@@ -113,6 +126,8 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::confirm_payment))
         .routes(routes!(redirects::toss_success))
         .routes(routes!(redirects::toss_fail))
+        .routes(routes!(billing::billing_success))
+        .routes(routes!(billing::billing_fail))
         .routes(routes!(webhooks::toss_webhook))
         .routes(routes!(system::health))
         .routes(routes!(system::ready))

@@ -40,6 +40,10 @@ pub struct Problem {
     /// The payment gateway's own message, verbatim (PG errors only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_message: Option<String>,
+    /// `PG_DECLINED` of a charge: whether charging the same card again later may pass
+    /// (limit, balance, card company error) or never will (lost, stopped, expired card).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
 
 impl Problem {
@@ -53,6 +57,7 @@ impl Problem {
             code: code.to_owned(),
             pg_code: None,
             pg_message: None,
+            retryable: None,
         }
     }
 }
@@ -91,6 +96,9 @@ impl From<&AppError> for Problem {
         if let Some((code, message)) = error.pg_error() {
             problem.pg_code = Some(code.to_owned());
             problem.pg_message = Some(message.to_owned());
+        }
+        if let AppError::PgDeclined { retryable, .. } = error {
+            problem.retryable = *retryable;
         }
         problem
     }

@@ -160,6 +160,7 @@ pub async fn toss_fail(
                 Failure {
                     code: code.clone(),
                     message: message.clone(),
+                    retryable: None,
                 },
             )
             .await
@@ -186,7 +187,7 @@ pub async fn toss_fail(
     }
 }
 
-fn see_other(base: &str, query: &[(&str, &str)]) -> Response {
+pub(super) fn see_other(base: &str, query: &[(&str, &str)]) -> Response {
     let location = match Url::parse(base) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(query);

@@ -20,7 +20,8 @@ pub const TRANSMISSION_ID: &str = "tosspayments-webhook-transmission-id";
 const WEBHOOK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// A Toss webhook body: `PAYMENT_STATUS_CHANGED` (a Payment in `data`), `CANCEL_STATUS_CHANGED`
-/// (a Cancel in `data`), or `DEPOSIT_CALLBACK` (flat, no `eventType`, with `secret`).
+/// (a Cancel in `data`), `BILLING_DELETED` (`data: {billingKey, reason}`), or `DEPOSIT_CALLBACK`
+/// (flat, no `eventType`, with `secret`).
 // The body's schema for the OpenAPI document only; the service reads the body.
 #[derive(Debug, ToSchema)]
 #[expect(dead_code, reason = "documents the body; the parser has its own type")]
@@ -75,7 +76,8 @@ pub struct WebhookReply {
 /// or by `orderId` for `DEPOSIT_CALLBACK`) and applies Toss's record, moving states forward
 /// only. A `secret` that differs from the one Toss returned at confirm time is ignored.
 /// Deliveries are de-duplicated by `tosspayments-webhook-transmission-id`. A cancel made in
-/// Toss's dashboard shows up as a refund.
+/// Toss's dashboard shows up as a refund. `BILLING_DELETED` marks the billing key it names
+/// `DELETED` (it only ever disables one; an unknown key is ignored with 200).
 #[utoipa::path(
     post, path = "/webhooks/toss", tag = "toss redirects",
     request_body = TossWebhook,
@@ -99,6 +101,18 @@ pub async fn toss_webhook(
     // Toss never sends one; any of its strings may end up in a query.
     if json_has_nul(&body) {
         return Err(nul_in_body());
+    }
+    if let Some(fingerprint) = &delivery.billing_deleted {
+        // Only Toss knows billing keys, and this can only disable one: applied as it comes.
+        let applied = state
+            .service
+            .billing_key_deleted_at_toss(fingerprint)
+            .await?;
+        tracing::info!(event_type = ?delivery.event_type, applied, "billing webhook handled");
+        return Ok(Json(WebhookReply {
+            result: if applied { "applied" } else { "ignored" }.to_owned(),
+            reason: (!applied).then(|| "no active billing key of ours".to_owned()),
+        }));
     }
     let transmission_id = headers
         .get(TRANSMISSION_ID)

@@ -93,8 +93,9 @@ impl Decision {
 /// status); the unit tests below enumerate every pair.
 pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
     use PaymentStatus as Ours;
+    // A charge in flight has no `paymentKey` yet: Toss's record of its order is its record.
     let in_flight = matches!(ours.status, Ours::InProgress | Ours::WaitingForDeposit)
-        && ours.payment_key.as_ref() == Some(&record.payment_key);
+        && (ours.payment_key.as_ref() == Some(&record.payment_key) || ours.charge_in_flight());
     if record.order_id != ours.order_id.as_str() {
         let detail = format!(
             "Toss's record of paymentKey is about order {:?}, not ours",
@@ -298,10 +299,12 @@ fn failure_of(record: &PgPayment) -> Failure {
         Some(f) if !f.code.is_empty() => Failure {
             code: f.code.clone(),
             message: f.message.clone(),
+            retryable: None,
         },
         _ => Failure {
             code: format!("PG_{}", status_name(&record.status)),
             message: "the PG ended the payment attempt without approval".to_owned(),
+            retryable: None,
         },
     }
 }
@@ -501,6 +504,7 @@ fn adopt_cancels(
             Failure {
                 code: "PG_BALANCE_EXHAUSTED".to_owned(),
                 message: "Toss's remaining balance no longer covers this refund".to_owned(),
+                retryable: None,
             }
         } else if refund.sends > 0
             && refund.created_at + ctx.window < ctx.now
@@ -511,6 +515,7 @@ fn adopt_cancels(
             Failure {
                 code: "PG_CANCEL_NOT_FOUND".to_owned(),
                 message: "the PG shows no such cancel; the refund did not happen".to_owned(),
+                retryable: None,
             }
         } else {
             continue;

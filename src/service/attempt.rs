@@ -1,18 +1,64 @@
-//! The life of a confirm attempt at the PG, once claimed: send the confirm and adopt what comes
-//! back; when the outcome is unknown (timeout, 5xx, "already processed", a crash), read Toss's
-//! record and adopt it, send the confirm again while Toss shows the attempt unapproved within
-//! its window, otherwise look again later; release it when it did not happen. We never guess.
-//! `confirm` (the use case) and the reconciler call in; nothing here calls back into them.
+//! The life of a PG attempt, once claimed: a confirm (the buyer's `paymentKey`) or a charge of a
+//! billing key. Send it and adopt what comes back; when the outcome is unknown (timeout, 5xx,
+//! "already processed", a crash), read Toss's record and adopt it, send the attempt again while
+//! Toss shows it unapproved (a confirm within its window, with a fresh Toss key; a charge Toss
+//! has no record of, with the same Toss key), otherwise look again later; release it when it did
+//! not happen. We never guess. `confirm`, `charge` and the reconciler call in; nothing here calls
+//! back into them.
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::adopt::{Adopted, Verdict};
 use super::{ConfirmOutcome, PaymentService, events};
-use crate::domain::{Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate};
+use crate::domain::{
+    BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
+};
 use crate::error::AppError;
-use crate::gateway::{ConfirmRequest, GatewayError};
+use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError, PgPayment};
 use crate::store::Target;
+
+/// What a claimed attempt is: a confirm of the buyer's `paymentKey`, or a charge of one of our
+/// billing keys (whose `paymentKey` Toss names only in its answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Attempt {
+    Confirm(PaymentKey),
+    Charge(BillingKeyId),
+}
+
+impl Attempt {
+    /// The attempt a payment has in flight (or last had), as its row says.
+    pub(super) fn of(payment: &Payment) -> Option<Self> {
+        match (&payment.payment_key, payment.billing_key_id) {
+            (None, Some(id)) if payment.charge_in_flight() => Some(Self::Charge(id)),
+            (Some(key), _) => Some(Self::Confirm(key.clone())),
+            (None, _) => None,
+        }
+    }
+
+    /// Whether `payment` was paid by this attempt.
+    fn approved(&self, payment: &Payment) -> bool {
+        match self {
+            Self::Confirm(key) => payment.pg_transaction_id.as_deref() == Some(key.as_str()),
+            Self::Charge(id) => {
+                payment.billing_key_id == Some(*id)
+                    && payment.payment_key.is_some()
+                    && payment.pg_transaction_id.as_deref()
+                        == payment.payment_key.as_ref().map(PaymentKey::as_str)
+            }
+        }
+    }
+
+    /// Whether this attempt is the one `payment` has in flight (or waiting for its deposit).
+    fn in_flight(&self, payment: &Payment) -> bool {
+        match self {
+            Self::Confirm(key) => payment.payment_key.as_ref() == Some(key),
+            Self::Charge(id) => {
+                payment.payment_key.is_none() && payment.billing_key_id == Some(*id)
+            }
+        }
+    }
+}
 
 /// Sends of one attempt's confirm at most (the first included); the window bounds them too.
 const MAX_CONFIRM_SENDS: i32 = 8;
@@ -20,25 +66,30 @@ const MAX_CONFIRM_SENDS: i32 = 8;
 impl PaymentService {
     /// Reads Toss's record of an unsettled payment and adopts it. With `may_resend`, an attempt
     /// Toss shows authenticated but unapproved is confirmed again (a fresh Toss key, safe
-    /// because Toss approves one `paymentKey` at most once).
+    /// because Toss approves one `paymentKey` at most once), and a charge Toss has no record of
+    /// is sent again with its own Toss key (Toss replays it if it had arrived).
     pub(super) async fn settle(
         &self,
         payment: Payment,
         may_resend: bool,
     ) -> Result<ConfirmOutcome, AppError> {
-        let Some(payment_key) = payment.payment_key.clone() else {
+        let Some(attempt) = Attempt::of(&payment) else {
             return Ok(ConfirmOutcome::Unsettled(payment));
         };
-        match self.gateway.payment_by_key(&payment_key).await {
+        match self.read_back(&payment, &attempt).await {
             Ok(Some(record)) => {
                 let adopted = self.adopt_record(payment.id, &record, None).await?;
                 let resend = adopted.verdict == Verdict::Undecided { resend: true }
                     && may_resend
                     && adopted.payment.confirm_sends < MAX_CONFIRM_SENDS;
                 if resend {
-                    return self.resend_confirm(adopted.payment, payment_key).await;
+                    return self.resend(adopted.payment, attempt).await;
                 }
-                self.outcome(adopted, &payment_key)
+                self.outcome(adopted, &attempt)
+            }
+            Ok(None) if matches!(attempt, Attempt::Charge(_)) => {
+                self.charge_unknown_at_toss(payment, attempt, may_resend)
+                    .await
             }
             Ok(None) => {
                 // Toss may not show an attempt it is still working on; only after its own
@@ -49,25 +100,78 @@ impl PaymentService {
                     let failure = Failure {
                         code: "PG_PAYMENT_NOT_FOUND".to_owned(),
                         message: "the PG has no record of this payment attempt".to_owned(),
+                        retryable: None,
                     };
                     tracing::warn!(payment_id = %payment.id, "PG does not know the attempt after the confirm window; back to PENDING");
                     self.release(&payment, Some(failure)).await?;
-                    return self.outcome_now(&payment, &payment_key).await;
+                    return self.outcome_now(&payment, &attempt).await;
                 }
-                self.retry_later(&payment, &payment_key).await
+                self.retry_later(&payment, &attempt).await
             }
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "read-back failed; will retry");
-                self.retry_later(&payment, &payment_key).await
+                self.retry_later(&payment, &attempt).await
             }
         }
     }
 
-    /// Sends the confirm of the attempt in flight again, if this caller wins the resend.
-    async fn resend_confirm(
+    /// Toss's record of the attempt: by `paymentKey` for a confirm, by order id for a charge
+    /// (under the billing contract's key).
+    async fn read_back(
+        &self,
+        payment: &Payment,
+        attempt: &Attempt,
+    ) -> Result<Option<PgPayment>, GatewayError> {
+        match attempt {
+            Attempt::Confirm(key) => self.gateway.payment_by_key(key).await,
+            Attempt::Charge(_) => match &self.billing.gateway {
+                Some(gateway) => gateway.read_back_charge(&payment.order_id).await,
+                None => Err(GatewayError::Unknown {
+                    reason: "billing is not configured on this instance".to_owned(),
+                    code: None,
+                    message: None,
+                }),
+            },
+        }
+    }
+
+    /// Toss has no record of the charge in flight: it never arrived, or Toss has not written it
+    /// yet. It is sent again with the same Toss `Idempotency-Key` (so a charge that did arrive
+    /// is replayed, not repeated); once every send is spent and Toss still shows nothing, it did
+    /// not happen (and Toss refuses a second approval of one order id anyway).
+    async fn charge_unknown_at_toss(
         &self,
         payment: Payment,
-        payment_key: PaymentKey,
+        attempt: Attempt,
+        may_resend: bool,
+    ) -> Result<ConfirmOutcome, AppError> {
+        if payment.status != PaymentStatus::InProgress {
+            return self.retry_later(&payment, &attempt).await;
+        }
+        if may_resend && payment.confirm_sends < MAX_CONFIRM_SENDS {
+            return self.resend(payment, attempt).await;
+        }
+        let started = payment.confirm_started_at.unwrap_or(payment.updated_at);
+        if payment.confirm_sends >= MAX_CONFIRM_SENDS
+            && started + self.settings.confirm_window < Utc::now()
+        {
+            let failure = Failure {
+                code: "PG_PAYMENT_NOT_FOUND".to_owned(),
+                message: "the PG has no record of this charge".to_owned(),
+                retryable: Some(true),
+            };
+            tracing::warn!(payment_id = %payment.id, "PG does not know the charge after every send; back to PENDING");
+            self.release(&payment, Some(failure)).await?;
+            return self.outcome_now(&payment, &attempt).await;
+        }
+        self.retry_later(&payment, &attempt).await
+    }
+
+    /// Sends the attempt in flight again, if this caller wins the resend.
+    async fn resend(
+        &self,
+        payment: Payment,
+        attempt: Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         let resend = PaymentUpdate::Resend {
             lease_until: self.claim_expiry(),
@@ -78,19 +182,31 @@ impl PaymentService {
             .await?
         {
             Some(leased) => {
-                tracing::info!(payment_id = %payment.id, send = leased.confirm_sends, "Toss shows the attempt unapproved; confirming again");
+                tracing::info!(payment_id = %payment.id, send = leased.confirm_sends, "Toss shows the attempt unapproved; sending it again");
                 // Boxed: a send whose outcome is unknown settles again (without resending).
-                Box::pin(self.send_confirm(leased, payment_key)).await
+                Box::pin(self.send(leased, attempt)).await
             }
-            None => self.outcome_now(&payment, &payment_key).await,
+            None => self.outcome_now(&payment, &attempt).await,
         }
     }
 
-    /// Leaves the payment (its attempt `payment_key`) as it is and looks again later.
-    async fn retry_later(
+    /// Sends the attempt `payment` holds (as the claim or resend committed it).
+    pub(super) async fn send(
+        &self,
+        payment: Payment,
+        attempt: Attempt,
+    ) -> Result<ConfirmOutcome, AppError> {
+        match attempt {
+            Attempt::Confirm(key) => self.send_confirm(payment, key).await,
+            Attempt::Charge(id) => self.send_charge(payment, id).await,
+        }
+    }
+
+    /// Leaves the payment (its attempt) as it is and looks again later.
+    pub(super) async fn retry_later(
         &self,
         payment: &Payment,
-        payment_key: &PaymentKey,
+        attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         let update = PaymentUpdate::Reschedule {
             at: self.backoff(payment.reconcile_attempts),
@@ -107,17 +223,17 @@ impl PaymentService {
                     refunds: Vec::new(),
                     verdict: Verdict::Undecided { resend: false },
                 },
-                payment_key,
+                attempt,
             ),
-            None => self.outcome_now(payment, payment_key).await,
+            None => self.outcome_now(payment, attempt).await,
         }
     }
 
-    /// What a confirm of `payment_key` amounts to as the payment is now, whoever settled it.
+    /// What the attempt amounts to as the payment is now, whoever settled it.
     pub(super) async fn outcome_now(
         &self,
         payment: &Payment,
-        payment_key: &PaymentKey,
+        attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         let payment = self.find(payment.id).await?;
         self.outcome(
@@ -126,15 +242,15 @@ impl PaymentService {
                 refunds: Vec::new(),
                 verdict: Verdict::Settled,
             },
-            payment_key,
+            attempt,
         )
     }
 
-    /// What a confirm of `payment_key` amounts to after an adoption.
+    /// What the attempt amounts to after an adoption.
     pub(super) fn outcome(
         &self,
         adopted: Adopted,
-        payment_key: &PaymentKey,
+        attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         if adopted.verdict == Verdict::Foreign {
             return Err(AppError::unprocessable(
@@ -142,9 +258,9 @@ impl PaymentService {
             ));
         }
         let payment = adopted.payment;
-        // Approved under this key, or this key's attempt still in flight.
-        let approved = payment.pg_transaction_id.as_deref() == Some(payment_key.as_str());
-        let in_flight = payment.payment_key.as_ref() == Some(payment_key);
+        // Approved by this attempt, or this attempt still in flight.
+        let approved = attempt.approved(&payment);
+        let in_flight = attempt.in_flight(&payment);
         match payment.status {
             PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
                 if approved =>
@@ -160,6 +276,7 @@ impl PaymentService {
                 Some(failure) => Err(AppError::PgDeclined {
                     code: failure.code,
                     message: failure.message,
+                    retryable: failure.retryable,
                 }),
                 None => Err(AppError::InvalidState(
                     "the payment attempt was abandoned".to_owned(),
@@ -198,16 +315,21 @@ impl PaymentService {
         match self.gateway.confirm(&request).await {
             Ok(record) => {
                 let adopted = self.adopt_reply(&payment, &record).await?;
-                self.outcome(adopted, &request.payment_key)
+                self.outcome(adopted, &Attempt::Confirm(request.payment_key))
             }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure {
                     code: code.clone(),
                     message: message.clone(),
+                    retryable: None,
                 };
                 self.release(&payment, Some(failure)).await?;
                 tracing::info!(payment_id = %payment.id, pg_code = %code, "PG declined the payment");
-                Err(AppError::PgDeclined { code, message })
+                Err(AppError::PgDeclined {
+                    code,
+                    message,
+                    retryable: None,
+                })
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 self.release(&payment, None).await?;
@@ -216,6 +338,76 @@ impl PaymentService {
             }
             Err(GatewayError::Unknown { reason, code, .. }) => {
                 tracing::warn!(payment_id = %payment.id, %reason, pg_code = ?code, "confirm outcome unknown; reading the payment back");
+                self.settle(payment, false).await
+            }
+        }
+    }
+
+    /// Sends the charge of the attempt `payment` holds (as the claim or resend committed it)
+    /// with billing key `billing_key_id`, and adopts what comes back. Every send of one attempt
+    /// carries the same Toss `Idempotency-Key`.
+    pub(super) async fn send_charge(
+        &self,
+        payment: Payment,
+        billing_key_id: BillingKeyId,
+    ) -> Result<ConfirmOutcome, AppError> {
+        let attempt = Attempt::Charge(billing_key_id);
+        let Some(gateway) = self.billing.gateway.clone() else {
+            // Only a resend on an instance without billing gets here: someone else settles it.
+            return self.retry_later(&payment, &attempt).await;
+        };
+        let (billing_key, customer_key) = match self.billing_secret(billing_key_id).await {
+            Ok(found) => found,
+            Err(error) => {
+                if payment.confirm_sends <= 1 {
+                    // Nothing was sent: the attempt did not happen.
+                    self.release(&payment, None).await?;
+                } else {
+                    self.retry_later(&payment, &attempt).await?;
+                }
+                return Err(error);
+            }
+        };
+        let request = ChargeRequest {
+            billing_key,
+            customer_key,
+            order_id: payment.order_id.clone(),
+            order_name: payment
+                .order_name
+                .clone()
+                .unwrap_or_else(|| payment.order_id.to_string()),
+            amount: payment.amount_krw,
+            tax_free_amount: charge_tax_free_amount(&payment),
+            idempotency_key: charge_idempotency_key(payment.id, payment.confirm_attempt),
+        };
+        tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, send = payment.confirm_sends, "charging a billing key at the PG");
+        match gateway.charge(&request).await {
+            Ok(record) => {
+                let adopted = self.adopt_reply(&payment, &record).await?;
+                self.outcome(adopted, &attempt)
+            }
+            Err(GatewayError::Declined { code, message }) => {
+                let retryable = gateway.decline_is_retryable(&code);
+                let failure = Failure {
+                    code: code.clone(),
+                    message: message.clone(),
+                    retryable: Some(retryable),
+                };
+                self.release(&payment, Some(failure)).await?;
+                tracing::info!(payment_id = %payment.id, pg_code = %code, retryable, "PG declined the charge");
+                Err(AppError::PgDeclined {
+                    code,
+                    message,
+                    retryable: Some(retryable),
+                })
+            }
+            Err(GatewayError::Misconfigured { code, message }) => {
+                self.release(&payment, None).await?;
+                tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our billing configuration; payment left PENDING");
+                Err(AppError::PgMisconfigured { code, message })
+            }
+            Err(GatewayError::Unknown { reason, code, .. }) => {
+                tracing::warn!(payment_id = %payment.id, %reason, pg_code = ?code, "charge outcome unknown; reading the order back");
                 self.settle(payment, false).await
             }
         }
@@ -235,6 +427,19 @@ impl PaymentService {
             .update_payment(Target::attempt(payment), &update, event)
             .await?)
     }
+}
+
+/// The tax-free part of a charge.
+// INTEGRATION: payment.tax_free_amount_krw once issue 12 lands
+fn charge_tax_free_amount(_payment: &Payment) -> i64 {
+    0
+}
+
+/// Toss scopes idempotency keys by URL (the billing key's), not body: one key per charge
+/// attempt, the same for every send of it, so a resend after an unknown outcome is replayed by
+/// Toss rather than charged again. A new attempt (after a decline Toss answered) gets a new one.
+pub(super) fn charge_idempotency_key(payment_id: PaymentId, attempt: i32) -> String {
+    format!("charge-{payment_id}-{attempt}")
 }
 
 /// Toss scopes idempotency keys by URL, not body, and every confirm shares one URL: the key must
@@ -276,5 +481,22 @@ mod tests {
             "a resend never replays the first send's answer"
         );
         assert_ne!(resend, confirm_idempotency_key(payment, &key_a, 3));
+    }
+
+    #[test]
+    fn charge_keys_differ_per_attempt_only() {
+        let payment = PaymentId::new();
+        assert_eq!(
+            charge_idempotency_key(payment, 1),
+            charge_idempotency_key(payment, 1)
+        );
+        assert_ne!(
+            charge_idempotency_key(payment, 1),
+            charge_idempotency_key(payment, 2)
+        );
+        assert_ne!(
+            charge_idempotency_key(payment, 1),
+            charge_idempotency_key(PaymentId::new(), 1)
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 
+use super::attempt::Attempt;
 use super::{PaymentService, events};
 use crate::domain::{
     Failure, OrderId, Payment, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
@@ -169,7 +170,7 @@ impl PaymentService {
             .claim(payment.clone(), amount_krw, &payment_key, provider)
             .await?
         {
-            return self.send_confirm(claimed, payment_key).await;
+            return self.send(claimed, Attempt::Confirm(payment_key)).await;
         }
         let mut payment = self.find_ref(&payment).await?;
         check_amount(&payment, amount_krw)?;
@@ -180,7 +181,7 @@ impl PaymentService {
                         .claim(payment.id.into(), None, &payment_key, provider)
                         .await?
                     {
-                        return self.send_confirm(claimed, payment_key).await;
+                        return self.send(claimed, Attempt::Confirm(payment_key)).await;
                     }
                 }
                 PaymentStatus::Completed
@@ -207,7 +208,7 @@ impl PaymentService {
     /// be waiting for Toss (a double click, a reload, another instance), that request will
     /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
     /// reconciler. The lease makes sure only one of many retries does.
-    async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
+    pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
         let due =
             !payment.needs_review && payment.next_reconcile_at.is_some_and(|at| at <= Utc::now());
         if due
@@ -244,6 +245,7 @@ impl PaymentService {
             amount_krw,
             payment_key: None,
             status: None,
+            attempt: None,
         };
         let claimed = self.store.update_payment(target, &claim, None).await?;
         if let Some(payment) = &claimed {

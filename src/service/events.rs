@@ -133,6 +133,7 @@ pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
         PaymentUpdate::Release { failure } => failure.as_ref().map(|f| failed(after, f)),
         PaymentUpdate::Annotate { failure, .. } => Some(failed(after, failure)),
         PaymentUpdate::Claim { .. }
+        | PaymentUpdate::Charge { .. }
         | PaymentUpdate::Resend { .. }
         | PaymentUpdate::Reschedule { .. }
         | PaymentUpdate::SetAside { .. }

@@ -7,6 +7,7 @@
 
 mod adopt;
 mod attempt;
+mod billing;
 mod confirm;
 pub mod events;
 mod health;
@@ -22,11 +23,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use crate::crypto::BillingKeyCipher;
 use crate::domain::{DomainError, PaymentKey};
-use crate::gateway::{GatewayError, PaymentGateway, PgPayment};
+use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
 use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
+pub use billing::{CustomerOutcome, IssueOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
@@ -49,10 +52,17 @@ pub struct ServiceSettings {
 }
 
 #[derive(Clone)]
+struct Billing {
+    gateway: Option<Arc<dyn BillingGateway>>,
+    cipher: Arc<BillingKeyCipher>,
+}
+
+#[derive(Clone)]
 pub struct PaymentService {
     store: Store,
     gateway: Arc<dyn PaymentGateway>,
     settings: Arc<ServiceSettings>,
+    billing: Billing,
     /// Wakes the reconciler early (a GET found an unsettled payment that is due).
     reconcile_now: Arc<Notify>,
 }
@@ -63,8 +73,26 @@ impl PaymentService {
             store,
             gateway,
             settings: Arc::new(settings),
+            billing: Billing {
+                gateway: None,
+                cipher: Arc::new(BillingKeyCipher::generate()),
+            },
             reconcile_now: Arc::new(Notify::new()),
         }
+    }
+
+    /// Toss billing: the gateway under the billing contract's key (`None`: billing routes that
+    /// need Toss answer `PG_NOT_CONFIGURED`), and the cipher of stored billing keys.
+    pub fn with_billing(
+        mut self,
+        gateway: Option<Arc<dyn BillingGateway>>,
+        cipher: BillingKeyCipher,
+    ) -> Self {
+        self.billing = Billing {
+            gateway,
+            cipher: Arc::new(cipher),
+        };
+        self
     }
 
     /// `Some("toss")` when a real PG verifies confirms, `None` with the no-op gateway.

@@ -292,13 +292,18 @@ impl PaymentService {
                 let failure = Failure {
                     code: code.clone(),
                     message: message.clone(),
+                    retryable: None,
                 };
                 // A first send refused leaves no trace (the caller hears 402 now); a resend
                 // refused ends a refund that was answered 202 as FAILED, with its event.
                 let keep = (refund.sends > 0).then_some(failure);
                 self.abandon(payment.id, refund.id, keep).await?;
                 tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
-                Ok(done(Err(AppError::PgDeclined { code, message })))
+                Ok(done(Err(AppError::PgDeclined {
+                    code,
+                    message,
+                    retryable: None,
+                })))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
@@ -418,10 +423,12 @@ impl PaymentService {
                 let failure = refund.failure.unwrap_or(Failure {
                     code: "PG_CANCEL_FAILED".to_owned(),
                     message: "the refund did not happen".to_owned(),
+                    retryable: None,
                 });
                 Err(AppError::PgDeclined {
                     code: failure.code,
                     message: failure.message,
+                    retryable: failure.retryable,
                 })
             }
         }

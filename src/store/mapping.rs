@@ -12,6 +12,7 @@ fn failure(code: Option<String>, message: Option<String>) -> Option<Failure> {
     code.map(|code| Failure {
         code,
         message: message.unwrap_or_default(),
+        retryable: None,
     })
 }
 
@@ -25,7 +26,15 @@ impl TryFrom<payment::Model> for Payment {
                 .parse()
                 .map_err(|e| corrupt("payment type", e))?,
             status: row.status.parse().map_err(|e| corrupt("status", e))?,
-            failure: failure(row.failure_code, row.failure_message),
+            failure: failure(row.failure_code, row.failure_message).map(|f| Failure {
+                retryable: row.failure_retryable,
+                ..f
+            }),
+            billing_key_id: row
+                .billing_key_id
+                .map(|id| id.parse())
+                .transpose()
+                .map_err(|e| corrupt("billing key id", e))?,
             order_id: OrderId::parse(&row.order_id).map_err(|e| corrupt("order id", e))?,
             payment_key: row
                 .payment_key
@@ -153,6 +162,8 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
             .idempotency_key
             .as_ref()
             .map(|key| key.as_str().to_owned())),
+        billing_key_id: Set(p.billing_key_id.map(|id| id.to_string())),
+        failure_retryable: Set(p.failure.as_ref().and_then(|f| f.retryable)),
     }
 }
 

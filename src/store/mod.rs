@@ -2,6 +2,7 @@
 //! change and its event together. The database is the only lock: every state change is an
 //! `UPDATE … WHERE status = …` whose row count says who won.
 
+mod billing;
 mod entities;
 mod events;
 mod mapping;
@@ -19,6 +20,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use payments::{Plan, RefundWrite, Target};
 

@@ -27,6 +27,9 @@ pub struct Target<'a> {
     pub payment_key: Option<&'a PaymentKey>,
     /// Only if the payment is still in this status (the one the caller read).
     pub status: Option<PaymentStatus>,
+    /// Only if the payment is still at this attempt (`confirm_attempt`): a charge attempt has
+    /// no key to tell it from the next one.
+    pub attempt: Option<i32>,
 }
 
 impl From<PaymentId> for Target<'_> {
@@ -36,6 +39,7 @@ impl From<PaymentId> for Target<'_> {
             amount_krw: None,
             payment_key: None,
             status: None,
+            attempt: None,
         }
     }
 }
@@ -48,6 +52,7 @@ impl<'a> Target<'a> {
             amount_krw: None,
             payment_key: payment.payment_key.as_ref(),
             status: Some(payment.status),
+            attempt: Some(payment.confirm_attempt),
         }
     }
 }
@@ -172,6 +177,9 @@ impl Store {
         }
         if let Some(status) = target.status {
             query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if let Some(attempt) = target.attempt {
+            query = query.filter(Column::ConfirmAttempt.eq(attempt));
         }
         if let PaymentUpdate::Annotate { attempt, .. } = update {
             // Once per attempt, whoever races.
@@ -411,16 +419,23 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     if let Some(value) = patch.payment_key {
         set.push((Column::PaymentKey, Expr::value(value.map(String::from))));
     }
+    if let Some(value) = patch.billing_key_id {
+        set.push((
+            Column::BillingKeyId,
+            Expr::value(value.map(|id| id.to_string())),
+        ));
+    }
     if let Some(value) = patch.pg_secret {
         set.push((Column::PgSecret, Expr::value(value)));
     }
     if let Some(failure) = patch.failure {
-        let (code, message) = match failure {
-            Some(f) => (Some(f.code), Some(f.message)),
-            None => (None, None),
+        let (code, message, retryable) = match failure {
+            Some(f) => (Some(f.code), Some(f.message), f.retryable),
+            None => (None, None, None),
         };
         set.push((Column::FailureCode, Expr::value(code)));
         set.push((Column::FailureMessage, Expr::value(message)));
+        set.push((Column::FailureRetryable, Expr::value(retryable)));
     }
     if let Some(at) = patch.completed_at {
         set.push((Column::CompletedAt, Expr::value(at)));

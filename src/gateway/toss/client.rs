@@ -15,10 +15,13 @@ use url::Url;
 
 use super::Operation;
 use super::errors::{classify, local_misconfiguration, unknown};
-use super::transformers::{CancelBody, ConfirmBody, TossErrorBody, parse_payment};
+use super::transformers::{
+    CancelBody, ChargeBody, ConfirmBody, IssueBody, TossErrorBody, parse_billing, parse_payment,
+};
 use crate::domain::{OrderId, PaymentKey};
 use crate::gateway::{
-    CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, PgPayment, Timeouts,
+    BillingGateway, CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest,
+    PaymentGateway, PgBillingKey, PgPayment, Timeouts,
 };
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -91,14 +94,26 @@ impl TossClient {
         url
     }
 
-    /// Sends one request and reads the whole reply. `Ok(None)` only for a lookup that Toss
-    /// answers with "no such payment".
+    /// Sends one request and reads the whole reply as a Payment. `Ok(None)` only for a lookup
+    /// that Toss answers with "no such payment".
     async fn exchange(
         &self,
         operation: Operation,
         request: reqwest::RequestBuilder,
         subject: Subject<'_>,
     ) -> Result<Option<PgPayment>, GatewayError> {
+        self.exchange_as(operation, request, subject, parse_payment)
+            .await
+    }
+
+    /// Sends one request and reads the whole reply, a 2xx body through `parse`.
+    async fn exchange_as<T>(
+        &self,
+        operation: Operation,
+        request: reqwest::RequestBuilder,
+        subject: Subject<'_>,
+        parse: fn(&[u8]) -> Result<T, GatewayError>,
+    ) -> Result<Option<T>, GatewayError> {
         let started = Instant::now();
         let timeout = operation.timeout(&self.timeouts);
         let sent = request
@@ -125,9 +140,7 @@ impl TossClient {
         let mut toss_code = None;
         let result = match (received, http_status) {
             (Err(error), _) => Err(transport_failure(&error, timeout)),
-            (Ok(body), Some(status)) if (200..300).contains(&status) => {
-                parse_payment(&body).map(Some)
-            }
+            (Ok(body), Some(status)) if (200..300).contains(&status) => parse(&body).map(Some),
             (Ok(body), status) => {
                 let status = status.unwrap_or_default();
                 match serde_json::from_slice::<TossErrorBody>(&body) {
@@ -159,7 +172,7 @@ impl TossClient {
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             trace_id: trace_id.as_deref(),
             code: toss_code.as_deref(),
-            result: &result,
+            result: result.as_ref().map(Option::is_some),
         });
         result
     }
@@ -218,6 +231,51 @@ impl PaymentGateway for TossClient {
             .get(self.endpoint(&["v1", "payments", "orders", order_id]));
         self.exchange(Operation::Lookup, call, Subject::OrderId(order_id))
             .await
+    }
+}
+
+/// Billing under the billing contract's key: a second client whose `secret_key` is
+/// `TOSS_BILLING_SECRET_KEY` (or `TOSS_SECRET_KEY`). The billing key travels in the URL of a
+/// charge, so no log line of these calls names the URL: they name the order (or the customer).
+#[async_trait]
+impl BillingGateway for TossClient {
+    async fn issue_billing_key(
+        &self,
+        request: &IssueRequest,
+    ) -> Result<PgBillingKey, GatewayError> {
+        let idempotency_key = idempotency_header(&request.idempotency_key)?;
+        let call = self
+            .http
+            .post(self.endpoint(&["v1", "billing", "authorizations", "issue"]))
+            .header(IDEMPOTENCY_KEY, idempotency_key)
+            .json(&IssueBody::from(request));
+        // A customer key lets whoever knows it register cards for the buyer: not logged.
+        let subject = Subject::Unnamed;
+        self.exchange_as(Operation::Issue, call, subject, parse_billing)
+            .await?
+            .ok_or_else(|| unknown("Toss reply carried no billing key".to_owned()))
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError> {
+        let idempotency_key = idempotency_header(&request.idempotency_key)?;
+        let call = self
+            .http
+            .post(self.endpoint(&["v1", "billing", request.billing_key.expose()]))
+            .header(IDEMPOTENCY_KEY, idempotency_key)
+            .json(&ChargeBody::from(request));
+        let subject = Subject::OrderId(request.order_id.as_str());
+        expect_payment(self.exchange(Operation::Charge, call, subject).await?)
+    }
+
+    async fn read_back_charge(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<PgPayment>, GatewayError> {
+        PaymentGateway::payment_by_order(self, order_id).await
+    }
+
+    fn decline_is_retryable(&self, code: &str) -> bool {
+        super::errors::decline_is_retryable(code)
     }
 }
 
@@ -303,6 +361,7 @@ fn idempotency_header(key: &str) -> Result<HeaderValue, GatewayError> {
 enum Subject<'a> {
     PaymentKey(&'a str),
     OrderId(&'a str),
+    Unnamed,
 }
 
 struct CallLog<'a> {
@@ -312,17 +371,19 @@ struct CallLog<'a> {
     elapsed_ms: u64,
     trace_id: Option<&'a str>,
     code: Option<&'a str>,
-    result: &'a Result<Option<PgPayment>, GatewayError>,
+    /// Whether a reply carried the thing asked for, or why not.
+    result: Result<bool, &'a GatewayError>,
 }
 
 fn log_call(call: &CallLog<'_>) {
     let (payment_key, order_id) = match call.subject {
         Subject::PaymentKey(key) => (Some(key), None),
         Subject::OrderId(id) => (None, Some(id)),
+        Subject::Unnamed => (None, None),
     };
     let operation = call.operation.as_str();
     match call.result {
-        Ok(answer) => tracing::info!(
+        Ok(found) => tracing::info!(
             operation,
             payment_key,
             order_id,
@@ -330,7 +391,7 @@ fn log_call(call: &CallLog<'_>) {
             elapsed_ms = call.elapsed_ms,
             trace_id = call.trace_id,
             code = call.code,
-            found = answer.is_some(),
+            found,
             "toss call succeeded"
         ),
         Err(error) => tracing::warn!(

@@ -72,6 +72,77 @@ const CANCEL_DECLINES: &[&str] = &[
     "NOT_REGISTERED_BUSINESS",
 ];
 
+/// Declines of a billing charge (`POST /v1/billing/{billingKey}`, §17.2): the card side of the
+/// confirm table (a charge has no payment window, so its session codes do not apply).
+const CHARGE_DECLINES: &[&str] = &[
+    "REJECT_ACCOUNT_PAYMENT",
+    "REJECT_CARD_PAYMENT",
+    "REJECT_CARD_COMPANY",
+    "REJECT_TOSSPAY_INVALID_ACCOUNT",
+    "EXCEED_MAX_AUTH_COUNT",
+    "EXCEED_MAX_ONE_DAY_AMOUNT",
+    "INVALID_PASSWORD",
+    "FDS_ERROR",
+    "EXCEED_MAX_CARD_INSTALLMENT_PLAN",
+    "NOT_ALLOWED_POINT_USE",
+    "INVALID_REJECT_CARD",
+    "BELOW_MINIMUM_AMOUNT",
+    "INVALID_CARD_EXPIRATION",
+    "INVALID_STOPPED_CARD",
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+    "NOT_SUPPORTED_INSTALLMENT_PLAN_CARD_OR_MERCHANT",
+    "INVALID_CARD_INSTALLMENT_PLAN",
+    "NOT_SUPPORTED_MONTHLY_INSTALLMENT_PLAN",
+    "EXCEED_MAX_PAYMENT_AMOUNT",
+    "INVALID_CARD_LOST_OR_STOLEN",
+    "RESTRICTED_TRANSFER_ACCOUNT",
+    "INVALID_CARD_NUMBER",
+    "EXCEED_MAX_ONE_DAY_WITHDRAW_AMOUNT",
+    "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
+    "EXCEED_MAX_AMOUNT",
+    "INVALID_ACCOUNT_INFO_RE_REGISTER",
+    "NOT_FOUND_TERMINAL_ID",
+    "INVALID_AUTHORIZE_AUTH",
+    "INVALID_UNREGISTERED_SUBMALL",
+    "NOT_REGISTERED_BUSINESS",
+    // The billing key is unknown to Toss (deleted by the buyer, or of another key set).
+    "NOT_FOUND_BILLING",
+    "INVALID_BILLING_KEY",
+];
+
+/// Declines a subscription service may simply try again later with the same card (§8.2,
+/// §17.2): limits and balance, daily counts and amounts, the card company's or a provider's
+/// trouble, service hours. Every other decline is hard: the card is lost, stolen, stopped,
+/// expired or invalid (`INVALID_CARD_LOST_OR_STOLEN`, `INVALID_STOPPED_CARD`,
+/// `INVALID_CARD_EXPIRATION`, `INVALID_CARD_NUMBER`, `INVALID_REJECT_CARD`, ...), or the
+/// merchant setup refuses it, and only a new card (or a person) helps.
+const SOFT_DECLINES: &[&str] = &[
+    // Limit or balance.
+    "REJECT_CARD_PAYMENT",
+    "REJECT_ACCOUNT_PAYMENT",
+    "EXCEED_MAX_PAYMENT_AMOUNT",
+    "EXCEED_MAX_AMOUNT",
+    "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
+    // Daily count or amount.
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+    "EXCEED_MAX_ONE_DAY_AMOUNT",
+    "EXCEED_MAX_ONE_DAY_WITHDRAW_AMOUNT",
+    "EXCEED_MAX_AUTH_COUNT",
+    // The card company's or a provider's error, or its service hours.
+    "REJECT_CARD_COMPANY",
+    "CARD_PROCESSING_ERROR",
+    "PROVIDER_ERROR",
+    "NOT_AVAILABLE_PAYMENT",
+    "NOT_AVAILABLE_BANK",
+    "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+    "FAILED_INTERNAL_SYSTEM_PROCESSING",
+];
+
+/// Whether a charge declined with `code` may pass later with the same card.
+pub fn decline_is_retryable(code: &str) -> bool {
+    SOFT_DECLINES.contains(&code)
+}
+
 /// Our key or our request is wrong; retrying cannot help, a person must.
 const MISCONFIGURATIONS: &[&str] = &[
     "UNAUTHORIZED_KEY",
@@ -95,8 +166,30 @@ pub(super) fn classify(
     let declines: &[&str] = match operation {
         Operation::Confirm => CONFIRM_DECLINES,
         Operation::Cancel => CANCEL_DECLINES,
+        Operation::Charge => CHARGE_DECLINES,
         // A lookup changes nothing, so nothing about it can be "declined".
         Operation::Lookup => &[],
+        // An issue charges nothing: whatever Toss refuses (a used or wrong authKey, most
+        // often) is final, only a 5xx or a timeout leaves it open (§17.1).
+        Operation::Issue => {
+            return if in_doubt {
+                GatewayError::Unknown {
+                    reason: format!("Toss answered HTTP {http_status} {code}"),
+                    code: Some(code.to_owned()),
+                    message: Some(message.to_owned()),
+                }
+            } else if MISCONFIGURATIONS.contains(&code) && code != "INVALID_REQUEST" {
+                GatewayError::Misconfigured {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                }
+            } else {
+                GatewayError::Declined {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                }
+            };
+        }
     };
     // On a confirm the paymentKey is the buyer's browser's, not ours: Toss refusing the request
     // is Toss refusing this attempt, which the buyer can retry, not a reason to page anyone.
@@ -145,6 +238,46 @@ pub(super) fn local_misconfiguration(code: &str, detail: impl fmt::Display) -> G
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charge_declines_say_whether_a_retry_may_pass() {
+        for soft in [
+            "REJECT_CARD_PAYMENT",
+            "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+            "EXCEED_MAX_ONE_DAY_AMOUNT",
+            "REJECT_CARD_COMPANY",
+        ] {
+            assert!(decline_is_retryable(soft), "{soft}");
+        }
+        for hard in [
+            "INVALID_CARD_LOST_OR_STOLEN",
+            "INVALID_STOPPED_CARD",
+            "INVALID_CARD_EXPIRATION",
+            "INVALID_CARD_NUMBER",
+            "INVALID_REJECT_CARD",
+            "SOMETHING_NEW",
+        ] {
+            assert!(!decline_is_retryable(hard), "{hard}");
+        }
+        let charge = |status, code| classify(status, code, "m", Operation::Charge);
+        assert!(matches!(
+            charge(403, "REJECT_CARD_PAYMENT"),
+            GatewayError::Declined { .. }
+        ));
+        assert!(matches!(
+            charge(400, "DUPLICATED_ORDER_ID"),
+            GatewayError::Unknown { .. }
+        ));
+        let issue = |status, code| classify(status, code, "m", Operation::Issue);
+        assert!(matches!(
+            issue(400, "INVALID_AUTH_KEY"),
+            GatewayError::Declined { .. }
+        ));
+        assert!(matches!(
+            issue(500, "FAILED_INTERNAL_SYSTEM_PROCESSING"),
+            GatewayError::Unknown { .. }
+        ));
+    }
 
     fn declined(code: &str) -> GatewayError {
         GatewayError::Declined {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use super::Timeouts;
 
 pub use client::{TossClient, TossSettings};
+pub use errors::decline_is_retryable;
 
 /// Which kind of Toss call: the error codes that are final, and the timeout, depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,10 @@ enum Operation {
     Confirm,
     Cancel,
     Lookup,
+    /// Billing: issue a billing key from an `authKey`.
+    Issue,
+    /// Billing: charge a billing key.
+    Charge,
 }
 
 impl Operation {
@@ -37,13 +42,16 @@ impl Operation {
             Self::Confirm => "confirm",
             Self::Cancel => "cancel",
             Self::Lookup => "lookup",
+            Self::Issue => "billing_issue",
+            Self::Charge => "billing_charge",
         }
     }
 
     /// Confirm and cancel wait on card companies and banks; lookups only read Toss's records.
     fn timeout(self, timeouts: &Timeouts) -> Duration {
         match self {
-            Self::Confirm | Self::Cancel => timeouts.read,
+            // A billing approval may take up to 60 s (§11); the read timeout covers it.
+            Self::Confirm | Self::Cancel | Self::Charge | Self::Issue => timeouts.read,
             Self::Lookup => timeouts.lookup,
         }
     }

@@ -6,9 +6,10 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::errors::unknown;
-use crate::domain::PaymentKey;
+use crate::domain::{BillingKeySecret, CardInfo, PaymentKey};
 use crate::gateway::{
-    CancelRequest, ConfirmRequest, GatewayError, PgCancel, PgFailure, PgPayment, PgStatus,
+    CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest, PgBillingKey,
+    PgCancel, PgFailure, PgPayment, PgStatus,
 };
 
 /// A 2xx reply's body: Toss's Payment object. A reply that is not one leaves the outcome unknown.
@@ -54,6 +55,86 @@ impl<'a> From<&'a CancelRequest> for CancelBody<'a> {
             refundable_amount: request.refundable_amount,
         }
     }
+}
+
+/// Body of `POST /v1/billing/authorizations/issue`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct IssueBody<'a> {
+    auth_key: &'a str,
+    customer_key: &'a str,
+}
+
+impl<'a> From<&'a IssueRequest> for IssueBody<'a> {
+    fn from(request: &'a IssueRequest) -> Self {
+        Self {
+            auth_key: request.auth_key.expose(),
+            customer_key: request.customer_key.as_str(),
+        }
+    }
+}
+
+/// Body of `POST /v1/billing/{billingKey}`; the key goes in the path.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ChargeBody<'a> {
+    customer_key: &'a str,
+    amount: i64,
+    order_id: &'a str,
+    order_name: &'a str,
+    tax_free_amount: i64,
+}
+
+impl<'a> From<&'a ChargeRequest> for ChargeBody<'a> {
+    fn from(request: &'a ChargeRequest) -> Self {
+        Self {
+            customer_key: request.customer_key.as_str(),
+            amount: request.amount,
+            order_id: request.order_id.as_str(),
+            order_name: &request.order_name,
+            tax_free_amount: request.tax_free_amount,
+        }
+    }
+}
+
+/// Toss's Billing object (§17.1), the fields we keep.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossBilling {
+    billing_key: String,
+    customer_key: Option<String>,
+    method: Option<String>,
+    card: Option<TossBillingCard>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossBillingCard {
+    issuer_code: Option<String>,
+    number: Option<String>,
+    card_type: Option<String>,
+    owner_type: Option<String>,
+}
+
+/// A 2xx reply of an issue: Toss's Billing object. Without a billing key in it, nothing usable
+/// was issued as far as we can tell.
+pub(super) fn parse_billing(body: &[u8]) -> Result<PgBillingKey, GatewayError> {
+    let billing: TossBilling = serde_json::from_slice(body)
+        .map_err(|_| unknown("2xx reply is not a Toss Billing object".to_owned()))?;
+    if billing.billing_key.is_empty() {
+        return Err(unknown("Toss's Billing object has an empty billingKey".to_owned()));
+    }
+    Ok(PgBillingKey {
+        billing_key: BillingKeySecret::new(billing.billing_key),
+        customer_key: billing.customer_key.unwrap_or_default(),
+        method: billing.method,
+        card: billing.card.map(|card| CardInfo {
+            issuer_code: card.issuer_code,
+            number: card.number,
+            card_type: card.card_type,
+            owner_type: card.owner_type,
+        }),
+    })
 }
 
 /// `{"code","message"}`, sometimes with `"data": null` and whatever Toss adds next.

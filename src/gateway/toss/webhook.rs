@@ -31,6 +31,9 @@ pub struct Delivery {
     pub transaction_key: Option<String>,
     /// The payment to read back, or why the body names none worth reading.
     pub hint: Result<WebhookHint, &'static str>,
+    /// `BILLING_DELETED`: the fingerprint of the billing key Toss removed (the key itself is
+    /// not kept past parsing).
+    pub billing_deleted: Option<String>,
 }
 
 /// Reads a webhook body. `Err` only for a body that is not a Toss webhook at all; a webhook
@@ -41,8 +44,19 @@ pub fn parse(body: &[u8]) -> Result<Delivery, NotAWebhook> {
         return Err(NotAWebhook::NotAnObject);
     }
     let body: Body = serde_json::from_slice(body)?;
+    let billing_deleted = match body.event_type.as_deref() {
+        Some("BILLING_DELETED") => body
+            .data
+            .as_ref()
+            .and_then(|data| data.get("billingKey"))
+            .and_then(Value::as_str)
+            .filter(|key| !key.is_empty())
+            .map(crate::crypto::fingerprint),
+        _ => None,
+    };
     Ok(Delivery {
         hint: hint_of(&body),
+        billing_deleted,
         event_type: body.event_type,
         created_at: body.created_at,
         claimed_status: body.status,
@@ -75,6 +89,7 @@ fn hint_of(body: &Body) -> Result<WebhookHint, &'static str> {
                 secret: text(data.get("secret")),
             })
         }
+        Some("BILLING_DELETED") => Err("no billing key in the body"),
         Some(_) => Err("not a payment event"),
         None if body.order_id.is_some() && body.secret.is_some() => Ok(WebhookHint {
             event_type: "DEPOSIT_CALLBACK".to_owned(),

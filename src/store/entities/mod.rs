@@ -1,3 +1,5 @@
+pub mod billing_customer;
+pub mod billing_key;
 pub mod event;
 pub mod payment;
 pub mod refund;

@@ -38,6 +38,9 @@ pub struct Model {
     pub cancel_slot_until: Option<DateTimeUtc>,
     /// The scoped Idempotency-Key of the create, when it had one.
     pub idempotency_key: Option<String>,
+    /// The billing key of a charge attempt (or of the charge that paid).
+    pub billing_key_id: Option<String>,
+    pub failure_retryable: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

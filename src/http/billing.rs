@@ -1,0 +1,515 @@
+//! Toss billing (자동결제) routes: customer keys, billing keys (issue, list, read, delete), the
+//! card registration's redirects, and charging a payment with a billing key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::dto::{IdempotencyKeyHeader, PaymentDto};
+use super::extract::{ApiKey, AppJson, AppQuery};
+use super::payments::{confirm_response, payment_id};
+use super::problem::{Problem, log_cause};
+use super::redirects::see_other;
+use crate::domain::{
+    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, Caller, CustomerKey,
+    UserId,
+};
+use crate::error::AppError;
+use crate::service::CustomerOutcome;
+
+pub const TAG: &str = "billing";
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An id in a path that is not a UUID names no billing key.
+fn billing_key_id(raw: &str) -> Result<BillingKeyId, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("billing key {raw} not found")))
+}
+
+fn user_id(raw: &str) -> Result<UserId, AppError> {
+    UserId::parse(raw).map_err(|e| AppError::unprocessable(e.to_string()))
+}
+
+/// Body of `POST /billing/customers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": "u-1"}))]
+pub struct CreateCustomerRequest {
+    /// 1..64 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub user_id: String,
+}
+
+/// A user's customer key, for the frontend's `requestBillingAuth({customerKey})`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "u-1", "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c"}))]
+pub struct BillingCustomerDto {
+    pub user_id: String,
+    /// Random (a UUID), never derived from the user id.
+    pub customer_key: String,
+}
+
+impl From<&BillingCustomer> for BillingCustomerDto {
+    fn from(customer: &BillingCustomer) -> Self {
+        Self {
+            user_id: customer.user_id.clone(),
+            customer_key: customer.customer_key.to_string(),
+        }
+    }
+}
+
+/// Body of `POST /billing-keys`: what Toss's success redirect carries.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c", "auth_key": "bln_a1b2c3d4e5"}))]
+pub struct IssueBillingKeyRequest {
+    /// The customer key `POST /billing/customers` gave.
+    #[schema(min_length = 2, max_length = 300, pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$")]
+    pub customer_key: String,
+    /// Toss's single-use `authKey` of the card registration.
+    #[schema(min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
+    pub auth_key: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BillingKeyStatusDto {
+    Active,
+    Deleted,
+}
+
+/// The card behind a billing key, as Toss describes it (the number masked by Toss).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardDto {
+    pub issuer_code: Option<String>,
+    pub number: Option<String>,
+    pub card_type: Option<String>,
+    pub owner_type: Option<String>,
+}
+
+/// A billing key. The key itself is never shown.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+    "user_id": "u-1",
+    "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c",
+    "method": "카드",
+    "card": {"issuer_code": "71", "number": "43301234****123*", "card_type": "신용", "owner_type": "개인"},
+    "status": "ACTIVE",
+    "created_at": "2026-12-01T09:30:00.000Z",
+    "deleted_at": null
+}))]
+pub struct BillingKeyDto {
+    #[schema(format = Uuid)]
+    pub billing_key_id: String,
+    pub user_id: String,
+    pub customer_key: String,
+    pub method: Option<String>,
+    pub card: Option<CardDto>,
+    pub status: BillingKeyStatusDto,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub deleted_at: Option<String>,
+}
+
+impl From<&BillingKey> for BillingKeyDto {
+    fn from(key: &BillingKey) -> Self {
+        Self {
+            billing_key_id: key.id.to_string(),
+            user_id: key.user_id.clone(),
+            customer_key: key.customer_key.to_string(),
+            method: key.method.clone(),
+            card: key.card.as_ref().map(|card| CardDto {
+                issuer_code: card.issuer_code.clone(),
+                number: card.number.clone(),
+                card_type: card.card_type.clone(),
+                owner_type: card.owner_type.clone(),
+            }),
+            // Issuing rows are never shown (the service filters them).
+            status: match key.status {
+                BillingKeyStatus::Active | BillingKeyStatus::Issuing => BillingKeyStatusDto::Active,
+                BillingKeyStatus::Deleted => BillingKeyStatusDto::Deleted,
+            },
+            created_at: timestamp(key.created_at),
+            deleted_at: key.deleted_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BillingKeyListDto {
+    pub billing_keys: Vec<BillingKeyDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListBillingKeysParams {
+    /// The user whose keys to list (required).
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub user_id: Option<String>,
+}
+
+/// Query of `GET /billing/toss/success`, as Toss sends it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingSuccessParams {
+    #[param(required = true, min_length = 2, max_length = 300, pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$")]
+    pub customer_key: Option<String>,
+    /// Single-use.
+    #[param(required = true, min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
+    pub auth_key: Option<String>,
+}
+
+/// Query of `GET /billing/toss/fail`, as Toss sends it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BillingFailParams {
+    /// Toss's error code, e.g. `PAY_PROCESS_CANCELED`. Anything but 1..64 characters of
+    /// `A-Z a-z 0-9 _` is passed on as `UNKNOWN`.
+    #[param(pattern = r"^[^\u0000]*$")]
+    pub code: Option<String>,
+    /// Toss's message; control characters are dropped and it is cut at 510 characters.
+    #[param(pattern = r"^[^\u0000]*$")]
+    pub message: Option<String>,
+}
+
+/// Body of `POST /payments/{payment_id}/charge`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d"}))]
+pub struct ChargeRequest {
+    /// An `ACTIVE` billing key of the payment's user.
+    #[schema(format = Uuid)]
+    pub billing_key_id: String,
+}
+
+/// The user's customer key (created at random on first call).
+///
+/// The frontend passes `customer_key` to Toss's `requestBillingAuth`. Two calls racing for one
+/// user end with one key.
+#[utoipa::path(
+    post, path = "/billing/customers", tag = TAG,
+    request_body = CreateCustomerRequest,
+    params(IdempotencyKeyHeader),
+    responses(
+        (status = 201, description = "A new customer key", body = BillingCustomerDto),
+        (status = 200, description = "The user's existing customer key", body = BillingCustomerDto),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: a duplicate under the same `Idempotency-Key` is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_customer(
+    State(state): State<AppState>,
+    _: ApiKey,
+    AppJson(body): AppJson<CreateCustomerRequest>,
+) -> Result<Response, AppError> {
+    let user = user_id(&body.user_id)?;
+    let (status, customer) = match state.service.billing_customer(user.as_str()).await? {
+        CustomerOutcome::Created(customer) => (StatusCode::CREATED, customer),
+        CustomerOutcome::Existing(customer) => (StatusCode::OK, customer),
+    };
+    Ok((status, Json(BillingCustomerDto::from(&customer))).into_response())
+}
+
+fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthKey), AppError> {
+    let customer_key = CustomerKey::parse(customer_key)
+        .map_err(|e| AppError::validation(format!("customer_key: {}", e.reason)))?;
+    let auth_key = AuthKey::parse(auth_key)
+        .map_err(|e| AppError::validation(format!("auth_key: {}", e.reason)))?;
+    Ok((customer_key, auth_key))
+}
+
+/// Issue a billing key from a card registration (for a frontend that posts).
+///
+/// Calls Toss's `POST /v1/billing/authorizations/issue`. The same `auth_key` again (a reload,
+/// a retry) answers the key it issued, and Toss is called once. Unknown `customer_key`: 404,
+/// Toss not called.
+#[utoipa::path(
+    post, path = "/billing-keys", tag = TAG,
+    request_body = IssueBillingKeyRequest,
+    params(IdempotencyKeyHeader),
+    responses(
+        (status = 201, description = "The billing key (issued now, or before for this `auth_key`)", body = BillingKeyDto),
+        (status = 400, description = "Malformed JSON or field, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (Toss did not answer; retry with the same `auth_key`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn issue_billing_key(
+    State(state): State<AppState>,
+    _: ApiKey,
+    AppJson(body): AppJson<IssueBillingKeyRequest>,
+) -> Result<Response, AppError> {
+    let (customer_key, auth_key) = parse_issue(&body.customer_key, &body.auth_key)?;
+    let issued = state
+        .service
+        .issue_billing_key(customer_key, auth_key)
+        .await?;
+    Ok((StatusCode::CREATED, Json(BillingKeyDto::from(&issued.key))).into_response())
+}
+
+/// Toss's success redirect after the buyer registered a card: issues the billing key.
+///
+/// With `redirect.billing_success_url` configured the browser is sent on with 303 See Other to
+/// `{billing_success_url}?billing_key_id=…`; otherwise the answer is the billing key (201). A
+/// reload answers the same key and Toss is called once. Unknown `customerKey`: 404, Toss not
+/// called.
+#[utoipa::path(
+    get, path = "/billing/toss/success", tag = TAG,
+    params(BillingSuccessParams),
+    responses(
+        (status = 201, description = "Issued (JSON mode)", body = BillingKeyDto),
+        (status = 303, description = "Redirect to `redirect.billing_success_url` (or, on an error, `redirect.billing_fail_url`)"),
+        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to issue", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (Toss did not answer; reloading retries)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn billing_success(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<BillingSuccessParams>,
+) -> Response {
+    let result = async {
+        let (customer_key, auth_key) = parse_issue(
+            params.customer_key.as_deref().unwrap_or_default(),
+            params.auth_key.as_deref().unwrap_or_default(),
+        )
+        .map_err(|_| {
+            AppError::validation(
+                "customerKey and authKey: required, as Toss sends them (customerKey 2..300 of A-Z a-z 0-9 - _ = . , @)",
+            )
+        })?;
+        state
+            .service
+            .issue_billing_key(customer_key, auth_key)
+            .await
+    }
+    .await;
+    let redirect = &state.redirect;
+    match (result, &redirect.billing_success_url, &redirect.billing_fail_url) {
+        (Ok(issued), Some(success_url), _) => see_other(
+            success_url,
+            &[("billing_key_id", &issued.key.id.to_string())],
+        ),
+        (Ok(issued), None, _) => {
+            (StatusCode::CREATED, Json(BillingKeyDto::from(&issued.key))).into_response()
+        }
+        (Err(error), _, Some(fail_url)) => {
+            log_cause(&error);
+            let problem = Problem::from(&error);
+            let message = problem.pg_message.clone().unwrap_or(problem.detail.clone());
+            see_other(
+                fail_url,
+                &[("code", problem.code.as_str()), ("message", &message)],
+            )
+        }
+        (Err(error), _, None) => error.into_response(),
+    }
+}
+
+/// Toss's fail redirect of a card registration (the buyer closed the window, the card was
+/// refused, ...). Nothing is stored.
+///
+/// 303 to `{billing_fail_url}?code=…&message=…` when configured; otherwise a problem (402
+/// `PG_DECLINED` with Toss's `code` and `message` as `pg_code`/`pg_message`).
+#[utoipa::path(
+    get, path = "/billing/toss/fail", tag = TAG,
+    params(BillingFailParams),
+    responses(
+        (status = 303, description = "Redirect to `redirect.billing_fail_url`"),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED` (JSON mode): the registration failed at Toss", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 사용자에 의해 결제가 취소되었습니다.", "code": "PG_DECLINED", "pg_code": "PAY_PROCESS_CANCELED", "pg_message": "사용자에 의해 결제가 취소되었습니다."})),
+        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
+    )
+)]
+pub async fn billing_fail(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<BillingFailParams>,
+) -> Response {
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| {
+            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .unwrap_or("UNKNOWN")
+        .to_owned();
+    let message: String = params
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(510)
+        .collect();
+    tracing::info!(pg_code = %code, "card registration failed at Toss (billing fail redirect)");
+    match &state.redirect.billing_fail_url {
+        Some(fail_url) => see_other(fail_url, &[("code", &code), ("message", &message)]),
+        None => AppError::PgDeclined {
+            code,
+            message,
+            retryable: None,
+        }
+        .into_response(),
+    }
+}
+
+/// A user's billing keys (active and deleted), oldest first.
+#[utoipa::path(
+    get, path = "/billing-keys", tag = TAG,
+    params(ListBillingKeysParams),
+    responses(
+        (status = 200, description = "The user's billing keys", body = BillingKeyListDto),
+        (status = 400, description = "Missing `user_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`: a blank `user_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_billing_keys(
+    State(state): State<AppState>,
+    _: ApiKey,
+    AppQuery(params): AppQuery<ListBillingKeysParams>,
+) -> Result<Json<BillingKeyListDto>, AppError> {
+    let Some(raw) = params.user_id else {
+        return Err(AppError::validation("user_id: required"));
+    };
+    let user = user_id(&raw)?;
+    let keys = state.service.billing_keys_of(user.as_str()).await?;
+    Ok(Json(BillingKeyListDto {
+        billing_keys: keys.iter().map(BillingKeyDto::from).collect(),
+    }))
+}
+
+/// One billing key.
+#[utoipa::path(
+    get, path = "/billing-keys/{billing_key_id}", tag = TAG,
+    params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
+    responses(
+        (status = 200, description = "The billing key", body = BillingKeyDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_billing_key(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<BillingKeyDto>, AppError> {
+    let key = state.service.billing_key(billing_key_id(&raw_id)?).await?;
+    Ok(Json(BillingKeyDto::from(&key)))
+}
+
+/// Disable a billing key here (`DELETED`); Toss is not called. Deleting it again answers it as
+/// it is.
+#[utoipa::path(
+    delete, path = "/billing-keys/{billing_key_id}", tag = TAG,
+    params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
+    responses(
+        (status = 200, description = "The billing key, `DELETED`", body = BillingKeyDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn delete_billing_key(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<BillingKeyDto>, AppError> {
+    let key = state
+        .service
+        .delete_billing_key(billing_key_id(&raw_id)?)
+        .await?;
+    Ok(Json(BillingKeyDto::from(&key)))
+}
+
+/// Charge a `PENDING` payment with a billing key (a subscription's renewal, no buyer present).
+///
+/// Calls Toss's `POST /v1/billing/{billingKey}` with the **stored** amount, order id and order
+/// name. Answers as confirm does. A decline (402) carries `retryable`: `true` when the same card
+/// may pass later (limit, balance, card company error), `false` when it never will (lost,
+/// stopped, expired card); the payment stays `PENDING` with `failure` (with `retryable` too)
+/// and may be charged again. One payment is approved at Toss at most once, whatever the
+/// retries, races or instances.
+#[utoipa::path(
+    post, path = "/payments/{payment_id}/charge", tag = TAG,
+    request_body = ChargeRequest,
+    params(
+        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
+        IdempotencyKeyHeader,
+    ),
+    responses(
+        (status = 200, description = "`COMPLETED` (now, or already by this billing key)", body = PaymentDto),
+        (status = 202, description = "Outcome at Toss unknown: the payment is `IN_PROGRESS` and the service settles it by reading the order back from Toss", body = PaymentDto),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED` with `retryable`: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": true})),
+        (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`BILLING_KEY_INACTIVE` (deleted, or not decryptable with the configured key), `INVALID_STATE` (not `PENDING`), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/billing-key-inactive", "title": "Billing key inactive", "status": 409, "detail": "the billing key is not ACTIVE (it was deleted)", "code": "BILLING_KEY_INACTIVE"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's), `VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/billing-key-mismatch", "title": "Billing key mismatch", "status": 422, "detail": "the billing key belongs to another user than the payment", "code": "BILLING_KEY_MISMATCH"})),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no billing", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn charge_payment(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<ChargeRequest>,
+) -> Result<Response, AppError> {
+    let payment_id = payment_id(&raw_id)?;
+    let key_id: BillingKeyId = body
+        .billing_key_id
+        .parse()
+        .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
+    let outcome = state.service.charge(payment_id, key_id).await?;
+    Ok(confirm_response(outcome, Caller::Merchant))
+}

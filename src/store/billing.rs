@@ -1,0 +1,296 @@
+//! Billing customers and billing keys. A key's row is claimed (`ISSUING`) under the hash of
+//! its `authKey` before Toss is called, so a reload or a concurrent request finds it instead of
+//! calling Toss again; the key itself is stored only encrypted (the service encrypts).
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+};
+
+use super::entities::{billing_customer, billing_key};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{
+    BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CardInfo, CustomerKey,
+};
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} does not parse: {error}"))
+}
+
+impl TryFrom<billing_customer::Model> for BillingCustomer {
+    type Error = StoreError;
+    fn try_from(row: billing_customer::Model) -> Result<Self, Self::Error> {
+        Ok(Self {
+            customer_key: CustomerKey::parse(&row.customer_key)
+                .map_err(|e| corrupt("customer key", e))?,
+            user_id: row.user_id,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl TryFrom<billing_key::Model> for BillingKey {
+    type Error = StoreError;
+    fn try_from(row: billing_key::Model) -> Result<Self, Self::Error> {
+        let card = (row.card_number.is_some()
+            || row.card_issuer_code.is_some()
+            || row.card_type.is_some()
+            || row.card_owner_type.is_some())
+        .then_some(CardInfo {
+            issuer_code: row.card_issuer_code,
+            number: row.card_number,
+            card_type: row.card_type,
+            owner_type: row.card_owner_type,
+        });
+        Ok(Self {
+            id: row.id.parse().map_err(|e| corrupt("billing key id", e))?,
+            customer_key: CustomerKey::parse(&row.customer_key)
+                .map_err(|e| corrupt("customer key", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| corrupt("billing key status", e))?,
+            user_id: row.user_id,
+            method: row.method,
+            card,
+            ciphertext: row.key_ciphertext,
+            issue_lease_until: row.issue_lease_until,
+            created_at: row.created_at,
+            deleted_at: row.deleted_at,
+        })
+    }
+}
+
+/// What claiming an `authKey` found.
+#[derive(Debug)]
+pub enum IssueClaim {
+    /// This request claimed it: it calls Toss.
+    Claimed(BillingKey),
+    /// Another request claimed it before (a reload, a double click): its row as it is now.
+    Existing(BillingKey),
+}
+
+/// What Toss issued, to be stored on the claimed row.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub ciphertext: String,
+    pub fingerprint: String,
+    pub method: Option<String>,
+    pub card: Option<CardInfo>,
+}
+
+impl Store {
+    pub async fn billing_customer_of(&self, user_id: &str) -> StoreResult<Option<BillingCustomer>> {
+        billing_customer::Entity::find_by_id(user_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(BillingCustomer::try_from)
+            .transpose()
+    }
+
+    pub async fn billing_customer_by_key(
+        &self,
+        customer_key: &CustomerKey,
+    ) -> StoreResult<Option<BillingCustomer>> {
+        billing_customer::Entity::find()
+            .filter(billing_customer::Column::CustomerKey.eq(customer_key.as_str()))
+            .one(&self.db)
+            .await?
+            .map(BillingCustomer::try_from)
+            .transpose()
+    }
+
+    /// Inserts `customer`; `false` if the user has one already (whoever raced wins once).
+    pub async fn insert_billing_customer(&self, customer: &BillingCustomer) -> StoreResult<bool> {
+        let row = billing_customer::ActiveModel {
+            user_id: Set(customer.user_id.clone()),
+            customer_key: Set(customer.customer_key.as_str().to_owned()),
+            created_at: Set(customer.created_at),
+        };
+        match row.insert(&self.db).await {
+            Ok(_) => Ok(true),
+            Err(error) => match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => Ok(false),
+                _ => Err(error.into()),
+            },
+        }
+    }
+
+    /// Claims the `authKey` (by its hash) for a new key `key` (`ISSUING`), or finds the row
+    /// that claimed it first.
+    pub async fn claim_issue(
+        &self,
+        key: &BillingKey,
+        auth_key_hash: &str,
+    ) -> StoreResult<IssueClaim> {
+        let row = billing_key::ActiveModel {
+            id: Set(key.id.to_string()),
+            user_id: Set(key.user_id.clone()),
+            customer_key: Set(key.customer_key.as_str().to_owned()),
+            auth_key_hash: Set(auth_key_hash.to_owned()),
+            status: Set(BillingKeyStatus::Issuing.as_str().to_owned()),
+            key_ciphertext: Set(None),
+            key_fingerprint: Set(None),
+            method: Set(None),
+            card_issuer_code: Set(None),
+            card_number: Set(None),
+            card_type: Set(None),
+            card_owner_type: Set(None),
+            issue_lease_until: Set(key.issue_lease_until),
+            created_at: Set(key.created_at),
+            deleted_at: Set(None),
+        };
+        match row.insert(&self.db).await {
+            Ok(row) => Ok(IssueClaim::Claimed(row.try_into()?)),
+            Err(error) => match error.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    let existing = billing_key::Entity::find()
+                        .filter(billing_key::Column::AuthKeyHash.eq(auth_key_hash))
+                        .one(&self.db)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Other("claimed authKey row vanished".to_owned())
+                        })?;
+                    Ok(IssueClaim::Existing(existing.try_into()?))
+                }
+                _ => Err(error.into()),
+            },
+        }
+    }
+
+    /// Takes over an `ISSUING` claim whose request died (its lease passed), for a retry.
+    pub async fn take_over_issue(
+        &self,
+        id: BillingKeyId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<BillingKey>> {
+        billing_key::Entity::update_many()
+            .col_expr(billing_key::Column::IssueLeaseUntil, Expr::value(lease_until))
+            .filter(billing_key::Column::Id.eq(id.to_string()))
+            .filter(billing_key::Column::Status.eq(BillingKeyStatus::Issuing.as_str()))
+            .filter(billing_key::Column::IssueLeaseUntil.lt(now))
+            .exec_with_returning(&self.db)
+            .await?
+            .pop()
+            .map(BillingKey::try_from)
+            .transpose()
+    }
+
+    /// Stores what Toss issued on the claimed row: `ACTIVE`.
+    pub async fn activate_billing_key(
+        &self,
+        id: BillingKeyId,
+        issued: IssuedKey,
+    ) -> StoreResult<Option<BillingKey>> {
+        let card = issued.card.unwrap_or(CardInfo {
+            issuer_code: None,
+            number: None,
+            card_type: None,
+            owner_type: None,
+        });
+        billing_key::Entity::update_many()
+            .col_expr(
+                billing_key::Column::Status,
+                Expr::value(BillingKeyStatus::Active.as_str()),
+            )
+            .col_expr(
+                billing_key::Column::KeyCiphertext,
+                Expr::value(issued.ciphertext),
+            )
+            .col_expr(
+                billing_key::Column::KeyFingerprint,
+                Expr::value(issued.fingerprint),
+            )
+            .col_expr(billing_key::Column::Method, Expr::value(issued.method))
+            .col_expr(
+                billing_key::Column::CardIssuerCode,
+                Expr::value(card.issuer_code),
+            )
+            .col_expr(billing_key::Column::CardNumber, Expr::value(card.number))
+            .col_expr(billing_key::Column::CardType, Expr::value(card.card_type))
+            .col_expr(
+                billing_key::Column::CardOwnerType,
+                Expr::value(card.owner_type),
+            )
+            .col_expr(
+                billing_key::Column::IssueLeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .filter(billing_key::Column::Id.eq(id.to_string()))
+            .filter(billing_key::Column::Status.eq(BillingKeyStatus::Issuing.as_str()))
+            .exec_with_returning(&self.db)
+            .await?
+            .pop()
+            .map(BillingKey::try_from)
+            .transpose()
+    }
+
+    /// Forgets a claim Toss refused (nothing was issued): the row leaves no trace.
+    pub async fn drop_issue_claim(&self, id: BillingKeyId) -> StoreResult<()> {
+        billing_key::Entity::delete_many()
+            .filter(billing_key::Column::Id.eq(id.to_string()))
+            .filter(billing_key::Column::Status.eq(BillingKeyStatus::Issuing.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn billing_key(&self, id: BillingKeyId) -> StoreResult<Option<BillingKey>> {
+        billing_key::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(BillingKey::try_from)
+            .transpose()
+    }
+
+    /// A user's issued keys (active and deleted), oldest first.
+    pub async fn billing_keys_of(&self, user_id: &str) -> StoreResult<Vec<BillingKey>> {
+        billing_key::Entity::find()
+            .filter(billing_key::Column::UserId.eq(user_id))
+            .filter(billing_key::Column::Status.ne(BillingKeyStatus::Issuing.as_str()))
+            .order_by_asc(billing_key::Column::CreatedAt)
+            .order_by_asc(billing_key::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(BillingKey::try_from)
+            .collect()
+    }
+
+    /// Disables an `ACTIVE` key (by id, or by the fingerprint a webhook names); `None` if no
+    /// active key matched. Only ever disables.
+    pub async fn delete_billing_key(
+        &self,
+        key: KeyRef<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<BillingKey>> {
+        let filter = match key {
+            KeyRef::Id(id) => billing_key::Column::Id.eq(id.to_string()),
+            KeyRef::Fingerprint(fingerprint) => {
+                billing_key::Column::KeyFingerprint.eq(fingerprint)
+            }
+        };
+        billing_key::Entity::update_many()
+            .col_expr(
+                billing_key::Column::Status,
+                Expr::value(BillingKeyStatus::Deleted.as_str()),
+            )
+            .col_expr(billing_key::Column::DeletedAt, Expr::value(now))
+            .filter(filter)
+            .filter(billing_key::Column::Status.eq(BillingKeyStatus::Active.as_str()))
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .map(BillingKey::try_from)
+            .collect()
+    }
+}
+
+/// How a billing key is named: by our id, or by its fingerprint (Toss's webhook).
+#[derive(Debug, Clone, Copy)]
+pub enum KeyRef<'a> {
+    Id(BillingKeyId),
+    Fingerprint(&'a str),
+}
