@@ -357,10 +357,7 @@ impl Settings {
             .set_override_option("toss.secret_key", vars("TOSS_SECRET_KEY"))?
             .set_override_option("toss.api_url", vars("TOSS_API_URL"))?
             .set_override_option("toss.billing_secret_key", vars("TOSS_BILLING_SECRET_KEY"))?
-            .set_override_option(
-                "billing.encryption_key",
-                vars("BILLING_KEY_ENCRYPTION_KEY"),
-            )?
+            .set_override_option("billing.encryption_key", vars("BILLING_KEY_ENCRYPTION_KEY"))?
             .set_override_option("nats.url", vars("NATS_URL"))?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys

@@ -145,7 +145,10 @@ mod tests {
         let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
         let stored = cipher.encrypt(&BillingKeySecret::new("bk".to_owned()));
         let other = BillingKeyCipher::generate();
-        assert_eq!(other.decrypt(&stored).unwrap_err(), CipherError::Undecryptable);
+        assert_eq!(
+            other.decrypt(&stored).unwrap_err(),
+            CipherError::Undecryptable
+        );
         let mut bytes = STANDARD.decode(&stored).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -153,7 +156,10 @@ mod tests {
             cipher.decrypt(&STANDARD.encode(bytes)).unwrap_err(),
             CipherError::Undecryptable
         );
-        assert_eq!(cipher.decrypt("%%%").unwrap_err(), CipherError::Undecryptable);
+        assert_eq!(
+            cipher.decrypt("%%%").unwrap_err(),
+            CipherError::Undecryptable
+        );
     }
 
     #[test]

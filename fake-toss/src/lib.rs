@@ -66,6 +66,10 @@ pub enum Endpoint<'a> {
     ByKey { payment_key: &'a str },
     /// `GET /v1/payments/orders/{orderId}`
     ByOrder { order_id: &'a str },
+    /// `POST /v1/billing/authorizations/issue`
+    IssueBillingKey,
+    /// `POST /v1/billing/{billingKey}`
+    Charge { billing_key: &'a str },
 }
 
 /// One request to Toss, as an adapter read it.
@@ -141,6 +145,26 @@ struct Inner {
     /// Toss refuses a cancel of a payment within this long of the previous one
     /// (`FORBIDDEN_CONSECUTIVE_REQUEST`); off unless asked for.
     cancel_spacing: Mutex<Option<Duration>>,
+    billing: Mutex<Billing>,
+}
+
+/// Billing (자동결제): card registrations waiting to be issued, issued keys, and what the next
+/// charges will meet.
+#[derive(Default)]
+struct Billing {
+    /// Unused `authKey` -> the `customerKey` that registered the card (single-use).
+    auth_keys: HashMap<String, String>,
+    /// billingKey -> its customer key, while Toss keeps it.
+    keys: HashMap<String, String>,
+    /// customerKey -> its billing keys, newest last.
+    by_customer: HashMap<String, Vec<String>>,
+    /// Declines the next charges meet, in order: (HTTP status, code, message).
+    declines: std::collections::VecDeque<(u16, String, String)>,
+    /// The next charge happens, but Toss answers 500.
+    fail_after_next_charge: bool,
+    /// orderId -> how many charges Toss approved for it.
+    approvals: HashMap<String, usize>,
+    issues: usize,
 }
 
 /// Toss, in memory. Clones share one state.
@@ -167,6 +191,7 @@ impl FakeToss {
             orders: shards(),
             replies: shards(),
             cancel_spacing: Mutex::new(None),
+            billing: Mutex::default(),
         }))
     }
 
@@ -217,6 +242,8 @@ impl FakeToss {
             Endpoint::Confirm => self.confirm(call.body),
             Endpoint::Cancel { payment_key } => self.cancel(payment_key, call.body),
             Endpoint::ByKey { payment_key } => self.lookup(payment_key),
+            Endpoint::IssueBillingKey => self.issue(call.body),
+            Endpoint::Charge { billing_key } => self.charge(billing_key, call.body),
             Endpoint::ByOrder { order_id } => {
                 let key = self.lock(&self.0.orders, order_id).get(order_id).cloned();
                 match key {
@@ -325,6 +352,178 @@ impl FakeToss {
             body["cancelReason"].as_str().unwrap_or_default(),
         );
         Reply::new(200, to_json(payment))
+    }
+
+    fn billing(&self) -> MutexGuard<'_, Billing> {
+        self.0.billing.lock().expect("fake Toss state")
+    }
+
+    fn issue(&self, body: &[u8]) -> Reply {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let (Some(auth_key), Some(customer_key)) =
+            (body["authKey"].as_str(), body["customerKey"].as_str())
+        else {
+            return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+        };
+        let mut billing = self.billing();
+        billing.issues += 1;
+        match billing.auth_keys.get(auth_key) {
+            Some(owner) if owner == customer_key => {}
+            Some(_) => {
+                return Reply::refused(
+                    400,
+                    "NOT_MATCHES_CUSTOMER_KEY",
+                    "인증 정보의 customerKey가 일치하지 않습니다.",
+                );
+            }
+            None => {
+                return Reply::refused(400, "INVALID_AUTH_KEY", "유효하지 않은 authKey 입니다.");
+            }
+        }
+        billing.auth_keys.remove(auth_key);
+        let billing_key = format!(
+            "bk_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        billing
+            .keys
+            .insert(billing_key.clone(), customer_key.to_owned());
+        billing
+            .by_customer
+            .entry(customer_key.to_owned())
+            .or_default()
+            .push(billing_key.clone());
+        Reply::new(
+            200,
+            json!({
+                "mId": "tosspayments",
+                "customerKey": customer_key,
+                "authenticatedAt": "2026-12-01T09:30:00+09:00",
+                "method": "카드",
+                "billingKey": billing_key,
+                "card": {"issuerCode": "71", "acquirerCode": "71", "number": "43301234****123*",
+                         "cardType": "신용", "ownerType": "개인"},
+                "cardCompany": "롯데",
+                "cardNumber": "43301234****123*"
+            }),
+        )
+    }
+
+    fn charge(&self, billing_key: &str, body: &[u8]) -> Reply {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let (Some(customer_key), Some(amount), Some(order_id), Some(_name)) = (
+            body["customerKey"].as_str(),
+            body["amount"].as_i64(),
+            body["orderId"].as_str(),
+            body["orderName"].as_str(),
+        ) else {
+            return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+        };
+        let mut billing = self.billing();
+        match billing.keys.get(billing_key) {
+            Some(owner) if owner == customer_key => {}
+            Some(_) => {
+                return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+            }
+            None => {
+                return Reply::refused(404, "NOT_FOUND_BILLING", "존재하지 않는 빌링키 입니다.");
+            }
+        }
+        if let Some((status, code, message)) = billing.declines.pop_front() {
+            return Reply::refused(status, &code, &message);
+        }
+        let existing = self.lock(&self.0.orders, order_id).get(order_id).cloned();
+        if existing.is_some() {
+            return Reply::refused(
+                400,
+                "DUPLICATED_ORDER_ID",
+                "이미 승인 및 취소가 진행된 중복된 주문번호 입니다.",
+            );
+        }
+        let payment_key = format!("bpk_{}", uuid::Uuid::new_v4().simple());
+        let mut payment = FakePayment::authenticated(&payment_key, order_id, amount);
+        payment.status = "DONE".to_owned();
+        payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+        let reply = to_json(&payment);
+        self.lock(&self.0.payments, &payment_key).insert(
+            payment_key.clone(),
+            Kept {
+                payment,
+                last_cancel: None,
+            },
+        );
+        self.index_order(order_id, &payment_key);
+        *billing.approvals.entry(order_id.to_owned()).or_default() += 1;
+        if std::mem::take(&mut billing.fail_after_next_charge) {
+            return Reply::refused(
+                500,
+                "FAILED_INTERNAL_SYSTEM_PROCESSING",
+                "내부 시스템 처리 작업이 실패했습니다. 잠시 후 다시 시도해주세요.",
+            );
+        }
+        Reply::new(200, reply)
+    }
+
+    /// The buyer registered a card in Toss's billing window for `customer_key`: the `authKey`
+    /// Toss's success redirect carries (single-use).
+    pub fn register_card(&self, customer_key: &str) -> String {
+        let auth_key = format!("bln_{}", uuid::Uuid::new_v4().simple());
+        self.billing()
+            .auth_keys
+            .insert(auth_key.clone(), customer_key.to_owned());
+        auth_key
+    }
+
+    /// The billing keys Toss issued for `customer_key`, oldest first.
+    pub fn billing_keys_of(&self, customer_key: &str) -> Vec<String> {
+        self.billing()
+            .by_customer
+            .get(customer_key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many issue requests Toss received (replays of an `Idempotency-Key` not counted).
+    pub fn issues(&self) -> usize {
+        self.billing().issues
+    }
+
+    /// How many charges Toss approved for `order_id`.
+    pub fn approvals(&self, order_id: &str) -> usize {
+        self.billing()
+            .approvals
+            .get(order_id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The next charge is declined with `code` (403 for Toss's `REJECT_*` family, else 400).
+    pub fn decline_next_charge(&self, code: &str, message: &str) {
+        let status = if code.starts_with("REJECT_") || code.starts_with("EXCEED_MAX_ONE_DAY") {
+            403
+        } else {
+            400
+        };
+        self.billing()
+            .declines
+            .push_back((status, code.to_owned(), message.to_owned()));
+    }
+
+    /// The next charge happens at Toss, but Toss answers 500.
+    pub fn fail_after_next_charge(&self) {
+        self.billing().fail_after_next_charge = true;
+    }
+
+    /// The buyer (or the merchant in Toss's dashboard) removed a billing key: Toss forgets it
+    /// and sends `BILLING_DELETED`, whose body this returns.
+    pub fn delete_billing_key(&self, billing_key: &str) -> Value {
+        self.billing().keys.remove(billing_key);
+        json!({
+            "eventType": "BILLING_DELETED",
+            "createdAt": "2026-12-01T10:00:00.000000",
+            "data": {"billingKey": billing_key, "reason": "고객 요청"}
+        })
     }
 
     /// The buyer authenticated in the payment window: Toss knows the payment as IN_PROGRESS.

@@ -103,7 +103,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(BillingKeys::UserId).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(BillingKeys::UserId)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(BillingKeys::CustomerKey)
                             .string_len(64)
@@ -118,7 +122,11 @@ impl MigrationTrait for Migration {
                             .unique_key(),
                     )
                     // ISSUING (claimed, Toss being called), ACTIVE, DELETED.
-                    .col(ColumnDef::new(BillingKeys::Status).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(BillingKeys::Status)
+                            .string_len(16)
+                            .not_null(),
+                    )
                     // base64(nonce ‖ AES-256-GCM ciphertext) of Toss's billingKey.
                     .col(ColumnDef::new(BillingKeys::KeyCiphertext).text().null())
                     // SHA-256 of the billing key, to find it from a BILLING_DELETED webhook.
@@ -133,7 +141,11 @@ impl MigrationTrait for Migration {
                             .string_len(16)
                             .null(),
                     )
-                    .col(ColumnDef::new(BillingKeys::CardNumber).string_len(32).null())
+                    .col(
+                        ColumnDef::new(BillingKeys::CardNumber)
+                            .string_len(32)
+                            .null(),
+                    )
                     .col(ColumnDef::new(BillingKeys::CardType).string_len(16).null())
                     .col(
                         ColumnDef::new(BillingKeys::CardOwnerType)

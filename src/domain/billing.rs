@@ -74,7 +74,9 @@ pub struct AuthKey(SecretString);
 
 impl AuthKey {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
-        if value.is_empty() || value.len() > 300 || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
+        if value.is_empty()
+            || value.len() > 300
+            || !value.bytes().all(|b| (0x21..0x7f).contains(&b))
         {
             return Err(DomainError::new(
                 "auth_key",

@@ -11,8 +11,8 @@ pub use billing::{
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
-    Amount, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
-    UserId,
+    Amount, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef,
+    RefundId, ScopedKey, UserId,
 };
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

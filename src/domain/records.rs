@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    BillingKeyId, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType, RefundId,
-    RefundOrigin, RefundStatus, ScopedKey,
+    BillingKeyId, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType,
+    RefundId, RefundOrigin, RefundStatus, ScopedKey,
 };
 
 /// A payment as stored.

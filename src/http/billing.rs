@@ -76,7 +76,11 @@ impl From<&BillingCustomer> for BillingCustomerDto {
 #[schema(example = json!({"customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c", "auth_key": "bln_a1b2c3d4e5"}))]
 pub struct IssueBillingKeyRequest {
     /// The customer key `POST /billing/customers` gave.
-    #[schema(min_length = 2, max_length = 300, pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$")]
+    #[schema(
+        min_length = 2,
+        max_length = 300,
+        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
+    )]
     pub customer_key: String,
     /// Toss's single-use `authKey` of the card registration.
     #[schema(min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
@@ -173,10 +177,20 @@ pub struct ListBillingKeysParams {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingSuccessParams {
-    #[param(required = true, min_length = 2, max_length = 300, pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$")]
+    #[param(
+        required = true,
+        min_length = 2,
+        max_length = 300,
+        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
+    )]
     pub customer_key: Option<String>,
     /// Single-use.
-    #[param(required = true, min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 300,
+        pattern = r"^[!-~]{1,300}$"
+    )]
     pub auth_key: Option<String>,
 }
 
@@ -324,7 +338,11 @@ pub async fn billing_success(
     }
     .await;
     let redirect = &state.redirect;
-    match (result, &redirect.billing_success_url, &redirect.billing_fail_url) {
+    match (
+        result,
+        &redirect.billing_success_url,
+        &redirect.billing_fail_url,
+    ) {
         (Ok(issued), Some(success_url), _) => see_other(
             success_url,
             &[("billing_key_id", &issued.key.id.to_string())],

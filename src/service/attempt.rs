@@ -168,11 +168,7 @@ impl PaymentService {
     }
 
     /// Sends the attempt in flight again, if this caller wins the resend.
-    async fn resend(
-        &self,
-        payment: Payment,
-        attempt: Attempt,
-    ) -> Result<ConfirmOutcome, AppError> {
+    async fn resend(&self, payment: Payment, attempt: Attempt) -> Result<ConfirmOutcome, AppError> {
         let resend = PaymentUpdate::Resend {
             lease_until: self.claim_expiry(),
         };

@@ -89,7 +89,9 @@ impl PaymentService {
             IssueClaim::Claimed(row) => row,
             IssueClaim::Existing(row) if row.customer_key != customer_key => {
                 // An authKey belongs to the customer that registered the card.
-                return Err(AppError::NotFound("unknown authKey for this customerKey".to_owned()));
+                return Err(AppError::NotFound(
+                    "unknown authKey for this customerKey".to_owned(),
+                ));
             }
             IssueClaim::Existing(row) => match row.status {
                 BillingKeyStatus::Active | BillingKeyStatus::Deleted => {
@@ -258,12 +260,13 @@ impl PaymentService {
                         attempt: Some(payment.confirm_attempt),
                         ..Target::from(payment.id)
                     };
-                    if let Some(claimed) = self.store.update_payment(target, &claim, None).await?
-                    {
+                    if let Some(claimed) = self.store.update_payment(target, &claim, None).await? {
                         return self.send_charge(claimed, billing_key_id).await;
                     }
                 }
-                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
+                PaymentStatus::Completed
+                | PaymentStatus::PartialRefund
+                | PaymentStatus::Refunded
                     if payment.billing_key_id == Some(billing_key_id)
                         && payment.pg_transaction_id.is_some() =>
                 {

@@ -167,7 +167,10 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<BillingKey>> {
         billing_key::Entity::update_many()
-            .col_expr(billing_key::Column::IssueLeaseUntil, Expr::value(lease_until))
+            .col_expr(
+                billing_key::Column::IssueLeaseUntil,
+                Expr::value(lease_until),
+            )
             .filter(billing_key::Column::Id.eq(id.to_string()))
             .filter(billing_key::Column::Status.eq(BillingKeyStatus::Issuing.as_str()))
             .filter(billing_key::Column::IssueLeaseUntil.lt(now))
@@ -268,9 +271,7 @@ impl Store {
     ) -> StoreResult<Vec<BillingKey>> {
         let filter = match key {
             KeyRef::Id(id) => billing_key::Column::Id.eq(id.to_string()),
-            KeyRef::Fingerprint(fingerprint) => {
-                billing_key::Column::KeyFingerprint.eq(fingerprint)
-            }
+            KeyRef::Fingerprint(fingerprint) => billing_key::Column::KeyFingerprint.eq(fingerprint),
         };
         billing_key::Entity::update_many()
             .col_expr(

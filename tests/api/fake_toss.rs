@@ -54,6 +54,40 @@ impl FakeToss {
             .with_priority(101)
             .mount(server)
             .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/billing/authorizations/issue"))
+            .respond_with(Handler(self.clone(), Kind::Issue))
+            .with_priority(100)
+            .mount(server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1/billing/[^/]+$"))
+            .respond_with(Handler(self.clone(), Kind::Charge))
+            .with_priority(101)
+            .mount(server)
+            .await;
+    }
+
+    /// The next billing charge happens at Toss at once, but its answer comes only after
+    /// `delay`: past the client's read timeout, a reply lost.
+    pub async fn slow_next_charge(&self, server: &MockServer, delay: std::time::Duration) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1/billing/[^/]+$"))
+            .respond_with(Delayed(Handler(self.clone(), Kind::Charge), delay))
+            .up_to_n_times(1)
+            .with_priority(40)
+            .mount(server)
+            .await;
+    }
+
+    /// Every billing charge answers only after `delay`; the charge happens at once.
+    pub async fn slow_charges(&self, server: &MockServer, delay: std::time::Duration) {
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/v1/billing/[^/]+$"))
+            .respond_with(Delayed(Handler(self.clone(), Kind::Charge), delay))
+            .with_priority(50)
+            .mount(server)
+            .await;
     }
 
     /// Toss's confirm endpoint answering only after `delay`; the charge itself happens at once,
@@ -101,6 +135,8 @@ enum Kind {
     Cancel,
     ByKey,
     ByOrder,
+    Issue,
+    Charge,
 }
 
 struct Handler(FakeToss, Kind);
@@ -124,7 +160,9 @@ impl Respond for Handler {
         // /v1/payments/{key}/cancel, /v1/payments/{key}, /v1/payments/orders/{order}
         let parameter = match self.1 {
             Kind::Cancel => segments.get(2),
-            Kind::Confirm | Kind::ByKey | Kind::ByOrder => segments.last(),
+            Kind::Confirm | Kind::ByKey | Kind::ByOrder | Kind::Issue | Kind::Charge => {
+                segments.last()
+            }
         }
         .map(String::as_str)
         .unwrap_or_default();
@@ -138,6 +176,10 @@ impl Respond for Handler {
             },
             Kind::ByOrder => Endpoint::ByOrder {
                 order_id: parameter,
+            },
+            Kind::Issue => Endpoint::IssueBillingKey,
+            Kind::Charge => Endpoint::Charge {
+                billing_key: parameter,
             },
         };
         let reply = self.0.handle(Call {

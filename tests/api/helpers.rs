@@ -125,7 +125,14 @@ pub struct Options {
     pub cors_allowed_origins: Vec<String>,
     /// `ROTATED_API_KEY` is configured too, beside `API_KEY`.
     pub rotated_api_key: bool,
+    /// `redirect.billing_success_url` and `redirect.billing_fail_url`.
+    pub billing_redirect: Option<(String, String)>,
+    /// `BILLING_KEY_ENCRYPTION_KEY` (base64 of 32 bytes); every instance of a test shares it.
+    pub billing_encryption_key: String,
 }
+
+/// The billing key encryption key of the tests' instances (32 bytes, base64).
+pub const BILLING_ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 impl Default for Options {
     fn default() -> Self {
@@ -138,6 +145,8 @@ impl Default for Options {
             public_rate: (100_000.0, 100_000.0),
             cors_allowed_origins: Vec::new(),
             rotated_api_key: false,
+            billing_redirect: None,
+            billing_encryption_key: BILLING_ENCRYPTION_KEY.to_owned(),
         }
     }
 }
@@ -196,6 +205,11 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
         settings.redirect.success_url = Some(success.clone());
         settings.redirect.fail_url = Some(fail.clone());
     }
+    if let Some((success, fail)) = &options.billing_redirect {
+        settings.redirect.billing_success_url = Some(success.clone());
+        settings.redirect.billing_fail_url = Some(fail.clone());
+    }
+    settings.billing.encryption_key = Some(options.billing_encryption_key.clone().into());
     settings
 }
 
@@ -485,6 +499,24 @@ impl TestApp {
         let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
         db.execute_raw(statement).await.expect("execute");
         let _ = db.close().await;
+    }
+
+    /// The first column of every row `sql` returns, as text (NULL as `None`).
+    pub async fn query_column(&self, sql: &str) -> Vec<Option<String>> {
+        let db = Database::connect(&self.database_url)
+            .await
+            .expect("connect");
+        let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql);
+        let rows = db.query_all_raw(statement).await.expect("query");
+        let values = rows
+            .iter()
+            .map(|row| {
+                row.try_get_by_index::<Option<String>>(0)
+                    .expect("a text column")
+            })
+            .collect();
+        let _ = db.close().await;
+        values
     }
 
     pub async fn stop(mut self) {

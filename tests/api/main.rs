@@ -4,6 +4,7 @@
 mod fake_toss;
 mod helpers;
 
+mod billing;
 mod confirm;
 mod crash;
 mod engine;

@@ -122,7 +122,9 @@ pub(super) fn parse_billing(body: &[u8]) -> Result<PgBillingKey, GatewayError> {
     let billing: TossBilling = serde_json::from_slice(body)
         .map_err(|_| unknown("2xx reply is not a Toss Billing object".to_owned()))?;
     if billing.billing_key.is_empty() {
-        return Err(unknown("Toss's Billing object has an empty billingKey".to_owned()));
+        return Err(unknown(
+            "Toss's Billing object has an empty billingKey".to_owned(),
+        ));
     }
     Ok(PgBillingKey {
         billing_key: BillingKeySecret::new(billing.billing_key),

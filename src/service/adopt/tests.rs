@@ -56,6 +56,7 @@ fn payment(status: PaymentStatus) -> Payment {
         pg_provider: payment_key.as_ref().map(|_| "toss".to_owned()),
         pg_transaction_id: approved,
         payment_key,
+        billing_key_id: None,
         idempotency_key: None,
         confirm_attempt: 1,
         confirm_sends: 1,
@@ -542,4 +543,32 @@ fn cancels_beyond_the_amount_are_set_aside() {
     record.balance_amount = Some(0);
     let decision = decide(&ours, &[], &record, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
+}
+
+/// A charge of a billing key in flight names no `paymentKey` until Toss answers: Toss's record
+/// of its order (read back by order id) is its record, approved or not.
+#[test]
+fn a_charge_in_flight_adopts_the_record_of_its_order() {
+    let mut ours = payment(PaymentStatus::InProgress);
+    ours.payment_key = None;
+    ours.billing_key_id = Some(crate::domain::BillingKeyId::new());
+    let done = decide(&ours, &[], &record("DONE"), &ctx());
+    assert_eq!(done.verdict, Verdict::Settled);
+    assert!(done.alert.is_none(), "{:?}", done.alert);
+    let plan = done.plan.expect("completes");
+    assert_eq!(plan.payment.status, PaymentStatus::Completed);
+    assert_eq!(plan.payment.payment_key, Some(key("pk_ours")));
+    assert_eq!(plan.payment.pg_transaction_id.as_deref(), Some("pk_ours"));
+    assert_eq!(plan.events.len(), 1);
+
+    let aborted = decide(&ours, &[], &record("ABORTED"), &ctx());
+    assert_eq!(
+        aborted.plan.expect("released").payment.status,
+        PaymentStatus::Pending
+    );
+
+    // Without a billing key the same row has no attempt of ours in flight.
+    ours.billing_key_id = None;
+    let stranger = decide(&ours, &[], &record("DONE"), &ctx());
+    assert!(stranger.alert.is_some());
 }
