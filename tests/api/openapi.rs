@@ -35,6 +35,14 @@ fn every_route_is_documented() {
         ("/webhooks/toss", "post"),
         ("/health", "get"),
         ("/ready", "get"),
+        ("/billing/customers", "post"),
+        ("/billing-keys", "post"),
+        ("/billing-keys", "get"),
+        ("/billing-keys/{billing_key_id}", "get"),
+        ("/billing-keys/{billing_key_id}", "delete"),
+        ("/billing/toss/success", "get"),
+        ("/billing/toss/fail", "get"),
+        ("/payments/{payment_id}/charge", "post"),
     ] {
         let operation = &paths[route][verb];
         assert!(operation.is_object(), "{verb} {route} is not documented");

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::{API_KEY_ONE, API_KEY_TWO, TOSS_SECRET};
+use base64::Engine as _;
+
+use super::{API_KEY_ONE, API_KEY_TWO, ENCRYPTION_KEY_BYTES, TOSS_BILLING_SECRET, TOSS_SECRET};
 
 pub(super) struct Service {
     child: Child,
@@ -52,6 +54,11 @@ impl Service {
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("TOSS_SECRET_KEY", TOSS_SECRET)
+            .env("TOSS_BILLING_SECRET_KEY", TOSS_BILLING_SECRET)
+            .env(
+                "BILLING_KEY_ENCRYPTION_KEY",
+                base64::engine::general_purpose::STANDARD.encode(ENCRYPTION_KEY_BYTES),
+            )
             .env("TOSS_API_URL", toss_url)
             .env("API_KEYS", format!("{API_KEY_ONE}, {API_KEY_TWO}"))
             .env("RUST_LOG", "trace")

@@ -17,7 +17,7 @@ pub(super) struct Flow {
 
 pub(super) struct Reply {
     pub(super) status: StatusCode,
-    body: Value,
+    pub(super) body: Value,
 }
 
 impl Flow {

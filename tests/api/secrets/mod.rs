@@ -7,6 +7,7 @@
 //! declines, Toss rejecting our key, Toss 5xx and timeouts, refunds partial, full and refused,
 //! wrong and malformed requests, redirects, a webhook, the event log and the reconciler.
 
+mod billing_flow;
 mod binary;
 mod config;
 mod flow;
@@ -37,6 +38,12 @@ on_both_databases!(
 const TOSS_SECRET: &str = "test_sk_SECRETSCAN_9f8e7d6c5b4a";
 const API_KEY_ONE: &str = "apikey_SECRETSCAN_one";
 const API_KEY_TWO: &str = "apikey_SECRETSCAN_two";
+/// The billing contract's own secret key (`TOSS_BILLING_SECRET_KEY`).
+const TOSS_BILLING_SECRET: &str = "test_sk_SECRETSCAN_billing_1a2b3c";
+/// The billing key the permissive Toss issues: a stored card.
+const BILLING_KEY: &str = "bk_SECRETSCAN_0a1b2c3d4e5f6a7b8c9d";
+/// 32 bytes; `BILLING_KEY_ENCRYPTION_KEY` is their base64.
+const ENCRYPTION_KEY_BYTES: &[u8; 32] = b"SECRETSCAN-billing-encryption-32";
 
 // ---------------------------------------------------------------------------------------------
 // The scenarios.
@@ -68,6 +75,7 @@ async fn full_flow_holds_no_secret(backend: Backend, log_format: &str) {
         transcript: String::new(),
     };
     drive_full_flow(&mut flow).await;
+    billing_flow::drive_billing_flow(&mut flow).await;
 
     // Let the reconciler read back the unsettled payment a few times, then scrape the metrics.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -81,12 +89,30 @@ async fn full_flow_holds_no_secret(backend: Backend, log_format: &str) {
     );
     let (stdout, stderr) = service.stop().await;
 
-    // The secret was really in use: Toss got it, as Basic auth, from the service.
+    // The secrets were really in use: Toss got them, as Basic auth, from the service (the
+    // billing calls under the billing contract's key).
     let basic = format!("Basic {}", STANDARD.encode(format!("{TOSS_SECRET}:")));
+    let billing_basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{TOSS_BILLING_SECRET}:"))
+    );
     let authorizations = toss.authorizations.lock().unwrap().clone();
     assert!(
-        !authorizations.is_empty() && authorizations.iter().all(|a| *a == basic),
-        "Toss should have received {basic:?}: {authorizations:?}"
+        authorizations.contains(&basic)
+            && authorizations.contains(&billing_basic)
+            && authorizations
+                .iter()
+                .all(|a| *a == basic || *a == billing_basic),
+        "Toss should have received {basic:?} and {billing_basic:?}: {authorizations:?}"
+    );
+    assert!(
+        toss.billing_charges
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|path| path.contains(BILLING_KEY))
+            && !toss.billing_charges.lock().unwrap().is_empty(),
+        "the billing key was used to charge"
     );
 
     // The output is the whole trace, not an empty file.
@@ -125,6 +151,15 @@ async fn full_flow_holds_no_secret(backend: Backend, log_format: &str) {
     assert!(
         gateway_line.to_lowercase().contains("toss"),
         "the gateway line does not say Toss: {gateway_line}"
+    );
+    // ... and which serves billing, under which variable's key (never the key).
+    let billing_line = output
+        .lines()
+        .find(|line| line.contains("billing gateway"))
+        .unwrap_or_else(|| panic!("no start-up line names the billing gateway"));
+    assert!(
+        billing_line.contains("TOSS_BILLING_SECRET_KEY"),
+        "the billing gateway line does not say whose key: {billing_line}"
     );
 
     // API_KEYS is set: no key is generated, and none is printed.

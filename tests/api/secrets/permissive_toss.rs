@@ -17,6 +17,8 @@ const SLOW: Duration = Duration::from_secs(3);
 pub(super) struct PermissiveToss {
     payments: Arc<Mutex<HashMap<String, FakePayment>>>,
     pub(super) authorizations: Arc<Mutex<Vec<String>>>,
+    /// Paths of the billing charges received (they carry the billing key).
+    pub(super) billing_charges: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -25,6 +27,8 @@ enum Endpoint {
     Cancel,
     ByKey,
     ByOrder,
+    Issue,
+    Charge,
 }
 
 struct Answer(PermissiveToss, Endpoint);
@@ -132,6 +136,39 @@ impl Respond for Answer {
                 Some(payment) => ResponseTemplate::new(200).set_body_json(to_json(payment)),
                 None => error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."),
             },
+            Endpoint::Issue => ResponseTemplate::new(200).set_body_json(json!({
+                "mId": "tosspayments", "customerKey": body["customerKey"],
+                "authenticatedAt": "2026-12-01T09:30:00+09:00", "method": "카드",
+                "billingKey": super::BILLING_KEY,
+                "card": {"issuerCode": "71", "acquirerCode": "71", "number": "43301234****123*",
+                         "cardType": "신용", "ownerType": "개인"}
+            })),
+            Endpoint::Charge => {
+                toss.billing_charges
+                    .lock()
+                    .unwrap()
+                    .push(request.url.path().to_owned());
+                let order = body["orderId"].as_str().unwrap_or_default().to_owned();
+                if order.contains("decline") {
+                    return error(
+                        403,
+                        "REJECT_CARD_PAYMENT",
+                        "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+                    );
+                }
+                let key = format!("bpk_{order}");
+                let amount = body["amount"].as_i64().unwrap_or_default();
+                let payment = payments.entry(key.clone()).or_insert_with(|| FakePayment {
+                    payment_key: key.clone(),
+                    order_id: order,
+                    total: amount,
+                    balance: amount,
+                    status: "DONE".to_owned(),
+                    cancels: Vec::new(),
+                    last_transaction_key: format!("tx_{key}"),
+                });
+                ResponseTemplate::new(200).set_body_json(to_json(payment))
+            }
             Endpoint::ByOrder => {
                 let order = segment(3);
                 match payments.values().find(|p| p.order_id == order) {
@@ -150,6 +187,13 @@ impl PermissiveToss {
             ("POST", "^/v1/payments/[^/]+/cancel$", Endpoint::Cancel, 1),
             ("GET", "^/v1/payments/orders/[^/]+$", Endpoint::ByOrder, 1),
             ("GET", "^/v1/payments/[^/]+$", Endpoint::ByKey, 2),
+            (
+                "POST",
+                "^/v1/billing/authorizations/issue$",
+                Endpoint::Issue,
+                1,
+            ),
+            ("POST", "^/v1/billing/[^/]+$", Endpoint::Charge, 2),
         ];
         for (http_method, pattern, endpoint, priority) in routes {
             Mock::given(method(http_method))

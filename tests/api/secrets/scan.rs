@@ -3,7 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::{API_KEY_ONE, API_KEY_TWO, TOSS_SECRET};
+use super::{
+    API_KEY_ONE, API_KEY_TWO, BILLING_KEY, ENCRYPTION_KEY_BYTES, TOSS_BILLING_SECRET, TOSS_SECRET,
+};
 
 /// Everything that must never appear, with a name for the report. Every secret contains
 /// `SECRETSCAN`, so a shortened or partly masked one is caught too.
@@ -12,10 +14,16 @@ fn forbidden() -> Vec<(String, String)> {
         "the marker of every secret".to_owned(),
         "SECRETSCAN".to_owned(),
     )];
+    let encryption_key = STANDARD.encode(ENCRYPTION_KEY_BYTES);
+    let encryption_raw = String::from_utf8_lossy(ENCRYPTION_KEY_BYTES).into_owned();
     for (name, secret) in [
         ("the Toss secret key", TOSS_SECRET),
         ("API key one", API_KEY_ONE),
         ("API key two", API_KEY_TWO),
+        ("the Toss billing secret key", TOSS_BILLING_SECRET),
+        ("the billing key", BILLING_KEY),
+        ("BILLING_KEY_ENCRYPTION_KEY", encryption_key.as_str()),
+        ("the encryption key's bytes", encryption_raw.as_str()),
     ] {
         needles.push((name.to_owned(), secret.to_owned()));
         needles.push((format!("Bearer <{name}>"), format!("Bearer {secret}")));
