@@ -114,6 +114,7 @@ impl DbFlow {
             amount_krw: Some(AMOUNT_KRW),
             payment_key: None,
             status: None,
+            attempt: None,
         };
         let claimed = self
             .store
