@@ -71,6 +71,9 @@ impl PaymentService {
         let Some(customer) = self.store.billing_customer_by_key(&customer_key).await? else {
             return Err(AppError::NotFound("unknown customerKey".to_owned()));
         };
+        let Some(gateway) = self.billing.gateway.clone() else {
+            return Err(AppError::PgNotConfigured);
+        };
         let hash = crypto::auth_key_hash(auth_key.expose());
         let now = Utc::now();
         let fresh = BillingKey {
@@ -109,10 +112,6 @@ impl PaymentService {
                     }
                 }
             },
-        };
-        let Some(gateway) = self.billing.gateway.clone() else {
-            self.store.drop_issue_claim(claimed.id).await?;
-            return Err(AppError::PgNotConfigured);
         };
         let request = IssueRequest {
             auth_key,
