@@ -104,6 +104,10 @@ impl Reply {
 pub struct Settings {
     /// The secret key a caller must present.
     pub secret_key: String,
+    /// The billing contract's secret key, another MID: billing calls need it, and the payments
+    /// it charged are known only under it (as Toss keeps each MID's payments apart). `None`:
+    /// billing runs under `secret_key`.
+    pub billing_secret_key: Option<String>,
     /// How long Toss takes to answer; what a call changes, it changes at once (as when Toss is
     /// slow to reply). An adapter waits this long before it sends the reply.
     pub delay: Duration,
@@ -117,6 +121,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             secret_key: SECRET_KEY.to_owned(),
+            billing_secret_key: None,
             delay: Duration::ZERO,
             replays: true,
         }
@@ -126,8 +131,16 @@ impl Default for Settings {
 /// State is sharded by key, so that under load the fake is never what waits.
 const SHARDS: usize = 64;
 
+/// Which of the merchant's MIDs (key sets) a call or a payment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mid {
+    Payments,
+    Billing,
+}
+
 struct Kept {
     payment: FakePayment,
+    mid: Mid,
     /// When a cancel of it last went through the API (for the spacing rule).
     last_cancel: Option<Instant>,
 }
@@ -135,6 +148,7 @@ struct Kept {
 struct Inner {
     settings: Settings,
     authorization: String,
+    billing_authorization: Option<String>,
     hasher: RandomState,
     /// paymentKey -> the payment. Lock order: `replies`, then `payments`, then `orders`.
     payments: Vec<Mutex<HashMap<String, Kept>>>,
@@ -185,6 +199,7 @@ impl FakeToss {
     pub fn new(settings: Settings) -> Self {
         Self(Arc::new(Inner {
             authorization: basic_auth(&settings.secret_key),
+            billing_authorization: settings.billing_secret_key.as_deref().map(basic_auth),
             settings,
             hasher: RandomState::new(),
             payments: shards(),
@@ -217,14 +232,25 @@ impl FakeToss {
 
     /// Answers a call as Toss would.
     pub fn handle(&self, call: Call<'_>) -> Reply {
-        if call.authorization != Some(self.authorization()) {
-            return Reply::new(
-                401,
-                json!({"code": "UNAUTHORIZED_KEY", "message": "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.", "data": null}),
-            );
+        let mid = if call.authorization == Some(self.authorization()) {
+            Mid::Payments
+        } else if call.authorization.is_some()
+            && call.authorization == self.0.billing_authorization.as_deref()
+        {
+            Mid::Billing
+        } else {
+            return unauthorized();
+        };
+        let billing_call = matches!(
+            call.endpoint,
+            Endpoint::IssueBillingKey | Endpoint::Charge { .. }
+        );
+        // Billing needs the billing contract's key, when there is one.
+        if billing_call && self.0.billing_authorization.is_some() && mid != Mid::Billing {
+            return unauthorized();
         }
         let Some(key) = call.idempotency_key.filter(|_| self.0.settings.replays) else {
-            return self.answer(call);
+            return self.answer(call, mid);
         };
         let scope = (call.path.to_owned(), key.to_owned());
         // Held while answering: a repeat that arrives meanwhile waits, then replays.
@@ -232,36 +258,36 @@ impl FakeToss {
         if let Some(reply) = replies.get(&scope) {
             return reply.clone();
         }
-        let reply = self.answer(call);
+        let reply = self.answer(call, mid);
         replies.insert(scope, reply.clone());
         reply
     }
 
-    fn answer(&self, call: Call<'_>) -> Reply {
+    fn answer(&self, call: Call<'_>, mid: Mid) -> Reply {
         match call.endpoint {
-            Endpoint::Confirm => self.confirm(call.body),
-            Endpoint::Cancel { payment_key } => self.cancel(payment_key, call.body),
-            Endpoint::ByKey { payment_key } => self.lookup(payment_key),
+            Endpoint::Confirm => self.confirm(call.body, mid),
+            Endpoint::Cancel { payment_key } => self.cancel(payment_key, call.body, mid),
+            Endpoint::ByKey { payment_key } => self.lookup(payment_key, mid),
             Endpoint::IssueBillingKey => self.issue(call.body),
-            Endpoint::Charge { billing_key } => self.charge(billing_key, call.body),
+            Endpoint::Charge { billing_key } => self.charge(billing_key, call.body, mid),
             Endpoint::ByOrder { order_id } => {
                 let key = self.lock(&self.0.orders, order_id).get(order_id).cloned();
                 match key {
-                    Some(key) => self.lookup(&key),
+                    Some(key) => self.lookup(&key, mid),
                     None => not_found(),
                 }
             }
         }
     }
 
-    fn lookup(&self, payment_key: &str) -> Reply {
+    fn lookup(&self, payment_key: &str, mid: Mid) -> Reply {
         match self.lock(&self.0.payments, payment_key).get(payment_key) {
-            Some(kept) => Reply::new(200, to_json(&kept.payment)),
-            None => not_found(),
+            Some(kept) if kept.mid == mid => Reply::new(200, to_json(&kept.payment)),
+            Some(_) | None => not_found(),
         }
     }
 
-    fn confirm(&self, body: &[u8]) -> Reply {
+    fn confirm(&self, body: &[u8], mid: Mid) -> Reply {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let (Some(key), Some(order), Some(amount)) = (
             body["paymentKey"].as_str(),
@@ -277,6 +303,7 @@ impl FakeToss {
                 self.index_order(order, key);
                 entry.insert(Kept {
                     payment: FakePayment::authenticated(key, order, amount),
+                    mid,
                     last_cancel: None,
                 })
             }
@@ -304,11 +331,11 @@ impl FakeToss {
         }
     }
 
-    fn cancel(&self, key: &str, body: &[u8]) -> Reply {
+    fn cancel(&self, key: &str, body: &[u8], mid: Mid) -> Reply {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let spacing = *self.0.cancel_spacing.lock().expect("fake Toss state");
         let mut payments = self.lock(&self.0.payments, key);
-        let Some(kept) = payments.get_mut(key) else {
+        let Some(kept) = payments.get_mut(key).filter(|kept| kept.mid == mid) else {
             return not_found();
         };
         if !matches!(kept.payment.status.as_str(), "DONE" | "PARTIAL_CANCELED") {
@@ -410,7 +437,7 @@ impl FakeToss {
         )
     }
 
-    fn charge(&self, billing_key: &str, body: &[u8]) -> Reply {
+    fn charge(&self, billing_key: &str, body: &[u8], mid: Mid) -> Reply {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let (Some(customer_key), Some(amount), Some(order_id), Some(_name)) = (
             body["customerKey"].as_str(),
@@ -450,6 +477,7 @@ impl FakeToss {
             payment_key.clone(),
             Kept {
                 payment,
+                mid,
                 last_cancel: None,
             },
         );
@@ -533,6 +561,7 @@ impl FakeToss {
             payment_key.to_owned(),
             Kept {
                 payment: FakePayment::authenticated(payment_key, order_id, amount),
+                mid: Mid::Payments,
                 last_cancel: None,
             },
         );
@@ -603,6 +632,13 @@ fn apply_cancel(payment: &mut FakePayment, amount: i64, reason: &str) {
         "cancelStatus": "DONE",
         "cancelRequestId": null
     }));
+}
+
+fn unauthorized() -> Reply {
+    Reply::new(
+        401,
+        json!({"code": "UNAUTHORIZED_KEY", "message": "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.", "data": null}),
+    )
 }
 
 fn not_found() -> Reply {

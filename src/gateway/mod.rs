@@ -212,9 +212,10 @@ pub struct ChargeRequest {
     pub idempotency_key: String,
 }
 
-/// Toss billing (자동결제), under the billing contract's secret key.
+/// Toss billing (자동결제), under the billing contract's secret key. It is a payment gateway too:
+/// the payments it charged are read back and cancelled under the same key (their MID).
 #[async_trait]
-pub trait BillingGateway: Send + Sync + 'static {
+pub trait BillingGateway: PaymentGateway {
     /// `POST /v1/billing/authorizations/issue`.
     async fn issue_billing_key(&self, request: &IssueRequest)
     -> Result<PgBillingKey, GatewayError>;

@@ -108,15 +108,26 @@ impl PaymentService {
         span.record("order_id", tracing::field::display(&payment.order_id));
     }
 
-    /// The PG's record under `key` (a [`Payment::pg_key`](crate::domain::Payment::pg_key)). A
-    /// recorded transaction id that is not a `paymentKey` names no record: `Ok(None)`, Toss's
-    /// answer for a key it does not know, without asking.
+    /// The PG client `payment`'s records live under: a billing charge's under the billing
+    /// contract's key (its own MID at Toss), everything else under the payment gateway's.
+    fn pg_for(&self, payment: &crate::domain::Payment) -> Arc<dyn PaymentGateway> {
+        match (&self.billing.gateway, payment.billing_key_id) {
+            (Some(billing), Some(_)) => billing.clone(),
+            _ => self.gateway.clone(),
+        }
+    }
+
+    /// The PG's record of `payment` under `key` (its
+    /// [`Payment::pg_key`](crate::domain::Payment::pg_key)). A recorded transaction id that is
+    /// not a `paymentKey` names no record: `Ok(None)`, Toss's answer for a key it does not
+    /// know, without asking.
     async fn record_by_key(
         &self,
+        payment: &crate::domain::Payment,
         key: Result<PaymentKey, DomainError>,
     ) -> Result<Option<PgPayment>, GatewayError> {
         match key {
-            Ok(key) => self.gateway.payment_by_key(&key).await,
+            Ok(key) => self.pg_for(payment).payment_by_key(&key).await,
             Err(_) => Ok(None),
         }
     }

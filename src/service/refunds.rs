@@ -263,7 +263,7 @@ impl PaymentService {
                     refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
                     idempotency_key: refund_idempotency_key(refund.id, send),
                 };
-                self.gateway.cancel(&request).await
+                self.pg_for(payment).cancel(&request).await
             }
             Err(refusal) => Err(refusal),
         };
@@ -337,7 +337,7 @@ impl PaymentService {
     /// Toss's record is consistent with ours and does not show the refund: it never got there.
     async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
         let lookup = match payment.pg_key() {
-            Some(key) => self.record_by_key(key).await,
+            Some(key) => self.record_by_key(payment, key).await,
             None => Ok(None),
         };
         let record = match lookup {

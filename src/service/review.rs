@@ -79,8 +79,12 @@ impl PaymentService {
             return Err(AppError::PgNotConfigured);
         }
         let lookup = match payment.pg_key() {
-            Some(key) => self.record_by_key(key).await,
-            None => self.gateway.payment_by_order(&payment.order_id).await,
+            Some(key) => self.record_by_key(payment, key).await,
+            None => {
+                self.pg_for(payment)
+                    .payment_by_order(&payment.order_id)
+                    .await
+            }
         };
         match lookup {
             Ok(Some(record)) => Ok(record),

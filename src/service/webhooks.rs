@@ -81,9 +81,13 @@ impl PaymentService {
         // Which of Toss's records to read: the attempt we know, else the order.
         let lookup = match payment.pg_key() {
             Some(key) if payment.pg_provider.as_deref() == self.gateway.provider() => {
-                self.record_by_key(key).await
+                self.record_by_key(&payment, key).await
             }
-            _ => self.gateway.payment_by_order(&payment.order_id).await,
+            _ => {
+                self.pg_for(&payment)
+                    .payment_by_order(&payment.order_id)
+                    .await
+            }
         };
         let record = match lookup {
             Ok(Some(record)) => record,

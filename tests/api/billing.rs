@@ -37,6 +37,7 @@ on_both_databases!(
     another_users_key_is_refused,
     billing_key_is_never_shown_and_stored_encrypted,
     a_key_encrypted_under_another_key_is_a_clear_error,
+    billing_under_its_own_key_reads_back_and_refunds_under_it,
 );
 
 /// The user's customer key (created on first call).
@@ -920,4 +921,136 @@ async fn a_key_encrypted_under_another_key_is_a_clear_error(backend: Backend) {
     let ok = charge(&app, &id, &key).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     app.stop().await;
+}
+
+async fn billing_under_its_own_key_reads_back_and_refunds_under_it(backend: Backend) {
+    const BILLING_SECRET: &str = "test_sk_billing_contract_0123";
+    let app = spawn_with(
+        backend,
+        Options {
+            read_timeout_secs: 1,
+            toss_billing_secret_key: Some(BILLING_SECRET.to_owned()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let billing_auth = ::fake_toss::basic_auth(BILLING_SECRET);
+    let (key, _) = issued_key(&app, "u-1").await;
+    let id = payment_of(&app, "u-1", "order_bill_mid01", 20_000).await;
+    // An unknown outcome is read back under the billing key (the payment key's MID knows
+    // nothing of the charge).
+    app.toss
+        .slow_next_charge(&app.toss_server, Duration::from_secs(3))
+        .await;
+    let reply = charge(&app, &id, &key).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    // Refunded at Toss under the billing key too.
+    let refund = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "subscription cancelled", "refund_amount_krw": 5000}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
+    assert_eq!(refund.body["payment_status"], "PARTIAL_REFUND");
+    let cancels = app.toss_requests("POST", "/cancel").await;
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(
+        cancels[0].headers["authorization"].to_str().unwrap(),
+        billing_auth
+    );
+    for request in app.toss_requests("GET", "/v1/payments/orders/").await {
+        assert_eq!(
+            request.headers["authorization"].to_str().unwrap(),
+            billing_auth
+        );
+    }
+    // One-time payments stay under the payment key.
+    let paid = app
+        .completed_payment("order_bill_mid02", 3_000, "pk_mid_one")
+        .await;
+    assert_eq!(paid["status"], "COMPLETED");
+    let confirm = app.toss_requests("POST", "/v1/payments/confirm").await;
+    assert_eq!(
+        confirm[0].headers["authorization"].to_str().unwrap(),
+        crate::fake_toss::BASIC_AUTH
+    );
+    app.stop().await;
+}
+
+/// The binary with `BILLING_KEY_ENCRYPTION_KEY` set to `key` (or unset), on a fresh SQLite file:
+/// its exit status (`None` while still running after `wait`) and everything it printed.
+fn run_binary_with_encryption_key(key: Option<&str>, wait: Duration) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("ps_billing_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join("output.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_payment-service"));
+    command
+        .current_dir(&dir)
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.display()),
+        )
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("API_KEYS", "billing-startup-key")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
+    if let Some(key) = key {
+        command.env("BILLING_KEY_ENCRYPTION_KEY", key);
+    }
+    let mut child = command.spawn().expect("the binary starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > wait {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let printed = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&output).unwrap_or_default(),
+        std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (status, printed)
+}
+
+#[test]
+fn a_malformed_encryption_key_stops_the_start_and_a_missing_one_is_warned_about() {
+    // "not-32-bytes" in base64: decodes, but to 12 bytes.
+    let (status, printed) =
+        run_binary_with_encryption_key(Some("bm90LTMyLWJ5dGVz"), Duration::from_secs(30));
+    assert!(
+        matches!(status, Some(code) if code != 0),
+        "{status:?}: {printed}"
+    );
+    assert!(
+        printed.contains("BILLING_KEY_ENCRYPTION_KEY must be 32 bytes"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("bm90LTMyLWJ5dGVz"),
+        "the key is not printed"
+    );
+    let (status, printed) = run_binary_with_encryption_key(Some("%%%"), Duration::from_secs(30));
+    assert!(matches!(status, Some(code) if code != 0), "{printed}");
+    assert!(printed.contains("not valid base64"), "{printed}");
+
+    // Unset: the service starts, with a loud warning.
+    let (status, printed) = run_binary_with_encryption_key(None, Duration::from_secs(3));
+    assert_eq!(status, None, "still running: {printed}");
+    assert!(
+        printed.contains("BILLING_KEY_ENCRYPTION_KEY is not set")
+            && printed.contains("CANNOT be decrypted after a restart"),
+        "{printed}"
+    );
 }

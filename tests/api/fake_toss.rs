@@ -28,6 +28,10 @@ impl Deref for FakeToss {
 }
 
 impl FakeToss {
+    pub fn new(settings: ::fake_toss::Settings) -> Self {
+        Self(::fake_toss::FakeToss::new(settings))
+    }
+
     /// Mounts Toss's endpoints at low priority, so a test's own mocks answer first.
     pub async fn mount(&self, server: &MockServer) {
         Mock::given(method("POST"))

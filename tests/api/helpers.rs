@@ -129,6 +129,8 @@ pub struct Options {
     pub billing_redirect: Option<(String, String)>,
     /// `BILLING_KEY_ENCRYPTION_KEY` (base64 of 32 bytes); every instance of a test shares it.
     pub billing_encryption_key: String,
+    /// `TOSS_BILLING_SECRET_KEY`: billing under its own key (another MID at the fake Toss).
+    pub toss_billing_secret_key: Option<String>,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -147,6 +149,7 @@ impl Default for Options {
             rotated_api_key: false,
             billing_redirect: None,
             billing_encryption_key: BILLING_ENCRYPTION_KEY.to_owned(),
+            toss_billing_secret_key: None,
         }
     }
 }
@@ -210,6 +213,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
         settings.redirect.billing_fail_url = Some(fail.clone());
     }
     settings.billing.encryption_key = Some(options.billing_encryption_key.clone().into());
+    settings.toss.billing_secret_key = options.toss_billing_secret_key.clone().map(Into::into);
     settings
 }
 
@@ -233,7 +237,10 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     init_process();
     let database = TestDatabase::create(backend).await;
     let toss_server = MockServer::start().await;
-    let toss = FakeToss::default();
+    let toss = FakeToss::new(::fake_toss::Settings {
+        billing_secret_key: options.toss_billing_secret_key.clone(),
+        ..::fake_toss::Settings::default()
+    });
     toss.mount(&toss_server).await;
     let (address, service, shutdown, server) =
         start_instance(&database.url, &toss_server.uri(), &options).await;
