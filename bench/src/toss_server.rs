@@ -24,6 +24,7 @@ impl TossServer {
     pub async fn start(bind: &str, delay: Duration) -> anyhow::Result<(Self, String)> {
         let toss = Self(fake_toss::FakeToss::new(Settings {
             secret_key: SECRET_KEY.to_owned(),
+            billing_secret_key: None,
             delay,
             // No key is ever sent twice here; remembering every reply would make the fake grow
             // by kilobytes per flow.
