@@ -5,7 +5,11 @@
 //! ALREADY_PROCESSED_PAYMENT), cancels append to `cancels[]` and shrink `balanceAmount` (refused
 //! when the caller's `refundableAmount` is not the balance, and, when asked for, within a spacing
 //! of the previous cancel), lookups return the current record, every attempt has its own
-//! `secret`, and a repeated `Idempotency-Key` replays the first reply. An adapter turns an HTTP
+//! `secret`, and a repeated `Idempotency-Key` replays the first reply. Billing (자동결제): a
+//! registered card's `authKey` is issued into a billing key once, a charge approves an order id
+//! once (`DUPLICATED_ORDER_ID` after), declines and a 500-after-charging can be queued, and
+//! `BILLING_DELETED` forgets a key; with a billing secret key, billing is another MID whose
+//! payments the payment key cannot see. An adapter turns an HTTP
 //! request into a [`Call`] and the [`Reply`] back into a response; nothing here knows HTTP.
 
 use std::collections::HashMap;
@@ -782,6 +786,113 @@ mod tests {
         assert_eq!(too_soon.body["code"], "FORBIDDEN_CONSECUTIVE_REQUEST");
         let payment = toss.payment("pk_1").unwrap();
         assert_eq!((payment.balance, payment.status.as_str()), (1000, "DONE"));
+    }
+
+    #[test]
+    fn billing_keys_are_issued_once_per_auth_key_and_charge_an_order_once() {
+        let toss = FakeToss::new(Settings {
+            billing_secret_key: Some("test_sk_billing".to_owned()),
+            ..Settings::default()
+        });
+        let billing_auth = basic_auth("test_sk_billing");
+        let billing = |endpoint, path: &str, key: Option<&str>, body: Value| {
+            let body = body.to_string();
+            toss.handle(Call {
+                endpoint,
+                path,
+                authorization: Some(&billing_auth),
+                idempotency_key: key,
+                body: body.as_bytes(),
+            })
+        };
+        let auth_key = toss.register_card("cust-1");
+        let issue = json!({"authKey": auth_key, "customerKey": "cust-1"});
+        let path = "/v1/billing/authorizations/issue";
+        let issued = billing(Endpoint::IssueBillingKey, path, None, issue.clone());
+        assert_eq!(issued.status, 200);
+        let again = billing(Endpoint::IssueBillingKey, path, None, issue.clone());
+        assert_eq!(again.body["code"], "INVALID_AUTH_KEY", "single-use");
+        let key = issued.body["billingKey"].as_str().unwrap().to_owned();
+        assert_eq!(toss.billing_keys_of("cust-1"), vec![key.clone()]);
+        // The payment key's MID may not issue.
+        let body = issue.to_string();
+        let wrong = toss.handle(call(Endpoint::IssueBillingKey, path, None, body.as_bytes()));
+        assert_eq!(wrong.status, 401);
+
+        let charge = json!({"customerKey": "cust-1", "amount": 1000, "orderId": "o-bill-1", "orderName": "n"});
+        let charge_path = format!("/v1/billing/{key}");
+        let charged = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            Some("c1"),
+            charge.clone(),
+        );
+        assert_eq!(charged.body["status"], "DONE");
+        let replay = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            Some("c1"),
+            charge.clone(),
+        );
+        assert_eq!(replay.body, charged.body, "same key: replayed");
+        let second = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            Some("c2"),
+            charge.clone(),
+        );
+        assert_eq!(second.body["code"], "DUPLICATED_ORDER_ID");
+        assert_eq!(toss.approvals("o-bill-1"), 1);
+        // Each MID sees only its own payments.
+        let by_order = |authorization: &str| {
+            toss.handle(Call {
+                endpoint: Endpoint::ByOrder {
+                    order_id: "o-bill-1",
+                },
+                path: "/v1/payments/orders/o-bill-1",
+                authorization: Some(authorization),
+                idempotency_key: None,
+                body: b"",
+            })
+        };
+        assert_eq!(by_order(&billing_auth).body["status"], "DONE");
+        assert_eq!(by_order(BASIC_AUTH).status, 404);
+        // Declines are consumed in order; the order stays chargeable after one.
+        toss.decline_next_charge("REJECT_CARD_PAYMENT", "한도초과");
+        let order_2 = json!({"customerKey": "cust-1", "amount": 1000, "orderId": "o-bill-2", "orderName": "n"});
+        let declined = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            None,
+            order_2.clone(),
+        );
+        assert_eq!(
+            (declined.status, declined.body["code"].as_str()),
+            (403, Some("REJECT_CARD_PAYMENT"))
+        );
+        toss.fail_after_next_charge();
+        let failed = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            None,
+            order_2,
+        );
+        assert_eq!(failed.status, 500);
+        assert_eq!(
+            toss.approvals("o-bill-2"),
+            1,
+            "charged, though Toss answered 500"
+        );
+        // BILLING_DELETED: the key is gone at Toss.
+        let webhook = toss.delete_billing_key(&key);
+        assert_eq!(webhook["data"]["billingKey"], key.as_str());
+        let gone = billing(
+            Endpoint::Charge { billing_key: &key },
+            &charge_path,
+            None,
+            json!({"customerKey": "cust-1", "amount": 1000, "orderId": "o-bill-3", "orderName": "n"}),
+        );
+        assert_eq!(gone.body["code"], "NOT_FOUND_BILLING");
     }
 
     #[test]

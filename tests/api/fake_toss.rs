@@ -2,8 +2,9 @@
 //! benchmark's fake Toss uses the same), this module only carries wiremock requests to it.
 //! Confirm moves an authenticated payment to DONE once (a second confirm is
 //! ALREADY_PROCESSED_PAYMENT), cancels append to `cancels[]` and shrink `balanceAmount`, lookups
-//! return the current record, and a repeated `Idempotency-Key` replays the first response. Tests
-//! mount error or delay mocks in front of it.
+//! return the current record, and a repeated `Idempotency-Key` replays the first response.
+//! Billing: issue (single-use `authKey`), charge (declines, 500 after charging), read-back by
+//! order id, `BILLING_DELETED`. Tests mount error or delay mocks in front of it.
 
 use std::ops::Deref;
 
