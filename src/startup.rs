@@ -58,7 +58,10 @@ fn billing(
                 timeouts: settings.toss.timeouts(),
             })?;
             tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
-            Some(Arc::new(client))
+            Some(Arc::new(MeteredGateway::new(
+                Arc::new(client),
+                settings.toss.max_concurrency,
+            )))
         }
         None => {
             tracing::warn!(

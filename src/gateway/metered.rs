@@ -7,16 +7,21 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
-use super::{CancelRequest, ConfirmRequest, GatewayError, Outcome, PaymentGateway, PgPayment};
+use super::{
+    BillingGateway, CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest,
+    Outcome, PaymentGateway, PgBillingKey, PgPayment,
+};
 use crate::domain::{OrderId, PaymentKey};
 
-pub struct MeteredGateway {
-    inner: Arc<dyn PaymentGateway>,
+/// Wraps a payment gateway, or a billing gateway (whose calls are measured as
+/// `billing_issue`, `billing_charge` and `lookup`).
+pub struct MeteredGateway<G: ?Sized = dyn PaymentGateway> {
+    inner: Arc<G>,
     slots: Semaphore,
 }
 
-impl MeteredGateway {
-    pub fn new(inner: Arc<dyn PaymentGateway>, max_concurrency: usize) -> Self {
+impl<G: ?Sized> MeteredGateway<G> {
+    pub fn new(inner: Arc<G>, max_concurrency: usize) -> Self {
         Self {
             inner,
             slots: Semaphore::new(max_concurrency.max(1)),
@@ -51,7 +56,7 @@ impl MeteredGateway {
 }
 
 #[async_trait]
-impl PaymentGateway for MeteredGateway {
+impl<G: PaymentGateway + ?Sized> PaymentGateway for MeteredGateway<G> {
     fn provider(&self) -> Option<&'static str> {
         self.inner.provider()
     }
@@ -78,5 +83,33 @@ impl PaymentGateway for MeteredGateway {
     ) -> Result<Option<PgPayment>, GatewayError> {
         self.measure("lookup", self.inner.payment_by_order(order_id))
             .await
+    }
+}
+
+#[async_trait]
+impl<G: BillingGateway + ?Sized> BillingGateway for MeteredGateway<G> {
+    async fn issue_billing_key(
+        &self,
+        request: &IssueRequest,
+    ) -> Result<PgBillingKey, GatewayError> {
+        self.measure("billing_issue", self.inner.issue_billing_key(request))
+            .await
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError> {
+        self.measure("billing_charge", self.inner.charge(request))
+            .await
+    }
+
+    async fn read_back_charge(
+        &self,
+        order_id: &OrderId,
+    ) -> Result<Option<PgPayment>, GatewayError> {
+        self.measure("lookup", self.inner.read_back_charge(order_id))
+            .await
+    }
+
+    fn decline_is_retryable(&self, code: &str) -> bool {
+        self.inner.decline_is_retryable(code)
     }
 }

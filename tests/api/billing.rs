@@ -333,6 +333,12 @@ async fn charge_completes_with_payment_completed(backend: Backend) {
     );
     assert!(!idempotency_key(&sent[0]).is_empty());
     assert_eq!(app.toss.approvals("order_bill_00001"), 1);
+    let metrics = app.get_public("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"operation="billing_charge""#)
+            && metrics.contains(r#"operation="billing_issue""#),
+        "billing calls are measured"
+    );
 
     let events = app.events_of(&id).await;
     assert_eq!(events.len(), 1, "{events:?}");
