@@ -2,6 +2,7 @@
 
 mod changes;
 mod ids;
+mod methods;
 mod records;
 mod status;
 
@@ -9,6 +10,10 @@ pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
     Amount, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
     UserId,
+};
+pub use methods::{
+    CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
+    mask,
 };
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

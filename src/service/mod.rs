@@ -7,6 +7,7 @@
 
 mod adopt;
 mod attempt;
+mod cancel;
 mod confirm;
 pub mod events;
 mod health;
@@ -14,6 +15,7 @@ mod payments;
 mod reconciler;
 mod refunds;
 mod review;
+mod sealing;
 mod webhooks;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
+pub use sealing::AccountSealer;
+pub use cancel::{CancelCommand, CancelOutcome};
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.
@@ -46,6 +50,8 @@ pub struct ServiceSettings {
     /// After this long, a payment the PG does not know is given back to `PENDING`.
     pub confirm_window: Duration,
     pub reconcile_batch: u64,
+    /// Seals the refund accounts kept for resends of virtual-account refunds.
+    pub account_sealer: AccountSealer,
 }
 
 #[derive(Clone)]

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentKey, Refund, RefundId, RefundOrigin, RefundStatus,
-    ScopedKey,
+    Failure, Payment, PaymentId, PaymentKey, Refund, RefundAccount, RefundId, RefundOrigin,
+    RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
@@ -28,6 +28,10 @@ pub struct RefundCommand {
     pub reason: String,
     /// The caller's `Idempotency-Key`: a retry answers with the refund it made, never a second.
     pub idempotency_key: Option<ScopedKey>,
+    /// The tax-free part, at most what is left of the payment's; `None`: pro rata.
+    pub tax_free_amount_krw: Option<i64>,
+    /// Where a deposited virtual account's money goes back to (required for those).
+    pub refund_account: Option<RefundAccount>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +46,51 @@ pub enum RefundOutcome {
         refund: Refund,
         payment: Payment,
     },
+}
+
+/// How often a refund is computed again when the balance moved under its tax-free part.
+const RESERVE_RETRIES: usize = 5;
+
+/// What one reservation attempt came to.
+enum Reserved {
+    Done((Refund, Payment)),
+    /// Answered already (recorded without a PG, or the same key's refund).
+    Outcome(Result<RefundOutcome, AppError>),
+    Moved,
+}
+
+/// The tax-free part of a refund of `amount` from `payment`: `requested` when it is within what
+/// is left of the payment's tax-free amount (and of the refund); else that remainder × refund /
+/// remaining balance, rounded down, and all of the remainder for a refund of the whole balance.
+/// So the tax-free parts of refunds of the whole amount add up to the payment's.
+pub(super) fn tax_free_part(
+    payment: &Payment,
+    refunds: &[Refund],
+    amount: i64,
+    requested: Option<i64>,
+) -> Result<i64, AppError> {
+    let taken: i64 = refunds
+        .iter()
+        .filter(|r| matches!(r.status, RefundStatus::Completed | RefundStatus::Pending))
+        .map(|r| r.tax_free_amount_krw)
+        .sum();
+    let remaining = (payment.tax_free_amount_krw - taken).max(0);
+    let balance = payment.refundable_krw();
+    if let Some(requested) = requested {
+        if requested < 0 || requested > remaining || requested > amount {
+            return Err(AppError::unprocessable(format!(
+                "tax_free_amount_krw: must be 0 to {} (the payment's remaining tax-free amount, \
+                 and at most the refund)",
+                remaining.min(amount)
+            )));
+        }
+        return Ok(requested);
+    }
+    if amount >= balance || balance <= 0 {
+        return Ok(remaining);
+    }
+    let part = i128::from(remaining) * i128::from(amount) / i128::from(balance);
+    Ok(i64::try_from(part).unwrap_or(remaining).min(remaining))
 }
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
@@ -73,15 +122,64 @@ impl PaymentService {
             tracing::info!(refund_id = %made.id, "refund retried with its Idempotency-Key; answering its state");
             return self.refund_outcome(made.id).await;
         }
+        let refund_id = RefundId::new();
+        let mut reserved = None;
+        for _ in 0..RESERVE_RETRIES {
+            match self.try_reserve(&command, refund_id).await? {
+                Reserved::Done(done) => {
+                    reserved = Some(done);
+                    break;
+                }
+                Reserved::Outcome(outcome) => return outcome,
+                // The balance moved between the read and the reservation: the tax-free part was
+                // computed from a stale balance; compute it again.
+                Reserved::Moved => {}
+            }
+        }
+        let Some((refund, payment)) = reserved else {
+            return Err(AppError::RequestInProgress);
+        };
+        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
+            .await
+    }
+
+    /// Reads the payment, builds the refund and reserves its amount (or records it outright
+    /// when no PG is involved).
+    async fn try_reserve(
+        &self,
+        command: &RefundCommand,
+        refund_id: RefundId,
+    ) -> Result<Reserved, AppError> {
         let payment = self.find(command.payment_id).await?;
         let via_pg = self.refund_route(&payment)?;
         let amount = self.refund_amount(&payment, command.amount_krw)?;
+        if payment.paid_by_virtual_account() && command.refund_account.is_none() {
+            return Err(AppError::RefundAccountRequired);
+        }
+        let tax_free = if payment.tax_free_amount_krw > 0 {
+            let refunds = self.store.refunds_of(payment.id).await?;
+            tax_free_part(&payment, &refunds, amount, command.tax_free_amount_krw)?
+        } else {
+            match command.tax_free_amount_krw {
+                None | Some(0) => 0,
+                Some(_) => {
+                    return Err(AppError::unprocessable(
+                        "tax_free_amount_krw: the payment has no tax-free amount left",
+                    ));
+                }
+            }
+        };
         let now = Utc::now();
         let refund = Refund {
-            id: RefundId::new(),
+            id: refund_id,
             payment_id: payment.id,
             amount_krw: amount,
-            reason: command.reason,
+            reason: command.reason.clone(),
+            tax_free_amount_krw: tax_free,
+            refund_account: command
+                .refund_account
+                .as_ref()
+                .map(|account| self.settings.account_sealer.seal(refund_id, account)),
             status: if via_pg {
                 RefundStatus::Pending
             } else {
@@ -99,28 +197,57 @@ impl PaymentService {
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
         };
+        // With a tax-free part, the balance it was computed from must still hold.
+        let taken = (payment.tax_free_amount_krw > 0)
+            .then_some(payment.refunded_amount_krw + payment.refund_reserved_krw);
         if !via_pg {
-            let Some(payment) = self.store.record_refund(&refund, events::refunded).await? else {
-                return Err(self.refund_refused(payment.id, amount).await);
+            let Some(after) = self
+                .store
+                .record_refund(&refund, taken, events::refunded)
+                .await?
+            else {
+                return self.reservation_refused(&payment, amount, taken).await;
             };
-            tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
-            return Ok(RefundOutcome::Completed { refund, payment });
+            tracing::info!(payment_id = %after.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
+            return Ok(Reserved::Outcome(Ok(RefundOutcome::Completed {
+                refund,
+                payment: after,
+            })));
         }
-        match self.store.reserve_refund(&refund).await {
-            Ok(true) => {}
-            Ok(false) => return Err(self.refund_refused(payment.id, amount).await),
+        match self.store.reserve_refund(&refund, taken).await {
+            Ok(true) => Ok(Reserved::Done((refund, payment))),
+            Ok(false) => self.reservation_refused(&payment, amount, taken).await,
             // The same key won a race against this request: answer with its refund.
             Err(StoreError::AlreadyRecorded(_)) if command.idempotency_key.is_some() => {
                 let key = command.idempotency_key.as_ref().expect("checked");
-                return match self.store.refund_by_key(payment.id, key).await? {
-                    Some(made) => self.refund_outcome(made.id).await,
-                    None => Err(AppError::RequestInProgress),
-                };
+                Ok(Reserved::Outcome(
+                    match self.store.refund_by_key(payment.id, key).await? {
+                        Some(made) => self.refund_outcome(made.id).await,
+                        None => Err(AppError::RequestInProgress),
+                    },
+                ))
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => Err(error.into()),
         }
-        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
-            .await
+    }
+
+    /// The reservation did not happen: the balance moved under a tax-free computation (try
+    /// again), or the payment no longer allows the refund (say why).
+    async fn reservation_refused(
+        &self,
+        payment: &Payment,
+        amount: i64,
+        taken: Option<i64>,
+    ) -> Result<Reserved, AppError> {
+        if let Some(taken) = taken {
+            let now = self.find(payment.id).await?;
+            if now.refunded_amount_krw + now.refund_reserved_krw != taken
+                && self.refund_amount(&now, Some(amount)).is_ok()
+            {
+                return Ok(Reserved::Moved);
+            }
+        }
+        Err(self.refund_refused(payment.id, amount).await)
     }
 
     /// How a refund of `payment` is made: through this instance's PG when that PG took it; by
@@ -252,20 +379,25 @@ impl PaymentService {
         }
         let send = refund.sends + 1;
         tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = refund.amount_krw, send, "cancelling at the PG");
-        let answer = match cancel_key(payment) {
-            Ok(payment_key) => {
+        let answer = match (cancel_key(payment), self.refund_account(refund)) {
+            (Ok(payment_key), Ok(refund_account)) => {
                 let request = CancelRequest {
                     payment_key,
                     reason: refund.reason.clone(),
-                    amount: refund.amount_krw,
+                    amount: Some(refund.amount_krw),
                     // Our view of Toss's balance: everything our completed refunds took. Only
                     // this refund's cancel is at Toss now (it holds the slot).
-                    refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
+                    refundable_amount: Some(payment.amount_krw - payment.refunded_amount_krw),
+                    // Stored with the refund: every send carries the same.
+                    tax_free_amount: (payment.tax_free_amount_krw > 0
+                        || refund.tax_free_amount_krw > 0)
+                        .then_some(refund.tax_free_amount_krw),
+                    refund_account,
                     idempotency_key: refund_idempotency_key(refund.id, send),
                 };
                 self.gateway.cancel(&request).await
             }
-            Err(refusal) => Err(refusal),
+            (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
         };
         match answer {
             Ok(record) => {
@@ -424,6 +556,26 @@ impl PaymentService {
                     message: failure.message,
                 })
             }
+        }
+    }
+}
+
+impl PaymentService {
+    /// The refund account kept (sealed) with the refund, opened for its cancel. One that no
+    /// longer opens (the Toss key changed) is refused as Toss refuses a wrong account, without
+    /// sending.
+    fn refund_account(&self, refund: &Refund) -> Result<Option<RefundAccount>, GatewayError> {
+        let Some(sealed) = &refund.refund_account else {
+            return Ok(None);
+        };
+        match self.settings.account_sealer.open(refund.id, sealed) {
+            Some(account) => Ok(Some(account)),
+            None => Err(GatewayError::Declined {
+                code: "REFUND_ACCOUNT_UNREADABLE".to_owned(),
+                message: "the refund account kept for this refund cannot be read (the Toss key \
+                          changed?) (checked locally; nothing was sent to Toss)"
+                    .to_owned(),
+            }),
         }
     }
 }
