@@ -82,6 +82,7 @@ impl Respond for Answer {
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
                     last_transaction_key: format!("tx_{key}"),
+                    ..Default::default()
                 });
                 let reply = ResponseTemplate::new(200).set_body_json(to_json(payment));
                 if key.starts_with("pk_slow") {
