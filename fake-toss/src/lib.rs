@@ -329,9 +329,9 @@ impl FakeToss {
         if kept.payment.virtual_account {
             // A deposited account is refunded to an account the buyer names.
             let account = &body["refundReceiveAccount"];
-            let digits = account["accountNumber"]
-                .as_str()
-                .is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()));
+            let digits = account["accountNumber"].as_str().is_some_and(|n| {
+                !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit())
+            });
             if !account.is_object()
                 || account["bank"].as_str().is_none_or(str::is_empty)
                 || account["holderName"].as_str().is_none_or(str::is_empty)
@@ -415,15 +415,23 @@ impl FakeToss {
         self.update(payment_key, |payment| payment.tax_free = tax_free);
     }
 
-    /// The buyer deposited into the virtual account: `WAITING_FOR_DEPOSIT` → `DONE`. Returns the
-    /// `DEPOSIT_CALLBACK` body Toss sends then.
-    pub fn deposit(&self, payment_key: &str) -> Value {
+    /// The buyer deposits into the virtual account: `WAITING_FOR_DEPOSIT` → `DONE`, and `true`;
+    /// `false` (nothing changes) when the account no longer takes deposits (cancelled,
+    /// expired). The `DEPOSIT_CALLBACK` body Toss sends is [`FakeToss::deposit_callback`].
+    pub fn deposit(&self, payment_key: &str) -> bool {
         self.update(payment_key, |payment| {
-            assert_eq!(payment.status, "WAITING_FOR_DEPOSIT", "nothing to deposit into");
+            if payment.status != "WAITING_FOR_DEPOSIT" {
+                return false;
+            }
             payment.status = "DONE".to_owned();
             payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
-            deposit_callback(payment)
+            true
         })
+    }
+
+    /// The `DEPOSIT_CALLBACK` body Toss sends about the payment as it is now.
+    pub fn deposit_callback(&self, payment_key: &str) -> Value {
+        self.update(payment_key, |payment| deposit_callback(payment))
     }
 
     /// The account's due date passed without a deposit: `EXPIRED`.
@@ -698,30 +706,46 @@ mod tests {
         let cancel = |body: Value| {
             let body = body.to_string();
             toss.handle(call(
-                Endpoint::Cancel { payment_key: "pk_va" },
+                Endpoint::Cancel {
+                    payment_key: "pk_va",
+                },
                 "/v1/payments/pk_va/cancel",
                 None,
                 body.as_bytes(),
             ))
         };
         let partial = cancel(json!({"cancelReason": "r", "cancelAmount": 400}));
-        assert_eq!(partial.body["code"], "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT");
-        let callback = toss.deposit("pk_va");
+        assert_eq!(
+            partial.body["code"],
+            "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT"
+        );
+        assert!(toss.deposit("pk_va"));
+        assert!(!toss.deposit("pk_va"), "deposited once");
+        let callback = toss.deposit_callback("pk_va");
         assert_eq!(callback["secret"], secret_of("pk_va"));
         assert_eq!(callback["status"], "DONE");
         let without = cancel(json!({"cancelReason": "r", "cancelAmount": 400}));
         assert_eq!(without.body["code"], "INVALID_REFUND_ACCOUNT_INFO");
-        let account = json!({"bank": "88", "accountNumber": "110123456789", "holderName": "홍길동"});
-        let refunded = cancel(json!({"cancelReason": "r", "cancelAmount": 400, "taxFreeAmount": 120,
-                                     "refundReceiveAccount": account}));
+        let account =
+            json!({"bank": "88", "accountNumber": "110123456789", "holderName": "홍길동"});
+        let refunded = cancel(
+            json!({"cancelReason": "r", "cancelAmount": 400, "taxFreeAmount": 120,
+                                     "refundReceiveAccount": account}),
+        );
         assert_eq!(refunded.status, 200, "{}", refunded.body);
         assert_eq!(refunded.body["taxFreeAmount"], 180);
         assert_eq!(refunded.body["cancels"][0]["taxFreeAmount"], 120);
         toss.authenticate_virtual_account("pk_va2", "o-1", 1000);
         confirm(&toss, None, "pk_va2");
         toss.deposit("pk_va2");
-        assert_eq!(toss.deposit_error("pk_va2")["status"], "WAITING_FOR_DEPOSIT");
-        assert_eq!(toss.payment("pk_va2").unwrap().status, "WAITING_FOR_DEPOSIT");
+        assert_eq!(
+            toss.deposit_error("pk_va2")["status"],
+            "WAITING_FOR_DEPOSIT"
+        );
+        assert_eq!(
+            toss.payment("pk_va2").unwrap().status,
+            "WAITING_FOR_DEPOSIT"
+        );
     }
 
     #[test]
@@ -731,7 +755,9 @@ mod tests {
         confirm(&toss, None, "pk_va");
         let body = json!({"cancelReason": "r"}).to_string();
         let cancelled = toss.handle(call(
-            Endpoint::Cancel { payment_key: "pk_va" },
+            Endpoint::Cancel {
+                payment_key: "pk_va",
+            },
             "/v1/payments/pk_va/cancel",
             None,
             body.as_bytes(),

@@ -44,25 +44,49 @@ impl MigrationTrait for Migration {
                 .to_owned(),
             // Toss's `method` (카드, 가상계좌, 간편결제, ...), as Toss wrote it.
             ColumnDef::new(Payments::PgMethod).text().null().to_owned(),
-            ColumnDef::new(Payments::ReceiptUrl).text().null().to_owned(),
-            ColumnDef::new(Payments::CardIssuerCode).text().null().to_owned(),
+            ColumnDef::new(Payments::ReceiptUrl)
+                .text()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Payments::CardIssuerCode)
+                .text()
+                .null()
+                .to_owned(),
             // Masked by Toss (`12345678****000*`).
-            ColumnDef::new(Payments::CardNumber).text().null().to_owned(),
+            ColumnDef::new(Payments::CardNumber)
+                .text()
+                .null()
+                .to_owned(),
             ColumnDef::new(Payments::CardInstallmentMonths)
                 .integer()
                 .null()
                 .to_owned(),
-            ColumnDef::new(Payments::CardApproveNo).text().null().to_owned(),
-            ColumnDef::new(Payments::VaBankCode).text().null().to_owned(),
-            ColumnDef::new(Payments::VaAccountNumber).text().null().to_owned(),
-            ColumnDef::new(Payments::VaCustomerName).text().null().to_owned(),
+            ColumnDef::new(Payments::CardApproveNo)
+                .text()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Payments::VaBankCode)
+                .text()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Payments::VaAccountNumber)
+                .text()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Payments::VaCustomerName)
+                .text()
+                .null()
+                .to_owned(),
             ColumnDef::new(Payments::VaDueDate)
                 .timestamp_with_time_zone()
                 .null()
                 .to_owned(),
             // Set when a merchant asked to cancel the payment: a cancel at Toss in flight ends
             // CANCELLED, whoever adopts Toss's record.
-            ColumnDef::new(Payments::CancelReason).text().null().to_owned(),
+            ColumnDef::new(Payments::CancelReason)
+                .text()
+                .null()
+                .to_owned(),
         ];
         for mut column in payment_columns {
             manager
@@ -81,7 +105,10 @@ impl MigrationTrait for Migration {
                 .default(0)
                 .to_owned(),
             // AES-256-GCM sealed; needed again when the cancel is resent.
-            ColumnDef::new(Refunds::RefundAccount).text().null().to_owned(),
+            ColumnDef::new(Refunds::RefundAccount)
+                .text()
+                .null()
+                .to_owned(),
         ];
         for mut column in refund_columns {
             manager

@@ -56,8 +56,7 @@ impl RefundAccount {
     /// `bank`: 1..20 of `A-Z a-z 0-9`; `account_number`: 1..20 digits; `holder_name`: 1..60
     /// characters, not blank, no control characters.
     pub fn parse(bank: &str, account_number: &str, holder_name: &str) -> Result<Self, DomainError> {
-        if bank.is_empty() || bank.len() > 20 || !bank.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if bank.is_empty() || bank.len() > 20 || !bank.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(DomainError::new(
                 "refund_receive_account.bank",
                 "must be 1 to 20 letters or digits (Toss's bank code)",

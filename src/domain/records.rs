@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CardSummary, DomainError, Failure, SealedAccount, VirtualAccount, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType, RefundId,
-    RefundOrigin, RefundStatus, ScopedKey,
+    CardSummary, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType,
+    RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount, VirtualAccount,
 };
 
 /// A payment as stored.

@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::dto::{
     CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest,
-    IdempotencyKeyHeader,
-    ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto,
-    RefundRequest,
+    IdempotencyKeyHeader, ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto,
+    RefundDto, RefundListDto, RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;

@@ -41,7 +41,8 @@ impl PaymentService {
                     let update = PaymentUpdate::Cancel {
                         reason: command.reason.clone(),
                     };
-                    let event = events::of_update(&update, &update.applied_to(&payment, Utc::now()));
+                    let event =
+                        events::of_update(&update, &update.applied_to(&payment, Utc::now()));
                     let target = Target {
                         status: Some(PaymentStatus::Pending),
                         ..Target::from(payment.id)

@@ -29,6 +29,7 @@ use crate::gateway::{GatewayError, PaymentGateway, PgPayment};
 use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
+pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
@@ -36,7 +37,6 @@ pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
 pub use sealing::AccountSealer;
-pub use cancel::{CancelCommand, CancelOutcome};
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.

@@ -65,9 +65,15 @@ impl PaymentService {
                 && payment.cancel_reason.is_some()
             {
                 // A cancel was asked for and not finished (a crash, a lost answer): send it.
-                self.cancel_at_pg(payment).instrument(span).await.map(|_| ())
+                self.cancel_at_pg(payment)
+                    .instrument(span)
+                    .await
+                    .map(|_| ())
             } else {
-                self.settle(payment, true).instrument(span).await.map(|_| ())
+                self.settle(payment, true)
+                    .instrument(span)
+                    .await
+                    .map(|_| ())
             };
             if let Err(error) = settled {
                 tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");

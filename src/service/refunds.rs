@@ -60,9 +60,10 @@ enum Reserved {
 }
 
 /// The tax-free part of a refund of `amount` from `payment`: `requested` when it is within what
-/// is left of the payment's tax-free amount (and of the refund); else that remainder × refund /
-/// remaining balance, rounded down, and all of the remainder for a refund of the whole balance.
-/// So the tax-free parts of refunds of the whole amount add up to the payment's.
+/// is left of the payment's tax-free amount and of the refund, and leaves no more tax-free than
+/// balance; else that remainder × refund / remaining balance, rounded down, and all of the
+/// remainder for a refund of the whole balance. So the tax-free parts of refunds of the whole
+/// amount add up to the payment's, and no part is more than its refund.
 pub(super) fn tax_free_part(
     payment: &Payment,
     refunds: &[Refund],
@@ -77,11 +78,15 @@ pub(super) fn tax_free_part(
     let remaining = (payment.tax_free_amount_krw - taken).max(0);
     let balance = payment.refundable_krw();
     if let Some(requested) = requested {
-        if requested < 0 || requested > remaining || requested > amount {
+        // What is left tax-free must still fit in what is left to refund: a part too small now
+        // would leave a later refund more tax-free than its amount, which Toss refuses.
+        let least = (remaining - (balance - amount)).max(0);
+        let most = remaining.min(amount);
+        if requested < least || requested > most {
             return Err(AppError::unprocessable(format!(
-                "tax_free_amount_krw: must be 0 to {} (the payment's remaining tax-free amount, \
-                 and at most the refund)",
-                remaining.min(amount)
+                "tax_free_amount_krw: must be {least} to {most} for this refund (within the \
+                 payment's remaining tax-free amount and the refund, leaving no more tax-free \
+                 than balance)"
             )));
         }
         return Ok(requested);
@@ -610,5 +615,102 @@ fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
         format!("refund-{refund_id}")
     } else {
         format!("refund-{refund_id}-{send}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::OrderId;
+
+    fn payment(amount: i64, tax_free: i64) -> Payment {
+        Payment {
+            tax_free_amount_krw: tax_free,
+            ..Payment::new_pending(
+                "u-1".into(),
+                OrderId::parse("order_tax_free").unwrap(),
+                amount,
+                "card".into(),
+                Utc::now(),
+            )
+        }
+    }
+
+    fn refund_of(payment: &Payment, amount: i64, tax_free: i64) -> Refund {
+        Refund {
+            id: RefundId::new(),
+            payment_id: payment.id,
+            amount_krw: amount,
+            reason: "r".into(),
+            status: RefundStatus::Completed,
+            pg_cancel_key: None,
+            idempotency_key: None,
+            origin: RefundOrigin::Service,
+            sends: 1,
+            last_sent_at: None,
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: Utc::now(),
+            refunded_at: Some(Utc::now()),
+            tax_free_amount_krw: tax_free,
+            refund_account: None,
+        }
+    }
+
+    proptest! {
+        /// However the amount is split, and whatever valid parts are given, the tax-free parts
+        /// add up to the payment's, each within its refund.
+        #[test]
+        fn tax_free_parts_add_up(
+            amount in 1i64..=1_000_000_000,
+            tax_free_share in 0.0f64..=1.0,
+            cuts in proptest::collection::vec((0.0f64..=1.0, any::<bool>(), 0.0f64..=1.0), 0..8),
+        ) {
+            let tax_free = ((amount as f64) * tax_free_share) as i64;
+            let mut ours = payment(amount, tax_free.min(amount));
+            let mut refunds = Vec::new();
+            for (cut, give, pick) in cuts.into_iter().chain(std::iter::once((1.0, false, 0.0))) {
+                let left = ours.refundable_krw();
+                if left == 0 {
+                    break;
+                }
+                let part = ((left as f64 * cut) as i64).clamp(1, left);
+                let requested = give.then(|| {
+                    let taken: i64 = refunds.iter().map(|r: &Refund| r.tax_free_amount_krw).sum();
+                    let remaining = ours.tax_free_amount_krw - taken;
+                    let least = (remaining - (left - part)).max(0);
+                    let most = remaining.min(part);
+                    least + ((most - least) as f64 * pick) as i64
+                });
+                let share = tax_free_part(&ours, &refunds, part, requested).unwrap();
+                prop_assert!((0..=part).contains(&share), "{share} of {part}");
+                refunds.push(refund_of(&ours, part, share));
+                ours.refunded_amount_krw += part;
+            }
+            prop_assert_eq!(ours.refundable_krw(), 0);
+            let total: i64 = refunds.iter().map(|r| r.tax_free_amount_krw).sum();
+            prop_assert_eq!(total, ours.tax_free_amount_krw);
+        }
+    }
+
+    #[test]
+    fn a_given_part_out_of_bounds_is_refused() {
+        let ours = payment(10_000, 2_000);
+        assert!(tax_free_part(&ours, &[], 5_000, Some(2_001)).is_err());
+        assert!(tax_free_part(&ours, &[], 1_000, Some(1_001)).is_err());
+        assert!(
+            tax_free_part(&ours, &[], 9_000, Some(0)).is_err(),
+            "leaves 2000 in 1000"
+        );
+        assert_eq!(
+            tax_free_part(&ours, &[], 9_000, Some(1_000)).unwrap(),
+            1_000
+        );
+        assert_eq!(tax_free_part(&ours, &[], 3_333, None).unwrap(), 666);
+        assert_eq!(tax_free_part(&ours, &[], 10_000, None).unwrap(), 2_000);
     }
 }

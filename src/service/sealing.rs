@@ -119,6 +119,10 @@ mod tests {
             sealer.open(refund, &SealedAccount("v1.AAAA".to_owned())),
             None
         );
-        assert_ne!(sealer.seal(refund, &account), sealed, "a fresh nonce each time");
+        assert_ne!(
+            sealer.seal(refund, &account),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 }

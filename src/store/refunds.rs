@@ -213,7 +213,11 @@ async fn reserve(
     refund: &Refund,
     taken: Option<i64>,
 ) -> StoreResult<bool> {
-    Ok(txn.execute(&reserve_update(refund, taken)).await?.rows_affected() == 1)
+    Ok(txn
+        .execute(&reserve_update(refund, taken))
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Sets `refund.amount_krw` aside from the payment's balance, only if the status and the

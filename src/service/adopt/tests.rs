@@ -620,7 +620,10 @@ fn what_toss_reports_about_the_method_is_kept() {
     assert_eq!(waiting.status, PaymentStatus::WaitingForDeposit);
     assert_eq!(waiting.pg_method.as_deref(), Some("가상계좌"));
     assert_eq!(
-        waiting.virtual_account.as_ref().map(|a| a.bank_code.as_str()),
+        waiting
+            .virtual_account
+            .as_ref()
+            .map(|a| a.bank_code.as_str()),
         Some("20")
     );
     // Looked at again just after the due date, sooner than the slow pace.
@@ -630,7 +633,10 @@ fn what_toss_reports_about_the_method_is_kept() {
     );
     let mut deposited = record("DONE");
     deposited.details.method = Some("가상계좌".into());
-    let paid = decide(&waiting, &[], &deposited, &ctx()).plan.unwrap().payment;
+    let paid = decide(&waiting, &[], &deposited, &ctx())
+        .plan
+        .unwrap()
+        .payment;
     assert_eq!(paid.status, PaymentStatus::Completed);
     assert!(paid.virtual_account.is_some(), "kept after the deposit");
     assert_eq!(

@@ -37,6 +37,9 @@ on_both_databases!(
 const TOSS_SECRET: &str = "test_sk_SECRETSCAN_9f8e7d6c5b4a";
 const API_KEY_ONE: &str = "apikey_SECRETSCAN_one";
 const API_KEY_TWO: &str = "apikey_SECRETSCAN_two";
+/// A buyer's refund account number: digits only, so it cannot carry the marker; searched for
+/// whole and by its first eight digits (a masked number keeps only the last four).
+const REFUND_ACCOUNT_NUMBER: &str = "98765432101234";
 
 // ---------------------------------------------------------------------------------------------
 // The scenarios.

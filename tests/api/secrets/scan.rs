@@ -3,7 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::{API_KEY_ONE, API_KEY_TWO, TOSS_SECRET};
+use super::{API_KEY_ONE, API_KEY_TWO, REFUND_ACCOUNT_NUMBER, TOSS_SECRET};
 
 /// Everything that must never appear, with a name for the report. Every secret contains
 /// `SECRETSCAN`, so a shortened or partly masked one is caught too.
@@ -36,6 +36,18 @@ fn forbidden() -> Vec<(String, String)> {
             }
         }
     }
+    needles.push((
+        "the refund account number".to_owned(),
+        REFUND_ACCOUNT_NUMBER.to_owned(),
+    ));
+    needles.push((
+        "the refund account number's first digits".to_owned(),
+        REFUND_ACCOUNT_NUMBER[..8].to_owned(),
+    ));
+    needles.push((
+        "the refund account number, base64".to_owned(),
+        STANDARD.encode(REFUND_ACCOUNT_NUMBER),
+    ));
     needles
 }
 
