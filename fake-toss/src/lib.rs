@@ -554,10 +554,13 @@ pub fn secret_of(payment_key: &str) -> String {
 /// Toss's Payment object, with the fields a card payment carries (the size of a real reply) and
 /// one Toss might add later (clients must ignore it).
 pub fn to_json(p: &FakePayment) -> Value {
-    let approved = !matches!(
-        p.status.as_str(),
-        "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
-    ) && !(p.virtual_account && p.status == "CANCELED" && p.cancels.is_empty());
+    // A virtual account cancelled before its deposit was never approved.
+    let cancelled_unpaid = p.virtual_account && p.status == "CANCELED" && p.cancels.is_empty();
+    let approved = !cancelled_unpaid
+        && !matches!(
+            p.status.as_str(),
+            "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
+        );
     let card = json!({"issuerCode": "71", "acquirerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 0,
                  "isInterestFree": false, "interestPayer": null, "approveNo": "00000000", "useCardPoint": false,
                  "cardType": "신용", "ownerType": "개인", "acquireStatus": "READY", "amount": p.total});

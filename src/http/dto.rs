@@ -792,7 +792,9 @@ pub struct EventDto {
     pub cursor: i64,
     #[schema(format = Uuid)]
     pub event_id: String,
-    /// `payment.completed`, `payment.failed` or `payment.refunded`.
+    /// `payment.completed`, `payment.failed`, `payment.refunded`, `payment.waiting_for_deposit`,
+    /// `payment.cancelled` or `refund.failed`.
+    #[schema(example = "payment.cancelled")]
     pub event_type: String,
     pub version: String,
     #[schema(format = DateTime)]
@@ -802,7 +804,10 @@ pub struct EventDto {
     /// completed: {payment_id, order_id, amount, currency, payment_method, pg_provider,
     /// pg_transaction_id, payment_type, subscription_id}; failed: {payment_id, order_id, amount,
     /// currency, error_code, error_message}; refunded: {payment_id, refund_id, refund_amount,
-    /// currency, reason, is_full_refund}.
+    /// currency, reason, is_full_refund}; waiting_for_deposit: {payment_id, order_id, amount,
+    /// currency, payment_method, pg_provider, pg_transaction_id}; cancelled: {payment_id,
+    /// order_id, reason, cancelled_at}; refund.failed: {payment_id, refund_id, refund_amount,
+    /// reason, failure: {code, message}}.
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
