@@ -345,8 +345,12 @@ fn await_deposit(record: &PgPayment, ctx: &Context) -> PaymentUpdate {
 }
 
 /// The next look at a payment waiting for its deposit: at the slow pace, and once more just
-/// after the account's due date (when Toss expires it), whichever comes first.
+/// after the account's due date (when Toss expires it), whichever comes first; with the fast
+/// backoff while a cancel we asked for has not reached Toss (it is sent again then).
 fn deposit_check(ours: &Payment, record: &PgPayment, ctx: &Context) -> DateTime<Utc> {
+    if ours.cancel_reason.is_some() {
+        return ctx.retry_at;
+    }
     due_check(
         record
             .details

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app};
+use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app, spawn_impatient};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,6 +26,7 @@ on_both_databases!(
     a_given_tax_free_part_is_checked_and_sent,
     tax_free_parts_of_refunds_add_up_to_the_payments,
     receipt_method_and_card_are_shown,
+    a_lost_refund_is_resent_with_the_same_account_and_tax_free_part,
 );
 
 const ACCOUNT: &str = "110123456789";
@@ -816,5 +817,66 @@ async fn receipt_method_and_card_are_shown(backend: Backend) {
     for field in ["pg_method", "receipt_url", "card", "virtual_account"] {
         assert_eq!(fresh[field], Value::Null, "{field}");
     }
+    app.stop().await;
+}
+
+/// A refund's cancel whose answer is lost is sent again by the reconciler, later, with what the
+/// request gave: the refund account (kept sealed) and the tax-free part (kept on the refund).
+async fn a_lost_refund_is_resent_with_the_same_account_and_tax_free_part(backend: Backend) {
+    let app = spawn_impatient(backend).await;
+    let id = create(&app, "order_va_000007", 20000, Some(8000)).await;
+    app.toss
+        .authenticate_virtual_account("pk_va7", "order_va_000007", 20000);
+    app.toss.set_tax_free("pk_va7", 8000);
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_va_000007", "payment_key": "pk_va7"}),
+        )
+        .await;
+    assert_eq!(
+        reply.body["status"], "WAITING_FOR_DEPOSIT",
+        "{}",
+        reply.text
+    );
+    assert!(app.toss.deposit("pk_va7"));
+    deliver(&app, &app.toss.deposit_callback("pk_va7")).await;
+    assert_eq!(app.payment(&id).await["status"], "COMPLETED");
+
+    app.toss_hangs("POST", "/cancel$", Some(1)).await;
+    let lost = refund(
+        &app,
+        &id,
+        json!({"reason": "lost", "refund_amount_krw": 5000, "refund_receive_account": refund_account(ACCOUNT)}),
+    )
+    .await;
+    assert_eq!(lost.status, StatusCode::ACCEPTED, "{}", lost.text);
+    assert_eq!(lost.body["tax_free_amount_krw"], 2000);
+    app.service.reconcile_once().await.unwrap();
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(
+        refunds.body["refunds"][0]["status"], "COMPLETED",
+        "{}",
+        refunds.text
+    );
+    let sent: Vec<Value> = app
+        .toss_requests("POST", "/cancel")
+        .await
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 2, "sent again");
+    assert_eq!(
+        sent[0], sent[1],
+        "the same cancel, account and tax-free part included"
+    );
+    assert_eq!(sent[1]["taxFreeAmount"], 2000);
+    assert_eq!(sent[1]["refundReceiveAccount"]["accountNumber"], ACCOUNT);
+    let at_toss = app.toss.payment("pk_va7").unwrap();
+    assert_eq!(
+        (at_toss.balance, at_toss.tax_free),
+        (15000, 6000),
+        "once at Toss"
+    );
     app.stop().await;
 }

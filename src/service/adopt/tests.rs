@@ -573,6 +573,14 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
         assert_eq!(plan.events[0].event_type, "payment.cancelled");
         assert_eq!(plan.events[0].payload["reason"], "order withdrawn");
     }
+    // Toss has not cancelled it yet: looked at again soon (and the cancel sent again), not at
+    // the slow pace of deposits.
+    let now = ctx();
+    let waiting = decide(&ours, &[], &record("WAITING_FOR_DEPOSIT"), &now);
+    assert_eq!(
+        waiting.plan.unwrap().payment.next_reconcile_at,
+        Some(now.retry_at)
+    );
     // The deposit came first: paid, the cancel forgotten.
     let paid = decide(&ours, &[], &record("DONE"), &ctx()).plan.unwrap();
     assert_eq!(paid.payment.status, PaymentStatus::Completed);
