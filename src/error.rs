@@ -24,6 +24,10 @@ pub enum AppError {
     AmountMismatch,
     #[error("refund of {requested} KRW exceeds the refundable balance of {balance} KRW")]
     RefundExceedsBalance { requested: i64, balance: i64 },
+    #[error(
+        "this payment was paid by virtual account: refund_receive_account is required to refund it"
+    )]
+    RefundAccountRequired,
     /// `retryable`: for a charge, whether the same card may pass later.
     #[error("the payment gateway declined: {message}")]
     PgDeclined {
@@ -85,6 +89,7 @@ impl AppError {
             Self::InvalidState(_) => "INVALID_STATE",
             Self::AmountMismatch => "AMOUNT_MISMATCH",
             Self::RefundExceedsBalance { .. } => "REFUND_EXCEEDS_BALANCE",
+            Self::RefundAccountRequired => "REFUND_ACCOUNT_REQUIRED",
             Self::PgDeclined { .. } => "PG_DECLINED",
             Self::BillingKeyInactive(_) => "BILLING_KEY_INACTIVE",
             Self::BillingKeyMismatch => "BILLING_KEY_MISMATCH",
@@ -116,6 +121,7 @@ impl AppError {
             Self::InvalidState(_) => 409,
             Self::AmountMismatch => 422,
             Self::RefundExceedsBalance { .. } => 409,
+            Self::RefundAccountRequired => 422,
             Self::PgDeclined { .. } => 402,
             Self::BillingKeyInactive(_) => 409,
             Self::BillingKeyMismatch => 422,

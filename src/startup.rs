@@ -20,7 +20,7 @@ use crate::gateway::{
 use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
-use crate::service::{PaymentService, Reconciler, ServiceSettings};
+use crate::service::{AccountSealer, PaymentService, Reconciler, ServiceSettings};
 use crate::store::Store;
 
 pub struct Application {
@@ -159,6 +159,13 @@ impl Application {
                 max_backoff: Duration::from_secs(reconcile.max_backoff_secs),
                 confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
                 reconcile_batch: reconcile.batch_size,
+                account_sealer: AccountSealer::new(
+                    settings
+                        .toss
+                        .secret_key
+                        .as_ref()
+                        .filter(|key| !key.expose_secret().trim().is_empty()),
+                ),
             },
         )
         .with_billing(billing, cipher);

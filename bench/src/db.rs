@@ -128,6 +128,7 @@ impl DbFlow {
             payment_key,
             provider: "toss".to_owned(),
             approved_at: now,
+            details: Default::default(),
         };
         let event = events::of_update(&complete, &complete.applied_to(&claimed, now));
         self.store
@@ -161,8 +162,10 @@ impl DbFlow {
             next_reconcile_at: Some(lease(now)),
             created_at: now,
             refunded_at: None,
+            tax_free_amount_krw: 0,
+            refund_account: None,
         };
-        if !self.store.reserve_refund(&refund).await? {
+        if !self.store.reserve_refund(&refund, None).await? {
             return Err(Failed::Refused("reserve"));
         }
         let now = Utc::now();

@@ -33,7 +33,7 @@ pub fn basic_auth(secret_key: &str) -> String {
 }
 
 /// A payment as Toss keeps it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FakePayment {
     pub payment_key: String,
     pub order_id: String,
@@ -42,6 +42,14 @@ pub struct FakePayment {
     pub status: String,
     pub cancels: Vec<Value>,
     pub last_transaction_key: String,
+    /// Paid by virtual account (가상계좌) rather than by card: a confirm issues the account
+    /// (`WAITING_FOR_DEPOSIT`), the deposit completes it, and its refunds need
+    /// `refundReceiveAccount`.
+    pub virtual_account: bool,
+    /// What is left of the tax-free amount (Toss's `taxFreeAmount`, which shrinks with cancels).
+    pub tax_free: i64,
+    /// Why it ended without approval (`EXPIRED`, ...).
+    pub failure: Option<(String, String)>,
 }
 
 impl FakePayment {
@@ -55,9 +63,13 @@ impl FakePayment {
             status: "IN_PROGRESS".to_owned(),
             cancels: Vec::new(),
             last_transaction_key: String::new(),
+            ..Self::default()
         }
     }
 }
+
+/// A virtual account's due date, as Toss writes it (KST, no offset): seven days on.
+const DUE_DATE: &str = "2026-12-08T23:59:59";
 
 /// Which of Toss's endpoints a call is for, with the path's parameter (percent-decoded).
 #[derive(Debug, Clone, Copy)]
@@ -321,6 +333,12 @@ impl FakeToss {
             );
         }
         match payment.status.as_str() {
+            "IN_PROGRESS" if payment.virtual_account => {
+                // The account is issued; the buyer has not paid yet.
+                payment.status = "WAITING_FOR_DEPOSIT".to_owned();
+                payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+                Reply::new(200, to_json(payment))
+            }
             "IN_PROGRESS" => {
                 payment.status = "DONE".to_owned();
                 payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
@@ -342,12 +360,53 @@ impl FakeToss {
         let Some(kept) = payments.get_mut(key).filter(|kept| kept.mid == mid) else {
             return not_found();
         };
+        if kept.payment.status == "WAITING_FOR_DEPOSIT" {
+            // Nothing paid: only the whole account can be cancelled (§5.1).
+            let payment = &mut kept.payment;
+            if body["cancelAmount"]
+                .as_i64()
+                .is_some_and(|amount| amount != payment.total)
+            {
+                return Reply::refused(
+                    403,
+                    "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT",
+                    "입금 대기중인 결제는 부분 환불이 불가합니다.",
+                );
+            }
+            payment.status = "CANCELED".to_owned();
+            payment.last_transaction_key = format!("cx_{}", uuid::Uuid::new_v4().simple());
+            return Reply::new(200, to_json(payment));
+        }
         if !matches!(kept.payment.status.as_str(), "DONE" | "PARTIAL_CANCELED") {
             return Reply::refused(
                 403,
                 "NOT_CANCELABLE_PAYMENT",
                 "취소 할 수 없는 결제 입니다.",
             );
+        }
+        if kept.payment.virtual_account {
+            // A deposited account is refunded to an account the buyer names.
+            let account = &body["refundReceiveAccount"];
+            let digits = account["accountNumber"].as_str().is_some_and(|n| {
+                !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !account.is_object()
+                || account["bank"].as_str().is_none_or(str::is_empty)
+                || account["holderName"].as_str().is_none_or(str::is_empty)
+            {
+                return Reply::refused(
+                    400,
+                    "INVALID_REFUND_ACCOUNT_INFO",
+                    "환불 계좌번호와 예금주명이 일치하지 않습니다.",
+                );
+            }
+            if !digits {
+                return Reply::refused(
+                    400,
+                    "INVALID_REFUND_ACCOUNT_NUMBER",
+                    "잘못된 환불 계좌번호입니다.",
+                );
+            }
         }
         if let Some(spacing) = spacing {
             let now = Instant::now();
@@ -377,9 +436,14 @@ impl FakeToss {
         if amount > payment.balance {
             return Reply::refused(403, "NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.");
         }
+        let tax_free = body["taxFreeAmount"].as_i64().unwrap_or(0);
+        if tax_free < 0 || tax_free > payment.tax_free || tax_free > amount {
+            return Reply::refused(403, "NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.");
+        }
         apply_cancel(
             payment,
             amount,
+            tax_free,
             body["cancelReason"].as_str().unwrap_or_default(),
         );
         Reply::new(200, to_json(payment))
@@ -475,6 +539,7 @@ impl FakeToss {
         let payment_key = format!("bpk_{}", uuid::Uuid::new_v4().simple());
         let mut payment = FakePayment::authenticated(&payment_key, order_id, amount);
         payment.status = "DONE".to_owned();
+        payment.tax_free = body["taxFreeAmount"].as_i64().unwrap_or_default();
         payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
         let reply = to_json(&payment);
         self.lock(&self.0.payments, &payment_key).insert(
@@ -572,6 +637,63 @@ impl FakeToss {
         self.index_order(order_id, payment_key);
     }
 
+    /// The buyer chose a virtual account in the payment window: the confirm issues it.
+    pub fn authenticate_virtual_account(&self, payment_key: &str, order_id: &str, amount: i64) {
+        self.authenticate(payment_key, order_id, amount);
+        self.update(payment_key, |payment| payment.virtual_account = true);
+    }
+
+    /// The payment's tax-free part, as the merchant's checkout told Toss.
+    pub fn set_tax_free(&self, payment_key: &str, tax_free: i64) {
+        self.update(payment_key, |payment| payment.tax_free = tax_free);
+    }
+
+    /// The buyer deposits into the virtual account: `WAITING_FOR_DEPOSIT` → `DONE`, and `true`;
+    /// `false` (nothing changes) when the account no longer takes deposits (cancelled,
+    /// expired). The `DEPOSIT_CALLBACK` body Toss sends is [`FakeToss::deposit_callback`].
+    pub fn deposit(&self, payment_key: &str) -> bool {
+        self.update(payment_key, |payment| {
+            if payment.status != "WAITING_FOR_DEPOSIT" {
+                return false;
+            }
+            payment.status = "DONE".to_owned();
+            payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+            true
+        })
+    }
+
+    /// The `DEPOSIT_CALLBACK` body Toss sends about the payment as it is now.
+    pub fn deposit_callback(&self, payment_key: &str) -> Value {
+        self.update(payment_key, |payment| deposit_callback(payment))
+    }
+
+    /// The account's due date passed without a deposit: `EXPIRED`.
+    pub fn expire(&self, payment_key: &str) {
+        self.update(payment_key, |payment| {
+            payment.status = "EXPIRED".to_owned();
+            payment.failure = Some((
+                "EXPIRED_PAYMENT".to_owned(),
+                "결제가 만료되었습니다. 다시 시도해주세요.".to_owned(),
+            ));
+        });
+    }
+
+    /// The bank reversed the deposit (API ≥ 2022-06-08: `DONE` → `WAITING_FOR_DEPOSIT`).
+    /// Returns the `DEPOSIT_CALLBACK` body Toss sends then.
+    pub fn deposit_error(&self, payment_key: &str) -> Value {
+        self.update(payment_key, |payment| {
+            assert_eq!(payment.status, "DONE", "no deposit to reverse");
+            payment.status = "WAITING_FOR_DEPOSIT".to_owned();
+            deposit_callback(payment)
+        })
+    }
+
+    fn update<T>(&self, payment_key: &str, change: impl FnOnce(&mut FakePayment) -> T) -> T {
+        let mut payments = self.lock(&self.0.payments, payment_key);
+        let kept = payments.get_mut(payment_key).expect("known payment");
+        change(&mut kept.payment)
+    }
+
     /// Toss's one-cancel-per-payment-per-`spacing` rule (1 s at Toss), for tests of it.
     pub fn space_cancels(&self, spacing: Duration) {
         *self.0.cancel_spacing.lock().expect("fake Toss state") = Some(spacing);
@@ -597,7 +719,7 @@ impl FakeToss {
     pub fn cancel_in_dashboard(&self, payment_key: &str, amount: i64) {
         let mut payments = self.lock(&self.0.payments, payment_key);
         let kept = payments.get_mut(payment_key).expect("known payment");
-        apply_cancel(&mut kept.payment, amount, "dashboard");
+        apply_cancel(&mut kept.payment, amount, 0, "dashboard");
     }
 
     /// Forgets every payment and reply, so that a benchmark phase does not pay for the maps an
@@ -615,9 +737,21 @@ impl FakeToss {
     }
 }
 
-fn apply_cancel(payment: &mut FakePayment, amount: i64, reason: &str) {
+/// `DEPOSIT_CALLBACK`: flat, no `eventType`, no `paymentKey`; verified by `secret` (§10).
+fn deposit_callback(payment: &FakePayment) -> Value {
+    json!({
+        "createdAt": "2026-12-01T10:00:00.000000",
+        "secret": secret_of(&payment.payment_key),
+        "status": payment.status,
+        "transactionKey": payment.last_transaction_key,
+        "orderId": payment.order_id,
+    })
+}
+
+fn apply_cancel(payment: &mut FakePayment, amount: i64, tax_free: i64, reason: &str) {
     let transaction_key = format!("cx_{}", uuid::Uuid::new_v4().simple());
     payment.balance -= amount;
+    payment.tax_free -= tax_free;
     payment.status = if payment.balance == 0 {
         "CANCELED"
     } else {
@@ -631,7 +765,7 @@ fn apply_cancel(payment: &mut FakePayment, amount: i64, reason: &str) {
         "taxExemptionAmount": 0,
         "canceledAt": "2026-11-23T12:20:23+09:00",
         "cancelAmount": amount,
-        "taxFreeAmount": 0,
+        "taxFreeAmount": tax_free,
         "refundableAmount": payment.balance,
         "cancelStatus": "DONE",
         "cancelRequestId": null
@@ -660,6 +794,20 @@ pub fn secret_of(payment_key: &str) -> String {
 /// Toss's Payment object, with the fields a card payment carries (the size of a real reply) and
 /// one Toss might add later (clients must ignore it).
 pub fn to_json(p: &FakePayment) -> Value {
+    // A virtual account cancelled before its deposit was never approved.
+    let cancelled_unpaid = p.virtual_account && p.status == "CANCELED" && p.cancels.is_empty();
+    let approved = !cancelled_unpaid
+        && !matches!(
+            p.status.as_str(),
+            "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
+        );
+    let card = json!({"issuerCode": "71", "acquirerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 0,
+                 "isInterestFree": false, "interestPayer": null, "approveNo": "00000000", "useCardPoint": false,
+                 "cardType": "신용", "ownerType": "개인", "acquireStatus": "READY", "amount": p.total});
+    let virtual_account = json!({"accountType": "일반", "accountNumber": "X6516521381011", "bankCode": "20",
+                 "customerName": "박토스", "depositorName": null, "dueDate": DUE_DATE,
+                 "refundStatus": "NONE", "expired": p.status == "EXPIRED", "settlementStatus": "INCOMPLETED",
+                 "refundReceiveAccount": null});
     json!({
         "mId": "tosspayments",
         "version": "2022-11-16",
@@ -670,30 +818,30 @@ pub fn to_json(p: &FakePayment) -> Value {
         "taxExemptionAmount": 0,
         "status": p.status,
         "requestedAt": "2026-11-23T12:17:57+09:00",
-        "approvedAt": if p.status == "IN_PROGRESS" { Value::Null } else { json!("2026-11-23T12:18:14+09:00") },
+        "approvedAt": if approved { json!("2026-11-23T12:18:14+09:00") } else { Value::Null },
         "useEscrow": false,
         "cultureExpense": false,
-        "card": {"issuerCode": "71", "acquirerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 0,
-                 "isInterestFree": false, "interestPayer": null, "approveNo": "00000000", "useCardPoint": false,
-                 "cardType": "신용", "ownerType": "개인", "acquireStatus": "READY", "amount": p.total},
-        "virtualAccount": null, "transfer": null, "mobilePhone": null, "giftCertificate": null,
+        "card": if p.virtual_account { Value::Null } else { card },
+        "virtualAccount": if p.virtual_account { virtual_account } else { Value::Null },
+        "transfer": null, "mobilePhone": null, "giftCertificate": null,
         "cashReceipt": null, "cashReceipts": null, "discount": null,
         "cancels": if p.cancels.is_empty() { Value::Null } else { json!(p.cancels) },
         "secret": secret_of(&p.payment_key),
         "type": "NORMAL",
         "easyPay": null,
         "country": "KR",
-        "failure": null,
+        "failure": p.failure.as_ref().map(|(code, message)| json!({"code": code, "message": message})),
         "isPartialCancelable": true,
-        "receipt": {"url": "https://dashboard.tosspayments.com/receipt"},
+        "receipt": if approved { json!({"url": format!("https://dashboard.tosspayments.com/receipt/{}", p.payment_key)}) } else { Value::Null },
         "checkout": {"url": "https://api.tosspayments.com/checkout"},
         "currency": "KRW",
         "totalAmount": p.total,
         "balanceAmount": p.balance,
-        "suppliedAmount": p.balance * 10 / 11,
-        "vat": p.balance - p.balance * 10 / 11,
-        "taxFreeAmount": 0,
-        "method": "카드",
+        // vat = round((amount − taxFreeAmount) / 11) (§4).
+        "suppliedAmount": p.balance - p.tax_free - (p.balance - p.tax_free + 5) / 11,
+        "vat": (p.balance - p.tax_free + 5) / 11,
+        "taxFreeAmount": p.tax_free,
+        "method": if p.virtual_account { "가상계좌" } else { "카드" },
         "metadata": null,
         "someFieldTossAddedLater": {"nested": true}
     })
@@ -893,6 +1041,84 @@ mod tests {
             json!({"customerKey": "cust-1", "amount": 1000, "orderId": "o-bill-3", "orderName": "n"}),
         );
         assert_eq!(gone.body["code"], "NOT_FOUND_BILLING");
+    }
+
+    #[test]
+    fn a_virtual_account_is_issued_deposited_and_refunded_to_an_account() {
+        let toss = FakeToss::default();
+        toss.authenticate_virtual_account("pk_va", "o-1", 1000);
+        toss.set_tax_free("pk_va", 300);
+        let issued = confirm(&toss, None, "pk_va");
+        assert_eq!(issued.body["status"], "WAITING_FOR_DEPOSIT");
+        assert_eq!(issued.body["method"], "가상계좌");
+        assert_eq!(issued.body["virtualAccount"]["bankCode"], "20");
+        assert_eq!(issued.body["approvedAt"], Value::Null);
+        let cancel = |body: Value| {
+            let body = body.to_string();
+            toss.handle(call(
+                Endpoint::Cancel {
+                    payment_key: "pk_va",
+                },
+                "/v1/payments/pk_va/cancel",
+                None,
+                body.as_bytes(),
+            ))
+        };
+        let partial = cancel(json!({"cancelReason": "r", "cancelAmount": 400}));
+        assert_eq!(
+            partial.body["code"],
+            "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT"
+        );
+        assert!(toss.deposit("pk_va"));
+        assert!(!toss.deposit("pk_va"), "deposited once");
+        let callback = toss.deposit_callback("pk_va");
+        assert_eq!(callback["secret"], secret_of("pk_va"));
+        assert_eq!(callback["status"], "DONE");
+        let without = cancel(json!({"cancelReason": "r", "cancelAmount": 400}));
+        assert_eq!(without.body["code"], "INVALID_REFUND_ACCOUNT_INFO");
+        let account =
+            json!({"bank": "88", "accountNumber": "110123456789", "holderName": "홍길동"});
+        let refunded = cancel(
+            json!({"cancelReason": "r", "cancelAmount": 400, "taxFreeAmount": 120,
+                                     "refundReceiveAccount": account}),
+        );
+        assert_eq!(refunded.status, 200, "{}", refunded.body);
+        assert_eq!(refunded.body["taxFreeAmount"], 180);
+        assert_eq!(refunded.body["cancels"][0]["taxFreeAmount"], 120);
+        toss.authenticate_virtual_account("pk_va2", "o-1", 1000);
+        confirm(&toss, None, "pk_va2");
+        toss.deposit("pk_va2");
+        assert_eq!(
+            toss.deposit_error("pk_va2")["status"],
+            "WAITING_FOR_DEPOSIT"
+        );
+        assert_eq!(
+            toss.payment("pk_va2").unwrap().status,
+            "WAITING_FOR_DEPOSIT"
+        );
+    }
+
+    #[test]
+    fn an_unpaid_virtual_account_is_cancelled_whole_or_expires() {
+        let toss = FakeToss::default();
+        toss.authenticate_virtual_account("pk_va", "o-1", 1000);
+        confirm(&toss, None, "pk_va");
+        let body = json!({"cancelReason": "r"}).to_string();
+        let cancelled = toss.handle(call(
+            Endpoint::Cancel {
+                payment_key: "pk_va",
+            },
+            "/v1/payments/pk_va/cancel",
+            None,
+            body.as_bytes(),
+        ));
+        assert_eq!(cancelled.body["status"], "CANCELED");
+        assert_eq!(cancelled.body["cancels"], Value::Null, "nothing was paid");
+        toss.authenticate_virtual_account("pk_va2", "o-2", 1000);
+        toss.expire("pk_va2");
+        let expired = toss.payment("pk_va2").unwrap();
+        assert_eq!(expired.status, "EXPIRED");
+        assert_eq!(to_json(&expired)["failure"]["code"], "EXPIRED_PAYMENT");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus};
+use super::{BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus, PgDetails};
 
 use PaymentStatus::*;
 
@@ -40,6 +40,8 @@ pub enum PaymentUpdate {
         provider: String,
         secret: Option<String>,
         approved_at: DateTime<Utc>,
+        /// Method, card, receipt as the PG reports them.
+        details: PgDetails,
     },
     /// Completed without a PG (no-op gateway, or a trusted caller's claim).
     Record {
@@ -52,6 +54,8 @@ pub enum PaymentUpdate {
         provider: String,
         secret: Option<String>,
         check_at: DateTime<Utc>,
+        /// The virtual account (and method) as the PG reports them.
+        details: PgDetails,
     },
     /// The outcome is still not known: look again at `at`. Keeps the attempt's webhook secret
     /// when the PG's record shows one.
@@ -66,6 +70,16 @@ pub enum PaymentUpdate {
     SetAside { reason: String },
     /// A person reviewed it: the flag is cleared.
     Resolve,
+    /// A merchant asked to cancel a payment waiting for its deposit: the intent is recorded
+    /// before the PG is asked, so a crash, the reconciler or a webhook still ends it
+    /// `CANCELLED`. The status stays until the PG's record shows the account cancelled.
+    RequestCancel {
+        reason: String,
+        /// When the reconciler takes the cancel over if this request does not finish it.
+        lease_until: DateTime<Utc>,
+    },
+    /// Nobody paid and the merchant cancelled it: `CANCELLED`, `payment.cancelled`.
+    Cancel { reason: String },
 }
 
 impl PaymentUpdate {
@@ -81,6 +95,8 @@ impl PaymentUpdate {
             Self::Complete { .. } => &[Pending, InProgress, WaitingForDeposit],
             Self::AwaitDeposit { .. } => &[Pending, InProgress],
             Self::SetAside { .. } | Self::Resolve => &PaymentStatus::ALL,
+            Self::RequestCancel { .. } => &[WaitingForDeposit],
+            Self::Cancel { .. } => &[Pending, WaitingForDeposit],
         }
     }
 
@@ -91,7 +107,9 @@ impl PaymentUpdate {
             Self::Release { .. } => Some(Pending),
             Self::Complete { .. } | Self::Record { .. } => Some(Completed),
             Self::AwaitDeposit { .. } => Some(WaitingForDeposit),
-            Self::Resend { .. }
+            Self::Cancel { .. } => Some(Cancelled),
+            Self::RequestCancel { .. }
+            | Self::Resend { .. }
             | Self::Reschedule { .. }
             | Self::Annotate { .. }
             | Self::SetAside { .. }
@@ -157,6 +175,7 @@ impl PaymentUpdate {
                 provider,
                 secret,
                 approved_at,
+                details,
             } => Patch {
                 status: Some(Completed),
                 pg_transaction_id: Some(Some(payment_key.to_string())),
@@ -166,6 +185,8 @@ impl PaymentUpdate {
                 failure: Some(None),
                 completed_at: Some(approved_at),
                 next_reconcile_at: Some(None),
+                cancel_reason: Some(None),
+                details: Some(details),
                 ..Patch::default()
             },
             Self::Record {
@@ -184,6 +205,7 @@ impl PaymentUpdate {
                 provider,
                 secret,
                 check_at,
+                details,
             } => Patch {
                 status: Some(WaitingForDeposit),
                 payment_key: Some(Some(payment_key)),
@@ -192,6 +214,7 @@ impl PaymentUpdate {
                 failure: Some(None),
                 next_reconcile_at: Some(Some(check_at)),
                 reconcile_attempts: Some(0),
+                details: Some(details),
                 ..Patch::default()
             },
             Self::Reschedule { at, secret } => Patch {
@@ -211,6 +234,20 @@ impl PaymentUpdate {
             },
             Self::Resolve => Patch {
                 review: Some(None),
+                ..Patch::default()
+            },
+            Self::RequestCancel {
+                reason,
+                lease_until,
+            } => Patch {
+                cancel_reason: Some(Some(reason)),
+                next_reconcile_at: Some(Some(lease_until)),
+                ..Patch::default()
+            },
+            Self::Cancel { reason } => Patch {
+                status: Some(Cancelled),
+                cancel_reason: Some(Some(reason)),
+                next_reconcile_at: Some(None),
                 ..Patch::default()
             },
         }
@@ -246,6 +283,9 @@ pub struct Patch {
     pub annotated_attempt: Option<i32>,
     /// Sets (`Some(reason)`) or clears (`None`) the review flag.
     pub review: Option<Option<String>>,
+    pub cancel_reason: Option<Option<String>>,
+    /// What the PG reported about the method; each part given replaces ours.
+    pub details: Option<PgDetails>,
 }
 
 impl Patch {
@@ -298,6 +338,23 @@ impl Patch {
             payment.needs_review = review.is_some();
             payment.review_reason = review;
         }
+        if let Some(reason) = p.cancel_reason {
+            payment.cancel_reason = reason;
+        }
+        if let Some(details) = p.details {
+            if details.method.is_some() {
+                payment.pg_method = details.method;
+            }
+            if details.receipt_url.is_some() {
+                payment.receipt_url = details.receipt_url;
+            }
+            if details.card.is_some() {
+                payment.card = details.card;
+            }
+            if details.virtual_account.is_some() {
+                payment.virtual_account = details.virtual_account;
+            }
+        }
     }
 }
 
@@ -347,6 +404,7 @@ mod tests {
                 provider: "toss".into(),
                 secret: None,
                 approved_at: now,
+                details: PgDetails::default(),
             },
             PaymentUpdate::Record {
                 provider: None,
@@ -357,6 +415,7 @@ mod tests {
                 provider: "toss".into(),
                 secret: None,
                 check_at: now,
+                details: PgDetails::default(),
             },
             PaymentUpdate::Reschedule {
                 at: now,
@@ -368,6 +427,11 @@ mod tests {
             },
             PaymentUpdate::SetAside { reason: "r".into() },
             PaymentUpdate::Resolve,
+            PaymentUpdate::RequestCancel {
+                reason: "r".into(),
+                lease_until: now,
+            },
+            PaymentUpdate::Cancel { reason: "r".into() },
         ];
         for change in changes {
             assert!(!change.from_statuses().is_empty(), "{change:?}");

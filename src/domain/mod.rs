@@ -3,6 +3,7 @@
 mod billing;
 mod changes;
 mod ids;
+mod methods;
 mod records;
 mod status;
 
@@ -13,6 +14,10 @@ pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
     Amount, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef,
     RefundId, ScopedKey, UserId,
+};
+pub use methods::{
+    CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
+    mask,
 };
 pub use records::{Payment, Refund, Review, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    BillingKeyId, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus, PaymentType,
-    RefundId, RefundOrigin, RefundStatus, ScopedKey,
+    BillingKeyId, CardSummary, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus,
+    PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount, VirtualAccount,
 };
 
 /// A payment as stored.
@@ -55,6 +55,17 @@ pub struct Payment {
     /// The caller's scoped `Idempotency-Key` of the request that created it: a retry of that
     /// request gets this payment instead of a duplicate order id.
     pub idempotency_key: Option<ScopedKey>,
+    /// The tax-free part of `amount_krw` (0 unless the goods are partly tax-free).
+    pub tax_free_amount_krw: i64,
+    /// The method the PG reports (Toss's `method`: `카드`, `가상계좌`, ...).
+    pub pg_method: Option<String>,
+    pub receipt_url: Option<String>,
+    pub card: Option<CardSummary>,
+    /// Issued by the PG for a deposit; kept after it.
+    pub virtual_account: Option<VirtualAccount>,
+    /// Why a merchant asked to cancel it: set before the PG is asked, so that whoever adopts
+    /// the PG's cancelled record ends it `CANCELLED`.
+    pub cancel_reason: Option<String>,
 }
 
 impl Payment {
@@ -100,6 +111,12 @@ impl Payment {
             updated_at: now,
             completed_at: None,
             idempotency_key: None,
+            tax_free_amount_krw: 0,
+            pg_method: None,
+            receipt_url: None,
+            card: None,
+            virtual_account: None,
+            cancel_reason: None,
         }
     }
 
@@ -114,6 +131,12 @@ impl Payment {
     /// What may still be refunded, not counting refunds in flight.
     pub fn refundable_krw(&self) -> i64 {
         self.amount_krw - self.refunded_amount_krw - self.refund_reserved_krw
+    }
+
+    /// Whether the buyer paid by virtual account (its refunds need a refund account).
+    pub fn paid_by_virtual_account(&self) -> bool {
+        self.virtual_account.is_some()
+            || self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
     }
 
     /// The key the PG knows this payment by: the attempt's own, else the transaction id a
@@ -149,6 +172,10 @@ pub struct Refund {
     pub next_reconcile_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub refunded_at: Option<DateTime<Utc>>,
+    /// The tax-free part of `amount_krw`, sent to the PG as `taxFreeAmount`.
+    pub tax_free_amount_krw: i64,
+    /// The account a deposited virtual account is refunded to, sealed; kept for resends.
+    pub refund_account: Option<SealedAccount>,
 }
 
 /// An event as kept in the outbox; `seq` is the consumers' cursor.

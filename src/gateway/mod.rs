@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{AuthKey, BillingKeySecret, CardInfo, CustomerKey, OrderId, PaymentKey};
+use crate::domain::{
+    AuthKey, BillingKeySecret, CardInfo, CustomerKey, OrderId, PaymentKey, PgDetails, RefundAccount,
+};
 
 pub use metered::MeteredGateway;
 pub use noop::NoopGateway;
@@ -28,15 +30,21 @@ pub struct ConfirmRequest {
     pub idempotency_key: String,
 }
 
-/// A cancel (refund) request. `amount` is always sent as `cancelAmount`.
+/// A cancel (refund) request. A refund always sends its amount as `cancelAmount` and the
+/// balance it expects; the cancel of a virtual account not yet paid sends neither (Toss
+/// cancels such an account whole, and there is no balance to race for).
 #[derive(Debug, Clone)]
 pub struct CancelRequest {
     pub payment_key: PaymentKey,
     pub reason: String,
-    pub amount: i64,
+    pub amount: Option<i64>,
     /// Our view of the balance before this cancel, sent as `refundableAmount`: Toss refuses the
     /// cancel if its balance differs, so no two cancels can apply to the same balance.
-    pub refundable_amount: i64,
+    pub refundable_amount: Option<i64>,
+    /// Sent as `taxFreeAmount`.
+    pub tax_free_amount: Option<i64>,
+    /// Sent as `refundReceiveAccount` (deposited virtual accounts); `Debug` masks the number.
+    pub refund_account: Option<RefundAccount>,
     /// Sent as Toss's `Idempotency-Key`: fresh for every send (Toss replays a reused key's
     /// answer, errors included); `refundable_amount` is what makes a resend safe.
     pub idempotency_key: String,
@@ -66,6 +74,8 @@ pub struct PgCancel {
     /// `cancelStatus`; `DONE` for every domestic cancel.
     pub status: Option<String>,
     pub canceled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `taxFreeAmount` of this cancel.
+    pub tax_free_amount: i64,
 }
 
 /// The PG's own record of a payment, as returned by confirm, cancel and lookups.
@@ -87,6 +97,8 @@ pub struct PgPayment {
     pub cancels: Vec<PgCancel>,
     /// `failure` of an aborted or expired payment.
     pub failure: Option<PgFailure>,
+    /// `method`, `card`, `virtualAccount`, `receipt.url`.
+    pub details: PgDetails,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,6 +35,7 @@ impl PaymentGateway for NoopGateway {
             approved_at: Some(Utc::now()),
             cancels: Vec::new(),
             failure: None,
+            details: Default::default(),
         })
     }
 
@@ -56,12 +57,14 @@ impl PaymentGateway for NoopGateway {
             approved_at: None,
             cancels: vec![PgCancel {
                 transaction_key,
-                amount: request.amount,
+                amount: request.amount.unwrap_or_default(),
                 reason: Some(request.reason.clone()),
                 status: Some("DONE".to_owned()),
                 canceled_at: Some(Utc::now()),
+                tax_free_amount: request.tax_free_amount.unwrap_or_default(),
             }],
             failure: None,
+            details: Default::default(),
         })
     }
 
@@ -114,8 +117,10 @@ mod tests {
             .cancel(&CancelRequest {
                 payment_key: key.clone(),
                 reason: "r".to_owned(),
-                amount: 400,
-                refundable_amount: 1000,
+                amount: Some(400),
+                refundable_amount: Some(1000),
+                tax_free_amount: None,
+                refund_account: None,
                 idempotency_key: "refund-1".to_owned(),
             })
             .await

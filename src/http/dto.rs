@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
     Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, Refund,
-    RefundStatus, StoredEvent, UserId,
+    RefundAccount, RefundStatus, StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
@@ -130,6 +130,7 @@ impl From<RefundStatus> for RefundStatusDto {
     "order_name": "Vitamin D x 3",
     "payment_type": "ONE_TIME",
     "amount_krw": 15000,
+    "tax_free_amount_krw": 5000,
     "payment_method": "card"
 }))]
 pub struct CreatePaymentRequest {
@@ -162,6 +163,11 @@ pub struct CreatePaymentRequest {
     /// 1..=1,000,000,000 KRW.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_krw: i64,
+    /// The tax-free part of `amount_krw` (goods exempt from VAT), default 0; at most
+    /// `amount_krw` (else 422 `VALIDATION_ERROR`). Refunds send their share to Toss as
+    /// `taxFreeAmount`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub tax_free_amount_krw: Option<i64>,
     /// "card", "bank_transfer", "kakao_pay", ...; 1..64 characters, not blank, no control
     /// characters.
     #[schema(
@@ -175,7 +181,16 @@ pub struct CreatePaymentRequest {
 impl TryFrom<CreatePaymentRequest> for NewPayment {
     type Error = AppError;
     fn try_from(body: CreatePaymentRequest) -> Result<Self, Self::Error> {
+        let tax_free_amount_krw = body.tax_free_amount_krw.unwrap_or(0);
+        if !(0..=body.amount_krw.max(0)).contains(&tax_free_amount_krw) {
+            return Err(DomainError::new(
+                "tax_free_amount_krw",
+                "must be between 0 and amount_krw",
+            )
+            .into());
+        }
         Ok(NewPayment {
+            tax_free_amount_krw,
             user_id: UserId::parse(&body.user_id)?,
             order_id: OrderId::parse(&body.order_id)?,
             order_name: optional_text("order_name", body.order_name, 100)?,
@@ -307,6 +322,62 @@ pub struct RefundRequest {
     /// `REFUND_EXCEEDS_BALANCE`.
     #[schema(minimum = 0)]
     pub refund_amount_krw: Option<i64>,
+    /// The tax-free part of this refund, at most what is left of the payment's tax-free amount
+    /// and at most the refund (else 422 `VALIDATION_ERROR`). Absent: the remaining tax-free
+    /// amount × refund / remaining balance, rounded down; a refund of the whole remaining
+    /// balance takes all of the remaining tax-free amount. Sent to Toss as `taxFreeAmount`.
+    #[schema(minimum = 0)]
+    pub tax_free_amount_krw: Option<i64>,
+    /// Required when the payment was paid by virtual account (else 422
+    /// `REFUND_ACCOUNT_REQUIRED`, Toss not called): where Toss sends the money back. Sent to
+    /// Toss as `refundReceiveAccount`; the account number is never logged nor shown in full.
+    pub refund_receive_account: Option<RefundReceiveAccountDto>,
+}
+
+/// A bank account to refund a virtual-account payment to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}))]
+pub struct RefundReceiveAccountDto {
+    /// Toss's bank code (e.g. `88` 신한, `20` 우리): 1..20 letters or digits.
+    #[schema(min_length = 1, max_length = 20, pattern = r"^[A-Za-z0-9]{1,20}$")]
+    pub bank: String,
+    /// 1..20 digits, nothing else.
+    #[schema(min_length = 1, max_length = 20, pattern = r"^[0-9]{1,20}$")]
+    pub account_number: String,
+    /// 1..60 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 60,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub holder_name: String,
+}
+
+impl TryFrom<RefundReceiveAccountDto> for RefundAccount {
+    type Error = AppError;
+    fn try_from(dto: RefundReceiveAccountDto) -> Result<Self, Self::Error> {
+        Ok(RefundAccount::parse(
+            &dto.bank,
+            &dto.account_number,
+            &dto.holder_name,
+        )?)
+    }
+}
+
+/// Body of `POST /payments/{payment_id}/cancel`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "order cancelled before payment"}))]
+pub struct CancelPaymentRequest {
+    /// 1..200 characters, not blank, no control characters; sent to Toss as `cancelReason`
+    /// when a virtual account is cancelled.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -317,6 +388,34 @@ pub struct FailureDto {
     /// (limit, balance, card company error) or never will (lost, stopped, expired card).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+}
+
+/// The card a payment was made with, as Toss reports it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"}))]
+pub struct CardDto {
+    /// Toss's card company code (`issuerCode`).
+    pub issuer_code: Option<String>,
+    /// Masked by Toss.
+    pub number: Option<String>,
+    /// 0 = paid at once.
+    pub installment_plan_months: Option<i32>,
+    /// The card company's approval number.
+    pub approve_no: Option<String>,
+}
+
+/// The virtual account (가상계좌) Toss issued for the buyer's deposit.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"bank_code": "20", "account_number": "X6516521381011", "customer_name": "박토스", "due_date": "2026-11-30T14:59:59.000Z"}))]
+pub struct VirtualAccountDto {
+    /// Toss's bank code.
+    pub bank_code: String,
+    pub account_number: String,
+    /// The depositor name the buyer gave.
+    pub customer_name: Option<String>,
+    /// Deposit by then, or the account expires.
+    #[schema(format = DateTime)]
+    pub due_date: Option<String>,
 }
 
 /// A payment.
@@ -338,6 +437,11 @@ pub struct FailureDto {
     "failure": null,
     "needs_review": false,
     "review_reason": null,
+    "tax_free_amount_krw": 5000,
+    "pg_method": "카드",
+    "receipt_url": "https://dashboard.tosspayments.com/receipt/redirection?transactionId=tviva20261123093057MvuS8&ref=PX",
+    "card": {"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"},
+    "virtual_account": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -365,6 +469,18 @@ pub struct PaymentDto {
     pub needs_review: bool,
     /// Why the payment was set aside, while it is (`null` otherwise).
     pub review_reason: Option<String>,
+    /// The tax-free part of `amount_krw` (0 unless given at creation).
+    pub tax_free_amount_krw: i64,
+    /// The method Toss reports (`카드`, `가상계좌`, `간편결제`, `계좌이체`, `휴대폰`, ...), once
+    /// Toss approved the payment or issued its virtual account; `null` before, or without Toss.
+    pub pg_method: Option<String>,
+    /// Toss's receipt (`receipt.url`), once Toss approved the payment.
+    pub receipt_url: Option<String>,
+    /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
+    pub card: Option<CardDto>,
+    /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
+    /// after the deposit, the expiry or the cancel.
+    pub virtual_account: Option<VirtualAccountDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -396,6 +512,21 @@ impl From<&Payment> for PaymentDto {
             }),
             needs_review: p.needs_review,
             review_reason: p.review_reason.clone(),
+            tax_free_amount_krw: p.tax_free_amount_krw,
+            pg_method: p.pg_method.clone(),
+            receipt_url: p.receipt_url.clone(),
+            card: p.card.as_ref().map(|card| CardDto {
+                issuer_code: card.issuer_code.clone(),
+                number: card.number.clone(),
+                installment_plan_months: card.installment_plan_months,
+                approve_no: card.approve_no.clone(),
+            }),
+            virtual_account: p.virtual_account.as_ref().map(|account| VirtualAccountDto {
+                bank_code: account.bank_code.clone(),
+                account_number: account.account_number.clone(),
+                customer_name: account.customer_name.clone(),
+                due_date: account.due_date.map(timestamp),
+            }),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
@@ -425,6 +556,11 @@ impl From<&Payment> for PaymentDto {
     "failure": null,
     "needs_review": false,
     "review_reason": null,
+    "tax_free_amount_krw": 5000,
+    "pg_method": "카드",
+    "receipt_url": "https://dashboard.tosspayments.com/receipt/redirection?transactionId=tviva20261123093057MvuS8&ref=PX",
+    "card": {"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"},
+    "virtual_account": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -448,6 +584,18 @@ pub struct PublicPaymentDto {
     pub needs_review: bool,
     /// Why, while it is set aside.
     pub review_reason: Option<String>,
+    /// The tax-free part of `amount_krw` (0 unless given at creation).
+    pub tax_free_amount_krw: i64,
+    /// The method Toss reports (`카드`, `가상계좌`, `간편결제`, `계좌이체`, `휴대폰`, ...), once
+    /// Toss approved the payment or issued its virtual account; `null` before, or without Toss.
+    pub pg_method: Option<String>,
+    /// Toss's receipt (`receipt.url`), once Toss approved the payment.
+    pub receipt_url: Option<String>,
+    /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
+    pub card: Option<CardDto>,
+    /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
+    /// after the deposit, the expiry or the cancel.
+    pub virtual_account: Option<VirtualAccountDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -476,6 +624,11 @@ impl From<PaymentDto> for PublicPaymentDto {
             failure,
             needs_review,
             review_reason,
+            tax_free_amount_krw,
+            pg_method,
+            receipt_url,
+            card,
+            virtual_account,
             created_at,
             updated_at,
             completed_at,
@@ -495,6 +648,11 @@ impl From<PaymentDto> for PublicPaymentDto {
             failure,
             needs_review,
             review_reason,
+            tax_free_amount_krw,
+            pg_method,
+            receipt_url,
+            card,
+            virtual_account,
             created_at,
             updated_at,
             completed_at,
@@ -533,7 +691,8 @@ pub struct PaymentListDto {
     "reason": "customer changed their mind",
     "status": "COMPLETED",
     "payment_status": "PARTIAL_REFUND",
-    "refunded_at": "2026-11-23T10:02:11.000Z"
+    "refunded_at": "2026-11-23T10:02:11.000Z",
+    "tax_free_amount_krw": 1666
 }))]
 pub struct RefundDto {
     #[schema(format = Uuid)]
@@ -547,6 +706,8 @@ pub struct RefundDto {
     pub payment_status: PaymentStatusDto,
     #[schema(format = DateTime)]
     pub refunded_at: Option<String>,
+    /// The tax-free part of this refund, sent to Toss as `taxFreeAmount`.
+    pub tax_free_amount_krw: i64,
     /// Why the PG did not make this refund (`FAILED` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureDto>,
@@ -562,6 +723,7 @@ impl RefundDto {
             status: refund.status.into(),
             payment_status: payment.status.into(),
             refunded_at: refund.refunded_at.map(timestamp),
+            tax_free_amount_krw: refund.tax_free_amount_krw,
             failure: refund.failure.as_ref().map(|f| FailureDto {
                 code: f.code.clone(),
                 message: f.message.clone(),
@@ -636,7 +798,9 @@ pub struct EventDto {
     pub cursor: i64,
     #[schema(format = Uuid)]
     pub event_id: String,
-    /// `payment.completed`, `payment.failed` or `payment.refunded`.
+    /// `payment.completed`, `payment.failed`, `payment.refunded`, `payment.waiting_for_deposit`,
+    /// `payment.cancelled` or `refund.failed`.
+    #[schema(example = "payment.cancelled")]
     pub event_type: String,
     pub version: String,
     #[schema(format = DateTime)]
@@ -646,7 +810,10 @@ pub struct EventDto {
     /// completed: {payment_id, order_id, amount, currency, payment_method, pg_provider,
     /// pg_transaction_id, payment_type, subscription_id}; failed: {payment_id, order_id, amount,
     /// currency, error_code, error_message}; refunded: {payment_id, refund_id, refund_amount,
-    /// currency, reason, is_full_refund}.
+    /// currency, reason, is_full_refund}; waiting_for_deposit: {payment_id, order_id, amount,
+    /// currency, payment_method, pg_provider, pg_transaction_id}; cancelled: {payment_id,
+    /// order_id, reason, cancelled_at}; refund.failed: {payment_id, refund_id, refund_amount,
+    /// reason, failure: {code, message}}.
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }

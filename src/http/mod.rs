@@ -66,8 +66,8 @@ Toss's success redirect), refund (fully or partly, repeatedly), and the durable 
 Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**). Errors are \
 RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
 `VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
-`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `PG_DECLINED` (with `retryable` for charges), \
-`BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
+`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `REFUND_ACCOUNT_REQUIRED`, `PG_DECLINED` (with \
+`retryable` for charges), `BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
 `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
 `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
@@ -103,6 +103,7 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::refund_payment))
+        .routes(routes!(payments::cancel_payment))
         .routes(routes!(payments::list_refunds))
         .routes(routes!(reviews::review_payment))
         .routes(routes!(reviews::list_reviews))

@@ -7,15 +7,18 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{
-    ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest, IdempotencyKeyHeader,
-    ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto,
-    RefundRequest,
+    CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest,
+    IdempotencyKeyHeader, ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto,
+    RefundDto, RefundListDto, RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{Caller, PaymentId, ScopedKey, UserId};
+use crate::domain::{Caller, PaymentId, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
-use crate::service::{ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand, RefundOutcome};
+use crate::service::{
+    CancelCommand, CancelOutcome, ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand,
+    RefundOutcome,
+};
 
 pub const TAG: &str = "payments";
 
@@ -207,7 +210,8 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
             example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (also a `tax_free_amount_krw` over the payment's remaining tax-free amount or over the refund), `REFUND_ACCOUNT_REQUIRED` (a virtual-account payment without `refund_receive_account`; Toss not called) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/refund-account-required", "title": "Refund account required", "status": 422, "detail": "this payment was paid by virtual account: refund_receive_account is required to refund it", "code": "REFUND_ACCOUNT_REQUIRED"})),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -220,20 +224,21 @@ pub async fn refund_payment(
     AppJson(body): AppJson<RefundRequest>,
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    let reason_len = body.reason.chars().count();
-    if !(1..=200).contains(&reason_len)
-        || body.reason.trim().is_empty()
-        || body.reason.chars().any(char::is_control)
-    {
-        return Err(AppError::unprocessable(
-            "reason: must be 1 to 200 characters, not blank, without control characters",
-        ));
-    }
+    check_reason(&body.reason)?;
     if body.refund_amount_krw.is_some_and(|amount| amount < 0) {
         return Err(AppError::unprocessable(
             "refund_amount_krw: must not be negative",
         ));
     }
+    if body.tax_free_amount_krw.is_some_and(|amount| amount < 0) {
+        return Err(AppError::unprocessable(
+            "tax_free_amount_krw: must not be negative",
+        ));
+    }
+    let refund_account = body
+        .refund_receive_account
+        .map(RefundAccount::try_from)
+        .transpose()?;
     let outcome = state
         .service
         .refund(RefundCommand {
@@ -241,6 +246,8 @@ pub async fn refund_payment(
             idempotency_key,
             amount_krw: body.refund_amount_krw,
             reason: body.reason,
+            tax_free_amount_krw: body.tax_free_amount_krw,
+            refund_account,
         })
         .await?;
     let (status, dto) = match &outcome {
@@ -252,6 +259,71 @@ pub async fn refund_payment(
         }
     };
     Ok((status, Json(dto)).into_response())
+}
+
+/// The rules of a `reason`: 1..200 characters, not blank, no control characters.
+fn check_reason(reason: &str) -> Result<(), AppError> {
+    let len = reason.chars().count();
+    if !(1..=200).contains(&len) || reason.trim().is_empty() || reason.chars().any(char::is_control)
+    {
+        return Err(AppError::unprocessable(
+            "reason: must be 1 to 200 characters, not blank, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Cancel a payment nobody paid.
+///
+/// `PENDING`: `CANCELLED` at once (no PG call). `WAITING_FOR_DEPOSIT`: the virtual account is
+/// cancelled at Toss (no amount, no refund account), then `CANCELLED`; should the deposit win
+/// the race, the payment is `COMPLETED` and this answers 409. Already `CANCELLED`: 200 with the
+/// payment, nothing repeated. A cancelled payment can never be confirmed or paid. Event
+/// `payment.cancelled {payment_id, order_id, reason, cancelled_at}`.
+#[utoipa::path(
+    post, path = "/payments/{payment_id}/cancel", tag = TAG,
+    request_body = CancelPaymentRequest,
+    params(
+        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
+        IdempotencyKeyHeader,
+    ),
+    responses(
+        (status = 200, description = "`CANCELLED` (now, or before)", body = PaymentDto),
+        (status = 202, description = "Toss's answer to the virtual account's cancel is not known yet: the payment is still `WAITING_FOR_DEPOSIT` with the cancel recorded, and the service finishes it from Toss's record (`CANCELLED`, or `COMPLETED` if the deposit came first)", body = PaymentDto),
+        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to cancel the virtual account; the payment still waits for its deposit", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`INVALID_STATE` (`IN_PROGRESS`, `COMPLETED`, `PARTIAL_REFUND`, `REFUNDED`: paid money leaves through a refund), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status COMPLETED cannot be cancelled (paid money leaves through a refund)", "code": "INVALID_STATE"})),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database is unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn cancel_payment(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<CancelPaymentRequest>,
+) -> Result<Response, AppError> {
+    let payment_id = payment_id(&raw_id)?;
+    check_reason(&body.reason)?;
+    let outcome = state
+        .service
+        .cancel(CancelCommand {
+            payment_id,
+            reason: body.reason,
+        })
+        .await?;
+    let (status, payment) = match &outcome {
+        CancelOutcome::Cancelled(payment) => (StatusCode::OK, payment),
+        CancelOutcome::Unsettled(payment) => (StatusCode::ACCEPTED, payment),
+    };
+    Ok((status, Json(PaymentDto::from(payment))).into_response())
 }
 
 /// A payment's refunds, oldest first.

@@ -163,8 +163,17 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                     approve(ours, refunds, record, ctx)
                 }
                 PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired => {
-                    let update = PaymentUpdate::Release {
-                        failure: Some(failure_of(record)),
+                    let update = match (&ours.status, &ours.cancel_reason) {
+                        // We asked Toss to cancel the account: it ends as we asked.
+                        (Ours::WaitingForDeposit, Some(reason)) => PaymentUpdate::Cancel {
+                            reason: reason.clone(),
+                        },
+                        (Ours::WaitingForDeposit, None) => PaymentUpdate::Release {
+                            failure: Some(deposit_failure(record)),
+                        },
+                        _ => PaymentUpdate::Release {
+                            failure: Some(failure_of(record)),
+                        },
                     };
                     Decision::one(ours, update, Verdict::Settled, ctx)
                 }
@@ -173,7 +182,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                         await_deposit(record, ctx)
                     } else {
                         PaymentUpdate::Reschedule {
-                            at: ctx.deposit_check_at,
+                            at: deposit_check(ours, record, ctx),
                             secret: record.secret.clone(),
                         }
                     };
@@ -191,7 +200,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                         && started + ctx.window > ctx.now
                         && matches!(record.status, PgStatus::Ready | PgStatus::InProgress);
                     let at = if ours.status == Ours::WaitingForDeposit {
-                        ctx.deposit_check_at
+                        deposit_check(ours, record, ctx)
                     } else {
                         ctx.retry_at
                     };
@@ -309,14 +318,58 @@ fn failure_of(record: &PgPayment) -> Failure {
     }
 }
 
+/// Why a virtual account ended without a deposit (expired, or cancelled at Toss by someone
+/// else than us): Toss's own code when it gives one.
+fn deposit_failure(record: &PgPayment) -> Failure {
+    match &record.failure {
+        Some(f) if !f.code.is_empty() => Failure::new(f.code.clone(), f.message.clone()),
+        _ if record.status == PgStatus::Canceled => Failure::new(
+            "VIRTUAL_ACCOUNT_CANCELLED",
+            "the virtual account was cancelled at the PG before any deposit",
+        ),
+        _ => Failure::new(
+            "VIRTUAL_ACCOUNT_EXPIRED",
+            "the virtual account expired before the deposit",
+        ),
+    }
+}
+
 fn await_deposit(record: &PgPayment, ctx: &Context) -> PaymentUpdate {
     PaymentUpdate::AwaitDeposit {
         payment_key: record.payment_key.clone(),
         provider: ctx.provider.to_owned(),
         secret: record.secret.clone(),
-        check_at: ctx.deposit_check_at,
+        check_at: due_check(record.details.virtual_account.as_ref(), ctx),
+        details: record.details.clone(),
     }
 }
+
+/// The next look at a payment waiting for its deposit: at the slow pace, and once more just
+/// after the account's due date (when Toss expires it), whichever comes first; with the fast
+/// backoff while a cancel we asked for has not reached Toss (it is sent again then).
+fn deposit_check(ours: &Payment, record: &PgPayment, ctx: &Context) -> DateTime<Utc> {
+    if ours.cancel_reason.is_some() {
+        return ctx.retry_at;
+    }
+    due_check(
+        record
+            .details
+            .virtual_account
+            .as_ref()
+            .or(ours.virtual_account.as_ref()),
+        ctx,
+    )
+}
+
+fn due_check(account: Option<&crate::domain::VirtualAccount>, ctx: &Context) -> DateTime<Utc> {
+    match account.and_then(|a| a.due_date) {
+        Some(due) if due > ctx.now => (due + DUE_GRACE).min(ctx.deposit_check_at),
+        _ => ctx.deposit_check_at,
+    }
+}
+
+/// How long after a virtual account's due date Toss is given to expire it.
+const DUE_GRACE: chrono::Duration = chrono::Duration::seconds(60);
 
 /// The PG approved `record`'s attempt: completed, then its cancels adopted.
 fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
@@ -325,6 +378,7 @@ fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context
         provider: ctx.provider.to_owned(),
         secret: record.secret.clone(),
         approved_at: record.approved_at.unwrap_or(ctx.now),
+        details: record.details.clone(),
     };
     let completed = update.applied_to(ours, ctx.now);
     let event = events::of_update(&update, &completed);
@@ -436,6 +490,8 @@ fn adopt_cancels(
                     next_reconcile_at: None,
                     created_at: ctx.now,
                     refunded_at: Some(at),
+                    tax_free_amount_krw: cancel.tax_free_amount,
+                    refund_account: None,
                 };
                 after.refunded_amount_krw += refund.amount_krw;
                 after.status = status_after_refunds(&after);

@@ -425,10 +425,9 @@ impl PaymentService {
     }
 }
 
-/// The tax-free part of a charge.
-// INTEGRATION: payment.tax_free_amount_krw once issue 12 lands
-fn charge_tax_free_amount(_payment: &Payment) -> i64 {
-    0
+/// The tax-free part of a charge: the payment's, as stored.
+fn charge_tax_free_amount(payment: &Payment) -> i64 {
+    payment.tax_free_amount_krw
 }
 
 /// Toss scopes idempotency keys by URL (the billing key's), not body: one key per charge

@@ -15,6 +15,7 @@ pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const PAYMENT_REFUNDED: &str = "payment.refunded";
 pub const PAYMENT_WAITING_FOR_DEPOSIT: &str = "payment.waiting_for_deposit";
 pub const REFUND_FAILED: &str = "refund.failed";
+pub const PAYMENT_CANCELLED: &str = "payment.cancelled";
 
 fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Value) -> NewEvent {
     NewEvent {
@@ -115,6 +116,20 @@ pub fn refund_failed(payment: &Payment, refund: &Refund, failure: &Failure) -> N
     )
 }
 
+/// Nobody paid and the merchant cancelled the payment.
+pub fn cancelled(payment: &Payment, reason: &str) -> NewEvent {
+    envelope(
+        PAYMENT_CANCELLED,
+        payment,
+        json!({
+            "payment_id": payment.id.to_string(),
+            "order_id": payment.order_id.as_str(),
+            "reason": reason,
+            "cancelled_at": payment.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }),
+    )
+}
+
 /// The event a named change of a payment records, if any; `after` is the payment as the change
 /// leaves it.
 pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
@@ -132,7 +147,9 @@ pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
         PaymentUpdate::AwaitDeposit { .. } => Some(waiting_for_deposit(after)),
         PaymentUpdate::Release { failure } => failure.as_ref().map(|f| failed(after, f)),
         PaymentUpdate::Annotate { failure, .. } => Some(failed(after, failure)),
-        PaymentUpdate::Claim { .. }
+        PaymentUpdate::Cancel { reason } => Some(cancelled(after, reason)),
+        PaymentUpdate::RequestCancel { .. }
+        | PaymentUpdate::Claim { .. }
         | PaymentUpdate::Charge { .. }
         | PaymentUpdate::Resend { .. }
         | PaymentUpdate::Reschedule { .. }

@@ -8,6 +8,7 @@
 mod adopt;
 mod attempt;
 mod billing;
+mod cancel;
 mod confirm;
 pub mod events;
 mod health;
@@ -15,6 +16,7 @@ mod payments;
 mod reconciler;
 mod refunds;
 mod review;
+mod sealing;
 mod webhooks;
 
 use std::sync::Arc;
@@ -30,12 +32,14 @@ use crate::store::Store;
 
 pub use crate::domain::PaymentRef;
 pub use billing::{CustomerOutcome, IssueOutcome};
+pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
+pub use sealing::AccountSealer;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.
@@ -49,6 +53,8 @@ pub struct ServiceSettings {
     /// After this long, a payment the PG does not know is given back to `PENDING`.
     pub confirm_window: Duration,
     pub reconcile_batch: u64,
+    /// Seals the refund accounts kept for resends of virtual-account refunds.
+    pub account_sealer: AccountSealer,
 }
 
 #[derive(Clone)]

@@ -18,6 +18,8 @@ pub struct NewPayment {
     pub payment_type: PaymentType,
     pub amount: Amount,
     pub payment_method: String,
+    /// The tax-free part of the amount, `0..=amount`.
+    pub tax_free_amount_krw: i64,
     /// The request's scoped `Idempotency-Key`, kept on the payment so that a retry of this
     /// create finds it.
     pub idempotency_key: Option<ScopedKey>,
@@ -31,6 +33,7 @@ impl PaymentService {
             subscription_id: new.subscription_id,
             payment_type: new.payment_type,
             idempotency_key: new.idempotency_key,
+            tax_free_amount_krw: new.tax_free_amount_krw,
             ..Payment::new_pending(
                 new.user_id.as_str().to_owned(),
                 new.order_id,
@@ -66,7 +69,8 @@ impl PaymentService {
             && existing.subscription_id == attempt.subscription_id
             && existing.payment_type == attempt.payment_type
             && existing.payment_method == attempt.payment_method
-            && existing.amount_krw == attempt.amount_krw;
+            && existing.amount_krw == attempt.amount_krw
+            && existing.tax_free_amount_krw == attempt.tax_free_amount_krw;
         if !same_request {
             return Err(AppError::IdempotencyKeyReused);
         }

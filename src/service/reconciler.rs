@@ -61,7 +61,21 @@ impl PaymentService {
             let id = payment.id;
             let span =
                 tracing::info_span!("reconcile", payment_id = %id, order_id = %payment.order_id);
-            if let Err(error) = self.settle(payment, true).instrument(span).await {
+            let settled = if payment.status == crate::domain::PaymentStatus::WaitingForDeposit
+                && payment.cancel_reason.is_some()
+            {
+                // A cancel was asked for and not finished (a crash, a lost answer): send it.
+                self.cancel_at_pg(payment)
+                    .instrument(span)
+                    .await
+                    .map(|_| ())
+            } else {
+                self.settle(payment, true)
+                    .instrument(span)
+                    .await
+                    .map(|_| ())
+            };
+            if let Err(error) = settled {
                 tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");
             }
         }

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentKey, Refund, RefundId, RefundOrigin, RefundStatus,
-    ScopedKey,
+    Failure, Payment, PaymentId, PaymentKey, Refund, RefundAccount, RefundId, RefundOrigin,
+    RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
@@ -28,6 +28,10 @@ pub struct RefundCommand {
     pub reason: String,
     /// The caller's `Idempotency-Key`: a retry answers with the refund it made, never a second.
     pub idempotency_key: Option<ScopedKey>,
+    /// The tax-free part, at most what is left of the payment's; `None`: pro rata.
+    pub tax_free_amount_krw: Option<i64>,
+    /// Where a deposited virtual account's money goes back to (required for those).
+    pub refund_account: Option<RefundAccount>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +46,56 @@ pub enum RefundOutcome {
         refund: Refund,
         payment: Payment,
     },
+}
+
+/// How often a refund is computed again when the balance moved under its tax-free part.
+const RESERVE_RETRIES: usize = 5;
+
+/// What one reservation attempt came to.
+enum Reserved {
+    Done((Refund, Payment)),
+    /// Answered already (recorded without a PG, or the same key's refund).
+    Outcome(Result<RefundOutcome, AppError>),
+    Moved,
+}
+
+/// The tax-free part of a refund of `amount` from `payment`: `requested` when it is within what
+/// is left of the payment's tax-free amount and of the refund, and leaves no more tax-free than
+/// balance; else that remainder × refund / remaining balance, rounded down, and all of the
+/// remainder for a refund of the whole balance. So the tax-free parts of refunds of the whole
+/// amount add up to the payment's, and no part is more than its refund.
+pub(super) fn tax_free_part(
+    payment: &Payment,
+    refunds: &[Refund],
+    amount: i64,
+    requested: Option<i64>,
+) -> Result<i64, AppError> {
+    let taken: i64 = refunds
+        .iter()
+        .filter(|r| matches!(r.status, RefundStatus::Completed | RefundStatus::Pending))
+        .map(|r| r.tax_free_amount_krw)
+        .sum();
+    let remaining = (payment.tax_free_amount_krw - taken).max(0);
+    let balance = payment.refundable_krw();
+    if let Some(requested) = requested {
+        // What is left tax-free must still fit in what is left to refund: a part too small now
+        // would leave a later refund more tax-free than its amount, which Toss refuses.
+        let least = (remaining - (balance - amount)).max(0);
+        let most = remaining.min(amount);
+        if requested < least || requested > most {
+            return Err(AppError::unprocessable(format!(
+                "tax_free_amount_krw: must be {least} to {most} for this refund (within the \
+                 payment's remaining tax-free amount and the refund, leaving no more tax-free \
+                 than balance)"
+            )));
+        }
+        return Ok(requested);
+    }
+    if amount >= balance || balance <= 0 {
+        return Ok(remaining);
+    }
+    let part = i128::from(remaining) * i128::from(amount) / i128::from(balance);
+    Ok(i64::try_from(part).unwrap_or(remaining).min(remaining))
 }
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
@@ -73,15 +127,64 @@ impl PaymentService {
             tracing::info!(refund_id = %made.id, "refund retried with its Idempotency-Key; answering its state");
             return self.refund_outcome(made.id).await;
         }
+        let refund_id = RefundId::new();
+        let mut reserved = None;
+        for _ in 0..RESERVE_RETRIES {
+            match self.try_reserve(&command, refund_id).await? {
+                Reserved::Done(done) => {
+                    reserved = Some(done);
+                    break;
+                }
+                Reserved::Outcome(outcome) => return outcome,
+                // The balance moved between the read and the reservation: the tax-free part was
+                // computed from a stale balance; compute it again.
+                Reserved::Moved => {}
+            }
+        }
+        let Some((refund, payment)) = reserved else {
+            return Err(AppError::RequestInProgress);
+        };
+        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
+            .await
+    }
+
+    /// Reads the payment, builds the refund and reserves its amount (or records it outright
+    /// when no PG is involved).
+    async fn try_reserve(
+        &self,
+        command: &RefundCommand,
+        refund_id: RefundId,
+    ) -> Result<Reserved, AppError> {
         let payment = self.find(command.payment_id).await?;
         let via_pg = self.refund_route(&payment)?;
         let amount = self.refund_amount(&payment, command.amount_krw)?;
+        if payment.paid_by_virtual_account() && command.refund_account.is_none() {
+            return Err(AppError::RefundAccountRequired);
+        }
+        let tax_free = if payment.tax_free_amount_krw > 0 {
+            let refunds = self.store.refunds_of(payment.id).await?;
+            tax_free_part(&payment, &refunds, amount, command.tax_free_amount_krw)?
+        } else {
+            match command.tax_free_amount_krw {
+                None | Some(0) => 0,
+                Some(_) => {
+                    return Err(AppError::unprocessable(
+                        "tax_free_amount_krw: the payment has no tax-free amount left",
+                    ));
+                }
+            }
+        };
         let now = Utc::now();
         let refund = Refund {
-            id: RefundId::new(),
+            id: refund_id,
             payment_id: payment.id,
             amount_krw: amount,
-            reason: command.reason,
+            reason: command.reason.clone(),
+            tax_free_amount_krw: tax_free,
+            refund_account: command
+                .refund_account
+                .as_ref()
+                .map(|account| self.settings.account_sealer.seal(refund_id, account)),
             status: if via_pg {
                 RefundStatus::Pending
             } else {
@@ -99,28 +202,57 @@ impl PaymentService {
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
         };
+        // With a tax-free part, the balance it was computed from must still hold.
+        let taken = (payment.tax_free_amount_krw > 0)
+            .then_some(payment.refunded_amount_krw + payment.refund_reserved_krw);
         if !via_pg {
-            let Some(payment) = self.store.record_refund(&refund, events::refunded).await? else {
-                return Err(self.refund_refused(payment.id, amount).await);
+            let Some(after) = self
+                .store
+                .record_refund(&refund, taken, events::refunded)
+                .await?
+            else {
+                return self.reservation_refused(&payment, amount, taken).await;
             };
-            tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
-            return Ok(RefundOutcome::Completed { refund, payment });
+            tracing::info!(payment_id = %after.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
+            return Ok(Reserved::Outcome(Ok(RefundOutcome::Completed {
+                refund,
+                payment: after,
+            })));
         }
-        match self.store.reserve_refund(&refund).await {
-            Ok(true) => {}
-            Ok(false) => return Err(self.refund_refused(payment.id, amount).await),
+        match self.store.reserve_refund(&refund, taken).await {
+            Ok(true) => Ok(Reserved::Done((refund, payment))),
+            Ok(false) => self.reservation_refused(&payment, amount, taken).await,
             // The same key won a race against this request: answer with its refund.
             Err(StoreError::AlreadyRecorded(_)) if command.idempotency_key.is_some() => {
                 let key = command.idempotency_key.as_ref().expect("checked");
-                return match self.store.refund_by_key(payment.id, key).await? {
-                    Some(made) => self.refund_outcome(made.id).await,
-                    None => Err(AppError::RequestInProgress),
-                };
+                Ok(Reserved::Outcome(
+                    match self.store.refund_by_key(payment.id, key).await? {
+                        Some(made) => self.refund_outcome(made.id).await,
+                        None => Err(AppError::RequestInProgress),
+                    },
+                ))
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => Err(error.into()),
         }
-        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
-            .await
+    }
+
+    /// The reservation did not happen: the balance moved under a tax-free computation (try
+    /// again), or the payment no longer allows the refund (say why).
+    async fn reservation_refused(
+        &self,
+        payment: &Payment,
+        amount: i64,
+        taken: Option<i64>,
+    ) -> Result<Reserved, AppError> {
+        if let Some(taken) = taken {
+            let now = self.find(payment.id).await?;
+            if now.refunded_amount_krw + now.refund_reserved_krw != taken
+                && self.refund_amount(&now, Some(amount)).is_ok()
+            {
+                return Ok(Reserved::Moved);
+            }
+        }
+        Err(self.refund_refused(payment.id, amount).await)
     }
 
     /// How a refund of `payment` is made: through this instance's PG when that PG took it; by
@@ -252,20 +384,25 @@ impl PaymentService {
         }
         let send = refund.sends + 1;
         tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount_krw = refund.amount_krw, send, "cancelling at the PG");
-        let answer = match cancel_key(payment) {
-            Ok(payment_key) => {
+        let answer = match (cancel_key(payment), self.refund_account(refund)) {
+            (Ok(payment_key), Ok(refund_account)) => {
                 let request = CancelRequest {
                     payment_key,
                     reason: refund.reason.clone(),
-                    amount: refund.amount_krw,
+                    amount: Some(refund.amount_krw),
                     // Our view of Toss's balance: everything our completed refunds took. Only
                     // this refund's cancel is at Toss now (it holds the slot).
-                    refundable_amount: payment.amount_krw - payment.refunded_amount_krw,
+                    refundable_amount: Some(payment.amount_krw - payment.refunded_amount_krw),
+                    // Stored with the refund: every send carries the same.
+                    tax_free_amount: (payment.tax_free_amount_krw > 0
+                        || refund.tax_free_amount_krw > 0)
+                        .then_some(refund.tax_free_amount_krw),
+                    refund_account,
                     idempotency_key: refund_idempotency_key(refund.id, send),
                 };
                 self.pg_for(payment).cancel(&request).await
             }
-            Err(refusal) => Err(refusal),
+            (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
         };
         match answer {
             Ok(record) => {
@@ -435,6 +572,26 @@ impl PaymentService {
     }
 }
 
+impl PaymentService {
+    /// The refund account kept (sealed) with the refund, opened for its cancel. One that no
+    /// longer opens (the Toss key changed) is refused as Toss refuses a wrong account, without
+    /// sending.
+    fn refund_account(&self, refund: &Refund) -> Result<Option<RefundAccount>, GatewayError> {
+        let Some(sealed) = &refund.refund_account else {
+            return Ok(None);
+        };
+        match self.settings.account_sealer.open(refund.id, sealed) {
+            Some(account) => Ok(Some(account)),
+            None => Err(GatewayError::Declined {
+                code: "REFUND_ACCOUNT_UNREADABLE".to_owned(),
+                message: "the refund account kept for this refund cannot be read (the Toss key \
+                          changed?) (checked locally; nothing was sent to Toss)"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
 /// The key a refund's cancel goes to the PG with: the approved attempt's. A transaction id that
 /// a trusted caller recorded and that is not a `paymentKey` names no payment at Toss: refused
 /// as Toss refuses a key it does not know, without sending.
@@ -465,5 +622,102 @@ fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
         format!("refund-{refund_id}")
     } else {
         format!("refund-{refund_id}-{send}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::OrderId;
+
+    fn payment(amount: i64, tax_free: i64) -> Payment {
+        Payment {
+            tax_free_amount_krw: tax_free,
+            ..Payment::new_pending(
+                "u-1".into(),
+                OrderId::parse("order_tax_free").unwrap(),
+                amount,
+                "card".into(),
+                Utc::now(),
+            )
+        }
+    }
+
+    fn refund_of(payment: &Payment, amount: i64, tax_free: i64) -> Refund {
+        Refund {
+            id: RefundId::new(),
+            payment_id: payment.id,
+            amount_krw: amount,
+            reason: "r".into(),
+            status: RefundStatus::Completed,
+            pg_cancel_key: None,
+            idempotency_key: None,
+            origin: RefundOrigin::Service,
+            sends: 1,
+            last_sent_at: None,
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: Utc::now(),
+            refunded_at: Some(Utc::now()),
+            tax_free_amount_krw: tax_free,
+            refund_account: None,
+        }
+    }
+
+    proptest! {
+        /// However the amount is split, and whatever valid parts are given, the tax-free parts
+        /// add up to the payment's, each within its refund.
+        #[test]
+        fn tax_free_parts_add_up(
+            amount in 1i64..=1_000_000_000,
+            tax_free_share in 0.0f64..=1.0,
+            cuts in proptest::collection::vec((0.0f64..=1.0, any::<bool>(), 0.0f64..=1.0), 0..8),
+        ) {
+            let tax_free = ((amount as f64) * tax_free_share) as i64;
+            let mut ours = payment(amount, tax_free.min(amount));
+            let mut refunds = Vec::new();
+            for (cut, give, pick) in cuts.into_iter().chain(std::iter::once((1.0, false, 0.0))) {
+                let left = ours.refundable_krw();
+                if left == 0 {
+                    break;
+                }
+                let part = ((left as f64 * cut) as i64).clamp(1, left);
+                let requested = give.then(|| {
+                    let taken: i64 = refunds.iter().map(|r: &Refund| r.tax_free_amount_krw).sum();
+                    let remaining = ours.tax_free_amount_krw - taken;
+                    let least = (remaining - (left - part)).max(0);
+                    let most = remaining.min(part);
+                    least + ((most - least) as f64 * pick) as i64
+                });
+                let share = tax_free_part(&ours, &refunds, part, requested).unwrap();
+                prop_assert!((0..=part).contains(&share), "{share} of {part}");
+                refunds.push(refund_of(&ours, part, share));
+                ours.refunded_amount_krw += part;
+            }
+            prop_assert_eq!(ours.refundable_krw(), 0);
+            let total: i64 = refunds.iter().map(|r| r.tax_free_amount_krw).sum();
+            prop_assert_eq!(total, ours.tax_free_amount_krw);
+        }
+    }
+
+    #[test]
+    fn a_given_part_out_of_bounds_is_refused() {
+        let ours = payment(10_000, 2_000);
+        assert!(tax_free_part(&ours, &[], 5_000, Some(2_001)).is_err());
+        assert!(tax_free_part(&ours, &[], 1_000, Some(1_001)).is_err());
+        assert!(
+            tax_free_part(&ours, &[], 9_000, Some(0)).is_err(),
+            "leaves 2000 in 1000"
+        );
+        assert_eq!(
+            tax_free_part(&ours, &[], 9_000, Some(1_000)).unwrap(),
+            1_000
+        );
+        assert_eq!(tax_free_part(&ours, &[], 3_333, None).unwrap(), 666);
+        assert_eq!(tax_free_part(&ours, &[], 10_000, None).unwrap(), 2_000);
     }
 }

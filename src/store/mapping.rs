@@ -2,7 +2,10 @@
 
 use super::StoreError;
 use super::entities::{event, payment, refund};
-use crate::domain::{Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, StoredEvent};
+use crate::domain::{
+    CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, SealedAccount,
+    StoredEvent, VirtualAccount,
+};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
@@ -71,6 +74,29 @@ impl TryFrom<payment::Model> for Payment {
                 .map_err(|e| corrupt("cancel slot", e))?,
             cancel_slot_until: row.cancel_slot_until,
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
+            tax_free_amount_krw: row.tax_free_amount_krw,
+            pg_method: row.pg_method,
+            receipt_url: row.receipt_url,
+            card: (row.card_issuer_code.is_some()
+                || row.card_number.is_some()
+                || row.card_installment_months.is_some()
+                || row.card_approve_no.is_some())
+            .then_some(CardSummary {
+                issuer_code: row.card_issuer_code,
+                number: row.card_number,
+                installment_plan_months: row.card_installment_months,
+                approve_no: row.card_approve_no,
+            }),
+            virtual_account: match (row.va_bank_code, row.va_account_number) {
+                (Some(bank_code), Some(account_number)) => Some(VirtualAccount {
+                    bank_code,
+                    account_number,
+                    customer_name: row.va_customer_name,
+                    due_date: row.va_due_date,
+                }),
+                _ => None,
+            },
+            cancel_reason: row.cancel_reason,
         })
     }
 }
@@ -103,6 +129,8 @@ impl TryFrom<refund::Model> for Refund {
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
             sends: row.sends,
             last_sent_at: row.last_sent_at,
+            tax_free_amount_krw: row.tax_free_amount_krw,
+            refund_account: row.refund_account.map(SealedAccount),
         })
     }
 }
@@ -164,6 +192,21 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
             .map(|key| key.as_str().to_owned())),
         billing_key_id: Set(p.billing_key_id.map(|id| id.to_string())),
         failure_retryable: Set(p.failure.as_ref().and_then(|f| f.retryable)),
+        tax_free_amount_krw: Set(p.tax_free_amount_krw),
+        pg_method: Set(p.pg_method.clone()),
+        receipt_url: Set(p.receipt_url.clone()),
+        card_issuer_code: Set(p.card.as_ref().and_then(|c| c.issuer_code.clone())),
+        card_number: Set(p.card.as_ref().and_then(|c| c.number.clone())),
+        card_installment_months: Set(p.card.as_ref().and_then(|c| c.installment_plan_months)),
+        card_approve_no: Set(p.card.as_ref().and_then(|c| c.approve_no.clone())),
+        va_bank_code: Set(p.virtual_account.as_ref().map(|v| v.bank_code.clone())),
+        va_account_number: Set(p.virtual_account.as_ref().map(|v| v.account_number.clone())),
+        va_customer_name: Set(p
+            .virtual_account
+            .as_ref()
+            .and_then(|v| v.customer_name.clone())),
+        va_due_date: Set(p.virtual_account.as_ref().and_then(|v| v.due_date)),
+        cancel_reason: Set(p.cancel_reason.clone()),
     }
 }
 
@@ -187,5 +230,7 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         sends: Set(r.sends),
         last_sent_at: Set(r.last_sent_at),
         idempotency_key: Set(r.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
+        tax_free_amount_krw: Set(r.tax_free_amount_krw),
+        refund_account: Set(r.refund_account.as_ref().map(|a| a.0.clone())),
     }
 }

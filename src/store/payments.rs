@@ -466,6 +466,32 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         set.push((Column::NeedsReview, Expr::value(review.is_some())));
         set.push((Column::ReviewReason, Expr::value(review)));
     }
+    if let Some(reason) = patch.cancel_reason {
+        set.push((Column::CancelReason, Expr::value(reason)));
+    }
+    if let Some(details) = patch.details {
+        if let Some(method) = details.method {
+            set.push((Column::PgMethod, Expr::value(method)));
+        }
+        if let Some(url) = details.receipt_url {
+            set.push((Column::ReceiptUrl, Expr::value(url)));
+        }
+        if let Some(card) = details.card {
+            set.push((Column::CardIssuerCode, Expr::value(card.issuer_code)));
+            set.push((Column::CardNumber, Expr::value(card.number)));
+            set.push((
+                Column::CardInstallmentMonths,
+                Expr::value(card.installment_plan_months),
+            ));
+            set.push((Column::CardApproveNo, Expr::value(card.approve_no)));
+        }
+        if let Some(account) = details.virtual_account {
+            set.push((Column::VaBankCode, Expr::value(account.bank_code)));
+            set.push((Column::VaAccountNumber, Expr::value(account.account_number)));
+            set.push((Column::VaCustomerName, Expr::value(account.customer_name)));
+            set.push((Column::VaDueDate, Expr::value(account.due_date)));
+        }
+    }
     set
 }
 

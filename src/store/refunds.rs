@@ -21,10 +21,13 @@ impl Store {
     /// Sets `refund.amount_krw` aside from the payment's balance and records the refund as
     /// `PENDING`, before the PG is called. `false` when the balance (or the status) no longer
     /// allows it: two concurrent refunds cannot both take the same money.
-    pub async fn reserve_refund(&self, refund: &Refund) -> StoreResult<bool> {
+    ///
+    /// `taken`: only if the refunded and reserved amounts still add up to this (a tax-free part
+    /// was computed from them).
+    pub async fn reserve_refund(&self, refund: &Refund, taken: Option<i64>) -> StoreResult<bool> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             // One statement: the refund row is inserted from the reserving update's row.
-            let (update_sql, mut values) = sql::update_returning(reserve_update(refund));
+            let (update_sql, mut values) = sql::update_returning(reserve_update(refund, taken));
             let (insert_sql, refund_values) = sql::insert_select(
                 to_active_refund(refund),
                 Some("reserved"),
@@ -44,7 +47,7 @@ impl Store {
             return Ok(inserted.rows_affected() == 1);
         }
         let txn = self.db.begin().await?;
-        if !reserve(&txn, refund).await? {
+        if !reserve(&txn, refund, taken).await? {
             txn.rollback().await?;
             return Ok(false);
         }
@@ -77,10 +80,11 @@ impl Store {
     pub async fn record_refund(
         &self,
         refund: &Refund,
+        taken: Option<i64>,
         event: impl FnOnce(&Payment, &Refund) -> NewEvent,
     ) -> StoreResult<Option<Payment>> {
         let txn = self.db.begin().await?;
-        if !reserve(&txn, refund).await? {
+        if !reserve(&txn, refund, taken).await? {
             txn.rollback().await?;
             return Ok(None);
         }
@@ -204,17 +208,33 @@ pub(super) async fn refunds_in<C: ConnectionTrait>(
 }
 
 /// Sets the refund's amount aside (see [`reserve_update`]); `false` when nothing allowed it.
-async fn reserve(txn: &DatabaseTransaction, refund: &Refund) -> StoreResult<bool> {
-    Ok(txn.execute(&reserve_update(refund)).await?.rows_affected() == 1)
+async fn reserve(
+    txn: &DatabaseTransaction,
+    refund: &Refund,
+    taken: Option<i64>,
+) -> StoreResult<bool> {
+    Ok(txn
+        .execute(&reserve_update(refund, taken))
+        .await?
+        .rows_affected()
+        == 1)
 }
 
 /// Sets `refund.amount_krw` aside from the payment's balance, only if the status and the
 /// balance allow it: the WHERE clause is the balance check.
-fn reserve_update(refund: &Refund) -> UpdateStatement {
+fn reserve_update(refund: &Refund, taken: Option<i64>) -> UpdateStatement {
     let balance = Expr::col(payment::Column::AmountKrw)
         .sub(Expr::col(payment::Column::RefundedAmountKrw))
         .sub(Expr::col(payment::Column::RefundReservedKrw));
-    payment::Entity::update_many()
+    let mut update = payment::Entity::update_many();
+    if let Some(taken) = taken {
+        update = update.filter(
+            Expr::col(payment::Column::RefundedAmountKrw)
+                .add(Expr::col(payment::Column::RefundReservedKrw))
+                .eq(taken),
+        );
+    }
+    update
         .col_expr(
             payment::Column::RefundReservedKrw,
             Expr::col(payment::Column::RefundReservedKrw).add(refund.amount_krw),

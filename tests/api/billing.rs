@@ -72,7 +72,7 @@ async fn payment_of(app: &TestApp, user_id: &str, order_id: &str, amount: i64) -
             "/payments",
             json!({"user_id": user_id, "order_id": order_id, "order_name": "Vitamin D, monthly",
                    "amount_krw": amount, "payment_method": "card", "payment_type": "SUBSCRIPTION",
-                   "subscription_id": "sub-1"}),
+                   "subscription_id": "sub-1", "tax_free_amount_krw": amount / 10}),
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
@@ -329,7 +329,7 @@ async fn charge_completes_with_payment_completed(backend: Backend) {
     assert_eq!(
         body,
         json!({"customerKey": customer, "amount": 9900, "orderId": "order_bill_00001",
-               "orderName": "Vitamin D, monthly", "taxFreeAmount": 0})
+               "orderName": "Vitamin D, monthly", "taxFreeAmount": 990})
     );
     assert!(!idempotency_key(&sent[0]).is_empty());
     assert_eq!(app.toss.approvals("order_bill_00001"), 1);

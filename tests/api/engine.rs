@@ -248,6 +248,7 @@ async fn another_orders_record_in_a_confirm_reply_releases_the_claim(backend: Ba
         status: "DONE".to_owned(),
         cancels: Vec::new(),
         last_transaction_key: "tx".to_owned(),
+        ..Default::default()
     };
     Mock::given(method("POST"))
         .and(path("/v1/payments/confirm"))

@@ -12,6 +12,7 @@ mod hostile;
 mod idempotency;
 mod inputs;
 mod invariant;
+mod korean_methods;
 mod listing;
 mod openapi;
 mod operations;

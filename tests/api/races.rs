@@ -384,6 +384,7 @@ async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
         status: "DONE".to_owned(),
         cancels: Vec::new(),
         last_transaction_key: "tx".to_owned(),
+        ..Default::default()
     };
     Mock::given(method("POST"))
         .and(path("/v1/payments/confirm"))

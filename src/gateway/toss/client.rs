@@ -584,8 +584,10 @@ mod tests {
             .cancel(&CancelRequest {
                 payment_key: key("a/b?c#d%e"),
                 reason: "고객 변심".to_owned(),
-                amount: 1000,
-                refundable_amount: 1000,
+                amount: Some(1000),
+                refundable_amount: Some(1000),
+                tax_free_amount: None,
+                refund_account: None,
                 idempotency_key: "refund-1".to_owned(),
             })
             .await

@@ -6,7 +6,9 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::errors::unknown;
-use crate::domain::{BillingKeySecret, CardInfo, PaymentKey};
+use crate::domain::{
+    BillingKeySecret, CardInfo, CardSummary, PaymentKey, PgDetails, VirtualAccount,
+};
 use crate::gateway::{
     CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest, PgBillingKey,
     PgCancel, PgFailure, PgPayment, PgStatus,
@@ -38,13 +40,29 @@ impl<'a> From<&'a ConfirmRequest> for ConfirmBody<'a> {
     }
 }
 
-/// Body of `POST /v1/payments/{paymentKey}/cancel`; the key goes in the path.
+/// Body of `POST /v1/payments/{paymentKey}/cancel`; the key goes in the path. Absent values
+/// are left out, never sent as `null` (`docs/toss-api.md` §5.1).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CancelBody<'a> {
     cancel_reason: &'a str,
-    cancel_amount: i64,
-    refundable_amount: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refundable_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tax_free_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refund_receive_account: Option<RefundReceiveAccount<'a>>,
+}
+
+/// The request names the bank `bank` (the Payment object's copy says `bankCode`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundReceiveAccount<'a> {
+    bank: &'a str,
+    account_number: &'a str,
+    holder_name: &'a str,
 }
 
 impl<'a> From<&'a CancelRequest> for CancelBody<'a> {
@@ -53,6 +71,14 @@ impl<'a> From<&'a CancelRequest> for CancelBody<'a> {
             cancel_reason: &request.reason,
             cancel_amount: request.amount,
             refundable_amount: request.refundable_amount,
+            tax_free_amount: request.tax_free_amount,
+            refund_receive_account: request.refund_account.as_ref().map(|account| {
+                RefundReceiveAccount {
+                    bank: &account.bank,
+                    account_number: account.expose_account_number(),
+                    holder_name: &account.holder_name,
+                }
+            }),
         }
     }
 }
@@ -163,6 +189,33 @@ struct TossPayment {
     approved_at: Option<String>,
     cancels: Option<Vec<TossCancel>>,
     failure: Option<TossFailure>,
+    card: Option<TossCard>,
+    virtual_account: Option<TossVirtualAccount>,
+    receipt: Option<TossReceipt>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossCard {
+    issuer_code: Option<String>,
+    number: Option<String>,
+    installment_plan_months: Option<i32>,
+    approve_no: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossVirtualAccount {
+    bank_code: Option<String>,
+    account_number: Option<String>,
+    customer_name: Option<String>,
+    /// `yyyy-MM-dd'T'HH:mm:ss`, KST when without an offset.
+    due_date: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TossReceipt {
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +226,7 @@ struct TossCancel {
     cancel_reason: Option<String>,
     cancel_status: Option<String>,
     canceled_at: Option<String>,
+    tax_free_amount: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -199,7 +253,27 @@ impl TossPayment {
                 code: failure.code.unwrap_or_default(),
                 message: failure.message.unwrap_or_default(),
             });
+        let details = PgDetails {
+            method: self.method.clone().filter(|m| !m.is_empty()),
+            receipt_url: self.receipt.and_then(|r| r.url).filter(|u| !u.is_empty()),
+            card: self.card.map(|card| CardSummary {
+                issuer_code: card.issuer_code,
+                number: card.number,
+                installment_plan_months: card.installment_plan_months,
+                approve_no: card.approve_no,
+            }),
+            // Without a bank and a number there is nowhere to deposit: not an account.
+            virtual_account: self.virtual_account.and_then(|account| {
+                Some(VirtualAccount {
+                    bank_code: account.bank_code.filter(|b| !b.is_empty())?,
+                    account_number: account.account_number.filter(|n| !n.is_empty())?,
+                    customer_name: account.customer_name,
+                    due_date: parse_timestamp(account.due_date.as_deref()),
+                })
+            }),
+        };
         Ok(PgPayment {
+            details,
             payment_key,
             order_id: self.order_id,
             status: parse_status(self.status),
@@ -230,6 +304,7 @@ impl TossCancel {
             reason: self.cancel_reason,
             status: self.cancel_status,
             canceled_at: parse_timestamp(self.canceled_at.as_deref()),
+            tax_free_amount: self.tax_free_amount.unwrap_or(0),
         })
     }
 }
@@ -287,14 +362,38 @@ mod tests {
         let cancel = CancelRequest {
             payment_key: PaymentKey::parse("pk_1").unwrap(),
             reason: "고객 변심".to_owned(),
-            amount: 400,
-            refundable_amount: 1000,
+            amount: Some(400),
+            refundable_amount: Some(1000),
+            tax_free_amount: None,
+            refund_account: None,
             idempotency_key: "refund-1".to_owned(),
         };
         // The key goes in the path, the idempotency key in a header: neither is in the body.
         assert_eq!(
             serde_json::to_value(CancelBody::from(&cancel)).unwrap(),
             json!({"cancelReason": "고객 변심", "cancelAmount": 400, "refundableAmount": 1000})
+        );
+        let account = crate::domain::RefundAccount::parse("88", "110123456789", "홍길동").unwrap();
+        let refund = CancelRequest {
+            tax_free_amount: Some(300),
+            refund_account: Some(account),
+            ..cancel.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(CancelBody::from(&refund)).unwrap(),
+            json!({"cancelReason": "고객 변심", "cancelAmount": 400, "refundableAmount": 1000,
+                   "taxFreeAmount": 300,
+                   "refundReceiveAccount": {"bank": "88", "accountNumber": "110123456789", "holderName": "홍길동"}})
+        );
+        assert!(!format!("{refund:?}").contains("110123456789"));
+        let unpaid = CancelRequest {
+            amount: None,
+            refundable_amount: None,
+            ..cancel
+        };
+        assert_eq!(
+            serde_json::to_value(CancelBody::from(&unpaid)).unwrap(),
+            json!({"cancelReason": "고객 변심"})
         );
     }
 
@@ -334,6 +433,38 @@ mod tests {
                 message: "m".to_owned()
             })
         );
+    }
+
+    #[test]
+    fn the_virtual_account_card_and_receipt_are_read() {
+        let body = json!({
+            "paymentKey": "pk_va", "orderId": "order-va", "status": "WAITING_FOR_DEPOSIT",
+            "method": "가상계좌", "totalAmount": 1000, "secret": "ps_x",
+            "virtualAccount": {"accountType": "일반", "accountNumber": "X6516521381011",
+                "bankCode": "20", "customerName": "박토스", "dueDate": "2024-02-20T23:59:59",
+                "refundStatus": "NONE", "expired": false, "settlementStatus": "INCOMPLETED"},
+            "receipt": {"url": "https://dashboard.tosspayments.com/receipt/x"},
+            "card": {"issuerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 3, "approveNo": "00000000"},
+            "cancels": [{"transactionKey": "c1", "cancelAmount": 10, "taxFreeAmount": 4}]
+        });
+        let payment = parse_payment(body.to_string().as_bytes()).unwrap();
+        let account = payment.details.virtual_account.unwrap();
+        assert_eq!(account.bank_code, "20");
+        assert_eq!(account.account_number, "X6516521381011");
+        assert_eq!(account.customer_name.as_deref(), Some("박토스"));
+        assert_eq!(
+            account.due_date,
+            Some(Utc.with_ymd_and_hms(2024, 2, 20, 14, 59, 59).unwrap())
+        );
+        assert_eq!(payment.details.method.as_deref(), Some("가상계좌"));
+        assert_eq!(
+            payment.details.receipt_url.as_deref(),
+            Some("https://dashboard.tosspayments.com/receipt/x")
+        );
+        let card = payment.details.card.unwrap();
+        assert_eq!(card.installment_plan_months, Some(3));
+        assert_eq!(card.number.as_deref(), Some("12345678****000*"));
+        assert_eq!(payment.cancels[0].tax_free_amount, 4);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::{Duration as Days, Utc};
 
 use super::*;
-use crate::domain::{OrderId, PaymentKey, PaymentType};
+use crate::domain::{OrderId, PaymentKey, PaymentType, PgDetails};
 use crate::gateway::PgFailure;
 
 const AMOUNT: i64 = 10_000;
@@ -73,6 +73,12 @@ fn payment(status: PaymentStatus) -> Payment {
         created_at: now,
         updated_at: now,
         completed_at: None,
+        tax_free_amount_krw: 0,
+        pg_method: None,
+        receipt_url: None,
+        card: None,
+        virtual_account: None,
+        cancel_reason: None,
     }
 }
 
@@ -94,6 +100,8 @@ fn refunds_of(payment: &Payment) -> Vec<Refund> {
         next_reconcile_at: None,
         created_at: Utc::now(),
         refunded_at: Some(Utc::now()),
+        tax_free_amount_krw: 0,
+        refund_account: None,
     };
     match payment.refunded_amount_krw {
         3_000 => vec![make("cx1", 3_000)],
@@ -109,6 +117,7 @@ fn cancel(key: &str, amount: i64) -> PgCancel {
         reason: Some("dashboard".into()),
         status: Some("DONE".into()),
         canceled_at: Some(Utc::now()),
+        tax_free_amount: 0,
     }
 }
 
@@ -151,6 +160,12 @@ fn record(status: &str) -> PgPayment {
             code: "REJECT_CARD_COMPANY".into(),
             message: "declined".into(),
         }),
+        details: PgDetails {
+            method: Some("카드".into()),
+            receipt_url: Some("https://dashboard.tosspayments.com/receipt".into()),
+            card: None,
+            virtual_account: None,
+        },
     }
 }
 
@@ -404,6 +419,8 @@ fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
         sends,
         last_sent_at: (sends > 0).then(Utc::now),
         failure: None,
+        tax_free_amount_krw: 0,
+        refund_account: None,
         reconcile_attempts: 0,
         next_reconcile_at: None,
         created_at: Utc::now(),
@@ -571,4 +588,96 @@ fn a_charge_in_flight_adopts_the_record_of_its_order() {
     ours.billing_key_id = None;
     let stranger = decide(&ours, &[], &record("DONE"), &ctx());
     assert!(stranger.alert.is_some());
+}
+
+#[test]
+fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
+    let mut ours = payment(PaymentStatus::WaitingForDeposit);
+    ours.cancel_reason = Some("order withdrawn".into());
+    for toss in ["CANCELED_UNPAID", "EXPIRED"] {
+        let decision = decide(&ours, &[], &record(toss), &ctx());
+        let plan = decision.plan.expect("a change");
+        assert_eq!(plan.payment.status, PaymentStatus::Cancelled, "{toss}");
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.events[0].event_type, "payment.cancelled");
+        assert_eq!(plan.events[0].payload["reason"], "order withdrawn");
+    }
+    // Toss has not cancelled it yet: looked at again soon (and the cancel sent again), not at
+    // the slow pace of deposits.
+    let now = ctx();
+    let waiting = decide(&ours, &[], &record("WAITING_FOR_DEPOSIT"), &now);
+    assert_eq!(
+        waiting.plan.unwrap().payment.next_reconcile_at,
+        Some(now.retry_at)
+    );
+    // The deposit came first: paid, the cancel forgotten.
+    let paid = decide(&ours, &[], &record("DONE"), &ctx()).plan.unwrap();
+    assert_eq!(paid.payment.status, PaymentStatus::Completed);
+    assert_eq!(paid.payment.cancel_reason, None);
+    assert_eq!(paid.events[0].event_type, "payment.completed");
+}
+
+#[test]
+fn a_virtual_account_that_ends_unpaid_goes_back_to_pending_with_why() {
+    let ours = payment(PaymentStatus::WaitingForDeposit);
+    let expired = decide(&ours, &[], &record("EXPIRED"), &ctx()).plan.unwrap();
+    assert_eq!(expired.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        expired.payment.failure.as_ref().map(|f| f.code.as_str()),
+        Some("VIRTUAL_ACCOUNT_EXPIRED")
+    );
+    assert_eq!(expired.events[0].event_type, "payment.failed");
+    let cancelled = decide(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
+        .plan
+        .unwrap();
+    assert_eq!(cancelled.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        cancelled.payment.failure.as_ref().map(|f| f.code.as_str()),
+        Some("VIRTUAL_ACCOUNT_CANCELLED")
+    );
+}
+
+#[test]
+fn what_toss_reports_about_the_method_is_kept() {
+    let ours = payment(PaymentStatus::InProgress);
+    let mut issued = record("WAITING_FOR_DEPOSIT");
+    let due = Utc::now() + Days::minutes(3);
+    issued.details = PgDetails {
+        method: Some("가상계좌".into()),
+        receipt_url: None,
+        card: None,
+        virtual_account: Some(crate::domain::VirtualAccount {
+            bank_code: "20".into(),
+            account_number: "X6516521381011".into(),
+            customer_name: Some("박토스".into()),
+            due_date: Some(due),
+        }),
+    };
+    let waiting = decide(&ours, &[], &issued, &ctx()).plan.unwrap().payment;
+    assert_eq!(waiting.status, PaymentStatus::WaitingForDeposit);
+    assert_eq!(waiting.pg_method.as_deref(), Some("가상계좌"));
+    assert_eq!(
+        waiting
+            .virtual_account
+            .as_ref()
+            .map(|a| a.bank_code.as_str()),
+        Some("20")
+    );
+    // Looked at again just after the due date, sooner than the slow pace.
+    assert_eq!(
+        waiting.next_reconcile_at,
+        Some(due + chrono::Duration::seconds(60))
+    );
+    let mut deposited = record("DONE");
+    deposited.details.method = Some("가상계좌".into());
+    let paid = decide(&waiting, &[], &deposited, &ctx())
+        .plan
+        .unwrap()
+        .payment;
+    assert_eq!(paid.status, PaymentStatus::Completed);
+    assert!(paid.virtual_account.is_some(), "kept after the deposit");
+    assert_eq!(
+        paid.receipt_url.as_deref(),
+        Some("https://dashboard.tosspayments.com/receipt")
+    );
 }

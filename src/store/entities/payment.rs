@@ -41,6 +41,19 @@ pub struct Model {
     /// The billing key of a charge attempt (or of the charge that paid).
     pub billing_key_id: Option<String>,
     pub failure_retryable: Option<bool>,
+    pub tax_free_amount_krw: i64,
+    pub pg_method: Option<String>,
+    pub receipt_url: Option<String>,
+    pub card_issuer_code: Option<String>,
+    pub card_number: Option<String>,
+    pub card_installment_months: Option<i32>,
+    pub card_approve_no: Option<String>,
+    pub va_bank_code: Option<String>,
+    pub va_account_number: Option<String>,
+    pub va_customer_name: Option<String>,
+    pub va_due_date: Option<DateTimeUtc>,
+    /// Set when a merchant asked to cancel it.
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,9 @@ pub struct Model {
     pub last_sent_at: Option<DateTimeUtc>,
     /// The scoped Idempotency-Key of the refund request, when it had one.
     pub idempotency_key: Option<String>,
+    pub tax_free_amount_krw: i64,
+    /// The refund account of a deposited virtual account, sealed (AES-256-GCM).
+    pub refund_account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-use super::{API_KEY_ONE, API_KEY_TWO};
+use super::{API_KEY_ONE, API_KEY_TWO, REFUND_ACCOUNT_NUMBER};
 
 pub(super) struct Flow {
     pub(super) client: reqwest::Client,
@@ -241,6 +241,36 @@ pub(super) async fn drive_full_flow(flow: &mut Flow) {
     flow.refund(API_KEY_TWO, &no_refund, None, &[402]).await;
     flow.refund(API_KEY_ONE, &paid, None, &[200]).await;
     flow.refund(API_KEY_ONE, &paid, None, &[409]).await;
+
+    // A virtual-account payment: refunded to the buyer's account, whose number is a secret.
+    let by_account = flow.create(API_KEY_TWO, "order_secret_va", 12_000).await;
+    flow.confirm("order_secret_va", "pk_va_1", &[200]).await;
+    flow.refund(API_KEY_TWO, &by_account, Some(2_000), &[422])
+        .await;
+    for (amount, account, expected) in [
+        (2_000, REFUND_ACCOUNT_NUMBER, 200),
+        // Malformed: refused, and the number is not echoed.
+        (2_000, "98765-43210-1234", 422),
+        (1_000_000, REFUND_ACCOUNT_NUMBER, 409),
+        (10_000, REFUND_ACCOUNT_NUMBER, 200),
+    ] {
+        flow.expect(
+            "refund to an account",
+            flow.request(Method::POST, &format!("/payments/{by_account}/refund"))
+                .bearer_auth(API_KEY_ONE)
+                .json(&json!({"reason": "secrets scan refund", "refund_amount_krw": amount,
+                    "refund_receive_account": {"bank": "88", "account_number": account, "holder_name": "홍길동"}})),
+            &[expected],
+        )
+        .await;
+    }
+    flow.expect(
+        "refunds of the virtual-account payment",
+        flow.request(Method::GET, &format!("/payments/{by_account}/refunds"))
+            .bearer_auth(API_KEY_ONE),
+        &[200],
+    )
+    .await;
 
     // Idempotent replay with each key. Both API keys are the same caller (the merchant), so
     // each create has its own Idempotency-Key.

@@ -44,6 +44,9 @@ const TOSS_BILLING_SECRET: &str = "test_sk_SECRETSCAN_billing_1a2b3c";
 const BILLING_KEY: &str = "bk_SECRETSCAN_0a1b2c3d4e5f6a7b8c9d";
 /// 32 bytes; `BILLING_KEY_ENCRYPTION_KEY` is their base64.
 const ENCRYPTION_KEY_BYTES: &[u8; 32] = b"SECRETSCAN-billing-encryption-32";
+/// A buyer's refund account number: digits only, so it cannot carry the marker; searched for
+/// whole and by its first eight digits (a masked number keeps only the last four).
+const REFUND_ACCOUNT_NUMBER: &str = "98765432101234";
 
 // ---------------------------------------------------------------------------------------------
 // The scenarios.

@@ -86,6 +86,9 @@ impl Respond for Answer {
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
                     last_transaction_key: format!("tx_{key}"),
+                    // Paid by virtual account, deposited: its refunds name a refund account.
+                    virtual_account: key.starts_with("pk_va"),
+                    ..Default::default()
                 });
                 let reply = ResponseTemplate::new(200).set_body_json(to_json(payment));
                 if key.starts_with("pk_slow") {
@@ -104,6 +107,13 @@ impl Respond for Answer {
                         403,
                         "NOT_CANCELABLE_PAYMENT",
                         "취소 할 수 없는 결제 입니다.",
+                    );
+                }
+                if payment.virtual_account && !body["refundReceiveAccount"].is_object() {
+                    return error(
+                        400,
+                        "INVALID_REFUND_ACCOUNT_INFO",
+                        "환불 계좌번호와 예금주명이 일치하지 않습니다.",
                     );
                 }
                 let amount = body["cancelAmount"].as_i64().unwrap_or(payment.balance);
@@ -166,6 +176,7 @@ impl Respond for Answer {
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
                     last_transaction_key: format!("tx_{key}"),
+                    ..Default::default()
                 });
                 ResponseTemplate::new(200).set_body_json(to_json(payment))
             }

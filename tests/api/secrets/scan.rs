@@ -4,7 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use super::{
-    API_KEY_ONE, API_KEY_TWO, BILLING_KEY, ENCRYPTION_KEY_BYTES, TOSS_BILLING_SECRET, TOSS_SECRET,
+    API_KEY_ONE, API_KEY_TWO, BILLING_KEY, ENCRYPTION_KEY_BYTES, REFUND_ACCOUNT_NUMBER,
+    TOSS_BILLING_SECRET, TOSS_SECRET,
 };
 
 /// Everything that must never appear, with a name for the report. Every secret contains
@@ -44,6 +45,18 @@ fn forbidden() -> Vec<(String, String)> {
             }
         }
     }
+    needles.push((
+        "the refund account number".to_owned(),
+        REFUND_ACCOUNT_NUMBER.to_owned(),
+    ));
+    needles.push((
+        "the refund account number's first digits".to_owned(),
+        REFUND_ACCOUNT_NUMBER[..8].to_owned(),
+    ));
+    needles.push((
+        "the refund account number, base64".to_owned(),
+        STANDARD.encode(REFUND_ACCOUNT_NUMBER),
+    ));
     needles
 }
 
