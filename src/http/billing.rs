@@ -154,6 +154,16 @@ impl From<&BillingKey> for BillingKeyDto {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"billing_keys": [{
+    "billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+    "user_id": "u-1",
+    "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c",
+    "method": "카드",
+    "card": {"issuer_code": "71", "number": "43301234****123*", "card_type": "신용", "owner_type": "개인"},
+    "status": "DELETED",
+    "created_at": "2026-12-01T09:30:00.000Z",
+    "deleted_at": "2026-12-20T11:00:00.000Z"
+}]}))]
 pub struct BillingKeyListDto {
     pub billing_keys: Vec<BillingKeyDto>,
 }
@@ -273,12 +283,12 @@ fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthK
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (Toss did not answer; retry with the same `auth_key`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -310,11 +320,11 @@ pub async fn issue_billing_key(
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request, or Toss did not answer (reloading asks again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (Toss did not answer; reloading retries)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn billing_success(

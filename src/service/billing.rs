@@ -156,12 +156,10 @@ impl PaymentService {
                 Err(AppError::PgMisconfigured { code, message })
             }
             Err(GatewayError::Unknown { reason, .. }) => {
-                // Toss may have issued it: the claim stays, and a reload after its lease asks
+                // Toss may have issued it: the claim stays, and a retry after its lease asks
                 // again with the same Idempotency-Key (Toss replays its first answer).
                 tracing::warn!(billing_key_id = %claimed.id, %reason, "billing key issue outcome unknown; a retry will ask Toss again");
-                Err(AppError::Unavailable(format!(
-                    "Toss did not answer the billing key issue: {reason}"
-                )))
+                Err(AppError::RequestInProgress)
             }
         }
     }

@@ -38,6 +38,7 @@ on_both_databases!(
     billing_key_is_never_shown_and_stored_encrypted,
     a_key_encrypted_under_another_key_is_a_clear_error,
     billing_under_its_own_key_reads_back_and_refunds_under_it,
+    an_issue_toss_did_not_answer_is_asked_again_with_the_same_key,
 );
 
 /// The user's customer key (created on first call).
@@ -1059,4 +1060,43 @@ fn a_malformed_encryption_key_stops_the_start_and_a_missing_one_is_warned_about(
             && printed.contains("CANNOT be decrypted after a restart"),
         "{printed}"
     );
+}
+
+async fn an_issue_toss_did_not_answer_is_asked_again_with_the_same_key(backend: Backend) {
+    let app = spawn_impatient(backend).await;
+    let customer = customer_key(&app, "u-1").await;
+    let auth_key = app.toss.register_card(&customer);
+    let body = json!({"customer_key": customer, "auth_key": auth_key});
+    // The first issue gets no answer in time (and does not reach the fake's books).
+    app.toss_hangs("POST", r"^/v1/billing/authorizations/issue$", Some(1))
+        .await;
+    let first = app.post("/billing-keys", body.clone()).await;
+    first.problem(409, "REQUEST_IN_PROGRESS");
+    // Nothing is shown while it is open, and a retry within the lease does not call Toss.
+    let listed = app.get("/billing-keys?user_id=u-1").await;
+    assert_eq!(listed.body["billing_keys"], json!([]));
+    app.post("/billing-keys", body.clone())
+        .await
+        .problem(409, "REQUEST_IN_PROGRESS");
+    let issues = app
+        .toss_requests("POST", "/v1/billing/authorizations/issue")
+        .await;
+    assert_eq!(issues.len(), 1);
+    // The lease passes (as after a crash): the retry asks Toss again, with the same key.
+    app.execute_sql(
+        "UPDATE billing_keys SET issue_lease_until = $1",
+        vec![(chrono::Utc::now() - chrono::Duration::hours(1)).into()],
+    )
+    .await;
+    let retried = app.post("/billing-keys", body).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text);
+    let issues = app
+        .toss_requests("POST", "/v1/billing/authorizations/issue")
+        .await;
+    assert_eq!(issues.len(), 2);
+    assert_eq!(idempotency_key(&issues[0]), idempotency_key(&issues[1]));
+    assert_eq!(app.toss.billing_keys_of(&customer).len(), 1);
+    let listed = app.get("/billing-keys?user_id=u-1").await;
+    assert_eq!(listed.body["billing_keys"].as_array().unwrap().len(), 1);
+    app.stop().await;
 }
