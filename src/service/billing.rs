@@ -101,7 +101,9 @@ impl PaymentService {
                     return Ok(IssueOutcome { key: row });
                 }
                 BillingKeyStatus::Issuing => {
-                    // The request that claimed it died: take over, same Toss Idempotency-Key.
+                    // Claimed before: once its lease passed (the request that claimed it died, or
+                    // Toss did not answer it), this one asks Toss again with the same
+                    // Idempotency-Key; until then it is still someone's.
                     match self
                         .store
                         .take_over_issue(row.id, now, self.claim_expiry())
