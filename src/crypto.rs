@@ -1,11 +1,11 @@
-//! Encryption at rest of billing keys: AES-256-GCM (RustCrypto `aes-gcm`) under the key from
-//! `BILLING_KEY_ENCRYPTION_KEY`, a fresh random 96-bit nonce per value, stored as
-//! base64(nonce ‖ ciphertext ‖ tag). A billing key is a stored card: a database dump must not
-//! be enough to charge it.
+//! Encryption at rest: AES-256-GCM (RustCrypto `aes-gcm`), a fresh random 96-bit nonce per
+//! value, stored as base64(nonce ‖ ciphertext ‖ tag). Two things are sealed with it: billing keys
+//! (a billing key is a stored card: a database dump must not be enough to charge it), under the
+//! key from `BILLING_KEY_ENCRYPTION_KEY`, and refund accounts (`service::AccountSealer`).
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -30,10 +30,62 @@ pub enum CipherError {
     Undecryptable,
 }
 
+/// AES-256-GCM under one key. `aad` binds a value to its place (a row's id): a sealed value
+/// moved elsewhere does not open. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Sealer(Aes256Gcm);
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer([REDACTED])")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(key.into()))
+    }
+
+    /// A random key for this process only.
+    pub fn random() -> Self {
+        Self(Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)))
+    }
+
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> String {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .0
+            .encrypt(&nonce, Payload { msg: plain, aad })
+            .expect("AES-GCM encryption of a short value cannot fail");
+        let mut stored = nonce.to_vec();
+        stored.extend_from_slice(&ciphertext);
+        STANDARD.encode(stored)
+    }
+
+    /// `None` for a value sealed under another key or for another place, or altered.
+    pub fn open(&self, stored: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        let bytes = STANDARD.decode(stored).ok()?;
+        if bytes.len() <= NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        self.0
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .ok()
+    }
+}
+
 /// Encrypts and decrypts billing keys. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct BillingKeyCipher {
-    cipher: Aes256Gcm,
+    sealer: Sealer,
     /// Whether the key was generated at start (keys then do not survive a restart).
     generated: bool,
 }
@@ -59,10 +111,11 @@ impl BillingKeyCipher {
                 bytes.len()
             )));
         }
-        let cipher = Aes256Gcm::new_from_slice(&bytes)
+        let key: [u8; 32] = bytes
+            .try_into()
             .map_err(|_| CipherError::BadKey("not an AES-256 key".to_owned()))?;
         Ok(Self {
-            cipher,
+            sealer: Sealer::new(&key),
             generated: false,
         })
     }
@@ -70,7 +123,7 @@ impl BillingKeyCipher {
     /// A random key for this process only.
     pub fn generate() -> Self {
         Self {
-            cipher: Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)),
+            sealer: Sealer::random(),
             generated: true,
         }
     }
@@ -80,29 +133,14 @@ impl BillingKeyCipher {
     }
 
     pub fn encrypt(&self, key: &BillingKeySecret) -> String {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ciphertext = self
-            .cipher
-            .encrypt(&nonce, key.expose().as_bytes())
-            .expect("AES-GCM encryption of a short value cannot fail");
-        let mut stored = nonce.to_vec();
-        stored.extend_from_slice(&ciphertext);
-        STANDARD.encode(stored)
+        self.sealer.seal(key.expose().as_bytes(), b"")
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<BillingKeySecret, CipherError> {
-        let bytes = STANDARD
-            .decode(stored)
-            .map_err(|_| CipherError::Undecryptable)?;
-        if bytes.len() <= NONCE_LEN {
-            return Err(CipherError::Undecryptable);
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CipherError::Undecryptable)?;
         let plain = self
-            .cipher
-            .decrypt(&Nonce::from(nonce), ciphertext)
-            .map_err(|_| CipherError::Undecryptable)?;
+            .sealer
+            .open(stored, b"")
+            .ok_or(CipherError::Undecryptable)?;
         String::from_utf8(plain)
             .map(BillingKeySecret::new)
             .map_err(|_| CipherError::Undecryptable)

@@ -30,9 +30,9 @@ pub struct ConfirmRequest {
     pub idempotency_key: String,
 }
 
-/// A cancel (refund) request. A refund always sends its amount as `cancelAmount` and the
-/// balance it expects; the cancel of a virtual account not yet paid sends neither (Toss
-/// cancels such an account whole, and there is no balance to race for).
+/// A cancel (refund) request. Every cancel sends the balance it expects as `refundableAmount`;
+/// a refund also sends its amount as `cancelAmount`, while the cancel of a virtual account not
+/// yet paid sends no amount (Toss cancels such an account whole).
 #[derive(Debug, Clone)]
 pub struct CancelRequest {
     pub payment_key: PaymentKey,

@@ -108,7 +108,9 @@ impl PaymentService {
             payment_key: payment_key.clone(),
             reason,
             amount: None,
-            refundable_amount: None,
+            // Every cancel carries the balance it expects (contract, "Cancels carry the
+            // balance"); an unpaid account's balance at Toss is its whole amount.
+            refundable_amount: Some(payment.amount_krw),
             tax_free_amount: None,
             refund_account: None,
             // A full cancel of an unpaid account cannot apply twice; a fresh key per send keeps

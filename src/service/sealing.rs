@@ -1,19 +1,16 @@
 //! Refund accounts at rest. A deposited virtual account is refunded to an account the caller
 //! gives; the cancel may have to be sent again later (by the reconciler, after a crash), so the
-//! account is kept on the refund row, sealed with AES-256-GCM under a key derived from the Toss
+//! account is kept on the refund row, sealed (`crypto::Sealer`, AES-256-GCM) under a key derived from the Toss
 //! secret key (refunds of Toss payments need that key anyway; rotating it makes the sealed
 //! accounts of refunds still pending unreadable, and those refunds fail rather than guess).
 //! The refund's id is the associated data: a sealed account cannot be moved to another refund.
 
 use std::fmt;
-use std::sync::Arc;
 
-use base64::Engine as _;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use crate::crypto::Sealer;
 use crate::domain::{RefundAccount, RefundId, SealedAccount};
 
 const VERSION: &str = "v1.";
@@ -21,7 +18,7 @@ const VERSION: &str = "v1.";
 /// Seals and opens refund accounts. `Debug` shows nothing of the key.
 #[derive(Clone)]
 pub struct AccountSealer {
-    key: Arc<[u8; 32]>,
+    sealer: Sealer,
 }
 
 impl fmt::Debug for AccountSealer {
@@ -34,67 +31,29 @@ impl AccountSealer {
     /// The key for `toss_secret_key`; without one (no-op gateway, which refunds nothing at a
     /// PG), a random key that lives as long as the process.
     pub fn new(toss_secret_key: Option<&SecretString>) -> Self {
-        let mut key = [0u8; 32];
-        match toss_secret_key {
+        let sealer = match toss_secret_key {
             Some(secret) => {
                 let mut hasher = Sha256::new();
                 hasher.update(b"payment-service refund account sealing v1\0");
                 hasher.update(secret.expose_secret().as_bytes());
-                key.copy_from_slice(&hasher.finalize());
+                Sealer::new(&hasher.finalize().into())
             }
-            None => SystemRandom::new()
-                .fill(&mut key)
-                .expect("the system's random source"),
-        }
-        Self { key: Arc::new(key) }
-    }
-
-    fn aead(&self) -> LessSafeKey {
-        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key[..]).expect("a 32-byte key"))
+            None => Sealer::random(),
+        };
+        Self { sealer }
     }
 
     pub fn seal(&self, refund: RefundId, account: &RefundAccount) -> SealedAccount {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .expect("the system's random source");
-        let mut data = serde_json::to_vec(account).expect("an account serialises");
-        let aad = refund.to_string();
-        self.aead()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad.as_bytes()),
-                &mut data,
-            )
-            .expect("sealing cannot fail for small inputs");
-        let mut sealed = nonce.to_vec();
-        sealed.extend(data);
-        SealedAccount(format!(
-            "{VERSION}{}",
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(sealed)
-        ))
+        let plain = serde_json::to_vec(account).expect("an account serialises");
+        let sealed = self.sealer.seal(&plain, refund.to_string().as_bytes());
+        SealedAccount(format!("{VERSION}{sealed}"))
     }
 
     /// `None` for a value sealed under another key, for another refund, or damaged.
     pub fn open(&self, refund: RefundId, sealed: &SealedAccount) -> Option<RefundAccount> {
-        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(sealed.0.strip_prefix(VERSION)?)
-            .ok()?;
-        if raw.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, data) = raw.split_at(NONCE_LEN);
-        let mut data = data.to_vec();
-        let aad = refund.to_string();
-        let plain = self
-            .aead()
-            .open_in_place(
-                Nonce::try_assume_unique_for_key(nonce).ok()?,
-                Aad::from(aad.as_bytes()),
-                &mut data,
-            )
-            .ok()?;
-        serde_json::from_slice(plain).ok()
+        let stored = sealed.0.strip_prefix(VERSION)?;
+        let plain = self.sealer.open(stored, refund.to_string().as_bytes())?;
+        serde_json::from_slice(&plain).ok()
     }
 }
 

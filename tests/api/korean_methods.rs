@@ -267,8 +267,8 @@ async fn a_virtual_account_is_cancelled_before_its_deposit(backend: Backend) {
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(
         body,
-        json!({"cancelReason": "order withdrawn"}),
-        "no amount, no refund account"
+        json!({"cancelReason": "order withdrawn", "refundableAmount": 25000}),
+        "no amount, no refund account; the balance it expects, as every cancel"
     );
     assert_eq!(app.toss.payment("pk_va4").unwrap().status, "CANCELED");
     let events = app.events_of(&id).await;
