@@ -14,7 +14,7 @@ use super::dto::{IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::payments::{confirm_response, payment_id};
 use super::problem::{Problem, log_cause};
-use super::redirects::see_other;
+use super::redirects::{failure_from_redirect, see_other};
 use crate::domain::{
     AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, Caller, CustomerKey,
     UserId,
@@ -394,22 +394,7 @@ pub async fn billing_fail(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<BillingFailParams>,
 ) -> Response {
-    let code = params
-        .code
-        .as_deref()
-        .filter(|c| {
-            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-        .unwrap_or("UNKNOWN")
-        .to_owned();
-    let message: String = params
-        .message
-        .as_deref()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(510)
-        .collect();
+    let (code, message) = failure_from_redirect(params.code.as_deref(), params.message.as_deref());
     tracing::info!(pg_code = %code, "card registration failed at Toss (billing fail redirect)");
     match &state.redirect.billing_fail_url {
         Some(fail_url) => see_other(fail_url, &[("code", &code), ("message", &message)]),

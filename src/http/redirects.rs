@@ -134,22 +134,7 @@ pub async fn toss_fail(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<TossFailParams>,
 ) -> Response {
-    let code = params
-        .code
-        .as_deref()
-        .filter(|c| {
-            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-        .unwrap_or("UNKNOWN")
-        .to_owned();
-    let message: String = params
-        .message
-        .as_deref()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(510)
-        .collect();
+    let (code, message) = failure_from_redirect(params.code.as_deref(), params.message.as_deref());
     let result = async {
         let order_id = OrderId::parse(params.order_id.as_deref().unwrap_or_default())
             .map_err(|e| AppError::validation(format!("orderId: {}", e.reason)))?;
@@ -208,4 +193,23 @@ pub(super) fn see_other(base: &str, query: &[(&str, &str)]) -> Response {
             AppError::Internal("redirect location is not a header value".to_owned()).into_response()
         }
     }
+}
+
+/// Toss's `code` and `message` from a fail redirect (the buyer's browser can send anything), as
+/// they are recorded and passed on: the code when it looks like one of Toss's (else `UNKNOWN`),
+/// the message without control characters and at most 510 characters.
+pub(super) fn failure_from_redirect(code: Option<&str>, message: Option<&str>) -> (String, String) {
+    let code = code
+        .filter(|c| {
+            (1..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+        .unwrap_or("UNKNOWN")
+        .to_owned();
+    let message = message
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(510)
+        .collect();
+    (code, message)
 }

@@ -9,7 +9,9 @@ use crate::gateway::GatewayError;
 
 /// Declines that leave nothing behind on Toss's side, per endpoint (§8.2, §8.3). A code is only
 /// final for the endpoint whose table lists it: `Declined` promises that nothing happened.
-const CONFIRM_DECLINES: &[&str] = &[
+/// The card's, the bank's and the merchant setup's refusals, shared by a confirm and a billing
+/// charge.
+const CARD_DECLINES: &[&str] = &[
     // 403 declines by the card company, bank or Toss's fraud checks.
     "REJECT_ACCOUNT_PAYMENT",
     "REJECT_CARD_PAYMENT",
@@ -38,16 +40,19 @@ const CONFIRM_DECLINES: &[&str] = &[
     "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
     "EXCEED_MAX_AMOUNT",
     "INVALID_ACCOUNT_INFO_RE_REGISTER",
-    // The 10-minute confirm window passed, or the buyer never finished.
-    "NOT_FOUND_PAYMENT_SESSION",
-    "NOT_FOUND_PAYMENT",
-    "PAY_PROCESS_ABORTED",
-    "PAY_PROCESS_CANCELED",
     // Merchant setup: final until someone talks to Toss.
     "NOT_FOUND_TERMINAL_ID",
     "INVALID_AUTHORIZE_AUTH",
     "INVALID_UNREGISTERED_SUBMALL",
     "NOT_REGISTERED_BUSINESS",
+];
+
+/// Confirm only: the 10-minute confirm window passed, or the buyer never finished.
+const SESSION_DECLINES: &[&str] = &[
+    "NOT_FOUND_PAYMENT_SESSION",
+    "NOT_FOUND_PAYMENT",
+    "PAY_PROCESS_ABORTED",
+    "PAY_PROCESS_CANCELED",
 ];
 
 const CANCEL_DECLINES: &[&str] = &[
@@ -72,43 +77,10 @@ const CANCEL_DECLINES: &[&str] = &[
     "NOT_REGISTERED_BUSINESS",
 ];
 
-/// Declines of a billing charge (`POST /v1/billing/{billingKey}`, §17.2): the card side of the
-/// confirm table (a charge has no payment window, so its session codes do not apply).
-const CHARGE_DECLINES: &[&str] = &[
-    "REJECT_ACCOUNT_PAYMENT",
-    "REJECT_CARD_PAYMENT",
-    "REJECT_CARD_COMPANY",
-    "REJECT_TOSSPAY_INVALID_ACCOUNT",
-    "EXCEED_MAX_AUTH_COUNT",
-    "EXCEED_MAX_ONE_DAY_AMOUNT",
-    "INVALID_PASSWORD",
-    "FDS_ERROR",
-    "EXCEED_MAX_CARD_INSTALLMENT_PLAN",
-    "NOT_ALLOWED_POINT_USE",
-    "INVALID_REJECT_CARD",
-    "BELOW_MINIMUM_AMOUNT",
-    "INVALID_CARD_EXPIRATION",
-    "INVALID_STOPPED_CARD",
-    "EXCEED_MAX_DAILY_PAYMENT_COUNT",
-    "NOT_SUPPORTED_INSTALLMENT_PLAN_CARD_OR_MERCHANT",
-    "INVALID_CARD_INSTALLMENT_PLAN",
-    "NOT_SUPPORTED_MONTHLY_INSTALLMENT_PLAN",
-    "EXCEED_MAX_PAYMENT_AMOUNT",
-    "INVALID_CARD_LOST_OR_STOLEN",
-    "RESTRICTED_TRANSFER_ACCOUNT",
-    "INVALID_CARD_NUMBER",
-    "EXCEED_MAX_ONE_DAY_WITHDRAW_AMOUNT",
-    "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
-    "EXCEED_MAX_AMOUNT",
-    "INVALID_ACCOUNT_INFO_RE_REGISTER",
-    "NOT_FOUND_TERMINAL_ID",
-    "INVALID_AUTHORIZE_AUTH",
-    "INVALID_UNREGISTERED_SUBMALL",
-    "NOT_REGISTERED_BUSINESS",
-    // The billing key is unknown to Toss (deleted by the buyer, or of another key set).
-    "NOT_FOUND_BILLING",
-    "INVALID_BILLING_KEY",
-];
+/// Billing charge only (`POST /v1/billing/{billingKey}`, §17.2; a charge has no payment
+/// window, so the session codes do not apply): the billing key unknown to Toss (deleted by the
+/// buyer, or of another key set).
+const BILLING_DECLINES: &[&str] = &["NOT_FOUND_BILLING", "INVALID_BILLING_KEY"];
 
 /// Declines a subscription service may simply try again later with the same card (§8.2,
 /// §17.2): limits and balance, daily counts and amounts, the card company's or a provider's
@@ -163,10 +135,10 @@ pub(super) fn classify(
 ) -> GatewayError {
     // A 5xx or 429 says nothing reliable about the payment, whatever the code.
     let in_doubt = http_status == 429 || http_status >= 500;
-    let declines: &[&str] = match operation {
-        Operation::Confirm => CONFIRM_DECLINES,
-        Operation::Cancel => CANCEL_DECLINES,
-        Operation::Charge => CHARGE_DECLINES,
+    let declines: &[&[&str]] = match operation {
+        Operation::Confirm => &[CARD_DECLINES, SESSION_DECLINES],
+        Operation::Cancel => &[CANCEL_DECLINES],
+        Operation::Charge => &[CARD_DECLINES, BILLING_DECLINES],
         // A lookup changes nothing, so nothing about it can be "declined".
         Operation::Lookup => &[],
         // An issue charges nothing: whatever Toss refuses (a used or wrong authKey, most
@@ -204,7 +176,7 @@ pub(super) fn classify(
             code: code.to_owned(),
             message: message.to_owned(),
         }
-    } else if !in_doubt && declines.contains(&code) {
+    } else if !in_doubt && declines.iter().any(|list| list.contains(&code)) {
         GatewayError::Declined {
             code: code.to_owned(),
             message: message.to_owned(),
