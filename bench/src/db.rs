@@ -127,6 +127,7 @@ impl DbFlow {
             payment_key,
             provider: "toss".to_owned(),
             approved_at: now,
+            approval_key: Some(format!("tx_{}", uuid::Uuid::new_v4().simple())),
         };
         let event = events::of_update(&complete, &complete.applied_to(&claimed, now));
         self.store

@@ -8,6 +8,7 @@ mod m20261124_000003_unpublished_events_index;
 mod m20261130_000001_money_engine_v2;
 mod m20261130_000002_idempotency_on_rows;
 mod m20261130_000003_unpublished_events_by_payment;
+mod m20261201_000003_reconciliation;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_money_engine_v2::Migration),
             Box::new(m20261130_000002_idempotency_on_rows::Migration),
             Box::new(m20261130_000003_unpublished_events_by_payment::Migration),
+            Box::new(m20261201_000003_reconciliation::Migration),
         ]
     }
 }

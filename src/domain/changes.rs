@@ -32,6 +32,9 @@ pub enum PaymentUpdate {
         provider: String,
         secret: Option<String>,
         approved_at: DateTime<Utc>,
+        /// The approval's `transactionKey` (the record's `lastTransactionKey` when it shows no
+        /// cancel yet), matched against Toss's transactions by reconciliation.
+        approval_key: Option<String>,
     },
     /// Completed without a PG (no-op gateway, or a trusted caller's claim).
     Record {
@@ -127,8 +130,10 @@ impl PaymentUpdate {
                 provider,
                 secret,
                 approved_at,
+                approval_key,
             } => Patch {
                 status: Some(Completed),
+                pg_approval_key: approval_key.map(Some),
                 pg_transaction_id: Some(Some(payment_key.to_string())),
                 payment_key: Some(Some(payment_key)),
                 pg_provider: Some(Some(provider)),
@@ -201,6 +206,7 @@ pub struct Patch {
     pub status: Option<PaymentStatus>,
     pub pg_provider: Option<Option<String>>,
     pub pg_transaction_id: Option<Option<String>>,
+    pub pg_approval_key: Option<Option<String>>,
     pub payment_key: Option<Option<PaymentKey>>,
     pub pg_secret: Option<Option<String>>,
     pub failure: Option<Option<Failure>>,
@@ -228,6 +234,9 @@ impl Patch {
         }
         if let Some(value) = p.pg_transaction_id {
             payment.pg_transaction_id = value;
+        }
+        if let Some(value) = p.pg_approval_key {
+            payment.pg_approval_key = value;
         }
         if let Some(value) = p.payment_key {
             payment.payment_key = value;
@@ -306,6 +315,7 @@ mod tests {
                 provider: "toss".into(),
                 secret: None,
                 approved_at: now,
+                approval_key: Some("tx_1".into()),
             },
             PaymentUpdate::Record {
                 provider: None,

@@ -2,6 +2,7 @@
 
 mod changes;
 mod ids;
+pub mod reconciliation;
 mod records;
 mod status;
 
@@ -10,7 +11,7 @@ pub use ids::{
     Amount, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef, RefundId, ScopedKey,
     UserId,
 };
-pub use records::{Payment, Refund, Review, StoredEvent};
+pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

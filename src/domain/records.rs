@@ -28,6 +28,10 @@ pub struct Payment {
     pub pg_transaction_id: Option<String>,
     /// The PG's key of the confirm attempt in flight (or the last one that succeeded).
     pub payment_key: Option<PaymentKey>,
+    /// The `transactionKey` of the PG's approval (Toss's `lastTransactionKey` at approval).
+    pub pg_approval_key: Option<String>,
+    /// What Toss settles for the sale, once a reconciliation run read it.
+    pub settlement: Option<Settlement>,
     /// Number of confirm attempts (claims) made for this payment.
     pub confirm_attempt: i32,
     /// Sends of the current attempt's confirm; each send has its own PG idempotency key.
@@ -80,6 +84,8 @@ impl Payment {
             pg_provider: None,
             pg_transaction_id: None,
             payment_key: None,
+            pg_approval_key: None,
+            settlement: None,
             confirm_attempt: 0,
             confirm_sends: 0,
             annotated_attempt: None,
@@ -113,6 +119,18 @@ impl Payment {
             None => self.pg_transaction_id.as_deref().map(PaymentKey::parse),
         }
     }
+}
+
+/// Toss's settlement of a payment's sale (its settlements row with `soldDate`, not a cancel's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// What Toss keeps: the sale's amount minus its payout (fees and their VAT).
+    pub fee_krw: i64,
+    /// `payOutAmount`: what Toss pays out for the sale.
+    pub payout_krw: i64,
+    /// `YYYY-MM-DD`, KST.
+    pub sold_date: String,
+    pub paid_out_date: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! key is configured and only records what callers claim. Toss's JSON types never leave this
 //! module: the service sees [`PgPayment`], [`WebhookHint`] and [`GatewayError`].
 
+pub mod books;
 mod metered;
 mod noop;
 pub mod toss;
@@ -14,7 +15,8 @@ use async_trait::async_trait;
 
 use crate::domain::{OrderId, PaymentKey};
 
-pub use metered::MeteredGateway;
+pub use books::{Books, PgSettlement, PgTransaction, TransactionKind};
+pub use metered::{MeteredBooks, MeteredGateway};
 pub use noop::NoopGateway;
 pub use toss::{TossClient, TossSettings};
 

@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
 
 /// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -334,6 +334,7 @@ pub struct FailureDto {
     "failure": null,
     "needs_review": false,
     "review_reason": null,
+    "settlement": {"fee_krw": 495, "payout_krw": 14505, "sold_date": "2026-11-23", "paid_out_date": "2026-11-26"},
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -361,12 +362,30 @@ pub struct PaymentDto {
     pub needs_review: bool,
     /// Why the payment was set aside, while it is (`null` otherwise).
     pub review_reason: Option<String>,
+    /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
+    /// the day it was sold); `null` until a run has read it.
+    pub settlement: Option<SettlementDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+}
+
+/// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementDto {
+    /// What Toss keeps: the sale's amount minus `payout_krw` (its fees and their VAT).
+    pub fee_krw: i64,
+    /// What Toss pays out for the sale (`payOutAmount`).
+    pub payout_krw: i64,
+    /// The KST date of the sale (`soldDate`).
+    #[schema(format = Date)]
+    pub sold_date: String,
+    /// The KST date Toss pays it out (`paidOutDate`).
+    #[schema(format = Date)]
+    pub paid_out_date: Option<String>,
 }
 
 impl From<&Payment> for PaymentDto {
@@ -391,6 +410,12 @@ impl From<&Payment> for PaymentDto {
             }),
             needs_review: p.needs_review,
             review_reason: p.review_reason.clone(),
+            settlement: p.settlement.as_ref().map(|s| SettlementDto {
+                fee_krw: s.fee_krw,
+                payout_krw: s.payout_krw,
+                sold_date: s.sold_date.clone(),
+                paid_out_date: s.paid_out_date.clone(),
+            }),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
@@ -471,6 +496,8 @@ impl From<PaymentDto> for PublicPaymentDto {
             failure,
             needs_review,
             review_reason,
+            // Fees and payouts are the merchant's business, not the buyer's.
+            settlement: _,
             created_at,
             updated_at,
             completed_at,

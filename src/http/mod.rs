@@ -7,6 +7,7 @@ mod metrics;
 mod payments;
 mod problem;
 mod rate_limit;
+mod reconciliation;
 mod redirects;
 mod reviews;
 mod system;
@@ -35,11 +36,12 @@ pub use rate_limit::PublicRateLimit;
 
 use crate::config::RedirectSettings;
 use crate::idempotency::{self, Idempotency};
-use crate::service::PaymentService;
+use crate::service::{PaymentService, Reconciliation};
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: PaymentService,
+    pub reconciliation: Reconciliation,
     pub idempotency: Idempotency,
     pub api_keys: Arc<ApiKeys>,
     pub redirect: Arc<RedirectSettings>,
@@ -78,6 +80,7 @@ Timestamps are RFC 3339 UTC.",
         (name = "payments", description = "Create, read, confirm and refund payments"),
         (name = "toss redirects", description = "Where Toss sends the buyer's browser, and its webhooks"),
         (name = "events", description = "The durable event log"),
+        (name = "reconciliation", description = "Our books checked against Toss's transactions and settlements, per KST day"),
         (name = "system", description = "Health and readiness"),
     )
 )]
@@ -104,6 +107,8 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::review_payment))
         .routes(routes!(reviews::list_reviews))
         .routes(routes!(system::list_events))
+        .routes(routes!(reconciliation::start_run, reconciliation::list_runs))
+        .routes(routes!(reconciliation::get_run))
 }
 
 /// The routes anyone may call: the confirm (which asks for the API key itself when Toss does

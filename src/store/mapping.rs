@@ -2,7 +2,9 @@
 
 use super::StoreError;
 use super::entities::{event, payment, refund};
-use crate::domain::{Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, StoredEvent};
+use crate::domain::{
+    Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, Settlement, StoredEvent,
+};
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
@@ -62,6 +64,20 @@ impl TryFrom<payment::Model> for Payment {
                 .map_err(|e| corrupt("cancel slot", e))?,
             cancel_slot_until: row.cancel_slot_until,
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
+            pg_approval_key: row.pg_approval_key,
+            settlement: match (
+                row.settlement_fee_krw,
+                row.settlement_payout_krw,
+                row.settlement_sold_date,
+            ) {
+                (Some(fee_krw), Some(payout_krw), Some(sold_date)) => Some(Settlement {
+                    fee_krw,
+                    payout_krw,
+                    sold_date,
+                    paid_out_date: row.settlement_paid_out_date,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -153,6 +169,11 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
             .idempotency_key
             .as_ref()
             .map(|key| key.as_str().to_owned())),
+        pg_approval_key: Set(p.pg_approval_key.clone()),
+        settlement_fee_krw: Set(p.settlement.as_ref().map(|s| s.fee_krw)),
+        settlement_payout_krw: Set(p.settlement.as_ref().map(|s| s.payout_krw)),
+        settlement_sold_date: Set(p.settlement.as_ref().map(|s| s.sold_date.clone())),
+        settlement_paid_out_date: Set(p.settlement.as_ref().and_then(|s| s.paid_out_date.clone())),
     }
 }
 

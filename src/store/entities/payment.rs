@@ -38,6 +38,11 @@ pub struct Model {
     pub cancel_slot_until: Option<DateTimeUtc>,
     /// The scoped Idempotency-Key of the create, when it had one.
     pub idempotency_key: Option<String>,
+    pub pg_approval_key: Option<String>,
+    pub settlement_fee_krw: Option<i64>,
+    pub settlement_payout_krw: Option<i64>,
+    pub settlement_sold_date: Option<String>,
+    pub settlement_paid_out_date: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
