@@ -34,6 +34,8 @@ impl TossServer {
             .route("/v1/payments/{key}/cancel", post(cancel))
             .route("/v1/payments/orders/{order_id}", get(by_order))
             .route("/v1/payments/{key}", get(by_key))
+            .route("/v1/transactions", get(transactions))
+            .route("/v1/settlements", get(settlements))
             .with_state(toss.clone());
         let listener = TcpListener::bind(bind).await?;
         let addr: SocketAddr = listener.local_addr()?;
@@ -108,6 +110,20 @@ async fn by_key(
     headers: HeaderMap,
 ) -> Response {
     let endpoint = Endpoint::ByKey { payment_key: &key };
+    toss.answer(endpoint, &uri, &headers, &[]).await
+}
+
+async fn transactions(State(toss): State<TossServer>, uri: Uri, headers: HeaderMap) -> Response {
+    let endpoint = Endpoint::Transactions {
+        query: uri.query().unwrap_or_default(),
+    };
+    toss.answer(endpoint, &uri, &headers, &[]).await
+}
+
+async fn settlements(State(toss): State<TossServer>, uri: Uri, headers: HeaderMap) -> Response {
+    let endpoint = Endpoint::Settlements {
+        query: uri.query().unwrap_or_default(),
+    };
     toss.answer(endpoint, &uri, &headers, &[]).await
 }
 

@@ -240,7 +240,11 @@ impl MigrationTrait for Migration {
                             .string_len(32)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(ReconciliationDiscrepancies::OrderId).text().null())
+                    .col(
+                        ColumnDef::new(ReconciliationDiscrepancies::OrderId)
+                            .text()
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(ReconciliationDiscrepancies::PaymentKey)
                             .text()
@@ -308,7 +312,11 @@ impl MigrationTrait for Migration {
                             .string_len(200)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(ReconciliationTransactions::OrderId).text().not_null())
+                    .col(
+                        ColumnDef::new(ReconciliationTransactions::OrderId)
+                            .text()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ReconciliationTransactions::Kind)
                             .string_len(16)
@@ -374,7 +382,11 @@ impl MigrationTrait for Migration {
                             .string_len(200)
                             .null(),
                     )
-                    .col(ColumnDef::new(ReconciliationSettlements::OrderId).text().not_null())
+                    .col(
+                        ColumnDef::new(ReconciliationSettlements::OrderId)
+                            .text()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ReconciliationSettlements::Kind)
                             .string_len(16)
@@ -455,7 +467,11 @@ impl MigrationTrait for Migration {
                             .string_len(10)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(ReconciliationFlags::FlagKey).text().not_null())
+                    .col(
+                        ColumnDef::new(ReconciliationFlags::FlagKey)
+                            .text()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ReconciliationFlags::CreatedAt)
                             .timestamp_with_time_zone()

@@ -21,7 +21,10 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
         .single()
         .expect("KST has no gaps")
         .with_timezone(&Utc);
-    (start, start + chrono::Duration::days(1) - chrono::Duration::microseconds(1))
+    (
+        start,
+        start + chrono::Duration::days(1) - chrono::Duration::microseconds(1),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +174,9 @@ mod tests {
         assert_eq!(end.to_rfc3339(), "2026-11-29T14:59:59.999999+00:00");
         assert_eq!(today_kst(start), date);
         assert_eq!(today_kst(end), date);
-        assert_eq!(today_kst(end + chrono::Duration::microseconds(1)), date.succ_opt().unwrap());
+        assert_eq!(
+            today_kst(end + chrono::Duration::microseconds(1)),
+            date.succ_opt().unwrap()
+        );
     }
 }

@@ -107,7 +107,10 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::review_payment))
         .routes(routes!(reviews::list_reviews))
         .routes(routes!(system::list_events))
-        .routes(routes!(reconciliation::start_run, reconciliation::list_runs))
+        .routes(routes!(
+            reconciliation::start_run,
+            reconciliation::list_runs
+        ))
         .routes(routes!(reconciliation::get_run))
 }
 

@@ -201,10 +201,13 @@ impl RunDto {
 /// `YYYY-MM-DD`, exactly.
 fn parse_date(raw: &str) -> Option<NaiveDate> {
     let digits = raw.len() == 10
-        && raw
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     digits
         .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
         .flatten()
@@ -310,8 +313,18 @@ mod tests {
 
     #[test]
     fn dates_are_exactly_yyyy_mm_dd() {
-        assert_eq!(parse_date("2026-11-29"), NaiveDate::from_ymd_opt(2026, 11, 29));
-        for bad in ["2026-1-29", "2026-11-31", "+2026-11-2", "2026/11/29", "２026-11-29", ""] {
+        assert_eq!(
+            parse_date("2026-11-29"),
+            NaiveDate::from_ymd_opt(2026, 11, 29)
+        );
+        for bad in [
+            "2026-1-29",
+            "2026-11-31",
+            "+2026-11-2",
+            "2026/11/29",
+            "２026-11-29",
+            "",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }

@@ -162,7 +162,11 @@ impl Reconciliation {
         let started = Instant::now();
         let outcome = self.pass(books.as_ref(), run, pass).await;
         let finished = match &outcome {
-            Ok(summary) => self.store.finish_run(&run.id, pass, Ok(summary), Utc::now()).await,
+            Ok(summary) => {
+                self.store
+                    .finish_run(&run.id, pass, Ok(summary), Utc::now())
+                    .await
+            }
             Err(error) => {
                 self.store
                     .finish_run(&run.id, pass, Err(error), Utc::now())
@@ -195,9 +199,15 @@ impl Reconciliation {
                 elapsed_secs = elapsed,
                 "reconciliation.completed"
             ),
-            (_, Ok(false)) => tracing::warn!(run_id = %run.id, date = %run.date, "reconciliation: another start took this run over"),
-            (Err(error), _) => tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed"),
-            (Ok(_), Err(error)) => tracing::error!(run_id = %run.id, date = %run.date, error = %error, "reconciliation.failed"),
+            (_, Ok(false)) => {
+                tracing::warn!(run_id = %run.id, date = %run.date, "reconciliation: another start took this run over")
+            }
+            (Err(error), _) => {
+                tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
+            }
+            (Ok(_), Err(error)) => {
+                tracing::error!(run_id = %run.id, date = %run.date, error = %error, "reconciliation.failed")
+            }
         }
     }
 
@@ -337,11 +347,17 @@ impl Reconciliation {
             if let Some(date) = due(Utc::now(), daily_at) {
                 match self.store.claim_schedule(date, Utc::now()).await {
                     Ok(true) => match self.run_now(date, RunTrigger::Schedule).await {
-                        Ok(run) => tracing::info!(run_id = %run.id, %date, status = run.status.as_str(), "reconciliation: scheduled run ended"),
-                        Err(error) => tracing::error!(%date, %error, "reconciliation: scheduled run could not start"),
+                        Ok(run) => {
+                            tracing::info!(run_id = %run.id, %date, status = run.status.as_str(), "reconciliation: scheduled run ended")
+                        }
+                        Err(error) => {
+                            tracing::error!(%date, %error, "reconciliation: scheduled run could not start")
+                        }
                     },
                     Ok(false) => {}
-                    Err(error) => tracing::warn!(%date, %error, "reconciliation: schedule not claimed"),
+                    Err(error) => {
+                        tracing::warn!(%date, %error, "reconciliation: schedule not claimed")
+                    }
                 }
             }
             tokio::select! {

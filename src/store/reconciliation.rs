@@ -5,8 +5,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
@@ -64,9 +64,8 @@ impl TryFrom<run::Model> for ReconciliationRun {
 impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
     type Error = StoreError;
     fn try_from(row: discrepancy::Model) -> Result<Self, Self::Error> {
-        let side = |status: Option<String>, amount_krw| {
-            status.map(|status| Side { status, amount_krw })
-        };
+        let side =
+            |status: Option<String>, amount_krw| status.map(|status| Side { status, amount_krw });
         Ok(Self {
             id: row.id,
             discrepancy: Discrepancy {
@@ -115,14 +114,21 @@ impl Store {
             error: Set(None),
         };
         let inserted = run::Entity::insert(fresh)
-            .on_conflict(OnConflict::column(run::Column::Date).do_nothing().to_owned())
+            .on_conflict(
+                OnConflict::column(run::Column::Date)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&self.db)
             .await?;
         let claimed = if inserted == 1 {
             true
         } else {
             let taken = run::Entity::update_many()
-                .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+                .col_expr(
+                    run::Column::Status,
+                    Expr::value(RunStatus::Running.as_str()),
+                )
                 .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
                 .col_expr(run::Column::PassId, Expr::value(pass.clone()))
                 .col_expr(run::Column::StartedAt, Expr::value(now))
@@ -433,13 +439,22 @@ impl Store {
             .into_table(Alias::new("reconciliation_schedule"))
             .columns(["date", "claimed_at"].map(Alias::new))
             .values_panic([date.to_string().into(), now.into()])
-            .on_conflict(OnConflict::column(Alias::new("date")).do_nothing().to_owned());
+            .on_conflict(
+                OnConflict::column(Alias::new("date"))
+                    .do_nothing()
+                    .to_owned(),
+            );
         Ok(self.db.execute(&insert).await?.rows_affected() == 1)
     }
 
     /// Records that a discrepancy (`key`) of `date` flagged its payment; `false` when an
     /// earlier run of the date did already, so a re-run flags nothing twice.
-    pub async fn claim_flag(&self, date: NaiveDate, key: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn claim_flag(
+        &self,
+        date: NaiveDate,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let mut insert = Query::insert();
         insert
             .into_table(Alias::new("reconciliation_flags"))

@@ -125,6 +125,10 @@ pub struct Options {
     pub cors_allowed_origins: Vec<String>,
     /// `ROTATED_API_KEY` is configured too, beside `API_KEY`.
     pub rotated_api_key: bool,
+    /// Rows per page of Toss's transactions and settlements lists.
+    pub reconciliation_page_size: u32,
+    /// `reconciliation.daily_at` ("HH:MM" KST); `None`: no daily schedule.
+    pub reconciliation_daily_at: Option<String>,
 }
 
 impl Default for Options {
@@ -138,6 +142,8 @@ impl Default for Options {
             public_rate: (100_000.0, 100_000.0),
             cors_allowed_origins: Vec::new(),
             rotated_api_key: false,
+            reconciliation_page_size: 5000,
+            reconciliation_daily_at: None,
         }
     }
 }
@@ -190,6 +196,9 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.limits.public_burst = options.public_rate.1;
     settings.server.cors_allowed_origins = options.cors_allowed_origins.clone();
     settings.reconciler.interval_ms = 100;
+    settings.reconciliation.page_size = options.reconciliation_page_size;
+    settings.reconciliation.daily_at = options.reconciliation_daily_at.clone().unwrap_or_default();
+    settings.reconciliation.check_interval_secs = 1;
     settings.reconciler.initial_backoff_secs = 0;
     settings.reconciler.max_backoff_secs = 1;
     if let Some((success, fail)) = &options.redirect {

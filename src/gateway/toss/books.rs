@@ -30,7 +30,11 @@ impl TossClient {
         segments: &[&str],
         query: &[(&str, String)],
     ) -> Result<Vec<u8>, GatewayError> {
-        let timeout = self.timeouts.read.max(self.timeouts.lookup).max(MIN_READ_TIMEOUT);
+        let timeout = self
+            .timeouts
+            .read
+            .max(self.timeouts.lookup)
+            .max(MIN_READ_TIMEOUT);
         let mut url = self.endpoint(segments);
         url.query_pairs_mut()
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
@@ -291,7 +295,10 @@ mod tests {
             .settlements(day(), 3, 100)
             .await
             .unwrap();
-        assert_eq!((rows[0].fee, rows[0].payout, rows[0].is_cancel), (330, 9670, false));
+        assert_eq!(
+            (rows[0].fee, rows[0].payout, rows[0].is_cancel),
+            (330, 9670, false)
+        );
         assert_eq!(rows[0].paid_out_date, NaiveDate::from_ymd_opt(2026, 12, 2));
         assert_eq!((rows[1].fee, rows[1].is_cancel), (-33, true));
     }
@@ -316,9 +323,11 @@ mod tests {
             .await;
         Mock::given(method("GET"))
             .and(path("/v1/settlements"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(
-                json!({"code": "UNAUTHORIZED_KEY", "message": "인증되지 않은 키"}),
-            ))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(
+                    json!({"code": "UNAUTHORIZED_KEY", "message": "인증되지 않은 키"}),
+                ),
+            )
             .mount(&server)
             .await;
         let client = client(&server.uri());

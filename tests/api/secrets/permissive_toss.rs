@@ -81,6 +81,7 @@ impl Respond for Answer {
                     balance: amount,
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
+                    approved_at: None,
                     last_transaction_key: format!("tx_{key}"),
                 });
                 let reply = ResponseTemplate::new(200).set_body_json(to_json(payment));
