@@ -445,6 +445,7 @@ impl From<&Payment> for PaymentDto {
     "failure": null,
     "needs_review": false,
     "review_reason": null,
+    "settlement": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -468,6 +469,8 @@ pub struct PublicPaymentDto {
     pub needs_review: bool,
     /// Why, while it is set aside.
     pub review_reason: Option<String>,
+    /// What Toss settles for the sale, once a reconciliation run read it.
+    pub settlement: Option<SettlementDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -496,8 +499,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             failure,
             needs_review,
             review_reason,
-            // Fees and payouts are the merchant's business, not the buyer's.
-            settlement: _,
+            settlement,
             created_at,
             updated_at,
             completed_at,
@@ -517,6 +519,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             failure,
             needs_review,
             review_reason,
+            settlement,
             created_at,
             updated_at,
             completed_at,
