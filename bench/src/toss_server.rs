@@ -53,6 +53,11 @@ impl TossServer {
         self.0.forget_all();
     }
 
+    /// A payment approved at Toss now, with its transaction; returns the approval's key.
+    pub fn approve(&self, payment_key: &str, order_id: &str, amount: i64) -> String {
+        self.0.approve(payment_key, order_id, amount)
+    }
+
     pub fn authorization(&self) -> &str {
         self.0.authorization()
     }
