@@ -114,14 +114,17 @@ pub async fn run(
     let id = run["run_id"].as_str().context("run_id")?.to_owned();
     let run = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let run: Value = client
+        // SQLite's one connection is busy while the run compares: a poll may be answered 503.
+        let Ok(reply) = client
             .get(format!("{}/reconciliation/runs/{id}", service.base_url))
             .bearer_auth(&api_key)
             .send()
-            .await?
-            .json()
-            .await?;
-        if run["status"] != "RUNNING" {
+            .await
+        else {
+            continue;
+        };
+        let run: Value = reply.json().await.unwrap_or(Value::Null);
+        if run["status"] == "COMPLETED" || run["status"] == "FAILED" {
             break run;
         }
         if started.elapsed() > Duration::from_secs(1800) {
@@ -140,12 +143,26 @@ pub async fn run(
         && summary["toss_transactions"] == expected
         && summary["matched"] == expected
         && summary["discrepancies"] == 0;
-    let mib = |kib: Option<u64>| kib.map_or("n/a".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
-    println!("\n== reconcile: {count} Toss transactions, database {}", options.backend.name());
+    let mib = |kib: Option<u64>| {
+        kib.map_or("n/a".to_owned(), |k| {
+            format!("{:.1} MiB", k as f64 / 1024.0)
+        })
+    };
+    println!(
+        "\n== reconcile: {count} Toss transactions, database {}",
+        options.backend.name()
+    );
     println!("  run status            {}", run["status"]);
-    println!("  wall time             {seconds:.2} s ({:.0} transactions/s)", count as f64 / seconds);
+    println!(
+        "  wall time             {seconds:.2} s ({:.0} transactions/s)",
+        count as f64 / seconds
+    );
     println!("  service RSS idle      {}", mib(rss_idle));
-    println!("  service RSS peak      {} (sampled every 100 ms), VmHWM {}", mib(Some(peak_sampled)), mib(hwm));
+    println!(
+        "  service RSS peak      {} (sampled every 100 ms), VmHWM {}",
+        mib(Some(peak_sampled)),
+        mib(hwm)
+    );
     println!("  summary               {summary}");
     if !clean {
         println!("  ERROR: the run did not complete with every transaction matched: {run}");

@@ -429,9 +429,12 @@ impl MigrationTrait for Migration {
             manager,
             "idx_reconciliation_settlements_key",
             ReconciliationSettlements::Table,
+            // With row_no, a payment's first row is found in the index: SQLite otherwise
+            // walks the primary key for `ORDER BY row_no` once per payment.
             &[
                 ReconciliationSettlements::PassId,
                 ReconciliationSettlements::PaymentKey,
+                ReconciliationSettlements::RowNo,
             ],
             false,
         )

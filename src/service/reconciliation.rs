@@ -346,13 +346,14 @@ impl Reconciliation {
         loop {
             if let Some(date) = due(Utc::now(), daily_at) {
                 match self.store.claim_schedule(date, Utc::now()).await {
-                    Ok(true) => match self.run_now(date, RunTrigger::Schedule).await {
-                        Ok(run) => {
-                            tracing::info!(run_id = %run.id, %date, status = run.status.as_str(), "reconciliation: scheduled run ended")
-                        }
-                        Err(error) => {
-                            tracing::error!(%date, %error, "reconciliation: scheduled run could not start")
-                        }
+                    // Shutting down abandons the pass: its lease runs out and the next start of
+                    // the date takes it over.
+                    Ok(true) => tokio::select! {
+                        () = stop.cancelled() => return,
+                        ended = self.run_now(date, RunTrigger::Schedule) => match ended {
+                            Ok(run) => tracing::info!(run_id = %run.id, %date, status = run.status.as_str(), "reconciliation: scheduled run ended"),
+                            Err(error) => tracing::error!(%date, %error, "reconciliation: scheduled run could not start"),
+                        },
                     },
                     Ok(false) => {}
                     Err(error) => {
