@@ -16,6 +16,7 @@ on_both_databases!(
     a_dashboard_cancel_is_missing_here_until_resync_adopts_it,
     a_payment_toss_never_approved_is_missing_at_toss,
     an_amount_toss_disagrees_with_is_a_mismatch,
+    a_settlement_of_no_payment_of_ours_is_missing_here,
     every_page_of_both_lists_is_read,
     a_429_is_retried_and_the_run_completes,
     toss_unreadable_fails_the_run,
@@ -234,6 +235,40 @@ async fn an_amount_toss_disagrees_with_is_a_mismatch(backend: Backend) {
     assert_eq!(run["summary"]["matched"], 0);
     assert_eq!(run["summary"]["approved_krw"], 9_900);
     assert_eq!(app.payment(&id_of(&paid)).await["needs_review"], true);
+    app.stop().await;
+}
+
+async fn a_settlement_of_no_payment_of_ours_is_missing_here(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.completed_payment("order-settled-1", 6_000, "pk_settled_1")
+        .await;
+    // Toss settles a sale of the day that is in neither its transactions nor our books.
+    let stranger = json!([{
+        "mId": "tosspayments", "paymentKey": "pk_stranger", "transactionKey": "tx_stranger",
+        "orderId": "order-stranger", "currency": "KRW", "method": "카드", "amount": 2_000,
+        "fees": [{"type": "BASE", "fee": 60}], "vat": 6, "payOutAmount": 1_934,
+        "soldDate": today(), "paidOutDate": today(), "cancel": null,
+    }]);
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/v1/settlements"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(stranger))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&app.toss_server)
+        .await;
+
+    let run = run_day(&app, &today()).await;
+    assert_eq!(
+        run["discrepancies"],
+        json!([{
+            "kind": "MISSING_HERE", "order_id": "order-stranger", "payment_key": "pk_stranger",
+            "transaction_key": "tx_stranger", "ours": null,
+            "theirs": {"status": "SETTLED", "amount_krw": 2_000},
+        }])
+    );
+    assert_eq!(run["summary"]["matched"], 1);
+    assert_eq!(run["summary"]["fees_krw"], 66);
+    assert_eq!(run["summary"]["payout_krw"], 1_934);
     app.stop().await;
 }
 
