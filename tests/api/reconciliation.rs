@@ -128,6 +128,17 @@ async fn a_day_where_everything_matches(backend: Backend) {
     assert_eq!(all.body["runs"][0]["run_id"], run["run_id"]);
     let other_day = app.get("/reconciliation/runs?date=2020-01-01").await;
     assert_eq!(other_day.body, json!({"runs": []}));
+
+    // Runs, their duration and Toss's list calls are measured.
+    let metrics = app.get_public("/metrics").await.text;
+    for expected in [
+        r#"reconciliation_runs_total{status="completed"}"#,
+        "reconciliation_run_duration_seconds",
+        r#"toss_requests_total{operation="transactions",outcome="ok"}"#,
+        r#"toss_requests_total{operation="settlements",outcome="ok"}"#,
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
     app.stop().await;
 }
 
@@ -163,6 +174,8 @@ async fn a_dashboard_cancel_is_missing_here_until_resync_adopts_it(backend: Back
     );
     let listed = app.get("/payments?needs_review=true").await;
     assert_eq!(listed.body["payments"][0]["payment_id"], id.as_str());
+    let metrics = app.get_public("/metrics").await.text;
+    assert!(metrics.contains(r#"reconciliation_discrepancies_total{kind="MISSING_HERE"}"#));
 
     // A person resyncs: Toss's cancel becomes a refund made outside the service.
     let resynced = app
