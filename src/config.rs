@@ -24,6 +24,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub redirect: RedirectSettings,
     pub reconciler: ReconcilerSettings,
+    pub reconciliation: ReconciliationConfig,
     pub idempotency: IdempotencySettings,
     pub nats: NatsSettings,
     pub log: LogSettings,
@@ -239,6 +240,44 @@ pub struct ReconcilerSettings {
     pub initial_backoff_secs: u64,
     pub max_backoff_secs: u64,
     pub confirm_window_secs: u64,
+}
+
+/// `[reconciliation]`: runs against Toss's books.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconciliationConfig {
+    /// "HH:MM" KST; empty: no daily schedule.
+    pub daily_at: String,
+    pub check_interval_secs: u64,
+    pub page_size: u32,
+    pub lease_secs: u64,
+}
+
+impl ReconciliationConfig {
+    /// The daily schedule's time of day (KST), `None` when off; an error names what is wrong.
+    pub fn daily_at(&self) -> Result<Option<chrono::NaiveTime>, String> {
+        let raw = self.daily_at.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveTime::parse_from_str(raw, "%H:%M")
+            .map(Some)
+            .map_err(|_| format!("reconciliation.daily_at: {raw:?} is not HH:MM (e.g. \"04:00\")"))
+    }
+
+    pub fn settings(&self) -> Result<crate::service::ReconciliationSettings, String> {
+        if !(1..=crate::gateway::books::MAX_PAGE).contains(&self.page_size) {
+            return Err(format!(
+                "reconciliation.page_size: {} is not 1..=5000",
+                self.page_size
+            ));
+        }
+        Ok(crate::service::ReconciliationSettings {
+            daily_at: self.daily_at()?,
+            check_interval: Duration::from_secs(self.check_interval_secs.max(1)),
+            page_size: self.page_size,
+            lease: Duration::from_secs(self.lease_secs.max(10)),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,12 +2,25 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use payment_service::config::Settings;
-use payment_service::startup::Application;
+use payment_service::startup::{self, Application};
 use payment_service::telemetry;
 use rand::distr::{Alphanumeric, SampleString};
 
+const USAGE: &str = "usage: payment-service                           serve the API
+       payment-service reconcile --date YYYY-MM-DD   check one KST day against Toss's books
+                                                     (exit 0: all matched, 1: discrepancies, 2: failed)";
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("reconcile") => return reconcile(&args[1..]).await,
+        Some(_) => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -16,6 +29,35 @@ async fn main() -> ExitCode {
             let message = format!("{error:#}").replace(['\n', '\r'], " ");
             eprintln!("payment-service: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `reconcile --date YYYY-MM-DD`: the summary on stdout, the exit code says what it found.
+async fn reconcile(args: &[String]) -> ExitCode {
+    let date = match args {
+        [flag, date] if flag == "--date" => date.clone(),
+        [flag] if flag.starts_with("--date=") => flag["--date=".len()..].to_owned(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match Settings::load().context("loading configuration") {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("payment-service: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let mut out = std::io::stdout();
+    match startup::reconcile_command(settings, &date, &mut out).await {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let message = format!("{error:#}").replace(['\n', '\r'], " ");
+            eprintln!("payment-service reconcile: {message}");
+            ExitCode::from(2)
         }
     }
 }

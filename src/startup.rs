@@ -15,12 +15,13 @@ use tokio_util::task::TaskTracker;
 use crate::config::{DatabaseSettings, Settings};
 use crate::crypto::BillingKeyCipher;
 use crate::gateway::{
-    BillingGateway, MeteredGateway, NoopGateway, PaymentGateway, TossClient, TossSettings,
+    BillingGateway, Books, MeteredBooks, MeteredGateway, NoopGateway, PaymentGateway, TossClient,
+    TossSettings,
 };
 use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
-use crate::service::{AccountSealer, PaymentService, Reconciler, ServiceSettings};
+use crate::service::{AccountSealer, PaymentService, Reconciler, Reconciliation, ServiceSettings};
 use crate::store::Store;
 
 pub struct Application {
@@ -28,6 +29,7 @@ pub struct Application {
     router: axum::Router,
     service: PaymentService,
     reconciler: Option<Reconciler>,
+    reconciliation: Reconciliation,
     relay: Option<Relay>,
     rate_limit: PublicRateLimit,
     grace: Duration,
@@ -117,20 +119,19 @@ impl Application {
             }
         };
 
-        let gateway: Arc<dyn PaymentGateway> = match &settings.toss.secret_key {
-            Some(secret_key) if !secret_key.expose_secret().trim().is_empty() => {
-                let client = TossClient::new(TossSettings {
-                    api_url: settings.toss.api_url.clone(),
-                    secret_key: secret_key.clone(),
-                    timeouts: settings.toss.timeouts(),
-                })?;
+        let reconciliation_settings = settings
+            .reconciliation
+            .settings()
+            .map_err(anyhow::Error::msg)?;
+        let mut books: Option<Arc<dyn Books>> = None;
+        let gateway: Arc<dyn PaymentGateway> = match toss_client(&settings)? {
+            Some(client) => {
+                let client = Arc::new(client);
                 tracing::info!(gateway = "toss", key = "TOSS_SECRET_KEY", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway (one-time payments): Toss Payments");
-                Arc::new(MeteredGateway::new(
-                    Arc::new(client),
-                    settings.toss.max_concurrency,
-                ))
+                books = Some(Arc::new(MeteredBooks::new(client.clone())));
+                Arc::new(MeteredGateway::new(client, settings.toss.max_concurrency))
             }
-            _ => {
+            None => {
                 tracing::warn!(
                     gateway = "noop",
                     "payment gateway (one-time payments): no-op (TOSS_SECRET_KEY is not set); confirms are recorded, not verified"
@@ -150,6 +151,7 @@ impl Application {
                 body_limit: settings.server.body_limit_bytes,
             },
         );
+        let reconciliation = Reconciliation::new(store.clone(), books, reconciliation_settings);
         let service = PaymentService::new(
             store,
             gateway,
@@ -183,6 +185,7 @@ impl Application {
         );
         let state = AppState {
             service: service.clone(),
+            reconciliation: reconciliation.clone(),
             idempotency,
             api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
             redirect: Arc::new(settings.redirect.clone()),
@@ -204,6 +207,7 @@ impl Application {
             router,
             service,
             reconciler,
+            reconciliation,
             relay,
             rate_limit,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
@@ -243,6 +247,7 @@ impl Application {
         if let Some(reconciler) = self.reconciler {
             background.spawn(reconciler.run(stopping.clone()));
         }
+        background.spawn(self.reconciliation.schedule(stopping.clone()));
         if let Some(relay) = self.relay {
             background.spawn(relay.run(stopping.clone()));
         }
@@ -276,6 +281,86 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// The Toss client, when a secret key is configured.
+fn toss_client(settings: &Settings) -> anyhow::Result<Option<TossClient>> {
+    match &settings.toss.secret_key {
+        Some(secret_key) if !secret_key.expose_secret().trim().is_empty() => {
+            Ok(Some(TossClient::new(TossSettings {
+                api_url: settings.toss.api_url.clone(),
+                secret_key: secret_key.clone(),
+                timeouts: settings.toss.timeouts(),
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `payment-service reconcile --date YYYY-MM-DD`: runs one date against Toss's books (no
+/// listener, no background tasks), writes the run's summary and discrepancies to `out`, and
+/// returns the exit code: 0 when everything matched, 1 when there are discrepancies, 2 when
+/// the run failed (Toss or the database could not be read) or could not start.
+pub async fn reconcile_command(
+    settings: Settings,
+    date: &str,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<u8> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let date: chrono::NaiveDate = date
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--date {date:?} is not a date written YYYY-MM-DD"))?;
+    let reconciliation_settings = settings
+        .reconciliation
+        .settings()
+        .map_err(anyhow::Error::msg)?;
+    let books: Arc<dyn Books> = match toss_client(&settings)? {
+        Some(client) => Arc::new(MeteredBooks::new(Arc::new(client))),
+        None => anyhow::bail!("TOSS_SECRET_KEY is not set: there are no books of Toss's to read"),
+    };
+    let store = connect(&settings.database).await?;
+    let reconciliation = Reconciliation::new(store.clone(), Some(books), reconciliation_settings);
+    let run = reconciliation
+        .run_now(date, crate::domain::reconciliation::RunTrigger::Cli)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let discrepancies = reconciliation
+        .discrepancies(&run)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    store.close().await;
+    writeln!(out, "reconciliation of {date}: {}", run.status.as_str())?;
+    let Some(summary) = &run.summary else {
+        writeln!(
+            out,
+            "  failed: {}",
+            run.error.as_deref().unwrap_or("unknown reason")
+        )?;
+        return Ok(2);
+    };
+    writeln!(
+        out,
+        "  toss_transactions={} matched={} discrepancies={} approved_krw={} cancelled_krw={} fees_krw={} payout_krw={}",
+        summary.toss_transactions,
+        summary.matched,
+        summary.discrepancies,
+        summary.approved_krw,
+        summary.cancelled_krw,
+        summary.fees_krw,
+        summary.payout_krw
+    )?;
+    for found in &discrepancies {
+        writeln!(
+            out,
+            "  {} order_id={} payment_key={} transaction_key={} payment_id={}",
+            found.kind.as_str(),
+            found.order_id.as_deref().unwrap_or("-"),
+            found.payment_key.as_deref().unwrap_or("-"),
+            found.transaction_key.as_deref().unwrap_or("-"),
+            found.payment_id.as_deref().unwrap_or("-"),
+        )?;
+    }
+    Ok(if discrepancies.is_empty() { 0 } else { 1 })
 }
 
 /// The store, connected and migrated. A failure is described in one line that names the

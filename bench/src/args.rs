@@ -32,9 +32,14 @@ pub struct Cli {
     )]
     postgres_url: String,
 
-    /// Complete flows, or a burst of confirms released at once
+    /// Complete flows, a burst of confirms released at once, or a day of Toss transactions
+    /// reconciled
     #[arg(long, value_enum, default_value = "flows")]
     scenario: Scenario,
+
+    /// reconcile: Toss transactions of the day (each a completed payment of ours)
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = at_least_one::<u64>)]
+    transactions: u64,
 
     /// Worker tasks (confirm-burst: for creating the payments)
     #[arg(short = 'c', long, value_name = "N", default_value = "16", value_parser = at_least_one::<usize>)]
@@ -140,6 +145,7 @@ pub enum Scenario {
     Flows,
     #[value(alias = "burst")]
     ConfirmBurst,
+    Reconcile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,7 @@ pub struct Options {
     pub backend: Backend,
     pub postgres_url: String,
     pub scenario: Scenario,
+    pub transactions: u64,
     pub concurrency: usize,
     pub amount: Amount,
     pub warmup: Duration,
@@ -219,20 +226,21 @@ impl Options {
         let cli = Cli::try_parse_from(args)?;
         let amount = match (cli.scenario, cli.flows) {
             (Scenario::ConfirmBurst, flows) => Amount::Flows(flows.unwrap_or(1000)),
-            (Scenario::Flows, Some(n)) => Amount::Flows(n),
-            (Scenario::Flows, None) => Amount::Duration(cli.duration),
+            (Scenario::Flows | Scenario::Reconcile, Some(n)) => Amount::Flows(n),
+            (Scenario::Flows | Scenario::Reconcile, None) => Amount::Duration(cli.duration),
         };
         let baselines = match cli.baselines {
             Some(BaselineList(list)) => list,
             None => match cli.scenario {
                 Scenario::Flows => vec![Baseline::Toss, Baseline::Database],
-                Scenario::ConfirmBurst => Vec::new(),
+                Scenario::ConfirmBurst | Scenario::Reconcile => Vec::new(),
             },
         };
         Ok(Self {
             backend: cli.backend,
             postgres_url: cli.postgres_url,
             scenario: cli.scenario,
+            transactions: cli.transactions,
             concurrency: cli.concurrency,
             amount,
             warmup: cli.warmup,
@@ -420,6 +428,21 @@ mod tests {
                 .baselines
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn reconcile_defaults_to_a_day_of_100000_transactions() {
+        let options = parse(&["--scenario", "reconcile"]).unwrap();
+        assert_eq!(options.scenario, Scenario::Reconcile);
+        assert_eq!(options.transactions, 100_000);
+        assert!(options.baselines.is_empty());
+        assert_eq!(
+            parse(&["--scenario", "reconcile", "--transactions", "5"])
+                .unwrap()
+                .transactions,
+            5
+        );
+        assert!(parse(&["--transactions", "0"]).is_err());
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl DbFlow {
             provider: "toss".to_owned(),
             approved_at: now,
             details: Default::default(),
+            approval_key: Some(format!("tx_{}", uuid::Uuid::new_v4().simple())),
         };
         let event = events::of_update(&complete, &complete.applied_to(&claimed, now));
         self.store

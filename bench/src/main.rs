@@ -12,6 +12,7 @@
 //! target/release/loadtest --database postgres --concurrency 16 --duration 20 --toss-delay-ms 0
 //! target/release/loadtest --database postgres --scenario confirm-burst --flows 1000 \
 //!     --toss-delay-ms 300 --pool 10
+//! target/release/loadtest --database postgres --scenario reconcile --transactions 100000
 //! ```
 //!
 //! See `docs/benchmarks.md` for what each number means and the results.
@@ -19,6 +20,7 @@
 mod args;
 mod db;
 mod flows;
+mod reconcile;
 mod service;
 mod stats;
 mod toss_server;
@@ -165,6 +167,15 @@ async fn run(
         .await
         .context("starting the fake Toss")?;
     println!("fake Toss on {toss_url}");
+    if options.scenario == Scenario::Reconcile {
+        let done = reconcile::run(options, run_id, work_dir, databases, &toss, &toss_url).await?;
+        return Ok(RoundResult {
+            errors: done.errors,
+            flows_per_s: done.transactions as f64 / done.seconds,
+            ratios: Vec::new(),
+            p99_ms: Vec::new(),
+        });
+    }
     let client = flows::http_client();
     let mut measured: Vec<Measured> = Vec::new();
 
@@ -233,6 +244,7 @@ async fn run(
             .await;
             (phase, meter.map(|m| m.stop()).unwrap_or_default())
         }
+        Scenario::Reconcile => unreachable!("measured by reconcile::run"),
         Scenario::ConfirmBurst => {
             let count = match options.amount {
                 Amount::Flows(n) => n,

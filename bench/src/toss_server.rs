@@ -35,6 +35,8 @@ impl TossServer {
             .route("/v1/payments/{key}/cancel", post(cancel))
             .route("/v1/payments/orders/{order_id}", get(by_order))
             .route("/v1/payments/{key}", get(by_key))
+            .route("/v1/transactions", get(transactions))
+            .route("/v1/settlements", get(settlements))
             .with_state(toss.clone());
         let listener = TcpListener::bind(bind).await?;
         let addr: SocketAddr = listener.local_addr()?;
@@ -50,6 +52,11 @@ impl TossServer {
     /// filled (baseline (a) leaves hundreds of thousands behind).
     pub fn forget_all(&self) {
         self.0.forget_all();
+    }
+
+    /// A payment approved at Toss now, with its transaction; returns the approval's key.
+    pub fn approve(&self, payment_key: &str, order_id: &str, amount: i64) -> String {
+        self.0.approve(payment_key, order_id, amount)
     }
 
     pub fn authorization(&self) -> &str {
@@ -109,6 +116,20 @@ async fn by_key(
     headers: HeaderMap,
 ) -> Response {
     let endpoint = Endpoint::ByKey { payment_key: &key };
+    toss.answer(endpoint, &uri, &headers, &[]).await
+}
+
+async fn transactions(State(toss): State<TossServer>, uri: Uri, headers: HeaderMap) -> Response {
+    let endpoint = Endpoint::Transactions {
+        query: uri.query().unwrap_or_default(),
+    };
+    toss.answer(endpoint, &uri, &headers, &[]).await
+}
+
+async fn settlements(State(toss): State<TossServer>, uri: Uri, headers: HeaderMap) -> Response {
+    let endpoint = Endpoint::Settlements {
+        query: uri.query().unwrap_or_default(),
+    };
     toss.answer(endpoint, &uri, &headers, &[]).await
 }
 

@@ -9,8 +9,11 @@
 //! registered card's `authKey` is issued into a billing key once, a charge approves an order id
 //! once (`DUPLICATED_ORDER_ID` after), declines and a 500-after-charging can be queued, and
 //! `BILLING_DELETED` forgets a key; with a billing secret key, billing is another MID whose
-//! payments the payment key cannot see. An adapter turns an HTTP
-//! request into a [`Call`] and the [`Reply`] back into a response; nothing here knows HTTP.
+//! payments the payment key cannot see. Every approval and cancel is also a transaction in
+//! Toss's books: `GET /v1/transactions` lists them (`startingAfter` paging) and
+//! `GET /v1/settlements` settles them (`page` paging; a cancel is a negative row; the fee is
+//! 3 % plus 10 % VAT on it), and list calls can be made to answer 429. An adapter turns an
+//! HTTP request into a [`Call`] and the [`Reply`] back into a response; nothing here knows HTTP.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -50,6 +53,8 @@ pub struct FakePayment {
     pub tax_free: i64,
     /// Why it ended without approval (`EXPIRED`, ...).
     pub failure: Option<(String, String)>,
+    /// `approvedAt` (KST, RFC 3339) once approved.
+    pub approved_at: Option<String>,
 }
 
 impl FakePayment {
@@ -70,6 +75,26 @@ impl FakePayment {
 
 /// A virtual account's due date, as Toss writes it (KST, no offset): seven days on.
 const DUE_DATE: &str = "2026-12-08T23:59:59";
+/// One row of Toss's transactions: an approval (`DONE`) or a cancel (the payment's status after
+/// it), in the order they happened.
+#[derive(Debug, Clone)]
+pub struct FakeTransaction {
+    pub transaction_key: String,
+    pub payment_key: String,
+    pub order_id: String,
+    pub status: String,
+    pub amount: i64,
+    /// KST, RFC 3339 (`2026-11-29T10:00:00+09:00`).
+    pub transaction_at: String,
+}
+
+/// Now in Korea, as Toss writes its timestamps.
+fn now_kst() -> String {
+    let kst = chrono::FixedOffset::east_opt(9 * 3600).expect("a valid offset");
+    chrono::Utc::now()
+        .with_timezone(&kst)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
 
 /// Which of Toss's endpoints a call is for, with the path's parameter (percent-decoded).
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +111,10 @@ pub enum Endpoint<'a> {
     IssueBillingKey,
     /// `POST /v1/billing/{billingKey}`
     Charge { billing_key: &'a str },
+    /// `GET /v1/transactions?{query}`
+    Transactions { query: &'a str },
+    /// `GET /v1/settlements?{query}`
+    Settlements { query: &'a str },
 }
 
 /// One request to Toss, as an adapter read it.
@@ -176,6 +205,10 @@ struct Inner {
     /// (`FORBIDDEN_CONSECUTIVE_REQUEST`); off unless asked for.
     cancel_spacing: Mutex<Option<Duration>>,
     billing: Mutex<Billing>,
+    /// Every approval and cancel, oldest first: Toss's transactions.
+    transactions: Mutex<Vec<FakeTransaction>>,
+    /// The next this many list calls answer 429.
+    throttled_lists: Mutex<u32>,
 }
 
 /// Billing (자동결제): card registrations waiting to be issued, issued keys, and what the next
@@ -223,6 +256,8 @@ impl FakeToss {
             replies: shards(),
             cancel_spacing: Mutex::new(None),
             billing: Mutex::default(),
+            transactions: Mutex::new(Vec::new()),
+            throttled_lists: Mutex::new(0),
         }))
     }
 
@@ -293,6 +328,148 @@ impl FakeToss {
                     None => not_found(),
                 }
             }
+            Endpoint::Transactions { query } => {
+                self.throttled().unwrap_or_else(|| self.transactions(query))
+            }
+            Endpoint::Settlements { query } => {
+                self.throttled().unwrap_or_else(|| self.settlements(query))
+            }
+        }
+    }
+
+    fn throttled(&self) -> Option<Reply> {
+        let mut left = self.0.throttled_lists.lock().expect("fake Toss state");
+        (*left > 0).then(|| {
+            *left -= 1;
+            Reply::refused(
+                429,
+                "TOO_MANY_REQUESTS",
+                "요청량이 너무 많습니다. 잠시 후 다시 시도해주세요.",
+            )
+        })
+    }
+
+    /// `GET /v1/transactions`: those between `startDate` and `endDate` (KST local times), after
+    /// `startingAfter`, at most `limit` (1..=5000, default 100).
+    fn transactions(&self, query: &str) -> Reply {
+        let params = parameters(query);
+        let (Some(start), Some(end)) = (params.get("startDate"), params.get("endDate")) else {
+            return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+        };
+        let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+            None => 100,
+            Some(Ok(limit)) if (1..=5000).contains(&limit) => limit,
+            Some(_) => return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다."),
+        };
+        let log = self.0.transactions.lock().expect("fake Toss state");
+        let in_range = |t: &&FakeTransaction| {
+            let local = &t.transaction_at[..19];
+            local >= start.as_str() && local <= end.as_str()
+        };
+        let mut rows = log.iter().filter(in_range);
+        if let Some(after) = params.get("startingAfter") {
+            // Everything up to and including that transaction is skipped.
+            if !rows.by_ref().any(|t| &t.transaction_key == after) {
+                return Reply::new(200, json!([]));
+            }
+        }
+        let page: Vec<Value> = rows.take(limit).map(transaction_json).collect();
+        Reply::new(200, Value::Array(page))
+    }
+
+    /// `GET /v1/settlements?dateType=soldDate`: the day's transactions settled, page `page`
+    /// (from 1) of `size` (1..=5000, default 100) rows.
+    fn settlements(&self, query: &str) -> Reply {
+        let params = parameters(query);
+        let (Some(start), Some(end)) = (params.get("startDate"), params.get("endDate")) else {
+            return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+        };
+        let number = |name: &str, default: usize, max: usize| match params.get(name) {
+            None => Some(default),
+            Some(raw) => raw.parse::<usize>().ok().filter(|n| (1..=max).contains(n)),
+        };
+        let (Some(page), Some(size)) = (number("page", 1, usize::MAX), number("size", 100, 5000))
+        else {
+            return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+        };
+        let log = self.0.transactions.lock().expect("fake Toss state");
+        let rows: Vec<Value> = log
+            .iter()
+            .filter(|t| {
+                let day = &t.transaction_at[..10];
+                day >= start.as_str() && day <= end.as_str() && t.status != "WAITING_FOR_DEPOSIT"
+            })
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .map(settlement_json)
+            .collect();
+        Reply::new(200, Value::Array(rows))
+    }
+
+    fn record(&self, payment: &FakePayment, status: &str, amount: i64) {
+        self.0
+            .transactions
+            .lock()
+            .expect("fake Toss state")
+            .push(FakeTransaction {
+                transaction_key: payment.last_transaction_key.clone(),
+                payment_key: payment.payment_key.clone(),
+                order_id: payment.order_id.clone(),
+                status: status.to_owned(),
+                amount,
+                transaction_at: now_kst(),
+            });
+    }
+
+    /// The next `count` calls of the transactions or settlements list answer 429.
+    pub fn throttle_lists(&self, count: u32) {
+        *self.0.throttled_lists.lock().expect("fake Toss state") = count;
+    }
+
+    /// Toss's transactions, oldest first.
+    pub fn transaction_log(&self) -> Vec<FakeTransaction> {
+        self.0.transactions.lock().expect("fake Toss state").clone()
+    }
+
+    /// A payment approved at Toss now, with its transaction, as if confirmed (for a benchmark
+    /// that fills Toss's books without a confirm per payment). Returns the approval's key.
+    pub fn approve(&self, payment_key: &str, order_id: &str, amount: i64) -> String {
+        let mut payment = FakePayment::authenticated(payment_key, order_id, amount);
+        payment.status = "DONE".to_owned();
+        payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+        payment.approved_at = Some(now_kst());
+        self.record(&payment, "DONE", amount);
+        let key = payment.last_transaction_key.clone();
+        self.lock(&self.0.payments, payment_key).insert(
+            payment_key.to_owned(),
+            Kept {
+                payment,
+                mid: Mid::Payments,
+                last_cancel: None,
+            },
+        );
+        self.index_order(order_id, payment_key);
+        key
+    }
+
+    /// Toss's transactions no longer list `transaction_key` (its books lack what ours hold).
+    pub fn forget_transaction(&self, transaction_key: &str) {
+        self.0
+            .transactions
+            .lock()
+            .expect("fake Toss state")
+            .retain(|t| t.transaction_key != transaction_key);
+    }
+
+    /// Toss's transaction `transaction_key` now says `amount` (its books disagree with the
+    /// payment, as after a partial capture or a data fix on Toss's side).
+    pub fn set_transaction_amount(&self, transaction_key: &str, amount: i64) {
+        let mut log = self.0.transactions.lock().expect("fake Toss state");
+        if let Some(row) = log
+            .iter_mut()
+            .find(|t| t.transaction_key == transaction_key)
+        {
+            row.amount = amount;
         }
     }
 
@@ -342,6 +519,8 @@ impl FakeToss {
             "IN_PROGRESS" => {
                 payment.status = "DONE".to_owned();
                 payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+                payment.approved_at = Some(now_kst());
+                self.record(payment, "DONE", amount);
                 Reply::new(200, to_json(payment))
             }
             "ABORTED" | "EXPIRED" => Reply::refused(
@@ -446,6 +625,7 @@ impl FakeToss {
             tax_free,
             body["cancelReason"].as_str().unwrap_or_default(),
         );
+        self.record(payment, &payment.status.clone(), amount);
         Reply::new(200, to_json(payment))
     }
 
@@ -541,6 +721,8 @@ impl FakeToss {
         payment.status = "DONE".to_owned();
         payment.tax_free = body["taxFreeAmount"].as_i64().unwrap_or_default();
         payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+        payment.approved_at = Some(now_kst());
+        self.record(&payment, "DONE", amount);
         let reply = to_json(&payment);
         self.lock(&self.0.payments, &payment_key).insert(
             payment_key.clone(),
@@ -652,12 +834,18 @@ impl FakeToss {
     /// `false` (nothing changes) when the account no longer takes deposits (cancelled,
     /// expired). The `DEPOSIT_CALLBACK` body Toss sends is [`FakeToss::deposit_callback`].
     pub fn deposit(&self, payment_key: &str) -> bool {
-        self.update(payment_key, |payment| {
+        let deposited = self.update(payment_key, |payment| {
             if payment.status != "WAITING_FOR_DEPOSIT" {
-                return false;
+                return None;
             }
             payment.status = "DONE".to_owned();
             payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+            payment.approved_at = Some(now_kst());
+            Some(payment.clone())
+        });
+        // The deposit is the approval: it enters Toss's transactions then.
+        deposited.is_some_and(|payment| {
+            self.record(&payment, "DONE", payment.total);
             true
         })
     }
@@ -720,6 +908,8 @@ impl FakeToss {
         let mut payments = self.lock(&self.0.payments, payment_key);
         let kept = payments.get_mut(payment_key).expect("known payment");
         apply_cancel(&mut kept.payment, amount, 0, "dashboard");
+        let status = kept.payment.status.clone();
+        self.record(&kept.payment, &status, amount);
     }
 
     /// Forgets every payment and reply, so that a benchmark phase does not pay for the maps an
@@ -734,6 +924,7 @@ impl FakeToss {
         for shard in &self.0.replies {
             *shard.lock().expect("fake Toss state") = HashMap::new();
         }
+        *self.0.transactions.lock().expect("fake Toss state") = Vec::new();
     }
 }
 
@@ -763,7 +954,7 @@ fn apply_cancel(payment: &mut FakePayment, amount: i64, tax_free: i64, reason: &
         "transactionKey": transaction_key,
         "cancelReason": reason,
         "taxExemptionAmount": 0,
-        "canceledAt": "2026-11-23T12:20:23+09:00",
+        "canceledAt": now_kst(),
         "cancelAmount": amount,
         "taxFreeAmount": tax_free,
         "refundableAmount": payment.balance,
@@ -781,6 +972,97 @@ fn unauthorized() -> Reply {
 
 fn not_found() -> Reply {
     Reply::refused(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
+}
+
+/// `a=1&b=2` into a map (percent-decoded).
+fn parameters(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[at], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                at += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                at += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A row of `GET /v1/transactions` (§17.3).
+fn transaction_json(t: &FakeTransaction) -> Value {
+    json!({
+        "mId": "tosspayments",
+        "transactionKey": t.transaction_key,
+        "paymentKey": t.payment_key,
+        "orderId": t.order_id,
+        "method": "카드",
+        "customerKey": null,
+        "useEscrow": false,
+        "receiptUrl": "https://dashboard.tosspayments.com/receipt",
+        "status": t.status,
+        "transactionAt": t.transaction_at,
+        "currency": "KRW",
+        "amount": t.amount
+    })
+}
+
+/// The fee Toss takes of `amount` in the fake: 3 %, and 10 % VAT on it.
+pub fn fee_of(amount: i64) -> (i64, i64) {
+    let fee = amount * 3 / 100;
+    (fee, fee / 10)
+}
+
+/// A row of `GET /v1/settlements` (§17.4): a cancel's amounts are negative.
+fn settlement_json(t: &FakeTransaction) -> Value {
+    let cancel = t.status != "DONE";
+    let sign = if cancel { -1 } else { 1 };
+    let (fee, vat) = fee_of(t.amount);
+    let sold = &t.transaction_at[..10];
+    let paid_out = chrono::NaiveDate::parse_from_str(sold, "%Y-%m-%d")
+        .map(|d| (d + chrono::Duration::days(2)).to_string())
+        .unwrap_or_else(|_| sold.to_owned());
+    json!({
+        "mId": "tosspayments",
+        "paymentKey": t.payment_key,
+        "transactionKey": t.transaction_key,
+        "orderId": t.order_id,
+        "currency": "KRW",
+        "method": "카드",
+        "amount": sign * t.amount,
+        "interestFee": 0,
+        "fees": [{"type": "BASE", "fee": sign * fee}],
+        "supplyAmount": sign * (t.amount - t.amount / 11),
+        "vat": sign * vat,
+        "payOutAmount": sign * (t.amount - fee - vat),
+        "approvedAt": t.transaction_at,
+        "soldDate": sold,
+        "paidOutDate": paid_out,
+        "card": null,
+        "easyPay": null,
+        "cancel": if cancel { json!({"cancelAmount": t.amount, "transactionKey": t.transaction_key}) } else { Value::Null }
+    })
 }
 
 /// The webhook secret Toss gives an attempt: its own, per `paymentKey`.
@@ -818,7 +1100,11 @@ pub fn to_json(p: &FakePayment) -> Value {
         "taxExemptionAmount": 0,
         "status": p.status,
         "requestedAt": "2026-11-23T12:17:57+09:00",
-        "approvedAt": if approved { json!("2026-11-23T12:18:14+09:00") } else { Value::Null },
+        "approvedAt": if approved {
+            json!(p.approved_at.as_deref().unwrap_or("2026-11-23T12:18:14+09:00"))
+        } else {
+            Value::Null
+        },
         "useEscrow": false,
         "cultureExpense": false,
         "card": if p.virtual_account { Value::Null } else { card },

@@ -10,6 +10,7 @@ mod m20261130_000002_idempotency_on_rows;
 mod m20261130_000003_unpublished_events_by_payment;
 mod m20261201_000001_korean_methods;
 mod m20261201_000002_billing;
+mod m20261201_000003_reconciliation;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_unpublished_events_by_payment::Migration),
             Box::new(m20261201_000001_korean_methods::Migration),
             Box::new(m20261201_000002_billing::Migration),
+            Box::new(m20261201_000003_reconciliation::Migration),
         ]
     }
 }

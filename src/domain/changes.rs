@@ -42,6 +42,9 @@ pub enum PaymentUpdate {
         approved_at: DateTime<Utc>,
         /// Method, card, receipt as the PG reports them.
         details: PgDetails,
+        /// The approval's `transactionKey` (the record's `lastTransactionKey` when it shows no
+        /// cancel yet), matched against Toss's transactions by reconciliation.
+        approval_key: Option<String>,
     },
     /// Completed without a PG (no-op gateway, or a trusted caller's claim).
     Record {
@@ -176,8 +179,10 @@ impl PaymentUpdate {
                 secret,
                 approved_at,
                 details,
+                approval_key,
             } => Patch {
                 status: Some(Completed),
+                pg_approval_key: approval_key.map(Some),
                 pg_transaction_id: Some(Some(payment_key.to_string())),
                 payment_key: Some(Some(payment_key)),
                 pg_provider: Some(Some(provider)),
@@ -268,6 +273,7 @@ pub struct Patch {
     pub status: Option<PaymentStatus>,
     pub pg_provider: Option<Option<String>>,
     pub pg_transaction_id: Option<Option<String>>,
+    pub pg_approval_key: Option<Option<String>>,
     pub payment_key: Option<Option<PaymentKey>>,
     pub billing_key_id: Option<Option<BillingKeyId>>,
     pub pg_secret: Option<Option<String>>,
@@ -299,6 +305,9 @@ impl Patch {
         }
         if let Some(value) = p.pg_transaction_id {
             payment.pg_transaction_id = value;
+        }
+        if let Some(value) = p.pg_approval_key {
+            payment.pg_approval_key = value;
         }
         if let Some(value) = p.payment_key {
             payment.payment_key = value;
@@ -405,6 +414,7 @@ mod tests {
                 secret: None,
                 approved_at: now,
                 details: PgDetails::default(),
+                approval_key: Some("tx_1".into()),
             },
             PaymentUpdate::Record {
                 provider: None,

@@ -4,6 +4,7 @@ mod billing;
 mod changes;
 mod ids;
 mod methods;
+pub mod reconciliation;
 mod records;
 mod status;
 
@@ -19,7 +20,7 @@ pub use methods::{
     CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
     mask,
 };
-pub use records::{Payment, Refund, Review, StoredEvent};
+pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

@@ -31,6 +31,10 @@ pub struct Payment {
     /// The billing key of the charge attempt in flight (while `payment_key` is unknown), or of
     /// the charge that paid.
     pub billing_key_id: Option<BillingKeyId>,
+    /// The `transactionKey` of the PG's approval (Toss's `lastTransactionKey` at approval).
+    pub pg_approval_key: Option<String>,
+    /// What Toss settles for the sale, once a reconciliation run read it.
+    pub settlement: Option<Settlement>,
     /// Number of confirm attempts (claims) made for this payment.
     pub confirm_attempt: i32,
     /// Sends of the current attempt's confirm; each send has its own PG idempotency key.
@@ -95,6 +99,8 @@ impl Payment {
             pg_transaction_id: None,
             payment_key: None,
             billing_key_id: None,
+            pg_approval_key: None,
+            settlement: None,
             confirm_attempt: 0,
             confirm_sends: 0,
             annotated_attempt: None,
@@ -148,6 +154,18 @@ impl Payment {
             None => self.pg_transaction_id.as_deref().map(PaymentKey::parse),
         }
     }
+}
+
+/// Toss's settlement of a payment's sale (its settlements row with `soldDate`, not a cancel's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// What Toss keeps: the sale's amount minus its payout (fees and their VAT).
+    pub fee_krw: i64,
+    /// `payOutAmount`: what Toss pays out for the sale.
+    pub payout_krw: i64,
+    /// `YYYY-MM-DD`, KST.
+    pub sold_date: String,
+    pub paid_out_date: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

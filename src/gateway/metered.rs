@@ -1,5 +1,6 @@
 //! A gateway wrapper that bounds how many PG calls run at once and measures each one:
-//! `toss_requests_total{operation, outcome}` and `toss_request_duration_seconds{operation}`.
+//! `toss_requests_total{operation, outcome}` and `toss_request_duration_seconds{operation}`;
+//! [`MeteredBooks`] measures the reads of Toss's books the same way.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,9 +8,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use chrono::NaiveDate;
+
 use super::{
-    BillingGateway, CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest,
-    Outcome, PaymentGateway, PgBillingKey, PgPayment,
+    BillingGateway, Books, CancelRequest, ChargeRequest, ConfirmRequest, GatewayError,
+    IssueRequest, Outcome, PaymentGateway, PgBillingKey, PgPayment, PgSettlement, PgTransaction,
 };
 use crate::domain::{OrderId, PaymentKey};
 
@@ -35,23 +38,68 @@ impl<G: ?Sized> MeteredGateway<G> {
     ) -> Result<T, GatewayError> {
         // Waiting for a slot is not the PG's latency; only the call is timed.
         let _slot = self.slots.acquire().await.ok();
-        let started = Instant::now();
-        let result = call.await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(error) => error.outcome(),
-        };
-        let label = match outcome {
-            Outcome::Ok => "ok",
-            Outcome::Declined => "declined",
-            Outcome::Unknown => "unknown",
-            Outcome::Misconfigured => "misconfigured",
-        };
-        metrics::counter!("toss_requests_total", "operation" => operation, "outcome" => label)
-            .increment(1);
-        metrics::histogram!("toss_request_duration_seconds", "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
-        result
+        measured(operation, call).await
+    }
+}
+
+/// Times and counts one PG call.
+async fn measured<T>(
+    operation: &'static str,
+    call: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<T, GatewayError> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(error) => error.outcome(),
+    };
+    let label = match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Declined => "declined",
+        Outcome::Unknown => "unknown",
+        Outcome::Misconfigured => "misconfigured",
+    };
+    metrics::counter!("toss_requests_total", "operation" => operation, "outcome" => label)
+        .increment(1);
+    metrics::histogram!("toss_request_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Toss's books, measured as every other PG call (`operation` `transactions` / `settlements`).
+/// A reconciliation run reads one page at a time, so no concurrency bound is needed.
+pub struct MeteredBooks {
+    inner: Arc<dyn Books>,
+}
+
+impl MeteredBooks {
+    pub fn new(inner: Arc<dyn Books>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl Books for MeteredBooks {
+    async fn transactions(
+        &self,
+        date: NaiveDate,
+        starting_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PgTransaction>, GatewayError> {
+        measured(
+            "transactions",
+            self.inner.transactions(date, starting_after, limit),
+        )
+        .await
+    }
+
+    async fn settlements(
+        &self,
+        date: NaiveDate,
+        page: u32,
+        size: u32,
+    ) -> Result<Vec<PgSettlement>, GatewayError> {
+        measured("settlements", self.inner.settlements(date, page, size)).await
     }
 }
 

@@ -4,6 +4,7 @@
 //! key is configured and only records what callers claim. Toss's JSON types never leave this
 //! module: the service sees [`PgPayment`], [`WebhookHint`] and [`GatewayError`].
 
+pub mod books;
 mod metered;
 mod noop;
 pub mod toss;
@@ -16,7 +17,8 @@ use crate::domain::{
     AuthKey, BillingKeySecret, CardInfo, CustomerKey, OrderId, PaymentKey, PgDetails, RefundAccount,
 };
 
-pub use metered::MeteredGateway;
+pub use books::{Books, PgSettlement, PgTransaction, TransactionKind};
+pub use metered::{MeteredBooks, MeteredGateway};
 pub use noop::NoopGateway;
 pub use toss::{TossClient, TossSettings};
 

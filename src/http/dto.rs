@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
 
 /// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
-fn timestamp(at: DateTime<Utc>) -> String {
+pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -442,6 +442,7 @@ pub struct VirtualAccountDto {
     "receipt_url": "https://dashboard.tosspayments.com/receipt/redirection?transactionId=tviva20261123093057MvuS8&ref=PX",
     "card": {"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"},
     "virtual_account": null,
+    "settlement": {"fee_krw": 495, "payout_krw": 14505, "sold_date": "2026-11-23", "paid_out_date": "2026-11-26"},
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -481,12 +482,30 @@ pub struct PaymentDto {
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
     /// after the deposit, the expiry or the cancel.
     pub virtual_account: Option<VirtualAccountDto>,
+    /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
+    /// the day it was sold); `null` until a run has read it.
+    pub settlement: Option<SettlementDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+}
+
+/// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementDto {
+    /// What Toss keeps: the sale's amount minus `payout_krw` (its fees and their VAT).
+    pub fee_krw: i64,
+    /// What Toss pays out for the sale (`payOutAmount`).
+    pub payout_krw: i64,
+    /// The KST date of the sale (`soldDate`).
+    #[schema(format = Date)]
+    pub sold_date: String,
+    /// The KST date Toss pays it out (`paidOutDate`).
+    #[schema(format = Date)]
+    pub paid_out_date: Option<String>,
 }
 
 impl From<&Payment> for PaymentDto {
@@ -527,6 +546,12 @@ impl From<&Payment> for PaymentDto {
                 customer_name: account.customer_name.clone(),
                 due_date: account.due_date.map(timestamp),
             }),
+            settlement: p.settlement.as_ref().map(|s| SettlementDto {
+                fee_krw: s.fee_krw,
+                payout_krw: s.payout_krw,
+                sold_date: s.sold_date.clone(),
+                paid_out_date: s.paid_out_date.clone(),
+            }),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
@@ -561,6 +586,7 @@ impl From<&Payment> for PaymentDto {
     "receipt_url": "https://dashboard.tosspayments.com/receipt/redirection?transactionId=tviva20261123093057MvuS8&ref=PX",
     "card": {"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"},
     "virtual_account": null,
+    "settlement": null,
     "created_at": "2026-11-23T09:30:00.000Z",
     "updated_at": "2026-11-23T09:31:02.412Z",
     "completed_at": "2026-11-23T09:31:02.000Z"
@@ -596,6 +622,8 @@ pub struct PublicPaymentDto {
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
     /// after the deposit, the expiry or the cancel.
     pub virtual_account: Option<VirtualAccountDto>,
+    /// What Toss settles for the sale, once a reconciliation run read it.
+    pub settlement: Option<SettlementDto>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -629,6 +657,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             receipt_url,
             card,
             virtual_account,
+            settlement,
             created_at,
             updated_at,
             completed_at,
@@ -653,6 +682,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             receipt_url,
             card,
             virtual_account,
+            settlement,
             created_at,
             updated_at,
             completed_at,

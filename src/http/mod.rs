@@ -8,6 +8,7 @@ mod metrics;
 mod payments;
 mod problem;
 mod rate_limit;
+mod reconciliation;
 mod redirects;
 mod reviews;
 mod system;
@@ -36,11 +37,12 @@ pub use rate_limit::PublicRateLimit;
 
 use crate::config::RedirectSettings;
 use crate::idempotency::{self, Idempotency};
-use crate::service::PaymentService;
+use crate::service::{PaymentService, Reconciliation};
 
 #[derive(Clone)]
 pub struct AppState {
     pub service: PaymentService,
+    pub reconciliation: Reconciliation,
     pub idempotency: Idempotency,
     pub api_keys: Arc<ApiKeys>,
     pub redirect: Arc<RedirectSettings>,
@@ -81,6 +83,7 @@ Timestamps are RFC 3339 UTC.",
         (name = "toss redirects", description = "Where Toss sends the buyer's browser, and its webhooks"),
         (name = "billing", description = "Subscriptions through Toss billing (자동결제): customer keys, billing keys, charges"),
         (name = "events", description = "The durable event log"),
+        (name = "reconciliation", description = "Our books checked against Toss's transactions and settlements, per KST day"),
         (name = "system", description = "Health and readiness"),
     )
 )]
@@ -118,6 +121,11 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(billing::charge_payment))
         .routes(routes!(system::list_events))
+        .routes(routes!(
+            reconciliation::start_run,
+            reconciliation::list_runs
+        ))
+        .routes(routes!(reconciliation::get_run))
 }
 
 /// The routes anyone may call: the confirm (which asks for the API key itself when Toss does

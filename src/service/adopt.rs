@@ -379,6 +379,12 @@ fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context
         secret: record.secret.clone(),
         approved_at: record.approved_at.unwrap_or(ctx.now),
         details: record.details.clone(),
+        // After a cancel, `lastTransactionKey` is the cancel's: the approval's is not in it.
+        approval_key: record
+            .cancels
+            .is_empty()
+            .then(|| record.last_transaction_key.clone())
+            .flatten(),
     };
     let completed = update.applied_to(ours, ctx.now);
     let event = events::of_update(&update, &completed);

@@ -4,7 +4,7 @@ use super::StoreError;
 use super::entities::{event, payment, refund};
 use crate::domain::{
     CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, SealedAccount,
-    StoredEvent, VirtualAccount,
+    Settlement, StoredEvent, VirtualAccount,
 };
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -97,6 +97,20 @@ impl TryFrom<payment::Model> for Payment {
                 _ => None,
             },
             cancel_reason: row.cancel_reason,
+            pg_approval_key: row.pg_approval_key,
+            settlement: match (
+                row.settlement_fee_krw,
+                row.settlement_payout_krw,
+                row.settlement_sold_date,
+            ) {
+                (Some(fee_krw), Some(payout_krw), Some(sold_date)) => Some(Settlement {
+                    fee_krw,
+                    payout_krw,
+                    sold_date,
+                    paid_out_date: row.settlement_paid_out_date,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -207,6 +221,11 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
             .and_then(|v| v.customer_name.clone())),
         va_due_date: Set(p.virtual_account.as_ref().and_then(|v| v.due_date)),
         cancel_reason: Set(p.cancel_reason.clone()),
+        pg_approval_key: Set(p.pg_approval_key.clone()),
+        settlement_fee_krw: Set(p.settlement.as_ref().map(|s| s.fee_krw)),
+        settlement_payout_krw: Set(p.settlement.as_ref().map(|s| s.payout_krw)),
+        settlement_sold_date: Set(p.settlement.as_ref().map(|s| s.sold_date.clone())),
+        settlement_paid_out_date: Set(p.settlement.as_ref().and_then(|s| s.paid_out_date.clone())),
     }
 }
 

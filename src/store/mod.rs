@@ -7,6 +7,7 @@ mod entities;
 mod events;
 mod mapping;
 mod payments;
+mod reconciliation;
 mod refunds;
 mod reviews;
 mod sql;
@@ -23,6 +24,7 @@ use sea_orm::{
 pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use payments::{Plan, RefundWrite, Target};
+pub use reconciliation::{Claimed, StoredDiscrepancy};
 
 /// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://payment-service.db?mode=rwc";

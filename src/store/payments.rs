@@ -416,6 +416,9 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     if let Some(value) = patch.pg_transaction_id {
         set.push((Column::PgTransactionId, Expr::value(value)));
     }
+    if let Some(value) = patch.pg_approval_key {
+        set.push((Column::PgApprovalKey, Expr::value(value)));
+    }
     if let Some(value) = patch.payment_key {
         set.push((Column::PaymentKey, Expr::value(value.map(String::from))));
     }

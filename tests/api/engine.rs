@@ -247,6 +247,7 @@ async fn another_orders_record_in_a_confirm_reply_releases_the_claim(backend: Ba
         balance: 8000,
         status: "DONE".to_owned(),
         cancels: Vec::new(),
+        approved_at: None,
         last_transaction_key: "tx".to_owned(),
         ..Default::default()
     };

@@ -16,7 +16,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub use ::fake_toss::{BASIC_AUTH, FakePayment, SECRET_KEY, secret_of, to_json};
 
 /// Toss in memory (`authenticate`, `set_status`, `payment`, `cancel_in_dashboard`,
-/// `space_cancels`, ...), mountable on a wiremock server.
+/// `space_cancels`, `throttle_lists`, `transaction_log`, ...), mountable on a wiremock server.
+/// Its transactions and settlements lists are served too.
 #[derive(Clone, Default)]
 pub struct FakeToss(::fake_toss::FakeToss);
 
@@ -69,6 +70,18 @@ impl FakeToss {
             .and(path_regex(r"^/v1/billing/[^/]+$"))
             .respond_with(Handler(self.clone(), Kind::Charge))
             .with_priority(101)
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/transactions"))
+            .respond_with(Handler(self.clone(), Kind::Transactions))
+            .with_priority(100)
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/settlements"))
+            .respond_with(Handler(self.clone(), Kind::Settlements))
+            .with_priority(100)
             .mount(server)
             .await;
     }
@@ -142,6 +155,8 @@ enum Kind {
     ByOrder,
     Issue,
     Charge,
+    Transactions,
+    Settlements,
 }
 
 struct Handler(FakeToss, Kind);
@@ -165,9 +180,13 @@ impl Respond for Handler {
         // /v1/payments/{key}/cancel, /v1/payments/{key}, /v1/payments/orders/{order}
         let parameter = match self.1 {
             Kind::Cancel => segments.get(2),
-            Kind::Confirm | Kind::ByKey | Kind::ByOrder | Kind::Issue | Kind::Charge => {
-                segments.last()
-            }
+            Kind::Confirm
+            | Kind::ByKey
+            | Kind::ByOrder
+            | Kind::Issue
+            | Kind::Charge
+            | Kind::Transactions
+            | Kind::Settlements => segments.last(),
         }
         .map(String::as_str)
         .unwrap_or_default();
@@ -185,6 +204,12 @@ impl Respond for Handler {
             Kind::Issue => Endpoint::IssueBillingKey,
             Kind::Charge => Endpoint::Charge {
                 billing_key: parameter,
+            },
+            Kind::Transactions => Endpoint::Transactions {
+                query: request.url.query().unwrap_or_default(),
+            },
+            Kind::Settlements => Endpoint::Settlements {
+                query: request.url.query().unwrap_or_default(),
             },
         };
         let reply = self.0.handle(Call {

@@ -131,6 +131,10 @@ pub struct Options {
     pub billing_encryption_key: String,
     /// `TOSS_BILLING_SECRET_KEY`: billing under its own key (another MID at the fake Toss).
     pub toss_billing_secret_key: Option<String>,
+    /// Rows per page of Toss's transactions and settlements lists.
+    pub reconciliation_page_size: u32,
+    /// `reconciliation.daily_at` ("HH:MM" KST); `None`: no daily schedule.
+    pub reconciliation_daily_at: Option<String>,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -150,6 +154,8 @@ impl Default for Options {
             billing_redirect: None,
             billing_encryption_key: BILLING_ENCRYPTION_KEY.to_owned(),
             toss_billing_secret_key: None,
+            reconciliation_page_size: 5000,
+            reconciliation_daily_at: None,
         }
     }
 }
@@ -202,6 +208,9 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.limits.public_burst = options.public_rate.1;
     settings.server.cors_allowed_origins = options.cors_allowed_origins.clone();
     settings.reconciler.interval_ms = 100;
+    settings.reconciliation.page_size = options.reconciliation_page_size;
+    settings.reconciliation.daily_at = options.reconciliation_daily_at.clone().unwrap_or_default();
+    settings.reconciliation.check_interval_secs = 1;
     settings.reconciler.initial_backoff_secs = 0;
     settings.reconciler.max_backoff_secs = 1;
     if let Some((success, fail)) = &options.redirect {

@@ -18,6 +18,7 @@ mod openapi;
 mod operations;
 mod public_answers;
 mod races;
+mod reconciliation;
 mod redirects;
 mod refunds;
 mod relay;

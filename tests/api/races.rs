@@ -383,6 +383,7 @@ async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
         balance: 100,
         status: "DONE".to_owned(),
         cancels: Vec::new(),
+        approved_at: None,
         last_transaction_key: "tx".to_owned(),
         ..Default::default()
     };

@@ -39,11 +39,11 @@ pub struct TossSettings {
 
 /// The Toss client. Cheap to share: hold it in an `Arc<dyn PaymentGateway>`.
 pub struct TossClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base: Url,
     /// Marked sensitive, so `http` and reqwest print it as `Sensitive` should they ever try.
-    authorization: HeaderValue,
-    timeouts: Timeouts,
+    pub(super) authorization: HeaderValue,
+    pub(super) timeouts: Timeouts,
 }
 
 impl fmt::Debug for TossClient {
@@ -85,7 +85,7 @@ impl TossClient {
         })
     }
 
-    fn endpoint(&self, segments: &[&str]) -> Url {
+    pub(super) fn endpoint(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("checked by parse_base_url")
@@ -279,7 +279,7 @@ impl BillingGateway for TossClient {
     }
 }
 
-fn transport_failure(error: &reqwest::Error, timeout: Duration) -> GatewayError {
+pub(super) fn transport_failure(error: &reqwest::Error, timeout: Duration) -> GatewayError {
     if error.is_builder() {
         return local_misconfiguration("INVALID_REQUEST", error_chain(error));
     }

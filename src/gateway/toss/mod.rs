@@ -8,7 +8,9 @@
 //! - `transformers`: Toss's JSON and ours: request bodies, the Payment object as a
 //!   [`PgPayment`](super::PgPayment).
 //! - [`webhook`]: Toss's webhook bodies, reduced to a hint of which payment changed.
+//! - `books`: the transactions and settlements lists (paging parameters, 429 backoff).
 
+mod books;
 mod client;
 mod errors;
 mod transformers;

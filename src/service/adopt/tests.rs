@@ -57,6 +57,8 @@ fn payment(status: PaymentStatus) -> Payment {
         pg_transaction_id: approved,
         payment_key,
         billing_key_id: None,
+        pg_approval_key: None,
+        settlement: None,
         idempotency_key: None,
         confirm_attempt: 1,
         confirm_sends: 1,
@@ -149,7 +151,10 @@ fn record(status: &str) -> PgPayment {
         currency: Some("KRW".into()),
         method: Some("카드".into()),
         secret: Some("ps_secret".into()),
-        last_transaction_key: cancels.last().map(|c| c.transaction_key.clone()),
+        last_transaction_key: cancels
+            .last()
+            .map(|c| c.transaction_key.clone())
+            .or_else(|| Some("tx_approval".into())),
         approved_at: matches!(
             pg_status,
             PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled
@@ -499,6 +504,24 @@ fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
     assert_eq!(plan.payment.status, PaymentStatus::Completed);
     assert_eq!(plan.payment.pg_transaction_id.as_deref(), Some("pk_ours"));
     assert_eq!(plan.events[0].event_type, "payment.completed");
+}
+
+#[test]
+fn an_approval_keeps_its_transaction_key_unless_a_cancel_followed_it() {
+    for ours in [PaymentStatus::InProgress, PaymentStatus::Pending] {
+        let approved = decide(&payment(ours), &[], &record("DONE"), &ctx())
+            .plan
+            .unwrap()
+            .payment;
+        assert_eq!(approved.pg_approval_key.as_deref(), Some("tx_approval"));
+        // After a cancel, lastTransactionKey is the cancel's: no approval key is guessed.
+        let cancelled = decide(&payment(ours), &[], &record("PARTIAL_CANCELED"), &ctx())
+            .plan
+            .unwrap()
+            .payment;
+        assert_eq!(cancelled.status, PaymentStatus::PartialRefund);
+        assert_eq!(cancelled.pg_approval_key, None);
+    }
 }
 
 #[test]

@@ -2,6 +2,8 @@ pub mod billing_customer;
 pub mod billing_key;
 pub mod event;
 pub mod payment;
+pub mod reconciliation_discrepancy;
+pub mod reconciliation_run;
 pub mod refund;
 pub mod review;
 pub mod webhook_delivery;

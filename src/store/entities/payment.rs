@@ -54,6 +54,11 @@ pub struct Model {
     pub va_due_date: Option<DateTimeUtc>,
     /// Set when a merchant asked to cancel it.
     pub cancel_reason: Option<String>,
+    pub pg_approval_key: Option<String>,
+    pub settlement_fee_krw: Option<i64>,
+    pub settlement_payout_krw: Option<i64>,
+    pub settlement_sold_date: Option<String>,
+    pub settlement_paid_out_date: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -85,6 +85,7 @@ impl Respond for Answer {
                     balance: amount,
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
+                    approved_at: None,
                     last_transaction_key: format!("tx_{key}"),
                     // Paid by virtual account, deposited: its refunds name a refund account.
                     virtual_account: key.starts_with("pk_va"),

@@ -1,0 +1,182 @@
+//! Reconciliation runs: our books checked against Toss's transactions and settlements for one
+//! KST business day.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
+pub fn kst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).expect("a valid offset")
+}
+
+/// Today's date in Korea.
+pub fn today_kst(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&kst()).date_naive()
+}
+
+/// The first and last instants of `date` in KST, in UTC (00:00:00 .. 23:59:59.999999).
+pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = kst()
+        .from_local_datetime(&date.and_time(NaiveTime::MIN))
+        .single()
+        .expect("KST has no gaps")
+        .with_timezone(&Utc);
+    (
+        start,
+        start + chrono::Duration::days(1) - chrono::Duration::microseconds(1),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "RUNNING" => Some(Self::Running),
+            "COMPLETED" => Some(Self::Completed),
+            "FAILED" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Who started a run: a person (`POST /reconciliation/runs`), the daily schedule, or the
+/// command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunTrigger {
+    Api,
+    Schedule,
+    Cli,
+}
+
+impl RunTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Schedule => "schedule",
+            Self::Cli => "cli",
+        }
+    }
+}
+
+/// What a finished run found, in totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Toss's transactions of the day (approvals, cancels, issued virtual accounts).
+    pub toss_transactions: i64,
+    /// Those matched to our records without a discrepancy.
+    pub matched: i64,
+    /// The number of discrepancies listed.
+    pub discrepancies: i64,
+    /// Sum of Toss's approvals of the day.
+    pub approved_krw: i64,
+    /// Sum of Toss's cancels of the day.
+    pub cancelled_krw: i64,
+    /// What Toss keeps of the day's sales (settlements: amount minus payout), cancels netted.
+    pub fees_krw: i64,
+    /// What Toss pays out for the day's sales (settlements' `payOutAmount`), cancels netted.
+    pub payout_krw: i64,
+}
+
+/// A run of one date. There is one per date: running the date again replaces its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconciliationRun {
+    pub id: String,
+    pub date: NaiveDate,
+    pub status: RunStatus,
+    pub trigger: String,
+    /// The attempt now running the date (a fresh one for every start); only it may finish it.
+    pub pass_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Until when the running pass is presumed alive; after it, another start takes over.
+    pub lease_until: DateTime<Utc>,
+    pub summary: Option<RunSummary>,
+    /// Why a run `FAILED` (Toss or the database could not be read).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscrepancyKind {
+    /// Toss has an approval or cancel (or a settlement) we have no record of.
+    MissingHere,
+    /// We hold a completed payment or refund of the day that Toss does not.
+    MissingAtToss,
+    AmountMismatch,
+    StatusMismatch,
+}
+
+impl DiscrepancyKind {
+    pub const ALL: [Self; 4] = [
+        Self::MissingHere,
+        Self::MissingAtToss,
+        Self::AmountMismatch,
+        Self::StatusMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingHere => "MISSING_HERE",
+            Self::MissingAtToss => "MISSING_AT_TOSS",
+            Self::AmountMismatch => "AMOUNT_MISMATCH",
+            Self::StatusMismatch => "STATUS_MISMATCH",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+}
+
+/// One side of a discrepancy: a status and an amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    pub status: String,
+    pub amount_krw: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discrepancy {
+    pub kind: DiscrepancyKind,
+    pub order_id: Option<String>,
+    pub payment_key: Option<String>,
+    pub transaction_key: Option<String>,
+    /// Our payment it concerns, when we have one (it is set aside for review).
+    pub payment_id: Option<String>,
+    /// Our record: the payment's (approvals) or the refund's (cancels) status and amount.
+    pub ours: Option<Side>,
+    /// Toss's: the transaction's status and amount, or `SETTLED` and a settlement's amount.
+    pub theirs: Option<Side>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kst_day_starts_at_15_utc_the_day_before() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let (start, end) = kst_day_bounds(date);
+        assert_eq!(start.to_rfc3339(), "2026-11-28T15:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-11-29T14:59:59.999999+00:00");
+        assert_eq!(today_kst(start), date);
+        assert_eq!(today_kst(end), date);
+        assert_eq!(
+            today_kst(end + chrono::Duration::microseconds(1)),
+            date.succ_opt().unwrap()
+        );
+    }
+}

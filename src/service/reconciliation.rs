@@ -1,0 +1,407 @@
+//! Reconciliation: our books checked against Toss's for one KST business day.
+//!
+//! A run streams Toss's transactions (`startingAfter` paging) and settlements (`page` paging)
+//! page by page into staging tables, then compares them with our payments and refunds in SQL
+//! (`Store::compare`): memory stays bounded by one page whatever the size of the day. Every
+//! payment a discrepancy names is set aside for review (`PaymentUpdate::SetAside`), once per
+//! discrepancy and date; the review route's `resync` then adopts Toss's record through
+//! `adopt::decide`. There is one run per date: running a date again replaces its result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::reconciliation::{
+    Discrepancy, DiscrepancyKind, ReconciliationRun, RunSummary, RunTrigger, kst_day_bounds,
+    today_kst,
+};
+use crate::domain::{PaymentId, PaymentUpdate};
+use crate::error::AppError;
+use crate::gateway::Books;
+use crate::store::{Claimed, Store, StoreError, Target};
+
+/// Timing and paging of runs (`[reconciliation]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct ReconciliationSettings {
+    /// The daily schedule's time of day, KST; `None`: no schedule.
+    pub daily_at: Option<NaiveTime>,
+    pub check_interval: Duration,
+    /// Rows per page of Toss's lists (1..=5000).
+    pub page_size: u32,
+    pub lease: Duration,
+}
+
+impl Default for ReconciliationSettings {
+    fn default() -> Self {
+        Self {
+            daily_at: None,
+            check_interval: Duration::from_secs(60),
+            page_size: crate::gateway::books::MAX_PAGE,
+            lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Discrepancies read per query, when flagging and counting them.
+const BATCH: u64 = 500;
+
+#[derive(Clone)]
+pub struct Reconciliation {
+    store: Store,
+    /// Toss's books; `None` without a Toss key (runs answer `PG_NOT_CONFIGURED`).
+    books: Option<Arc<dyn Books>>,
+    settings: Arc<ReconciliationSettings>,
+}
+
+impl Reconciliation {
+    pub fn new(
+        store: Store,
+        books: Option<Arc<dyn Books>>,
+        settings: ReconciliationSettings,
+    ) -> Self {
+        Self {
+            store,
+            books,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Starts a run of `date` and returns it at once (`RUNNING`); the pass goes on in the
+    /// background. A date already running is returned as it is.
+    pub async fn start(&self, date: NaiveDate) -> Result<ReconciliationRun, AppError> {
+        let (claimed, books) = self.claim(date, RunTrigger::Api).await?;
+        if let Some(pass) = claimed.pass {
+            let this = self.clone();
+            let run = claimed.run.clone();
+            tokio::spawn(async move { this.carry_out(&books, &run, &pass).await });
+        }
+        Ok(claimed.run)
+    }
+
+    /// Runs `date` to its end and returns the run as it ended (the command line and the daily
+    /// schedule). A date another instance is running: `INVALID_STATE`.
+    pub async fn run_now(
+        &self,
+        date: NaiveDate,
+        trigger: RunTrigger,
+    ) -> Result<ReconciliationRun, AppError> {
+        let (claimed, books) = self.claim(date, trigger).await?;
+        let Some(pass) = claimed.pass else {
+            return Err(AppError::InvalidState(format!(
+                "the run of {date} is in progress elsewhere; look again later"
+            )));
+        };
+        self.carry_out(&books, &claimed.run, &pass).await;
+        self.store
+            .run(&claimed.run.id)
+            .await?
+            .ok_or_else(|| AppError::Internal("the run vanished".to_owned()))
+    }
+
+    async fn claim(
+        &self,
+        date: NaiveDate,
+        trigger: RunTrigger,
+    ) -> Result<(Claimed, Arc<dyn Books>), AppError> {
+        let now = Utc::now();
+        if date > today_kst(now) {
+            return Err(AppError::unprocessable(format!(
+                "date: {date} is after today in Korea ({})",
+                today_kst(now)
+            )));
+        }
+        let books = self.books.clone().ok_or(AppError::PgNotConfigured)?;
+        let claimed = self
+            .store
+            .claim_run(date, trigger, now, now + self.settings.lease)
+            .await?;
+        if claimed.pass.is_some() {
+            tracing::info!(run_id = %claimed.run.id, %date, trigger = trigger.as_str(), "reconciliation.started");
+        }
+        Ok((claimed, books))
+    }
+
+    pub async fn run(&self, id: &str) -> Result<ReconciliationRun, AppError> {
+        self.store
+            .run(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("no such reconciliation run".to_owned()))
+    }
+
+    /// The run of `date`, or the latest runs (newest date first) without one.
+    pub async fn runs(&self, date: Option<NaiveDate>) -> Result<Vec<ReconciliationRun>, AppError> {
+        Ok(match date {
+            Some(date) => self.store.run_of_date(date).await?.into_iter().collect(),
+            None => self.store.runs(31).await?,
+        })
+    }
+
+    /// What a finished run found (nothing while it runs or after it failed).
+    pub async fn discrepancies(
+        &self,
+        run: &ReconciliationRun,
+    ) -> Result<Vec<Discrepancy>, AppError> {
+        if run.summary.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.discrepancies(&run.id, after, BATCH).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page.into_iter().map(|stored| stored.discrepancy));
+        }
+        Ok(all)
+    }
+
+    /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
+    async fn carry_out(&self, books: &Arc<dyn Books>, run: &ReconciliationRun, pass: &str) {
+        let started = Instant::now();
+        let outcome = self.pass(books.as_ref(), run, pass).await;
+        let finished = match &outcome {
+            Ok(summary) => {
+                self.store
+                    .finish_run(&run.id, pass, Ok(summary), Utc::now())
+                    .await
+            }
+            Err(error) => {
+                self.store
+                    .finish_run(&run.id, pass, Err(error), Utc::now())
+                    .await
+            }
+        };
+        // Its pages are of no use to anyone any more.
+        if let Err(error) = self.store.clear_staging(Some(pass)).await {
+            tracing::warn!(run_id = %run.id, error = %error, "reconciliation: staging not cleared");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let status = match (&outcome, &finished) {
+            (_, Ok(false)) => "superseded",
+            (Ok(_), Ok(true)) => "completed",
+            _ => "failed",
+        };
+        metrics::counter!("reconciliation_runs_total", "status" => status).increment(1);
+        metrics::histogram!("reconciliation_run_duration_seconds").record(elapsed);
+        match (outcome, finished) {
+            (Ok(summary), Ok(true)) => tracing::info!(
+                run_id = %run.id,
+                date = %run.date,
+                toss_transactions = summary.toss_transactions,
+                matched = summary.matched,
+                discrepancies = summary.discrepancies,
+                approved_krw = summary.approved_krw,
+                cancelled_krw = summary.cancelled_krw,
+                fees_krw = summary.fees_krw,
+                payout_krw = summary.payout_krw,
+                elapsed_secs = elapsed,
+                "reconciliation.completed"
+            ),
+            (_, Ok(false)) => {
+                tracing::warn!(run_id = %run.id, date = %run.date, "reconciliation: another start took this run over")
+            }
+            (Err(error), _) => {
+                tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
+            }
+            (Ok(_), Err(error)) => {
+                tracing::error!(run_id = %run.id, date = %run.date, error = %error, "reconciliation.failed")
+            }
+        }
+    }
+
+    /// Reads Toss's lists into the staging tables, compares, flags.
+    async fn pass(
+        &self,
+        books: &dyn Books,
+        run: &ReconciliationRun,
+        pass: &str,
+    ) -> Result<RunSummary, String> {
+        let database = |error: StoreError| format!("the database could not be used: {error}");
+        // Pages of passes that died with their instance.
+        self.store.clear_staging(None).await.map_err(database)?;
+        let date = run.date;
+        let size = self.settings.page_size;
+        let full = usize::try_from(size).unwrap_or(usize::MAX);
+
+        let mut after: Option<String> = None;
+        loop {
+            let page = books
+                .transactions(date, after.as_deref(), size)
+                .await
+                .map_err(|error| format!("Toss's transactions could not be read: {error}"))?;
+            self.store
+                .stage_transactions(pass, &page)
+                .await
+                .map_err(database)?;
+            self.keep_lease(run, pass).await?;
+            let last = page.last().map(|row| row.transaction_key.clone());
+            if page.len() < full || last.is_none() {
+                break;
+            }
+            if last == after {
+                return Err("Toss's transactions did not move past startingAfter".to_owned());
+            }
+            after = last;
+        }
+
+        let mut page_number = 1u32;
+        loop {
+            let page = books
+                .settlements(date, page_number, size)
+                .await
+                .map_err(|error| format!("Toss's settlements could not be read: {error}"))?;
+            let first_row = i64::from(page_number - 1) * i64::from(size);
+            self.store
+                .stage_settlements(pass, first_row, &page)
+                .await
+                .map_err(database)?;
+            self.keep_lease(run, pass).await?;
+            if page.len() < full {
+                break;
+            }
+            page_number = page_number
+                .checked_add(1)
+                .ok_or_else(|| "Toss's settlements have no end".to_owned())?;
+        }
+
+        let summary = self
+            .store
+            .compare(&run.id, pass, date, kst_day_bounds(date))
+            .await
+            .map_err(database)?
+            .ok_or_else(|| "another start took this run over".to_owned())?;
+        self.flag(run, date).await.map_err(database)?;
+        Ok(summary)
+    }
+
+    async fn keep_lease(&self, run: &ReconciliationRun, pass: &str) -> Result<(), String> {
+        let until = Utc::now() + self.settings.lease;
+        match self.store.renew_run(&run.id, pass, until).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("another start took this run over".to_owned()),
+            Err(error) => Err(format!("the database could not be used: {error}")),
+        }
+    }
+
+    /// Sets aside every payment a discrepancy names, once per discrepancy and date (a re-run
+    /// flags nothing twice, and a dismissed flag stays dismissed); counts them by kind.
+    async fn flag(&self, run: &ReconciliationRun, date: NaiveDate) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut after = 0;
+        loop {
+            let page = self.store.discrepancies(&run.id, after, BATCH).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for stored in page {
+                let found = &stored.discrepancy;
+                metrics::counter!("reconciliation_discrepancies_total", "kind" => found.kind.as_str())
+                    .increment(1);
+                let Some(payment_id) = found
+                    .payment_id
+                    .as_deref()
+                    .and_then(|id| id.parse::<PaymentId>().ok())
+                else {
+                    continue;
+                };
+                let key = format!(
+                    "{}:{}:{}",
+                    found.kind.as_str(),
+                    found.transaction_key.as_deref().unwrap_or("-"),
+                    payment_id
+                );
+                if !self.store.claim_flag(date, &key, now).await? {
+                    continue;
+                }
+                let flagged = self
+                    .store
+                    .payment(payment_id)
+                    .await?
+                    .is_some_and(|payment| payment.needs_review);
+                if flagged {
+                    continue;
+                }
+                let reason = reason(date, found);
+                self.store
+                    .update_payment(
+                        Target::from(payment_id),
+                        &PaymentUpdate::SetAside { reason },
+                        None,
+                    )
+                    .await?;
+                tracing::warn!(%payment_id, %date, kind = found.kind.as_str(), "reconciliation: payment set aside for review");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the daily schedule until `stop`: from `daily_at` (KST) on each day, the previous
+    /// day is run by the first instance whose claim the database accepts.
+    pub async fn schedule(self, stop: CancellationToken) {
+        let Some(daily_at) = self.settings.daily_at else {
+            return;
+        };
+        tracing::info!(daily_at = %daily_at.format("%H:%M"), "reconciliation: daily schedule (KST)");
+        loop {
+            if let Some(date) = due(Utc::now(), daily_at) {
+                match self.store.claim_schedule(date, Utc::now()).await {
+                    // Shutting down abandons the pass: its lease runs out and the next start of
+                    // the date takes it over.
+                    Ok(true) => tokio::select! {
+                        () = stop.cancelled() => return,
+                        ended = self.run_now(date, RunTrigger::Schedule) => match ended {
+                            Ok(run) => tracing::info!(run_id = %run.id, %date, status = run.status.as_str(), "reconciliation: scheduled run ended"),
+                            Err(error) => tracing::error!(%date, %error, "reconciliation: scheduled run could not start"),
+                        },
+                    },
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%date, %error, "reconciliation: schedule not claimed")
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.settings.check_interval) => {}
+            }
+        }
+    }
+}
+
+/// The day the schedule should have run by `now`: yesterday (KST) once today's `daily_at`
+/// has passed, else nothing yet.
+fn due(now: DateTime<Utc>, daily_at: NaiveTime) -> Option<NaiveDate> {
+    let local = now.with_timezone(&crate::domain::reconciliation::kst());
+    (local.time() >= daily_at).then(|| local.date_naive().pred_opt())?
+}
+
+fn reason(date: NaiveDate, found: &Discrepancy) -> String {
+    let what = match found.kind {
+        DiscrepancyKind::MissingHere => "Toss has a transaction this service has no record of",
+        DiscrepancyKind::MissingAtToss => "Toss has no transaction for this completed record",
+        DiscrepancyKind::AmountMismatch => "Toss's amount differs from ours",
+        DiscrepancyKind::StatusMismatch => "Toss's status differs from ours",
+    };
+    format!(
+        "reconciliation of {date}: {} ({what}; transaction {})",
+        found.kind.as_str(),
+        found.transaction_key.as_deref().unwrap_or("-")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_schedule_runs_yesterday_once_daily_at_has_passed_in_korea() {
+        let four = NaiveTime::from_hms_opt(4, 0, 0).unwrap();
+        // 18:59 UTC = 03:59 KST on 2026-12-01.
+        let before = Utc.with_ymd_and_hms(2026, 11, 30, 18, 59, 0).unwrap();
+        assert_eq!(due(before, four), None);
+        let after = Utc.with_ymd_and_hms(2026, 11, 30, 19, 0, 0).unwrap();
+        assert_eq!(due(after, four), NaiveDate::from_ymd_opt(2026, 11, 30));
+    }
+}

@@ -1,0 +1,585 @@
+//! Reconciliation runs, their discrepancies, and the staging tables a run streams Toss's pages
+//! into. The comparison itself is SQL over the staged pages and our tables: memory stays bounded
+//! by one page, whatever the size of the day.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+};
+
+use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::reconciliation::{
+    Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
+};
+use crate::gateway::{PgSettlement, PgTransaction};
+
+/// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.
+const INSERT_CHUNK: usize = 1000;
+
+/// A discrepancy with the row id it is stored under (for paging through a run's list).
+#[derive(Debug, Clone)]
+pub struct StoredDiscrepancy {
+    pub id: i64,
+    pub discrepancy: Discrepancy,
+}
+
+/// How a start of a date went: the run as it now is, and the pass this caller must carry out
+/// (`None` when another pass is running it).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub run: ReconciliationRun,
+    pub pass: Option<String>,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("stored reconciliation {what} does not parse"))
+}
+
+impl TryFrom<run::Model> for ReconciliationRun {
+    type Error = StoreError;
+    fn try_from(row: run::Model) -> Result<Self, Self::Error> {
+        Ok(Self {
+            date: row.date.parse().map_err(|_| corrupt("date"))?,
+            status: RunStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            summary: row
+                .summary
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|_| corrupt("summary"))?,
+            id: row.id,
+            trigger: row.trigger,
+            pass_id: row.pass_id,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            lease_until: row.lease_until,
+            error: row.error,
+        })
+    }
+}
+
+impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
+    type Error = StoreError;
+    fn try_from(row: discrepancy::Model) -> Result<Self, Self::Error> {
+        let side =
+            |status: Option<String>, amount_krw| status.map(|status| Side { status, amount_krw });
+        Ok(Self {
+            id: row.id,
+            discrepancy: Discrepancy {
+                kind: DiscrepancyKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+                order_id: row.order_id,
+                payment_key: row.payment_key,
+                transaction_key: row.transaction_key,
+                payment_id: row.payment_id,
+                ours: side(row.ours_status, row.ours_amount_krw),
+                theirs: side(row.theirs_status, row.theirs_amount_krw),
+            },
+        })
+    }
+}
+
+/// A statement written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
+fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => sql.to_owned(),
+        _ => sql.replace('$', "?"),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+impl Store {
+    /// Starts `date`: creates its run, or takes it over when it is not running (finished,
+    /// failed, or its pass stopped renewing its lease). Whoever gets a `pass` carries it out.
+    pub async fn claim_run(
+        &self,
+        date: NaiveDate,
+        trigger: RunTrigger,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Claimed> {
+        let pass = uuid::Uuid::now_v7().to_string();
+        let fresh = run::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            date: Set(date.to_string()),
+            status: Set(RunStatus::Running.as_str().to_owned()),
+            trigger: Set(trigger.as_str().to_owned()),
+            pass_id: Set(pass.clone()),
+            started_at: Set(now),
+            finished_at: Set(None),
+            lease_until: Set(lease_until),
+            summary: Set(None),
+            error: Set(None),
+        };
+        let inserted = run::Entity::insert(fresh)
+            .on_conflict(
+                OnConflict::column(run::Column::Date)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        let claimed = if inserted == 1 {
+            true
+        } else {
+            let taken = run::Entity::update_many()
+                .col_expr(
+                    run::Column::Status,
+                    Expr::value(RunStatus::Running.as_str()),
+                )
+                .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
+                .col_expr(run::Column::PassId, Expr::value(pass.clone()))
+                .col_expr(run::Column::StartedAt, Expr::value(now))
+                .col_expr(run::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
+                .col_expr(run::Column::LeaseUntil, Expr::value(lease_until))
+                .col_expr(run::Column::Summary, Expr::value(None::<String>))
+                .col_expr(run::Column::Error, Expr::value(None::<String>))
+                .filter(run::Column::Date.eq(date.to_string()))
+                .filter(
+                    run::Column::Status
+                        .ne(RunStatus::Running.as_str())
+                        .or(run::Column::LeaseUntil.lt(now)),
+                )
+                .exec(&self.db)
+                .await?;
+            taken.rows_affected == 1
+        };
+        let run = self
+            .run_of_date(date)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("the run of {date} vanished")))?;
+        let pass = (claimed && run.pass_id == pass).then_some(pass);
+        Ok(Claimed { run, pass })
+    }
+
+    pub async fn run(&self, id: &str) -> StoreResult<Option<ReconciliationRun>> {
+        run::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(ReconciliationRun::try_from)
+            .transpose()
+    }
+
+    pub async fn run_of_date(&self, date: NaiveDate) -> StoreResult<Option<ReconciliationRun>> {
+        run::Entity::find()
+            .filter(run::Column::Date.eq(date.to_string()))
+            .one(&self.db)
+            .await?
+            .map(ReconciliationRun::try_from)
+            .transpose()
+    }
+
+    /// The runs, newest date first (at most `limit`).
+    pub async fn runs(&self, limit: u64) -> StoreResult<Vec<ReconciliationRun>> {
+        run::Entity::find()
+            .order_by_desc(run::Column::Date)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(ReconciliationRun::try_from)
+            .collect()
+    }
+
+    /// A run's discrepancies after row `after`, in the order the run found them.
+    pub async fn discrepancies(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: u64,
+    ) -> StoreResult<Vec<StoredDiscrepancy>> {
+        discrepancy::Entity::find()
+            .filter(discrepancy::Column::RunId.eq(run_id))
+            .filter(discrepancy::Column::Id.gt(after))
+            .order_by_asc(discrepancy::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(StoredDiscrepancy::try_from)
+            .collect()
+    }
+
+    /// Moves the lease of the pass forward; `false` when the pass is no longer the run's.
+    pub async fn renew_run(
+        &self,
+        run_id: &str,
+        pass: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = run::Entity::update_many()
+            .col_expr(run::Column::LeaseUntil, Expr::value(until))
+            .filter(run::Column::Id.eq(run_id))
+            .filter(run::Column::PassId.eq(pass))
+            .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Ends the pass: `COMPLETED` with its summary or `FAILED` with why. `false` when the pass
+    /// is no longer the run's (another start took it over).
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        pass: &str,
+        outcome: Result<&RunSummary, &str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (status, summary, error) = match outcome {
+            Ok(summary) => (
+                RunStatus::Completed,
+                Some(serde_json::to_string(summary).expect("a summary serializes")),
+                None,
+            ),
+            Err(error) => (RunStatus::Failed, None, Some(error.to_owned())),
+        };
+        let result = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(status.as_str()))
+            .col_expr(run::Column::Summary, Expr::value(summary))
+            .col_expr(run::Column::Error, Expr::value(error))
+            .col_expr(run::Column::FinishedAt, Expr::value(now))
+            .filter(run::Column::Id.eq(run_id))
+            .filter(run::Column::PassId.eq(pass))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Forgets the staged pages of `pass`, or (`None`) of every pass no running run owns (a
+    /// pass whose instance died leaves its pages behind).
+    pub async fn clear_staging(&self, pass: Option<&str>) -> StoreResult<()> {
+        let backend = self.db.get_database_backend();
+        for table in ["reconciliation_transactions", "reconciliation_settlements"] {
+            let (sql, values) = match pass {
+                Some(pass) => (
+                    format!("DELETE FROM {table} WHERE pass_id = $1"),
+                    vec![Value::from(pass)],
+                ),
+                None => (
+                    format!(
+                        "DELETE FROM {table} WHERE pass_id NOT IN \
+                         (SELECT pass_id FROM reconciliation_runs WHERE status = 'RUNNING')"
+                    ),
+                    Vec::new(),
+                ),
+            };
+            self.db
+                .execute_raw(statement(backend, &sql, values))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stages one page of Toss's transactions. A transaction Toss lists twice is kept once.
+    pub async fn stage_transactions(&self, pass: &str, rows: &[PgTransaction]) -> StoreResult<()> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new("reconciliation_transactions"))
+                .columns(
+                    [
+                        "pass_id",
+                        "transaction_key",
+                        "payment_key",
+                        "order_id",
+                        "kind",
+                        "status",
+                        "amount_krw",
+                        "transaction_at",
+                    ]
+                    .map(Alias::new),
+                )
+                .on_conflict(
+                    OnConflict::columns(["pass_id", "transaction_key"].map(Alias::new))
+                        .do_nothing()
+                        .to_owned(),
+                );
+            for row in chunk {
+                insert.values_panic([
+                    pass.into(),
+                    row.transaction_key.clone().into(),
+                    row.payment_key.clone().into(),
+                    row.order_id.clone().into(),
+                    row.kind().as_str().into(),
+                    row.status.clone().into(),
+                    row.amount.into(),
+                    row.transaction_at.clone().into(),
+                ]);
+            }
+            self.db.execute(&insert).await?;
+        }
+        Ok(())
+    }
+
+    /// Stages one page of Toss's settlements; `first_row` numbers its first row.
+    pub async fn stage_settlements(
+        &self,
+        pass: &str,
+        first_row: i64,
+        rows: &[PgSettlement],
+    ) -> StoreResult<()> {
+        for (offset, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new("reconciliation_settlements"))
+                .columns(
+                    [
+                        "pass_id",
+                        "row_no",
+                        "payment_key",
+                        "transaction_key",
+                        "order_id",
+                        "kind",
+                        "amount_krw",
+                        "fee_krw",
+                        "payout_krw",
+                        "sold_date",
+                        "paid_out_date",
+                    ]
+                    .map(Alias::new),
+                )
+                .on_conflict(
+                    OnConflict::columns(["pass_id", "row_no"].map(Alias::new))
+                        .do_nothing()
+                        .to_owned(),
+                );
+            let base = first_row + i64::try_from(offset * INSERT_CHUNK).unwrap_or(i64::MAX);
+            for (index, row) in chunk.iter().enumerate() {
+                insert.values_panic([
+                    pass.into(),
+                    (base + i64::try_from(index).unwrap_or(i64::MAX)).into(),
+                    row.payment_key.clone().into(),
+                    row.transaction_key.clone().into(),
+                    row.order_id.clone().into(),
+                    if row.is_cancel { "CANCEL" } else { "SALE" }.into(),
+                    row.amount.into(),
+                    row.fee.into(),
+                    row.payout.into(),
+                    row.sold_date.map(|d| d.to_string()).into(),
+                    row.paid_out_date.map(|d| d.to_string()).into(),
+                ]);
+            }
+            self.db.execute(&insert).await?;
+        }
+        Ok(())
+    }
+
+    /// Compares the staged pages of `pass` with our payments and refunds of `date` (completed
+    /// between `from` and `to`), in one transaction: the run's discrepancies are replaced by
+    /// what this pass found, and each payment's sale settlement is written. `None` when the pass
+    /// is no longer the run's.
+    pub async fn compare(
+        &self,
+        run_id: &str,
+        pass: &str,
+        date: NaiveDate,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> StoreResult<Option<RunSummary>> {
+        let backend = self.db.get_database_backend();
+        let txn = self.db.begin().await?;
+        let mut owner = run::Entity::find_by_id(run_id.to_owned());
+        if backend == DbBackend::Postgres {
+            owner = owner.lock_exclusive();
+        }
+        match owner.one(&txn).await? {
+            Some(row) if row.pass_id == pass => {}
+            _ => {
+                txn.rollback().await?;
+                return Ok(None);
+            }
+        }
+        let exec = |sql: &'static str, values: Vec<Value>| statement(backend, sql, values);
+        txn.execute_raw(exec(
+            "DELETE FROM reconciliation_discrepancies WHERE run_id = $1",
+            vec![run_id.into()],
+        ))
+        .await?;
+        let ids = || vec![Value::from(run_id), Value::from(pass)];
+        let mut from_transactions = 0;
+        for sql in [APPROVALS, CANCELS, OTHERS] {
+            from_transactions += txn.execute_raw(exec(sql, ids())).await?.rows_affected();
+        }
+        let mut window = ids();
+        window.extend([Value::from(from), Value::from(to)]);
+        txn.execute_raw(exec(OUR_PAYMENTS, window.clone())).await?;
+        txn.execute_raw(exec(OUR_REFUNDS, window)).await?;
+        txn.execute_raw(exec(UNKNOWN_SETTLEMENTS, ids())).await?;
+        txn.execute_raw(exec(
+            SETTLE_PAYMENTS,
+            vec![pass.into(), date.to_string().into()],
+        ))
+        .await?;
+
+        let totals = txn
+            .query_one_raw(exec(TOTALS, vec![pass.into(), run_id.into()]))
+            .await?
+            .ok_or_else(|| StoreError::Other("no totals".to_owned()))?;
+        let number = |index| totals.try_get_by_index::<i64>(index);
+        let toss_transactions = number(0)?;
+        let summary = RunSummary {
+            toss_transactions,
+            matched: toss_transactions - i64::try_from(from_transactions).unwrap_or(i64::MAX),
+            approved_krw: number(1)?,
+            cancelled_krw: number(2)?,
+            fees_krw: number(3)?,
+            payout_krw: number(4)?,
+            discrepancies: number(5)?,
+        };
+        txn.commit().await?;
+        Ok(Some(summary))
+    }
+
+    /// Claims the daily schedule's run of `date` for this instance: the first to ask wins.
+    pub async fn claim_schedule(&self, date: NaiveDate, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("reconciliation_schedule"))
+            .columns(["date", "claimed_at"].map(Alias::new))
+            .values_panic([date.to_string().into(), now.into()])
+            .on_conflict(
+                OnConflict::column(Alias::new("date"))
+                    .do_nothing()
+                    .to_owned(),
+            );
+        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+    }
+
+    /// Records that a discrepancy (`key`) of `date` flagged its payment; `false` when an
+    /// earlier run of the date did already, so a re-run flags nothing twice.
+    pub async fn claim_flag(
+        &self,
+        date: NaiveDate,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("reconciliation_flags"))
+            .columns(["date", "flag_key", "created_at"].map(Alias::new))
+            .values_panic([date.to_string().into(), key.into(), now.into()])
+            .on_conflict(
+                OnConflict::columns(["date", "flag_key"].map(Alias::new))
+                    .do_nothing()
+                    .to_owned(),
+            );
+        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+    }
+}
+
+/// Each Toss approval against our payment with its paymentKey (else its orderId): none at all
+/// is MISSING_HERE; another amount AMOUNT_MISMATCH; not paid here (or under another order or
+/// key) STATUS_MISMATCH.
+const APPROVALS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, CASE WHEN p.id IS NULL AND q.id IS NULL THEN 'MISSING_HERE' \
+       WHEN p.id IS NULL THEN 'STATUS_MISMATCH' \
+       WHEN p.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' \
+       ELSE 'STATUS_MISMATCH' END, \
+     t.order_id, t.payment_key, t.transaction_key, COALESCE(p.id, q.id), \
+     COALESCE(p.status, q.status), COALESCE(p.amount_krw, q.amount_krw), t.status, t.amount_krw \
+     FROM reconciliation_transactions t \
+     LEFT JOIN payments p ON p.payment_key = t.payment_key \
+     LEFT JOIN payments q ON p.id IS NULL AND q.order_id = t.order_id \
+     WHERE t.pass_id = $2 AND t.kind = 'APPROVAL' AND (p.id IS NULL OR p.amount_krw <> t.amount_krw \
+       OR p.order_id <> t.order_id OR p.status NOT IN ",
+    "('COMPLETED', 'PARTIAL_REFUND', 'REFUNDED')",
+    ") ORDER BY t.transaction_at, t.transaction_key"
+);
+
+/// Each Toss cancel against our refund with its transactionKey: none is MISSING_HERE (our
+/// payment, when we know it, is named); another amount AMOUNT_MISMATCH; a refund not
+/// COMPLETED here STATUS_MISMATCH.
+const CANCELS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, CASE WHEN r.id IS NULL THEN 'MISSING_HERE' \
+       WHEN r.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' ELSE 'STATUS_MISMATCH' END, \
+     t.order_id, t.payment_key, t.transaction_key, COALESCE(r.payment_id, p.id), \
+     r.status, r.amount_krw, t.status, t.amount_krw \
+     FROM reconciliation_transactions t \
+     LEFT JOIN refunds r ON r.pg_cancel_key = t.transaction_key \
+     LEFT JOIN payments p ON p.payment_key = t.payment_key \
+     WHERE t.pass_id = $2 AND t.kind = 'CANCEL' \
+       AND (r.id IS NULL OR r.amount_krw <> t.amount_krw OR r.status <> 'COMPLETED') \
+     ORDER BY t.transaction_at, t.transaction_key"
+);
+
+/// Other transactions (an issued virtual account) only need a payment of ours.
+const OTHERS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, 'MISSING_HERE', t.order_id, t.payment_key, t.transaction_key, NULL, NULL, NULL, \
+     t.status, t.amount_krw \
+     FROM reconciliation_transactions t \
+     WHERE t.pass_id = $2 AND t.kind = 'OTHER' \
+       AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_key = t.payment_key) \
+       AND NOT EXISTS (SELECT 1 FROM payments q WHERE q.order_id = t.order_id) \
+     ORDER BY t.transaction_at, t.transaction_key"
+);
+
+/// Our payments approved through Toss on the day whose approval Toss does not list.
+const OUR_PAYMENTS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, p.pg_approval_key, p.id, \
+     p.status, p.amount_krw, NULL, NULL \
+     FROM payments p \
+     WHERE p.pg_provider = 'toss' AND p.status IN ",
+    "('COMPLETED', 'PARTIAL_REFUND', 'REFUNDED')",
+    " AND p.completed_at >= $3 AND p.completed_at <= $4 \
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_transactions t \
+         WHERE t.pass_id = $2 AND t.kind = 'APPROVAL' AND t.payment_key = p.payment_key) \
+     ORDER BY p.completed_at, p.id"
+);
+
+/// Our refunds completed through Toss on the day whose cancel Toss does not list.
+const OUR_REFUNDS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, r.pg_cancel_key, p.id, \
+     r.status, r.amount_krw, NULL, NULL \
+     FROM refunds r JOIN payments p ON p.id = r.payment_id \
+     WHERE p.pg_provider = 'toss' AND r.status = 'COMPLETED' \
+       AND r.refunded_at >= $3 AND r.refunded_at <= $4 \
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_transactions t \
+         WHERE t.pass_id = $2 AND t.kind = 'CANCEL' AND t.transaction_key = r.pg_cancel_key) \
+     ORDER BY r.refunded_at, r.id"
+);
+
+/// Settlement rows of no payment of ours (and of no transaction already reported).
+const UNKNOWN_SETTLEMENTS: &str = concat!(
+    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+    "SELECT $1, 'MISSING_HERE', s.order_id, s.payment_key, s.transaction_key, NULL, NULL, NULL, \
+     'SETTLED', s.amount_krw \
+     FROM reconciliation_settlements s \
+     WHERE s.pass_id = $2 \
+       AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_key = s.payment_key) \
+       AND NOT EXISTS (SELECT 1 FROM reconciliation_transactions t \
+         WHERE t.pass_id = $2 AND t.payment_key = s.payment_key) \
+     ORDER BY s.row_no"
+);
+
+/// Each payment's sale settlement (its first `SALE` row), written onto the payment.
+const SETTLE_PAYMENTS: &str = "UPDATE payments SET \
+  settlement_fee_krw = (SELECT s.fee_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
+    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
+  settlement_payout_krw = (SELECT s.payout_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
+    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
+  settlement_sold_date = (SELECT COALESCE(s.sold_date, $2) FROM reconciliation_settlements s \
+    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
+    ORDER BY s.row_no LIMIT 1), \
+  settlement_paid_out_date = (SELECT s.paid_out_date FROM reconciliation_settlements s \
+    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
+    ORDER BY s.row_no LIMIT 1) \
+  WHERE payment_key IN (SELECT s.payment_key FROM reconciliation_settlements s \
+    WHERE s.pass_id = $1 AND s.kind = 'SALE')";
+
+/// The summary's totals (sums cast back to integers: PostgreSQL sums bigints as numeric).
+const TOTALS: &str = "SELECT \
+  (SELECT COUNT(*) FROM reconciliation_transactions WHERE pass_id = $1), \
+  (SELECT CAST(COALESCE(SUM(amount_krw), 0) AS BIGINT) FROM reconciliation_transactions \
+    WHERE pass_id = $1 AND kind = 'APPROVAL'), \
+  (SELECT CAST(COALESCE(SUM(amount_krw), 0) AS BIGINT) FROM reconciliation_transactions \
+    WHERE pass_id = $1 AND kind = 'CANCEL'), \
+  (SELECT CAST(COALESCE(SUM(fee_krw), 0) AS BIGINT) FROM reconciliation_settlements WHERE pass_id = $1), \
+  (SELECT CAST(COALESCE(SUM(payout_krw), 0) AS BIGINT) FROM reconciliation_settlements WHERE pass_id = $1), \
+  (SELECT COUNT(*) FROM reconciliation_discrepancies WHERE run_id = $2)";
