@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{DbErr, RuntimeErr};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,13 +40,9 @@ pub struct Application {
 fn billing(
     settings: &Settings,
 ) -> anyhow::Result<(Option<Arc<dyn BillingGateway>>, BillingKeyCipher)> {
-    let set = |key: &Option<secrecy::SecretString>| {
-        key.clone()
-            .filter(|key| !key.expose_secret().trim().is_empty())
-    };
     let (key, source) = match (
-        set(&settings.toss.billing_secret_key),
-        set(&settings.toss.secret_key),
+        configured(&settings.toss.billing_secret_key),
+        configured(&settings.toss.secret_key),
     ) {
         (Some(key), _) => (Some(key), "TOSS_BILLING_SECRET_KEY"),
         (None, Some(key)) => (Some(key), "TOSS_SECRET_KEY"),
@@ -54,11 +50,7 @@ fn billing(
     };
     let gateway: Option<Arc<dyn BillingGateway>> = match key {
         Some(secret_key) => {
-            let client = TossClient::new(TossSettings {
-                api_url: settings.toss.api_url.clone(),
-                secret_key,
-                timeouts: settings.toss.timeouts(),
-            })?;
+            let client = toss_client_with(settings, secret_key)?;
             tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
             Some(Arc::new(MeteredGateway::new(
                 Arc::new(client),
@@ -72,7 +64,7 @@ fn billing(
             None
         }
     };
-    let cipher = match set(&settings.billing.encryption_key) {
+    let cipher = match configured(&settings.billing.encryption_key) {
         Some(key) => BillingKeyCipher::from_base64(key.expose_secret())?,
         None => {
             tracing::warn!(
@@ -123,12 +115,10 @@ impl Application {
             .reconciliation
             .settings()
             .map_err(anyhow::Error::msg)?;
-        let mut books: Option<Arc<dyn Books>> = None;
         let gateway: Arc<dyn PaymentGateway> = match toss_client(&settings)? {
             Some(client) => {
                 let client = Arc::new(client);
                 tracing::info!(gateway = "toss", key = "TOSS_SECRET_KEY", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway (one-time payments): Toss Payments");
-                books = Some(Arc::new(MeteredBooks::new(client.clone())));
                 Arc::new(MeteredGateway::new(client, settings.toss.max_concurrency))
             }
             None => {
@@ -151,7 +141,8 @@ impl Application {
                 body_limit: settings.server.body_limit_bytes,
             },
         );
-        let reconciliation = Reconciliation::new(store.clone(), books, reconciliation_settings);
+        let reconciliation =
+            Reconciliation::new(store.clone(), books(&settings)?, reconciliation_settings);
         let service = PaymentService::new(
             store,
             gateway,
@@ -283,18 +274,46 @@ impl Application {
     }
 }
 
-/// The Toss client, when a secret key is configured.
+/// A key as configured: set and not blank.
+fn configured(key: &Option<SecretString>) -> Option<SecretString> {
+    key.clone()
+        .filter(|key| !key.expose_secret().trim().is_empty())
+}
+
+/// A Toss client under `secret_key`.
+fn toss_client_with(settings: &Settings, secret_key: SecretString) -> anyhow::Result<TossClient> {
+    Ok(TossClient::new(TossSettings {
+        api_url: settings.toss.api_url.clone(),
+        secret_key,
+        timeouts: settings.toss.timeouts(),
+    })?)
+}
+
+/// The Toss client of one-time payments, when `TOSS_SECRET_KEY` is configured.
 fn toss_client(settings: &Settings) -> anyhow::Result<Option<TossClient>> {
-    match &settings.toss.secret_key {
-        Some(secret_key) if !secret_key.expose_secret().trim().is_empty() => {
-            Ok(Some(TossClient::new(TossSettings {
-                api_url: settings.toss.api_url.clone(),
-                secret_key: secret_key.clone(),
-                timeouts: settings.toss.timeouts(),
-            })?))
-        }
-        _ => Ok(None),
-    }
+    configured(&settings.toss.secret_key)
+        .map(|key| toss_client_with(settings, key))
+        .transpose()
+}
+
+/// Toss's books to reconcile against, one per key set (merchant id) payments are taken under:
+/// `TOSS_SECRET_KEY`'s, and `TOSS_BILLING_SECRET_KEY`'s when billing runs under a key of its own
+/// (Toss keeps each key set's transactions and settlements apart). Empty without a Toss key.
+fn books(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn Books>>> {
+    let payments = configured(&settings.toss.secret_key);
+    let billing = configured(&settings.toss.billing_secret_key).filter(|billing| {
+        payments
+            .as_ref()
+            .is_none_or(|payments| payments.expose_secret() != billing.expose_secret())
+    });
+    payments
+        .into_iter()
+        .chain(billing)
+        .map(|key| {
+            let client = Arc::new(toss_client_with(settings, key)?);
+            Ok(Arc::new(MeteredBooks::new(client)) as Arc<dyn Books>)
+        })
+        .collect()
 }
 
 /// `payment-service reconcile --date YYYY-MM-DD`: runs one date against Toss's books (no
@@ -314,12 +333,12 @@ pub async fn reconcile_command(
         .reconciliation
         .settings()
         .map_err(anyhow::Error::msg)?;
-    let books: Arc<dyn Books> = match toss_client(&settings)? {
-        Some(client) => Arc::new(MeteredBooks::new(Arc::new(client))),
-        None => anyhow::bail!("TOSS_SECRET_KEY is not set: there are no books of Toss's to read"),
-    };
+    let books = books(&settings)?;
+    if books.is_empty() {
+        anyhow::bail!("TOSS_SECRET_KEY is not set: there are no books of Toss's to read");
+    }
     let store = connect(&settings.database).await?;
-    let reconciliation = Reconciliation::new(store.clone(), Some(books), reconciliation_settings);
+    let reconciliation = Reconciliation::new(store.clone(), books, reconciliation_settings);
     let run = reconciliation
         .run_now(date, crate::domain::reconciliation::RunTrigger::Cli)
         .await

@@ -86,6 +86,8 @@ pub struct FakeTransaction {
     pub amount: i64,
     /// KST, RFC 3339 (`2026-11-29T10:00:00+09:00`).
     pub transaction_at: String,
+    /// The key set whose books list it: each MID sees only its own.
+    mid: Mid,
 }
 
 /// Now in Korea, as Toss writes its timestamps.
@@ -328,12 +330,12 @@ impl FakeToss {
                     None => not_found(),
                 }
             }
-            Endpoint::Transactions { query } => {
-                self.throttled().unwrap_or_else(|| self.transactions(query))
-            }
-            Endpoint::Settlements { query } => {
-                self.throttled().unwrap_or_else(|| self.settlements(query))
-            }
+            Endpoint::Transactions { query } => self
+                .throttled()
+                .unwrap_or_else(|| self.transactions(query, mid)),
+            Endpoint::Settlements { query } => self
+                .throttled()
+                .unwrap_or_else(|| self.settlements(query, mid)),
         }
     }
 
@@ -351,7 +353,7 @@ impl FakeToss {
 
     /// `GET /v1/transactions`: those between `startDate` and `endDate` (KST local times), after
     /// `startingAfter`, at most `limit` (1..=5000, default 100).
-    fn transactions(&self, query: &str) -> Reply {
+    fn transactions(&self, query: &str, mid: Mid) -> Reply {
         let params = parameters(query);
         let (Some(start), Some(end)) = (params.get("startDate"), params.get("endDate")) else {
             return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
@@ -364,7 +366,7 @@ impl FakeToss {
         let log = self.0.transactions.lock().expect("fake Toss state");
         let in_range = |t: &&FakeTransaction| {
             let local = &t.transaction_at[..19];
-            local >= start.as_str() && local <= end.as_str()
+            t.mid == mid && local >= start.as_str() && local <= end.as_str()
         };
         let mut rows = log.iter().filter(in_range);
         if let Some(after) = params.get("startingAfter") {
@@ -379,7 +381,7 @@ impl FakeToss {
 
     /// `GET /v1/settlements?dateType=soldDate`: the day's transactions settled, page `page`
     /// (from 1) of `size` (1..=5000, default 100) rows.
-    fn settlements(&self, query: &str) -> Reply {
+    fn settlements(&self, query: &str, mid: Mid) -> Reply {
         let params = parameters(query);
         let (Some(start), Some(end)) = (params.get("startDate"), params.get("endDate")) else {
             return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
@@ -397,7 +399,10 @@ impl FakeToss {
             .iter()
             .filter(|t| {
                 let day = &t.transaction_at[..10];
-                day >= start.as_str() && day <= end.as_str() && t.status != "WAITING_FOR_DEPOSIT"
+                t.mid == mid
+                    && day >= start.as_str()
+                    && day <= end.as_str()
+                    && t.status != "WAITING_FOR_DEPOSIT"
             })
             .skip((page - 1).saturating_mul(size))
             .take(size)
@@ -406,7 +411,7 @@ impl FakeToss {
         Reply::new(200, Value::Array(rows))
     }
 
-    fn record(&self, payment: &FakePayment, status: &str, amount: i64) {
+    fn record(&self, payment: &FakePayment, mid: Mid, status: &str, amount: i64) {
         self.0
             .transactions
             .lock()
@@ -418,6 +423,7 @@ impl FakeToss {
                 status: status.to_owned(),
                 amount,
                 transaction_at: now_kst(),
+                mid,
             });
     }
 
@@ -438,7 +444,7 @@ impl FakeToss {
         payment.status = "DONE".to_owned();
         payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
         payment.approved_at = Some(now_kst());
-        self.record(&payment, "DONE", amount);
+        self.record(&payment, Mid::Payments, "DONE", amount);
         let key = payment.last_transaction_key.clone();
         self.lock(&self.0.payments, payment_key).insert(
             payment_key.to_owned(),
@@ -520,7 +526,7 @@ impl FakeToss {
                 payment.status = "DONE".to_owned();
                 payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
                 payment.approved_at = Some(now_kst());
-                self.record(payment, "DONE", amount);
+                self.record(payment, mid, "DONE", amount);
                 Reply::new(200, to_json(payment))
             }
             "ABORTED" | "EXPIRED" => Reply::refused(
@@ -625,7 +631,7 @@ impl FakeToss {
             tax_free,
             body["cancelReason"].as_str().unwrap_or_default(),
         );
-        self.record(payment, &payment.status.clone(), amount);
+        self.record(payment, mid, &payment.status.clone(), amount);
         Reply::new(200, to_json(payment))
     }
 
@@ -722,7 +728,7 @@ impl FakeToss {
         payment.tax_free = body["taxFreeAmount"].as_i64().unwrap_or_default();
         payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
         payment.approved_at = Some(now_kst());
-        self.record(&payment, "DONE", amount);
+        self.record(&payment, mid, "DONE", amount);
         let reply = to_json(&payment);
         self.lock(&self.0.payments, &payment_key).insert(
             payment_key.clone(),
@@ -845,7 +851,7 @@ impl FakeToss {
         });
         // The deposit is the approval: it enters Toss's transactions then.
         deposited.is_some_and(|payment| {
-            self.record(&payment, "DONE", payment.total);
+            self.record(&payment, Mid::Payments, "DONE", payment.total);
             true
         })
     }
@@ -909,7 +915,7 @@ impl FakeToss {
         let kept = payments.get_mut(payment_key).expect("known payment");
         apply_cancel(&mut kept.payment, amount, 0, "dashboard");
         let status = kept.payment.status.clone();
-        self.record(&kept.payment, &status, amount);
+        self.record(&kept.payment, kept.mid, &status, amount);
     }
 
     /// Forgets every payment and reply, so that a benchmark phase does not pay for the maps an

@@ -50,20 +50,18 @@ const BATCH: u64 = 500;
 #[derive(Clone)]
 pub struct Reconciliation {
     store: Store,
-    /// Toss's books; `None` without a Toss key (runs answer `PG_NOT_CONFIGURED`).
-    books: Option<Arc<dyn Books>>,
+    /// Toss's books, one per key set (merchant id) the service takes payments under: the
+    /// payments key's, and the billing key's when billing runs under a key of its own. None
+    /// without a Toss key (runs answer `PG_NOT_CONFIGURED`).
+    books: Arc<[Arc<dyn Books>]>,
     settings: Arc<ReconciliationSettings>,
 }
 
 impl Reconciliation {
-    pub fn new(
-        store: Store,
-        books: Option<Arc<dyn Books>>,
-        settings: ReconciliationSettings,
-    ) -> Self {
+    pub fn new(store: Store, books: Vec<Arc<dyn Books>>, settings: ReconciliationSettings) -> Self {
         Self {
             store,
-            books,
+            books: books.into(),
             settings: Arc::new(settings),
         }
     }
@@ -104,7 +102,7 @@ impl Reconciliation {
         &self,
         date: NaiveDate,
         trigger: RunTrigger,
-    ) -> Result<(Claimed, Arc<dyn Books>), AppError> {
+    ) -> Result<(Claimed, Arc<[Arc<dyn Books>]>), AppError> {
         let now = Utc::now();
         if date > today_kst(now) {
             return Err(AppError::unprocessable(format!(
@@ -112,7 +110,10 @@ impl Reconciliation {
                 today_kst(now)
             )));
         }
-        let books = self.books.clone().ok_or(AppError::PgNotConfigured)?;
+        if self.books.is_empty() {
+            return Err(AppError::PgNotConfigured);
+        }
+        let books = self.books.clone();
         let claimed = self
             .store
             .claim_run(date, trigger, now, now + self.settings.lease)
@@ -158,9 +159,9 @@ impl Reconciliation {
     }
 
     /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
-    async fn carry_out(&self, books: &Arc<dyn Books>, run: &ReconciliationRun, pass: &str) {
+    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &str) {
         let started = Instant::now();
-        let outcome = self.pass(books.as_ref(), run, pass).await;
+        let outcome = self.pass(books, run, pass).await;
         let finished = match &outcome {
             Ok(summary) => {
                 self.store
@@ -211,10 +212,10 @@ impl Reconciliation {
         }
     }
 
-    /// Reads Toss's lists into the staging tables, compares, flags.
+    /// Reads Toss's lists (of every key set) into the staging tables, compares, flags.
     async fn pass(
         &self,
-        books: &dyn Books,
+        sources: &[Arc<dyn Books>],
         run: &ReconciliationRun,
         pass: &str,
     ) -> Result<RunSummary, String> {
@@ -225,45 +226,51 @@ impl Reconciliation {
         let size = self.settings.page_size;
         let full = usize::try_from(size).unwrap_or(usize::MAX);
 
-        let mut after: Option<String> = None;
-        loop {
-            let page = books
-                .transactions(date, after.as_deref(), size)
-                .await
-                .map_err(|error| format!("Toss's transactions could not be read: {error}"))?;
-            self.store
-                .stage_transactions(pass, &page)
-                .await
-                .map_err(database)?;
-            self.keep_lease(run, pass).await?;
-            let last = page.last().map(|row| row.transaction_key.clone());
-            if page.len() < full || last.is_none() {
-                break;
+        for books in sources {
+            let mut after: Option<String> = None;
+            loop {
+                let page = books
+                    .transactions(date, after.as_deref(), size)
+                    .await
+                    .map_err(|error| format!("Toss's transactions could not be read: {error}"))?;
+                self.store
+                    .stage_transactions(pass, &page)
+                    .await
+                    .map_err(database)?;
+                self.keep_lease(run, pass).await?;
+                let last = page.last().map(|row| row.transaction_key.clone());
+                if page.len() < full || last.is_none() {
+                    break;
+                }
+                if last == after {
+                    return Err("Toss's transactions did not move past startingAfter".to_owned());
+                }
+                after = last;
             }
-            if last == after {
-                return Err("Toss's transactions did not move past startingAfter".to_owned());
-            }
-            after = last;
         }
 
-        let mut page_number = 1u32;
-        loop {
-            let page = books
-                .settlements(date, page_number, size)
-                .await
-                .map_err(|error| format!("Toss's settlements could not be read: {error}"))?;
-            let first_row = i64::from(page_number - 1) * i64::from(size);
-            self.store
-                .stage_settlements(pass, first_row, &page)
-                .await
-                .map_err(database)?;
-            self.keep_lease(run, pass).await?;
-            if page.len() < full {
-                break;
+        // Settlement rows are numbered across the key sets' lists.
+        let mut staged: i64 = 0;
+        for books in sources {
+            let mut page_number = 1u32;
+            loop {
+                let page = books
+                    .settlements(date, page_number, size)
+                    .await
+                    .map_err(|error| format!("Toss's settlements could not be read: {error}"))?;
+                self.store
+                    .stage_settlements(pass, staged, &page)
+                    .await
+                    .map_err(database)?;
+                staged += i64::try_from(page.len()).unwrap_or(i64::MAX);
+                self.keep_lease(run, pass).await?;
+                if page.len() < full {
+                    break;
+                }
+                page_number = page_number
+                    .checked_add(1)
+                    .ok_or_else(|| "Toss's settlements have no end".to_owned())?;
             }
-            page_number = page_number
-                .checked_add(1)
-                .ok_or_else(|| "Toss's settlements have no end".to_owned())?;
         }
 
         let summary = self

@@ -51,7 +51,7 @@ async fn customer_key(app: &TestApp, user_id: &str) -> String {
 }
 
 /// A billing key of `user_id`, issued through `POST /billing-keys`.
-async fn issued_key(app: &TestApp, user_id: &str) -> (String, String) {
+pub(crate) async fn issued_key(app: &TestApp, user_id: &str) -> (String, String) {
     let customer = customer_key(app, user_id).await;
     let auth_key = app.toss.register_card(&customer);
     let reply = app
@@ -67,7 +67,12 @@ async fn issued_key(app: &TestApp, user_id: &str) -> (String, String) {
     )
 }
 
-async fn payment_of(app: &TestApp, user_id: &str, order_id: &str, amount: i64) -> String {
+pub(crate) async fn payment_of(
+    app: &TestApp,
+    user_id: &str,
+    order_id: &str,
+    amount: i64,
+) -> String {
     let reply = app
         .post(
             "/payments",
@@ -80,7 +85,7 @@ async fn payment_of(app: &TestApp, user_id: &str, order_id: &str, amount: i64) -
     reply.body["payment_id"].as_str().unwrap().to_owned()
 }
 
-async fn charge(app: &TestApp, payment_id: &str, key_id: &str) -> Reply {
+pub(crate) async fn charge(app: &TestApp, payment_id: &str, key_id: &str) -> Reply {
     app.post(
         &format!("/payments/{payment_id}/charge"),
         json!({"billing_key_id": key_id}),

@@ -8,6 +8,7 @@ use chrono::{FixedOffset, NaiveDate, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::billing::{charge, issued_key, payment_of};
 use crate::helpers::{Backend, Options, TestApp, settings_for, spawn_app, spawn_with};
 use crate::on_both_databases;
 
@@ -24,6 +25,7 @@ on_both_databases!(
     running_a_day_again_gives_the_same_result_and_flags_nothing_twice,
     the_command_exits_non_zero_on_discrepancies,
     bad_dates_and_missing_toss_are_refused,
+    a_day_reads_the_books_of_both_key_sets,
 );
 
 fn kst_today() -> NaiveDate {
@@ -582,5 +584,51 @@ async fn bad_dates_and_missing_toss_are_refused(backend: Backend) {
         .unwrap();
     let reply = crate::helpers::into_reply(reply).await;
     reply.problem(503, "PG_NOT_CONFIGURED");
+    app.stop().await;
+}
+
+/// Billing under a key set of its own (`TOSS_BILLING_SECRET_KEY`): Toss keeps that MID's
+/// transactions and settlements apart, so a run reads the books of both key sets; a charge is
+/// not "missing at Toss" because the payments key's books do not list it.
+async fn a_day_reads_the_books_of_both_key_sets(backend: Backend) {
+    const BILLING_SECRET: &str = "test_sk_billing_contract_0123";
+    let app = spawn_with(
+        backend,
+        Options {
+            toss_billing_secret_key: Some(BILLING_SECRET.to_owned()),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.completed_payment("order-mid-one", 10_000, "pk_mid_recon")
+        .await;
+    let (key, _) = issued_key(&app, "u-1").await;
+    let id = payment_of(&app, "u-1", "order-mid-bill", 20_000).await;
+    let charged = charge(&app, &id, &key).await;
+    assert_eq!(charged.body["status"], "COMPLETED", "{}", charged.text);
+
+    let run = run_day(&app, &today()).await;
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    assert_eq!(run["discrepancies"], json!([]), "{run}");
+    assert_eq!(run["summary"]["toss_transactions"], 2, "{run}");
+    assert_eq!(run["summary"]["matched"], 2, "{run}");
+    assert_eq!(run["summary"]["approved_krw"], 30_000, "{run}");
+    for list in ["/v1/transactions", "/v1/settlements"] {
+        let mut keys: Vec<String> = app
+            .toss_requests("GET", list)
+            .await
+            .iter()
+            .map(|r| r.headers["authorization"].to_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut expected = vec![
+            crate::fake_toss::BASIC_AUTH.to_owned(),
+            ::fake_toss::basic_auth(BILLING_SECRET),
+        ];
+        expected.sort();
+        assert_eq!(keys, expected, "{list} read under both key sets");
+    }
+    assert_eq!(app.payment(&id).await["needs_review"], false);
     app.stop().await;
 }
