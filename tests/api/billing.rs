@@ -39,6 +39,7 @@ on_both_databases!(
     a_key_encrypted_under_another_key_is_a_clear_error,
     billing_under_its_own_key_reads_back_and_refunds_under_it,
     an_issue_toss_did_not_answer_is_asked_again_with_the_same_key,
+    a_cancelled_payment_is_never_charged,
 );
 
 /// The user's customer key (created on first call).
@@ -1103,5 +1104,36 @@ async fn an_issue_toss_did_not_answer_is_asked_again_with_the_same_key(backend: 
     assert_eq!(app.toss.billing_keys_of(&customer).len(), 1);
     let listed = app.get("/billing-keys?user_id=u-1").await;
     assert_eq!(listed.body["billing_keys"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+/// A payment cancelled before anyone paid (`POST /payments/{id}/cancel`) can never be charged:
+/// 409 `INVALID_STATE`, Toss not called; and a charged payment cannot be cancelled.
+async fn a_cancelled_payment_is_never_charged(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (key, _) = issued_key(&app, "u-1").await;
+    let id = payment_of(&app, "u-1", "order_bill_cx01", 9_000).await;
+    let cancelled = app
+        .post(
+            &format!("/payments/{id}/cancel"),
+            json!({"reason": "subscription ended"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "CANCELLED");
+    charge(&app, &id, &key).await.problem(409, "INVALID_STATE");
+    assert!(charges_sent(&app).await.is_empty(), "Toss not called");
+    assert_eq!(app.payment(&id).await["status"], "CANCELLED");
+
+    // A paid charge cannot be cancelled: its money leaves through a refund.
+    let paid = payment_of(&app, "u-1", "order_bill_cx02", 9_000).await;
+    let charged = charge(&app, &paid, &key).await;
+    assert_eq!(charged.body["status"], "COMPLETED", "{}", charged.text);
+    app.post(
+        &format!("/payments/{paid}/cancel"),
+        json!({"reason": "too late"}),
+    )
+    .await
+    .problem(409, "INVALID_STATE");
     app.stop().await;
 }
