@@ -156,8 +156,9 @@ impl PaymentService {
         refund_id: RefundId,
     ) -> Result<Reserved, AppError> {
         let payment = self.find(command.payment_id).await?;
-        let via_pg = self.refund_route(&payment)?;
+        // The state first: a payment nobody paid (yet) is 409 whichever PG holds its attempt.
         let amount = self.refund_amount(&payment, command.amount_krw)?;
+        let via_pg = self.refund_route(&payment)?;
         if payment.paid_by_virtual_account() && command.refund_account.is_none() {
             return Err(AppError::RefundAccountRequired);
         }

@@ -1,8 +1,10 @@
 //! The money invariant as a randomized run: many payments against the fake Toss, with client
 //! retries with and without `Idempotency-Key`, duplicate redirects, Toss errors of every class,
 //! lost replies, timeouts, dashboard cancels, webhooks in any order and restarts of the service.
-//! Once everything has settled:
-//! - every payment's status and refunded amount are Toss's;
+//! Some orders are paid by virtual account: deposits (announced or not), expiries and cancels of
+//! unpaid orders race the rest. Once everything has settled:
+//! - every payment's status and refunded amount are Toss's (`CANCELLED` only when we cancelled
+//!   it and nobody paid; `WAITING_FOR_DEPOSIT` while Toss still waits for the deposit);
 //! - Toss approved at most one attempt of each order (each `paymentKey` at most once);
 //! - Toss's cancels and our completed refunds match one to one and add up to the same amount;
 //! - every money state change has exactly one event.
@@ -30,6 +32,8 @@ struct Order {
     amount: i64,
     /// Every `paymentKey` the buyer ever authenticated for this order.
     keys: Vec<String>,
+    /// The buyer pays by virtual account (가상계좌): a confirm issues the account.
+    virtual_account: bool,
 }
 
 /// A request as sent, for a retry with the same `Idempotency-Key`.
@@ -68,6 +72,7 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
             order_id,
             amount,
             keys: Vec::new(),
+            virtual_account: rng.random_bool(0.3),
         });
     }
     let mut sent: Vec<Sent> = Vec::new();
@@ -87,8 +92,10 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
             }
             36..=55 => refund(&app, &mut rng, order, &mut sent, step).await,
             56..=62 => dashboard_cancel(&app, &mut rng, order),
-            63..=74 => webhook(&app, &mut rng, order).await,
-            75..=86 => {
+            63..=70 => webhook(&app, &mut rng, order).await,
+            71..=74 => account_event(&app, &mut rng, order).await,
+            75..=76 => cancel(&app, &mut rng, order, &mut sent, step).await,
+            77..=86 => {
                 app.service.reconcile_once().await.unwrap();
             }
             87..=90 => app.restart().await,
@@ -186,7 +193,12 @@ async fn confirm(
 ) {
     if order.keys.is_empty() || rng.random_bool(0.3) {
         let key = format!("pk_{}_{}", order.order_id, order.keys.len());
-        app.toss.authenticate(&key, &order.order_id, order.amount);
+        if order.virtual_account {
+            app.toss
+                .authenticate_virtual_account(&key, &order.order_id, order.amount);
+        } else {
+            app.toss.authenticate(&key, &order.order_id, order.amount);
+        }
         order.keys.push(key);
     }
     let key = order.keys.last().unwrap().clone();
@@ -239,6 +251,10 @@ async fn success_redirect(app: &TestApp, rng: &mut StdRng, order: &mut Order) {
 async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
     fault(app, rng, true).await;
     let mut body = json!({"reason": format!("refund at step {step}")});
+    if order.virtual_account {
+        body["refund_receive_account"] =
+            json!({"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"});
+    }
     if rng.random_bool(0.7) {
         body["refund_amount_krw"] = json!(rng.random_range(1..=order.amount / 100) * 50);
     }
@@ -254,6 +270,53 @@ async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<S
     } else {
         let reply = app.post(&request.path, request.body.clone()).await;
         assert!(reply.status.as_u16() < 500, "{}", reply.text);
+    }
+}
+
+/// `POST /payments/{id}/cancel`: refused (409) once anyone paid, else the order is cancelled
+/// (at Toss too when its account waits for the deposit).
+async fn cancel(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
+    fault(app, rng, true).await;
+    let request = Sent {
+        path: format!("/payments/{}/cancel", order.payment_id),
+        body: json!({"reason": format!("cancel at step {step}")}),
+        key: format!("idem-cancel-{step}"),
+        auth: true,
+    };
+    post(app, &request).await;
+    sent.push(request);
+}
+
+/// The buyer deposits into an issued account (Toss's `DEPOSIT_CALLBACK` arriving now, or
+/// never), or the account expires.
+async fn account_event(app: &TestApp, rng: &mut StdRng, order: &Order) {
+    let Some(key) = order.keys.iter().find(|key| {
+        app.toss
+            .payment(key)
+            .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT")
+    }) else {
+        return;
+    };
+    if rng.random_bool(0.8) {
+        app.toss.deposit(key);
+        if rng.random_bool(0.6) {
+            let callback = app.toss.deposit_callback(key);
+            let reply = app
+                .client
+                .post(format!("{}/webhooks/toss", app.address))
+                .json(&callback)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                reply.status() == StatusCode::OK
+                    || reply.status() == StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                reply.status()
+            );
+        }
+    } else {
+        app.toss.expire(key);
     }
 }
 
@@ -326,6 +389,13 @@ async fn settle(app: &TestApp, orders: &[Order]) {
             let refunds = app
                 .get(&format!("/payments/{}/refunds", order.payment_id))
                 .await;
+            let toss_waits = order.keys.iter().any(|key| {
+                app.toss
+                    .payment(key)
+                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT")
+            });
+            // A cancel of an account asked for and not yet carried out is re-sent.
+            unsettled |= (payment["status"] == "WAITING_FOR_DEPOSIT") != toss_waits;
             unsettled |= payment["status"] == "IN_PROGRESS"
                 || refunds.body["refunds"]
                     .as_array()
@@ -347,6 +417,8 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
         .iter()
         .filter_map(|key| app.toss.payment(key))
         .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
+        // An account cancelled before its deposit was never paid.
+        .filter(|p| !(p.virtual_account && p.cancels.is_empty() && p.status == "CANCELED"))
         .collect();
     assert!(
         paid.len() <= 1,
@@ -406,13 +478,30 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
             assert_eq!(count("payment.completed"), 1, "{at}");
         }
         None => {
-            assert_eq!(payment["status"], "PENDING", "{at}: {payment}");
+            let waiting = order.keys.iter().any(|key| {
+                app.toss
+                    .payment(key)
+                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT")
+            });
+            let expected = if waiting {
+                "WAITING_FOR_DEPOSIT"
+            } else if count("payment.cancelled") == 1 {
+                "CANCELLED"
+            } else {
+                "PENDING"
+            };
+            assert_eq!(payment["status"], expected, "{at}: {payment}");
             assert_eq!(payment["refunded_amount_krw"], 0, "{at}");
             assert!(completed.is_empty(), "{at}");
             assert_eq!(count("payment.completed"), 0, "{at}");
         }
     }
     assert_eq!(count("payment.refunded"), completed.len(), "{at}");
+    assert!(count("payment.cancelled") <= 1, "{at}: cancelled once");
+    if count("payment.cancelled") == 1 {
+        assert!(paid.is_empty(), "{at}: a cancelled order was paid");
+        assert_eq!(payment["status"], "CANCELLED", "{at}: {payment}");
+    }
     let failed = refunds.iter().filter(|r| r["status"] == "FAILED").count();
     assert_eq!(count("refund.failed"), failed, "{at}");
 }

@@ -27,6 +27,7 @@ on_both_databases!(
     tax_free_parts_of_refunds_add_up_to_the_payments,
     receipt_method_and_card_are_shown,
     a_lost_refund_is_resent_with_the_same_account_and_tax_free_part,
+    nothing_unpaid_can_be_refunded,
 );
 
 const ACCOUNT: &str = "110123456789";
@@ -877,5 +878,40 @@ async fn a_lost_refund_is_resent_with_the_same_account_and_tax_free_part(backend
         (15000, 6000),
         "once at Toss"
     );
+    app.stop().await;
+}
+
+/// A refund needs money that was taken: an account waiting for its deposit, or an attempt whose
+/// outcome is unknown, is 409 `INVALID_STATE` (not a PG error), and Toss is not called.
+async fn nothing_unpaid_can_be_refunded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (waiting, _) = issued(&app, "order_va_unpaid1", "pk_va_unpaid1", 12000).await;
+    let body = json!({"reason": "returned", "refund_receive_account": refund_account(ACCOUNT)});
+    app.post(&format!("/payments/{waiting}/refund"), body.clone())
+        .await
+        .problem(409, "INVALID_STATE");
+
+    let unknown = create(&app, "order_unpaid_000002", 8000, None).await;
+    app.toss
+        .authenticate("pk_unpaid_2", "order_unpaid_000002", 8000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_unpaid_000002", "payment_key": "pk_unpaid_2"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    app.post(&format!("/payments/{unknown}/refund"), body)
+        .await
+        .problem(409, "INVALID_STATE");
+    assert!(app.toss_requests("POST", "/cancel").await.is_empty());
     app.stop().await;
 }
