@@ -903,6 +903,11 @@ impl FakeToss {
         }
     }
 
+    /// The `paymentKey` Toss holds for `order_id` (the latest attempt's; a billing charge's).
+    pub fn payment_key_of_order(&self, order_id: &str) -> Option<String> {
+        self.lock(&self.0.orders, order_id).get(order_id).cloned()
+    }
+
     pub fn payment(&self, payment_key: &str) -> Option<FakePayment> {
         self.lock(&self.0.payments, payment_key)
             .get(payment_key)

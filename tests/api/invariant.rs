@@ -2,7 +2,8 @@
 //! retries with and without `Idempotency-Key`, duplicate redirects, Toss errors of every class,
 //! lost replies, timeouts, dashboard cancels, webhooks in any order and restarts of the service.
 //! Some orders are paid by virtual account: deposits (announced or not), expiries and cancels of
-//! unpaid orders race the rest. Once everything has settled:
+//! unpaid orders race the rest; others are subscription renewals charged with a billing key,
+//! under the same faults. Once everything has settled:
 //! - every payment's status and refunded amount are Toss's (`CANCELLED` only when we cancelled
 //!   it and nobody paid; `WAITING_FOR_DEPOSIT` while Toss still waits for the deposit);
 //! - Toss approved at most one attempt of each order (each `paymentKey` at most once);
@@ -34,6 +35,9 @@ struct Order {
     keys: Vec<String>,
     /// The buyer pays by virtual account (가상계좌): a confirm issues the account.
     virtual_account: bool,
+    /// A renewal charged with the buyer's billing key (`POST /payments/{id}/charge`), not
+    /// confirmed by the buyer.
+    billing: bool,
 }
 
 /// A request as sent, for a retry with the same `Idempotency-Key`.
@@ -54,7 +58,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 async fn money_invariant_holds_after_random_histories(backend: Backend) {
     let seed = env_number("INVARIANT_SEED", 20_261_130);
-    let payments = env_number("INVARIANT_PAYMENTS", 6) as usize;
+    let payments = env_number("INVARIANT_PAYMENTS", 10) as usize;
     eprintln!("money invariant: INVARIANT_SEED={seed} INVARIANT_PAYMENTS={payments} ({backend:?})");
     let options = Options {
         read_timeout_secs: 1,
@@ -62,6 +66,7 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
     };
     let mut app = spawn_with(backend, options).await;
     let mut rng = StdRng::seed_from_u64(seed);
+    let billing_key = issue_billing_key(&app).await;
     let mut orders = Vec::new();
     for i in 0..payments {
         let amount = rng.random_range(10..=500) * 100;
@@ -72,13 +77,23 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
             order_id,
             amount,
             keys: Vec::new(),
-            virtual_account: rng.random_bool(0.3),
+            virtual_account: false,
+            billing: false,
         });
+        let order = orders.last_mut().unwrap();
+        match rng.random_range(0..10) {
+            0..=2 => order.virtual_account = true,
+            3..=4 => order.billing = true,
+            _ => {}
+        }
     }
     let mut sent: Vec<Sent> = Vec::new();
     for step in 0..payments * 14 {
         let order = &mut orders[rng.random_range(0..payments)];
         match rng.random_range(0..100) {
+            0..=24 if order.billing => {
+                charge(&app, &mut rng, order, &billing_key, &mut sent, step).await
+            }
             0..=24 => confirm(&app, &mut rng, order, &mut sent, step).await,
             25..=31 => success_redirect(&app, &mut rng, order).await,
             32..=35 => {
@@ -134,12 +149,21 @@ async fn post(app: &TestApp, request: &Sent) -> StatusCode {
     reply.status
 }
 
-/// One fault in front of Toss's next confirm (`cancel` false) or cancel, of a random class.
-async fn fault(app: &TestApp, rng: &mut StdRng, cancel: bool) {
-    let path = if cancel {
-        "/cancel$"
-    } else {
-        "^/v1/payments/confirm$"
+/// Which of Toss's calls a fault stands in front of.
+#[derive(Clone, Copy, PartialEq)]
+enum Call {
+    Confirm,
+    Cancel,
+    Charge,
+}
+
+/// One fault in front of Toss's next call of `call`, of a random class.
+async fn fault(app: &TestApp, rng: &mut StdRng, call: Call) {
+    let cancel = call == Call::Cancel;
+    let path = match call {
+        Call::Confirm => "^/v1/payments/confirm$",
+        Call::Cancel => "/cancel$",
+        Call::Charge => "^/v1/billing/[^/]+$",
     };
     match rng.random_range(0..100) {
         0..=59 => {}
@@ -177,9 +201,12 @@ async fn fault(app: &TestApp, rng: &mut StdRng, cancel: bool) {
         88..=93 => app.toss_hangs("POST", path, Some(1)).await,
         _ => {
             // Toss does it, the reply is lost.
-            app.toss
-                .slow_next(&app.toss_server, cancel, Duration::from_millis(1500))
-                .await;
+            let lost = Duration::from_millis(1500);
+            if call == Call::Charge {
+                app.toss.slow_next_charge(&app.toss_server, lost).await;
+            } else {
+                app.toss.slow_next(&app.toss_server, cancel, lost).await;
+            }
         }
     }
 }
@@ -202,7 +229,7 @@ async fn confirm(
         order.keys.push(key);
     }
     let key = order.keys.last().unwrap().clone();
-    fault(app, rng, false).await;
+    fault(app, rng, Call::Confirm).await;
     let mut body = json!({"order_id": order.order_id, "payment_key": key});
     if rng.random_bool(0.5) {
         body["amount_krw"] = json!(order.amount);
@@ -249,7 +276,7 @@ async fn success_redirect(app: &TestApp, rng: &mut StdRng, order: &mut Order) {
 }
 
 async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
-    fault(app, rng, true).await;
+    fault(app, rng, Call::Cancel).await;
     let mut body = json!({"reason": format!("refund at step {step}")});
     if order.virtual_account {
         body["refund_receive_account"] =
@@ -273,10 +300,66 @@ async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<S
     }
 }
 
+/// The buyer's card, registered for subscriptions: a billing key of `u-1` (every order's user).
+async fn issue_billing_key(app: &TestApp) -> String {
+    let customer = app
+        .post("/billing/customers", json!({"user_id": "u-1"}))
+        .await
+        .body["customer_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth_key = app.toss.register_card(&customer);
+    let issued = app
+        .post(
+            "/billing-keys",
+            json!({"customer_key": customer, "auth_key": auth_key}),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    issued.body["billing_key_id"].as_str().unwrap().to_owned()
+}
+
+/// A renewal charged with the billing key, with or without `Idempotency-Key`.
+async fn charge(
+    app: &TestApp,
+    rng: &mut StdRng,
+    order: &Order,
+    billing_key: &str,
+    sent: &mut Vec<Sent>,
+    step: usize,
+) {
+    fault(app, rng, Call::Charge).await;
+    let request = Sent {
+        path: format!("/payments/{}/charge", order.payment_id),
+        body: json!({"billing_key_id": billing_key}),
+        key: format!("idem-charge-{step}"),
+        auth: true,
+    };
+    if rng.random_bool(0.5) {
+        post(app, &request).await;
+        sent.push(request);
+    } else {
+        let reply = app.post(&request.path, request.body.clone()).await;
+        assert!(reply.status.as_u16() < 500, "{}", reply.text);
+    }
+}
+
+/// Every payment Toss holds for the order: the buyer's attempts, or the billing charge.
+fn toss_payments(app: &TestApp, order: &Order) -> Vec<::fake_toss::FakePayment> {
+    let mut keys = order.keys.clone();
+    if order.billing {
+        keys.extend(app.toss.payment_key_of_order(&order.order_id));
+    }
+    keys.iter()
+        .filter_map(|key| app.toss.payment(key))
+        .collect()
+}
+
 /// `POST /payments/{id}/cancel`: refused (409) once anyone paid, else the order is cancelled
 /// (at Toss too when its account waits for the deposit).
 async fn cancel(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
-    fault(app, rng, true).await;
+    fault(app, rng, Call::Cancel).await;
     let request = Sent {
         path: format!("/payments/{}/cancel", order.payment_id),
         body: json!({"reason": format!("cancel at step {step}")}),
@@ -322,11 +405,9 @@ async fn account_event(app: &TestApp, rng: &mut StdRng, order: &Order) {
 
 /// Someone cancels part (or all) of an approved payment in Toss's dashboard.
 fn dashboard_cancel(app: &TestApp, rng: &mut StdRng, order: &Order) {
-    for key in &order.keys {
-        if let Some(payment) = app.toss.payment(key)
-            && matches!(payment.status.as_str(), "DONE" | "PARTIAL_CANCELED")
-            && payment.balance > 0
-        {
+    for payment in toss_payments(app, order) {
+        let key = &payment.payment_key;
+        if matches!(payment.status.as_str(), "DONE" | "PARTIAL_CANCELED") && payment.balance > 0 {
             let amount = if rng.random_bool(0.3) {
                 payment.balance
             } else {
@@ -377,7 +458,9 @@ async fn deliver_status(app: &TestApp, order: &Order, key: &str, transmission: &
 /// for days) have all got through: a dashboard cancel reaches us only that way.
 async fn settle(app: &TestApp, orders: &[Order]) {
     for order in orders {
-        for key in &order.keys {
+        // Toss sends none for a billing approval, but does for a cancel of it.
+        for payment in toss_payments(app, order) {
+            let key = &payment.payment_key;
             deliver_status(app, order, key, &format!("whtrans_final_{key}")).await;
         }
     }
@@ -412,10 +495,8 @@ async fn settle(app: &TestApp, orders: &[Order]) {
 
 async fn check(app: &TestApp, order: &Order, seed: u64) {
     let at = format!("order {} (INVARIANT_SEED={seed})", order.order_id);
-    let paid: Vec<_> = order
-        .keys
-        .iter()
-        .filter_map(|key| app.toss.payment(key))
+    let paid: Vec<_> = toss_payments(app, order)
+        .into_iter()
         .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
         // An account cancelled before its deposit was never paid.
         .filter(|p| !(p.virtual_account && p.cancels.is_empty() && p.status == "CANCELED"))
