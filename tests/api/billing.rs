@@ -3,7 +3,7 @@
 //! `BILLING_DELETED`), and charges of a payment with one: approvals, declines with `retryable`,
 //! unknown outcomes, races across instances and a crash, all approved at Toss at most once.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -12,10 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
-use crate::fake_toss::{FakeToss, SECRET_KEY};
+use crate::crash::{free_port, start, wait_ready};
+use crate::fake_toss::FakeToss;
 use crate::helpers::{
-    API_KEY, BILLING_ENCRYPTION_KEY, Backend, Options, Reply, TestApp, TestDatabase, init_process,
-    into_reply, spawn_app, spawn_impatient, spawn_with,
+    API_KEY, Backend, Options, Reply, TestApp, TestDatabase, init_process, into_reply, spawn_app,
+    spawn_impatient, spawn_with,
 };
 use crate::on_both_databases;
 
@@ -585,46 +586,6 @@ async fn concurrent_charges_approve_once(backend: Backend) {
     app.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_binary(database_url: &str, toss_url: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_payment-service"))
-        .env("DATABASE_URL", database_url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("TOSS_SECRET_KEY", SECRET_KEY)
-        .env("TOSS_API_URL", toss_url)
-        .env("BILLING_KEY_ENCRYPTION_KEY", BILLING_ENCRYPTION_KEY)
-        .env("API_KEYS", API_KEY)
-        .env("APP_TOSS__READ_TIMEOUT_SECS", "3")
-        .env("APP_RECONCILER__INTERVAL_MS", "100")
-        .env("APP_RECONCILER__INITIAL_BACKOFF_SECS", "0")
-        .env("APP_RECONCILER__MAX_BACKOFF_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .env_remove("NATS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{base}/ready")).send().await
-            && response.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{base} never became ready");
-}
-
 async fn sigkill_during_the_charge_settles_after_restart(backend: Backend) {
     init_process();
     let database = TestDatabase::create(backend).await;
@@ -645,7 +606,7 @@ async fn sigkill_during_the_charge_settles_after_restart(backend: Backend) {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut first = start_binary(&database.url, &toss_server.uri(), port);
+    let mut first = start(&database.url, &toss_server.uri(), port);
     wait_ready(&client, &base).await;
     let customer = into_reply(
         send(&base, "/billing/customers", json!({"user_id": "u-1"}))
@@ -701,7 +662,7 @@ async fn sigkill_during_the_charge_settles_after_restart(backend: Backend) {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut second = start_binary(&database.url, &toss_server.uri(), port);
+    let mut second = start(&database.url, &toss_server.uri(), port);
     wait_ready(&client, &base).await;
     let mut payment = Value::Null;
     for _ in 0..200 {

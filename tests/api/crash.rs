@@ -10,12 +10,14 @@ use serde_json::json;
 use wiremock::MockServer;
 
 use crate::fake_toss::{FakeToss, SECRET_KEY};
-use crate::helpers::{API_KEY, Backend, TestDatabase, init_process, into_reply};
+use crate::helpers::{
+    API_KEY, BILLING_ENCRYPTION_KEY, Backend, TestDatabase, init_process, into_reply,
+};
 use crate::on_both_databases;
 
 on_both_databases!(sigkill_while_toss_holds_the_confirm);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,25 +25,29 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
+/// The real binary on `database_url` against the fake Toss at `toss_url`, listening on `port`,
+/// with a fast reconciler and a short read timeout.
+pub(crate) fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .env("DATABASE_URL", database_url)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("TOSS_SECRET_KEY", SECRET_KEY)
         .env("TOSS_API_URL", toss_url)
+        .env("BILLING_KEY_ENCRYPTION_KEY", BILLING_ENCRYPTION_KEY)
         .env("API_KEYS", API_KEY)
         .env("APP_TOSS__READ_TIMEOUT_SECS", "3")
         .env("APP_RECONCILER__INTERVAL_MS", "100")
         .env("APP_RECONCILER__INITIAL_BACKOFF_SECS", "0")
         .env("APP_RECONCILER__MAX_BACKOFF_SECS", "1")
         .env("RUST_LOG", "warn")
+        .env_remove("NATS_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("binary starts")
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..100 {
         if let Ok(response) = client.get(format!("{base}/ready")).send().await
             && response.status() == StatusCode::OK
