@@ -1144,10 +1144,13 @@ pub fn secret_of(payment_key: &str) -> String {
 /// one Toss might add later (clients must ignore it).
 pub fn to_json(p: &FakePayment) -> Value {
     // A virtual account is approved by its deposit only: one cancelled before it never was.
-    let approved = !matches!(
-        p.status.as_str(),
-        "READY" | "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
-    ) && (!p.virtual_account || p.approved_at.is_some());
+    let cancelled_unpaid =
+        p.virtual_account && p.status == "CANCELED" && p.approved_at.is_none();
+    let approved = !cancelled_unpaid
+        && !matches!(
+            p.status.as_str(),
+            "READY" | "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
+        );
     let card = json!({"issuerCode": "71", "acquirerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 0,
                  "isInterestFree": false, "interestPayer": null, "approveNo": "00000000", "useCardPoint": false,
                  "cardType": "신용", "ownerType": "개인", "acquireStatus": "READY", "amount": p.total});
