@@ -816,11 +816,28 @@ impl PaymentService {
             return Err(AppError::NotFound(format!("payment {id} not found")));
         };
         Self::report(&payment, record, &verdict, alert);
+        let payment = self.unflag_if_resolved(payment, &refunds).await;
         Ok(Adopted {
             payment,
             refunds,
             verdict,
         })
+    }
+
+    /// A payment a reconciliation run flagged, whose adopted record no longer disagrees with
+    /// what the run found, is no longer flagged by it. Best effort: the flag is only a note.
+    async fn unflag_if_resolved(&self, payment: Payment, refunds: &[Refund]) -> Payment {
+        if !payment.needs_review {
+            return payment;
+        }
+        match super::reconciliation::clear_resolved_flag(&self.store, &payment, refunds).await {
+            Ok(Some(cleared)) => cleared,
+            Ok(None) => payment,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, %error, "review flag not re-checked");
+                payment
+            }
+        }
     }
 
     /// A confirm reply for the attempt `claimed` was just claimed for. The usual answer (approved,
@@ -846,6 +863,7 @@ impl PaymentService {
                 .await?
             {
                 Self::report(&payment, record, &Verdict::Settled, None);
+                let payment = self.unflag_if_resolved(payment, &[]).await;
                 return Ok(Adopted {
                     payment,
                     refunds: Vec::new(),

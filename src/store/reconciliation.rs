@@ -14,6 +14,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
+use crate::domain::PaymentId;
 use crate::gateway::{PgSettlement, PgTransaction};
 
 /// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.
@@ -199,6 +200,23 @@ impl Store {
             .await?
             .into_iter()
             .map(StoredDiscrepancy::try_from)
+            .collect()
+    }
+
+    /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
+    pub async fn discrepancies_naming(
+        &self,
+        run_id: &str,
+        payment_id: PaymentId,
+    ) -> StoreResult<Vec<Discrepancy>> {
+        discrepancy::Entity::find()
+            .filter(discrepancy::Column::RunId.eq(run_id))
+            .filter(discrepancy::Column::PaymentId.eq(payment_id.to_string()))
+            .order_by_asc(discrepancy::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| StoredDiscrepancy::try_from(row).map(|stored| stored.discrepancy))
             .collect()
     }
 
