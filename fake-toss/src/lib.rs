@@ -911,7 +911,9 @@ impl FakeToss {
     /// The virtual account of `payment_key` is due at `due` (KST, `yyyy-MM-dd'T'HH:mm:ss`, as
     /// [`due_date_of`] writes it); past it, it expires (see [`FakeToss::expire`]).
     pub fn set_due_date(&self, payment_key: &str, due: &str) {
-        self.update(payment_key, |payment| payment.due_date = Some(due.to_owned()));
+        self.update(payment_key, |payment| {
+            payment.due_date = Some(due.to_owned())
+        });
     }
 
     /// The bank reversed the deposit (API ≥ 2022-06-08: `DONE` → `WAITING_FOR_DEPOSIT`).
@@ -962,7 +964,10 @@ impl FakeToss {
         let mut payments = self.lock(&self.0.payments, payment_key);
         let kept = payments.get_mut(payment_key).expect("known payment");
         if kept.payment.status == "WAITING_FOR_DEPOSIT" {
-            assert_eq!(amount, kept.payment.total, "an unpaid account is cancelled whole");
+            assert_eq!(
+                amount, kept.payment.total,
+                "an unpaid account is cancelled whole"
+            );
             cancel_unpaid(&mut kept.payment, "dashboard");
             return;
         }
@@ -1144,8 +1149,7 @@ pub fn secret_of(payment_key: &str) -> String {
 /// one Toss might add later (clients must ignore it).
 pub fn to_json(p: &FakePayment) -> Value {
     // A virtual account is approved by its deposit only: one cancelled before it never was.
-    let cancelled_unpaid =
-        p.virtual_account && p.status == "CANCELED" && p.approved_at.is_none();
+    let cancelled_unpaid = p.virtual_account && p.status == "CANCELED" && p.approved_at.is_none();
     let approved = !cancelled_unpaid
         && !matches!(
             p.status.as_str(),
@@ -1469,7 +1473,11 @@ mod tests {
         ));
         // The cancel is listed like any other, but nothing was ever approved (§4).
         assert_eq!(cancelled.body["status"], "CANCELED");
-        assert_eq!(cancelled.body["approvedAt"], Value::Null, "nothing was paid");
+        assert_eq!(
+            cancelled.body["approvedAt"],
+            Value::Null,
+            "nothing was paid"
+        );
         assert_eq!(cancelled.body["balanceAmount"], 0);
         let cancels = cancelled.body["cancels"].as_array().unwrap();
         assert_eq!(cancels.len(), 1);
@@ -1479,7 +1487,10 @@ mod tests {
             cancelled.body["lastTransactionKey"],
             cancels[0]["transactionKey"]
         );
-        assert!(!toss.deposit("pk_va"), "a cancelled account takes no deposit");
+        assert!(
+            !toss.deposit("pk_va"),
+            "a cancelled account takes no deposit"
+        );
         assert!(
             toss.transaction_log().is_empty(),
             "no money moved: nothing in Toss's books"
@@ -1515,7 +1526,10 @@ mod tests {
         assert_eq!(read.body["virtualAccount"]["expired"], true);
         assert_eq!(read.body["failure"], Value::Null);
         assert_eq!(read.body["approvedAt"], Value::Null);
-        assert!(!toss.deposit("pk_va"), "an expired account takes no deposit");
+        assert!(
+            !toss.deposit("pk_va"),
+            "an expired account takes no deposit"
+        );
         // A due date set later than now: not expired until it passes.
         toss.authenticate_virtual_account("pk_va2", "o-1", 1000);
         confirm(&toss, None, "pk_va2");

@@ -233,7 +233,10 @@ mod tests {
         };
         assert!(approval.holds(&payment, &[]), "still in flight");
         payment.status = PaymentStatus::Completed;
-        assert!(!approval.holds(&payment, &[]), "paid under Toss's key and amount");
+        assert!(
+            !approval.holds(&payment, &[]),
+            "paid under Toss's key and amount"
+        );
         payment.amount_krw = 9_000;
         assert!(approval.holds(&payment, &[]), "another amount");
         payment.amount_krw = 10_000;

@@ -244,10 +244,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
             match &record.status {
                 PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
                     let (base, note) = take_tax_free(ours.clone(), record);
-                    with_note(
-                        adopt_cancels(base, ours, refunds, record, ctx, None),
-                        note,
-                    )
+                    with_note(adopt_cancels(base, ours, refunds, record, ctx, None), note)
                 }
                 PgStatus::WaitingForDeposit => set_aside(
                     ours,
@@ -441,9 +438,7 @@ fn deposit_check(ours: &Payment, record: &PgPayment, ctx: &Context) -> DateTime<
 fn due_check(account: Option<&crate::domain::VirtualAccount>, ctx: &Context) -> DateTime<Utc> {
     match account.and_then(|a| a.due_date) {
         Some(due) if due + DUE_GRACE > ctx.now => (due + DUE_GRACE).min(ctx.deposit_check_at),
-        Some(due) if due + DUE_WATCH > ctx.now => {
-            (ctx.now + DUE_RECHECK).min(ctx.deposit_check_at)
-        }
+        Some(due) if due + DUE_WATCH > ctx.now => (ctx.now + DUE_RECHECK).min(ctx.deposit_check_at),
         _ => ctx.deposit_check_at,
     }
 }
@@ -798,8 +793,23 @@ pub struct Adopted {
 }
 
 impl PaymentService {
-    /// Adopts `record` for payment `id` through [`decide`], in one transaction.
+    /// Adopts `record` for payment `id` through [`decide`], in one transaction. A flag a
+    /// reconciliation run set goes once the payment no longer disagrees with what it found.
     pub(super) async fn adopt_record(
+        &self,
+        id: PaymentId,
+        record: &PgPayment,
+        cancel_of: Option<RefundId>,
+    ) -> Result<Adopted, AppError> {
+        let adopted = self.adopt_only(id, record, cancel_of).await?;
+        let payment = self
+            .unflag_if_resolved(adopted.payment, &adopted.refunds)
+            .await;
+        Ok(Adopted { payment, ..adopted })
+    }
+
+    /// [`PaymentService::adopt_record`], the flag left to the caller (a person's review).
+    pub(super) async fn adopt_only(
         &self,
         id: PaymentId,
         record: &PgPayment,
@@ -816,7 +826,6 @@ impl PaymentService {
             return Err(AppError::NotFound(format!("payment {id} not found")));
         };
         Self::report(&payment, record, &verdict, alert);
-        let payment = self.unflag_if_resolved(payment, &refunds).await;
         Ok(Adopted {
             payment,
             refunds,

@@ -500,7 +500,10 @@ mod tests {
             theirs: None,
         };
         assert_eq!(flag_date(&reason(date, &found)), Some(date));
-        assert_eq!(flag_date("Toss's totalAmount 100 differs from ours 10000"), None);
+        assert_eq!(
+            flag_date("Toss's totalAmount 100 differs from ours 10000"),
+            None
+        );
         assert_eq!(flag_date("reconciliation of yesterday"), None);
     }
 

@@ -11,10 +11,10 @@ use sea_orm::{
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
 use super::{Store, StoreError, StoreResult};
+use crate::domain::PaymentId;
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
-use crate::domain::PaymentId;
 use crate::gateway::{PgSettlement, PgTransaction};
 
 /// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.

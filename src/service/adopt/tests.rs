@@ -718,12 +718,18 @@ fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
     for ours in PaymentStatus::ALL {
         let payment = payment(ours);
         let decision = decide(&payment, &refunds_of(&payment), &unpaid, &ctx());
-        let after = decision.plan.as_ref().map_or(&payment, |plan| &plan.payment);
+        let after = decision
+            .plan
+            .as_ref()
+            .map_or(&payment, |plan| &plan.payment);
         let case = format!("ours {ours}");
         if ours != PaymentStatus::Refunded {
             assert_ne!(after.status, PaymentStatus::Refunded, "{case}");
         }
-        assert_eq!(after.refunded_amount_krw, payment.refunded_amount_krw, "{case}");
+        assert_eq!(
+            after.refunded_amount_krw, payment.refunded_amount_krw,
+            "{case}"
+        );
         let events: Vec<&str> = decision
             .plan
             .iter()
@@ -741,9 +747,14 @@ fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
     let plan = decide(&asked, &[], &unpaid, &ctx()).plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
     assert_eq!(plan.events[0].event_type, "payment.cancelled");
-    let plan = decide(&payment(PaymentStatus::WaitingForDeposit), &[], &unpaid, &ctx())
-        .plan
-        .unwrap();
+    let plan = decide(
+        &payment(PaymentStatus::WaitingForDeposit),
+        &[],
+        &unpaid,
+        &ctx(),
+    )
+    .plan
+    .unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::Pending);
     assert_eq!(
         plan.payment.failure.map(|f| f.code),
@@ -844,7 +855,10 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
     let mut silent = record("DONE");
     silent.tax_free_amount = None;
     let after = decide(&ours, &[], &silent, &ctx()).plan.unwrap().payment;
-    assert_eq!((after.tax_free_amount_krw, after.needs_review), (3_000, false));
+    assert_eq!(
+        (after.tax_free_amount_krw, after.needs_review),
+        (3_000, false)
+    );
 }
 
 /// Defect 1: a flag is a note for a person, never a stop sign. A contradiction about a payment
@@ -867,14 +881,26 @@ fn a_flag_never_stops_a_payment_in_flight() {
     for (ours, toss, settled) in [
         (PaymentStatus::InProgress, "DONE", PaymentStatus::Completed),
         (PaymentStatus::InProgress, "ABORTED", PaymentStatus::Pending),
-        (PaymentStatus::WaitingForDeposit, "DONE", PaymentStatus::Completed),
-        (PaymentStatus::WaitingForDeposit, "CANCELED_UNPAID", PaymentStatus::Pending),
+        (
+            PaymentStatus::WaitingForDeposit,
+            "DONE",
+            PaymentStatus::Completed,
+        ),
+        (
+            PaymentStatus::WaitingForDeposit,
+            "CANCELED_UNPAID",
+            PaymentStatus::Pending,
+        ),
     ] {
         let mut flagged = payment(ours);
         flagged.needs_review = true;
         flagged.review_reason = Some("reconciliation of 2026-12-05: STATUS_MISMATCH".into());
         let decision = decide(&flagged, &[], &record(toss), &ctx());
         assert_eq!(decision.verdict, Verdict::Settled, "{ours} × {toss}");
-        assert_eq!(decision.plan.unwrap().payment.status, settled, "{ours} × {toss}");
+        assert_eq!(
+            decision.plan.unwrap().payment.status,
+            settled,
+            "{ours} × {toss}"
+        );
     }
 }
