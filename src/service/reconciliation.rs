@@ -347,11 +347,20 @@ impl Reconciliation {
                     continue;
                 };
                 tracing::warn!(%payment_id, %date, kind = found.kind.as_str(), "reconciliation: payment set aside for review");
-                if flagged.status == PaymentStatus::WaitingForDeposit
-                    && flagged.cancel_reason.is_none()
-                {
-                    // Toss's books moved (a deposit whose callback was lost?): read it back
-                    // now rather than at the slow pace of deposits.
+                let in_flight = match flagged.status {
+                    PaymentStatus::InProgress => true,
+                    PaymentStatus::WaitingForDeposit => flagged.cancel_reason.is_none(),
+                    PaymentStatus::Pending
+                    | PaymentStatus::Completed
+                    | PaymentStatus::PartialRefund
+                    | PaymentStatus::Refunded
+                    | PaymentStatus::Failed
+                    | PaymentStatus::Cancelled => false,
+                };
+                if in_flight {
+                    // Toss's books show it decided (an approval whose reply or callback was
+                    // lost): read it back now rather than at the pace of retries or deposits.
+                    // Toss's record being decided, nothing is sent again by it.
                     let now = PaymentUpdate::Reschedule {
                         at: Utc::now(),
                         secret: None,
