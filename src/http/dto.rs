@@ -878,7 +878,9 @@ pub struct EventListDto {
 pub struct IdempotencyKeyHeader {
     /// 1..255 printable ASCII characters (else 400). A retry with the same key and body replays
     /// the first response; another body is 422 `IDEMPOTENCY_KEY_REUSED`; a duplicate still
-    /// running is 409 `REQUEST_IN_PROGRESS`.
+    /// running is 409 `REQUEST_IN_PROGRESS`. Keys of callers with an API key are one namespace;
+    /// a caller without one shares keys only with requests naming the same `payment_key`, and
+    /// its key is ignored when the request names none.
     #[expect(
         dead_code,
         reason = "documentation only: the idempotency layer reads the header"
