@@ -135,7 +135,9 @@ pub async fn get_payment(
 /// recorded as given, which needs the API key.
 ///
 /// A caller with the API key gets the whole payment (`PaymentDto`); a caller without one gets
-/// it without `user_id` and `subscription_id` (`PublicPaymentDto`).
+/// it without `user_id` and `subscription_id` (`PublicPaymentDto`). Either is shown the payment
+/// only as the attempt of the `payment_key` it presented: another key for a paid order is a
+/// problem (409 `INVALID_STATE`) that shows nothing of the payment.
 #[utoipa::path(
     post, path = "/payments/confirm", tag = TAG,
     request_body = ConfirmPaymentRequest,
