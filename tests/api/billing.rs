@@ -198,7 +198,7 @@ async fn issue_through_the_success_redirect_and_reload_calls_toss_once(backend: 
         ))
         .await;
     let problem = refused.problem(402, "PG_DECLINED");
-    assert_eq!(problem["pg_code"], "INVALID_AUTH_KEY");
+    assert_eq!(problem["pg_code"], "NOT_FOUND_BILLING");
     let none = app.get("/billing-keys?user_id=u-2").await;
     assert_eq!(none.body["billing_keys"], json!([]));
     // Missing parameters.
