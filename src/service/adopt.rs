@@ -162,6 +162,19 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
                     approve(ours, refunds, record, ctx)
                 }
+                PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired
+                    if ours.charge_in_flight() =>
+                {
+                    // Read back by order id, and an order has one attempt at Toss per charge:
+                    // an unpaid end may be an earlier attempt's, and proves nothing about this
+                    // one. It is settled by sending it again with its own Toss key (Toss
+                    // replays its first answer), never released on this record.
+                    let update = PaymentUpdate::Reschedule {
+                        at: ctx.retry_at,
+                        secret: None,
+                    };
+                    Decision::one(ours, update, Verdict::Undecided { resend: true }, ctx)
+                }
                 PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired => {
                     let update = match (&ours.status, &ours.cancel_reason) {
                         // We asked Toss to cancel the account: it ends as we asked.
