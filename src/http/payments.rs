@@ -15,6 +15,7 @@ use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::{Caller, PaymentId, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
+use crate::idempotency::InFlight;
 use crate::service::{
     CancelCommand, CancelOutcome, ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand,
     RefundOutcome,
@@ -250,15 +251,18 @@ pub async fn refund_payment(
             refund_account,
         })
         .await?;
-    let (status, dto) = match &outcome {
+    Ok(match &outcome {
         RefundOutcome::Completed { refund, payment } => {
-            (StatusCode::OK, RefundDto::new(refund, payment))
+            (StatusCode::OK, Json(RefundDto::new(refund, payment))).into_response()
         }
         RefundOutcome::Unsettled { refund, payment } => {
-            (StatusCode::ACCEPTED, RefundDto::new(refund, payment))
+            // Not replayed: a retry with its key answers the refund as it then stands.
+            let mut response =
+                (StatusCode::ACCEPTED, Json(RefundDto::new(refund, payment))).into_response();
+            response.extensions_mut().insert(InFlight);
+            response
         }
-    };
-    Ok((status, Json(dto)).into_response())
+    })
 }
 
 /// The rules of a `reason`: 1..200 characters, not blank, no control characters.

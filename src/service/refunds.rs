@@ -117,6 +117,17 @@ fn done(outcome: Result<RefundOutcome, AppError>) -> Sent {
     Sent::Done(Box::new(outcome))
 }
 
+/// Who drives a refund, and so whether an answer about it may already have been given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DrivenBy {
+    /// The request that made it, before it answered: a refusal of its first send is its
+    /// answer (402), and the refund, of which nobody heard, is forgotten.
+    ItsRequest,
+    /// Anyone after (the reconciler): the request may have answered 202 (or died after
+    /// sending). The refund ends `COMPLETED` or `FAILED` with `refund.failed`, and stays listed.
+    Later,
+}
+
 impl PaymentService {
     pub async fn refund(&self, command: RefundCommand) -> Result<RefundOutcome, AppError> {
         if let Some(key) = &command.idempotency_key
@@ -144,8 +155,13 @@ impl PaymentService {
         let Some((refund, payment)) = reserved else {
             return Err(AppError::RequestInProgress);
         };
-        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
-            .await
+        self.drive_refund(
+            refund.id,
+            payment.id,
+            REQUEST_PATIENCE,
+            DrivenBy::ItsRequest,
+        )
+        .await
     }
 
     /// Reads the payment, builds the refund and reserves its amount (or records it outright
@@ -315,6 +331,7 @@ impl PaymentService {
         refund_id: RefundId,
         payment_id: PaymentId,
         patience: Duration,
+        driven_by: DrivenBy,
     ) -> Result<RefundOutcome, AppError> {
         let deadline = Instant::now() + patience;
         let lease = self.settings.pg_read_timeout + Duration::from_secs(5);
@@ -353,7 +370,7 @@ impl PaymentService {
                 // Too late to send again; the read-back fails it once its last send is over.
                 return self.refund_later(&payment, &refund).await;
             }
-            match self.send_cancel(&payment, &refund).await {
+            match self.send_cancel(&payment, &refund, driven_by).await {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
                     // The last send's read-back just showed Toss does not have it.
@@ -366,14 +383,21 @@ impl PaymentService {
     }
 
     /// One send of `refund`'s cancel, holding the payment's cancel slot.
-    async fn send_cancel(&self, payment: &Payment, refund: &Refund) -> Sent {
-        match self.try_send_cancel(payment, refund).await {
+    async fn send_cancel(&self, payment: &Payment, refund: &Refund, driven_by: DrivenBy) -> Sent {
+        match self.try_send_cancel(payment, refund, driven_by).await {
             Ok(sent) => sent,
             Err(error) => done(Err(error)),
         }
     }
 
-    async fn try_send_cancel(&self, payment: &Payment, refund: &Refund) -> Result<Sent, AppError> {
+    async fn try_send_cancel(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        driven_by: DrivenBy,
+    ) -> Result<Sent, AppError> {
+        // Forgotten only when refused before anything about it was answered or sent.
+        let answered = driven_by == DrivenBy::Later || refund.sends > 0;
         let now = Utc::now();
         if !self
             .store
@@ -432,9 +456,11 @@ impl PaymentService {
                     message: message.clone(),
                     retryable: None,
                 };
-                // A first send refused leaves no trace (the caller hears 402 now); a resend
-                // refused ends a refund that was answered 202 as FAILED, with its event.
-                let keep = (refund.sends > 0).then_some(failure);
+                // A first send refused on the request that made the refund leaves no trace (the
+                // caller hears 402 now); any other refusal ends a refund that may have been
+                // answered 202 (waiting for its turn, or after an unknown outcome) as FAILED,
+                // with its event: an answered refund is never forgotten.
+                let keep = answered.then_some(failure);
                 self.abandon(payment.id, refund.id, keep).await?;
                 tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
                 Ok(done(Err(AppError::PgDeclined {
@@ -445,10 +471,14 @@ impl PaymentService {
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
-                if refund.sends == 0 {
-                    self.abandon(payment.id, refund.id, None).await?;
-                } else {
+                if refund.sends > 0 {
+                    // An earlier send may have landed: its record decides, later.
                     self.refund_later(payment, refund).await?;
+                } else {
+                    // Nothing reached Toss: the refund did not happen.
+                    let failure = Failure::new(code.clone(), message.clone());
+                    self.abandon(payment.id, refund.id, answered.then_some(failure))
+                        .await?;
                 }
                 Ok(done(Err(AppError::PgMisconfigured { code, message })))
             }
