@@ -715,3 +715,27 @@ fn what_toss_reports_about_the_method_is_kept() {
         Some("https://dashboard.tosspayments.com/receipt")
     );
 }
+
+/// A refused cancel of an unpaid virtual account is forgotten: the account keeps waiting for
+/// its deposit, looked at at the slow pace, and the request is never sent again.
+#[test]
+fn a_refused_cancel_request_is_forgotten() {
+    let ctx = ctx();
+    let mut ours = payment(PaymentStatus::WaitingForDeposit);
+    assert!(forget_cancel(&ours, &ctx).is_none(), "nothing to forget");
+    ours.cancel_reason = Some("order withdrawn".into());
+    let plan = forget_cancel(&ours, &ctx).expect("forgotten");
+    assert_eq!(plan.payment.status, PaymentStatus::WaitingForDeposit);
+    assert_eq!(plan.payment.cancel_reason, None);
+    assert_eq!(plan.payment.next_reconcile_at, Some(ctx.deposit_check_at));
+    assert!(plan.events.is_empty() && plan.refunds.is_empty());
+    // Once forgotten, a read-back of the waiting account keeps the slow pace.
+    let later = decide(&plan.payment, &[], &record("WAITING_FOR_DEPOSIT"), &ctx);
+    assert_eq!(
+        later.plan.expect("rescheduled").payment.next_reconcile_at,
+        Some(ctx.deposit_check_at)
+    );
+    let mut paid = payment(PaymentStatus::Completed);
+    paid.cancel_reason = Some("r".into());
+    assert!(forget_cancel(&paid, &ctx).is_none());
+}
