@@ -13,11 +13,11 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentKey, Refund, RefundAccount, RefundId, RefundOrigin,
-    RefundStatus, ScopedKey,
+    Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, Refund, RefundAccount, RefundId,
+    RefundOrigin, RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
-use crate::gateway::{CancelRequest, GatewayError};
+use crate::gateway::{CancelRequest, GatewayError, PgPayment};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -398,6 +398,13 @@ impl PaymentService {
     ) -> Result<Sent, AppError> {
         // Forgotten only when refused before anything about it was answered or sent.
         let answered = driven_by == DrivenBy::Later || refund.sends > 0;
+        if refund.sends == 0 && payment.payment_key.is_none() {
+            // The Toss key was recorded by a trusted caller, not adopted from Toss's answer:
+            // before anything is cancelled under it, Toss's record must be this order's.
+            if let Some(sent) = self.check_recorded_key(payment, refund, answered).await? {
+                return Ok(sent);
+            }
+        }
         let now = Utc::now();
         if !self
             .store
@@ -499,6 +506,61 @@ impl PaymentService {
                 }
             }
         }
+    }
+
+    /// Reads Toss's record under the key a trusted caller recorded for `payment` (the service
+    /// never adopted it) and checks it is this order's, of its amount, approved. `None`: it
+    /// is, send. Otherwise the refund is answered without sending anything: refused 409
+    /// `PG_RESPONSE_MISMATCH` with the payment set aside (a record of another order, or none),
+    /// or, when Toss could not be read, tried again later (refused 503 if nobody heard of it).
+    async fn check_recorded_key(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        answered: bool,
+    ) -> Result<Option<Sent>, AppError> {
+        let lookup = match payment.pg_key() {
+            Some(key) => self.record_by_key(payment, key).await,
+            None => Ok(None),
+        };
+        let wrong = match lookup {
+            Ok(Some(record)) => match names_this_payment(payment, &record) {
+                Ok(()) => return Ok(None),
+                Err(wrong) => wrong,
+            },
+            Ok(None) => "Toss has no payment under the recorded pg_transaction_id".to_owned(),
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, %error, "could not read the recorded Toss payment; nothing sent");
+                if answered {
+                    return Ok(Some(done(self.refund_later(payment, refund).await)));
+                }
+                self.abandon(payment.id, refund.id, None).await?;
+                return Ok(Some(done(Err(AppError::Unavailable(
+                    "Toss's record of the payment could not be read; nothing was sent".to_owned(),
+                )))));
+            }
+        };
+        let reason = format!("refund refused before any cancel: {wrong}");
+        tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
+        let failure = Failure::new("PG_RESPONSE_MISMATCH", reason.clone());
+        let now = Utc::now();
+        self.store
+            .adopt(payment.id, |ours, refunds| {
+                let plan = abandon_refund(ours, refunds, refund.id, answered.then_some(failure))
+                    .map(|mut plan| {
+                        let flag = PaymentUpdate::SetAside {
+                            reason: reason.clone(),
+                        };
+                        plan.payment = flag.applied_to(&plan.payment, now);
+                        plan
+                    });
+                (plan, ())
+            })
+            .await?;
+        Ok(Some(done(Err(AppError::ForeignPgRecord(format!(
+            "the Toss payment recorded for this payment is not its own ({wrong}); nothing was \
+             cancelled and the payment was set aside for review"
+        ))))))
     }
 
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
@@ -646,6 +708,27 @@ fn cancel_key(payment: &Payment) -> Result<PaymentKey, GatewayError> {
     }
 }
 
+/// Whether Toss's `record` is the one `payment` was paid by: this order, this amount, approved.
+/// `Err`: what differs.
+fn names_this_payment(payment: &Payment, record: &PgPayment) -> Result<(), String> {
+    if record.order_id != payment.order_id.as_str() {
+        return Err(format!(
+            "Toss's record names order {:?}, not {}",
+            record.order_id, payment.order_id
+        ));
+    }
+    if record.total_amount != Some(payment.amount_krw) {
+        return Err(format!(
+            "Toss's record is of {:?} KRW, not {}",
+            record.total_amount, payment.amount_krw
+        ));
+    }
+    if record.approved_at.is_none() {
+        return Err("Toss's record shows no approval".to_owned());
+    }
+    Ok(())
+}
+
 /// One Toss `Idempotency-Key` per send of a refund's cancel: Toss replays a reused key's answer,
 /// errors included, so a resend needs a fresh one (and `refundableAmount` makes it safe).
 fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
@@ -732,6 +815,38 @@ mod tests {
             prop_assert_eq!(ours.refundable_krw(), 0);
             let total: i64 = refunds.iter().map(|r| r.tax_free_amount_krw).sum();
             prop_assert_eq!(total, ours.tax_free_amount_krw);
+        }
+    }
+
+    #[test]
+    fn a_recorded_key_must_name_this_order_amount_and_an_approval() {
+        let ours = payment(10_000, 0);
+        let record = |order: &str, total: Option<i64>, approved: bool| PgPayment {
+            payment_key: PaymentKey::parse("pk_x").unwrap(),
+            order_id: order.to_owned(),
+            status: crate::gateway::PgStatus::Done,
+            total_amount: total,
+            balance_amount: total,
+            currency: Some("KRW".into()),
+            method: None,
+            secret: None,
+            last_transaction_key: None,
+            approved_at: approved.then(Utc::now),
+            cancels: Vec::new(),
+            failure: None,
+            details: Default::default(),
+        };
+        assert!(names_this_payment(&ours, &record("order_tax_free", Some(10_000), true)).is_ok());
+        for (order, total, approved) in [
+            ("order_someone_else", Some(10_000), true),
+            ("order_tax_free", Some(9_999), true),
+            ("order_tax_free", None, true),
+            ("order_tax_free", Some(10_000), false),
+        ] {
+            assert!(
+                names_this_payment(&ours, &record(order, total, approved)).is_err(),
+                "{order} {total:?} {approved}"
+            );
         }
     }
 
