@@ -15,6 +15,7 @@ on_both_databases!(
     a_virtual_account_is_cancelled_before_its_deposit,
     a_cancel_whose_answer_is_lost_is_finished_by_the_reconciler,
     a_refused_cancel_of_an_unpaid_account_is_forgotten,
+    a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_failed,
     a_deposit_error_after_completion_is_set_aside,
     a_pending_payment_is_cancelled_without_toss,
     a_repeated_cancel_answers_the_same,
@@ -368,6 +369,64 @@ async fn a_refused_cancel_of_an_unpaid_account_is_forgotten(backend: Backend) {
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["status"], "CANCELLED");
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
+    app.stop().await;
+}
+
+/// A refund to an account, answered 202 while it waited for the payment's cancel slot, whose
+/// sealed account can no longer be opened when its turn comes: nothing is sent, and it ends
+/// `FAILED` with `refund.failed`, listed, its amount back in the balance (never forgotten).
+async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_failed(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let (id, _) = issued(&app, "order_va_000021", "pk_va21", 30000).await;
+    assert!(app.toss.deposit("pk_va21"));
+    deliver(&app, &app.toss.deposit_callback("pk_va21")).await;
+    assert_eq!(app.payment(&id).await["status"], "COMPLETED");
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+        vec![holder.into(), until.into(), id.as_str().into()],
+    )
+    .await;
+    let reply = refund(
+        &app,
+        &id,
+        json!({"reason": "returned", "refund_amount_krw": 10000,
+               "refund_receive_account": refund_account(ACCOUNT)}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let refund_id = reply.body["refund_id"].as_str().unwrap().to_owned();
+    // The kept account no longer opens (as after a change of the sealing key).
+    app.execute_sql(
+        "UPDATE refunds SET refund_account = 'damaged', next_reconcile_at = $1 WHERE id = $2",
+        vec![chrono::Utc::now().into(), refund_id.as_str().into()],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+        vec![id.as_str().into()],
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    assert!(app.toss_requests("POST", "/cancel").await.is_empty());
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds.as_array().unwrap().len(), 1, "listed: {refunds}");
+    assert_eq!(refunds[0]["status"], "FAILED", "{refunds}");
+    assert_eq!(refunds[0]["failure"]["code"], "REFUND_ACCOUNT_UNREADABLE");
+    assert_eq!(
+        event_types(&app.events_of(&id).await),
+        [
+            "payment.waiting_for_deposit",
+            "payment.completed",
+            "refund.failed"
+        ]
+    );
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["refunded_amount_krw"], 0);
     app.stop().await;
 }
 
