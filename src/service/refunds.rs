@@ -366,8 +366,10 @@ impl PaymentService {
                 }
                 payment = self.find(payment_id).await?;
             }
-            if refund.created_at + self.settings.confirm_window < now {
+            if refund.sends > 0 && refund.created_at + self.settings.confirm_window < now {
                 // Too late to send again; the read-back fails it once its last send is over.
+                // (A refund never sent has nothing at Toss: its first send may come any time,
+                // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
             match self.send_cancel(&payment, &refund, driven_by).await {

@@ -19,6 +19,7 @@ on_both_databases!(
     dashboard_cancel_becomes_a_refund_and_ours_is_sent_again,
     a_refund_answered_while_waiting_its_turn_then_refused_ends_failed,
     a_recorded_key_of_another_order_is_never_cancelled,
+    a_refund_that_waited_past_the_window_is_still_sent_and_ends,
 );
 
 /// A refund whose Toss reply never comes back; Toss does not cancel anything.
@@ -658,5 +659,56 @@ async fn a_recorded_key_of_another_order_is_never_cancelled(backend: Backend) {
     assert_eq!(refunded.body["status"], "COMPLETED");
     assert_eq!(app.toss.payment("pk_claim_own").unwrap().balance, 7000);
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    app.stop().await;
+}
+
+/// A refund answered 202 while it waited for the cancel slot, whose turn comes only after the
+/// confirm window (a long outage, a backlog): never sent, nothing of it is at Toss, so it is
+/// sent for the first time then and ends, rather than waiting forever for a read-back to end
+/// a send that never happened.
+async fn a_refund_that_waited_past_the_window_is_still_sent_and_ends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rwait_0002", 10000, "pk_rwait2")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+        vec![holder.into(), until.into(), id.into()],
+    )
+    .await;
+    let first = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "waits long", "refund_amount_krw": 4000}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let refund_id = first.body["refund_id"].as_str().unwrap().to_owned();
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+        vec![id.into()],
+    )
+    .await;
+    let then = chrono::Utc::now() - chrono::Duration::minutes(15);
+    app.execute_sql(
+        "UPDATE refunds SET created_at = $1, next_reconcile_at = $2 WHERE id = $3",
+        vec![
+            then.into(),
+            chrono::Utc::now().into(),
+            refund_id.as_str().into(),
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        app.service.reconcile_once().await.unwrap();
+    }
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    assert_eq!(app.toss.payment("pk_rwait2").unwrap().balance, 6000);
+    assert_eq!(app.payment(id).await["status"], "PARTIAL_REFUND");
     app.stop().await;
 }
