@@ -84,8 +84,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(PaymentAttempts::Method).text().null())
                     // The virtual account, as the payment stores it.
                     .col(ColumnDef::new(PaymentAttempts::VaBankCode).text().null())
-                    .col(ColumnDef::new(PaymentAttempts::VaAccountNumber).text().null())
-                    .col(ColumnDef::new(PaymentAttempts::VaCustomerName).text().null())
+                    .col(
+                        ColumnDef::new(PaymentAttempts::VaAccountNumber)
+                            .text()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(PaymentAttempts::VaCustomerName)
+                            .text()
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(PaymentAttempts::VaDueDate)
                             .timestamp_with_time_zone()
@@ -96,7 +104,11 @@ impl MigrationTrait for Migration {
                             .string_len(64)
                             .null(),
                     )
-                    .col(ColumnDef::new(PaymentAttempts::FailureMessage).text().null())
+                    .col(
+                        ColumnDef::new(PaymentAttempts::FailureMessage)
+                            .text()
+                            .null(),
+                    )
                     .col(
                         ColumnDef::new(PaymentAttempts::FailureRetryable)
                             .boolean()

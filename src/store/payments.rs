@@ -13,8 +13,8 @@ use super::mapping::{to_active_payment, to_active_refund};
 use super::refunds::refunds_in;
 use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{
-    AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
-    Refund, RefundId,
+    AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
+    PaymentUpdate, Refund, RefundId,
 };
 
 /// Which payment a change is for, and what must still hold for it to happen: the status is one
@@ -500,10 +500,7 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
                 Column::VaAccountNumber,
                 Column::VaCustomerName,
             ]);
-            set.push((
-                Column::CardInstallmentMonths,
-                Expr::value(None::<i32>),
-            ));
+            set.push((Column::CardInstallmentMonths, Expr::value(None::<i32>)));
             set.push((Column::VaDueDate, Expr::value(None::<DateTime<Utc>>)));
         }
         if patch.cancel_reason.is_none() {
