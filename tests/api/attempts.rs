@@ -121,6 +121,21 @@ async fn card_after_a_virtual_account(
     assert_eq!(sent.len(), 1);
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert!(body.get("refundReceiveAccount").is_none(), "{body}");
+    // A refund account given anyway is not the card's to receive: Toss is not sent one.
+    let refund = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "returned", "refund_amount_krw": 5000,
+                   "refund_receive_account": {"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}}),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
+    let sent = app
+        .toss_requests("POST", &format!("/v1/payments/{card_key}/cancel"))
+        .await;
+    assert_eq!(sent.len(), 2);
+    let body: Value = serde_json::from_slice(&sent[1].body).unwrap();
+    assert!(body.get("refundReceiveAccount").is_none(), "{body}");
 
     // Both attempts kept, each with what it left.
     let both = attempts(app, &id).await;
