@@ -480,7 +480,8 @@ pub struct PaymentDto {
     /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
     pub card: Option<CardDto>,
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
-    /// after the deposit, the expiry or the cancel.
+    /// after the deposit, the expiry or the cancel, until another attempt starts (the latest
+    /// attempt's; every attempt's is at `GET /payments/{payment_id}/attempts`).
     pub virtual_account: Option<VirtualAccountDto>,
     /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
     /// the day it was sold); `null` until a run has read it.
