@@ -16,6 +16,7 @@ on_both_databases!(
     an_expired_virtual_account_leaves_nothing_to_the_card_payment_after_it,
     a_virtual_account_cancelled_by_someone_else_leaves_nothing_to_the_card_payment_after_it,
     a_declined_confirm_and_the_one_that_paid_are_two_attempts,
+    a_confirm_sent_again_is_one_attempt_sent_twice,
     billing_charges_are_attempts_of_kind_charge,
     a_virtual_account_cancelled_at_our_request_is_a_cancelled_attempt,
     a_payment_s_events_are_served_in_order,
@@ -255,6 +256,35 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
     let payment = app.payment(&id).await;
     assert_eq!(payment["failure"], Value::Null);
     assert_eq!(payment["pg_method"], "카드");
+    app.stop().await;
+}
+
+async fn a_confirm_sent_again_is_one_attempt_sent_twice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = create(&app, "order_att_0002", 5000, "card").await;
+    app.toss
+        .authenticate("pk_att_resent", "order_att_0002", 5000);
+    // Toss's error that means nothing happened: the reconciler sends the confirm again.
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        400,
+        "PROVIDER_ERROR",
+        Some(1),
+    )
+    .await;
+    let first = confirm(&app, "order_att_0002", "pk_att_resent", 5000).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let in_flight = attempts(&app, &id).await;
+    assert_eq!(statuses(&in_flight), ["IN_PROGRESS"]);
+    assert_eq!(in_flight[0]["finished_at"], Value::Null);
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(app.payment(&id).await["status"], "COMPLETED");
+    assert_eq!(app.confirms_sent().await, 2);
+    let listed = attempts(&app, &id).await;
+    assert_eq!(statuses(&listed), ["APPROVED"]);
+    assert_eq!(listed[0]["toss_sends"], 2);
+    assert_eq!(listed[0]["payment_key"], "pk_att_resent");
     app.stop().await;
 }
 
