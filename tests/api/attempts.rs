@@ -17,6 +17,7 @@ on_both_databases!(
     a_virtual_account_cancelled_by_someone_else_leaves_nothing_to_the_card_payment_after_it,
     a_declined_confirm_and_the_one_that_paid_are_two_attempts,
     a_confirm_sent_again_is_one_attempt_sent_twice,
+    a_late_approval_is_the_approved_attempt_s,
     billing_charges_are_attempts_of_kind_charge,
     a_virtual_account_cancelled_at_our_request_is_a_cancelled_attempt,
     a_payment_s_events_are_served_in_order,
@@ -285,6 +286,59 @@ async fn a_confirm_sent_again_is_one_attempt_sent_twice(backend: Backend) {
     assert_eq!(statuses(&listed), ["APPROVED"]);
     assert_eq!(listed[0]["toss_sends"], 2);
     assert_eq!(listed[0]["payment_key"], "pk_att_resent");
+    app.stop().await;
+}
+
+/// Toss approves an attempt after we had let it go (declined here, approved there), or one we
+/// never sent: the approval is that attempt's, a new one when we had none.
+async fn a_late_approval_is_the_approved_attempt_s(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let hint = |order_id: &str| {
+        json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-12-06T10:00:00.000000",
+               "data": {"orderId": order_id, "status": "DONE"}})
+    };
+    for (order_id, declined_key, approved_key, number) in [
+        ("order_att_late1", "pk_att_late1", "pk_att_late1", 1),
+        ("order_att_late2", "pk_att_late2", "pk_att_never_sent", 2),
+    ] {
+        let id = create(&app, order_id, 6000, "card").await;
+        app.toss.authenticate(declined_key, order_id, 6000);
+        app.toss_fails(
+            "POST",
+            "^/v1/payments/confirm$",
+            403,
+            "REJECT_CARD_PAYMENT",
+            Some(1),
+        )
+        .await;
+        confirm(&app, order_id, declined_key, 6000)
+            .await
+            .problem(402, "PG_DECLINED");
+        app.toss.approve(approved_key, order_id, 6000);
+        let reply = app
+            .client
+            .post(format!("{}/webhooks/toss", app.address))
+            .json(&hint(order_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        let payment = app.payment(&id).await;
+        assert_eq!(payment["status"], "COMPLETED", "{payment}");
+        assert_eq!(payment["pg_transaction_id"], approved_key);
+        let listed = attempts(&app, &id).await;
+        let expected: &[&str] = if number == 1 {
+            &["APPROVED"]
+        } else {
+            &["FAILED", "APPROVED"]
+        };
+        assert_eq!(statuses(&listed), expected, "{listed:?}");
+        let approved = listed.last().unwrap();
+        assert_eq!(approved["payment_key"], approved_key);
+        assert_eq!(approved["failure"], Value::Null);
+        assert_eq!(approved["toss_sends"], if number == 1 { 1 } else { 0 });
+        assert_eq!(listed[0]["payment_key"], declined_key);
+    }
     app.stop().await;
 }
 
