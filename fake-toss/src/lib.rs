@@ -162,6 +162,11 @@ pub struct Settings {
     /// repeats a key, turns it off: a reply kept per call would grow the fake by kilobytes per
     /// flow and make it, not the service, what is measured.
     pub replays: bool,
+    /// Take a confirm of a `paymentKey` never authenticated as the buyer's authentication and
+    /// confirm it (the benchmark has no payment window). Off, as Toss does: such a confirm is
+    /// 404 `NOT_FOUND_PAYMENT_SESSION` (`docs/toss-api.md` §17.6), and the test authenticates
+    /// each key first ([`FakeToss::authenticate`]).
+    pub open_sessions: bool,
 }
 
 impl Default for Settings {
@@ -171,6 +176,7 @@ impl Default for Settings {
             billing_secret_key: None,
             delay: Duration::ZERO,
             replays: true,
+            open_sessions: false,
         }
     }
 }
@@ -495,10 +501,11 @@ impl FakeToss {
         ) else {
             return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
         };
+        let open_sessions = self.0.settings.open_sessions;
         let mut payments = self.lock(&self.0.payments, key);
         let kept = match payments.entry(key.to_owned()) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
+            Entry::Vacant(entry) if open_sessions => {
                 self.index_order(order, key);
                 entry.insert(Kept {
                     payment: FakePayment::authenticated(key, order, amount),
@@ -506,9 +513,15 @@ impl FakeToss {
                     last_cancel: None,
                 })
             }
+            // A key nobody authenticated: the same answer as an expired session (§17.6).
+            Entry::Vacant(_) => return session_not_found(),
         };
+        // Another MID's key, or another order's: Toss has no session of it for this order.
+        if kept.mid != mid || kept.payment.order_id != order {
+            return session_not_found();
+        }
         let payment = &mut kept.payment;
-        if payment.order_id != order || payment.total != amount {
+        if payment.total != amount {
             return Reply::refused(
                 400,
                 "INVALID_REQUEST",
@@ -529,11 +542,7 @@ impl FakeToss {
                 self.record(payment, mid, "DONE", amount);
                 Reply::new(200, to_json(payment))
             }
-            "ABORTED" | "EXPIRED" => Reply::refused(
-                404,
-                "NOT_FOUND_PAYMENT_SESSION",
-                "결제 시간이 만료되어 결제 진행 데이터가 존재하지 않습니다.",
-            ),
+            "ABORTED" | "EXPIRED" => session_not_found(),
             _ => Reply::refused(400, "ALREADY_PROCESSED_PAYMENT", "이미 처리된 결제 입니다."),
         }
     }
@@ -985,6 +994,16 @@ fn not_found() -> Reply {
     Reply::refused(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
 }
 
+/// A confirm of a key with no live session for this order: expired, aborted, never
+/// authenticated, or another order's or merchant's (§17.6).
+fn session_not_found() -> Reply {
+    Reply::refused(
+        404,
+        "NOT_FOUND_PAYMENT_SESSION",
+        "결제 시간이 만료되어 결제 진행 데이터가 존재하지 않습니다.",
+    )
+}
+
 /// `a=1&b=2` into a map (percent-decoded).
 fn parameters(query: &str) -> HashMap<String, String> {
     query
@@ -1182,6 +1201,7 @@ mod tests {
     #[test]
     fn confirms_once_and_replays_a_repeated_key() {
         let toss = FakeToss::default();
+        toss.authenticate("pk_1", "o-1", 1000);
         let first = confirm(&toss, Some("k1"), "pk_1");
         assert_eq!(first.status, 200);
         assert_eq!(first.body["secret"], secret_of("pk_1"));
@@ -1205,6 +1225,7 @@ mod tests {
             replays: false,
             ..Settings::default()
         });
+        toss.authenticate("pk_1", "o-1", 1000);
         assert_eq!(confirm(&toss, Some("k1"), "pk_1").status, 200);
         assert_eq!(confirm(&toss, Some("k1"), "pk_1").status, 400);
     }
@@ -1212,6 +1233,7 @@ mod tests {
     #[test]
     fn cancels_check_the_refundable_amount_and_the_spacing() {
         let toss = FakeToss::default();
+        toss.authenticate("pk_1", "o-1", 1000);
         confirm(&toss, None, "pk_1");
         toss.space_cancels(Duration::from_secs(60));
         let cancel = |body: Value| {
@@ -1416,6 +1438,40 @@ mod tests {
         let expired = toss.payment("pk_va2").unwrap();
         assert_eq!(expired.status, "EXPIRED");
         assert_eq!(to_json(&expired)["failure"]["code"], "EXPIRED_PAYMENT");
+    }
+
+    #[test]
+    fn a_key_without_a_session_of_the_order_is_not_found_only_a_read_back_tells_why() {
+        let toss = FakeToss::default();
+        let lookup = |payment_key: &str| {
+            let path = format!("/v1/payments/{payment_key}");
+            toss.handle(call(Endpoint::ByKey { payment_key }, &path, None, b""))
+        };
+        // Never authenticated: nothing is created, and the read-back knows nothing either.
+        let junk = confirm(&toss, None, "pk_junk");
+        assert_eq!(
+            (junk.status, junk.body["code"].as_str()),
+            (404, Some("NOT_FOUND_PAYMENT_SESSION"))
+        );
+        assert_eq!(lookup("pk_junk").body["code"], "NOT_FOUND_PAYMENT");
+        assert!(toss.payment("pk_junk").is_none());
+        // Another order's key: the same answer, and that order's payment is not touched.
+        toss.authenticate("pk_other", "o-2", 1000);
+        let foreign = confirm(&toss, None, "pk_other");
+        assert_eq!(foreign.body["code"], "NOT_FOUND_PAYMENT_SESSION");
+        assert_eq!(toss.payment("pk_other").unwrap().status, "IN_PROGRESS");
+        // This order's expired attempt: the same answer; its read-back shows it EXPIRED.
+        toss.authenticate("pk_old", "o-1", 1000);
+        toss.set_status("pk_old", "EXPIRED");
+        let expired = confirm(&toss, None, "pk_old");
+        assert_eq!(expired.body["code"], "NOT_FOUND_PAYMENT_SESSION");
+        assert_eq!(lookup("pk_old").body["status"], "EXPIRED");
+        // The benchmark's fake opens a session on the first confirm.
+        let open = FakeToss::new(Settings {
+            open_sessions: true,
+            ..Settings::default()
+        });
+        assert_eq!(confirm(&open, None, "pk_any").body["status"], "DONE");
     }
 
     #[test]

@@ -697,6 +697,38 @@ impl From<&Payment> for PublicPaymentDto {
     }
 }
 
+/// What Toss's fail redirect shows the buyer's browser (which anyone can forge with an order
+/// id): the order, its status and why its last attempt failed; nothing else of the payment (no
+/// key, card, account, receipt, settlement or review).
+#[derive(Debug, Serialize, ToSchema)]
+// Only for the schema: `additionalProperties: false`.
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "order_id": "order_20261123_0001",
+    "status": "PENDING",
+    "failure": {"code": "PAY_PROCESS_CANCELED", "message": "사용자에 의해 결제가 취소되었습니다."}
+}))]
+pub struct PaymentFailViewDto {
+    pub order_id: String,
+    pub status: PaymentStatusDto,
+    /// Why the last attempt to pay failed; null when none did, and once paid.
+    pub failure: Option<FailureDto>,
+}
+
+impl From<&Payment> for PaymentFailViewDto {
+    fn from(payment: &Payment) -> Self {
+        Self {
+            order_id: payment.order_id.to_string(),
+            status: payment.status.into(),
+            failure: payment.failure.as_ref().map(|f| FailureDto {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                retryable: f.retryable,
+            }),
+        }
+    }
+}
+
 /// The confirm's answer: the whole payment to a caller with an API key, the public view of it
 /// to a caller without one.
 #[derive(Debug, Serialize, ToSchema)]
@@ -1009,7 +1041,9 @@ pub struct EventListDto {
 pub struct IdempotencyKeyHeader {
     /// 1..255 printable ASCII characters (else 400). A retry with the same key and body replays
     /// the first response; another body is 422 `IDEMPOTENCY_KEY_REUSED`; a duplicate still
-    /// running is 409 `REQUEST_IN_PROGRESS`.
+    /// running is 409 `REQUEST_IN_PROGRESS`. Keys of callers with an API key are one namespace;
+    /// a caller without one shares keys only with requests naming the same `payment_key`, and
+    /// its key is ignored when the request names none.
     #[expect(
         dead_code,
         reason = "documentation only: the idempotency layer reads the header"

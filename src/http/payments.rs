@@ -135,7 +135,9 @@ pub async fn get_payment(
 /// recorded as given, which needs the API key.
 ///
 /// A caller with the API key gets the whole payment (`PaymentDto`); a caller without one gets
-/// it without `user_id` and `subscription_id` (`PublicPaymentDto`).
+/// it without `user_id` and `subscription_id` (`PublicPaymentDto`). Either is shown the payment
+/// only as the attempt of the `payment_key` it presented: another key for a paid order is a
+/// problem (409 `INVALID_STATE`) that shows nothing of the payment.
 #[utoipa::path(
     post, path = "/payments/confirm", tag = TAG,
     request_body = ConfirmPaymentRequest,
@@ -145,10 +147,10 @@ pub async fn get_payment(
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
         (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "Toss declined: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
+        (status = 402, description = "`PG_DECLINED` with Toss's `pg_code` and `pg_message`. Toss declined: the payment stays `PENDING` with `failure`. A `payment_key` Toss has no record of for this order (its confirm answers `NOT_FOUND_PAYMENT_SESSION` or `NOT_FOUND_PAYMENT` and its read-back finds nothing, or another order's) changes nothing: the payment stays as it was, with no `failure` and no event; so does a confirm whose outcome was unknown and whose read-back finds no record of the key (`pg_code` `NOT_FOUND_PAYMENT`). An expired or aborted attempt of this order is a real failure and is recorded", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`INVALID_STATE` (not confirmable), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "`INVALID_STATE` (not confirmable: paid, cancelled, or another `payment_key`'s attempt that Toss knows for this order is in flight; an attempt of a key Toss does not know for this order is released first and does not block), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status REFUNDED cannot be confirmed", "code": "INVALID_STATE"})),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),

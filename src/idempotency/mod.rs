@@ -2,8 +2,9 @@
 //! with the same key and body replays its response (`idempotent-replayed: true`), a different
 //! body is 422, a duplicate that arrives while the first still runs is 409.
 //!
-//! - [`key`]: the header's value, its caller's namespace (merchant or anonymous), and the
-//!   fingerprint that makes two requests the same;
+//! - [`key`]: the header's value, its namespace (the merchant's, or for a caller without an
+//!   API key the request's `payment_key`'s), and the fingerprint that makes two requests the
+//!   same;
 //! - [`persistence`]: the `idempotency_keys` rows (claim with a lease, keep, release, purge);
 //! - [`middleware`]: the layer that ties them to a request, and the `Option<ScopedKey>`
 //!   extractor that hands the key to handlers, so operations recognise their own retries.
