@@ -18,6 +18,7 @@ on_both_databases!(
     a_declined_confirm_and_the_one_that_paid_are_two_attempts,
     a_confirm_sent_again_is_one_attempt_sent_twice,
     a_late_approval_is_the_approved_attempt_s,
+    a_key_toss_has_no_record_of_makes_no_attempt,
     billing_charges_are_attempts_of_kind_charge,
     a_virtual_account_cancelled_at_our_request_is_a_cancelled_attempt,
     a_payment_s_events_are_served_in_order,
@@ -339,6 +340,25 @@ async fn a_late_approval_is_the_approved_attempt_s(backend: Backend) {
         assert_eq!(approved["toss_sends"], if number == 1 { 1 } else { 0 });
         assert_eq!(listed[0]["payment_key"], declined_key);
     }
+    app.stop().await;
+}
+
+async fn a_key_toss_has_no_record_of_makes_no_attempt(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = create(&app, "order_att_junk1", 4000, "card").await;
+    // Never authenticated at Toss: no session, no record.
+    let junk = confirm(&app, "order_att_junk1", "pk_att_junk", 4000).await;
+    assert!(junk.status.is_client_error(), "{}", junk.text);
+    assert_eq!(app.payment(&id).await["status"], "PENDING");
+    assert!(attempts(&app, &id).await.is_empty());
+    // The buyer's own key then pays: one attempt, numbered after the one that never was.
+    app.toss
+        .authenticate("pk_att_real", "order_att_junk1", 4000);
+    let paid = confirm(&app, "order_att_junk1", "pk_att_real", 4000).await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.text);
+    let listed = attempts(&app, &id).await;
+    assert_eq!(statuses(&listed), ["APPROVED"]);
+    assert_eq!(listed[0]["payment_key"], "pk_att_real");
     app.stop().await;
 }
 
