@@ -198,9 +198,11 @@ impl PaymentService {
             amount_krw: amount,
             reason: command.reason.clone(),
             tax_free_amount_krw: tax_free,
+            // Only a deposit is refunded to an account; a card's cancel is never sent one.
             refund_account: command
                 .refund_account
                 .as_ref()
+                .filter(|_| payment.paid_by_virtual_account())
                 .map(|account| self.settings.account_sealer.seal(refund_id, account)),
             status: if via_pg {
                 RefundStatus::Pending
