@@ -29,6 +29,8 @@ impl TossServer {
             // No key is ever sent twice here; remembering every reply would make the fake grow
             // by kilobytes per flow.
             replays: false,
+            // The load test has no payment window: its confirms open their own sessions.
+            open_sessions: true,
         }));
         let router = Router::new()
             .route("/v1/payments/confirm", post(confirm))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use super::AppState;
-use super::dto::{PublicPaymentDto, TossFailParams, TossSuccessParams};
+use super::dto::{PaymentFailViewDto, PublicPaymentDto, TossFailParams, TossSuccessParams};
 use super::extract::AppQuery;
 use super::payments::confirm_response;
 use super::problem::{Problem, log_cause};
@@ -26,7 +26,8 @@ pub const TAG: &str = "toss redirects";
 /// `{fail_url}?order_id=…&code=…&message=…`; otherwise the answer is JSON. Reloading gives the
 /// same answer and never a second Toss confirm. The buyer's browser needs no API key, so the
 /// JSON answer is the public view of the payment, whoever calls (no `user_id` or
-/// `subscription_id`).
+/// `subscription_id`), and only to the caller who presented the payment's own `paymentKey`:
+/// another key for a paid order is a problem that shows nothing of it.
 #[utoipa::path(
     get, path = "/payments/toss/success", tag = TAG,
     params(TossSuccessParams),
@@ -35,9 +36,9 @@ pub const TAG: &str = "toss redirects";
         (status = 202, description = "Outcome at Toss unknown; settles by itself (JSON mode)", body = PublicPaymentDto),
         (status = 303, description = "Redirect to the configured success or fail URL"),
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "Toss declined", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss declined (the payment stays `PENDING` with `failure`), or Toss has no record of the `paymentKey` for this order (nothing recorded: no `failure`, no event)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`INVALID_STATE`: the payment is not confirmable with this `paymentKey` (paid by another key, cancelled, or another attempt Toss knows is in flight); nothing of the payment is shown", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The payment is not confirmable", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
@@ -114,15 +115,17 @@ pub async fn toss_success(
 
 /// Toss's fail redirect: records why the buyer's attempt failed.
 ///
-/// On a `PENDING` payment it sets `failure` and records a `payment.failed` event; the payment
-/// stays `PENDING` so the buyer can try again. Nothing here can change a paid payment. With
-/// `redirect.fail_url` configured the browser is sent on with 303; otherwise the answer is JSON,
-/// the public view of the payment (no `user_id` or `subscription_id`).
+/// On a `PENDING` payment it sets `failure` and records a `payment.failed` event (once per
+/// attempt); the payment stays `PENDING` so the buyer can try again. A payment in any other
+/// status (paid, in flight, waiting for its deposit, cancelled) is not changed. With
+/// `redirect.fail_url` configured the browser is sent on with 303; otherwise the answer is JSON:
+/// only the order id, the status and the failure (anyone with an order id can call this, so it
+/// shows nothing else of the payment).
 #[utoipa::path(
     get, path = "/payments/toss/fail", tag = TAG,
     params(TossFailParams),
     responses(
-        (status = 200, description = "Failure recorded (JSON mode): the payment", body = PublicPaymentDto),
+        (status = 200, description = "JSON mode: the order, its status and its failure (recorded now when the payment was `PENDING`)", body = PaymentFailViewDto),
         (status = 303, description = "Redirect to the configured fail URL"),
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
@@ -166,7 +169,7 @@ pub async fn toss_fail(
             )
         }
         (None, Ok(payment)) => {
-            (StatusCode::OK, Json(PublicPaymentDto::from(&payment))).into_response()
+            (StatusCode::OK, Json(PaymentFailViewDto::from(&payment))).into_response()
         }
         (None, Err(error)) => error.into_response(),
     }

@@ -1,7 +1,8 @@
 //! The layer on our POST routes, and the extractor that hands the scoped key to handlers.
 //!
-//! Keys live in one of two namespaces: the merchant's (any valid API key) and the anonymous
-//! callers'. The caller comes from the router's `Caller` extractor; on the privileged routes
+//! Keys live in the merchant's namespace (any valid API key) or, for a caller without an API
+//! key, in the namespace of the `payment_key` its request names (ignored when it names none).
+//! The caller comes from the router's `Caller` extractor; on the privileged routes
 //! this layer runs behind the API-key layer, so a request without a valid key is answered 401
 //! before its key is looked at.
 
@@ -15,8 +16,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::key::{HEADER, IdempotencyKey, request_fingerprint};
-use super::{Idempotency, Start, StoredResponse};
+use super::key::{HEADER, IdempotencyKey, Scope, request_fingerprint};
+use super::{Idempotency, InFlight, Start, StoredResponse};
 use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
@@ -44,12 +45,17 @@ pub async fn honour_key(
             }
         },
     };
-    let key = key.scoped_to(caller);
     let (mut parts, body) = request.into_parts();
     let body = match to_bytes(body, idempotency.settings.body_limit).await {
         Ok(bytes) => bytes,
         Err(_) => return AppError::PayloadTooLarge.into_response(),
     };
+    let Some(scope) = Scope::of(caller, &body) else {
+        // A caller without an API key whose request names no payment_key has no namespace
+        // its key could be kept in without a stranger sharing it: the key is ignored.
+        return run_to_completion(next, Request::from_parts(parts, Body::from(body))).await;
+    };
+    let key = key.scoped_to(&scope);
     let fingerprint = request_fingerprint(parts.method.as_str(), parts.uri.path(), &body);
     match idempotency.begin(&key, &fingerprint).await {
         Err(error) => error.into_response(),
@@ -64,6 +70,7 @@ pub async fn honour_key(
                 async move {
                     let response = next.run(request).await;
                     let (parts, body) = response.into_parts();
+                    let in_flight = parts.extensions.get::<InFlight>().is_some();
                     let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
                     let stored = StoredResponse {
                         status: parts.status.as_u16(),
@@ -74,7 +81,7 @@ pub async fn honour_key(
                             .map(str::to_owned),
                         body: String::from_utf8_lossy(&bytes).into_owned(),
                     };
-                    if let Err(error) = idempotency.finish(&key, stored).await {
+                    if let Err(error) = idempotency.finish(&key, stored, in_flight).await {
                         tracing::warn!(%error, "could not store the idempotent response");
                     }
                     Response::from_parts(parts, Body::from(bytes))

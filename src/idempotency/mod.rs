@@ -2,8 +2,9 @@
 //! with the same key and body replays its response (`idempotent-replayed: true`), a different
 //! body is 422, a duplicate that arrives while the first still runs is 409.
 //!
-//! - [`key`]: the header's value, its caller's namespace (merchant or anonymous), and the
-//!   fingerprint that makes two requests the same;
+//! - [`key`]: the header's value, its namespace (the merchant's, or for a caller without an
+//!   API key the request's `payment_key`'s), and the fingerprint that makes two requests the
+//!   same;
 //! - [`persistence`]: the `idempotency_keys` rows (claim with a lease, keep, release, purge);
 //! - [`middleware`]: the layer that ties them to a request, and the `Option<ScopedKey>`
 //!   extractor that hands the key to handlers, so operations recognise their own retries.
@@ -46,6 +47,13 @@ pub struct Idempotency {
     settings: std::sync::Arc<IdempotencySettings>,
 }
 
+/// Put in a response's extensions by a handler whose answer shows an operation still in flight
+/// (a refund `PENDING` at Toss): that answer is not kept for replay, so a retry with the same
+/// key asks the operation again and gets its current state (the operation finds its own
+/// retries by the key), never the first 202 forever.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight;
+
 pub enum Start {
     /// Run the request, then call [`Idempotency::finish`].
     Proceed,
@@ -80,10 +88,16 @@ impl Idempotency {
         }
     }
 
-    /// Stores the response for replay, when it is the request's own answer (see [`is_final`]);
-    /// otherwise lets the key go, so that a retry runs again.
-    pub async fn finish(&self, key: &ScopedKey, response: StoredResponse) -> Result<(), AppError> {
-        if is_final(&response) {
+    /// Stores the response for replay, when it is the request's own answer (see [`is_final`])
+    /// and not the state of an operation still in flight ([`InFlight`]); otherwise lets the key
+    /// go, so that a retry runs again.
+    pub async fn finish(
+        &self,
+        key: &ScopedKey,
+        response: StoredResponse,
+        in_flight: bool,
+    ) -> Result<(), AppError> {
+        if is_final(&response) && !in_flight {
             persistence::save_response(&self.store, key, &response).await?;
         } else {
             persistence::release(&self.store, key).await?;

@@ -79,9 +79,17 @@ impl PaymentService {
         match self.read_back(&payment, &attempt).await {
             Ok(Some(record)) => {
                 let adopted = self.adopt_record(payment.id, &record, None).await?;
-                let resend = adopted.verdict == Verdict::Undecided { resend: true }
-                    && may_resend
-                    && adopted.payment.confirm_sends < MAX_CONFIRM_SENDS;
+                let undecided = adopted.verdict == Verdict::Undecided { resend: true };
+                if undecided && matches!(attempt, Attempt::Charge(_)) {
+                    // The order's record shows nothing decided about this charge (not yet, or
+                    // only an earlier attempt's unpaid end): as when Toss shows nothing, it is
+                    // sent again with its own Toss key, a bounded number of times.
+                    return self
+                        .charge_unknown_at_toss(adopted.payment, attempt, may_resend)
+                        .await;
+                }
+                let resend =
+                    undecided && may_resend && adopted.payment.confirm_sends < MAX_CONFIRM_SENDS;
                 if resend {
                     return self.resend(adopted.payment, attempt).await;
                 }
@@ -91,23 +99,17 @@ impl PaymentService {
                 self.charge_unknown_at_toss(payment, attempt, may_resend)
                     .await
             }
-            Ok(None) => {
-                // Toss may not show an attempt it is still working on; only after its own
-                // confirm window is "not found" final.
-                let started = payment.confirm_started_at.unwrap_or(payment.updated_at);
-                let window_passed = started + self.settings.confirm_window < Utc::now();
-                if payment.status == PaymentStatus::InProgress && window_passed {
-                    let failure = Failure {
-                        code: "PG_PAYMENT_NOT_FOUND".to_owned(),
-                        message: "the PG has no record of this payment attempt".to_owned(),
-                        retryable: None,
-                    };
-                    tracing::warn!(payment_id = %payment.id, "PG does not know the attempt after the confirm window; back to PENDING");
-                    self.release(&payment, Some(failure)).await?;
-                    return self.outcome_now(&payment, &attempt).await;
+            Ok(None) if payment.status == PaymentStatus::InProgress => {
+                // Toss knows a real attempt from the buyer's authentication on (§17.6): a key
+                // it has no record of was never authenticated and can never be approved. Its
+                // claim goes at once, and leaves nothing behind: no failure, no event.
+                tracing::warn!(payment_id = %payment.id, "the PG has no record of the payment key; claim released, nothing recorded");
+                if self.release(&payment, None).await?.is_some() {
+                    return Err(unknown_key());
                 }
-                self.retry_later(&payment, &attempt).await
+                self.outcome_now(&payment, &attempt).await
             }
+            Ok(None) => self.retry_later(&payment, &attempt).await,
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "read-back failed; will retry");
                 self.retry_later(&payment, &attempt).await
@@ -135,7 +137,8 @@ impl PaymentService {
         }
     }
 
-    /// Toss has no record of the charge in flight: it never arrived, or Toss has not written it
+    /// Toss has no record of the charge in flight (or, read back by order id, only one that
+    /// cannot be told from an earlier attempt's): it never arrived, or Toss has not written it
     /// yet. It is sent again with the same Toss `Idempotency-Key` (so a charge that did arrive
     /// is replayed, not repeated); once every send is spent and Toss still shows nothing, it did
     /// not happen (and Toss refuses a second approval of one order id anyway).
@@ -322,8 +325,23 @@ impl PaymentService {
                     message: message.clone(),
                     retryable: None,
                 };
-                self.release(&payment, Some(failure)).await?;
-                tracing::info!(payment_id = %payment.id, pg_code = %code, "PG declined the payment");
+                let failure = if SESSION_NOT_FOUND.contains(&code.as_str()) {
+                    match self.known_attempt(&payment, &request.payment_key).await {
+                        KnownAttempt::Known => Some(failure),
+                        KnownAttempt::Approved(record) => {
+                            // Toss's record of this order shows it paid: adopted, never
+                            // released over.
+                            let adopted = self.adopt_record(payment.id, &record, None).await?;
+                            return self.outcome(adopted, &Attempt::Confirm(request.payment_key));
+                        }
+                        KnownAttempt::Unknown => None,
+                    }
+                } else {
+                    Some(failure)
+                };
+                let recorded = failure.is_some();
+                self.release(&payment, failure).await?;
+                tracing::info!(payment_id = %payment.id, pg_code = %code, recorded, "PG declined the payment");
                 Err(AppError::PgDeclined {
                     code,
                     message,
@@ -412,6 +430,61 @@ impl PaymentService {
         }
     }
 
+    /// Whether Toss knows `payment_key` as an attempt of `payment`'s order, after its confirm
+    /// answered "no session" (`NOT_FOUND_PAYMENT(_SESSION)`): the same code for an expired
+    /// attempt of the order and for a key that is random or another order's (§17.6); only the
+    /// read-back tells them apart. When the read-back fails, the key counts as unknown:
+    /// nothing was approved either way, and a stranger's key must not record a failure.
+    async fn known_attempt(&self, payment: &Payment, payment_key: &PaymentKey) -> KnownAttempt {
+        match self.gateway.payment_by_key(payment_key).await {
+            Ok(Some(record)) if record.order_id == payment.order_id.as_str() => {
+                if record.approved_at.is_some() {
+                    KnownAttempt::Approved(Box::new(record))
+                } else {
+                    KnownAttempt::Known
+                }
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(payment_id = %payment.id, "the declined payment key is another order's; nothing recorded");
+                KnownAttempt::Unknown
+            }
+            Ok(None) => {
+                tracing::warn!(payment_id = %payment.id, "the PG has no record of the declined payment key; nothing recorded");
+                KnownAttempt::Unknown
+            }
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, %error, "read-back of the declined payment key failed; nothing recorded");
+                KnownAttempt::Unknown
+            }
+        }
+    }
+
+    /// Settles the attempt `payment` has in flight with another confirm's key, so that a key a
+    /// stranger posted cannot block the buyer's: a key Toss has no record of, or whose record
+    /// is another order's, is released (nothing recorded); a record of this order is adopted
+    /// (an attempt Toss knows and has in flight stays, and still blocks). Returns whether the
+    /// payment may have changed.
+    pub(super) async fn settle_other_key(&self, payment: &Payment) -> Result<bool, AppError> {
+        let Some(other) = payment.payment_key.as_ref() else {
+            return Ok(false);
+        };
+        match self.gateway.payment_by_key(other).await {
+            Ok(Some(record)) if record.order_id == payment.order_id.as_str() => {
+                self.adopt_record(payment.id, &record, None).await?;
+                Ok(true)
+            }
+            Ok(Some(_)) | Ok(None) => {
+                tracing::warn!(payment_id = %payment.id, "the attempt in flight is of a payment key Toss does not know for this order; released");
+                self.release(payment, None).await?;
+                Ok(true)
+            }
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, %error, "read-back of the attempt in flight failed");
+                Ok(false)
+            }
+        }
+    }
+
     /// An attempt that did not happen at the PG: back to `PENDING` (the buyer may try again),
     /// with the failure and a `payment.failed` event when there is one to tell.
     pub(super) async fn release(
@@ -425,6 +498,28 @@ impl PaymentService {
             .store
             .update_payment(Target::attempt(payment), &update, event)
             .await?)
+    }
+}
+
+/// Toss's confirm codes for "no session of this key for this order" (§8.2, §17.6).
+const SESSION_NOT_FOUND: &[&str] = &["NOT_FOUND_PAYMENT_SESSION", "NOT_FOUND_PAYMENT"];
+
+/// What Toss's read-back says of a key whose confirm found no session.
+enum KnownAttempt {
+    /// An attempt of this order Toss knows (expired, aborted): a real failure.
+    Known,
+    /// An attempt of this order Toss shows approved.
+    Approved(Box<PgPayment>),
+    /// Random, another order's, or not known to be this order's: nothing to record.
+    Unknown,
+}
+
+/// The answer to a confirm of a key Toss has no record of.
+fn unknown_key() -> AppError {
+    AppError::PgDeclined {
+        code: "NOT_FOUND_PAYMENT".to_owned(),
+        message: "the PG has no record of this payment key".to_owned(),
+        retryable: None,
     }
 }
 

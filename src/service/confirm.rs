@@ -174,6 +174,7 @@ impl PaymentService {
         }
         let mut payment = self.find_ref(&payment).await?;
         check_amount(&payment, amount_krw)?;
+        let mut settled_other_key = false;
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {
@@ -196,6 +197,17 @@ impl PaymentService {
                     if payment.payment_key.as_ref() == Some(&payment_key) =>
                 {
                     return Ok(ConfirmOutcome::AwaitingDeposit(payment));
+                }
+                // Another key's confirm is in flight: maybe a stranger's. Toss's record of it
+                // settles it first; only an attempt Toss knows for this order still blocks
+                // (one approval per payment).
+                PaymentStatus::InProgress
+                    if !settled_other_key && payment.payment_key.is_some() =>
+                {
+                    settled_other_key = true;
+                    if !self.settle_other_key(&payment).await? {
+                        return Err(not_confirmable(PaymentStatus::InProgress));
+                    }
                 }
                 status => return Err(not_confirmable(status)),
             }

@@ -2,7 +2,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::fake_toss::{self, BASIC_AUTH};
-use crate::helpers::{Backend, Options, spawn_app, spawn_impatient, spawn_with};
+use crate::helpers::{
+    Backend, Options, TestApp, into_reply, spawn_app, spawn_impatient, spawn_with,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -17,7 +19,12 @@ on_both_databases!(
     unverified_confirm_needs_api_key,
     confirm_refuses_other_states,
     another_orders_payment_key_is_declined_not_a_server_error,
-    toss_5xx_then_no_record_waits_for_the_confirm_window,
+    toss_5xx_then_no_record_changes_nothing,
+    a_payment_key_toss_does_not_know_changes_nothing,
+    an_expired_attempt_of_the_order_is_a_real_failure,
+    a_strangers_attempt_at_toss_does_not_block_the_buyer,
+    an_attempt_toss_knows_in_flight_still_blocks_another_key,
+    the_reconciler_releases_a_key_toss_does_not_know_at_once,
 );
 
 async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Backend) {
@@ -25,7 +32,8 @@ async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Back
     app.create_payment("order_keya_00001", 1000).await;
     let b = app.create_payment("order_keyb_00001", 2000).await;
     app.toss.authenticate("pk_of_a", "order_keya_00001", 1000);
-    // Toss refuses a paymentKey that was authenticated for another order and amount.
+    // Toss has no session of another order's paymentKey for this order (§17.6); its read-back
+    // is about the other order, so nothing of ours is recorded.
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -33,16 +41,270 @@ async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Back
         )
         .await;
     let problem = reply.problem(402, "PG_DECLINED");
-    assert_eq!(problem["pg_code"], "INVALID_REQUEST");
+    assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
     let payment = app.payment(b["payment_id"].as_str().unwrap()).await;
     assert_eq!(payment["status"], "PENDING");
-    assert_eq!(payment["failure"]["code"], "INVALID_REQUEST");
+    assert!(payment["failure"].is_null(), "{payment}");
+    assert!(app.events().await.is_empty());
+    assert_eq!(app.toss.payment("pk_of_a").unwrap().status, "IN_PROGRESS");
     app.post_public(
         "/payments/confirm",
         json!({"order_id": "order_keyb_00001", "payment_key": ".."}),
     )
     .await
     .problem(422, "VALIDATION_ERROR");
+    app.stop().await;
+}
+
+/// The payment as a caller with the API key sees it, with the events of it: PENDING, no
+/// failure, no event (exactly as created).
+async fn assert_untouched(app: &TestApp, id: &str, what: &str) {
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PENDING", "{what}: {payment}");
+    assert!(payment["failure"].is_null(), "{what}: {payment}");
+    assert!(payment["pg_transaction_id"].is_null(), "{what}: {payment}");
+    assert_eq!(payment["needs_review"], false, "{what}: {payment}");
+    let events = app.events_of(id).await;
+    assert!(events.is_empty(), "{what}: {events:?}");
+}
+
+/// A stranger with an order id posts keys Toss has no record of, again and again, through the
+/// public confirm and the success redirect, also while Toss answers 5xx: each is a 4xx with
+/// Toss's code, and the payment stays exactly as it was (no failure, no `payment.failed`); the
+/// buyer then pays.
+async fn a_payment_key_toss_does_not_know_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_junk_00001", 9000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    for n in 0..3 {
+        let reply = app
+            .post_public(
+                "/payments/confirm",
+                json!({"order_id": "order_junk_00001", "payment_key": format!("pk_junk_{n}")}),
+            )
+            .await;
+        let problem = reply.problem(402, "PG_DECLINED");
+        assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
+        assert_untouched(&app, id, &format!("junk confirm {n}")).await;
+    }
+    let redirect = app
+        .get_public(
+            "/payments/toss/success?paymentKey=pk_junk_r&orderId=order_junk_00001&amount=9000",
+        )
+        .await;
+    redirect.problem(402, "PG_DECLINED");
+    assert_untouched(&app, id, "junk success redirect").await;
+
+    // Toss answers 5xx: the read-back finds no record of the key, so the claim goes at once
+    // (not after the buyer's 10-minute window).
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Some(1),
+    )
+    .await;
+    let in_doubt = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_junk_00001", "payment_key": "pk_junk_5xx"}),
+        )
+        .await;
+    assert!(
+        in_doubt.status.is_client_error(),
+        "a key Toss does not know is a 4xx: {} {}",
+        in_doubt.status,
+        in_doubt.text
+    );
+    assert_untouched(&app, id, "junk confirm with a Toss 5xx").await;
+
+    app.toss
+        .authenticate("pk_junk_buyer", "order_junk_00001", 9000);
+    let own = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_junk_00001", "payment_key": "pk_junk_buyer"}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.body["status"], "COMPLETED");
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    app.stop().await;
+}
+
+/// A key Toss knows, an expired attempt of this very order, is a real failure: recorded, with
+/// `payment.failed`, as before.
+async fn an_expired_attempt_of_the_order_is_a_real_failure(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_expired_001", 7000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss
+        .authenticate("pk_expired_001", "order_expired_001", 7000);
+    app.toss.set_status("pk_expired_001", "EXPIRED");
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_expired_001", "payment_key": "pk_expired_001"}),
+        )
+        .await;
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"]["code"], "NOT_FOUND_PAYMENT_SESSION");
+    let events = app.events_of(id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_type"], "payment.failed");
+    app.stop().await;
+}
+
+/// While a stranger's key is at Toss (Toss is slow to answer it), the buyer's own confirm is
+/// not refused: the stranger's claim is read back, Toss has no record of it, so it is released
+/// and the buyer's key confirmed. The stranger's late answer changes nothing.
+async fn a_strangers_attempt_at_toss_does_not_block_the_buyer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_block_0001", 6000).await;
+    let id = created["payment_id"].as_str().unwrap().to_owned();
+    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
+        .await;
+    let stranger = {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{address}/payments/confirm"))
+                .json(&json!({"order_id": "order_block_0001", "payment_key": "pk_block_junk"}))
+                .send()
+                .await
+                .unwrap();
+            into_reply(response).await
+        })
+    };
+    // The stranger's claim is taken and its confirm is at Toss.
+    for _ in 0..100 {
+        if app.payment(&id).await["status"] == "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.payment(&id).await["status"], "IN_PROGRESS");
+    app.toss
+        .authenticate("pk_block_buyer", "order_block_0001", 6000);
+    let own = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_block_0001", "payment_key": "pk_block_buyer"}),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.body["status"], "COMPLETED");
+    assert_eq!(own.body["pg_transaction_id"], "pk_block_buyer");
+    let late = stranger.await.unwrap();
+    assert!(
+        late.status.is_client_error(),
+        "{} {}",
+        late.status,
+        late.text
+    );
+    assert!(!late.text.contains("pk_block_buyer"), "{}", late.text);
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(payment["pg_transaction_id"], "pk_block_buyer");
+    let events = app.events_of(&id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_type"], "payment.completed");
+    app.stop().await;
+}
+
+/// One approval per payment: while an attempt Toss knows for this order is at Toss, a confirm
+/// with another key is still refused (409), and Toss is not asked to confirm it.
+async fn an_attempt_toss_knows_in_flight_still_blocks_another_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_block_0002", 6000).await;
+    let id = created["payment_id"].as_str().unwrap().to_owned();
+    app.toss
+        .authenticate("pk_block_first", "order_block_0002", 6000);
+    app.toss
+        .authenticate("pk_block_second", "order_block_0002", 6000);
+    app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
+        .await;
+    let first = {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{address}/payments/confirm"))
+                .json(&json!({"order_id": "order_block_0002", "payment_key": "pk_block_first"}))
+                .send()
+                .await
+                .unwrap();
+            into_reply(response).await
+        })
+    };
+    for _ in 0..100 {
+        if app.payment(&id).await["status"] == "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_block_0002", "payment_key": "pk_block_second"}),
+        )
+        .await;
+    second.problem(409, "INVALID_STATE");
+    assert_eq!(app.confirms_sent().await, 1, "the second key is not sent");
+    let first = first.await.unwrap();
+    assert!(first.status.is_success(), "{} {}", first.status, first.text);
+    assert_eq!(
+        app.toss.payment("pk_block_second").unwrap().status,
+        "IN_PROGRESS"
+    );
+    app.stop().await;
+}
+
+/// A junk key's confirm and its read-back both fail (5xx): the claim is in doubt. The next
+/// reconciliation reads it back, Toss has no record of it, and the payment is released at once,
+/// with nothing recorded, rather than after the buyer's 10-minute window.
+async fn the_reconciler_releases_a_key_toss_does_not_know_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_payment("order_recjunk_01", 5000).await;
+    let id = created["payment_id"].as_str().unwrap();
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Some(1),
+    )
+    .await;
+    app.toss_fails(
+        "GET",
+        "^/v1/payments/pk_recjunk$",
+        500,
+        "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Some(1),
+    )
+    .await;
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_recjunk_01", "payment_key": "pk_recjunk"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
+    // Due at once in the tests (no backoff); a few passes at most.
+    for _ in 0..20 {
+        app.service.reconcile_once().await.unwrap();
+        if app.payment(id).await["status"] != "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_untouched(&app, id, "released by the reconciler").await;
     app.stop().await;
 }
 
@@ -422,7 +684,7 @@ async fn confirm_refuses_other_states(backend: Backend) {
 
 /// Toss answers a confirm with a 5xx and the read-back finds no payment under that key: the
 /// outcome is unknown (Toss may still be working on it) until its confirm window has passed.
-async fn toss_5xx_then_no_record_waits_for_the_confirm_window(backend: Backend) {
+async fn toss_5xx_then_no_record_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let payment = app.create_payment("order_5xx_norecord", 10_000).await;
     let id = payment["payment_id"].as_str().unwrap();
@@ -434,28 +696,16 @@ async fn toss_5xx_then_no_record_waits_for_the_confirm_window(backend: Backend) 
         None,
     )
     .await;
-    // The buyer's key is unknown to the fake, so the read-back answers NOT_FOUND_PAYMENT.
+    // The key was never authenticated, so the read-back answers NOT_FOUND_PAYMENT: a key Toss
+    // has no record of cannot be approved later, and its claim goes at once.
     let reply = app
         .post_public(
             "/payments/confirm",
             json!({"order_id": "order_5xx_norecord", "payment_key": "pk_5xx_norecord"}),
         )
         .await;
-    let stored = app.payment(id).await;
-    let failed_events = app
-        .events_of(id)
-        .await
-        .iter()
-        .filter(|e| e["event_type"] == "payment.failed")
-        .count();
-    assert!(
-        reply.status == StatusCode::ACCEPTED
-            && stored["status"] == "IN_PROGRESS"
-            && failed_events == 0,
-        "expected 202 and IN_PROGRESS until the confirm window has passed; got {} {}\n\
-         stored: {stored}\npayment.failed events: {failed_events}",
-        reply.status,
-        reply.text
-    );
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT");
+    assert_untouched(&app, id, "5xx, then no record").await;
     app.stop().await;
 }

@@ -19,7 +19,8 @@ on_both_databases!(
     refused_requests_are_not_remembered,
     expired_keys_are_forgotten,
     every_api_key_is_the_same_caller,
-    anonymous_callers_share_a_namespace_apart_from_the_merchant,
+    anonymous_callers_of_one_payment_key_share_a_namespace_apart_from_the_merchant,
+    a_strangers_idempotency_key_never_answers_the_buyer,
     privileged_routes_answer_401_before_a_malformed_key,
     a_request_in_progress_answer_is_not_kept,
     create_retried_after_a_lost_answer_returns_its_payment,
@@ -243,9 +244,12 @@ async fn every_api_key_is_the_same_caller(backend: Backend) {
     app.stop().await;
 }
 
-/// Callers without a valid API key (none, a wrong one, another scheme) share one namespace;
-/// the merchant has another, and neither is answered from the other's records.
-async fn anonymous_callers_share_a_namespace_apart_from_the_merchant(backend: Backend) {
+/// Callers without a valid API key (none, a wrong one, another scheme) with the same
+/// `payment_key` share one namespace; the merchant has another, and neither is answered from
+/// the other's records.
+async fn anonymous_callers_of_one_payment_key_share_a_namespace_apart_from_the_merchant(
+    backend: Backend,
+) {
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_idem_anon1", 5000).await;
     app.toss
@@ -294,6 +298,63 @@ async fn anonymous_callers_share_a_namespace_apart_from_the_merchant(backend: Ba
         "not replayed across namespaces"
     );
     assert_eq!(app.confirms_sent().await, 1);
+    app.stop().await;
+}
+
+/// A stranger who knows the order id uses the Idempotency-Key the buyer's checkout will use
+/// (a guessable one) first, with another `payment_key`, or with none: the buyer's confirm still
+/// runs and is answered on its own, never 422 and never with the stranger's answer. The
+/// buyer's own retry is still replayed.
+async fn a_strangers_idempotency_key_never_answers_the_buyer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_payment("order_idem_guess1", 5000).await;
+    let stranger = json!({"order_id": "order_idem_guess1", "payment_key": "pk_idem_stranger"});
+    let first = post_as(
+        &app,
+        "/payments/confirm",
+        "checkout-order_idem_guess1",
+        &stranger,
+        None,
+    )
+    .await;
+    first.problem(402, "PG_DECLINED");
+    let keyless = json!({"order_id": "order_idem_guess1", "amount_krw": 5000});
+    post_as(&app, "/payments/confirm", "checkout-2", &keyless, None)
+        .await
+        .problem(401, "UNAUTHORIZED");
+
+    app.toss
+        .authenticate("pk_idem_buyer", "order_idem_guess1", 5000);
+    let buyer = json!({"order_id": "order_idem_guess1", "payment_key": "pk_idem_buyer"});
+    for key in ["checkout-order_idem_guess1", "checkout-2"] {
+        let reply = post_as(&app, "/payments/confirm", key, &buyer, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.text);
+        assert_eq!(reply.body["status"], "COMPLETED");
+        assert_eq!(reply.body["pg_transaction_id"], "pk_idem_buyer");
+        let retry = post_as(&app, "/payments/confirm", key, &buyer, None).await;
+        assert_eq!(retry.text, reply.text, "{key}");
+    }
+    let retry = post_as(
+        &app,
+        "/payments/confirm",
+        "checkout-order_idem_guess1",
+        &buyer,
+        None,
+    )
+    .await;
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    // The stranger's retry is answered its own answer, never the buyer's.
+    let again = post_as(
+        &app,
+        "/payments/confirm",
+        "checkout-order_idem_guess1",
+        &stranger,
+        None,
+    )
+    .await;
+    assert!(!again.text.contains("pk_idem_buyer"), "{}", again.text);
+    assert_ne!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(app.confirms_sent().await, 2);
     app.stop().await;
 }
 

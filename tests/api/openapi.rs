@@ -29,6 +29,8 @@ fn every_route_is_documented() {
         ("/payments/confirm", "post"),
         ("/payments/{payment_id}/refund", "post"),
         ("/payments/{payment_id}/refunds", "get"),
+        ("/payments/{payment_id}/attempts", "get"),
+        ("/payments/{payment_id}/events", "get"),
         ("/payments/toss/success", "get"),
         ("/payments/toss/fail", "get"),
         ("/events", "get"),
@@ -58,8 +60,9 @@ fn every_route_is_documented() {
     );
 }
 
-/// Anonymous callers' answers (the public confirm, both redirects) are documented as the
-/// public view of a payment, which has no `user_id` or `subscription_id` and no other field.
+/// Anonymous callers' answers (the public confirm, the success redirect) are documented as the
+/// public view of a payment, which has no `user_id` or `subscription_id` and no other field;
+/// the fail redirect's as its own view of three fields.
 #[test]
 fn anonymous_answers_are_documented_as_public_payments() {
     let doc = serde_json::to_value(payment_service::http::openapi()).unwrap();
@@ -85,7 +88,21 @@ fn anonymous_answers_are_documented_as_public_payments() {
     let public_ref = serde_json::json!({"$ref": "#/components/schemas/PublicPaymentDto"});
     assert_eq!(body("/payments/toss/success", "get", "200"), public_ref);
     assert_eq!(body("/payments/toss/success", "get", "202"), public_ref);
-    assert_eq!(body("/payments/toss/fail", "get", "200"), public_ref);
+    // The fail redirect, which anyone with an order id can call, shows the order, its status
+    // and its failure, and nothing else.
+    assert_eq!(
+        body("/payments/toss/fail", "get", "200"),
+        serde_json::json!({"$ref": "#/components/schemas/PaymentFailViewDto"})
+    );
+    let fail_view = &schemas["PaymentFailViewDto"];
+    let mut fail_fields: Vec<&String> = fail_view["properties"]
+        .as_object()
+        .expect("PaymentFailViewDto")
+        .keys()
+        .collect();
+    fail_fields.sort();
+    assert_eq!(fail_fields, ["failure", "order_id", "status"]);
+    assert_eq!(fail_view["additionalProperties"], false);
     for status in ["200", "202"] {
         let schema = body("/payments/confirm", "post", status);
         let name = schema["$ref"].as_str().expect("a named schema");

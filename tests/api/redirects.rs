@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, Options, spawn_app, spawn_with};
+use crate::helpers::{Backend, Options, Reply, TestApp, spawn_app, spawn_with};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -11,6 +11,8 @@ on_both_databases!(
     fail_redirect_records_failure_once,
     fail_redirect_with_configured_url_sends_303,
     success_redirect_rejects_bad_query,
+    fail_redirect_shows_only_order_status_and_failure,
+    only_the_payments_own_key_is_shown_the_payment,
 );
 
 fn redirect_options(backend: Backend) -> Options {
@@ -177,5 +179,158 @@ async fn success_redirect_rejects_bad_query(backend: Backend) {
         .await
         .problem(422, "VALIDATION_ERROR");
     assert_eq!(app.confirms_sent().await, 0);
+    app.stop().await;
+}
+
+/// What a stranger must never see of a paid payment: its key, card, account, receipt,
+/// settlement, review.
+fn assert_nothing_of_the_paid_payment(what: &str, reply: &Reply, paid: &serde_json::Value) {
+    let key = paid["pg_transaction_id"].as_str().unwrap();
+    assert!(!reply.text.contains(key), "{what}: {}", reply.text);
+    for field in [
+        "pg_transaction_id",
+        "card",
+        "virtual_account",
+        "receipt_url",
+        "settlement",
+        "review_reason",
+        "needs_review",
+        "pg_method",
+    ] {
+        assert!(
+            reply.body.get(field).is_none(),
+            "{what}: {field}: {}",
+            reply.text
+        );
+    }
+    if let Some(receipt) = paid["receipt_url"].as_str() {
+        assert!(!reply.text.contains(receipt), "{what}: {}", reply.text);
+    }
+}
+
+/// The fail redirect by order id: `{order_id, status, failure}` and nothing else, whatever the
+/// payment; it records a failure only on a PENDING payment.
+async fn fail_redirect_shows_only_order_status_and_failure(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_failview_01", 8000, "pk_failview_01")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let reply = app
+        .get_public(
+            "/payments/toss/fail?code=PAY_PROCESS_CANCELED&message=x&orderId=order_failview_01",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(
+        reply.body,
+        json!({"order_id": "order_failview_01", "status": "COMPLETED", "failure": null})
+    );
+    assert_nothing_of_the_paid_payment("fail redirect of a paid payment", &reply, &paid);
+    assert_eq!(app.events_of(id).await.len(), 1, "nothing recorded");
+    assert!(app.payment(id).await["failure"].is_null());
+
+    // A payment in flight (its confirm's outcome unknown) is not touched either.
+    let in_flight = app.create_payment("order_failview_02", 8000).await;
+    let in_flight_id = in_flight["payment_id"].as_str().unwrap();
+    app.toss
+        .authenticate("pk_failview_02", "order_failview_02", 8000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
+    app.toss_fails(
+        "GET",
+        "^/v1/payments/pk_failview_02$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
+    let unsettled = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_failview_02", "payment_key": "pk_failview_02"}),
+        )
+        .await;
+    assert_eq!(unsettled.status, StatusCode::ACCEPTED, "{}", unsettled.text);
+    let reply = app
+        .get_public(
+            "/payments/toss/fail?code=PAY_PROCESS_ABORTED&message=x&orderId=order_failview_02",
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({"order_id": "order_failview_02", "status": "IN_PROGRESS", "failure": null})
+    );
+    let stored = app.payment(in_flight_id).await;
+    assert_eq!(stored["status"], "IN_PROGRESS");
+    assert!(stored["failure"].is_null(), "{stored}");
+    assert!(app.events_of(in_flight_id).await.is_empty());
+
+    // A PENDING payment: the failure is recorded and shown, nothing else.
+    app.create_payment("order_failview_03", 8000).await;
+    let reply = app
+        .get_public(
+            "/payments/toss/fail?code=PAY_PROCESS_CANCELED&message=gone&orderId=order_failview_03",
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({"order_id": "order_failview_03", "status": "PENDING",
+               "failure": {"code": "PAY_PROCESS_CANCELED", "message": "gone"}})
+    );
+    app.stop().await;
+}
+
+/// The success redirect and the public confirm show a payment only to the caller who
+/// presented its paymentKey; another key for a paid order gets a problem.
+async fn only_the_payments_own_key_is_shown_the_payment(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_ownkey_0001", 8000, "pk_ownkey_0001")
+        .await;
+    async fn check(app: &TestApp, paid: &serde_json::Value, what: &str, reply: Reply) {
+        assert!(
+            reply.status.is_client_error(),
+            "{what}: {} {}",
+            reply.status,
+            reply.text
+        );
+        assert_eq!(
+            reply.headers["content-type"], "application/problem+json",
+            "{what}: {}",
+            reply.text
+        );
+        assert_nothing_of_the_paid_payment(what, &reply, paid);
+        let _ = app;
+    }
+    let redirect = app
+        .get_public("/payments/toss/success?paymentKey=pk_ownkey_other&orderId=order_ownkey_0001&amount=8000")
+        .await;
+    check(&app, &paid, "success redirect with another key", redirect).await;
+    let confirm = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_ownkey_0001", "payment_key": "pk_ownkey_other"}),
+        )
+        .await;
+    check(&app, &paid, "public confirm with another key", confirm).await;
+    // The buyer's own key is shown the payment.
+    let own = app
+        .get_public("/payments/toss/success?paymentKey=pk_ownkey_0001&orderId=order_ownkey_0001&amount=8000")
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.body["pg_transaction_id"], "pk_ownkey_0001");
+    assert_eq!(
+        app.events_of(paid["payment_id"].as_str().unwrap())
+            .await
+            .len(),
+        1
+    );
     app.stop().await;
 }

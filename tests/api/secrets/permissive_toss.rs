@@ -72,6 +72,16 @@ impl Respond for Answer {
                     );
                 }
                 if key.starts_with("pk_5xx") {
+                    // Toss knows the buyer's attempt (authenticated, not approved): the outcome
+                    // stays unknown, rather than a key Toss has no record of.
+                    payments.entry(key.clone()).or_insert_with(|| FakePayment {
+                        payment_key: key.clone(),
+                        order_id: order.clone(),
+                        total: amount,
+                        balance: amount,
+                        status: "IN_PROGRESS".to_owned(),
+                        ..Default::default()
+                    });
                     return error(
                         500,
                         "FAILED_INTERNAL_SYSTEM_PROCESSING",
