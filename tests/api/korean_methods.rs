@@ -299,6 +299,12 @@ async fn an_account_past_its_due_date_is_read_back_and_released_within_a_minute(
         events[1]["payload"]["error_code"],
         "VIRTUAL_ACCOUNT_EXPIRED"
     );
+    let attempts = app.get(&format!("/payments/{id}/attempts")).await;
+    assert_eq!(
+        attempts.body["attempts"][0]["status"], "EXPIRED",
+        "{}",
+        attempts.text
+    );
     // A deposit can no longer arrive.
     assert!(!app.toss.deposit("pk_va10"));
     app.stop().await;
