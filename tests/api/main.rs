@@ -23,6 +23,7 @@ mod redirects;
 mod refunds;
 mod relay;
 mod reviews;
+mod scopes;
 mod secrets;
 mod startup_errors;
 mod webhooks;
