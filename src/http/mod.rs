@@ -4,6 +4,7 @@ mod auth;
 mod billing;
 mod dto;
 mod extract;
+mod headers;
 mod metrics;
 mod payments;
 mod problem;
@@ -292,7 +293,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let (routes, openapi) = api_parts(privileged, public);
     let request_id = HeaderName::from_static("x-request-id");
     routes
-        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
+        .merge(SwaggerUi::new(headers::SWAGGER_UI).url("/openapi.json", openapi))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         // Before routing, so before the Idempotency-Key: a NUL never reaches the database.
@@ -308,6 +309,8 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(middleware::from_fn(problem::ensure_problem_json))
         .layer(CatchPanicLayer::new())
+        // Outside the panic and timeout layers, so their answers carry them too.
+        .layer(middleware::from_fn(headers::secure))
         .layer(middleware::from_fn(metrics::track))
         .layer(cors(&settings.cors_allowed_origins))
         .layer(

@@ -25,5 +25,6 @@ mod relay;
 mod reviews;
 mod scopes;
 mod secrets;
+mod security_headers;
 mod startup_errors;
 mod webhooks;
