@@ -76,6 +76,7 @@ async fn run() -> anyhow::Result<()> {
         key
     });
 
+    let has_keys_file = settings.auth.api_keys_file().is_some();
     let app = Application::build(settings).await.context("cannot start")?;
     let base = format!("http://{}", app.local_addr());
     println!();
@@ -89,9 +90,10 @@ async fn run() -> anyhow::Result<()> {
             println!("  Authenticate with the header:  Authorization: Bearer {key}");
             println!("  (in Swagger UI: click Authorize and paste the key)");
         }
-        None => println!(
+        None if has_keys_file => println!(
             "  Authenticate with:  Authorization: Bearer <one of API_KEYS or of API_KEYS_FILE's keys>"
         ),
+        None => println!("  Authenticate with:  Authorization: Bearer <one of API_KEYS>"),
     }
     println!();
     app.run_until_stopped().await.context("serving")?;
