@@ -49,6 +49,11 @@ pub enum AppError {
     PgMisconfigured { code: String, message: String },
     #[error("the payment gateway's reply does not match the payment; it was set aside for review")]
     PgResponseMismatch,
+    /// The PG's record a trusted caller recorded for the payment is not this order's (or not
+    /// of its amount): nothing was sent, the payment was set aside. 409, unlike the 502 of a
+    /// PG reply that contradicts us.
+    #[error("{0}")]
+    ForeignPgRecord(String),
     #[error("no payment gateway is configured that could verify this payment")]
     PgNotConfigured,
     #[error("this Idempotency-Key was already used with a different request")]
@@ -98,7 +103,7 @@ impl AppError {
             Self::BillingKeyInactive(_) => "BILLING_KEY_INACTIVE",
             Self::BillingKeyMismatch => "BILLING_KEY_MISMATCH",
             Self::PgMisconfigured { .. } => "PG_MISCONFIGURED",
-            Self::PgResponseMismatch => "PG_RESPONSE_MISMATCH",
+            Self::PgResponseMismatch | Self::ForeignPgRecord(_) => "PG_RESPONSE_MISMATCH",
             Self::PgNotConfigured => "PG_NOT_CONFIGURED",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::RequestInProgress => "REQUEST_IN_PROGRESS",
@@ -132,6 +137,7 @@ impl AppError {
             Self::BillingKeyMismatch => 422,
             Self::PgMisconfigured { .. } => 502,
             Self::PgResponseMismatch => 502,
+            Self::ForeignPgRecord(_) => 409,
             Self::PgNotConfigured => 503,
             Self::IdempotencyKeyReused => 422,
             Self::RequestInProgress => 409,

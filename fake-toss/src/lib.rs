@@ -7,7 +7,9 @@
 //! of the previous cancel), lookups return the current record, every attempt has its own
 //! `secret`, and a repeated `Idempotency-Key` replays the first reply. Billing (자동결제): a
 //! registered card's `authKey` is issued into a billing key once, a charge approves an order id
-//! once (`DUPLICATED_ORDER_ID` after), declines and a 500-after-charging can be queued, and
+//! once (`DUPLICATED_ORDER_ID` after), declines (each an `ABORTED` attempt of the order) and a
+//! 500-after-charging can be queued, refusals carry Toss's billing codes (`NOT_FOUND_BILLING`,
+//! `INVALID_BILL_KEY_REQUEST`, `NOT_MATCHES_CUSTOMER_KEY`, `docs/toss-api.md` §17), and
 //! `BILLING_DELETED` forgets a key; with a billing secret key, billing is another MID whose
 //! payments the payment key cannot see. Every approval and cancel is also a transaction in
 //! Toss's books: `GET /v1/transactions` lists them (`startingAfter` paging) and
@@ -207,6 +209,8 @@ struct Inner {
     payments: Vec<Mutex<HashMap<String, Kept>>>,
     /// orderId -> the paymentKey of its latest attempt, for lookups by order.
     orders: Vec<Mutex<HashMap<String, String>>>,
+    /// orderId -> the attempt a lookup by order shows whatever comes later (a test's choice).
+    shown_for_order: Mutex<HashMap<String, String>>,
     /// (URL path, Idempotency-Key) -> the first reply.
     replies: Vec<Mutex<HashMap<(String, String), Reply>>>,
     /// Toss refuses a cancel of a payment within this long of the previous one
@@ -262,6 +266,7 @@ impl FakeToss {
             payments: shards(),
             orders: shards(),
             replies: shards(),
+            shown_for_order: Mutex::default(),
             cancel_spacing: Mutex::new(None),
             billing: Mutex::default(),
             transactions: Mutex::new(Vec::new()),
@@ -330,7 +335,15 @@ impl FakeToss {
             Endpoint::IssueBillingKey => self.issue(call.body),
             Endpoint::Charge { billing_key } => self.charge(billing_key, call.body, mid),
             Endpoint::ByOrder { order_id } => {
-                let key = self.lock(&self.0.orders, order_id).get(order_id).cloned();
+                let shown = self
+                    .0
+                    .shown_for_order
+                    .lock()
+                    .expect("fake Toss state")
+                    .get(order_id)
+                    .cloned();
+                let key =
+                    shown.or_else(|| self.lock(&self.0.orders, order_id).get(order_id).cloned());
                 match key {
                     Some(key) => self.lookup(&key, mid),
                     None => not_found(),
@@ -666,8 +679,9 @@ impl FakeToss {
                     "인증 정보의 customerKey가 일치하지 않습니다.",
                 );
             }
+            // Unknown or already used (`authKey` is single-use): Toss's code for it (§17.1).
             None => {
-                return Reply::refused(400, "INVALID_AUTH_KEY", "유효하지 않은 authKey 입니다.");
+                return Reply::refused(404, "NOT_FOUND_BILLING", "존재하지 않는 빌링 정보 입니다.");
             }
         }
         billing.auth_keys.remove(auth_key);
@@ -711,20 +725,27 @@ impl FakeToss {
             return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
         };
         let mut billing = self.billing();
+        // §17.2: an unknown, deleted or unfinished billing key, and a customerKey that is not
+        // the key's, are refused with these codes (nothing is charged).
         match billing.keys.get(billing_key) {
             Some(owner) if owner == customer_key => {}
             Some(_) => {
-                return Reply::refused(400, "INVALID_REQUEST", "잘못된 요청입니다.");
+                return Reply::refused(
+                    400,
+                    "NOT_MATCHES_CUSTOMER_KEY",
+                    "빌링키와 고객키가 일치하지 않습니다.",
+                );
             }
             None => {
-                return Reply::refused(404, "NOT_FOUND_BILLING", "존재하지 않는 빌링키 입니다.");
+                return Reply::refused(
+                    400,
+                    "INVALID_BILL_KEY_REQUEST",
+                    "빌링키 요청이 유효하지 않습니다.",
+                );
             }
         }
-        if let Some((status, code, message)) = billing.declines.pop_front() {
-            return Reply::refused(status, &code, &message);
-        }
-        let existing = self.lock(&self.0.orders, order_id).get(order_id).cloned();
-        if existing.is_some() {
+        if billing.approvals.get(order_id).is_some_and(|n| *n > 0) || self.order_approved(order_id)
+        {
             return Reply::refused(
                 400,
                 "DUPLICATED_ORDER_ID",
@@ -733,8 +754,24 @@ impl FakeToss {
         }
         let payment_key = format!("bpk_{}", uuid::Uuid::new_v4().simple());
         let mut payment = FakePayment::authenticated(&payment_key, order_id, amount);
-        payment.status = "DONE".to_owned();
         payment.tax_free = body["taxFreeAmount"].as_i64().unwrap_or_default();
+        if let Some((status, code, message)) = billing.declines.pop_front() {
+            // A declined charge is an attempt of the order Toss keeps, ended without approval:
+            // the order stays chargeable, and a read-back by order id may show it.
+            payment.status = "ABORTED".to_owned();
+            payment.failure = Some((code.clone(), message.clone()));
+            self.lock(&self.0.payments, &payment_key).insert(
+                payment_key.clone(),
+                Kept {
+                    payment,
+                    mid,
+                    last_cancel: None,
+                },
+            );
+            self.index_order(order_id, &payment_key);
+            return Reply::refused(status, &code, &message);
+        }
+        payment.status = "DONE".to_owned();
         payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
         payment.approved_at = Some(now_kst());
         self.record(&payment, mid, "DONE", amount);
@@ -912,6 +949,43 @@ impl FakeToss {
         }
     }
 
+    /// Whether the attempt a lookup of `order_id` finds was approved.
+    fn order_approved(&self, order_id: &str) -> bool {
+        let Some(key) = self.payment_key_of_order(order_id) else {
+            return false;
+        };
+        self.payment(&key)
+            .is_some_and(|payment| payment.approved_at.is_some())
+    }
+
+    /// From now on a lookup of `order_id` finds the attempt `payment_key`, whatever attempts
+    /// come later (Toss does not say which of an order's attempts
+    /// `GET /v1/payments/orders/{orderId}` returns).
+    pub fn show_for_order(&self, order_id: &str, payment_key: &str) {
+        self.0
+            .shown_for_order
+            .lock()
+            .expect("fake Toss state")
+            .insert(order_id.to_owned(), payment_key.to_owned());
+    }
+
+    /// Every `paymentKey` Toss holds for `order_id`, in no particular order.
+    pub fn attempts_of_order(&self, order_id: &str) -> Vec<String> {
+        self.0
+            .payments
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .lock()
+                    .expect("fake Toss state")
+                    .values()
+                    .filter(|kept| kept.payment.order_id == order_id)
+                    .map(|kept| kept.payment.payment_key.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The `paymentKey` Toss holds for `order_id` (the latest attempt's; a billing charge's).
     pub fn payment_key_of_order(&self, order_id: &str) -> Option<String> {
         self.lock(&self.0.orders, order_id).get(order_id).cloned()
@@ -945,6 +1019,7 @@ impl FakeToss {
             *shard.lock().expect("fake Toss state") = HashMap::new();
         }
         *self.0.transactions.lock().expect("fake Toss state") = Vec::new();
+        *self.0.shown_for_order.lock().expect("fake Toss state") = HashMap::new();
     }
 }
 
@@ -1278,7 +1353,11 @@ mod tests {
         let issued = billing(Endpoint::IssueBillingKey, path, None, issue.clone());
         assert_eq!(issued.status, 200);
         let again = billing(Endpoint::IssueBillingKey, path, None, issue.clone());
-        assert_eq!(again.body["code"], "INVALID_AUTH_KEY", "single-use");
+        assert_eq!(
+            (again.status, again.body["code"].as_str()),
+            (404, Some("NOT_FOUND_BILLING")),
+            "single-use"
+        );
         let key = issued.body["billingKey"].as_str().unwrap().to_owned();
         assert_eq!(toss.billing_keys_of("cust-1"), vec![key.clone()]);
         // The payment key's MID may not issue.
@@ -1359,7 +1438,97 @@ mod tests {
             None,
             json!({"customerKey": "cust-1", "amount": 1000, "orderId": "o-bill-3", "orderName": "n"}),
         );
-        assert_eq!(gone.body["code"], "NOT_FOUND_BILLING");
+        assert_eq!(
+            (gone.status, gone.body["code"].as_str()),
+            (400, Some("INVALID_BILL_KEY_REQUEST"))
+        );
+    }
+
+    #[test]
+    fn billing_refusals_use_tosss_codes_and_a_decline_is_an_aborted_attempt() {
+        let toss = FakeToss::default();
+        let charge = |billing_key: &str, key: Option<&str>, body: Value| {
+            let path = format!("/v1/billing/{billing_key}");
+            let body = body.to_string();
+            toss.handle(call(
+                Endpoint::Charge { billing_key },
+                &path,
+                key,
+                body.as_bytes(),
+            ))
+        };
+        let auth_key = toss.register_card("cust-1");
+        let issue = |auth_key: &str, customer: &str| {
+            let body = json!({"authKey": auth_key, "customerKey": customer}).to_string();
+            toss.handle(call(
+                Endpoint::IssueBillingKey,
+                "/v1/billing/authorizations/issue",
+                None,
+                body.as_bytes(),
+            ))
+        };
+        assert_eq!(
+            issue(&auth_key, "cust-2").body["code"],
+            "NOT_MATCHES_CUSTOMER_KEY"
+        );
+        assert_eq!(issue("bln_unknown", "cust-1").status, 404);
+        let key = issue(&auth_key, "cust-1").body["billingKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let order = |customer: &str| json!({"customerKey": customer, "amount": 1000, "orderId": "o-bill-9", "orderName": "n"});
+        let foreign = charge(&key, None, order("cust-2"));
+        assert_eq!(
+            (foreign.status, foreign.body["code"].as_str()),
+            (400, Some("NOT_MATCHES_CUSTOMER_KEY"))
+        );
+        let unknown = charge("bk_unknown", None, order("cust-1"));
+        assert_eq!(
+            (unknown.status, unknown.body["code"].as_str()),
+            (400, Some("INVALID_BILL_KEY_REQUEST"))
+        );
+        for code in [
+            "INVALID_AUTH_KEY",
+            "NOT_FOUND_BILLING_KEY",
+            "INVALID_BILLING_KEY",
+        ] {
+            assert_ne!(foreign.body["code"], code);
+            assert_ne!(unknown.body["code"], code);
+        }
+        // A decline leaves an ABORTED attempt of the order; the next charge approves it.
+        toss.decline_next_charge("REJECT_CARD_PAYMENT", "한도초과");
+        assert_eq!(charge(&key, Some("a1"), order("cust-1")).status, 403);
+        let aborted = toss.payment_key_of_order("o-bill-9").unwrap();
+        let first = toss.payment(&aborted).unwrap();
+        assert_eq!(first.status, "ABORTED");
+        assert_eq!(first.approved_at, None);
+        assert_eq!(to_json(&first)["failure"]["code"], "REJECT_CARD_PAYMENT");
+        // Which attempt a lookup by order id shows is Toss's choice; a test may pick the
+        // earlier one. A second approval of the order is refused all the same.
+        toss.show_for_order("o-bill-9", &aborted);
+        let approved = charge(&key, Some("a2"), order("cust-1"));
+        assert_eq!(approved.body["status"], "DONE");
+        assert_eq!(toss.approvals("o-bill-9"), 1);
+        assert_eq!(toss.attempts_of_order("o-bill-9").len(), 2);
+        let by_order = toss.handle(call(
+            Endpoint::ByOrder {
+                order_id: "o-bill-9",
+            },
+            "/v1/payments/orders/o-bill-9",
+            None,
+            b"",
+        ));
+        assert_eq!(by_order.body["status"], "ABORTED");
+        assert_eq!(
+            charge(&key, Some("a3"), order("cust-1")).body["code"],
+            "DUPLICATED_ORDER_ID"
+        );
+        assert_eq!(
+            charge(&key, Some("a2"), order("cust-1")).body,
+            approved.body,
+            "the same key replays the approval"
+        );
+        assert_eq!(toss.approvals("o-bill-9"), 1);
     }
 
     #[test]

@@ -123,6 +123,8 @@ fn privileged_routes(guard: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(scoped(RefundsWrite, routes!(payments::refund_payment)))
         .merge(scoped(PaymentsWrite, routes!(payments::cancel_payment)))
         .merge(scoped(PaymentsRead, routes!(payments::list_refunds)))
+        .merge(scoped(PaymentsRead, routes!(payments::list_attempts)))
+        .merge(scoped(EventsRead, routes!(payments::list_payment_events)))
         .merge(scoped(Review, routes!(reviews::review_payment)))
         .merge(scoped(PaymentsRead, routes!(reviews::list_reviews)))
         .merge(scoped(BillingWrite, routes!(billing::create_customer)))

@@ -8,14 +8,15 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::{self, ApiScope, KeyHolder};
 use super::dto::{
-    CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest,
-    IdempotencyKeyHeader, ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto,
-    RefundDto, RefundListDto, RefundRequest,
+    AttemptDto, AttemptListDto, CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto,
+    CreatePaymentRequest, EventDto, IdempotencyKeyHeader, ListPaymentsParams, PaymentDto,
+    PaymentEventListDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::{Caller, PaymentId, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
+use crate::idempotency::InFlight;
 use crate::service::{
     CancelCommand, CancelOutcome, ConfirmCommand, ConfirmOutcome, NewPayment, RefundCommand,
     RefundOutcome,
@@ -209,9 +210,9 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
         (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED`: the payment was paid through Toss and this instance has no Toss key; nothing recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: the payment was paid through Toss and this instance has no Toss key; nothing recorded. `SERVICE_UNAVAILABLE`: among others, Toss's record of a transaction id recorded without `payment_key` could not be read to check it; nothing sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REFUND_EXCEEDS_BALANCE` (Toss not called), `INVALID_STATE`, or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "`REFUND_EXCEEDS_BALANCE` (Toss not called), `INVALID_STATE`, `REQUEST_IN_PROGRESS`, or `PG_RESPONSE_MISMATCH`: the payment was confirmed without `payment_key` and Toss's record under its recorded `pg_transaction_id` is not this order's (or not of its amount, or not approved); nothing was cancelled and the payment is set aside for review (`needs_review`)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -255,15 +256,18 @@ pub async fn refund_payment(
             refund_account,
         })
         .await?;
-    let (status, dto) = match &outcome {
+    Ok(match &outcome {
         RefundOutcome::Completed { refund, payment } => {
-            (StatusCode::OK, RefundDto::new(refund, payment))
+            (StatusCode::OK, Json(RefundDto::new(refund, payment))).into_response()
         }
         RefundOutcome::Unsettled { refund, payment } => {
-            (StatusCode::ACCEPTED, RefundDto::new(refund, payment))
+            // Not replayed: a retry with its key answers the refund as it then stands.
+            let mut response =
+                (StatusCode::ACCEPTED, Json(RefundDto::new(refund, payment))).into_response();
+            response.extensions_mut().insert(InFlight);
+            response
         }
-    };
-    Ok((status, Json(dto)).into_response())
+    })
 }
 
 /// The rules of a `reason`: 1..200 characters, not blank, no control characters.
@@ -353,5 +357,53 @@ pub async fn list_refunds(
             .iter()
             .map(|refund| RefundDto::new(refund, &payment))
             .collect(),
+    }))
+}
+
+/// A payment's attempts at Toss, oldest first: each confirm of a `paymentKey` and each billing
+/// charge, with what Toss made of it. A key Toss has no record of makes no attempt. The payment's
+/// own `failure`, `virtual_account` and `pg_method` are those of its latest attempt (of the
+/// approved one once paid).
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/attempts", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The attempts", body = AttemptListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_attempts(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<AttemptListDto>, AppError> {
+    let attempts = state.service.attempts(payment_id(&raw_id)?).await?;
+    Ok(Json(AttemptListDto {
+        attempts: attempts.iter().map(AttemptDto::from).collect(),
+    }))
+}
+
+/// A payment's events, in the order they happened, in the envelope of `GET /events` (its
+/// `cursor` is the event's place in the whole log).
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/events", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The payment's events", body = PaymentEventListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_payment_events(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<PaymentEventListDto>, AppError> {
+    let events = state.service.events_of(payment_id(&raw_id)?).await?;
+    Ok(Json(PaymentEventListDto {
+        events: events.into_iter().map(EventDto::from).collect(),
     }))
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::key::{HEADER, IdempotencyKey, Scope, request_fingerprint};
-use super::{Idempotency, Start, StoredResponse};
+use super::{Idempotency, InFlight, Start, StoredResponse};
 use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
@@ -70,6 +70,7 @@ pub async fn honour_key(
                 async move {
                     let response = next.run(request).await;
                     let (parts, body) = response.into_parts();
+                    let in_flight = parts.extensions.get::<InFlight>().is_some();
                     let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
                     let stored = StoredResponse {
                         status: parts.status.as_u16(),
@@ -80,7 +81,7 @@ pub async fn honour_key(
                             .map(str::to_owned),
                         body: String::from_utf8_lossy(&bytes).into_owned(),
                     };
-                    if let Err(error) = idempotency.finish(&key, stored).await {
+                    if let Err(error) = idempotency.finish(&key, stored, in_flight).await {
                         tracing::warn!(%error, "could not store the idempotent response");
                     }
                     Response::from_parts(parts, Body::from(bytes))

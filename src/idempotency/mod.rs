@@ -47,6 +47,13 @@ pub struct Idempotency {
     settings: std::sync::Arc<IdempotencySettings>,
 }
 
+/// Put in a response's extensions by a handler whose answer shows an operation still in flight
+/// (a refund `PENDING` at Toss): that answer is not kept for replay, so a retry with the same
+/// key asks the operation again and gets its current state (the operation finds its own
+/// retries by the key), never the first 202 forever.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight;
+
 pub enum Start {
     /// Run the request, then call [`Idempotency::finish`].
     Proceed,
@@ -81,10 +88,16 @@ impl Idempotency {
         }
     }
 
-    /// Stores the response for replay, when it is the request's own answer (see [`is_final`]);
-    /// otherwise lets the key go, so that a retry runs again.
-    pub async fn finish(&self, key: &ScopedKey, response: StoredResponse) -> Result<(), AppError> {
-        if is_final(&response) {
+    /// Stores the response for replay, when it is the request's own answer (see [`is_final`])
+    /// and not the state of an operation still in flight ([`InFlight`]); otherwise lets the key
+    /// go, so that a retry runs again.
+    pub async fn finish(
+        &self,
+        key: &ScopedKey,
+        response: StoredResponse,
+        in_flight: bool,
+    ) -> Result<(), AppError> {
+        if is_final(&response) && !in_flight {
             persistence::save_response(&self.store, key, &response).await?;
         } else {
             persistence::release(&self.store, key).await?;

@@ -162,6 +162,19 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
                     approve(ours, refunds, record, ctx)
                 }
+                PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired
+                    if ours.charge_in_flight() =>
+                {
+                    // Read back by order id, and an order has one attempt at Toss per charge:
+                    // an unpaid end may be an earlier attempt's, and proves nothing about this
+                    // one. It is settled by sending it again with its own Toss key (Toss
+                    // replays its first answer), never released on this record.
+                    let update = PaymentUpdate::Reschedule {
+                        at: ctx.retry_at,
+                        secret: None,
+                    };
+                    Decision::one(ours, update, Verdict::Undecided { resend: true }, ctx)
+                }
                 PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired => {
                     let update = match (&ours.status, &ours.cancel_reason) {
                         // We asked Toss to cancel the account: it ends as we asked.
@@ -645,6 +658,24 @@ pub fn abandon_refund(
     })
 }
 
+/// A refused cancel of an unpaid virtual account: the request is forgotten (never sent again),
+/// and the account keeps waiting for its deposit, looked at again at the slow deposit pace.
+/// `None` when there is no such request (any more) to forget.
+pub fn forget_cancel(ours: &Payment, ctx: &Context) -> Option<Plan> {
+    if ours.status != PaymentStatus::WaitingForDeposit || ours.cancel_reason.is_none() {
+        return None;
+    }
+    let mut after = ours.clone();
+    after.cancel_reason = None;
+    after.next_reconcile_at = Some(due_check(ours.virtual_account.as_ref(), ctx));
+    after.reconcile_attempts = 0;
+    Some(Plan {
+        payment: after,
+        refunds: Vec::new(),
+        events: Vec::new(),
+    })
+}
+
 /// A plan that applies one named change of the payment (and its event).
 fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
     let after = update.applied_to(ours, ctx.now);
@@ -742,6 +773,21 @@ impl PaymentService {
             }
         }
         self.adopt_record(claimed.id, record, None).await
+    }
+
+    /// Forgets the refused cancel request of a payment waiting for its deposit (see
+    /// [`forget_cancel`]), in one transaction; the payment as it then is.
+    pub(super) async fn forget_cancel_request(&self, id: PaymentId) -> Result<Payment, AppError> {
+        let forgotten = self
+            .store
+            .adopt(id, |payment, _| {
+                (forget_cancel(payment, &self.context(payment, None)), ())
+            })
+            .await?;
+        match forgotten {
+            Some((payment, _, ())) => Ok(payment),
+            None => Err(AppError::NotFound(format!("payment {id} not found"))),
+        }
     }
 
     fn context(&self, payment: &Payment, cancel_of: Option<RefundId>) -> Context {

@@ -79,9 +79,17 @@ impl PaymentService {
         match self.read_back(&payment, &attempt).await {
             Ok(Some(record)) => {
                 let adopted = self.adopt_record(payment.id, &record, None).await?;
-                let resend = adopted.verdict == Verdict::Undecided { resend: true }
-                    && may_resend
-                    && adopted.payment.confirm_sends < MAX_CONFIRM_SENDS;
+                let undecided = adopted.verdict == Verdict::Undecided { resend: true };
+                if undecided && matches!(attempt, Attempt::Charge(_)) {
+                    // The order's record shows nothing decided about this charge (not yet, or
+                    // only an earlier attempt's unpaid end): as when Toss shows nothing, it is
+                    // sent again with its own Toss key, a bounded number of times.
+                    return self
+                        .charge_unknown_at_toss(adopted.payment, attempt, may_resend)
+                        .await;
+                }
+                let resend =
+                    undecided && may_resend && adopted.payment.confirm_sends < MAX_CONFIRM_SENDS;
                 if resend {
                     return self.resend(adopted.payment, attempt).await;
                 }
@@ -129,7 +137,8 @@ impl PaymentService {
         }
     }
 
-    /// Toss has no record of the charge in flight: it never arrived, or Toss has not written it
+    /// Toss has no record of the charge in flight (or, read back by order id, only one that
+    /// cannot be told from an earlier attempt's): it never arrived, or Toss has not written it
     /// yet. It is sent again with the same Toss `Idempotency-Key` (so a charge that did arrive
     /// is replayed, not repeated); once every send is spent and Toss still shows nothing, it did
     /// not happen (and Toss refuses a second approval of one order id anyway).

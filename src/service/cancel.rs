@@ -133,12 +133,19 @@ impl PaymentService {
             }
         };
         // Toss refused (perhaps the deposit came first) or did not say: its record decides.
-        match self.gateway.payment_by_key(&payment_key).await {
-            Ok(Some(record)) => {
-                let adopted = self.adopt_record(payment.id, &record, None).await?;
-                self.cancel_outcome(adopted.payment, declined)
-            }
-            Ok(None) | Err(_) => {
+        let read = match self.gateway.payment_by_key(&payment_key).await {
+            Ok(Some(record)) => Some(self.adopt_record(payment.id, &record, None).await?.payment),
+            Ok(None) | Err(_) => None,
+        };
+        if declined.is_some() {
+            // The merchant hears 402: the request is over. Forgotten, so that nobody sends it
+            // again; the account keeps waiting for its deposit (or is as its record says).
+            let now = self.forget_cancel_request(payment.id).await?;
+            return self.cancel_outcome(now, declined);
+        }
+        match read {
+            Some(adopted) => self.cancel_outcome(adopted, declined),
+            None => {
                 self.store
                     .update_payment(
                         Target::attempt(&payment),

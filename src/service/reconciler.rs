@@ -96,7 +96,12 @@ impl PaymentService {
                 order_id = tracing::field::Empty,
             );
             let settled = self
-                .drive_refund(id, refund.payment_id, std::time::Duration::ZERO)
+                .drive_refund(
+                    id,
+                    refund.payment_id,
+                    std::time::Duration::ZERO,
+                    super::refunds::DrivenBy::Later,
+                )
                 .instrument(span)
                 .await;
             if let Err(error) = settled {

@@ -13,11 +13,11 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentKey, Refund, RefundAccount, RefundId, RefundOrigin,
-    RefundStatus, ScopedKey,
+    Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, Refund, RefundAccount, RefundId,
+    RefundOrigin, RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
-use crate::gateway::{CancelRequest, GatewayError};
+use crate::gateway::{CancelRequest, GatewayError, PgPayment};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -117,6 +117,17 @@ fn done(outcome: Result<RefundOutcome, AppError>) -> Sent {
     Sent::Done(Box::new(outcome))
 }
 
+/// Who drives a refund, and so whether an answer about it may already have been given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DrivenBy {
+    /// The request that made it, before it answered: a refusal of its first send is its
+    /// answer (402), and the refund, of which nobody heard, is forgotten.
+    ItsRequest,
+    /// Anyone after (the reconciler): the request may have answered 202 (or died after
+    /// sending). The refund ends `COMPLETED` or `FAILED` with `refund.failed`, and stays listed.
+    Later,
+}
+
 impl PaymentService {
     pub async fn refund(&self, command: RefundCommand) -> Result<RefundOutcome, AppError> {
         if let Some(key) = &command.idempotency_key
@@ -144,8 +155,13 @@ impl PaymentService {
         let Some((refund, payment)) = reserved else {
             return Err(AppError::RequestInProgress);
         };
-        self.drive_refund(refund.id, payment.id, REQUEST_PATIENCE)
-            .await
+        self.drive_refund(
+            refund.id,
+            payment.id,
+            REQUEST_PATIENCE,
+            DrivenBy::ItsRequest,
+        )
+        .await
     }
 
     /// Reads the payment, builds the refund and reserves its amount (or records it outright
@@ -182,9 +198,11 @@ impl PaymentService {
             amount_krw: amount,
             reason: command.reason.clone(),
             tax_free_amount_krw: tax_free,
+            // Only a deposit is refunded to an account; a card's cancel is never sent one.
             refund_account: command
                 .refund_account
                 .as_ref()
+                .filter(|_| payment.paid_by_virtual_account())
                 .map(|account| self.settings.account_sealer.seal(refund_id, account)),
             status: if via_pg {
                 RefundStatus::Pending
@@ -315,6 +333,7 @@ impl PaymentService {
         refund_id: RefundId,
         payment_id: PaymentId,
         patience: Duration,
+        driven_by: DrivenBy,
     ) -> Result<RefundOutcome, AppError> {
         let deadline = Instant::now() + patience;
         let lease = self.settings.pg_read_timeout + Duration::from_secs(5);
@@ -349,11 +368,13 @@ impl PaymentService {
                 }
                 payment = self.find(payment_id).await?;
             }
-            if refund.created_at + self.settings.confirm_window < now {
+            if refund.sends > 0 && refund.created_at + self.settings.confirm_window < now {
                 // Too late to send again; the read-back fails it once its last send is over.
+                // (A refund never sent has nothing at Toss: its first send may come any time,
+                // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
-            match self.send_cancel(&payment, &refund).await {
+            match self.send_cancel(&payment, &refund, driven_by).await {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
                     // The last send's read-back just showed Toss does not have it.
@@ -366,14 +387,28 @@ impl PaymentService {
     }
 
     /// One send of `refund`'s cancel, holding the payment's cancel slot.
-    async fn send_cancel(&self, payment: &Payment, refund: &Refund) -> Sent {
-        match self.try_send_cancel(payment, refund).await {
+    async fn send_cancel(&self, payment: &Payment, refund: &Refund, driven_by: DrivenBy) -> Sent {
+        match self.try_send_cancel(payment, refund, driven_by).await {
             Ok(sent) => sent,
             Err(error) => done(Err(error)),
         }
     }
 
-    async fn try_send_cancel(&self, payment: &Payment, refund: &Refund) -> Result<Sent, AppError> {
+    async fn try_send_cancel(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        driven_by: DrivenBy,
+    ) -> Result<Sent, AppError> {
+        // Forgotten only when refused before anything about it was answered or sent.
+        let answered = driven_by == DrivenBy::Later || refund.sends > 0;
+        if refund.sends == 0 && payment.payment_key.is_none() {
+            // The Toss key was recorded by a trusted caller, not adopted from Toss's answer:
+            // before anything is cancelled under it, Toss's record must be this order's.
+            if let Some(sent) = self.check_recorded_key(payment, refund, answered).await? {
+                return Ok(sent);
+            }
+        }
         let now = Utc::now();
         if !self
             .store
@@ -432,9 +467,11 @@ impl PaymentService {
                     message: message.clone(),
                     retryable: None,
                 };
-                // A first send refused leaves no trace (the caller hears 402 now); a resend
-                // refused ends a refund that was answered 202 as FAILED, with its event.
-                let keep = (refund.sends > 0).then_some(failure);
+                // A first send refused on the request that made the refund leaves no trace (the
+                // caller hears 402 now); any other refusal ends a refund that may have been
+                // answered 202 (waiting for its turn, or after an unknown outcome) as FAILED,
+                // with its event: an answered refund is never forgotten.
+                let keep = answered.then_some(failure);
                 self.abandon(payment.id, refund.id, keep).await?;
                 tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
                 Ok(done(Err(AppError::PgDeclined {
@@ -445,10 +482,14 @@ impl PaymentService {
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
-                if refund.sends == 0 {
-                    self.abandon(payment.id, refund.id, None).await?;
-                } else {
+                if refund.sends > 0 {
+                    // An earlier send may have landed: its record decides, later.
                     self.refund_later(payment, refund).await?;
+                } else {
+                    // Nothing reached Toss: the refund did not happen.
+                    let failure = Failure::new(code.clone(), message.clone());
+                    self.abandon(payment.id, refund.id, answered.then_some(failure))
+                        .await?;
                 }
                 Ok(done(Err(AppError::PgMisconfigured { code, message })))
             }
@@ -469,6 +510,61 @@ impl PaymentService {
                 }
             }
         }
+    }
+
+    /// Reads Toss's record under the key a trusted caller recorded for `payment` (the service
+    /// never adopted it) and checks it is this order's, of its amount, approved. `None`: it
+    /// is, send. Otherwise the refund is answered without sending anything: refused 409
+    /// `PG_RESPONSE_MISMATCH` with the payment set aside (a record of another order, or none),
+    /// or, when Toss could not be read, tried again later (refused 503 if nobody heard of it).
+    async fn check_recorded_key(
+        &self,
+        payment: &Payment,
+        refund: &Refund,
+        answered: bool,
+    ) -> Result<Option<Sent>, AppError> {
+        let lookup = match payment.pg_key() {
+            Some(key) => self.record_by_key(payment, key).await,
+            None => Ok(None),
+        };
+        let wrong = match lookup {
+            Ok(Some(record)) => match names_this_payment(payment, &record) {
+                Ok(()) => return Ok(None),
+                Err(wrong) => wrong,
+            },
+            Ok(None) => "Toss has no payment under the recorded pg_transaction_id".to_owned(),
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, refund_id = %refund.id, %error, "could not read the recorded Toss payment; nothing sent");
+                if answered {
+                    return Ok(Some(done(self.refund_later(payment, refund).await)));
+                }
+                self.abandon(payment.id, refund.id, None).await?;
+                return Ok(Some(done(Err(AppError::Unavailable(
+                    "Toss's record of the payment could not be read; nothing was sent".to_owned(),
+                )))));
+            }
+        };
+        let reason = format!("refund refused before any cancel: {wrong}");
+        tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
+        let failure = Failure::new("PG_RESPONSE_MISMATCH", reason.clone());
+        let now = Utc::now();
+        self.store
+            .adopt(payment.id, |ours, refunds| {
+                let plan = abandon_refund(ours, refunds, refund.id, answered.then_some(failure))
+                    .map(|mut plan| {
+                        let flag = PaymentUpdate::SetAside {
+                            reason: reason.clone(),
+                        };
+                        plan.payment = flag.applied_to(&plan.payment, now);
+                        plan
+                    });
+                (plan, ())
+            })
+            .await?;
+        Ok(Some(done(Err(AppError::ForeignPgRecord(format!(
+            "the Toss payment recorded for this payment is not its own ({wrong}); nothing was \
+             cancelled and the payment was set aside for review"
+        ))))))
     }
 
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
@@ -616,6 +712,27 @@ fn cancel_key(payment: &Payment) -> Result<PaymentKey, GatewayError> {
     }
 }
 
+/// Whether Toss's `record` is the one `payment` was paid by: this order, this amount, approved.
+/// `Err`: what differs.
+fn names_this_payment(payment: &Payment, record: &PgPayment) -> Result<(), String> {
+    if record.order_id != payment.order_id.as_str() {
+        return Err(format!(
+            "Toss's record names order {:?}, not {}",
+            record.order_id, payment.order_id
+        ));
+    }
+    if record.total_amount != Some(payment.amount_krw) {
+        return Err(format!(
+            "Toss's record is of {:?} KRW, not {}",
+            record.total_amount, payment.amount_krw
+        ));
+    }
+    if record.approved_at.is_none() {
+        return Err("Toss's record shows no approval".to_owned());
+    }
+    Ok(())
+}
+
 /// One Toss `Idempotency-Key` per send of a refund's cancel: Toss replays a reused key's answer,
 /// errors included, so a resend needs a fresh one (and `refundableAmount` makes it safe).
 fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
@@ -702,6 +819,38 @@ mod tests {
             prop_assert_eq!(ours.refundable_krw(), 0);
             let total: i64 = refunds.iter().map(|r| r.tax_free_amount_krw).sum();
             prop_assert_eq!(total, ours.tax_free_amount_krw);
+        }
+    }
+
+    #[test]
+    fn a_recorded_key_must_name_this_order_amount_and_an_approval() {
+        let ours = payment(10_000, 0);
+        let record = |order: &str, total: Option<i64>, approved: bool| PgPayment {
+            payment_key: PaymentKey::parse("pk_x").unwrap(),
+            order_id: order.to_owned(),
+            status: crate::gateway::PgStatus::Done,
+            total_amount: total,
+            balance_amount: total,
+            currency: Some("KRW".into()),
+            method: None,
+            secret: None,
+            last_transaction_key: None,
+            approved_at: approved.then(Utc::now),
+            cancels: Vec::new(),
+            failure: None,
+            details: Default::default(),
+        };
+        assert!(names_this_payment(&ours, &record("order_tax_free", Some(10_000), true)).is_ok());
+        for (order, total, approved) in [
+            ("order_someone_else", Some(10_000), true),
+            ("order_tax_free", Some(9_999), true),
+            ("order_tax_free", None, true),
+            ("order_tax_free", Some(10_000), false),
+        ] {
+            assert!(
+                names_this_payment(&ours, &record(order, total, approved)).is_err(),
+                "{order} {total:?} {approved}"
+            );
         }
     }
 

@@ -41,6 +41,7 @@ on_both_databases!(
     billing_under_its_own_key_reads_back_and_refunds_under_it,
     an_issue_toss_did_not_answer_is_asked_again_with_the_same_key,
     a_cancelled_payment_is_never_charged,
+    an_earlier_attempts_aborted_record_never_releases_a_later_charge,
 );
 
 /// The user's customer key (created on first call).
@@ -198,7 +199,7 @@ async fn issue_through_the_success_redirect_and_reload_calls_toss_once(backend: 
         ))
         .await;
     let problem = refused.problem(402, "PG_DECLINED");
-    assert_eq!(problem["pg_code"], "INVALID_AUTH_KEY");
+    assert_eq!(problem["pg_code"], "NOT_FOUND_BILLING");
     let none = app.get("/billing-keys?user_id=u-2").await;
     assert_eq!(none.body["billing_keys"], json!([]));
     // Missing parameters.
@@ -1096,5 +1097,63 @@ async fn a_cancelled_payment_is_never_charged(backend: Backend) {
     )
     .await
     .problem(409, "INVALID_STATE");
+    app.stop().await;
+}
+
+/// The read-back of a charge is by order id, and an order has as many attempts at Toss as it
+/// had charges: an `ABORTED` record may be an earlier attempt's. Attempt 1 is declined (Toss
+/// keeps it `ABORTED`); attempt 2 is approved at Toss but its answer is lost, and the order's
+/// read-back shows attempt 1. That proves nothing about attempt 2: it is sent again with its
+/// own Toss key, Toss replays the approval, and it completes, approved once.
+async fn an_earlier_attempts_aborted_record_never_releases_a_later_charge(backend: Backend) {
+    let app = spawn_impatient(backend).await;
+    let (key, _) = issued_key(&app, "u-1").await;
+    let order = "order_bill_abrt1";
+    let id = payment_of(&app, "u-1", order, 12_000).await;
+    app.toss.decline_next_charge(
+        "REJECT_CARD_PAYMENT",
+        "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+    );
+    charge(&app, &id, &key).await.problem(402, "PG_DECLINED");
+    let first = app.toss.payment_key_of_order(order).expect("an attempt");
+    assert_eq!(app.toss.payment(&first).unwrap().status, "ABORTED");
+    app.toss.show_for_order(order, &first);
+    app.toss
+        .slow_next_charge(&app.toss_server, Duration::from_secs(3))
+        .await;
+    let reply = charge(&app, &id, &key).await;
+    assert_eq!(app.toss.approvals(order), 1, "Toss approved attempt 2");
+    assert!(
+        matches!(reply.status.as_u16(), 200 | 202),
+        "never released by attempt 1's record: {}",
+        reply.text
+    );
+    let mut payment = Value::Null;
+    for _ in 0..50 {
+        app.service.reconcile_once().await.unwrap();
+        payment = app.payment(&id).await;
+        if payment["status"] != "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(payment["failure"], Value::Null);
+    assert_eq!(app.toss.approvals(order), 1, "one approval");
+    let sent = charges_sent(&app).await;
+    assert_eq!(sent.len(), 3, "declined, lost, sent again");
+    assert_ne!(idempotency_key(&sent[0]), idempotency_key(&sent[1]));
+    assert_eq!(
+        idempotency_key(&sent[1]),
+        idempotency_key(&sent[2]),
+        "settled with the attempt's own Toss key"
+    );
+    let events: Vec<_> = app
+        .events_of(&id)
+        .await
+        .into_iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["payment.failed", "payment.completed"]);
     app.stop().await;
 }

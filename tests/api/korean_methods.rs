@@ -14,6 +14,8 @@ on_both_databases!(
     a_virtual_account_cancelled_at_toss_by_someone_else_goes_back_to_pending,
     a_virtual_account_is_cancelled_before_its_deposit,
     a_cancel_whose_answer_is_lost_is_finished_by_the_reconciler,
+    a_refused_cancel_of_an_unpaid_account_is_forgotten,
+    a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_failed,
     a_deposit_error_after_completion_is_set_aside,
     a_pending_payment_is_cancelled_without_toss,
     a_repeated_cancel_answers_the_same,
@@ -320,6 +322,111 @@ async fn a_cancel_whose_answer_is_lost_is_finished_by_the_reconciler(backend: Ba
         event_types(&app.events_of(&id).await),
         ["payment.waiting_for_deposit", "payment.cancelled"]
     );
+    app.stop().await;
+}
+
+/// Toss refuses the cancel of an unpaid virtual account: the merchant hears 402 and the account
+/// keeps waiting for its deposit, with the cancel request forgotten: never sent again by the
+/// reconciler, which reads the account back at the slow deposit pace. A new cancel asked for
+/// later is sent as any other.
+async fn a_refused_cancel_of_an_unpaid_account_is_forgotten(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (id, _) = issued(&app, "order_va_000020", "pk_va20", 25000).await;
+    app.toss_fails("POST", "/cancel$", 403, "NOT_CANCELABLE_PAYMENT", Some(1))
+        .await;
+    let reply = cancel(&app, &id, "order withdrawn").await;
+    let problem = reply.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "NOT_CANCELABLE_PAYMENT");
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "WAITING_FOR_DEPOSIT");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    let gets = app.toss_requests("GET", "/v1/payments").await.len();
+    // The reconciler's next passes: nothing is due soon (the slow deposit pace) ...
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(
+        app.toss_requests("POST", "/cancel").await.len(),
+        1,
+        "the refused cancel is never sent again"
+    );
+    assert_eq!(
+        app.toss_requests("GET", "/v1/payments").await.len(),
+        gets,
+        "back to the slow deposit pace"
+    );
+    // ... and when the account's look is due, it is read back, not cancelled.
+    due_now(&app, &id).await;
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    assert!(app.toss_requests("GET", "/v1/payments").await.len() > gets);
+    assert_eq!(app.payment(&id).await["status"], "WAITING_FOR_DEPOSIT");
+    assert_eq!(
+        event_types(&app.events_of(&id).await),
+        ["payment.waiting_for_deposit"]
+    );
+    // A cancel asked for again is a new request, sent and made.
+    let again = cancel(&app, &id, "asked again").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["status"], "CANCELLED");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
+    app.stop().await;
+}
+
+/// A refund to an account, answered 202 while it waited for the payment's cancel slot, whose
+/// sealed account can no longer be opened when its turn comes: nothing is sent, and it ends
+/// `FAILED` with `refund.failed`, listed, its amount back in the balance (never forgotten).
+async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_failed(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let (id, _) = issued(&app, "order_va_000021", "pk_va21", 30000).await;
+    assert!(app.toss.deposit("pk_va21"));
+    deliver(&app, &app.toss.deposit_callback("pk_va21")).await;
+    assert_eq!(app.payment(&id).await["status"], "COMPLETED");
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+        vec![holder.into(), until.into(), id.as_str().into()],
+    )
+    .await;
+    let reply = refund(
+        &app,
+        &id,
+        json!({"reason": "returned", "refund_amount_krw": 10000,
+               "refund_receive_account": refund_account(ACCOUNT)}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let refund_id = reply.body["refund_id"].as_str().unwrap().to_owned();
+    // The kept account no longer opens (as after a change of the sealing key).
+    app.execute_sql(
+        "UPDATE refunds SET refund_account = 'damaged', next_reconcile_at = $1 WHERE id = $2",
+        vec![chrono::Utc::now().into(), refund_id.as_str().into()],
+    )
+    .await;
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+        vec![id.as_str().into()],
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    assert!(app.toss_requests("POST", "/cancel").await.is_empty());
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds.as_array().unwrap().len(), 1, "listed: {refunds}");
+    assert_eq!(refunds[0]["status"], "FAILED", "{refunds}");
+    assert_eq!(refunds[0]["failure"]["code"], "REFUND_ACCOUNT_UNREADABLE");
+    assert_eq!(
+        event_types(&app.events_of(&id).await),
+        [
+            "payment.waiting_for_deposit",
+            "payment.completed",
+            "refund.failed"
+        ]
+    );
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["refunded_amount_krw"], 0);
     app.stop().await;
 }
 

@@ -4,7 +4,7 @@ use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_toss::{self, BASIC_AUTH};
-use crate::helpers::{Backend, spawn_app, spawn_impatient};
+use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app, spawn_impatient};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -17,6 +17,9 @@ on_both_databases!(
     lost_refund_is_sent_again_and_lands_once,
     refund_toss_never_gets_fails_after_the_window_and_frees_the_balance,
     dashboard_cancel_becomes_a_refund_and_ours_is_sent_again,
+    a_refund_answered_while_waiting_its_turn_then_refused_ends_failed,
+    a_recorded_key_of_another_order_is_never_cancelled,
+    a_refund_that_waited_past_the_window_is_still_sent_and_ends,
 );
 
 /// A refund whose Toss reply never comes back; Toss does not cancel anything.
@@ -489,5 +492,223 @@ async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
         1,
         "sent to Toss once"
     );
+    app.stop().await;
+}
+
+/// A refund with an `Idempotency-Key`.
+async fn refund_with_key(app: &TestApp, id: &str, key: &str, body: Value) -> Reply {
+    let request = app
+        .client
+        .post(format!("{}/payments/{id}/refund", app.address))
+        .bearer_auth(API_KEY)
+        .header("Idempotency-Key", key)
+        .json(&body);
+    into_reply(request.send().await.expect("sent")).await
+}
+
+/// A refund answered 202 while it waited for the payment's cancel slot (sent 0 times), which
+/// Toss then refuses, is not forgotten: it ends `FAILED` with `refund.failed`, stays listed,
+/// its amount goes back to the balance, and a retry with its key answers that, not 202.
+async fn a_refund_answered_while_waiting_its_turn_then_refused_ends_failed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rwait_0001", 10000, "pk_rwait")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    // Another refund's cancel is at Toss: it holds the payment's cancel slot.
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+        vec![holder.into(), until.into(), id.into()],
+    )
+    .await;
+    let body = json!({"reason": "waits its turn", "refund_amount_krw": 4000});
+    let first = refund_with_key(&app, id, "refund-wait-1", body.clone()).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    assert_eq!(first.body["status"], "PENDING");
+    let refund_id = first.body["refund_id"].as_str().unwrap().to_owned();
+    assert!(
+        app.toss_requests("POST", "/cancel").await.is_empty(),
+        "waiting"
+    );
+    // The slot is free again; Toss refuses this refund's cancel.
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+        vec![id.into()],
+    )
+    .await;
+    app.toss_fails("POST", "/cancel$", 403, "NOT_CANCELABLE_PAYMENT", None)
+        .await;
+    app.execute_sql(
+        "UPDATE refunds SET next_reconcile_at = $1 WHERE id = $2",
+        vec![chrono::Utc::now().into(), refund_id.as_str().into()],
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(
+        refunds.as_array().unwrap().len(),
+        1,
+        "still listed: {refunds}"
+    );
+    assert_eq!(refunds[0]["refund_id"], refund_id.as_str());
+    assert_eq!(refunds[0]["status"], "FAILED", "{refunds}");
+    assert_eq!(refunds[0]["failure"]["code"], "NOT_CANCELABLE_PAYMENT");
+    let failed: Vec<Value> = app
+        .events_of(id)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "refund.failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "refund.failed once");
+    assert_eq!(failed[0]["payload"]["refund_id"], refund_id.as_str());
+    assert_eq!(
+        failed[0]["payload"]["failure"]["code"],
+        "NOT_CANCELABLE_PAYMENT"
+    );
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["refunded_amount_krw"], 0);
+
+    // Its key answers its current state, never the first 202 again.
+    let again = refund_with_key(&app, id, "refund-wait-1", body).await;
+    let problem = again.problem(402, "PG_DECLINED");
+    assert_eq!(problem["pg_code"], "NOT_CANCELABLE_PAYMENT");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    // The balance is whole again: a refund of all of it is allowed (and refused by Toss).
+    app.post(
+        &format!("/payments/{id}/refund"),
+        json!({"reason": "r", "refund_amount_krw": 10000}),
+    )
+    .await
+    .problem(402, "PG_DECLINED");
+    app.stop().await;
+}
+
+/// A payment confirmed with the API key and no `payment_key`, recording `pk_victim` (another
+/// order's Toss payment) with `pg_provider: "toss"`, as a version 2 database may hold. Its
+/// refund reads that record first: it names another order, so the refund is refused 409
+/// `PG_RESPONSE_MISMATCH`, nothing is cancelled, and the payment is flagged. A recorded key
+/// whose record names this order and amount is refunded as usual.
+async fn a_recorded_key_of_another_order_is_never_cancelled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.completed_payment("order_victim_001", 10000, "pk_victim")
+        .await;
+
+    async fn recorded(app: &TestApp, order_id: &str, key: &str) -> String {
+        let created = app.create_payment(order_id, 10000).await;
+        let id = created["payment_id"].as_str().unwrap().to_owned();
+        let reply = app
+            .post(
+                "/payments/confirm",
+                json!({"payment_id": id, "pg_transaction_id": key, "pg_provider": "toss"}),
+            )
+            .await;
+        if reply.status != StatusCode::OK {
+            // This instance refuses such a confirm; older versions recorded it.
+            reply.problem(422, "PAYMENT_KEY_REQUIRED");
+            app.execute_sql(
+                "UPDATE payments SET status = 'COMPLETED', pg_provider = 'toss', \
+                 pg_transaction_id = $1, completed_at = $2 WHERE id = $3",
+                vec![key.into(), chrono::Utc::now().into(), id.as_str().into()],
+            )
+            .await;
+        }
+        id
+    }
+
+    let id = recorded(&app, "order_claim_0001", "pk_victim").await;
+    let reply = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "r", "refund_amount_krw": 3000}),
+        )
+        .await;
+    reply.problem(409, "PG_RESPONSE_MISMATCH");
+    assert!(
+        app.toss_requests("POST", "/cancel").await.is_empty(),
+        "nothing sent"
+    );
+    assert_eq!(app.toss.payment("pk_victim").unwrap().balance, 10000);
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["needs_review"], true, "{payment}");
+    assert!(payment["review_reason"].is_string(), "{payment}");
+    assert_eq!(payment["status"], "COMPLETED");
+    assert_eq!(payment["refunded_amount_krw"], 0);
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(refunds.body["refunds"], json!([]));
+    // Asked again: still refused, still nothing sent.
+    app.post(&format!("/payments/{id}/refund"), json!({"reason": "r"}))
+        .await
+        .problem(409, "PG_RESPONSE_MISMATCH");
+    assert!(app.toss_requests("POST", "/cancel").await.is_empty());
+
+    // A recorded key of this very order and amount is read, found right, and refunded.
+    app.toss.approve("pk_claim_own", "order_claim_0002", 10000);
+    let own = recorded(&app, "order_claim_0002", "pk_claim_own").await;
+    let refunded = app
+        .post(
+            &format!("/payments/{own}/refund"),
+            json!({"reason": "r", "refund_amount_krw": 3000}),
+        )
+        .await;
+    assert_eq!(refunded.status, StatusCode::OK, "{}", refunded.text);
+    assert_eq!(refunded.body["status"], "COMPLETED");
+    assert_eq!(app.toss.payment("pk_claim_own").unwrap().balance, 7000);
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    app.stop().await;
+}
+
+/// A refund answered 202 while it waited for the cancel slot, whose turn comes only after the
+/// confirm window (a long outage, a backlog): never sent, nothing of it is at Toss, so it is
+/// sent for the first time then and ends, rather than waiting forever for a read-back to end
+/// a send that never happened.
+async fn a_refund_that_waited_past_the_window_is_still_sent_and_ends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rwait_0002", 10000, "pk_rwait2")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+        vec![holder.into(), until.into(), id.into()],
+    )
+    .await;
+    let first = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "waits long", "refund_amount_krw": 4000}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let refund_id = first.body["refund_id"].as_str().unwrap().to_owned();
+    app.execute_sql(
+        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+        vec![id.into()],
+    )
+    .await;
+    let then = chrono::Utc::now() - chrono::Duration::minutes(15);
+    app.execute_sql(
+        "UPDATE refunds SET created_at = $1, next_reconcile_at = $2 WHERE id = $3",
+        vec![
+            then.into(),
+            chrono::Utc::now().into(),
+            refund_id.as_str().into(),
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        app.service.reconcile_once().await.unwrap();
+    }
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
+    assert_eq!(app.toss.payment("pk_rwait2").unwrap().balance, 6000);
+    assert_eq!(app.payment(id).await["status"], "PARTIAL_REFUND");
     app.stop().await;
 }

@@ -78,9 +78,13 @@ const CANCEL_DECLINES: &[&str] = &[
 ];
 
 /// Billing charge only (`POST /v1/billing/{billingKey}`, §17.2; a charge has no payment
-/// window, so the session codes do not apply): the billing key unknown to Toss (deleted by the
-/// buyer, or of another key set).
-const BILLING_DECLINES: &[&str] = &["NOT_FOUND_BILLING", "INVALID_BILLING_KEY"];
+/// window, so the session codes do not apply): the billing key unknown to Toss, deleted (by the
+/// buyer) or unfinished, and a `customerKey` that is not the key's. Nothing is charged.
+/// `NOT_FOUND_BILLING` is the issue's code for an unknown `authKey` (§17.1), not a charge's;
+/// `INVALID_BILLING_KEY`, `NOT_FOUND_BILLING_KEY` and `INVALID_AUTH_KEY` are not Toss codes.
+/// `DUPLICATED_ORDER_ID` and `ALREADY_PROCESSING_REQUEST` say an approval of the order exists
+/// or is under way: unknown, read the order back.
+const BILLING_DECLINES: &[&str] = &["INVALID_BILL_KEY_REQUEST", "NOT_MATCHES_CUSTOMER_KEY"];
 
 /// Declines a subscription service may simply try again later with the same card (§8.2,
 /// §17.2): limits and balance, daily counts and amounts, the card company's or a provider's
@@ -241,14 +245,48 @@ mod tests {
             GatewayError::Unknown { .. }
         ));
         let issue = |status, code| classify(status, code, "m", Operation::Issue);
-        assert!(matches!(
-            issue(400, "INVALID_AUTH_KEY"),
-            GatewayError::Declined { .. }
-        ));
+        for (status, code) in [
+            (404, "NOT_FOUND_BILLING"),
+            (400, "INVALID_BILLING_AUTH"),
+            (400, "NOT_MATCHES_CUSTOMER_KEY"),
+            (400, "INVALID_CARD_NUMBER"),
+            (403, "REJECT_CARD_COMPANY"),
+        ] {
+            assert_eq!(issue(status, code), declined(code), "issue {code}");
+        }
         assert!(matches!(
             issue(500, "FAILED_INTERNAL_SYSTEM_PROCESSING"),
             GatewayError::Unknown { .. }
         ));
+    }
+
+    #[test]
+    fn classify_charge_with_tosss_billing_codes() {
+        let charge = |status, code| classify(status, code, "m", Operation::Charge);
+        // §17.2: nothing was charged.
+        for (status, code) in [
+            (400, "INVALID_BILL_KEY_REQUEST"),
+            (400, "NOT_MATCHES_CUSTOMER_KEY"),
+            (403, "REJECT_CARD_PAYMENT"),
+            (400, "INVALID_STOPPED_CARD"),
+        ] {
+            assert_eq!(charge(status, code), declined(code), "charge {code}");
+        }
+        assert!(!decline_is_retryable("INVALID_BILL_KEY_REQUEST"));
+        assert!(!decline_is_retryable("NOT_MATCHES_CUSTOMER_KEY"));
+        // An approval of the order exists or is under way; the issue's code and names that
+        // are not Toss's prove nothing about a charge: read the order back.
+        for (status, code) in [
+            (400, "DUPLICATED_ORDER_ID"),
+            (400, "ALREADY_PROCESSING_REQUEST"),
+            (404, "NOT_FOUND_BILLING"),
+            (400, "INVALID_BILLING_KEY"),
+            (404, "NOT_FOUND_BILLING_KEY"),
+            (400, "INVALID_BILL_KEY_REQUEST_NEW"),
+            (500, "INVALID_BILL_KEY_REQUEST"),
+        ] {
+            assert!(is_unknown(&charge(status, code)), "charge {status} {code}");
+        }
     }
 
     fn declined(code: &str) -> GatewayError {

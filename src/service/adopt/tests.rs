@@ -585,8 +585,9 @@ fn cancels_beyond_the_amount_are_set_aside() {
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
 }
 
-/// A charge of a billing key in flight names no `paymentKey` until Toss answers: Toss's record
-/// of its order (read back by order id) is its record, approved or not.
+/// A charge of a billing key in flight names no `paymentKey` until Toss answers: Toss's paid
+/// record of its order (read back by order id) is its record. An unpaid end of the order may be
+/// an earlier attempt's: it proves nothing and never releases the charge (it is sent again).
 #[test]
 fn a_charge_in_flight_adopts_the_record_of_its_order() {
     let mut ours = payment(PaymentStatus::InProgress);
@@ -601,11 +602,21 @@ fn a_charge_in_flight_adopts_the_record_of_its_order() {
     assert_eq!(plan.payment.pg_transaction_id.as_deref(), Some("pk_ours"));
     assert_eq!(plan.events.len(), 1);
 
-    let aborted = decide(&ours, &[], &record("ABORTED"), &ctx());
-    assert_eq!(
-        aborted.plan.expect("released").payment.status,
-        PaymentStatus::Pending
-    );
+    for unpaid in ["ABORTED", "EXPIRED", "CANCELED_UNPAID"] {
+        let decision = decide(&ours, &[], &record(unpaid), &ctx());
+        assert_eq!(
+            decision.verdict,
+            Verdict::Undecided { resend: true },
+            "{unpaid}"
+        );
+        let after = decision.plan.map_or(ours.clone(), |plan| plan.payment);
+        assert_eq!(after.status, PaymentStatus::InProgress, "{unpaid}");
+        assert_eq!(after.failure, None, "{unpaid}");
+        assert!(
+            after.next_reconcile_at.is_some(),
+            "{unpaid}: looked at again"
+        );
+    }
 
     // Without a billing key the same row has no attempt of ours in flight.
     ours.billing_key_id = None;
@@ -703,4 +714,28 @@ fn what_toss_reports_about_the_method_is_kept() {
         paid.receipt_url.as_deref(),
         Some("https://dashboard.tosspayments.com/receipt")
     );
+}
+
+/// A refused cancel of an unpaid virtual account is forgotten: the account keeps waiting for
+/// its deposit, looked at at the slow pace, and the request is never sent again.
+#[test]
+fn a_refused_cancel_request_is_forgotten() {
+    let ctx = ctx();
+    let mut ours = payment(PaymentStatus::WaitingForDeposit);
+    assert!(forget_cancel(&ours, &ctx).is_none(), "nothing to forget");
+    ours.cancel_reason = Some("order withdrawn".into());
+    let plan = forget_cancel(&ours, &ctx).expect("forgotten");
+    assert_eq!(plan.payment.status, PaymentStatus::WaitingForDeposit);
+    assert_eq!(plan.payment.cancel_reason, None);
+    assert_eq!(plan.payment.next_reconcile_at, Some(ctx.deposit_check_at));
+    assert!(plan.events.is_empty() && plan.refunds.is_empty());
+    // Once forgotten, a read-back of the waiting account keeps the slow pace.
+    let later = decide(&plan.payment, &[], &record("WAITING_FOR_DEPOSIT"), &ctx);
+    assert_eq!(
+        later.plan.expect("rescheduled").payment.next_reconcile_at,
+        Some(ctx.deposit_check_at)
+    );
+    let mut paid = payment(PaymentStatus::Completed);
+    paid.cancel_reason = Some("r".into());
+    assert!(forget_cancel(&paid, &ctx).is_none());
 }
