@@ -94,6 +94,11 @@ impl Application {
         settings
             .check_production(!api_keys.is_empty())
             .map_err(anyhow::Error::msg)?;
+        if api_keys.is_empty() {
+            tracing::warn!("no API key is configured: every privileged route answers 401");
+        } else {
+            tracing::info!(names = ?api_keys.names(), "API keys (names only)");
+        }
 
         let store = connect(&settings.database).await?;
         tracing::info!(

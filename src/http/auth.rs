@@ -261,6 +261,11 @@ impl ApiKeys {
         self.keys.is_empty()
     }
 
+    /// The keys' names, in order (for the start-up log; never a key or digest).
+    pub fn names(&self) -> Vec<&str> {
+        self.keys.iter().map(|key| &*key.holder.name).collect()
+    }
+
     /// The holder of the key the request carries, if it carries one of ours. Every key is
     /// compared, whichever matches, so the time does not tell which one did.
     pub fn holder(&self, headers: &HeaderMap) -> Option<KeyHolder> {
