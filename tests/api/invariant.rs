@@ -399,7 +399,14 @@ async fn account_event(app: &TestApp, rng: &mut StdRng, order: &Order) {
             );
         }
     } else {
+        // Its due date passes: Toss keeps it waiting (expired) and sends nothing; the time the
+        // service set to read it back at its due date has come.
         app.toss.expire(key);
+        app.execute_sql(
+            "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2 AND status = 'WAITING_FOR_DEPOSIT'",
+            vec![chrono::Utc::now().into(), order.payment_id.clone().into()],
+        )
+        .await;
     }
 }
 
@@ -475,7 +482,7 @@ async fn settle(app: &TestApp, orders: &[Order]) {
             let toss_waits = order.keys.iter().any(|key| {
                 app.toss
                     .payment(key)
-                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT")
+                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT" && !p.deposit_expired())
             });
             // A cancel of an account asked for and not yet carried out is re-sent.
             unsettled |= (payment["status"] == "WAITING_FOR_DEPOSIT") != toss_waits;
@@ -498,8 +505,8 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
     let paid: Vec<_> = toss_payments(app, order)
         .into_iter()
         .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
-        // An account cancelled before its deposit was never paid.
-        .filter(|p| !(p.virtual_account && p.cancels.is_empty() && p.status == "CANCELED"))
+        // An account cancelled before its deposit was never paid (approvedAt null, §4).
+        .filter(|p| !(p.virtual_account && p.approved_at.is_none() && p.status == "CANCELED"))
         .collect();
     assert!(
         paid.len() <= 1,
