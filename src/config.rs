@@ -1,7 +1,9 @@
 //! Settings, loaded once at start: `config/default.toml` (compiled in), then
 //! `config/<APP_ENV>.toml` if present, then `APP_<SECTION>__<KEY>` variables, then the contract's
-//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`, `NATS_URL`,
-//! `TOSS_BILLING_SECRET_KEY`, `BILLING_KEY_ENCRYPTION_KEY`).
+//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`,
+//! `API_KEYS_FILE`, `NATS_URL`, `TOSS_BILLING_SECRET_KEY`, `BILLING_KEY_ENCRYPTION_KEY`).
+//! `APP_ENV=production` refuses to start without what production needs
+//! ([`Settings::check_production`]).
 
 use std::time::Duration;
 
@@ -17,6 +19,10 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `APP_ENV`: `production` refuses to start unsafe; anything else (default `local`)
+    /// generates what is missing and warns.
+    #[serde(default)]
+    pub env: String,
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub database: DatabaseSettings,
@@ -217,7 +223,21 @@ impl TossConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
+    /// `API_KEYS`: each has every scope, named `key-1`, `key-2`, … in order.
     pub api_keys: Vec<SecretString>,
+    /// `API_KEYS_FILE`: a TOML file of `[[api_keys]]` entries `{name, sha256, scopes}`.
+    #[serde(default)]
+    pub api_keys_file: Option<String>,
+}
+
+impl AuthSettings {
+    /// The file of named keys, if one is configured (not blank).
+    pub fn api_keys_file(&self) -> Option<&str> {
+        self.api_keys_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -362,6 +382,32 @@ fn redact(address: &str) -> String {
     }
 }
 
+/// Why `api_url` is not fit for production: not a URL, or `http://` to a host that is not
+/// loopback.
+fn unsafe_toss_url(api_url: &str) -> Option<String> {
+    let Ok(url) = url::Url::parse(api_url.trim()) else {
+        return Some("TOSS_API_URL is not a URL".to_owned());
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "TOSS_API_URL {} is http:// to a host that is not loopback (the secret key would cross the network in clear; use https://)",
+            url.host_str()
+                .map_or_else(String::new, |host| format!("(host {host})"))
+        )),
+        scheme => Some(format!(
+            "TOSS_API_URL has the scheme {scheme:?}; use https://"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -397,7 +443,9 @@ impl Settings {
             .set_override_option("toss.api_url", vars("TOSS_API_URL"))?
             .set_override_option("toss.billing_secret_key", vars("TOSS_BILLING_SECRET_KEY"))?
             .set_override_option("billing.encryption_key", vars("BILLING_KEY_ENCRYPTION_KEY"))?
-            .set_override_option("nats.url", vars("NATS_URL"))?;
+            .set_override_option("nats.url", vars("NATS_URL"))?
+            .set_override_option("auth.api_keys_file", vars("API_KEYS_FILE"))?
+            .set_override("env", env.trim())?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys
                 .split(',')
@@ -408,6 +456,53 @@ impl Settings {
             builder = builder.set_override("auth.api_keys", keys)?;
         }
         builder.build()?.try_deserialize()
+    }
+
+    /// Whether `APP_ENV` is `production`.
+    pub fn is_production(&self) -> bool {
+        self.env.trim().eq_ignore_ascii_case("production")
+    }
+
+    /// In production, `Err` with one line naming everything that is missing or unsafe: API
+    /// keys (`has_api_keys`: from `API_KEYS` or `API_KEYS_FILE`), `TOSS_SECRET_KEY`,
+    /// `BILLING_KEY_ENCRYPTION_KEY`, and a `TOSS_API_URL` that is `http://` to a host other
+    /// than loopback (the secret key would cross the network in clear). Elsewhere `Ok`: what
+    /// is missing is generated or replaced, with a warning.
+    pub fn check_production(&self, has_api_keys: bool) -> Result<(), String> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let set = |value: &Option<SecretString>| {
+            value
+                .as_ref()
+                .is_some_and(|value| !value.expose_secret().trim().is_empty())
+        };
+        let mut problems = Vec::new();
+        if !has_api_keys {
+            problems.push("no API key (set API_KEYS or API_KEYS_FILE)".to_owned());
+        }
+        if !set(&self.toss.secret_key) {
+            problems.push(
+                "TOSS_SECRET_KEY is not set (confirms would be recorded without Toss)".to_owned(),
+            );
+        }
+        if !set(&self.billing.encryption_key) {
+            problems.push(
+                "BILLING_KEY_ENCRYPTION_KEY is not set (stored billing keys would be lost at restart)"
+                    .to_owned(),
+            );
+        }
+        if let Some(why) = unsafe_toss_url(&self.toss.api_url) {
+            problems.push(why);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "APP_ENV=production refuses to start: {}",
+                problems.join("; ")
+            ))
+        }
     }
 
     /// The compiled-in defaults alone; tests start from these.
@@ -507,6 +602,63 @@ mod tests {
         assert_eq!(
             settings.redact(text),
             "role \"***\" (***) with ***, ***, in ***"
+        );
+    }
+
+    fn production() -> Settings {
+        let mut settings = Settings::defaults();
+        settings.env = "production".to_owned();
+        settings.toss.secret_key = Some("live_sk_x".into());
+        settings.billing.encryption_key = Some("k".into());
+        settings
+    }
+
+    #[test]
+    fn production_refuses_what_is_missing_or_unsafe_in_one_line() {
+        assert_eq!(Settings::defaults().check_production(false), Ok(()));
+        assert!(!Settings::defaults().is_production());
+        let settings = production();
+        assert!(settings.is_production());
+        assert_eq!(settings.check_production(true), Ok(()));
+        let why = settings.check_production(false).unwrap_err();
+        assert!(why.contains("no API key"), "{why}");
+        let mut settings = production();
+        settings.toss.secret_key = Some("  ".into());
+        let why = settings.check_production(true).unwrap_err();
+        assert!(why.contains("TOSS_SECRET_KEY is not set"), "{why}");
+        let mut settings = production();
+        settings.billing.encryption_key = None;
+        let why = settings.check_production(true).unwrap_err();
+        assert!(
+            why.contains("BILLING_KEY_ENCRYPTION_KEY is not set"),
+            "{why}"
+        );
+        for (url, safe) in [
+            ("https://api.tosspayments.com", true),
+            ("http://127.0.0.1:9000", true),
+            ("http://localhost:9000/", true),
+            ("http://[::1]:9000", true),
+            ("http://api.tosspayments.com", false),
+            ("http://10.0.0.5:8080", false),
+            ("http://127.0.0.1.example.com", false),
+            ("ftp://api.tosspayments.com", false),
+            ("not a url", false),
+        ] {
+            let mut settings = production();
+            settings.toss.api_url = url.to_owned();
+            let result = settings.check_production(true);
+            assert_eq!(result.is_ok(), safe, "{url}: {result:?}");
+            if let Err(why) = result {
+                assert!(why.contains("TOSS_API_URL"), "{why}");
+                assert!(!why.contains('\n'));
+            }
+        }
+        let mut settings = Settings::defaults();
+        settings.toss.api_url = "http://api.tosspayments.com".to_owned();
+        assert_eq!(
+            settings.check_production(false),
+            Ok(()),
+            "outside production"
         );
     }
 

@@ -85,6 +85,21 @@ impl Application {
         // reqwest and sqlx are built without a default crypto provider; one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
+        // Before anything connects: a bad key file or an unsafe production setting stops the
+        // start with one line.
+        let api_keys = Arc::new(
+            ApiKeys::load(&settings.auth.api_keys, settings.auth.api_keys_file())
+                .map_err(anyhow::Error::msg)?,
+        );
+        settings
+            .check_production(!api_keys.is_empty())
+            .map_err(anyhow::Error::msg)?;
+        if api_keys.is_empty() {
+            tracing::warn!("no API key is configured: every privileged route answers 401");
+        } else {
+            tracing::info!(names = ?api_keys.names(), "API keys (names only)");
+        }
+
         let store = connect(&settings.database).await?;
         tracing::info!(
             database = settings.database.backend_name(),
@@ -178,7 +193,7 @@ impl Application {
             service: service.clone(),
             reconciliation: reconciliation.clone(),
             idempotency,
-            api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
+            api_keys,
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,
             rate_limit: rate_limit.clone(),

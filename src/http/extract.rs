@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Proof that the request carries a configured API key. The privileged routes' layer checked
-/// it already (`auth::require_api_key`); a handler that takes this checks it anyway, wherever
+/// it already (`auth::require_scope`, with the route's scope); a handler that takes this checks it anyway, wherever
 /// its route is registered. As an extractor it runs before the body is read, so an
 /// unauthenticated request learns nothing about its body's validity.
 #[derive(Debug, Clone, Copy)]

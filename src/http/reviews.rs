@@ -2,11 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::KeyHolder;
 use super::dto::{IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
@@ -46,7 +46,8 @@ pub struct ReviewDto {
     pub payment_id: String,
     pub action: ReviewActionDto,
     pub note: String,
-    /// Which API key made it (its position in `API_KEYS`, from 1), never the key.
+    /// The name of the API key that made it (`key-1`, `key-2`, … for `API_KEYS`; its `name` in
+    /// `API_KEYS_FILE`), never the key.
     pub reviewer: String,
     /// What the review did.
     pub outcome: String,
@@ -101,7 +102,7 @@ impl From<&Review> for ReviewDto {
 pub async fn review_payment(
     State(state): State<AppState>,
     _: ApiKey,
-    headers: HeaderMap,
+    holder: Option<KeyHolder>,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<ReviewRequest>,
 ) -> Result<Json<PaymentDto>, AppError> {
@@ -115,10 +116,8 @@ pub async fn review_payment(
             "note: must be 1 to 500 characters, not blank, without control characters",
         ));
     }
-    let reviewer = state
-        .api_keys
-        .position(&headers)
-        .map_or_else(|| "api-key".to_owned(), |i| format!("api-key-{}", i + 1));
+    // The key's configured name (`key-1`, … for `API_KEYS`), never the key.
+    let reviewer = holder.map_or_else(|| "api-key".to_owned(), |holder| holder.name.to_string());
     let payment = state
         .service
         .review(ReviewCommand {

@@ -125,6 +125,8 @@ pub struct Options {
     pub cors_allowed_origins: Vec<String>,
     /// `ROTATED_API_KEY` is configured too, beside `API_KEY`.
     pub rotated_api_key: bool,
+    /// `API_KEYS_FILE`: named keys with scopes, beside `API_KEYS`.
+    pub api_keys_file: Option<String>,
     /// `redirect.billing_success_url` and `redirect.billing_fail_url`.
     pub billing_redirect: Option<(String, String)>,
     /// `BILLING_KEY_ENCRYPTION_KEY` (base64 of 32 bytes); every instance of a test shares it.
@@ -151,6 +153,7 @@ impl Default for Options {
             public_rate: (100_000.0, 100_000.0),
             cors_allowed_origins: Vec::new(),
             rotated_api_key: false,
+            api_keys_file: None,
             billing_redirect: None,
             billing_encryption_key: BILLING_ENCRYPTION_KEY.to_owned(),
             toss_billing_secret_key: None,
@@ -196,6 +199,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     if options.rotated_api_key {
         settings.auth.api_keys.push(ROTATED_API_KEY.into());
     }
+    settings.auth.api_keys_file = options.api_keys_file.clone();
     if options.toss {
         settings.toss.secret_key = Some(SECRET_KEY.into());
         settings.toss.api_url = toss_url.to_owned();

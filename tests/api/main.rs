@@ -24,6 +24,8 @@ mod redirects;
 mod refunds;
 mod relay;
 mod reviews;
+mod scopes;
 mod secrets;
+mod security_headers;
 mod startup_errors;
 mod webhooks;
