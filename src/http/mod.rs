@@ -2,6 +2,7 @@
 
 mod auth;
 mod billing;
+mod concurrency;
 mod dto;
 mod extract;
 mod metrics;
@@ -32,6 +33,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::ApiKeys;
+pub use concurrency::ConcurrencyLimit;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use rate_limit::PublicRateLimit;
 
@@ -48,6 +50,7 @@ pub struct AppState {
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
     pub rate_limit: PublicRateLimit,
+    pub concurrency: ConcurrencyLimit,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a relay publishes the outbox (then its lag is worth a metric).
     pub outbox_relayed: bool,
@@ -241,6 +244,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(middleware::from_fn(problem::ensure_problem_json))
         .layer(CatchPanicLayer::new())
+        // Outside everything that does work, inside the measurements: a 503 of its own counts.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            concurrency::limit,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(cors(&settings.cors_allowed_origins))
         .layer(

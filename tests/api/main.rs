@@ -7,6 +7,7 @@ mod helpers;
 mod billing;
 mod confirm;
 mod crash;
+mod edge;
 mod engine;
 mod hostile;
 mod idempotency;
