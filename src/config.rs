@@ -507,6 +507,68 @@ mod tests {
         assert_eq!(settings.nats.subject_prefix, "");
         assert_eq!(settings.nats.interval_ms, 500);
         assert_eq!(settings.nats.batch_size, 100);
+        assert_eq!(settings.server.header_read_timeout_secs, 30);
+        assert!(settings.limits.trusted_proxies.is_empty());
+        assert_eq!(settings.limits.trusted_proxy_networks(), Ok(Vec::new()));
+        assert_eq!(settings.limits.max_concurrent_requests, 1024);
+        assert_eq!(settings.webhooks.retention_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_the_old_switch_is_refused() {
+        let mut limits = Settings::defaults().limits;
+        limits.trusted_proxies = vec![
+            "10.0.0.0/8".to_owned(),
+            " 192.0.2.7 ".to_owned(),
+            "fd00::/8".to_owned(),
+            "10.1.2.3/16".to_owned(),
+        ];
+        let networks: Vec<String> = limits
+            .trusted_proxy_networks()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            networks,
+            ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.1.0.0/16"]
+        );
+        limits.trusted_proxies = vec!["10.0.0.0/33".to_owned()];
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(error.contains("limits.trusted_proxies") && error.contains("10.0.0.0/33"));
+        limits.trusted_proxies = Vec::new();
+        limits.trust_forwarded_for = true;
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(
+            error.contains("trust_forwarded_for") && error.contains("trusted_proxies"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_comma_separated_variable() {
+        // The binary's loader, with the list as the environment gives it.
+        let settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("limits.trusted_proxies")
+                    .try_parsing(true)
+                    .source(Some(
+                        [(
+                            "APP_LIMITS__TRUSTED_PROXIES".to_owned(),
+                            "10.0.0.0/8,fd00::/8".to_owned(),
+                        )]
+                        .into(),
+                    )),
+            )
+            .build()
+            .and_then(Config::try_deserialize::<Settings>)
+            .unwrap();
+        assert_eq!(settings.limits.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
     }
 
     #[test]

@@ -85,6 +85,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // reqwest and sqlx are built without a default crypto provider; one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Settings checked before anything is opened.
+        let trusted_proxies = settings
+            .limits
+            .trusted_proxy_networks()
+            .map_err(anyhow::Error::msg)?;
 
         let store = connect(&settings.database).await?;
         tracing::info!(
@@ -174,10 +179,7 @@ impl Application {
         let rate_limit = PublicRateLimit::new(
             settings.limits.public_requests_per_sec,
             settings.limits.public_burst,
-            settings
-                .limits
-                .trusted_proxy_networks()
-                .map_err(anyhow::Error::msg)?,
+            trusted_proxies,
         );
         let state = AppState {
             service: service.clone(),

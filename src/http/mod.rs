@@ -162,6 +162,7 @@ fn api_parts(
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut openapi) = api(privileged, public).split_for_parts();
     document_nul_refusal(&mut openapi);
+    document_edge_answers(&mut openapi);
     dto::document_one_payment_ref(&mut openapi);
     (routes, openapi)
 }
@@ -202,6 +203,75 @@ fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
                         .responses
                         .insert("400".to_owned(), RefOr::T(response));
                 }
+            }
+        }
+    }
+}
+
+/// Every operation may be answered by the edge's own limits (`rate_limit`, `concurrency`), so
+/// every operation documents them, in this one place: 429 `RATE_LIMITED` for a request without
+/// a valid API key from an address over its limit, 503 `SERVICE_UNAVAILABLE` when the service
+/// is serving as many requests as it may.
+fn document_edge_answers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const BUSY: &str = "`SERVICE_UNAVAILABLE`: the service is serving as many requests at once as \
+        it may (`limits.max_concurrent_requests`); retry after `Retry-After` seconds";
+    const LIMITED: &str = "`RATE_LIMITED`: a request without a valid API key, from an address \
+        over its limit (`limits.public_requests_per_sec`, `limits.public_burst`)";
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let retry_after = |what: &str| {
+        HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0)),
+            ))
+            .description(Some(what.to_owned()))
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("503") {
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {BUSY}", response.description);
+                }
+                _ => {
+                    let response = ResponseBuilder::new()
+                        .description(BUSY)
+                        .content(PROBLEM_JSON, problem())
+                        .header("Retry-After", retry_after("Seconds to wait"))
+                        .build();
+                    responses.insert("503".to_owned(), RefOr::T(response));
+                }
+            }
+            if !responses.contains_key("429") {
+                let response = ResponseBuilder::new()
+                    .description(LIMITED)
+                    .content(PROBLEM_JSON, problem())
+                    .header(
+                        "Retry-After",
+                        retry_after(
+                            "Seconds until a request from this address is let through again",
+                        ),
+                    )
+                    .build();
+                responses.insert("429".to_owned(), RefOr::T(response));
             }
         }
     }
