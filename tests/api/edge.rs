@@ -14,7 +14,10 @@ use tokio::net::TcpStream;
 use crate::helpers::{Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_with};
 use crate::on_both_databases;
 
-on_both_databases!(webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged);
+on_both_databases!(
+    webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged,
+    anonymous_idempotency_keys_are_bounded_by_the_rate_limit_and_expire,
+);
 
 /// Scenarios that store nothing: run once, on SQLite.
 macro_rules! on_sqlite {
@@ -398,5 +401,61 @@ async fn webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged
     .await;
     app.service.reconcile_once().await.unwrap();
     assert_eq!(webhook_rows(&app).await, vec![Some("ours_2".to_owned())]);
+    app.stop().await;
+}
+
+/// A stranger's `Idempotency-Key`s on the confirm: a row only for a request the rate limit let
+/// through, kept 24 hours (the contract's least), then purged by the reconciler.
+async fn anonymous_idempotency_keys_are_bounded_by_the_rate_limit_and_expire(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            public_rate: (0.01, 3.0),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_payment("order_edge_idem_1", 5000).await;
+    let mut limited = 0;
+    for i in 0..20 {
+        let reply = into_reply(
+            app.client
+                .post(format!("{}/payments/confirm", app.address))
+                .header("Idempotency-Key", format!("stranger-{i}"))
+                .json(&json!({"order_id": "order_edge_idem_1", "payment_key": format!("pk_junk_{i}")}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 17);
+    let rows = app
+        .query_column("SELECT key FROM idempotency_keys")
+        .await
+        .len();
+    assert!((1..=3).contains(&rows), "{rows} rows from 3 requests let through");
+    let lasting = app
+        .query_column(&format!(
+            "SELECT key FROM idempotency_keys WHERE expires_at > '{}'",
+            (chrono::Utc::now() + chrono::Duration::hours(23)).format("%Y-%m-%d %H:%M:%S%:z")
+        ))
+        .await
+        .len();
+    assert_eq!(lasting, rows, "kept at least 24 hours");
+    app.execute_sql(
+        "UPDATE idempotency_keys SET expires_at = $1",
+        vec![(chrono::Utc::now() - chrono::Duration::seconds(1)).into()],
+    )
+    .await;
+    app.service.reconcile_once().await.unwrap();
+    assert!(
+        app.query_column("SELECT key FROM idempotency_keys")
+            .await
+            .is_empty()
+    );
     app.stop().await;
 }
