@@ -1,6 +1,8 @@
 //! A global limit on the requests served at once: past it, a request is answered at once with
 //! 503 problem+json `SERVICE_UNAVAILABLE` (and `Retry-After: 1`) rather than queued, so that a
 //! flood cannot pile up work, memory and database connections behind the ones being served.
+//! `/health` (liveness: the process answers) is not counted: it holds nothing, and a liveness
+//! probe failing under load would have the service restarted when it is busiest.
 
 use std::sync::Arc;
 
@@ -12,6 +14,9 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::problem::Problem;
+
+/// The liveness route, never refused for being busy.
+pub(super) const LIVENESS: &str = "/health";
 
 /// The permits of the requests in progress, shared by every request.
 #[derive(Clone)]
@@ -29,6 +34,9 @@ impl ConcurrencyLimit {
 }
 
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path() == LIVENESS {
+        return next.run(request).await;
+    }
     // Held until the answer is ready.
     let Ok(_permit) = state.concurrency.permits.clone().try_acquire_owned() else {
         metrics::counter!("http_overloaded_total").increment(1);

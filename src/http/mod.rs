@@ -237,7 +237,8 @@ fn document_edge_answers(openapi: &mut utoipa::openapi::OpenApi) {
             .description(Some(what.to_owned()))
             .build()
     };
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let busy_refused = path != concurrency::LIVENESS;
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -248,6 +249,7 @@ fn document_edge_answers(openapi: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             let responses = &mut operation.responses.responses;
             match responses.get_mut("503") {
+                _ if !busy_refused => {}
                 Some(RefOr::T(response)) => {
                     response.description = format!("{}; or {BUSY}", response.description);
                 }

@@ -313,15 +313,17 @@ async fn the_concurrency_limit_answers_503(backend: Backend) {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused = app.get_public("/health").await;
+    let refused = app.get_public("/ready").await;
     refused.problem(503, "SERVICE_UNAVAILABLE");
     assert_eq!(refused.headers["retry-after"], "1");
     let privileged = app.get("/payments").await;
     privileged.problem(503, "SERVICE_UNAVAILABLE");
+    // Liveness holds nothing and is never refused for being busy.
+    assert_eq!(app.get_public("/health").await.status, StatusCode::OK);
     drop(slow);
     let mut served = false;
     for _ in 0..50 {
-        if app.get_public("/health").await.status == StatusCode::OK {
+        if app.get_public("/ready").await.status == StatusCode::OK {
             served = true;
             break;
         }
@@ -437,7 +439,10 @@ async fn anonymous_idempotency_keys_are_bounded_by_the_rate_limit_and_expire(bac
         .query_column("SELECT key FROM idempotency_keys")
         .await
         .len();
-    assert!((1..=3).contains(&rows), "{rows} rows from 3 requests let through");
+    assert!(
+        (1..=3).contains(&rows),
+        "{rows} rows from 3 requests let through"
+    );
     let lasting = app
         .query_column(&format!(
             "SELECT key FROM idempotency_keys WHERE expires_at > '{}'",
