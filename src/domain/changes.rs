@@ -69,7 +69,8 @@ pub enum PaymentUpdate {
     /// The buyer's browser reported a failure of attempt number `attempt`: recorded once per
     /// attempt (`payment.failed`), the payment stays `PENDING`.
     Annotate { failure: Failure, attempt: i32 },
-    /// The PG's record contradicts ours: a person must look; the reconciler leaves it alone.
+    /// The PG's record (or a reconciliation run) contradicts ours: a person must look. A note,
+    /// never a stop sign: whatever is in flight is still settled as usual.
     SetAside { reason: String },
     /// A person reviewed it: the flag is cleared.
     Resolve,
@@ -234,7 +235,6 @@ impl PaymentUpdate {
             },
             Self::SetAside { reason } => Patch {
                 review: Some(Some(reason)),
-                next_reconcile_at: Some(None),
                 ..Patch::default()
             },
             Self::Resolve => Patch {
@@ -280,7 +280,9 @@ pub struct Patch {
     pub failure: Option<Option<Failure>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub confirm_started_at: Option<DateTime<Utc>>,
-    /// Adds one to `confirm_attempt` and sets `confirm_sends` to one.
+    /// Adds one to `confirm_attempt`, sets `confirm_sends` to one, and forgets what the
+    /// previous attempt left on the payment (method, card, receipt, virtual account, cancel
+    /// request, webhook secret, failure): those stay on that attempt's own record.
     pub new_attempt: bool,
     /// Adds one to `confirm_sends`.
     pub new_send: bool,
@@ -297,6 +299,18 @@ pub struct Patch {
 impl Patch {
     pub fn apply(&self, payment: &mut Payment) {
         let p = self.clone();
+        // First: whatever else the change sets is the new attempt's.
+        if p.new_attempt {
+            payment.confirm_attempt += 1;
+            payment.confirm_sends = 1;
+            payment.pg_method = None;
+            payment.receipt_url = None;
+            payment.card = None;
+            payment.virtual_account = None;
+            payment.cancel_reason = None;
+            payment.pg_secret = None;
+            payment.failure = None;
+        }
         if let Some(status) = p.status {
             payment.status = status;
         }
@@ -326,10 +340,6 @@ impl Patch {
         }
         if let Some(at) = p.confirm_started_at {
             payment.confirm_started_at = Some(at);
-        }
-        if p.new_attempt {
-            payment.confirm_attempt += 1;
-            payment.confirm_sends = 1;
         }
         if p.new_send {
             payment.confirm_sends += 1;

@@ -1,5 +1,6 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+mod attempts;
 mod billing;
 mod changes;
 mod ids;
@@ -8,13 +9,14 @@ pub mod reconciliation;
 mod records;
 mod status;
 
+pub use attempts::{Attempt, AttemptKind, AttemptStatus, AttemptWrite, EXPIRED_CODES, Settled};
 pub use billing::{
     AuthKey, BillingCustomer, BillingKey, BillingKeySecret, BillingKeyStatus, CardInfo, CustomerKey,
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
-    Amount, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey, PaymentRef,
-    RefundId, ScopedKey, UserId,
+    Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey,
+    PaymentRef, RefundId, ScopedKey, UserId,
 };
 pub use methods::{
     CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,

@@ -65,7 +65,8 @@ pub struct Payment {
     pub pg_method: Option<String>,
     pub receipt_url: Option<String>,
     pub card: Option<CardSummary>,
-    /// Issued by the PG for a deposit; kept after it.
+    /// Issued by the PG for the latest attempt's deposit; kept after it (and after its expiry
+    /// or cancel) until another attempt starts.
     pub virtual_account: Option<VirtualAccount>,
     /// Why a merchant asked to cancel it: set before the PG is asked, so that whoever adopts
     /// the PG's cancelled record ends it `CANCELLED`.
@@ -139,10 +140,21 @@ impl Payment {
         self.amount_krw - self.refunded_amount_krw - self.refund_reserved_krw
     }
 
-    /// Whether the buyer paid by virtual account (its refunds need a refund account).
+    /// Whether the buyer paid by a deposit into a virtual account (its refunds need a refund
+    /// account): the approved attempt's method is Toss's `가상계좌`. An account an earlier
+    /// attempt was issued (expired, cancelled) does not make a later card payment one.
     pub fn paid_by_virtual_account(&self) -> bool {
-        self.virtual_account.is_some()
-            || self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
+        let paid = match self.status {
+            PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded => {
+                true
+            }
+            PaymentStatus::Pending
+            | PaymentStatus::InProgress
+            | PaymentStatus::WaitingForDeposit
+            | PaymentStatus::Failed
+            | PaymentStatus::Cancelled => false,
+        };
+        paid && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
     }
 
     /// The key the PG knows this payment by: the attempt's own, else the transaction id a

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
-    Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, Refund,
-    RefundAccount, RefundStatus, StoredEvent, UserId,
+    Amount, Attempt, AttemptKind, AttemptStatus, DomainError, OrderId, Payment, PaymentKey,
+    PaymentStatus, PaymentType, Refund, RefundAccount, RefundStatus, StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
@@ -480,7 +480,8 @@ pub struct PaymentDto {
     /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
     pub card: Option<CardDto>,
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
-    /// after the deposit, the expiry or the cancel.
+    /// after the deposit, the expiry or the cancel, until another attempt starts (the latest
+    /// attempt's; every attempt's is at `GET /payments/{payment_id}/attempts`).
     pub virtual_account: Option<VirtualAccountDto>,
     /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
     /// the day it was sold); `null` until a run has read it.
@@ -798,6 +799,136 @@ impl RefundDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundListDto {
     pub refunds: Vec<RefundDto>,
+}
+
+/// What was tried at Toss.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKindDto {
+    /// The confirm of a buyer's `paymentKey`.
+    Confirm,
+    /// A charge of a billing key.
+    Charge,
+}
+
+impl From<AttemptKind> for AttemptKindDto {
+    fn from(value: AttemptKind) -> Self {
+        match value {
+            AttemptKind::Confirm => Self::Confirm,
+            AttemptKind::Charge => Self::Charge,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptStatusDto {
+    InProgress,
+    Approved,
+    WaitingForDeposit,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+impl From<AttemptStatus> for AttemptStatusDto {
+    fn from(value: AttemptStatus) -> Self {
+        match value {
+            AttemptStatus::InProgress => Self::InProgress,
+            AttemptStatus::Approved => Self::Approved,
+            AttemptStatus::WaitingForDeposit => Self::WaitingForDeposit,
+            AttemptStatus::Failed => Self::Failed,
+            AttemptStatus::Expired => Self::Expired,
+            AttemptStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// Why an attempt failed, as Toss (or the service, for an attempt Toss never answered) said.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptFailureDto {
+    pub code: String,
+    pub message: String,
+    /// Charges only: whether charging the same card again later may pass; `null` where nobody
+    /// can say.
+    pub retryable: Option<bool>,
+}
+
+/// One try at Toss of a payment: the confirm of one `paymentKey`, or one billing charge.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "attempt_id": "019ab5b2-9a1b-7c2d-8e3f-4a5b6c7d8e9f",
+    "kind": "confirm",
+    "payment_key": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+    "status": "FAILED",
+    "method": null,
+    "virtual_account": null,
+    "failure": {"code": "REJECT_CARD_PAYMENT", "message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": null},
+    "toss_sends": 1,
+    "started_at": "2026-11-23T09:30:00.123Z",
+    "finished_at": "2026-11-23T09:30:01.002Z"
+}))]
+pub struct AttemptDto {
+    #[schema(format = Uuid)]
+    pub attempt_id: String,
+    pub kind: AttemptKindDto,
+    /// Toss's key of the attempt: the buyer's for a confirm; for a charge, Toss's answer
+    /// (`null` until then).
+    pub payment_key: Option<String>,
+    pub status: AttemptStatusDto,
+    /// The method Toss reports (`카드`, `가상계좌`, ...), once Toss named it.
+    pub method: Option<String>,
+    /// The virtual account Toss issued for this attempt; kept after its deposit, expiry or
+    /// cancel.
+    pub virtual_account: Option<VirtualAccountDto>,
+    /// Why it failed (`FAILED`, `EXPIRED`).
+    pub failure: Option<AttemptFailureDto>,
+    /// How often it was sent to Toss.
+    pub toss_sends: i32,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// When it was approved, failed, expired or cancelled; `null` while open.
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+impl From<&Attempt> for AttemptDto {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            attempt_id: a.id.to_string(),
+            kind: a.kind.into(),
+            payment_key: a.payment_key.as_ref().map(ToString::to_string),
+            status: a.status.into(),
+            method: a.method.clone(),
+            virtual_account: a.virtual_account.as_ref().map(|account| VirtualAccountDto {
+                bank_code: account.bank_code.clone(),
+                account_number: account.account_number.clone(),
+                customer_name: account.customer_name.clone(),
+                due_date: account.due_date.map(timestamp),
+            }),
+            failure: a.failure.as_ref().map(|f| AttemptFailureDto {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                retryable: f.retryable,
+            }),
+            toss_sends: a.toss_sends,
+            started_at: timestamp(a.started_at),
+            finished_at: a.finished_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptListDto {
+    /// Oldest first.
+    pub attempts: Vec<AttemptDto>,
+}
+
+/// A payment's events, in the envelope of `GET /events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentEventListDto {
+    /// In the order they happened (by `cursor`).
+    pub events: Vec<EventDto>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

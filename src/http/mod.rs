@@ -111,6 +111,8 @@ fn privileged_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::refund_payment))
         .routes(routes!(payments::cancel_payment))
         .routes(routes!(payments::list_refunds))
+        .routes(routes!(payments::list_attempts))
+        .routes(routes!(payments::list_payment_events))
         .routes(routes!(reviews::review_payment))
         .routes(routes!(reviews::list_reviews))
         .routes(routes!(billing::create_customer))

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{
-    CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto, CreatePaymentRequest,
-    IdempotencyKeyHeader, ListPaymentsParams, PaymentDto, PaymentListDto, PublicPaymentDto,
-    RefundDto, RefundListDto, RefundRequest,
+    AttemptDto, AttemptListDto, CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto,
+    CreatePaymentRequest, EventDto, IdempotencyKeyHeader, ListPaymentsParams, PaymentDto,
+    PaymentEventListDto, PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
@@ -354,5 +354,53 @@ pub async fn list_refunds(
             .iter()
             .map(|refund| RefundDto::new(refund, &payment))
             .collect(),
+    }))
+}
+
+/// A payment's attempts at Toss, oldest first: each confirm of a `paymentKey` and each billing
+/// charge, with what Toss made of it. A key Toss has no record of makes no attempt. The payment's
+/// own `failure`, `virtual_account` and `pg_method` are those of its latest attempt (of the
+/// approved one once paid).
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/attempts", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The attempts", body = AttemptListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_attempts(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<AttemptListDto>, AppError> {
+    let attempts = state.service.attempts(payment_id(&raw_id)?).await?;
+    Ok(Json(AttemptListDto {
+        attempts: attempts.iter().map(AttemptDto::from).collect(),
+    }))
+}
+
+/// A payment's events, in the order they happened, in the envelope of `GET /events` (its
+/// `cursor` is the event's place in the whole log).
+#[utoipa::path(
+    get, path = "/payments/{payment_id}/events", tag = TAG,
+    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The payment's events", body = PaymentEventListDto),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_payment_events(
+    State(state): State<AppState>,
+    _: ApiKey,
+    Path(raw_id): Path<String>,
+) -> Result<Json<PaymentEventListDto>, AppError> {
+    let events = state.service.events_of(payment_id(&raw_id)?).await?;
+    Ok(Json(PaymentEventListDto {
+        events: events.into_iter().map(EventDto::from).collect(),
     }))
 }

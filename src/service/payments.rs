@@ -2,8 +2,8 @@ use chrono::Utc;
 
 use super::PaymentService;
 use crate::domain::{
-    Amount, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund, ScopedKey,
-    StoredEvent, UserId,
+    Amount, Attempt, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund,
+    ScopedKey, StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::store::StoreError;
@@ -83,8 +83,7 @@ impl PaymentService {
     pub async fn get(&self, id: PaymentId) -> Result<Payment, AppError> {
         let payment = self.find(id).await?;
         if payment.status == PaymentStatus::InProgress
-            && !payment.needs_review
-            && payment.next_reconcile_at.is_some_and(|at| at <= Utc::now())
+            && payment.next_reconcile_at.is_none_or(|at| at <= Utc::now())
         {
             self.reconcile_now.notify_one();
         }
@@ -108,6 +107,18 @@ impl PaymentService {
         let payment = self.find(id).await?;
         let refunds = self.store.refunds_of(id).await?;
         Ok((payment, refunds))
+    }
+
+    /// A payment's attempts at the PG, oldest first.
+    pub async fn attempts(&self, id: PaymentId) -> Result<Vec<Attempt>, AppError> {
+        self.find(id).await?;
+        Ok(self.store.attempts_of(id).await?)
+    }
+
+    /// A payment's events, in the order they happened.
+    pub async fn events_of(&self, id: PaymentId) -> Result<Vec<StoredEvent>, AppError> {
+        self.find(id).await?;
+        Ok(self.store.events_for_payment(&id.to_string()).await?)
     }
 
     pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>, AppError> {

@@ -1,9 +1,9 @@
 //! Rows to domain records. A row that does not parse is reported, never guessed at.
 
 use super::StoreError;
-use super::entities::{event, payment, refund};
+use super::entities::{event, payment, payment_attempt, refund};
 use crate::domain::{
-    CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, SealedAccount,
+    Attempt, CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, SealedAccount,
     Settlement, StoredEvent, VirtualAccount,
 };
 
@@ -111,6 +111,54 @@ impl TryFrom<payment::Model> for Payment {
                 }),
                 _ => None,
             },
+        })
+    }
+}
+
+impl TryFrom<payment_attempt::Model> for Attempt {
+    type Error = StoreError;
+    fn try_from(row: payment_attempt::Model) -> Result<Self, Self::Error> {
+        Ok(Attempt {
+            id: row.id.parse().map_err(|e| corrupt("attempt id", e))?,
+            payment_id: row
+                .payment_id
+                .parse()
+                .map_err(|e| corrupt("payment id", e))?,
+            number: row.number,
+            kind: row.kind.parse().map_err(|e| corrupt("attempt kind", e))?,
+            payment_key: row
+                .payment_key
+                .as_deref()
+                .map(PaymentKey::parse)
+                .transpose()
+                .map_err(|e| corrupt("payment key", e))?,
+            billing_key_id: row
+                .billing_key_id
+                .map(|id| id.parse())
+                .transpose()
+                .map_err(|e| corrupt("billing key id", e))?,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| corrupt("attempt status", e))?,
+            method: row.method,
+            virtual_account: match (row.va_bank_code, row.va_account_number) {
+                (Some(bank_code), Some(account_number)) => Some(VirtualAccount {
+                    bank_code,
+                    account_number,
+                    customer_name: row.va_customer_name,
+                    due_date: row.va_due_date,
+                }),
+                _ => None,
+            },
+            failure: failure(row.failure_code, row.failure_message).map(|f| Failure {
+                retryable: row.failure_retryable,
+                ..f
+            }),
+            toss_sends: row.toss_sends,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
         })
     }
 }

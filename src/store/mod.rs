@@ -2,6 +2,7 @@
 //! change and its event together. The database is the only lock: every state change is an
 //! `UPDATE … WHERE status = …` whose row count says who won.
 
+mod attempts;
 mod billing;
 mod entities;
 mod events;

@@ -5,6 +5,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
 };
 
+use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
 use super::entities::refund;
 use super::events::{self, NewEvent};
@@ -12,8 +13,8 @@ use super::mapping::{to_active_payment, to_active_refund};
 use super::refunds::refunds_in;
 use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{
-    OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
-    Refund, RefundId,
+    AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
+    PaymentUpdate, Refund, RefundId,
 };
 
 /// Which payment a change is for, and what must still hold for it to happen: the status is one
@@ -152,7 +153,7 @@ impl Store {
     ///
     /// A change is one statement where it can be: without an event, an autocommitted
     /// `UPDATE … RETURNING`; with one on PostgreSQL, the update and the append in one statement
-    /// (see [`Store::transition_with_event_postgres`]). One statement is one transaction and one
+    /// (see [`Store::transition_postgres`]). One statement is one transaction and one
     /// round trip.
     pub async fn update_payment(
         &self,
@@ -192,19 +193,32 @@ impl Store {
         for (column, value) in assignments(update.patch(now)) {
             query = query.col_expr(column, value);
         }
-        let row = match event {
-            None => query.exec_with_returning(&self.db).await?.pop(),
-            Some(event) if self.db.get_database_backend() == DbBackend::Postgres => {
-                self.transition_with_event_postgres(query, event).await?
+        // The payment's latest attempt changes with it (an attempt is born with its claim).
+        let attempt = AttemptWrite::of_update(update);
+        let row = match (event, attempt) {
+            (None, None) => query.exec_with_returning(&self.db).await?.pop(),
+            (event, attempt) if self.db.get_database_backend() == DbBackend::Postgres => {
+                self.transition_postgres(query, event, attempt, now).await?
             }
-            Some(event) => {
+            (event, attempt) => {
                 let txn = self.db.begin().await?;
                 let row = query.exec_with_returning(&txn).await?.pop();
-                if row.is_some() {
-                    events::append(&txn, event).await?;
-                    txn.commit().await?;
-                } else {
-                    txn.rollback().await?;
+                match &row {
+                    Some(changed) => {
+                        if let Some(write) = &attempt {
+                            let id = changed
+                                .id
+                                .parse()
+                                .map_err(|e| StoreError::Other(format!("payment id: {e}")))?;
+                            attempts::execute(&txn, write, id, changed.confirm_attempt, true, now)
+                                .await?;
+                        }
+                        if let Some(event) = event {
+                            events::append(&txn, event).await?;
+                        }
+                        txn.commit().await?;
+                    }
+                    None => txn.rollback().await?,
                 }
                 row
             }
@@ -251,7 +265,9 @@ impl Store {
         };
         let now = Utc::now();
         // `decide` sets `updated_at` when something a client sees changed.
-        let after = plan.payment;
+        let mut after = plan.payment;
+        // Derived from the payment before and after, whatever the plan: no plan can forget it.
+        attempts::write_adopted(&txn, &before, &mut after, now).await?;
         payment::Entity::update(to_active_payment(&after))
             .exec(&txn)
             .await?;
@@ -287,19 +303,37 @@ impl Store {
         Ok(Some((after, refunds, said)))
     }
 
-    /// The conditional update and its event as one statement: the event is inserted from the
-    /// updated row, so it exists exactly when the update happened, and both commit together.
-    async fn transition_with_event_postgres(
+    /// The conditional update, its event and its attempt's write as one statement: the event
+    /// and the attempt are written from the updated row, so they exist exactly when the update
+    /// happened, and all commit together.
+    async fn transition_postgres(
         &self,
         update: sea_orm::UpdateMany<payment::Entity>,
-        event: NewEvent,
+        event: Option<NewEvent>,
+        attempt: Option<AttemptWrite>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<payment::Model>> {
         let (update_sql, mut values) = sql::update_returning(update.into_query());
-        let (append_sql, event_values) = event.insert_postgres(Some("changed"), values.len() + 1);
-        values.extend(event_values);
-        let sql = format!(
-            "WITH changed AS ({update_sql}), appended AS ({append_sql}) SELECT * FROM changed"
-        );
+        let mut parts = vec![format!("changed AS ({update_sql})")];
+        if let Some(event) = event {
+            let (append_sql, event_values) =
+                event.insert_postgres(Some("changed"), values.len() + 1);
+            values.extend(event_values);
+            parts.push(format!("appended AS ({append_sql})"));
+        }
+        if let Some(write) = attempt {
+            let (attempt_sql, attempt_values) = attempts::write_sql(
+                &write,
+                &AttemptRow::Latest { cte: "changed" },
+                true,
+                DbBackend::Postgres,
+                values.len() + 1,
+                now,
+            );
+            values.extend(attempt_values);
+            parts.push(format!("attempted AS ({attempt_sql})"));
+        }
+        let sql = format!("WITH {} SELECT * FROM changed", parts.join(", "));
         Ok(payment::Entity::find()
             .from_raw_sql(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -314,8 +348,13 @@ impl Store {
     pub async fn payments_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Payment>> {
         payment::Entity::find()
             .filter(Column::Status.is_in(UNSETTLED.iter().map(|s| s.as_str())))
-            .filter(Column::NeedsReview.eq(false))
-            .filter(Column::NextReconcileAt.lte(now))
+            // A review flag never keeps a payment in flight from being settled; one without a
+            // next look (set aside by an earlier version) is due at once.
+            .filter(
+                Column::NextReconcileAt
+                    .lte(now)
+                    .or(Column::NextReconcileAt.is_null()),
+            )
             .order_by_asc(Column::NextReconcileAt)
             .limit(limit)
             .all(&self.db)
@@ -407,6 +446,7 @@ impl Store {
 /// The SQL of a [`Patch`]: the same columns [`Patch::apply`] sets in memory.
 fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     let mut set: Vec<(Column, SimpleExpr)> = Vec::new();
+    let (sets_secret, sets_failure) = (patch.pg_secret.is_some(), patch.failure.is_some());
     if let Some(status) = patch.status {
         set.push((Column::Status, Expr::value(status.as_str())));
     }
@@ -452,6 +492,37 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
             Expr::col(Column::ConfirmAttempt).add(1),
         ));
         set.push((Column::ConfirmSends, Expr::value(1)));
+        // What the previous attempt left, unless the change sets it itself (as `Patch::apply`).
+        let mut cleared = Vec::new();
+        if patch.details.is_none() {
+            cleared.extend([
+                Column::PgMethod,
+                Column::ReceiptUrl,
+                Column::CardIssuerCode,
+                Column::CardNumber,
+                Column::CardApproveNo,
+                Column::VaBankCode,
+                Column::VaAccountNumber,
+                Column::VaCustomerName,
+            ]);
+            set.push((Column::CardInstallmentMonths, Expr::value(None::<i32>)));
+            set.push((Column::VaDueDate, Expr::value(None::<DateTime<Utc>>)));
+        }
+        if patch.cancel_reason.is_none() {
+            cleared.push(Column::CancelReason);
+        }
+        if !sets_secret {
+            cleared.push(Column::PgSecret);
+        }
+        if !sets_failure {
+            cleared.extend([Column::FailureCode, Column::FailureMessage]);
+            set.push((Column::FailureRetryable, Expr::value(None::<bool>)));
+        }
+        set.extend(
+            cleared
+                .into_iter()
+                .map(|column| (column, Expr::value(None::<String>))),
+        );
     }
     if patch.new_send {
         set.push((Column::ConfirmSends, Expr::col(Column::ConfirmSends).add(1)));

@@ -259,8 +259,13 @@ pub async fn spawn_impatient(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
+    spawn_on(TestDatabase::create(backend).await, options).await
+}
+
+/// The application on a database the test prepared (say, an older schema with rows in it),
+/// which it migrates at start-up as a deploy does.
+pub async fn spawn_on(database: TestDatabase, options: Options) -> TestApp {
     init_process();
-    let database = TestDatabase::create(backend).await;
     let toss_server = MockServer::start().await;
     let toss = FakeToss::new(::fake_toss::Settings {
         billing_secret_key: options.toss_billing_secret_key.clone(),

@@ -4,6 +4,7 @@
 mod fake_toss;
 mod helpers;
 
+mod attempts;
 mod billing;
 mod confirm;
 mod crash;

@@ -29,6 +29,8 @@ fn every_route_is_documented() {
         ("/payments/confirm", "post"),
         ("/payments/{payment_id}/refund", "post"),
         ("/payments/{payment_id}/refunds", "get"),
+        ("/payments/{payment_id}/attempts", "get"),
+        ("/payments/{payment_id}/events", "get"),
         ("/payments/toss/success", "get"),
         ("/payments/toss/fail", "get"),
         ("/events", "get"),

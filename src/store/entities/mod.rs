@@ -2,6 +2,7 @@ pub mod billing_customer;
 pub mod billing_key;
 pub mod event;
 pub mod payment;
+pub mod payment_attempt;
 pub mod reconciliation_discrepancy;
 pub mod reconciliation_run;
 pub mod refund;

@@ -1,0 +1,485 @@
+//! Attempts: each try at the PG of a payment (the confirm of one `paymentKey`, or one charge of
+//! a billing key), kept after the next one starts. The payment row holds the latest attempt's
+//! working state; what Toss said of each attempt stays on the attempt.
+//!
+//! An attempt is written with every change of its payment, in the same statement or transaction
+//! (money rule 4). What to write is derived from the change: [`AttemptWrite::of_update`] for a
+//! named change, [`AttemptWrite::between`] for an adoption's payment before and after. Both say
+//! the same for every named change (see the tests), so no write path can forget the attempt.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    AttemptId, BillingKeyId, DomainError, Failure, Payment, PaymentId, PaymentKey, PaymentStatus,
+    PaymentUpdate, VirtualAccount,
+};
+
+/// What was tried at the PG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptKind {
+    /// The confirm of a buyer's `paymentKey`.
+    Confirm,
+    /// A charge of one of our billing keys (its `paymentKey` is Toss's answer).
+    Charge,
+}
+
+impl AttemptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Charge => "charge",
+        }
+    }
+}
+
+impl FromStr for AttemptKind {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "confirm" => Ok(Self::Confirm),
+            "charge" => Ok(Self::Charge),
+            other => Err(DomainError::new(
+                "kind",
+                format!("unknown attempt kind {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptStatus {
+    /// Sent (or about to be); Toss's answer is not known yet.
+    InProgress,
+    /// Toss approved it: the payment was paid by it.
+    Approved,
+    /// Toss issued a virtual account for it; the deposit has not come.
+    WaitingForDeposit,
+    /// Toss declined it, or it ended without approval.
+    Failed,
+    /// Its window or its virtual account's due date passed.
+    Expired,
+    /// Its virtual account was cancelled at the merchant's request before any deposit.
+    Cancelled,
+}
+
+impl AttemptStatus {
+    pub const ALL: [AttemptStatus; 6] = [
+        Self::InProgress,
+        Self::Approved,
+        Self::WaitingForDeposit,
+        Self::Failed,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Approved => "APPROVED",
+            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether the attempt is over (it has a `finished_at`).
+    pub fn is_final(self) -> bool {
+        match self {
+            Self::InProgress | Self::WaitingForDeposit => false,
+            Self::Approved | Self::Failed | Self::Expired | Self::Cancelled => true,
+        }
+    }
+
+    /// How an attempt that failed with `failure` ended: `EXPIRED` when its time ran out (a
+    /// virtual account past its due date, a window Toss let expire), else `FAILED`.
+    pub fn of_failure(failure: &Failure) -> Self {
+        if EXPIRED_CODES.contains(&failure.code.as_str()) {
+            Self::Expired
+        } else {
+            Self::Failed
+        }
+    }
+}
+
+/// Failure codes that mean the attempt's time ran out: ours for a virtual account past its due
+/// date, ours for a record Toss shows `EXPIRED` without a code, and Toss's own.
+pub const EXPIRED_CODES: [&str; 3] = ["VIRTUAL_ACCOUNT_EXPIRED", "PG_EXPIRED", "EXPIRED_PAYMENT"];
+
+impl fmt::Display for AttemptStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AttemptStatus {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| DomainError::new("status", format!("unknown attempt status {s:?}")))
+    }
+}
+
+/// One try at the PG, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub id: AttemptId,
+    pub payment_id: PaymentId,
+    /// The payment's `confirm_attempt` when it was claimed; unique per payment.
+    pub number: i32,
+    pub kind: AttemptKind,
+    /// Toss's key of it: the buyer's for a confirm, Toss's answer for a charge.
+    pub payment_key: Option<PaymentKey>,
+    pub billing_key_id: Option<BillingKeyId>,
+    pub status: AttemptStatus,
+    /// Toss's `method` (`카드`, `가상계좌`, ...), once Toss named it.
+    pub method: Option<String>,
+    pub virtual_account: Option<VirtualAccount>,
+    pub failure: Option<Failure>,
+    /// How often it was sent to Toss.
+    pub toss_sends: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What Toss's answer made of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub status: AttemptStatus,
+    /// Toss's key of the attempt, when the answer names it (a charge's is known only then);
+    /// `None` leaves the attempt's.
+    pub payment_key: Option<PaymentKey>,
+    /// `None` leaves the attempt's.
+    pub method: Option<String>,
+    /// `None` leaves the attempt's (an expired account stays on its attempt).
+    pub virtual_account: Option<VirtualAccount>,
+    /// Replaces the attempt's (none for an approval).
+    pub failure: Option<Failure>,
+}
+
+/// What a change of a payment does to its latest attempt (number = the payment's
+/// `confirm_attempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptWrite {
+    /// A claim: a new attempt, `IN_PROGRESS`, sent once.
+    Start {
+        kind: AttemptKind,
+        payment_key: Option<PaymentKey>,
+        billing_key_id: Option<BillingKeyId>,
+        at: DateTime<Utc>,
+    },
+    /// Sent once more.
+    Send,
+    /// Toss's answer settled it (or made it wait for a deposit).
+    Settle(Settled),
+    /// It never happened at Toss (a key Toss has no record of, another order's key, our own
+    /// misconfiguration): it leaves no attempt.
+    Forget,
+}
+
+impl AttemptWrite {
+    /// The attempt write of a named change, as the store applies it with the change.
+    pub fn of_update(update: &PaymentUpdate) -> Option<Self> {
+        match update {
+            PaymentUpdate::Claim {
+                payment_key, at, ..
+            } => Some(Self::Start {
+                kind: AttemptKind::Confirm,
+                payment_key: Some(payment_key.clone()),
+                billing_key_id: None,
+                at: *at,
+            }),
+            PaymentUpdate::Charge {
+                billing_key_id, at, ..
+            } => Some(Self::Start {
+                kind: AttemptKind::Charge,
+                payment_key: None,
+                billing_key_id: Some(*billing_key_id),
+                at: *at,
+            }),
+            PaymentUpdate::Resend { .. } => Some(Self::Send),
+            PaymentUpdate::Release { failure: None } => Some(Self::Forget),
+            PaymentUpdate::Release {
+                failure: Some(failure),
+            } => Some(Self::Settle(Settled {
+                status: AttemptStatus::of_failure(failure),
+                payment_key: None,
+                method: None,
+                virtual_account: None,
+                failure: Some(failure.clone()),
+            })),
+            PaymentUpdate::Complete {
+                payment_key,
+                details,
+                ..
+            } => Some(Self::Settle(Settled {
+                status: AttemptStatus::Approved,
+                payment_key: Some(payment_key.clone()),
+                method: details.method.clone(),
+                virtual_account: details.virtual_account.clone(),
+                failure: None,
+            })),
+            PaymentUpdate::AwaitDeposit {
+                payment_key,
+                details,
+                ..
+            } => Some(Self::Settle(Settled {
+                status: AttemptStatus::WaitingForDeposit,
+                payment_key: Some(payment_key.clone()),
+                method: details.method.clone(),
+                virtual_account: details.virtual_account.clone(),
+                failure: None,
+            })),
+            // Of a payment waiting for its deposit only: the store changes only an attempt that
+            // waits (a `PENDING` payment's last attempt is over already).
+            PaymentUpdate::Cancel { .. } => Some(Self::Settle(Settled {
+                status: AttemptStatus::Cancelled,
+                payment_key: None,
+                method: None,
+                virtual_account: None,
+                failure: None,
+            })),
+            // Completed without the PG: no attempt at all.
+            PaymentUpdate::Record { .. }
+            | PaymentUpdate::Reschedule { .. }
+            | PaymentUpdate::Annotate { .. }
+            | PaymentUpdate::SetAside { .. }
+            | PaymentUpdate::Resolve
+            | PaymentUpdate::RequestCancel { .. } => None,
+        }
+    }
+
+    /// The attempt write that takes `before` to `after` (an adoption's plan, whatever made it).
+    pub fn between(before: &Payment, after: &Payment) -> Option<Self> {
+        use PaymentStatus::*;
+        if after.confirm_attempt != before.confirm_attempt {
+            return Some(Self::Start {
+                kind: match after.payment_key {
+                    Some(_) => AttemptKind::Confirm,
+                    None => AttemptKind::Charge,
+                },
+                payment_key: after.payment_key.clone(),
+                billing_key_id: after.billing_key_id,
+                at: after.confirm_started_at.unwrap_or(after.updated_at),
+            });
+        }
+        let was_open = matches!(before.status, Pending | InProgress | WaitingForDeposit);
+        let was_in_flight = matches!(before.status, InProgress | WaitingForDeposit);
+        let settled = |status| {
+            Some(Self::Settle(Settled {
+                status,
+                payment_key: after.payment_key.clone(),
+                method: after.pg_method.clone(),
+                virtual_account: after.virtual_account.clone(),
+                failure: None,
+            }))
+        };
+        match after.status {
+            // Completed by Toss's approval (a payment recorded without the PG has no key).
+            Completed | PartialRefund | Refunded if was_open && after.payment_key.is_some() => {
+                settled(AttemptStatus::Approved)
+            }
+            WaitingForDeposit if matches!(before.status, Pending | InProgress) => {
+                settled(AttemptStatus::WaitingForDeposit)
+            }
+            Pending if was_in_flight => match &after.failure {
+                Some(failure) => Some(Self::Settle(Settled {
+                    status: AttemptStatus::of_failure(failure),
+                    payment_key: None,
+                    method: None,
+                    virtual_account: None,
+                    failure: Some(failure.clone()),
+                })),
+                None => Some(Self::Forget),
+            },
+            Cancelled if before.status == WaitingForDeposit => Some(Self::Settle(Settled {
+                status: AttemptStatus::Cancelled,
+                payment_key: None,
+                method: None,
+                virtual_account: None,
+                failure: None,
+            })),
+            InProgress
+                if before.status == InProgress && after.confirm_sends > before.confirm_sends =>
+            {
+                Some(Self::Send)
+            }
+            Pending | InProgress | WaitingForDeposit | Completed | PartialRefund | Refunded
+            | Failed | Cancelled => None,
+        }
+    }
+
+    /// The statuses of the attempt this write may change; any other is left alone.
+    pub fn from_statuses(&self) -> &'static [AttemptStatus] {
+        use AttemptStatus::*;
+        match self {
+            // A new row: nothing to start from.
+            Self::Start { .. } => &[],
+            Self::Send => &[InProgress],
+            Self::Forget => &[InProgress, WaitingForDeposit],
+            Self::Settle(settled) => match settled.status {
+                Approved | Failed | Expired => &[InProgress, WaitingForDeposit],
+                WaitingForDeposit => &[InProgress],
+                Cancelled => &[WaitingForDeposit],
+                InProgress => &[],
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrderId, PgDetails};
+
+    fn key(k: &str) -> PaymentKey {
+        PaymentKey::parse(k).unwrap()
+    }
+
+    fn payment(status: PaymentStatus) -> Payment {
+        let now = Utc::now();
+        let mut p = Payment::new_pending(
+            "u".into(),
+            OrderId::parse("order_1").unwrap(),
+            1000,
+            "card".into(),
+            now,
+        );
+        p.status = status;
+        p.confirm_attempt = 2;
+        p.confirm_sends = 1;
+        if status != PaymentStatus::Pending {
+            p.payment_key = Some(key("pk_in_flight"));
+            p.confirm_started_at = Some(now);
+        }
+        p
+    }
+
+    fn changes() -> Vec<PaymentUpdate> {
+        let now = Utc::now();
+        let details = PgDetails {
+            method: Some("카드".into()),
+            ..PgDetails::default()
+        };
+        vec![
+            PaymentUpdate::Claim {
+                payment_key: key("pk_new"),
+                provider: "toss".into(),
+                at: now,
+                lease_until: now,
+            },
+            PaymentUpdate::Charge {
+                billing_key_id: BillingKeyId::new(),
+                provider: "toss".into(),
+                at: now,
+                lease_until: now,
+            },
+            PaymentUpdate::Resend { lease_until: now },
+            PaymentUpdate::Release { failure: None },
+            PaymentUpdate::Release {
+                failure: Some(Failure::new("REJECT_CARD_PAYMENT", "declined")),
+            },
+            PaymentUpdate::Release {
+                failure: Some(Failure::new("VIRTUAL_ACCOUNT_EXPIRED", "expired")),
+            },
+            PaymentUpdate::Complete {
+                payment_key: key("pk_in_flight"),
+                provider: "toss".into(),
+                secret: None,
+                approved_at: now,
+                details: details.clone(),
+                approval_key: None,
+            },
+            PaymentUpdate::Record {
+                provider: None,
+                transaction_id: Some("tx".into()),
+            },
+            PaymentUpdate::AwaitDeposit {
+                payment_key: key("pk_in_flight"),
+                provider: "toss".into(),
+                secret: None,
+                check_at: now,
+                details,
+            },
+            PaymentUpdate::Reschedule {
+                at: now,
+                secret: None,
+            },
+            PaymentUpdate::Annotate {
+                failure: Failure::new("X", "x"),
+                attempt: 2,
+            },
+            PaymentUpdate::SetAside { reason: "r".into() },
+            PaymentUpdate::Resolve,
+            PaymentUpdate::RequestCancel {
+                reason: "r".into(),
+                lease_until: now,
+            },
+            PaymentUpdate::Cancel { reason: "r".into() },
+        ]
+    }
+
+    /// What the store writes with a named change is what the change does to the payment: the
+    /// two ways of deriving the attempt write agree wherever the store lets the change apply.
+    #[test]
+    fn a_named_change_and_its_effect_on_the_payment_say_the_same() {
+        let now = Utc::now();
+        for change in changes() {
+            for &from in change.from_statuses() {
+                let before = payment(from);
+                let after = change.applied_to(&before, now);
+                let derived = AttemptWrite::between(&before, &after);
+                let named = AttemptWrite::of_update(&change);
+                let expected = match (&named, from) {
+                    // A cancel of a `PENDING` payment: its last attempt is over already, and
+                    // the store's guard (`from_statuses`) leaves it alone.
+                    (Some(AttemptWrite::Settle(s)), PaymentStatus::Pending)
+                        if s.status == AttemptStatus::Cancelled =>
+                    {
+                        None
+                    }
+                    _ => named.clone(),
+                };
+                match (&derived, &expected) {
+                    (
+                        Some(AttemptWrite::Start { kind: a, .. }),
+                        Some(AttemptWrite::Start { kind: b, .. }),
+                    ) => assert_eq!(a, b, "{change:?} from {from}"),
+                    (Some(AttemptWrite::Settle(a)), Some(AttemptWrite::Settle(b))) => {
+                        assert_eq!(a.status, b.status, "{change:?} from {from}");
+                        assert_eq!(a.failure, b.failure, "{change:?} from {from}");
+                        if b.payment_key.is_some() {
+                            assert_eq!(a.payment_key, b.payment_key, "{change:?} from {from}");
+                            assert_eq!(a.method, b.method, "{change:?} from {from}");
+                        }
+                    }
+                    _ => assert_eq!(derived, expected, "{change:?} from {from}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_codes_end_an_attempt_expired() {
+        for code in EXPIRED_CODES {
+            assert_eq!(
+                AttemptStatus::of_failure(&Failure::new(code, "")),
+                AttemptStatus::Expired
+            );
+        }
+        assert_eq!(
+            AttemptStatus::of_failure(&Failure::new("VIRTUAL_ACCOUNT_CANCELLED", "")),
+            AttemptStatus::Failed
+        );
+        for status in AttemptStatus::ALL {
+            assert_eq!(status.as_str().parse::<AttemptStatus>().unwrap(), status);
+        }
+    }
+}
