@@ -36,6 +36,24 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub billing: BillingSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Toss webhook deliveries remembered (only those naming a payment of ours).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// How long a handled delivery is remembered (so Toss's retries are recognised); the
+    /// reconciler's housekeeping deletes older ones.
+    pub retention_secs: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retention_secs: 7 * 86_400,
+        }
+    }
 }
 
 /// Toss billing (자동결제).
@@ -53,13 +71,65 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub cors_allowed_origins: Vec<String>,
+    /// A connection whose request headers are not all in within this time is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub public_requests_per_sec: f64,
     pub public_burst: f64,
+    /// Networks (CIDRs, or single addresses) of the proxies in front of the service, whose
+    /// `X-Forwarded-For` is read, from the right. Empty: the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`: `true` is refused at start (it trusted the header from
+    /// anyone); `false`, the old default, is accepted and means nothing.
+    #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// Requests served at once, over every route; one more is answered 503.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+
+impl LimitSettings {
+    /// The trusted proxies' networks; a malformed entry, or the retired `trust_forwarded_for =
+    /// true`, is an error naming the setting.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        if self.trust_forwarded_for {
+            return Err(
+                "limits.trust_forwarded_for is no longer supported (it trusted X-Forwarded-For \
+                from any peer): list your proxies' networks in limits.trusted_proxies \
+                (APP_LIMITS__TRUSTED_PROXIES=10.0.0.0/8,...) and remove trust_forwarded_for"
+                    .to_owned(),
+            );
+        }
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|network| network.trunc())
+                    .map_err(|_| {
+                        format!(
+                            "limits.trusted_proxies: {entry:?} is not an address or a network \
+                             (CIDR such as 10.0.0.0/8 or fd00::/8)"
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -435,6 +505,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("server.cors_allowed_origins")
+                    .with_list_parse_key("limits.trusted_proxies")
                     .try_parsing(true),
             )
             .set_override_option("database.url", vars("DATABASE_URL"))?
@@ -531,6 +602,68 @@ mod tests {
         assert_eq!(settings.nats.subject_prefix, "");
         assert_eq!(settings.nats.interval_ms, 500);
         assert_eq!(settings.nats.batch_size, 100);
+        assert_eq!(settings.server.header_read_timeout_secs, 30);
+        assert!(settings.limits.trusted_proxies.is_empty());
+        assert_eq!(settings.limits.trusted_proxy_networks(), Ok(Vec::new()));
+        assert_eq!(settings.limits.max_concurrent_requests, 1024);
+        assert_eq!(settings.webhooks.retention_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_the_old_switch_is_refused() {
+        let mut limits = Settings::defaults().limits;
+        limits.trusted_proxies = vec![
+            "10.0.0.0/8".to_owned(),
+            " 192.0.2.7 ".to_owned(),
+            "fd00::/8".to_owned(),
+            "10.1.2.3/16".to_owned(),
+        ];
+        let networks: Vec<String> = limits
+            .trusted_proxy_networks()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            networks,
+            ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.1.0.0/16"]
+        );
+        limits.trusted_proxies = vec!["10.0.0.0/33".to_owned()];
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(error.contains("limits.trusted_proxies") && error.contains("10.0.0.0/33"));
+        limits.trusted_proxies = Vec::new();
+        limits.trust_forwarded_for = true;
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(
+            error.contains("trust_forwarded_for") && error.contains("trusted_proxies"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_comma_separated_variable() {
+        // The binary's loader, with the list as the environment gives it.
+        let settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("limits.trusted_proxies")
+                    .try_parsing(true)
+                    .source(Some(
+                        [(
+                            "APP_LIMITS__TRUSTED_PROXIES".to_owned(),
+                            "10.0.0.0/8,fd00::/8".to_owned(),
+                        )]
+                        .into(),
+                    )),
+            )
+            .build()
+            .and_then(Config::try_deserialize::<Settings>)
+            .unwrap();
+        assert_eq!(settings.limits.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
     }
 
     #[test]

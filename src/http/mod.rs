@@ -2,6 +2,7 @@
 
 mod auth;
 mod billing;
+mod concurrency;
 mod dto;
 mod extract;
 mod headers;
@@ -33,6 +34,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{ApiKeys, ApiScope, KeyHolder};
+pub use concurrency::ConcurrencyLimit;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use rate_limit::PublicRateLimit;
 
@@ -49,6 +51,7 @@ pub struct AppState {
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
     pub rate_limit: PublicRateLimit,
+    pub concurrency: ConcurrencyLimit,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a relay publishes the outbox (then its lag is worth a metric).
     pub outbox_relayed: bool,
@@ -240,6 +243,7 @@ fn api_parts(
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut openapi) = api(privileged, public).split_for_parts();
     document_nul_refusal(&mut openapi);
+    document_edge_answers(&mut openapi);
     dto::document_one_payment_ref(&mut openapi);
     (routes, openapi)
 }
@@ -273,6 +277,77 @@ fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
                         .responses
                         .insert("400".to_owned(), RefOr::T(response));
                 }
+            }
+        }
+    }
+}
+
+/// Every operation may be answered by the edge's own limits (`rate_limit`, `concurrency`), so
+/// every operation documents them, in this one place: 429 `RATE_LIMITED` for a request without
+/// a valid API key from an address over its limit, 503 `SERVICE_UNAVAILABLE` when the service
+/// is serving as many requests as it may.
+fn document_edge_answers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const BUSY: &str = "`SERVICE_UNAVAILABLE`: the service is serving as many requests at once as \
+        it may (`limits.max_concurrent_requests`); retry after `Retry-After` seconds";
+    const LIMITED: &str = "`RATE_LIMITED`: a request without a valid API key, from an address \
+        over its limit (`limits.public_requests_per_sec`, `limits.public_burst`)";
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let retry_after = |what: &str| {
+        HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0)),
+            ))
+            .description(Some(what.to_owned()))
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let busy_refused = path != concurrency::LIVENESS;
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("503") {
+                _ if !busy_refused => {}
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {BUSY}", response.description);
+                }
+                _ => {
+                    let response = ResponseBuilder::new()
+                        .description(BUSY)
+                        .content(PROBLEM_JSON, problem())
+                        .header("Retry-After", retry_after("Seconds to wait"))
+                        .build();
+                    responses.insert("503".to_owned(), RefOr::T(response));
+                }
+            }
+            if !responses.contains_key("429") {
+                let response = ResponseBuilder::new()
+                    .description(LIMITED)
+                    .content(PROBLEM_JSON, problem())
+                    .header(
+                        "Retry-After",
+                        retry_after(
+                            "Seconds until a request from this address is let through again",
+                        ),
+                    )
+                    .build();
+                responses.insert("429".to_owned(), RefOr::T(response));
             }
         }
     }
@@ -313,6 +388,11 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .layer(CatchPanicLayer::new())
         // Outside the panic and timeout layers, so their answers carry them too.
         .layer(middleware::from_fn(headers::secure))
+        // Outside everything that does work, inside the measurements: a 503 of its own counts.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            concurrency::limit,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(cors(&settings.cors_allowed_origins))
         .layer(

@@ -137,6 +137,12 @@ pub struct Options {
     pub reconciliation_page_size: u32,
     /// `reconciliation.daily_at` ("HH:MM" KST); `None`: no daily schedule.
     pub reconciliation_daily_at: Option<String>,
+    /// `server.header_read_timeout_secs`; `None`: the default.
+    pub header_read_timeout_secs: Option<u64>,
+    /// `limits.trusted_proxies`.
+    pub trusted_proxies: Vec<String>,
+    /// `limits.max_concurrent_requests`; `None`: the default.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -159,6 +165,9 @@ impl Default for Options {
             toss_billing_secret_key: None,
             reconciliation_page_size: 5000,
             reconciliation_daily_at: None,
+            header_read_timeout_secs: None,
+            trusted_proxies: Vec::new(),
+            max_concurrent_requests: None,
         }
     }
 }
@@ -210,6 +219,13 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.reconciler.enabled = options.reconciler;
     settings.limits.public_requests_per_sec = options.public_rate.0;
     settings.limits.public_burst = options.public_rate.1;
+    settings.limits.trusted_proxies = options.trusted_proxies.clone();
+    if let Some(max) = options.max_concurrent_requests {
+        settings.limits.max_concurrent_requests = max;
+    }
+    if let Some(secs) = options.header_read_timeout_secs {
+        settings.server.header_read_timeout_secs = secs;
+    }
     settings.server.cors_allowed_origins = options.cors_allowed_origins.clone();
     settings.reconciler.interval_ms = 100;
     settings.reconciliation.page_size = options.reconciliation_page_size;

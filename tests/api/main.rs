@@ -8,6 +8,7 @@ mod attempts;
 mod billing;
 mod confirm;
 mod crash;
+mod edge;
 mod engine;
 mod hostile;
 mod idempotency;
