@@ -336,9 +336,9 @@ impl BillingKeyCipher {
 /// in constant time: not even the length of the right one shows). For Toss's webhook `secret`.
 pub fn secrets_equal(claimed: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
-    let claimed = Sha256::digest(claimed.as_bytes());
-    let expected = Sha256::digest(expected.as_bytes());
-    claimed.as_slice().ct_eq(expected.as_slice()).into()
+    let claimed: [u8; 32] = Sha256::digest(claimed.as_bytes()).into();
+    let expected: [u8; 32] = Sha256::digest(expected.as_bytes()).into();
+    claimed.ct_eq(&expected).into()
 }
 
 /// How a billing key is found again from Toss's `BILLING_DELETED` webhook, which names it:
