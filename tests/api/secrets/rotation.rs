@@ -370,3 +370,62 @@ async fn values_sealed_by_version_2_open_and_are_resealed(backend: Backend) {
         .problem(409, "BILLING_KEY_INACTIVE");
     app.stop().await;
 }
+
+/// `payment-service reseal …` as an operator runs it, on a fresh SQLite file: exit code, stdout,
+/// stderr.
+fn run_reseal(args: &[&str], key: Option<&str>) -> (Option<i32>, String, String) {
+    let dir = std::env::temp_dir().join(format!("ps_reseal_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_payment-service"));
+    command
+        .arg("reseal")
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.display()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    if let Some(key) = key {
+        command.env("BILLING_KEY_ENCRYPTION_KEY", key);
+    }
+    let output = command.output().expect("the binary runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_reseal_command_needs_a_key_and_prints_its_counts() {
+    let (code, _, stderr) = run_reseal(&[], None);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("payment-service reseal: BILLING_KEY_ENCRYPTION_KEY is not set"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_reseal(&["--batch-size", "0"], Some(NEW_KEY));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("usage:"), "{stderr}");
+    let (code, _, stderr) = run_reseal(&[], Some("bm90LTMyLWJ5dGVz"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("must be 32 bytes"), "{stderr}");
+    assert!(
+        !stderr.contains("bm90LTMyLWJ5dGVz"),
+        "the key is not printed"
+    );
+
+    let keys = format!("{NEW_KEY},{BILLING_ENCRYPTION_KEY}");
+    let (code, stdout, stderr) = run_reseal(&["--batch-size=50"], Some(&keys));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("billing_keys: examined=0 resealed=0 already_current=0 unreadable=0")
+            && stdout.contains("refund_accounts: examined=0 resealed=0"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(NEW_KEY) && !stderr.contains(NEW_KEY));
+}
