@@ -57,6 +57,23 @@ pub struct FakePayment {
     pub failure: Option<(String, String)>,
     /// `approvedAt` (KST, RFC 3339) once approved.
     pub approved_at: Option<String>,
+    /// A virtual account's `dueDate` (KST, `yyyy-MM-dd'T'HH:mm:ss`), set when the buyer chose
+    /// the account: seven days on.
+    pub due_date: Option<String>,
+}
+
+impl FakePayment {
+    /// A virtual account past its due date without a deposit: Toss keeps it
+    /// `WAITING_FOR_DEPOSIT` with `virtualAccount.expired: true` (and sends no webhook).
+    pub fn deposit_expired(&self) -> bool {
+        let now = chrono::Utc::now().with_timezone(&kst()).naive_local();
+        self.virtual_account
+            && self.status == "WAITING_FOR_DEPOSIT"
+            && self.due_date.as_deref().is_some_and(|due| {
+                chrono::NaiveDateTime::parse_from_str(due, "%Y-%m-%dT%H:%M:%S")
+                    .is_ok_and(|due| due <= now)
+            })
+    }
 }
 
 impl FakePayment {
@@ -75,8 +92,8 @@ impl FakePayment {
     }
 }
 
-/// A virtual account's due date, as Toss writes it (KST, no offset): seven days on.
-const DUE_DATE: &str = "2026-12-08T23:59:59";
+/// How long a virtual account takes deposits: seven days.
+const DUE_IN: chrono::Duration = chrono::Duration::days(7);
 /// One row of Toss's transactions: an approval (`DONE`) or a cancel (the payment's status after
 /// it), in the order they happened.
 #[derive(Debug, Clone)]
@@ -92,12 +109,22 @@ pub struct FakeTransaction {
     mid: Mid,
 }
 
+fn kst() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(9 * 3600).expect("a valid offset")
+}
+
 /// Now in Korea, as Toss writes its timestamps.
 fn now_kst() -> String {
-    let kst = chrono::FixedOffset::east_opt(9 * 3600).expect("a valid offset");
     chrono::Utc::now()
-        .with_timezone(&kst)
+        .with_timezone(&kst())
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// `at` as Toss writes a virtual account's `dueDate`: KST, no offset.
+pub fn due_date_of(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&kst())
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
 }
 
 /// Which of Toss's endpoints a call is for, with the path's parameter (percent-decoded).
@@ -580,8 +607,7 @@ impl FakeToss {
                     "입금 대기중인 결제는 부분 환불이 불가합니다.",
                 );
             }
-            payment.status = "CANCELED".to_owned();
-            payment.last_transaction_key = format!("cx_{}", uuid::Uuid::new_v4().simple());
+            cancel_unpaid(payment, body["cancelReason"].as_str().unwrap_or_default());
             return Reply::new(200, to_json(payment));
         }
         if !matches!(kept.payment.status.as_str(), "DONE" | "PARTIAL_CANCELED") {
@@ -874,7 +900,10 @@ impl FakeToss {
     /// The buyer chose a virtual account in the payment window: the confirm issues it.
     pub fn authenticate_virtual_account(&self, payment_key: &str, order_id: &str, amount: i64) {
         self.authenticate(payment_key, order_id, amount);
-        self.update(payment_key, |payment| payment.virtual_account = true);
+        self.update(payment_key, |payment| {
+            payment.virtual_account = true;
+            payment.due_date = Some(due_date_of(chrono::Utc::now() + DUE_IN));
+        });
     }
 
     /// The payment's tax-free part, as the merchant's checkout told Toss.
@@ -887,7 +916,7 @@ impl FakeToss {
     /// expired). The `DEPOSIT_CALLBACK` body Toss sends is [`FakeToss::deposit_callback`].
     pub fn deposit(&self, payment_key: &str) -> bool {
         let deposited = self.update(payment_key, |payment| {
-            if payment.status != "WAITING_FOR_DEPOSIT" {
+            if payment.status != "WAITING_FOR_DEPOSIT" || payment.deposit_expired() {
                 return None;
             }
             payment.status = "DONE".to_owned();
@@ -907,14 +936,29 @@ impl FakeToss {
         self.update(payment_key, |payment| deposit_callback(payment))
     }
 
-    /// The account's due date passed without a deposit: `EXPIRED`.
+    /// Time ran out. A virtual account waiting for its deposit: its due date is now past, so
+    /// it stays `WAITING_FOR_DEPOSIT` with `virtualAccount.expired: true`, takes no deposit, and
+    /// Toss sends no webhook (§4). Anything else (a window payment never confirmed): `EXPIRED`.
     pub fn expire(&self, payment_key: &str) {
         self.update(payment_key, |payment| {
+            if payment.virtual_account && payment.status == "WAITING_FOR_DEPOSIT" {
+                let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+                payment.due_date = Some(due_date_of(past));
+                return;
+            }
             payment.status = "EXPIRED".to_owned();
             payment.failure = Some((
                 "EXPIRED_PAYMENT".to_owned(),
                 "결제가 만료되었습니다. 다시 시도해주세요.".to_owned(),
             ));
+        });
+    }
+
+    /// The virtual account of `payment_key` is due at `due` (KST, `yyyy-MM-dd'T'HH:mm:ss`, as
+    /// [`due_date_of`] writes it); past it, it expires (see [`FakeToss::expire`]).
+    pub fn set_due_date(&self, payment_key: &str, due: &str) {
+        self.update(payment_key, |payment| {
+            payment.due_date = Some(due.to_owned())
         });
     }
 
@@ -997,10 +1041,19 @@ impl FakeToss {
             .map(|kept| kept.payment.clone())
     }
 
-    /// A cancel made in Toss's dashboard, not through the service.
+    /// A cancel made in Toss's dashboard, not through the service. A virtual account waiting
+    /// for its deposit is cancelled whole, as through the API.
     pub fn cancel_in_dashboard(&self, payment_key: &str, amount: i64) {
         let mut payments = self.lock(&self.0.payments, payment_key);
         let kept = payments.get_mut(payment_key).expect("known payment");
+        if kept.payment.status == "WAITING_FOR_DEPOSIT" {
+            assert_eq!(
+                amount, kept.payment.total,
+                "an unpaid account is cancelled whole"
+            );
+            cancel_unpaid(&mut kept.payment, "dashboard");
+            return;
+        }
         apply_cancel(&mut kept.payment, amount, 0, "dashboard");
         let status = kept.payment.status.clone();
         self.record(&kept.payment, kept.mid, &status, amount);
@@ -1032,6 +1085,14 @@ fn deposit_callback(payment: &FakePayment) -> Value {
         "transactionKey": payment.last_transaction_key,
         "orderId": payment.order_id,
     })
+}
+
+/// A virtual account cancelled before its deposit: `CANCELED`, the cancel listed "like any
+/// other cancel" (the whole amount, balance 0), `approvedAt` still null (§4). No money moved,
+/// so Toss's books get no transaction.
+fn cancel_unpaid(payment: &mut FakePayment, reason: &str) {
+    let (total, tax_free) = (payment.total, payment.tax_free);
+    apply_cancel(payment, total, tax_free, reason);
 }
 
 fn apply_cancel(payment: &mut FakePayment, amount: i64, tax_free: i64, reason: &str) {
@@ -1181,19 +1242,20 @@ pub fn secret_of(payment_key: &str) -> String {
 /// Toss's Payment object, with the fields a card payment carries (the size of a real reply) and
 /// one Toss might add later (clients must ignore it).
 pub fn to_json(p: &FakePayment) -> Value {
-    // A virtual account cancelled before its deposit was never approved.
-    let cancelled_unpaid = p.virtual_account && p.status == "CANCELED" && p.cancels.is_empty();
+    // A virtual account is approved by its deposit only: one cancelled before it never was.
+    let cancelled_unpaid = p.virtual_account && p.status == "CANCELED" && p.approved_at.is_none();
     let approved = !cancelled_unpaid
         && !matches!(
             p.status.as_str(),
-            "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
+            "READY" | "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" | "EXPIRED" | "ABORTED"
         );
     let card = json!({"issuerCode": "71", "acquirerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 0,
                  "isInterestFree": false, "interestPayer": null, "approveNo": "00000000", "useCardPoint": false,
                  "cardType": "신용", "ownerType": "개인", "acquireStatus": "READY", "amount": p.total});
     let virtual_account = json!({"accountType": "일반", "accountNumber": "X6516521381011", "bankCode": "20",
-                 "customerName": "박토스", "depositorName": null, "dueDate": DUE_DATE,
-                 "refundStatus": "NONE", "expired": p.status == "EXPIRED", "settlementStatus": "INCOMPLETED",
+                 "customerName": "박토스", "depositorName": null,
+                 "dueDate": p.due_date.clone().unwrap_or_else(|| due_date_of(chrono::Utc::now() + DUE_IN)),
+                 "refundStatus": "NONE", "expired": p.deposit_expired(), "settlementStatus": "INCOMPLETED",
                  "refundReceiveAccount": null});
     json!({
         "mId": "tosspayments",
@@ -1600,13 +1662,73 @@ mod tests {
             None,
             body.as_bytes(),
         ));
+        // The cancel is listed like any other, but nothing was ever approved (§4).
         assert_eq!(cancelled.body["status"], "CANCELED");
-        assert_eq!(cancelled.body["cancels"], Value::Null, "nothing was paid");
-        toss.authenticate_virtual_account("pk_va2", "o-2", 1000);
-        toss.expire("pk_va2");
-        let expired = toss.payment("pk_va2").unwrap();
+        assert_eq!(
+            cancelled.body["approvedAt"],
+            Value::Null,
+            "nothing was paid"
+        );
+        assert_eq!(cancelled.body["balanceAmount"], 0);
+        let cancels = cancelled.body["cancels"].as_array().unwrap();
+        assert_eq!(cancels.len(), 1);
+        assert_eq!(cancels[0]["cancelAmount"], 1000);
+        assert_eq!(cancels[0]["cancelStatus"], "DONE");
+        assert_eq!(
+            cancelled.body["lastTransactionKey"],
+            cancels[0]["transactionKey"]
+        );
+        assert!(
+            !toss.deposit("pk_va"),
+            "a cancelled account takes no deposit"
+        );
+        assert!(
+            toss.transaction_log().is_empty(),
+            "no money moved: nothing in Toss's books"
+        );
+        // A window payment never confirmed expires.
+        toss.authenticate("pk_card", "o-3", 1000);
+        toss.expire("pk_card");
+        let expired = toss.payment("pk_card").unwrap();
         assert_eq!(expired.status, "EXPIRED");
         assert_eq!(to_json(&expired)["failure"]["code"], "EXPIRED_PAYMENT");
+    }
+
+    #[test]
+    fn a_virtual_account_past_its_due_date_waits_expired_and_takes_no_deposit() {
+        let toss = FakeToss::default();
+        toss.authenticate_virtual_account("pk_va", "o-1", 1000);
+        let issued = confirm(&toss, None, "pk_va");
+        assert_eq!(issued.body["virtualAccount"]["expired"], false);
+        let due = issued.body["virtualAccount"]["dueDate"].as_str().unwrap();
+        assert_eq!(due.len(), 19, "KST without an offset: {due}");
+        assert!(due > now_kst()[..19].to_owned().as_str(), "due later");
+        // The due date passes: no EXPIRED, no failure, only `expired`.
+        toss.expire("pk_va");
+        let read = toss.handle(call(
+            Endpoint::ByKey {
+                payment_key: "pk_va",
+            },
+            "/v1/payments/pk_va",
+            None,
+            b"",
+        ));
+        assert_eq!(read.body["status"], "WAITING_FOR_DEPOSIT");
+        assert_eq!(read.body["virtualAccount"]["expired"], true);
+        assert_eq!(read.body["failure"], Value::Null);
+        assert_eq!(read.body["approvedAt"], Value::Null);
+        assert!(
+            !toss.deposit("pk_va"),
+            "an expired account takes no deposit"
+        );
+        // A due date set later than now: not expired until it passes.
+        toss.authenticate_virtual_account("pk_va2", "o-1", 1000);
+        confirm(&toss, None, "pk_va2");
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+        toss.set_due_date("pk_va2", &due_date_of(soon));
+        assert!(!toss.payment("pk_va2").unwrap().deposit_expired());
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(toss.payment("pk_va2").unwrap().deposit_expired());
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub enum PaymentUpdate {
     /// The buyer's browser reported a failure of attempt number `attempt`: recorded once per
     /// attempt (`payment.failed`), the payment stays `PENDING`.
     Annotate { failure: Failure, attempt: i32 },
-    /// The PG's record contradicts ours: a person must look; the reconciler leaves it alone.
+    /// The PG's record (or a reconciliation run) contradicts ours: a person must look. A note,
+    /// never a stop sign: whatever is in flight is still settled as usual.
     SetAside { reason: String },
     /// A person reviewed it: the flag is cleared.
     Resolve,
@@ -234,7 +235,6 @@ impl PaymentUpdate {
             },
             Self::SetAside { reason } => Patch {
                 review: Some(Some(reason)),
-                next_reconcile_at: Some(None),
                 ..Patch::default()
             },
             Self::Resolve => Patch {

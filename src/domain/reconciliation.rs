@@ -4,6 +4,8 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Payment, PaymentStatus, Refund, RefundStatus};
+
 /// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
 pub fn kst() -> FixedOffset {
     FixedOffset::east_opt(9 * 3600).expect("a valid offset")
@@ -162,9 +164,125 @@ pub struct Discrepancy {
     pub theirs: Option<Side>,
 }
 
+impl Discrepancy {
+    /// Whether this discrepancy still holds against `payment` and its `refunds` as they are
+    /// now: the run's comparison, for one payment. A Toss approval holds until the payment is
+    /// paid under its key, order and amount; a Toss cancel until one of its refunds completed
+    /// under its `transactionKey` and amount. What only Toss's books can tell (ours missing at
+    /// Toss, a settlement) holds until a run says otherwise.
+    pub fn holds(&self, payment: &Payment, refunds: &[Refund]) -> bool {
+        let Some(theirs) = &self.theirs else {
+            return true;
+        };
+        match theirs.status.as_str() {
+            "DONE" => {
+                let paid = matches!(
+                    payment.status,
+                    PaymentStatus::Completed
+                        | PaymentStatus::PartialRefund
+                        | PaymentStatus::Refunded
+                );
+                !(paid
+                    && payment.payment_key.as_ref().map(|key| key.as_str())
+                        == self.payment_key.as_deref()
+                    && self.order_id.as_deref() == Some(payment.order_id.as_str())
+                    && theirs.amount_krw == Some(payment.amount_krw))
+            }
+            "CANCELED" | "PARTIAL_CANCELED" => !refunds.iter().any(|refund| {
+                refund.status == RefundStatus::Completed
+                    && refund.pg_cancel_key.is_some()
+                    && refund.pg_cancel_key.as_deref() == self.transaction_key.as_deref()
+                    && theirs.amount_krw == Some(refund.amount_krw)
+            }),
+            _ => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {
+        use crate::domain::{OrderId, PaymentKey, RefundId, RefundOrigin};
+        let now = Utc::now();
+        let mut payment = Payment::new_pending(
+            "u-1".into(),
+            OrderId::parse("order-1").unwrap(),
+            10_000,
+            "card".into(),
+            now,
+        );
+        payment.status = PaymentStatus::InProgress;
+        payment.payment_key = Some(PaymentKey::parse("pk_1").unwrap());
+        let approval = Discrepancy {
+            kind: DiscrepancyKind::StatusMismatch,
+            order_id: Some("order-1".into()),
+            payment_key: Some("pk_1".into()),
+            transaction_key: Some("tx_1".into()),
+            payment_id: Some(payment.id.to_string()),
+            ours: Some(Side {
+                status: "IN_PROGRESS".into(),
+                amount_krw: Some(10_000),
+            }),
+            theirs: Some(Side {
+                status: "DONE".into(),
+                amount_krw: Some(10_000),
+            }),
+        };
+        assert!(approval.holds(&payment, &[]), "still in flight");
+        payment.status = PaymentStatus::Completed;
+        assert!(
+            !approval.holds(&payment, &[]),
+            "paid under Toss's key and amount"
+        );
+        payment.amount_krw = 9_000;
+        assert!(approval.holds(&payment, &[]), "another amount");
+        payment.amount_krw = 10_000;
+        payment.payment_key = Some(PaymentKey::parse("pk_2").unwrap());
+        assert!(approval.holds(&payment, &[]), "another attempt");
+
+        let cancel = Discrepancy {
+            kind: DiscrepancyKind::MissingHere,
+            transaction_key: Some("cx_1".into()),
+            ours: None,
+            theirs: Some(Side {
+                status: "PARTIAL_CANCELED".into(),
+                amount_krw: Some(4_000),
+            }),
+            ..approval.clone()
+        };
+        let mut refund = Refund {
+            id: RefundId::new(),
+            payment_id: payment.id,
+            amount_krw: 4_000,
+            reason: "dashboard".into(),
+            status: RefundStatus::Completed,
+            pg_cancel_key: Some("cx_1".into()),
+            idempotency_key: None,
+            origin: RefundOrigin::Pg,
+            sends: 0,
+            last_sent_at: None,
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: now,
+            refunded_at: Some(now),
+            tax_free_amount_krw: 0,
+            refund_account: None,
+        };
+        assert!(cancel.holds(&payment, &[]));
+        assert!(!cancel.holds(&payment, std::slice::from_ref(&refund)));
+        refund.status = RefundStatus::Pending;
+        assert!(cancel.holds(&payment, &[refund]));
+        // Ours missing at Toss: only a run can tell.
+        let missing = Discrepancy {
+            theirs: None,
+            ..approval
+        };
+        assert!(missing.holds(&payment, &[]));
+    }
 
     #[test]
     fn a_kst_day_starts_at_15_utc_the_day_before() {

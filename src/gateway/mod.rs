@@ -95,7 +95,15 @@ pub struct PgPayment {
     /// Webhook verification value (`secret`), stored at confirm time.
     pub secret: Option<String>,
     pub last_transaction_key: Option<String>,
+    /// `approvedAt`: set only once Toss approved the payment (money taken, §4). A virtual
+    /// account cancelled before its deposit reads `CANCELED` without it.
     pub approved_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `taxFreeAmount`: the tax-free part Toss holds now (fixed by the payment window, not by
+    /// us; it shrinks with each cancel's `taxFreeAmount`).
+    pub tax_free_amount: Option<i64>,
+    /// `virtualAccount.expired`: the account's due date passed without a deposit. Toss keeps
+    /// it `WAITING_FOR_DEPOSIT` and sends no webhook.
+    pub deposit_expired: bool,
     pub cancels: Vec<PgCancel>,
     /// `failure` of an aborted or expired payment.
     pub failure: Option<PgFailure>,

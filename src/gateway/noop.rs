@@ -33,6 +33,8 @@ impl PaymentGateway for NoopGateway {
             secret: None,
             last_transaction_key: None,
             approved_at: Some(Utc::now()),
+            tax_free_amount: None,
+            deposit_expired: false,
             cancels: Vec::new(),
             failure: None,
             details: Default::default(),
@@ -55,6 +57,8 @@ impl PaymentGateway for NoopGateway {
             secret: None,
             last_transaction_key: Some(transaction_key.clone()),
             approved_at: None,
+            tax_free_amount: None,
+            deposit_expired: false,
             cancels: vec![PgCancel {
                 transaction_key,
                 amount: request.amount.unwrap_or_default(),

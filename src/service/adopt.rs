@@ -129,6 +129,9 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 );
             }
             match record.status {
+                PgStatus::WaitingForDeposit if record.deposit_expired => Decision::nothing(
+                    Verdict::Ignored("an expired virtual account of an attempt we let go"),
+                ),
                 PgStatus::WaitingForDeposit => {
                     let update = await_deposit(record, ctx);
                     Decision::one(ours, update, Verdict::Settled, ctx).alert(
@@ -190,6 +193,19 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                     };
                     Decision::one(ours, update, Verdict::Settled, ctx)
                 }
+                PgStatus::WaitingForDeposit if record.deposit_expired => {
+                    // Past its due date: Toss keeps the account waiting, takes no deposit and
+                    // sends no webhook; the attempt is over.
+                    let update = match (&ours.status, &ours.cancel_reason) {
+                        (Ours::WaitingForDeposit, Some(reason)) => PaymentUpdate::Cancel {
+                            reason: reason.clone(),
+                        },
+                        _ => PaymentUpdate::Release {
+                            failure: Some(expired_failure()),
+                        },
+                    };
+                    Decision::one(ours, update, Verdict::Settled, ctx)
+                }
                 PgStatus::WaitingForDeposit => {
                     let update = if ours.status == Ours::InProgress {
                         await_deposit(record, ctx)
@@ -240,7 +256,8 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
             }
             match &record.status {
                 PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
-                    adopt_cancels(ours.clone(), ours, refunds, record, ctx, None)
+                    let (base, note) = take_tax_free(ours.clone(), record);
+                    with_note(adopt_cancels(base, ours, refunds, record, ctx, None), note)
                 }
                 PgStatus::WaitingForDeposit => set_aside(
                     ours,
@@ -275,12 +292,14 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
     }
 }
 
-/// Whether the record shows money taken: approved, possibly cancelled since. A `CANCELED`
-/// record without cancels is a virtual account cancelled before its deposit: nothing was paid.
+/// Whether the record shows money taken: approved (`approvedAt` set), possibly cancelled
+/// since. A virtual account cancelled before its deposit reads `CANCELED`, its cancel listed
+/// in `cancels[]` like any other, but `approvedAt` null: nothing was paid (§4).
 fn is_paid(record: &PgPayment) -> bool {
     match record.status {
-        PgStatus::Done | PgStatus::PartialCanceled => record.total_amount.is_some(),
-        PgStatus::Canceled => record.total_amount.is_some() && !record.cancels.is_empty(),
+        PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled => {
+            record.total_amount.is_some() && record.approved_at.is_some()
+        }
         PgStatus::Ready
         | PgStatus::InProgress
         | PgStatus::WaitingForDeposit
@@ -347,6 +366,58 @@ fn deposit_failure(record: &PgPayment) -> Failure {
     }
 }
 
+/// A virtual account past its due date without a deposit (`virtualAccount.expired`).
+fn expired_failure() -> Failure {
+    Failure::new(
+        "VIRTUAL_ACCOUNT_EXPIRED",
+        "the virtual account expired before the deposit",
+    )
+}
+
+/// The tax-free part Toss approved: what it holds now (`taxFreeAmount` shrinks with each
+/// cancel) and what its done cancels took. `None` when the record does not say.
+fn tosss_tax_free(record: &PgPayment) -> Option<i64> {
+    let left = record.tax_free_amount?;
+    let cancelled: i64 = record
+        .cancels
+        .iter()
+        .filter(|c| c.status.as_deref().is_none_or(|s| s == "DONE"))
+        .map(|c| c.tax_free_amount)
+        .sum();
+    Some(left + cancelled)
+}
+
+/// Toss's tax-free amount is Toss's: the payment window fixed it, and Toss splits each cancel
+/// from it. When the approved record's differs from ours, the payment takes Toss's (so that
+/// refunds split what Toss holds) and is flagged for a person, with why.
+fn take_tax_free(mut payment: Payment, record: &PgPayment) -> (Payment, Option<String>) {
+    let Some(theirs) = tosss_tax_free(record) else {
+        return (payment, None);
+    };
+    if theirs == payment.tax_free_amount_krw || !(0..=payment.amount_krw).contains(&theirs) {
+        return (payment, None);
+    }
+    let note = format!(
+        "Toss's taxFreeAmount {theirs} differs from ours {}; Toss's was taken",
+        payment.tax_free_amount_krw
+    );
+    payment.tax_free_amount_krw = theirs;
+    payment.review_reason = Some(match payment.review_reason.take() {
+        Some(earlier) if payment.needs_review => format!("{earlier}; {note}"),
+        Some(_) | None => note.clone(),
+    });
+    payment.needs_review = true;
+    (payment, Some(note))
+}
+
+/// `decision`, with the alert of a tax-free amount taken from Toss (when one was).
+fn with_note(decision: Decision, note: Option<String>) -> Decision {
+    match note {
+        Some(note) if decision.alert.is_none() => decision.alert("pg_tax_free_mismatch", note),
+        Some(_) | None => decision,
+    }
+}
+
 fn await_deposit(record: &PgPayment, ctx: &Context) -> PaymentUpdate {
     PaymentUpdate::AwaitDeposit {
         payment_key: record.payment_key.clone(),
@@ -374,15 +445,24 @@ fn deposit_check(ours: &Payment, record: &PgPayment, ctx: &Context) -> DateTime<
     )
 }
 
+/// Toss sends nothing when an account passes its due date (§4): the service reads it back
+/// just after it, and, while Toss does not show it expired yet, again every few seconds for a
+/// while; otherwise at the slow pace.
 fn due_check(account: Option<&crate::domain::VirtualAccount>, ctx: &Context) -> DateTime<Utc> {
     match account.and_then(|a| a.due_date) {
-        Some(due) if due > ctx.now => (due + DUE_GRACE).min(ctx.deposit_check_at),
+        Some(due) if due + DUE_GRACE > ctx.now => (due + DUE_GRACE).min(ctx.deposit_check_at),
+        Some(due) if due + DUE_WATCH > ctx.now => (ctx.now + DUE_RECHECK).min(ctx.deposit_check_at),
         _ => ctx.deposit_check_at,
     }
 }
 
-/// How long after a virtual account's due date Toss is given to expire it.
-const DUE_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+/// How long after a virtual account's due date it is read back (Toss's `dueDate` has whole
+/// seconds: the account takes deposits through that second).
+const DUE_GRACE: chrono::Duration = chrono::Duration::seconds(1);
+/// How often a passed due date Toss does not show expired yet is looked at again, and for how
+/// long after the due date.
+const DUE_RECHECK: chrono::Duration = chrono::Duration::seconds(5);
+const DUE_WATCH: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The PG approved `record`'s attempt: completed, then its cancels adopted.
 fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
@@ -400,15 +480,16 @@ fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context
             .flatten(),
     };
     let completed = update.applied_to(ours, ctx.now);
-    let event = events::of_update(&update, &completed);
-    let mut decision = adopt_cancels(completed.clone(), ours, refunds, record, ctx, event);
+    let (base, note) = take_tax_free(completed.clone(), record);
+    let event = events::of_update(&update, &base);
+    let mut decision = adopt_cancels(base, ours, refunds, record, ctx, event);
     if let Some(plan) = &decision.plan
         && plan.refunds.is_empty()
         && plan.payment == completed
     {
         decision.update = Some(update);
     }
-    decision
+    with_note(decision, note)
 }
 
 /// Each done cancel in Toss's record becomes, or matches, a refund: by `transactionKey`, else
@@ -686,12 +767,38 @@ fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
     }
 }
 
+/// The record contradicts ours: flagged for a person. A flag is a note, never a stop sign: a
+/// payment in flight is still looked at again (at its usual pace), and whatever settles it
+/// settles it.
 fn set_aside(ours: &Payment, _refunds: &[Refund], reason: String, ctx: &Context) -> Decision {
     let update = PaymentUpdate::SetAside {
         reason: reason.clone(),
     };
-    Decision::one(ours, update, Verdict::Contradiction(reason.clone()), ctx)
-        .alert("pg_record_mismatch", reason)
+    let next_look = match ours.status {
+        PaymentStatus::InProgress => Some(ctx.retry_at),
+        PaymentStatus::WaitingForDeposit if ours.cancel_reason.is_some() => Some(ctx.retry_at),
+        PaymentStatus::WaitingForDeposit => Some(due_check(ours.virtual_account.as_ref(), ctx)),
+        PaymentStatus::Pending
+        | PaymentStatus::Completed
+        | PaymentStatus::PartialRefund
+        | PaymentStatus::Refunded
+        | PaymentStatus::Failed
+        | PaymentStatus::Cancelled => None,
+    };
+    let decision = match next_look {
+        None => Decision::one(ours, update, Verdict::Contradiction(reason.clone()), ctx),
+        Some(at) => {
+            let mut plan = plan_update(ours, update, ctx);
+            plan.payment.next_reconcile_at = Some(at);
+            Decision {
+                plan: Some(plan),
+                update: None,
+                verdict: Verdict::Contradiction(reason.clone()),
+                alert: None,
+            }
+        }
+    };
+    decision.alert("pg_record_mismatch", reason)
 }
 
 pub(super) fn status_name(status: &PgStatus) -> &str {
@@ -717,8 +824,23 @@ pub struct Adopted {
 }
 
 impl PaymentService {
-    /// Adopts `record` for payment `id` through [`decide`], in one transaction.
+    /// Adopts `record` for payment `id` through [`decide`], in one transaction. A flag a
+    /// reconciliation run set goes once the payment no longer disagrees with what it found.
     pub(super) async fn adopt_record(
+        &self,
+        id: PaymentId,
+        record: &PgPayment,
+        cancel_of: Option<RefundId>,
+    ) -> Result<Adopted, AppError> {
+        let adopted = self.adopt_only(id, record, cancel_of).await?;
+        let payment = self
+            .unflag_if_resolved(adopted.payment, &adopted.refunds)
+            .await;
+        Ok(Adopted { payment, ..adopted })
+    }
+
+    /// [`PaymentService::adopt_record`], the flag left to the caller (a person's review).
+    pub(super) async fn adopt_only(
         &self,
         id: PaymentId,
         record: &PgPayment,
@@ -740,6 +862,22 @@ impl PaymentService {
             refunds,
             verdict,
         })
+    }
+
+    /// A payment a reconciliation run flagged, whose adopted record no longer disagrees with
+    /// what the run found, is no longer flagged by it. Best effort: the flag is only a note.
+    async fn unflag_if_resolved(&self, payment: Payment, refunds: &[Refund]) -> Payment {
+        if !payment.needs_review {
+            return payment;
+        }
+        match super::reconciliation::clear_resolved_flag(&self.store, &payment, refunds).await {
+            Ok(Some(cleared)) => cleared,
+            Ok(None) => payment,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, %error, "review flag not re-checked");
+                payment
+            }
+        }
     }
 
     /// A confirm reply for the attempt `claimed` was just claimed for. The usual answer (approved,
@@ -765,6 +903,7 @@ impl PaymentService {
                 .await?
             {
                 Self::report(&payment, record, &Verdict::Settled, None);
+                let payment = self.unflag_if_resolved(payment, &[]).await;
                 return Ok(Adopted {
                     payment,
                     refunds: Vec::new(),

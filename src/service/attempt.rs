@@ -256,6 +256,9 @@ impl PaymentService {
                 "payment_key: Toss's record of this key is about another order",
             ));
         }
+        // This very read of Toss's record contradicted ours (a flag set earlier changes nothing
+        // here: a retry of a flagged payment in flight answers as any other).
+        let contradicted = matches!(adopted.verdict, Verdict::Contradiction(_));
         let payment = adopted.payment;
         // Approved by this attempt, or this attempt still in flight.
         let approved = attempt.approved(&payment);
@@ -269,7 +272,7 @@ impl PaymentService {
             PaymentStatus::WaitingForDeposit if in_flight => {
                 Ok(ConfirmOutcome::AwaitingDeposit(payment))
             }
-            PaymentStatus::InProgress if payment.needs_review => Err(AppError::PgResponseMismatch),
+            PaymentStatus::InProgress if contradicted => Err(AppError::PgResponseMismatch),
             PaymentStatus::InProgress if in_flight => Ok(ConfirmOutcome::Unsettled(payment)),
             PaymentStatus::Pending => match payment.failure {
                 Some(failure) => Err(AppError::PgDeclined {

@@ -170,9 +170,6 @@ impl PaymentService {
     ) -> Result<CancelOutcome, AppError> {
         match payment.status {
             PaymentStatus::Cancelled => Ok(CancelOutcome::Cancelled(payment)),
-            PaymentStatus::WaitingForDeposit if payment.needs_review => {
-                Err(AppError::PgResponseMismatch)
-            }
             PaymentStatus::WaitingForDeposit => match declined {
                 Some((code, message)) => Err(AppError::PgDeclined {
                     code,

@@ -221,8 +221,8 @@ impl PaymentService {
     /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
     /// reconciler. The lease makes sure only one of many retries does.
     pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
-        let due =
-            !payment.needs_review && payment.next_reconcile_at.is_some_and(|at| at <= Utc::now());
+        // A review flag is a note for a person: it never keeps an attempt from being settled.
+        let due = payment.next_reconcile_at.is_none_or(|at| at <= Utc::now());
         if due
             && self
                 .store
@@ -230,9 +230,6 @@ impl PaymentService {
                 .await?
         {
             return self.settle(payment, true).await;
-        }
-        if payment.needs_review {
-            return Err(AppError::PgResponseMismatch);
         }
         Ok(ConfirmOutcome::Unsettled(payment))
     }

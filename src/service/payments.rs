@@ -83,8 +83,7 @@ impl PaymentService {
     pub async fn get(&self, id: PaymentId) -> Result<Payment, AppError> {
         let payment = self.find(id).await?;
         if payment.status == PaymentStatus::InProgress
-            && !payment.needs_review
-            && payment.next_reconcile_at.is_some_and(|at| at <= Utc::now())
+            && payment.next_reconcile_at.is_none_or(|at| at <= Utc::now())
         {
             self.reconcile_now.notify_one();
         }

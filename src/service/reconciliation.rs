@@ -3,9 +3,14 @@
 //! A run streams Toss's transactions (`startingAfter` paging) and settlements (`page` paging)
 //! page by page into staging tables, then compares them with our payments and refunds in SQL
 //! (`Store::compare`): memory stays bounded by one page whatever the size of the day. Every
-//! payment a discrepancy names is set aside for review (`PaymentUpdate::SetAside`), once per
+//! payment a discrepancy names is flagged for review (`PaymentUpdate::SetAside`), once per
 //! discrepancy and date; the review route's `resync` then adopts Toss's record through
 //! `adopt::decide`. There is one run per date: running a date again replaces its result.
+//!
+//! A flag is a note for a person, never a stop sign: a payment still in flight goes on being
+//! settled (a virtual account is read back at once), and once its adopted record no longer
+//! disagrees with what the run found, the flag is cleared, kept as a review by `system`
+//! ([`clear_resolved_flag`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunSummary, RunTrigger, kst_day_bounds,
     today_kst,
 };
-use crate::domain::{PaymentId, PaymentUpdate};
+use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
 use crate::error::AppError;
 use crate::gateway::Books;
 use crate::store::{Claimed, Store, StoreError, Target};
@@ -330,14 +335,43 @@ impl Reconciliation {
                     continue;
                 }
                 let reason = reason(date, found);
-                self.store
+                let Some(flagged) = self
+                    .store
                     .update_payment(
                         Target::from(payment_id),
                         &PaymentUpdate::SetAside { reason },
                         None,
                     )
-                    .await?;
+                    .await?
+                else {
+                    continue;
+                };
                 tracing::warn!(%payment_id, %date, kind = found.kind.as_str(), "reconciliation: payment set aside for review");
+                let in_flight = match flagged.status {
+                    PaymentStatus::InProgress => true,
+                    PaymentStatus::WaitingForDeposit => flagged.cancel_reason.is_none(),
+                    PaymentStatus::Pending
+                    | PaymentStatus::Completed
+                    | PaymentStatus::PartialRefund
+                    | PaymentStatus::Refunded
+                    | PaymentStatus::Failed
+                    | PaymentStatus::Cancelled => false,
+                };
+                if in_flight {
+                    // Toss's books show it decided (an approval whose reply or callback was
+                    // lost): read it back now rather than at the pace of retries or deposits.
+                    // Toss's record being decided, nothing is sent again by it.
+                    let now = PaymentUpdate::Reschedule {
+                        at: Utc::now(),
+                        secret: None,
+                    };
+                    self.store
+                        .update_payment(Target::attempt(&flagged), &now, None)
+                        .await?;
+                }
+                // Settled meanwhile (the comparison saw it in flight)? Then the flag goes.
+                let refunds = self.store.refunds_of(payment_id).await?;
+                clear_resolved_flag(&self.store, &flagged, &refunds).await?;
             }
         }
         Ok(())
@@ -383,6 +417,66 @@ fn due(now: DateTime<Utc>, daily_at: NaiveTime) -> Option<NaiveDate> {
     (local.time() >= daily_at).then(|| local.date_naive().pred_opt())?
 }
 
+/// The date of the run that flagged a payment with `reason` (as [`reason`] writes it).
+fn flag_date(reason: &str) -> Option<NaiveDate> {
+    let rest = reason.strip_prefix("reconciliation of ")?;
+    NaiveDate::parse_from_str(rest.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// Clears `payment`'s review flag when a reconciliation run set it and nothing that run found
+/// about the payment holds any more against it and its `refunds` as they are now (say, the
+/// run saw Toss's approval while the payment was `IN_PROGRESS`, and the read-back since adopted
+/// it). The clearing is kept as a review (`resync` by `system`). A flag set for anything else,
+/// or since, stays. Returns the payment as cleared.
+pub(crate) async fn clear_resolved_flag(
+    store: &Store,
+    payment: &Payment,
+    refunds: &[Refund],
+) -> Result<Option<Payment>, StoreError> {
+    let Some(reason) = payment
+        .review_reason
+        .as_deref()
+        .filter(|_| payment.needs_review)
+    else {
+        return Ok(None);
+    };
+    let Some(date) = flag_date(reason) else {
+        return Ok(None);
+    };
+    let Some(run) = store.run_of_date(date).await? else {
+        return Ok(None);
+    };
+    let found = store.discrepancies_naming(&run.id, payment.id).await?;
+    let Some(flagged_by) = found.iter().find(|d| self::reason(date, d) == reason) else {
+        return Ok(None);
+    };
+    if found.iter().any(|d| d.holds(payment, refunds)) {
+        return Ok(None);
+    }
+    let review = Review {
+        id: uuid::Uuid::now_v7().to_string(),
+        payment_id: payment.id,
+        action: super::review::ReviewAction::Resync.as_str().to_owned(),
+        note: format!(
+            "cleared by the service: Toss's record, adopted since, agrees with what \
+             reconciliation of {date} found ({} of transaction {})",
+            flagged_by.kind.as_str(),
+            flagged_by.transaction_key.as_deref().unwrap_or("-"),
+        ),
+        reviewer: "system".to_owned(),
+        outcome: format!(
+            "flag cleared: {} with {} KRW refunded",
+            payment.status, payment.refunded_amount_krw
+        ),
+        created_at: Utc::now(),
+    };
+    let cleared = store.clear_review_of(payment.id, reason, &review).await?;
+    if cleared.is_some() {
+        tracing::info!(payment_id = %payment.id, %date, kind = flagged_by.kind.as_str(), "reconciliation: flag cleared, the payment no longer disagrees");
+    }
+    Ok(cleared)
+}
+
 fn reason(date: NaiveDate, found: &Discrepancy) -> String {
     let what = match found.kind {
         DiscrepancyKind::MissingHere => "Toss has a transaction this service has no record of",
@@ -401,6 +495,26 @@ fn reason(date: NaiveDate, found: &Discrepancy) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_flags_reason_names_its_runs_date() {
+        let date = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let found = Discrepancy {
+            kind: DiscrepancyKind::StatusMismatch,
+            order_id: Some("order-1".into()),
+            payment_key: Some("pk_1".into()),
+            transaction_key: Some("tx_1".into()),
+            payment_id: None,
+            ours: None,
+            theirs: None,
+        };
+        assert_eq!(flag_date(&reason(date, &found)), Some(date));
+        assert_eq!(
+            flag_date("Toss's totalAmount 100 differs from ours 10000"),
+            None
+        );
+        assert_eq!(flag_date("reconciliation of yesterday"), None);
+    }
 
     #[test]
     fn the_schedule_runs_yesterday_once_daily_at_has_passed_in_korea() {

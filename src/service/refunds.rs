@@ -447,7 +447,10 @@ impl PaymentService {
                     .await?;
                 self.store.free_cancel_slot(payment.id, refund.id).await?;
                 if let Verdict::Contradiction(_) = adopted.verdict {
-                    self.store.unschedule_refund(refund.id).await?;
+                    // Flagged for a person, but still looked at again: a flag never stops it.
+                    self.store
+                        .schedule_refund(refund.id, self.backoff(refund.reconcile_attempts))
+                        .await?;
                     return Ok(done(Err(AppError::PgResponseMismatch)));
                 }
                 if adopted
@@ -591,7 +594,8 @@ impl PaymentService {
         };
         if let Verdict::Contradiction(_) = adopted.verdict {
             let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
-            let _ = self.store.unschedule_refund(refund.id).await;
+            let at = self.backoff(refund.reconcile_attempts);
+            let _ = self.store.schedule_refund(refund.id, at).await;
             return done(Err(AppError::PgResponseMismatch));
         }
         let still_pending = adopted
@@ -651,7 +655,6 @@ impl PaymentService {
         let payment = self.find(refund.payment_id).await?;
         match refund.status {
             RefundStatus::Completed => Ok(RefundOutcome::Completed { refund, payment }),
-            RefundStatus::Pending if payment.needs_review => Err(AppError::PgResponseMismatch),
             RefundStatus::Pending => Ok(RefundOutcome::Unsettled { refund, payment }),
             RefundStatus::Failed => {
                 let failure = refund.failure.unwrap_or(Failure {
@@ -837,6 +840,8 @@ mod tests {
             secret: None,
             last_transaction_key: None,
             approved_at: approved.then(Utc::now),
+            tax_free_amount: None,
+            deposit_expired: false,
             cancels: Vec::new(),
             failure: None,
             details: Default::default(),

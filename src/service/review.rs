@@ -42,7 +42,8 @@ impl PaymentService {
             ReviewAction::Dismiss => "flag cleared; nothing else changed".to_owned(),
             ReviewAction::Resync => {
                 let record = self.read_record(&payment).await?;
-                let adopted = self.adopt_record(payment.id, &record, None).await?;
+                // The person's review clears the flag (below), not the service.
+                let adopted = self.adopt_only(payment.id, &record, None).await?;
                 if let Verdict::Contradiction(reason) = adopted.verdict {
                     let outcome = format!("Toss's record still contradicts ours: {reason}");
                     self.store

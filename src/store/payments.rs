@@ -348,8 +348,13 @@ impl Store {
     pub async fn payments_due(&self, now: DateTime<Utc>, limit: u64) -> StoreResult<Vec<Payment>> {
         payment::Entity::find()
             .filter(Column::Status.is_in(UNSETTLED.iter().map(|s| s.as_str())))
-            .filter(Column::NeedsReview.eq(false))
-            .filter(Column::NextReconcileAt.lte(now))
+            // A review flag never keeps a payment in flight from being settled; one without a
+            // next look (set aside by an earlier version) is due at once.
+            .filter(
+                Column::NextReconcileAt
+                    .lte(now)
+                    .or(Column::NextReconcileAt.is_null()),
+            )
             .order_by_asc(Column::NextReconcileAt)
             .limit(limit)
             .all(&self.db)

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
 use super::{Store, StoreError, StoreResult};
+use crate::domain::PaymentId;
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
@@ -199,6 +200,23 @@ impl Store {
             .await?
             .into_iter()
             .map(StoredDiscrepancy::try_from)
+            .collect()
+    }
+
+    /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
+    pub async fn discrepancies_naming(
+        &self,
+        run_id: &str,
+        payment_id: PaymentId,
+    ) -> StoreResult<Vec<Discrepancy>> {
+        discrepancy::Entity::find()
+            .filter(discrepancy::Column::RunId.eq(run_id))
+            .filter(discrepancy::Column::PaymentId.eq(payment_id.to_string()))
+            .order_by_asc(discrepancy::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| StoredDiscrepancy::try_from(row).map(|stored| stored.discrepancy))
             .collect()
     }
 

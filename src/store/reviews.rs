@@ -19,17 +19,38 @@ impl Store {
         payment_id: PaymentId,
         review: &Review,
     ) -> StoreResult<Option<Payment>> {
+        self.clear_review(payment_id, None, review).await
+    }
+
+    /// Clears `payment_id`'s review flag and keeps `review` only if it is still flagged for
+    /// exactly `reason` (a flag set since for something else stays). `None` otherwise.
+    pub async fn clear_review_of(
+        &self,
+        payment_id: PaymentId,
+        reason: &str,
+        review: &Review,
+    ) -> StoreResult<Option<Payment>> {
+        self.clear_review(payment_id, Some(reason), review).await
+    }
+
+    async fn clear_review(
+        &self,
+        payment_id: PaymentId,
+        reason: Option<&str>,
+        review: &Review,
+    ) -> StoreResult<Option<Payment>> {
         let txn = self.db.begin().await?;
         let now = Utc::now();
-        let cleared = payment::Entity::update_many()
+        let mut clear = payment::Entity::update_many()
             .col_expr(payment::Column::NeedsReview, Expr::value(false))
             .col_expr(payment::Column::ReviewReason, Expr::value(None::<String>))
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(payment_id.to_string()))
-            .filter(payment::Column::NeedsReview.eq(true))
-            .exec_with_returning(&txn)
-            .await?
-            .pop();
+            .filter(payment::Column::NeedsReview.eq(true));
+        if let Some(reason) = reason {
+            clear = clear.filter(payment::Column::ReviewReason.eq(reason));
+        }
+        let cleared = clear.exec_with_returning(&txn).await?.pop();
         let Some(row) = cleared else {
             txn.rollback().await?;
             return Ok(None);

@@ -3,17 +3,24 @@
 //! lost replies, timeouts, dashboard cancels, webhooks in any order and restarts of the service.
 //! Some orders are paid by virtual account: deposits (announced or not), expiries and cancels of
 //! unpaid orders race the rest; others are subscription renewals charged with a billing key,
-//! under the same faults. Once everything has settled:
+//! under the same faults. Strangers post junk `paymentKey`s for real orders (with guessable
+//! `Idempotency-Key`s the buyers use too), and reconciliation runs of the day start in the middle.
+//! Once everything has settled (nothing may stay in flight):
 //! - every payment's status and refunded amount are Toss's (`CANCELLED` only when we cancelled
 //!   it and nobody paid; `WAITING_FOR_DEPOSIT` while Toss still waits for the deposit);
 //! - Toss approved at most one attempt of each order (each `paymentKey` at most once);
 //! - Toss's cancels and our completed refunds match one to one and add up to the same amount;
-//! - every money state change has exactly one event.
+//! - every money state change has exactly one event;
+//! - no junk key left a trace (no failure, no event) and no buyer's request was answered 422
+//!   `IDEMPOTENCY_KEY_REUSED`;
+//! - every refund answered 200 or 202 is listed, and none is still `PENDING`;
+//! - a reconciliation run of the day, once everything settled, finds no discrepancy.
 //!
 //! Reproducible: `INVARIANT_SEED` picks the history (printed on failure), `INVARIANT_PAYMENTS`
 //! how many payments (CI runs a few; run more on demand, e.g.
 //! `INVARIANT_PAYMENTS=200 cargo test --test api invariant`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -48,6 +55,9 @@ struct Sent {
     key: String,
     auth: bool,
 }
+
+/// The refunds each payment was answered (200 or 202) with: all of them must stay listed.
+type Answered = BTreeMap<String, BTreeSet<String>>;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -88,6 +98,7 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
         }
     }
     let mut sent: Vec<Sent> = Vec::new();
+    let mut answered = Answered::new();
     for step in 0..payments * 14 {
         let order = &mut orders[rng.random_range(0..payments)];
         match rng.random_range(0..100) {
@@ -105,31 +116,42 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
                 ))
                 .await;
             }
-            36..=55 => refund(&app, &mut rng, order, &mut sent, step).await,
+            36..=53 => refund(&app, &mut rng, order, &mut sent, &mut answered, step).await,
+            54..=55 => junk_confirm(&app, &mut rng, order, step).await,
             56..=62 => dashboard_cancel(&app, &mut rng, order),
             63..=70 => webhook(&app, &mut rng, order).await,
             71..=74 => account_event(&app, &mut rng, order).await,
             75..=76 => cancel(&app, &mut rng, order, &mut sent, step).await,
-            77..=86 => {
+            77..=84 => {
                 app.service.reconcile_once().await.unwrap();
+            }
+            85..=86 => {
+                // A run of the day in the middle of everything: what it flags must never
+                // keep anything in flight from settling.
+                let reply = app
+                    .post("/reconciliation/runs", json!({"date": kst_today()}))
+                    .await;
+                assert!(reply.status.as_u16() < 500, "{}", reply.text);
             }
             87..=90 => app.restart().await,
             _ => {
                 if !sent.is_empty() {
                     let again = sent[rng.random_range(0..sent.len())].clone();
-                    post(&app, &again).await;
+                    let reply = post(&app, &again).await;
+                    note_refund(&mut answered, &again, &reply);
                 }
             }
         }
     }
-    settle(&app, &orders).await;
+    settle(&app, &orders, seed).await;
     for order in &orders {
-        check(&app, order, seed).await;
+        check(&app, order, &answered, seed).await;
     }
+    final_run_finds_nothing(&app, seed).await;
     app.stop().await;
 }
 
-async fn post(app: &TestApp, request: &Sent) -> StatusCode {
+async fn post(app: &TestApp, request: &Sent) -> crate::helpers::Reply {
     let mut builder = app
         .client
         .request(Method::POST, format!("{}{}", app.address, request.path))
@@ -146,7 +168,54 @@ async fn post(app: &TestApp, request: &Sent) -> StatusCode {
         reply.status,
         reply.text
     );
-    reply.status
+    // Every key is used with one body only: a 422 for reuse means someone else's request
+    // (a stranger's) took the key.
+    assert_ne!(
+        reply.body["code"], "IDEMPOTENCY_KEY_REUSED",
+        "{} under {}: {}",
+        request.path, request.key, reply.text
+    );
+    reply
+}
+
+/// Notes the refund a refund request was answered with (200 or 202).
+fn note_refund(answered: &mut Answered, request: &Sent, reply: &crate::helpers::Reply) {
+    if !request.path.ends_with("/refund")
+        || !matches!(reply.status, StatusCode::OK | StatusCode::ACCEPTED)
+    {
+        return;
+    }
+    let payment_id = request.path.split('/').nth(2).unwrap().to_owned();
+    let refund_id = reply.body["refund_id"].as_str().unwrap().to_owned();
+    answered.entry(payment_id).or_default().insert(refund_id);
+}
+
+/// A stranger who knows the order id posts a key Toss never issued, under a key the buyers
+/// use too (the buyer's requests are keyed by step; the stranger guesses the next ones).
+async fn junk_confirm(app: &TestApp, rng: &mut StdRng, order: &Order, step: usize) {
+    let guess = step + rng.random_range(1..=3);
+    let idempotency_key = if rng.random_bool(0.5) {
+        format!("idem-confirm-{guess}")
+    } else {
+        format!("idem-refund-{guess}")
+    };
+    let junk = format!("junk_{}", rng.random::<u64>());
+    let reply = into_reply(
+        app.client
+            .post(format!("{}/payments/confirm", app.address))
+            .header("idempotency-key", idempotency_key)
+            .json(&json!({"order_id": order.order_id, "payment_key": junk}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        reply.status.is_client_error() || reply.status == StatusCode::SERVICE_UNAVAILABLE,
+        "a junk key: {} {}",
+        reply.status,
+        reply.text
+    );
 }
 
 /// Which of Toss's calls a fault stands in front of.
@@ -275,7 +344,14 @@ async fn success_redirect(app: &TestApp, rng: &mut StdRng, order: &mut Order) {
     assert!(reply.status.as_u16() < 500, "{}", reply.text);
 }
 
-async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<Sent>, step: usize) {
+async fn refund(
+    app: &TestApp,
+    rng: &mut StdRng,
+    order: &Order,
+    sent: &mut Vec<Sent>,
+    answered: &mut Answered,
+    step: usize,
+) {
     fault(app, rng, Call::Cancel).await;
     let mut body = json!({"reason": format!("refund at step {step}")});
     if order.virtual_account {
@@ -291,13 +367,16 @@ async fn refund(app: &TestApp, rng: &mut StdRng, order: &Order, sent: &mut Vec<S
         key: format!("idem-refund-{step}"),
         auth: true,
     };
-    if rng.random_bool(0.6) {
-        post(app, &request).await;
-        sent.push(request);
+    let reply = if rng.random_bool(0.6) {
+        let reply = post(app, &request).await;
+        sent.push(request.clone());
+        reply
     } else {
         let reply = app.post(&request.path, request.body.clone()).await;
         assert!(reply.status.as_u16() < 500, "{}", reply.text);
-    }
+        reply
+    };
+    note_refund(answered, &request, &reply);
 }
 
 /// The buyer's card, registered for subscriptions: a billing key of `u-1` (every order's user).
@@ -399,7 +478,14 @@ async fn account_event(app: &TestApp, rng: &mut StdRng, order: &Order) {
             );
         }
     } else {
+        // Its due date passes: Toss keeps it waiting (expired) and sends nothing; the time the
+        // service set to read it back at its due date has come.
         app.toss.expire(key);
+        app.execute_sql(
+            "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2 AND status = 'WAITING_FOR_DEPOSIT'",
+            vec![chrono::Utc::now().into(), order.payment_id.clone().into()],
+        )
+        .await;
     }
 }
 
@@ -456,7 +542,7 @@ async fn deliver_status(app: &TestApp, order: &Order, key: &str, transmission: &
 
 /// Lets the reconciler finish everything unsettled, once Toss's webhooks (which Toss retries
 /// for days) have all got through: a dashboard cancel reaches us only that way.
-async fn settle(app: &TestApp, orders: &[Order]) {
+async fn settle(app: &TestApp, orders: &[Order], seed: u64) {
     for order in orders {
         // Toss sends none for a billing approval, but does for a cancel of it.
         for payment in toss_payments(app, order) {
@@ -464,9 +550,10 @@ async fn settle(app: &TestApp, orders: &[Order]) {
             deliver_status(app, order, key, &format!("whtrans_final_{key}")).await;
         }
     }
+    let mut in_flight = Vec::new();
     for _ in 0..60 {
         app.service.reconcile_once().await.unwrap();
-        let mut unsettled = false;
+        in_flight.clear();
         for order in orders {
             let payment = app.payment(&order.payment_id).await;
             let refunds = app
@@ -475,31 +562,71 @@ async fn settle(app: &TestApp, orders: &[Order]) {
             let toss_waits = order.keys.iter().any(|key| {
                 app.toss
                     .payment(key)
-                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT")
+                    .is_some_and(|p| p.status == "WAITING_FOR_DEPOSIT" && !p.deposit_expired())
             });
             // A cancel of an account asked for and not yet carried out is re-sent.
-            unsettled |= (payment["status"] == "WAITING_FOR_DEPOSIT") != toss_waits;
-            unsettled |= payment["status"] == "IN_PROGRESS"
+            let unsettled = (payment["status"] == "WAITING_FOR_DEPOSIT") != toss_waits
+                || payment["status"] == "IN_PROGRESS"
                 || refunds.body["refunds"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .any(|r| r["status"] == "PENDING");
+            if unsettled {
+                in_flight.push(format!("{}: {payment}", order.order_id));
+            }
         }
-        if !unsettled {
+        if in_flight.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    panic!("still in flight after settling (INVARIANT_SEED={seed}): {in_flight:#?}");
 }
 
-async fn check(app: &TestApp, order: &Order, seed: u64) {
+/// Once everything settled, a run of the day matches every Toss transaction to our books.
+async fn final_run_finds_nothing(app: &TestApp, seed: u64) {
+    // Runs started in the middle may still be going: the day's run is one row.
+    let mut run = Value::Null;
+    for _ in 0..400 {
+        let started = app
+            .post("/reconciliation/runs", json!({"date": kst_today()}))
+            .await;
+        if started.status == StatusCode::ACCEPTED {
+            run = started.body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = run["run_id"].as_str().expect("a run of the day starts").to_owned();
+    for _ in 0..400 {
+        run = app.get(&format!("/reconciliation/runs/{id}")).await.body;
+        if run["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(run["status"], "COMPLETED", "INVARIANT_SEED={seed}: {run}");
+    assert_eq!(
+        run["summary"]["discrepancies"], 0,
+        "INVARIANT_SEED={seed}: {run:#}"
+    );
+}
+
+fn kst_today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(9 * 3600).unwrap())
+        .date_naive()
+        .to_string()
+}
+
+async fn check(app: &TestApp, order: &Order, answered: &Answered, seed: u64) {
     let at = format!("order {} (INVARIANT_SEED={seed})", order.order_id);
     let paid: Vec<_> = toss_payments(app, order)
         .into_iter()
         .filter(|p| matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED" | "CANCELED"))
-        // An account cancelled before its deposit was never paid.
-        .filter(|p| !(p.virtual_account && p.cancels.is_empty() && p.status == "CANCELED"))
+        // An account cancelled before its deposit was never paid (approvedAt null, §4).
+        .filter(|p| !(p.virtual_account && p.approved_at.is_none() && p.status == "CANCELED"))
         .collect();
     assert!(
         paid.len() <= 1,
@@ -585,4 +712,22 @@ async fn check(app: &TestApp, order: &Order, seed: u64) {
     }
     let failed = refunds.iter().filter(|r| r["status"] == "FAILED").count();
     assert_eq!(count("refund.failed"), failed, "{at}");
+    let listed: BTreeSet<&str> = refunds
+        .iter()
+        .filter_map(|r| r["refund_id"].as_str())
+        .collect();
+    for refund_id in answered.get(&order.payment_id).into_iter().flatten() {
+        assert!(
+            listed.contains(refund_id.as_str()),
+            "{at}: refund {refund_id} was answered and is not listed: {refunds:?}"
+        );
+    }
+    // A key Toss never issued leaves nothing behind.
+    for event in events.iter().filter(|e| e["event_type"] == "payment.failed") {
+        let code = event["payload"]["error_code"].as_str().unwrap_or_default();
+        assert!(
+            !code.starts_with("NOT_FOUND_PAYMENT"),
+            "{at}: a junk key failed the order: {event}"
+        );
+    }
 }

@@ -5,12 +5,16 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app, spawn_impatient};
+use crate::helpers::{
+    API_KEY, Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_impatient, spawn_with,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
     virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_account,
     an_expired_virtual_account_goes_back_to_pending,
+    an_account_past_its_due_date_is_read_back_and_released_within_a_minute,
+    tosss_tax_free_amount_is_taken_flagged_and_split_by_refunds,
     a_virtual_account_cancelled_at_toss_by_someone_else_goes_back_to_pending,
     a_virtual_account_is_cancelled_before_its_deposit,
     a_cancel_whose_answer_is_lost_is_finished_by_the_reconciler,
@@ -44,10 +48,25 @@ async fn create(app: &TestApp, order_id: &str, amount: i64, tax_free: Option<i64
     reply.body["payment_id"].as_str().unwrap().to_owned()
 }
 
-/// A payment whose buyer chose a virtual account: the confirm issues it.
+/// A payment whose buyer chose a virtual account: the confirm issues it, due (KST) at
+/// [`DUE_DATE`].
 async fn issued(app: &TestApp, order_id: &str, key: &str, amount: i64) -> (String, Reply) {
+    issued_due(app, order_id, key, amount, DUE_DATE).await
+}
+
+/// A virtual account's due date far away, as Toss writes it (KST, no offset).
+const DUE_DATE: &str = "2099-12-08T23:59:59";
+
+async fn issued_due(
+    app: &TestApp,
+    order_id: &str,
+    key: &str,
+    amount: i64,
+    due: &str,
+) -> (String, Reply) {
     let id = create(app, order_id, amount, None).await;
     app.toss.authenticate_virtual_account(key, order_id, amount);
+    app.toss.set_due_date(key, due);
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -107,7 +126,7 @@ async fn virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_accou
     assert_eq!(answer["virtual_account"]["customer_name"], "박토스");
     assert_eq!(
         answer["virtual_account"]["due_date"],
-        "2026-12-08T14:59:59.000Z"
+        "2099-12-08T14:59:59.000Z"
     );
     assert_eq!(answer["pg_method"], "가상계좌");
     assert!(answer.get("user_id").is_none() && answer.get("subscription_id").is_none());
@@ -202,16 +221,18 @@ async fn virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_accou
 async fn an_expired_virtual_account_goes_back_to_pending(backend: Backend) {
     let app = spawn_app(backend).await;
     let (id, _) = issued(&app, "order_va_000002", "pk_va2", 20000).await;
+    // Past its due date Toss keeps the account WAITING_FOR_DEPOSIT, `expired`, and sends
+    // nothing (§4): only reading it back tells.
     app.toss.expire("pk_va2");
+    let at_toss = crate::fake_toss::to_json(&app.toss.payment("pk_va2").unwrap());
+    assert_eq!(at_toss["status"], "WAITING_FOR_DEPOSIT");
+    assert_eq!(at_toss["virtualAccount"]["expired"], true);
     due_now(&app, &id).await;
     app.service.reconcile_once().await.unwrap();
     let expired = app.payment(&id).await;
     assert_eq!(expired["status"], "PENDING", "{expired}");
     let code = expired["failure"]["code"].as_str().unwrap();
-    assert!(
-        ["EXPIRED_PAYMENT", "VIRTUAL_ACCOUNT_EXPIRED"].contains(&code),
-        "{code}"
-    );
+    assert_eq!(code, "VIRTUAL_ACCOUNT_EXPIRED");
     assert_eq!(expired["virtual_account"]["bank_code"], "20", "kept");
     let events = app.events_of(&id).await;
     assert_eq!(
@@ -233,12 +254,72 @@ async fn an_expired_virtual_account_goes_back_to_pending(backend: Backend) {
     app.stop().await;
 }
 
+/// Toss sends nothing when an account's due date passes (defect 10): the service reads it back
+/// at its due date and, within 60 s of it, gives the order back with why.
+async fn an_account_past_its_due_date_is_read_back_and_released_within_a_minute(backend: Backend) {
+    let app = spawn_with(
+        backend,
+        Options {
+            reconciler: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let due_kst = ::fake_toss::due_date_of(due);
+    let (id, reply) = issued_due(&app, "order_va_000010", "pk_va10", 20000, &due_kst).await;
+    assert_eq!(reply.body["status"], "WAITING_FOR_DEPOSIT");
+    let mut released = Value::Null;
+    while chrono::Utc::now() < due + chrono::Duration::seconds(45) {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let payment = app.payment(&id).await;
+        if payment["status"] != "WAITING_FOR_DEPOSIT" {
+            released = payment;
+            break;
+        }
+    }
+    let late = chrono::Utc::now() - due;
+    assert_eq!(
+        released["status"], "PENDING",
+        "still waiting {late} after its due date"
+    );
+    assert!(late < chrono::Duration::seconds(60), "{late}");
+    assert_eq!(released["failure"]["code"], "VIRTUAL_ACCOUNT_EXPIRED");
+    let at_toss = crate::fake_toss::to_json(&app.toss.payment("pk_va10").unwrap());
+    assert_eq!(
+        at_toss["status"], "WAITING_FOR_DEPOSIT",
+        "Toss never says EXPIRED"
+    );
+    let events = app.events_of(&id).await;
+    assert_eq!(
+        event_types(&events),
+        ["payment.waiting_for_deposit", "payment.failed"]
+    );
+    assert_eq!(
+        events[1]["payload"]["error_code"],
+        "VIRTUAL_ACCOUNT_EXPIRED"
+    );
+    let attempts = app.get(&format!("/payments/{id}/attempts")).await;
+    assert_eq!(
+        attempts.body["attempts"][0]["status"], "EXPIRED",
+        "{}",
+        attempts.text
+    );
+    // A deposit can no longer arrive.
+    assert!(!app.toss.deposit("pk_va10"));
+    app.stop().await;
+}
+
 async fn a_virtual_account_cancelled_at_toss_by_someone_else_goes_back_to_pending(
     backend: Backend,
 ) {
     let app = spawn_app(backend).await;
     let (id, _) = issued(&app, "order_va_000003", "pk_va3", 20000).await;
-    app.toss.set_status("pk_va3", "CANCELED");
+    // Cancelled in Toss's dashboard: CANCELED, the cancel listed, approvedAt null (§4).
+    app.toss.cancel_in_dashboard("pk_va3", 20000);
+    let at_toss = crate::fake_toss::to_json(&app.toss.payment("pk_va3").unwrap());
+    assert_eq!(at_toss["cancels"][0]["cancelAmount"], 20000);
+    assert_eq!(at_toss["approvedAt"], Value::Null);
     let webhook = json!({
         "eventType": "PAYMENT_STATUS_CHANGED",
         "createdAt": "2026-12-01T10:00:00.000000",
@@ -251,10 +332,13 @@ async fn a_virtual_account_cancelled_at_toss_by_someone_else_goes_back_to_pendin
         "not CANCELLED: we did not ask"
     );
     assert_eq!(payment["failure"]["code"], "VIRTUAL_ACCOUNT_CANCELLED");
+    assert_eq!(payment["refunded_amount_krw"], 0, "nothing was paid");
     assert_eq!(
         event_types(&app.events_of(&id).await),
         ["payment.waiting_for_deposit", "payment.failed"]
     );
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(refunds.body["refunds"], json!([]));
     app.stop().await;
 }
 
@@ -273,7 +357,14 @@ async fn a_virtual_account_is_cancelled_before_its_deposit(backend: Backend) {
         json!({"cancelReason": "order withdrawn", "refundableAmount": 25000}),
         "no amount, no refund account; the balance it expects, as every cancel"
     );
-    assert_eq!(app.toss.payment("pk_va4").unwrap().status, "CANCELED");
+    // Toss lists its cancel like any other, but never approved it (§4): nothing was refunded.
+    let at_toss = crate::fake_toss::to_json(&app.toss.payment("pk_va4").unwrap());
+    assert_eq!(at_toss["status"], "CANCELED");
+    assert_eq!(at_toss["cancels"][0]["cancelAmount"], 25000);
+    assert_eq!(at_toss["approvedAt"], Value::Null);
+    assert_eq!(reply.body["refunded_amount_krw"], 0);
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+    assert_eq!(refunds.body["refunds"], json!([]));
     let events = app.events_of(&id).await;
     assert_eq!(
         event_types(&events),
@@ -741,6 +832,55 @@ async fn sent_tax_free(app: &TestApp, key: &str) -> Vec<Value> {
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["taxFreeAmount"].clone())
         .collect()
+}
+
+/// Toss's tax-free amount is Toss's (defect 8): the payment window fixed it, not our create.
+/// When the approved record's differs from ours, the payment takes Toss's, is flagged with why,
+/// and refunds split what Toss holds.
+async fn tosss_tax_free_amount_is_taken_flagged_and_split_by_refunds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let id = create(&app, "order_tf_000010", 10000, Some(1000)).await;
+    app.toss.authenticate("pk_tf10", "order_tf_000010", 10000);
+    app.toss.set_tax_free("pk_tf10", 3000);
+    let reply = app
+        .post_public(
+            "/payments/confirm",
+            json!({"order_id": "order_tf_000010", "payment_key": "pk_tf10"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED");
+    let paid = app.payment(&id).await;
+    assert_eq!(paid["tax_free_amount_krw"], 3000, "{paid}");
+    assert_eq!(paid["needs_review"], true);
+    let reason = paid["review_reason"].as_str().unwrap();
+    assert!(reason.contains("taxFreeAmount 3000"), "{reason}");
+    assert_eq!(
+        event_types(&app.events_of(&id).await),
+        ["payment.completed"]
+    );
+    // Refunds split Toss's tax-free amount, pro rata, and Toss takes them all.
+    for amount in [5000, 5000] {
+        let reply = refund(
+            &app,
+            &id,
+            json!({"reason": "split", "refund_amount_krw": amount}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert_eq!(reply.body["status"], "COMPLETED", "{}", reply.text);
+    }
+    assert_eq!(
+        sent_tax_free(&app, "pk_tf10").await,
+        [json!(1500), json!(1500)]
+    );
+    assert_eq!(
+        app.toss.payment("pk_tf10").unwrap().tax_free,
+        0,
+        "Toss agrees"
+    );
+    assert_eq!(app.payment(&id).await["status"], "REFUNDED");
+    app.stop().await;
 }
 
 async fn refunds_take_the_tax_free_amount_pro_rata(backend: Backend) {

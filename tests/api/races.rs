@@ -393,8 +393,18 @@ async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
     assert_eq!(payment["status"], "IN_PROGRESS", "never silently completed");
     assert_eq!(payment["needs_review"], true);
     assert!(app.events_of(id).await.is_empty());
-    // Left for a person: the reconciler does not touch it, retries do not re-confirm.
+    // Flagged for a person, but a flag never stops the engine: the reconciler goes on reading
+    // Toss back. Toss has no record of the key, so the claim is released (nothing recorded).
     app.service.reconcile_once().await.unwrap();
+    assert!(
+        !app.toss_requests("GET", "/v1/payments/pk_liar")
+            .await
+            .is_empty()
+    );
+    let released = app.payment(id).await;
+    assert_eq!(released["status"], "PENDING", "{released}");
+    assert_eq!(released["failure"], Value::Null);
+    // A retry is answered as for any payment: its own reply contradicts ours again.
     let again = app
         .post_public(
             "/payments/confirm",
@@ -402,9 +412,10 @@ async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
         )
         .await;
     again.problem(502, "PG_RESPONSE_MISMATCH");
-    assert_eq!(app.confirms_sent().await, 1);
-    assert!(app.toss_requests("GET", "/v1/payments").await.is_empty());
-    assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
+    let payment = app.payment(id).await;
+    assert_eq!(payment["status"], "IN_PROGRESS", "never silently completed");
+    assert_eq!(payment["needs_review"], true, "the note stays for a person");
+    assert!(app.events_of(id).await.is_empty());
     app.stop().await;
 }
 

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::billing::{charge, issued_key, payment_of};
-use crate::helpers::{Backend, Options, TestApp, settings_for, spawn_app, spawn_with};
+use crate::helpers::{
+    Backend, Options, TestApp, into_reply, settings_for, spawn_app, spawn_impatient, spawn_with,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,6 +28,8 @@ on_both_databases!(
     the_command_exits_non_zero_on_discrepancies,
     bad_dates_and_missing_toss_are_refused,
     a_day_reads_the_books_of_both_key_sets,
+    a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled,
+    a_flagged_payments_pending_refund_still_settles,
 );
 
 fn kst_today() -> NaiveDate {
@@ -630,5 +634,187 @@ async fn a_day_reads_the_books_of_both_key_sets(backend: Backend) {
         assert_eq!(keys, expected, "{list} read under both key sets");
     }
     assert_eq!(app.payment(&id).await["needs_review"], false);
+    app.stop().await;
+}
+
+/// Makes the payment's next read-back due now (as time passing would).
+async fn due_now(app: &TestApp, id: &str) {
+    app.execute_sql(
+        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
+        vec![Utc::now().into(), id.into()],
+    )
+    .await;
+}
+
+/// A flag is a note for a person, never a stop sign (defect 1). A run finds Toss's approval
+/// of a card confirm whose reply and read-back were lost (ours `IN_PROGRESS`) and of a deposit
+/// whose callback was lost (ours `WAITING_FOR_DEPOSIT`): both are flagged, neither is frozen.
+/// The confirm's retry answers as for any payment and settles it; the reconciler settles the
+/// deposit; once settled, neither disagrees with the run any more and the flag is cleared, kept
+/// as a review by the system.
+async fn a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A card confirm whose outcome is unknown: Toss answered 500 and shows it unapproved.
+    let card = app.create_payment("order-inflight-1", 12_000).await;
+    let card_id = id_of(&card);
+    app.toss
+        .authenticate("pk_inflight_1", "order-inflight-1", 12_000);
+    app.toss_fails(
+        "POST",
+        "^/v1/payments/confirm$",
+        500,
+        "UNKNOWN_PAYMENT_ERROR",
+        Some(1),
+    )
+    .await;
+    let confirm = json!({"payment_id": card_id, "payment_key": "pk_inflight_1"});
+    let reply = app.post_public("/payments/confirm", confirm.clone()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    // Toss approved it since (a confirm that got there after all).
+    app.toss
+        .approve("pk_inflight_1", "order-inflight-1", 12_000);
+    // A virtual account deposited at Toss; its callback was lost.
+    let va = app
+        .post(
+            "/payments",
+            json!({"user_id": "u-1", "order_id": "order-inflight-2", "amount_krw": 30_000,
+                   "payment_method": "virtual_account"}),
+        )
+        .await;
+    let va_id = id_of(&va.body);
+    app.toss
+        .authenticate_virtual_account("pk_inflight_2", "order-inflight-2", 30_000);
+    let issued = app
+        .post_public(
+            "/payments/confirm",
+            json!({"payment_id": va_id, "payment_key": "pk_inflight_2"}),
+        )
+        .await;
+    assert_eq!(
+        issued.body["status"], "WAITING_FOR_DEPOSIT",
+        "{}",
+        issued.text
+    );
+    assert!(app.toss.deposit("pk_inflight_2"));
+
+    let run = run_day(&app, &today()).await;
+    let found = run["discrepancies"].as_array().unwrap();
+    assert_eq!(found.len(), 2, "{run}");
+    assert!(
+        found.iter().all(|d| d["kind"] == "STATUS_MISMATCH"),
+        "{run}"
+    );
+    for id in [&card_id, &va_id] {
+        let flagged = app.payment(id).await;
+        assert_eq!(flagged["needs_review"], true, "{flagged}");
+        assert!(
+            flagged["review_reason"]
+                .as_str()
+                .unwrap()
+                .contains("STATUS_MISMATCH")
+        );
+    }
+
+    // The buyer's retry answers as for any payment in flight: it reads Toss back and settles.
+    due_now(&app, &card_id).await;
+    let retried = app.post_public("/payments/confirm", confirm).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(retried.body["status"], "COMPLETED");
+    // The reconciler settles the deposit: the run made it due at once.
+    app.service.reconcile_once().await.unwrap();
+    for (id, key) in [(&card_id, "pk_inflight_1"), (&va_id, "pk_inflight_2")] {
+        let settled = app.payment(id).await;
+        assert_eq!(settled["status"], "COMPLETED", "{settled}");
+        assert_eq!(settled["pg_transaction_id"], key);
+        assert_eq!(settled["needs_review"], false, "{settled}");
+        assert_eq!(settled["review_reason"], Value::Null);
+        let events = app.events_of(id).await;
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e["event_type"] == "payment.completed")
+                .count(),
+            1
+        );
+        // How the flag went: a review by the system, kept with the payment's reviews.
+        let reviews = app.get(&format!("/payments/{id}/reviews")).await;
+        let list = reviews.body["reviews"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{}", reviews.text);
+        assert_eq!(list[0]["reviewer"], "system");
+        assert_eq!(list[0]["action"], "resync");
+        assert!(
+            list[0]["note"]
+                .as_str()
+                .unwrap()
+                .contains("STATUS_MISMATCH")
+        );
+    }
+    // The day now reconciles, and nothing is flagged again.
+    let again = run_day(&app, &today()).await;
+    assert_eq!(again["discrepancies"], json!([]), "{again}");
+    let flagged = app.get("/payments?needs_review=true").await;
+    assert_eq!(flagged.body["total_count"], 0, "{}", flagged.text);
+    app.stop().await;
+}
+
+/// A flagged payment's refund whose outcome is unknown is answered 202 like any other and is
+/// settled by the reconciler (defect 1: a `PENDING` refund in flight).
+async fn a_flagged_payments_pending_refund_still_settles(backend: Backend) {
+    let app = spawn_impatient(backend).await;
+    let paid = app
+        .completed_payment("order-flagref-1", 10_000, "pk_flagref_1")
+        .await;
+    let id = id_of(&paid);
+    // Toss's books lack the approval: the run flags the payment.
+    let approval = toss_keys(&app).pop().unwrap();
+    app.toss.forget_transaction(&approval);
+    let run = run_day(&app, &today()).await;
+    assert_eq!(run["discrepancies"][0]["kind"], "MISSING_AT_TOSS", "{run}");
+    assert_eq!(app.payment(&id).await["needs_review"], true);
+
+    // The first cancel gets no answer in time (and never reaches Toss): outcome unknown.
+    app.toss_hangs("POST", "/cancel$", Some(1)).await;
+    let send = || {
+        app.client
+            .post(format!("{}/payments/{id}/refund", app.address))
+            .bearer_auth(crate::helpers::API_KEY)
+            .header("Idempotency-Key", "flagged-refund-1")
+            .json(&json!({"reason": "고객 변심", "refund_amount_krw": 4_000}))
+            .send()
+    };
+    let first = into_reply(send().await.unwrap()).await;
+    assert_eq!(
+        first.status,
+        StatusCode::ACCEPTED,
+        "answered like any refund in flight, not 502: {}",
+        first.text
+    );
+    assert_eq!(first.body["status"], "PENDING");
+    // Retried with its key: its state, whatever the flag.
+    let retried = into_reply(send().await.unwrap()).await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.text);
+    let mut status = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        app.execute_sql(
+            "UPDATE refunds SET next_reconcile_at = $1 WHERE payment_id = $2 AND status = 'PENDING'",
+            vec![Utc::now().into(), id.clone().into()],
+        )
+        .await;
+        app.service.reconcile_once().await.unwrap();
+        let refunds = app.get(&format!("/payments/{id}/refunds")).await;
+        status = refunds.body["refunds"][0]["status"].clone();
+        if status == "COMPLETED" {
+            break;
+        }
+    }
+    assert_eq!(status, "COMPLETED");
+    let after = app.payment(&id).await;
+    assert_eq!(after["refunded_amount_krw"], 4_000);
+    assert_eq!(app.toss.payment("pk_flagref_1").unwrap().balance, 6_000);
+    assert_eq!(
+        after["needs_review"], true,
+        "Toss's books still lack it: a person looks"
+    );
     app.stop().await;
 }

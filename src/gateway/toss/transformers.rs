@@ -187,6 +187,7 @@ struct TossPayment {
     secret: Option<String>,
     last_transaction_key: Option<String>,
     approved_at: Option<String>,
+    tax_free_amount: Option<i64>,
     cancels: Option<Vec<TossCancel>>,
     failure: Option<TossFailure>,
     card: Option<TossCard>,
@@ -211,6 +212,8 @@ struct TossVirtualAccount {
     customer_name: Option<String>,
     /// `yyyy-MM-dd'T'HH:mm:ss`, KST when without an offset.
     due_date: Option<String>,
+    /// Past its due date without a deposit.
+    expired: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -253,6 +256,18 @@ impl TossPayment {
                 code: failure.code.unwrap_or_default(),
                 message: failure.message.unwrap_or_default(),
             });
+        let deposit_expired = self
+            .virtual_account
+            .as_ref()
+            .and_then(|account| account.expired)
+            .unwrap_or(false);
+        // Paid means approved: an `approvedAt` Toss wrote is kept as a fact even when its
+        // timestamp cannot be read (then the time is now's).
+        let approved_at = self
+            .approved_at
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| parse_timestamp(Some(raw)).unwrap_or_else(Utc::now));
         let details = PgDetails {
             method: self.method.clone().filter(|m| !m.is_empty()),
             receipt_url: self.receipt.and_then(|r| r.url).filter(|u| !u.is_empty()),
@@ -283,7 +298,9 @@ impl TossPayment {
             method: self.method,
             secret: self.secret,
             last_transaction_key: self.last_transaction_key,
-            approved_at: parse_timestamp(self.approved_at.as_deref()),
+            approved_at,
+            tax_free_amount: self.tax_free_amount,
+            deposit_expired,
             cancels,
             failure,
         })
@@ -421,11 +438,15 @@ mod tests {
         assert_eq!(payment.method.as_deref(), Some(""));
         assert_eq!(payment.total_amount, Some(50_000_000_000));
         assert_eq!(payment.balance_amount, None);
-        assert_eq!(payment.approved_at, None);
+        // Toss wrote an approval: kept as one (paid means approved), its time unreadable.
+        assert!(payment.approved_at.is_some());
         assert!(payment.cancels.is_empty());
+        assert_eq!(payment.tax_free_amount, None);
+        assert!(!payment.deposit_expired);
 
         let minimal = parse_payment(br#"{"paymentKey":"pk","orderId":"o","status":"EXPIRED","failure":{"code":"EXPIRED_PAYMENT","message":"m"}}"#).unwrap();
         assert_eq!(minimal.status, PgStatus::Expired);
+        assert_eq!(minimal.approved_at, None);
         assert_eq!(
             minimal.failure,
             Some(PgFailure {
@@ -442,12 +463,16 @@ mod tests {
             "method": "가상계좌", "totalAmount": 1000, "secret": "ps_x",
             "virtualAccount": {"accountType": "일반", "accountNumber": "X6516521381011",
                 "bankCode": "20", "customerName": "박토스", "dueDate": "2024-02-20T23:59:59",
-                "refundStatus": "NONE", "expired": false, "settlementStatus": "INCOMPLETED"},
+                "refundStatus": "NONE", "expired": true, "settlementStatus": "INCOMPLETED"},
+            "approvedAt": null, "taxFreeAmount": 300,
             "receipt": {"url": "https://dashboard.tosspayments.com/receipt/x"},
             "card": {"issuerCode": "71", "number": "12345678****000*", "installmentPlanMonths": 3, "approveNo": "00000000"},
             "cancels": [{"transactionKey": "c1", "cancelAmount": 10, "taxFreeAmount": 4}]
         });
         let payment = parse_payment(body.to_string().as_bytes()).unwrap();
+        assert!(payment.deposit_expired, "virtualAccount.expired");
+        assert_eq!(payment.tax_free_amount, Some(300));
+        assert_eq!(payment.approved_at, None);
         let account = payment.details.virtual_account.unwrap();
         assert_eq!(account.bank_code, "20");
         assert_eq!(account.account_number, "X6516521381011");

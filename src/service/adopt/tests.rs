@@ -124,7 +124,7 @@ fn cancel(key: &str, amount: i64) -> PgCancel {
 }
 
 /// Toss's record of `pk_ours` in `status`; `"CANCELED_UNPAID"` is a virtual account cancelled
-/// before its deposit.
+/// before its deposit: its cancel listed like any other, `approvedAt` null (§4).
 fn record(status: &str) -> PgPayment {
     let (pg_status, cancels) = match status {
         "READY" => (PgStatus::Ready, vec![]),
@@ -136,7 +136,7 @@ fn record(status: &str) -> PgPayment {
             PgStatus::Canceled,
             vec![cancel("cx1", 3_000), cancel("cx2", 7_000)],
         ),
-        "CANCELED_UNPAID" => (PgStatus::Canceled, vec![]),
+        "CANCELED_UNPAID" => (PgStatus::Canceled, vec![cancel("cx_unpaid", AMOUNT)]),
         "ABORTED" => (PgStatus::Aborted, vec![]),
         "EXPIRED" => (PgStatus::Expired, vec![]),
         other => (PgStatus::Other(other.to_owned()), vec![]),
@@ -155,11 +155,13 @@ fn record(status: &str) -> PgPayment {
             .last()
             .map(|c| c.transaction_key.clone())
             .or_else(|| Some("tx_approval".into())),
-        approved_at: matches!(
+        approved_at: (matches!(
             pg_status,
             PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled
-        )
-        .then(Utc::now),
+        ) && status != "CANCELED_UNPAID")
+            .then(Utc::now),
+        tax_free_amount: Some(0),
+        deposit_expired: false,
         cancels,
         failure: matches!(pg_status, PgStatus::Aborted).then(|| PgFailure {
             code: "REJECT_CARD_COMPANY".into(),
@@ -697,10 +699,11 @@ fn what_toss_reports_about_the_method_is_kept() {
             .map(|a| a.bank_code.as_str()),
         Some("20")
     );
-    // Looked at again just after the due date, sooner than the slow pace.
+    // Looked at again just after the due date (Toss sends nothing then), sooner than the slow
+    // pace.
     assert_eq!(
         waiting.next_reconcile_at,
-        Some(due + chrono::Duration::seconds(60))
+        Some(due + chrono::Duration::seconds(1))
     );
     let mut deposited = record("DONE");
     deposited.details.method = Some("가상계좌".into());
@@ -714,6 +717,203 @@ fn what_toss_reports_about_the_method_is_kept() {
         paid.receipt_url.as_deref(),
         Some("https://dashboard.tosspayments.com/receipt")
     );
+}
+
+/// Defect 9: a virtual account cancelled before its deposit lists the cancel in `cancels[]`,
+/// but `approvedAt` is null: nothing was paid, so nothing is refunded.
+#[test]
+fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
+    let unpaid = record("CANCELED_UNPAID");
+    assert_eq!(unpaid.cancels.len(), 1, "the cancel is listed");
+    assert_eq!(unpaid.approved_at, None);
+    for ours in PaymentStatus::ALL {
+        let payment = payment(ours);
+        let decision = decide(&payment, &refunds_of(&payment), &unpaid, &ctx());
+        let after = decision
+            .plan
+            .as_ref()
+            .map_or(&payment, |plan| &plan.payment);
+        let case = format!("ours {ours}");
+        if ours != PaymentStatus::Refunded {
+            assert_ne!(after.status, PaymentStatus::Refunded, "{case}");
+        }
+        assert_eq!(
+            after.refunded_amount_krw, payment.refunded_amount_krw,
+            "{case}"
+        );
+        let events: Vec<&str> = decision
+            .plan
+            .iter()
+            .flat_map(|p| p.events.iter().map(|e| e.event_type))
+            .collect();
+        assert!(
+            !events.contains(&"payment.completed") && !events.contains(&"payment.refunded"),
+            "{case}: {events:?}"
+        );
+        assert!(decision.plan.iter().all(|p| p.refunds.is_empty()), "{case}");
+    }
+    // Our cancel: CANCELLED as asked. Someone else's: back to PENDING with why.
+    let mut asked = payment(PaymentStatus::WaitingForDeposit);
+    asked.cancel_reason = Some("order withdrawn".into());
+    let plan = decide(&asked, &[], &unpaid, &ctx()).plan.unwrap();
+    assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
+    assert_eq!(plan.events[0].event_type, "payment.cancelled");
+    let plan = decide(
+        &payment(PaymentStatus::WaitingForDeposit),
+        &[],
+        &unpaid,
+        &ctx(),
+    )
+    .plan
+    .unwrap();
+    assert_eq!(plan.payment.status, PaymentStatus::Pending);
+    assert_eq!(
+        plan.payment.failure.map(|f| f.code),
+        Some("VIRTUAL_ACCOUNT_CANCELLED".to_owned())
+    );
+    assert_eq!(plan.events[0].event_type, "payment.failed");
+}
+
+/// Defect 10: past its due date a virtual account stays `WAITING_FOR_DEPOSIT` at Toss with
+/// `virtualAccount.expired`; no webhook and no `EXPIRED` ever come.
+#[test]
+fn a_virtual_account_past_its_due_date_goes_back_to_pending() {
+    let mut expired = record("WAITING_FOR_DEPOSIT");
+    expired.deposit_expired = true;
+    for ours in [PaymentStatus::WaitingForDeposit, PaymentStatus::InProgress] {
+        let decision = decide(&payment(ours), &[], &expired, &ctx());
+        assert_eq!(decision.verdict, Verdict::Settled, "{ours}");
+        let plan = decision.plan.expect("a change");
+        assert_eq!(plan.payment.status, PaymentStatus::Pending, "{ours}");
+        assert_eq!(
+            plan.payment.failure.as_ref().map(|f| f.code.as_str()),
+            Some("VIRTUAL_ACCOUNT_EXPIRED")
+        );
+        assert_eq!(plan.payment.next_reconcile_at, None);
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.events[0].event_type, "payment.failed");
+    }
+    // A cancel we asked for: it ends as asked.
+    let mut asked = payment(PaymentStatus::WaitingForDeposit);
+    asked.cancel_reason = Some("order withdrawn".into());
+    let plan = decide(&asked, &[], &expired, &ctx()).plan.unwrap();
+    assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
+    // An attempt we let go: nothing to wait for.
+    let pending = decide(&payment(PaymentStatus::Pending), &[], &expired, &ctx());
+    assert!(pending.plan.is_none());
+    // Due, but Toss does not show it expired yet: looked at again within seconds.
+    let mut late = payment(PaymentStatus::WaitingForDeposit);
+    let now = ctx();
+    late.virtual_account = Some(crate::domain::VirtualAccount {
+        bank_code: "20".into(),
+        account_number: "X6516521381011".into(),
+        customer_name: None,
+        due_date: Some(now.now - Days::seconds(3)),
+    });
+    let waiting = decide(&late, &[], &record("WAITING_FOR_DEPOSIT"), &now)
+        .plan
+        .unwrap()
+        .payment;
+    assert_eq!(waiting.status, PaymentStatus::WaitingForDeposit);
+    let next = waiting.next_reconcile_at.unwrap();
+    assert!(next <= now.now + Days::seconds(5), "{next} vs {}", now.now);
+}
+
+/// Defect 8: Toss's `taxFreeAmount` is fixed by the payment window; when the approved record's
+/// differs from ours, the payment takes Toss's and is flagged with why.
+#[test]
+fn tosss_tax_free_amount_is_taken_and_flagged() {
+    let mut approved = record("DONE");
+    approved.tax_free_amount = Some(3_000);
+    for ours in [
+        PaymentStatus::InProgress,
+        PaymentStatus::WaitingForDeposit,
+        PaymentStatus::Pending,
+        PaymentStatus::Completed,
+    ] {
+        let decision = decide(&payment(ours), &[], &approved, &ctx());
+        assert_eq!(decision.verdict, Verdict::Settled, "{ours}");
+        let after = decision.plan.expect("a change").payment;
+        assert_eq!(after.status, PaymentStatus::Completed, "{ours}");
+        assert_eq!(after.tax_free_amount_krw, 3_000, "{ours}");
+        assert!(after.needs_review, "{ours}");
+        assert!(
+            after
+                .review_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("taxFreeAmount 3000")),
+            "{:?}",
+            after.review_reason
+        );
+        assert!(decision.update.is_none(), "not the plain approval");
+        assert!(decision.alert.is_some());
+    }
+    // After cancels Toss shows what is left: the cancels' tax-free parts count too.
+    let mut cancelled = record("PARTIAL_CANCELED");
+    cancelled.tax_free_amount = Some(2_000);
+    cancelled.cancels[0].tax_free_amount = 1_000;
+    let after = decide(&payment(PaymentStatus::InProgress), &[], &cancelled, &ctx())
+        .plan
+        .unwrap()
+        .payment;
+    assert_eq!(after.tax_free_amount_krw, 3_000);
+    // Agreeing (or silent) records change nothing of it.
+    let mut ours = payment(PaymentStatus::InProgress);
+    ours.tax_free_amount_krw = 3_000;
+    let same = decide(&ours, &[], &approved, &ctx());
+    assert!(!same.plan.unwrap().payment.needs_review);
+    assert!(same.update.is_some(), "the plain approval");
+    let mut silent = record("DONE");
+    silent.tax_free_amount = None;
+    let after = decide(&ours, &[], &silent, &ctx()).plan.unwrap().payment;
+    assert_eq!(
+        (after.tax_free_amount_krw, after.needs_review),
+        (3_000, false)
+    );
+}
+
+/// Defect 1: a flag is a note for a person, never a stop sign. A contradiction about a payment
+/// in flight keeps it looked at; a flagged payment in flight is settled like any other.
+#[test]
+fn a_flag_never_stops_a_payment_in_flight() {
+    let mut wrong = record("DONE");
+    wrong.total_amount = Some(100);
+    let context = ctx();
+    for ours in [PaymentStatus::InProgress, PaymentStatus::WaitingForDeposit] {
+        let decision = decide(&payment(ours), &[], &wrong, &context);
+        assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
+        let after = decision.plan.unwrap().payment;
+        assert!(after.needs_review);
+        assert!(
+            after.next_reconcile_at.is_some(),
+            "{ours}: still looked at again"
+        );
+    }
+    for (ours, toss, settled) in [
+        (PaymentStatus::InProgress, "DONE", PaymentStatus::Completed),
+        (PaymentStatus::InProgress, "ABORTED", PaymentStatus::Pending),
+        (
+            PaymentStatus::WaitingForDeposit,
+            "DONE",
+            PaymentStatus::Completed,
+        ),
+        (
+            PaymentStatus::WaitingForDeposit,
+            "CANCELED_UNPAID",
+            PaymentStatus::Pending,
+        ),
+    ] {
+        let mut flagged = payment(ours);
+        flagged.needs_review = true;
+        flagged.review_reason = Some("reconciliation of 2026-12-05: STATUS_MISMATCH".into());
+        let decision = decide(&flagged, &[], &record(toss), &ctx());
+        assert_eq!(decision.verdict, Verdict::Settled, "{ours} × {toss}");
+        assert_eq!(
+            decision.plan.unwrap().payment.status,
+            settled,
+            "{ours} × {toss}"
+        );
+    }
 }
 
 /// A refused cancel of an unpaid virtual account is forgotten: the account keeps waiting for
