@@ -248,6 +248,33 @@ async fn rotation_keeps_every_key_and_account_readable(backend: Backend) {
         key_version(&refund_account_of(&app, &refund).await),
         version_b
     );
+    // A row is replaced only if it still holds the value read: one changed meanwhile (by a
+    // running instance, or by another reseal) is left alone and counted.
+    let store = payment_service::store::Store::connect(&app.settings().database.options())
+        .await
+        .unwrap();
+    let current = billing_ciphertext(&app, &old_key).await;
+    use payment_service::store::SealedColumn;
+    assert!(
+        !store
+            .replace_sealed(
+                SealedColumn::BillingKey,
+                &old_key,
+                "v3.stale.value",
+                "v3.x.y"
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(billing_ciphertext(&app, &old_key).await, current);
+    assert!(
+        !store
+            .replace_sealed(SealedColumn::RefundAccount, &refund, "v1.stale", "v3.x.y")
+            .await
+            .unwrap()
+    );
+    store.close().await;
+
     // Idempotent: a second run changes nothing.
     let (code, again) = reseal(&app).await;
     assert_eq!(code, 0, "{again}");
