@@ -12,6 +12,7 @@ mod m20261201_000001_korean_methods;
 mod m20261201_000002_billing;
 mod m20261201_000003_reconciliation;
 mod m20261206_000001_payment_attempts;
+mod m20261206_000002_actors;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_billing::Migration),
             Box::new(m20261201_000003_reconciliation::Migration),
             Box::new(m20261206_000001_payment_attempts::Migration),
+            Box::new(m20261206_000002_actors::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::domain::Caller;
+use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
 /// The configured keys, kept only as SHA-256 digests so that comparing takes the same time
@@ -64,6 +64,17 @@ impl ApiKeys {
         found
     }
 
+    /// Who the request's key names: `key-1`, `key-2`, … by its position in `API_KEYS` (the
+    /// names `API_KEYS_FILE` keys have beside them), never the key. `None` without a valid key.
+    pub fn actor(&self, headers: &HeaderMap) -> Option<Actor> {
+        match self.caller(headers) {
+            Caller::Merchant => self
+                .position(headers)
+                .map(|index| Actor::api_key(format!("key-{}", index + 1))),
+            Caller::Anonymous => None,
+        }
+    }
+
     /// `Ok` when the request carries one of the keys.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), AppError> {
         match self.caller(headers) {
@@ -103,6 +114,9 @@ pub async fn require_api_key(
 ) -> Response {
     match state.api_keys.caller(request.headers()) {
         Caller::Merchant => {
+            if let Some(actor) = state.api_keys.actor(request.headers()) {
+                request.extensions_mut().insert(actor);
+            }
             request.extensions_mut().insert(Caller::Merchant);
             next.run(request).await
         }
@@ -138,6 +152,20 @@ mod tests {
             Caller::Merchant
         );
         assert_eq!(keys.caller(&headers("Bearer key-three")), Caller::Anonymous);
+    }
+
+    #[test]
+    fn keys_are_named_by_position_never_by_the_key() {
+        let keys = ApiKeys::new(&["secret-one".into(), "secret-two".into()]);
+        assert_eq!(
+            keys.actor(&headers("Bearer secret-two")),
+            Some(Actor::api_key("key-2"))
+        );
+        assert_eq!(
+            keys.actor(&headers("Bearer secret-one")),
+            Some(Actor::api_key("key-1"))
+        );
+        assert_eq!(keys.actor(&headers("Bearer secret-three")), None);
     }
 
     #[test]

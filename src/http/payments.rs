@@ -13,7 +13,7 @@ use super::dto::{
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{Caller, PaymentId, RefundAccount, ScopedKey, UserId};
+use crate::domain::{Actor, Caller, PaymentId, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
 use crate::idempotency::InFlight;
 use crate::service::{
@@ -167,6 +167,7 @@ pub async fn get_payment(
 pub async fn confirm_payment(
     State(state): State<AppState>,
     caller: Caller,
+    actor: Actor,
     AppJson(body): AppJson<ConfirmPaymentRequest>,
 ) -> Result<Response, AppError> {
     let command = ConfirmCommand::try_from(body)?;
@@ -174,7 +175,7 @@ pub async fn confirm_payment(
         return Err(AppError::Unauthorized);
     }
     Ok(confirm_response(
-        state.service.confirm(command).await?,
+        state.service.acting_for(actor).confirm(command).await?,
         caller,
     ))
 }
@@ -222,6 +223,7 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
 pub async fn refund_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    actor: Actor,
     idempotency_key: Option<ScopedKey>,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<RefundRequest>,
@@ -244,6 +246,7 @@ pub async fn refund_payment(
         .transpose()?;
     let outcome = state
         .service
+        .acting_for(actor)
         .refund(RefundCommand {
             payment_id,
             idempotency_key,
@@ -313,6 +316,7 @@ fn check_reason(reason: &str) -> Result<(), AppError> {
 pub async fn cancel_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    actor: Actor,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<CancelPaymentRequest>,
 ) -> Result<Response, AppError> {
@@ -320,6 +324,7 @@ pub async fn cancel_payment(
     check_reason(&body.reason)?;
     let outcome = state
         .service
+        .acting_for(actor)
         .cancel(CancelCommand {
             payment_id,
             reason: body.reason,

@@ -2,16 +2,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::dto::{IdempotencyKeyHeader, PaymentDto};
+use super::dto::{ActorDto, IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
 use super::problem::Problem;
-use crate::domain::Review;
+use crate::domain::{Actor, Review};
 use crate::error::AppError;
 use crate::service::{ReviewAction, ReviewCommand};
 
@@ -46,8 +45,12 @@ pub struct ReviewDto {
     pub payment_id: String,
     pub action: ReviewActionDto,
     pub note: String,
-    /// Which API key made it (its position in `API_KEYS`, from 1), never the key.
+    /// Deprecated, kept for version 2 clients: `requested_by`'s name (or its type when it has
+    /// none); reviews made before version 3 show `api-key-1` (the key's position in `API_KEYS`).
     pub reviewer: String,
+    /// Who made the review: an API key by name (never the key), `system` for a flag the
+    /// service cleared itself, `operator` from the console.
+    pub requested_by: ActorDto,
     /// What the review did.
     pub outcome: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -70,6 +73,7 @@ impl From<&Review> for ReviewDto {
             },
             note: review.note.clone(),
             reviewer: review.reviewer.clone(),
+            requested_by: ActorDto::from(&review.requested_by),
             outcome: review.outcome.clone(),
             created_at: review.created_at,
         }
@@ -101,7 +105,7 @@ impl From<&Review> for ReviewDto {
 pub async fn review_payment(
     State(state): State<AppState>,
     _: ApiKey,
-    headers: HeaderMap,
+    actor: Actor,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<ReviewRequest>,
 ) -> Result<Json<PaymentDto>, AppError> {
@@ -115,12 +119,9 @@ pub async fn review_payment(
             "note: must be 1 to 500 characters, not blank, without control characters",
         ));
     }
-    let reviewer = state
-        .api_keys
-        .position(&headers)
-        .map_or_else(|| "api-key".to_owned(), |i| format!("api-key-{}", i + 1));
     let payment = state
         .service
+        .acting_for(actor)
         .review(ReviewCommand {
             payment_id,
             action: match body.action {
@@ -128,7 +129,6 @@ pub async fn review_payment(
                 ReviewActionDto::Dismiss => ReviewAction::Dismiss,
             },
             note: body.note,
-            reviewer,
         })
         .await?;
     Ok(Json(PaymentDto::from(&payment)))

@@ -598,7 +598,10 @@ async fn final_run_finds_nothing(app: &TestApp, seed: u64) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let id = run["run_id"].as_str().expect("a run of the day starts").to_owned();
+    let id = run["run_id"]
+        .as_str()
+        .expect("a run of the day starts")
+        .to_owned();
     for _ in 0..400 {
         run = app.get(&format!("/reconciliation/runs/{id}")).await.body;
         if run["status"] != "RUNNING" {
@@ -723,7 +726,10 @@ async fn check(app: &TestApp, order: &Order, answered: &Answered, seed: u64) {
         );
     }
     // A key Toss never issued leaves nothing behind.
-    for event in events.iter().filter(|e| e["event_type"] == "payment.failed") {
+    for event in events
+        .iter()
+        .filter(|e| e["event_type"] == "payment.failed")
+    {
         let code = event["payload"]["error_code"].as_str().unwrap_or_default();
         assert!(
             !code.starts_with("NOT_FOUND_PAYMENT"),
