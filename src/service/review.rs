@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::PaymentService;
 use super::adopt::Verdict;
-use crate::domain::{Payment, PaymentId, Review};
+use crate::domain::{Actor, ActorType, Payment, PaymentId, Review};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,18 +108,28 @@ impl PaymentService {
             payment_id: command.payment_id,
             action: command.action.as_str().to_owned(),
             note: command.note.clone(),
-            // The version 2 column holds up to 64 characters.
-            reviewer: actor
-                .name
-                .as_deref()
-                .unwrap_or(actor.kind.as_str())
-                .chars()
-                .take(64)
-                .collect(),
+            reviewer: reviewer(actor),
             outcome,
             created_at: Utc::now(),
             requested_by: actor.clone(),
         }
+    }
+}
+
+/// The version 2 `reviewer` (at most 64 characters), kept for its clients: `api-key-<n>` for
+/// the `n`th key of `API_KEYS` (named `key-<n>`) as before, else the actor's name or type.
+fn reviewer(actor: &Actor) -> String {
+    let name = actor.name.as_deref().unwrap_or(actor.kind.as_str());
+    let positional = name
+        .strip_prefix("key-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    match actor.kind {
+        ActorType::ApiKey if positional => format!("api-{name}"),
+        ActorType::ApiKey
+        | ActorType::Buyer
+        | ActorType::Toss
+        | ActorType::Operator
+        | ActorType::System => name.chars().take(64).collect(),
     }
 }
 
