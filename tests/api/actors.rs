@@ -113,7 +113,9 @@ async fn a_confirm_is_the_buyers_or_the_keys_that_sent_it(backend: Backend) {
     let created = app.create_payment("order_actor_fail1", 5000).await;
     let id = created["payment_id"].as_str().unwrap();
     let reply = app
-        .get_public("/payments/toss/fail?code=PAY_PROCESS_CANCELED&message=no&orderId=order_actor_fail1")
+        .get_public(
+            "/payments/toss/fail?code=PAY_PROCESS_CANCELED&message=no&orderId=order_actor_fail1",
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let events = events_of(&app, id).await;
@@ -123,7 +125,8 @@ async fn a_confirm_is_the_buyers_or_the_keys_that_sent_it(backend: Backend) {
     // A back office confirming with its key (the second one): that key, by name.
     let created = app.create_payment("order_actor_key2", 9000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss.authenticate("pk_actor_k2", "order_actor_key2", 9000);
+    app.toss
+        .authenticate("pk_actor_k2", "order_actor_key2", 9000);
     let reply = as_key_two(
         &app,
         Method::POST,
@@ -154,7 +157,10 @@ async fn a_refund_and_a_cancel_name_the_key_that_asked(backend: Backend) {
     never_a_key(&refund.text);
     // The other key refunds the rest.
     let rest = app
-        .post(&format!("/payments/{id}/refund"), json!({"reason": "the rest"}))
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "the rest"}),
+        )
         .await;
     assert_eq!(rest.status, StatusCode::OK, "{}", rest.text);
     assert_eq!(rest.body["requested_by"], key("key-1"));
@@ -286,7 +292,10 @@ async fn a_webhook_and_a_read_back_are_tosss_a_window_passing_the_systems(backen
     let events = events_of(&app, id).await;
     let failed = of_type(&events, "refund.failed");
     assert_eq!(failed.len(), 1, "{events:?}");
-    assert_eq!(failed[0]["payload"]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
+    assert_eq!(
+        failed[0]["payload"]["failure"]["code"],
+        "PG_CANCEL_NOT_FOUND"
+    );
     assert_eq!(failed[0]["actor"], system());
     assert_eq!(failed[0]["payload"]["requested_by"], key("key-1"));
     app.stop().await;
@@ -330,7 +339,10 @@ async fn a_review_names_its_key_and_keeps_the_old_reviewer(backend: Backend) {
     let list = reviews.body["reviews"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["requested_by"], key("key-2"));
-    assert_eq!(list[0]["reviewer"], "api-key-2", "version 2's field, as it was");
+    assert_eq!(
+        list[0]["reviewer"], "api-key-2",
+        "version 2's field, as it was"
+    );
     let refunds = app.get(&format!("/payments/{id}/refunds")).await;
     never_a_key(&refunds.text);
     for event in events_of(&app, id).await {
