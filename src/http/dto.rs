@@ -810,6 +810,7 @@ pub struct ActorDto {
     #[serde(rename = "type")]
     pub kind: ActorTypeDto,
     /// The API key's or the operator's name; `null` for the others.
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 

@@ -288,7 +288,9 @@ fn check_reason(reason: &str) -> Result<(), AppError> {
 /// cancelled at Toss (no amount, no refund account), then `CANCELLED`; should the deposit win
 /// the race, the payment is `COMPLETED` and this answers 409. Already `CANCELLED`: 200 with the
 /// payment, nothing repeated. A cancelled payment can never be confirmed or paid. Event
-/// `payment.cancelled {payment_id, order_id, reason, cancelled_at}`.
+/// `payment.cancelled {payment_id, order_id, reason, cancelled_at, requested_by}`: the cancel's
+/// `requested_by` is this request's API key (by name), kept with the request until the cancel
+/// ends, whoever settles it (the event's `actor`: `toss` when its webhook or a read-back did).
 #[utoipa::path(
     post, path = "/payments/{payment_id}/cancel", tag = TAG,
     request_body = CancelPaymentRequest,

@@ -45,8 +45,9 @@ pub struct ReviewDto {
     pub payment_id: String,
     pub action: ReviewActionDto,
     pub note: String,
-    /// Deprecated, kept for version 2 clients: `requested_by`'s name (or its type when it has
-    /// none); reviews made before version 3 show `api-key-1` (the key's position in `API_KEYS`).
+    /// Deprecated, kept for version 2 clients (read `requested_by`): `api-key-<n>` for the
+    /// `n`th key of `API_KEYS` (named `key-<n>`) as before; else `requested_by`'s name, or its
+    /// type when it has none (`system`).
     pub reviewer: String,
     /// Who made the review: an API key by name (never the key), `system` for a flag the
     /// service cleared itself, `operator` from the console.
