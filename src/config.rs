@@ -1,7 +1,9 @@
 //! Settings, loaded once at start: `config/default.toml` (compiled in), then
 //! `config/<APP_ENV>.toml` if present, then `APP_<SECTION>__<KEY>` variables, then the contract's
-//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`, `NATS_URL`,
-//! `TOSS_BILLING_SECRET_KEY`, `BILLING_KEY_ENCRYPTION_KEY`).
+//! names (`DATABASE_URL`, `BIND_ADDR`, `TOSS_SECRET_KEY`, `TOSS_API_URL`, `API_KEYS`,
+//! `API_KEYS_FILE`, `NATS_URL`, `TOSS_BILLING_SECRET_KEY`, `BILLING_KEY_ENCRYPTION_KEY`).
+//! `APP_ENV=production` refuses to start without what production needs
+//! ([`Settings::check_production`]).
 
 use std::time::Duration;
 
@@ -17,6 +19,10 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `APP_ENV`: `production` refuses to start unsafe; anything else (default `local`)
+    /// generates what is missing and warns.
+    #[serde(default)]
+    pub env: String,
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub database: DatabaseSettings,
@@ -30,6 +36,24 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub billing: BillingSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+}
+
+/// Toss webhook deliveries remembered (only those naming a payment of ours).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// How long a handled delivery is remembered (so Toss's retries are recognised); the
+    /// reconciler's housekeeping deletes older ones.
+    pub retention_secs: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retention_secs: 7 * 86_400,
+        }
+    }
 }
 
 /// Toss billing (자동결제).
@@ -47,13 +71,65 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub cors_allowed_origins: Vec<String>,
+    /// A connection whose request headers are not all in within this time is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub public_requests_per_sec: f64,
     pub public_burst: f64,
+    /// Networks (CIDRs, or single addresses) of the proxies in front of the service, whose
+    /// `X-Forwarded-For` is read, from the right. Empty: the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`: `true` is refused at start (it trusted the header from
+    /// anyone); `false`, the old default, is accepted and means nothing.
+    #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// Requests served at once, over every route; one more is answered 503.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+
+impl LimitSettings {
+    /// The trusted proxies' networks; a malformed entry, or the retired `trust_forwarded_for =
+    /// true`, is an error naming the setting.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        if self.trust_forwarded_for {
+            return Err(
+                "limits.trust_forwarded_for is no longer supported (it trusted X-Forwarded-For \
+                from any peer): list your proxies' networks in limits.trusted_proxies \
+                (APP_LIMITS__TRUSTED_PROXIES=10.0.0.0/8,...) and remove trust_forwarded_for"
+                    .to_owned(),
+            );
+        }
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|network| network.trunc())
+                    .map_err(|_| {
+                        format!(
+                            "limits.trusted_proxies: {entry:?} is not an address or a network \
+                             (CIDR such as 10.0.0.0/8 or fd00::/8)"
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -217,7 +293,21 @@ impl TossConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
+    /// `API_KEYS`: each has every scope, named `key-1`, `key-2`, … in order.
     pub api_keys: Vec<SecretString>,
+    /// `API_KEYS_FILE`: a TOML file of `[[api_keys]]` entries `{name, sha256, scopes}`.
+    #[serde(default)]
+    pub api_keys_file: Option<String>,
+}
+
+impl AuthSettings {
+    /// The file of named keys, if one is configured (not blank).
+    pub fn api_keys_file(&self) -> Option<&str> {
+        self.api_keys_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -362,6 +452,32 @@ fn redact(address: &str) -> String {
     }
 }
 
+/// Why `api_url` is not fit for production: not a URL, or `http://` to a host that is not
+/// loopback.
+fn unsafe_toss_url(api_url: &str) -> Option<String> {
+    let Ok(url) = url::Url::parse(api_url.trim()) else {
+        return Some("TOSS_API_URL is not a URL".to_owned());
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "TOSS_API_URL {} is http:// to a host that is not loopback (the secret key would cross the network in clear; use https://)",
+            url.host_str()
+                .map_or_else(String::new, |host| format!("(host {host})"))
+        )),
+        scheme => Some(format!(
+            "TOSS_API_URL has the scheme {scheme:?}; use https://"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub format: LogFormat,
@@ -389,6 +505,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("server.cors_allowed_origins")
+                    .with_list_parse_key("limits.trusted_proxies")
                     .try_parsing(true),
             )
             .set_override_option("database.url", vars("DATABASE_URL"))?
@@ -397,7 +514,9 @@ impl Settings {
             .set_override_option("toss.api_url", vars("TOSS_API_URL"))?
             .set_override_option("toss.billing_secret_key", vars("TOSS_BILLING_SECRET_KEY"))?
             .set_override_option("billing.encryption_key", vars("BILLING_KEY_ENCRYPTION_KEY"))?
-            .set_override_option("nats.url", vars("NATS_URL"))?;
+            .set_override_option("nats.url", vars("NATS_URL"))?
+            .set_override_option("auth.api_keys_file", vars("API_KEYS_FILE"))?
+            .set_override("env", env.trim())?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys
                 .split(',')
@@ -408,6 +527,53 @@ impl Settings {
             builder = builder.set_override("auth.api_keys", keys)?;
         }
         builder.build()?.try_deserialize()
+    }
+
+    /// Whether `APP_ENV` is `production`.
+    pub fn is_production(&self) -> bool {
+        self.env.trim().eq_ignore_ascii_case("production")
+    }
+
+    /// In production, `Err` with one line naming everything that is missing or unsafe: API
+    /// keys (`has_api_keys`: from `API_KEYS` or `API_KEYS_FILE`), `TOSS_SECRET_KEY`,
+    /// `BILLING_KEY_ENCRYPTION_KEY`, and a `TOSS_API_URL` that is `http://` to a host other
+    /// than loopback (the secret key would cross the network in clear). Elsewhere `Ok`: what
+    /// is missing is generated or replaced, with a warning.
+    pub fn check_production(&self, has_api_keys: bool) -> Result<(), String> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let set = |value: &Option<SecretString>| {
+            value
+                .as_ref()
+                .is_some_and(|value| !value.expose_secret().trim().is_empty())
+        };
+        let mut problems = Vec::new();
+        if !has_api_keys {
+            problems.push("no API key (set API_KEYS or API_KEYS_FILE)".to_owned());
+        }
+        if !set(&self.toss.secret_key) {
+            problems.push(
+                "TOSS_SECRET_KEY is not set (confirms would be recorded without Toss)".to_owned(),
+            );
+        }
+        if !set(&self.billing.encryption_key) {
+            problems.push(
+                "BILLING_KEY_ENCRYPTION_KEY is not set (stored billing keys would be lost at restart)"
+                    .to_owned(),
+            );
+        }
+        if let Some(why) = unsafe_toss_url(&self.toss.api_url) {
+            problems.push(why);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "APP_ENV=production refuses to start: {}",
+                problems.join("; ")
+            ))
+        }
     }
 
     /// The compiled-in defaults alone; tests start from these.
@@ -436,6 +602,68 @@ mod tests {
         assert_eq!(settings.nats.subject_prefix, "");
         assert_eq!(settings.nats.interval_ms, 500);
         assert_eq!(settings.nats.batch_size, 100);
+        assert_eq!(settings.server.header_read_timeout_secs, 30);
+        assert!(settings.limits.trusted_proxies.is_empty());
+        assert_eq!(settings.limits.trusted_proxy_networks(), Ok(Vec::new()));
+        assert_eq!(settings.limits.max_concurrent_requests, 1024);
+        assert_eq!(settings.webhooks.retention_secs, 7 * 86_400);
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_and_the_old_switch_is_refused() {
+        let mut limits = Settings::defaults().limits;
+        limits.trusted_proxies = vec![
+            "10.0.0.0/8".to_owned(),
+            " 192.0.2.7 ".to_owned(),
+            "fd00::/8".to_owned(),
+            "10.1.2.3/16".to_owned(),
+        ];
+        let networks: Vec<String> = limits
+            .trusted_proxy_networks()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            networks,
+            ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.1.0.0/16"]
+        );
+        limits.trusted_proxies = vec!["10.0.0.0/33".to_owned()];
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(error.contains("limits.trusted_proxies") && error.contains("10.0.0.0/33"));
+        limits.trusted_proxies = Vec::new();
+        limits.trust_forwarded_for = true;
+        let error = limits.trusted_proxy_networks().unwrap_err();
+        assert!(
+            error.contains("trust_forwarded_for") && error.contains("trusted_proxies"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_a_comma_separated_variable() {
+        // The binary's loader, with the list as the environment gives it.
+        let settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("limits.trusted_proxies")
+                    .try_parsing(true)
+                    .source(Some(
+                        [(
+                            "APP_LIMITS__TRUSTED_PROXIES".to_owned(),
+                            "10.0.0.0/8,fd00::/8".to_owned(),
+                        )]
+                        .into(),
+                    )),
+            )
+            .build()
+            .and_then(Config::try_deserialize::<Settings>)
+            .unwrap();
+        assert_eq!(settings.limits.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
     }
 
     #[test]
@@ -507,6 +735,63 @@ mod tests {
         assert_eq!(
             settings.redact(text),
             "role \"***\" (***) with ***, ***, in ***"
+        );
+    }
+
+    fn production() -> Settings {
+        let mut settings = Settings::defaults();
+        settings.env = "production".to_owned();
+        settings.toss.secret_key = Some("live_sk_x".into());
+        settings.billing.encryption_key = Some("k".into());
+        settings
+    }
+
+    #[test]
+    fn production_refuses_what_is_missing_or_unsafe_in_one_line() {
+        assert_eq!(Settings::defaults().check_production(false), Ok(()));
+        assert!(!Settings::defaults().is_production());
+        let settings = production();
+        assert!(settings.is_production());
+        assert_eq!(settings.check_production(true), Ok(()));
+        let why = settings.check_production(false).unwrap_err();
+        assert!(why.contains("no API key"), "{why}");
+        let mut settings = production();
+        settings.toss.secret_key = Some("  ".into());
+        let why = settings.check_production(true).unwrap_err();
+        assert!(why.contains("TOSS_SECRET_KEY is not set"), "{why}");
+        let mut settings = production();
+        settings.billing.encryption_key = None;
+        let why = settings.check_production(true).unwrap_err();
+        assert!(
+            why.contains("BILLING_KEY_ENCRYPTION_KEY is not set"),
+            "{why}"
+        );
+        for (url, safe) in [
+            ("https://api.tosspayments.com", true),
+            ("http://127.0.0.1:9000", true),
+            ("http://localhost:9000/", true),
+            ("http://[::1]:9000", true),
+            ("http://api.tosspayments.com", false),
+            ("http://10.0.0.5:8080", false),
+            ("http://127.0.0.1.example.com", false),
+            ("ftp://api.tosspayments.com", false),
+            ("not a url", false),
+        ] {
+            let mut settings = production();
+            settings.toss.api_url = url.to_owned();
+            let result = settings.check_production(true);
+            assert_eq!(result.is_ok(), safe, "{url}: {result:?}");
+            if let Err(why) = result {
+                assert!(why.contains("TOSS_API_URL"), "{why}");
+                assert!(!why.contains('\n'));
+            }
+        }
+        let mut settings = Settings::defaults();
+        settings.toss.api_url = "http://api.tosspayments.com".to_owned();
+        assert_eq!(
+            settings.check_production(false),
+            Ok(()),
+            "outside production"
         );
     }
 

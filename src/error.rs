@@ -14,6 +14,9 @@ pub enum AppError {
     },
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A valid API key without the scope the route needs (the scope is named, never the key).
+    #[error("this API key lacks the scope {0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error("a payment with this order_id already exists")]
@@ -89,6 +92,7 @@ impl AppError {
         match self {
             Self::Validation { .. } => "VALIDATION_ERROR",
             Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::DuplicateOrderId => "DUPLICATE_ORDER_ID",
             Self::InvalidState(_) => "INVALID_STATE",
@@ -121,6 +125,7 @@ impl AppError {
                 }
             }
             Self::Unauthorized => 401,
+            Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::DuplicateOrderId => 409,
             Self::InvalidState(_) => 409,

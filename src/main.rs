@@ -67,13 +67,16 @@ async fn run() -> anyhow::Result<()> {
     telemetry::init(&settings.log);
 
     // Without configured keys, a fresh random one makes `cargo run` + Swagger UI's Authorize
-    // button work out of the box. It is printed once, here, and never logged.
-    let generated_key = settings.auth.api_keys.is_empty().then(|| {
+    // button work out of the box. It is printed once, here, and never logged. Not in
+    // production, which refuses to start without keys.
+    let no_keys = settings.auth.api_keys.is_empty() && settings.auth.api_keys_file().is_none();
+    let generated_key = (no_keys && !settings.is_production()).then(|| {
         let key = format!("dev_{}", Alphanumeric.sample_string(&mut rand::rng(), 32));
         settings.auth.api_keys = vec![key.clone().into()];
         key
     });
 
+    let has_keys_file = settings.auth.api_keys_file().is_some();
     let app = Application::build(settings).await.context("cannot start")?;
     let base = format!("http://{}", app.local_addr());
     println!();
@@ -87,6 +90,9 @@ async fn run() -> anyhow::Result<()> {
             println!("  Authenticate with the header:  Authorization: Bearer {key}");
             println!("  (in Swagger UI: click Authorize and paste the key)");
         }
+        None if has_keys_file => println!(
+            "  Authenticate with:  Authorization: Bearer <one of API_KEYS or of API_KEYS_FILE's keys>"
+        ),
         None => println!("  Authenticate with:  Authorization: Bearer <one of API_KEYS>"),
     }
     println!();

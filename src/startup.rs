@@ -18,7 +18,7 @@ use crate::gateway::{
     BillingGateway, Books, MeteredBooks, MeteredGateway, NoopGateway, PaymentGateway, TossClient,
     TossSettings,
 };
-use crate::http::{self, ApiKeys, AppState, PublicRateLimit, RouterSettings};
+use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
 use crate::service::{AccountSealer, PaymentService, Reconciler, Reconciliation, ServiceSettings};
@@ -33,6 +33,7 @@ pub struct Application {
     relay: Option<Relay>,
     rate_limit: PublicRateLimit,
     grace: Duration,
+    header_read_timeout: Duration,
 }
 
 /// Billing's gateway (under `TOSS_BILLING_SECRET_KEY`, else `TOSS_SECRET_KEY`; none without
@@ -84,6 +85,26 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // reqwest and sqlx are built without a default crypto provider; one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Settings checked before anything is opened.
+        let trusted_proxies = settings
+            .limits
+            .trusted_proxy_networks()
+            .map_err(anyhow::Error::msg)?;
+
+        // Before anything connects: a bad key file or an unsafe production setting stops the
+        // start with one line.
+        let api_keys = Arc::new(
+            ApiKeys::load(&settings.auth.api_keys, settings.auth.api_keys_file())
+                .map_err(anyhow::Error::msg)?,
+        );
+        settings
+            .check_production(!api_keys.is_empty())
+            .map_err(anyhow::Error::msg)?;
+        if api_keys.is_empty() {
+            tracing::warn!("no API key is configured: every privileged route answers 401");
+        } else {
+            tracing::info!(names = ?api_keys.names(), "API keys (names only)");
+        }
 
         let store = connect(&settings.database).await?;
         tracing::info!(
@@ -159,6 +180,7 @@ impl Application {
                         .as_ref()
                         .filter(|key| !key.expose_secret().trim().is_empty()),
                 ),
+                webhook_retention: Duration::from_secs(settings.webhooks.retention_secs),
             },
         )
         .with_billing(billing, cipher);
@@ -172,16 +194,17 @@ impl Application {
         let rate_limit = PublicRateLimit::new(
             settings.limits.public_requests_per_sec,
             settings.limits.public_burst,
-            settings.limits.trust_forwarded_for,
+            trusted_proxies,
         );
         let state = AppState {
             service: service.clone(),
             reconciliation: reconciliation.clone(),
             idempotency,
-            api_keys: Arc::new(ApiKeys::new(&settings.auth.api_keys)),
+            api_keys,
             redirect: Arc::new(settings.redirect.clone()),
             body_limit: settings.server.body_limit_bytes,
             rate_limit: rate_limit.clone(),
+            concurrency: ConcurrencyLimit::new(settings.limits.max_concurrent_requests),
             metrics: crate::telemetry::metrics(),
             outbox_relayed: relay.is_some(),
         };
@@ -202,6 +225,7 @@ impl Application {
             relay,
             rate_limit,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(settings.server.header_read_timeout_secs),
         })
     }
 
@@ -245,16 +269,16 @@ impl Application {
         background.spawn(self.rate_limit.forget_idle_clients(stopping.clone()));
         background.close();
         let stop = stopping.clone();
-        let server = axum::serve(
+        let server = serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections; finishing in-flight requests");
-            stop.cancel();
-        });
+            self.router,
+            self.header_read_timeout,
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new connections; finishing in-flight requests");
+                stop.cancel();
+            },
+        );
         let grace = self.grace;
         let result = tokio::select! {
             result = server => result,
@@ -272,6 +296,68 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then waits for the open
+/// connections to finish their requests (each is told to close once its request is answered).
+///
+/// What `axum::serve` does, plus a timer, which hyper needs to enforce a time limit on a
+/// request's headers: a connection whose headers are not all in within `header_read_timeout`
+/// (counted from its first read, so an idle connection too) is closed, so that a client that
+/// sends half a request cannot hold a connection forever. HTTP/1.1 only (the proxies in front
+/// of the service speak it). Each request carries `ConnectInfo<SocketAddr>`, the peer's address.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use tower::ServiceExt;
+
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, error = %error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// A key as configured: set and not blank.

@@ -1,10 +1,15 @@
-//! API keys: `Authorization: Bearer <key>`, compared in constant time, never logged.
+//! API keys: `Authorization: Bearer <key>`, compared in constant time by digest, never logged.
+//! Each key has a name (never the key) and scopes; each privileged route needs one scope.
 
-use axum::extract::{Request, State};
+use std::sync::Arc;
+
+use axum::extract::{OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -12,67 +17,280 @@ use super::AppState;
 use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
+/// What an API key may do. Every privileged route needs exactly one scope, declared where the
+/// route is registered (`http::privileged_routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiScope {
+    /// Read payments, their refunds and reviews.
+    PaymentsRead,
+    /// Create payments, confirm without a `payment_key`, cancel.
+    PaymentsWrite,
+    RefundsWrite,
+    /// Customers, billing keys, charges, schedules, consents.
+    BillingWrite,
+    EventsRead,
+    Reconciliation,
+    /// Resolve payments set aside for review.
+    Review,
+    MetricsRead,
+}
+
+impl ApiScope {
+    pub const ALL: [Self; 8] = [
+        Self::PaymentsRead,
+        Self::PaymentsWrite,
+        Self::RefundsWrite,
+        Self::BillingWrite,
+        Self::EventsRead,
+        Self::Reconciliation,
+        Self::Review,
+        Self::MetricsRead,
+    ];
+
+    /// The scope's name in `API_KEYS_FILE` and in the OpenAPI document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentsRead => "payments:read",
+            Self::PaymentsWrite => "payments:write",
+            Self::RefundsWrite => "refunds:write",
+            Self::BillingWrite => "billing:write",
+            Self::EventsRead => "events:read",
+            Self::Reconciliation => "reconciliation",
+            Self::Review => "review",
+            Self::MetricsRead => "metrics:read",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of scopes.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scopes(u16);
+
+impl Scopes {
+    pub fn all() -> Self {
+        ApiScope::ALL.into_iter().collect()
+    }
+
+    pub fn contains(self, scope: ApiScope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+}
+
+impl FromIterator<ApiScope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = ApiScope>>(scopes: I) -> Self {
+        Self(scopes.into_iter().fold(0, |bits, scope| bits | scope.bit()))
+    }
+}
+
+impl std::fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(
+                ApiScope::ALL
+                    .into_iter()
+                    .filter(|scope| self.contains(*scope))
+                    .map(ApiScope::as_str),
+            )
+            .finish()
+    }
+}
+
+/// Who holds the key a request carries: its configured name (never the key) and its scopes.
+/// The API-key layer puts it in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub name: Arc<str>,
+    pub scopes: Scopes,
+}
+
+impl KeyHolder {
+    /// The holder as the actor of a change: `api_key` by name.
+    pub fn actor(&self) -> Actor {
+        Actor::api_key(&*self.name)
+    }
+}
+
+/// A configured key: kept only as its SHA-256 digest.
+#[derive(Clone)]
+struct NamedKey {
+    holder: KeyHolder,
+    digest: [u8; 32],
+}
+
 /// The configured keys, kept only as SHA-256 digests so that comparing takes the same time
 /// whatever the length or content of the key presented.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ApiKeys {
-    digests: Vec<[u8; 32]>,
+    keys: Vec<NamedKey>,
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiKeys({} keys)", self.digests.len())
+        write!(f, "ApiKeys({} keys)", self.keys.len())
     }
 }
 
+/// `API_KEYS_FILE`: `[[api_keys]]` entries.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    #[serde(default)]
+    api_keys: Vec<KeyEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    name: String,
+    sha256: String,
+    scopes: Vec<String>,
+}
+
 impl ApiKeys {
+    /// The keys of `API_KEYS`: each has every scope and is named `key-1`, `key-2`, … in order.
     pub fn new(keys: &[SecretString]) -> Self {
         Self {
-            digests: keys
+            keys: keys
                 .iter()
-                .map(|key| Sha256::digest(key.expose_secret().as_bytes()).into())
+                .enumerate()
+                .map(|(index, key)| NamedKey {
+                    holder: KeyHolder {
+                        name: format!("key-{}", index + 1).into(),
+                        scopes: Scopes::all(),
+                    },
+                    digest: Sha256::digest(key.expose_secret().as_bytes()).into(),
+                })
                 .collect(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
-    }
-
-    fn accepts(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        // Check every key, so the time does not tell which one matched.
-        self.digests
-            .iter()
-            .fold(subtle::Choice::from(0), |found, key| {
-                found | key.ct_eq(&digest)
-            })
-            .into()
-    }
-
-    /// Which of the keys (its position in the configured list) the request carries, to name
-    /// who did something without naming the key. Every key is compared, whichever matches.
-    pub fn position(&self, headers: &HeaderMap) -> Option<usize> {
-        let token = bearer_token(headers)?;
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut found = None;
-        for (index, key) in self.digests.iter().enumerate() {
-            if bool::from(key.ct_eq(&digest)) {
-                found = Some(index);
+    /// `API_KEYS` and, when set, the keys of the TOML file at `file` (`API_KEYS_FILE`). A file
+    /// that cannot be read, is not TOML of `[[api_keys]]` entries `{name, sha256, scopes}`,
+    /// names an unknown scope, repeats a name or carries a digest that is not 64 hex
+    /// characters is refused with one line that says where and why (never a key: the file
+    /// holds only digests).
+    pub fn load(keys: &[SecretString], file: Option<&str>) -> Result<Self, String> {
+        let mut all = Self::new(keys);
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("API_KEYS_FILE {path}: cannot be read: {error}"))?;
+            let named =
+                Self::parse_file(&text).map_err(|why| format!("API_KEYS_FILE {path}: {why}"))?;
+            all.keys.extend(named.keys);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for key in &all.keys {
+            if !seen.insert(key.holder.name.clone()) {
+                return Err(match file {
+                    Some(path) => format!(
+                        "API_KEYS_FILE {path}: the name {:?} is used twice (API_KEYS are named key-1, key-2, …)",
+                        &*key.holder.name
+                    ),
+                    None => format!("the API key name {:?} is used twice", &*key.holder.name),
+                });
             }
         }
-        found
+        Ok(all)
     }
 
-    /// Who the request's key names: `key-1`, `key-2`, … by its position in `API_KEYS` (the
-    /// names `API_KEYS_FILE` keys have beside them), never the key. `None` without a valid key.
-    pub fn actor(&self, headers: &HeaderMap) -> Option<Actor> {
-        match self.caller(headers) {
-            Caller::Merchant => self
-                .position(headers)
-                .map(|index| Actor::api_key(format!("key-{}", index + 1))),
-            Caller::Anonymous => None,
+    /// The keys of an `API_KEYS_FILE` text.
+    fn parse_file(text: &str) -> Result<Self, String> {
+        let file: KeysFile = toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = error.message().trim().replace(['\n', '\r'], " ");
+            match line {
+                Some(line) => format!("not a valid [[api_keys]] file (line {line}): {message}"),
+                None => format!("not a valid [[api_keys]] file: {message}"),
+            }
+        })?;
+        let keys = file
+            .api_keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let which = format!("entry {} ({:?})", index + 1, entry.name);
+                let name = entry.name.trim();
+                if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                    return Err(format!(
+                        "{which}: name must be 1 to 64 characters without control characters"
+                    ));
+                }
+                let digest = parse_digest(&entry.sha256).ok_or_else(|| {
+                    format!(
+                        "{which}: sha256 must be the 64 hex characters of the key's SHA-256 digest \
+                         (printf %s \"$KEY\" | sha256sum)"
+                    )
+                })?;
+                let scopes = entry
+                    .scopes
+                    .iter()
+                    .map(|scope| {
+                        ApiScope::parse(scope).ok_or_else(|| {
+                            format!(
+                                "{which}: unknown scope {scope:?} (known: {})",
+                                ApiScope::ALL.map(ApiScope::as_str).join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<Scopes, String>>()?;
+                Ok(NamedKey {
+                    holder: KeyHolder {
+                        name: name.into(),
+                        scopes,
+                    },
+                    digest,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for key in &keys {
+            if !seen.insert(key.holder.name.clone()) {
+                return Err(format!(
+                    "the name {:?} is used by two entries",
+                    &*key.holder.name
+                ));
+            }
         }
+        Ok(Self { keys })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys' names, in order (for the start-up log; never a key or digest).
+    pub fn names(&self) -> Vec<&str> {
+        self.keys.iter().map(|key| &*key.holder.name).collect()
+    }
+
+    /// The holder of the key the request carries, if it carries one of ours. Every key is
+    /// compared, whichever matches, so the time does not tell which one did.
+    pub fn holder(&self, headers: &HeaderMap) -> Option<KeyHolder> {
+        let token = bearer_token(headers).filter(|token| !token.is_empty())?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.digest.ct_eq(&digest)) {
+                found = Some(&key.holder);
+            }
+        }
+        found.cloned()
+    }
+
+    /// Who the request's key names, as the actor of what it changes: the key's name (`key-1`,
+    /// `key-2`, … for `API_KEYS`), never the key. `None` without one of our keys.
+    pub fn actor(&self, headers: &HeaderMap) -> Option<Actor> {
+        self.holder(headers).map(|holder| holder.actor())
     }
 
     /// `Ok` when the request carries one of the keys.
@@ -86,11 +304,25 @@ impl ApiKeys {
     /// The merchant when the request carries one of the keys (whichever, however spelled);
     /// anyone else is anonymous.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
-        match bearer_token(headers) {
-            Some(token) if !token.is_empty() && self.accepts(token) => Caller::Merchant,
-            _ => Caller::Anonymous,
+        match self.holder(headers) {
+            Some(_) => Caller::Merchant,
+            None => Caller::Anonymous,
         }
     }
+}
+
+/// A SHA-256 digest written in 64 hex characters (either case).
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim().as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(digest)
 }
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case).
@@ -104,23 +336,50 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The layer of the privileged routes, in front of everything else on them (the
-/// `Idempotency-Key` included): without a valid API key the answer is 401, and the request learns
-/// nothing about its key or body. It records the caller for the layers and extractors behind it.
-pub async fn require_api_key(
-    State(state): State<AppState>,
+/// The layer of each group of privileged routes, in front of everything else on them (the
+/// `Idempotency-Key` included): without a valid API key the answer is 401, with a key that
+/// lacks the group's scope 403 `FORBIDDEN`, and the request learns nothing about its key or
+/// body. It records the caller and the key's holder for the layers and extractors behind it.
+pub async fn require_scope(
+    State((keys, scope)): State<(Arc<ApiKeys>, ApiScope)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match state.api_keys.caller(request.headers()) {
-        Caller::Merchant => {
-            if let Some(actor) = state.api_keys.actor(request.headers()) {
-                request.extensions_mut().insert(actor);
-            }
+    match keys.holder(request.headers()) {
+        None => AppError::Unauthorized.into_response(),
+        Some(holder) if !holder.scopes.contains(scope) => {
+            AppError::Forbidden(scope.as_str()).into_response()
+        }
+        Some(holder) => {
             request.extensions_mut().insert(Caller::Merchant);
+            request.extensions_mut().insert(holder);
             next.run(request).await
         }
-        Caller::Anonymous => AppError::Unauthorized.into_response(),
+    }
+}
+
+/// The holder of the request's key, when it carries one of ours: recorded by the API-key
+/// layer on the privileged routes, looked up on the others.
+impl OptionalFromRequestParts<AppState> for KeyHolder {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(match parts.extensions.get::<KeyHolder>() {
+            Some(holder) => Some(holder.clone()),
+            None => state.api_keys.holder(&parts.headers),
+        })
+    }
+}
+
+/// `Ok` when `holder` may act with `scope`: 401 without a key, 403 without the scope.
+pub fn require(holder: Option<&KeyHolder>, scope: ApiScope) -> Result<(), AppError> {
+    match holder {
+        None => Err(AppError::Unauthorized),
+        Some(holder) if holder.scopes.contains(scope) => Ok(()),
+        Some(_) => Err(AppError::Forbidden(scope.as_str())),
     }
 }
 
@@ -152,6 +411,125 @@ mod tests {
             Caller::Merchant
         );
         assert_eq!(keys.caller(&headers("Bearer key-three")), Caller::Anonymous);
+    }
+
+    fn file_keys() -> ApiKeys {
+        let digest = |key: &str| {
+            Sha256::digest(key.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        ApiKeys::parse_file(&format!(
+            r#"
+[[api_keys]]
+name = "checkout"
+sha256 = "{}"
+scopes = ["payments:read", "payments:write"]
+
+[[api_keys]]
+name = "auditor"
+sha256 = "{}"
+scopes = []
+"#,
+            digest("checkout-key"),
+            digest("auditor-key").to_ascii_uppercase(),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn api_keys_are_named_in_order_and_have_every_scope() {
+        let keys = ApiKeys::new(&["key-one".into(), "key-two".into()]);
+        let holder = keys.holder(&headers("Bearer key-two")).unwrap();
+        assert_eq!(&*holder.name, "key-2");
+        assert_eq!(holder.scopes, Scopes::all());
+        assert_eq!(
+            &*keys.holder(&headers("Bearer key-one")).unwrap().name,
+            "key-1"
+        );
+        assert!(ApiScope::ALL.into_iter().all(|s| holder.scopes.contains(s)));
+    }
+
+    #[test]
+    fn file_keys_have_their_names_and_scopes() {
+        let keys = file_keys();
+        let checkout = keys.holder(&headers("Bearer checkout-key")).unwrap();
+        assert_eq!(&*checkout.name, "checkout");
+        assert!(checkout.scopes.contains(ApiScope::PaymentsRead));
+        assert!(checkout.scopes.contains(ApiScope::PaymentsWrite));
+        assert!(!checkout.scopes.contains(ApiScope::RefundsWrite));
+        let auditor = keys.holder(&headers("Bearer auditor-key")).unwrap();
+        assert_eq!(auditor.scopes, Scopes::default());
+        assert_eq!(
+            keys.caller(&headers("Bearer auditor-key")),
+            Caller::Merchant
+        );
+        assert!(keys.holder(&headers("Bearer other")).is_none());
+        assert!(require(Some(&auditor), ApiScope::EventsRead).is_err());
+        assert!(require(Some(&checkout), ApiScope::PaymentsWrite).is_ok());
+        assert!(matches!(
+            require(None, ApiScope::PaymentsWrite),
+            Err(AppError::Unauthorized)
+        ));
+        assert!(matches!(
+            require(Some(&checkout), ApiScope::Review),
+            Err(AppError::Forbidden("review"))
+        ));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_one_line_that_says_why() {
+        let good = "0".repeat(64);
+        for (text, expected) in [
+            (
+                format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = [\"payments:wrte\"]\n"
+                ),
+                "unknown scope \"payments:wrte\"",
+            ),
+            (
+                format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = []\n[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = []\n"
+                ),
+                "the name \"a\" is used by two entries",
+            ),
+            (
+                "[[api_keys]]\nname = \"a\"\nsha256 = \"abc\"\nscopes = []\n".to_owned(),
+                "entry 1 (\"a\"): sha256 must be the 64 hex characters",
+            ),
+            (
+                format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{}\"\nscopes = []\n",
+                    "g".repeat(64)
+                ),
+                "sha256 must be",
+            ),
+            (
+                format!("[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\n"),
+                "missing field `scopes`",
+            ),
+            (
+                format!(
+                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscope = []\nscopes = []\n"
+                ),
+                "unknown field `scope`",
+            ),
+            (
+                format!("[[api_keys]]\nname = \"  \"\nsha256 = \"{good}\"\nscopes = []\n"),
+                "name must be",
+            ),
+            (
+                "[[api_keys]\n".to_owned(),
+                "not a valid [[api_keys]] file (line 1)",
+            ),
+        ] {
+            let why = ApiKeys::parse_file(&text).expect_err(&text);
+            assert!(why.contains(expected), "{text}\n=> {why}");
+            assert!(!why.contains('\n'), "{why}");
+        }
+        let both = ApiKeys::load(&["k".into()], None).unwrap();
+        assert_eq!(both.keys.len(), 1);
     }
 
     #[test]

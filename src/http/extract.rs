@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::auth::KeyHolder;
 use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
@@ -138,8 +139,8 @@ impl FromRequestParts<AppState> for Actor {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(match parts.extensions.get::<Actor>() {
-            Some(actor) => actor.clone(),
+        Ok(match parts.extensions.get::<KeyHolder>() {
+            Some(holder) => holder.actor(),
             None => state
                 .api_keys
                 .actor(&parts.headers)
@@ -149,7 +150,7 @@ impl FromRequestParts<AppState> for Actor {
 }
 
 /// Proof that the request carries a configured API key. The privileged routes' layer checked
-/// it already (`auth::require_api_key`); a handler that takes this checks it anyway, wherever
+/// it already (`auth::require_scope`, with the route's scope); a handler that takes this checks it anyway, wherever
 /// its route is registered. As an extractor it runs before the body is read, so an
 /// unauthenticated request learns nothing about its body's validity.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -11,22 +11,40 @@ use chrono::{DateTime, Utc};
 use super::AppState;
 
 /// `http_requests_total{method, route, status}` and `http_request_duration_seconds{method,
-/// route}`; the route is the template (`/payments/{payment_id}`), never the raw path.
+/// route}`. Every label takes one of a known set of values, whatever a client sends, so that no
+/// request adds a series: the route is the template (`/payments/{payment_id}`), never the raw
+/// path, or `unmatched`; the method is a standard one or `OTHER`; the status is a number.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |path| path.as_str())
         .to_owned();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a metric label: one of the standard methods, anything else `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 fn age_seconds(since: Option<DateTime<Utc>>) -> f64 {

@@ -2,8 +2,10 @@
 
 mod auth;
 mod billing;
+mod concurrency;
 mod dto;
 mod extract;
+mod headers;
 mod metrics;
 mod payments;
 mod problem;
@@ -27,11 +29,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, ApiScope, KeyHolder};
+pub use concurrency::ConcurrencyLimit;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use rate_limit::PublicRateLimit;
 
@@ -48,6 +51,7 @@ pub struct AppState {
     pub redirect: Arc<RedirectSettings>,
     pub body_limit: usize,
     pub rate_limit: PublicRateLimit,
+    pub concurrency: ConcurrencyLimit,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a relay publishes the outbox (then its lag is worth a metric).
     pub outbox_relayed: bool,
@@ -65,9 +69,12 @@ impl FromRef<AppState> for Idempotency {
         title = "payment-service",
         description = "Payments through Toss Payments: create, confirm (from the web frontend or \
 Toss's success redirect), refund (fully or partly, repeatedly), and the durable event log.\n\n\
-Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**). Errors are \
+Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**) of a key with \
+the scope each operation names (`payments:read`, `payments:write`, `refunds:write`, \
+`billing:write`, `events:read`, `reconciliation`, `review`, `metrics:read`); a key without it is \
+answered 403 `FORBIDDEN`. Errors are \
 RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
-`VALIDATION_ERROR`, `UNAUTHORIZED`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
+`VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
 `AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `REFUND_ACCOUNT_REQUIRED`, `PG_DECLINED` (with \
 `retryable` for charges), `BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
@@ -95,39 +102,114 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.description = Some("An API key from `API_KEYS`".to_owned());
+        scheme.description = Some(
+            "An API key: one of `API_KEYS` (every scope) or of `API_KEYS_FILE` (the scopes its \
+             entry lists). Each operation's requirement names the scope it needs."
+                .to_owned(),
+        );
         components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
     }
 }
 
-/// The routes that need an API key (internal services, back office).
-fn privileged_routes() -> OpenApiRouter<AppState> {
+/// The routes that need an API key (internal services, back office), each with the one scope
+/// it needs: this is the only place a route's scope is declared. `guard`: the state whose API
+/// keys and idempotency records the routes use when serving; `None` for the document alone.
+fn privileged_routes(guard: Option<&AppState>) -> OpenApiRouter<AppState> {
+    use ApiScope::{
+        BillingWrite, EventsRead, PaymentsRead, PaymentsWrite, Reconciliation, RefundsWrite, Review,
+    };
+    let scoped = |scope, routes| scoped(guard, scope, routes);
     OpenApiRouter::new()
-        .routes(routes!(payments::create_payment, payments::list_payments))
-        .routes(routes!(payments::get_payment))
-        .routes(routes!(payments::refund_payment))
-        .routes(routes!(payments::cancel_payment))
-        .routes(routes!(payments::list_refunds))
-        .routes(routes!(payments::list_attempts))
-        .routes(routes!(payments::list_payment_events))
-        .routes(routes!(reviews::review_payment))
-        .routes(routes!(reviews::list_reviews))
-        .routes(routes!(billing::create_customer))
-        .routes(routes!(
-            billing::issue_billing_key,
-            billing::list_billing_keys
-        ))
-        .routes(routes!(
-            billing::get_billing_key,
-            billing::delete_billing_key
-        ))
-        .routes(routes!(billing::charge_payment))
-        .routes(routes!(system::list_events))
-        .routes(routes!(
-            reconciliation::start_run,
-            reconciliation::list_runs
-        ))
-        .routes(routes!(reconciliation::get_run))
+        .merge(scoped(PaymentsWrite, routes!(payments::create_payment)))
+        .merge(scoped(PaymentsRead, routes!(payments::list_payments)))
+        .merge(scoped(PaymentsRead, routes!(payments::get_payment)))
+        .merge(scoped(RefundsWrite, routes!(payments::refund_payment)))
+        .merge(scoped(PaymentsWrite, routes!(payments::cancel_payment)))
+        .merge(scoped(PaymentsRead, routes!(payments::list_refunds)))
+        .merge(scoped(PaymentsRead, routes!(payments::list_attempts)))
+        .merge(scoped(EventsRead, routes!(payments::list_payment_events)))
+        .merge(scoped(Review, routes!(reviews::review_payment)))
+        .merge(scoped(PaymentsRead, routes!(reviews::list_reviews)))
+        .merge(scoped(BillingWrite, routes!(billing::create_customer)))
+        .merge(scoped(BillingWrite, routes!(billing::issue_billing_key)))
+        .merge(scoped(BillingWrite, routes!(billing::list_billing_keys)))
+        .merge(scoped(BillingWrite, routes!(billing::get_billing_key)))
+        .merge(scoped(BillingWrite, routes!(billing::delete_billing_key)))
+        .merge(scoped(BillingWrite, routes!(billing::charge_payment)))
+        .merge(scoped(EventsRead, routes!(system::list_events)))
+        .merge(scoped(Reconciliation, routes!(reconciliation::start_run)))
+        .merge(scoped(Reconciliation, routes!(reconciliation::list_runs)))
+        .merge(scoped(Reconciliation, routes!(reconciliation::get_run)))
+}
+
+/// `routes` behind an API key with `scope`: documented as the security requirement `api_key`
+/// with that scope (and a 403), and, when serving, guarded by the API-key layer (401, 403) in
+/// front of the `Idempotency-Key` layer, so a refused request is never stored as an answer.
+fn scoped(
+    guard: Option<&AppState>,
+    scope: ApiScope,
+    routes: UtoipaMethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new().routes(routes);
+    document_scope(router.get_openapi_mut(), scope);
+    match guard {
+        None => router,
+        Some(state) => router
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                idempotency::honour_key,
+            ))
+            .route_layer(middleware::from_fn_with_state(
+                (state.api_keys.clone(), scope),
+                auth::require_scope,
+            )),
+    }
+}
+
+/// Each operation of `openapi` needs an API key with `scope`: its security requirement lists
+/// the scope, its description says so, and it documents the 403.
+fn document_scope(openapi: &mut utoipa::openapi::OpenApi, scope: ApiScope) {
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations(item) {
+            operation.security = Some(vec![SecurityRequirement::new("api_key", [scope.as_str()])]);
+            let line = format!("Needs an API key with the scope `{}`.", scope.as_str());
+            operation.description = Some(match operation.description.take() {
+                Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                _ => line,
+            });
+            let problem = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(format!(
+                    "`FORBIDDEN`: the API key lacks the scope `{}`",
+                    scope.as_str()
+                ))
+                .content(PROBLEM_JSON, problem)
+                .build();
+            operation
+                .responses
+                .responses
+                .insert("403".to_owned(), RefOr::T(response));
+        }
+    }
+}
+
+/// The operations of a path.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The routes anyone may call: the confirm (which asks for the API key itself when Toss does
@@ -161,13 +243,14 @@ fn api_parts(
 ) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut openapi) = api(privileged, public).split_for_parts();
     document_nul_refusal(&mut openapi);
+    document_edge_answers(&mut openapi);
     dto::document_one_payment_ref(&mut openapi);
     (routes, openapi)
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed as `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_parts(privileged_routes(), public_routes()).1
+    api_parts(privileged_routes(None), public_routes()).1
 }
 
 /// Every route refuses `%00` in its path or query (`extract::refuse_nul_in_target`), so every
@@ -176,14 +259,7 @@ fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     const WHY: &str = "`%00` (NUL) in the path or query";
     for item in openapi.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in operations(item) {
             match operation.responses.responses.get_mut("400") {
                 Some(RefOr::T(response)) => {
                     response.description = format!("{}; or {WHY}", response.description);
@@ -206,6 +282,77 @@ fn document_nul_refusal(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Every operation may be answered by the edge's own limits (`rate_limit`, `concurrency`), so
+/// every operation documents them, in this one place: 429 `RATE_LIMITED` for a request without
+/// a valid API key from an address over its limit, 503 `SERVICE_UNAVAILABLE` when the service
+/// is serving as many requests as it may.
+fn document_edge_answers(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const BUSY: &str = "`SERVICE_UNAVAILABLE`: the service is serving as many requests at once as \
+        it may (`limits.max_concurrent_requests`); retry after `Retry-After` seconds";
+    const LIMITED: &str = "`RATE_LIMITED`: a request without a valid API key, from an address \
+        over its limit (`limits.public_requests_per_sec`, `limits.public_burst`)";
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let retry_after = |what: &str| {
+        HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0)),
+            ))
+            .description(Some(what.to_owned()))
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let busy_refused = path != concurrency::LIVENESS;
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("503") {
+                _ if !busy_refused => {}
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {BUSY}", response.description);
+                }
+                _ => {
+                    let response = ResponseBuilder::new()
+                        .description(BUSY)
+                        .content(PROBLEM_JSON, problem())
+                        .header("Retry-After", retry_after("Seconds to wait"))
+                        .build();
+                    responses.insert("503".to_owned(), RefOr::T(response));
+                }
+            }
+            if !responses.contains_key("429") {
+                let response = ResponseBuilder::new()
+                    .description(LIMITED)
+                    .content(PROBLEM_JSON, problem())
+                    .header(
+                        "Retry-After",
+                        retry_after(
+                            "Seconds until a request from this address is let through again",
+                        ),
+                    )
+                    .build();
+                responses.insert("429".to_owned(), RefOr::T(response));
+            }
+        }
+    }
+}
+
 pub struct RouterSettings {
     pub request_timeout: Duration,
     /// Browser origins allowed by CORS; empty: no CORS headers at all.
@@ -213,21 +360,17 @@ pub struct RouterSettings {
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
-    let idempotency = || middleware::from_fn_with_state(state.clone(), idempotency::honour_key);
-    // Route layers run after routing, on matched routes only; the one added last runs first:
-    // the API key is checked before the Idempotency-Key is looked at.
-    let privileged =
-        privileged_routes()
-            .route_layer(idempotency())
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ));
-    let public = public_routes().route_layer(idempotency());
+    // Route layers run after routing, on matched routes only. The privileged routes carry their
+    // own (`scoped`): the API key and its scope are checked before the Idempotency-Key.
+    let privileged = privileged_routes(Some(&state));
+    let public = public_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::honour_key,
+    ));
     let (routes, openapi) = api_parts(privileged, public);
     let request_id = HeaderName::from_static("x-request-id");
     routes
-        .merge(SwaggerUi::new("/swagger-ui").url("/openapi.json", openapi))
+        .merge(SwaggerUi::new(headers::SWAGGER_UI).url("/openapi.json", openapi))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         // Before routing, so before the Idempotency-Key: a NUL never reaches the database.
@@ -243,6 +386,13 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         ))
         .layer(middleware::from_fn(problem::ensure_problem_json))
         .layer(CatchPanicLayer::new())
+        // Outside the panic and timeout layers, so their answers carry them too.
+        .layer(middleware::from_fn(headers::secure))
+        // Outside everything that does work, inside the measurements: a 503 of its own counts.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            concurrency::limit,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(cors(&settings.cors_allowed_origins))
         .layer(

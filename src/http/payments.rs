@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::auth::{self, ApiScope, KeyHolder};
 use super::dto::{
     AttemptDto, AttemptListDto, CancelPaymentRequest, ConfirmPaymentRequest, ConfirmedPaymentDto,
     CreatePaymentRequest, EventDto, IdempotencyKeyHeader, ListPaymentsParams, PaymentDto,
@@ -133,7 +134,7 @@ pub async fn get_payment(
 /// With the Toss gateway and a `payment_key`, Toss confirms the payment with the **stored**
 /// order id and amount; no API key is needed because Toss's answer is the proof. Without a
 /// `payment_key`, or with the no-op gateway, the caller's `pg_transaction_id`/`pg_provider` are
-/// recorded as given, which needs the API key.
+/// recorded as given, which needs an API key with the scope `payments:write`.
 ///
 /// A caller with the API key gets the whole payment (`PaymentDto`); a caller without one gets
 /// it without `user_id` and `subscription_id` (`PublicPaymentDto`). Either is shown the payment
@@ -148,6 +149,7 @@ pub async fn get_payment(
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
         (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: an unverified confirm needs an API key with the scope `payments:write`", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED` with Toss's `pg_code` and `pg_message`. Toss declined: the payment stays `PENDING` with `failure`. A `payment_key` Toss has no record of for this order (its confirm answers `NOT_FOUND_PAYMENT_SESSION` or `NOT_FOUND_PAYMENT` and its read-back finds nothing, or another order's) changes nothing: the payment stays as it was, with no `failure` and no event; so does a confirm whose outcome was unknown and whose read-back finds no record of the key (`pg_code` `NOT_FOUND_PAYMENT`). An expired or aborted attempt of this order is a real failure and is recorded", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
         (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
@@ -162,18 +164,20 @@ pub async fn get_payment(
         (status = 502, description = "`PG_MISCONFIGURED` (Toss rejected our key), or `PG_RESPONSE_MISMATCH` (Toss's reply contradicts the payment; set aside for review)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-misconfigured", "title": "Pg misconfigured", "status": 502, "detail": "the payment gateway rejected our credentials or request; an operator must fix the configuration", "code": "PG_MISCONFIGURED", "pg_code": "UNAUTHORIZED_KEY", "pg_message": "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."})),
     ),
-    security((), ("api_key" = []))
+    security((), ("api_key" = ["payments:write"]))
 )]
 pub async fn confirm_payment(
     State(state): State<AppState>,
     caller: Caller,
-    actor: Actor,
+    holder: Option<KeyHolder>,
     AppJson(body): AppJson<ConfirmPaymentRequest>,
 ) -> Result<Response, AppError> {
     let command = ConfirmCommand::try_from(body)?;
-    if state.service.confirm_needs_api_key(&command) && caller != Caller::Merchant {
-        return Err(AppError::Unauthorized);
+    if state.service.confirm_needs_api_key(&command) {
+        auth::require(holder.as_ref(), ApiScope::PaymentsWrite)?;
     }
+    // With a key, the key's holder confirms; without, the buyer's frontend.
+    let actor = holder.as_ref().map_or_else(Actor::buyer, KeyHolder::actor);
     Ok(confirm_response(
         state.service.acting_for(actor).confirm(command).await?,
         caller,

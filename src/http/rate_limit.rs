@@ -1,10 +1,14 @@
-//! A per-client-IP limit on the public routes (confirm, Toss redirects, webhook), which anyone
-//! on the internet can call: `tower_governor`'s layer (GCRA, which behaves as a bucket of
-//! `public_burst` requests refilled at `public_requests_per_sec`), keyed by the peer's address,
-//! or by the first address of `X-Forwarded-For` behind a trusted proxy. Over the limit: 429
-//! problem+json `RATE_LIMITED` with `Retry-After`.
+//! A per-client limit on every request that carries no valid API key (the confirm, Toss's
+//! redirects, the billing redirects, the webhook, health, readiness, metrics, the docs, unknown
+//! paths): anyone on the internet can send those. `tower_governor`'s layer (GCRA, which behaves
+//! as a bucket of `public_burst` requests refilled at `public_requests_per_sec`), keyed by the
+//! client's address: the peer's, or, when the peer is one of `trusted_proxies`, the rightmost
+//! address of `X-Forwarded-For` that is not a trusted proxy. An IPv6 client is limited per /64
+//! (one host usually holds a whole /64). Over the limit: 429 problem+json `RATE_LIMITED` with
+//! `Retry-After`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -13,6 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::middleware::NoOpMiddleware;
+use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, ServiceExt};
 use tower_governor::GovernorError;
@@ -22,6 +27,7 @@ use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
 
 use super::AppState;
 use super::problem::Problem;
+use crate::domain::Caller;
 
 /// The limiter of the public routes, shared by every request.
 #[derive(Clone)]
@@ -34,15 +40,15 @@ pub struct PublicRateLimit {
 impl PublicRateLimit {
     /// `per_second` may be fractional (one request every `1 / per_second` seconds); `burst`
     /// counts whole requests, at least one.
-    pub fn new(per_second: f64, burst: f64, trust_forwarded_for: bool) -> Self {
+    pub fn new(per_second: f64, burst: f64, trusted_proxies: Vec<IpNet>) -> Self {
         let (period, burst) = quota(per_second, burst);
         let client_ip = ClientIp {
-            trust_forwarded_for,
+            trusted_proxies: Arc::new(trusted_proxies),
         };
         let config = GovernorConfigBuilder::default()
             .period(period)
             .burst_size(burst)
-            .key_extractor(client_ip)
+            .key_extractor(client_ip.clone())
             .finish()
             .expect("a period and a burst that are not zero");
         let limiter = config.limiter().clone();
@@ -76,29 +82,92 @@ fn quota(per_second: f64, burst: f64) -> (Duration, u32) {
     (period.max(Duration::from_nanos(1)), burst.max(1.0) as u32)
 }
 
-/// The client's address: the first of `X-Forwarded-For` when the proxy in front is trusted to
-/// set it (and it holds one), otherwise the peer's.
-#[derive(Debug, Clone, Copy)]
+/// The client's bucket: its address, an IPv6 address cut to its /64 (see [`client_of`]).
+#[derive(Debug, Clone)]
 struct ClientIp {
-    trust_forwarded_for: bool,
+    trusted_proxies: Arc<Vec<IpNet>>,
+}
+
+impl ClientIp {
+    /// The client's own address (not cut to its /64), for the log line.
+    fn address<T>(&self, request: &axum::http::Request<T>) -> Option<IpAddr> {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()?
+            .0
+            .ip();
+        let forwarded_for = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|value| value.to_str().unwrap_or(""))
+            .collect::<Vec<_>>();
+        Some(client_of(peer, &forwarded_for, &self.trusted_proxies))
+    }
 }
 
 impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        if self.trust_forwarded_for
-            && let Some(ip) = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return Ok(ip);
+        match self.address(request) {
+            Some(client) => Ok(bucket(client)),
+            None => PeerIpKeyExtractor.extract(request).map(bucket),
         }
-        PeerIpKeyExtractor.extract(request)
     }
+}
+
+/// An IPv4 address as it is (an IPv4-mapped IPv6 address as the IPv4 one), an IPv6 address
+/// cut to its /64: a host usually has a whole /64 to pick addresses from.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client of a request from `peer` carrying the `X-Forwarded-For` values `forwarded_for`
+/// (every header of that name, in order): the peer itself unless it is a trusted proxy;
+/// otherwise the header is read from the right, each trusted proxy passing the word on to the
+/// address before it, and the first address that is not a trusted proxy is the client. An entry
+/// that is not an address stops the reading at the last trusted hop (whoever wrote it is not to
+/// be believed); so does the left end of the header.
+fn client_of(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|network| network.contains(&ip));
+    let mut client = canonical(peer);
+    if !is_trusted(client) {
+        return client;
+    }
+    let entries = forwarded_for
+        .iter()
+        .rev()
+        .flat_map(|value| value.rsplit(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty());
+    for entry in entries {
+        let Some(ip) = entry
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<SocketAddr>().ok().map(|at| at.ip()))
+        else {
+            break;
+        };
+        client = canonical(ip);
+        if !is_trusted(client) {
+            break;
+        }
+    }
+    client
 }
 
 /// Marks the answer of the limiter itself, for the log line and the metric.
@@ -127,22 +196,20 @@ fn too_many_requests(error: GovernorError) -> Response {
     }
 }
 
-fn is_public(path: &str) -> bool {
-    path == "/payments/confirm" || path.starts_with("/payments/toss/") || path == "/webhooks/toss"
-}
-
-/// The limit, on the public paths only. It wraps every route (a layer of the whole router), and
-/// puts the governor in front of the public ones, rather than being a route layer of the public
-/// routes: so a request is counted before the `%00` check and the routes' own layers look at it,
-/// and a wrong method or an unknown path under `/payments/toss/` is counted too. The client's
-/// address is taken here as well, for the log line, and so that a request without one (the
-/// router served without connect info) passes unlimited instead of failing.
+/// The limit, on every request without a valid API key (whatever its path: a public route, a
+/// privileged one answered 401, the docs, a path that does not exist); a request with a valid
+/// key is the merchant's own and is not limited here. It wraps every route (a layer of the
+/// whole router) rather than being a route layer of the public routes: so a request is counted
+/// before the `%00` check and the routes' own layers look at it, and a wrong method or an
+/// unknown path is counted too. The client's address is taken here as well, for the log line,
+/// and so that a request without one (the router served without connect info) passes
+/// unlimited instead of failing.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !is_public(request.uri().path()) {
+    if matches!(state.api_keys.caller(request.headers()), Caller::Merchant) {
         return next.run(request).await;
     }
     let limit = &state.rate_limit;
-    let Ok(client_ip) = limit.client_ip.extract(&request) else {
+    let Some(client_ip) = limit.client_ip.address(&request) else {
         return next.run(request).await;
     };
     let response = match limit.layer.layer(next).oneshot(request).await {
@@ -207,40 +274,90 @@ mod tests {
         assert_eq!(quota(0.0, 0.0), (Duration::from_secs(1000), 1));
         assert_eq!(quota(1e12, 1e12), (Duration::from_nanos(1), u32::MAX));
         // The layer accepts whatever the settings say.
-        PublicRateLimit::new(0.0, 0.0, false);
-        PublicRateLimit::new(f64::INFINITY, f64::INFINITY, true);
+        PublicRateLimit::new(0.0, 0.0, Vec::new());
+        PublicRateLimit::new(f64::INFINITY, f64::INFINITY, networks(&["0.0.0.0/0"]));
+    }
+
+    fn networks(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
     }
 
     #[test]
-    fn the_client_is_the_peer_unless_the_proxy_is_trusted() {
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
         let request = from("10.0.0.1:4000", Some("203.0.113.7, 10.0.0.9"));
         let untrusting = ClientIp {
-            trust_forwarded_for: false,
+            trusted_proxies: Arc::new(Vec::new()),
         };
         let trusting = ClientIp {
-            trust_forwarded_for: true,
+            trusted_proxies: Arc::new(networks(&["10.0.0.0/8"])),
         };
-        assert_eq!(
-            untrusting.extract(&request).unwrap(),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            trusting.extract(&request).unwrap(),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(untrusting.extract(&request).unwrap(), ip("10.0.0.1"));
+        assert_eq!(trusting.extract(&request).unwrap(), ip("203.0.113.7"));
+        // A peer outside the trusted networks: its header is ignored.
+        let stranger = from("198.51.100.1:4000", Some("203.0.113.7"));
+        assert_eq!(trusting.extract(&stranger).unwrap(), ip("198.51.100.1"));
         let unparsable = from("10.0.0.1:4000", Some("unknown"));
-        assert_eq!(
-            trusting.extract(&unparsable).unwrap(),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(trusting.extract(&unparsable).unwrap(), ip("10.0.0.1"));
     }
 
     #[test]
-    fn public_routes() {
-        assert!(is_public("/payments/confirm"));
-        assert!(is_public("/payments/toss/success"));
-        assert!(is_public("/webhooks/toss"));
-        assert!(!is_public("/payments"));
-        assert!(!is_public("/payments/123/refund"));
+    fn forwarded_for_is_read_from_the_right() {
+        let trusted = networks(&["10.0.0.0/8", "fd00::/8"]);
+        let client = |peer: &str, values: &[&str]| client_of(ip(peer), values, &trusted);
+        // The client's own claim (leftmost) is spoofable; the rightmost untrusted address is
+        // what our proxy saw.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, 203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1, 203.0.113.7, 10.0.0.2"]),
+            ip("203.0.113.7")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            client("10.0.0.1", &["1.1.1.1", "203.0.113.8", "10.0.0.3"]),
+            ip("203.0.113.8")
+        );
+        // Only trusted hops: the leftmost of them.
+        assert_eq!(client("10.0.0.1", &["10.0.0.2, 10.0.0.3"]), ip("10.0.0.2"));
+        // Junk stops the reading at the last trusted hop.
+        assert_eq!(
+            client("10.0.0.1", &["203.0.113.7, junk, 10.0.0.2"]),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client("10.0.0.1", &[]), ip("10.0.0.1"));
+        // Addresses with ports, IPv6, IPv4-mapped peers.
+        assert_eq!(client("10.0.0.1", &["203.0.113.9:5555"]), ip("203.0.113.9"));
+        assert_eq!(
+            client("fd00::1", &["2001:db8::1, [fd00::2]:80"]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client("::ffff:10.0.0.1", &["203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        // Untrusted peer: the header is not read at all.
+        assert_eq!(client("203.0.113.1", &["10.0.0.2"]), ip("203.0.113.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let limiter = ClientIp {
+            trusted_proxies: Arc::new(Vec::new()),
+        };
+        let key = |peer: &str| limiter.extract(&from(peer, None)).unwrap();
+        assert_eq!(key("[2001:db8:1:2:aaaa::1]:1"), ip("2001:db8:1:2::"));
+        assert_eq!(
+            key("[2001:db8:1:2:aaaa::1]:1"),
+            key("[2001:db8:1:2:ffff:ffff:ffff:ffff]:2")
+        );
+        assert_ne!(key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:3::1]:1"));
+        assert_eq!(key("[::ffff:192.0.2.1]:1"), ip("192.0.2.1"));
+        assert_ne!(key("192.0.2.1:1"), key("192.0.2.2:1"));
     }
 }

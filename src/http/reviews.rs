@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::KeyHolder;
 use super::dto::{ActorDto, IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
 use super::problem::Problem;
-use crate::domain::{Actor, Review};
+use crate::domain::{Actor, ActorType, Review};
 use crate::error::AppError;
 use crate::service::{ReviewAction, ReviewCommand};
 
@@ -45,9 +46,10 @@ pub struct ReviewDto {
     pub payment_id: String,
     pub action: ReviewActionDto,
     pub note: String,
-    /// Deprecated, kept for version 2 clients (read `requested_by`): `api-key-<n>` for the
-    /// `n`th key of `API_KEYS` (named `key-<n>`) as before; else `requested_by`'s name, or its
-    /// type when it has none (`system`).
+    /// Kept for version 2 clients (read `requested_by`): the name of the API key that made it
+    /// (`key-1`, `key-2`, … for `API_KEYS`; its `name` in `API_KEYS_FILE`), never the key;
+    /// `system` for a flag the service cleared itself. Reviews made before version 3 show
+    /// `api-key-<n>`.
     pub reviewer: String,
     /// Who made the review: an API key by name (never the key), `system` for a flag the
     /// service cleared itself, `operator` from the console.
@@ -106,7 +108,7 @@ impl From<&Review> for ReviewDto {
 pub async fn review_payment(
     State(state): State<AppState>,
     _: ApiKey,
-    actor: Actor,
+    holder: Option<KeyHolder>,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<ReviewRequest>,
 ) -> Result<Json<PaymentDto>, AppError> {
@@ -120,6 +122,10 @@ pub async fn review_payment(
             "note: must be 1 to 500 characters, not blank, without control characters",
         ));
     }
+    let actor = holder.map_or_else(
+        || Actor::unnamed(ActorType::ApiKey),
+        |holder| holder.actor(),
+    );
     let payment = state
         .service
         .acting_for(actor)

@@ -57,6 +57,8 @@ pub struct ServiceSettings {
     pub reconcile_batch: u64,
     /// Seals the refund accounts kept for resends of virtual-account refunds.
     pub account_sealer: AccountSealer,
+    /// How long a handled webhook delivery is remembered.
+    pub webhook_retention: Duration,
 }
 
 #[derive(Clone)]

@@ -109,6 +109,11 @@ impl PaymentService {
             }
         }
         crate::idempotency::purge_expired(&self.store, now).await?;
+        let retention = chrono::Duration::from_std(self.settings.webhook_retention)
+            .unwrap_or(chrono::Duration::MAX);
+        if let Some(cutoff) = now.checked_sub_signed(retention) {
+            self.store.purge_webhooks_before(cutoff).await?;
+        }
         Ok(seen)
     }
 }

@@ -230,6 +230,9 @@ impl Reconciliation {
         let date = run.date;
         let size = self.settings.page_size;
         let full = usize::try_from(size).unwrap_or(usize::MAX);
+        // Toss's lists can only show what happened before they were read: our records completed
+        // since are not judged by this pass (the next run of the date judges them).
+        let read_from = Utc::now();
 
         for books in sources {
             let mut after: Option<String> = None;
@@ -278,13 +281,15 @@ impl Reconciliation {
             }
         }
 
+        let (from, to) = kst_day_bounds(date);
         let summary = self
             .store
-            .compare(&run.id, pass, date, kst_day_bounds(date))
+            .compare(&run.id, pass, date, (from, to.min(read_from)))
             .await
             .map_err(database)?
             .ok_or_else(|| "another start took this run over".to_owned())?;
         self.flag(run, date).await.map_err(database)?;
+        self.clear_dropped_flags(date).await.map_err(database)?;
         Ok(summary)
     }
 
@@ -377,6 +382,25 @@ impl Reconciliation {
         Ok(())
     }
 
+    /// Clears the flags an earlier pass of `date` set whose discrepancy this pass no longer
+    /// finds (Toss's books and ours agree now), each kept as a review by `system`.
+    async fn clear_dropped_flags(&self, date: NaiveDate) -> Result<(), StoreError> {
+        let mut after = None;
+        loop {
+            let page = self.store.flagged_by_run_of(date, after, BATCH).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(*last);
+            for payment_id in page {
+                let Some(payment) = self.store.payment(payment_id).await? else {
+                    continue;
+                };
+                let refunds = self.store.refunds_of(payment_id).await?;
+                clear_resolved_flag(&self.store, &payment, &refunds).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the daily schedule until `stop`: from `daily_at` (KST) on each day, the previous
     /// day is run by the first instance whose claim the database accepts.
     pub async fn schedule(self, stop: CancellationToken) {
@@ -447,22 +471,26 @@ pub(crate) async fn clear_resolved_flag(
         return Ok(None);
     };
     let found = store.discrepancies_naming(&run.id, payment.id).await?;
-    let Some(flagged_by) = found.iter().find(|d| self::reason(date, d) == reason) else {
-        return Ok(None);
-    };
     if found.iter().any(|d| d.holds(payment, refunds)) {
         return Ok(None);
     }
+    // Each pass replaces the run's discrepancies whole: one the latest comparison no longer
+    // lists was resolved, and its flag goes too.
+    let flagged_by = found.iter().find(|d| self::reason(date, d) == reason);
+    let what = match flagged_by {
+        Some(found) => format!(
+            "Toss's record, adopted since, agrees with what reconciliation of {date} found \
+             ({} of transaction {})",
+            found.kind.as_str(),
+            found.transaction_key.as_deref().unwrap_or("-"),
+        ),
+        None => format!("reconciliation of {date}, run again, no longer finds what it flagged"),
+    };
     let review = Review {
         id: uuid::Uuid::now_v7().to_string(),
         payment_id: payment.id,
         action: super::review::ReviewAction::Resync.as_str().to_owned(),
-        note: format!(
-            "cleared by the service: Toss's record, adopted since, agrees with what \
-             reconciliation of {date} found ({} of transaction {})",
-            flagged_by.kind.as_str(),
-            flagged_by.transaction_key.as_deref().unwrap_or("-"),
-        ),
+        note: format!("cleared by the service: {what}"),
         reviewer: "system".to_owned(),
         outcome: format!(
             "flag cleared: {} with {} KRW refunded",
@@ -473,7 +501,7 @@ pub(crate) async fn clear_resolved_flag(
     };
     let cleared = store.clear_review_of(payment.id, reason, &review).await?;
     if cleared.is_some() {
-        tracing::info!(payment_id = %payment.id, %date, kind = flagged_by.kind.as_str(), "reconciliation: flag cleared, the payment no longer disagrees");
+        tracing::info!(payment_id = %payment.id, %date, "reconciliation: flag cleared, the payment no longer disagrees");
     }
     Ok(cleared)
 }

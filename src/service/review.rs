@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::PaymentService;
 use super::adopt::Verdict;
-use crate::domain::{Actor, ActorType, Payment, PaymentId, Review};
+use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,21 +116,16 @@ impl PaymentService {
     }
 }
 
-/// The version 2 `reviewer` (at most 64 characters), kept for its clients: `api-key-<n>` for
-/// the `n`th key of `API_KEYS` (named `key-<n>`) as before, else the actor's name or type.
+/// The version 2 `reviewer` (at most 64 characters), kept for its clients: the actor's name
+/// (`key-1`, an `API_KEYS_FILE` name), or its type when it has none (`system`).
 fn reviewer(actor: &Actor) -> String {
-    let name = actor.name.as_deref().unwrap_or(actor.kind.as_str());
-    let positional = name
-        .strip_prefix("key-")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    match actor.kind {
-        ActorType::ApiKey if positional => format!("api-{name}"),
-        ActorType::ApiKey
-        | ActorType::Buyer
-        | ActorType::Toss
-        | ActorType::Operator
-        | ActorType::System => name.chars().take(64).collect(),
-    }
+    actor
+        .name
+        .as_deref()
+        .unwrap_or(actor.kind.as_str())
+        .chars()
+        .take(64)
+        .collect()
 }
 
 fn not_flagged() -> AppError {

@@ -45,8 +45,13 @@ impl PaymentService {
         {
             return Ok(WebhookOutcome::Duplicate);
         }
-        let outcome = self.apply_webhook(&hint).await?;
-        if let Some(id) = transmission_id {
+        let (outcome, names_ours) = self.apply_webhook(&hint).await?;
+        // Only a delivery about a payment of ours is remembered: anyone can post made-up ones,
+        // and a row for each would grow the table without bound. (A replay of a made-up one
+        // finds nothing again, so forgetting it loses nothing.)
+        if let Some(id) = transmission_id
+            && names_ours
+        {
             let label = match outcome {
                 WebhookOutcome::Ignored(reason) => reason,
                 other => other.as_str(),
@@ -58,7 +63,8 @@ impl PaymentService {
         Ok(outcome)
     }
 
-    async fn apply_webhook(&self, hint: &WebhookHint) -> Result<WebhookOutcome, AppError> {
+    /// The outcome, and whether the delivery names a payment of ours.
+    async fn apply_webhook(&self, hint: &WebhookHint) -> Result<(WebhookOutcome, bool), AppError> {
         let payment = match &hint.payment {
             HintedPayment::ByOrder(order_id) => self.store.payment_by_order(order_id).await?,
             HintedPayment::ByKey(key) => self.store.payment_by_pg_key(key).await?,
@@ -66,17 +72,17 @@ impl PaymentService {
             // but then it names no payment at Toss either.
             HintedPayment::Malformed => None,
             HintedPayment::Missing => {
-                return Ok(WebhookOutcome::Ignored("no payment in the body"));
+                return Ok((WebhookOutcome::Ignored("no payment in the body"), false));
             }
         };
         let Some(payment) = payment else {
-            return Ok(WebhookOutcome::Ignored("not a payment of ours"));
+            return Ok((WebhookOutcome::Ignored("not a payment of ours"), false));
         };
         if let (Some(claimed), Some(ours)) = (&hint.secret, &payment.pg_secret)
             && claimed != ours
         {
             tracing::warn!(alert = "webhook_secret_mismatch", payment_id = %payment.id, "webhook secret does not match the confirm reply's; ignored");
-            return Ok(WebhookOutcome::Ignored("secret mismatch"));
+            return Ok((WebhookOutcome::Ignored("secret mismatch"), true));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
         let lookup = match payment.pg_key() {
@@ -91,18 +97,19 @@ impl PaymentService {
         };
         let record = match lookup {
             Ok(Some(record)) => record,
-            Ok(None) => return Ok(WebhookOutcome::Ignored("Toss has no such payment")),
+            Ok(None) => return Ok((WebhookOutcome::Ignored("Toss has no such payment"), true)),
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "webhook read-back failed; asking Toss to retry");
                 return Err(AppError::Unavailable(format!("read-back failed: {error}")));
             }
         };
         let adopted = self.adopt_record(payment.id, &record, None).await?;
-        Ok(match adopted.verdict {
+        let outcome = match adopted.verdict {
             Verdict::Settled | Verdict::Undecided { .. } => WebhookOutcome::Applied,
             Verdict::Foreign => WebhookOutcome::Ignored("Toss's record is about another order"),
             Verdict::Contradiction(_) => WebhookOutcome::Ignored("Toss's record contradicts ours"),
             Verdict::Ignored(why) => WebhookOutcome::Ignored(why),
-        })
+        };
+        Ok((outcome, true))
     }
 }

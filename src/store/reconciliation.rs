@@ -220,6 +220,37 @@ impl Store {
             .collect()
     }
 
+    /// Payments still flagged by a run of `date` (their review reason names it), after `after`
+    /// (by id), at most `limit`.
+    pub async fn flagged_by_run_of(
+        &self,
+        date: NaiveDate,
+        after: Option<PaymentId>,
+        limit: u64,
+    ) -> StoreResult<Vec<PaymentId>> {
+        use super::entities::payment;
+        let mut query = payment::Entity::find()
+            .filter(payment::Column::NeedsReview.eq(true))
+            .filter(
+                payment::Column::ReviewReason.starts_with(format!("reconciliation of {date}:")),
+            );
+        if let Some(after) = after {
+            query = query.filter(payment::Column::Id.gt(after.to_string()));
+        }
+        query
+            .order_by_asc(payment::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                row.id
+                    .parse()
+                    .map_err(|_| StoreError::Other("stored payment id does not parse".to_owned()))
+            })
+            .collect()
+    }
+
     /// Moves the lease of the pass forward; `false` when the pass is no longer the run's.
     pub async fn renew_run(
         &self,

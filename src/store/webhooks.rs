@@ -1,7 +1,7 @@
 //! Webhook deliveries already handled, so that Toss's retries and replays are harmless.
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, SqlErr};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 
 use super::entities::webhook_delivery;
 use super::{Store, StoreResult};
@@ -37,5 +37,14 @@ impl Store {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Forgets the deliveries received before `cutoff`; returns how many.
+    pub async fn purge_webhooks_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::ReceivedAt.lt(cutoff))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 }

@@ -125,6 +125,8 @@ pub struct Options {
     pub cors_allowed_origins: Vec<String>,
     /// `ROTATED_API_KEY` is configured too, beside `API_KEY`.
     pub rotated_api_key: bool,
+    /// `API_KEYS_FILE`: named keys with scopes, beside `API_KEYS`.
+    pub api_keys_file: Option<String>,
     /// `redirect.billing_success_url` and `redirect.billing_fail_url`.
     pub billing_redirect: Option<(String, String)>,
     /// `BILLING_KEY_ENCRYPTION_KEY` (base64 of 32 bytes); every instance of a test shares it.
@@ -135,6 +137,12 @@ pub struct Options {
     pub reconciliation_page_size: u32,
     /// `reconciliation.daily_at` ("HH:MM" KST); `None`: no daily schedule.
     pub reconciliation_daily_at: Option<String>,
+    /// `server.header_read_timeout_secs`; `None`: the default.
+    pub header_read_timeout_secs: Option<u64>,
+    /// `limits.trusted_proxies`.
+    pub trusted_proxies: Vec<String>,
+    /// `limits.max_concurrent_requests`; `None`: the default.
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -151,11 +159,15 @@ impl Default for Options {
             public_rate: (100_000.0, 100_000.0),
             cors_allowed_origins: Vec::new(),
             rotated_api_key: false,
+            api_keys_file: None,
             billing_redirect: None,
             billing_encryption_key: BILLING_ENCRYPTION_KEY.to_owned(),
             toss_billing_secret_key: None,
             reconciliation_page_size: 5000,
             reconciliation_daily_at: None,
+            header_read_timeout_secs: None,
+            trusted_proxies: Vec::new(),
+            max_concurrent_requests: None,
         }
     }
 }
@@ -196,6 +208,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     if options.rotated_api_key {
         settings.auth.api_keys.push(ROTATED_API_KEY.into());
     }
+    settings.auth.api_keys_file = options.api_keys_file.clone();
     if options.toss {
         settings.toss.secret_key = Some(SECRET_KEY.into());
         settings.toss.api_url = toss_url.to_owned();
@@ -206,6 +219,13 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     settings.reconciler.enabled = options.reconciler;
     settings.limits.public_requests_per_sec = options.public_rate.0;
     settings.limits.public_burst = options.public_rate.1;
+    settings.limits.trusted_proxies = options.trusted_proxies.clone();
+    if let Some(max) = options.max_concurrent_requests {
+        settings.limits.max_concurrent_requests = max;
+    }
+    if let Some(secs) = options.header_read_timeout_secs {
+        settings.server.header_read_timeout_secs = secs;
+    }
     settings.server.cors_allowed_origins = options.cors_allowed_origins.clone();
     settings.reconciler.interval_ms = 100;
     settings.reconciliation.page_size = options.reconciliation_page_size;

@@ -19,6 +19,7 @@ on_both_databases!(
     a_dashboard_cancel_is_missing_here_until_resync_adopts_it,
     a_payment_toss_never_approved_is_missing_at_toss,
     an_amount_toss_disagrees_with_is_a_mismatch,
+    a_flag_goes_when_the_day_run_again_no_longer_finds_its_discrepancy,
     a_settlement_of_no_payment_of_ours_is_missing_here,
     every_page_of_both_lists_is_read,
     a_429_is_retried_and_the_run_completes,
@@ -254,6 +255,45 @@ async fn an_amount_toss_disagrees_with_is_a_mismatch(backend: Backend) {
     assert_eq!(run["summary"]["matched"], 0);
     assert_eq!(run["summary"]["approved_krw"], 9_900);
     assert_eq!(app.payment(&id_of(&paid)).await["needs_review"], true);
+    app.stop().await;
+}
+
+/// Toss's books disagreed, then were put right (a data fix on Toss's side): a run of the day
+/// again finds nothing, and the flag the first run set goes, kept as a review by the system.
+async fn a_flag_goes_when_the_day_run_again_no_longer_finds_its_discrepancy(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order-fixed-1", 9_000, "pk_fixed_1")
+        .await;
+    let id = id_of(&paid);
+    let approval = toss_keys(&app).pop().unwrap();
+    app.toss.set_transaction_amount(&approval, 9_900);
+    let first = run_day(&app, &today()).await;
+    assert_eq!(
+        first["discrepancies"][0]["kind"], "AMOUNT_MISMATCH",
+        "{first}"
+    );
+    assert_eq!(app.payment(&id).await["needs_review"], true);
+
+    app.toss.set_transaction_amount(&approval, 9_000);
+    let again = run_day(&app, &today()).await;
+    assert_eq!(again["discrepancies"], json!([]), "{again}");
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["needs_review"], false, "{payment}");
+    assert_eq!(payment["review_reason"], Value::Null);
+    let reviews = app.get(&format!("/payments/{id}/reviews")).await.body;
+    let reviews = reviews["reviews"].as_array().unwrap();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert_eq!(reviews[0]["reviewer"], "system", "{reviews:?}");
+    assert!(
+        reviews[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no longer finds"),
+        "{reviews:?}"
+    );
+    // Nothing else moved.
+    assert_eq!(payment["status"], "COMPLETED");
     app.stop().await;
 }
 

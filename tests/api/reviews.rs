@@ -87,7 +87,10 @@ async fn set_aside_refund_is_resynced_and_then_completes(backend: Backend) {
     let list = reviews.body["reviews"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["action"], "resync");
-    assert_eq!(list[0]["reviewer"], "api-key-1");
+    assert_eq!(
+        list[0]["reviewer"], "key-1",
+        "the name of the first of API_KEYS"
+    );
     assert_eq!(list[0]["note"], "Toss support says the reply was garbled");
     assert!(!reviews.text.contains(API_KEY), "never the key");
     // Not flagged any more: another review is refused.

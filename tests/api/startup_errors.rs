@@ -19,16 +19,24 @@ struct Run {
 /// config file, no Toss, no NATS) and `RUST_BACKTRACE=1`, which must not bring back a stack
 /// trace. Killed after 30 s.
 fn run_with(database_url: &str) -> Run {
+    run_env(&[
+        ("DATABASE_URL", database_url),
+        ("API_KEYS", "startup-test-key"),
+    ])
+}
+
+/// The binary, as `run_with` runs it, with the variables `vars` only.
+fn run_env(vars: &[(&str, &str)]) -> Run {
+    let label = format!("{vars:?}");
     let dir = std::env::temp_dir().join(format!("ps_start_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .current_dir(&dir)
         .env_clear()
-        .env("DATABASE_URL", database_url)
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("API_KEYS", "startup-test-key")
         .env("APP_DATABASE__ACQUIRE_TIMEOUT_SECS", "2")
         .env("RUST_BACKTRACE", "1")
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,7 +51,7 @@ fn run_with(database_url: &str) -> Run {
             let _ = child.kill();
             let _ = child.wait();
             let _ = std::fs::remove_dir_all(&dir);
-            panic!("{database_url}: still running after 30 s");
+            panic!("{label}: still running after 30 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -73,8 +81,19 @@ fn run_with(database_url: &str) -> Run {
 /// none of `secrets` printed anywhere.
 fn assert_refused(database_url: &str, expected: &[&str], secrets: &[&str]) {
     let run = run_with(database_url);
+    assert_one_line(
+        &run,
+        &format!("DATABASE_URL={database_url}"),
+        expected,
+        secrets,
+    );
+}
+
+/// `run` ended non-zero with exactly one line on stderr that says `expected`, no panic or
+/// stack trace, and none of `secrets` printed anywhere.
+fn assert_one_line(run: &Run, label: &str, expected: &[&str], secrets: &[&str]) {
     let context = format!(
-        "DATABASE_URL={database_url}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}",
+        "{label}\nstatus: {:?}\nstdout:\n{}\nstderr:\n{}",
         run.status, run.stdout, run.stderr
     );
     assert!(
@@ -229,4 +248,235 @@ fn sqlite_file_that_cannot_be_opened() {
         &["sqlite", "/ps-no-such-directory/sub/payments.db"],
         &[],
     );
+}
+
+/// A file in a fresh directory, for `API_KEYS_FILE`.
+fn keys_file(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "ps_start_keys_{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const DIGEST: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+#[test]
+fn a_bad_api_keys_file_stops_the_start() {
+    let entry = |name: &str, digest: &str, scopes: &str| {
+        format!("[[api_keys]]\nname = \"{name}\"\nsha256 = \"{digest}\"\nscopes = {scopes}\n\n")
+    };
+    let missing = std::env::temp_dir()
+        .join("ps_no_such_keys_file.toml")
+        .to_string_lossy()
+        .into_owned();
+    for (text, expected) in [
+        (
+            Some(entry(
+                "checkout",
+                DIGEST,
+                r#"["payments:read", "payment:write"]"#,
+            )),
+            vec![
+                "API_KEYS_FILE",
+                "entry 1 (\"checkout\")",
+                "unknown scope \"payment:write\"",
+            ],
+        ),
+        (
+            Some(
+                entry("checkout", DIGEST, r#"["payments:read"]"#)
+                    + &entry("checkout", DIGEST, r#"["review"]"#),
+            ),
+            vec!["API_KEYS_FILE", "\"checkout\" is used by two entries"],
+        ),
+        (
+            Some(entry("key-1", DIGEST, r#"["review"]"#)),
+            vec!["API_KEYS_FILE", "\"key-1\" is used twice"],
+        ),
+        (
+            Some(entry("checkout", &DIGEST[1..], "[]")),
+            vec!["API_KEYS_FILE", "sha256 must be the 64 hex characters"],
+        ),
+        (
+            Some(entry("checkout", &format!("{}z", &DIGEST[1..]), "[]")),
+            vec!["API_KEYS_FILE", "sha256 must be the 64 hex characters"],
+        ),
+        (
+            Some("[[api_keys]]\nname = \"x\"\nsha256 = ".to_owned()),
+            vec!["API_KEYS_FILE", "not a valid [[api_keys]] file (line 3)"],
+        ),
+        (None, vec!["API_KEYS_FILE", "cannot be read"]),
+    ] {
+        let path = text.as_deref().map_or_else(|| missing.clone(), keys_file);
+        let run = run_env(&[
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("API_KEYS", "startup-test-key"),
+            ("API_KEYS_FILE", &path),
+        ]);
+        assert_one_line(
+            &run,
+            &format!("API_KEYS_FILE:\n{}", text.as_deref().unwrap_or("(missing)")),
+            &expected,
+            &["startup-test-key"],
+        );
+        if text.is_some() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Everything production needs; each test takes one away.
+const TOSS_SECRET: &str = "live_sk_startup_secret_value";
+const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const PRODUCTION_API_KEY: &str = "startup-production-api-key";
+
+fn production(
+    without: &str,
+    overrides: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    let mut vars = vec![
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", "sqlite://payment-service.db?mode=rwc"),
+        ("API_KEYS", PRODUCTION_API_KEY),
+        ("TOSS_SECRET_KEY", TOSS_SECRET),
+        ("TOSS_API_URL", "https://api.tosspayments.com"),
+        ("BILLING_KEY_ENCRYPTION_KEY", ENCRYPTION_KEY),
+    ];
+    vars.retain(|(name, _)| *name != without);
+    for (name, value) in overrides {
+        vars.retain(|(existing, _)| existing != name);
+        vars.push((name, value));
+    }
+    vars
+}
+
+#[test]
+fn production_refuses_to_start_unsafe() {
+    let secrets = [TOSS_SECRET, ENCRYPTION_KEY, PRODUCTION_API_KEY];
+    for (vars, expected) in [
+        (
+            production("API_KEYS", &[]),
+            vec![
+                "APP_ENV=production",
+                "no API key (set API_KEYS or API_KEYS_FILE)",
+            ],
+        ),
+        (
+            production("TOSS_SECRET_KEY", &[]),
+            vec!["APP_ENV=production", "TOSS_SECRET_KEY is not set"],
+        ),
+        (
+            production("BILLING_KEY_ENCRYPTION_KEY", &[]),
+            vec![
+                "APP_ENV=production",
+                "BILLING_KEY_ENCRYPTION_KEY is not set",
+            ],
+        ),
+        (
+            production("", &[("TOSS_API_URL", "http://toss.internal:8080")]),
+            vec![
+                "APP_ENV=production",
+                "TOSS_API_URL",
+                "http:// to a host that is not loopback",
+            ],
+        ),
+        (
+            production("API_KEYS", &[("TOSS_SECRET_KEY", " ")]),
+            vec!["no API key", "TOSS_SECRET_KEY is not set"],
+        ),
+    ] {
+        let run = run_env(&vars);
+        assert_one_line(&run, &format!("{vars:?}"), &expected, &secrets);
+        assert!(
+            !run.stdout.contains("API key (generated"),
+            "nothing is generated"
+        );
+    }
+}
+
+/// Runs the binary with `vars` until it says it listens (then stops it); its stdout and stderr
+/// up to then. Panics if it ends or is silent for 30 s.
+fn run_until_listening(vars: &[(&str, &str)]) -> (String, String) {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("ps_start_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("APP_LOG__FORMAT", "text")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = String::new();
+    let started = Instant::now();
+    let listening = loop {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                out.push_str(&line);
+                out.push('\n');
+                if line.contains("payment-service is listening") {
+                    // The key, if generated, is printed on the lines that follow.
+                    while let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                    break true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                if started.elapsed() < Duration::from_secs(30) => {}
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = std::io::BufReader::new(stderr).read_to_string(&mut err);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        listening,
+        "{vars:?} did not start\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    (out, err)
+}
+
+#[test]
+fn production_with_everything_it_needs_starts_and_elsewhere_what_is_missing_is_generated() {
+    let (out, err) = run_until_listening(&production("", &[]));
+    assert!(!out.contains("API key (generated"), "{out}");
+    for secret in [TOSS_SECRET, ENCRYPTION_KEY, PRODUCTION_API_KEY] {
+        assert!(!out.contains(secret) && !err.contains(secret));
+    }
+    // A loopback Toss over http:// is fine (a local stand-in of Toss).
+    run_until_listening(&production("", &[("TOSS_API_URL", "http://127.0.0.1:9")]));
+
+    // Outside production: no key, no Toss, no encryption key: generated, with warnings.
+    let (out, err) =
+        run_until_listening(&[("DATABASE_URL", "sqlite://payment-service.db?mode=rwc")]);
+    assert!(out.contains("API key (generated"), "{out}");
+    let logged = format!("{out}{err}");
+    assert!(
+        logged.contains("BILLING_KEY_ENCRYPTION_KEY is not set"),
+        "{logged}"
+    );
+    assert!(logged.contains("TOSS_SECRET_KEY is not set"), "{logged}");
 }

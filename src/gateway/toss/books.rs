@@ -10,7 +10,7 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use serde::Deserialize;
 
 use super::Operation;
-use super::client::{TossClient, transport_failure};
+use super::client::{Reply, TossClient, read_capped, too_large, transport_failure};
 use super::errors::{classify, unknown};
 use super::transformers::TossErrorBody;
 use crate::gateway::{Books, GatewayError, PgSettlement, PgTransaction};
@@ -21,6 +21,8 @@ const MIN_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// most 16 s): a minute of patience at most, as the contract's timeliness asks.
 const RETRIES_ON_429: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(16);
+/// The most of one page read: 5000 rows of a few hundred bytes each, with room to spare.
+const MAX_PAGE_BYTES: usize = 32 << 20;
 
 impl TossClient {
     /// One GET of a list, 429s retried; the body of the 2xx reply.
@@ -63,8 +65,13 @@ impl TossClient {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = match response.bytes().await {
-                Ok(body) => body,
+            let body = match read_capped(response, MAX_PAGE_BYTES).await {
+                Ok(Reply::Body(body)) => body,
+                Ok(Reply::TooLarge) => {
+                    let error = too_large(Some(status), MAX_PAGE_BYTES);
+                    tracing::warn!(operation, http_status = status, elapsed_ms = elapsed_ms(started), error = %error, "toss call failed");
+                    return Err(error);
+                }
                 Err(error) => return Err(transport_failure(&error, timeout)),
             };
             if (200..300).contains(&status) {
@@ -75,7 +82,7 @@ impl TossClient {
                     bytes = body.len(),
                     "toss call succeeded"
                 );
-                return Ok(body.to_vec());
+                return Ok(body);
             }
             let code = serde_json::from_slice::<TossErrorBody>(&body).ok();
             if status == 429 && retries < RETRIES_ON_429 {

@@ -25,6 +25,9 @@ use crate::gateway::{
 };
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// The most of one reply read from Toss's payment and billing API: a Payment, even with many
+/// cancels, is a few kilobytes. A longer reply is not read further and counts as malformed.
+pub(super) const MAX_REPLY_BYTES: usize = 1 << 20;
 const TRACE_ID: &str = "X-TossPayments-Trace-Id";
 
 #[derive(Debug, Clone)]
@@ -132,7 +135,7 @@ impl TossClient {
                     .get(TRACE_ID)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned);
-                response.bytes().await
+                read_capped(response, MAX_REPLY_BYTES).await
             }
             Err(error) => Err(error),
         };
@@ -140,29 +143,14 @@ impl TossClient {
         let mut toss_code = None;
         let result = match (received, http_status) {
             (Err(error), _) => Err(transport_failure(&error, timeout)),
-            (Ok(body), Some(status)) if (200..300).contains(&status) => parse(&body).map(Some),
-            (Ok(body), status) => {
-                let status = status.unwrap_or_default();
-                match serde_json::from_slice::<TossErrorBody>(&body) {
-                    Ok(error) => {
-                        let result = if operation == Operation::Lookup
-                            && status == 404
-                            && matches!(error.code.as_str(), "NOT_FOUND_PAYMENT" | "NOT_FOUND")
-                        {
-                            Ok(None)
-                        } else {
-                            let message = error.message.as_deref().unwrap_or_default();
-                            Err(classify(status, &error.code, message, operation))
-                        };
-                        toss_code = Some(error.code);
-                        result
-                    }
-                    Err(_) => Err(unknown(format!(
-                        "HTTP {status} without a Toss error body ({} bytes)",
-                        body.len()
-                    ))),
-                }
-            }
+            (Ok(Reply::TooLarge), status) => Err(too_large(status, MAX_REPLY_BYTES)),
+            (Ok(Reply::Body(body)), status) => parse_reply(
+                operation,
+                &body,
+                status.unwrap_or_default(),
+                parse,
+                &mut toss_code,
+            ),
         };
 
         log_call(&CallLog {
@@ -176,6 +164,76 @@ impl TossClient {
         });
         result
     }
+}
+
+/// A whole reply: a 2xx body through `parse`, anything else as Toss's error (its code, if it
+/// has one, goes to `toss_code`).
+fn parse_reply<T>(
+    operation: Operation,
+    body: &[u8],
+    status: u16,
+    parse: fn(&[u8]) -> Result<T, GatewayError>,
+    toss_code: &mut Option<String>,
+) -> Result<Option<T>, GatewayError> {
+    if (200..300).contains(&status) {
+        return parse(body).map(Some);
+    }
+    match serde_json::from_slice::<TossErrorBody>(body) {
+        Ok(error) => {
+            let result = if operation == Operation::Lookup
+                && status == 404
+                && matches!(error.code.as_str(), "NOT_FOUND_PAYMENT" | "NOT_FOUND")
+            {
+                Ok(None)
+            } else {
+                let message = error.message.as_deref().unwrap_or_default();
+                Err(classify(status, &error.code, message, operation))
+            };
+            *toss_code = Some(error.code);
+            result
+        }
+        Err(_) => Err(unknown(format!(
+            "HTTP {status} without a Toss error body ({} bytes)",
+            body.len()
+        ))),
+    }
+}
+
+/// A reply from Toss, read up to a cap.
+pub(super) enum Reply {
+    Body(Vec<u8>),
+    /// Longer than the cap (by its `Content-Length`, or once that much was read): not read
+    /// further, so a misbehaving peer cannot make us hold an unbounded body.
+    TooLarge,
+}
+
+/// Reads `response`'s body, at most `cap` bytes of it.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Reply, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > cap as u64)
+    {
+        return Ok(Reply::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(Reply::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Reply::Body(body))
+}
+
+/// A reply over the cap, classified like a malformed reply: the outcome is unknown.
+pub(super) fn too_large(http_status: Option<u16>, cap: usize) -> GatewayError {
+    unknown(format!(
+        "HTTP {} reply longer than {cap} bytes; not read",
+        http_status.unwrap_or_default()
+    ))
 }
 
 #[async_trait]
@@ -750,6 +808,79 @@ mod tests {
             confirm_answered_with(ResponseTemplate::new(200).set_body_string("{\"paymentKey\":"))
                 .await;
         assert_unknown_without_code(result);
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_the_cap_is_unknown_like_a_malformed_reply() {
+        // A valid Payment padded past the cap (the fields Toss may add are ignored).
+        let mut padded: serde_json::Value = serde_json::from_str(CONFIRMED).unwrap();
+        padded["padding"] = json!("x".repeat(MAX_REPLY_BYTES));
+        let result = confirm_answered_with(ResponseTemplate::new(200).set_body_json(&padded)).await;
+        assert!(assert_unknown_without_code(result).contains("longer than"));
+        // Just under the cap it is read.
+        let mut fits: serde_json::Value = serde_json::from_str(CONFIRMED).unwrap();
+        fits["padding"] = json!("x".repeat(MAX_REPLY_BYTES - CONFIRMED.len() - 100));
+        let result = confirm_answered_with(ResponseTemplate::new(200).set_body_json(&fits)).await;
+        assert!(result.is_ok(), "{result:?}");
+        // An error reply over the cap, and a lookup's.
+        let result = confirm_answered_with(
+            ResponseTemplate::new(500).set_body_string("e".repeat(MAX_REPLY_BYTES + 1)),
+        )
+        .await;
+        assert!(assert_unknown_without_code(result).contains("longer than"));
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string("{".repeat(MAX_REPLY_BYTES + 1)),
+            )
+            .mount(&server)
+            .await;
+        let looked_up = client(&server.uri()).payment_by_key(&key("pk_big")).await;
+        assert!(
+            matches!(looked_up, Err(GatewayError::Unknown { .. })),
+            "{looked_up:?}"
+        );
+    }
+
+    /// A reply with no `Content-Length` that never ends is cut off at the cap, well before the
+    /// read timeout, and is not held in memory beyond it.
+    #[tokio::test]
+    async fn an_endless_chunked_reply_is_cut_off_at_the_cap() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 8192];
+            let _ = socket.read(&mut request).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+            let mut sent = 0usize;
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {
+                sent += 64 * 1024;
+                if sent > 64 * MAX_REPLY_BYTES {
+                    break;
+                }
+            }
+            sent
+        });
+        let started = Instant::now();
+        let result = client(&format!("http://{address}"))
+            .confirm(&confirm_request())
+            .await;
+        assert!(assert_unknown_without_code(result).contains("longer than"));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "cut off, not timed out"
+        );
+        let sent = server.await.unwrap();
+        assert!(
+            sent < 64 * MAX_REPLY_BYTES,
+            "the reply was not read to its end"
+        );
     }
 
     #[tokio::test]

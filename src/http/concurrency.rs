@@ -1,0 +1,56 @@
+//! A global limit on the requests served at once: past it, a request is answered at once with
+//! 503 problem+json `SERVICE_UNAVAILABLE` (and `Retry-After: 1`) rather than queued, so that a
+//! flood cannot pile up work, memory and database connections behind the ones being served.
+//! `/health` (liveness: the process answers) is not counted: it holds nothing, and a liveness
+//! probe failing under load would have the service restarted when it is busiest.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+use super::AppState;
+use super::problem::Problem;
+
+/// The liveness route, never refused for being busy.
+pub(super) const LIVENESS: &str = "/health";
+
+/// The permits of the requests in progress, shared by every request.
+#[derive(Clone)]
+pub struct ConcurrencyLimit {
+    permits: Arc<Semaphore>,
+}
+
+impl ConcurrencyLimit {
+    /// At most `max` requests at once (at least one).
+    pub fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path() == LIVENESS {
+        return next.run(request).await;
+    }
+    // Held until the answer is ready.
+    let Ok(_permit) = state.concurrency.permits.clone().try_acquire_owned() else {
+        metrics::counter!("http_overloaded_total").increment(1);
+        tracing::warn!("too many requests in progress; answered 503");
+        let mut response = Problem::new(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "the service is serving as many requests as it may; retry shortly",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
+}
