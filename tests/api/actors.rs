@@ -4,6 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -18,6 +19,7 @@ on_both_databases!(
     a_refund_and_a_cancel_name_the_key_that_asked,
     a_webhook_and_a_read_back_are_tosss_a_window_passing_the_systems,
     a_review_names_its_key,
+    a_key_of_the_keys_file_is_named_as_the_file_names_it,
 );
 
 fn buyer() -> Value {
@@ -346,4 +348,55 @@ async fn a_review_names_its_key(backend: Backend) {
         assert!(event["actor"]["type"].is_string(), "{event}");
     }
     app.stop().await;
+}
+
+const FILE_KEY: &str = "test-actor-file-key-refunds-5f4e3d";
+
+async fn a_key_of_the_keys_file_is_named_as_the_file_names_it(backend: Backend) {
+    let digest: String = Sha256::digest(FILE_KEY.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = std::env::temp_dir().join(format!(
+        "ps_api_keys_{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(
+        &path,
+        format!(
+            "[[api_keys]]\nname = \"back-office\"\nsha256 = \"{digest}\"\nscopes = [\"refunds:write\", \"payments:read\"]\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_with(
+        backend,
+        Options {
+            api_keys_file: Some(path.to_string_lossy().into_owned()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let paid = app
+        .completed_payment("order_actor_file", 10000, "pk_actor_file")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    let refund = into_reply(
+        app.client
+            .post(format!("{}/payments/{id}/refund", app.address))
+            .bearer_auth(FILE_KEY)
+            .json(&json!({"reason": "returned", "refund_amount_krw": 2500}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
+    assert_eq!(refund.body["requested_by"], key("back-office"));
+    let events = events_of(&app, id).await;
+    let refunded = of_type(&events, "payment.refunded");
+    assert_eq!(refunded[0]["actor"], key("back-office"));
+    assert!(!serde_json::to_string(&events).unwrap().contains(FILE_KEY));
+    assert!(!refund.text.contains(FILE_KEY));
+    app.stop().await;
+    let _ = std::fs::remove_file(path);
 }
