@@ -59,8 +59,10 @@ impl Default for WebhookSettings {
 /// Toss billing (자동결제).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BillingSettings {
-    /// AES-256-GCM key of stored billing keys: 32 bytes in base64 (`BILLING_KEY_ENCRYPTION_KEY`).
-    /// Unset: one is generated at start, and billing keys do not survive a restart.
+    /// AES-256-GCM keys of stored billing keys and refund accounts (`BILLING_KEY_ENCRYPTION_KEY`):
+    /// 32 bytes in base64, or several such keys separated by commas, newest first (the newest
+    /// seals, any opens: `crypto::Keyring`). Unset: one is generated at start, and billing keys
+    /// do not survive a restart.
     pub encryption_key: Option<SecretString>,
 }
 

@@ -1,7 +1,18 @@
 //! Encryption at rest: AES-256-GCM (RustCrypto `aes-gcm`), a fresh random 96-bit nonce per
-//! value, stored as base64(nonce ‖ ciphertext ‖ tag). Two things are sealed with it: billing keys
-//! (a billing key is a stored card: a database dump must not be enough to charge it), under the
-//! key from `BILLING_KEY_ENCRYPTION_KEY`, and refund accounts (`service::AccountSealer`).
+//! value. Two things are sealed: billing keys (a billing key is a stored card: a database dump
+//! must not be enough to charge it) and refund accounts (`service::AccountSealer`), both under
+//! the keys of `BILLING_KEY_ENCRYPTION_KEY`.
+//!
+//! `BILLING_KEY_ENCRYPTION_KEY` is a [`Keyring`]: one or more 32-byte base64 keys separated by
+//! commas, newest first. The newest seals; any of them opens. Each key is known by its *key
+//! version*, the first 4 bytes of a SHA-256 of the key in hex (it says which key sealed a value
+//! and nothing usable about the key), so the list can be reordered or grown without renumbering.
+//!
+//! A value is stored as `v3.<key version>.<base64(nonce ‖ ciphertext ‖ tag)>`, sealed with its
+//! row as associated data (`billing_key:<id>`, `refund_account:<id>`): a sealed value copied
+//! to another row does not open. Billing keys stored before (bare base64, under the single key
+//! of then, without associated data) still open under any key of the ring, until
+//! `payment-service reseal` moves them to the newest key and binds them to their row.
 
 use std::fmt;
 
@@ -11,21 +22,25 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
-use crate::domain::BillingKeySecret;
+use crate::domain::{BillingKeyId, BillingKeySecret};
 
 const NONCE_LEN: usize = 12;
 
+/// The format of values sealed under a keyring (`v3.<key version>.<sealed>`).
+const FORMAT: &str = "v3";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
-    /// The configured key is not 32 bytes of base64: refused at start-up.
+    /// A configured key is not 32 bytes of base64: refused at start-up.
     #[error(
-        "BILLING_KEY_ENCRYPTION_KEY must be 32 bytes encoded in base64 (e.g. `openssl rand -base64 32`): {0}"
+        "BILLING_KEY_ENCRYPTION_KEY must be 32 bytes encoded in base64 (e.g. `openssl rand -base64 32`), or several such keys separated by commas, newest first: {0}"
     )]
     BadKey(String),
-    /// A stored value that this key cannot open: another key encrypted it (a changed or
-    /// generated key), or it was altered.
+    /// A stored value that no key of the ring can open: a key that is not (or no longer) in
+    /// the list encrypted it (a changed or generated key), or it was altered or copied from
+    /// another row.
     #[error(
-        "a stored billing key cannot be decrypted with the configured BILLING_KEY_ENCRYPTION_KEY (it was encrypted under another key, or altered)"
+        "a stored billing key cannot be decrypted with the configured BILLING_KEY_ENCRYPTION_KEY (it was encrypted under another key, or altered, or belongs to another row)"
     )]
     Undecryptable,
 }
@@ -51,6 +66,7 @@ impl Sealer {
         Self(Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)))
     }
 
+    /// base64(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, plain: &[u8], aad: &[u8]) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = self
@@ -82,48 +98,102 @@ impl Sealer {
     }
 }
 
-/// Encrypts and decrypts billing keys. `Debug` never shows the key.
+/// What opening a stored value found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened<T> {
+    pub value: T,
+    /// Sealed under the newest key in the current format: `reseal` leaves it alone.
+    pub current: bool,
+}
+
+/// What `reseal` makes of one stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resealed {
+    /// Already under the newest key, bound to its row.
+    Current,
+    /// The value sealed anew under the newest key.
+    Sealed(String),
+    /// No key of the ring opens it: left as it is.
+    Unreadable,
+}
+
+/// The keys of `BILLING_KEY_ENCRYPTION_KEY`, newest first. `Debug` never shows a key.
 #[derive(Clone)]
-pub struct BillingKeyCipher {
-    sealer: Sealer,
-    /// Whether the key was generated at start (keys then do not survive a restart).
+pub struct Keyring {
+    /// (key version, sealer), newest first; never empty.
+    keys: Vec<(String, Sealer)>,
+    /// Whether the key was generated at start (values sealed now do not survive a restart).
     generated: bool,
 }
 
-impl fmt::Debug for BillingKeyCipher {
+impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BillingKeyCipher")
-            .field("key", &"[REDACTED]")
+        f.debug_struct("Keyring")
+            .field(
+                "versions",
+                &self
+                    .keys
+                    .iter()
+                    .map(|(v, _)| v.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("generated", &self.generated)
             .finish()
     }
 }
 
-impl BillingKeyCipher {
-    /// The key as configured: 32 bytes in standard base64.
-    pub fn from_base64(encoded: &str) -> Result<Self, CipherError> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| CipherError::BadKey("not valid base64".to_owned()))?;
-        if bytes.len() != 32 {
-            return Err(CipherError::BadKey(format!(
-                "decodes to {} bytes, not 32",
-                bytes.len()
-            )));
+/// The key version of `key`: 8 hex digits of a SHA-256 of it (domain-separated).
+fn key_version(key: &[u8; 32]) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"payment-service sealing key version\0")
+        .chain_update(key)
+        .finalize();
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Keyring {
+    /// The keys as configured: 32-byte keys in standard base64, separated by commas, newest
+    /// first (whitespace around each is ignored). A single key is a ring of one.
+    pub fn parse(configured: &str) -> Result<Self, CipherError> {
+        let entries: Vec<&str> = configured.split(',').map(str::trim).collect();
+        let many = entries.len() > 1;
+        let mut keys: Vec<(String, Sealer)> = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.into_iter().enumerate() {
+            // Which entry is wrong, never its value.
+            let which = |why: String| {
+                if many {
+                    CipherError::BadKey(format!("key {} of the list {why}", index + 1))
+                } else {
+                    CipherError::BadKey(why)
+                }
+            };
+            if entry.is_empty() {
+                return Err(which("is empty".to_owned()));
+            }
+            let bytes = STANDARD
+                .decode(entry)
+                .map_err(|_| which("is not valid base64".to_owned()))?;
+            let len = bytes.len();
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| which(format!("decodes to {len} bytes, not 32")))?;
+            let version = key_version(&key);
+            if keys.iter().any(|(known, _)| *known == version) {
+                return Err(which("is listed twice".to_owned()));
+            }
+            keys.push((version, Sealer::new(&key)));
         }
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| CipherError::BadKey("not an AES-256 key".to_owned()))?;
         Ok(Self {
-            sealer: Sealer::new(&key),
+            keys,
             generated: false,
         })
     }
 
     /// A random key for this process only.
     pub fn generate() -> Self {
+        let key: [u8; 32] = Aes256Gcm::generate_key(OsRng).into();
         Self {
-            sealer: Sealer::random(),
+            keys: vec![(key_version(&key), Sealer::new(&key))],
             generated: true,
         }
     }
@@ -132,19 +202,143 @@ impl BillingKeyCipher {
         self.generated
     }
 
-    pub fn encrypt(&self, key: &BillingKeySecret) -> String {
-        self.sealer.seal(key.expose().as_bytes(), b"")
+    /// The version of the newest key, the one that seals.
+    pub fn current_version(&self) -> &str {
+        &self.keys[0].0
     }
 
-    pub fn decrypt(&self, stored: &str) -> Result<BillingKeySecret, CipherError> {
-        let plain = self
-            .sealer
-            .open(stored, b"")
-            .ok_or(CipherError::Undecryptable)?;
-        String::from_utf8(plain)
-            .map(BillingKeySecret::new)
+    /// How many keys open (the newest included).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Seals `plain` under the newest key, bound to `aad`: `v3.<key version>.<sealed>`.
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> String {
+        let (version, sealer) = &self.keys[0];
+        format!("{FORMAT}.{version}.{}", sealer.seal(plain, aad))
+    }
+
+    /// Whether `stored` is in this ring's format (whatever its key).
+    pub fn is_sealed_here(stored: &str) -> bool {
+        stored
+            .strip_prefix(FORMAT)
+            .is_some_and(|rest| rest.starts_with('.'))
+    }
+
+    /// Opens a value of this ring's format bound to `aad`. `None`: not this format, a key not
+    /// in the ring, another place, or altered.
+    pub fn open(&self, stored: &str, aad: &[u8]) -> Option<Opened<Vec<u8>>> {
+        let rest = stored.strip_prefix(FORMAT)?.strip_prefix('.')?;
+        let (version, sealed) = rest.split_once('.')?;
+        let position = self.keys.iter().position(|(known, _)| known == version)?;
+        let plain = self.keys[position].1.open(sealed, aad)?;
+        Some(Opened {
+            value: plain,
+            current: position == 0,
+        })
+    }
+
+    /// Opens a value sealed by version 2 (bare base64 under one key, with `aad` as it was
+    /// then), under whichever key of the ring opens it. Never current.
+    pub fn open_unversioned(&self, stored: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        self.keys
+            .iter()
+            .find_map(|(_, sealer)| sealer.open(stored, aad))
+    }
+}
+
+/// Encrypts and decrypts billing keys, each bound to its row's id. `Debug` never shows a key.
+#[derive(Clone, Debug)]
+pub struct BillingKeyCipher {
+    keyring: Keyring,
+}
+
+/// The associated data of billing key `id`'s value.
+fn billing_key_aad(id: &str) -> Vec<u8> {
+    format!("billing_key:{id}").into_bytes()
+}
+
+impl BillingKeyCipher {
+    pub fn new(keyring: Keyring) -> Self {
+        Self { keyring }
+    }
+
+    /// The keys as configured (see [`Keyring::parse`]).
+    pub fn from_base64(encoded: &str) -> Result<Self, CipherError> {
+        Keyring::parse(encoded).map(Self::new)
+    }
+
+    /// A random key for this process only.
+    pub fn generate() -> Self {
+        Self::new(Keyring::generate())
+    }
+
+    pub fn is_generated(&self) -> bool {
+        self.keyring.is_generated()
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Seals billing key `key` of row `id` under the newest key.
+    pub fn encrypt(&self, id: BillingKeyId, key: &BillingKeySecret) -> String {
+        self.keyring
+            .seal(key.expose().as_bytes(), &billing_key_aad(&id.to_string()))
+    }
+
+    /// Opens the value stored on row `id`: sealed by this version (bound to the row) or by
+    /// version 2 (unbound, under any key of the ring).
+    pub fn decrypt(&self, id: BillingKeyId, stored: &str) -> Result<BillingKeySecret, CipherError> {
+        self.open(&id.to_string(), stored)
+            .map(|opened| opened.value)
+    }
+
+    fn open(&self, id: &str, stored: &str) -> Result<Opened<BillingKeySecret>, CipherError> {
+        let opened = if Keyring::is_sealed_here(stored) {
+            self.keyring.open(stored, &billing_key_aad(id))
+        } else {
+            self.keyring
+                .open_unversioned(stored, b"")
+                .map(|value| Opened {
+                    value,
+                    current: false,
+                })
+        }
+        .ok_or(CipherError::Undecryptable)?;
+        let current = opened.current;
+        String::from_utf8(opened.value)
+            .map(|plain| Opened {
+                value: BillingKeySecret::new(plain),
+                current,
+            })
             .map_err(|_| CipherError::Undecryptable)
     }
+
+    /// The value of row `id` (its id as stored) under the newest key, bound to the row.
+    pub fn reseal(&self, id: &str, stored: &str) -> Resealed {
+        match self.open(id, stored) {
+            Ok(Opened { current: true, .. }) => Resealed::Current,
+            Ok(Opened { value, .. }) => Resealed::Sealed(
+                self.keyring
+                    .seal(value.expose().as_bytes(), &billing_key_aad(id)),
+            ),
+            Err(_) => Resealed::Unreadable,
+        }
+    }
+}
+
+/// Whether two secrets are equal, in time that depends on neither (SHA-256 of each, compared
+/// in constant time: not even the length of the right one shows). For Toss's webhook `secret`.
+pub fn secrets_equal(claimed: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let claimed: [u8; 32] = Sha256::digest(claimed.as_bytes()).into();
+    let expected: [u8; 32] = Sha256::digest(expected.as_bytes()).into();
+    claimed.ct_eq(&expected).into()
 }
 
 /// How a billing key is found again from Toss's `BILLING_DELETED` webhook, which names it:
@@ -166,51 +360,174 @@ mod tests {
     use super::*;
 
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+    const OTHER: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="; // 32 bytes
+
+    fn secret(value: &str) -> BillingKeySecret {
+        BillingKeySecret::new(value.to_owned())
+    }
+
+    /// A value as version 2 stored it: bare base64, no associated data.
+    fn sealed_by_version_2(key: &str, plain: &str) -> String {
+        let key: [u8; 32] = STANDARD.decode(key).unwrap().try_into().unwrap();
+        Sealer::new(&key).seal(plain.as_bytes(), b"")
+    }
 
     #[test]
     fn round_trips_with_a_fresh_nonce_each_time() {
         let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
-        let secret = BillingKeySecret::new("bk_live_secret_value".to_owned());
-        let (a, b) = (cipher.encrypt(&secret), cipher.encrypt(&secret));
+        let id = BillingKeyId::new();
+        let secret = secret("bk_live_secret_value");
+        let (a, b) = (cipher.encrypt(id, &secret), cipher.encrypt(id, &secret));
         assert_ne!(a, b, "a fresh nonce per value");
         assert!(!a.contains("bk_live_secret_value"));
-        assert_eq!(cipher.decrypt(&a).unwrap().expose(), "bk_live_secret_value");
-        assert_eq!(cipher.decrypt(&b).unwrap().expose(), "bk_live_secret_value");
+        assert!(a.starts_with(&format!("v3.{}.", cipher.keyring().current_version())));
+        assert_eq!(
+            cipher.decrypt(id, &a).unwrap().expose(),
+            "bk_live_secret_value"
+        );
+        assert_eq!(
+            cipher.decrypt(id, &b).unwrap().expose(),
+            "bk_live_secret_value"
+        );
+    }
+
+    #[test]
+    fn a_value_is_bound_to_its_row() {
+        let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
+        let stored = cipher.encrypt(BillingKeyId::new(), &secret("bk"));
+        assert_eq!(
+            cipher.decrypt(BillingKeyId::new(), &stored).unwrap_err(),
+            CipherError::Undecryptable
+        );
     }
 
     #[test]
     fn another_key_or_an_altered_value_is_a_clear_error() {
         let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
-        let stored = cipher.encrypt(&BillingKeySecret::new("bk".to_owned()));
+        let id = BillingKeyId::new();
+        let stored = cipher.encrypt(id, &secret("bk"));
         let other = BillingKeyCipher::generate();
         assert_eq!(
-            other.decrypt(&stored).unwrap_err(),
+            other.decrypt(id, &stored).unwrap_err(),
             CipherError::Undecryptable
         );
-        let mut bytes = STANDARD.decode(&stored).unwrap();
+        let (prefix, body) = stored.rsplit_once('.').unwrap();
+        let mut bytes = STANDARD.decode(body).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
+        let altered = format!("{prefix}.{}", STANDARD.encode(bytes));
         assert_eq!(
-            cipher.decrypt(&STANDARD.encode(bytes)).unwrap_err(),
+            cipher.decrypt(id, &altered).unwrap_err(),
             CipherError::Undecryptable
         );
+        for junk in ["%%%", "", "v3.", "v3.00000000.AAAA", "v3..", "v9.x.y"] {
+            assert_eq!(
+                cipher.decrypt(id, junk).unwrap_err(),
+                CipherError::Undecryptable,
+                "{junk:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_newest_key_seals_and_every_key_opens() {
+        let old = BillingKeyCipher::from_base64(KEY).unwrap();
+        let id = BillingKeyId::new();
+        let under_old = old.encrypt(id, &secret("bk_old"));
+        let v2 = sealed_by_version_2(KEY, "bk_v2");
+
+        let rotated = BillingKeyCipher::from_base64(&format!("{OTHER}, {KEY}")).unwrap();
+        assert_eq!(rotated.keyring().len(), 2);
+        assert_ne!(
+            rotated.keyring().current_version(),
+            old.keyring().current_version()
+        );
+        assert_eq!(rotated.decrypt(id, &under_old).unwrap().expose(), "bk_old");
+        assert_eq!(rotated.decrypt(id, &v2).unwrap().expose(), "bk_v2");
+        let under_new = rotated.encrypt(id, &secret("bk_new"));
+        assert!(under_new.starts_with(&format!("v3.{}.", rotated.keyring().current_version())));
         assert_eq!(
-            cipher.decrypt("%%%").unwrap_err(),
+            old.decrypt(id, &under_new).unwrap_err(),
+            CipherError::Undecryptable,
+            "sealed under the newest key"
+        );
+
+        // Re-sealing moves the old ones; the newest alone then opens everything.
+        let key = id.to_string();
+        assert_eq!(rotated.reseal(&key, &under_new), Resealed::Current);
+        let Resealed::Sealed(moved) = rotated.reseal(&key, &under_old) else {
+            panic!("resealed")
+        };
+        let Resealed::Sealed(moved_v2) = rotated.reseal(&key, &v2) else {
+            panic!("resealed")
+        };
+        assert_eq!(rotated.reseal(&key, &moved), Resealed::Current);
+        assert_eq!(rotated.reseal(&key, "damaged"), Resealed::Unreadable);
+        let newest = BillingKeyCipher::from_base64(OTHER).unwrap();
+        assert_eq!(newest.decrypt(id, &moved).unwrap().expose(), "bk_old");
+        assert_eq!(newest.decrypt(id, &moved_v2).unwrap().expose(), "bk_v2");
+        assert_eq!(newest.decrypt(id, &under_new).unwrap().expose(), "bk_new");
+        assert_eq!(
+            newest.decrypt(BillingKeyId::new(), &moved_v2).unwrap_err(),
+            CipherError::Undecryptable,
+            "a resealed version 2 value is bound to its row"
+        );
+    }
+
+    #[test]
+    fn secrets_are_compared_whole() {
+        assert!(secrets_equal(
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya",
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
+        ));
+        assert!(!secrets_equal(
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eyb",
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
+        ));
+        assert!(!secrets_equal(
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Ey",
+            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
+        ));
+        assert!(!secrets_equal("", "ps_x"));
+        assert!(secrets_equal("", ""));
+    }
+
+    #[test]
+    fn a_version_2_value_opens_under_a_single_key_as_before() {
+        let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
+        let v2 = sealed_by_version_2(KEY, "bk_v2");
+        assert_eq!(
+            cipher.decrypt(BillingKeyId::new(), &v2).unwrap().expose(),
+            "bk_v2"
+        );
+        let other = BillingKeyCipher::from_base64(OTHER).unwrap();
+        assert_eq!(
+            other.decrypt(BillingKeyId::new(), &v2).unwrap_err(),
             CipherError::Undecryptable
         );
     }
 
     #[test]
-    fn a_wrong_key_is_refused() {
-        assert!(matches!(
-            BillingKeyCipher::from_base64("not base64!"),
-            Err(CipherError::BadKey(_))
-        ));
-        assert!(matches!(
-            BillingKeyCipher::from_base64(&STANDARD.encode([0u8; 16])),
-            Err(CipherError::BadKey(_))
-        ));
-        let cipher = BillingKeyCipher::from_base64(KEY).unwrap();
-        assert!(!format!("{cipher:?}").contains(KEY));
+    fn a_wrong_key_is_refused_without_showing_it() {
+        for bad in [
+            "not base64!".to_owned(),
+            STANDARD.encode([0u8; 16]),
+            format!("{KEY},"),
+            format!("{KEY},{KEY}"),
+            format!("{KEY},{}", STANDARD.encode([0u8; 31])),
+        ] {
+            let error = BillingKeyCipher::from_base64(&bad).unwrap_err();
+            assert!(matches!(error, CipherError::BadKey(_)), "{bad}");
+            assert!(!error.to_string().contains(KEY), "{error}");
+        }
+        assert!(
+            BillingKeyCipher::from_base64(&format!("{KEY},{}", STANDARD.encode([0u8; 31])))
+                .unwrap_err()
+                .to_string()
+                .contains("key 2 of the list decodes to 31 bytes"),
+        );
+        let cipher = BillingKeyCipher::from_base64(&format!(" {OTHER} ,{KEY} ")).unwrap();
+        let shown = format!("{cipher:?}");
+        assert!(!shown.contains(KEY) && !shown.contains(OTHER), "{shown}");
     }
 }

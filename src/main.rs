@@ -8,7 +8,13 @@ use rand::distr::{Alphanumeric, SampleString};
 
 const USAGE: &str = "usage: payment-service                           serve the API
        payment-service reconcile --date YYYY-MM-DD   check one KST day against Toss's books
-                                                     (exit 0: all matched, 1: discrepancies, 2: failed)";
+                                                     (exit 0: all matched, 1: discrepancies, 2: failed)
+       payment-service reseal [--batch-size N]       re-seal stored billing keys and refund accounts
+                                                     under the newest BILLING_KEY_ENCRYPTION_KEY
+                                                     (exit 0: all current, 1: some unreadable, 2: failed)";
+
+/// Rows `reseal` reads and rewrites at a time, unless `--batch-size` says otherwise.
+const RESEAL_BATCH: u64 = 200;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,6 +22,7 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None => {}
         Some("reconcile") => return reconcile(&args[1..]).await,
+        Some("reseal") => return reseal(&args[1..]).await,
         Some(_) => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -57,6 +64,38 @@ async fn reconcile(args: &[String]) -> ExitCode {
         Err(error) => {
             let message = format!("{error:#}").replace(['\n', '\r'], " ");
             eprintln!("payment-service reconcile: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `reseal [--batch-size N]`: the counts on stdout, the exit code says whether every sealed
+/// value is now under the newest key.
+async fn reseal(args: &[String]) -> ExitCode {
+    let batch = match args {
+        [] => Some(RESEAL_BATCH),
+        [flag, size] if flag == "--batch-size" => size.parse().ok(),
+        [flag] if flag.starts_with("--batch-size=") => flag["--batch-size=".len()..].parse().ok(),
+        _ => None,
+    };
+    let Some(batch) = batch.filter(|size| (1..=10_000).contains(size)) else {
+        eprintln!("{USAGE}\n(--batch-size: 1 to 10000)");
+        return ExitCode::from(2);
+    };
+    let settings = match Settings::load().context("loading configuration") {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("payment-service: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let mut out = std::io::stdout();
+    match startup::reseal_command(settings, batch, &mut out).await {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let message = format!("{error:#}").replace(['\n', '\r'], " ");
+            eprintln!("payment-service reseal: {message}");
             ExitCode::from(2)
         }
     }

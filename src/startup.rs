@@ -65,19 +65,43 @@ fn billing(
             None
         }
     };
-    let cipher = match configured(&settings.billing.encryption_key) {
-        Some(key) => BillingKeyCipher::from_base64(key.expose_secret())?,
+    Ok((gateway, cipher(settings)?))
+}
+
+/// The cipher of stored billing keys and refund accounts: the keys of
+/// `BILLING_KEY_ENCRYPTION_KEY` (newest first), or one generated for this process.
+fn cipher(settings: &Settings) -> anyhow::Result<BillingKeyCipher> {
+    Ok(match configured(&settings.billing.encryption_key) {
+        Some(key) => {
+            let cipher = BillingKeyCipher::from_base64(key.expose_secret())?;
+            let keyring = cipher.keyring();
+            tracing::info!(
+                key_version = keyring.current_version(),
+                keys = keyring.len(),
+                "sealing billing keys and refund accounts under BILLING_KEY_ENCRYPTION_KEY"
+            );
+            cipher
+        }
         None => {
             tracing::warn!(
                 alert = "billing_key_encryption_key_generated",
                 "BILLING_KEY_ENCRYPTION_KEY is not set: a key was generated for this process only. \
                  Billing keys stored now CANNOT be decrypted after a restart (buyers must register \
-                 their cards again). Set a 32-byte base64 key (openssl rand -base64 32) in production."
+                 their cards again), and refund accounts are sealed under a key derived from \
+                 TOSS_SECRET_KEY as before. Set a 32-byte base64 key (openssl rand -base64 32) in production."
             );
             BillingKeyCipher::generate()
         }
-    };
-    Ok((gateway, cipher))
+    })
+}
+
+/// Seals refund accounts under the cipher's keys; opens those version 2 sealed under the key
+/// derived from `TOSS_SECRET_KEY`.
+fn account_sealer(settings: &Settings, cipher: &BillingKeyCipher) -> AccountSealer {
+    AccountSealer::new(
+        cipher.keyring().clone(),
+        configured(&settings.toss.secret_key).as_ref(),
+    )
 }
 
 impl Application {
@@ -173,13 +197,7 @@ impl Application {
                 max_backoff: Duration::from_secs(reconcile.max_backoff_secs),
                 confirm_window: Duration::from_secs(reconcile.confirm_window_secs),
                 reconcile_batch: reconcile.batch_size,
-                account_sealer: AccountSealer::new(
-                    settings
-                        .toss
-                        .secret_key
-                        .as_ref()
-                        .filter(|key| !key.expose_secret().trim().is_empty()),
-                ),
+                account_sealer: account_sealer(&settings, &cipher),
                 webhook_retention: Duration::from_secs(settings.webhooks.retention_secs),
             },
         )
@@ -466,6 +484,51 @@ pub async fn reconcile_command(
         )?;
     }
     Ok(if discrepancies.is_empty() { 0 } else { 1 })
+}
+
+/// `payment-service reseal`: moves every sealed billing key and refund account that is not
+/// under the newest key of `BILLING_KEY_ENCRYPTION_KEY` (or not bound to its row) under it, in
+/// batches of `batch`, with conditional updates (safe while the service runs; running it again
+/// changes nothing). Writes the counts to `out`; returns the exit code: 0 when every value is
+/// now under the newest key, 1 when some open under no configured key (left as they are).
+pub async fn reseal_command(
+    settings: Settings,
+    batch: u64,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<u8> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if configured(&settings.billing.encryption_key).is_none() {
+        anyhow::bail!(
+            "BILLING_KEY_ENCRYPTION_KEY is not set: there is no key to re-seal under (set the keys, newest first)"
+        );
+    }
+    let cipher = cipher(&settings)?;
+    let accounts = account_sealer(&settings, &cipher);
+    let store = connect(&settings.database).await?;
+    let report = crate::service::reseal(&store, &cipher, &accounts, batch.max(1)).await;
+    store.close().await;
+    let report = report.map_err(|error| anyhow::anyhow!("{error}"))?;
+    writeln!(
+        out,
+        "reseal under key version {}:",
+        cipher.keyring().current_version()
+    )?;
+    let mut unreadable = 0;
+    for (name, counts) in [
+        ("billing_keys", &report.billing_keys),
+        ("refund_accounts", &report.refund_accounts),
+    ] {
+        writeln!(
+            out,
+            "  {name}: examined={} resealed={} already_current={} unreadable={} changed_meanwhile={}",
+            counts.examined, counts.resealed, counts.current, counts.unreadable, counts.changed
+        )?;
+        for id in &counts.unreadable_ids {
+            writeln!(out, "    unreadable {name} id={id}")?;
+        }
+        unreadable += counts.unreadable;
+    }
+    Ok(if unreadable == 0 { 0 } else { 1 })
 }
 
 /// The store, connected and migrated. A failure is described in one line that names the

@@ -8,12 +8,24 @@ use chrono::{DateTime, Utc};
 use super::DomainError;
 
 /// The virtual account (가상계좌) Toss issued: where the buyer must deposit, and by when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows only the last four characters of the number.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VirtualAccount {
     pub bank_code: String,
     pub account_number: String,
     pub customer_name: Option<String>,
     pub due_date: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for VirtualAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualAccount")
+            .field("bank_code", &self.bank_code)
+            .field("account_number", &mask(&self.account_number))
+            .field("customer_name", &self.customer_name)
+            .field("due_date", &self.due_date)
+            .finish()
+    }
 }
 
 /// What Toss shows of the card: never the whole number (Toss masks it).

@@ -335,8 +335,9 @@ pub struct RefundRequest {
     pub refund_receive_account: Option<RefundReceiveAccountDto>,
 }
 
-/// A bank account to refund a virtual-account payment to.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A bank account to refund a virtual-account payment to. `Debug` shows only the last four
+/// digits of the number.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}))]
 pub struct RefundReceiveAccountDto {
@@ -353,6 +354,16 @@ pub struct RefundReceiveAccountDto {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub holder_name: String,
+}
+
+impl std::fmt::Debug for RefundReceiveAccountDto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefundReceiveAccountDto")
+            .field("bank", &self.bank)
+            .field("account_number", &crate::domain::mask(&self.account_number))
+            .field("holder_name", &self.holder_name)
+            .finish()
+    }
 }
 
 impl TryFrom<RefundReceiveAccountDto> for RefundAccount {
@@ -406,7 +417,7 @@ pub struct CardDto {
 }
 
 /// The virtual account (가상계좌) Toss issued for the buyer's deposit.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(example = json!({"bank_code": "20", "account_number": "X6516521381011", "customer_name": "박토스", "due_date": "2026-11-30T14:59:59.000Z"}))]
 pub struct VirtualAccountDto {
     /// Toss's bank code.
@@ -417,6 +428,17 @@ pub struct VirtualAccountDto {
     /// Deposit by then, or the account expires.
     #[schema(format = DateTime)]
     pub due_date: Option<String>,
+}
+
+impl std::fmt::Debug for VirtualAccountDto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualAccountDto")
+            .field("bank_code", &self.bank_code)
+            .field("account_number", &crate::domain::mask(&self.account_number))
+            .field("customer_name", &self.customer_name)
+            .field("due_date", &self.due_date)
+            .finish()
+    }
 }
 
 /// A payment.
@@ -1179,4 +1201,39 @@ pub struct ReadyDto {
     pub database: String,
     /// `toss` or `noop`.
     pub pg_gateway: String,
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn no_debug_shows_an_account_number() {
+        let request: RefundRequest = serde_json::from_value(serde_json::json!({
+            "reason": "returned",
+            "refund_amount_krw": 1000,
+            "refund_receive_account": {"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}
+        }))
+        .unwrap();
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("110123456789"), "{shown}");
+        assert!(shown.contains("********6789"), "{shown}");
+
+        let issued = crate::domain::VirtualAccount {
+            bank_code: "20".to_owned(),
+            account_number: "X6516521381011".to_owned(),
+            customer_name: Some("박토스".to_owned()),
+            due_date: None,
+        };
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("X6516521381011"), "{shown}");
+        let dto = VirtualAccountDto {
+            bank_code: "20".to_owned(),
+            account_number: "X6516521381011".to_owned(),
+            customer_name: None,
+            due_date: None,
+        };
+        let shown = format!("{dto:?}");
+        assert!(!shown.contains("X6516521381011"), "{shown}");
+    }
 }

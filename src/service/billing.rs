@@ -130,7 +130,7 @@ impl PaymentService {
                     return Err(AppError::PgResponseMismatch);
                 }
                 let stored = IssuedKey {
-                    ciphertext: self.billing.cipher.encrypt(&issued.billing_key),
+                    ciphertext: self.billing.cipher.encrypt(claimed.id, &issued.billing_key),
                     fingerprint: crypto::fingerprint(issued.billing_key.expose()),
                     method: issued.method,
                     card: issued.card,
@@ -214,7 +214,7 @@ impl PaymentService {
                 "the billing key has not been issued".to_owned(),
             ));
         };
-        match self.billing.cipher.decrypt(ciphertext) {
+        match self.billing.cipher.decrypt(id, ciphertext) {
             Ok(secret) => Ok((secret, key.customer_key)),
             Err(error @ CipherError::Undecryptable) | Err(error @ CipherError::BadKey(_)) => {
                 tracing::error!(alert = "billing_key_undecryptable", billing_key_id = %id, %error, "stored billing key cannot be decrypted");

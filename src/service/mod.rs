@@ -41,7 +41,7 @@ pub use reconciler::Reconciler;
 pub use reconciliation::{Reconciliation, ReconciliationSettings};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use sealing::AccountSealer;
+pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.

@@ -688,8 +688,8 @@ impl PaymentService {
 
 impl PaymentService {
     /// The refund account kept (sealed) with the refund, opened for its cancel. One that no
-    /// longer opens (the Toss key changed) is refused as Toss refuses a wrong account, without
-    /// sending.
+    /// longer opens (sealed under a key no longer configured, or altered) is refused as Toss
+    /// refuses a wrong account, without sending.
     fn refund_account(&self, refund: &Refund) -> Result<Option<RefundAccount>, GatewayError> {
         let Some(sealed) = &refund.refund_account else {
             return Ok(None);
@@ -698,8 +698,9 @@ impl PaymentService {
             Some(account) => Ok(Some(account)),
             None => Err(GatewayError::Declined {
                 code: "REFUND_ACCOUNT_UNREADABLE".to_owned(),
-                message: "the refund account kept for this refund cannot be read (the Toss key \
-                          changed?) (checked locally; nothing was sent to Toss)"
+                message: "the refund account kept for this refund cannot be read (sealed under \
+                          a key no longer configured?) (checked locally; nothing was sent to \
+                          Toss)"
                     .to_owned(),
             }),
         }

@@ -1,24 +1,36 @@
 //! Refund accounts at rest. A deposited virtual account is refunded to an account the caller
 //! gives; the cancel may have to be sent again later (by the reconciler, after a crash), so the
-//! account is kept on the refund row, sealed (`crypto::Sealer`, AES-256-GCM) under a key derived from the Toss
-//! secret key (refunds of Toss payments need that key anyway; rotating it makes the sealed
-//! accounts of refunds still pending unreadable, and those refunds fail rather than guess).
-//! The refund's id is the associated data: a sealed account cannot be moved to another refund.
+//! account is kept on the refund row, sealed under the keys of `BILLING_KEY_ENCRYPTION_KEY`
+//! (`crypto::Keyring`: the newest seals, any opens) with the refund's id as associated data: a
+//! sealed account cannot be moved to another refund.
+//!
+//! Version 2 sealed accounts (`v1.` values) under a key derived from `TOSS_SECRET_KEY`; those
+//! still open with that key (kept as a legacy opener) until `payment-service reseal` moves them
+//! under the encryption key, after which rotating the Toss key loses nothing. Without a
+//! configured encryption key (a generated one would not survive a restart), accounts are still
+//! sealed the version 2 way, so a pending refund survives a restart as before.
+//!
+//! Also here: `reseal`, which moves every sealed value (billing keys and refund accounts) under
+//! the newest key, in batches, with conditional updates (safe while the service runs).
 
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::crypto::Sealer;
+use crate::crypto::{BillingKeyCipher, Keyring, Opened, Resealed, Sealer};
 use crate::domain::{RefundAccount, RefundId, SealedAccount};
+use crate::store::{SealedColumn, Store, StoreResult};
 
-const VERSION: &str = "v1.";
+/// The prefix of accounts sealed by version 2 (under the key derived from the Toss key).
+const LEGACY: &str = "v1.";
 
-/// Seals and opens refund accounts. `Debug` shows nothing of the key.
+/// Seals and opens refund accounts. `Debug` shows nothing of the keys.
 #[derive(Clone)]
 pub struct AccountSealer {
-    sealer: Sealer,
+    keyring: Keyring,
+    /// The key version 2 derived from `TOSS_SECRET_KEY`: opens `v1.` values.
+    legacy: Option<Sealer>,
 }
 
 impl fmt::Debug for AccountSealer {
@@ -27,33 +39,147 @@ impl fmt::Debug for AccountSealer {
     }
 }
 
+/// The associated data of refund `id`'s account under the keyring.
+fn account_aad(id: &str) -> Vec<u8> {
+    format!("refund_account:{id}").into_bytes()
+}
+
 impl AccountSealer {
-    /// The key for `toss_secret_key`; without one (no-op gateway, which refunds nothing at a
-    /// PG), a random key that lives as long as the process.
-    pub fn new(toss_secret_key: Option<&SecretString>) -> Self {
-        let sealer = match toss_secret_key {
-            Some(secret) => {
-                let mut hasher = Sha256::new();
-                hasher.update(b"payment-service refund account sealing v1\0");
-                hasher.update(secret.expose_secret().as_bytes());
-                Sealer::new(&hasher.finalize().into())
-            }
-            None => Sealer::random(),
-        };
-        Self { sealer }
+    /// Seals under `keyring`; opens what it sealed and what version 2 sealed under the key
+    /// derived from `toss_secret_key`.
+    pub fn new(keyring: Keyring, toss_secret_key: Option<&SecretString>) -> Self {
+        let legacy = toss_secret_key.map(|secret| {
+            let mut hasher = Sha256::new();
+            hasher.update(b"payment-service refund account sealing v1\0");
+            hasher.update(secret.expose_secret().as_bytes());
+            Sealer::new(&hasher.finalize().into())
+        });
+        Self { keyring, legacy }
+    }
+
+    /// Whether new accounts are sealed the version 2 way: the encryption key was generated
+    /// for this process (it would not survive a restart) and the Toss key's does.
+    fn seals_legacy(&self) -> Option<&Sealer> {
+        self.legacy.as_ref().filter(|_| self.keyring.is_generated())
     }
 
     pub fn seal(&self, refund: RefundId, account: &RefundAccount) -> SealedAccount {
         let plain = serde_json::to_vec(account).expect("an account serialises");
-        let sealed = self.sealer.seal(&plain, refund.to_string().as_bytes());
-        SealedAccount(format!("{VERSION}{sealed}"))
+        let id = refund.to_string();
+        SealedAccount(match self.seals_legacy() {
+            Some(legacy) => format!("{LEGACY}{}", legacy.seal(&plain, id.as_bytes())),
+            None => self.keyring.seal(&plain, &account_aad(&id)),
+        })
     }
 
-    /// `None` for a value sealed under another key, for another refund, or damaged.
+    /// `None` for a value sealed under a key no longer configured, for another refund, or
+    /// damaged.
     pub fn open(&self, refund: RefundId, sealed: &SealedAccount) -> Option<RefundAccount> {
-        let stored = sealed.0.strip_prefix(VERSION)?;
-        let plain = self.sealer.open(stored, refund.to_string().as_bytes())?;
-        serde_json::from_slice(&plain).ok()
+        let opened = self.open_raw(&refund.to_string(), &sealed.0)?;
+        serde_json::from_slice(&opened.value).ok()
+    }
+
+    fn open_raw(&self, id: &str, stored: &str) -> Option<Opened<Vec<u8>>> {
+        if Keyring::is_sealed_here(stored) {
+            return self.keyring.open(stored, &account_aad(id));
+        }
+        let sealed = stored.strip_prefix(LEGACY)?;
+        let plain = self.legacy.as_ref()?.open(sealed, id.as_bytes())?;
+        Some(Opened {
+            value: plain,
+            current: self.seals_legacy().is_some(),
+        })
+    }
+
+    /// The account of refund `id` (as stored) under the newest key, bound to the refund.
+    pub fn reseal(&self, id: &str, stored: &str) -> Resealed {
+        match self.open_raw(id, stored) {
+            Some(Opened { current: true, .. }) => Resealed::Current,
+            Some(Opened { value, .. }) => {
+                Resealed::Sealed(self.keyring.seal(&value, &account_aad(id)))
+            }
+            None => Resealed::Unreadable,
+        }
+    }
+}
+
+/// What `reseal` did to one column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealCounts {
+    /// Sealed values looked at.
+    pub examined: u64,
+    /// Sealed anew under the newest key.
+    pub resealed: u64,
+    /// Already under the newest key, bound to their row.
+    pub current: u64,
+    /// Opened by no configured key: left as they are (their ids in `unreadable_ids`).
+    pub unreadable: u64,
+    /// Changed by someone else between the read and the write: left to them.
+    pub changed: u64,
+    pub unreadable_ids: Vec<String>,
+}
+
+/// What `reseal` did: billing keys and refund accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    pub billing_keys: ResealCounts,
+    pub refund_accounts: ResealCounts,
+}
+
+/// Re-seals every sealed billing key and refund account that is not yet under the newest key
+/// (or not bound to its row) under the newest key, `batch` rows at a time. Each row is
+/// replaced only if it still holds the value read (a conditional update), so it is safe while
+/// the service runs, and running it again changes nothing.
+pub async fn reseal(
+    store: &Store,
+    billing: &BillingKeyCipher,
+    accounts: &AccountSealer,
+    batch: u64,
+) -> StoreResult<ResealReport> {
+    Ok(ResealReport {
+        billing_keys: reseal_column(store, SealedColumn::BillingKey, batch, |id, stored| {
+            billing.reseal(id, stored)
+        })
+        .await?,
+        refund_accounts: reseal_column(store, SealedColumn::RefundAccount, batch, |id, stored| {
+            accounts.reseal(id, stored)
+        })
+        .await?,
+    })
+}
+
+async fn reseal_column(
+    store: &Store,
+    column: SealedColumn,
+    batch: u64,
+    reseal: impl Fn(&str, &str) -> Resealed,
+) -> StoreResult<ResealCounts> {
+    let mut counts = ResealCounts::default();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = store.sealed_values(column, after.as_deref(), batch).await?;
+        let Some(last) = rows.last() else {
+            return Ok(counts);
+        };
+        after = Some(last.0.clone());
+        for (id, stored) in rows {
+            counts.examined += 1;
+            match reseal(&id, &stored) {
+                Resealed::Current => counts.current += 1,
+                Resealed::Unreadable => {
+                    tracing::warn!(alert = "sealed_value_unreadable", column = column.as_str(), id = %id, "a sealed value opens under no configured key; left as it is");
+                    counts.unreadable += 1;
+                    counts.unreadable_ids.push(id);
+                }
+                Resealed::Sealed(new) => {
+                    if store.replace_sealed(column, &id, &stored, &new).await? {
+                        counts.resealed += 1;
+                    } else {
+                        counts.changed += 1;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -61,18 +187,26 @@ impl AccountSealer {
 mod tests {
     use super::*;
 
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const OTHER: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+    fn ring(keys: &str) -> Keyring {
+        Keyring::parse(keys).unwrap()
+    }
+
     #[test]
     fn a_sealed_account_opens_only_for_its_refund_and_key() {
-        let key = SecretString::from("test_sk_one");
-        let sealer = AccountSealer::new(Some(&key));
+        let toss = SecretString::from("test_sk_one");
+        let sealer = AccountSealer::new(ring(KEY), Some(&toss));
         let account = RefundAccount::parse("88", "110123456789", "홍길동").unwrap();
         let refund = RefundId::new();
         let sealed = sealer.seal(refund, &account);
+        assert!(sealed.0.starts_with("v3."), "under the encryption key");
         assert!(!sealed.0.contains("110123456789"));
         assert!(!format!("{sealed:?}").contains(&sealed.0));
         assert_eq!(sealer.open(refund, &sealed), Some(account.clone()));
         assert_eq!(sealer.open(RefundId::new(), &sealed), None);
-        let other = AccountSealer::new(Some(&SecretString::from("test_sk_two")));
+        let other = AccountSealer::new(ring(OTHER), Some(&toss));
         assert_eq!(other.open(refund, &sealed), None);
         assert_eq!(
             sealer.open(refund, &SealedAccount("v1.AAAA".to_owned())),
@@ -82,6 +216,64 @@ mod tests {
             sealer.seal(refund, &account),
             sealed,
             "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn rotating_the_toss_key_loses_no_account_sealed_under_the_encryption_key() {
+        let account = RefundAccount::parse("88", "110123456789", "홍길동").unwrap();
+        let refund = RefundId::new();
+        let before = AccountSealer::new(ring(KEY), Some(&SecretString::from("test_sk_old")));
+        let sealed = before.seal(refund, &account);
+        let after = AccountSealer::new(ring(KEY), Some(&SecretString::from("test_sk_new")));
+        assert_eq!(after.open(refund, &sealed), Some(account.clone()));
+        let without_toss = AccountSealer::new(ring(KEY), None);
+        assert_eq!(without_toss.open(refund, &sealed), Some(account));
+    }
+
+    #[test]
+    fn an_account_sealed_by_version_2_opens_and_is_resealed_under_the_encryption_key() {
+        let account = RefundAccount::parse("88", "110123456789", "홍길동").unwrap();
+        let refund = RefundId::new();
+        let toss = SecretString::from("test_sk_one");
+        // Version 2: no encryption key for accounts, the Toss key's derived one.
+        let version_2 = AccountSealer::new(Keyring::generate(), Some(&toss));
+        let old = version_2.seal(refund, &account);
+        assert!(old.0.starts_with("v1."));
+
+        let now = AccountSealer::new(ring(&format!("{OTHER},{KEY}")), Some(&toss));
+        assert_eq!(now.open(refund, &old), Some(account.clone()));
+        let id = refund.to_string();
+        let Resealed::Sealed(moved) = now.reseal(&id, &old.0) else {
+            panic!("resealed")
+        };
+        assert_eq!(now.reseal(&id, &moved), Resealed::Current);
+        assert_eq!(
+            now.reseal(&RefundId::new().to_string(), &moved),
+            Resealed::Unreadable
+        );
+        // The Toss key rotated: the moved account still opens, the old value no longer does.
+        let rotated = AccountSealer::new(ring(OTHER), Some(&SecretString::from("test_sk_two")));
+        assert_eq!(
+            rotated.open(refund, &SealedAccount(moved)),
+            Some(account.clone())
+        );
+        assert_eq!(rotated.open(refund, &old), None);
+        assert_eq!(rotated.reseal(&id, &old.0), Resealed::Unreadable);
+    }
+
+    #[test]
+    fn without_an_encryption_key_accounts_are_sealed_as_before_and_survive_a_restart() {
+        let account = RefundAccount::parse("88", "110123456789", "홍길동").unwrap();
+        let refund = RefundId::new();
+        let toss = SecretString::from("test_sk_one");
+        let first = AccountSealer::new(Keyring::generate(), Some(&toss));
+        let sealed = first.seal(refund, &account);
+        let restarted = AccountSealer::new(Keyring::generate(), Some(&toss));
+        assert_eq!(restarted.open(refund, &sealed), Some(account));
+        assert_eq!(
+            restarted.reseal(&refund.to_string(), &sealed.0),
+            Resealed::Current
         );
     }
 }

@@ -79,7 +79,7 @@ impl PaymentService {
             return Ok((WebhookOutcome::Ignored("not a payment of ours"), false));
         };
         if let (Some(claimed), Some(ours)) = (&hint.secret, &payment.pg_secret)
-            && claimed != ours
+            && !crate::crypto::secrets_equal(claimed, ours)
         {
             tracing::warn!(alert = "webhook_secret_mismatch", payment_id = %payment.id, "webhook secret does not match the confirm reply's; ignored");
             return Ok((WebhookOutcome::Ignored("secret mismatch"), true));

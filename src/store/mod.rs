@@ -11,6 +11,7 @@ mod payments;
 mod reconciliation;
 mod refunds;
 mod reviews;
+mod sealed;
 mod sql;
 mod webhooks;
 
@@ -26,6 +27,7 @@ pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use payments::{Plan, RefundWrite, Target};
 pub use reconciliation::{Claimed, StoredDiscrepancy};
+pub use sealed::SealedColumn;
 
 /// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://payment-service.db?mode=rwc";

@@ -828,9 +828,17 @@ async fn billing_key_is_never_shown_and_stored_encrypted(backend: Backend) {
     let ciphertext = stored[0].clone().expect("stored");
     assert_ne!(ciphertext, billing_key);
     assert!(!ciphertext.contains(&billing_key));
+    // `v3.<key version>.<base64>`: the format, the version of the key that sealed it.
+    let mut parts = ciphertext.splitn(3, '.');
+    assert_eq!(parts.next(), Some("v3"), "{ciphertext}");
+    let version = parts.next().unwrap();
+    assert!(
+        version.len() == 8 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{ciphertext}"
+    );
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD
-        .decode(&ciphertext)
+        .decode(parts.next().unwrap())
         .expect("base64 of nonce and ciphertext");
     assert_eq!(
         raw.len(),

@@ -517,6 +517,18 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Restarts the main instance as [`restart`](Self::restart) does, with other `options` from
+    /// then on (say, another `BILLING_KEY_ENCRYPTION_KEY`).
+    pub async fn restart_with(&mut self, options: Options) {
+        self.options = options;
+        self.restart().await;
+    }
+
+    /// The settings the main instance runs with, for a command run beside it.
+    pub fn settings(&self) -> Settings {
+        settings_for(&self.database_url, &self.toss_server.uri(), &self.options)
+    }
+
     /// Starts another instance on the same database and fake Toss with other `options` (say,
     /// without the Toss gateway); returns its base address.
     pub async fn spawn_instance_with(&mut self, options: Options) -> String {

@@ -32,7 +32,7 @@ fn debug_output_of_the_configuration_holds_no_secret() {
     let cipher = payment_service::crypto::BillingKeyCipher::from_base64(&encryption_key)
         .expect("a 32-byte key");
     let billing_key = payment_service::domain::BillingKeySecret::new(BILLING_KEY.to_owned());
-    let ciphertext = cipher.encrypt(&billing_key);
+    let ciphertext = cipher.encrypt(payment_service::domain::BillingKeyId::new(), &billing_key);
 
     let shown = [
         ("Settings {:?}", format!("{settings:?}")),

@@ -12,6 +12,7 @@ mod binary;
 mod config;
 mod flow;
 mod permissive_toss;
+mod rotation;
 mod scan;
 
 use std::time::Duration;

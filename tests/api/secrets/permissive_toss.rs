@@ -95,8 +95,8 @@ impl Respond for Answer {
                     balance: amount,
                     status: "DONE".to_owned(),
                     cancels: Vec::new(),
-                    // Approved now (a deposited virtual account too): a full cancel of it is
-                    // a refund, not an account cancelled before its deposit.
+                    // Approved (for a virtual account: deposited), so Toss's record keeps its
+                    // `approvedAt` once wholly cancelled, as Toss's does.
                     approved_at: Some("2026-11-23T12:18:14+09:00".to_owned()),
                     last_transaction_key: format!("tx_{key}"),
                     // Paid by virtual account, deposited: its refunds name a refund account.
