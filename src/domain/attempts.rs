@@ -420,9 +420,13 @@ mod tests {
             PaymentUpdate::Resolve,
             PaymentUpdate::RequestCancel {
                 reason: "r".into(),
+                requested_by: crate::domain::Actor::api_key("key-1"),
                 lease_until: now,
             },
-            PaymentUpdate::Cancel { reason: "r".into() },
+            PaymentUpdate::Cancel {
+                reason: "r".into(),
+                requested_by: crate::domain::Actor::api_key("key-1"),
+            },
         ]
     }
 
