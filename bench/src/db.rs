@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use payment_service::domain::{
-    OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentUpdate, Refund, RefundId,
+    Actor, OrderId, Payment, PaymentId, PaymentKey, PaymentRef, PaymentUpdate, Refund, RefundId,
     RefundOrigin, RefundStatus, status_after_refunds,
 };
 use payment_service::service::events;
@@ -131,7 +131,12 @@ impl DbFlow {
             details: Default::default(),
             approval_key: Some(format!("tx_{}", uuid::Uuid::new_v4().simple())),
         };
-        let event = events::of_update(&complete, &complete.applied_to(&claimed, now));
+        // The buyer's confirm, its reply adopted.
+        let event = events::of_update(
+            &complete,
+            &complete.applied_to(&claimed, now),
+            &Actor::buyer(),
+        );
         self.store
             .update_payment(Target::attempt(&claimed), &complete, event)
             .await?
@@ -165,6 +170,7 @@ impl DbFlow {
             refunded_at: None,
             tax_free_amount_krw: 0,
             refund_account: None,
+            requested_by: Actor::api_key("key-1"),
         };
         if !self.store.reserve_refund(&refund, None).await? {
             return Err(Failed::Refused("reserve"));
@@ -240,7 +246,7 @@ fn cancelled(
     }
     after.status = status_after_refunds(&after);
     after.updated_at = now;
-    let event = events::refunded(&after, &refund);
+    let event = events::refunded(&after, &refund, &refund.requested_by);
     Some(Plan {
         payment: after,
         refunds: vec![RefundWrite::Update(refund)],

@@ -13,6 +13,7 @@ mod m20261201_000002_billing;
 mod m20261201_000003_reconciliation;
 mod m20261206_000001_payment_attempts;
 mod m20261206_000100_webhook_deliveries_by_age;
+mod m20261206_000200_actors;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_reconciliation::Migration),
             Box::new(m20261206_000001_payment_attempts::Migration),
             Box::new(m20261206_000100_webhook_deliveries_by_age::Migration),
+            Box::new(m20261206_000200_actors::Migration),
         ]
     }
 }

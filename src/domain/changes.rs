@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus, PgDetails};
+use super::{Actor, BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus, PgDetails};
 
 use PaymentStatus::*;
 
@@ -79,11 +79,13 @@ pub enum PaymentUpdate {
     /// `CANCELLED`. The status stays until the PG's record shows the account cancelled.
     RequestCancel {
         reason: String,
+        /// Who asked: shown on the `payment.cancelled` this ends in, whoever adopts it.
+        requested_by: Actor,
         /// When the reconciler takes the cancel over if this request does not finish it.
         lease_until: DateTime<Utc>,
     },
     /// Nobody paid and the merchant cancelled it: `CANCELLED`, `payment.cancelled`.
-    Cancel { reason: String },
+    Cancel { reason: String, requested_by: Actor },
 }
 
 impl PaymentUpdate {
@@ -192,6 +194,7 @@ impl PaymentUpdate {
                 completed_at: Some(approved_at),
                 next_reconcile_at: Some(None),
                 cancel_reason: Some(None),
+                cancel_requested_by: Some(None),
                 details: Some(details),
                 ..Patch::default()
             },
@@ -243,15 +246,21 @@ impl PaymentUpdate {
             },
             Self::RequestCancel {
                 reason,
+                requested_by,
                 lease_until,
             } => Patch {
                 cancel_reason: Some(Some(reason)),
+                cancel_requested_by: Some(Some(requested_by)),
                 next_reconcile_at: Some(Some(lease_until)),
                 ..Patch::default()
             },
-            Self::Cancel { reason } => Patch {
+            Self::Cancel {
+                reason,
+                requested_by,
+            } => Patch {
                 status: Some(Cancelled),
                 cancel_reason: Some(Some(reason)),
+                cancel_requested_by: Some(Some(requested_by)),
                 next_reconcile_at: Some(None),
                 ..Patch::default()
             },
@@ -292,6 +301,8 @@ pub struct Patch {
     /// Sets (`Some(reason)`) or clears (`None`) the review flag.
     pub review: Option<Option<String>>,
     pub cancel_reason: Option<Option<String>>,
+    /// Who asked for the cancel; set and cleared with `cancel_reason`.
+    pub cancel_requested_by: Option<Option<Actor>>,
     /// What the PG reported about the method; each part given replaces ours.
     pub details: Option<PgDetails>,
 }
@@ -308,6 +319,7 @@ impl Patch {
             payment.card = None;
             payment.virtual_account = None;
             payment.cancel_reason = None;
+            payment.cancel_requested_by = None;
             payment.pg_secret = None;
             payment.failure = None;
         }
@@ -359,6 +371,9 @@ impl Patch {
         }
         if let Some(reason) = p.cancel_reason {
             payment.cancel_reason = reason;
+        }
+        if let Some(actor) = p.cancel_requested_by {
+            payment.cancel_requested_by = actor;
         }
         if let Some(details) = p.details {
             if details.method.is_some() {
@@ -452,9 +467,13 @@ pub(crate) fn one_of_each(
         PaymentUpdate::Resolve,
         PaymentUpdate::RequestCancel {
             reason: "r".into(),
+            requested_by: Actor::api_key("key-1"),
             lease_until: now,
         },
-        PaymentUpdate::Cancel { reason: "r".into() },
+        PaymentUpdate::Cancel {
+            reason: "r".into(),
+            requested_by: Actor::api_key("key-1"),
+        },
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+mod actor;
 mod attempts;
 mod billing;
 mod changes;
@@ -9,6 +10,7 @@ pub mod reconciliation;
 mod records;
 mod status;
 
+pub use actor::{Actor, ActorType};
 pub use attempts::{Attempt, AttemptKind, AttemptStatus, AttemptWrite, EXPIRED_CODES, Settled};
 pub use billing::{
     AuthKey, BillingCustomer, BillingKey, BillingKeySecret, BillingKeyStatus, CardInfo, CustomerKey,

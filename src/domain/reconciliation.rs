@@ -271,6 +271,7 @@ mod tests {
             refunded_at: Some(now),
             tax_free_amount_krw: 0,
             refund_account: None,
+            requested_by: crate::domain::Actor::toss(),
         };
         assert!(cancel.holds(&payment, &[]));
         assert!(!cancel.holds(&payment, std::slice::from_ref(&refund)));

@@ -1,8 +1,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    BillingKeyId, CardSummary, DomainError, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus,
-    PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount, VirtualAccount,
+    Actor, BillingKeyId, CardSummary, DomainError, Failure, OrderId, PaymentId, PaymentKey,
+    PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount,
+    VirtualAccount,
 };
 
 /// A payment as stored.
@@ -71,6 +72,8 @@ pub struct Payment {
     /// Why a merchant asked to cancel it: set before the PG is asked, so that whoever adopts
     /// the PG's cancelled record ends it `CANCELLED`.
     pub cancel_reason: Option<String>,
+    /// Who asked for that cancel (with `cancel_reason`): shown on `payment.cancelled`.
+    pub cancel_requested_by: Option<Actor>,
 }
 
 impl Payment {
@@ -124,6 +127,7 @@ impl Payment {
             card: None,
             virtual_account: None,
             cancel_reason: None,
+            cancel_requested_by: None,
         }
     }
 
@@ -206,6 +210,8 @@ pub struct Refund {
     pub tax_free_amount_krw: i64,
     /// The account a deposited virtual account is refunded to, sealed; kept for resends.
     pub refund_account: Option<SealedAccount>,
+    /// Who asked for it: an API key, or Toss for a cancel made at Toss.
+    pub requested_by: Actor,
 }
 
 /// An event as kept in the outbox; `seq` is the consumers' cursor.
@@ -220,6 +226,7 @@ pub struct StoredEvent {
     pub user_id: String,
     pub payment_id: String,
     pub payload: serde_json::Value,
+    pub actor: Actor,
 }
 
 /// A person's review of a payment set aside: who (an API key's name, never the key), what, why.
@@ -230,8 +237,11 @@ pub struct Review {
     /// `resync` or `dismiss`.
     pub action: String,
     pub note: String,
+    /// The reviewer as version 2 wrote it (`api-key-1`), kept for old clients; new reviews
+    /// write the actor's name (or its type when it has none).
     pub reviewer: String,
     /// What the review did.
     pub outcome: String,
     pub created_at: DateTime<Utc>,
+    pub requested_by: Actor,
 }

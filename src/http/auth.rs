@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::domain::Caller;
+use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
 /// What an API key may do. Every privileged route needs exactly one scope, declared where the
@@ -109,6 +109,13 @@ impl std::fmt::Debug for Scopes {
 pub struct KeyHolder {
     pub name: Arc<str>,
     pub scopes: Scopes,
+}
+
+impl KeyHolder {
+    /// The holder as the actor of a change: `api_key` by name.
+    pub fn actor(&self) -> Actor {
+        Actor::api_key(&*self.name)
+    }
 }
 
 /// A configured key: kept only as its SHA-256 digest.
@@ -278,6 +285,12 @@ impl ApiKeys {
             }
         }
         found.cloned()
+    }
+
+    /// Who the request's key names, as the actor of what it changes: the key's name (`key-1`,
+    /// `key-2`, … for `API_KEYS`), never the key. `None` without one of our keys.
+    pub fn actor(&self, headers: &HeaderMap) -> Option<Actor> {
+        self.holder(headers).map(|holder| holder.actor())
     }
 
     /// `Ok` when the request carries one of the keys.
@@ -517,6 +530,20 @@ scopes = []
         }
         let both = ApiKeys::load(&["k".into()], None).unwrap();
         assert_eq!(both.keys.len(), 1);
+    }
+
+    #[test]
+    fn keys_are_named_by_position_never_by_the_key() {
+        let keys = ApiKeys::new(&["secret-one".into(), "secret-two".into()]);
+        assert_eq!(
+            keys.actor(&headers("Bearer secret-two")),
+            Some(Actor::api_key("key-2"))
+        );
+        assert_eq!(
+            keys.actor(&headers("Bearer secret-one")),
+            Some(Actor::api_key("key-1"))
+        );
+        assert_eq!(keys.actor(&headers("Bearer secret-three")), None);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use super::payments::{confirm_response, payment_id};
 use super::problem::{Problem, log_cause};
 use super::redirects::{failure_from_redirect, see_other};
 use crate::domain::{
-    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, Caller, CustomerKey,
-    UserId,
+    Actor, AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, Caller,
+    CustomerKey, UserId,
 };
 use crate::error::AppError;
 use crate::service::CustomerOutcome;
@@ -515,6 +515,7 @@ pub async fn delete_billing_key(
 pub async fn charge_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    actor: Actor,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<ChargeRequest>,
 ) -> Result<Response, AppError> {
@@ -523,6 +524,10 @@ pub async fn charge_payment(
         .billing_key_id
         .parse()
         .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
-    let outcome = state.service.charge(payment_id, key_id).await?;
+    let outcome = state
+        .service
+        .acting_for(actor)
+        .charge(payment_id, key_id)
+        .await?;
     Ok(confirm_response(outcome, Caller::Merchant))
 }

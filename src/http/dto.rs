@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{
-    Amount, Attempt, AttemptKind, AttemptStatus, DomainError, OrderId, Payment, PaymentKey,
-    PaymentStatus, PaymentType, Refund, RefundAccount, RefundStatus, StoredEvent, UserId,
+    Actor, ActorType, Amount, Attempt, AttemptKind, AttemptStatus, DomainError, OrderId, Payment,
+    PaymentKey, PaymentStatus, PaymentType, Refund, RefundAccount, RefundStatus, StoredEvent,
+    UserId,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
@@ -777,7 +778,8 @@ pub struct PaymentListDto {
     "status": "COMPLETED",
     "payment_status": "PARTIAL_REFUND",
     "refunded_at": "2026-11-23T10:02:11.000Z",
-    "tax_free_amount_krw": 1666
+    "tax_free_amount_krw": 1666,
+    "requested_by": {"type": "api_key", "name": "key-1"}
 }))]
 pub struct RefundDto {
     #[schema(format = Uuid)]
@@ -796,6 +798,9 @@ pub struct RefundDto {
     /// Why the PG did not make this refund (`FAILED` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureDto>,
+    /// Who asked for it: the API key (by name), or `toss` for a cancel made at Toss outside
+    /// this service (its dashboard), found in Toss's record.
+    pub requested_by: ActorDto,
 }
 
 impl RefundDto {
@@ -814,6 +819,48 @@ impl RefundDto {
                 message: f.message.clone(),
                 retryable: None,
             }),
+            requested_by: ActorDto::from(&refund.requested_by),
+        }
+    }
+}
+
+/// Who made a change: on every event (`actor`) and on refunds, cancels and reviews
+/// (`requested_by`). An API key is named (`key-1`, … for `API_KEYS`), never shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"type": "api_key", "name": "key-1"}))]
+pub struct ActorDto {
+    #[serde(rename = "type")]
+    pub kind: ActorTypeDto,
+    /// The API key's or the operator's name; `null` for the others.
+    #[schema(required = true)]
+    pub name: Option<String>,
+}
+
+/// `api_key`: a caller with an API key; `buyer`: the public confirm and Toss's success/fail
+/// redirects; `toss`: Toss's webhooks, its records read back and adopted, cancels made at Toss;
+/// `operator`: a person in the operator console; `system`: the service's own rules (a window
+/// passing, scheduled runs, housekeeping).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorTypeDto {
+    ApiKey,
+    Buyer,
+    Toss,
+    Operator,
+    System,
+}
+
+impl From<&Actor> for ActorDto {
+    fn from(actor: &Actor) -> Self {
+        Self {
+            kind: match actor.kind {
+                ActorType::ApiKey => ActorTypeDto::ApiKey,
+                ActorType::Buyer => ActorTypeDto::Buyer,
+                ActorType::Toss => ActorTypeDto::Toss,
+                ActorType::Operator => ActorTypeDto::Operator,
+                ActorType::System => ActorTypeDto::System,
+            },
+            name: actor.name.clone(),
         }
     }
 }
@@ -996,6 +1043,7 @@ pub struct EventParams {
     "timestamp": "2026-11-23T09:31:02.415Z",
     "source": "payment-service",
     "user_id": "u-1",
+    "actor": {"type": "buyer", "name": null},
     "payload": {
         "payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a",
         "order_id": "order_20261123_0001",
@@ -1022,13 +1070,19 @@ pub struct EventDto {
     pub timestamp: String,
     pub source: String,
     pub user_id: String,
+    /// Who made the change: the caller of the request (an API key by name, or the buyer),
+    /// `toss` when Toss's webhook or a read-back of Toss's record drove it, `system` when the
+    /// service's own rule did (a window passing). Events written before version 3: `system`.
+    pub actor: ActorDto,
     /// completed: {payment_id, order_id, amount, currency, payment_method, pg_provider,
     /// pg_transaction_id, payment_type, subscription_id}; failed: {payment_id, order_id, amount,
     /// currency, error_code, error_message}; refunded: {payment_id, refund_id, refund_amount,
-    /// currency, reason, is_full_refund}; waiting_for_deposit: {payment_id, order_id, amount,
-    /// currency, payment_method, pg_provider, pg_transaction_id}; cancelled: {payment_id,
-    /// order_id, reason, cancelled_at}; refund.failed: {payment_id, refund_id, refund_amount,
-    /// reason, failure: {code, message}}.
+    /// currency, reason, is_full_refund, requested_by}; waiting_for_deposit: {payment_id,
+    /// order_id, amount, currency, payment_method, pg_provider, pg_transaction_id}; cancelled:
+    /// {payment_id, order_id, reason, cancelled_at, requested_by}; refund.failed: {payment_id,
+    /// refund_id, refund_amount, reason, failure: {code, message}, requested_by}. `requested_by`
+    /// (the shape of `actor`) is who asked for the refund or the cancel; `actor` who made this
+    /// change (e.g. `toss` when a webhook settled a cancel an API key asked for).
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
@@ -1043,6 +1097,7 @@ impl From<StoredEvent> for EventDto {
             timestamp: timestamp(e.occurred_at),
             source: e.source,
             user_id: e.user_id,
+            actor: ActorDto::from(&e.actor),
             payload: e.payload,
         }
     }

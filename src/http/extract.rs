@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::domain::Caller;
+use super::auth::KeyHolder;
+use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
 /// A JSON object body. Unlike `axum::Json` it refuses a top-level array (serde would fill a
@@ -127,6 +128,23 @@ impl FromRequestParts<AppState> for Caller {
         Ok(match parts.extensions.get::<Caller>() {
             Some(caller) => *caller,
             None => state.api_keys.caller(&parts.headers),
+        })
+    }
+}
+
+/// Who makes the change a request asks for: the API key it carries (by name; the API-key layer
+/// recorded it on the privileged routes), else the buyer (a public route without a key). The
+/// webhook route names Toss itself.
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(match parts.extensions.get::<KeyHolder>() {
+            Some(holder) => holder.actor(),
+            None => state
+                .api_keys
+                .actor(&parts.headers)
+                .unwrap_or_else(Actor::buyer),
         })
     }
 }

@@ -14,7 +14,7 @@ use super::dto::{
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{Caller, PaymentId, RefundAccount, ScopedKey, UserId};
+use crate::domain::{Actor, Caller, PaymentId, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
 use crate::idempotency::InFlight;
 use crate::service::{
@@ -176,8 +176,10 @@ pub async fn confirm_payment(
     if state.service.confirm_needs_api_key(&command) {
         auth::require(holder.as_ref(), ApiScope::PaymentsWrite)?;
     }
+    // With a key, the key's holder confirms; without, the buyer's frontend.
+    let actor = holder.as_ref().map_or_else(Actor::buyer, KeyHolder::actor);
     Ok(confirm_response(
-        state.service.confirm(command).await?,
+        state.service.acting_for(actor).confirm(command).await?,
         caller,
     ))
 }
@@ -225,6 +227,7 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
 pub async fn refund_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    actor: Actor,
     idempotency_key: Option<ScopedKey>,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<RefundRequest>,
@@ -247,6 +250,7 @@ pub async fn refund_payment(
         .transpose()?;
     let outcome = state
         .service
+        .acting_for(actor)
         .refund(RefundCommand {
             payment_id,
             idempotency_key,
@@ -288,7 +292,9 @@ fn check_reason(reason: &str) -> Result<(), AppError> {
 /// cancelled at Toss (no amount, no refund account), then `CANCELLED`; should the deposit win
 /// the race, the payment is `COMPLETED` and this answers 409. Already `CANCELLED`: 200 with the
 /// payment, nothing repeated. A cancelled payment can never be confirmed or paid. Event
-/// `payment.cancelled {payment_id, order_id, reason, cancelled_at}`.
+/// `payment.cancelled {payment_id, order_id, reason, cancelled_at, requested_by}`: the cancel's
+/// `requested_by` is this request's API key (by name), kept with the request until the cancel
+/// ends, whoever settles it (the event's `actor`: `toss` when its webhook or a read-back did).
 #[utoipa::path(
     post, path = "/payments/{payment_id}/cancel", tag = TAG,
     request_body = CancelPaymentRequest,
@@ -316,6 +322,7 @@ fn check_reason(reason: &str) -> Result<(), AppError> {
 pub async fn cancel_payment(
     State(state): State<AppState>,
     _: ApiKey,
+    actor: Actor,
     Path(raw_id): Path<String>,
     AppJson(body): AppJson<CancelPaymentRequest>,
 ) -> Result<Response, AppError> {
@@ -323,6 +330,7 @@ pub async fn cancel_payment(
     check_reason(&body.reason)?;
     let outcome = state
         .service
+        .acting_for(actor)
         .cancel(CancelCommand {
             payment_id,
             reason: body.reason,

@@ -11,7 +11,7 @@ use super::dto::{PaymentFailViewDto, PublicPaymentDto, TossFailParams, TossSucce
 use super::extract::AppQuery;
 use super::payments::confirm_response;
 use super::problem::{Problem, log_cause};
-use crate::domain::Caller;
+use crate::domain::{Actor, Caller};
 use crate::domain::{Failure, OrderId, PaymentKey};
 use crate::error::AppError;
 use crate::service::ConfirmOutcome;
@@ -69,7 +69,12 @@ pub async fn toss_success(
             .as_deref()
             .and_then(|a| a.parse::<i64>().ok())
             .ok_or_else(|| AppError::validation("amount: must be a whole number of KRW"))?;
-        state.service.confirm_redirect(key, order_id, amount).await
+        // Toss sends the buyer's browser here.
+        state
+            .service
+            .acting_for(Actor::buyer())
+            .confirm_redirect(key, order_id, amount)
+            .await
     }
     .await;
     let redirect = &state.redirect;
@@ -143,6 +148,7 @@ pub async fn toss_fail(
             .map_err(|e| AppError::validation(format!("orderId: {}", e.reason)))?;
         state
             .service
+            .acting_for(Actor::buyer())
             .record_redirect_failure(
                 &order_id,
                 Failure {

@@ -7,11 +7,11 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::KeyHolder;
-use super::dto::{IdempotencyKeyHeader, PaymentDto};
+use super::dto::{ActorDto, IdempotencyKeyHeader, PaymentDto};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
 use super::problem::Problem;
-use crate::domain::Review;
+use crate::domain::{Actor, ActorType, Review};
 use crate::error::AppError;
 use crate::service::{ReviewAction, ReviewCommand};
 
@@ -46,9 +46,14 @@ pub struct ReviewDto {
     pub payment_id: String,
     pub action: ReviewActionDto,
     pub note: String,
-    /// The name of the API key that made it (`key-1`, `key-2`, … for `API_KEYS`; its `name` in
-    /// `API_KEYS_FILE`), never the key.
+    /// Kept for version 2 clients (read `requested_by`): the name of the API key that made it
+    /// (`key-1`, `key-2`, … for `API_KEYS`; its `name` in `API_KEYS_FILE`), never the key;
+    /// `system` for a flag the service cleared itself. Reviews made before version 3 show
+    /// `api-key-<n>`.
     pub reviewer: String,
+    /// Who made the review: an API key by name (never the key), `system` for a flag the
+    /// service cleared itself, `operator` from the console.
+    pub requested_by: ActorDto,
     /// What the review did.
     pub outcome: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -71,6 +76,7 @@ impl From<&Review> for ReviewDto {
             },
             note: review.note.clone(),
             reviewer: review.reviewer.clone(),
+            requested_by: ActorDto::from(&review.requested_by),
             outcome: review.outcome.clone(),
             created_at: review.created_at,
         }
@@ -116,10 +122,13 @@ pub async fn review_payment(
             "note: must be 1 to 500 characters, not blank, without control characters",
         ));
     }
-    // The key's configured name (`key-1`, … for `API_KEYS`), never the key.
-    let reviewer = holder.map_or_else(|| "api-key".to_owned(), |holder| holder.name.to_string());
+    let actor = holder.map_or_else(
+        || Actor::unnamed(ActorType::ApiKey),
+        |holder| holder.actor(),
+    );
     let payment = state
         .service
+        .acting_for(actor)
         .review(ReviewCommand {
             payment_id,
             action: match body.action {
@@ -127,7 +136,6 @@ pub async fn review_payment(
                 ReviewActionDto::Dismiss => ReviewAction::Dismiss,
             },
             note: body.note,
-            reviewer,
         })
         .await?;
     Ok(Json(PaymentDto::from(&payment)))

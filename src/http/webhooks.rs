@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::extract::{json_has_nul, nul_in_body};
 use super::problem::Problem;
+use crate::domain::Actor;
 use crate::error::AppError;
 use crate::service::{WebhookOutcome, read_webhook};
 
@@ -131,7 +132,10 @@ pub async fn toss_webhook(
     // Toss wants its answer within about 10 s; a read-back slower than that is better retried.
     let outcome = tokio::time::timeout(
         WEBHOOK_BUDGET,
-        state.service.handle_webhook(transmission_id, hint),
+        state
+            .service
+            .acting_for(Actor::toss())
+            .handle_webhook(transmission_id, hint),
     )
     .await
     .map_err(|_| AppError::Unavailable("webhook read-back took too long".to_owned()))??;

@@ -67,7 +67,16 @@ struct Envelope<'a> {
     timestamp: String,
     source: &'a str,
     user_id: &'a str,
+    actor: ActorBody<'a>,
     payload: &'a serde_json::Value,
+}
+
+/// The envelope's `actor`: `{"type", "name"}`.
+#[derive(Debug, Serialize)]
+struct ActorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: Option<&'a str>,
 }
 
 impl<'a> From<&'a StoredEvent> for Envelope<'a> {
@@ -79,6 +88,10 @@ impl<'a> From<&'a StoredEvent> for Envelope<'a> {
             timestamp: e.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             source: &e.source,
             user_id: &e.user_id,
+            actor: ActorBody {
+                kind: e.actor.kind.as_str(),
+                name: e.actor.name.as_deref(),
+            },
             payload: &e.payload,
         }
     }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, RefundId, RefundOrigin,
-    RefundStatus, status_after_refunds,
+    Actor, Failure, Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, RefundId,
+    RefundOrigin, RefundStatus, status_after_refunds,
 };
 use crate::error::AppError;
 use crate::gateway::{PgCancel, PgPayment, PgStatus};
@@ -34,6 +34,10 @@ pub struct Context {
     pub deposit_check_at: DateTime<Utc>,
     /// A cancel reply: the cancel it names (`lastTransactionKey`) is this refund's.
     pub cancel_of: Option<RefundId>,
+    /// Who the changes Toss's record drives are recorded as made by: the caller whose reply
+    /// is adopted, or Toss (a webhook, a read-back on the service's schedule). A change the
+    /// service's own rule makes (a window passing) is the `system`'s whatever this says.
+    pub actor: Actor,
 }
 
 /// What the record meant for our payment.
@@ -183,6 +187,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                         // We asked Toss to cancel the account: it ends as we asked.
                         (Ours::WaitingForDeposit, Some(reason)) => PaymentUpdate::Cancel {
                             reason: reason.clone(),
+                            requested_by: cancel_requester(ours),
                         },
                         (Ours::WaitingForDeposit, None) => PaymentUpdate::Release {
                             failure: Some(deposit_failure(record)),
@@ -199,6 +204,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                     let update = match (&ours.status, &ours.cancel_reason) {
                         (Ours::WaitingForDeposit, Some(reason)) => PaymentUpdate::Cancel {
                             reason: reason.clone(),
+                            requested_by: cancel_requester(ours),
                         },
                         _ => PaymentUpdate::Release {
                             failure: Some(expired_failure()),
@@ -290,6 +296,14 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
             Decision::nothing(Verdict::Ignored("payment is closed"))
         }
     }
+}
+
+/// Who asked for the cancel `ours` waits on (recorded with it; a row from before requesters
+/// were recorded was asked for by an API key, the only caller that could).
+fn cancel_requester(ours: &Payment) -> Actor {
+    ours.cancel_requested_by
+        .clone()
+        .unwrap_or_else(|| Actor::unnamed(crate::domain::ActorType::ApiKey))
 }
 
 /// Whether the record shows money taken: approved (`approvedAt` set), possibly cancelled
@@ -481,7 +495,7 @@ fn approve(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context
     };
     let completed = update.applied_to(ours, ctx.now);
     let (base, note) = take_tax_free(completed.clone(), record);
-    let event = events::of_update(&update, &base);
+    let event = events::of_update(&update, &base, &ctx.actor);
     let mut decision = adopt_cancels(base, ours, refunds, record, ctx, event);
     if let Some(plan) = &decision.plan
         && plan.refunds.is_empty()
@@ -563,7 +577,7 @@ fn adopt_cancels(
                     after.cancel_slot_until = None;
                 }
                 after.status = status_after_refunds(&after);
-                events.push(events::refunded(&after, refund));
+                events.push(events::refunded(&after, refund, &ctx.actor));
                 writes.push(RefundWrite::Update(refund.clone()));
             }
             None => {
@@ -592,10 +606,12 @@ fn adopt_cancels(
                     refunded_at: Some(at),
                     tax_free_amount_krw: cancel.tax_free_amount,
                     refund_account: None,
+                    // Made outside the service (Toss's dashboard, its API under our key).
+                    requested_by: Actor::toss(),
                 };
                 after.refunded_amount_krw += refund.amount_krw;
                 after.status = status_after_refunds(&after);
-                events.push(events::refunded(&after, &refund));
+                events.push(events::refunded(&after, &refund, &Actor::toss()));
                 writes.push(RefundWrite::Insert(refund.clone()));
                 rows.push(refund);
             }
@@ -656,23 +672,26 @@ fn adopt_cancels(
             continue;
         }
         let balance = after.amount_krw - after.refunded_amount_krw;
-        let failure = if refund.amount_krw > balance {
-            Failure {
+        // Toss's balance is Toss's record; a window passing is the service's own rule.
+        let (failure, actor) = if refund.amount_krw > balance {
+            let failure = Failure {
                 code: "PG_BALANCE_EXHAUSTED".to_owned(),
                 message: "Toss's remaining balance no longer covers this refund".to_owned(),
                 retryable: None,
-            }
+            };
+            (failure, ctx.actor.clone())
         } else if refund.sends > 0
             && refund.created_at + ctx.window < ctx.now
             && refund
                 .last_sent_at
                 .is_none_or(|at| at + ctx.send_lease < ctx.now)
         {
-            Failure {
+            let failure = Failure {
                 code: "PG_CANCEL_NOT_FOUND".to_owned(),
                 message: "the PG shows no such cancel; the refund did not happen".to_owned(),
                 retryable: None,
-            }
+            };
+            (failure, Actor::system())
         } else {
             continue;
         };
@@ -684,7 +703,7 @@ fn adopt_cancels(
             after.cancel_slot = None;
             after.cancel_slot_until = None;
         }
-        events.push(events::refund_failed(&after, refund, &failure));
+        events.push(events::refund_failed(&after, refund, &failure, &actor));
         writes.push(RefundWrite::Update(refund.clone()));
     }
     if !writes.is_empty() {
@@ -711,6 +730,7 @@ pub fn abandon_refund(
     refunds: &[Refund],
     refund_id: RefundId,
     failure: Option<Failure>,
+    actor: &Actor,
 ) -> Option<Plan> {
     let refund = refunds
         .iter()
@@ -728,7 +748,7 @@ pub fn abandon_refund(
             failed.status = RefundStatus::Failed;
             failed.failure = Some(failure.clone());
             failed.next_reconcile_at = None;
-            let event = events::refund_failed(&after, &failed, &failure);
+            let event = events::refund_failed(&after, &failed, &failure, actor);
             (RefundWrite::Update(failed), vec![event])
         }
     };
@@ -761,7 +781,9 @@ pub fn forget_cancel(ours: &Payment, ctx: &Context) -> Option<Plan> {
 fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
     let after = update.applied_to(ours, ctx.now);
     Plan {
-        events: events::of_update(&update, &after).into_iter().collect(),
+        events: events::of_update(&update, &after, &ctx.actor)
+            .into_iter()
+            .collect(),
         payment: after,
         refunds: Vec::new(),
     }
@@ -898,7 +920,7 @@ impl PaymentService {
                 .update_payment(
                     Target::attempt(claimed),
                     update,
-                    events::of_update(update, &after),
+                    events::of_update(update, &after, &self.record_actor()),
                 )
                 .await?
             {
@@ -939,6 +961,7 @@ impl PaymentService {
             retry_at: self.backoff(payment.reconcile_attempts),
             deposit_check_at: now + DEPOSIT_CHECK_INTERVAL,
             cancel_of,
+            actor: self.record_actor(),
         }
     }
 

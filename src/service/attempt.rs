@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::adopt::{Adopted, Verdict};
 use super::{ConfirmOutcome, PaymentService, events};
 use crate::domain::{
-    BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
+    Actor, BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
 };
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError, PgPayment};
@@ -104,7 +104,11 @@ impl PaymentService {
                 // it has no record of was never authenticated and can never be approved. Its
                 // claim goes at once, and leaves nothing behind: no failure, no event.
                 tracing::warn!(payment_id = %payment.id, "the PG has no record of the payment key; claim released, nothing recorded");
-                if self.release(&payment, None).await?.is_some() {
+                if self
+                    .release(&payment, None, &self.record_actor())
+                    .await?
+                    .is_some()
+                {
                     return Err(unknown_key());
                 }
                 self.outcome_now(&payment, &attempt).await
@@ -164,7 +168,8 @@ impl PaymentService {
                 retryable: Some(true),
             };
             tracing::warn!(payment_id = %payment.id, "PG does not know the charge after every send; back to PENDING");
-            self.release(&payment, Some(failure)).await?;
+            self.release(&payment, Some(failure), &Actor::system())
+                .await?;
             return self.outcome_now(&payment, &attempt).await;
         }
         self.retry_later(&payment, &attempt).await
@@ -340,7 +345,8 @@ impl PaymentService {
                     Some(failure)
                 };
                 let recorded = failure.is_some();
-                self.release(&payment, failure).await?;
+                self.release(&payment, failure, &self.record_actor())
+                    .await?;
                 tracing::info!(payment_id = %payment.id, pg_code = %code, recorded, "PG declined the payment");
                 Err(AppError::PgDeclined {
                     code,
@@ -349,7 +355,7 @@ impl PaymentService {
                 })
             }
             Err(GatewayError::Misconfigured { code, message }) => {
-                self.release(&payment, None).await?;
+                self.release(&payment, None, &self.record_actor()).await?;
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; payment left PENDING");
                 Err(AppError::PgMisconfigured { code, message })
             }
@@ -378,7 +384,7 @@ impl PaymentService {
             Err(error) => {
                 if payment.confirm_sends <= 1 {
                     // Nothing was sent: the attempt did not happen.
-                    self.release(&payment, None).await?;
+                    self.release(&payment, None, &self.record_actor()).await?;
                 } else {
                     self.retry_later(&payment, &attempt).await?;
                 }
@@ -410,7 +416,8 @@ impl PaymentService {
                     message: message.clone(),
                     retryable: Some(retryable),
                 };
-                self.release(&payment, Some(failure)).await?;
+                self.release(&payment, Some(failure), &self.record_actor())
+                    .await?;
                 tracing::info!(payment_id = %payment.id, pg_code = %code, retryable, "PG declined the charge");
                 Err(AppError::PgDeclined {
                     code,
@@ -419,7 +426,7 @@ impl PaymentService {
                 })
             }
             Err(GatewayError::Misconfigured { code, message }) => {
-                self.release(&payment, None).await?;
+                self.release(&payment, None, &self.record_actor()).await?;
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our billing configuration; payment left PENDING");
                 Err(AppError::PgMisconfigured { code, message })
             }
@@ -475,7 +482,7 @@ impl PaymentService {
             }
             Ok(Some(_)) | Ok(None) => {
                 tracing::warn!(payment_id = %payment.id, "the attempt in flight is of a payment key Toss does not know for this order; released");
-                self.release(payment, None).await?;
+                self.release(payment, None, &self.record_actor()).await?;
                 Ok(true)
             }
             Err(error) => {
@@ -491,9 +498,10 @@ impl PaymentService {
         &self,
         payment: &Payment,
         failure: Option<Failure>,
+        actor: &Actor,
     ) -> Result<Option<Payment>, AppError> {
         let update = PaymentUpdate::Release { failure };
-        let event = events::of_update(&update, &update.applied_to(payment, Utc::now()));
+        let event = events::of_update(&update, &update.applied_to(payment, Utc::now()), actor);
         Ok(self
             .store
             .update_payment(Target::attempt(payment), &update, event)

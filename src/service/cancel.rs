@@ -40,9 +40,13 @@ impl PaymentService {
                 PaymentStatus::Pending => {
                     let update = PaymentUpdate::Cancel {
                         reason: command.reason.clone(),
+                        requested_by: self.actor.clone(),
                     };
-                    let event =
-                        events::of_update(&update, &update.applied_to(&payment, Utc::now()));
+                    let event = events::of_update(
+                        &update,
+                        &update.applied_to(&payment, Utc::now()),
+                        &self.actor,
+                    );
                     let target = Target {
                         status: Some(PaymentStatus::Pending),
                         ..Target::from(payment.id)
@@ -61,6 +65,7 @@ impl PaymentService {
                     }
                     let update = PaymentUpdate::RequestCancel {
                         reason: command.reason.clone(),
+                        requested_by: self.actor.clone(),
                         lease_until: self.claim_expiry(),
                     };
                     if let Some(requested) = self

@@ -104,7 +104,11 @@ impl PaymentService {
             failure: failure.clone(),
             attempt,
         };
-        let event = events::of_update(&update, &update.applied_to(&payment, Utc::now()));
+        let event = events::of_update(
+            &update,
+            &update.applied_to(&payment, Utc::now()),
+            &self.actor,
+        );
         match self
             .store
             .update_payment(payment.id.into(), &update, event)
@@ -132,8 +136,11 @@ impl PaymentService {
                         provider: pg_provider.clone(),
                         transaction_id: pg_transaction_id.clone(),
                     };
-                    let event =
-                        events::of_update(&update, &update.applied_to(&payment, Utc::now()));
+                    let event = events::of_update(
+                        &update,
+                        &update.applied_to(&payment, Utc::now()),
+                        &self.actor,
+                    );
                     let applied = self
                         .store
                         .update_payment(payment.id.into(), &update, event)

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Failure, Payment, PaymentKey, PaymentUpdate, Refund};
+use crate::domain::{Actor, Failure, Payment, PaymentKey, PaymentUpdate, Refund};
 use crate::store::NewEvent;
 
 pub const PAYMENT_COMPLETED: &str = "payment.completed";
@@ -17,7 +17,12 @@ pub const PAYMENT_WAITING_FOR_DEPOSIT: &str = "payment.waiting_for_deposit";
 pub const REFUND_FAILED: &str = "refund.failed";
 pub const PAYMENT_CANCELLED: &str = "payment.cancelled";
 
-fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Value) -> NewEvent {
+fn envelope(
+    event_type: &'static str,
+    payment: &Payment,
+    payload: serde_json::Value,
+    actor: &Actor,
+) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7().to_string(),
         event_type,
@@ -27,7 +32,14 @@ fn envelope(event_type: &'static str, payment: &Payment, payload: serde_json::Va
         user_id: payment.user_id.clone(),
         payment_id: payment.id.to_string(),
         payload,
+        actor: actor.clone(),
     }
+}
+
+/// `requested_by` as the payloads of refunds and cancels show it (the envelope's `actor`
+/// shape).
+pub fn actor_json(actor: &Actor) -> serde_json::Value {
+    json!({"type": actor.kind.as_str(), "name": actor.name})
 }
 
 /// `payment` as it is after completion (provider and transaction id set).
@@ -35,6 +47,7 @@ pub fn completed(
     payment: &Payment,
     pg_provider: Option<&str>,
     pg_transaction_id: Option<&str>,
+    actor: &Actor,
 ) -> NewEvent {
     envelope(
         PAYMENT_COMPLETED,
@@ -50,10 +63,11 @@ pub fn completed(
             "payment_type": payment.payment_type.as_str(),
             "subscription_id": payment.subscription_id,
         }),
+        actor,
     )
 }
 
-pub fn failed(payment: &Payment, failure: &Failure) -> NewEvent {
+pub fn failed(payment: &Payment, failure: &Failure, actor: &Actor) -> NewEvent {
     envelope(
         PAYMENT_FAILED,
         payment,
@@ -65,11 +79,12 @@ pub fn failed(payment: &Payment, failure: &Failure) -> NewEvent {
             "error_code": failure.code,
             "error_message": failure.message,
         }),
+        actor,
     )
 }
 
 /// `payment` as it is after the refund was counted.
-pub fn refunded(payment: &Payment, refund: &Refund) -> NewEvent {
+pub fn refunded(payment: &Payment, refund: &Refund, actor: &Actor) -> NewEvent {
     envelope(
         PAYMENT_REFUNDED,
         payment,
@@ -80,12 +95,14 @@ pub fn refunded(payment: &Payment, refund: &Refund) -> NewEvent {
             "currency": payment.currency,
             "reason": refund.reason,
             "is_full_refund": payment.refunded_amount_krw >= payment.amount_krw,
+            "requested_by": actor_json(&refund.requested_by),
         }),
+        actor,
     )
 }
 
 /// A virtual account was issued; the buyer has not paid yet.
-pub fn waiting_for_deposit(payment: &Payment) -> NewEvent {
+pub fn waiting_for_deposit(payment: &Payment, actor: &Actor) -> NewEvent {
     envelope(
         PAYMENT_WAITING_FOR_DEPOSIT,
         payment,
@@ -98,11 +115,17 @@ pub fn waiting_for_deposit(payment: &Payment) -> NewEvent {
             "pg_provider": payment.pg_provider,
             "pg_transaction_id": payment.payment_key.as_ref().map(PaymentKey::as_str),
         }),
+        actor,
     )
 }
 
 /// A refund answered 202 (or queued) that did not happen after all.
-pub fn refund_failed(payment: &Payment, refund: &Refund, failure: &Failure) -> NewEvent {
+pub fn refund_failed(
+    payment: &Payment,
+    refund: &Refund,
+    failure: &Failure,
+    actor: &Actor,
+) -> NewEvent {
     envelope(
         REFUND_FAILED,
         payment,
@@ -112,12 +135,14 @@ pub fn refund_failed(payment: &Payment, refund: &Refund, failure: &Failure) -> N
             "refund_amount": refund.amount_krw,
             "reason": refund.reason,
             "failure": {"code": failure.code, "message": failure.message},
+            "requested_by": actor_json(&refund.requested_by),
         }),
+        actor,
     )
 }
 
 /// Nobody paid and the merchant cancelled the payment.
-pub fn cancelled(payment: &Payment, reason: &str) -> NewEvent {
+pub fn cancelled(payment: &Payment, reason: &str, requested_by: &Actor, actor: &Actor) -> NewEvent {
     envelope(
         PAYMENT_CANCELLED,
         payment,
@@ -126,28 +151,35 @@ pub fn cancelled(payment: &Payment, reason: &str) -> NewEvent {
             "order_id": payment.order_id.as_str(),
             "reason": reason,
             "cancelled_at": payment.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "requested_by": actor_json(requested_by),
         }),
+        actor,
     )
 }
 
 /// The event a named change of a payment records, if any; `after` is the payment as the change
-/// leaves it.
-pub fn of_update(update: &PaymentUpdate, after: &Payment) -> Option<NewEvent> {
+/// leaves it, `actor` who made the change.
+pub fn of_update(update: &PaymentUpdate, after: &Payment, actor: &Actor) -> Option<NewEvent> {
     match update {
         PaymentUpdate::Complete { payment_key, .. } => Some(completed(
             after,
             after.pg_provider.as_deref(),
             Some(payment_key.as_str()),
+            actor,
         )),
         PaymentUpdate::Record { .. } => Some(completed(
             after,
             after.pg_provider.as_deref(),
             after.pg_transaction_id.as_deref(),
+            actor,
         )),
-        PaymentUpdate::AwaitDeposit { .. } => Some(waiting_for_deposit(after)),
-        PaymentUpdate::Release { failure } => failure.as_ref().map(|f| failed(after, f)),
-        PaymentUpdate::Annotate { failure, .. } => Some(failed(after, failure)),
-        PaymentUpdate::Cancel { reason } => Some(cancelled(after, reason)),
+        PaymentUpdate::AwaitDeposit { .. } => Some(waiting_for_deposit(after, actor)),
+        PaymentUpdate::Release { failure } => failure.as_ref().map(|f| failed(after, f, actor)),
+        PaymentUpdate::Annotate { failure, .. } => Some(failed(after, failure, actor)),
+        PaymentUpdate::Cancel {
+            reason,
+            requested_by,
+        } => Some(cancelled(after, reason, requested_by, actor)),
         PaymentUpdate::RequestCancel { .. }
         | PaymentUpdate::Claim { .. }
         | PaymentUpdate::Charge { .. }

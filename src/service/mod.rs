@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::crypto::BillingKeyCipher;
-use crate::domain::{DomainError, PaymentKey};
+use crate::domain::{Actor, DomainError, PaymentKey};
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
 use crate::store::Store;
 
@@ -75,6 +75,9 @@ pub struct PaymentService {
     billing: Billing,
     /// Wakes the reconciler early (a GET found an unsettled payment that is due).
     reconcile_now: Arc<Notify>,
+    /// On whose behalf this service acts: the caller of a request
+    /// ([`PaymentService::acting_for`]), `system` for the service's own schedules.
+    actor: Actor,
 }
 
 impl PaymentService {
@@ -88,7 +91,23 @@ impl PaymentService {
                 cipher: Arc::new(BillingKeyCipher::generate()),
             },
             reconcile_now: Arc::new(Notify::new()),
+            actor: Actor::system(),
         }
+    }
+
+    /// This service, acting for `actor`: every change it makes records it (events, refunds,
+    /// cancels, reviews).
+    pub fn acting_for(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            ..self.clone()
+        }
+    }
+
+    /// Who a change records when Toss's record drove it: the caller of a request (its reply is
+    /// adopted on its behalf), Toss when the service read the record on its own schedule.
+    fn record_actor(&self) -> Actor {
+        self.actor.adopting()
     }
 
     /// Toss billing: the gateway under the billing contract's key (`None`: billing routes that

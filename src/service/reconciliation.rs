@@ -497,6 +497,7 @@ pub(crate) async fn clear_resolved_flag(
             payment.status, payment.refunded_amount_krw
         ),
         created_at: Utc::now(),
+        requested_by: crate::domain::Actor::system(),
     };
     let cleared = store.clear_review_of(payment.id, reason, &review).await?;
     if cleared.is_some() {

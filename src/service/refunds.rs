@@ -220,6 +220,7 @@ impl PaymentService {
             next_reconcile_at: via_pg.then(|| self.claim_expiry()),
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
+            requested_by: self.actor.clone(),
         };
         // With a tax-free part, the balance it was computed from must still hold.
         let taken = (payment.tax_free_amount_krw > 0)
@@ -227,7 +228,9 @@ impl PaymentService {
         if !via_pg {
             let Some(after) = self
                 .store
-                .record_refund(&refund, taken, events::refunded)
+                .record_refund(&refund, taken, |payment, refund| {
+                    events::refunded(payment, refund, &self.actor)
+                })
                 .await?
             else {
                 return self.reservation_refused(&payment, amount, taken).await;
@@ -551,16 +554,23 @@ impl PaymentService {
         tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
         let failure = Failure::new("PG_RESPONSE_MISMATCH", reason.clone());
         let now = Utc::now();
+        let actor = self.record_actor();
         self.store
             .adopt(payment.id, |ours, refunds| {
-                let plan = abandon_refund(ours, refunds, refund.id, answered.then_some(failure))
-                    .map(|mut plan| {
-                        let flag = PaymentUpdate::SetAside {
-                            reason: reason.clone(),
-                        };
-                        plan.payment = flag.applied_to(&plan.payment, now);
-                        plan
-                    });
+                let plan = abandon_refund(
+                    ours,
+                    refunds,
+                    refund.id,
+                    answered.then_some(failure),
+                    &actor,
+                )
+                .map(|mut plan| {
+                    let flag = PaymentUpdate::SetAside {
+                        reason: reason.clone(),
+                    };
+                    plan.payment = flag.applied_to(&plan.payment, now);
+                    plan
+                });
                 (plan, ())
             })
             .await?;
@@ -630,9 +640,13 @@ impl PaymentService {
         refund_id: RefundId,
         failure: Option<Failure>,
     ) -> Result<(), AppError> {
+        let actor = self.record_actor();
         self.store
             .adopt(payment_id, |payment, refunds| {
-                (abandon_refund(payment, refunds, refund_id, failure), ())
+                (
+                    abandon_refund(payment, refunds, refund_id, failure, &actor),
+                    (),
+                )
             })
             .await?;
         Ok(())
@@ -787,6 +801,7 @@ mod tests {
             refunded_at: Some(Utc::now()),
             tax_free_amount_krw: tax_free,
             refund_account: None,
+            requested_by: crate::domain::Actor::api_key("key-1"),
         }
     }
 

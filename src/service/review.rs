@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::PaymentService;
 use super::adopt::Verdict;
-use crate::domain::{Payment, PaymentId, Review};
+use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,6 @@ pub struct ReviewCommand {
     pub payment_id: PaymentId,
     pub action: ReviewAction,
     pub note: String,
-    pub reviewer: String,
 }
 
 impl PaymentService {
@@ -47,7 +46,7 @@ impl PaymentService {
                 if let Verdict::Contradiction(reason) = adopted.verdict {
                     let outcome = format!("Toss's record still contradicts ours: {reason}");
                     self.store
-                        .record_review(&review(&command, outcome.clone()))
+                        .record_review(&self.review_of(&command, outcome.clone()))
                         .await?;
                     return Err(AppError::InvalidState(format!(
                         "{outcome}; dismiss the review once it is handled"
@@ -59,13 +58,13 @@ impl PaymentService {
                 )
             }
         };
-        let kept = review(&command, outcome);
+        let kept = self.review_of(&command, outcome);
         let resolved = self
             .store
             .resolve_review(payment.id, &kept)
             .await?
             .ok_or_else(not_flagged)?;
-        tracing::info!(payment_id = %payment.id, action = command.action.as_str(), reviewer = %command.reviewer, "review resolved");
+        tracing::info!(payment_id = %payment.id, action = command.action.as_str(), reviewer = %self.actor, "review resolved");
         Ok(resolved)
     }
 
@@ -100,16 +99,33 @@ impl PaymentService {
     }
 }
 
-fn review(command: &ReviewCommand, outcome: String) -> Review {
-    Review {
-        id: uuid::Uuid::now_v7().to_string(),
-        payment_id: command.payment_id,
-        action: command.action.as_str().to_owned(),
-        note: command.note.clone(),
-        reviewer: command.reviewer.clone(),
-        outcome,
-        created_at: Utc::now(),
+impl PaymentService {
+    /// The review to keep, made by the actor this service acts for.
+    fn review_of(&self, command: &ReviewCommand, outcome: String) -> Review {
+        let actor = &self.actor;
+        Review {
+            id: uuid::Uuid::now_v7().to_string(),
+            payment_id: command.payment_id,
+            action: command.action.as_str().to_owned(),
+            note: command.note.clone(),
+            reviewer: reviewer(actor),
+            outcome,
+            created_at: Utc::now(),
+            requested_by: actor.clone(),
+        }
     }
+}
+
+/// The version 2 `reviewer` (at most 64 characters), kept for its clients: the actor's name
+/// (`key-1`, an `API_KEYS_FILE` name), or its type when it has none (`system`).
+fn reviewer(actor: &Actor) -> String {
+    actor
+        .name
+        .as_deref()
+        .unwrap_or(actor.kind.as_str())
+        .chars()
+        .take(64)
+        .collect()
 }
 
 fn not_flagged() -> AppError {

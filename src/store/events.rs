@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::entities::event;
 use super::{Store, StoreResult, sql};
-use crate::domain::StoredEvent;
+use crate::domain::{Actor, StoredEvent};
 
 /// An event to append, built by the service.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct NewEvent {
     pub user_id: String,
     pub payment_id: String,
     pub payload: serde_json::Value,
+    /// Who made the change the event records.
+    pub actor: Actor,
 }
 
 /// Taken by every transaction that appends an event, from the append to its commit: sequence
@@ -46,6 +48,8 @@ impl NewEvent {
             payment_id: Set(self.payment_id),
             payload: Set(self.payload.to_string()),
             published_at: Set(None),
+            actor_type: Set(self.actor.kind.as_str().to_owned()),
+            actor_name: Set(self.actor.name),
         }
     }
 

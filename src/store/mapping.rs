@@ -3,8 +3,8 @@
 use super::StoreError;
 use super::entities::{event, payment, payment_attempt, refund};
 use crate::domain::{
-    Attempt, CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey, SealedAccount,
-    Settlement, StoredEvent, VirtualAccount,
+    Actor, Attempt, CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey,
+    SealedAccount, Settlement, StoredEvent, VirtualAccount,
 };
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -124,6 +124,11 @@ impl TryFrom<payment::Model> for Payment {
                 row.va_due_date,
             ),
             cancel_reason: row.cancel_reason,
+            cancel_requested_by: row
+                .cancel_requested_by_type
+                .map(|kind| Actor::from_parts(&kind, row.cancel_requested_by_name))
+                .transpose()
+                .map_err(|e| corrupt("cancel's actor", e))?,
             pg_approval_key: row.pg_approval_key,
             settlement: match (
                 row.settlement_fee_krw,
@@ -190,6 +195,8 @@ impl TryFrom<refund::Model> for Refund {
             last_sent_at: row.last_sent_at,
             tax_free_amount_krw: row.tax_free_amount_krw,
             refund_account: row.refund_account.map(SealedAccount),
+            requested_by: Actor::from_parts(&row.requested_by_type, row.requested_by_name)
+                .map_err(|e| corrupt("refund's actor", e))?,
         })
     }
 }
@@ -207,6 +214,8 @@ impl TryFrom<event::Model> for StoredEvent {
             source: row.source,
             user_id: row.user_id,
             payment_id: row.payment_id,
+            actor: Actor::from_parts(&row.actor_type, row.actor_name)
+                .map_err(|e| corrupt("event's actor", e))?,
         })
     }
 }
@@ -266,6 +275,11 @@ pub(super) fn to_active_payment(p: &Payment) -> payment::ActiveModel {
             .and_then(|v| v.customer_name.clone())),
         va_due_date: Set(p.virtual_account.as_ref().and_then(|v| v.due_date)),
         cancel_reason: Set(p.cancel_reason.clone()),
+        cancel_requested_by_type: Set(p
+            .cancel_requested_by
+            .as_ref()
+            .map(|a| a.kind.as_str().to_owned())),
+        cancel_requested_by_name: Set(p.cancel_requested_by.as_ref().and_then(|a| a.name.clone())),
         pg_approval_key: Set(p.pg_approval_key.clone()),
         settlement_fee_krw: Set(p.settlement.as_ref().map(|s| s.fee_krw)),
         settlement_payout_krw: Set(p.settlement.as_ref().map(|s| s.payout_krw)),
@@ -296,5 +310,7 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         idempotency_key: Set(r.idempotency_key.as_ref().map(|k| k.as_str().to_owned())),
         tax_free_amount_krw: Set(r.tax_free_amount_krw),
         refund_account: Set(r.refund_account.as_ref().map(|a| a.0.clone())),
+        requested_by_type: Set(r.requested_by.kind.as_str().to_owned()),
+        requested_by_name: Set(r.requested_by.name.clone()),
     }
 }

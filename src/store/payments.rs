@@ -511,6 +511,9 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         if patch.cancel_reason.is_none() {
             cleared.push(Column::CancelReason);
         }
+        if patch.cancel_requested_by.is_none() {
+            cleared.extend([Column::CancelRequestedByType, Column::CancelRequestedByName]);
+        }
         if !sets_secret {
             cleared.push(Column::PgSecret);
         }
@@ -542,6 +545,16 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     }
     if let Some(reason) = patch.cancel_reason {
         set.push((Column::CancelReason, Expr::value(reason)));
+    }
+    if let Some(actor) = patch.cancel_requested_by {
+        set.push((
+            Column::CancelRequestedByType,
+            Expr::value(actor.as_ref().map(|a| a.kind.as_str().to_owned())),
+        ));
+        set.push((
+            Column::CancelRequestedByName,
+            Expr::value(actor.and_then(|a| a.name)),
+        ));
     }
     if let Some(details) = patch.details {
         if let Some(method) = details.method {

@@ -8,8 +8,8 @@ use sea_orm::{
 };
 
 use super::entities::{payment, refund, review};
-use super::{Store, StoreResult};
-use crate::domain::{Payment, PaymentId, RefundStatus, Review};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Actor, Payment, PaymentId, RefundStatus, Review};
 
 impl Store {
     /// Clears `payment_id`'s review flag and keeps `review`, if the payment is still flagged;
@@ -91,6 +91,8 @@ impl Store {
                     reviewer: row.reviewer,
                     outcome: row.outcome,
                     created_at: row.created_at,
+                    requested_by: Actor::from_parts(&row.requested_by_type, row.requested_by_name)
+                        .map_err(|e| StoreError::Other(format!("stored review's actor: {e}")))?,
                 })
             })
             .collect()
@@ -106,5 +108,7 @@ fn review_row(review: &Review) -> review::ActiveModel {
         reviewer: Set(review.reviewer.clone()),
         outcome: Set(review.outcome.clone()),
         created_at: Set(review.created_at),
+        requested_by_type: Set(review.requested_by.kind.as_str().to_owned()),
+        requested_by_name: Set(review.requested_by.name.clone()),
     }
 }

@@ -673,6 +673,35 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
         ],
     )
     .await;
+    // A cancel made at Toss, and two reviews: by the second API key, and the service's own.
+    execute_on(
+        &db,
+        "INSERT INTO refunds (id, payment_id, amount_krw, reason, status, pg_cancel_key, \
+             reconcile_attempts, created_at, updated_at, refunded_at, origin, sends, \
+             tax_free_amount_krw) \
+         VALUES ($1, $2, 1, 'dashboard', 'COMPLETED', 'tx_v2_dashboard', 0, $3, $3, $3, \
+             'PG', 0, 0)",
+        vec![
+            id().into(),
+            refunded.id.clone().into(),
+            (chrono::Utc::now() + chrono::Duration::seconds(1)).into(),
+        ],
+    )
+    .await;
+    for (reviewer, at) in [("api-key-2", 0), ("system", 1)] {
+        execute_on(
+            &db,
+            "INSERT INTO reviews (id, payment_id, action, note, reviewer, outcome, created_at) \
+             VALUES ($1, $2, 'dismiss', 'n', $3, 'o', $4)",
+            vec![
+                id().into(),
+                refunded.id.clone().into(),
+                reviewer.into(),
+                (chrono::Utc::now() + chrono::Duration::seconds(at)).into(),
+            ],
+        )
+        .await;
+    }
     insert_v2_event(&db, &payments[0].id, "payment.completed").await;
     insert_v2_event(&db, &payments[1].id, "payment.waiting_for_deposit").await;
     insert_v2_event(&db, &refunded.id, "payment.completed").await;
@@ -699,9 +728,39 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
     assert_eq!(refunds.body["refunds"][0]["refund_id"], refund_id);
     assert_eq!(refunds.body["refunds"][0]["status"], "COMPLETED");
     assert_eq!(refunds.body["refunds"][0]["payment_status"], "REFUNDED");
+    // Who asked, as far as version 2's rows tell: only an API key could ask for a refund here
+    // (which one was not kept); a refund found in Toss's record was Toss's.
+    assert_eq!(
+        refunds.body["refunds"][0]["requested_by"],
+        json!({"type": "api_key", "name": null})
+    );
+    assert_eq!(
+        refunds.body["refunds"][1]["requested_by"],
+        json!({"type": "toss", "name": null})
+    );
+    let reviews = app.get(&format!("/payments/{}/reviews", refunded.id)).await;
+    let reviews = reviews.body["reviews"].as_array().unwrap();
+    assert_eq!(reviews[0]["reviewer"], "api-key-2");
+    assert_eq!(
+        reviews[0]["requested_by"],
+        json!({"type": "api_key", "name": "key-2"})
+    );
+    assert_eq!(reviews[1]["reviewer"], "system");
+    assert_eq!(
+        reviews[1]["requested_by"],
+        json!({"type": "system", "name": null})
+    );
 
     let log = app.events().await;
     assert_eq!(log.len(), 5);
+    for event in &log {
+        // Nothing recorded who caused version 2's events.
+        assert_eq!(
+            event["actor"],
+            json!({"type": "system", "name": null}),
+            "{event}"
+        );
+    }
     let of_refunded = app.get(&format!("/payments/{}/events", refunded.id)).await;
     let types: Vec<&str> = of_refunded.body["events"]
         .as_array()

@@ -4,6 +4,7 @@
 mod fake_toss;
 mod helpers;
 
+mod actors;
 mod attempts;
 mod billing;
 mod confirm;

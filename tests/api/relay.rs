@@ -341,6 +341,12 @@ async fn events_written_without_a_relay_are_all_published_later_in_order(backend
             "payment.completed"
         ]
     );
+    // Each message names who made the change: the buyer's confirms and fail redirect, the
+    // API key's refunds (by name, never the key).
+    let actors: Vec<_> = messages.iter().map(|(_, _, body)| &body["actor"]).collect();
+    let buyer = json!({"type": "buyer", "name": null});
+    let key = json!({"type": "api_key", "name": "key-1"});
+    assert_eq!(actors, [&buyer, &key, &key, &buyer, &buyer, &buyer]);
     let timestamp = messages[0].2["timestamp"].as_str().unwrap();
     assert!(
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with('Z'),

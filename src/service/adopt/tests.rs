@@ -18,6 +18,7 @@ fn ctx() -> Context {
         retry_at: now + Days::seconds(2),
         deposit_check_at: now + Days::seconds(600),
         cancel_of: None,
+        actor: Actor::toss(),
     }
 }
 
@@ -81,6 +82,7 @@ fn payment(status: PaymentStatus) -> Payment {
         card: None,
         virtual_account: None,
         cancel_reason: None,
+        cancel_requested_by: None,
     }
 }
 
@@ -104,6 +106,7 @@ fn refunds_of(payment: &Payment) -> Vec<Refund> {
         refunded_at: Some(Utc::now()),
         tax_free_amount_krw: 0,
         refund_account: None,
+        requested_by: Actor::api_key("key-1"),
     };
     match payment.refunded_amount_krw {
         3_000 => vec![make("cx1", 3_000)],
@@ -437,6 +440,7 @@ fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
         next_reconcile_at: None,
         created_at: Utc::now(),
         refunded_at: None,
+        requested_by: Actor::api_key("key-1"),
     }
 }
 
@@ -939,4 +943,115 @@ fn a_refused_cancel_request_is_forgotten() {
     let mut paid = payment(PaymentStatus::Completed);
     paid.cancel_reason = Some("r".into());
     assert!(forget_cancel(&paid, &ctx).is_none());
+}
+
+/// The context of a reply adopted for `actor` (the caller of a request).
+fn ctx_for(actor: Actor) -> Context {
+    Context { actor, ..ctx() }
+}
+
+#[test]
+fn a_reply_is_adopted_as_its_callers_change_a_read_back_as_tosss() {
+    let ours = payment(PaymentStatus::InProgress);
+    for actor in [Actor::buyer(), Actor::api_key("key-2"), Actor::toss()] {
+        let plan = decide(&ours, &[], &record("DONE"), &ctx_for(actor.clone()))
+            .plan
+            .unwrap();
+        assert_eq!(plan.events[0].event_type, "payment.completed");
+        assert_eq!(plan.events[0].actor, actor);
+    }
+    let plan = decide(&ours, &[], &record("ABORTED"), &ctx_for(Actor::buyer()))
+        .plan
+        .unwrap();
+    assert_eq!(plan.events[0].event_type, "payment.failed");
+    assert_eq!(plan.events[0].actor, Actor::buyer());
+}
+
+#[test]
+fn a_cancel_made_at_toss_is_tosss_whoever_reads_it() {
+    let ours = payment(PaymentStatus::Completed);
+    let plan = decide(
+        &ours,
+        &[],
+        &record("PARTIAL_CANCELED"),
+        &ctx_for(Actor::api_key("key-1")),
+    )
+    .plan
+    .unwrap();
+    let [RefundWrite::Insert(refund)] = plan.refunds.as_slice() else {
+        panic!("one new refund: {:?}", plan.refunds);
+    };
+    assert_eq!(refund.requested_by, Actor::toss());
+    assert_eq!(plan.events[0].actor, Actor::toss());
+    assert_eq!(
+        plan.events[0].payload["requested_by"],
+        serde_json::json!({"type": "toss", "name": null})
+    );
+}
+
+#[test]
+fn our_refund_settled_by_tosss_record_keeps_who_asked_for_it() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 3_000;
+    let sent = pending_refund(&ours, 3_000, 1);
+    let plan = decide(&ours, &[sent], &record("PARTIAL_CANCELED"), &ctx())
+        .plan
+        .unwrap();
+    let [RefundWrite::Update(refund)] = plan.refunds.as_slice() else {
+        panic!("our refund completed: {:?}", plan.refunds);
+    };
+    assert_eq!(refund.requested_by, Actor::api_key("key-1"));
+    // Toss's read-back made the change; the key asked for it.
+    assert_eq!(plan.events[0].actor, Actor::toss());
+    assert_eq!(
+        plan.events[0].payload["requested_by"],
+        serde_json::json!({"type": "api_key", "name": "key-1"})
+    );
+}
+
+#[test]
+fn a_refund_failed_by_the_window_passing_is_the_systems() {
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 4_000;
+    let mut lost = pending_refund(&ours, 4_000, 1);
+    lost.created_at -= Days::seconds(700);
+    lost.last_sent_at = Some(Utc::now() - Days::seconds(100));
+    let plan = decide(&ours, &[lost], &record("DONE"), &ctx())
+        .plan
+        .unwrap();
+    assert_eq!(plan.events[0].event_type, "refund.failed");
+    assert_eq!(plan.events[0].actor, Actor::system());
+    // Toss's balance is Toss's record: that failure is the record's actor's.
+    let mut ours = payment(PaymentStatus::Completed);
+    ours.refund_reserved_krw = 8_000;
+    let reserved = pending_refund(&ours, 8_000, 1);
+    let plan = decide(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx())
+        .plan
+        .unwrap();
+    let failed = plan
+        .events
+        .iter()
+        .find(|e| e.event_type == "refund.failed")
+        .unwrap();
+    assert_eq!(failed.actor, Actor::toss());
+}
+
+#[test]
+fn a_cancel_shows_who_asked_for_it_whoever_adopts_it() {
+    let mut ours = payment(PaymentStatus::WaitingForDeposit);
+    ours.cancel_reason = Some("order withdrawn".into());
+    ours.cancel_requested_by = Some(Actor::api_key("key-3"));
+    let plan = decide(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
+        .plan
+        .unwrap();
+    assert_eq!(
+        plan.payment.cancel_requested_by,
+        Some(Actor::api_key("key-3"))
+    );
+    assert_eq!(plan.events[0].event_type, "payment.cancelled");
+    assert_eq!(plan.events[0].actor, Actor::toss());
+    assert_eq!(
+        plan.events[0].payload["requested_by"],
+        serde_json::json!({"type": "api_key", "name": "key-3"})
+    );
 }

@@ -14,6 +14,8 @@ pub struct Model {
     pub payment_id: String,
     pub payload: String,
     pub published_at: Option<DateTimeUtc>,
+    pub actor_type: String,
+    pub actor_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -54,6 +54,8 @@ pub struct Model {
     pub va_due_date: Option<DateTimeUtc>,
     /// Set when a merchant asked to cancel it.
     pub cancel_reason: Option<String>,
+    pub cancel_requested_by_type: Option<String>,
+    pub cancel_requested_by_name: Option<String>,
     pub pg_approval_key: Option<String>,
     pub settlement_fee_krw: Option<i64>,
     pub settlement_payout_krw: Option<i64>,

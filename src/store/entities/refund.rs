@@ -25,6 +25,8 @@ pub struct Model {
     pub tax_free_amount_krw: i64,
     /// The refund account of a deposited virtual account, sealed (AES-256-GCM).
     pub refund_account: Option<String>,
+    pub requested_by_type: String,
+    pub requested_by_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub reviewer: String,
     pub outcome: String,
     pub created_at: DateTimeUtc,
+    pub requested_by_type: String,
+    pub requested_by_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

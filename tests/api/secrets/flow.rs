@@ -340,13 +340,32 @@ pub(super) async fn drive_full_flow(flow: &mut Flow) {
     .await;
 
     // Reads.
-    flow.expect(
-        "events",
-        flow.request(Method::GET, "/events?after=0&limit=1000")
-            .bearer_auth(API_KEY_ONE),
-        &[200],
-    )
-    .await;
+    let events = flow
+        .send(
+            "events",
+            flow.request(Method::GET, "/events?after=0&limit=1000")
+                .bearer_auth(API_KEY_ONE),
+        )
+        .await;
+    assert_eq!(events.status.as_u16(), 200);
+    // Every change names who made it; the keys show by name only (the scan checks the rest).
+    let actors: Vec<&Value> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["actor"])
+        .collect();
+    assert!(
+        !actors.is_empty() && actors.iter().all(|a| a["type"].is_string()),
+        "{actors:?}"
+    );
+    assert!(
+        actors
+            .iter()
+            .any(|a| a["type"] == "api_key"
+                && a["name"].as_str().is_some_and(|n| n.starts_with("key-"))),
+        "{actors:?}"
+    );
     flow.expect(
         "list",
         flow.request(Method::GET, "/payments?limit=100")

@@ -1,0 +1,147 @@
+//! Who made a change: shown on every event (`actor`) and on refunds, cancels and reviews
+//! (`requested_by`). An API key is named, never shown.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::DomainError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorType {
+    /// A caller holding an API key, by the key's name (`key-1`, … for `API_KEYS`).
+    ApiKey,
+    /// The buyer's browser or frontend: the public confirm, Toss's success and fail redirects.
+    Buyer,
+    /// Toss: its webhooks, its records read back and adopted, cancels made at Toss.
+    Toss,
+    /// A person signed in to the operator console.
+    Operator,
+    /// The service's own rules: the reconciler when a window passes, scheduled runs,
+    /// housekeeping.
+    System,
+}
+
+impl ActorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Buyer => "buyer",
+            Self::Toss => "toss",
+            Self::Operator => "operator",
+            Self::System => "system",
+        }
+    }
+}
+
+impl FromStr for ActorType {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api_key" => Ok(Self::ApiKey),
+            "buyer" => Ok(Self::Buyer),
+            "toss" => Ok(Self::Toss),
+            "operator" => Ok(Self::Operator),
+            "system" => Ok(Self::System),
+            other => Err(DomainError::new(
+                "actor",
+                format!("unknown actor type {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Who made a change, with a name where one is known (an API key's or an operator's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Actor {
+    pub kind: ActorType,
+    pub name: Option<String>,
+}
+
+impl Actor {
+    /// An API key by its name (never the key itself).
+    pub fn api_key(name: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::ApiKey,
+            name: Some(name.into()),
+        }
+    }
+
+    pub fn buyer() -> Self {
+        Self::unnamed(ActorType::Buyer)
+    }
+
+    pub fn toss() -> Self {
+        Self::unnamed(ActorType::Toss)
+    }
+
+    pub fn system() -> Self {
+        Self::unnamed(ActorType::System)
+    }
+
+    pub fn operator(name: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::Operator,
+            name: Some(name.into()),
+        }
+    }
+
+    pub fn unnamed(kind: ActorType) -> Self {
+        Self { kind, name: None }
+    }
+
+    /// Read back from a row's type and name columns.
+    pub fn from_parts(kind: &str, name: Option<String>) -> Result<Self, DomainError> {
+        Ok(Self {
+            kind: kind.parse()?,
+            name,
+        })
+    }
+
+    /// Who acts when Toss's record drives a change made on this actor's behalf: the caller of
+    /// a request (its reply is adopted for it), Toss itself when the service only read Toss's
+    /// record on its own schedule.
+    pub fn adopting(&self) -> Self {
+        match self.kind {
+            ActorType::System => Self::toss(),
+            ActorType::ApiKey | ActorType::Buyer | ActorType::Toss | ActorType::Operator => {
+                self.clone()
+            }
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{}:{name}", self.kind.as_str()),
+            None => f.write_str(self.kind.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_read_back_as_written() {
+        for kind in [
+            ActorType::ApiKey,
+            ActorType::Buyer,
+            ActorType::Toss,
+            ActorType::Operator,
+            ActorType::System,
+        ] {
+            assert_eq!(kind.as_str().parse::<ActorType>().unwrap(), kind);
+        }
+        assert!("admin".parse::<ActorType>().is_err());
+    }
+
+    #[test]
+    fn the_schedule_adopts_as_toss_a_request_as_its_caller() {
+        assert_eq!(Actor::system().adopting(), Actor::toss());
+        assert_eq!(Actor::buyer().adopting(), Actor::buyer());
+        assert_eq!(Actor::api_key("key-1").adopting(), Actor::api_key("key-1"));
+        assert_eq!(Actor::api_key("key-2").to_string(), "api_key:key-2");
+    }
+}
