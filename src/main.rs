@@ -33,8 +33,7 @@ async fn main() -> ExitCode {
         Err(error) => {
             // One line, without a backtrace, for whoever reads the deploy log. The errors that
             // reach here name the database without its user name or password (startup.rs).
-            let message = format!("{error:#}").replace(['\n', '\r'], " ");
-            eprintln!("payment-service: {message}");
+            eprintln!("payment-service: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
@@ -50,23 +49,14 @@ async fn reconcile(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = match Settings::load().context("loading configuration") {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("payment-service: {error:#}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = command_settings() else {
+        return ExitCode::from(2);
     };
-    telemetry::init(&settings.log);
     let mut out = std::io::stdout();
-    match startup::reconcile_command(settings, &date, &mut out).await {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => {
-            let message = format!("{error:#}").replace(['\n', '\r'], " ");
-            eprintln!("payment-service reconcile: {message}");
-            ExitCode::from(2)
-        }
-    }
+    command_exit(
+        "reconcile",
+        startup::reconcile_command(settings, &date, &mut out).await,
+    )
 }
 
 /// `reseal [--batch-size N]`: the counts on stdout, the exit code says whether every sealed
@@ -82,23 +72,45 @@ async fn reseal(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}\n(--batch-size: 1 to 10000)");
         return ExitCode::from(2);
     };
-    let settings = match Settings::load().context("loading configuration") {
-        Ok(settings) => settings,
+    let Some(settings) = command_settings() else {
+        return ExitCode::from(2);
+    };
+    let mut out = std::io::stdout();
+    command_exit(
+        "reseal",
+        startup::reseal_command(settings, batch, &mut out).await,
+    )
+}
+
+/// A command's configuration, with logging started; `None` (exit 2) after saying why it did not
+/// load.
+fn command_settings() -> Option<Settings> {
+    match Settings::load().context("loading configuration") {
+        Ok(settings) => {
+            telemetry::init(&settings.log);
+            Some(settings)
+        }
         Err(error) => {
             eprintln!("payment-service: {error:#}");
-            return ExitCode::from(2);
+            None
         }
-    };
-    telemetry::init(&settings.log);
-    let mut out = std::io::stdout();
-    match startup::reseal_command(settings, batch, &mut out).await {
+    }
+}
+
+/// A command's exit code: its own, or 2 after one line saying why it failed.
+fn command_exit(command: &str, result: anyhow::Result<u8>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            let message = format!("{error:#}").replace(['\n', '\r'], " ");
-            eprintln!("payment-service reseal: {message}");
+            eprintln!("payment-service {command}: {}", one_line(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, for whoever reads the deploy log.
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").replace(['\n', '\r'], " ")
 }
 
 async fn run() -> anyhow::Result<()> {

@@ -90,6 +90,13 @@ impl FakePayment {
             ..Self::default()
         }
     }
+
+    /// Toss approves it now: `DONE`, with a new transaction key.
+    fn approve_now(&mut self) {
+        self.status = "DONE".to_owned();
+        self.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
+        self.approved_at = Some(now_kst());
+    }
 }
 
 /// How long a virtual account takes deposits: seven days.
@@ -321,6 +328,20 @@ impl FakeToss {
             .insert(order_id.to_owned(), payment_key.to_owned());
     }
 
+    /// Toss keeps `payment`, under `mid`, and finds it by its order id too.
+    fn keep(&self, payment: FakePayment, mid: Mid) {
+        let (payment_key, order_id) = (payment.payment_key.clone(), payment.order_id.clone());
+        self.lock(&self.0.payments, &payment_key).insert(
+            payment_key.clone(),
+            Kept {
+                payment,
+                mid,
+                last_cancel: None,
+            },
+        );
+        self.index_order(&order_id, &payment_key);
+    }
+
     /// Answers a call as Toss would.
     pub fn handle(&self, call: Call<'_>) -> Reply {
         let mid = if call.authorization == Some(self.authorization()) {
@@ -487,20 +508,10 @@ impl FakeToss {
     /// that fills Toss's books without a confirm per payment). Returns the approval's key.
     pub fn approve(&self, payment_key: &str, order_id: &str, amount: i64) -> String {
         let mut payment = FakePayment::authenticated(payment_key, order_id, amount);
-        payment.status = "DONE".to_owned();
-        payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
-        payment.approved_at = Some(now_kst());
+        payment.approve_now();
         self.record(&payment, Mid::Payments, "DONE", amount);
         let key = payment.last_transaction_key.clone();
-        self.lock(&self.0.payments, payment_key).insert(
-            payment_key.to_owned(),
-            Kept {
-                payment,
-                mid: Mid::Payments,
-                last_cancel: None,
-            },
-        );
-        self.index_order(order_id, payment_key);
+        self.keep(payment, Mid::Payments);
         key
     }
 
@@ -576,9 +587,7 @@ impl FakeToss {
                 Reply::new(200, to_json(payment))
             }
             "IN_PROGRESS" => {
-                payment.status = "DONE".to_owned();
-                payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
-                payment.approved_at = Some(now_kst());
+                payment.approve_now();
                 self.record(payment, mid, "DONE", amount);
                 Reply::new(200, to_json(payment))
             }
@@ -786,31 +795,13 @@ impl FakeToss {
             // the order stays chargeable, and a read-back by order id may show it.
             payment.status = "ABORTED".to_owned();
             payment.failure = Some((code.clone(), message.clone()));
-            self.lock(&self.0.payments, &payment_key).insert(
-                payment_key.clone(),
-                Kept {
-                    payment,
-                    mid,
-                    last_cancel: None,
-                },
-            );
-            self.index_order(order_id, &payment_key);
+            self.keep(payment, mid);
             return Reply::refused(status, &code, &message);
         }
-        payment.status = "DONE".to_owned();
-        payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
-        payment.approved_at = Some(now_kst());
+        payment.approve_now();
         self.record(&payment, mid, "DONE", amount);
         let reply = to_json(&payment);
-        self.lock(&self.0.payments, &payment_key).insert(
-            payment_key.clone(),
-            Kept {
-                payment,
-                mid,
-                last_cancel: None,
-            },
-        );
-        self.index_order(order_id, &payment_key);
+        self.keep(payment, mid);
         *billing.approvals.entry(order_id.to_owned()).or_default() += 1;
         if std::mem::take(&mut billing.fail_after_next_charge) {
             return Reply::refused(
@@ -885,16 +876,10 @@ impl FakeToss {
 
     /// The buyer authenticated in the payment window: Toss knows the payment as IN_PROGRESS.
     pub fn authenticate(&self, payment_key: &str, order_id: &str, amount: i64) {
-        let mut payments = self.lock(&self.0.payments, payment_key);
-        payments.insert(
-            payment_key.to_owned(),
-            Kept {
-                payment: FakePayment::authenticated(payment_key, order_id, amount),
-                mid: Mid::Payments,
-                last_cancel: None,
-            },
+        self.keep(
+            FakePayment::authenticated(payment_key, order_id, amount),
+            Mid::Payments,
         );
-        self.index_order(order_id, payment_key);
     }
 
     /// The buyer chose a virtual account in the payment window: the confirm issues it.
@@ -919,9 +904,7 @@ impl FakeToss {
             if payment.status != "WAITING_FOR_DEPOSIT" || payment.deposit_expired() {
                 return None;
             }
-            payment.status = "DONE".to_owned();
-            payment.last_transaction_key = format!("tx_{}", uuid::Uuid::new_v4().simple());
-            payment.approved_at = Some(now_kst());
+            payment.approve_now();
             Some(payment.clone())
         });
         // The deposit is the approval: it enters Toss's transactions then.

@@ -337,7 +337,8 @@ impl AttemptWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{OrderId, PgDetails};
+    use crate::domain::OrderId;
+    use crate::domain::changes::one_of_each;
 
     fn key(k: &str) -> PaymentKey {
         PaymentKey::parse(k).unwrap()
@@ -362,80 +363,12 @@ mod tests {
         p
     }
 
-    fn changes() -> Vec<PaymentUpdate> {
-        let now = Utc::now();
-        let details = PgDetails {
-            method: Some("카드".into()),
-            ..PgDetails::default()
-        };
-        vec![
-            PaymentUpdate::Claim {
-                payment_key: key("pk_new"),
-                provider: "toss".into(),
-                at: now,
-                lease_until: now,
-            },
-            PaymentUpdate::Charge {
-                billing_key_id: BillingKeyId::new(),
-                provider: "toss".into(),
-                at: now,
-                lease_until: now,
-            },
-            PaymentUpdate::Resend { lease_until: now },
-            PaymentUpdate::Release { failure: None },
-            PaymentUpdate::Release {
-                failure: Some(Failure::new("REJECT_CARD_PAYMENT", "declined")),
-            },
-            PaymentUpdate::Release {
-                failure: Some(Failure::new("VIRTUAL_ACCOUNT_EXPIRED", "expired")),
-            },
-            PaymentUpdate::Complete {
-                payment_key: key("pk_in_flight"),
-                provider: "toss".into(),
-                secret: None,
-                approved_at: now,
-                details: details.clone(),
-                approval_key: None,
-            },
-            PaymentUpdate::Record {
-                provider: None,
-                transaction_id: Some("tx".into()),
-            },
-            PaymentUpdate::AwaitDeposit {
-                payment_key: key("pk_in_flight"),
-                provider: "toss".into(),
-                secret: None,
-                check_at: now,
-                details,
-            },
-            PaymentUpdate::Reschedule {
-                at: now,
-                secret: None,
-            },
-            PaymentUpdate::Annotate {
-                failure: Failure::new("X", "x"),
-                attempt: 2,
-            },
-            PaymentUpdate::SetAside { reason: "r".into() },
-            PaymentUpdate::Resolve,
-            PaymentUpdate::RequestCancel {
-                reason: "r".into(),
-                requested_by: crate::domain::Actor::api_key("key-1"),
-                lease_until: now,
-            },
-            PaymentUpdate::Cancel {
-                reason: "r".into(),
-                requested_by: crate::domain::Actor::api_key("key-1"),
-            },
-        ]
-    }
-
     /// What the store writes with a named change is what the change does to the payment: the
     /// two ways of deriving the attempt write agree wherever the store lets the change apply.
     #[test]
     fn a_named_change_and_its_effect_on_the_payment_say_the_same() {
         let now = Utc::now();
-        for change in changes() {
+        for change in one_of_each(&key("pk_in_flight"), 2, now) {
             for &from in change.from_statuses() {
                 let before = payment(from);
                 let after = change.applied_to(&before, now);

@@ -403,6 +403,80 @@ pub fn status_after_refunds(payment: &Payment) -> PaymentStatus {
     }
 }
 
+/// For tests: one change of every kind (a release with no failure, a decline and an expiry),
+/// about the attempt `attempt` whose key at Toss is `in_flight`.
+#[cfg(test)]
+pub(crate) fn one_of_each(
+    in_flight: &PaymentKey,
+    attempt: i32,
+    now: DateTime<Utc>,
+) -> Vec<PaymentUpdate> {
+    let details = PgDetails {
+        method: Some("카드".into()),
+        ..PgDetails::default()
+    };
+    vec![
+        PaymentUpdate::Claim {
+            payment_key: PaymentKey::parse("pk_new").expect("a valid key"),
+            provider: "toss".into(),
+            at: now,
+            lease_until: now,
+        },
+        PaymentUpdate::Charge {
+            billing_key_id: BillingKeyId::new(),
+            provider: "toss".into(),
+            at: now,
+            lease_until: now,
+        },
+        PaymentUpdate::Resend { lease_until: now },
+        PaymentUpdate::Release { failure: None },
+        PaymentUpdate::Release {
+            failure: Some(Failure::new("REJECT_CARD_PAYMENT", "declined")),
+        },
+        PaymentUpdate::Release {
+            failure: Some(Failure::new("VIRTUAL_ACCOUNT_EXPIRED", "expired")),
+        },
+        PaymentUpdate::Complete {
+            payment_key: in_flight.clone(),
+            provider: "toss".into(),
+            secret: None,
+            approved_at: now,
+            details: details.clone(),
+            approval_key: None,
+        },
+        PaymentUpdate::Record {
+            provider: None,
+            transaction_id: Some("tx".into()),
+        },
+        PaymentUpdate::AwaitDeposit {
+            payment_key: in_flight.clone(),
+            provider: "toss".into(),
+            secret: None,
+            check_at: now,
+            details,
+        },
+        PaymentUpdate::Reschedule {
+            at: now,
+            secret: None,
+        },
+        PaymentUpdate::Annotate {
+            failure: Failure::new("X", "x"),
+            attempt,
+        },
+        PaymentUpdate::SetAside { reason: "r".into() },
+        PaymentUpdate::Resolve,
+        PaymentUpdate::RequestCancel {
+            reason: "r".into(),
+            requested_by: Actor::api_key("key-1"),
+            lease_until: now,
+        },
+        PaymentUpdate::Cancel {
+            reason: "r".into(),
+            requested_by: Actor::api_key("key-1"),
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,69 +484,7 @@ mod tests {
     #[test]
     fn every_change_to_a_status_is_a_legal_transition() {
         let now = Utc::now();
-        let failure = Failure {
-            code: "X".into(),
-            message: "x".into(),
-            retryable: None,
-        };
-        let key = || PaymentKey::parse("k").unwrap();
-        let changes = [
-            PaymentUpdate::Claim {
-                payment_key: key(),
-                provider: "toss".into(),
-                at: now,
-                lease_until: now,
-            },
-            PaymentUpdate::Charge {
-                billing_key_id: BillingKeyId::new(),
-                provider: "toss".into(),
-                at: now,
-                lease_until: now,
-            },
-            PaymentUpdate::Resend { lease_until: now },
-            PaymentUpdate::Release {
-                failure: Some(failure.clone()),
-            },
-            PaymentUpdate::Complete {
-                payment_key: key(),
-                provider: "toss".into(),
-                secret: None,
-                approved_at: now,
-                details: PgDetails::default(),
-                approval_key: Some("tx_1".into()),
-            },
-            PaymentUpdate::Record {
-                provider: None,
-                transaction_id: None,
-            },
-            PaymentUpdate::AwaitDeposit {
-                payment_key: key(),
-                provider: "toss".into(),
-                secret: None,
-                check_at: now,
-                details: PgDetails::default(),
-            },
-            PaymentUpdate::Reschedule {
-                at: now,
-                secret: None,
-            },
-            PaymentUpdate::Annotate {
-                failure,
-                attempt: 1,
-            },
-            PaymentUpdate::SetAside { reason: "r".into() },
-            PaymentUpdate::Resolve,
-            PaymentUpdate::RequestCancel {
-                reason: "r".into(),
-                requested_by: Actor::api_key("key-1"),
-                lease_until: now,
-            },
-            PaymentUpdate::Cancel {
-                reason: "r".into(),
-                requested_by: Actor::api_key("key-1"),
-            },
-        ];
-        for change in changes {
+        for change in one_of_each(&PaymentKey::parse("k").unwrap(), 1, now) {
             assert!(!change.from_statuses().is_empty(), "{change:?}");
             if let Some(to) = change.to_status() {
                 for from in change.from_statuses() {

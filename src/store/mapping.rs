@@ -11,40 +11,74 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} does not parse: {error}"))
 }
 
-fn failure(code: Option<String>, message: Option<String>) -> Option<Failure> {
+fn failure(
+    code: Option<String>,
+    message: Option<String>,
+    retryable: Option<bool>,
+) -> Option<Failure> {
     code.map(|code| Failure {
         code,
         message: message.unwrap_or_default(),
-        retryable: None,
+        retryable,
     })
+}
+
+/// A column parsed as `T`; `what` names it when it does not parse.
+fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| corrupt(what, e))
+}
+
+/// An optional column parsed as `T`; `what` names it when it does not parse.
+fn parse_optional<T: std::str::FromStr>(
+    value: Option<String>,
+    what: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.map(|value| parse(&value, what)).transpose()
+}
+
+fn payment_key(value: Option<String>) -> Result<Option<PaymentKey>, StoreError> {
+    value
+        .as_deref()
+        .map(PaymentKey::parse)
+        .transpose()
+        .map_err(|e| corrupt("payment key", e))
+}
+
+/// The virtual account of a row that has one (a bank and an account number).
+fn virtual_account(
+    bank_code: Option<String>,
+    account_number: Option<String>,
+    customer_name: Option<String>,
+    due_date: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<VirtualAccount> {
+    match (bank_code, account_number) {
+        (Some(bank_code), Some(account_number)) => Some(VirtualAccount {
+            bank_code,
+            account_number,
+            customer_name,
+            due_date,
+        }),
+        _ => None,
+    }
 }
 
 impl TryFrom<payment::Model> for Payment {
     type Error = StoreError;
     fn try_from(row: payment::Model) -> Result<Self, Self::Error> {
         Ok(Payment {
-            id: row.id.parse().map_err(|e| corrupt("payment id", e))?,
-            payment_type: row
-                .payment_type
-                .parse()
-                .map_err(|e| corrupt("payment type", e))?,
-            status: row.status.parse().map_err(|e| corrupt("status", e))?,
-            failure: failure(row.failure_code, row.failure_message).map(|f| Failure {
-                retryable: row.failure_retryable,
-                ..f
-            }),
-            billing_key_id: row
-                .billing_key_id
-                .map(|id| id.parse())
-                .transpose()
-                .map_err(|e| corrupt("billing key id", e))?,
+            id: parse(&row.id, "payment id")?,
+            payment_type: parse(&row.payment_type, "payment type")?,
+            status: parse(&row.status, "status")?,
+            failure: failure(row.failure_code, row.failure_message, row.failure_retryable),
+            billing_key_id: parse_optional(row.billing_key_id, "billing key id")?,
             order_id: OrderId::parse(&row.order_id).map_err(|e| corrupt("order id", e))?,
-            payment_key: row
-                .payment_key
-                .as_deref()
-                .map(PaymentKey::parse)
-                .transpose()
-                .map_err(|e| corrupt("payment key", e))?,
+            payment_key: payment_key(row.payment_key)?,
             user_id: row.user_id,
             order_name: row.order_name,
             subscription_id: row.subscription_id,
@@ -67,11 +101,7 @@ impl TryFrom<payment::Model> for Payment {
             completed_at: row.completed_at,
             confirm_sends: row.confirm_sends,
             annotated_attempt: row.annotated_attempt,
-            cancel_slot: row
-                .cancel_slot
-                .map(|id| id.parse())
-                .transpose()
-                .map_err(|e| corrupt("cancel slot", e))?,
+            cancel_slot: parse_optional(row.cancel_slot, "cancel slot")?,
             cancel_slot_until: row.cancel_slot_until,
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
             tax_free_amount_krw: row.tax_free_amount_krw,
@@ -87,15 +117,12 @@ impl TryFrom<payment::Model> for Payment {
                 installment_plan_months: row.card_installment_months,
                 approve_no: row.card_approve_no,
             }),
-            virtual_account: match (row.va_bank_code, row.va_account_number) {
-                (Some(bank_code), Some(account_number)) => Some(VirtualAccount {
-                    bank_code,
-                    account_number,
-                    customer_name: row.va_customer_name,
-                    due_date: row.va_due_date,
-                }),
-                _ => None,
-            },
+            virtual_account: virtual_account(
+                row.va_bank_code,
+                row.va_account_number,
+                row.va_customer_name,
+                row.va_due_date,
+            ),
             cancel_reason: row.cancel_reason,
             cancel_requested_by: row
                 .cancel_requested_by_type
@@ -124,42 +151,21 @@ impl TryFrom<payment_attempt::Model> for Attempt {
     type Error = StoreError;
     fn try_from(row: payment_attempt::Model) -> Result<Self, Self::Error> {
         Ok(Attempt {
-            id: row.id.parse().map_err(|e| corrupt("attempt id", e))?,
-            payment_id: row
-                .payment_id
-                .parse()
-                .map_err(|e| corrupt("payment id", e))?,
+            id: parse(&row.id, "attempt id")?,
+            payment_id: parse(&row.payment_id, "payment id")?,
             number: row.number,
-            kind: row.kind.parse().map_err(|e| corrupt("attempt kind", e))?,
-            payment_key: row
-                .payment_key
-                .as_deref()
-                .map(PaymentKey::parse)
-                .transpose()
-                .map_err(|e| corrupt("payment key", e))?,
-            billing_key_id: row
-                .billing_key_id
-                .map(|id| id.parse())
-                .transpose()
-                .map_err(|e| corrupt("billing key id", e))?,
-            status: row
-                .status
-                .parse()
-                .map_err(|e| corrupt("attempt status", e))?,
+            kind: parse(&row.kind, "attempt kind")?,
+            payment_key: payment_key(row.payment_key)?,
+            billing_key_id: parse_optional(row.billing_key_id, "billing key id")?,
+            status: parse(&row.status, "attempt status")?,
             method: row.method,
-            virtual_account: match (row.va_bank_code, row.va_account_number) {
-                (Some(bank_code), Some(account_number)) => Some(VirtualAccount {
-                    bank_code,
-                    account_number,
-                    customer_name: row.va_customer_name,
-                    due_date: row.va_due_date,
-                }),
-                _ => None,
-            },
-            failure: failure(row.failure_code, row.failure_message).map(|f| Failure {
-                retryable: row.failure_retryable,
-                ..f
-            }),
+            virtual_account: virtual_account(
+                row.va_bank_code,
+                row.va_account_number,
+                row.va_customer_name,
+                row.va_due_date,
+            ),
+            failure: failure(row.failure_code, row.failure_message, row.failure_retryable),
             toss_sends: row.toss_sends,
             started_at: row.started_at,
             finished_at: row.finished_at,
@@ -172,16 +178,10 @@ impl TryFrom<refund::Model> for Refund {
     type Error = StoreError;
     fn try_from(row: refund::Model) -> Result<Self, Self::Error> {
         Ok(Refund {
-            id: row.id.parse().map_err(|e| corrupt("refund id", e))?,
-            payment_id: row
-                .payment_id
-                .parse()
-                .map_err(|e| corrupt("payment id", e))?,
-            status: row
-                .status
-                .parse()
-                .map_err(|e| corrupt("refund status", e))?,
-            failure: failure(row.failure_code, row.failure_message),
+            id: parse(&row.id, "refund id")?,
+            payment_id: parse(&row.payment_id, "payment id")?,
+            status: parse(&row.status, "refund status")?,
+            failure: failure(row.failure_code, row.failure_message, None),
             amount_krw: row.amount_krw,
             reason: row.reason,
             pg_cancel_key: row.pg_cancel_key,
@@ -189,10 +189,7 @@ impl TryFrom<refund::Model> for Refund {
             next_reconcile_at: row.next_reconcile_at,
             created_at: row.created_at,
             refunded_at: row.refunded_at,
-            origin: row
-                .origin
-                .parse()
-                .map_err(|e| corrupt("refund origin", e))?,
+            origin: parse(&row.origin, "refund origin")?,
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
             sends: row.sends,
             last_sent_at: row.last_sent_at,

@@ -3,7 +3,7 @@
 //! runs, and a row changed meanwhile is left to whoever changed it).
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::{billing_key, refund};
 use super::{Store, StoreResult};
@@ -35,46 +35,8 @@ impl Store {
         limit: u64,
     ) -> StoreResult<Vec<(String, String)>> {
         match column {
-            SealedColumn::BillingKey => {
-                let mut query = billing_key::Entity::find()
-                    .select_only()
-                    .column(billing_key::Column::Id)
-                    .column(billing_key::Column::KeyCiphertext)
-                    .filter(billing_key::Column::KeyCiphertext.is_not_null());
-                if let Some(after) = after {
-                    query = query.filter(billing_key::Column::Id.gt(after));
-                }
-                let rows: Vec<(String, Option<String>)> = query
-                    .order_by_asc(billing_key::Column::Id)
-                    .limit(limit)
-                    .into_tuple()
-                    .all(&self.db)
-                    .await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(id, sealed)| Some((id, sealed?)))
-                    .collect())
-            }
-            SealedColumn::RefundAccount => {
-                let mut query = refund::Entity::find()
-                    .select_only()
-                    .column(refund::Column::Id)
-                    .column(refund::Column::RefundAccount)
-                    .filter(refund::Column::RefundAccount.is_not_null());
-                if let Some(after) = after {
-                    query = query.filter(refund::Column::Id.gt(after));
-                }
-                let rows: Vec<(String, Option<String>)> = query
-                    .order_by_asc(refund::Column::Id)
-                    .limit(limit)
-                    .into_tuple()
-                    .all(&self.db)
-                    .await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(id, sealed)| Some((id, sealed?)))
-                    .collect())
-            }
+            SealedColumn::BillingKey => page::<billing_key::Entity>(&self.db, after, limit).await,
+            SealedColumn::RefundAccount => page::<refund::Entity>(&self.db, after, limit).await,
         }
     }
 
@@ -87,24 +49,69 @@ impl Store {
         old: &str,
         new: &str,
     ) -> StoreResult<bool> {
-        let result = match column {
+        match column {
             SealedColumn::BillingKey => {
-                billing_key::Entity::update_many()
-                    .col_expr(billing_key::Column::KeyCiphertext, Expr::value(new))
-                    .filter(billing_key::Column::Id.eq(id))
-                    .filter(billing_key::Column::KeyCiphertext.eq(old))
-                    .exec(&self.db)
-                    .await?
+                replace::<billing_key::Entity>(&self.db, id, old, new).await
             }
-            SealedColumn::RefundAccount => {
-                refund::Entity::update_many()
-                    .col_expr(refund::Column::RefundAccount, Expr::value(new))
-                    .filter(refund::Column::Id.eq(id))
-                    .filter(refund::Column::RefundAccount.eq(old))
-                    .exec(&self.db)
-                    .await?
-            }
-        };
-        Ok(result.rows_affected == 1)
+            SealedColumn::RefundAccount => replace::<refund::Entity>(&self.db, id, old, new).await,
+        }
     }
+}
+
+/// A table with a sealed column: its key and that column.
+trait SealedTable: EntityTrait {
+    const ID: Self::Column;
+    const SEALED: Self::Column;
+}
+
+impl SealedTable for billing_key::Entity {
+    const ID: Self::Column = billing_key::Column::Id;
+    const SEALED: Self::Column = billing_key::Column::KeyCiphertext;
+}
+
+impl SealedTable for refund::Entity {
+    const ID: Self::Column = refund::Column::Id;
+    const SEALED: Self::Column = refund::Column::RefundAccount;
+}
+
+/// [`Store::sealed_values`] of the table `T`.
+async fn page<T: SealedTable>(
+    db: &DatabaseConnection,
+    after: Option<&str>,
+    limit: u64,
+) -> StoreResult<Vec<(String, String)>> {
+    let mut query = T::find()
+        .select_only()
+        .column(T::ID)
+        .column(T::SEALED)
+        .filter(T::SEALED.is_not_null());
+    if let Some(after) = after {
+        query = query.filter(T::ID.gt(after));
+    }
+    let rows: Vec<(String, Option<String>)> = query
+        .order_by_asc(T::ID)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, sealed)| Some((id, sealed?)))
+        .collect())
+}
+
+/// [`Store::replace_sealed`] in the table `T`.
+async fn replace<T: SealedTable>(
+    db: &DatabaseConnection,
+    id: &str,
+    old: &str,
+    new: &str,
+) -> StoreResult<bool> {
+    let result = T::update_many()
+        .col_expr(T::SEALED, Expr::value(new))
+        .filter(T::ID.eq(id))
+        .filter(T::SEALED.eq(old))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }

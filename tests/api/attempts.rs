@@ -5,11 +5,13 @@
 
 use migration::{Migrator, MigratorTrait};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 use crate::billing::{charge, issued_key, payment_of};
-use crate::helpers::{Backend, Options, TestApp, TestDatabase, spawn_app, spawn_on};
+use crate::helpers::{
+    Backend, Options, TestApp, TestDatabase, due_now, execute_on, spawn_app, spawn_on,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -58,15 +60,6 @@ async fn confirm(app: &TestApp, order_id: &str, key: &str, amount: i64) -> crate
     .await
 }
 
-/// Makes the payment's next reconciliation due now.
-async fn due_now(app: &TestApp, id: &str) {
-    app.execute_sql(
-        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
-        vec![chrono::Utc::now().into(), id.into()],
-    )
-    .await;
-}
-
 /// A virtual account issued for `order_id` (key `va_key`), then ended at Toss by `end`, back to
 /// `PENDING`; then a card payment of the same order with `card_key`. Nothing of the account is
 /// the card payment's: no account on the payment, and its refund needs none and sends none.
@@ -111,34 +104,23 @@ async fn card_after_a_virtual_account(
     assert_eq!(payment["failure"], Value::Null, "{payment}");
     assert_eq!(payment["pg_method"], "카드", "{payment}");
 
-    let refund = app
-        .post(
-            &format!("/payments/{id}/refund"),
-            json!({"reason": "returned", "refund_amount_krw": 5000}),
-        )
-        .await;
-    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
-    let sent = app
-        .toss_requests("POST", &format!("/v1/payments/{card_key}/cancel"))
-        .await;
-    assert_eq!(sent.len(), 1);
-    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
-    assert!(body.get("refundReceiveAccount").is_none(), "{body}");
-    // A refund account given anyway is not the card's to receive: Toss is not sent one.
-    let refund = app
-        .post(
-            &format!("/payments/{id}/refund"),
-            json!({"reason": "returned", "refund_amount_krw": 5000,
-                   "refund_receive_account": {"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}}),
-        )
-        .await;
-    assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
-    let sent = app
-        .toss_requests("POST", &format!("/v1/payments/{card_key}/cancel"))
-        .await;
-    assert_eq!(sent.len(), 2);
-    let body: Value = serde_json::from_slice(&sent[1].body).unwrap();
-    assert!(body.get("refundReceiveAccount").is_none(), "{body}");
+    // The refund sends no account; a refund account given anyway is not the card's to receive:
+    // Toss is not sent one either.
+    let refunds = [
+        json!({"reason": "returned", "refund_amount_krw": 5000}),
+        json!({"reason": "returned", "refund_amount_krw": 5000,
+               "refund_receive_account": {"bank": "88", "account_number": "110123456789", "holder_name": "홍길동"}}),
+    ];
+    for (n, asked) in refunds.into_iter().enumerate() {
+        let refund = app.post(&format!("/payments/{id}/refund"), asked).await;
+        assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
+        let sent = app
+            .toss_requests("POST", &format!("/v1/payments/{card_key}/cancel"))
+            .await;
+        assert_eq!(sent.len(), n + 1);
+        let body: Value = serde_json::from_slice(&sent[n].body).unwrap();
+        assert!(body.get("refundReceiveAccount").is_none(), "{body}");
+    }
 
     // Both attempts kept, each with what it left.
     let both = attempts(app, &id).await;
@@ -193,26 +175,12 @@ async fn a_virtual_account_cancelled_by_someone_else_leaves_nothing_to_the_card_
 async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Backend) {
     let app = spawn_app(backend).await;
     let id = create(&app, "order_att_0001", 30000, "card").await;
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        403,
-        "REJECT_CARD_PAYMENT",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(403, "REJECT_CARD_PAYMENT").await;
     confirm(&app, "order_att_0001", "pk_att_declined", 30000)
         .await
         .problem(402, "PG_DECLINED");
     // Toss refusing our own credentials: the attempt never happened, and leaves none.
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        401,
-        "UNAUTHORIZED_KEY",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(401, "UNAUTHORIZED_KEY").await;
     let refused = confirm(&app, "order_att_0001", "pk_att_misconfigured", 30000).await;
     assert!(!refused.status.is_success(), "{}", refused.text);
     assert_eq!(app.payment(&id).await["status"], "PENDING");
@@ -267,14 +235,7 @@ async fn a_confirm_sent_again_is_one_attempt_sent_twice(backend: Backend) {
     app.toss
         .authenticate("pk_att_resent", "order_att_0002", 5000);
     // Toss's error that means nothing happened: the reconciler sends the confirm again.
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        400,
-        "PROVIDER_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(400, "PROVIDER_ERROR").await;
     let first = confirm(&app, "order_att_0002", "pk_att_resent", 5000).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
     let in_flight = attempts(&app, &id).await;
@@ -304,14 +265,7 @@ async fn a_late_approval_is_the_approved_attempt_s(backend: Backend) {
     ] {
         let id = create(&app, order_id, 6000, "card").await;
         app.toss.authenticate(declined_key, order_id, 6000);
-        app.toss_fails(
-            "POST",
-            "^/v1/payments/confirm$",
-            403,
-            "REJECT_CARD_PAYMENT",
-            Some(1),
-        )
-        .await;
+        app.fail_next_confirm(403, "REJECT_CARD_PAYMENT").await;
         confirm(&app, order_id, declined_key, 6000)
             .await
             .problem(402, "PG_DECLINED");
@@ -474,18 +428,6 @@ async fn unknown_payments_have_no_attempts_or_events(backend: Backend) {
     app.stop().await;
 }
 
-/// Runs `sql` (written with `$1`, `$2`, …) with `values` on `db`.
-async fn execute(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Sqlite => sql.replace('$', "?"),
-        _ => sql.to_owned(),
-    };
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-}
-
 /// A payment row as version 2 wrote it.
 #[derive(Default)]
 struct V2Payment {
@@ -505,9 +447,31 @@ struct V2Payment {
     completed: bool,
 }
 
+impl V2Payment {
+    /// `seen` (the payment or its attempt, as served) has this row's failure and virtual account.
+    fn assert_failure_and_account(&self, seen: &Value) {
+        assert_eq!(
+            seen["failure"]["code"],
+            json!(self.failure.map(|f| f.0)),
+            "{seen}"
+        );
+        let account = &seen["virtual_account"];
+        assert_eq!(
+            account["bank_code"],
+            json!(self.virtual_account.then_some("20")),
+            "{seen}"
+        );
+        assert_eq!(
+            account["account_number"],
+            json!(self.virtual_account.then_some("X6516521381011")),
+            "{seen}"
+        );
+    }
+}
+
 async fn insert_v2_payment(db: &DatabaseConnection, p: &V2Payment) {
     let now = chrono::Utc::now() - chrono::Duration::hours(1);
-    execute(
+    execute_on(
         db,
         "INSERT INTO payments (id, user_id, order_id, payment_type, payment_method, amount_krw, \
              refunded_amount_krw, refund_reserved_krw, currency, status, pg_provider, \
@@ -550,7 +514,7 @@ async fn insert_v2_payment(db: &DatabaseConnection, p: &V2Payment) {
 
 async fn insert_v2_event(db: &DatabaseConnection, payment_id: &str, event_type: &str) {
     let payload = json!({"payment_id": payment_id, "from": "version 2"}).to_string();
-    execute(
+    execute_on(
         db,
         "INSERT INTO events (event_id, event_type, version, occurred_at, source, user_id, \
              payment_id, payload, published_at) \
@@ -693,7 +657,7 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
     }
     let refunded = &payments[2];
     let refund_id = id();
-    execute(
+    execute_on(
         &db,
         "INSERT INTO refunds (id, payment_id, amount_krw, reason, status, pg_cancel_key, \
              reconcile_attempts, created_at, updated_at, refunded_at, origin, sends, \
@@ -710,7 +674,7 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
     )
     .await;
     // A cancel made at Toss, and two reviews: by the second API key, and the service's own.
-    execute(
+    execute_on(
         &db,
         "INSERT INTO refunds (id, payment_id, amount_krw, reason, status, pg_cancel_key, \
              reconcile_attempts, created_at, updated_at, refunded_at, origin, sends, \
@@ -725,7 +689,7 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
     )
     .await;
     for (reviewer, at) in [("api-key-2", 0), ("system", 1)] {
-        execute(
+        execute_on(
             &db,
             "INSERT INTO reviews (id, payment_id, action, note, reviewer, outcome, created_at) \
              VALUES ($1, $2, 'dismiss', 'n', $3, 'o', $4)",
@@ -754,16 +718,7 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
         assert_eq!(payment["refunded_amount_krw"], v2.refunded);
         assert_eq!(payment["pg_transaction_id"], json!(v2.transaction_id));
         assert_eq!(payment["pg_method"], json!(v2.method));
-        assert_eq!(
-            payment["failure"]["code"],
-            json!(v2.failure.map(|f| f.0)),
-            "{payment}"
-        );
-        assert_eq!(
-            payment["virtual_account"]["account_number"],
-            json!(v2.virtual_account.then_some("X6516521381011")),
-            "{payment}"
-        );
+        v2.assert_failure_and_account(&payment);
     }
     let listed = app.get("/payments?user_id=u-v2&limit=100").await;
     assert_eq!(listed.body["total_count"], payments.len());
@@ -840,16 +795,7 @@ async fn a_version_2_database_migrates_with_nothing_lost(backend: Backend) {
         assert_eq!(attempt["payment_key"], json!(key), "{attempt}");
         assert_eq!(attempt["toss_sends"], v2.confirm_sends, "{attempt}");
         assert_eq!(attempt["method"], json!(v2.method), "{attempt}");
-        assert_eq!(
-            attempt["failure"]["code"],
-            json!(v2.failure.map(|f| f.0)),
-            "{attempt}"
-        );
-        assert_eq!(
-            attempt["virtual_account"]["bank_code"],
-            json!(v2.virtual_account.then_some("20")),
-            "{attempt}"
-        );
+        v2.assert_failure_and_account(attempt);
         assert_eq!(
             attempt["finished_at"].is_string(),
             status != "WAITING_FOR_DEPOSIT",

@@ -96,6 +96,18 @@ pub(crate) async fn charge(app: &TestApp, payment_id: &str, key_id: &str) -> Rep
     .await
 }
 
+/// A charge refused because the billing key no longer opens: 409 `BILLING_KEY_INACTIVE`.
+pub(crate) fn assert_undecryptable(reply: &Reply) {
+    let problem = reply.problem(409, "BILLING_KEY_INACTIVE");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be decrypted"),
+        "{problem}"
+    );
+}
+
 async fn charges_sent(app: &TestApp) -> Vec<wiremock::Request> {
     app.toss_server
         .received_requests()
@@ -890,14 +902,7 @@ async fn a_key_encrypted_under_another_key_is_a_clear_error(backend: Backend) {
             .unwrap(),
     )
     .await;
-    let problem = reply.problem(409, "BILLING_KEY_INACTIVE");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be decrypted"),
-        "{problem}"
-    );
+    assert_undecryptable(&reply);
     assert!(charges_sent(&app).await.is_empty(), "nothing was sent");
     // The attempt was released: with the right key the payment is still chargeable.
     assert_eq!(app.payment(&id).await["status"], "PENDING");

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::fake_toss::{self, BASIC_AUTH};
 use crate::helpers::{
-    Backend, Options, TestApp, into_reply, spawn_app, spawn_impatient, spawn_with,
+    Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_impatient, spawn_with,
 };
 use crate::on_both_databases;
 
@@ -34,12 +34,7 @@ async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Back
     app.toss.authenticate("pk_of_a", "order_keya_00001", 1000);
     // Toss has no session of another order's paymentKey for this order (§17.6); its read-back
     // is about the other order, so nothing of ours is recorded.
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_keyb_00001", "payment_key": "pk_of_a"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_keyb_00001", "pk_of_a").await;
     let problem = reply.problem(402, "PG_DECLINED");
     assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
     let payment = app.payment(b["payment_id"].as_str().unwrap()).await;
@@ -47,12 +42,9 @@ async fn another_orders_payment_key_is_declined_not_a_server_error(backend: Back
     assert!(payment["failure"].is_null(), "{payment}");
     assert!(app.events().await.is_empty());
     assert_eq!(app.toss.payment("pk_of_a").unwrap().status, "IN_PROGRESS");
-    app.post_public(
-        "/payments/confirm",
-        json!({"order_id": "order_keyb_00001", "payment_key": ".."}),
-    )
-    .await
-    .problem(422, "VALIDATION_ERROR");
+    app.confirm_public("order_keyb_00001", "..")
+        .await
+        .problem(422, "VALIDATION_ERROR");
     app.stop().await;
 }
 
@@ -78,10 +70,7 @@ async fn a_payment_key_toss_does_not_know_changes_nothing(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     for n in 0..3 {
         let reply = app
-            .post_public(
-                "/payments/confirm",
-                json!({"order_id": "order_junk_00001", "payment_key": format!("pk_junk_{n}")}),
-            )
+            .confirm_public("order_junk_00001", &format!("pk_junk_{n}"))
             .await;
         let problem = reply.problem(402, "PG_DECLINED");
         assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
@@ -97,20 +86,9 @@ async fn a_payment_key_toss_does_not_know_changes_nothing(backend: Backend) {
 
     // Toss answers 5xx: the read-back finds no record of the key, so the claim goes at once
     // (not after the buyer's 10-minute window).
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "FAILED_INTERNAL_SYSTEM_PROCESSING",
-        Some(1),
-    )
-    .await;
-    let in_doubt = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_junk_00001", "payment_key": "pk_junk_5xx"}),
-        )
+    app.fail_next_confirm(500, "FAILED_INTERNAL_SYSTEM_PROCESSING")
         .await;
+    let in_doubt = app.confirm_public("order_junk_00001", "pk_junk_5xx").await;
     assert!(
         in_doubt.status.is_client_error(),
         "a key Toss does not know is a 4xx: {} {}",
@@ -122,10 +100,7 @@ async fn a_payment_key_toss_does_not_know_changes_nothing(backend: Backend) {
     app.toss
         .authenticate("pk_junk_buyer", "order_junk_00001", 9000);
     let own = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_junk_00001", "payment_key": "pk_junk_buyer"}),
-        )
+        .confirm_public("order_junk_00001", "pk_junk_buyer")
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     assert_eq!(own.body["status"], "COMPLETED");
@@ -145,10 +120,7 @@ async fn an_expired_attempt_of_the_order_is_a_real_failure(backend: Backend) {
         .authenticate("pk_expired_001", "order_expired_001", 7000);
     app.toss.set_status("pk_expired_001", "EXPIRED");
     let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_expired_001", "payment_key": "pk_expired_001"}),
-        )
+        .confirm_public("order_expired_001", "pk_expired_001")
         .await;
     let problem = reply.problem(402, "PG_DECLINED");
     assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT_SESSION");
@@ -161,6 +133,35 @@ async fn an_expired_attempt_of_the_order_is_a_real_failure(backend: Backend) {
     app.stop().await;
 }
 
+/// The buyer's confirm of `order_id` with `payment_key`, sent in the background.
+fn confirm_in_background(
+    app: &TestApp,
+    order_id: &str,
+    payment_key: &str,
+) -> tokio::task::JoinHandle<Reply> {
+    let (client, address) = (app.client.clone(), app.address.clone());
+    let body = json!({"order_id": order_id, "payment_key": payment_key});
+    tokio::spawn(async move {
+        let response = client
+            .post(format!("{address}/payments/confirm"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        into_reply(response).await
+    })
+}
+
+/// Waits (2 s at most) until a confirm has claimed the payment `id`: `IN_PROGRESS`.
+async fn wait_until_claimed(app: &TestApp, id: &str) {
+    for _ in 0..100 {
+        if app.payment(id).await["status"] == "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// While a stranger's key is at Toss (Toss is slow to answer it), the buyer's own confirm is
 /// not refused: the stranger's claim is read back, Toss has no record of it, so it is released
 /// and the buyer's key confirmed. The stranger's late answer changes nothing.
@@ -170,33 +171,14 @@ async fn a_strangers_attempt_at_toss_does_not_block_the_buyer(backend: Backend) 
     let id = created["payment_id"].as_str().unwrap().to_owned();
     app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
         .await;
-    let stranger = {
-        let (client, address) = (app.client.clone(), app.address.clone());
-        tokio::spawn(async move {
-            let response = client
-                .post(format!("{address}/payments/confirm"))
-                .json(&json!({"order_id": "order_block_0001", "payment_key": "pk_block_junk"}))
-                .send()
-                .await
-                .unwrap();
-            into_reply(response).await
-        })
-    };
+    let stranger = confirm_in_background(&app, "order_block_0001", "pk_block_junk");
     // The stranger's claim is taken and its confirm is at Toss.
-    for _ in 0..100 {
-        if app.payment(&id).await["status"] == "IN_PROGRESS" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_claimed(&app, &id).await;
     assert_eq!(app.payment(&id).await["status"], "IN_PROGRESS");
     app.toss
         .authenticate("pk_block_buyer", "order_block_0001", 6000);
     let own = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_block_0001", "payment_key": "pk_block_buyer"}),
-        )
+        .confirm_public("order_block_0001", "pk_block_buyer")
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     assert_eq!(own.body["status"], "COMPLETED");
@@ -230,29 +212,10 @@ async fn an_attempt_toss_knows_in_flight_still_blocks_another_key(backend: Backe
         .authenticate("pk_block_second", "order_block_0002", 6000);
     app.toss_hangs("POST", "^/v1/payments/confirm$", Some(1))
         .await;
-    let first = {
-        let (client, address) = (app.client.clone(), app.address.clone());
-        tokio::spawn(async move {
-            let response = client
-                .post(format!("{address}/payments/confirm"))
-                .json(&json!({"order_id": "order_block_0002", "payment_key": "pk_block_first"}))
-                .send()
-                .await
-                .unwrap();
-            into_reply(response).await
-        })
-    };
-    for _ in 0..100 {
-        if app.payment(&id).await["status"] == "IN_PROGRESS" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let first = confirm_in_background(&app, "order_block_0002", "pk_block_first");
+    wait_until_claimed(&app, &id).await;
     let second = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_block_0002", "payment_key": "pk_block_second"}),
-        )
+        .confirm_public("order_block_0002", "pk_block_second")
         .await;
     second.problem(409, "INVALID_STATE");
     assert_eq!(app.confirms_sent().await, 1, "the second key is not sent");
@@ -272,14 +235,8 @@ async fn the_reconciler_releases_a_key_toss_does_not_know_at_once(backend: Backe
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_recjunk_01", 5000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "FAILED_INTERNAL_SYSTEM_PROCESSING",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "FAILED_INTERNAL_SYSTEM_PROCESSING")
+        .await;
     app.toss_fails(
         "GET",
         "^/v1/payments/pk_recjunk$",
@@ -288,12 +245,7 @@ async fn the_reconciler_releases_a_key_toss_does_not_know_at_once(backend: Backe
         Some(1),
     )
     .await;
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_recjunk_01", "payment_key": "pk_recjunk"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_recjunk_01", "pk_recjunk").await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
     // Due at once in the tests (no backoff); a few passes at most.
@@ -370,10 +322,7 @@ async fn confirm_twice_with_same_key_calls_toss_once(backend: Backend) {
     assert_eq!(app.confirms_sent().await, 1);
 
     let other_key = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_twice_0001", "payment_key": "pk_someone_else"}),
-        )
+        .confirm_public("order_twice_0001", "pk_someone_else")
         .await;
     other_key.problem(409, "INVALID_STATE");
     assert_eq!(app.confirms_sent().await, 1);
@@ -401,14 +350,7 @@ async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) 
     let app = spawn_app(backend).await;
     let created = app.create_payment("order_decline_01", 30000).await;
     let id = created["payment_id"].as_str().unwrap();
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        403,
-        "REJECT_CARD_PAYMENT",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(403, "REJECT_CARD_PAYMENT").await;
 
     let reply = app
         .post_public(
@@ -468,12 +410,7 @@ async fn toss_unauthorized_key_is_pg_misconfigured(backend: Backend) {
         None,
     )
     .await;
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_badkey_01", "payment_key": "pk_badkey"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_badkey_01", "pk_badkey").await;
     let problem = reply.problem(502, "PG_MISCONFIGURED");
     assert_eq!(problem["pg_code"], "UNAUTHORIZED_KEY");
     assert!(!reply.text.contains(fake_toss::SECRET_KEY));
@@ -634,12 +571,9 @@ async fn unverified_confirm_needs_api_key(backend: Backend) {
     )
     .await;
     noop.create_payment("order_unverif_02", 1000).await;
-    noop.post_public(
-        "/payments/confirm",
-        json!({"order_id": "order_unverif_02", "payment_key": "pk"}),
-    )
-    .await
-    .problem(401, "UNAUTHORIZED");
+    noop.confirm_public("order_unverif_02", "pk")
+        .await
+        .problem(401, "UNAUTHORIZED");
     app.stop().await;
     noop.stop().await;
 }
@@ -664,12 +598,9 @@ async fn confirm_refuses_other_states(backend: Backend) {
     )
     .await
     .problem(404, "NOT_FOUND");
-    app.post_public(
-        "/payments/confirm",
-        json!({"order_id": "order_nobody_01", "payment_key": "pk"}),
-    )
-    .await
-    .problem(404, "NOT_FOUND");
+    app.confirm_public("order_nobody_01", "pk")
+        .await
+        .problem(404, "NOT_FOUND");
     app.post_public("/payments/confirm", json!({"payment_key": "pk"}))
         .await
         .problem(422, "VALIDATION_ERROR");
@@ -699,10 +630,7 @@ async fn toss_5xx_then_no_record_changes_nothing(backend: Backend) {
     // The key was never authenticated, so the read-back answers NOT_FOUND_PAYMENT: a key Toss
     // has no record of cannot be approved later, and its claim goes at once.
     let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_5xx_norecord", "payment_key": "pk_5xx_norecord"}),
-        )
+        .confirm_public("order_5xx_norecord", "pk_5xx_norecord")
         .await;
     let problem = reply.problem(402, "PG_DECLINED");
     assert_eq!(problem["pg_code"], "NOT_FOUND_PAYMENT");

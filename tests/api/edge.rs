@@ -68,7 +68,9 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Durat
         .map(|()| started.elapsed())
 }
 
-async fn a_half_sent_request_is_cut_off(backend: Backend) {
+/// With a header read timeout of 2 s, a connection that sends `sent` and no more is closed
+/// within 7 s (else it is `held`).
+async fn assert_cut_off(backend: Backend, sent: &[u8], held: &str) -> TestApp {
     let app = spawn_with(
         backend,
         Options {
@@ -78,35 +80,31 @@ async fn a_half_sent_request_is_cut_off(backend: Backend) {
     )
     .await;
     let mut stream = connect(&app).await;
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
-        .await
-        .unwrap();
+    stream.write_all(sent).await.unwrap();
     let closed = closed_within(&mut stream, Duration::from_secs(7)).await;
-    assert!(
-        closed.is_some(),
-        "a request whose headers never end holds its connection"
-    );
+    assert!(closed.is_some(), "{held}");
+    app
+}
+
+async fn a_half_sent_request_is_cut_off(backend: Backend) {
+    let app = assert_cut_off(
+        backend,
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+        "a request whose headers never end holds its connection",
+    )
+    .await;
     // A whole request on a new connection is still served.
     assert_eq!(app.get_public("/health").await.status, StatusCode::OK);
     app.stop().await;
 }
 
 async fn a_silent_connection_is_cut_off(backend: Backend) {
-    let app = spawn_with(
+    let app = assert_cut_off(
         backend,
-        Options {
-            header_read_timeout_secs: Some(2),
-            ..Options::default()
-        },
+        b"",
+        "a connection that sends nothing is held forever",
     )
     .await;
-    let mut stream = connect(&app).await;
-    let closed = closed_within(&mut stream, Duration::from_secs(7)).await;
-    assert!(
-        closed.is_some(),
-        "a connection that sends nothing is held forever"
-    );
     app.stop().await;
 }
 
@@ -344,16 +342,7 @@ async fn deliver(app: &TestApp, transmission_id: &str, order_id: &str) -> Reply 
         "createdAt": "2026-11-23T12:18:15.000000",
         "data": {"orderId": order_id, "status": "DONE", "totalAmount": 1}
     });
-    into_reply(
-        app.client
-            .post(format!("{}/webhooks/toss", app.address))
-            .header("tosspayments-webhook-transmission-id", transmission_id)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    crate::helpers::deliver(app, Some(transmission_id), &body).await
 }
 
 async fn webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged(backend: Backend) {
@@ -368,14 +357,10 @@ async fn webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         assert_eq!(reply.body["result"], "ignored");
     }
-    let no_payment = into_reply(
-        app.client
-            .post(format!("{}/webhooks/toss", app.address))
-            .header("tosspayments-webhook-transmission-id", "junk_nopayment")
-            .json(&json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {}}))
-            .send()
-            .await
-            .unwrap(),
+    let no_payment = crate::helpers::deliver(
+        &app,
+        Some("junk_nopayment"),
+        &json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {}}),
     )
     .await;
     assert!(no_payment.status.is_success() || no_payment.status.is_client_error());

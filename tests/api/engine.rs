@@ -27,13 +27,7 @@ on_both_databases!(
 );
 
 async fn deliver(app: &TestApp, body: &Value) -> StatusCode {
-    app.client
-        .post(format!("{}/webhooks/toss", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    crate::helpers::deliver(app, None, body).await.status
 }
 
 fn status_changed(payment_key: &str, order_id: &str, status: &str, secret: &str) -> Value {
@@ -46,14 +40,7 @@ fn status_changed(payment_key: &str, order_id: &str, status: &str, secret: &str)
 
 /// A public confirm whose answer from Toss says nothing (a 500): 202, `IN_PROGRESS`.
 async fn confirm_with_unknown_outcome(app: &TestApp, id: &str, payment_key: &str) {
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -152,14 +139,7 @@ async fn confirm_after_a_passing_toss_error_is_sent_again(backend: Backend) {
     let id = created["payment_id"].as_str().unwrap();
     app.toss
         .authenticate("pk_eng_c1", "order_eng_resend1", 5000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        400,
-        "PROVIDER_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(400, "PROVIDER_ERROR").await;
     let first = app
         .post_public(
             "/payments/confirm",
@@ -226,10 +206,7 @@ async fn another_orders_payment_key_never_parks_the_order(backend: Backend) {
     app.toss
         .authenticate("pk_eng_victim", "order_eng_victim", 8000);
     let own = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_eng_victim", "payment_key": "pk_eng_victim"}),
-        )
+        .confirm_public("order_eng_victim", "pk_eng_victim")
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     assert_eq!(own.body["status"], "COMPLETED");
@@ -407,14 +384,7 @@ async fn fail_redirect_records_one_failure_per_attempt(backend: Backend) {
     // A new attempt (declined by Toss) may be annotated once more.
     app.toss
         .authenticate("pk_eng_fail", "order_eng_fail01", 4000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        403,
-        "REJECT_CARD_PAYMENT",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(403, "REJECT_CARD_PAYMENT").await;
     app.post_public(
         "/payments/confirm",
         json!({"payment_id": id, "payment_key": "pk_eng_fail"}),

@@ -485,6 +485,21 @@ impl TestApp {
         }
     }
 
+    /// Toss answers the next confirm with the error `code` (HTTP `status`).
+    pub async fn fail_next_confirm(&self, status: u16, code: &str) {
+        self.toss_fails("POST", "^/v1/payments/confirm$", status, code, Some(1))
+            .await;
+    }
+
+    /// The buyer's confirm of `order_id` with `payment_key`, without the API key.
+    pub async fn confirm_public(&self, order_id: &str, payment_key: &str) -> Reply {
+        self.post_public(
+            "/payments/confirm",
+            json!({"order_id": order_id, "payment_key": payment_key}),
+        )
+        .await
+    }
+
     pub async fn confirms_sent(&self) -> usize {
         self.toss_requests("POST", "/v1/payments/confirm")
             .await
@@ -543,14 +558,7 @@ impl TestApp {
         let db = Database::connect(&self.database_url)
             .await
             .expect("connect");
-        let backend = db.get_database_backend();
-        // Written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
-        let sql = match backend {
-            sea_orm::DbBackend::Sqlite => sql.replace('$', "?"),
-            _ => sql.to_owned(),
-        };
-        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
-        db.execute_raw(statement).await.expect("execute");
+        execute_on(&db, sql, values).await;
         let _ = db.close().await;
     }
 
@@ -584,6 +592,41 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
     }
+}
+
+/// Makes the payment's next reconciliation (its read-back) due now, as time passing would.
+pub async fn due_now(app: &TestApp, id: &str) {
+    app.execute_sql(
+        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
+        vec![chrono::Utc::now().into(), id.into()],
+    )
+    .await;
+}
+
+/// Runs `sql` (written with PostgreSQL's `$1`, `$2`, …) with `values` on `db`.
+pub async fn execute_on(db: &sea_orm::DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
+    let backend = db.get_database_backend();
+    // SQLite numbers its parameters `?1`.
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+    db.execute_raw(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Toss's webhook `body`, delivered as Toss does (no API key), with its transmission id if any.
+pub async fn deliver(app: &TestApp, transmission_id: Option<&str>, body: &Value) -> Reply {
+    let mut request = app
+        .client
+        .post(format!("{}/webhooks/toss", app.address))
+        .json(body);
+    if let Some(id) = transmission_id {
+        request = request.header("tosspayments-webhook-transmission-id", id);
+    }
+    into_reply(request.send().await.unwrap()).await
 }
 
 pub async fn into_reply(response: reqwest::Response) -> Reply {

@@ -308,18 +308,14 @@ async fn anonymous_callers_of_one_payment_key_share_a_namespace_apart_from_the_m
 async fn a_strangers_idempotency_key_never_answers_the_buyer(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_payment("order_idem_guess1", 5000).await;
+    // The buyer's checkout (and the stranger) post without the API key.
+    let confirm =
+        async |key: &str, body: &Value| post_as(&app, "/payments/confirm", key, body, None).await;
     let stranger = json!({"order_id": "order_idem_guess1", "payment_key": "pk_idem_stranger"});
-    let first = post_as(
-        &app,
-        "/payments/confirm",
-        "checkout-order_idem_guess1",
-        &stranger,
-        None,
-    )
-    .await;
+    let first = confirm("checkout-order_idem_guess1", &stranger).await;
     first.problem(402, "PG_DECLINED");
     let keyless = json!({"order_id": "order_idem_guess1", "amount_krw": 5000});
-    post_as(&app, "/payments/confirm", "checkout-2", &keyless, None)
+    confirm("checkout-2", &keyless)
         .await
         .problem(401, "UNAUTHORIZED");
 
@@ -327,31 +323,17 @@ async fn a_strangers_idempotency_key_never_answers_the_buyer(backend: Backend) {
         .authenticate("pk_idem_buyer", "order_idem_guess1", 5000);
     let buyer = json!({"order_id": "order_idem_guess1", "payment_key": "pk_idem_buyer"});
     for key in ["checkout-order_idem_guess1", "checkout-2"] {
-        let reply = post_as(&app, "/payments/confirm", key, &buyer, None).await;
+        let reply = confirm(key, &buyer).await;
         assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.text);
         assert_eq!(reply.body["status"], "COMPLETED");
         assert_eq!(reply.body["pg_transaction_id"], "pk_idem_buyer");
-        let retry = post_as(&app, "/payments/confirm", key, &buyer, None).await;
+        let retry = confirm(key, &buyer).await;
         assert_eq!(retry.text, reply.text, "{key}");
     }
-    let retry = post_as(
-        &app,
-        "/payments/confirm",
-        "checkout-order_idem_guess1",
-        &buyer,
-        None,
-    )
-    .await;
+    let retry = confirm("checkout-order_idem_guess1", &buyer).await;
     assert_eq!(retry.headers["idempotent-replayed"], "true");
     // The stranger's retry is answered its own answer, never the buyer's.
-    let again = post_as(
-        &app,
-        "/payments/confirm",
-        "checkout-order_idem_guess1",
-        &stranger,
-        None,
-    )
-    .await;
+    let again = confirm("checkout-order_idem_guess1", &stranger).await;
     assert!(!again.text.contains("pk_idem_buyer"), "{}", again.text);
     assert_ne!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(app.confirms_sent().await, 2);

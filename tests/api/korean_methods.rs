@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    API_KEY, Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_impatient, spawn_with,
+    API_KEY, Backend, Options, Reply, TestApp, deliver, due_now, into_reply, spawn_app,
+    spawn_impatient, spawn_with,
 };
 use crate::on_both_databases;
 
@@ -77,26 +78,9 @@ async fn issued_due(
     (id, reply)
 }
 
-async fn deliver(app: &TestApp, body: &Value) -> Reply {
-    let request = app
-        .client
-        .post(format!("{}/webhooks/toss", app.address))
-        .json(body);
-    into_reply(request.send().await.unwrap()).await
-}
-
 async fn cancel(app: &TestApp, id: &str, reason: &str) -> Reply {
     app.post(&format!("/payments/{id}/cancel"), json!({"reason": reason}))
         .await
-}
-
-/// Makes the payment's next reconciliation due now.
-async fn due_now(app: &TestApp, id: &str) {
-    app.execute_sql(
-        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
-        vec![chrono::Utc::now().into(), id.into()],
-    )
-    .await;
 }
 
 fn event_types(events: &[Value]) -> Vec<&str> {
@@ -146,16 +130,16 @@ async fn virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_accou
     let mut forged = app.toss.deposit_callback("pk_va1");
     forged["secret"] = json!("ps_forged");
     forged["status"] = json!("DONE");
-    assert_eq!(deliver(&app, &forged).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &forged).await.status, StatusCode::OK);
     assert_eq!(app.payment(&id).await["status"], "WAITING_FOR_DEPOSIT");
     // The genuine one, but before Toss has the deposit: read back, nothing changes either.
     let early = app.toss.deposit_callback("pk_va1");
-    assert_eq!(deliver(&app, &early).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &early).await.status, StatusCode::OK);
     assert_eq!(app.payment(&id).await["status"], "WAITING_FOR_DEPOSIT");
 
     assert!(app.toss.deposit("pk_va1"));
     let callback = app.toss.deposit_callback("pk_va1");
-    assert_eq!(deliver(&app, &callback).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &callback).await.status, StatusCode::OK);
     let paid = app.payment(&id).await;
     assert_eq!(paid["status"], "COMPLETED", "{paid}");
     assert_eq!(paid["virtual_account"]["bank_code"], "20", "kept");
@@ -167,7 +151,7 @@ async fn virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_accou
     );
     assert_eq!(paid["card"], Value::Null);
     // Delivered twice (both webhooks registered): applied once.
-    assert_eq!(deliver(&app, &callback).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &callback).await.status, StatusCode::OK);
     assert_eq!(
         event_types(&app.events_of(&id).await),
         ["payment.waiting_for_deposit", "payment.completed"]
@@ -243,12 +227,7 @@ async fn an_expired_virtual_account_goes_back_to_pending(backend: Backend) {
     // The order can be paid again, e.g. by card.
     app.toss
         .authenticate("pk_va2_card", "order_va_000002", 20000);
-    let again = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_va_000002", "payment_key": "pk_va2_card"}),
-        )
-        .await;
+    let again = app.confirm_public("order_va_000002", "pk_va2_card").await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["status"], "COMPLETED");
     app.stop().await;
@@ -325,7 +304,7 @@ async fn a_virtual_account_cancelled_at_toss_by_someone_else_goes_back_to_pendin
         "createdAt": "2026-12-01T10:00:00.000000",
         "data": {"paymentKey": "pk_va3", "orderId": "order_va_000003", "status": "CANCELED"}
     });
-    assert_eq!(deliver(&app, &webhook).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &webhook).await.status, StatusCode::OK);
     let payment = app.payment(&id).await;
     assert_eq!(
         payment["status"], "PENDING",
@@ -472,7 +451,7 @@ async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_fai
     let app = spawn_app(backend).await;
     let (id, _) = issued(&app, "order_va_000021", "pk_va21", 30000).await;
     assert!(app.toss.deposit("pk_va21"));
-    deliver(&app, &app.toss.deposit_callback("pk_va21")).await;
+    deliver(&app, None, &app.toss.deposit_callback("pk_va21")).await;
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
     let holder = uuid::Uuid::now_v7().to_string();
     let until = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -525,11 +504,11 @@ async fn a_deposit_error_after_completion_is_set_aside(backend: Backend) {
     let app = spawn_app(backend).await;
     let (id, _) = issued(&app, "order_va_000006", "pk_va6", 15000).await;
     assert!(app.toss.deposit("pk_va6"));
-    deliver(&app, &app.toss.deposit_callback("pk_va6")).await;
+    deliver(&app, None, &app.toss.deposit_callback("pk_va6")).await;
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
     let reversed = app.toss.deposit_error("pk_va6");
     assert_eq!(reversed["status"], "WAITING_FOR_DEPOSIT");
-    assert_eq!(deliver(&app, &reversed).await.status, StatusCode::OK);
+    assert_eq!(deliver(&app, None, &reversed).await.status, StatusCode::OK);
     let payment = app.payment(&id).await;
     assert_eq!(payment["status"], "COMPLETED", "never silently unpaid");
     assert_eq!(payment["needs_review"], true, "{payment}");
@@ -649,11 +628,7 @@ async fn paid_and_unsettled_payments_cannot_be_cancelled(backend: Backend) {
         Some(1),
     )
     .await;
-    app.post_public(
-        "/payments/confirm",
-        json!({"order_id": "order_cx_000004", "payment_key": "pk_cx4"}),
-    )
-    .await;
+    app.confirm_public("order_cx_000004", "pk_cx4").await;
     assert_eq!(app.payment(&unsettled).await["status"], "IN_PROGRESS");
     cancel(&app, &unsettled, "not sure")
         .await
@@ -667,12 +642,9 @@ async fn a_cancelled_payment_can_never_be_confirmed(backend: Backend) {
     let id = create(&app, "order_cx_000005", 7000, None).await;
     cancel(&app, &id, "gone").await;
     app.toss.authenticate("pk_cx5", "order_cx_000005", 7000);
-    app.post_public(
-        "/payments/confirm",
-        json!({"order_id": "order_cx_000005", "payment_key": "pk_cx5"}),
-    )
-    .await
-    .problem(409, "INVALID_STATE");
+    app.confirm_public("order_cx_000005", "pk_cx5")
+        .await
+        .problem(409, "INVALID_STATE");
     // Nor by a trusted caller's claim, nor by Toss's success redirect.
     app.post(
         "/payments/confirm",
@@ -745,12 +717,12 @@ async fn cancel_races_deposit_to_one_consistent_state(backend: Backend) {
         let (id, _) = issued(&app, &order_id, &key, 6000).await;
         let deposit = async {
             app.toss.deposit(&key);
-            deliver(&app, &app.toss.deposit_callback(&key)).await
+            deliver(&app, None, &app.toss.deposit_callback(&key)).await
         };
         let (cancelled, delivered) = tokio::join!(cancel(&app, &id, "race"), deposit);
         assert_eq!(delivered.status, StatusCode::OK);
         // Whatever the order, the webhook or the reconciler brings our books to Toss's.
-        deliver(&app, &app.toss.deposit_callback(&key)).await;
+        deliver(&app, None, &app.toss.deposit_callback(&key)).await;
         let payment = app.payment(&id).await;
         let at_toss = app.toss.payment(&key).unwrap();
         let events = event_types(&app.events_of(&id).await)
@@ -842,12 +814,7 @@ async fn tosss_tax_free_amount_is_taken_flagged_and_split_by_refunds(backend: Ba
     let id = create(&app, "order_tf_000010", 10000, Some(1000)).await;
     app.toss.authenticate("pk_tf10", "order_tf_000010", 10000);
     app.toss.set_tax_free("pk_tf10", 3000);
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_tf_000010", "payment_key": "pk_tf10"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_tf_000010", "pk_tf10").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["status"], "COMPLETED");
     let paid = app.payment(&id).await;
@@ -1036,12 +1003,7 @@ async fn receipt_method_and_card_are_shown(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_payment("order_rc_000001", 12000).await;
     app.toss.authenticate("pk_rc1", "order_rc_000001", 12000);
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_rc_000001", "payment_key": "pk_rc1"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_rc_000001", "pk_rc1").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     for shown in [
         reply.body.clone(),
@@ -1075,19 +1037,14 @@ async fn a_lost_refund_is_resent_with_the_same_account_and_tax_free_part(backend
     app.toss
         .authenticate_virtual_account("pk_va7", "order_va_000007", 20000);
     app.toss.set_tax_free("pk_va7", 8000);
-    let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_va_000007", "payment_key": "pk_va7"}),
-        )
-        .await;
+    let reply = app.confirm_public("order_va_000007", "pk_va7").await;
     assert_eq!(
         reply.body["status"], "WAITING_FOR_DEPOSIT",
         "{}",
         reply.text
     );
     assert!(app.toss.deposit("pk_va7"));
-    deliver(&app, &app.toss.deposit_callback("pk_va7")).await;
+    deliver(&app, None, &app.toss.deposit_callback("pk_va7")).await;
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
 
     app.toss_hangs("POST", "/cancel$", Some(1)).await;
@@ -1141,19 +1098,9 @@ async fn nothing_unpaid_can_be_refunded(backend: Backend) {
     let unknown = create(&app, "order_unpaid_000002", 8000, None).await;
     app.toss
         .authenticate("pk_unpaid_2", "order_unpaid_000002", 8000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let reply = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_unpaid_000002", "payment_key": "pk_unpaid_2"}),
-        )
+        .confirm_public("order_unpaid_000002", "pk_unpaid_2")
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     app.post(&format!("/payments/{unknown}/refund"), body)

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::billing::{charge, issued_key, payment_of};
 use crate::helpers::{
-    Backend, Options, TestApp, into_reply, settings_for, spawn_app, spawn_impatient, spawn_with,
+    Backend, Options, TestApp, due_now, into_reply, settings_for, spawn_app, spawn_impatient,
+    spawn_with,
 };
 use crate::on_both_databases;
 
@@ -677,15 +678,6 @@ async fn a_day_reads_the_books_of_both_key_sets(backend: Backend) {
     app.stop().await;
 }
 
-/// Makes the payment's next read-back due now (as time passing would).
-async fn due_now(app: &TestApp, id: &str) {
-    app.execute_sql(
-        "UPDATE payments SET next_reconcile_at = $1 WHERE id = $2",
-        vec![Utc::now().into(), id.into()],
-    )
-    .await;
-}
-
 /// A flag is a note for a person, never a stop sign (defect 1). A run finds Toss's approval
 /// of a card confirm whose reply and read-back were lost (ours `IN_PROGRESS`) and of a deposit
 /// whose callback was lost (ours `WAITING_FOR_DEPOSIT`): both are flagged, neither is frozen.
@@ -699,14 +691,7 @@ async fn a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled(
     let card_id = id_of(&card);
     app.toss
         .authenticate("pk_inflight_1", "order-inflight-1", 12_000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let confirm = json!({"payment_id": card_id, "payment_key": "pk_inflight_1"});
     let reply = app.post_public("/payments/confirm", confirm.clone()).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);

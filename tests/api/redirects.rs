@@ -235,14 +235,7 @@ async fn fail_redirect_shows_only_order_status_and_failure(backend: Backend) {
     let in_flight_id = in_flight["payment_id"].as_str().unwrap();
     app.toss
         .authenticate("pk_failview_02", "order_failview_02", 8000);
-    app.toss_fails(
-        "POST",
-        "^/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     app.toss_fails(
         "GET",
         "^/v1/payments/pk_failview_02$",
@@ -252,10 +245,7 @@ async fn fail_redirect_shows_only_order_status_and_failure(backend: Backend) {
     )
     .await;
     let unsettled = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_failview_02", "payment_key": "pk_failview_02"}),
-        )
+        .confirm_public("order_failview_02", "pk_failview_02")
         .await;
     assert_eq!(unsettled.status, StatusCode::ACCEPTED, "{}", unsettled.text);
     let reply = app
@@ -314,10 +304,7 @@ async fn only_the_payments_own_key_is_shown_the_payment(backend: Backend) {
         .await;
     check(&app, &paid, "success redirect with another key", redirect).await;
     let confirm = app
-        .post_public(
-            "/payments/confirm",
-            json!({"order_id": "order_ownkey_0001", "payment_key": "pk_ownkey_other"}),
-        )
+        .confirm_public("order_ownkey_0001", "pk_ownkey_other")
         .await;
     check(&app, &paid, "public confirm with another key", confirm).await;
     // The buyer's own key is shown the payment.

@@ -25,23 +25,36 @@ fn run_with(database_url: &str) -> Run {
     ])
 }
 
-/// The binary, as `run_with` runs it, with the variables `vars` only.
-fn run_env(vars: &[(&str, &str)]) -> Run {
-    let label = format!("{vars:?}");
+/// The binary started in a new empty working directory (returned, for the caller to remove), with
+/// no variables but `BIND_ADDR` (any port), `defaults`, then `vars`; stdout and stderr piped.
+fn start_binary(
+    defaults: &[(&str, &str)],
+    vars: &[(&str, &str)],
+) -> (std::path::PathBuf, std::process::Child) {
     let dir = std::env::temp_dir().join(format!("ps_start_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
+    let child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .current_dir(&dir)
         .env_clear()
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("APP_DATABASE__ACQUIRE_TIMEOUT_SECS", "2")
-        .env("RUST_BACKTRACE", "1")
+        .envs(defaults.iter().copied())
         .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
+    (dir, child)
+}
+
+/// The binary, as `run_with` runs it, with the variables `vars` only.
+fn run_env(vars: &[(&str, &str)]) -> Run {
+    let label = format!("{vars:?}");
+    let defaults = [
+        ("APP_DATABASE__ACQUIRE_TIMEOUT_SECS", "2"),
+        ("RUST_BACKTRACE", "1"),
+    ];
+    let (dir, mut child) = start_binary(&defaults, vars);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -400,19 +413,7 @@ fn production_refuses_to_start_unsafe() {
 /// up to then. Panics if it ends or is silent for 30 s.
 fn run_until_listening(vars: &[(&str, &str)]) -> (String, String) {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("ps_start_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
-        .current_dir(&dir)
-        .env_clear()
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("APP_LOG__FORMAT", "text")
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+    let (dir, mut child) = start_binary(&[("APP_LOG__FORMAT", "text")], vars);
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (sender, lines) = std::sync::mpsc::channel();

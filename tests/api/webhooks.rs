@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Options, Reply, TestApp, into_reply, spawn_app, spawn_with};
+use crate::helpers::{Backend, Options, TestApp, deliver, into_reply, spawn_app, spawn_with};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -15,17 +15,6 @@ on_both_databases!(
     malformed_unknown_and_foreign_webhooks,
     webhook_asks_for_a_retry_when_toss_is_unreachable,
 );
-
-async fn deliver(app: &TestApp, transmission_id: Option<&str>, body: &Value) -> Reply {
-    let mut request = app
-        .client
-        .post(format!("{}/webhooks/toss", app.address))
-        .json(body);
-    if let Some(id) = transmission_id {
-        request = request.header("tosspayments-webhook-transmission-id", id);
-    }
-    into_reply(request.send().await.unwrap()).await
-}
 
 fn status_changed(payment_key: &str, order_id: &str, status: &str) -> Value {
     json!({

@@ -187,6 +187,15 @@ enum Kind {
     Ignored,
 }
 
+/// The types of the events `decision` plans, in order.
+fn event_types(decision: &Decision) -> Vec<&'static str> {
+    decision
+        .plan
+        .iter()
+        .flat_map(|p| p.events.iter().map(|e| e.event_type))
+        .collect()
+}
+
 fn kind(verdict: &Verdict) -> Kind {
     match verdict {
         Verdict::Settled => Kind::Settled,
@@ -339,11 +348,7 @@ fn every_pair_of_our_status_and_tosss_status() {
                 );
             }
             // Every change of status has exactly one event for it.
-            let events: Vec<&str> = decision
-                .plan
-                .iter()
-                .flat_map(|p| p.events.iter().map(|e| e.event_type))
-                .collect();
+            let events = event_types(&decision);
             let completed = events.iter().filter(|e| **e == "payment.completed").count();
             let became_paid = !matches!(
                 ours,
@@ -745,11 +750,7 @@ fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
             after.refunded_amount_krw, payment.refunded_amount_krw,
             "{case}"
         );
-        let events: Vec<&str> = decision
-            .plan
-            .iter()
-            .flat_map(|p| p.events.iter().map(|e| e.event_type))
-            .collect();
+        let events = event_types(&decision);
         assert!(
             !events.contains(&"payment.completed") && !events.contains(&"payment.refunded"),
             "{case}: {events:?}"
