@@ -5,12 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
-use crate::fake_toss;
 use crate::helpers::{
-    API_KEY, Backend, Options, ROTATED_API_KEY, Reply, TestApp, into_reply, spawn_with,
+    API_KEY, Backend, Options, ROTATED_API_KEY, Reply, TestApp, deliver, into_reply, spawn_with,
 };
 use crate::on_both_databases;
 
@@ -210,35 +207,18 @@ async fn a_webhook_and_a_read_back_are_tosss_a_window_passing_the_systems(backen
         let created = app.create_payment(order, 11000).await;
         let id = created["payment_id"].as_str().unwrap();
         app.toss.authenticate(pk, order, 11000);
-        app.toss_fails(
-            "POST",
-            "/v1/payments/confirm$",
-            500,
-            "UNKNOWN_PAYMENT_ERROR",
-            Some(1),
-        )
-        .await;
-        let reply = app
-            .post_public(
-                "/payments/confirm",
-                json!({"order_id": order, "payment_key": pk}),
-            )
-            .await;
+        app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
+        let reply = app.confirm_public(order, pk).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
         if settle_by_webhook {
             app.toss.set_status(pk, "DONE");
-            let delivered = app
-                .client
-                .post(format!("{}/webhooks/toss", app.address))
-                .json(&json!({
-                    "eventType": "PAYMENT_STATUS_CHANGED",
-                    "createdAt": "2026-11-23T12:18:15.000000",
-                    "data": {"paymentKey": pk, "orderId": order, "status": "DONE"}
-                }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(delivered.status(), StatusCode::OK);
+            let body = json!({
+                "eventType": "PAYMENT_STATUS_CHANGED",
+                "createdAt": "2026-11-23T12:18:15.000000",
+                "data": {"paymentKey": pk, "orderId": order, "status": "DONE"}
+            });
+            let delivered = deliver(&app, None, &body).await;
+            assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.text);
         } else {
             // The reconciler reads Toss's record back and adopts it.
             app.service.reconcile_once().await.unwrap();
@@ -310,18 +290,7 @@ async fn a_review_names_its_key(backend: Backend) {
         .completed_payment("order_actor_review", 10000, "pk_actor_rv")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
-    let mut record = app.toss.payment("pk_actor_rv").unwrap();
-    record.balance = 1;
-    record.status = "PARTIAL_CANCELED".to_owned();
-    record.last_transaction_key = "cx_other".to_owned();
-    record.cancels =
-        vec![json!({"transactionKey": "cx_other", "cancelAmount": 9999, "cancelStatus": "DONE"})];
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fake_toss::to_json(&record)))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.contradict_cancels("pk_actor_rv", Some(1)).await;
     app.post(
         &format!("/payments/{id}/refund"),
         json!({"reason": "r", "refund_amount_krw": 1000}),

@@ -491,6 +491,22 @@ impl TestApp {
             .await;
     }
 
+    /// Toss answers the next cancel of any payment (`times` of them; every one with `None`)
+    /// with `key`'s record as if someone else had cancelled 9,999 KRW of it (balance 1): a reply
+    /// that contradicts our books.
+    pub async fn contradict_cancels(&self, key: &str, times: Option<u64>) {
+        let mut record = self.toss.payment(key).unwrap();
+        record.balance = 1;
+        record.status = "PARTIAL_CANCELED".to_owned();
+        record.last_transaction_key = "cx_other".to_owned();
+        record.cancels = vec![
+            json!({"transactionKey": "cx_other", "cancelAmount": 9999, "cancelStatus": "DONE"}),
+        ];
+        let reply =
+            wiremock::ResponseTemplate::new(200).set_body_json(crate::fake_toss::to_json(&record));
+        self.mount_in_front("POST", "/cancel$", reply, times).await;
+    }
+
     /// The buyer's confirm of `order_id` with `payment_key`, without the API key.
     pub async fn confirm_public(&self, order_id: &str, payment_key: &str) -> Reply {
         self.post_public(

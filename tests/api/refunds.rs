@@ -1,9 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
-use crate::fake_toss::{self, BASIC_AUTH};
+use crate::fake_toss::BASIC_AUTH;
 use crate::helpers::{API_KEY, Backend, Reply, TestApp, into_reply, spawn_app, spawn_impatient};
 use crate::on_both_databases;
 
@@ -61,17 +59,7 @@ async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
         .completed_payment("order_rliar_0001", 10000, "pk_rliar")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
-    let mut record = app.toss.payment("pk_rliar").unwrap();
-    record.balance = 1;
-    record.status = "PARTIAL_CANCELED".to_owned();
-    record.last_transaction_key = "cx_other".to_owned();
-    record.cancels =
-        vec![json!({"transactionKey": "cx_other", "cancelAmount": 9999, "cancelStatus": "DONE"})];
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fake_toss::to_json(&record)))
-        .mount(&app.toss_server)
-        .await;
+    app.contradict_cancels("pk_rliar", None).await;
     app.post(
         &format!("/payments/{id}/refund"),
         json!({"reason": "r", "refund_amount_krw": 1000}),

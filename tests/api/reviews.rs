@@ -20,18 +20,7 @@ on_both_databases!(
 async fn set_aside(app: &TestApp, order_id: &str, key: &str) -> String {
     let paid = app.completed_payment(order_id, 10000, key).await;
     let id = paid["payment_id"].as_str().unwrap().to_owned();
-    let mut record = app.toss.payment(key).unwrap();
-    record.balance = 1;
-    record.status = "PARTIAL_CANCELED".to_owned();
-    record.last_transaction_key = "cx_other".to_owned();
-    record.cancels =
-        vec![json!({"transactionKey": "cx_other", "cancelAmount": 9999, "cancelStatus": "DONE"})];
-    Mock::given(method("POST"))
-        .and(path_regex("/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fake_toss::to_json(&record)))
-        .up_to_n_times(1)
-        .mount(&app.toss_server)
-        .await;
+    app.contradict_cancels(key, Some(1)).await;
     app.post(
         &format!("/payments/{id}/refund"),
         json!({"reason": "r", "refund_amount_krw": 1000}),
