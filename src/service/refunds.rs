@@ -410,10 +410,11 @@ impl PaymentService {
             PgRef::Recorded { .. } | PgRef::None => true,
             PgRef::Adopted(_) | PgRef::Attempt(_) => false,
         };
-        if refund.sends == 0 && recorded {
-            if let Some(sent) = self.check_recorded_key(payment, refund, answered).await? {
-                return Ok(sent);
-            }
+        if refund.sends == 0
+            && recorded
+            && let Some(sent) = self.check_recorded_key(payment, refund, answered).await?
+        {
+            return Ok(sent);
         }
         let now = Utc::now();
         if !self
