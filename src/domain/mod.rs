@@ -6,6 +6,7 @@ mod billing;
 mod changes;
 mod ids;
 mod methods;
+mod pg_ref;
 pub mod reconciliation;
 mod records;
 mod status;
@@ -24,6 +25,7 @@ pub use methods::{
     CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
     mask,
 };
+pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 

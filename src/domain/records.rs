@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Actor, BillingKeyId, CardSummary, DomainError, Failure, OrderId, PaymentId, PaymentKey,
-    PaymentStatus, PaymentType, RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount,
+    Actor, BillingKeyId, CardSummary, Failure, OrderId, PaymentId, PaymentKey, PaymentStatus,
+    PaymentType, PgRef, RefundId, RefundOrigin, RefundStatus, ScopedKey, SealedAccount,
     VirtualAccount,
 };
 
@@ -161,14 +161,10 @@ impl Payment {
         paid && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
     }
 
-    /// The key the PG knows this payment by: the attempt's own, else the transaction id a
-    /// trusted caller recorded. `Some(Err)`: a recorded id that is not a `paymentKey`, which
-    /// no payment at the PG can have.
-    pub fn pg_key(&self) -> Option<Result<PaymentKey, DomainError>> {
-        match &self.payment_key {
-            Some(key) => Some(Ok(key.clone())),
-            None => self.pg_transaction_id.as_deref().map(PaymentKey::parse),
-        }
+    /// Its link to the PG's record: an attempt's key, the key adopted from the PG's approval,
+    /// or the id a trusted caller recorded.
+    pub fn pg_ref(&self) -> PgRef<'_> {
+        PgRef::of(self)
     }
 }
 

@@ -120,7 +120,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
         }
         return set_aside(ours, refunds, reason, ctx);
     }
-    let approved_key = ours.pg_transaction_id.as_deref();
+    let approved_key = ours.pg_ref().paid_by();
     match ours.status {
         Ours::Pending => {
             if paid {

@@ -13,6 +13,7 @@ use super::adopt::{Adopted, Verdict};
 use super::{ConfirmOutcome, PaymentService, events};
 use crate::domain::{
     Actor, BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
+    PgRef,
 };
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError, PgPayment};
@@ -39,12 +40,9 @@ impl Attempt {
     /// Whether `payment` was paid by this attempt.
     fn approved(&self, payment: &Payment) -> bool {
         match self {
-            Self::Confirm(key) => payment.pg_transaction_id.as_deref() == Some(key.as_str()),
+            Self::Confirm(key) => payment.pg_ref().paid_by() == Some(key.as_str()),
             Self::Charge(id) => {
-                payment.billing_key_id == Some(*id)
-                    && payment.payment_key.is_some()
-                    && payment.pg_transaction_id.as_deref()
-                        == payment.payment_key.as_ref().map(PaymentKey::as_str)
+                payment.billing_key_id == Some(*id) && matches!(payment.pg_ref(), PgRef::Adopted(_))
             }
         }
     }

@@ -267,7 +267,7 @@ impl PaymentService {
                 | PaymentStatus::PartialRefund
                 | PaymentStatus::Refunded
                     if payment.billing_key_id == Some(billing_key_id)
-                        && payment.pg_transaction_id.is_some() =>
+                        && payment.pg_ref().paid_by().is_some() =>
                 {
                     return Ok(ConfirmOutcome::Completed(payment));
                 }

@@ -151,7 +151,7 @@ impl PaymentService {
                     }
                 }
                 PaymentStatus::Completed
-                    if payment.pg_transaction_id == pg_transaction_id
+                    if payment.pg_ref().paid_by() == pg_transaction_id.as_deref()
                         && payment.pg_provider == pg_provider =>
                 {
                     return Ok(ConfirmOutcome::Completed(payment));
@@ -193,7 +193,7 @@ impl PaymentService {
                     }
                 }
                 PaymentStatus::Completed
-                    if payment.pg_transaction_id.as_deref() == Some(payment_key.as_str()) =>
+                    if payment.pg_ref().paid_by() == Some(payment_key.as_str()) =>
                 {
                     return Ok(ConfirmOutcome::Completed(payment));
                 }

@@ -170,7 +170,7 @@ pub fn of_update(update: &PaymentUpdate, after: &Payment, actor: &Actor) -> Opti
         PaymentUpdate::Record { .. } => Some(completed(
             after,
             after.pg_provider.as_deref(),
-            after.pg_transaction_id.as_deref(),
+            after.pg_ref().paid_by(),
             actor,
         )),
         PaymentUpdate::AwaitDeposit { .. } => Some(waiting_for_deposit(after, actor)),

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::adopt::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
-    Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, Refund, RefundAccount, RefundId,
+    Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, PgRef, Refund, RefundAccount, RefundId,
     RefundOrigin, RefundStatus, ScopedKey,
 };
 use crate::error::AppError;
@@ -282,17 +282,15 @@ impl PaymentService {
     /// took the money (a refund recorded here would be one nobody made). `true`: through the PG.
     fn refund_route(&self, payment: &Payment) -> Result<bool, AppError> {
         let gateway = self.gateway.provider();
-        if gateway.is_some()
-            && payment.pg_provider.as_deref() == gateway
-            && payment.pg_transaction_id.is_some()
-        {
-            return Ok(true);
+        let ours = gateway.is_some() && payment.pg_provider.as_deref() == gateway;
+        match payment.pg_ref() {
+            PgRef::Adopted(_) | PgRef::Recorded { .. } if ours => Ok(true),
+            PgRef::Adopted(_) | PgRef::Attempt(_) => {
+                tracing::warn!(payment_id = %payment.id, "refund refused: the PG that took the payment is not configured here");
+                Err(AppError::PgNotConfigured)
+            }
+            PgRef::Recorded { .. } | PgRef::None => Ok(false),
         }
-        if payment.payment_key.is_some() {
-            tracing::warn!(payment_id = %payment.id, "refund refused: the PG that took the payment is not configured here");
-            return Err(AppError::PgNotConfigured);
-        }
-        Ok(false)
     }
 
     fn refund_amount(&self, payment: &Payment, requested: Option<i64>) -> Result<i64, AppError> {
@@ -405,12 +403,18 @@ impl PaymentService {
     ) -> Result<Sent, AppError> {
         // Forgotten only when refused before anything about it was answered or sent.
         let answered = driven_by == DrivenBy::Later || refund.sends > 0;
-        if refund.sends == 0 && payment.payment_key.is_none() {
+        let recorded = match payment.pg_ref() {
             // The Toss key was recorded by a trusted caller, not adopted from Toss's answer:
-            // before anything is cancelled under it, Toss's record must be this order's.
-            if let Some(sent) = self.check_recorded_key(payment, refund, answered).await? {
-                return Ok(sent);
-            }
+            // before anything is cancelled under it, Toss's record must be this order's. (With
+            // nothing recorded, nothing is either: the check refuses it.)
+            PgRef::Recorded { .. } | PgRef::None => true,
+            PgRef::Adopted(_) | PgRef::Attempt(_) => false,
+        };
+        if refund.sends == 0
+            && recorded
+            && let Some(sent) = self.check_recorded_key(payment, refund, answered).await?
+        {
+            return Ok(sent);
         }
         let now = Utc::now();
         if !self
@@ -529,7 +533,7 @@ impl PaymentService {
         refund: &Refund,
         answered: bool,
     ) -> Result<Option<Sent>, AppError> {
-        let lookup = match payment.pg_key() {
+        let lookup = match payment.pg_ref().lookup_key() {
             Some(key) => self.record_by_key(payment, key).await,
             None => Ok(None),
         };
@@ -583,7 +587,7 @@ impl PaymentService {
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
     /// Toss's record is consistent with ours and does not show the refund: it never got there.
     async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
-        let lookup = match payment.pg_key() {
+        let lookup = match payment.pg_ref().lookup_key() {
             Some(key) => self.record_by_key(payment, key).await,
             None => Ok(None),
         };
@@ -711,7 +715,7 @@ impl PaymentService {
 /// a trusted caller recorded and that is not a `paymentKey` names no payment at Toss: refused
 /// as Toss refuses a key it does not know, without sending.
 fn cancel_key(payment: &Payment) -> Result<PaymentKey, GatewayError> {
-    match payment.pg_key() {
+    match payment.pg_ref().lookup_key() {
         Some(Ok(key)) => Ok(key),
         Some(Err(error)) => Err(GatewayError::Declined {
             code: "NOT_FOUND_PAYMENT".to_owned(),

@@ -78,7 +78,7 @@ impl PaymentService {
         if self.gateway.provider().is_none() {
             return Err(AppError::PgNotConfigured);
         }
-        let lookup = match payment.pg_key() {
+        let lookup = match payment.pg_ref().lookup_key() {
             Some(key) => self.record_by_key(payment, key).await,
             None => {
                 self.pg_for(payment)

@@ -85,7 +85,7 @@ impl PaymentService {
             return Ok((WebhookOutcome::Ignored("secret mismatch"), true));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
-        let lookup = match payment.pg_key() {
+        let lookup = match payment.pg_ref().lookup_key() {
             Some(key) if payment.pg_provider.as_deref() == self.gateway.provider() => {
                 self.record_by_key(&payment, key).await
             }
