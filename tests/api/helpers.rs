@@ -491,6 +491,27 @@ impl TestApp {
             .await;
     }
 
+    /// Another refund's cancel holds payment `id`'s cancel slot for an hour: refunds asked for
+    /// now wait their turn (answered 202, sent 0 times).
+    pub async fn hold_cancel_slot(&self, id: &str) {
+        let holder = uuid::Uuid::now_v7().to_string();
+        let until = chrono::Utc::now() + chrono::Duration::hours(1);
+        self.execute_sql(
+            "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
+            vec![holder.into(), until.into(), id.into()],
+        )
+        .await;
+    }
+
+    /// Payment `id`'s cancel slot is free again.
+    pub async fn free_cancel_slot(&self, id: &str) {
+        self.execute_sql(
+            "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
+            vec![id.into()],
+        )
+        .await;
+    }
+
     /// Toss answers the next cancel of any payment (`times` of them; every one with `None`)
     /// with `key`'s record as if someone else had cancelled 9,999 KRW of it (balance 1): a reply
     /// that contradicts our books.

@@ -453,13 +453,7 @@ async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_fai
     assert!(app.toss.deposit("pk_va21"));
     deliver(&app, None, &app.toss.deposit_callback("pk_va21")).await;
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
-    let holder = uuid::Uuid::now_v7().to_string();
-    let until = chrono::Utc::now() + chrono::Duration::hours(1);
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
-        vec![holder.into(), until.into(), id.as_str().into()],
-    )
-    .await;
+    app.hold_cancel_slot(&id).await;
     let reply = refund(
         &app,
         &id,
@@ -475,11 +469,7 @@ async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_fai
         vec![chrono::Utc::now().into(), refund_id.as_str().into()],
     )
     .await;
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
-        vec![id.as_str().into()],
-    )
-    .await;
+    app.free_cancel_slot(&id).await;
     app.service.reconcile_once().await.unwrap();
     assert!(app.toss_requests("POST", "/cancel").await.is_empty());
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();

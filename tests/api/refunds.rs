@@ -508,13 +508,7 @@ async fn a_refund_answered_while_waiting_its_turn_then_refused_ends_failed(backe
         .await;
     let id = paid["payment_id"].as_str().unwrap();
     // Another refund's cancel is at Toss: it holds the payment's cancel slot.
-    let holder = uuid::Uuid::now_v7().to_string();
-    let until = chrono::Utc::now() + chrono::Duration::hours(1);
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
-        vec![holder.into(), until.into(), id.into()],
-    )
-    .await;
+    app.hold_cancel_slot(id).await;
     let body = json!({"reason": "waits its turn", "refund_amount_krw": 4000});
     let first = refund_with_key(&app, id, "refund-wait-1", body.clone()).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
@@ -525,11 +519,7 @@ async fn a_refund_answered_while_waiting_its_turn_then_refused_ends_failed(backe
         "waiting"
     );
     // The slot is free again; Toss refuses this refund's cancel.
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
-        vec![id.into()],
-    )
-    .await;
+    app.free_cancel_slot(id).await;
     app.toss_fails("POST", "/cancel$", 403, "NOT_CANCELABLE_PAYMENT", None)
         .await;
     app.execute_sql(
@@ -664,13 +654,7 @@ async fn a_refund_that_waited_past_the_window_is_still_sent_and_ends(backend: Ba
         .completed_payment("order_rwait_0002", 10000, "pk_rwait2")
         .await;
     let id = paid["payment_id"].as_str().unwrap();
-    let holder = uuid::Uuid::now_v7().to_string();
-    let until = chrono::Utc::now() + chrono::Duration::hours(1);
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = $1, cancel_slot_until = $2 WHERE id = $3",
-        vec![holder.into(), until.into(), id.into()],
-    )
-    .await;
+    app.hold_cancel_slot(id).await;
     let first = app
         .post(
             &format!("/payments/{id}/refund"),
@@ -679,11 +663,7 @@ async fn a_refund_that_waited_past_the_window_is_still_sent_and_ends(backend: Ba
         .await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
     let refund_id = first.body["refund_id"].as_str().unwrap().to_owned();
-    app.execute_sql(
-        "UPDATE payments SET cancel_slot = NULL, cancel_slot_until = NULL WHERE id = $1",
-        vec![id.into()],
-    )
-    .await;
+    app.free_cancel_slot(id).await;
     let then = chrono::Utc::now() - chrono::Duration::minutes(15);
     app.execute_sql(
         "UPDATE refunds SET created_at = $1, next_reconcile_at = $2 WHERE id = $3",
