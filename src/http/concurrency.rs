@@ -2,7 +2,10 @@
 //! 503 problem+json `SERVICE_UNAVAILABLE` (and `Retry-After: 1`) rather than queued, so that a
 //! flood cannot pile up work, memory and database connections behind the ones being served.
 //! `/health` (liveness: the process answers) is not counted: it holds nothing, and a liveness
-//! probe failing under load would have the service restarted when it is busiest.
+//! probe failing under load would have the service restarted when it is busiest. Nor are
+//! requests with a valid API key: the limit bounds what callers without one (the public edge,
+//! where a flood comes from) can hold at once, so that they can never crowd out the merchant's
+//! own services.
 
 use std::sync::Arc;
 
@@ -34,7 +37,12 @@ impl ConcurrencyLimit {
 }
 
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.uri().path() == LIVENESS {
+    if request.uri().path() == LIVENESS
+        || matches!(
+            state.api_keys.caller(request.headers()),
+            crate::domain::Caller::Merchant
+        )
+    {
         return next.run(request).await;
     }
     // Held until the answer is ready.

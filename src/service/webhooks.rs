@@ -82,7 +82,8 @@ impl PaymentService {
             && !crate::crypto::secrets_equal(claimed, ours)
         {
             tracing::warn!(alert = "webhook_secret_mismatch", payment_id = %payment.id, "webhook secret does not match the confirm reply's; ignored");
-            return Ok((WebhookOutcome::Ignored("secret mismatch"), true));
+            // A forged delivery: nothing of it is kept.
+            return Ok((WebhookOutcome::Ignored("secret mismatch"), false));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
         let lookup = match payment.pg_ref().lookup_key() {
@@ -97,7 +98,8 @@ impl PaymentService {
         };
         let record = match lookup {
             Ok(Some(record)) => record,
-            Ok(None) => return Ok((WebhookOutcome::Ignored("Toss has no such payment"), true)),
+            // Toss's record does not back it: nothing of it is kept.
+            Ok(None) => return Ok((WebhookOutcome::Ignored("Toss has no such payment"), false)),
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "webhook read-back failed; asking Toss to retry");
                 return Err(AppError::Unavailable(format!("read-back failed: {error}")));

@@ -314,8 +314,9 @@ async fn the_concurrency_limit_answers_503(backend: Backend) {
     let refused = app.get_public("/ready").await;
     refused.problem(503, "SERVICE_UNAVAILABLE");
     assert_eq!(refused.headers["retry-after"], "1");
+    // What callers without a key hold never crowds out the merchant's own services.
     let privileged = app.get("/payments").await;
-    privileged.problem(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(privileged.status, StatusCode::OK, "{}", privileged.text);
     // Liveness holds nothing and is never refused for being busy.
     assert_eq!(app.get_public("/health").await.status, StatusCode::OK);
     drop(slow);
@@ -369,6 +370,17 @@ async fn webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged
     // One about a payment of ours is remembered, so Toss's retry of it is a duplicate.
     app.completed_payment("order_edge_wh_01", 5000, "pk_edge_wh_01")
         .await;
+    // Unless it is forged: a secret that is not the confirm reply's keeps nothing.
+    let forged = crate::helpers::deliver(
+        &app,
+        Some("forged_1"),
+        &json!({"eventType": "PAYMENT_STATUS_CHANGED",
+                "data": {"orderId": "order_edge_wh_01", "paymentKey": "pk_edge_wh_01",
+                         "status": "DONE", "secret": "not-the-secret"}}),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::OK, "{}", forged.text);
+    assert_eq!(webhook_rows(&app).await, Vec::<Option<String>>::new());
     let first = deliver(&app, "ours_1", "order_edge_wh_01").await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let retry = deliver(&app, "ours_1", "order_edge_wh_01").await;
