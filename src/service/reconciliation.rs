@@ -467,6 +467,11 @@ pub(crate) async fn clear_resolved_flag(
     let Some(date) = flag_date(reason) else {
         return Ok(None);
     };
+    // Only a reason a run wrote, whole: another note joined to it (Toss's tax-free amount taken)
+    // asks a person to look whatever the books say.
+    if !is_run_reason(reason) {
+        return Ok(None);
+    }
     let Some(run) = store.run_of_date(date).await? else {
         return Ok(None);
     };
@@ -506,6 +511,19 @@ pub(crate) async fn clear_resolved_flag(
     Ok(cleared)
 }
 
+/// Whether `reason` is one [`reason`] writes, with nothing joined to it.
+fn is_run_reason(reason: &str) -> bool {
+    let Some((_, rest)) = reason.split_once(": ") else {
+        return false;
+    };
+    let Some((kind, what)) = rest.split_once(" (") else {
+        return false;
+    };
+    DiscrepancyKind::parse(kind).is_some()
+        && what.ends_with(')')
+        && !what[..what.len() - 1].contains(')')
+}
+
 fn reason(date: NaiveDate, found: &Discrepancy) -> String {
     let what = match found.kind {
         DiscrepancyKind::MissingHere => "Toss has a transaction this service has no record of",
@@ -543,6 +561,15 @@ mod tests {
             None
         );
         assert_eq!(flag_date("reconciliation of yesterday"), None);
+        assert!(is_run_reason(&reason(date, &found)));
+        let joined = format!(
+            "{}; Toss's taxFreeAmount 1500 differs from ours 1000; Toss's was taken",
+            reason(date, &found)
+        );
+        assert!(
+            !is_run_reason(&joined),
+            "a note joined to a run's reason stays"
+        );
     }
 
     #[test]
