@@ -735,6 +735,7 @@ pub struct PaymentFailViewDto {
     pub order_id: String,
     pub status: PaymentStatusDto,
     /// Why the last attempt to pay failed; null when none did, and once paid.
+    #[schema(required = true)]
     pub failure: Option<FailureDto>,
 }
 
@@ -920,6 +921,7 @@ pub struct AttemptFailureDto {
     pub message: String,
     /// Charges only: whether charging the same card again later may pass; `null` where nobody
     /// can say.
+    #[schema(required = true)]
     pub retryable: Option<bool>,
 }
 
@@ -943,21 +945,25 @@ pub struct AttemptDto {
     pub kind: AttemptKindDto,
     /// Toss's key of the attempt: the buyer's for a confirm; for a charge, Toss's answer
     /// (`null` until then).
+    #[schema(required = true)]
     pub payment_key: Option<String>,
     pub status: AttemptStatusDto,
     /// The method Toss reports (`카드`, `가상계좌`, ...), once Toss named it.
+    #[schema(required = true)]
     pub method: Option<String>,
     /// The virtual account Toss issued for this attempt; kept after its deposit, expiry or
     /// cancel.
+    #[schema(required = true)]
     pub virtual_account: Option<VirtualAccountDto>,
     /// Why it failed (`FAILED`, `EXPIRED`).
+    #[schema(required = true)]
     pub failure: Option<AttemptFailureDto>,
     /// How often it was sent to Toss.
     pub toss_sends: i32,
     #[schema(format = DateTime)]
     pub started_at: String,
     /// When it was approved, failed, expired or cancelled; `null` while open.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub finished_at: Option<String>,
 }
 
