@@ -474,12 +474,14 @@ impl PaymentService {
             return Ok(false);
         };
         match self.gateway.payment_by_key(other).await {
-            Ok(Some(record)) if record.order_id == payment.order_id.as_str() => {
+            // Adopted through `decide`, which also releases an attempt in flight whose record
+            // is another order's.
+            Ok(Some(record)) => {
                 self.adopt_record(payment.id, &record, None).await?;
                 Ok(true)
             }
-            Ok(Some(_)) | Ok(None) => {
-                tracing::warn!(payment_id = %payment.id, "the attempt in flight is of a payment key Toss does not know for this order; released");
+            Ok(None) => {
+                tracing::warn!(payment_id = %payment.id, "the attempt in flight is of a payment key Toss has no record of; released");
                 self.release(payment, None, &self.record_actor()).await?;
                 Ok(true)
             }
