@@ -225,15 +225,15 @@ pub async fn refund_payment(
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
     text("reason", &body.reason, 200)?;
-    if body.refund_amount_krw.is_some_and(|amount| amount < 0) {
-        return Err(AppError::unprocessable(
-            "refund_amount_krw: must not be negative",
-        ));
-    }
-    if body.tax_free_amount_krw.is_some_and(|amount| amount < 0) {
-        return Err(AppError::unprocessable(
-            "tax_free_amount_krw: must not be negative",
-        ));
+    for (field, amount) in [
+        ("refund_amount_krw", body.refund_amount_krw),
+        ("tax_free_amount_krw", body.tax_free_amount_krw),
+    ] {
+        if amount.is_some_and(|amount| amount < 0) {
+            return Err(AppError::unprocessable(format!(
+                "{field}: must not be negative"
+            )));
+        }
     }
     let refund_account = body
         .refund_receive_account

@@ -225,4 +225,16 @@ mod tests {
         assert!(lines("f", "\n", 4).is_err());
         assert!(lines("f", "a\tb", 4).is_err());
     }
+
+    /// Every field and parameter checked by `text` or `lines` documents its pattern.
+    #[test]
+    fn the_document_writes_out_every_visible_text_pattern() {
+        let doc = serde_json::to_string(&crate::http::openapi()).unwrap();
+        assert!(!doc.contains("\"visible text\"") && !doc.contains("\"visible lines\""));
+        let count = |pattern: &str| {
+            doc.matches(&serde_json::to_string(pattern).unwrap())
+                .count()
+        };
+        assert_eq!((count(VISIBLE_TEXT), count(VISIBLE_LINES)), (12, 1));
+    }
 }

@@ -479,10 +479,16 @@ pub struct PaymentFailViewDto {
 
 impl From<&Payment> for PaymentFailViewDto {
     fn from(payment: &Payment) -> Self {
+        let PaymentDto {
+            order_id,
+            status,
+            failure,
+            ..
+        } = PaymentDto::from(payment);
         Self {
-            order_id: payment.order_id.to_string(),
-            status: payment.status.into(),
-            failure: payment.failure.as_ref().map(FailureDto::from),
+            order_id,
+            status,
+            failure,
         }
     }
 }
