@@ -224,17 +224,7 @@ pub async fn refund_payment(
     AppJson(body): AppJson<RefundRequest>,
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    text("reason", &body.reason, 200)?;
-    for (field, amount) in [
-        ("refund_amount_krw", body.refund_amount_krw),
-        ("tax_free_amount_krw", body.tax_free_amount_krw),
-    ] {
-        if amount.is_some_and(|amount| amount < 0) {
-            return Err(AppError::unprocessable(format!(
-                "{field}: must not be negative"
-            )));
-        }
-    }
+    body.check()?;
     let refund_account = body
         .refund_receive_account
         .map(RefundAccount::try_from)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ActorDto, FailureDto, PaymentStatusDto, timestamp, wire_enum};
+use super::{ActorDto, FailureDto, PaymentStatusDto, text, timestamp, wire_enum};
 use crate::domain::{Payment, Refund, RefundAccount, RefundStatus};
 use crate::error::AppError;
 
@@ -39,6 +39,25 @@ pub struct RefundRequest {
     /// `REFUND_ACCOUNT_REQUIRED`, Toss not called): where Toss sends the money back. Sent to
     /// Toss as `refundReceiveAccount`; the account number is never logged nor shown in full.
     pub refund_receive_account: Option<RefundReceiveAccountDto>,
+}
+
+impl RefundRequest {
+    /// The rules of the request's own fields: `reason` is visible text, the amounts are not
+    /// negative (the service checks them against the payment).
+    pub fn check(&self) -> Result<(), AppError> {
+        text("reason", &self.reason, 200)?;
+        for (field, amount) in [
+            ("refund_amount_krw", self.refund_amount_krw),
+            ("tax_free_amount_krw", self.tax_free_amount_krw),
+        ] {
+            if amount.is_some_and(|amount| amount < 0) {
+                return Err(AppError::unprocessable(format!(
+                    "{field}: must not be negative"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A bank account to refund a virtual-account payment to. `Debug` shows only the last four
@@ -172,5 +191,31 @@ mod debug_tests {
         };
         let shown = format!("{dto:?}");
         assert!(!shown.contains("X6516521381011"), "{shown}");
+    }
+
+    #[test]
+    fn a_refund_request_has_a_visible_reason_and_no_negative_amount() {
+        let request =
+            |body: serde_json::Value| -> RefundRequest { serde_json::from_value(body).unwrap() };
+        use serde_json::json;
+        assert!(
+            request(json!({"reason": "returned", "refund_amount_krw": 0}))
+                .check()
+                .is_ok()
+        );
+        for (body, why) in [
+            (json!({"reason": " "}), "reason"),
+            (
+                json!({"reason": "x", "refund_amount_krw": -1}),
+                "refund_amount_krw",
+            ),
+            (
+                json!({"reason": "x", "tax_free_amount_krw": -1}),
+                "tax_free_amount_krw",
+            ),
+        ] {
+            let error = request(body).check().unwrap_err();
+            assert!(error.to_string().starts_with(why), "{error}");
+        }
     }
 }
