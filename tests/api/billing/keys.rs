@@ -255,44 +255,18 @@ async fn an_issue_toss_did_not_answer_is_asked_again_with_the_same_key(backend: 
 async fn deleted_key_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let (key, _) = issued_key(&app, "u-1").await;
-    let deleted = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/billing-keys/{key}"),
-            None,
-            true,
-        )
-        .await;
+    let path = format!("/billing-keys/{key}");
+    let delete = |with_api_key| app.request(reqwest::Method::DELETE, &path, None, with_api_key);
+    let deleted = delete(true).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
     assert_eq!(deleted.body["status"], "DELETED");
     assert!(deleted.body["deleted_at"].is_string());
-    let again = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/billing-keys/{key}"),
-            None,
-            true,
-        )
-        .await;
+    let again = delete(true).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["deleted_at"], deleted.body["deleted_at"]);
     let id = payment_of(&app, "u-1", "order_bill_del01", 5_000).await;
-    charge(&app, &id, &key)
-        .await
-        .problem(409, "BILLING_KEY_INACTIVE");
-    assert!(
-        charges_sent(&app.toss_server).await.is_empty(),
-        "Toss not called"
-    );
-    assert_eq!(app.payment(&id).await["status"], "PENDING");
-    let anonymous = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/billing-keys/{key}"),
-            None,
-            false,
-        )
-        .await;
+    refused_charge(&app, &id, &key, (409, "BILLING_KEY_INACTIVE"), "PENDING").await;
+    let anonymous = delete(false).await;
     anonymous.problem(401, "UNAUTHORIZED");
     app.stop().await;
 }
@@ -337,14 +311,7 @@ async fn another_users_key_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let (key, _) = issued_key(&app, "u-2").await;
     let id = payment_of(&app, "u-1", "order_bill_other", 5_000).await;
-    charge(&app, &id, &key)
-        .await
-        .problem(422, "BILLING_KEY_MISMATCH");
-    assert!(
-        charges_sent(&app.toss_server).await.is_empty(),
-        "Toss not called"
-    );
-    assert_eq!(app.payment(&id).await["status"], "PENDING");
+    refused_charge(&app, &id, &key, (422, "BILLING_KEY_MISMATCH"), "PENDING").await;
     app.stop().await;
 }
 

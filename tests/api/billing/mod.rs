@@ -78,6 +78,23 @@ pub(crate) async fn charge(app: &TestApp, payment_id: &str, key_id: &str) -> Rep
     .await
 }
 
+/// A charge of payment `id` with `key`, refused with `status` and `code` before Toss is called;
+/// the payment stays as it was, `expected` (its status).
+async fn refused_charge(
+    app: &TestApp,
+    id: &str,
+    key: &str,
+    (status, code): (u16, &str),
+    expected: &str,
+) {
+    charge(app, id, key).await.problem(status, code);
+    assert!(
+        charges_sent(&app.toss_server).await.is_empty(),
+        "Toss not called"
+    );
+    assert_eq!(app.payment(id).await["status"], expected);
+}
+
 /// A charge refused because the billing key no longer opens: 409 `BILLING_KEY_INACTIVE`.
 pub(crate) fn assert_undecryptable(reply: &Reply) {
     let problem = reply.problem(409, "BILLING_KEY_INACTIVE");
