@@ -1,7 +1,7 @@
 //! Cancelling a payment nobody paid: a `PENDING` one at once (no PG call), one waiting for its
 //! virtual-account deposit at Toss first. The intent is committed before Toss is asked
 //! ([`PaymentUpdate::RequestCancel`]), so whoever adopts Toss's cancelled record (this request,
-//! a webhook, the reconciler after a crash) ends it `CANCELLED`; a deposit that wins the race
+//! a webhook, the settler after a crash) ends it `CANCELLED`; a deposit that wins the race
 //! completes it instead, and paid money leaves only through a refund.
 
 use chrono::Utc;

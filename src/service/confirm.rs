@@ -226,7 +226,7 @@ impl PaymentService {
     /// A retry of an attempt whose outcome is unknown. While the request that sent it may still
     /// be waiting for Toss (a double click, a reload, another instance), that request will
     /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
-    /// reconciler. The lease makes sure only one of many retries does.
+    /// settler. The lease makes sure only one of many retries does.
     pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
         // A review flag is a note for a person: it never keeps an attempt from being settled.
         let due = payment.next_reconcile_at.is_none_or(|at| at <= Utc::now());

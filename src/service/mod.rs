@@ -1,23 +1,25 @@
 //! The payment logic: the state machine, the PG calls around it, events, reconciliation.
-//! (`Idempotency-Key`s are `crate::idempotency`'s; the reconciler purges the expired ones.)
+//! (`Idempotency-Key`s are `crate::idempotency`'s; the settler purges the expired ones.)
 //!
 //! Every PG call follows one pattern: commit the intent (a conditional update that only one
 //! request can win), call the PG with no transaction open, then commit the outcome together
-//! with its event. A crash between any two steps leaves a row the reconciler can finish.
+//! with its event. A crash between any two steps leaves a row the settler can finish.
 
 mod adopt;
 mod attempt;
 mod billing;
 mod cancel;
+mod codes;
 mod confirm;
+mod decide;
 pub mod events;
 mod health;
 mod payments;
-mod reconciler;
 mod reconciliation;
 mod refunds;
 mod review;
 mod sealing;
+mod settler;
 mod webhooks;
 
 use std::sync::Arc;
@@ -37,11 +39,11 @@ pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
-pub use reconciler::Reconciler;
 pub use reconciliation::{Reconciliation, ReconciliationSettings};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
 pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
+pub use settler::Settler;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.
@@ -73,8 +75,8 @@ pub struct PaymentService {
     gateway: Arc<dyn PaymentGateway>,
     settings: Arc<ServiceSettings>,
     billing: Billing,
-    /// Wakes the reconciler early (a GET found an unsettled payment that is due).
-    reconcile_now: Arc<Notify>,
+    /// Wakes the settler early (a GET found an unsettled payment that is due).
+    settle_now: Arc<Notify>,
     /// On whose behalf this service acts: the caller of a request
     /// ([`PaymentService::acting_for`]), `system` for the service's own schedules.
     actor: Actor,
@@ -90,7 +92,7 @@ impl PaymentService {
                 gateway: None,
                 cipher: Arc::new(BillingKeyCipher::generate()),
             },
-            reconcile_now: Arc::new(Notify::new()),
+            settle_now: Arc::new(Notify::new()),
             actor: Actor::system(),
         }
     }
@@ -129,7 +131,7 @@ impl PaymentService {
         self.gateway.provider()
     }
 
-    /// Names the payment in the current span (the request's, or the reconciler's), so every
+    /// Names the payment in the current span (the request's, or the settler's), so every
     /// log line of the operation carries it.
     fn annotate(payment: &crate::domain::Payment) {
         let span = tracing::Span::current();
@@ -172,7 +174,7 @@ impl PaymentService {
         Utc::now() + delay
     }
 
-    /// When a row claimed for a PG call now becomes the reconciler's, if the request that
+    /// When a row claimed for a PG call now becomes the settler's, if the request that
     /// claimed it has not settled it by then (it died, or the PG never answered).
     fn claim_expiry(&self) -> DateTime<Utc> {
         Utc::now() + self.settings.pg_read_timeout + Duration::from_secs(5)

@@ -79,13 +79,13 @@ impl PaymentService {
         Ok(existing)
     }
 
-    /// A payment by id. An unsettled one that is due for a read-back wakes the reconciler.
+    /// A payment by id. An unsettled one that is due for a read-back wakes the settler.
     pub async fn get(&self, id: PaymentId) -> Result<Payment, AppError> {
         let payment = self.find(id).await?;
         if payment.status == PaymentStatus::InProgress
             && payment.next_reconcile_at.is_none_or(|at| at <= Utc::now())
         {
-            self.reconcile_now.notify_one();
+            self.settle_now.notify_one();
         }
         Ok(payment)
     }

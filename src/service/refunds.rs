@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::adopt::{Verdict, abandon_refund};
+use super::decide::{Verdict, abandon_refund};
 use super::{PaymentService, events};
 use crate::domain::{
     Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, PgRef, Refund, RefundAccount, RefundId,
@@ -99,7 +99,7 @@ pub(super) fn tax_free_part(
 }
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
-/// Toss's "one cancel per second") before answering 202 and leaving the rest to the reconciler.
+/// Toss's "one cancel per second") before answering 202 and leaving the rest to the settler.
 const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
 /// Toss refuses a second cancel of one payment within a second.
 const CANCEL_SPACING: Duration = Duration::from_millis(1100);
@@ -123,7 +123,7 @@ pub(super) enum DrivenBy {
     /// The request that made it, before it answered: a refusal of its first send is its
     /// answer (402), and the refund, of which nobody heard, is forgotten.
     ItsRequest,
-    /// Anyone after (the reconciler): the request may have answered 202 (or died after
+    /// Anyone after (the settler): the request may have answered 202 (or died after
     /// sending). The refund ends `COMPLETED` or `FAILED` with `refund.failed`, and stays listed.
     Later,
 }
@@ -216,7 +216,7 @@ impl PaymentService {
             last_sent_at: None,
             failure: None,
             reconcile_attempts: 0,
-            // If this request dies, the reconciler takes the refund over from then.
+            // If this request dies, the settler takes the refund over from then.
             next_reconcile_at: via_pg.then(|| self.claim_expiry()),
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
@@ -328,7 +328,7 @@ impl PaymentService {
     /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
     /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
     /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
-    /// is the reconciler's.
+    /// is the settler's.
     pub(super) async fn drive_refund(
         &self,
         refund_id: RefundId,
@@ -512,7 +512,7 @@ impl PaymentService {
                 match self.read_back_refund(payment, &sent).await {
                     // Toss answered (one cancel per second, a stale balance, a passing error)
                     // and does not have it: send again now. Without an answer (a timeout) the
-                    // request answers 202 and the reconciler sends again shortly.
+                    // request answers 202 and the settler sends again shortly.
                     Sent::Again if code.is_none() => {
                         Ok(done(self.refund_later(payment, &sent).await))
                     }
@@ -623,7 +623,7 @@ impl PaymentService {
         done(self.refund_outcome(refund.id).await)
     }
 
-    /// Gives the slot back and leaves the refund to the reconciler's next look.
+    /// Gives the slot back and leaves the refund to the settler's next look.
     async fn refund_later(
         &self,
         payment: &Payment,

@@ -5,7 +5,7 @@
 use chrono::Utc;
 
 use super::PaymentService;
-use super::adopt::Verdict;
+use super::decide::Verdict;
 use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
 

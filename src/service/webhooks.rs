@@ -2,7 +2,7 @@
 //! the service reads the payment back from Toss and applies Toss's record, forward only.
 
 use super::PaymentService;
-use super::adopt::Verdict;
+use super::decide::Verdict;
 use crate::error::AppError;
 pub use crate::gateway::toss::webhook::Delivery;
 pub use crate::gateway::{HintedPayment, WebhookHint};

@@ -478,7 +478,7 @@ async fn timeout_answers_202_and_read_back_completes(backend: Backend) {
     // The reconciler reads the order back and adopts Toss's record.
     let mut payment = Value::Null;
     for _ in 0..50 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         payment = app.payment(&id).await;
         if payment["status"] == "COMPLETED" {
             break;
@@ -522,7 +522,7 @@ async fn a_charge_toss_never_got_is_resent_with_the_same_key(backend: Backend) {
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
     let mut payment = Value::Null;
     for _ in 0..50 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         payment = app.payment(&id).await;
         if payment["status"] == "COMPLETED" {
             break;
@@ -584,7 +584,7 @@ async fn concurrent_charges_approve_once(backend: Backend) {
     }
     assert!(replies.iter().any(|r| r.status == StatusCode::OK));
     for _ in 0..20 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
     }
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
     assert_eq!(app.toss.approvals("order_bill_race1"), 1, "one approval");
@@ -1143,7 +1143,7 @@ async fn an_earlier_attempts_aborted_record_never_releases_a_later_charge(backen
     );
     let mut payment = Value::Null;
     for _ in 0..50 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         payment = app.payment(&id).await;
         if payment["status"] != "IN_PROGRESS" {
             break;

@@ -118,7 +118,7 @@ pub struct Options {
     pub toss: bool,
     pub redirect: Option<(String, String)>,
     pub read_timeout_secs: u64,
-    /// The background reconciler; off by default so tests drive `reconcile_once` themselves.
+    /// The background reconciler; off by default so tests drive `settle_due` themselves.
     pub reconciler: bool,
     /// Per-IP rate limit of the public routes: (requests per second, burst).
     pub public_rate: (f64, f64),

@@ -746,7 +746,7 @@ async fn a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled(
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
     assert_eq!(retried.body["status"], "COMPLETED");
     // The reconciler settles the deposit: the run made it due at once.
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     for (id, key) in [(&card_id, "pk_inflight_1"), (&va_id, "pk_inflight_2")] {
         let settled = app.payment(id).await;
         assert_eq!(settled["status"], "COMPLETED", "{settled}");
@@ -826,7 +826,7 @@ async fn a_flagged_payments_pending_refund_still_settles(backend: Backend) {
             vec![Utc::now().into(), id.clone().into()],
         )
         .await;
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         let refunds = app.get(&format!("/payments/{id}/refunds")).await;
         status = refunds.body["refunds"][0]["status"].clone();
         if status == "COMPLETED" {
