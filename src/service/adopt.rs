@@ -126,7 +126,7 @@ impl PaymentService {
         }
     }
 
-    fn context(&self, payment: &Payment, cancel_of: Option<RefundId>) -> Context {
+    pub(super) fn context(&self, payment: &Payment, cancel_of: Option<RefundId>) -> Context {
         let now = Utc::now();
         Context {
             now,
