@@ -6,7 +6,7 @@
 use chrono::Utc;
 
 use super::attempt::Attempt;
-use super::{ConfirmOutcome, PaymentService};
+use super::{ConfirmOutcome, PaymentService, RACE_RETRIES};
 use crate::crypto;
 use crate::domain::{
     AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CustomerKey, PaymentId,
@@ -28,9 +28,6 @@ pub enum CustomerOutcome {
 pub struct IssueOutcome {
     pub key: BillingKey,
 }
-
-/// How often a charge re-reads the row after losing a race before giving up.
-const RACE_RETRIES: usize = 3;
 
 impl PaymentService {
     /// The user's customer key, created at random on first use. Two requests racing end with

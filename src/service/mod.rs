@@ -29,9 +29,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::crypto::BillingKeyCipher;
-use crate::domain::{Actor, DomainError, PaymentKey};
+use crate::domain::{Actor, Payment, PaymentUpdate};
+use crate::error::AppError;
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
-use crate::store::Store;
+use crate::store::{Store, Target};
 
 pub use crate::domain::PaymentRef;
 pub use billing::{CustomerOutcome, IssueOutcome};
@@ -45,6 +46,9 @@ pub use review::{ReviewAction, ReviewCommand};
 pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
 pub use settler::Settler;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
+
+/// How often a request re-reads the row after losing a race before giving up.
+const RACE_RETRIES: usize = 3;
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]
@@ -133,7 +137,7 @@ impl PaymentService {
 
     /// Names the payment in the current span (the request's, or the settler's), so every
     /// log line of the operation carries it.
-    fn annotate(payment: &crate::domain::Payment) {
+    fn annotate(payment: &Payment) {
         let span = tracing::Span::current();
         span.record("payment_id", tracing::field::display(payment.id));
         span.record("order_id", tracing::field::display(&payment.order_id));
@@ -141,26 +145,40 @@ impl PaymentService {
 
     /// The PG client `payment`'s records live under: a billing charge's under the billing
     /// contract's key (its own MID at Toss), everything else under the payment gateway's.
-    fn pg_for(&self, payment: &crate::domain::Payment) -> Arc<dyn PaymentGateway> {
+    fn pg_for(&self, payment: &Payment) -> Arc<dyn PaymentGateway> {
         match (&self.billing.gateway, payment.billing_key_id) {
             (Some(billing), Some(_)) => billing.clone(),
             _ => self.gateway.clone(),
         }
     }
 
-    /// The PG's record of `payment` under `key` (its
-    /// [`Payment::pg_key`](crate::domain::Payment::pg_key)). A recorded transaction id that is
-    /// not a `paymentKey` names no record: `Ok(None)`, Toss's answer for a key it does not
-    /// know, without asking.
-    async fn record_by_key(
+    /// Toss's record of `payment`: under the key we know it by, else (`or_by_order`) by its
+    /// order id. A recorded transaction id that is not a `paymentKey` names no record:
+    /// `Ok(None)`, Toss's answer for a key it does not know, without asking.
+    async fn record_of(
         &self,
-        payment: &crate::domain::Payment,
-        key: Result<PaymentKey, DomainError>,
+        payment: &Payment,
+        or_by_order: bool,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        match key {
-            Ok(key) => self.pg_for(payment).payment_by_key(&key).await,
-            Err(_) => Ok(None),
+        let pg = self.pg_for(payment);
+        match payment.pg_ref().lookup_key() {
+            Some(Ok(key)) => pg.payment_by_key(&key).await,
+            None if or_by_order => pg.payment_by_order(&payment.order_id).await,
+            Some(Err(_)) | None => Ok(None),
         }
+    }
+
+    /// Applies the named change `update` to `payment` where `target` still holds, with the
+    /// event it records as `actor`'s; the payment as changed, `None` if the row moved.
+    async fn change(
+        &self,
+        payment: &Payment,
+        target: Target<'_>,
+        update: &PaymentUpdate,
+        actor: &Actor,
+    ) -> Result<Option<Payment>, AppError> {
+        let event = events::of_update(update, &update.applied_to(payment, Utc::now()), actor);
+        Ok(self.store.update_payment(target, update, event).await?)
     }
 
     /// When an unsettled row should be looked at again after `attempts` looks.

@@ -3,7 +3,6 @@
 //! knows the attempt), our own misconfiguration releases it without one, an unknown outcome is
 //! settled by reading Toss's record back.
 
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::Attempt;
@@ -15,7 +14,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError};
 use crate::service::codes::{Code, declined};
-use crate::service::{ConfirmOutcome, PaymentService, events};
+use crate::service::{ConfirmOutcome, PaymentService};
 use crate::store::Target;
 
 /// Toss's confirm codes for "no session of this key for this order" (§8.2, §17.6).
@@ -218,11 +217,8 @@ impl PaymentService {
         actor: &Actor,
     ) -> Result<Option<Payment>, AppError> {
         let update = PaymentUpdate::Release { failure };
-        let event = events::of_update(&update, &update.applied_to(payment, Utc::now()), actor);
-        Ok(self
-            .store
-            .update_payment(Target::attempt(payment), &update, event)
-            .await?)
+        self.change(payment, Target::attempt(payment), &update, actor)
+            .await
     }
 }
 

@@ -257,11 +257,7 @@ impl PaymentService {
         refund: &Refund,
         answered: bool,
     ) -> Result<Option<Sent>, AppError> {
-        let lookup = match payment.pg_ref().lookup_key() {
-            Some(key) => self.record_by_key(payment, key).await,
-            None => Ok(None),
-        };
-        let wrong = match lookup {
+        let wrong = match self.record_of(payment, false).await {
             Ok(Some(record)) => match names_this_payment(
                 payment,
                 &self.store.refunds_of(payment.id).await?,
@@ -316,11 +312,7 @@ impl PaymentService {
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
     /// Toss's record is consistent with ours and does not show the refund: it never got there.
     async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
-        let lookup = match payment.pg_ref().lookup_key() {
-            Some(key) => self.record_by_key(payment, key).await,
-            None => Ok(None),
-        };
-        let record = match lookup {
+        let record = match self.record_of(payment, false).await {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::error!(alert = "pg_record_missing", payment_id = %payment.id, refund_id = %refund.id, "PG does not know a payment we refunded through it");
