@@ -198,3 +198,13 @@ impl PaymentService {
         Utc::now() + self.settings.pg_read_timeout + Duration::from_secs(5)
     }
 }
+
+/// A Toss `Idempotency-Key` for one send: `base` for the first, `base-{send}` for each resend.
+/// Toss replays a reused key's answer, errors included, so a resend needs a fresh one.
+fn key_of_send(base: String, send: i32) -> String {
+    if send <= 1 {
+        base
+    } else {
+        format!("{base}-{send}")
+    }
+}

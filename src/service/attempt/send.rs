@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError};
 use crate::service::codes::{Code, declined};
-use crate::service::{ConfirmOutcome, PaymentService};
+use crate::service::{ConfirmOutcome, PaymentService, key_of_send};
 use crate::store::Target;
 
 /// Toss's confirm codes for "no session of this key for this order" (§8.2, §17.6).
@@ -235,11 +235,7 @@ fn charge_idempotency_key(payment_id: PaymentId, attempt: i32) -> String {
 fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &PaymentKey, send: i32) -> String {
     let digest = Sha256::digest(payment_key.as_str().as_bytes());
     let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    if send <= 1 {
-        format!("confirm-{payment_id}-{short}")
-    } else {
-        format!("confirm-{payment_id}-{short}-{send}")
-    }
+    key_of_send(format!("confirm-{payment_id}-{short}"), send)
 }
 
 #[cfg(test)]

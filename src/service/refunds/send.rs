@@ -14,9 +14,9 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError, PgPayment};
-use crate::service::PaymentService;
 use crate::service::codes::Code;
 use crate::service::decide::{Context, Verdict, abandon_refund, decide};
+use crate::service::{PaymentService, key_of_send};
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
 /// Toss's "one cancel per second") before answering 202 and leaving the rest to the settler.
@@ -446,11 +446,7 @@ fn names_this_payment(
 /// One Toss `Idempotency-Key` per send of a refund's cancel: Toss replays a reused key's answer,
 /// errors included, so a resend needs a fresh one (and `refundableAmount` makes it safe).
 fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
-    if send <= 1 {
-        format!("refund-{refund_id}")
-    } else {
-        format!("refund-{refund_id}-{send}")
-    }
+    key_of_send(format!("refund-{refund_id}"), send)
 }
 
 #[cfg(test)]
