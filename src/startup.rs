@@ -21,14 +21,14 @@ use crate::gateway::{
 use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings};
 use crate::idempotency::{Idempotency, IdempotencySettings};
 use crate::relay::{self, Relay};
-use crate::service::{AccountSealer, PaymentService, Reconciler, Reconciliation, ServiceSettings};
+use crate::service::{AccountSealer, PaymentService, Reconciliation, ServiceSettings, Settler};
 use crate::store::Store;
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     service: PaymentService,
-    reconciler: Option<Reconciler>,
+    reconciler: Option<Settler>,
     reconciliation: Reconciliation,
     relay: Option<Relay>,
     rate_limit: PublicRateLimit,
@@ -203,7 +203,7 @@ impl Application {
         )
         .with_billing(billing, cipher);
         let reconciler = reconcile.enabled.then(|| {
-            Reconciler::new(
+            Settler::new(
                 service.clone(),
                 Duration::from_millis(reconcile.interval_ms),
             )

@@ -5,11 +5,12 @@
 
 use chrono::Utc;
 
-use super::{ConfirmOutcome, PaymentService};
-use crate::crypto::{self, CipherError};
+use super::attempt::Attempt;
+use super::{ConfirmOutcome, PaymentService, RACE_RETRIES};
+use crate::crypto;
 use crate::domain::{
-    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeySecret, BillingKeyStatus,
-    CustomerKey, PaymentId, PaymentStatus, PaymentUpdate,
+    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CustomerKey, PaymentId,
+    PaymentStatus, PaymentUpdate,
 };
 use crate::error::AppError;
 use crate::gateway::{GatewayError, IssueRequest};
@@ -28,15 +29,7 @@ pub struct IssueOutcome {
     pub key: BillingKey,
 }
 
-/// How often a charge re-reads the row after losing a race before giving up.
-const RACE_RETRIES: usize = 3;
-
 impl PaymentService {
-    /// Whether billing calls to Toss are possible here (a billing or payment secret key is set).
-    pub fn billing_configured(&self) -> bool {
-        self.billing.gateway.is_some()
-    }
-
     /// The user's customer key, created at random on first use. Two requests racing end with
     /// one key: the user id is the primary key, the loser reads the winner's.
     pub async fn billing_customer(&self, user_id: &str) -> Result<CustomerOutcome, AppError> {
@@ -203,28 +196,6 @@ impl PaymentService {
         Ok(!deleted.is_empty())
     }
 
-    /// The billing key and its customer key, decrypted for a charge.
-    pub(super) async fn billing_secret(
-        &self,
-        id: BillingKeyId,
-    ) -> Result<(BillingKeySecret, CustomerKey), AppError> {
-        let key = self.billing_key(id).await?;
-        let Some(ciphertext) = key.ciphertext.as_deref() else {
-            return Err(AppError::BillingKeyInactive(
-                "the billing key has not been issued".to_owned(),
-            ));
-        };
-        match self.billing.cipher.decrypt(id, ciphertext) {
-            Ok(secret) => Ok((secret, key.customer_key)),
-            Err(error @ CipherError::Undecryptable) | Err(error @ CipherError::BadKey(_)) => {
-                tracing::error!(alert = "billing_key_undecryptable", billing_key_id = %id, %error, "stored billing key cannot be decrypted");
-                Err(AppError::BillingKeyInactive(format!(
-                    "{error}; the buyer must register the card again"
-                )))
-            }
-        }
-    }
-
     /// Charges `PENDING` payment `payment_id` with billing key `billing_key_id`: the amount,
     /// order id and name are ours. Answers as a confirm does; a retry of the same charge
     /// (same key) gets the payment as the first made it, never a second charge.
@@ -260,7 +231,7 @@ impl PaymentService {
                         ..Target::from(payment.id)
                     };
                     if let Some(claimed) = self.store.update_payment(target, &claim, None).await? {
-                        return self.send_charge(claimed, billing_key_id).await;
+                        return self.send(claimed, Attempt::Charge(billing_key_id)).await;
                     }
                 }
                 PaymentStatus::Completed

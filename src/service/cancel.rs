@@ -1,13 +1,12 @@
 //! Cancelling a payment nobody paid: a `PENDING` one at once (no PG call), one waiting for its
 //! virtual-account deposit at Toss first. The intent is committed before Toss is asked
 //! ([`PaymentUpdate::RequestCancel`]), so whoever adopts Toss's cancelled record (this request,
-//! a webhook, the reconciler after a crash) ends it `CANCELLED`; a deposit that wins the race
+//! a webhook, the settler after a crash) ends it `CANCELLED`; a deposit that wins the race
 //! completes it instead, and paid money leaves only through a refund.
 
-use chrono::Utc;
 use uuid::Uuid;
 
-use super::{PaymentService, events};
+use super::{PaymentService, RACE_RETRIES};
 use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
@@ -28,9 +27,6 @@ pub enum CancelOutcome {
     Unsettled(Payment),
 }
 
-/// How often a cancel re-reads the row after losing a race before giving up.
-const RACE_RETRIES: usize = 3;
-
 impl PaymentService {
     pub async fn cancel(&self, command: CancelCommand) -> Result<CancelOutcome, AppError> {
         let mut payment = self.find(command.payment_id).await?;
@@ -42,17 +38,12 @@ impl PaymentService {
                         reason: command.reason.clone(),
                         requested_by: self.actor.clone(),
                     };
-                    let event = events::of_update(
-                        &update,
-                        &update.applied_to(&payment, Utc::now()),
-                        &self.actor,
-                    );
                     let target = Target {
                         status: Some(PaymentStatus::Pending),
                         ..Target::from(payment.id)
                     };
                     if let Some(cancelled) =
-                        self.store.update_payment(target, &update, event).await?
+                        self.change(&payment, target, &update, &self.actor).await?
                     {
                         tracing::info!(payment_id = %payment.id, "payment cancelled (nothing was paid; no PG call)");
                         return Ok(CancelOutcome::Cancelled(cancelled));

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use super::attempt::Attempt;
-use super::{PaymentService, events};
+use super::{PaymentService, RACE_RETRIES};
 use crate::domain::{
     Failure, OrderId, Payment, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
 };
@@ -38,9 +38,6 @@ impl ConfirmOutcome {
         }
     }
 }
-
-/// How often a confirm re-reads the row after losing a race before giving up.
-const RACE_RETRIES: usize = 3;
 
 impl PaymentService {
     /// Whether this confirm must carry an API key: only a PG's answer proves a payment, so a
@@ -95,7 +92,9 @@ impl PaymentService {
         order_id: &OrderId,
         failure: Failure,
     ) -> Result<Payment, AppError> {
-        let payment = self.find_by_order(order_id).await?;
+        let payment = self
+            .find_ref(&PaymentRef::OrderId(order_id.clone()))
+            .await?;
         let attempt = payment.confirm_attempt;
         if payment.status != PaymentStatus::Pending || payment.annotated_attempt == Some(attempt) {
             return Ok(payment);
@@ -104,14 +103,8 @@ impl PaymentService {
             failure: failure.clone(),
             attempt,
         };
-        let event = events::of_update(
-            &update,
-            &update.applied_to(&payment, Utc::now()),
-            &self.actor,
-        );
         match self
-            .store
-            .update_payment(payment.id.into(), &update, event)
+            .change(&payment, payment.id.into(), &update, &self.actor)
             .await?
         {
             Some(updated) => {
@@ -136,14 +129,8 @@ impl PaymentService {
                         provider: pg_provider.clone(),
                         transaction_id: pg_transaction_id.clone(),
                     };
-                    let event = events::of_update(
-                        &update,
-                        &update.applied_to(&payment, Utc::now()),
-                        &self.actor,
-                    );
                     let applied = self
-                        .store
-                        .update_payment(payment.id.into(), &update, event)
+                        .change(&payment, payment.id.into(), &update, &self.actor)
                         .await?;
                     if let Some(completed) = applied {
                         tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
@@ -226,7 +213,7 @@ impl PaymentService {
     /// A retry of an attempt whose outcome is unknown. While the request that sent it may still
     /// be waiting for Toss (a double click, a reload, another instance), that request will
     /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
-    /// reconciler. The lease makes sure only one of many retries does.
+    /// settler. The lease makes sure only one of many retries does.
     pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
         // A review flag is a note for a person: it never keeps an attempt from being settled.
         let due = payment.next_reconcile_at.is_none_or(|at| at <= Utc::now());

@@ -1,23 +1,25 @@
 //! The payment logic: the state machine, the PG calls around it, events, reconciliation.
-//! (`Idempotency-Key`s are `crate::idempotency`'s; the reconciler purges the expired ones.)
+//! (`Idempotency-Key`s are `crate::idempotency`'s; the settler purges the expired ones.)
 //!
 //! Every PG call follows one pattern: commit the intent (a conditional update that only one
 //! request can win), call the PG with no transaction open, then commit the outcome together
-//! with its event. A crash between any two steps leaves a row the reconciler can finish.
+//! with its event. A crash between any two steps leaves a row the settler can finish.
 
 mod adopt;
 mod attempt;
 mod billing;
 mod cancel;
+mod codes;
 mod confirm;
+mod decide;
 pub mod events;
 mod health;
 mod payments;
-mod reconciler;
 mod reconciliation;
 mod refunds;
 mod review;
 mod sealing;
+mod settler;
 mod webhooks;
 
 use std::sync::Arc;
@@ -27,9 +29,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::crypto::BillingKeyCipher;
-use crate::domain::{Actor, DomainError, PaymentKey};
+use crate::domain::{Actor, Payment, PaymentUpdate};
+use crate::error::AppError;
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
-use crate::store::Store;
+use crate::store::{Store, Target};
 
 pub use crate::domain::PaymentRef;
 pub use billing::{CustomerOutcome, IssueOutcome};
@@ -37,12 +40,15 @@ pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
-pub use reconciler::Reconciler;
 pub use reconciliation::{Reconciliation, ReconciliationSettings};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
 pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
+pub use settler::Settler;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
+
+/// How often a request re-reads the row after losing a race before giving up.
+const RACE_RETRIES: usize = 3;
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]
@@ -73,8 +79,8 @@ pub struct PaymentService {
     gateway: Arc<dyn PaymentGateway>,
     settings: Arc<ServiceSettings>,
     billing: Billing,
-    /// Wakes the reconciler early (a GET found an unsettled payment that is due).
-    reconcile_now: Arc<Notify>,
+    /// Wakes the settler early (a GET found an unsettled payment that is due).
+    settle_now: Arc<Notify>,
     /// On whose behalf this service acts: the caller of a request
     /// ([`PaymentService::acting_for`]), `system` for the service's own schedules.
     actor: Actor,
@@ -90,7 +96,7 @@ impl PaymentService {
                 gateway: None,
                 cipher: Arc::new(BillingKeyCipher::generate()),
             },
-            reconcile_now: Arc::new(Notify::new()),
+            settle_now: Arc::new(Notify::new()),
             actor: Actor::system(),
         }
     }
@@ -129,9 +135,9 @@ impl PaymentService {
         self.gateway.provider()
     }
 
-    /// Names the payment in the current span (the request's, or the reconciler's), so every
+    /// Names the payment in the current span (the request's, or the settler's), so every
     /// log line of the operation carries it.
-    fn annotate(payment: &crate::domain::Payment) {
+    fn annotate(payment: &Payment) {
         let span = tracing::Span::current();
         span.record("payment_id", tracing::field::display(payment.id));
         span.record("order_id", tracing::field::display(&payment.order_id));
@@ -139,26 +145,40 @@ impl PaymentService {
 
     /// The PG client `payment`'s records live under: a billing charge's under the billing
     /// contract's key (its own MID at Toss), everything else under the payment gateway's.
-    fn pg_for(&self, payment: &crate::domain::Payment) -> Arc<dyn PaymentGateway> {
+    fn pg_for(&self, payment: &Payment) -> Arc<dyn PaymentGateway> {
         match (&self.billing.gateway, payment.billing_key_id) {
             (Some(billing), Some(_)) => billing.clone(),
             _ => self.gateway.clone(),
         }
     }
 
-    /// The PG's record of `payment` under `key` (its
-    /// [`Payment::pg_key`](crate::domain::Payment::pg_key)). A recorded transaction id that is
-    /// not a `paymentKey` names no record: `Ok(None)`, Toss's answer for a key it does not
-    /// know, without asking.
-    async fn record_by_key(
+    /// Toss's record of `payment`: under the key we know it by, else (`or_by_order`) by its
+    /// order id. A recorded transaction id that is not a `paymentKey` names no record:
+    /// `Ok(None)`, Toss's answer for a key it does not know, without asking.
+    async fn record_of(
         &self,
-        payment: &crate::domain::Payment,
-        key: Result<PaymentKey, DomainError>,
+        payment: &Payment,
+        or_by_order: bool,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        match key {
-            Ok(key) => self.pg_for(payment).payment_by_key(&key).await,
-            Err(_) => Ok(None),
+        let pg = self.pg_for(payment);
+        match payment.pg_ref().lookup_key() {
+            Some(Ok(key)) => pg.payment_by_key(&key).await,
+            None if or_by_order => pg.payment_by_order(&payment.order_id).await,
+            Some(Err(_)) | None => Ok(None),
         }
+    }
+
+    /// Applies the named change `update` to `payment` where `target` still holds, with the
+    /// event it records as `actor`'s; the payment as changed, `None` if the row moved.
+    async fn change(
+        &self,
+        payment: &Payment,
+        target: Target<'_>,
+        update: &PaymentUpdate,
+        actor: &Actor,
+    ) -> Result<Option<Payment>, AppError> {
+        let event = events::of_update(update, &update.applied_to(payment, Utc::now()), actor);
+        Ok(self.store.update_payment(target, update, event).await?)
     }
 
     /// When an unsettled row should be looked at again after `attempts` looks.
@@ -172,9 +192,19 @@ impl PaymentService {
         Utc::now() + delay
     }
 
-    /// When a row claimed for a PG call now becomes the reconciler's, if the request that
+    /// When a row claimed for a PG call now becomes the settler's, if the request that
     /// claimed it has not settled it by then (it died, or the PG never answered).
     fn claim_expiry(&self) -> DateTime<Utc> {
         Utc::now() + self.settings.pg_read_timeout + Duration::from_secs(5)
+    }
+}
+
+/// A Toss `Idempotency-Key` for one send: `base` for the first, `base-{send}` for each resend.
+/// Toss replays a reused key's answer, errors included, so a resend needs a fresh one.
+fn key_of_send(base: String, send: i32) -> String {
+    if send <= 1 {
+        base
+    } else {
+        format!("{base}-{send}")
     }
 }

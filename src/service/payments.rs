@@ -79,13 +79,13 @@ impl PaymentService {
         Ok(existing)
     }
 
-    /// A payment by id. An unsettled one that is due for a read-back wakes the reconciler.
+    /// A payment by id. An unsettled one that is due for a read-back wakes the settler.
     pub async fn get(&self, id: PaymentId) -> Result<Payment, AppError> {
         let payment = self.find(id).await?;
         if payment.status == PaymentStatus::InProgress
             && payment.next_reconcile_at.is_none_or(|at| at <= Utc::now())
         {
-            self.reconcile_now.notify_one();
+            self.settle_now.notify_one();
         }
         Ok(payment)
     }
@@ -126,28 +126,20 @@ impl PaymentService {
     }
 
     pub(super) async fn find(&self, id: PaymentId) -> Result<Payment, AppError> {
-        let payment = self
-            .store
-            .payment(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("payment {id} not found")))?;
-        Self::annotate(&payment);
-        Ok(payment)
+        self.find_ref(&PaymentRef::Id(id)).await
     }
 
     pub(super) async fn find_ref(&self, payment: &PaymentRef) -> Result<Payment, AppError> {
-        match payment {
-            PaymentRef::Id(id) => self.find(*id).await,
-            PaymentRef::OrderId(order_id) => self.find_by_order(order_id).await,
-        }
-    }
-
-    pub(super) async fn find_by_order(&self, order_id: &OrderId) -> Result<Payment, AppError> {
-        let payment = self
-            .store
-            .payment_by_order(order_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no payment with order_id {order_id}")))?;
+        let found = match payment {
+            PaymentRef::Id(id) => self.store.payment(*id).await?,
+            PaymentRef::OrderId(order_id) => self.store.payment_by_order(order_id).await?,
+        };
+        let payment = found.ok_or_else(|| {
+            AppError::NotFound(match payment {
+                PaymentRef::Id(id) => format!("payment {id} not found"),
+                PaymentRef::OrderId(order_id) => format!("no payment with order_id {order_id}"),
+            })
+        })?;
         Self::annotate(&payment);
         Ok(payment)
     }

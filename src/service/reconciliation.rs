@@ -25,7 +25,7 @@ use crate::domain::reconciliation::{
 use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
 use crate::error::AppError;
 use crate::gateway::Books;
-use crate::store::{Claimed, Store, StoreError, Target};
+use crate::store::{Claimed, Plan, Store, StoreError, Target};
 
 /// Timing and paging of runs (`[reconciliation]` in the configuration).
 #[derive(Debug, Clone)]
@@ -331,24 +331,26 @@ impl Reconciliation {
                 if !self.store.claim_flag(date, &key, now).await? {
                     continue;
                 }
-                let flagged = self
+                // One conditional write (under the row's lock): a payment flagged already keeps
+                // its flag, and the claim goes back, so this discrepancy may flag it once that
+                // flag is gone.
+                let set_aside = PaymentUpdate::SetAside {
+                    reason: reason(date, found),
+                };
+                let adopted = self
                     .store
-                    .payment(payment_id)
-                    .await?
-                    .is_some_and(|payment| payment.needs_review);
-                if flagged {
-                    continue;
-                }
-                let reason = reason(date, found);
-                let Some(flagged) = self
-                    .store
-                    .update_payment(
-                        Target::from(payment_id),
-                        &PaymentUpdate::SetAside { reason },
-                        None,
-                    )
-                    .await?
-                else {
+                    .adopt(payment_id, |payment, _| {
+                        let plan = (!payment.needs_review).then(|| Plan {
+                            payment: set_aside.applied_to(payment, now),
+                            refunds: Vec::new(),
+                            events: Vec::new(),
+                        });
+                        let applied = plan.is_some();
+                        (plan, applied)
+                    })
+                    .await?;
+                let Some((flagged, refunds, true)) = adopted else {
+                    self.store.release_flag(date, &key).await?;
                     continue;
                 };
                 tracing::warn!(%payment_id, %date, kind = found.kind.as_str(), "reconciliation: payment set aside for review");
@@ -375,7 +377,6 @@ impl Reconciliation {
                         .await?;
                 }
                 // Settled meanwhile (the comparison saw it in flight)? Then the flag goes.
-                let refunds = self.store.refunds_of(payment_id).await?;
                 clear_resolved_flag(&self.store, &flagged, &refunds).await?;
             }
         }

@@ -5,7 +5,7 @@
 use chrono::Utc;
 
 use super::PaymentService;
-use super::adopt::Verdict;
+use super::decide::Verdict;
 use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
 
@@ -78,15 +78,7 @@ impl PaymentService {
         if self.gateway.provider().is_none() {
             return Err(AppError::PgNotConfigured);
         }
-        let lookup = match payment.pg_ref().lookup_key() {
-            Some(key) => self.record_by_key(payment, key).await,
-            None => {
-                self.pg_for(payment)
-                    .payment_by_order(&payment.order_id)
-                    .await
-            }
-        };
-        match lookup {
+        match self.record_of(payment, true).await {
             Ok(Some(record)) => Ok(record),
             Ok(None) => Err(AppError::InvalidState(
                 "Toss has no record of this payment; dismiss the review once it is handled"

@@ -1,5 +1,5 @@
 //! Refund accounts at rest. A deposited virtual account is refunded to an account the caller
-//! gives; the cancel may have to be sent again later (by the reconciler, after a crash), so the
+//! gives; the cancel may have to be sent again later (by the settler, after a crash), so the
 //! account is kept on the refund row, sealed under the keys of `BILLING_KEY_ENCRYPTION_KEY`
 //! (`crypto::Keyring`: the newest seals, any opens) with the refund's id as associated data: a
 //! sealed account cannot be moved to another refund.

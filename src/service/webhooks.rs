@@ -2,7 +2,7 @@
 //! the service reads the payment back from Toss and applies Toss's record, forward only.
 
 use super::PaymentService;
-use super::adopt::Verdict;
+use super::decide::Verdict;
 use crate::error::AppError;
 pub use crate::gateway::toss::webhook::Delivery;
 pub use crate::gateway::{HintedPayment, WebhookHint};
@@ -86,15 +86,12 @@ impl PaymentService {
             return Ok((WebhookOutcome::Ignored("secret mismatch"), false));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
-        let lookup = match payment.pg_ref().lookup_key() {
-            Some(key) if payment.pg_provider.as_deref() == self.gateway.provider() => {
-                self.record_by_key(&payment, key).await
-            }
-            _ => {
-                self.pg_for(&payment)
-                    .payment_by_order(&payment.order_id)
-                    .await
-            }
+        let lookup = if payment.pg_provider.as_deref() == self.gateway.provider() {
+            self.record_of(&payment, true).await
+        } else {
+            self.pg_for(&payment)
+                .payment_by_order(&payment.order_id)
+                .await
         };
         let record = match lookup {
             Ok(Some(record)) => record,

@@ -516,6 +516,18 @@ impl Store {
             );
         Ok(self.db.execute(&insert).await?.rows_affected() == 1)
     }
+
+    /// Gives back a claim of [`Store::claim_flag`] that flagged nothing (the payment was flagged
+    /// already), so the discrepancy may flag it once that flag is gone.
+    pub async fn release_flag(&self, date: NaiveDate, key: &str) -> StoreResult<()> {
+        let mut delete = Query::delete();
+        delete
+            .from_table(Alias::new("reconciliation_flags"))
+            .and_where(Expr::col(Alias::new("date")).eq(date.to_string()))
+            .and_where(Expr::col(Alias::new("flag_key")).eq(key));
+        self.db.execute(&delete).await?;
+        Ok(())
+    }
 }
 
 /// Each Toss approval against our payment with its paymentKey (else its orderId): none at all

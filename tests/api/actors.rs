@@ -221,7 +221,7 @@ async fn a_webhook_and_a_read_back_are_tosss_a_window_passing_the_systems(backen
             assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.text);
         } else {
             // The reconciler reads Toss's record back and adopts it.
-            app.service.reconcile_once().await.unwrap();
+            app.service.settle_due().await.unwrap();
         }
         assert_eq!(app.payment(id).await["status"], "COMPLETED");
         let events = events_of(&app, id).await;
@@ -263,14 +263,14 @@ async fn a_webhook_and_a_read_back_are_tosss_a_window_passing_the_systems(backen
         .await;
     assert_eq!(refund.status, StatusCode::ACCEPTED, "{}", refund.text);
     let refund_id = refund.body["refund_id"].as_str().unwrap().to_owned();
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let then = chrono::Utc::now() - chrono::Duration::minutes(15);
     app.execute_sql(
         "UPDATE refunds SET created_at = $1, last_sent_at = $1, next_reconcile_at = $2 WHERE id = $3",
         vec![then.into(), chrono::Utc::now().into(), refund_id.as_str().into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let events = events_of(&app, id).await;
     let failed = of_type(&events, "refund.failed");
     assert_eq!(failed.len(), 1, "{events:?}");

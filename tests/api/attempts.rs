@@ -144,7 +144,7 @@ async fn an_expired_virtual_account_leaves_nothing_to_the_card_payment_after_it(
         async |app: &TestApp, id: &str| {
             app.toss.expire("pk_att_va1");
             due_now(app, id).await;
-            app.service.reconcile_once().await.unwrap();
+            app.service.settle_due().await.unwrap();
         },
         "EXPIRED",
     )
@@ -164,7 +164,7 @@ async fn a_virtual_account_cancelled_by_someone_else_leaves_nothing_to_the_card_
         async |app: &TestApp, id: &str| {
             app.toss.set_status("pk_att_va2", "CANCELED");
             due_now(app, id).await;
-            app.service.reconcile_once().await.unwrap();
+            app.service.settle_due().await.unwrap();
         },
         "FAILED",
     )
@@ -241,7 +241,7 @@ async fn a_confirm_sent_again_is_one_attempt_sent_twice(backend: Backend) {
     let in_flight = attempts(&app, &id).await;
     assert_eq!(statuses(&in_flight), ["IN_PROGRESS"]);
     assert_eq!(in_flight[0]["finished_at"], Value::Null);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
     assert_eq!(app.confirms_sent().await, 2);
     let listed = attempts(&app, &id).await;

@@ -370,7 +370,7 @@ async fn decline_keeps_payment_pending_with_failure_and_event(backend: Backend) 
     assert_eq!(events[0]["payload"]["amount"], 30000);
 
     // Declines are final: nothing retries them behind the buyer's back.
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.confirms_sent().await, 1);
 
     // The buyer tries again with another card: a new Toss attempt, a new key.
@@ -466,11 +466,11 @@ async fn toss_timeout_is_202_then_reconciler_completes(backend: Backend) {
 
     // Toss finished the charge after our timeout.
     app.toss.set_status("pk_slow", "DONE");
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "COMPLETED");
     assert_eq!(payment["pg_transaction_id"], "pk_slow");
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let events = app.events_of(id).await;
     assert_eq!(events.len(), 1, "exactly one event: {events:?}");
     assert_eq!(events[0]["event_type"], "payment.completed");

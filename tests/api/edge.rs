@@ -398,7 +398,7 @@ async fn webhooks_naming_no_payment_of_ours_are_not_kept_and_old_ones_are_purged
         vec![old.into(), "ours_1".into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(webhook_rows(&app).await, vec![Some("ours_2".to_owned())]);
     app.stop().await;
 }
@@ -453,7 +453,7 @@ async fn anonymous_idempotency_keys_are_bounded_by_the_rate_limit_and_expire(bac
         vec![(chrono::Utc::now() - chrono::Duration::seconds(1)).into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert!(
         app.query_column("SELECT key FROM idempotency_keys")
             .await

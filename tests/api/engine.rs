@@ -102,7 +102,7 @@ async fn concurrent_partial_refunds_of_one_payment_all_complete(backend: Backend
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
     }
     let refunds = refunds_of(&app, &id).await;
     assert_eq!(refunds.len(), 4, "{refunds:?}");
@@ -148,7 +148,7 @@ async fn confirm_after_a_passing_toss_error_is_sent_again(backend: Backend) {
         .await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
     assert_eq!(first.body["status"], "IN_PROGRESS");
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "COMPLETED", "the sale is not lost");
     let sent = app.toss_requests("POST", "/v1/payments/confirm").await;
@@ -257,7 +257,7 @@ async fn dashboard_cancel_seen_on_read_back_becomes_a_refund(backend: Backend) {
     confirm_with_unknown_outcome(&app, id, "pk_eng_dash").await;
     app.toss.set_status("pk_eng_dash", "DONE");
     app.toss.cancel_in_dashboard("pk_eng_dash", 3000);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "PARTIAL_REFUND", "{payment}");
     assert_eq!(payment["refunded_amount_krw"], 3000);
@@ -411,7 +411,7 @@ async fn each_attempt_has_its_own_webhook_secret(backend: Backend) {
     app.toss.authenticate("pk_eng_s1", "order_eng_secret", 9000);
     confirm_with_unknown_outcome(&app, id, "pk_eng_s1").await;
     app.toss.set_status("pk_eng_s1", "ABORTED");
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.payment(id).await["status"], "PENDING");
     // Attempt 2: also unknown; Toss approves it and says so by webhook with its secret.
     app.toss.authenticate("pk_eng_s2", "order_eng_secret", 9000);

@@ -118,7 +118,7 @@ pub struct Options {
     pub toss: bool,
     pub redirect: Option<(String, String)>,
     pub read_timeout_secs: u64,
-    /// The background reconciler; off by default so tests drive `reconcile_once` themselves.
+    /// The background reconciler; off by default so tests drive `settle_due` themselves.
     pub reconciler: bool,
     /// Per-IP rate limit of the public routes: (requests per second, burst).
     pub public_rate: (f64, f64),
@@ -499,7 +499,7 @@ impl TestApp {
     pub async fn settle(&self, id: &str) -> Value {
         let mut payment = Value::Null;
         for _ in 0..50 {
-            self.service.reconcile_once().await.unwrap();
+            self.service.settle_due().await.unwrap();
             payment = self.payment(id).await;
             if payment["status"] != "IN_PROGRESS" {
                 break;

@@ -200,7 +200,7 @@ async fn expired_keys_are_forgotten(backend: Backend) {
     )
     .await;
     assert_eq!(reused.status, StatusCode::CREATED, "{}", reused.text);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     app.stop().await;
 }
 

@@ -123,7 +123,7 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
             71..=74 => account_event(&app, &mut rng, order).await,
             75..=76 => cancel(&app, &mut rng, order, &mut sent, step).await,
             77..=84 => {
-                app.service.reconcile_once().await.unwrap();
+                app.service.settle_due().await.unwrap();
             }
             85..=86 => {
                 // A run of the day in the middle of everything: what it flags must never
@@ -558,7 +558,7 @@ async fn settle(app: &TestApp, orders: &[Order], seed: u64) {
     }
     let mut in_flight = Vec::new();
     for _ in 0..60 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         in_flight.clear();
         for order in orders {
             let payment = app.payment(&order.payment_id).await;

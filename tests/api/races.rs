@@ -199,7 +199,7 @@ async fn crash_after_claim_before_toss_is_sent_within_the_window(backend: Backen
     let id = created["payment_id"].as_str().unwrap();
     app.toss.authenticate("pk_crash3", "order_crash_0003", 9000);
     simulate_crash_after_claim(&app, id, "pk_crash3", Utc::now()).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "COMPLETED", "{payment}");
     assert_eq!(app.confirms_sent().await, 1);
@@ -225,7 +225,7 @@ async fn crash_after_claim_before_toss_then_toss_expires(backend: Backend) {
     .await;
 
     // Toss still holds the authenticated payment: nothing to decide yet.
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.payment(id).await["status"], "IN_PROGRESS");
     // Ten minutes later Toss expires it: the buyer was never charged.
     app.toss.set_status("pk_crash1", "EXPIRED");
@@ -234,7 +234,7 @@ async fn crash_after_claim_before_toss_then_toss_expires(backend: Backend) {
         vec![Utc::now().into(), id.into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "PENDING");
     assert_eq!(payment["failure"]["code"], "PG_EXPIRED");
@@ -256,7 +256,7 @@ async fn crash_after_claim_and_toss_never_heard_of_it(backend: Backend) {
     let created = app.create_payment("order_crash_0002", 9000).await;
     let id = created["payment_id"].as_str().unwrap();
     simulate_crash_after_claim(&app, id, "pk_unknown_to_toss", Utc::now()).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "PENDING", "released at once: {payment}");
     assert!(payment["failure"].is_null(), "{payment}");
@@ -272,8 +272,8 @@ async fn crash_after_toss_done_before_commit(backend: Backend) {
     app.toss.authenticate("pk_crash3", "order_crash_0003", 9000);
     app.toss.set_status("pk_crash3", "DONE");
     simulate_crash_after_claim(&app, id, "pk_crash3", Utc::now()).await;
-    app.service.reconcile_once().await.unwrap();
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "COMPLETED");
     assert_eq!(payment["pg_transaction_id"], "pk_crash3");
@@ -395,7 +395,7 @@ async fn confirm_reply_that_contradicts_us_is_set_aside(backend: Backend) {
     assert!(app.events_of(id).await.is_empty());
     // Flagged for a person, but a flag never stops the engine: the reconciler goes on reading
     // Toss back. Toss has no record of the key, so the claim is released (nothing recorded).
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert!(
         !app.toss_requests("GET", "/v1/payments/pk_liar")
             .await

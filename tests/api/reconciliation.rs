@@ -32,6 +32,7 @@ on_both_databases!(
     a_day_reads_the_books_of_both_key_sets,
     a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled,
     a_flagged_payments_pending_refund_still_settles,
+    a_discrepancy_about_a_flagged_payment_flags_it_once_that_flag_is_gone,
 );
 
 fn kst_today() -> NaiveDate {
@@ -746,7 +747,7 @@ async fn a_run_never_freezes_a_payment_in_flight_and_its_flag_goes_once_settled(
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
     assert_eq!(retried.body["status"], "COMPLETED");
     // The reconciler settles the deposit: the run made it due at once.
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     for (id, key) in [(&card_id, "pk_inflight_1"), (&va_id, "pk_inflight_2")] {
         let settled = app.payment(id).await;
         assert_eq!(settled["status"], "COMPLETED", "{settled}");
@@ -826,7 +827,7 @@ async fn a_flagged_payments_pending_refund_still_settles(backend: Backend) {
             vec![Utc::now().into(), id.clone().into()],
         )
         .await;
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
         let refunds = app.get(&format!("/payments/{id}/refunds")).await;
         status = refunds.body["refunds"][0]["status"].clone();
         if status == "COMPLETED" {
@@ -840,6 +841,48 @@ async fn a_flagged_payments_pending_refund_still_settles(backend: Backend) {
     assert_eq!(
         after["needs_review"], true,
         "Toss's books still lack it: a person looks"
+    );
+    app.stop().await;
+}
+
+/// A run that finds a discrepancy about a payment flagged already (a note of something else)
+/// leaves that flag as it is, and does not spend its own: once the person dismisses the earlier
+/// flag, a run of the day again sets the payment aside for what it found.
+async fn a_discrepancy_about_a_flagged_payment_flags_it_once_that_flag_is_gone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order-flagged-1", 9_000, "pk_flagged_1")
+        .await;
+    let id = id_of(&paid);
+    app.execute_sql(
+        "UPDATE payments SET needs_review = $1, review_reason = $2 WHERE id = $3",
+        vec![true.into(), "an earlier note".into(), id.clone().into()],
+    )
+    .await;
+    let approval = toss_keys(&app).pop().unwrap();
+    app.toss.set_transaction_amount(&approval, 9_900);
+    let first = run_day(&app, &today()).await;
+    assert_eq!(
+        first["discrepancies"][0]["kind"], "AMOUNT_MISMATCH",
+        "{first}"
+    );
+    assert_eq!(app.payment(&id).await["review_reason"], "an earlier note");
+
+    let dismissed = app
+        .post(
+            &format!("/payments/{id}/review"),
+            json!({"action": "dismiss", "note": "the earlier note is handled"}),
+        )
+        .await;
+    assert_eq!(dismissed.status, StatusCode::OK, "{}", dismissed.text);
+    run_day(&app, &today()).await;
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["needs_review"], true, "{payment}");
+    assert!(
+        payment["review_reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("AMOUNT_MISMATCH")),
+        "{payment}"
     );
     app.stop().await;
 }

@@ -73,7 +73,7 @@ async fn cancel_reply_that_contradicts_us_is_set_aside(backend: Backend) {
     assert_eq!(refunds[0]["status"], "PENDING");
     // Flagged for a person, but a flag never stops the engine: the refund is still read back.
     let gets_before = app.toss_requests("GET", "/v1/payments").await.len();
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert!(
         app.toss_requests("GET", "/v1/payments").await.len() > gets_before,
         "still settled by the engine"
@@ -95,7 +95,7 @@ async fn lost_refund_is_sent_again_and_lands_once(backend: Backend) {
     let id = paid["payment_id"].as_str().unwrap();
     let refund = lost_refund(&app, id, 4000).await;
     assert_eq!(refund["status"], "PENDING");
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
     let payment = app.payment(id).await;
@@ -141,7 +141,7 @@ async fn refund_toss_never_gets_fails_after_the_window_and_frees_the_balance(bac
         .await;
     assert_eq!(refund.status, StatusCode::ACCEPTED, "{}", refund.text);
     let refund_id = refund.body["refund_id"].as_str().unwrap().to_owned();
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(
         app.get(&format!("/payments/{id}/refunds")).await.body["refunds"][0]["status"],
         "PENDING",
@@ -149,7 +149,7 @@ async fn refund_toss_never_gets_fails_after_the_window_and_frees_the_balance(bac
     );
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 2);
     age_refund(&app, &refund_id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "FAILED");
     assert_eq!(refunds[0]["failure"]["code"], "PG_CANCEL_NOT_FOUND");
@@ -198,7 +198,7 @@ async fn dashboard_cancel_becomes_a_refund_and_ours_is_sent_again(backend: Backe
     let id = paid["payment_id"].as_str().unwrap();
     lost_refund(&app, id, 4000).await;
     app.toss.cancel_in_dashboard("pk_rodd", 2500);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     let statuses: Vec<_> = refunds
         .as_array()
@@ -455,7 +455,7 @@ async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
 
     // The cancel did land at Toss.
     app.toss.cancel_in_dashboard("pk_rslow", 4000);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await;
     assert_eq!(
         refunds.body["refunds"][0]["status"], "COMPLETED",
@@ -465,7 +465,7 @@ async fn refund_timeout_is_202_then_settled_from_cancels(backend: Backend) {
     let payment = app.payment(id).await;
     assert_eq!(payment["status"], "PARTIAL_REFUND");
     assert_eq!(payment["refunded_amount_krw"], 4000);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunded: Vec<_> = app
         .events_of(id)
         .await
@@ -521,7 +521,7 @@ async fn a_refund_answered_while_waiting_its_turn_then_refused_ends_failed(backe
         vec![chrono::Utc::now().into(), refund_id.as_str().into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
 
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
@@ -669,7 +669,7 @@ async fn a_refund_that_waited_past_the_window_is_still_sent_and_ends(backend: Ba
     )
     .await;
     for _ in 0..3 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
     }
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");

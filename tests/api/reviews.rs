@@ -65,7 +65,7 @@ async fn set_aside_refund_is_resynced_and_then_completes(backend: Backend) {
     assert_eq!(resynced.status, StatusCode::OK, "{}", resynced.text);
     assert_eq!(resynced.body["needs_review"], false);
     assert_eq!(resynced.body["review_reason"], Value::Null);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
     assert_eq!(app.payment(&id).await["refunded_amount_krw"], 1000);

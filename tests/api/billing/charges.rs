@@ -305,7 +305,7 @@ async fn concurrent_charges_approve_once(backend: Backend) {
     }
     assert!(replies.iter().any(|r| r.status == StatusCode::OK));
     for _ in 0..20 {
-        app.service.reconcile_once().await.unwrap();
+        app.service.settle_due().await.unwrap();
     }
     assert_eq!(app.payment(&id).await["status"], "COMPLETED");
     assert_eq!(app.toss.approvals("order_bill_race1"), 1, "one approval");

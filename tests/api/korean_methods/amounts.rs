@@ -290,7 +290,7 @@ async fn a_lost_refund_is_resent_with_the_same_account_and_tax_free_part(backend
     .await;
     assert_eq!(lost.status, StatusCode::ACCEPTED, "{}", lost.text);
     assert_eq!(lost.body["tax_free_amount_krw"], 2000);
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{id}/refunds")).await;
     assert_eq!(
         refunds.body["refunds"][0]["status"], "COMPLETED",

@@ -45,7 +45,7 @@ async fn virtual_account_is_issued_deposited_by_webhook_and_refunded_to_an_accou
     let waiting = app.payment(&id).await;
     assert_eq!(waiting["status"], "WAITING_FOR_DEPOSIT");
     let gets = app.toss_requests("GET", "/v1/payments").await.len();
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.toss_requests("GET", "/v1/payments").await.len(), gets);
 
     // A forged deposit callback (wrong secret) changes nothing, and is not even read back.
@@ -134,7 +134,7 @@ async fn an_expired_virtual_account_goes_back_to_pending(backend: Backend) {
     assert_eq!(at_toss["status"], "WAITING_FOR_DEPOSIT");
     assert_eq!(at_toss["virtualAccount"]["expired"], true);
     due_now(&app, &id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let expired = app.payment(&id).await;
     assert_eq!(expired["status"], "PENDING", "{expired}");
     let code = expired["failure"]["code"].as_str().unwrap();
@@ -283,7 +283,7 @@ async fn a_virtual_account_is_cancelled_before_its_deposit(backend: Backend) {
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
     // Toss's CANCELED, read back later, keeps it CANCELLED.
     due_now(&app, &id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.payment(&id).await["status"], "CANCELLED");
     assert_eq!(app.events_of(&id).await.len(), 2);
     app.stop().await;
@@ -306,7 +306,7 @@ async fn a_cancel_whose_answer_is_lost_is_finished_by_the_reconciler(backend: Ba
     assert_eq!(reply.body["status"], "WAITING_FOR_DEPOSIT");
     // As after a crash: the intent is recorded; the reconciler sends the cancel again.
     due_now(&app, &id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let payment = app.payment(&id).await;
     assert_eq!(payment["status"], "CANCELLED", "{payment}");
     assert_eq!(app.toss.payment("pk_va5").unwrap().status, "CANCELED");
@@ -335,7 +335,7 @@ async fn a_refused_cancel_of_an_unpaid_account_is_forgotten(backend: Backend) {
     let gets = app.toss_requests("GET", "/v1/payments").await.len();
     // The reconciler's next passes: nothing is due soon (the slow deposit pace) ...
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(
         app.toss_requests("POST", "/cancel").await.len(),
         1,
@@ -348,7 +348,7 @@ async fn a_refused_cancel_of_an_unpaid_account_is_forgotten(backend: Backend) {
     );
     // ... and when the account's look is due, it is read back, not cancelled.
     due_now(&app, &id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
     assert!(app.toss_requests("GET", "/v1/payments").await.len() > gets);
     assert_eq!(app.payment(&id).await["status"], "WAITING_FOR_DEPOSIT");
@@ -392,7 +392,7 @@ async fn a_refund_answered_while_waiting_whose_account_cannot_be_opened_ends_fai
     )
     .await;
     app.free_cancel_slot(&id).await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     assert!(app.toss_requests("POST", "/cancel").await.is_empty());
     let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds.as_array().unwrap().len(), 1, "listed: {refunds}");

@@ -132,7 +132,7 @@ async fn release_and_send(app: &TestApp, payment: &str) {
         vec![chrono::Utc::now().into(), payment.into()],
     )
     .await;
-    app.service.reconcile_once().await.unwrap();
+    app.service.settle_due().await.unwrap();
     let refunds = app.get(&format!("/payments/{payment}/refunds")).await.body["refunds"].clone();
     assert_eq!(refunds[0]["status"], "COMPLETED", "{refunds}");
 }

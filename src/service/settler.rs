@@ -10,12 +10,12 @@ use tracing::Instrument;
 
 use super::PaymentService;
 
-pub struct Reconciler {
+pub struct Settler {
     service: PaymentService,
     interval: Duration,
 }
 
-impl Reconciler {
+impl Settler {
     pub fn new(service: PaymentService, interval: Duration) -> Self {
         Self { service, interval }
     }
@@ -24,26 +24,26 @@ impl Reconciler {
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             interval_ms = self.interval.as_millis() as u64,
-            "reconciler started"
+            "settler started"
         );
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.interval) => {}
-                _ = self.service.reconcile_now.notified() => {}
+                _ = self.service.settle_now.notified() => {}
             }
-            if let Err(error) = self.service.reconcile_once().await {
-                tracing::warn!(%error, "reconciliation pass failed; will retry");
+            if let Err(error) = self.service.settle_due().await {
+                tracing::warn!(%error, "settling pass failed; will retry");
             }
         }
-        tracing::info!("reconciler stopped");
+        tracing::info!("settler stopped");
     }
 }
 
 impl PaymentService {
     /// One pass over everything due. Returns how many rows it looked at.
-    pub async fn reconcile_once(&self) -> Result<usize, crate::error::AppError> {
+    pub async fn settle_due(&self) -> Result<usize, crate::error::AppError> {
         let now = Utc::now();
         let lease_until = self.claim_expiry();
         let mut seen = 0;
@@ -60,7 +60,7 @@ impl PaymentService {
             payment.reconcile_attempts += 1;
             let id = payment.id;
             let span =
-                tracing::info_span!("reconcile", payment_id = %id, order_id = %payment.order_id);
+                tracing::info_span!("settle", payment_id = %id, order_id = %payment.order_id);
             let settled = if payment.status == crate::domain::PaymentStatus::WaitingForDeposit
                 && payment.cancel_reason.is_some()
             {
@@ -76,7 +76,7 @@ impl PaymentService {
                     .map(|_| ())
             };
             if let Err(error) = settled {
-                tracing::info!(payment_id = %id, code = error.code(), "reconciled payment");
+                tracing::info!(payment_id = %id, code = error.code(), "settled payment");
             }
         }
         for refund in self
@@ -90,7 +90,7 @@ impl PaymentService {
             seen += 1;
             let id = refund.id;
             let span = tracing::info_span!(
-                "reconcile",
+                "settle",
                 payment_id = %refund.payment_id,
                 refund_id = %id,
                 order_id = tracing::field::Empty,
@@ -105,7 +105,7 @@ impl PaymentService {
                 .instrument(span)
                 .await;
             if let Err(error) = settled {
-                tracing::info!(refund_id = %id, code = error.code(), "reconciled refund");
+                tracing::info!(refund_id = %id, code = error.code(), "settled refund");
             }
         }
         crate::idempotency::purge_expired(&self.store, now).await?;
