@@ -20,7 +20,7 @@ use crate::domain::{
 pub use books::{Books, PgSettlement, PgTransaction, TransactionKind};
 pub use metered::{MeteredBooks, MeteredGateway};
 pub use noop::NoopGateway;
-pub use toss::{TossClient, TossSettings};
+pub use toss::{TossClient, TossOptions};
 
 /// A confirm request. `amount` must come from our database, never from a client.
 #[derive(Debug, Clone)]

@@ -33,7 +33,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
-pub struct RelaySettings {
+pub struct RelayOptions {
     /// Put before the event type: `{subject_prefix}payment.completed`.
     pub subject_prefix: String,
     /// Created (subjects `{subject_prefix}payment.>`) if missing.
@@ -113,13 +113,13 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::Connec
 pub struct Relay {
     store: Store,
     jetstream: jetstream::Context,
-    settings: RelaySettings,
+    settings: RelayOptions,
     stream_ready: AtomicBool,
     duplicates: AtomicU64,
 }
 
 impl Relay {
-    pub fn new(store: Store, client: async_nats::Client, settings: RelaySettings) -> Self {
+    pub fn new(store: Store, client: async_nats::Client, settings: RelayOptions) -> Self {
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(settings.publish_timeout)
             .ack_timeout(settings.publish_timeout)

@@ -32,11 +32,6 @@ pub struct IssueOutcome {
 const RACE_RETRIES: usize = 3;
 
 impl PaymentService {
-    /// Whether billing calls to Toss are possible here (a billing or payment secret key is set).
-    pub fn billing_configured(&self) -> bool {
-        self.billing.gateway.is_some()
-    }
-
     /// The user's customer key, created at random on first use. Two requests racing end with
     /// one key: the user id is the primary key, the loser reads the winner's.
     pub async fn billing_customer(&self, user_id: &str) -> Result<CustomerOutcome, AppError> {

@@ -17,7 +17,6 @@ mod reconciler;
 mod reconciliation;
 mod refunds;
 mod review;
-mod sealing;
 mod webhooks;
 
 use std::sync::Arc;
@@ -26,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::crypto::BillingKeyCipher;
+use crate::crypto::{AccountSealer, BillingKeyCipher};
 use crate::domain::{Actor, DomainError, PaymentKey};
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
 use crate::store::Store;
@@ -38,10 +37,9 @@ pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
-pub use reconciliation::{Reconciliation, ReconciliationSettings};
+pub use reconciliation::{Reconciliation, ReconciliationOptions};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// Timing of PG calls and reconciliation.

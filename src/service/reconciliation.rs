@@ -29,7 +29,7 @@ use crate::store::{Claimed, Store, StoreError, Target};
 
 /// Timing and paging of runs (`[reconciliation]` in the configuration).
 #[derive(Debug, Clone)]
-pub struct ReconciliationSettings {
+pub struct ReconciliationOptions {
     /// The daily schedule's time of day, KST; `None`: no schedule.
     pub daily_at: Option<NaiveTime>,
     pub check_interval: Duration,
@@ -38,7 +38,7 @@ pub struct ReconciliationSettings {
     pub lease: Duration,
 }
 
-impl Default for ReconciliationSettings {
+impl Default for ReconciliationOptions {
     fn default() -> Self {
         Self {
             daily_at: None,
@@ -59,11 +59,11 @@ pub struct Reconciliation {
     /// payments key's, and the billing key's when billing runs under a key of its own. None
     /// without a Toss key (runs answer `PG_NOT_CONFIGURED`).
     books: Arc<[Arc<dyn Books>]>,
-    settings: Arc<ReconciliationSettings>,
+    settings: Arc<ReconciliationOptions>,
 }
 
 impl Reconciliation {
-    pub fn new(store: Store, books: Vec<Arc<dyn Books>>, settings: ReconciliationSettings) -> Self {
+    pub fn new(store: Store, books: Vec<Arc<dyn Books>>, settings: ReconciliationOptions) -> Self {
         Self {
             store,
             books: books.into(),

@@ -232,13 +232,13 @@ fn date(raw: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::{Timeouts, TossSettings};
+    use crate::gateway::{Timeouts, TossOptions};
     use serde_json::json;
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn client(uri: &str) -> TossClient {
-        TossClient::new(TossSettings {
+        TossClient::new(TossOptions {
             api_url: uri.to_owned(),
             secret_key: "test_sk_x".into(),
             timeouts: Timeouts {

@@ -31,7 +31,7 @@ pub(super) const MAX_REPLY_BYTES: usize = 1 << 20;
 const TRACE_ID: &str = "X-TossPayments-Trace-Id";
 
 #[derive(Debug, Clone)]
-pub struct TossSettings {
+pub struct TossOptions {
     /// `https://api.tosspayments.com`; a path prefix and a trailing slash are allowed.
     pub api_url: String,
     /// Must belong to the same key set as the client key that opened the payment (`sk` with
@@ -62,7 +62,7 @@ impl fmt::Debug for TossClient {
 impl TossClient {
     /// Fails with [`GatewayError::Misconfigured`] on a bad URL or key: better at start-up than on
     /// the first payment.
-    pub fn new(settings: TossSettings) -> Result<Self, GatewayError> {
+    pub fn new(settings: TossOptions) -> Result<Self, GatewayError> {
         let base = parse_base_url(&settings.api_url)?;
         let authorization = basic_authorization(&settings.secret_key)?;
 
@@ -481,8 +481,8 @@ mod tests {
     const SECRET: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
     const EXPECTED_AUTH: &str = "Basic dGVzdF9za196WExrS0V5cE5BcldtbzUwblgzbG1lYXhZRzVSOg==";
 
-    fn settings(api_url: &str, read: Duration) -> TossSettings {
-        TossSettings {
+    fn settings(api_url: &str, read: Duration) -> TossOptions {
+        TossOptions {
             api_url: api_url.to_owned(),
             secret_key: SecretString::from(SECRET),
             timeouts: Timeouts {

@@ -11,11 +11,15 @@ use config::{Config, ConfigError, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::gateway::Timeouts;
-use crate::relay::RelaySettings;
-use crate::store::{DEFAULT_SQLITE_URL, DatabaseOptions};
+use crate::gateway::{Timeouts, TossOptions};
+use crate::idempotency::IdempotencyOptions;
+use crate::relay::RelayOptions;
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
+mod database;
+
+pub use database::DatabaseSettings;
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -26,11 +30,11 @@ pub struct Settings {
     pub server: ServerSettings,
     pub limits: LimitSettings,
     pub database: DatabaseSettings,
-    pub toss: TossConfig,
+    pub toss: TossSettings,
     pub auth: AuthSettings,
     pub redirect: RedirectSettings,
     pub reconciler: ReconcilerSettings,
-    pub reconciliation: ReconciliationConfig,
+    pub reconciliation: ReconciliationSettings,
     pub idempotency: IdempotencySettings,
     pub nats: NatsSettings,
     pub log: LogSettings,
@@ -134,144 +138,8 @@ impl LimitSettings {
     }
 }
 
-#[derive(Clone, Deserialize)]
-pub struct DatabaseSettings {
-    /// May carry a password, so it is kept out of `Debug`.
-    pub url: Option<SecretString>,
-    pub max_connections: u32,
-    pub acquire_timeout_secs: u64,
-}
-
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("backend", &self.backend_name())
-            .field("max_connections", &self.max_connections)
-            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
-            .finish()
-    }
-}
-
-impl DatabaseSettings {
-    pub fn options(&self) -> DatabaseOptions {
-        DatabaseOptions {
-            url: self
-                .url
-                .as_ref()
-                .map(|url| url.expose_secret().to_owned())
-                .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned()),
-            max_connections: self.max_connections,
-            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
-        }
-    }
-
-    /// "sqlite" or "postgres", for logs.
-    pub fn backend_name(&self) -> &'static str {
-        match &self.url {
-            Some(url) if url.expose_secret().starts_with("postgres") => "postgres",
-            _ => "sqlite",
-        }
-    }
-
-    fn raw_url(&self) -> &str {
-        self.url
-            .as_ref()
-            .map_or(DEFAULT_SQLITE_URL, |url| url.expose_secret())
-    }
-
-    /// Checks the URL before the driver sees it: the driver panics on a URL it cannot parse
-    /// and quotes a URL it cannot use in full, password included. The reason never repeats any
-    /// of the URL, whose user name and password are where a mistyped character usually is.
-    pub fn check_url(&self) -> Result<url::Url, String> {
-        const ENCODE: &str = "in the user name and password, write # as %23, @ as %40, / as %2F, \
-             ? as %3F, : as %3A and % as %25";
-        let raw = self.raw_url();
-        let url = url::Url::parse(raw)
-            .map_err(|error| format!("DATABASE_URL is not a valid URL ({error}); {ENCODE}"))?;
-        match url.scheme() {
-            "postgres" | "postgresql" if raw.contains("://") => {
-                // A `#`, `?` or `/` in the user name ends the authority early: the rest, password
-                // included, would be read as a fragment, query or path.
-                let misread = url.fragment().is_some()
-                    || url.path().contains('@')
-                    || url.query().is_some_and(|query| query.contains('@'));
-                if misread || url.host_str().is_none_or(str::is_empty) {
-                    return Err(format!(
-                        "DATABASE_URL cannot be read as postgres://user:password@host:port/database; {ENCODE}"
-                    ));
-                }
-                Ok(url)
-            }
-            "sqlite" => Ok(url),
-            scheme if raw.starts_with(&format!("{scheme}://")) => Err(format!(
-                "DATABASE_URL: unsupported scheme {scheme:?}; use postgres://… or sqlite://…"
-            )),
-            _ => Err("DATABASE_URL must start with postgres:// or sqlite://".to_owned()),
-        }
-    }
-
-    /// The database for messages: scheme, host, port and path; never the user name, password,
-    /// query or fragment.
-    pub fn url_for_logs(&self) -> String {
-        match self.check_url() {
-            Ok(url) if url.has_authority() => {
-                let host = url.host_str().unwrap_or_default();
-                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-                format!("{}://{host}{port}{}", url.scheme(), url.path())
-            }
-            Ok(url) => format!("{}:{}", url.scheme(), url.path()),
-            Err(_) => "(DATABASE_URL)".to_owned(),
-        }
-    }
-
-    /// `text` (a driver's message) with the URL and every part of its user name and password
-    /// replaced by `***`.
-    pub fn redact(&self, text: &str) -> String {
-        let raw = self.raw_url();
-        let mut secrets = vec![raw.to_owned()];
-        if let Ok(url) = url::Url::parse(raw) {
-            for part in [url.username(), url.password().unwrap_or_default()] {
-                secrets.push(part.to_owned());
-                if let Ok(decoded) = percent_decode(part) {
-                    secrets.push(decoded);
-                }
-            }
-        }
-        secrets.retain(|secret| !secret.is_empty());
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        secrets
-            .iter()
-            .fold(text.to_owned(), |text, secret| text.replace(secret, "***"))
-    }
-}
-
-/// `%XX` escapes decoded, as the driver decodes the user name and password.
-fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let escaped = bytes
-            .get(at + 1..at + 3)
-            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[at], escaped) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                at += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8(decoded)
-}
-
 #[derive(Debug, Clone, Deserialize)]
-pub struct TossConfig {
+pub struct TossSettings {
     pub secret_key: Option<SecretString>,
     /// The billing contract's secret key (`TOSS_BILLING_SECRET_KEY`); unset: `secret_key`.
     #[serde(default)]
@@ -283,12 +151,17 @@ pub struct TossConfig {
     pub max_concurrency: usize,
 }
 
-impl TossConfig {
-    pub fn timeouts(&self) -> Timeouts {
-        Timeouts {
-            connect: Duration::from_secs(self.connect_timeout_secs),
-            read: Duration::from_secs(self.read_timeout_secs),
-            lookup: Duration::from_secs(self.lookup_timeout_secs),
+impl TossSettings {
+    /// A Toss client's options under `secret_key` (payments' or billing's).
+    pub fn client(&self, secret_key: &SecretString) -> TossOptions {
+        TossOptions {
+            api_url: self.api_url.clone(),
+            secret_key: secret_key.clone(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(self.connect_timeout_secs),
+                read: Duration::from_secs(self.read_timeout_secs),
+                lookup: Duration::from_secs(self.lookup_timeout_secs),
+            },
         }
     }
 }
@@ -336,7 +209,7 @@ pub struct ReconcilerSettings {
 
 /// `[reconciliation]`: runs against Toss's books.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ReconciliationConfig {
+pub struct ReconciliationSettings {
     /// "HH:MM" KST; empty: no daily schedule.
     pub daily_at: String,
     pub check_interval_secs: u64,
@@ -344,7 +217,7 @@ pub struct ReconciliationConfig {
     pub lease_secs: u64,
 }
 
-impl ReconciliationConfig {
+impl ReconciliationSettings {
     /// The daily schedule's time of day (KST), `None` when off; an error names what is wrong.
     pub fn daily_at(&self) -> Result<Option<chrono::NaiveTime>, String> {
         let raw = self.daily_at.trim();
@@ -356,14 +229,14 @@ impl ReconciliationConfig {
             .map_err(|_| format!("reconciliation.daily_at: {raw:?} is not HH:MM (e.g. \"04:00\")"))
     }
 
-    pub fn settings(&self) -> Result<crate::service::ReconciliationSettings, String> {
+    pub fn options(&self) -> Result<crate::service::ReconciliationOptions, String> {
         if !(1..=crate::gateway::books::MAX_PAGE).contains(&self.page_size) {
             return Err(format!(
                 "reconciliation.page_size: {} is not 1..=5000",
                 self.page_size
             ));
         }
-        Ok(crate::service::ReconciliationSettings {
+        Ok(crate::service::ReconciliationOptions {
             daily_at: self.daily_at()?,
             check_interval: Duration::from_secs(self.check_interval_secs.max(1)),
             page_size: self.page_size,
@@ -376,6 +249,17 @@ impl ReconciliationConfig {
 pub struct IdempotencySettings {
     pub ttl_secs: u64,
     pub in_flight_lease_secs: u64,
+}
+
+impl IdempotencySettings {
+    /// The layer's options; a body is read whole up to `body_limit` to fingerprint it.
+    pub fn options(&self, body_limit: usize) -> IdempotencyOptions {
+        IdempotencyOptions {
+            ttl: Duration::from_secs(self.ttl_secs),
+            in_flight_lease: Duration::from_secs(self.in_flight_lease_secs),
+            body_limit,
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -412,8 +296,8 @@ impl NatsSettings {
             .filter(|url| !url.is_empty())
     }
 
-    pub fn relay(&self) -> RelaySettings {
-        RelaySettings {
+    pub fn relay(&self) -> RelayOptions {
+        RelayOptions {
             subject_prefix: self.subject_prefix.clone(),
             stream: self
                 .stream
@@ -493,6 +377,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// The `APP_<SECTION>__<KEY>` variables; lists are comma-separated.
+fn environment() -> Environment {
+    Environment::with_prefix("APP")
+        .prefix_separator("_")
+        .separator("__")
+        .list_separator(",")
+        .with_list_parse_key("server.cors_allowed_origins")
+        .with_list_parse_key("limits.trusted_proxies")
+        .try_parsing(true)
+}
+
+/// A secret as configured: set and not blank.
+pub fn configured(value: &Option<SecretString>) -> Option<&SecretString> {
+    value
+        .as_ref()
+        .filter(|value| !value.expose_secret().trim().is_empty())
+}
+
 impl Settings {
     /// Files and environment, as the binary loads them.
     pub fn load() -> Result<Self, ConfigError> {
@@ -501,15 +403,7 @@ impl Settings {
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(File::with_name(&format!("config/{env}")).required(false))
-            .add_source(
-                Environment::with_prefix("APP")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("server.cors_allowed_origins")
-                    .with_list_parse_key("limits.trusted_proxies")
-                    .try_parsing(true),
-            )
+            .add_source(environment())
             .set_override_option("database.url", vars("DATABASE_URL"))?
             .set_override_option("server.bind_addr", vars("BIND_ADDR"))?
             .set_override_option("toss.secret_key", vars("TOSS_SECRET_KEY"))?
@@ -545,21 +439,16 @@ impl Settings {
         if !self.is_production() {
             return Ok(());
         }
-        let set = |value: &Option<SecretString>| {
-            value
-                .as_ref()
-                .is_some_and(|value| !value.expose_secret().trim().is_empty())
-        };
         let mut problems = Vec::new();
         if !has_api_keys {
             problems.push("no API key (set API_KEYS or API_KEYS_FILE)".to_owned());
         }
-        if !set(&self.toss.secret_key) {
+        if configured(&self.toss.secret_key).is_none() {
             problems.push(
                 "TOSS_SECRET_KEY is not set (confirms would be recorded without Toss)".to_owned(),
             );
         }
-        if !set(&self.billing.encryption_key) {
+        if configured(&self.billing.encryption_key).is_none() {
             problems.push(
                 "BILLING_KEY_ENCRYPTION_KEY is not set (stored billing keys would be lost at restart)"
                     .to_owned(),
@@ -648,19 +537,13 @@ mod tests {
         let settings = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .add_source(
-                Environment::with_prefix("APP")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("limits.trusted_proxies")
-                    .try_parsing(true)
-                    .source(Some(
-                        [(
-                            "APP_LIMITS__TRUSTED_PROXIES".to_owned(),
-                            "10.0.0.0/8,fd00::/8".to_owned(),
-                        )]
-                        .into(),
-                    )),
+                environment().source(Some(
+                    [(
+                        "APP_LIMITS__TRUSTED_PROXIES".to_owned(),
+                        "10.0.0.0/8,fd00::/8".to_owned(),
+                    )]
+                    .into(),
+                )),
             )
             .build()
             .and_then(Config::try_deserialize::<Settings>)
@@ -682,62 +565,6 @@ mod tests {
         );
         settings.nats.url = Some("nats://u:nats-password@h:4222".into());
         assert!(!format!("{settings:?}").contains("nats-password"));
-    }
-
-    fn database(url: &str) -> DatabaseSettings {
-        let mut settings = Settings::defaults().database;
-        settings.url = Some(url.into());
-        settings
-    }
-
-    #[test]
-    fn database_url_is_checked_and_shown_without_its_userinfo() {
-        for good in [
-            "postgres://u:p%23w@127.0.0.1:5432/db",
-            "postgresql://h/db",
-            "sqlite://payment-service.db?mode=rwc",
-            "sqlite::memory:",
-        ] {
-            assert!(database(good).check_url().is_ok(), "{good}");
-        }
-        assert_eq!(
-            database("postgres://alice:pw@db.internal:5433/payments?sslmode=require")
-                .url_for_logs(),
-            "postgres://db.internal:5433/payments"
-        );
-        assert_eq!(
-            database("sqlite://payment-service.db?mode=rwc").url_for_logs(),
-            "sqlite://payment-service.db"
-        );
-        for (bad, userinfo) in [
-            ("postgres://alice:pa#ss@127.0.0.1:5432/db", "pa#ss"),
-            ("postgres://al#ice:pw_1@127.0.0.1:5432/db", "pw_1"),
-            ("postgres://al?ice:pw_1@127.0.0.1:5432/db", "pw_1"),
-            ("postgres://al/ice:pw_1@127.0.0.1:5432/db", "pw_1"),
-            ("postgres://alice:pw_1@[::1", "pw_1"),
-            ("mysql://alice:pw_1@host/db", "pw_1"),
-            ("alice:pw_1@host/db", "alice"),
-            ("postgres:alice:pw_1@host/db", "alice"),
-        ] {
-            let settings = database(bad);
-            let reason = settings.check_url().expect_err(bad);
-            assert!(
-                !reason.contains(userinfo) && !reason.contains("alice"),
-                "{bad}: {reason}"
-            );
-            assert!(reason.contains("DATABASE_URL"), "{bad}: {reason}");
-            assert!(!settings.url_for_logs().contains(userinfo), "{bad}");
-        }
-    }
-
-    #[test]
-    fn redact_hides_the_url_and_its_userinfo_raw_and_decoded() {
-        let settings = database("postgres://al%69ce:p%40ss@h/db");
-        let text = "role \"alice\" (al%69ce) with p@ss, p%40ss, in postgres://al%69ce:p%40ss@h/db";
-        assert_eq!(
-            settings.redact(text),
-            "role \"***\" (***) with ***, ***, in ***"
-        );
     }
 
     fn production() -> Settings {
