@@ -6,6 +6,7 @@ mod billing;
 mod changes;
 mod ids;
 mod methods;
+mod pg;
 mod pg_ref;
 pub mod reconciliation;
 mod records;
@@ -18,13 +19,14 @@ pub use billing::{
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use ids::{
-    Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey,
-    PaymentRef, RefundId, ScopedKey, UserId,
+    Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PassId, PaymentId, PaymentKey,
+    PaymentRef, RefundId, RunId, ScopedKey, UserId,
 };
 pub use methods::{
     CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
     mask,
 };
+pub use pg::{PgSettlement, PgStatus, PgTransaction, TransactionKind};
 pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Payment, PaymentStatus, Refund, RefundStatus};
+use super::{PassId, Payment, PaymentStatus, Refund, RefundStatus, RunId};
 
 /// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
 pub fn kst() -> FixedOffset {
@@ -96,12 +96,12 @@ pub struct RunSummary {
 /// A run of one date. There is one per date: running the date again replaces its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconciliationRun {
-    pub id: String,
+    pub id: RunId,
     pub date: NaiveDate,
     pub status: RunStatus,
     pub trigger: String,
     /// The attempt now running the date (a fresh one for every start); only it may finish it.
-    pub pass_id: String,
+    pub pass_id: PassId,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Until when the running pass is presumed alive; after it, another start takes over.

@@ -153,7 +153,7 @@ impl RunDto {
     fn new(run: &ReconciliationRun, discrepancies: &[Discrepancy]) -> Self {
         use crate::domain::reconciliation::{DiscrepancyKind as Kind, RunStatus};
         Self {
-            run_id: run.id.clone(),
+            run_id: run.id.to_string(),
             date: run.date.to_string(),
             status: match run.status {
                 RunStatus::Running => RunStatusDto::Running,

@@ -275,10 +275,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 other => set_aside(
                     ours,
                     refunds,
-                    format!(
-                        "Toss shows {} for a payment we completed",
-                        status_name(other)
-                    ),
+                    format!("Toss shows {} for a payment we completed", other.as_str()),
                     ctx,
                 ),
             }
@@ -357,7 +354,7 @@ fn failure_of(record: &PgPayment) -> Failure {
             retryable: None,
         },
         _ => Failure {
-            code: format!("PG_{}", status_name(&record.status)),
+            code: format!("PG_{}", record.status.as_str()),
             message: "the PG ended the payment attempt without approval".to_owned(),
             retryable: None,
         },
@@ -823,20 +820,6 @@ fn set_aside(ours: &Payment, _refunds: &[Refund], reason: String, ctx: &Context)
     decision.alert("pg_record_mismatch", reason)
 }
 
-pub(super) fn status_name(status: &PgStatus) -> &str {
-    match status {
-        PgStatus::Ready => "READY",
-        PgStatus::InProgress => "IN_PROGRESS",
-        PgStatus::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
-        PgStatus::Done => "DONE",
-        PgStatus::Canceled => "CANCELED",
-        PgStatus::PartialCanceled => "PARTIAL_CANCELED",
-        PgStatus::Aborted => "ABORTED",
-        PgStatus::Expired => "EXPIRED",
-        PgStatus::Other(other) => other,
-    }
-}
-
 /// What adopting a record left: the payment and its refunds as they now are, and the verdict.
 #[derive(Debug, Clone)]
 pub struct Adopted {
@@ -977,10 +960,10 @@ impl PaymentService {
         }
         match &verdict {
             Verdict::Settled => {
-                tracing::info!(payment_id = %id, status = %payment.status, pg_status = status_name(&record.status), "adopted Toss's record")
+                tracing::info!(payment_id = %id, status = %payment.status, pg_status = record.status.as_str(), "adopted Toss's record")
             }
             Verdict::Undecided { .. } => {
-                tracing::info!(payment_id = %id, pg_status = status_name(&record.status), "Toss has not decided the attempt yet")
+                tracing::info!(payment_id = %id, pg_status = record.status.as_str(), "Toss has not decided the attempt yet")
             }
             Verdict::Foreign => {
                 tracing::warn!(payment_id = %id, "Toss's record is about another order; ignored")

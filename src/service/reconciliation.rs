@@ -22,7 +22,7 @@ use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunSummary, RunTrigger, kst_day_bounds,
     today_kst,
 };
-use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
+use crate::domain::{PassId, Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
 use crate::error::AppError;
 use crate::gateway::Books;
 use crate::store::{Claimed, Store, StoreError, Target};
@@ -130,10 +130,11 @@ impl Reconciliation {
     }
 
     pub async fn run(&self, id: &str) -> Result<ReconciliationRun, AppError> {
-        self.store
-            .run(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound("no such reconciliation run".to_owned()))
+        let found = match id.parse() {
+            Ok(id) => self.store.run(&id).await?,
+            Err(_) => None,
+        };
+        found.ok_or_else(|| AppError::NotFound("no such reconciliation run".to_owned()))
     }
 
     /// The run of `date`, or the latest runs (newest date first) without one.
@@ -164,7 +165,7 @@ impl Reconciliation {
     }
 
     /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
-    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &str) {
+    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &PassId) {
         let started = Instant::now();
         let outcome = self.pass(books, run, pass).await;
         let finished = match &outcome {
@@ -222,7 +223,7 @@ impl Reconciliation {
         &self,
         sources: &[Arc<dyn Books>],
         run: &ReconciliationRun,
-        pass: &str,
+        pass: &PassId,
     ) -> Result<RunSummary, String> {
         let database = |error: StoreError| format!("the database could not be used: {error}");
         // Pages of passes that died with their instance.
@@ -293,7 +294,7 @@ impl Reconciliation {
         Ok(summary)
     }
 
-    async fn keep_lease(&self, run: &ReconciliationRun, pass: &str) -> Result<(), String> {
+    async fn keep_lease(&self, run: &ReconciliationRun, pass: &PassId) -> Result<(), String> {
         let until = Utc::now() + self.settings.lease;
         match self.store.renew_run(&run.id, pass, until).await {
             Ok(true) => Ok(()),

@@ -11,11 +11,10 @@ use sea_orm::{
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::PaymentId;
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
-use crate::gateway::{PgSettlement, PgTransaction};
+use crate::domain::{PassId, PaymentId, PgSettlement, PgTransaction, RunId};
 
 /// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.
 const INSERT_CHUNK: usize = 1000;
@@ -32,7 +31,20 @@ pub struct StoredDiscrepancy {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub run: ReconciliationRun,
-    pub pass: Option<String>,
+    pub pass: Option<PassId>,
+}
+
+/// Run and pass ids are stored as text.
+impl From<&RunId> for Value {
+    fn from(id: &RunId) -> Self {
+        id.to_string().into()
+    }
+}
+
+impl From<&PassId> for Value {
+    fn from(id: &PassId) -> Self {
+        id.to_string().into()
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -51,9 +63,9 @@ impl TryFrom<run::Model> for ReconciliationRun {
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(|_| corrupt("summary"))?,
-            id: row.id,
+            id: row.id.parse().map_err(|_| corrupt("id"))?,
             trigger: row.trigger,
-            pass_id: row.pass_id,
+            pass_id: row.pass_id.parse().map_err(|_| corrupt("pass"))?,
             started_at: row.started_at,
             finished_at: row.finished_at,
             lease_until: row.lease_until,
@@ -101,13 +113,13 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Claimed> {
-        let pass = uuid::Uuid::now_v7().to_string();
+        let pass = PassId::new();
         let fresh = run::ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
+            id: Set(RunId::new().to_string()),
             date: Set(date.to_string()),
             status: Set(RunStatus::Running.as_str().to_owned()),
             trigger: Set(trigger.as_str().to_owned()),
-            pass_id: Set(pass.clone()),
+            pass_id: Set(pass.to_string()),
             started_at: Set(now),
             finished_at: Set(None),
             lease_until: Set(lease_until),
@@ -131,7 +143,7 @@ impl Store {
                     Expr::value(RunStatus::Running.as_str()),
                 )
                 .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
-                .col_expr(run::Column::PassId, Expr::value(pass.clone()))
+                .col_expr(run::Column::PassId, Expr::value(pass.to_string()))
                 .col_expr(run::Column::StartedAt, Expr::value(now))
                 .col_expr(run::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
                 .col_expr(run::Column::LeaseUntil, Expr::value(lease_until))
@@ -155,8 +167,8 @@ impl Store {
         Ok(Claimed { run, pass })
     }
 
-    pub async fn run(&self, id: &str) -> StoreResult<Option<ReconciliationRun>> {
-        run::Entity::find_by_id(id.to_owned())
+    pub async fn run(&self, id: &RunId) -> StoreResult<Option<ReconciliationRun>> {
+        run::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
             .map(ReconciliationRun::try_from)
@@ -187,7 +199,7 @@ impl Store {
     /// A run's discrepancies after row `after`, in the order the run found them.
     pub async fn discrepancies(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         after: i64,
         limit: u64,
     ) -> StoreResult<Vec<StoredDiscrepancy>> {
@@ -206,7 +218,7 @@ impl Store {
     /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
     pub async fn discrepancies_naming(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         payment_id: PaymentId,
     ) -> StoreResult<Vec<Discrepancy>> {
         discrepancy::Entity::find()
@@ -254,8 +266,8 @@ impl Store {
     /// Moves the lease of the pass forward; `false` when the pass is no longer the run's.
     pub async fn renew_run(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let result = run::Entity::update_many()
@@ -272,8 +284,8 @@ impl Store {
     /// is no longer the run's (another start took it over).
     pub async fn finish_run(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         outcome: Result<&RunSummary, &str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -299,7 +311,7 @@ impl Store {
 
     /// Forgets the staged pages of `pass`, or (`None`) of every pass no running run owns (a
     /// pass whose instance died leaves its pages behind).
-    pub async fn clear_staging(&self, pass: Option<&str>) -> StoreResult<()> {
+    pub async fn clear_staging(&self, pass: Option<&PassId>) -> StoreResult<()> {
         let backend = self.db.get_database_backend();
         for table in ["reconciliation_transactions", "reconciliation_settlements"] {
             let (sql, values) = match pass {
@@ -323,7 +335,11 @@ impl Store {
     }
 
     /// Stages one page of Toss's transactions. A transaction Toss lists twice is kept once.
-    pub async fn stage_transactions(&self, pass: &str, rows: &[PgTransaction]) -> StoreResult<()> {
+    pub async fn stage_transactions(
+        &self,
+        pass: &PassId,
+        rows: &[PgTransaction],
+    ) -> StoreResult<()> {
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut insert = Query::insert();
             insert
@@ -353,7 +369,7 @@ impl Store {
                     row.payment_key.clone().into(),
                     row.order_id.clone().into(),
                     row.kind().as_str().into(),
-                    row.status.clone().into(),
+                    row.status.as_str().into(),
                     row.amount.into(),
                     row.transaction_at.clone().into(),
                 ]);
@@ -366,7 +382,7 @@ impl Store {
     /// Stages one page of Toss's settlements; `first_row` numbers its first row.
     pub async fn stage_settlements(
         &self,
-        pass: &str,
+        pass: &PassId,
         first_row: i64,
         rows: &[PgSettlement],
     ) -> StoreResult<()> {
@@ -422,19 +438,19 @@ impl Store {
     /// is no longer the run's.
     pub async fn compare(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         date: NaiveDate,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
     ) -> StoreResult<Option<RunSummary>> {
         let backend = self.db.get_database_backend();
         let txn = self.db.begin().await?;
-        let mut owner = run::Entity::find_by_id(run_id.to_owned());
+        let mut owner = run::Entity::find_by_id(run_id.to_string());
         if backend == DbBackend::Postgres {
             owner = owner.lock_exclusive();
         }
         match owner.one(&txn).await? {
-            Some(row) if row.pass_id == pass => {}
+            Some(row) if row.pass_id == pass.to_string() => {}
             _ => {
                 txn.rollback().await?;
                 return Ok(None);

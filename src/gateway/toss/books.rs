@@ -198,7 +198,7 @@ fn parse_transactions(body: &[u8]) -> Result<Vec<PgTransaction>, GatewayError> {
             transaction_key: row.transaction_key,
             payment_key: row.payment_key,
             order_id: row.order_id,
-            status: row.status,
+            status: crate::domain::PgStatus::parse(row.status),
             amount: row.amount.abs(),
             transaction_at: row.transaction_at,
         })
