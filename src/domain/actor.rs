@@ -110,6 +110,17 @@ impl Actor {
     }
 }
 
+/// `{"type", "name"}`: the envelope's `actor` and the payloads' `requested_by`.
+impl serde::Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut actor = serializer.serialize_struct("Actor", 2)?;
+        actor.serialize_field("type", self.kind.as_str())?;
+        actor.serialize_field("name", &self.name)?;
+        actor.end()
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.name {

@@ -4,6 +4,7 @@ mod actor;
 mod attempts;
 mod billing;
 mod changes;
+mod events;
 mod ids;
 mod methods;
 mod pg;
@@ -18,6 +19,10 @@ pub use billing::{
     AuthKey, BillingCustomer, BillingKey, BillingKeySecret, BillingKeyStatus, CardInfo, CustomerKey,
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
+pub use events::{
+    EventPayload, PaymentCancelled, PaymentCompleted, PaymentFailed, PaymentRefunded,
+    PaymentWaitingForDeposit, RefundFailed,
+};
 pub use ids::{
     Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PassId, PaymentId, PaymentKey,
     PaymentRef, RefundId, RunId, ScopedKey, UserId,

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::StoredEvent;
+use crate::domain::{Actor, StoredEvent};
 use crate::store::{Store, StoreError};
 
 /// Shortest pause after a failed pass, whatever the interval.
@@ -67,16 +67,8 @@ struct Envelope<'a> {
     timestamp: String,
     source: &'a str,
     user_id: &'a str,
-    actor: ActorBody<'a>,
+    actor: &'a Actor,
     payload: &'a serde_json::Value,
-}
-
-/// The envelope's `actor`: `{"type", "name"}`.
-#[derive(Debug, Serialize)]
-struct ActorBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    name: Option<&'a str>,
 }
 
 impl<'a> From<&'a StoredEvent> for Envelope<'a> {
@@ -88,10 +80,7 @@ impl<'a> From<&'a StoredEvent> for Envelope<'a> {
             timestamp: e.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             source: &e.source,
             user_id: &e.user_id,
-            actor: ActorBody {
-                kind: e.actor.kind.as_str(),
-                name: e.actor.name.as_deref(),
-            },
+            actor: &e.actor,
             payload: &e.payload,
         }
     }
