@@ -165,3 +165,9 @@ impl Store {
         let _ = self.db.close().await;
     }
 }
+
+/// `payment_transitions_total{from, to}`.
+fn count_transition(from: &str, to: &str) {
+    metrics::counter!("payment_transitions_total", "from" => from.to_owned(), "to" => to.to_owned())
+        .increment(1);
+}
