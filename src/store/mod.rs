@@ -13,6 +13,7 @@ mod refunds;
 mod reviews;
 mod sealed;
 mod sql;
+mod staging;
 mod webhooks;
 
 use std::time::Duration;

@@ -14,10 +14,7 @@ use super::{Store, StoreError, StoreResult};
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
-use crate::domain::{PassId, PaymentId, PgSettlement, PgTransaction, RunId};
-
-/// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.
-const INSERT_CHUNK: usize = 1000;
+use crate::domain::{PassId, PaymentId, RunId};
 
 /// A discrepancy with the row id it is stored under (for paging through a run's list).
 #[derive(Debug, Clone)]
@@ -95,7 +92,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
 }
 
 /// A statement written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         DbBackend::Postgres => sql.to_owned(),
         _ => sql.replace('$', "?"),
@@ -307,129 +304,6 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected == 1)
-    }
-
-    /// Forgets the staged pages of `pass`, or (`None`) of every pass no running run owns (a
-    /// pass whose instance died leaves its pages behind).
-    pub async fn clear_staging(&self, pass: Option<&PassId>) -> StoreResult<()> {
-        let backend = self.db.get_database_backend();
-        for table in ["reconciliation_transactions", "reconciliation_settlements"] {
-            let (sql, values) = match pass {
-                Some(pass) => (
-                    format!("DELETE FROM {table} WHERE pass_id = $1"),
-                    vec![Value::from(pass)],
-                ),
-                None => (
-                    format!(
-                        "DELETE FROM {table} WHERE pass_id NOT IN \
-                         (SELECT pass_id FROM reconciliation_runs WHERE status = 'RUNNING')"
-                    ),
-                    Vec::new(),
-                ),
-            };
-            self.db
-                .execute_raw(statement(backend, &sql, values))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Stages one page of Toss's transactions. A transaction Toss lists twice is kept once.
-    pub async fn stage_transactions(
-        &self,
-        pass: &PassId,
-        rows: &[PgTransaction],
-    ) -> StoreResult<()> {
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut insert = Query::insert();
-            insert
-                .into_table(Alias::new("reconciliation_transactions"))
-                .columns(
-                    [
-                        "pass_id",
-                        "transaction_key",
-                        "payment_key",
-                        "order_id",
-                        "kind",
-                        "status",
-                        "amount_krw",
-                        "transaction_at",
-                    ]
-                    .map(Alias::new),
-                )
-                .on_conflict(
-                    OnConflict::columns(["pass_id", "transaction_key"].map(Alias::new))
-                        .do_nothing()
-                        .to_owned(),
-                );
-            for row in chunk {
-                insert.values_panic([
-                    pass.into(),
-                    row.transaction_key.clone().into(),
-                    row.payment_key.clone().into(),
-                    row.order_id.clone().into(),
-                    row.kind().as_str().into(),
-                    row.status.as_str().into(),
-                    row.amount.into(),
-                    row.transaction_at.clone().into(),
-                ]);
-            }
-            self.db.execute(&insert).await?;
-        }
-        Ok(())
-    }
-
-    /// Stages one page of Toss's settlements; `first_row` numbers its first row.
-    pub async fn stage_settlements(
-        &self,
-        pass: &PassId,
-        first_row: i64,
-        rows: &[PgSettlement],
-    ) -> StoreResult<()> {
-        for (offset, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
-            let mut insert = Query::insert();
-            insert
-                .into_table(Alias::new("reconciliation_settlements"))
-                .columns(
-                    [
-                        "pass_id",
-                        "row_no",
-                        "payment_key",
-                        "transaction_key",
-                        "order_id",
-                        "kind",
-                        "amount_krw",
-                        "fee_krw",
-                        "payout_krw",
-                        "sold_date",
-                        "paid_out_date",
-                    ]
-                    .map(Alias::new),
-                )
-                .on_conflict(
-                    OnConflict::columns(["pass_id", "row_no"].map(Alias::new))
-                        .do_nothing()
-                        .to_owned(),
-                );
-            let base = first_row + i64::try_from(offset * INSERT_CHUNK).unwrap_or(i64::MAX);
-            for (index, row) in chunk.iter().enumerate() {
-                insert.values_panic([
-                    pass.into(),
-                    (base + i64::try_from(index).unwrap_or(i64::MAX)).into(),
-                    row.payment_key.clone().into(),
-                    row.transaction_key.clone().into(),
-                    row.order_id.clone().into(),
-                    if row.is_cancel { "CANCEL" } else { "SALE" }.into(),
-                    row.amount.into(),
-                    row.fee.into(),
-                    row.payout.into(),
-                    row.sold_date.map(|d| d.to_string()).into(),
-                    row.paid_out_date.map(|d| d.to_string()).into(),
-                ]);
-            }
-            self.db.execute(&insert).await?;
-        }
-        Ok(())
     }
 
     /// Compares the staged pages of `pass` with our payments and refunds of `date` (completed
