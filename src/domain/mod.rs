@@ -1,5 +1,51 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+/// An enum stored and shown as text: each variant's text (`as_str`, `Display`), `FromStr` (an
+/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident in $field:literal, $what:literal {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($name::$variant),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::domain::DomainError::new(
+                        $field,
+                        format!(concat!("unknown ", $what, " {:?}"), other),
+                    )),
+                }
+            }
+        }
+    };
+}
+
 mod actor;
 mod attempts;
 mod billing;

@@ -49,24 +49,15 @@ impl PgStatus {
     }
 }
 
-/// What a transaction did, from its `status` (the payment's status after it, §17.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionKind {
-    /// `DONE`: the approval (or a virtual account's deposit).
-    Approval,
-    /// `CANCELED` / `PARTIAL_CANCELED`: one cancel.
-    Cancel,
-    /// Anything else (`WAITING_FOR_DEPOSIT`: a virtual account was issued; no money moved).
-    Other,
-}
-
-impl TransactionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approval => "APPROVAL",
-            Self::Cancel => "CANCEL",
-            Self::Other => "OTHER",
-        }
+text_enum! {
+    /// What a transaction did, from its `status` (the payment's status after it, §17.3).
+    pub enum TransactionKind in "kind", "transaction kind" {
+        /// `DONE`: the approval (or a virtual account's deposit).
+        Approval = "APPROVAL",
+        /// `CANCELED` / `PARTIAL_CANCELED`: one cancel.
+        Cancel = "CANCEL",
+        /// Anything else (`WAITING_FOR_DEPOSIT`: a virtual account was issued; no money moved).
+        Other = "OTHER",
     }
 }
 

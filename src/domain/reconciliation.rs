@@ -29,48 +29,21 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "RUNNING" => Some(Self::Running),
-            "COMPLETED" => Some(Self::Completed),
-            "FAILED" => Some(Self::Failed),
-            _ => None,
-        }
+text_enum! {
+    pub enum RunStatus in "status", "run status" {
+        Running = "RUNNING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
     }
 }
 
-/// Who started a run: a person (`POST /reconciliation/runs`), the daily schedule, or the
-/// command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunTrigger {
-    Api,
-    Schedule,
-    Cli,
-}
-
-impl RunTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Schedule => "schedule",
-            Self::Cli => "cli",
-        }
+text_enum! {
+    /// Who started a run: a person (`POST /reconciliation/runs`), the daily schedule, or the
+    /// command line.
+    pub enum RunTrigger in "trigger", "run trigger" {
+        Api = "api",
+        Schedule = "schedule",
+        Cli = "cli",
     }
 }
 
@@ -111,35 +84,14 @@ pub struct ReconciliationRun {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscrepancyKind {
-    /// Toss has an approval or cancel (or a settlement) we have no record of.
-    MissingHere,
-    /// We hold a completed payment or refund of the day that Toss does not.
-    MissingAtToss,
-    AmountMismatch,
-    StatusMismatch,
-}
-
-impl DiscrepancyKind {
-    pub const ALL: [Self; 4] = [
-        Self::MissingHere,
-        Self::MissingAtToss,
-        Self::AmountMismatch,
-        Self::StatusMismatch,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MissingHere => "MISSING_HERE",
-            Self::MissingAtToss => "MISSING_AT_TOSS",
-            Self::AmountMismatch => "AMOUNT_MISMATCH",
-            Self::StatusMismatch => "STATUS_MISMATCH",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+text_enum! {
+    pub enum DiscrepancyKind in "kind", "discrepancy kind" {
+        /// Toss has an approval or cancel (or a settlement) we have no record of.
+        MissingHere = "MISSING_HERE",
+        /// We hold a completed payment or refund of the day that Toss does not.
+        MissingAtToss = "MISSING_AT_TOSS",
+        AmountMismatch = "AMOUNT_MISMATCH",
+        StatusMismatch = "STATUS_MISMATCH",
     }
 }
 

@@ -520,7 +520,7 @@ fn is_run_reason(reason: &str) -> bool {
     let Some((kind, what)) = rest.split_once(" (") else {
         return false;
     };
-    DiscrepancyKind::parse(kind).is_some()
+    kind.parse::<DiscrepancyKind>().is_ok()
         && what.ends_with(')')
         && !what[..what.len() - 1].contains(')')
 }

@@ -12,7 +12,7 @@ use sea_orm::{
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::reconciliation::{
-    Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
+    Discrepancy, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
 use crate::domain::{PassId, PaymentId, RunId};
 
@@ -53,7 +53,7 @@ impl TryFrom<run::Model> for ReconciliationRun {
     fn try_from(row: run::Model) -> Result<Self, Self::Error> {
         Ok(Self {
             date: row.date.parse().map_err(|_| corrupt("date"))?,
-            status: RunStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            status: row.status.parse().map_err(|_| corrupt("status"))?,
             summary: row
                 .summary
                 .as_deref()
@@ -79,7 +79,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
         Ok(Self {
             id: row.id,
             discrepancy: Discrepancy {
-                kind: DiscrepancyKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+                kind: row.kind.parse().map_err(|_| corrupt("kind"))?,
                 order_id: row.order_id,
                 payment_key: row.payment_key,
                 transaction_key: row.transaction_key,
