@@ -40,7 +40,6 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub billing: BillingSettings,
-    #[serde(default)]
     pub webhooks: WebhookSettings,
 }
 
@@ -50,14 +49,6 @@ pub struct WebhookSettings {
     /// How long a handled delivery is remembered (so Toss's retries are recognised); the
     /// reconciler's housekeeping deletes older ones.
     pub retention_secs: u64,
-}
-
-impl Default for WebhookSettings {
-    fn default() -> Self {
-        Self {
-            retention_secs: 7 * 86_400,
-        }
-    }
 }
 
 /// Toss billing (자동결제).
@@ -78,12 +69,7 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     /// A connection whose request headers are not all in within this time is closed.
-    #[serde(default = "default_header_read_timeout_secs")]
     pub header_read_timeout_secs: u64,
-}
-
-fn default_header_read_timeout_secs() -> u64 {
-    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,12 +85,7 @@ pub struct LimitSettings {
     #[serde(default)]
     pub trust_forwarded_for: bool,
     /// Requests served at once, over every route; one more is answered 503.
-    #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
-}
-
-fn default_max_concurrent_requests() -> usize {
-    1024
 }
 
 impl LimitSettings {

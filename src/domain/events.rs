@@ -44,9 +44,9 @@ impl EventPayload {
     }
 }
 
-/// `payment.completed`: the payment as it is after completion.
+/// What `payment.completed` and `payment.waiting_for_deposit` both say of the payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PaymentCompleted {
+pub struct PaidWith {
     pub payment_id: String,
     pub order_id: String,
     pub amount: i64,
@@ -54,6 +54,27 @@ pub struct PaymentCompleted {
     pub payment_method: String,
     pub pg_provider: Option<String>,
     pub pg_transaction_id: Option<String>,
+}
+
+impl PaidWith {
+    fn new(payment: &Payment, pg_provider: Option<&str>, pg_transaction_id: Option<&str>) -> Self {
+        Self {
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.as_str().to_owned(),
+            amount: payment.amount_krw,
+            currency: payment.currency.clone(),
+            payment_method: payment.payment_method.clone(),
+            pg_provider: pg_provider.map(str::to_owned),
+            pg_transaction_id: pg_transaction_id.map(str::to_owned),
+        }
+    }
+}
+
+/// `payment.completed`: the payment as it is after completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentCompleted {
+    #[serde(flatten)]
+    pub payment: PaidWith,
     pub payment_type: &'static str,
     pub subscription_id: Option<String>,
 }
@@ -65,13 +86,7 @@ impl PaymentCompleted {
         pg_transaction_id: Option<&str>,
     ) -> EventPayload {
         EventPayload::Completed(Self {
-            payment_id: payment.id.to_string(),
-            order_id: payment.order_id.as_str().to_owned(),
-            amount: payment.amount_krw,
-            currency: payment.currency.clone(),
-            payment_method: payment.payment_method.clone(),
-            pg_provider: pg_provider.map(str::to_owned),
-            pg_transaction_id: pg_transaction_id.map(str::to_owned),
+            payment: PaidWith::new(payment, pg_provider, pg_transaction_id),
             payment_type: payment.payment_type.as_str(),
             subscription_id: payment.subscription_id.clone(),
         })
@@ -131,30 +146,15 @@ impl PaymentRefunded {
 /// `payment.waiting_for_deposit`: a virtual account was issued; the buyer has not paid yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentWaitingForDeposit {
-    pub payment_id: String,
-    pub order_id: String,
-    pub amount: i64,
-    pub currency: String,
-    pub payment_method: String,
-    pub pg_provider: Option<String>,
-    pub pg_transaction_id: Option<String>,
+    #[serde(flatten)]
+    pub payment: PaidWith,
 }
 
 impl PaymentWaitingForDeposit {
     pub fn new(payment: &Payment) -> EventPayload {
-        EventPayload::WaitingForDeposit(Self {
-            payment_id: payment.id.to_string(),
-            order_id: payment.order_id.as_str().to_owned(),
-            amount: payment.amount_krw,
-            currency: payment.currency.clone(),
-            payment_method: payment.payment_method.clone(),
-            pg_provider: payment.pg_provider.clone(),
-            pg_transaction_id: payment
-                .payment_key
-                .as_ref()
-                .map(PaymentKey::as_str)
-                .map(str::to_owned),
-        })
+        let key = payment.payment_key.as_ref().map(PaymentKey::as_str);
+        let payment = PaidWith::new(payment, payment.pg_provider.as_deref(), key);
+        EventPayload::WaitingForDeposit(Self { payment })
     }
 }
 

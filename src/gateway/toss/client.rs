@@ -437,30 +437,26 @@ fn log_call(call: &CallLog<'_>) {
         Subject::Unnamed => (None, None),
     };
     let operation = call.operation.as_str();
+    // One line per call, at `info` when it succeeded and `warn` when not.
+    macro_rules! log_line {
+        ($level:ident, $($rest:tt)*) => {
+            tracing::$level!(
+                operation,
+                payment_key,
+                order_id,
+                http_status = call.http_status,
+                elapsed_ms = call.elapsed_ms,
+                trace_id = call.trace_id,
+                code = call.code,
+                $($rest)*
+            )
+        };
+    }
     match call.result {
-        Ok(found) => tracing::info!(
-            operation,
-            payment_key,
-            order_id,
-            http_status = call.http_status,
-            elapsed_ms = call.elapsed_ms,
-            trace_id = call.trace_id,
-            code = call.code,
-            found,
-            "toss call succeeded"
-        ),
-        Err(error) => tracing::warn!(
-            operation,
-            payment_key,
-            order_id,
-            http_status = call.http_status,
-            elapsed_ms = call.elapsed_ms,
-            trace_id = call.trace_id,
-            code = call.code,
-            outcome = ?error.outcome(),
-            error = %error,
-            "toss call failed"
-        ),
+        Ok(found) => log_line!(info, found, "toss call succeeded"),
+        Err(error) => {
+            log_line!(warn, outcome = ?error.outcome(), error = %error, "toss call failed")
+        }
     }
 }
 
