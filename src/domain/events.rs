@@ -80,7 +80,7 @@ pub struct PaymentCompleted {
 }
 
 impl PaymentCompleted {
-    pub fn new(
+    pub fn of(
         payment: &Payment,
         pg_provider: Option<&str>,
         pg_transaction_id: Option<&str>,
@@ -105,7 +105,7 @@ pub struct PaymentFailed {
 }
 
 impl PaymentFailed {
-    pub fn new(payment: &Payment, failure: &Failure) -> EventPayload {
+    pub fn of(payment: &Payment, failure: &Failure) -> EventPayload {
         EventPayload::Failed(Self {
             payment_id: payment.id.to_string(),
             order_id: payment.order_id.as_str().to_owned(),
@@ -130,7 +130,7 @@ pub struct PaymentRefunded {
 }
 
 impl PaymentRefunded {
-    pub fn new(payment: &Payment, refund: &Refund) -> EventPayload {
+    pub fn of(payment: &Payment, refund: &Refund) -> EventPayload {
         EventPayload::Refunded(Self {
             payment_id: payment.id.to_string(),
             refund_id: refund.id.to_string(),
@@ -151,7 +151,7 @@ pub struct PaymentWaitingForDeposit {
 }
 
 impl PaymentWaitingForDeposit {
-    pub fn new(payment: &Payment) -> EventPayload {
+    pub fn of(payment: &Payment) -> EventPayload {
         let key = payment.payment_key.as_ref().map(PaymentKey::as_str);
         let payment = PaidWith::new(payment, payment.pg_provider.as_deref(), key);
         EventPayload::WaitingForDeposit(Self { payment })
@@ -169,7 +169,7 @@ pub struct PaymentCancelled {
 }
 
 impl PaymentCancelled {
-    pub fn new(payment: &Payment, reason: &str, requested_by: &Actor) -> EventPayload {
+    pub fn of(payment: &Payment, reason: &str, requested_by: &Actor) -> EventPayload {
         EventPayload::Cancelled(Self {
             payment_id: payment.id.to_string(),
             order_id: payment.order_id.as_str().to_owned(),
@@ -201,7 +201,7 @@ pub struct FailureBody {
 }
 
 impl RefundFailed {
-    pub fn new(payment: &Payment, refund: &Refund, failure: &Failure) -> EventPayload {
+    pub fn of(payment: &Payment, refund: &Refund, failure: &Failure) -> EventPayload {
         EventPayload::RefundFailed(Self {
             payment_id: payment.id.to_string(),
             refund_id: refund.id.to_string(),

@@ -32,21 +32,21 @@ pub fn completed(
     pg_transaction_id: Option<&str>,
     actor: &Actor,
 ) -> NewEvent {
-    let payload = PaymentCompleted::new(payment, pg_provider, pg_transaction_id);
+    let payload = PaymentCompleted::of(payment, pg_provider, pg_transaction_id);
     envelope(payment, payload, actor)
 }
 
 pub fn failed(payment: &Payment, failure: &Failure, actor: &Actor) -> NewEvent {
-    envelope(payment, PaymentFailed::new(payment, failure), actor)
+    envelope(payment, PaymentFailed::of(payment, failure), actor)
 }
 
 /// `payment` as it is after the refund was counted.
 pub fn refunded(payment: &Payment, refund: &Refund, actor: &Actor) -> NewEvent {
-    envelope(payment, PaymentRefunded::new(payment, refund), actor)
+    envelope(payment, PaymentRefunded::of(payment, refund), actor)
 }
 
 pub fn waiting_for_deposit(payment: &Payment, actor: &Actor) -> NewEvent {
-    envelope(payment, PaymentWaitingForDeposit::new(payment), actor)
+    envelope(payment, PaymentWaitingForDeposit::of(payment), actor)
 }
 
 pub fn refund_failed(
@@ -55,11 +55,11 @@ pub fn refund_failed(
     failure: &Failure,
     actor: &Actor,
 ) -> NewEvent {
-    envelope(payment, RefundFailed::new(payment, refund, failure), actor)
+    envelope(payment, RefundFailed::of(payment, refund, failure), actor)
 }
 
 pub fn cancelled(payment: &Payment, reason: &str, requested_by: &Actor, actor: &Actor) -> NewEvent {
-    let payload = PaymentCancelled::new(payment, reason, requested_by);
+    let payload = PaymentCancelled::of(payment, reason, requested_by);
     envelope(payment, payload, actor)
 }
 

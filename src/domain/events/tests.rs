@@ -101,12 +101,12 @@ fn samples() -> Vec<EventPayload> {
     };
     let failure = Failure::new("REJECT_CARD_PAYMENT", "declined");
     vec![
-        PaymentCompleted::new(&payment, Some("toss"), Some("pk")),
-        PaymentFailed::new(&payment, &failure),
-        PaymentRefunded::new(&payment, &refund),
-        PaymentWaitingForDeposit::new(&payment),
-        PaymentCancelled::new(&payment, "no stock", &Actor::system()),
-        RefundFailed::new(&payment, &refund, &failure),
+        PaymentCompleted::of(&payment, Some("toss"), Some("pk")),
+        PaymentFailed::of(&payment, &failure),
+        PaymentRefunded::of(&payment, &refund),
+        PaymentWaitingForDeposit::of(&payment),
+        PaymentCancelled::of(&payment, "no stock", &Actor::system()),
+        RefundFailed::of(&payment, &refund, &failure),
     ]
 }
 
@@ -168,7 +168,7 @@ fn every_payload_carries_the_fields_the_contract_lists() {
 
 #[test]
 fn requested_by_is_shown_as_the_envelope_shows_an_actor() {
-    let payload = PaymentCancelled::new(&sample_payment(), "r", &Actor::api_key("key-1"));
+    let payload = PaymentCancelled::of(&sample_payment(), "r", &Actor::api_key("key-1"));
     let value = serde_json::to_value(payload).unwrap();
     assert_eq!(
         value["requested_by"],
