@@ -17,7 +17,7 @@ use crate::on_both_databases;
 
 on_both_databases!(sigkill_while_toss_holds_the_confirm);
 
-pub(crate) fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,7 +27,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// The real binary on `database_url` against the fake Toss at `toss_url`, listening on `port`,
 /// with a fast reconciler and a short read timeout.
-pub(crate) fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
+fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .env("DATABASE_URL", database_url)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
@@ -47,7 +47,7 @@ pub(crate) fn start(database_url: &str, toss_url: &str, port: u16) -> Child {
         .expect("binary starts")
 }
 
-pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
+async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..100 {
         if let Ok(response) = client.get(format!("{base}/ready")).send().await
             && response.status() == StatusCode::OK
@@ -57,6 +57,63 @@ pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{base} never became ready");
+}
+
+/// The real binary started as [`start`] does, on a free port, and ready: the child and its base URL.
+pub(crate) async fn started(
+    database_url: &str,
+    toss_url: &str,
+    client: &reqwest::Client,
+) -> (Child, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = start(database_url, toss_url, port);
+    wait_ready(client, &base).await;
+    (child, base)
+}
+
+/// SIGKILL while `request` is in flight: the client loses its connection.
+pub(crate) async fn kill_during(
+    child: &mut Child,
+    request: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert!(
+        request.await.unwrap().is_err(),
+        "the client lost its connection"
+    );
+}
+
+/// Payment `id` as the service at `base` shows it once `COMPLETED` (its settler has run), after
+/// at most 20 s.
+pub(crate) async fn completed_after_restart(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+) -> serde_json::Value {
+    let mut payment = serde_json::Value::Null;
+    for _ in 0..200 {
+        let reply = client
+            .get(format!("{base}/payments/{id}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        payment = into_reply(reply).await.body;
+        if payment["status"] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    payment
+}
+
+/// Stops a child started by [`start`].
+pub(crate) fn stop(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 async fn sigkill_while_toss_holds_the_confirm(backend: Backend) {
@@ -70,10 +127,7 @@ async fn sigkill_while_toss_holds_the_confirm(backend: Backend) {
         .await;
     let client = reqwest::Client::new();
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut first = start(&database.url, &toss_server.uri(), port);
-    wait_ready(&client, &base).await;
+    let (mut first, base) = started(&database.url, &toss_server.uri(), &client).await;
     let created = client
         .post(format!("{base}/payments"))
         .bearer_auth(API_KEY)
@@ -99,33 +153,11 @@ async fn sigkill_while_toss_holds_the_confirm(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
-    assert!(
-        confirm.await.unwrap().is_err(),
-        "the client lost its connection"
-    );
+    kill_during(&mut first, confirm).await;
 
     // Restart on the same database.
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut second = start(&database.url, &toss_server.uri(), port);
-    wait_ready(&client, &base).await;
-    let mut payment = serde_json::Value::Null;
-    for _ in 0..200 {
-        let reply = client
-            .get(format!("{base}/payments/{id}"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap();
-        payment = into_reply(reply).await.body;
-        if payment["status"] == "COMPLETED" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    let (second, base) = started(&database.url, &toss_server.uri(), &client).await;
+    let payment = completed_after_restart(&client, &base, &id).await;
     assert_eq!(payment["pg_transaction_id"], "pk_kill");
     let events = into_reply(
         client
@@ -151,6 +183,5 @@ async fn sigkill_while_toss_holds_the_confirm(backend: Backend) {
         confirms, 1,
         "the restarted service read back; it did not confirm again"
     );
-    second.kill().unwrap();
-    second.wait().unwrap();
+    stop(second);
 }

@@ -485,6 +485,30 @@ impl TestApp {
         }
     }
 
+    /// How many requests the fake Toss received, of any kind.
+    pub async fn toss_calls(&self) -> usize {
+        self.toss_server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
+    }
+
+    /// Runs the settler until payment `id` leaves `IN_PROGRESS` (at most 50 passes, 100 ms
+    /// apart) and returns the payment as it then is.
+    pub async fn settle(&self, id: &str) -> Value {
+        let mut payment = Value::Null;
+        for _ in 0..50 {
+            self.service.reconcile_once().await.unwrap();
+            payment = self.payment(id).await;
+            if payment["status"] != "IN_PROGRESS" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        payment
+    }
+
     /// Toss answers the next confirm with the error `code` (HTTP `status`).
     pub async fn fail_next_confirm(&self, status: u16, code: &str) {
         self.toss_fails("POST", "^/v1/payments/confirm$", status, code, Some(1))

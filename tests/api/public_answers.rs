@@ -112,14 +112,7 @@ async fn public_confirm_answers_show_no_user_or_subscription(backend: Backend) {
 
     // Outcome unknown (Toss answers 500): 202 with the payment IN_PROGRESS.
     subscription_payment(&app, "order_public_c4", "pk_public_c4", 9000).await;
-    app.toss_fails(
-        "POST",
-        "/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let body = json!({"order_id": "order_public_c4", "payment_key": "pk_public_c4"});
     let unsettled = confirm(&app, &body, None, None).await;
     assert_eq!(unsettled.status, StatusCode::ACCEPTED, "{}", unsettled.text);
@@ -188,14 +181,7 @@ async fn redirect_answers_show_no_user_or_subscription(backend: Backend) {
     assert_public("success redirect with an API key", &with_key);
 
     subscription_payment(&app, "order_public_r2", "pk_public_r2", 12000).await;
-    app.toss_fails(
-        "POST",
-        "/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let unsettled = app
         .get_public(
             "/payments/toss/success?paymentKey=pk_public_r2&orderId=order_public_r2&amount=12000",

@@ -28,14 +28,7 @@ fn status_changed(payment_key: &str, order_id: &str, status: &str) -> Value {
 async fn unsettled(app: &TestApp, order_id: &str, key: &str, amount: i64) -> String {
     let created = app.create_payment(order_id, amount).await;
     app.toss.authenticate(key, order_id, amount);
-    app.toss_fails(
-        "POST",
-        "/v1/payments/confirm$",
-        500,
-        "UNKNOWN_PAYMENT_ERROR",
-        Some(1),
-    )
-    .await;
+    app.fail_next_confirm(500, "UNKNOWN_PAYMENT_ERROR").await;
     let reply = app
         .post_public(
             "/payments/confirm",
@@ -226,14 +219,7 @@ async fn malformed_unknown_and_foreign_webhooks(backend: Backend) {
     assert_eq!(foreign.body["result"], "ignored");
     let no_data = deliver(&app, None, &json!({"eventType": "PAYMENT_STATUS_CHANGED"})).await;
     assert_eq!(no_data.status, StatusCode::OK);
-    assert!(
-        app.toss_server
-            .received_requests()
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing to read back"
-    );
+    assert_eq!(app.toss_calls().await, 0, "nothing to read back");
     app.stop().await;
 }
 

@@ -309,7 +309,7 @@ async fn nul_in_any_body_string_query_or_path_is_refused_and_changes_nothing(bac
 }
 
 /// HTTP does not allow a NUL in a header value: hyper refuses the request (its own 400, the
-/// README's known exception) before the service sees it, so nothing is stored.
+/// known exception in docs/operations.md, "Errors") before the service sees it, so nothing is stored.
 async fn nul_in_a_header_never_reaches_the_service(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
