@@ -186,19 +186,13 @@ impl ApiKeys {
                 Self::parse_file(&text).map_err(|why| format!("API_KEYS_FILE {path}: {why}"))?;
             all.keys.extend(named.keys);
         }
-        let mut seen = std::collections::HashSet::new();
-        for key in &all.keys {
-            if !seen.insert(key.holder.name.clone()) {
-                return Err(match file {
-                    Some(path) => format!(
-                        "API_KEYS_FILE {path}: the name {:?} is used twice (API_KEYS are named key-1, key-2, …)",
-                        &*key.holder.name
-                    ),
-                    None => format!("the API key name {:?} is used twice", &*key.holder.name),
-                });
-            }
+        match (all.repeated_name(), file) {
+            (None, _) => Ok(all),
+            (Some(name), Some(path)) => Err(format!(
+                "API_KEYS_FILE {path}: the name {name:?} is used twice (API_KEYS are named key-1, key-2, …)"
+            )),
+            (Some(name), None) => Err(format!("the API key name {name:?} is used twice")),
         }
-        Ok(all)
     }
 
     /// The keys of an `API_KEYS_FILE` text.
@@ -252,16 +246,18 @@ impl ApiKeys {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let mut seen = std::collections::HashSet::new();
-        for key in &keys {
-            if !seen.insert(key.holder.name.clone()) {
-                return Err(format!(
-                    "the name {:?} is used by two entries",
-                    &*key.holder.name
-                ));
-            }
+        let keys = Self { keys };
+        match keys.repeated_name() {
+            Some(name) => Err(format!("the name {name:?} is used by two entries")),
+            None => Ok(keys),
         }
-        Ok(Self { keys })
+    }
+
+    /// A name two keys share, if any.
+    fn repeated_name(&self) -> Option<&str> {
+        let mut seen = std::collections::HashSet::new();
+        let mut names = self.keys.iter().map(|key| &*key.holder.name);
+        names.find(|name| !seen.insert(*name))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -398,19 +394,21 @@ mod tests {
     #[test]
     fn accepts_only_configured_keys() {
         let keys = ApiKeys::new(&["key-one".into(), "key-two".into()]);
-        assert!(keys.check(&headers("Bearer key-one")).is_ok());
-        assert!(keys.check(&headers("bearer key-two")).is_ok());
-        assert!(keys.check(&headers("Bearer key-three")).is_err());
-        assert!(keys.check(&headers("Bearer ")).is_err());
-        assert!(keys.check(&headers("Basic key-one")).is_err());
-        assert!(keys.check(&headers("key-one")).is_err());
+        for (header, ok) in [
+            ("Bearer key-one", true),
+            ("bearer key-two", true),
+            ("BEARER   key-two  ", true),
+            ("Bearer key-three", false),
+            ("Bearer ", false),
+            ("Basic key-one", false),
+            ("key-one", false),
+        ] {
+            assert_eq!(keys.check(&headers(header)).is_ok(), ok, "{header}");
+            let caller = [Caller::Anonymous, Caller::Merchant][usize::from(ok)];
+            assert_eq!(keys.caller(&headers(header)), caller, "{header}");
+        }
         assert!(keys.check(&HeaderMap::new()).is_err());
         assert!(!format!("{keys:?}").contains("key-one"));
-        assert_eq!(
-            keys.caller(&headers("BEARER   key-two  ")),
-            Caller::Merchant
-        );
-        assert_eq!(keys.caller(&headers("Bearer key-three")), Caller::Anonymous);
     }
 
     fn file_keys() -> ApiKeys {

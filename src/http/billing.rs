@@ -5,28 +5,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::dto::{IdempotencyKeyHeader, PaymentDto};
+use super::dto::{
+    BillingCustomerDto, BillingFailParams, BillingKeyDto, BillingKeyListDto, BillingSuccessParams,
+    BodyRefused, ChargePaymentRequest, CreateCustomerRequest, IdempotencyKeyHeader,
+    IssueBillingKeyRequest, ListBillingKeysParams, PaymentDto,
+};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::payments::{confirm_response, payment_id};
 use super::problem::{Problem, log_cause};
 use super::redirects::{failure_from_redirect, see_other};
-use crate::domain::{
-    Actor, AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, Caller,
-    CustomerKey, UserId,
-};
+use crate::domain::{Actor, AuthKey, BillingKeyId, Caller, CustomerKey, UserId};
 use crate::error::AppError;
 use crate::service::CustomerOutcome;
 
 pub const TAG: &str = "billing";
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// An id in a path that is not a UUID names no billing key.
 fn billing_key_id(raw: &str) -> Result<BillingKeyId, AppError> {
@@ -38,195 +32,6 @@ fn user_id(raw: &str) -> Result<UserId, AppError> {
     UserId::parse(raw).map_err(|e| AppError::unprocessable(e.to_string()))
 }
 
-/// Body of `POST /billing/customers`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"user_id": "u-1"}))]
-pub struct CreateCustomerRequest {
-    /// 1..64 characters, not blank, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
-    pub user_id: String,
-}
-
-/// A user's customer key, for the frontend's `requestBillingAuth({customerKey})`.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"user_id": "u-1", "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c"}))]
-pub struct BillingCustomerDto {
-    pub user_id: String,
-    /// Random (a UUID), never derived from the user id.
-    pub customer_key: String,
-}
-
-impl From<&BillingCustomer> for BillingCustomerDto {
-    fn from(customer: &BillingCustomer) -> Self {
-        Self {
-            user_id: customer.user_id.clone(),
-            customer_key: customer.customer_key.to_string(),
-        }
-    }
-}
-
-/// Body of `POST /billing-keys`: what Toss's success redirect carries.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c", "auth_key": "bln_a1b2c3d4e5"}))]
-pub struct IssueBillingKeyRequest {
-    /// The customer key `POST /billing/customers` gave.
-    #[schema(
-        min_length = 2,
-        max_length = 300,
-        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
-    )]
-    pub customer_key: String,
-    /// Toss's single-use `authKey` of the card registration.
-    #[schema(min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
-    pub auth_key: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BillingKeyStatusDto {
-    Active,
-    Deleted,
-}
-
-/// The card behind a billing key, as Toss describes it (the number masked by Toss).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CardDto {
-    pub issuer_code: Option<String>,
-    pub number: Option<String>,
-    pub card_type: Option<String>,
-    pub owner_type: Option<String>,
-}
-
-/// A billing key. The key itself is never shown.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
-    "user_id": "u-1",
-    "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c",
-    "method": "카드",
-    "card": {"issuer_code": "71", "number": "43301234****123*", "card_type": "신용", "owner_type": "개인"},
-    "status": "ACTIVE",
-    "created_at": "2026-12-01T09:30:00.000Z",
-    "deleted_at": null
-}))]
-pub struct BillingKeyDto {
-    #[schema(format = Uuid)]
-    pub billing_key_id: String,
-    pub user_id: String,
-    pub customer_key: String,
-    pub method: Option<String>,
-    pub card: Option<CardDto>,
-    pub status: BillingKeyStatusDto,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub deleted_at: Option<String>,
-}
-
-impl From<&BillingKey> for BillingKeyDto {
-    fn from(key: &BillingKey) -> Self {
-        Self {
-            billing_key_id: key.id.to_string(),
-            user_id: key.user_id.clone(),
-            customer_key: key.customer_key.to_string(),
-            method: key.method.clone(),
-            card: key.card.as_ref().map(|card| CardDto {
-                issuer_code: card.issuer_code.clone(),
-                number: card.number.clone(),
-                card_type: card.card_type.clone(),
-                owner_type: card.owner_type.clone(),
-            }),
-            // Issuing rows are never shown (the service filters them).
-            status: match key.status {
-                BillingKeyStatus::Active | BillingKeyStatus::Issuing => BillingKeyStatusDto::Active,
-                BillingKeyStatus::Deleted => BillingKeyStatusDto::Deleted,
-            },
-            created_at: timestamp(key.created_at),
-            deleted_at: key.deleted_at.map(timestamp),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"billing_keys": [{
-    "billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
-    "user_id": "u-1",
-    "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c",
-    "method": "카드",
-    "card": {"issuer_code": "71", "number": "43301234****123*", "card_type": "신용", "owner_type": "개인"},
-    "status": "DELETED",
-    "created_at": "2026-12-01T09:30:00.000Z",
-    "deleted_at": "2026-12-20T11:00:00.000Z"
-}]}))]
-pub struct BillingKeyListDto {
-    pub billing_keys: Vec<BillingKeyDto>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListBillingKeysParams {
-    /// The user whose keys to list (required).
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
-    pub user_id: Option<String>,
-}
-
-/// Query of `GET /billing/toss/success`, as Toss sends it.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-pub struct BillingSuccessParams {
-    #[param(
-        required = true,
-        min_length = 2,
-        max_length = 300,
-        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
-    )]
-    pub customer_key: Option<String>,
-    /// Single-use.
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 300,
-        pattern = r"^[!-~]{1,300}$"
-    )]
-    pub auth_key: Option<String>,
-}
-
-/// Query of `GET /billing/toss/fail`, as Toss sends it.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BillingFailParams {
-    /// Toss's error code, e.g. `PAY_PROCESS_CANCELED`. Anything but 1..64 characters of
-    /// `A-Z a-z 0-9 _` is passed on as `UNKNOWN`.
-    #[param(pattern = r"^[^\u0000]*$")]
-    pub code: Option<String>,
-    /// Toss's message; control characters are dropped and it is cut at 510 characters.
-    #[param(pattern = r"^[^\u0000]*$")]
-    pub message: Option<String>,
-}
-
-/// Body of `POST /payments/{payment_id}/charge`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d"}))]
-pub struct ChargeRequest {
-    /// An `ACTIVE` billing key of the payment's user.
-    #[schema(format = Uuid)]
-    pub billing_key_id: String,
-}
-
 /// The user's customer key (created at random on first call).
 ///
 /// The frontend passes `customer_key` to Toss's `requestBillingAuth`. Two calls racing for one
@@ -236,13 +41,11 @@ pub struct ChargeRequest {
     request_body = CreateCustomerRequest,
     params(IdempotencyKeyHeader),
     responses(
+        BodyRefused,
         (status = 201, description = "A new customer key", body = BillingCustomerDto),
         (status = 200, description = "The user's existing customer key", body = BillingCustomerDto),
         (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: a duplicate under the same `Idempotency-Key` is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -278,14 +81,12 @@ fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthK
     request_body = IssueBillingKeyRequest,
     params(IdempotencyKeyHeader),
     responses(
+        BodyRefused,
         (status = 201, description = "The billing key (issued now, or before for this `auth_key`)", body = BillingKeyDto),
         (status = 400, description = "Malformed JSON or field, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
@@ -321,8 +122,6 @@ pub async fn issue_billing_key(
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request, or Toss did not answer (reloading asks again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
     )
@@ -386,8 +185,6 @@ pub async fn billing_success(
         (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED` (JSON mode): the registration failed at Toss", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 사용자에 의해 결제가 취소되었습니다.", "code": "PG_DECLINED", "pg_code": "PAY_PROCESS_CANCELED", "pg_message": "사용자에 의해 결제가 취소되었습니다."})),
-        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
     )
 )]
 pub async fn billing_fail(
@@ -414,7 +211,6 @@ pub async fn billing_fail(
     responses(
         (status = 200, description = "The user's billing keys", body = BillingKeyListDto),
         (status = 400, description = "Missing `user_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR`: a blank `user_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -440,7 +236,6 @@ pub async fn list_billing_keys(
     params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
     responses(
         (status = 200, description = "The billing key", body = BillingKeyDto),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -461,7 +256,6 @@ pub async fn get_billing_key(
     params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
     responses(
         (status = 200, description = "The billing key, `DELETED`", body = BillingKeyDto),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -488,23 +282,21 @@ pub async fn delete_billing_key(
 /// retries, races or instances.
 #[utoipa::path(
     post, path = "/payments/{payment_id}/charge", tag = TAG,
-    request_body = ChargeRequest,
+    request_body = ChargePaymentRequest,
     params(
         ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
         IdempotencyKeyHeader,
     ),
     responses(
+        BodyRefused,
         (status = 200, description = "`COMPLETED` (now, or already by this billing key)", body = PaymentDto),
         (status = 202, description = "Outcome at Toss unknown: the payment is `IN_PROGRESS` and the service settles it by reading the order back from Toss", body = PaymentDto),
         (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED` with `retryable`: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": true})),
         (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`BILLING_KEY_INACTIVE` (deleted, or not decryptable with the configured key), `INVALID_STATE` (not `PENDING`), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-inactive", "title": "Billing key inactive", "status": 409, "detail": "the billing key is not ACTIVE (it was deleted)", "code": "BILLING_KEY_INACTIVE"})),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's), `VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-mismatch", "title": "Billing key mismatch", "status": 422, "detail": "the billing key belongs to another user than the payment", "code": "BILLING_KEY_MISMATCH"})),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
@@ -517,7 +309,7 @@ pub async fn charge_payment(
     _: ApiKey,
     actor: Actor,
     Path(raw_id): Path<String>,
-    AppJson(body): AppJson<ChargeRequest>,
+    AppJson(body): AppJson<ChargePaymentRequest>,
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
     let key_id: BillingKeyId = body

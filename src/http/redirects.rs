@@ -40,8 +40,6 @@ pub const TAG: &str = "toss redirects";
         (status = 409, description = "`INVALID_STATE`: the payment is not confirmable with this `paymentKey` (paid by another key, cancelled, or another attempt Toss knows is in flight); nothing of the payment is shown", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED`: the service runs the no-op gateway", body = Problem, content_type = "application/problem+json"),
     )
@@ -134,8 +132,6 @@ pub async fn toss_success(
         (status = 303, description = "Redirect to the configured fail URL"),
         (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
     )
 )]
 pub async fn toss_fail(

@@ -76,7 +76,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                     "reason": "customer changed their mind", "is_full_refund": false}}], "next_cursor": 3}))),
         )),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

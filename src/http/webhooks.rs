@@ -88,8 +88,6 @@ pub struct WebhookReply {
         (status = 400, description = "Not a JSON object, or one whose known fields have other types than these", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A string of the body contains U+0000 (NUL)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`RATE_LIMITED`: this address is over the public routes' limit (`limits.public_requests_per_sec`, `limits.public_burst`)", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds until a request from this address is let through again"))),
         (status = 503, description = "Database or Toss unreachable: Toss should retry", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -151,3 +151,17 @@ async fn served_openapi_and_swagger_ui() {
     assert!(config.text().await.unwrap().contains("/openapi.json"));
     app.stop().await;
 }
+
+/// The document keeps one schema per name: two types registered under one name (two
+/// `CardDto`s once) would document one of them as the other. Each name stands for one schema.
+#[test]
+fn no_two_schemas_share_a_name() {
+    let mut seen = std::collections::BTreeMap::new();
+    for (name, schema) in payment_service::http::schema_registrations() {
+        let schema = serde_json::to_value(schema).unwrap();
+        if let Some(first) = seen.insert(name.clone(), schema.clone()) {
+            assert_eq!(first, schema, "two schemas are named {name}");
+        }
+    }
+    assert!(seen.contains_key("PaymentDto") && seen.contains_key("BillingKeyDto"));
+}

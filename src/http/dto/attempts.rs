@@ -1,0 +1,110 @@
+//! A payment's attempts at Toss: each confirm of a `paymentKey` and each billing charge.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{VirtualAccountDto, timestamp, wire_enum};
+use crate::domain::{Attempt, AttemptKind, AttemptStatus};
+
+wire_enum! {
+    /// What was tried at Toss.
+    #[serde(rename_all = "snake_case")]
+    pub enum AttemptKindDto from AttemptKind {
+        /// The confirm of a buyer's `paymentKey`.
+        Confirm,
+        /// A charge of a billing key.
+        Charge,
+    }
+}
+
+wire_enum! {
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum AttemptStatusDto from AttemptStatus {
+        InProgress,
+        Approved,
+        WaitingForDeposit,
+        Failed,
+        Expired,
+        Cancelled,
+    }
+}
+
+/// Why an attempt failed, as Toss (or the service, for an attempt Toss never answered) said.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptFailureDto {
+    pub code: String,
+    pub message: String,
+    /// Charges only: whether charging the same card again later may pass; `null` where nobody
+    /// can say.
+    #[schema(required = true)]
+    pub retryable: Option<bool>,
+}
+
+/// One try at Toss of a payment: the confirm of one `paymentKey`, or one billing charge.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "attempt_id": "019ab5b2-9a1b-7c2d-8e3f-4a5b6c7d8e9f",
+    "kind": "confirm",
+    "payment_key": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+    "status": "FAILED",
+    "method": null,
+    "virtual_account": null,
+    "failure": {"code": "REJECT_CARD_PAYMENT", "message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": null},
+    "toss_sends": 1,
+    "started_at": "2026-11-23T09:30:00.123Z",
+    "finished_at": "2026-11-23T09:30:01.002Z"
+}))]
+pub struct AttemptDto {
+    #[schema(format = Uuid)]
+    pub attempt_id: String,
+    pub kind: AttemptKindDto,
+    /// Toss's key of the attempt: the buyer's for a confirm; for a charge, Toss's answer
+    /// (`null` until then).
+    #[schema(required = true)]
+    pub payment_key: Option<String>,
+    pub status: AttemptStatusDto,
+    /// The method Toss reports (`카드`, `가상계좌`, ...), once Toss named it.
+    #[schema(required = true)]
+    pub method: Option<String>,
+    /// The virtual account Toss issued for this attempt; kept after its deposit, expiry or
+    /// cancel.
+    #[schema(required = true)]
+    pub virtual_account: Option<VirtualAccountDto>,
+    /// Why it failed (`FAILED`, `EXPIRED`).
+    #[schema(required = true)]
+    pub failure: Option<AttemptFailureDto>,
+    /// How often it was sent to Toss.
+    pub toss_sends: i32,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// When it was approved, failed, expired or cancelled; `null` while open.
+    #[schema(format = DateTime, required = true)]
+    pub finished_at: Option<String>,
+}
+
+impl From<&Attempt> for AttemptDto {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            attempt_id: a.id.to_string(),
+            kind: a.kind.into(),
+            payment_key: a.payment_key.as_ref().map(ToString::to_string),
+            status: a.status.into(),
+            method: a.method.clone(),
+            virtual_account: a.virtual_account.as_ref().map(VirtualAccountDto::from),
+            failure: a.failure.as_ref().map(|f| AttemptFailureDto {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                retryable: f.retryable,
+            }),
+            toss_sends: a.toss_sends,
+            started_at: timestamp(a.started_at),
+            finished_at: a.finished_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptListDto {
+    /// Oldest first.
+    pub attempts: Vec<AttemptDto>,
+}

@@ -1,0 +1,179 @@
+//! The OpenAPI document's own parts: its description and security scheme, and the answers
+//! every operation of a kind shares, documented here once rather than on each route.
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, OpenApi as Document, PathItem, Ref, RefOr, Response,
+    ResponseBuilder, SchemaFormat,
+};
+use utoipa::{Modify, OpenApi};
+
+use super::auth::ApiScope;
+use super::{PROBLEM_JSON, concurrency, dto};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "payment-service",
+        description = "Payments through Toss Payments: create, confirm (from the web frontend or \
+Toss's success redirect), refund (fully or partly, repeatedly), and the durable event log.\n\n\
+Privileged routes need `Authorization: Bearer <api key>` (click **Authorize**) of a key with \
+the scope each operation names (`payments:read`, `payments:write`, `refunds:write`, \
+`billing:write`, `events:read`, `reconciliation`, `review`, `metrics:read`); a key without it is \
+answered 403 `FORBIDDEN`. Errors are \
+RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
+`VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
+`AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `REFUND_ACCOUNT_REQUIRED`, `PG_DECLINED` (with \
+`retryable` for charges), `BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
+`PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
+`METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
+`SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
+Amounts are integers in KRW, written as JSON integers (`15000`; `15000.0` and `1.5e4` are refused). \
+Timestamps are RFC 3339 UTC.",
+        license(name = "MIT")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "payments", description = "Create, read, confirm and refund payments"),
+        (name = "toss redirects", description = "Where Toss sends the buyer's browser, and its webhooks"),
+        (name = "billing", description = "Subscriptions through Toss billing (자동결제): customer keys, billing keys, charges"),
+        (name = "events", description = "The durable event log"),
+        (name = "reconciliation", description = "Our books checked against Toss's transactions and settlements, per KST day"),
+        (name = "system", description = "Health and readiness"),
+    )
+)]
+pub(super) struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "An API key: one of `API_KEYS` (every scope) or of `API_KEYS_FILE` (the scopes its \
+             entry lists). Each operation's requirement names the scope it needs."
+                .to_owned(),
+        );
+        components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The answers of the edge and of its layers, in `openapi` as `super::api_parts` built it.
+pub(super) fn document_shared_answers(openapi: &mut Document) {
+    dto::document_visible_text(openapi);
+    document_nul_refusal(openapi);
+    document_edge_answers(openapi);
+    dto::document_one_payment_ref(openapi);
+}
+
+/// Each operation of `openapi` needs an API key with `scope`: its security requirement lists
+/// the scope, its description says so, and it documents the 401 and the 403.
+pub(super) fn document_scope(openapi: &mut Document, scope: ApiScope) {
+    let scope = scope.as_str();
+    for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+        operation.security = Some(vec![SecurityRequirement::new("api_key", [scope])]);
+        let line = format!("Needs an API key with the scope `{scope}`.");
+        operation.description = Some(match operation.description.take() {
+            Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+            _ => line,
+        });
+        let responses = &mut operation.responses.responses;
+        responses.insert("401".to_owned(), problem("Missing or wrong API key").into());
+        let forbidden = format!("`FORBIDDEN`: the API key lacks the scope `{scope}`");
+        responses.insert("403".to_owned(), problem(&forbidden).into());
+    }
+}
+
+/// The operations of a path.
+pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// An answer that is a problem document.
+fn problem(description: &str) -> Response {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content(PROBLEM_JSON, content)
+        .build()
+}
+
+/// A problem answer with a `Retry-After` header of seconds, described as `what`.
+fn problem_to_retry(description: &str, what: &str) -> Response {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0));
+    let mut response = problem(description);
+    let header = HeaderBuilder::new()
+        .schema(Some(seconds))
+        .description(Some(what.to_owned()))
+        .build();
+    response
+        .headers
+        .insert("Retry-After".to_owned(), RefOr::T(header));
+    response
+}
+
+/// Every route refuses `%00` in its path or query (`extract::refuse_nul_in_target`), so every
+/// operation documents that 400, in this one place.
+fn document_nul_refusal(openapi: &mut Document) {
+    const WHY: &str = "`%00` (NUL) in the path or query";
+    for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+        match operation.responses.responses.get_mut("400") {
+            Some(RefOr::T(response)) => {
+                response.description = format!("{}; or {WHY}", response.description);
+            }
+            _ => {
+                let response = problem(&format!("`VALIDATION_ERROR`: {WHY}"));
+                operation
+                    .responses
+                    .responses
+                    .insert("400".to_owned(), response.into());
+            }
+        }
+    }
+}
+
+/// Every operation may be answered by the edge's own limits (`rate_limit`, `concurrency`), so
+/// every operation documents them, in this one place: 429 `RATE_LIMITED` for a request without
+/// a valid API key from an address over its limit, 503 `SERVICE_UNAVAILABLE` when the service
+/// is serving as many requests as it may (but `/health`).
+fn document_edge_answers(openapi: &mut Document) {
+    const BUSY: &str = "`SERVICE_UNAVAILABLE`: the service is serving as many requests at once as \
+        it may (`limits.max_concurrent_requests`); retry after `Retry-After` seconds";
+    const LIMITED: &str = "`RATE_LIMITED`: a request without a valid API key, from an address \
+        over its limit (`limits.public_requests_per_sec`, `limits.public_burst`)";
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let busy_refused = path != concurrency::LIVENESS;
+        for operation in operations(item) {
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("503") {
+                _ if !busy_refused => {}
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{}; or {BUSY}", response.description);
+                }
+                _ => {
+                    let response = problem_to_retry(BUSY, "Seconds to wait");
+                    responses.insert("503".to_owned(), response.into());
+                }
+            }
+            let wait = "Seconds until a request from this address is let through again";
+            responses.insert("429".to_owned(), problem_to_retry(LIMITED, wait).into());
+        }
+    }
+}
