@@ -12,16 +12,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{DatabaseSettings, Settings};
-use crate::crypto::BillingKeyCipher;
+use crate::config::{DatabaseSettings, Settings, configured};
+use crate::crypto::{AccountSealer, BillingKeyCipher};
 use crate::gateway::{
     BillingGateway, Books, MeteredBooks, MeteredGateway, NoopGateway, PaymentGateway, TossClient,
-    TossSettings,
 };
 use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings};
-use crate::idempotency::{Idempotency, IdempotencySettings};
+use crate::idempotency::Idempotency;
 use crate::relay::{self, Relay};
-use crate::service::{AccountSealer, PaymentService, Reconciliation, ServiceSettings, Settler};
+use crate::service::{PaymentService, Reconciliation, ServiceSettings, Settler};
 use crate::store::Store;
 
 pub struct Application {
@@ -100,7 +99,7 @@ fn cipher(settings: &Settings) -> anyhow::Result<BillingKeyCipher> {
 fn account_sealer(settings: &Settings, cipher: &BillingKeyCipher) -> AccountSealer {
     AccountSealer::new(
         cipher.keyring().clone(),
-        configured(&settings.toss.secret_key).as_ref(),
+        configured(&settings.toss.secret_key),
     )
 }
 
@@ -158,7 +157,7 @@ impl Application {
 
         let reconciliation_settings = settings
             .reconciliation
-            .settings()
+            .options()
             .map_err(anyhow::Error::msg)?;
         let gateway: Arc<dyn PaymentGateway> = match toss_client(&settings)? {
             Some(client) => {
@@ -180,11 +179,9 @@ impl Application {
         let reconcile = &settings.reconciler;
         let idempotency = Idempotency::new(
             store.clone(),
-            IdempotencySettings {
-                ttl: Duration::from_secs(settings.idempotency.ttl_secs),
-                in_flight_lease: Duration::from_secs(settings.idempotency.in_flight_lease_secs),
-                body_limit: settings.server.body_limit_bytes,
-            },
+            settings
+                .idempotency
+                .options(settings.server.body_limit_bytes),
         );
         let reconciliation =
             Reconciliation::new(store.clone(), books(&settings)?, reconciliation_settings);
@@ -378,19 +375,9 @@ async fn serve(
     Ok(())
 }
 
-/// A key as configured: set and not blank.
-fn configured(key: &Option<SecretString>) -> Option<SecretString> {
-    key.clone()
-        .filter(|key| !key.expose_secret().trim().is_empty())
-}
-
 /// A Toss client under `secret_key`.
-fn toss_client_with(settings: &Settings, secret_key: SecretString) -> anyhow::Result<TossClient> {
-    Ok(TossClient::new(TossSettings {
-        api_url: settings.toss.api_url.clone(),
-        secret_key,
-        timeouts: settings.toss.timeouts(),
-    })?)
+fn toss_client_with(settings: &Settings, secret_key: &SecretString) -> anyhow::Result<TossClient> {
+    Ok(TossClient::new(settings.toss.client(secret_key))?)
 }
 
 /// The Toss client of one-time payments, when `TOSS_SECRET_KEY` is configured.
@@ -435,7 +422,7 @@ pub async fn reconcile_command(
         .map_err(|_| anyhow::anyhow!("--date {date:?} is not a date written YYYY-MM-DD"))?;
     let reconciliation_settings = settings
         .reconciliation
-        .settings()
+        .options()
         .map_err(anyhow::Error::msg)?;
     let books = books(&settings)?;
     if books.is_empty() {
@@ -505,7 +492,7 @@ pub async fn reseal_command(
     let cipher = cipher(&settings)?;
     let accounts = account_sealer(&settings, &cipher);
     let store = connect(&settings.database).await?;
-    let report = crate::service::reseal(&store, &cipher, &accounts, batch.max(1)).await;
+    let report = crate::crypto::reseal(&store, &cipher, &accounts, batch.max(1)).await;
     store.close().await;
     let report = report.map_err(|error| anyhow::anyhow!("{error}"))?;
     writeln!(

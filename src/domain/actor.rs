@@ -2,51 +2,22 @@
 //! (`requested_by`). An API key is named, never shown.
 
 use std::fmt;
-use std::str::FromStr;
 
 use super::DomainError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActorType {
-    /// A caller holding an API key, by the key's name (`key-1`, … for `API_KEYS`).
-    ApiKey,
-    /// The buyer's browser or frontend: the public confirm, Toss's success and fail redirects.
-    Buyer,
-    /// Toss: its webhooks, its records read back and adopted, cancels made at Toss.
-    Toss,
-    /// A person signed in to the operator console.
-    Operator,
-    /// The service's own rules: the reconciler when a window passes, scheduled runs,
-    /// housekeeping.
-    System,
-}
-
-impl ActorType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ApiKey => "api_key",
-            Self::Buyer => "buyer",
-            Self::Toss => "toss",
-            Self::Operator => "operator",
-            Self::System => "system",
-        }
-    }
-}
-
-impl FromStr for ActorType {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "api_key" => Ok(Self::ApiKey),
-            "buyer" => Ok(Self::Buyer),
-            "toss" => Ok(Self::Toss),
-            "operator" => Ok(Self::Operator),
-            "system" => Ok(Self::System),
-            other => Err(DomainError::new(
-                "actor",
-                format!("unknown actor type {other:?}"),
-            )),
-        }
+text_enum! {
+    pub enum ActorType in "actor", "actor type" {
+        /// A caller holding an API key, by the key's name (`key-1`, … for `API_KEYS`).
+        ApiKey = "api_key",
+        /// The buyer's browser or frontend: the public confirm, Toss's success and fail redirects.
+        Buyer = "buyer",
+        /// Toss: its webhooks, its records read back and adopted, cancels made at Toss.
+        Toss = "toss",
+        /// A person signed in to the operator console.
+        Operator = "operator",
+        /// The service's own rules: the reconciler when a window passes, scheduled runs,
+        /// housekeeping.
+        System = "system",
     }
 }
 
@@ -107,6 +78,17 @@ impl Actor {
                 self.clone()
             }
         }
+    }
+}
+
+/// `{"type", "name"}`: the envelope's `actor` and the payloads' `requested_by`.
+impl serde::Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut actor = serializer.serialize_struct("Actor", 2)?;
+        actor.serialize_field("type", self.kind.as_str())?;
+        actor.serialize_field("name", &self.name)?;
+        actor.end()
     }
 }
 

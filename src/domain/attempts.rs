@@ -7,86 +7,42 @@
 //! named change, [`AttemptWrite::between`] for an adoption's payment before and after. Both say
 //! the same for every named change (see the tests), so no write path can forget the attempt.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttemptId, BillingKeyId, DomainError, Failure, Payment, PaymentId, PaymentKey, PaymentStatus,
-    PaymentUpdate, VirtualAccount,
+    AttemptId, BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
+    VirtualAccount,
 };
 
-/// What was tried at the PG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AttemptKind {
-    /// The confirm of a buyer's `paymentKey`.
-    Confirm,
-    /// A charge of one of our billing keys (its `paymentKey` is Toss's answer).
-    Charge,
-}
-
-impl AttemptKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirm => "confirm",
-            Self::Charge => "charge",
-        }
+text_enum! {
+    /// What was tried at the PG.
+    pub enum AttemptKind in "kind", "attempt kind" {
+        /// The confirm of a buyer's `paymentKey`.
+        Confirm = "confirm",
+        /// A charge of one of our billing keys (its `paymentKey` is Toss's answer).
+        Charge = "charge",
     }
 }
 
-impl FromStr for AttemptKind {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "confirm" => Ok(Self::Confirm),
-            "charge" => Ok(Self::Charge),
-            other => Err(DomainError::new(
-                "kind",
-                format!("unknown attempt kind {other:?}"),
-            )),
-        }
+text_enum! {
+    /// Where an attempt stands.
+    pub enum AttemptStatus in "status", "attempt status" {
+        /// Sent (or about to be); Toss's answer is not known yet.
+        InProgress = "IN_PROGRESS",
+        /// Toss approved it: the payment was paid by it.
+        Approved = "APPROVED",
+        /// Toss issued a virtual account for it; the deposit has not come.
+        WaitingForDeposit = "WAITING_FOR_DEPOSIT",
+        /// Toss declined it, or it ended without approval.
+        Failed = "FAILED",
+        /// Its window or its virtual account's due date passed.
+        Expired = "EXPIRED",
+        /// Its virtual account was cancelled at the merchant's request before any deposit.
+        Cancelled = "CANCELLED",
     }
-}
-
-/// Where an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AttemptStatus {
-    /// Sent (or about to be); Toss's answer is not known yet.
-    InProgress,
-    /// Toss approved it: the payment was paid by it.
-    Approved,
-    /// Toss issued a virtual account for it; the deposit has not come.
-    WaitingForDeposit,
-    /// Toss declined it, or it ended without approval.
-    Failed,
-    /// Its window or its virtual account's due date passed.
-    Expired,
-    /// Its virtual account was cancelled at the merchant's request before any deposit.
-    Cancelled,
 }
 
 impl AttemptStatus {
-    pub const ALL: [AttemptStatus; 6] = [
-        Self::InProgress,
-        Self::Approved,
-        Self::WaitingForDeposit,
-        Self::Failed,
-        Self::Expired,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "IN_PROGRESS",
-            Self::Approved => "APPROVED",
-            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
-            Self::Failed => "FAILED",
-            Self::Expired => "EXPIRED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
     /// Whether the attempt is over (it has a `finished_at`).
     pub fn is_final(self) -> bool {
         match self {
@@ -109,22 +65,6 @@ impl AttemptStatus {
 /// Failure codes that mean the attempt's time ran out: ours for a virtual account past its due
 /// date, ours for a record Toss shows `EXPIRED` without a code, and Toss's own.
 pub const EXPIRED_CODES: [&str; 3] = ["VIRTUAL_ACCOUNT_EXPIRED", "PG_EXPIRED", "EXPIRED_PAYMENT"];
-
-impl fmt::Display for AttemptStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AttemptStatus {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| DomainError::new("status", format!("unknown attempt status {s:?}")))
-    }
-}
 
 /// One try at the PG, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,36 +97,12 @@ impl fmt::Debug for AuthKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BillingKeyStatus {
-    /// Claimed for its `authKey`; Toss is being asked to issue it. Never shown.
-    Issuing,
-    Active,
-    Deleted,
-}
-
-impl BillingKeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issuing => "ISSUING",
-            Self::Active => "ACTIVE",
-            Self::Deleted => "DELETED",
-        }
-    }
-}
-
-impl std::str::FromStr for BillingKeyStatus {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ISSUING" => Ok(Self::Issuing),
-            "ACTIVE" => Ok(Self::Active),
-            "DELETED" => Ok(Self::Deleted),
-            other => Err(DomainError::new(
-                "billing_key_status",
-                format!("unknown status {other:?}"),
-            )),
-        }
+text_enum! {
+    pub enum BillingKeyStatus in "billing_key_status", "status" {
+        /// Claimed for its `authKey`; Toss is being asked to issue it. Never shown.
+        Issuing = "ISSUING",
+        Active = "ACTIVE",
+        Deleted = "DELETED",
     }
 }
 

@@ -67,6 +67,8 @@ uuid_id!(PaymentId);
 uuid_id!(RefundId);
 uuid_id!(BillingKeyId);
 uuid_id!(AttemptId);
+uuid_id!(RunId);
+uuid_id!(PassId);
 
 /// The merchant's order id, as Toss accepts it: 6..=64 characters of `A-Z a-z 0-9 - _`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,11 +1,59 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
+/// An enum stored and shown as text: each variant's text (`as_str`, `Display`), `FromStr` (an
+/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident in $field:literal, $what:literal {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($name::$variant),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::domain::DomainError::new(
+                        $field,
+                        format!(concat!("unknown ", $what, " {:?}"), other),
+                    )),
+                }
+            }
+        }
+    };
+}
+
 mod actor;
 mod attempts;
 mod billing;
 mod changes;
+mod events;
 mod ids;
 mod methods;
+mod pg;
 mod pg_ref;
 pub mod reconciliation;
 mod records;
@@ -17,14 +65,19 @@ pub use billing::{
     AuthKey, BillingCustomer, BillingKey, BillingKeySecret, BillingKeyStatus, CardInfo, CustomerKey,
 };
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
+pub use events::{
+    EventPayload, PaymentCancelled, PaymentCompleted, PaymentFailed, PaymentRefunded,
+    PaymentWaitingForDeposit, RefundFailed,
+};
 pub use ids::{
-    Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PaymentId, PaymentKey,
-    PaymentRef, RefundId, ScopedKey, UserId,
+    Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PassId, PaymentId, PaymentKey,
+    PaymentRef, RefundId, RunId, ScopedKey, UserId,
 };
 pub use methods::{
     CardSummary, PgDetails, RefundAccount, SealedAccount, VIRTUAL_ACCOUNT_METHOD, VirtualAccount,
     mask,
 };
+pub use pg::{PgSettlement, PgStatus, PgTransaction, TransactionKind};
 pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};

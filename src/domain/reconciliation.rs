@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Payment, PaymentStatus, Refund, RefundStatus};
+use super::{PassId, Payment, PaymentStatus, Refund, RefundStatus, RunId};
 
 /// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
 pub fn kst() -> FixedOffset {
@@ -29,48 +29,21 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    Running,
-    Completed,
-    Failed,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "RUNNING" => Some(Self::Running),
-            "COMPLETED" => Some(Self::Completed),
-            "FAILED" => Some(Self::Failed),
-            _ => None,
-        }
+text_enum! {
+    pub enum RunStatus in "status", "run status" {
+        Running = "RUNNING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
     }
 }
 
-/// Who started a run: a person (`POST /reconciliation/runs`), the daily schedule, or the
-/// command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunTrigger {
-    Api,
-    Schedule,
-    Cli,
-}
-
-impl RunTrigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Schedule => "schedule",
-            Self::Cli => "cli",
-        }
+text_enum! {
+    /// Who started a run: a person (`POST /reconciliation/runs`), the daily schedule, or the
+    /// command line.
+    pub enum RunTrigger in "trigger", "run trigger" {
+        Api = "api",
+        Schedule = "schedule",
+        Cli = "cli",
     }
 }
 
@@ -96,12 +69,12 @@ pub struct RunSummary {
 /// A run of one date. There is one per date: running the date again replaces its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconciliationRun {
-    pub id: String,
+    pub id: RunId,
     pub date: NaiveDate,
     pub status: RunStatus,
     pub trigger: String,
     /// The attempt now running the date (a fresh one for every start); only it may finish it.
-    pub pass_id: String,
+    pub pass_id: PassId,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Until when the running pass is presumed alive; after it, another start takes over.
@@ -111,35 +84,14 @@ pub struct ReconciliationRun {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiscrepancyKind {
-    /// Toss has an approval or cancel (or a settlement) we have no record of.
-    MissingHere,
-    /// We hold a completed payment or refund of the day that Toss does not.
-    MissingAtToss,
-    AmountMismatch,
-    StatusMismatch,
-}
-
-impl DiscrepancyKind {
-    pub const ALL: [Self; 4] = [
-        Self::MissingHere,
-        Self::MissingAtToss,
-        Self::AmountMismatch,
-        Self::StatusMismatch,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MissingHere => "MISSING_HERE",
-            Self::MissingAtToss => "MISSING_AT_TOSS",
-            Self::AmountMismatch => "AMOUNT_MISMATCH",
-            Self::StatusMismatch => "STATUS_MISMATCH",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+text_enum! {
+    pub enum DiscrepancyKind in "kind", "discrepancy kind" {
+        /// Toss has an approval or cancel (or a settlement) we have no record of.
+        MissingHere = "MISSING_HERE",
+        /// We hold a completed payment or refund of the day that Toss does not.
+        MissingAtToss = "MISSING_AT_TOSS",
+        AmountMismatch = "AMOUNT_MISMATCH",
+        StatusMismatch = "STATUS_MISMATCH",
     }
 }
 

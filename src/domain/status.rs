@@ -1,51 +1,23 @@
-use std::fmt;
-use std::str::FromStr;
-
-use super::DomainError;
-
-/// The life of a payment. See README "State machine" for who triggers each transition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaymentStatus {
-    /// Created; waiting for the buyer to pay (again, after a failed attempt).
-    Pending,
-    /// A confirm was sent to the PG and its outcome is not known yet.
-    InProgress,
-    /// The PG issued a virtual account; the buyer has not deposited yet.
-    WaitingForDeposit,
-    Completed,
-    /// Terminal failure. Reserved: a declined attempt returns the payment to `Pending`
-    /// so the buyer can try again with the same order.
-    Failed,
-    Cancelled,
-    Refunded,
-    PartialRefund,
+text_enum! {
+    /// The life of a payment. See README "State machine" for who triggers each transition.
+    pub enum PaymentStatus in "status", "payment status" {
+        /// Created; waiting for the buyer to pay (again, after a failed attempt).
+        Pending = "PENDING",
+        /// A confirm was sent to the PG and its outcome is not known yet.
+        InProgress = "IN_PROGRESS",
+        /// The PG issued a virtual account; the buyer has not deposited yet.
+        WaitingForDeposit = "WAITING_FOR_DEPOSIT",
+        Completed = "COMPLETED",
+        /// Terminal failure. Reserved: a declined attempt returns the payment to `Pending`
+        /// so the buyer can try again with the same order.
+        Failed = "FAILED",
+        Cancelled = "CANCELLED",
+        Refunded = "REFUNDED",
+        PartialRefund = "PARTIAL_REFUND",
+    }
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 8] = [
-        Self::Pending,
-        Self::InProgress,
-        Self::WaitingForDeposit,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-        Self::Refunded,
-        Self::PartialRefund,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::InProgress => "IN_PROGRESS",
-            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-            Self::Refunded => "REFUNDED",
-            Self::PartialRefund => "PARTIAL_REFUND",
-        }
-    }
-
     /// Whether the state machine allows `self -> to`. Every state change the service makes
     /// is checked against this table (and enforced in SQL by a conditional update).
     pub fn can_become(self, to: PaymentStatus) -> bool {
@@ -75,114 +47,31 @@ impl PaymentStatus {
     }
 }
 
-impl fmt::Display for PaymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+text_enum! {
+    /// Who made a refund: this service (through the PG, or recorded without one), or someone at the
+    /// PG directly (Toss's dashboard), found in the PG's record.
+    pub enum RefundOrigin in "origin", "refund origin" {
+        Service = "SERVICE",
+        Pg = "PG",
     }
 }
 
-impl FromStr for PaymentStatus {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| DomainError::new("status", format!("unknown payment status {s:?}")))
+text_enum! {
+    pub enum RefundStatus in "status", "refund status" {
+        /// Sent to the PG; outcome not known yet.
+        Pending = "PENDING",
+        Completed = "COMPLETED",
+        /// The PG's record shows the refund did not happen.
+        Failed = "FAILED",
     }
 }
 
-/// Who made a refund: this service (through the PG, or recorded without one), or someone at the
-/// PG directly (Toss's dashboard), found in the PG's record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefundOrigin {
-    Service,
-    Pg,
-}
-
-impl RefundOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Service => "SERVICE",
-            Self::Pg => "PG",
-        }
-    }
-}
-
-impl FromStr for RefundOrigin {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "SERVICE" => Ok(Self::Service),
-            "PG" => Ok(Self::Pg),
-            other => Err(DomainError::new(
-                "origin",
-                format!("unknown refund origin {other:?}"),
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RefundStatus {
-    /// Sent to the PG; outcome not known yet.
-    Pending,
-    Completed,
-    /// The PG's record shows the refund did not happen.
-    Failed,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-}
-
-impl FromStr for RefundStatus {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "PENDING" => Ok(Self::Pending),
-            "COMPLETED" => Ok(Self::Completed),
-            "FAILED" => Ok(Self::Failed),
-            other => Err(DomainError::new(
-                "status",
-                format!("unknown refund status {other:?}"),
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum PaymentType {
-    #[default]
-    OneTime,
-    Subscription,
-}
-
-impl PaymentType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OneTime => "ONE_TIME",
-            Self::Subscription => "SUBSCRIPTION",
-        }
-    }
-}
-
-impl FromStr for PaymentType {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ONE_TIME" => Ok(Self::OneTime),
-            "SUBSCRIPTION" => Ok(Self::Subscription),
-            other => Err(DomainError::new(
-                "payment_type",
-                format!("unknown payment type {other:?}"),
-            )),
-        }
+text_enum! {
+    #[derive(Default)]
+    pub enum PaymentType in "payment_type", "payment type" {
+        #[default]
+        OneTime = "ONE_TIME",
+        Subscription = "SUBSCRIPTION",
     }
 }
 

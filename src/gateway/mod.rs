@@ -17,10 +17,11 @@ use crate::domain::{
     AuthKey, BillingKeySecret, CardInfo, CustomerKey, OrderId, PaymentKey, PgDetails, RefundAccount,
 };
 
-pub use books::{Books, PgSettlement, PgTransaction, TransactionKind};
+pub use crate::domain::{PgSettlement, PgStatus, PgTransaction, TransactionKind};
+pub use books::Books;
 pub use metered::{MeteredBooks, MeteredGateway};
 pub use noop::NoopGateway;
-pub use toss::{TossClient, TossSettings};
+pub use toss::{TossClient, TossOptions};
 
 /// A confirm request. `amount` must come from our database, never from a client.
 #[derive(Debug, Clone)]
@@ -50,21 +51,6 @@ pub struct CancelRequest {
     /// Sent as Toss's `Idempotency-Key`: fresh for every send (Toss replays a reused key's
     /// answer, errors included); `refundable_amount` is what makes a resend safe.
     pub idempotency_key: String,
-}
-
-/// Toss's payment statuses (`status` of the Payment object).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PgStatus {
-    Ready,
-    InProgress,
-    WaitingForDeposit,
-    Done,
-    Canceled,
-    PartialCanceled,
-    Aborted,
-    Expired,
-    /// A status this code does not know yet (Toss adds values without notice).
-    Other(String),
 }
 
 /// One cancel in Toss's `cancels[]`.

@@ -31,7 +31,7 @@ use persistence::NextAction;
 pub use persistence::StoredResponse;
 
 #[derive(Debug, Clone)]
-pub struct IdempotencySettings {
+pub struct IdempotencyOptions {
     /// How long a key is remembered.
     pub ttl: Duration,
     /// After a crash, when a retry may take over a key still marked in flight.
@@ -44,7 +44,7 @@ pub struct IdempotencySettings {
 #[derive(Clone)]
 pub struct Idempotency {
     store: Store,
-    settings: std::sync::Arc<IdempotencySettings>,
+    settings: std::sync::Arc<IdempotencyOptions>,
 }
 
 /// Put in a response's extensions by a handler whose answer shows an operation still in flight
@@ -62,7 +62,7 @@ pub enum Start {
 }
 
 impl Idempotency {
-    pub fn new(store: Store, settings: IdempotencySettings) -> Self {
+    pub fn new(store: Store, settings: IdempotencyOptions) -> Self {
         Self {
             store,
             settings: std::sync::Arc::new(settings),

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::StoredEvent;
+use crate::domain::{Actor, StoredEvent};
 use crate::store::{Store, StoreError};
 
 /// Shortest pause after a failed pass, whatever the interval.
@@ -33,7 +33,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
-pub struct RelaySettings {
+pub struct RelayOptions {
     /// Put before the event type: `{subject_prefix}payment.completed`.
     pub subject_prefix: String,
     /// Created (subjects `{subject_prefix}payment.>`) if missing.
@@ -67,16 +67,8 @@ struct Envelope<'a> {
     timestamp: String,
     source: &'a str,
     user_id: &'a str,
-    actor: ActorBody<'a>,
+    actor: &'a Actor,
     payload: &'a serde_json::Value,
-}
-
-/// The envelope's `actor`: `{"type", "name"}`.
-#[derive(Debug, Serialize)]
-struct ActorBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    name: Option<&'a str>,
 }
 
 impl<'a> From<&'a StoredEvent> for Envelope<'a> {
@@ -88,10 +80,7 @@ impl<'a> From<&'a StoredEvent> for Envelope<'a> {
             timestamp: e.occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             source: &e.source,
             user_id: &e.user_id,
-            actor: ActorBody {
-                kind: e.actor.kind.as_str(),
-                name: e.actor.name.as_deref(),
-            },
+            actor: &e.actor,
             payload: &e.payload,
         }
     }
@@ -113,13 +102,13 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::Connec
 pub struct Relay {
     store: Store,
     jetstream: jetstream::Context,
-    settings: RelaySettings,
+    settings: RelayOptions,
     stream_ready: AtomicBool,
     duplicates: AtomicU64,
 }
 
 impl Relay {
-    pub fn new(store: Store, client: async_nats::Client, settings: RelaySettings) -> Self {
+    pub fn new(store: Store, client: async_nats::Client, settings: RelayOptions) -> Self {
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(settings.publish_timeout)
             .ack_timeout(settings.publish_timeout)

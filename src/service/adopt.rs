@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::decide::{Context, Verdict, decide, forget_cancel, status_name};
+use super::decide::{Context, Verdict, decide, forget_cancel};
 use super::{PaymentService, events};
 use crate::domain::{Payment, PaymentId, Refund, RefundId};
 use crate::error::AppError;
@@ -152,10 +152,10 @@ impl PaymentService {
         }
         match &verdict {
             Verdict::Settled => {
-                tracing::info!(payment_id = %id, status = %payment.status, pg_status = status_name(&record.status), "adopted Toss's record")
+                tracing::info!(payment_id = %id, status = %payment.status, pg_status = record.status.as_str(), "adopted Toss's record")
             }
             Verdict::Undecided { .. } => {
-                tracing::info!(payment_id = %id, pg_status = status_name(&record.status), "Toss has not decided the attempt yet")
+                tracing::info!(payment_id = %id, pg_status = record.status.as_str(), "Toss has not decided the attempt yet")
             }
             Verdict::Foreign => {
                 tracing::warn!(payment_id = %id, "Toss's record is about another order; ignored")

@@ -258,10 +258,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 other => set_aside(
                     ours,
                     refunds,
-                    format!(
-                        "Toss shows {} for a payment we completed",
-                        status_name(other)
-                    ),
+                    format!("Toss shows {} for a payment we completed", other.as_str()),
                     ctx,
                 ),
             }
@@ -355,7 +352,7 @@ fn failure_of(record: &PgPayment, deposit: bool) -> Failure {
     }
     match &record.status {
         _ if !deposit => Failure::new(
-            format!("PG_{}", status_name(&record.status)),
+            format!("PG_{}", record.status.as_str()),
             "the PG ended the payment attempt without approval",
         ),
         PgStatus::Canceled => Code::VirtualAccountCancelled
@@ -544,20 +541,6 @@ fn set_aside(ours: &Payment, _refunds: &[Refund], reason: String, ctx: &Context)
         }
     };
     decision.alert("pg_record_mismatch", reason)
-}
-
-pub(super) fn status_name(status: &PgStatus) -> &str {
-    match status {
-        PgStatus::Ready => "READY",
-        PgStatus::InProgress => "IN_PROGRESS",
-        PgStatus::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
-        PgStatus::Done => "DONE",
-        PgStatus::Canceled => "CANCELED",
-        PgStatus::PartialCanceled => "PARTIAL_CANCELED",
-        PgStatus::Aborted => "ABORTED",
-        PgStatus::Expired => "EXPIRED",
-        PgStatus::Other(other) => other,
-    }
 }
 
 #[cfg(test)]

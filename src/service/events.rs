@@ -1,45 +1,28 @@
-//! Event envelopes and payloads, as the old Go service published them: the envelope
-//! `{event_id, event_type, version, timestamp, source, user_id, payload}` with the payloads
-//! its consumers already read (`payment.completed`, `payment.failed`, `payment.refunded`), and the
-//! version 2 events in the same envelope.
+//! The events of the service's changes, in the envelope the old Go service published
+//! (`{event_id, event_type, version, timestamp, source, user_id, payload}`, with `actor`); the
+//! payloads are `domain::events`'s types.
 
 use chrono::Utc;
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Actor, Failure, Payment, PaymentKey, PaymentUpdate, Refund};
+use crate::domain::{
+    Actor, EventPayload, Failure, Payment, PaymentCancelled, PaymentCompleted, PaymentFailed,
+    PaymentRefunded, PaymentUpdate, PaymentWaitingForDeposit, Refund, RefundFailed,
+};
 use crate::store::NewEvent;
 
-pub const PAYMENT_COMPLETED: &str = "payment.completed";
-pub const PAYMENT_FAILED: &str = "payment.failed";
-pub const PAYMENT_REFUNDED: &str = "payment.refunded";
-pub const PAYMENT_WAITING_FOR_DEPOSIT: &str = "payment.waiting_for_deposit";
-pub const REFUND_FAILED: &str = "refund.failed";
-pub const PAYMENT_CANCELLED: &str = "payment.cancelled";
-
-fn envelope(
-    event_type: &'static str,
-    payment: &Payment,
-    payload: serde_json::Value,
-    actor: &Actor,
-) -> NewEvent {
+fn envelope(payment: &Payment, payload: EventPayload, actor: &Actor) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7().to_string(),
-        event_type,
+        event_type: payload.event_type(),
         version: "1.0",
         source: "payment-service",
         occurred_at: Utc::now(),
         user_id: payment.user_id.clone(),
         payment_id: payment.id.to_string(),
-        payload,
+        payload: serde_json::to_value(payload).expect("a payload serialises"),
         actor: actor.clone(),
     }
-}
-
-/// `requested_by` as the payloads of refunds and cancels show it (the envelope's `actor`
-/// shape).
-pub fn actor_json(actor: &Actor) -> serde_json::Value {
-    json!({"type": actor.kind.as_str(), "name": actor.name})
 }
 
 /// `payment` as it is after completion (provider and transaction id set).
@@ -49,112 +32,35 @@ pub fn completed(
     pg_transaction_id: Option<&str>,
     actor: &Actor,
 ) -> NewEvent {
-    envelope(
-        PAYMENT_COMPLETED,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id.as_str(),
-            "amount": payment.amount_krw,
-            "currency": payment.currency,
-            "payment_method": payment.payment_method,
-            "pg_provider": pg_provider,
-            "pg_transaction_id": pg_transaction_id,
-            "payment_type": payment.payment_type.as_str(),
-            "subscription_id": payment.subscription_id,
-        }),
-        actor,
-    )
+    let payload = PaymentCompleted::of(payment, pg_provider, pg_transaction_id);
+    envelope(payment, payload, actor)
 }
 
 pub fn failed(payment: &Payment, failure: &Failure, actor: &Actor) -> NewEvent {
-    envelope(
-        PAYMENT_FAILED,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id.as_str(),
-            "amount": payment.amount_krw,
-            "currency": payment.currency,
-            "error_code": failure.code,
-            "error_message": failure.message,
-        }),
-        actor,
-    )
+    envelope(payment, PaymentFailed::of(payment, failure), actor)
 }
 
 /// `payment` as it is after the refund was counted.
 pub fn refunded(payment: &Payment, refund: &Refund, actor: &Actor) -> NewEvent {
-    envelope(
-        PAYMENT_REFUNDED,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "refund_id": refund.id.to_string(),
-            "refund_amount": refund.amount_krw,
-            "currency": payment.currency,
-            "reason": refund.reason,
-            "is_full_refund": payment.refunded_amount_krw >= payment.amount_krw,
-            "requested_by": actor_json(&refund.requested_by),
-        }),
-        actor,
-    )
+    envelope(payment, PaymentRefunded::of(payment, refund), actor)
 }
 
-/// A virtual account was issued; the buyer has not paid yet.
 pub fn waiting_for_deposit(payment: &Payment, actor: &Actor) -> NewEvent {
-    envelope(
-        PAYMENT_WAITING_FOR_DEPOSIT,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id.as_str(),
-            "amount": payment.amount_krw,
-            "currency": payment.currency,
-            "payment_method": payment.payment_method,
-            "pg_provider": payment.pg_provider,
-            "pg_transaction_id": payment.payment_key.as_ref().map(PaymentKey::as_str),
-        }),
-        actor,
-    )
+    envelope(payment, PaymentWaitingForDeposit::of(payment), actor)
 }
 
-/// A refund answered 202 (or queued) that did not happen after all.
 pub fn refund_failed(
     payment: &Payment,
     refund: &Refund,
     failure: &Failure,
     actor: &Actor,
 ) -> NewEvent {
-    envelope(
-        REFUND_FAILED,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "refund_id": refund.id.to_string(),
-            "refund_amount": refund.amount_krw,
-            "reason": refund.reason,
-            "failure": {"code": failure.code, "message": failure.message},
-            "requested_by": actor_json(&refund.requested_by),
-        }),
-        actor,
-    )
+    envelope(payment, RefundFailed::of(payment, refund, failure), actor)
 }
 
-/// Nobody paid and the merchant cancelled the payment.
 pub fn cancelled(payment: &Payment, reason: &str, requested_by: &Actor, actor: &Actor) -> NewEvent {
-    envelope(
-        PAYMENT_CANCELLED,
-        payment,
-        json!({
-            "payment_id": payment.id.to_string(),
-            "order_id": payment.order_id.as_str(),
-            "reason": reason,
-            "cancelled_at": payment.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "requested_by": actor_json(requested_by),
-        }),
-        actor,
-    )
+    let payload = PaymentCancelled::of(payment, reason, requested_by);
+    envelope(payment, payload, actor)
 }
 
 /// The event a named change of a payment records, if any; `after` is the payment as the change

@@ -18,7 +18,6 @@ mod payments;
 mod reconciliation;
 mod refunds;
 mod review;
-mod sealing;
 mod settler;
 mod webhooks;
 
@@ -28,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::crypto::BillingKeyCipher;
+use crate::crypto::{AccountSealer, BillingKeyCipher};
 use crate::domain::{Actor, Payment, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
@@ -40,10 +39,9 @@ pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
-pub use reconciliation::{Reconciliation, ReconciliationSettings};
+pub use reconciliation::{Reconciliation, ReconciliationOptions};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
-pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
 pub use settler::Settler;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 

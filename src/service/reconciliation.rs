@@ -22,14 +22,14 @@ use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunSummary, RunTrigger, kst_day_bounds,
     today_kst,
 };
-use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
+use crate::domain::{PassId, Payment, PaymentId, PaymentStatus, PaymentUpdate, Refund, Review};
 use crate::error::AppError;
 use crate::gateway::Books;
 use crate::store::{Claimed, Plan, Store, StoreError, Target};
 
 /// Timing and paging of runs (`[reconciliation]` in the configuration).
 #[derive(Debug, Clone)]
-pub struct ReconciliationSettings {
+pub struct ReconciliationOptions {
     /// The daily schedule's time of day, KST; `None`: no schedule.
     pub daily_at: Option<NaiveTime>,
     pub check_interval: Duration,
@@ -38,7 +38,7 @@ pub struct ReconciliationSettings {
     pub lease: Duration,
 }
 
-impl Default for ReconciliationSettings {
+impl Default for ReconciliationOptions {
     fn default() -> Self {
         Self {
             daily_at: None,
@@ -59,11 +59,11 @@ pub struct Reconciliation {
     /// payments key's, and the billing key's when billing runs under a key of its own. None
     /// without a Toss key (runs answer `PG_NOT_CONFIGURED`).
     books: Arc<[Arc<dyn Books>]>,
-    settings: Arc<ReconciliationSettings>,
+    settings: Arc<ReconciliationOptions>,
 }
 
 impl Reconciliation {
-    pub fn new(store: Store, books: Vec<Arc<dyn Books>>, settings: ReconciliationSettings) -> Self {
+    pub fn new(store: Store, books: Vec<Arc<dyn Books>>, settings: ReconciliationOptions) -> Self {
         Self {
             store,
             books: books.into(),
@@ -130,10 +130,11 @@ impl Reconciliation {
     }
 
     pub async fn run(&self, id: &str) -> Result<ReconciliationRun, AppError> {
-        self.store
-            .run(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound("no such reconciliation run".to_owned()))
+        let found = match id.parse() {
+            Ok(id) => self.store.run(&id).await?,
+            Err(_) => None,
+        };
+        found.ok_or_else(|| AppError::NotFound("no such reconciliation run".to_owned()))
     }
 
     /// The run of `date`, or the latest runs (newest date first) without one.
@@ -164,7 +165,7 @@ impl Reconciliation {
     }
 
     /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
-    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &str) {
+    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &PassId) {
         let started = Instant::now();
         let outcome = self.pass(books, run, pass).await;
         let finished = match &outcome {
@@ -222,7 +223,7 @@ impl Reconciliation {
         &self,
         sources: &[Arc<dyn Books>],
         run: &ReconciliationRun,
-        pass: &str,
+        pass: &PassId,
     ) -> Result<RunSummary, String> {
         let database = |error: StoreError| format!("the database could not be used: {error}");
         // Pages of passes that died with their instance.
@@ -293,7 +294,7 @@ impl Reconciliation {
         Ok(summary)
     }
 
-    async fn keep_lease(&self, run: &ReconciliationRun, pass: &str) -> Result<(), String> {
+    async fn keep_lease(&self, run: &ReconciliationRun, pass: &PassId) -> Result<(), String> {
         let until = Utc::now() + self.settings.lease;
         match self.store.renew_run(&run.id, pass, until).await {
             Ok(true) => Ok(()),
@@ -520,7 +521,7 @@ fn is_run_reason(reason: &str) -> bool {
     let Some((kind, what)) = rest.split_once(" (") else {
         return false;
     };
-    DiscrepancyKind::parse(kind).is_some()
+    kind.parse::<DiscrepancyKind>().is_ok()
         && what.ends_with(')')
         && !what[..what.len() - 1].contains(')')
 }

@@ -1,10 +1,12 @@
 //! Rows to domain records. A row that does not parse is reported, never guessed at.
 
-use super::StoreError;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+
 use super::entities::{event, payment, payment_attempt, refund};
+use super::{StoreError, StoreResult};
 use crate::domain::{
-    Actor, Attempt, CardSummary, Failure, OrderId, Payment, PaymentKey, Refund, ScopedKey,
-    SealedAccount, Settlement, StoredEvent, VirtualAccount,
+    Actor, Attempt, CardSummary, Failure, OrderId, Payment, PaymentId, PaymentKey, Refund,
+    ScopedKey, SealedAccount, Settlement, StoredEvent, VirtualAccount,
 };
 
 fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -313,4 +315,20 @@ pub(super) fn to_active_refund(r: &Refund) -> refund::ActiveModel {
         requested_by_type: Set(r.requested_by.kind.as_str().to_owned()),
         requested_by_name: Set(r.requested_by.name.clone()),
     }
+}
+
+/// A payment's refunds, oldest first, on `conn` (a transaction or the pool).
+pub(super) async fn refunds_in<C: ConnectionTrait>(
+    conn: &C,
+    payment_id: PaymentId,
+) -> StoreResult<Vec<Refund>> {
+    refund::Entity::find()
+        .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
+        .order_by_asc(refund::Column::CreatedAt)
+        .order_by_asc(refund::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Refund::try_from)
+        .collect()
 }

@@ -13,6 +13,7 @@ mod refunds;
 mod reviews;
 mod sealed;
 mod sql;
+mod staging;
 mod webhooks;
 
 use std::time::Duration;
@@ -164,4 +165,10 @@ impl Store {
     pub async fn close(self) {
         let _ = self.db.close().await;
     }
+}
+
+/// `payment_transitions_total{from, to}`.
+fn count_transition(from: &str, to: &str) {
+    metrics::counter!("payment_transitions_total", "from" => from.to_owned(), "to" => to.to_owned())
+        .increment(1);
 }

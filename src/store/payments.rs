@@ -9,9 +9,8 @@ use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
 use super::entities::refund;
 use super::events::{self, NewEvent};
-use super::mapping::{to_active_payment, to_active_refund};
-use super::refunds::refunds_in;
-use super::{Store, StoreError, StoreResult, sql};
+use super::mapping::{refunds_in, to_active_payment, to_active_refund};
+use super::{Store, StoreError, StoreResult, count_transition, sql};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
     PaymentUpdate, Refund, RefundId,
@@ -584,9 +583,3 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
 
 /// Statuses whose outcome the PG still has to tell: the reconciler looks at them again.
 const UNSETTLED: [PaymentStatus; 2] = [PaymentStatus::InProgress, PaymentStatus::WaitingForDeposit];
-
-/// `payment_transitions_total{from, to}`.
-pub(super) fn count_transition(from: &str, to: &str) {
-    metrics::counter!("payment_transitions_total", "from" => from.to_owned(), "to" => to.to_owned())
-        .increment(1);
-}

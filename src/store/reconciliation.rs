@@ -11,14 +11,10 @@ use sea_orm::{
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::PaymentId;
 use crate::domain::reconciliation::{
-    Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
+    Discrepancy, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
-use crate::gateway::{PgSettlement, PgTransaction};
-
-/// Rows per INSERT: SQLite takes at most 32,766 parameters per statement.
-const INSERT_CHUNK: usize = 1000;
+use crate::domain::{PassId, PaymentId, RunId};
 
 /// A discrepancy with the row id it is stored under (for paging through a run's list).
 #[derive(Debug, Clone)]
@@ -32,7 +28,20 @@ pub struct StoredDiscrepancy {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub run: ReconciliationRun,
-    pub pass: Option<String>,
+    pub pass: Option<PassId>,
+}
+
+/// Run and pass ids are stored as text.
+impl From<&RunId> for Value {
+    fn from(id: &RunId) -> Self {
+        id.to_string().into()
+    }
+}
+
+impl From<&PassId> for Value {
+    fn from(id: &PassId) -> Self {
+        id.to_string().into()
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -44,16 +53,16 @@ impl TryFrom<run::Model> for ReconciliationRun {
     fn try_from(row: run::Model) -> Result<Self, Self::Error> {
         Ok(Self {
             date: row.date.parse().map_err(|_| corrupt("date"))?,
-            status: RunStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            status: row.status.parse().map_err(|_| corrupt("status"))?,
             summary: row
                 .summary
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(|_| corrupt("summary"))?,
-            id: row.id,
+            id: row.id.parse().map_err(|_| corrupt("id"))?,
             trigger: row.trigger,
-            pass_id: row.pass_id,
+            pass_id: row.pass_id.parse().map_err(|_| corrupt("pass"))?,
             started_at: row.started_at,
             finished_at: row.finished_at,
             lease_until: row.lease_until,
@@ -70,7 +79,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
         Ok(Self {
             id: row.id,
             discrepancy: Discrepancy {
-                kind: DiscrepancyKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+                kind: row.kind.parse().map_err(|_| corrupt("kind"))?,
                 order_id: row.order_id,
                 payment_key: row.payment_key,
                 transaction_key: row.transaction_key,
@@ -83,7 +92,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
 }
 
 /// A statement written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         DbBackend::Postgres => sql.to_owned(),
         _ => sql.replace('$', "?"),
@@ -101,13 +110,13 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Claimed> {
-        let pass = uuid::Uuid::now_v7().to_string();
+        let pass = PassId::new();
         let fresh = run::ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
+            id: Set(RunId::new().to_string()),
             date: Set(date.to_string()),
             status: Set(RunStatus::Running.as_str().to_owned()),
             trigger: Set(trigger.as_str().to_owned()),
-            pass_id: Set(pass.clone()),
+            pass_id: Set(pass.to_string()),
             started_at: Set(now),
             finished_at: Set(None),
             lease_until: Set(lease_until),
@@ -131,7 +140,7 @@ impl Store {
                     Expr::value(RunStatus::Running.as_str()),
                 )
                 .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
-                .col_expr(run::Column::PassId, Expr::value(pass.clone()))
+                .col_expr(run::Column::PassId, Expr::value(pass.to_string()))
                 .col_expr(run::Column::StartedAt, Expr::value(now))
                 .col_expr(run::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
                 .col_expr(run::Column::LeaseUntil, Expr::value(lease_until))
@@ -155,8 +164,8 @@ impl Store {
         Ok(Claimed { run, pass })
     }
 
-    pub async fn run(&self, id: &str) -> StoreResult<Option<ReconciliationRun>> {
-        run::Entity::find_by_id(id.to_owned())
+    pub async fn run(&self, id: &RunId) -> StoreResult<Option<ReconciliationRun>> {
+        run::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
             .map(ReconciliationRun::try_from)
@@ -187,7 +196,7 @@ impl Store {
     /// A run's discrepancies after row `after`, in the order the run found them.
     pub async fn discrepancies(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         after: i64,
         limit: u64,
     ) -> StoreResult<Vec<StoredDiscrepancy>> {
@@ -206,7 +215,7 @@ impl Store {
     /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
     pub async fn discrepancies_naming(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         payment_id: PaymentId,
     ) -> StoreResult<Vec<Discrepancy>> {
         discrepancy::Entity::find()
@@ -254,8 +263,8 @@ impl Store {
     /// Moves the lease of the pass forward; `false` when the pass is no longer the run's.
     pub async fn renew_run(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         until: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let result = run::Entity::update_many()
@@ -272,8 +281,8 @@ impl Store {
     /// is no longer the run's (another start took it over).
     pub async fn finish_run(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         outcome: Result<&RunSummary, &str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -297,144 +306,25 @@ impl Store {
         Ok(result.rows_affected == 1)
     }
 
-    /// Forgets the staged pages of `pass`, or (`None`) of every pass no running run owns (a
-    /// pass whose instance died leaves its pages behind).
-    pub async fn clear_staging(&self, pass: Option<&str>) -> StoreResult<()> {
-        let backend = self.db.get_database_backend();
-        for table in ["reconciliation_transactions", "reconciliation_settlements"] {
-            let (sql, values) = match pass {
-                Some(pass) => (
-                    format!("DELETE FROM {table} WHERE pass_id = $1"),
-                    vec![Value::from(pass)],
-                ),
-                None => (
-                    format!(
-                        "DELETE FROM {table} WHERE pass_id NOT IN \
-                         (SELECT pass_id FROM reconciliation_runs WHERE status = 'RUNNING')"
-                    ),
-                    Vec::new(),
-                ),
-            };
-            self.db
-                .execute_raw(statement(backend, &sql, values))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Stages one page of Toss's transactions. A transaction Toss lists twice is kept once.
-    pub async fn stage_transactions(&self, pass: &str, rows: &[PgTransaction]) -> StoreResult<()> {
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let mut insert = Query::insert();
-            insert
-                .into_table(Alias::new("reconciliation_transactions"))
-                .columns(
-                    [
-                        "pass_id",
-                        "transaction_key",
-                        "payment_key",
-                        "order_id",
-                        "kind",
-                        "status",
-                        "amount_krw",
-                        "transaction_at",
-                    ]
-                    .map(Alias::new),
-                )
-                .on_conflict(
-                    OnConflict::columns(["pass_id", "transaction_key"].map(Alias::new))
-                        .do_nothing()
-                        .to_owned(),
-                );
-            for row in chunk {
-                insert.values_panic([
-                    pass.into(),
-                    row.transaction_key.clone().into(),
-                    row.payment_key.clone().into(),
-                    row.order_id.clone().into(),
-                    row.kind().as_str().into(),
-                    row.status.clone().into(),
-                    row.amount.into(),
-                    row.transaction_at.clone().into(),
-                ]);
-            }
-            self.db.execute(&insert).await?;
-        }
-        Ok(())
-    }
-
-    /// Stages one page of Toss's settlements; `first_row` numbers its first row.
-    pub async fn stage_settlements(
-        &self,
-        pass: &str,
-        first_row: i64,
-        rows: &[PgSettlement],
-    ) -> StoreResult<()> {
-        for (offset, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
-            let mut insert = Query::insert();
-            insert
-                .into_table(Alias::new("reconciliation_settlements"))
-                .columns(
-                    [
-                        "pass_id",
-                        "row_no",
-                        "payment_key",
-                        "transaction_key",
-                        "order_id",
-                        "kind",
-                        "amount_krw",
-                        "fee_krw",
-                        "payout_krw",
-                        "sold_date",
-                        "paid_out_date",
-                    ]
-                    .map(Alias::new),
-                )
-                .on_conflict(
-                    OnConflict::columns(["pass_id", "row_no"].map(Alias::new))
-                        .do_nothing()
-                        .to_owned(),
-                );
-            let base = first_row + i64::try_from(offset * INSERT_CHUNK).unwrap_or(i64::MAX);
-            for (index, row) in chunk.iter().enumerate() {
-                insert.values_panic([
-                    pass.into(),
-                    (base + i64::try_from(index).unwrap_or(i64::MAX)).into(),
-                    row.payment_key.clone().into(),
-                    row.transaction_key.clone().into(),
-                    row.order_id.clone().into(),
-                    if row.is_cancel { "CANCEL" } else { "SALE" }.into(),
-                    row.amount.into(),
-                    row.fee.into(),
-                    row.payout.into(),
-                    row.sold_date.map(|d| d.to_string()).into(),
-                    row.paid_out_date.map(|d| d.to_string()).into(),
-                ]);
-            }
-            self.db.execute(&insert).await?;
-        }
-        Ok(())
-    }
-
     /// Compares the staged pages of `pass` with our payments and refunds of `date` (completed
     /// between `from` and `to`), in one transaction: the run's discrepancies are replaced by
     /// what this pass found, and each payment's sale settlement is written. `None` when the pass
     /// is no longer the run's.
     pub async fn compare(
         &self,
-        run_id: &str,
-        pass: &str,
+        run_id: &RunId,
+        pass: &PassId,
         date: NaiveDate,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
     ) -> StoreResult<Option<RunSummary>> {
         let backend = self.db.get_database_backend();
         let txn = self.db.begin().await?;
-        let mut owner = run::Entity::find_by_id(run_id.to_owned());
+        let mut owner = run::Entity::find_by_id(run_id.to_string());
         if backend == DbBackend::Postgres {
             owner = owner.lock_exclusive();
         }
         match owner.one(&txn).await? {
-            Some(row) if row.pass_id == pass => {}
+            Some(row) if row.pass_id == pass.to_string() => {}
             _ => {
                 txn.rollback().await?;
                 return Ok(None);

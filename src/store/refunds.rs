@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
-use super::mapping::to_active_refund;
+use super::mapping::{refunds_in, to_active_refund};
 use super::{Store, StoreError, StoreResult, sql};
 use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
@@ -191,22 +191,6 @@ fn already_recorded(error: sea_orm::DbErr) -> StoreError {
     }
 }
 
-/// A payment's refunds, oldest first, on `conn` (a transaction or the pool).
-pub(super) async fn refunds_in<C: ConnectionTrait>(
-    conn: &C,
-    payment_id: PaymentId,
-) -> StoreResult<Vec<Refund>> {
-    refund::Entity::find()
-        .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
-        .order_by_asc(refund::Column::CreatedAt)
-        .order_by_asc(refund::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Refund::try_from)
-        .collect()
-}
-
 /// Sets the refund's amount aside (see [`reserve_update`]); `false` when nothing allowed it.
 async fn reserve(
     txn: &DatabaseTransaction,
@@ -287,7 +271,7 @@ async fn move_refunded_amount(txn: &DatabaseTransaction, refund: &Refund) -> Sto
     } else {
         PaymentStatus::PartialRefund
     };
-    super::payments::count_transition(from.as_str(), payment.status.as_str());
+    super::count_transition(from.as_str(), payment.status.as_str());
     Ok(payment)
 }
 

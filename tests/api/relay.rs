@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use payment_service::relay::{Relay, RelayError, RelaySettings};
+use payment_service::relay::{Relay, RelayError, RelayOptions};
 use payment_service::startup::Application;
 use payment_service::store::{DatabaseOptions, Store};
 use reqwest::StatusCode;
@@ -137,8 +137,8 @@ impl Drop for TestStream {
     }
 }
 
-fn settings(prefix: &str, batch_size: u64) -> RelaySettings {
-    RelaySettings {
+fn settings(prefix: &str, batch_size: u64) -> RelayOptions {
+    RelayOptions {
         subject_prefix: prefix.to_owned(),
         stream: None,
         interval: Duration::from_millis(50),
@@ -148,11 +148,7 @@ fn settings(prefix: &str, batch_size: u64) -> RelaySettings {
 }
 
 /// A relay as another process would run it: its own pool on the test's database.
-async fn relay_on(
-    database_url: &str,
-    client: async_nats::Client,
-    settings: RelaySettings,
-) -> Relay {
+async fn relay_on(database_url: &str, client: async_nats::Client, settings: RelayOptions) -> Relay {
     let store = Store::connect(&DatabaseOptions {
         url: database_url.to_owned(),
         max_connections: 4,

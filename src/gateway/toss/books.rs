@@ -198,7 +198,7 @@ fn parse_transactions(body: &[u8]) -> Result<Vec<PgTransaction>, GatewayError> {
             transaction_key: row.transaction_key,
             payment_key: row.payment_key,
             order_id: row.order_id,
-            status: row.status,
+            status: crate::domain::PgStatus::parse(row.status),
             amount: row.amount.abs(),
             transaction_at: row.transaction_at,
         })
@@ -232,13 +232,13 @@ fn date(raw: &str) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::{Timeouts, TossSettings};
+    use crate::gateway::{Timeouts, TossOptions};
     use serde_json::json;
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn client(uri: &str) -> TossClient {
-        TossClient::new(TossSettings {
+        TossClient::new(TossOptions {
             api_url: uri.to_owned(),
             secret_key: "test_sk_x".into(),
             timeouts: Timeouts {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::Timeouts;
 
-pub use client::{TossClient, TossSettings};
+pub use client::{TossClient, TossOptions};
 pub use errors::decline_is_retryable;
 
 /// Which kind of Toss call: the error codes that are final, and the timeout, depend on it.

@@ -291,7 +291,7 @@ impl TossPayment {
             details,
             payment_key,
             order_id: self.order_id,
-            status: parse_status(self.status),
+            status: PgStatus::parse(self.status),
             total_amount: self.total_amount,
             balance_amount: self.balance_amount,
             currency: self.currency,
@@ -323,20 +323,6 @@ impl TossCancel {
             canceled_at: parse_timestamp(self.canceled_at.as_deref()),
             tax_free_amount: self.tax_free_amount.unwrap_or(0),
         })
-    }
-}
-
-fn parse_status(status: String) -> PgStatus {
-    match status.as_str() {
-        "READY" => PgStatus::Ready,
-        "IN_PROGRESS" => PgStatus::InProgress,
-        "WAITING_FOR_DEPOSIT" => PgStatus::WaitingForDeposit,
-        "DONE" => PgStatus::Done,
-        "CANCELED" => PgStatus::Canceled,
-        "PARTIAL_CANCELED" => PgStatus::PartialCanceled,
-        "ABORTED" => PgStatus::Aborted,
-        "EXPIRED" => PgStatus::Expired,
-        _ => PgStatus::Other(status),
     }
 }
 

@@ -144,7 +144,7 @@ pub struct RunListDto {
 impl RunDto {
     pub fn new(run: &ReconciliationRun, discrepancies: &[Discrepancy]) -> Self {
         Self {
-            run_id: run.id.clone(),
+            run_id: run.id.to_string(),
             date: run.date.to_string(),
             status: run.status.into(),
             started_at: timestamp(run.started_at),

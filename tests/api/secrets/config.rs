@@ -22,12 +22,8 @@ fn debug_output_of_the_configuration_holds_no_secret() {
     settings.database.url = Some("postgres://payments:dbpass_SECRETSCAN@127.0.0.1/payments".into());
     settings.nats.url = Some("nats://relay:natspass_SECRETSCAN@127.0.0.1:4222".into());
     let client =
-        payment_service::gateway::TossClient::new(payment_service::gateway::TossSettings {
-            api_url: "https://api.tosspayments.com".to_owned(),
-            secret_key: TOSS_SECRET.into(),
-            timeouts: settings.toss.timeouts(),
-        })
-        .expect("a Toss client");
+        payment_service::gateway::TossClient::new(settings.toss.client(&TOSS_SECRET.into()))
+            .expect("a Toss client");
     let keys = payment_service::http::ApiKeys::new(&settings.auth.api_keys);
     let cipher = payment_service::crypto::BillingKeyCipher::from_base64(&encryption_key)
         .expect("a 32-byte key");
@@ -37,7 +33,7 @@ fn debug_output_of_the_configuration_holds_no_secret() {
     let shown = [
         ("Settings {:?}", format!("{settings:?}")),
         ("Settings {:#?}", format!("{settings:#?}")),
-        ("TossConfig", format!("{:?}", settings.toss)),
+        ("TossSettings", format!("{:?}", settings.toss)),
         ("AuthSettings", format!("{:?}", settings.auth)),
         ("DatabaseSettings", format!("{:?}", settings.database)),
         ("NatsSettings", format!("{:?}", settings.nats)),

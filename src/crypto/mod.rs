@@ -13,6 +13,15 @@
 //! to another row does not open. Billing keys stored before (bare base64, under the single key
 //! of then, without associated data) still open under any key of the ring, until
 //! `payment-service reseal` moves them to the newest key and binds them to their row.
+//!
+//! Refund accounts are sealed in [`accounts`]; [`reseal`] moves every sealed column under the
+//! newest key.
+
+mod accounts;
+mod reseal;
+
+pub use accounts::AccountSealer;
+pub use reseal::{ResealCounts, ResealReport, reseal};
 
 use std::fmt;
 
@@ -249,6 +258,16 @@ impl Keyring {
             .iter()
             .find_map(|(_, sealer)| sealer.open(stored, aad))
     }
+
+    /// What `reseal` makes of a value that opened as `opened`: left alone when current, else
+    /// sealed anew under the newest key, bound to `aad`.
+    pub fn reseal(&self, opened: Option<Opened<Vec<u8>>>, aad: &[u8]) -> Resealed {
+        match opened {
+            Some(Opened { current: true, .. }) => Resealed::Current,
+            Some(Opened { value, .. }) => Resealed::Sealed(self.seal(&value, aad)),
+            None => Resealed::Unreadable,
+        }
+    }
 }
 
 /// Encrypts and decrypts billing keys, each bound to its row's id. `Debug` never shows a key.
@@ -277,10 +296,6 @@ impl BillingKeyCipher {
         Self::new(Keyring::generate())
     }
 
-    pub fn is_generated(&self) -> bool {
-        self.keyring.is_generated()
-    }
-
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }
@@ -295,40 +310,26 @@ impl BillingKeyCipher {
     /// version 2 (unbound, under any key of the ring).
     pub fn decrypt(&self, id: BillingKeyId, stored: &str) -> Result<BillingKeySecret, CipherError> {
         self.open(&id.to_string(), stored)
-            .map(|opened| opened.value)
+            .and_then(|opened| String::from_utf8(opened.value).ok())
+            .map(BillingKeySecret::new)
+            .ok_or(CipherError::Undecryptable)
     }
 
-    fn open(&self, id: &str, stored: &str) -> Result<Opened<BillingKeySecret>, CipherError> {
-        let opened = if Keyring::is_sealed_here(stored) {
-            self.keyring.open(stored, &billing_key_aad(id))
-        } else {
-            self.keyring
-                .open_unversioned(stored, b"")
-                .map(|value| Opened {
-                    value,
-                    current: false,
-                })
+    fn open(&self, id: &str, stored: &str) -> Option<Opened<Vec<u8>>> {
+        if Keyring::is_sealed_here(stored) {
+            return self.keyring.open(stored, &billing_key_aad(id));
         }
-        .ok_or(CipherError::Undecryptable)?;
-        let current = opened.current;
-        String::from_utf8(opened.value)
-            .map(|plain| Opened {
-                value: BillingKeySecret::new(plain),
-                current,
-            })
-            .map_err(|_| CipherError::Undecryptable)
+        let value = self.keyring.open_unversioned(stored, b"")?;
+        Some(Opened {
+            value,
+            current: false,
+        })
     }
 
     /// The value of row `id` (its id as stored) under the newest key, bound to the row.
     pub fn reseal(&self, id: &str, stored: &str) -> Resealed {
-        match self.open(id, stored) {
-            Ok(Opened { current: true, .. }) => Resealed::Current,
-            Ok(Opened { value, .. }) => Resealed::Sealed(
-                self.keyring
-                    .seal(value.expose().as_bytes(), &billing_key_aad(id)),
-            ),
-            Err(_) => Resealed::Unreadable,
-        }
+        self.keyring
+            .reseal(self.open(id, stored), &billing_key_aad(id))
     }
 }
 
@@ -344,15 +345,20 @@ pub fn secrets_equal(claimed: &str, expected: &str) -> bool {
 /// How a billing key is found again from Toss's `BILLING_DELETED` webhook, which names it:
 /// SHA-256, so the column reveals nothing usable (billing keys are long random strings).
 pub fn fingerprint(key: &str) -> String {
-    let digest = Sha256::digest(format!("billing-key:{key}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&format!("billing-key:{key}"))
 }
 
 /// The `authKey` of a card registration, as remembered (it is single-use; its hash is enough to
 /// recognise a reload).
 pub fn auth_key_hash(auth_key: &str) -> String {
-    let digest = Sha256::digest(format!("auth-key:{auth_key}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&format!("auth-key:{auth_key}"))
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
