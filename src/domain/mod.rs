@@ -9,6 +9,7 @@ mod methods;
 mod pg_ref;
 pub mod reconciliation;
 mod records;
+mod schedule;
 mod status;
 
 pub use actor::{Actor, ActorType};
@@ -27,6 +28,10 @@ pub use methods::{
 };
 pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
+pub use schedule::{
+    BILLING_KEY_INACTIVE, CONSENT_REQUIRED, ChargeEnd, Consent, Next, Schedule, ScheduleStatus,
+    retry_delays,
+};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

@@ -515,6 +515,9 @@ pub struct PaymentDto {
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// The payment's scheduled charge (`POST /payments/{payment_id}/schedule`); `null` without
+    /// one. Shown by `GET /payments/{payment_id}`, `GET /payments` and the schedule routes.
+    pub schedule: Option<super::schedules::ScheduleDto>,
 }
 
 /// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
@@ -579,6 +582,7 @@ impl From<&Payment> for PaymentDto {
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
+            schedule: None,
         }
     }
 }
@@ -685,6 +689,7 @@ impl From<PaymentDto> for PublicPaymentDto {
             created_at,
             updated_at,
             completed_at,
+            schedule: _,
         } = payment;
         Self {
             payment_id,

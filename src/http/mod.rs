@@ -3,6 +3,7 @@
 mod auth;
 mod billing;
 mod concurrency;
+mod consents;
 mod dto;
 mod extract;
 mod headers;
@@ -13,6 +14,7 @@ mod rate_limit;
 mod reconciliation;
 mod redirects;
 mod reviews;
+mod schedules;
 mod system;
 mod webhooks;
 
@@ -76,7 +78,7 @@ answered 403 `FORBIDDEN`. Errors are \
 RFC 9457 problem documents (`application/problem+json`) with a machine-readable `code`: \
 `VALIDATION_ERROR`, `UNAUTHORIZED`, `FORBIDDEN`, `NOT_FOUND`, `DUPLICATE_ORDER_ID`, `INVALID_STATE`, \
 `AMOUNT_MISMATCH`, `REFUND_EXCEEDS_BALANCE`, `REFUND_ACCOUNT_REQUIRED`, `PG_DECLINED` (with \
-`retryable` for charges), `BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `PG_MISCONFIGURED`, \
+`retryable` for charges), `BILLING_KEY_INACTIVE`, `BILLING_KEY_MISMATCH`, `CONSENT_REQUIRED`, `PG_MISCONFIGURED`, \
 `PG_RESPONSE_MISMATCH`, `PG_NOT_CONFIGURED`, `IDEMPOTENCY_KEY_REUSED`, `REQUEST_IN_PROGRESS`, \
 `METHOD_NOT_ALLOWED`, `PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `RATE_LIMITED`, \
 `SERVICE_UNAVAILABLE`, `INTERNAL_ERROR`. PG errors add Toss's `pg_code` and `pg_message` verbatim.\n\n\
@@ -136,6 +138,14 @@ fn privileged_routes(guard: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(scoped(BillingWrite, routes!(billing::get_billing_key)))
         .merge(scoped(BillingWrite, routes!(billing::delete_billing_key)))
         .merge(scoped(BillingWrite, routes!(billing::charge_payment)))
+        .merge(scoped(
+            BillingWrite,
+            routes!(schedules::schedule_payment, schedules::cancel_schedule),
+        ))
+        .merge(scoped(
+            BillingWrite,
+            routes!(consents::create_consent, consents::list_consents),
+        ))
         .merge(scoped(EventsRead, routes!(system::list_events)))
         .merge(scoped(Reconciliation, routes!(reconciliation::start_run)))
         .merge(scoped(Reconciliation, routes!(reconciliation::list_runs)))

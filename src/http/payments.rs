@@ -102,8 +102,13 @@ pub async fn list_payments(
             offset,
         )
         .await?;
+    let schedules = state.service.schedules_of(&payments).await?;
+    let schedule_of = |id| schedules.iter().find(|s| s.payment_id == id);
     Ok(Json(PaymentListDto {
-        payments: payments.iter().map(PaymentDto::from).collect(),
+        payments: payments
+            .iter()
+            .map(|p| PaymentDto::from(p).with_schedule(schedule_of(p.id)))
+            .collect(),
         total_count,
     }))
 }
@@ -126,7 +131,10 @@ pub async fn get_payment(
     Path(raw_id): Path<String>,
 ) -> Result<Json<PaymentDto>, AppError> {
     let payment = state.service.get(payment_id(&raw_id)?).await?;
-    Ok(Json(PaymentDto::from(&payment)))
+    let schedule = state.service.schedule_of(payment.id).await?;
+    Ok(Json(
+        PaymentDto::from(&payment).with_schedule(schedule.as_ref()),
+    ))
 }
 
 /// Confirm a payment.

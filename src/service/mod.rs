@@ -10,6 +10,7 @@ mod attempt;
 mod billing;
 mod cancel;
 mod confirm;
+mod consents;
 pub mod events;
 mod health;
 mod payments;
@@ -17,6 +18,8 @@ mod reconciler;
 mod reconciliation;
 mod refunds;
 mod review;
+mod scheduler;
+mod schedules;
 mod sealing;
 mod webhooks;
 
@@ -35,14 +38,20 @@ pub use crate::domain::PaymentRef;
 pub use billing::{CustomerOutcome, IssueOutcome};
 pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
+pub use consents::NewConsent;
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciler::Reconciler;
 pub use reconciliation::{Reconciliation, ReconciliationSettings};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
+pub use scheduler::{Scheduler, SchedulerSettings};
+pub use schedules::ScheduleCommand;
 pub use sealing::{AccountSealer, ResealCounts, ResealReport, reseal};
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
+
+/// The default delays of scheduled charges' retries: 1, 3 and 7 days.
+pub const DEFAULT_RETRY_DELAYS: [u32; 3] = [86_400, 259_200, 604_800];
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]
@@ -78,6 +87,9 @@ pub struct PaymentService {
     /// On whose behalf this service acts: the caller of a request
     /// ([`PaymentService::acting_for`]), `system` for the service's own schedules.
     actor: Actor,
+    /// The delays between a scheduled charge's retryable decline and its next attempt, when
+    /// the schedule names none (`[billing] retry_after_seconds`).
+    retry_delays: Arc<[u32]>,
 }
 
 impl PaymentService {
@@ -92,7 +104,14 @@ impl PaymentService {
             },
             reconcile_now: Arc::new(Notify::new()),
             actor: Actor::system(),
+            retry_delays: Arc::from(DEFAULT_RETRY_DELAYS.as_slice()),
         }
+    }
+
+    /// The default delays of scheduled charges' retries.
+    pub fn with_retry_delays(mut self, delays: Vec<u32>) -> Self {
+        self.retry_delays = Arc::from(delays);
+        self
     }
 
     /// This service, acting for `actor`: every change it makes records it (events, refunds,
