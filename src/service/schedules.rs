@@ -65,12 +65,8 @@ impl PaymentService {
             ));
         }
         tracing::info!(payment_id = %payment.id, charge_at = %schedule.charge_at, "charge scheduled");
-        let stored = self
-            .store
-            .schedule_of(payment.id)
-            .await?
-            .unwrap_or(schedule);
-        Ok((payment, stored))
+        // As written: the worker may take it the moment it is due.
+        Ok((payment, schedule))
     }
 
     /// Cancels the payment's schedule (a charge already at Toss finishes); cancelling a
@@ -108,9 +104,32 @@ impl PaymentService {
         Ok(self.store.schedule_of(payment_id).await?)
     }
 
-    /// The schedules of `payments` (for a page of payments).
-    pub async fn schedules_of(&self, payments: &[Payment]) -> Result<Vec<Schedule>, AppError> {
+    /// A page of payments with their schedules. A schedule that ended after its payment was read
+    /// (a DONE one beside a payment not yet paid, an ended one beside a charge in flight) has its
+    /// payment read again, so that the pair never shows the schedule ahead of its payment.
+    pub async fn with_schedules(
+        &self,
+        mut payments: Vec<Payment>,
+    ) -> Result<(Vec<Payment>, Vec<Schedule>), AppError> {
         let ids: Vec<PaymentId> = payments.iter().map(|p| p.id).collect();
-        Ok(self.store.schedules_of(&ids).await?)
+        let schedules = self.store.schedules_of(&ids).await?;
+        for schedule in &schedules {
+            let Some(payment) = payments.iter_mut().find(|p| p.id == schedule.payment_id) else {
+                continue;
+            };
+            let ended = !matches!(
+                schedule.status,
+                ScheduleStatus::Scheduled | ScheduleStatus::Charging
+            );
+            let behind = match payment.status {
+                PaymentStatus::InProgress => ended,
+                PaymentStatus::Pending => schedule.status == ScheduleStatus::Done,
+                _ => false,
+            };
+            if behind && let Some(fresh) = self.store.payment(schedule.payment_id).await? {
+                *payment = fresh;
+            }
+        }
+        Ok((payments, schedules))
     }
 }
