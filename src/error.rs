@@ -43,6 +43,10 @@ pub enum AppError {
     BillingKeyInactive(String),
     #[error("the billing key belongs to another user than the payment")]
     BillingKeyMismatch,
+    /// The payment's amount is above what the buyer consented to for its subscription
+    /// (Toss not called).
+    #[error("{0}")]
+    ConsentRequired(String),
     #[error(
         "the payment gateway rejected our credentials or request; an operator must fix the configuration"
     )]
@@ -102,6 +106,7 @@ impl AppError {
             Self::PgDeclined { .. } => "PG_DECLINED",
             Self::BillingKeyInactive(_) => "BILLING_KEY_INACTIVE",
             Self::BillingKeyMismatch => "BILLING_KEY_MISMATCH",
+            Self::ConsentRequired(_) => "CONSENT_REQUIRED",
             Self::PgMisconfigured { .. } => "PG_MISCONFIGURED",
             Self::PgResponseMismatch | Self::ForeignPgRecord(_) => "PG_RESPONSE_MISMATCH",
             Self::PgNotConfigured => "PG_NOT_CONFIGURED",
@@ -135,6 +140,7 @@ impl AppError {
             Self::PgDeclined { .. } => 402,
             Self::BillingKeyInactive(_) => 409,
             Self::BillingKeyMismatch => 422,
+            Self::ConsentRequired(_) => 409,
             Self::PgMisconfigured { .. } => 502,
             Self::PgResponseMismatch => 502,
             Self::ForeignPgRecord(_) => 409,

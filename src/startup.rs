@@ -21,6 +21,7 @@ use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, Ro
 use crate::idempotency::Idempotency;
 use crate::relay::{self, Relay};
 use crate::service::{PaymentService, Reconciliation, ServiceSettings, Settler};
+use crate::service::{Scheduler, SchedulerSettings};
 use crate::store::Store;
 
 pub struct Application {
@@ -28,11 +29,29 @@ pub struct Application {
     router: axum::Router,
     service: PaymentService,
     reconciler: Option<Settler>,
+    scheduler: Option<Scheduler>,
     reconciliation: Reconciliation,
     relay: Option<Relay>,
     rate_limit: PublicRateLimit,
     grace: Duration,
     header_read_timeout: Duration,
+}
+
+/// The worker of scheduled charges, unless `billing.scheduler_enabled` is off.
+fn scheduler(settings: &Settings, service: &PaymentService) -> Option<Scheduler> {
+    let billing = &settings.billing;
+    billing.scheduler_enabled.then(|| {
+        Scheduler::new(
+            service.clone(),
+            SchedulerSettings {
+                poll_interval: Duration::from_millis(billing.scheduler_poll_ms.max(10)),
+                batch: billing.scheduler_batch.max(1),
+                concurrency: billing.scheduler_concurrency.max(1),
+                lease: Duration::from_secs(billing.scheduler_lease_secs.max(1)),
+                recheck: Duration::from_secs(billing.scheduler_recheck_secs),
+            },
+        )
+    })
 }
 
 /// Billing's gateway (under `TOSS_BILLING_SECRET_KEY`, else `TOSS_SECRET_KEY`; none without
@@ -198,7 +217,12 @@ impl Application {
                 webhook_retention: Duration::from_secs(settings.webhooks.retention_secs),
             },
         )
-        .with_billing(billing, cipher);
+        .with_billing(billing, cipher)
+        .with_retry_delays(
+            crate::domain::retry_delays(&settings.billing.retry_after_seconds)
+                .map_err(|e| anyhow::anyhow!("billing.retry_after_seconds: {}", e.reason))?,
+        );
+        let scheduler = scheduler(&settings, &service);
         let reconciler = reconcile.enabled.then(|| {
             Settler::new(
                 service.clone(),
@@ -236,6 +260,7 @@ impl Application {
             router,
             service,
             reconciler,
+            scheduler,
             reconciliation,
             relay,
             rate_limit,
@@ -278,6 +303,9 @@ impl Application {
             background.spawn(reconciler.run(stopping.clone()));
         }
         background.spawn(self.reconciliation.schedule(stopping.clone()));
+        if let Some(scheduler) = self.scheduler {
+            background.spawn(scheduler.run(stopping.clone()));
+        }
         if let Some(relay) = self.relay {
             background.spawn(relay.run(stopping.clone()));
         }

@@ -14,6 +14,7 @@ mod m20261201_000003_reconciliation;
 mod m20261206_000001_payment_attempts;
 mod m20261206_000100_webhook_deliveries_by_age;
 mod m20261206_000200_actors;
+mod m20261207_000001_schedules_consents;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_payment_attempts::Migration),
             Box::new(m20261206_000100_webhook_deliveries_by_age::Migration),
             Box::new(m20261206_000200_actors::Migration),
+            Box::new(m20261207_000001_schedules_consents::Migration),
         ]
     }
 }

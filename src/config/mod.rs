@@ -38,7 +38,6 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub nats: NatsSettings,
     pub log: LogSettings,
-    #[serde(default)]
     pub billing: BillingSettings,
     pub webhooks: WebhookSettings,
 }
@@ -52,13 +51,27 @@ pub struct WebhookSettings {
 }
 
 /// Toss billing (자동결제).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct BillingSettings {
     /// AES-256-GCM keys of stored billing keys and refund accounts (`BILLING_KEY_ENCRYPTION_KEY`):
     /// 32 bytes in base64, or several such keys separated by commas, newest first (the newest
     /// seals, any opens: `crypto::Keyring`). Unset: one is generated at start, and billing keys
     /// do not survive a restart.
     pub encryption_key: Option<SecretString>,
+    /// Scheduled charges: the delays (seconds) between a retryable decline and the next
+    /// attempt, when a schedule names none (1..10 of 1..2592000).
+    pub retry_after_seconds: Vec<i64>,
+    /// Whether this instance works scheduled charges through (any number of instances may).
+    pub scheduler_enabled: bool,
+    /// How often the worker looks for due charges.
+    pub scheduler_poll_ms: u64,
+    /// Schedules taken per pass, and charged at once.
+    pub scheduler_batch: u64,
+    pub scheduler_concurrency: usize,
+    /// How long a taken schedule belongs to its instance before another may take it over.
+    pub scheduler_lease_secs: u64,
+    /// How soon a charge whose outcome is unknown is looked at again.
+    pub scheduler_recheck_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

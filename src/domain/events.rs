@@ -18,17 +18,21 @@ pub enum EventPayload {
     WaitingForDeposit(PaymentWaitingForDeposit),
     Cancelled(PaymentCancelled),
     RefundFailed(RefundFailed),
+    RetryScheduled(PaymentRetryScheduled),
+    RetriesExhausted(PaymentRetriesExhausted),
 }
 
 impl EventPayload {
     /// Every event type the service publishes.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 8] = [
         "payment.completed",
         "payment.failed",
         "payment.refunded",
         "payment.waiting_for_deposit",
         "payment.cancelled",
         "refund.failed",
+        "payment.retry_scheduled",
+        "payment.retries_exhausted",
     ];
 
     pub fn event_type(&self) -> &'static str {
@@ -39,6 +43,8 @@ impl EventPayload {
             Self::WaitingForDeposit(_) => 3,
             Self::Cancelled(_) => 4,
             Self::RefundFailed(_) => 5,
+            Self::RetryScheduled(_) => 6,
+            Self::RetriesExhausted(_) => 7,
         };
         Self::TYPES[index]
     }
@@ -212,6 +218,77 @@ impl RefundFailed {
                 message: failure.message.clone(),
             },
             requested_by: refund.requested_by.clone(),
+        })
+    }
+}
+
+/// A declined charge as the scheduled-charge events show it: `{code, message, retryable}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChargeFailure {
+    pub code: String,
+    pub message: String,
+    pub retryable: Option<bool>,
+}
+
+impl From<&Failure> for ChargeFailure {
+    fn from(failure: &Failure) -> Self {
+        Self {
+            code: failure.code.clone(),
+            message: failure.message.clone(),
+            retryable: failure.retryable,
+        }
+    }
+}
+
+/// `payment.retry_scheduled`: a scheduled charge was declined retryably; it is tried again at
+/// `next_attempt_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentRetryScheduled {
+    pub payment_id: String,
+    pub order_id: String,
+    pub subscription_id: Option<String>,
+    pub attempt: i32,
+    pub next_attempt_at: String,
+    pub failure: ChargeFailure,
+}
+
+impl PaymentRetryScheduled {
+    pub fn of(
+        payment: &Payment,
+        attempt: i32,
+        next_attempt_at: chrono::DateTime<chrono::Utc>,
+        failure: &Failure,
+    ) -> EventPayload {
+        EventPayload::RetryScheduled(Self {
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.as_str().to_owned(),
+            subscription_id: payment.subscription_id.clone(),
+            attempt,
+            next_attempt_at: next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            failure: failure.into(),
+        })
+    }
+}
+
+/// `payment.retries_exhausted`: a scheduled charge ended without payment (a final decline, the
+/// end of its delays, an inactive billing key or a missing consent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentRetriesExhausted {
+    pub payment_id: String,
+    pub order_id: String,
+    pub subscription_id: Option<String>,
+    pub attempts_made: i32,
+    pub failure: ChargeFailure,
+}
+
+impl PaymentRetriesExhausted {
+    pub fn of(payment: &Payment, attempts_made: i32, failure: &Failure) -> EventPayload {
+        EventPayload::RetriesExhausted(Self {
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.as_str().to_owned(),
+            subscription_id: payment.subscription_id.clone(),
+            attempts_made,
+            failure: failure.into(),
         })
     }
 }

@@ -57,6 +57,7 @@ mod pg;
 mod pg_ref;
 pub mod reconciliation;
 mod records;
+mod schedule;
 mod status;
 
 pub use actor::{Actor, ActorType};
@@ -67,7 +68,7 @@ pub use billing::{
 pub use changes::{Patch, PaymentUpdate, status_after_refunds};
 pub use events::{
     EventPayload, PaymentCancelled, PaymentCompleted, PaymentFailed, PaymentRefunded,
-    PaymentWaitingForDeposit, RefundFailed,
+    PaymentRetriesExhausted, PaymentRetryScheduled, PaymentWaitingForDeposit, RefundFailed,
 };
 pub use ids::{
     Amount, AttemptId, BillingKeyId, Caller, DomainError, OrderId, PassId, PaymentId, PaymentKey,
@@ -80,6 +81,10 @@ pub use methods::{
 pub use pg::{PgSettlement, PgStatus, PgTransaction, TransactionKind};
 pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
+pub use schedule::{
+    BILLING_KEY_INACTIVE, CONSENT_REQUIRED, ChargeEnd, Consent, Next, Schedule, ScheduleStatus,
+    retry_delays,
+};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

@@ -3,6 +3,7 @@
 mod auth;
 mod billing;
 mod concurrency;
+mod consents;
 mod dto;
 mod extract;
 mod headers;
@@ -14,6 +15,7 @@ mod rate_limit;
 mod reconciliation;
 mod redirects;
 mod reviews;
+mod schedules;
 mod system;
 mod webhooks;
 
@@ -87,6 +89,14 @@ fn all_routes() -> Vec<(Option<ApiScope>, UtoipaMethodRouter<AppState>)> {
         (Some(BillingWrite), routes!(billing::get_billing_key)),
         (Some(BillingWrite), routes!(billing::delete_billing_key)),
         (Some(BillingWrite), routes!(billing::charge_payment)),
+        (
+            Some(BillingWrite),
+            routes!(schedules::schedule_payment, schedules::cancel_schedule),
+        ),
+        (
+            Some(BillingWrite),
+            routes!(consents::create_consent, consents::list_consents),
+        ),
         (Some(EventsRead), routes!(system::list_events)),
         (Some(Reconciliation), routes!(reconciliation::start_run)),
         (Some(Reconciliation), routes!(reconciliation::list_runs)),

@@ -99,8 +99,13 @@ pub async fn list_payments(
             offset,
         )
         .await?;
+    let (payments, schedules) = state.service.with_schedules(payments).await?;
+    let schedule_of = |id| schedules.iter().find(|s| s.payment_id == id);
     Ok(Json(PaymentListDto {
-        payments: payments.iter().map(PaymentDto::from).collect(),
+        payments: payments
+            .iter()
+            .map(|p| PaymentDto::from(p).with_schedule(schedule_of(p.id)))
+            .collect(),
         total_count,
     }))
 }
@@ -121,8 +126,13 @@ pub async fn get_payment(
     _: ApiKey,
     Path(raw_id): Path<String>,
 ) -> Result<Json<PaymentDto>, AppError> {
-    let payment = state.service.get(payment_id(&raw_id)?).await?;
-    Ok(Json(PaymentDto::from(&payment)))
+    let id = payment_id(&raw_id)?;
+    // The schedule first: it only ever lags its payment (a DONE schedule's payment is paid).
+    let schedule = state.service.schedule_of(id).await?;
+    let payment = state.service.get(id).await?;
+    Ok(Json(
+        PaymentDto::from(&payment).with_schedule(schedule.as_ref()),
+    ))
 }
 
 /// Confirm a payment.

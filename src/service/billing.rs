@@ -219,6 +219,8 @@ impl PaymentService {
                     if self.billing.gateway.is_none() {
                         return Err(AppError::PgNotConfigured);
                     }
+                    // The buyer's consent to the amount, before Toss is called (§13⑥).
+                    self.check_consent(&payment).await?;
                     let claim = PaymentUpdate::Charge {
                         billing_key_id,
                         provider: "toss".to_owned(),

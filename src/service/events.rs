@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     Actor, EventPayload, Failure, Payment, PaymentCancelled, PaymentCompleted, PaymentFailed,
-    PaymentRefunded, PaymentUpdate, PaymentWaitingForDeposit, Refund, RefundFailed,
+    PaymentRefunded, PaymentRetriesExhausted, PaymentRetryScheduled, PaymentUpdate,
+    PaymentWaitingForDeposit, Refund, RefundFailed,
 };
 use crate::store::NewEvent;
 
@@ -56,6 +57,29 @@ pub fn refund_failed(
     actor: &Actor,
 ) -> NewEvent {
     envelope(payment, RefundFailed::of(payment, refund, failure), actor)
+}
+
+/// A scheduled charge declined retryably, tried again at `next_attempt_at`.
+pub fn retry_scheduled(
+    payment: &Payment,
+    attempt: i32,
+    next_attempt_at: chrono::DateTime<Utc>,
+    failure: &Failure,
+    actor: &Actor,
+) -> NewEvent {
+    let payload = PaymentRetryScheduled::of(payment, attempt, next_attempt_at, failure);
+    envelope(payment, payload, actor)
+}
+
+/// A scheduled charge ended without payment after `attempts_made` attempts.
+pub fn retries_exhausted(
+    payment: &Payment,
+    attempts_made: i32,
+    failure: &Failure,
+    actor: &Actor,
+) -> NewEvent {
+    let payload = PaymentRetriesExhausted::of(payment, attempts_made, failure);
+    envelope(payment, payload, actor)
 }
 
 pub fn cancelled(payment: &Payment, reason: &str, requested_by: &Actor, actor: &Actor) -> NewEvent {

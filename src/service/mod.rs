@@ -11,6 +11,7 @@ mod billing;
 mod cancel;
 mod codes;
 mod confirm;
+mod consents;
 mod decide;
 pub mod events;
 mod health;
@@ -18,6 +19,8 @@ mod payments;
 mod reconciliation;
 mod refunds;
 mod review;
+mod scheduler;
+mod schedules;
 mod settler;
 mod webhooks;
 
@@ -37,16 +40,22 @@ pub use crate::domain::PaymentRef;
 pub use billing::{CustomerOutcome, IssueOutcome};
 pub use cancel::{CancelCommand, CancelOutcome};
 pub use confirm::{ConfirmCommand, ConfirmOutcome};
+pub use consents::NewConsent;
 pub use health::{Backlog, UnsettledStats};
 pub use payments::NewPayment;
 pub use reconciliation::{Reconciliation, ReconciliationOptions};
 pub use refunds::{RefundCommand, RefundOutcome};
 pub use review::{ReviewAction, ReviewCommand};
+pub use scheduler::{Scheduler, SchedulerSettings};
+pub use schedules::ScheduleCommand;
 pub use settler::Settler;
 pub use webhooks::{HintedPayment, WebhookOutcome, read_webhook};
 
 /// How often a request re-reads the row after losing a race before giving up.
 const RACE_RETRIES: usize = 3;
+
+/// The default delays of scheduled charges' retries: 1, 3 and 7 days.
+pub const DEFAULT_RETRY_DELAYS: [u32; 3] = [86_400, 259_200, 604_800];
 
 /// Timing of PG calls and reconciliation.
 #[derive(Debug, Clone)]
@@ -82,6 +91,9 @@ pub struct PaymentService {
     /// On whose behalf this service acts: the caller of a request
     /// ([`PaymentService::acting_for`]), `system` for the service's own schedules.
     actor: Actor,
+    /// The delays between a scheduled charge's retryable decline and its next attempt, when
+    /// the schedule names none (`[billing] retry_after_seconds`).
+    retry_delays: Arc<[u32]>,
 }
 
 impl PaymentService {
@@ -96,7 +108,14 @@ impl PaymentService {
             },
             settle_now: Arc::new(Notify::new()),
             actor: Actor::system(),
+            retry_delays: Arc::from(DEFAULT_RETRY_DELAYS.as_slice()),
         }
+    }
+
+    /// The default delays of scheduled charges' retries.
+    pub fn with_retry_delays(mut self, delays: Vec<u32>) -> Self {
+        self.retry_delays = Arc::from(delays);
+        self
     }
 
     /// This service, acting for `actor`: every change it makes records it (events, refunds,

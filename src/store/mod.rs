@@ -4,6 +4,7 @@
 
 mod attempts;
 mod billing;
+mod consents;
 mod entities;
 mod events;
 mod mapping;
@@ -11,6 +12,7 @@ mod payments;
 mod reconciliation;
 mod refunds;
 mod reviews;
+mod schedules;
 mod sealed;
 mod sql;
 mod staging;
@@ -28,6 +30,7 @@ pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
 pub use payments::{Plan, RefundWrite, Target};
 pub use reconciliation::{Claimed, StoredDiscrepancy};
+pub use schedules::ScheduleWrite;
 pub use sealed::SealedColumn;
 
 /// Where the data lives when `DATABASE_URL` is not set: a file beside the working directory.

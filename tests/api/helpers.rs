@@ -242,6 +242,10 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
         settings.redirect.billing_fail_url = Some(fail.clone());
     }
     settings.billing.encryption_key = Some(options.billing_encryption_key.clone().into());
+    // Scheduled charges: looked for often, an unknown outcome looked at again soon.
+    settings.billing.scheduler_poll_ms = 100;
+    settings.billing.scheduler_recheck_secs = 1;
+    settings.billing.scheduler_lease_secs = 5;
     settings.toss.billing_secret_key = options.toss_billing_secret_key.clone().map(Into::into);
     settings
 }

@@ -3,7 +3,8 @@
 //! lost replies, timeouts, dashboard cancels, webhooks in any order and restarts of the service.
 //! Some orders are paid by virtual account: deposits (announced or not), expiries and cancels of
 //! unpaid orders race the rest; others are subscription renewals charged with a billing key,
-//! under the same faults. Strangers post junk `paymentKey`s for real orders (with guessable
+//! by hand or by a schedule (retried after soft declines, cancelled at random), under the same
+//! faults. Strangers post junk `paymentKey`s for real orders (with guessable
 //! `Idempotency-Key`s the buyers use too), and reconciliation runs of the day start in the middle.
 //! Once everything has settled (nothing may stay in flight):
 //! - every payment's status and refunded amount are Toss's (`CANCELLED` only when we cancelled
@@ -11,6 +12,8 @@
 //! - Toss approved at most one attempt of each order (each `paymentKey` at most once);
 //! - Toss's cancels and our completed refunds match one to one and add up to the same amount;
 //! - every money state change has exactly one event;
+//! - every schedule ended (`DONE` only for a paid payment, `EXHAUSTED` with one
+//!   `payment.retries_exhausted`) and retried no more often than it made attempts;
 //! - no junk key left a trace (no failure, no event) and no buyer's request was answered 422
 //!   `IDEMPOTENCY_KEY_REUSED`;
 //! - every refund answered 200 or 202 is listed, and none is still `PENDING`;
@@ -102,6 +105,7 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
     for step in 0..payments * 14 {
         let order = &mut orders[rng.random_range(0..payments)];
         match rng.random_range(0..100) {
+            0..=7 if order.billing => schedule(&app, &mut rng, order, &billing_key).await,
             0..=24 if order.billing => {
                 charge(&app, &mut rng, order, &billing_key, &mut sent, step).await
             }
@@ -147,9 +151,12 @@ async fn money_invariant_holds_after_random_histories(backend: Backend) {
     // Flags that runs in the middle set about what was still moving go once a run of the day
     // finds Toss's books and ours agreeing.
     final_run_finds_nothing(&app, seed).await;
+    let mut scheduled = 0;
     for order in &orders {
         check(&app, order, &answered, seed).await;
+        scheduled += usize::from(!app.payment(&order.payment_id).await["schedule"].is_null());
     }
+    eprintln!("money invariant: {scheduled} of {payments} payments had a schedule");
     app.stop().await;
 }
 
@@ -426,6 +433,26 @@ async fn charge(
     }
 }
 
+/// A renewal scheduled now or in a moment (retried a second after a soft decline), or its
+/// schedule cancelled.
+async fn schedule(app: &TestApp, rng: &mut StdRng, order: &Order, billing_key: &str) {
+    let path = format!("/payments/{}/schedule", order.payment_id);
+    let reply = if rng.random_bool(0.2) {
+        app.request(Method::DELETE, &path, None, true).await
+    } else {
+        fault(app, rng, Call::Charge).await;
+        let charge_at =
+            chrono::Utc::now() + chrono::Duration::milliseconds(rng.random_range(0..1500));
+        app.post(
+            &path,
+            json!({"billing_key_id": billing_key, "charge_at": charge_at.to_rfc3339(),
+                   "retry_after_seconds": [1, 1]}),
+        )
+        .await
+    };
+    assert!(reply.status.as_u16() < 500, "{}", reply.text);
+}
+
 /// Every payment Toss holds for the order: the buyer's attempts, or the billing charge.
 fn toss_payments(app: &TestApp, order: &Order) -> Vec<::fake_toss::FakePayment> {
     let mut keys = order.keys.clone();
@@ -573,6 +600,8 @@ async fn settle(app: &TestApp, orders: &[Order], seed: u64) {
             // A cancel of an account asked for and not yet carried out is re-sent.
             let unsettled = (payment["status"] == "WAITING_FOR_DEPOSIT") != toss_waits
                 || payment["status"] == "IN_PROGRESS"
+                || payment["schedule"]["status"] == "SCHEDULED"
+                || payment["schedule"]["status"] == "CHARGING"
                 || refunds.body["refunds"]
                     .as_array()
                     .unwrap()
@@ -733,6 +762,41 @@ async fn check(app: &TestApp, order: &Order, answered: &Answered, seed: u64) {
     }
     let failed = refunds.iter().filter(|r| r["status"] == "FAILED").count();
     assert_eq!(count("refund.failed"), failed, "{at}");
+    let schedule = &payment["schedule"];
+    if schedule.is_null() {
+        assert_eq!(
+            count("payment.retry_scheduled") + count("payment.retries_exhausted"),
+            0,
+            "{at}"
+        );
+    } else {
+        let status = schedule["status"].as_str().unwrap();
+        assert!(
+            matches!(status, "DONE" | "EXHAUSTED" | "CANCELLED"),
+            "{at}: {schedule}"
+        );
+        if status == "DONE" {
+            assert_eq!(
+                paid.len(),
+                1,
+                "{at}: a DONE schedule's payment is paid: {payment}"
+            );
+        }
+        assert_eq!(
+            count("payment.retries_exhausted"),
+            usize::from(status == "EXHAUSTED"),
+            "{at}: {schedule}"
+        );
+        let attempts = schedule["attempts_made"].as_u64().unwrap() as usize;
+        assert!(
+            count("payment.retry_scheduled") <= attempts,
+            "{at}: {schedule}"
+        );
+        assert!(
+            count("payment.retry_scheduled") <= 2,
+            "{at}: two delays at most"
+        );
+    }
     let listed: BTreeSet<&str> = refunds
         .iter()
         .filter_map(|r| r["refund_id"].as_str())

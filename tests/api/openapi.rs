@@ -45,6 +45,10 @@ fn every_route_is_documented() {
         ("/billing/toss/success", "get"),
         ("/billing/toss/fail", "get"),
         ("/payments/{payment_id}/charge", "post"),
+        ("/payments/{payment_id}/schedule", "post"),
+        ("/payments/{payment_id}/schedule", "delete"),
+        ("/billing/consents", "post"),
+        ("/billing/consents", "get"),
     ] {
         let operation = &paths[route][verb];
         assert!(operation.is_object(), "{verb} {route} is not documented");
@@ -61,7 +65,8 @@ fn every_route_is_documented() {
 }
 
 /// Anonymous callers' answers (the public confirm, the success redirect) are documented as the
-/// public view of a payment, which has no `user_id` or `subscription_id` and no other field;
+/// public view of a payment, which has no `user_id`, `subscription_id` or `schedule` and no
+/// other field;
 /// the fail redirect's as its own view of three fields.
 #[test]
 fn anonymous_answers_are_documented_as_public_payments() {
@@ -70,11 +75,13 @@ fn anonymous_answers_are_documented_as_public_payments() {
     let public = &schemas["PublicPaymentDto"];
     let properties = public["properties"].as_object().expect("PublicPaymentDto");
     assert!(!properties.contains_key("user_id") && !properties.contains_key("subscription_id"));
+    // Nor the subscription's schedule (its billing key, its retries).
+    assert!(!properties.contains_key("schedule"));
     assert_eq!(public["additionalProperties"], false);
     let full = schemas["PaymentDto"]["properties"].as_object().unwrap();
     let mut expected: Vec<&String> = full
         .keys()
-        .filter(|k| *k != "user_id" && *k != "subscription_id")
+        .filter(|k| *k != "user_id" && *k != "subscription_id" && *k != "schedule")
         .collect();
     let mut shown: Vec<&String> = properties.keys().collect();
     expected.sort();

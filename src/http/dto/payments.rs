@@ -341,6 +341,9 @@ pub struct PaymentDto {
     pub updated_at: String,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// The payment's scheduled charge (`POST /payments/{payment_id}/schedule`); `null` without
+    /// one. Shown by `GET /payments/{payment_id}`, `GET /payments` and the schedule routes.
+    pub schedule: Option<crate::http::schedules::ScheduleDto>,
 }
 
 /// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
@@ -396,19 +399,20 @@ impl From<&Payment> for PaymentDto {
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
+            schedule: None,
         }
     }
 }
 
 /// A payment as shown to a caller without an API key (the public confirm, Toss's success
 /// redirect): the whole payment but who pays (`user_id`) and the subscription it belongs to
-/// (`subscription_id`). Its schema is the payment's without them, and closed
+/// (`subscription_id`), nor its renewal schedule. Its schema is the payment's without them, and closed
 /// (`additionalProperties: false`) so that a whole payment does not pass for this one.
 #[derive(Debug)]
 pub struct PublicPaymentDto(PaymentDto);
 
 impl PublicPaymentDto {
-    const HIDDEN: [&str; 2] = ["user_id", "subscription_id"];
+    const HIDDEN: [&str; 3] = ["user_id", "subscription_id", "schedule"];
 }
 
 impl Serialize for PublicPaymentDto {
@@ -437,8 +441,8 @@ impl PartialSchema for PublicPaymentDto {
             object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
             object.description = Some(
                 "A payment as shown to a caller without an API key (the public confirm, Toss's \
-                 success redirect): everything but who pays (`user_id`) and the subscription it \
-                 belongs to (`subscription_id`)."
+                 success redirect): everything but who pays (`user_id`), the subscription it \
+                 belongs to (`subscription_id`) and its renewal schedule."
                     .to_owned(),
             );
         }

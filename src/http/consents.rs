@@ -1,0 +1,204 @@
+//! `POST/GET /billing/consents`: a buyer's consent to a subscription's amount (전자상거래법
+//! §13⑥). Every charge, immediate or scheduled, above it is refused 409 `CONSENT_REQUIRED`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::dto::IdempotencyKeyHeader;
+use super::extract::{ApiKey, AppJson, AppQuery};
+use super::problem::Problem;
+use crate::domain::{Amount, Consent, UserId};
+use crate::error::AppError;
+use crate::service::NewConsent;
+
+const TAG: &str = "billing";
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Text a person typed: `min..=max` characters, no control characters, not blank.
+pub(super) fn person_text(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, AppError> {
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(AppError::unprocessable(format!(
+            "{field}: must be {min} to {max} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AppError::unprocessable(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    if value.trim().is_empty() {
+        return Err(AppError::unprocessable(format!(
+            "{field}: must not be blank"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// An RFC 3339 timestamp of a request field.
+pub(super) fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            AppError::unprocessable(format!(
+                "{field}: must be an RFC 3339 timestamp (e.g. 2026-12-01T09:00:00Z)"
+            ))
+        })
+}
+
+/// Body of `POST /billing/consents`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": "u-1", "subscription_id": "sub-1", "max_amount_krw": 33000,
+    "consented_at": "2026-12-01T09:00:00Z", "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c"}))]
+pub struct CreateConsentRequest {
+    /// The buyer (1..64 characters, not blank, no control characters).
+    #[schema(min_length = 1, max_length = 64)]
+    pub user_id: String,
+    /// The subscription (1..128 characters, not blank, no control characters).
+    #[schema(min_length = 1, max_length = 128)]
+    pub subscription_id: String,
+    /// The most a charge of the subscription may be, in KRW (1..1,000,000,000).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub max_amount_krw: i64,
+    /// When the buyer agreed (RFC 3339, not in the future).
+    #[schema(format = DateTime)]
+    pub consented_at: String,
+    /// How the buyer agreed (1..500 characters).
+    #[schema(min_length = 1, max_length = 500)]
+    pub evidence: String,
+}
+
+/// A buyer's consent to a subscription's amount.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"consent_id": "019ae1f2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", "user_id": "u-1",
+    "subscription_id": "sub-1", "max_amount_krw": 33000, "consented_at": "2026-12-01T09:00:00.000Z",
+    "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c",
+    "created_at": "2026-12-01T09:00:02.120Z"}))]
+pub struct ConsentDto {
+    #[schema(format = Uuid)]
+    pub consent_id: String,
+    pub user_id: String,
+    pub subscription_id: String,
+    pub max_amount_krw: i64,
+    #[schema(format = DateTime)]
+    pub consented_at: String,
+    pub evidence: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Consent> for ConsentDto {
+    fn from(c: &Consent) -> Self {
+        Self {
+            consent_id: c.consent_id.to_string(),
+            user_id: c.user_id.clone(),
+            subscription_id: c.subscription_id.clone(),
+            max_amount_krw: c.max_amount_krw,
+            consented_at: timestamp(c.consented_at),
+            evidence: c.evidence.clone(),
+            created_at: timestamp(c.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentListDto {
+    /// Newest first.
+    pub consents: Vec<ConsentDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListConsentsParams {
+    /// The subscription whose consents to list (required).
+    #[param(required = true, min_length = 1, max_length = 128)]
+    pub subscription_id: Option<String>,
+}
+
+/// Record a buyer's consent to a subscription's amount.
+///
+/// A charge (immediate or scheduled) of a payment of this user and subscription whose amount is
+/// above the newest consent's `max_amount_krw` is refused 409 `CONSENT_REQUIRED` before Toss is
+/// called. Without any consent, the subscription's first approved charge's amount is the limit
+/// (the first charge itself is not limited).
+#[utoipa::path(
+    post, path = "/billing/consents", tag = TAG,
+    request_body = CreateConsentRequest,
+    params(IdempotencyKeyHeader),
+    responses(
+        (status = 201, description = "The consent, recorded", body = ConsentDto),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_consent(
+    State(state): State<AppState>,
+    _: ApiKey,
+    AppJson(body): AppJson<CreateConsentRequest>,
+) -> Result<Response, AppError> {
+    let user_id =
+        UserId::parse(&body.user_id).map_err(|e| AppError::unprocessable(e.to_string()))?;
+    let subscription_id = person_text("subscription_id", &body.subscription_id, 1, 128)?;
+    let max_amount = Amount::new(body.max_amount_krw)
+        .map_err(|e| AppError::unprocessable(format!("max_amount_krw: {}", e.reason)))?;
+    let consented_at = rfc3339("consented_at", &body.consented_at)?;
+    let evidence = person_text("evidence", &body.evidence, 1, 500)?;
+    let consent = state
+        .service
+        .record_consent(NewConsent {
+            user_id: user_id.as_str().to_owned(),
+            subscription_id,
+            max_amount_krw: max_amount.get(),
+            consented_at,
+            evidence,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(ConsentDto::from(&consent))).into_response())
+}
+
+/// A subscription's consents, newest first.
+#[utoipa::path(
+    get, path = "/billing/consents", tag = TAG,
+    params(ListConsentsParams),
+    responses(
+        (status = 200, description = "The subscription's consents", body = ConsentListDto),
+        (status = 400, description = "Missing `subscription_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`: a blank `subscription_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_consents(
+    State(state): State<AppState>,
+    _: ApiKey,
+    AppQuery(params): AppQuery<ListConsentsParams>,
+) -> Result<Json<ConsentListDto>, AppError> {
+    let Some(raw) = params.subscription_id else {
+        return Err(AppError::validation("subscription_id: required"));
+    };
+    let subscription_id = person_text("subscription_id", &raw, 1, 128)?;
+    let consents = state.service.consents(&subscription_id).await?;
+    Ok(Json(ConsentListDto {
+        consents: consents.iter().map(ConsentDto::from).collect(),
+    }))
+}

@@ -1,0 +1,110 @@
+//! Buyers' consents to a subscription's amount, and the amount a subscription's charges may
+//! reach without a new one.
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::entities::payment;
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Consent, PaymentId};
+
+pub(super) mod consent {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "billing_consents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consent_id: String,
+        pub user_id: String,
+        pub subscription_id: String,
+        pub max_amount_krw: i64,
+        pub consented_at: DateTimeUtc,
+        pub evidence: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl TryFrom<consent::Model> for Consent {
+    type Error = StoreError;
+    fn try_from(row: consent::Model) -> Result<Self, Self::Error> {
+        Ok(Self {
+            consent_id: row
+                .consent_id
+                .parse()
+                .map_err(|e| StoreError::Other(format!("stored consent id does not parse: {e}")))?,
+            user_id: row.user_id,
+            subscription_id: row.subscription_id,
+            max_amount_krw: row.max_amount_krw,
+            consented_at: row.consented_at,
+            evidence: row.evidence,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl Store {
+    pub async fn insert_consent(&self, consent: &Consent) -> StoreResult<()> {
+        consent::ActiveModel {
+            consent_id: Set(consent.consent_id.to_string()),
+            user_id: Set(consent.user_id.clone()),
+            subscription_id: Set(consent.subscription_id.clone()),
+            max_amount_krw: Set(consent.max_amount_krw),
+            consented_at: Set(consent.consented_at),
+            evidence: Set(consent.evidence.clone()),
+            created_at: Set(consent.created_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A subscription's consents, newest first (by when the buyer agreed, then when recorded).
+    pub async fn consents_of(
+        &self,
+        subscription_id: &str,
+        user_id: Option<&str>,
+        limit: Option<u64>,
+    ) -> StoreResult<Vec<Consent>> {
+        let mut query = consent::Entity::find()
+            .filter(consent::Column::SubscriptionId.eq(subscription_id))
+            .order_by_desc(consent::Column::ConsentedAt)
+            .order_by_desc(consent::Column::CreatedAt)
+            .order_by_desc(consent::Column::ConsentId);
+        if let Some(user_id) = user_id {
+            query = query.filter(consent::Column::UserId.eq(user_id));
+        }
+        query
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Consent::try_from)
+            .collect()
+    }
+
+    /// The amount of the subscription's first approved billing charge (another payment than
+    /// `except`), if there was one.
+    pub async fn first_charged_amount(
+        &self,
+        subscription_id: &str,
+        user_id: &str,
+        except: PaymentId,
+    ) -> StoreResult<Option<i64>> {
+        Ok(payment::Entity::find()
+            .filter(payment::Column::SubscriptionId.eq(subscription_id))
+            .filter(payment::Column::UserId.eq(user_id))
+            .filter(payment::Column::BillingKeyId.is_not_null())
+            .filter(payment::Column::CompletedAt.is_not_null())
+            .filter(payment::Column::Id.ne(except.to_string()))
+            .order_by_asc(payment::Column::CompletedAt)
+            .one(&self.db)
+            .await?
+            .map(|row| row.amount_krw))
+    }
+}

@@ -1,0 +1,280 @@
+//! Scheduled charges: one row per payment. Due rows are taken with a lease by one conditional
+//! `UPDATE … RETURNING` (on PostgreSQL over `FOR UPDATE SKIP LOCKED`, so instances taking at
+//! the same time never wait for or take the same rows; SQLite has one writer); the end of an
+//! attempt is written with its events in one transaction, only by the taker of that attempt.
+
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement, TransactionTrait,
+    Value,
+};
+
+use super::events::{self, NewEvent};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{PaymentId, Schedule, ScheduleStatus};
+
+pub(super) mod schedule {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payment_schedules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub payment_id: String,
+        pub billing_key_id: String,
+        pub charge_at: DateTimeUtc,
+        pub next_attempt_at: Option<DateTimeUtc>,
+        pub attempts_made: i32,
+        pub retry_after_seconds: String,
+        pub status: String,
+        pub lease_until: Option<DateTimeUtc>,
+        pub payment_attempt: Option<i32>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use schedule::Column;
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored schedule {what} does not parse: {error}"))
+}
+
+impl TryFrom<schedule::Model> for Schedule {
+    type Error = StoreError;
+    fn try_from(row: schedule::Model) -> Result<Self, Self::Error> {
+        Ok(Self {
+            payment_id: row
+                .payment_id
+                .parse()
+                .map_err(|e| corrupt("payment id", e))?,
+            billing_key_id: row
+                .billing_key_id
+                .parse()
+                .map_err(|e| corrupt("billing key id", e))?,
+            charge_at: row.charge_at,
+            next_attempt_at: row.next_attempt_at,
+            attempts_made: row.attempts_made,
+            retry_after_seconds: serde_json::from_str(&row.retry_after_seconds)
+                .map_err(|e| corrupt("delays", e))?,
+            status: row.status.parse().map_err(|e| corrupt("status", e))?,
+            lease_until: row.lease_until,
+            payment_attempt: row.payment_attempt,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn model(s: &Schedule) -> schedule::ActiveModel {
+    schedule::ActiveModel {
+        payment_id: Set(s.payment_id.to_string()),
+        billing_key_id: Set(s.billing_key_id.to_string()),
+        charge_at: Set(s.charge_at),
+        next_attempt_at: Set(s.next_attempt_at),
+        attempts_made: Set(s.attempts_made),
+        retry_after_seconds: Set(
+            serde_json::to_string(&s.retry_after_seconds).unwrap_or_else(|_| "[]".to_owned())
+        ),
+        status: Set(s.status.as_str().to_owned()),
+        lease_until: Set(s.lease_until),
+        payment_attempt: Set(s.payment_attempt),
+        created_at: Set(s.created_at),
+        updated_at: Set(s.updated_at),
+    }
+}
+
+/// What the end of a taken attempt writes on its schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleWrite {
+    pub status: ScheduleStatus,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts_made: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Cleared when the next take is a fresh attempt (it numbers its own).
+    pub payment_attempt: Option<i32>,
+}
+
+impl Store {
+    /// Stores `schedule`, replacing the payment's schedule only while that one has made no
+    /// attempt and is not being charged. `false`: there is one that cannot be replaced.
+    pub async fn put_schedule(&self, schedule: &Schedule) -> StoreResult<bool> {
+        let replace = OnConflict::column(Column::PaymentId)
+            .update_columns([
+                Column::BillingKeyId,
+                Column::ChargeAt,
+                Column::NextAttemptAt,
+                Column::AttemptsMade,
+                Column::RetryAfterSeconds,
+                Column::Status,
+                Column::LeaseUntil,
+                Column::PaymentAttempt,
+                Column::UpdatedAt,
+            ])
+            .action_and_where(
+                Expr::col((schedule::Entity, Column::AttemptsMade))
+                    .eq(0)
+                    .and(
+                        Expr::col((schedule::Entity, Column::Status))
+                            .ne(ScheduleStatus::Charging.as_str()),
+                    ),
+            )
+            .to_owned();
+        let written = schedule::Entity::insert(model(schedule))
+            .on_conflict(replace)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(written == 1)
+    }
+
+    pub async fn schedule_of(&self, payment_id: PaymentId) -> StoreResult<Option<Schedule>> {
+        schedule::Entity::find_by_id(payment_id.to_string())
+            .one(&self.db)
+            .await?
+            .map(Schedule::try_from)
+            .transpose()
+    }
+
+    /// The schedules of `payment_ids` (those that have one).
+    pub async fn schedules_of(&self, payment_ids: &[PaymentId]) -> StoreResult<Vec<Schedule>> {
+        if payment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        schedule::Entity::find()
+            .filter(Column::PaymentId.is_in(payment_ids.iter().map(ToString::to_string)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Schedule::try_from)
+            .collect()
+    }
+
+    /// `SCHEDULED` or `CHARGING` → `CANCELLED`; `false` when it was neither.
+    pub async fn cancel_schedule(
+        &self,
+        payment_id: PaymentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = schedule::Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(ScheduleStatus::Cancelled.as_str()),
+            )
+            .col_expr(
+                Column::NextAttemptAt,
+                Expr::value(Value::ChronoDateTimeUtc(None)),
+            )
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::PaymentId.eq(payment_id.to_string()))
+            .filter(Column::Status.is_in([
+                ScheduleStatus::Scheduled.as_str(),
+                ScheduleStatus::Charging.as_str(),
+            ]))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Takes up to `limit` schedules that are due at `now` (`SCHEDULED`), or whose taker's lease
+    /// ran out (`CHARGING`), for this instance until `lease_until`. A fresh take records the
+    /// payment attempt its charge will claim; a take-over keeps the one recorded.
+    pub async fn take_due_schedules(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> StoreResult<Vec<Schedule>> {
+        let backend = self.db.get_database_backend();
+        let (p, skip_locked) = match backend {
+            DbBackend::Postgres => (["$1", "$2", "$3"], " FOR UPDATE SKIP LOCKED"),
+            _ => (["?1", "?2", "?3"], ""),
+        };
+        let [lease, at, limit_param] = p;
+        let due = format!(
+            "((status = 'SCHEDULED' AND next_attempt_at <= {at}) \
+              OR (status = 'CHARGING' AND lease_until <= {at}))"
+        );
+        let sql = format!(
+            "UPDATE payment_schedules SET \
+               payment_attempt = CASE WHEN status = 'SCHEDULED' THEN \
+                 (SELECT p.confirm_attempt + 1 FROM payments p WHERE p.id = payment_schedules.payment_id) \
+                 ELSE payment_attempt END, \
+               status = 'CHARGING', lease_until = {lease}, updated_at = {at} \
+             WHERE payment_id IN (SELECT payment_id FROM payment_schedules WHERE {due} \
+                 ORDER BY next_attempt_at LIMIT {limit_param}{skip_locked}) \
+               AND {due} \
+             RETURNING *"
+        );
+        let values: Vec<Value> = vec![
+            lease_until.into(),
+            now.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ];
+        schedule::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Schedule::try_from)
+            .collect()
+    }
+
+    /// Writes the end of the attempt `taken` was taken for, with `events`, in one transaction;
+    /// only while the schedule is still `CHARGING` with the same number of attempts made (not
+    /// cancelled, not finished by another taker). `false`: nothing was written.
+    pub async fn finish_schedule_attempt(
+        &self,
+        taken: &Schedule,
+        write: &ScheduleWrite,
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let txn = self.db.begin().await?;
+        let result = schedule::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(write.status.as_str()))
+            .col_expr(
+                Column::NextAttemptAt,
+                Expr::value(Value::ChronoDateTimeUtc(write.next_attempt_at)),
+            )
+            .col_expr(Column::AttemptsMade, Expr::value(write.attempts_made))
+            .col_expr(
+                Column::LeaseUntil,
+                Expr::value(Value::ChronoDateTimeUtc(write.lease_until)),
+            )
+            .col_expr(
+                Column::PaymentAttempt,
+                Expr::value(Value::Int(write.payment_attempt)),
+            )
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::PaymentId.eq(taken.payment_id.to_string()))
+            .filter(Column::Status.eq(ScheduleStatus::Charging.as_str()))
+            .filter(Column::AttemptsMade.eq(taken.attempts_made))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        for event in events {
+            events::append(&txn, event).await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Schedules due at `now` and not yet taken.
+    pub async fn schedules_due(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(schedule::Entity::find()
+            .filter(Column::Status.eq(ScheduleStatus::Scheduled.as_str()))
+            .filter(Column::NextAttemptAt.lte(now))
+            .count(&self.db)
+            .await?)
+    }
+}
