@@ -20,8 +20,8 @@ use crate::gateway::{
 use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings};
 use crate::idempotency::Idempotency;
 use crate::relay::{self, Relay};
+use crate::service::Scheduler;
 use crate::service::{PaymentService, Reconciliation, ServiceSettings, Settler};
-use crate::service::{Scheduler, SchedulerSettings};
 use crate::store::Store;
 
 pub struct Application {
@@ -35,23 +35,6 @@ pub struct Application {
     rate_limit: PublicRateLimit,
     grace: Duration,
     header_read_timeout: Duration,
-}
-
-/// The worker of scheduled charges, unless `billing.scheduler_enabled` is off.
-fn scheduler(settings: &Settings, service: &PaymentService) -> Option<Scheduler> {
-    let billing = &settings.billing;
-    billing.scheduler_enabled.then(|| {
-        Scheduler::new(
-            service.clone(),
-            SchedulerSettings {
-                poll_interval: Duration::from_millis(billing.scheduler_poll_ms.max(10)),
-                batch: billing.scheduler_batch.max(1),
-                concurrency: billing.scheduler_concurrency.max(1),
-                lease: Duration::from_secs(billing.scheduler_lease_secs.max(1)),
-                recheck: Duration::from_secs(billing.scheduler_recheck_secs),
-            },
-        )
-    })
 }
 
 /// Billing's gateway (under `TOSS_BILLING_SECRET_KEY`, else `TOSS_SECRET_KEY`; none without
@@ -222,7 +205,8 @@ impl Application {
             crate::domain::retry_delays(&settings.billing.retry_after_seconds)
                 .map_err(|e| anyhow::anyhow!("billing.retry_after_seconds: {}", e.reason))?,
         );
-        let scheduler = scheduler(&settings, &service);
+        let scheduler =
+            (settings.billing.scheduler()).map(|options| Scheduler::new(service.clone(), options));
         let reconciler = reconcile.enabled.then(|| {
             Settler::new(
                 service.clone(),

@@ -74,6 +74,20 @@ pub struct BillingSettings {
     pub scheduler_recheck_secs: u64,
 }
 
+impl BillingSettings {
+    /// How the worker of scheduled charges runs; `None` when `scheduler_enabled` is off.
+    pub fn scheduler(&self) -> Option<crate::service::SchedulerSettings> {
+        self.scheduler_enabled
+            .then(|| crate::service::SchedulerSettings {
+                poll_interval: Duration::from_millis(self.scheduler_poll_ms.max(10)),
+                batch: self.scheduler_batch.max(1),
+                concurrency: self.scheduler_concurrency.max(1),
+                lease: Duration::from_secs(self.scheduler_lease_secs.max(1)),
+                recheck: Duration::from_secs(self.scheduler_recheck_secs),
+            })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub bind_addr: String,
