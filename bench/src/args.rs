@@ -32,10 +32,32 @@ pub struct Cli {
     )]
     postgres_url: String,
 
-    /// Complete flows, a burst of confirms released at once, or a day of Toss transactions
-    /// reconciled
+    /// Complete flows, a burst of confirms released at once, a day of Toss transactions
+    /// reconciled, or a renewal day (scheduled charges all due in one minute)
     #[arg(long, value_enum, default_value = "flows")]
     scenario: Scenario,
+
+    /// renewal-day: scheduled charges due in the same minute
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = at_least_one::<u64>)]
+    charges: u64,
+
+    /// renewal-day: service instances on the one database, each with its scheduler on
+    #[arg(long, value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
+    instances: usize,
+
+    /// renewal-day: subscribers, each a customer with one billing key issued through the API;
+    /// the payments are spread over them round-robin [default: one per charge, at most 1000]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
+    customers: Option<u64>,
+
+    /// renewal-day: the charges are due evenly over this many seconds from the due minute
+    /// (0: all at the minute itself)
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    due_spread: Duration,
+
+    /// renewal-day: give up waiting for the charges this long after the due minute
+    #[arg(long, value_name = "SECS", default_value = "1800", value_parser = seconds)]
+    max_wait: Duration,
 
     /// reconcile: Toss transactions of the day (each a completed payment of ours)
     #[arg(long, value_name = "N", default_value = "100000", value_parser = at_least_one::<u64>)]
@@ -146,6 +168,7 @@ pub enum Scenario {
     #[value(alias = "burst")]
     ConfirmBurst,
     Reconcile,
+    RenewalDay,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +212,11 @@ pub struct Options {
     pub postgres_url: String,
     pub scenario: Scenario,
     pub transactions: u64,
+    pub charges: u64,
+    pub instances: usize,
+    pub customers: u64,
+    pub due_spread: Duration,
+    pub max_wait: Duration,
     pub concurrency: usize,
     pub amount: Amount,
     pub warmup: Duration,
@@ -226,14 +254,18 @@ impl Options {
         let cli = Cli::try_parse_from(args)?;
         let amount = match (cli.scenario, cli.flows) {
             (Scenario::ConfirmBurst, flows) => Amount::Flows(flows.unwrap_or(1000)),
-            (Scenario::Flows | Scenario::Reconcile, Some(n)) => Amount::Flows(n),
-            (Scenario::Flows | Scenario::Reconcile, None) => Amount::Duration(cli.duration),
+            (Scenario::Flows | Scenario::Reconcile | Scenario::RenewalDay, Some(n)) => {
+                Amount::Flows(n)
+            }
+            (Scenario::Flows | Scenario::Reconcile | Scenario::RenewalDay, None) => {
+                Amount::Duration(cli.duration)
+            }
         };
         let baselines = match cli.baselines {
             Some(BaselineList(list)) => list,
             None => match cli.scenario {
                 Scenario::Flows => vec![Baseline::Toss, Baseline::Database],
-                Scenario::ConfirmBurst | Scenario::Reconcile => Vec::new(),
+                Scenario::ConfirmBurst | Scenario::Reconcile | Scenario::RenewalDay => Vec::new(),
             },
         };
         Ok(Self {
@@ -241,6 +273,11 @@ impl Options {
             postgres_url: cli.postgres_url,
             scenario: cli.scenario,
             transactions: cli.transactions,
+            charges: cli.charges,
+            instances: cli.instances,
+            customers: cli.customers.unwrap_or(cli.charges.min(1000)),
+            due_spread: cli.due_spread,
+            max_wait: cli.max_wait,
             concurrency: cli.concurrency,
             amount,
             warmup: cli.warmup,
@@ -443,6 +480,40 @@ mod tests {
             5
         );
         assert!(parse(&["--transactions", "0"]).is_err());
+    }
+
+    #[test]
+    fn renewal_day_defaults_to_100000_charges_on_two_instances() {
+        let options = parse(&["--scenario", "renewal-day"]).unwrap();
+        assert_eq!(options.scenario, Scenario::RenewalDay);
+        assert_eq!(options.charges, 100_000);
+        assert_eq!(options.instances, 2);
+        assert_eq!(options.customers, 1000);
+        assert_eq!(options.due_spread, Duration::from_secs(60));
+        assert!(options.baselines.is_empty());
+        let options = parse(&[
+            "--scenario",
+            "renewal-day",
+            "--charges",
+            "50",
+            "--instances",
+            "3",
+            "--due-spread",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!((options.charges, options.instances), (50, 3));
+        assert_eq!(options.customers, 50, "one customer per charge below 1000");
+        assert_eq!(options.due_spread, Duration::ZERO);
+        assert_eq!(
+            parse(&["--charges", "10", "--customers", "4"])
+                .unwrap()
+                .customers,
+            4
+        );
+        assert!(parse(&["--instances", "0"]).is_err());
+        assert!(parse(&["--charges", "0"]).is_err());
+        assert!(parse(&["--customers", "0"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! target/release/loadtest --database postgres --scenario confirm-burst --flows 1000 \
 //!     --toss-delay-ms 300 --pool 10
 //! target/release/loadtest --database postgres --scenario reconcile --transactions 100000
+//! target/release/loadtest --database postgres --scenario renewal-day --charges 100000 \
+//!     --instances 2
 //! ```
 //!
 //! See `docs/benchmarks.md` for what each number means and the results.
@@ -21,6 +23,7 @@ mod args;
 mod db;
 mod flows;
 mod reconcile;
+mod renewal;
 mod service;
 mod stats;
 mod toss_server;
@@ -176,6 +179,15 @@ async fn run(
             p99_ms: Vec::new(),
         });
     }
+    if options.scenario == Scenario::RenewalDay {
+        let done = renewal::run(options, run_id, work_dir, databases, &toss, &toss_url).await?;
+        return Ok(RoundResult {
+            errors: done.errors,
+            flows_per_s: done.charges as f64 / done.seconds,
+            ratios: Vec::new(),
+            p99_ms: Vec::new(),
+        });
+    }
     let client = flows::http_client();
     let mut measured: Vec<Measured> = Vec::new();
 
@@ -245,6 +257,7 @@ async fn run(
             (phase, meter.map(|m| m.stop()).unwrap_or_default())
         }
         Scenario::Reconcile => unreachable!("measured by reconcile::run"),
+        Scenario::RenewalDay => unreachable!("measured by renewal::run"),
         Scenario::ConfirmBurst => {
             let count = match options.amount {
                 Amount::Flows(n) => n,
@@ -396,6 +409,10 @@ async fn run_baseline(
 
 fn print_header(options: &Options, run_id: &str, load: &str) {
     let amount = match options.amount {
+        _ if options.scenario == Scenario::RenewalDay => format!(
+            "{} charges on {} instances",
+            options.charges, options.instances
+        ),
         Amount::Duration(d) => format!(
             "{} s (+{} s warm-up)",
             d.as_secs_f64(),

@@ -194,6 +194,29 @@ impl ServiceProcess {
         api_key: &str,
         work_dir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_instance(
+            options,
+            database_url,
+            toss_url,
+            api_key,
+            work_dir,
+            "service",
+            &[],
+        )
+        .await
+    }
+
+    /// One of several instances: its log is `<name>.log`; `env` comes after the loadtest's own
+    /// settings and before `--service-env`.
+    pub async fn start_instance(
+        options: &Options,
+        database_url: &str,
+        toss_url: &str,
+        api_key: &str,
+        work_dir: &Path,
+        name: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let bin = match &options.service_bin {
             Some(path) => path.clone(),
             None => std::env::current_exe()?.with_file_name("payment-service"),
@@ -206,7 +229,7 @@ impl ServiceProcess {
             );
         };
         let port = free_port()?;
-        let log = work_dir.join("service.log");
+        let log = work_dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)?;
         let child = Command::new(&bin)
             // Config files are read relative to the working directory: none there.
@@ -225,6 +248,7 @@ impl ServiceProcess {
             // the internet's many buyers, not for one load generator.
             .env("APP_LIMITS__PUBLIC_REQUESTS_PER_SEC", "1000000")
             .env("APP_LIMITS__PUBLIC_BURST", "1000000")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .envs(options.service_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
