@@ -5,12 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::dto::IdempotencyKeyHeader;
+use super::dto::{IdempotencyKeyHeader, text, timestamp};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::{Amount, Consent, UserId};
@@ -18,36 +18,6 @@ use crate::error::AppError;
 use crate::service::NewConsent;
 
 const TAG: &str = "billing";
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Text a person typed: `min..=max` characters, no control characters, not blank.
-pub(super) fn person_text(
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<String, AppError> {
-    let len = value.chars().count();
-    if len < min || len > max {
-        return Err(AppError::unprocessable(format!(
-            "{field}: must be {min} to {max} characters"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(AppError::unprocessable(format!(
-            "{field}: must not contain control characters"
-        )));
-    }
-    if value.trim().is_empty() {
-        return Err(AppError::unprocessable(format!(
-            "{field}: must not be blank"
-        )));
-    }
-    Ok(value.to_owned())
-}
 
 /// An RFC 3339 timestamp of a request field.
 pub(super) fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
@@ -67,10 +37,10 @@ pub(super) fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, AppErro
     "consented_at": "2026-12-01T09:00:00Z", "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c"}))]
 pub struct CreateConsentRequest {
     /// The buyer (1..64 characters, not blank, no control characters).
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(min_length = 1, max_length = 64, pattern = "visible text")]
     pub user_id: String,
     /// The subscription (1..128 characters, not blank, no control characters).
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(min_length = 1, max_length = 128, pattern = "visible text")]
     pub subscription_id: String,
     /// The most a charge of the subscription may be, in KRW (1..1,000,000,000).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
@@ -78,8 +48,8 @@ pub struct CreateConsentRequest {
     /// When the buyer agreed (RFC 3339, not in the future).
     #[schema(format = DateTime)]
     pub consented_at: String,
-    /// How the buyer agreed (1..500 characters).
-    #[schema(min_length = 1, max_length = 500)]
+    /// How the buyer agreed (1..500 characters, not blank, no control characters).
+    #[schema(min_length = 1, max_length = 500, pattern = "visible text")]
     pub evidence: String,
 }
 
@@ -127,7 +97,12 @@ pub struct ConsentListDto {
 #[serde(deny_unknown_fields)]
 pub struct ListConsentsParams {
     /// The subscription whose consents to list (required).
-    #[param(required = true, min_length = 1, max_length = 128)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = "visible text"
+    )]
     pub subscription_id: Option<String>,
 }
 
@@ -158,11 +133,11 @@ pub async fn create_consent(
 ) -> Result<Response, AppError> {
     let user_id =
         UserId::parse(&body.user_id).map_err(|e| AppError::unprocessable(e.to_string()))?;
-    let subscription_id = person_text("subscription_id", &body.subscription_id, 1, 128)?;
+    let subscription_id = text("subscription_id", &body.subscription_id, 128)?;
     let max_amount = Amount::new(body.max_amount_krw)
         .map_err(|e| AppError::unprocessable(format!("max_amount_krw: {}", e.reason)))?;
     let consented_at = rfc3339("consented_at", &body.consented_at)?;
-    let evidence = person_text("evidence", &body.evidence, 1, 500)?;
+    let evidence = text("evidence", &body.evidence, 500)?;
     let consent = state
         .service
         .record_consent(NewConsent {
@@ -196,7 +171,7 @@ pub async fn list_consents(
     let Some(raw) = params.subscription_id else {
         return Err(AppError::validation("subscription_id: required"));
     };
-    let subscription_id = person_text("subscription_id", &raw, 1, 128)?;
+    let subscription_id = text("subscription_id", &raw, 128)?;
     let consents = state.service.consents(&subscription_id).await?;
     Ok(Json(ConsentListDto {
         consents: consents.iter().map(ConsentDto::from).collect(),

@@ -3,13 +3,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::consents::rfc3339;
-use super::dto::{IdempotencyKeyHeader, PaymentDto};
+use super::dto::{IdempotencyKeyHeader, PaymentDto, timestamp};
 use super::extract::{ApiKey, AppJson};
 use super::payments::payment_id;
 use super::problem::Problem;
@@ -18,10 +17,6 @@ use crate::error::AppError;
 use crate::service::ScheduleCommand;
 
 const TAG: &str = "billing";
-
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// Body of `POST /payments/{payment_id}/schedule`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -37,7 +32,7 @@ pub struct ScheduleRequest {
     pub charge_at: String,
     /// Seconds to wait after each `retryable` decline before the next attempt: 1..10 entries,
     /// each 1..2592000. Default: `[billing] retry_after_seconds` (1, 3 and 7 days).
-    #[schema(min_items = 1, max_items = 10)]
+    #[schema(schema_with = retry_delays_schema)]
     pub retry_after_seconds: Option<Vec<i64>>,
 }
 
@@ -193,4 +188,26 @@ pub async fn cancel_schedule(
         .cancel_schedule(payment_id(&raw_id)?)
         .await?;
     Ok(answer(&payment, &schedule))
+}
+
+/// `retry_after_seconds` as the document shows it: 1..10 delays, each 1..2592000 seconds.
+fn retry_delays_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let delay = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(2_592_000));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(delay)
+        .min_items(Some(1))
+        .max_items(Some(10))
+        .description(Some(
+            "Seconds to wait after each `retryable` decline before the next attempt: 1..10 \
+             entries, each 1..2592000. Default: `[billing] retry_after_seconds` (1, 3 and 7 days).",
+        ))
+        .build()
 }

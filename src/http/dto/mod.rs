@@ -235,6 +235,6 @@ mod tests {
             doc.matches(&serde_json::to_string(pattern).unwrap())
                 .count()
         };
-        assert_eq!((count(VISIBLE_TEXT), count(VISIBLE_LINES)), (12, 1));
+        assert_eq!((count(VISIBLE_TEXT), count(VISIBLE_LINES)), (16, 1));
     }
 }
