@@ -81,10 +81,7 @@ pub use methods::{
 pub use pg::{PgSettlement, PgStatus, PgTransaction, TransactionKind};
 pub use pg_ref::PgRef;
 pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
-pub use schedule::{
-    BILLING_KEY_INACTIVE, CONSENT_REQUIRED, ChargeEnd, Consent, Next, Schedule, ScheduleStatus,
-    retry_delays,
-};
+pub use schedule::{ChargeEnd, Consent, Next, Schedule, ScheduleStatus, retry_delays};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.

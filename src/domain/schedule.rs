@@ -26,11 +26,6 @@ pub struct Consent {
     pub created_at: DateTime<Utc>,
 }
 
-/// The code a charge refused for a missing consent carries (the problem's and the schedule's).
-pub const CONSENT_REQUIRED: &str = "CONSENT_REQUIRED";
-/// The code a schedule ended by an unusable billing key carries.
-pub const BILLING_KEY_INACTIVE: &str = "BILLING_KEY_INACTIVE";
-
 /// Where a schedule is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScheduleStatus {
@@ -288,7 +283,7 @@ mod tests {
         ));
         let refused = schedule(1, vec![60]).after(
             ChargeEnd::Refused(Failure {
-                code: CONSENT_REQUIRED.to_owned(),
+                code: "CONSENT_REQUIRED".to_owned(),
                 message: "over".to_owned(),
                 retryable: Some(false),
             }),

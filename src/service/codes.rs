@@ -27,6 +27,10 @@ pub enum Code {
     InvalidRequest,
     VirtualAccountCancelled,
     VirtualAccountExpired,
+    /// A scheduled charge refused before Toss: the amount is above the buyer's consent.
+    ConsentRequired,
+    /// A scheduled charge refused before Toss: its billing key is gone, inactive or another user's.
+    BillingKeyInactive,
 }
 
 impl Code {
@@ -42,6 +46,8 @@ impl Code {
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::VirtualAccountCancelled => "VIRTUAL_ACCOUNT_CANCELLED",
             Self::VirtualAccountExpired => "VIRTUAL_ACCOUNT_EXPIRED",
+            Self::ConsentRequired => "CONSENT_REQUIRED",
+            Self::BillingKeyInactive => "BILLING_KEY_INACTIVE",
         }
     }
 

@@ -12,10 +12,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::codes::Code;
 use super::{PaymentService, events};
 use crate::domain::{
-    Actor, BILLING_KEY_INACTIVE, CONSENT_REQUIRED, ChargeEnd, Failure, Next, Payment,
-    PaymentStatus, Schedule, ScheduleStatus,
+    Actor, ChargeEnd, Failure, Next, Payment, PaymentStatus, Schedule, ScheduleStatus,
 };
 use crate::error::AppError;
 use crate::store::ScheduleWrite;
@@ -131,9 +131,9 @@ impl Scheduler {
             Some(now) if now.status == ScheduleStatus::Charging => {}
             _ => return Ok(ChargeEnd::Gone),
         }
-        let refused = |code: &str, message: String| {
+        let refused = |code: Code, message: String| {
             Ok(ChargeEnd::Refused(Failure {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message,
                 retryable: Some(false),
             }))
@@ -145,13 +145,13 @@ impl Scheduler {
         {
             Ok(_) | Err(AppError::PgDeclined { .. }) | Err(AppError::InvalidState(_)) => {}
             Err(error @ AppError::ConsentRequired(_)) => {
-                return refused(CONSENT_REQUIRED, error.to_string());
+                return refused(Code::ConsentRequired, error.to_string());
             }
             Err(error @ (AppError::BillingKeyInactive(_) | AppError::NotFound(_))) => {
-                return refused(BILLING_KEY_INACTIVE, error.to_string());
+                return refused(Code::BillingKeyInactive, error.to_string());
             }
             Err(error @ AppError::BillingKeyMismatch) => {
-                return refused(BILLING_KEY_INACTIVE, error.to_string());
+                return refused(Code::BillingKeyInactive, error.to_string());
             }
             Err(error) => return Err(error),
         }
