@@ -49,7 +49,7 @@ async fn reconcile(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Some(settings) = command_settings() else {
+    let Some((settings, _telemetry)) = command_settings() else {
         return ExitCode::from(2);
     };
     let mut out = std::io::stdout();
@@ -72,7 +72,7 @@ async fn reseal(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}\n(--batch-size: 1 to 10000)");
         return ExitCode::from(2);
     };
-    let Some(settings) = command_settings() else {
+    let Some((settings, _telemetry)) = command_settings() else {
         return ExitCode::from(2);
     };
     let mut out = std::io::stdout();
@@ -83,12 +83,12 @@ async fn reseal(args: &[String]) -> ExitCode {
 }
 
 /// A command's configuration, with logging started; `None` (exit 2) after saying why it did not
-/// load.
-fn command_settings() -> Option<Settings> {
+/// load. The command holds the telemetry until it ends, which sends its spans.
+fn command_settings() -> Option<(Settings, telemetry::Telemetry)> {
     match Settings::load().context("loading configuration") {
         Ok(settings) => {
-            telemetry::init(&settings.log);
-            Some(settings)
+            let telemetry = telemetry::init(&settings.log);
+            Some((settings, telemetry))
         }
         Err(error) => {
             eprintln!("payment-service: {error:#}");
@@ -115,7 +115,8 @@ fn one_line(error: &anyhow::Error) -> String {
 
 async fn run() -> anyhow::Result<()> {
     let mut settings = Settings::load().context("loading configuration")?;
-    telemetry::init(&settings.log);
+    // Held until the server has stopped; dropping it sends the spans still buffered.
+    let telemetry = telemetry::init(&settings.log);
 
     // Without configured keys, a fresh random one makes `cargo run` + Swagger UI's Authorize
     // button work out of the box. It is printed once, here, and never logged. Not in
@@ -147,6 +148,8 @@ async fn run() -> anyhow::Result<()> {
         None => println!("  Authenticate with:  Authorization: Bearer <one of API_KEYS>"),
     }
     println!();
-    app.run_until_stopped().await.context("serving")?;
-    Ok(())
+    let served = app.run_until_stopped().await.context("serving");
+    // Off the runtime's worker: the exporter blocks until the last batch is sent.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served
 }

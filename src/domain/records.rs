@@ -223,6 +223,8 @@ pub struct StoredEvent {
     pub payment_id: String,
     pub payload: serde_json::Value,
     pub actor: Actor,
+    /// The W3C `traceparent` of the change that wrote it, for the event's consumers.
+    pub trace_context: Option<String>,
 }
 
 /// A person's review of a payment set aside: who (an API key's name, never the key), what, why.

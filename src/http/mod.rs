@@ -221,15 +221,18 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "request",
+                    otel.kind = "server",
                     method = %request.method(),
                     path = %request.uri().path(),
                     request_id = %request_id,
                     // Filled in by the service once it knows which payment this is.
                     payment_id = tracing::field::Empty,
                     order_id = tracing::field::Empty,
-                )
+                );
+                crate::telemetry::continue_trace(&span, request.headers());
+                span
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

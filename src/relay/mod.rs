@@ -1,7 +1,8 @@
 //! The outbox relay: publishes the events the service committed (`events` rows with no
 //! `published_at`) to NATS JetStream, oldest first, and marks them published once JetStream has
 //! acknowledged them. Every message carries `Nats-Msg-Id: <event_id>`, so a re-send after a
-//! crash between the ack and the mark is dropped by the stream's duplicate window. Rows are
+//! crash between the ack and the mark is dropped by the stream's duplicate window, and, when the
+//! event was written with traces on, `traceparent`: the trace of the change it records. Rows are
 //! claimed (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so relays in several instances never publish
 //! the same event at once. Per payment, events reach the stream in `seq` order whatever the
 //! number of relays and failures: an event waits while an earlier one of its payment is
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Actor, StoredEvent};
 use crate::store::{Store, StoreError};
+use crate::telemetry::TRACEPARENT;
 
 /// Shortest pause after a failed pass, whatever the interval.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -211,9 +213,13 @@ impl Relay {
                     continue;
                 }
             };
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(body.into())
                 .message_id(&event.event_id);
+            // The change's trace, so a consumer continues it (`traceparent` as over HTTP).
+            if let Some(traceparent) = &event.trace_context {
+                message = message.header(TRACEPARENT, traceparent.as_str());
+            }
             match timeout_at(
                 deadline,
                 self.jetstream.send_publish(self.subject(event), message),

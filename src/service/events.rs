@@ -23,6 +23,8 @@ fn envelope(payment: &Payment, payload: EventPayload, actor: &Actor) -> NewEvent
         payment_id: payment.id.to_string(),
         payload: serde_json::to_value(payload).expect("a payload serialises"),
         actor: actor.clone(),
+        // The request (or background job) that made the change; consumers continue its trace.
+        trace_context: crate::telemetry::current_traceparent(),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
     /// Who made the change the event records.
     pub actor: Actor,
+    /// The W3C `traceparent` of the span that made the change, when traces are on.
+    pub trace_context: Option<String>,
 }
 
 /// Taken by every transaction that appends an event, from the append to its commit: sequence
@@ -50,6 +52,7 @@ impl NewEvent {
             published_at: Set(None),
             actor_type: Set(self.actor.kind.as_str().to_owned()),
             actor_name: Set(self.actor.name),
+            trace_context: Set(self.trace_context),
         }
     }
 

@@ -218,6 +218,7 @@ impl TryFrom<event::Model> for StoredEvent {
             payment_id: row.payment_id,
             actor: Actor::from_parts(&row.actor_type, row.actor_name)
                 .map_err(|e| corrupt("event's actor", e))?,
+            trace_context: row.trace_context,
         })
     }
 }

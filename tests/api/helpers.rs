@@ -194,7 +194,8 @@ pub fn init_process() {
     INIT.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
         if std::env::var("TEST_LOG").is_ok() {
-            payment_service::telemetry::init(&Settings::defaults().log);
+            // Logs only: these tests export no traces (tests/traces.rs does).
+            drop(payment_service::telemetry::init(&Settings::defaults().log));
         }
     });
 }

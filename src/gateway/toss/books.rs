@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use serde::Deserialize;
+use tracing::Instrument as _;
 
-use super::Operation;
 use super::client::{Reply, TossClient, read_capped, too_large, transport_failure};
 use super::errors::{classify, unknown};
 use super::transformers::TossErrorBody;
+use super::{Operation, call_span};
 use crate::gateway::{Books, GatewayError, PgSettlement, PgTransaction};
 
 /// Toss: "up to 60 s; set the timeout to at least 60 s" for both lists.
@@ -25,12 +26,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(16);
 const MAX_PAGE_BYTES: usize = 32 << 20;
 
 impl TossClient {
-    /// One GET of a list, 429s retried; the body of the 2xx reply.
+    /// One GET of a list, 429s retried, in a span of its own; the body of the 2xx reply.
     async fn list(
         &self,
         operation: &'static str,
         segments: &[&str],
         query: &[(&str, String)],
+    ) -> Result<Vec<u8>, GatewayError> {
+        let route = match operation {
+            "transactions" => "GET /v1/transactions",
+            _ => "GET /v1/settlements",
+        };
+        let span = call_span(route, operation);
+        self.list_in(operation, segments, query, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn list_in(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        query: &[(&str, String)],
+        span: &tracing::Span,
     ) -> Result<Vec<u8>, GatewayError> {
         let timeout = self
             .timeouts
@@ -59,6 +77,7 @@ impl TossClient {
                 }
             };
             let status = response.status().as_u16();
+            span.record("http.response.status_code", i64::from(status));
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
@@ -85,6 +104,9 @@ impl TossClient {
                 return Ok(body);
             }
             let code = serde_json::from_slice::<TossErrorBody>(&body).ok();
+            if let Some(error) = &code {
+                span.record("toss.error_code", error.code.as_str());
+            }
             if status == 429 && retries < RETRIES_ON_429 {
                 let wait = retry_after
                     .unwrap_or(Duration::from_secs(1 << retries))

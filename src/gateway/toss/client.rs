@@ -11,13 +11,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument as _;
 use url::Url;
 
-use super::Operation;
 use super::errors::{classify, local_misconfiguration, unknown};
 use super::transformers::{
     CancelBody, ChargeBody, ConfirmBody, IssueBody, TossErrorBody, parse_billing, parse_payment,
 };
+use super::{Operation, call_span};
 use crate::domain::{OrderId, PaymentKey};
 use crate::gateway::{
     BillingGateway, CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest,
@@ -29,6 +30,15 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// cancels, is a few kilobytes. A longer reply is not read further and counts as malformed.
 pub(super) const MAX_REPLY_BYTES: usize = 1 << 20;
 const TRACE_ID: &str = "X-TossPayments-Trace-Id";
+
+/// What a call is, and its route (method and path template) for its span.
+type Call = (Operation, &'static str);
+const CONFIRM: Call = (Operation::Confirm, "POST /v1/payments/confirm");
+const CANCEL: Call = (Operation::Cancel, "POST /v1/payments/{paymentKey}/cancel");
+const BY_KEY: Call = (Operation::Lookup, "GET /v1/payments/{paymentKey}");
+const BY_ORDER: Call = (Operation::Lookup, "GET /v1/payments/orders/{orderId}");
+const ISSUE: Call = (Operation::Issue, "POST /v1/billing/authorizations/issue");
+const CHARGE: Call = (Operation::Charge, "POST /v1/billing/{billingKey}");
 
 #[derive(Debug, Clone)]
 pub struct TossOptions {
@@ -113,21 +123,36 @@ impl TossClient {
     /// that Toss answers with "no such payment".
     async fn exchange(
         &self,
-        operation: Operation,
+        call: Call,
         request: reqwest::RequestBuilder,
         subject: Subject<'_>,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        self.exchange_as(operation, request, subject, parse_payment)
+        self.exchange_as(call, request, subject, parse_payment)
             .await
     }
 
-    /// Sends one request and reads the whole reply, a 2xx body through `parse`.
+    /// Sends one request and reads the whole reply, a 2xx body through `parse`, in a span of
+    /// its own.
     async fn exchange_as<T>(
+        &self,
+        (operation, route): Call,
+        request: reqwest::RequestBuilder,
+        subject: Subject<'_>,
+        parse: fn(&[u8]) -> Result<T, GatewayError>,
+    ) -> Result<Option<T>, GatewayError> {
+        let span = call_span(route, operation.as_str());
+        self.exchange_in(operation, request, subject, parse, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn exchange_in<T>(
         &self,
         operation: Operation,
         request: reqwest::RequestBuilder,
         subject: Subject<'_>,
         parse: fn(&[u8]) -> Result<T, GatewayError>,
+        span: &tracing::Span,
     ) -> Result<Option<T>, GatewayError> {
         let started = Instant::now();
         let timeout = operation.timeout(&self.timeouts);
@@ -165,6 +190,12 @@ impl TossClient {
             ),
         };
 
+        if let Some(status) = http_status {
+            span.record("http.response.status_code", i64::from(status));
+        }
+        if let Some(code) = &toss_code {
+            span.record("toss.error_code", code.as_str());
+        }
         log_call(&CallLog {
             operation,
             subject,
@@ -258,7 +289,7 @@ impl PaymentGateway for TossClient {
         let body = ConfirmBody::from(request);
         let call = self.post(&["payments", "confirm"], &request.idempotency_key, &body)?;
         let subject = Subject::OrderId(request.order_id.as_str());
-        expect_payment(self.exchange(Operation::Confirm, call, subject).await?)
+        expect_payment(self.exchange(CONFIRM, call, subject).await?)
     }
 
     async fn cancel(&self, request: &CancelRequest) -> Result<PgPayment, GatewayError> {
@@ -267,7 +298,7 @@ impl PaymentGateway for TossClient {
         let segments = ["payments", payment_key, "cancel"];
         let call = self.post(&segments, &request.idempotency_key, &body)?;
         let subject = Subject::PaymentKey(payment_key);
-        expect_payment(self.exchange(Operation::Cancel, call, subject).await?)
+        expect_payment(self.exchange(CANCEL, call, subject).await?)
     }
 
     async fn payment_by_key(
@@ -278,7 +309,7 @@ impl PaymentGateway for TossClient {
         let call = self
             .http
             .get(self.endpoint(&["v1", "payments", payment_key]));
-        self.exchange(Operation::Lookup, call, Subject::PaymentKey(payment_key))
+        self.exchange(BY_KEY, call, Subject::PaymentKey(payment_key))
             .await
     }
 
@@ -290,7 +321,7 @@ impl PaymentGateway for TossClient {
         let call = self
             .http
             .get(self.endpoint(&["v1", "payments", "orders", order_id]));
-        self.exchange(Operation::Lookup, call, Subject::OrderId(order_id))
+        self.exchange(BY_ORDER, call, Subject::OrderId(order_id))
             .await
     }
 }
@@ -309,7 +340,7 @@ impl BillingGateway for TossClient {
         let call = self.post(&segments, &request.idempotency_key, &body)?;
         // A customer key lets whoever knows it register cards for the buyer: not logged.
         let subject = Subject::Unnamed;
-        self.exchange_as(Operation::Issue, call, subject, parse_billing)
+        self.exchange_as(ISSUE, call, subject, parse_billing)
             .await?
             .ok_or_else(|| unknown("Toss reply carried no billing key".to_owned()))
     }
@@ -319,7 +350,7 @@ impl BillingGateway for TossClient {
         let segments = ["billing", request.billing_key.expose()];
         let call = self.post(&segments, &request.idempotency_key, &body)?;
         let subject = Subject::OrderId(request.order_id.as_str());
-        expect_payment(self.exchange(Operation::Charge, call, subject).await?)
+        expect_payment(self.exchange(CHARGE, call, subject).await?)
     }
 
     async fn read_back_charge(

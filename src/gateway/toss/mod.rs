@@ -38,6 +38,23 @@ enum Operation {
     Charge,
 }
 
+/// The span of one call to Toss, a child of the caller's span. `route` is the method and the
+/// path template (`GET /v1/payments/{paymentKey}`): the span never names a key, an order id or
+/// a billing key. The status and Toss's error code are recorded once the reply is read.
+fn call_span(route: &'static str, operation: &'static str) -> tracing::Span {
+    let (method, template) = route.split_once(' ').unwrap_or(("", route));
+    tracing::info_span!(
+        "toss",
+        otel.name = route,
+        otel.kind = "client",
+        http.request.method = method,
+        url.template = template,
+        toss.operation = operation,
+        http.response.status_code = tracing::field::Empty,
+        toss.error_code = tracing::field::Empty,
+    )
+}
+
 impl Operation {
     fn as_str(self) -> &'static str {
         match self {

@@ -16,6 +16,8 @@ pub struct Model {
     pub published_at: Option<DateTimeUtc>,
     pub actor_type: String,
     pub actor_name: Option<String>,
+    /// W3C `traceparent` of the span that wrote the event; null with traces off.
+    pub trace_context: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
