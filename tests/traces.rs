@@ -23,6 +23,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use futures::StreamExt as _;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -36,6 +39,7 @@ use payment_service::store::{DatabaseOptions, Store};
 use prost::Message as _;
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio_stream::wrappers::TcpListenerStream;
 
 use helpers::{Backend, spawn_app};
 
@@ -51,15 +55,20 @@ struct Received {
     span: Span,
 }
 
-/// An OTLP/HTTP receiver on loopback: `POST /v1/traces` with protobuf bodies.
+type Spans = Arc<Mutex<Vec<Received>>>;
+
+/// An OTLP receiver on loopback.
 struct Receiver {
     endpoint: String,
-    spans: Arc<Mutex<Vec<Received>>>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` for it.
+    protocol: &'static str,
+    spans: Spans,
 }
 
 impl Receiver {
-    async fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+    /// OTLP/HTTP: `POST /v1/traces` with protobuf bodies.
+    async fn http_protobuf() -> Self {
+        let spans = Spans::default();
         let app = axum::Router::new()
             .route("/v1/traces", post(receive))
             .with_state(spans.clone());
@@ -68,7 +77,33 @@ impl Receiver {
             .expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
-        Self { endpoint, spans }
+        Self {
+            endpoint,
+            protocol: "http/protobuf",
+            spans,
+        }
+    }
+
+    /// OTLP/gRPC: the collector's `TraceService`.
+    async fn grpc() -> Self {
+        let spans = Spans::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let service = TraceServiceServer::new(Collector(spans.clone()));
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .expect("receiver");
+        });
+        Self {
+            endpoint,
+            protocol: "grpc",
+            spans,
+        }
     }
 
     /// The spans of the trace `trace_id` (hex).
@@ -84,10 +119,29 @@ impl Receiver {
 }
 
 async fn receive(
-    State(spans): State<Arc<Mutex<Vec<Received>>>>,
+    State(spans): State<Spans>,
     body: Bytes,
 ) -> ([(&'static str, &'static str); 1], Vec<u8>) {
     let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf body");
+    keep(&spans, request);
+    let reply = ExportTraceServiceResponse::default().encode_to_vec();
+    ([("content-type", "application/x-protobuf")], reply)
+}
+
+struct Collector(Spans);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn keep(spans: &Spans, request: ExportTraceServiceRequest) {
     let mut spans = spans.lock().expect("spans");
     for resource in request.resource_spans {
         let service = resource
@@ -104,8 +158,6 @@ async fn receive(
             }
         }
     }
-    let reply = ExportTraceServiceResponse::default().encode_to_vec();
-    ([("content-type", "application/x-protobuf")], reply)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -177,7 +229,16 @@ async fn run_child(backend: &str, env: Vec<(&'static str, String)>) {
 
 #[tokio::test]
 async fn a_confirm_continues_the_callers_trace_into_toss_and_nats() {
-    let receiver = Receiver::start().await;
+    confirm_is_traced(Receiver::http_protobuf().await).await;
+}
+
+#[tokio::test]
+async fn traces_go_out_over_grpc_too() {
+    confirm_is_traced(Receiver::grpc().await).await;
+}
+
+/// The scenario on both databases, exporting to `receiver`, and the spans it received.
+async fn confirm_is_traced(receiver: Receiver) {
     for backend in ["sqlite", "postgres"] {
         let (traceparent, trace_id, caller_span) = caller();
         let (refused_traceparent, refused_trace_id, _) = caller();
@@ -185,7 +246,7 @@ async fn a_confirm_continues_the_callers_trace_into_toss_and_nats() {
             backend,
             vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol.to_owned()),
                 ("OTEL_SERVICE_NAME", SERVICE_NAME.to_owned()),
                 (CALLER, traceparent),
                 (REFUSED_CALLER, refused_traceparent),
