@@ -46,10 +46,10 @@ impl Telemetry {
     }
 
     fn stop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(error) = provider.shutdown() {
-                eprintln!("payment-service: flushing traces failed: {error}");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("payment-service: flushing traces failed: {error}");
         }
     }
 }
