@@ -268,6 +268,11 @@ async fn confirm_is_traced(receiver: Receiver) {
             .find(|span| hex(&span.parent_span_id) == caller_span)
             .unwrap_or_else(|| panic!("{backend}: no span continues the caller's"));
         assert_eq!(request.kind, SpanKind::Server as i32, "{backend}");
+        assert_eq!(
+            number(&request.attributes, "http.response.status_code"),
+            Some(200),
+            "{backend}"
+        );
         let confirm = trace
             .iter()
             .map(|received| &received.span)

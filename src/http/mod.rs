@@ -29,7 +29,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, OnResponse as _, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -215,25 +215,38 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
         .layer(middleware::from_fn(metrics::track))
         .layer(cors(&settings.cors_allowed_origins))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                let span = tracing::info_span!(
-                    "request",
-                    otel.kind = "server",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                    // Filled in by the service once it knows which payment this is.
-                    payment_id = tracing::field::Empty,
-                    order_id = tracing::field::Empty,
-                );
-                crate::telemetry::continue_trace(&span, request.headers());
-                span
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.kind = "server",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                        // Filled in by the service once it knows which payment this is.
+                        payment_id = tracing::field::Empty,
+                        order_id = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                    );
+                    crate::telemetry::continue_trace(&span, request.headers());
+                    span
+                })
+                .on_response(
+                    |response: &axum::response::Response,
+                     latency: Duration,
+                     span: &tracing::Span| {
+                        span.record(
+                            "http.response.status_code",
+                            i64::from(response.status().as_u16()),
+                        );
+                        DefaultOnResponse::new().on_response(response, latency, span);
+                    },
+                ),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
