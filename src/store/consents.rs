@@ -5,7 +5,8 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::payment;
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult};
 use crate::domain::{Consent, PaymentId};
 
 pub(super) mod consent {
@@ -34,10 +35,7 @@ impl TryFrom<consent::Model> for Consent {
     type Error = StoreError;
     fn try_from(row: consent::Model) -> Result<Self, Self::Error> {
         Ok(Self {
-            consent_id: row
-                .consent_id
-                .parse()
-                .map_err(|e| StoreError::Other(format!("stored consent id does not parse: {e}")))?,
+            consent_id: parse(&row.consent_id, "consent id")?,
             user_id: row.user_id,
             subscription_id: row.subscription_id,
             max_amount_krw: row.max_amount_krw,
@@ -79,13 +77,7 @@ impl Store {
         if let Some(user_id) = user_id {
             query = query.filter(consent::Column::UserId.eq(user_id));
         }
-        query
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Consent::try_from)
-            .collect()
+        query.limit(limit).all_as(&self.db).await
     }
 
     /// The amount of the subscription's first approved billing charge (another payment than

@@ -1,17 +1,13 @@
-//! Rows to domain records. A row that does not parse is reported, never guessed at.
+//! Rows to domain records.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entities::{event, payment, payment_attempt, refund};
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, corrupt};
 use crate::domain::{
     Actor, Attempt, CardSummary, Failure, OrderId, Payment, PaymentId, PaymentKey, Refund,
     ScopedKey, SealedAccount, Settlement, StoredEvent, VirtualAccount,
 };
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} does not parse: {error}"))
-}
 
 fn failure(
     code: Option<String>,
@@ -26,7 +22,7 @@ fn failure(
 }
 
 /// A column parsed as `T`; `what` names it when it does not parse.
-fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError>
+pub(super) fn parse<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -34,7 +30,7 @@ where
 }
 
 /// An optional column parsed as `T`; `what` names it when it does not parse.
-fn parse_optional<T: std::str::FromStr>(
+pub(super) fn parse_optional<T: std::str::FromStr>(
     value: Option<String>,
     what: &str,
 ) -> Result<Option<T>, StoreError>

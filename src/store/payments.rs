@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
+    QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 
 use super::attempts::{self, AttemptRow};
@@ -10,7 +10,7 @@ use super::entities::payment::{self, Column};
 use super::entities::refund;
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_payment, to_active_refund};
-use super::{Store, StoreError, StoreResult, count_transition, sql};
+use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate, sql};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
     PaymentUpdate, Refund, RefundId,
@@ -79,28 +79,22 @@ impl Store {
     pub async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
         match to_active_payment(payment).insert(&self.db).await {
             Ok(_) => Ok(()),
-            Err(error) => match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => Err(StoreError::DuplicateOrderId),
-                _ => Err(error.into()),
-            },
+            Err(error) if is_duplicate(&error) => Err(StoreError::DuplicateOrderId),
+            Err(error) => Err(error.into()),
         }
     }
 
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         payment::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     pub async fn payment_by_order(&self, order_id: &OrderId) -> StoreResult<Option<Payment>> {
         payment::Entity::find()
             .filter(Column::OrderId.eq(order_id.as_str()))
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// The payment whose PG attempt (in flight or confirmed) has this key.
@@ -111,10 +105,8 @@ impl Store {
                     .eq(key.as_str())
                     .or(Column::PgTransactionId.eq(key.as_str())),
             )
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// Newest first, with the total count of the filter.
@@ -356,11 +348,8 @@ impl Store {
             )
             .order_by_asc(Column::NextReconcileAt)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Payment::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// Takes a due payment for one reconciliation pass by moving its due time; only one

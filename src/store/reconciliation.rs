@@ -10,7 +10,8 @@ use sea_orm::{
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult, corrupt};
 use crate::domain::reconciliation::{
     Discrepancy, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
@@ -44,25 +45,21 @@ impl From<&PassId> for Value {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(format!("stored reconciliation {what} does not parse"))
-}
-
 impl TryFrom<run::Model> for ReconciliationRun {
     type Error = StoreError;
     fn try_from(row: run::Model) -> Result<Self, Self::Error> {
         Ok(Self {
-            date: row.date.parse().map_err(|_| corrupt("date"))?,
-            status: row.status.parse().map_err(|_| corrupt("status"))?,
+            date: parse(&row.date, "reconciliation date")?,
+            status: parse(&row.status, "reconciliation status")?,
             summary: row
                 .summary
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()
-                .map_err(|_| corrupt("summary"))?,
-            id: row.id.parse().map_err(|_| corrupt("id"))?,
+                .map_err(|e| corrupt("reconciliation summary", e))?,
+            id: parse(&row.id, "reconciliation id")?,
             trigger: row.trigger,
-            pass_id: row.pass_id.parse().map_err(|_| corrupt("pass"))?,
+            pass_id: parse(&row.pass_id, "reconciliation pass")?,
             started_at: row.started_at,
             finished_at: row.finished_at,
             lease_until: row.lease_until,
@@ -79,7 +76,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
         Ok(Self {
             id: row.id,
             discrepancy: Discrepancy {
-                kind: row.kind.parse().map_err(|_| corrupt("kind"))?,
+                kind: parse(&row.kind, "discrepancy kind")?,
                 order_id: row.order_id,
                 payment_key: row.payment_key,
                 transaction_key: row.transaction_key,
@@ -166,19 +163,15 @@ impl Store {
 
     pub async fn run(&self, id: &RunId) -> StoreResult<Option<ReconciliationRun>> {
         run::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(ReconciliationRun::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     pub async fn run_of_date(&self, date: NaiveDate) -> StoreResult<Option<ReconciliationRun>> {
         run::Entity::find()
             .filter(run::Column::Date.eq(date.to_string()))
-            .one(&self.db)
-            .await?
-            .map(ReconciliationRun::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// The runs, newest date first (at most `limit`).
@@ -186,11 +179,8 @@ impl Store {
         run::Entity::find()
             .order_by_desc(run::Column::Date)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(ReconciliationRun::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// A run's discrepancies after row `after`, in the order the run found them.
@@ -205,11 +195,8 @@ impl Store {
             .filter(discrepancy::Column::Id.gt(after))
             .order_by_asc(discrepancy::Column::Id)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(StoredDiscrepancy::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
@@ -252,11 +239,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| {
-                row.id
-                    .parse()
-                    .map_err(|_| StoreError::Other("stored payment id does not parse".to_owned()))
-            })
+            .map(|row| parse(&row.id, "payment id"))
             .collect()
     }
 
