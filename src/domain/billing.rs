@@ -107,7 +107,7 @@ text_enum! {
 }
 
 /// The card behind a billing key, as Toss describes it (number masked by Toss).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CardInfo {
     pub issuer_code: Option<String>,
     pub number: Option<String>,

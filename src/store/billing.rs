@@ -118,16 +118,10 @@ impl Store {
             customer_key: Set(key.customer_key.as_str().to_owned()),
             auth_key_hash: Set(auth_key_hash.to_owned()),
             status: Set(BillingKeyStatus::Issuing.as_str().to_owned()),
-            key_ciphertext: Set(None),
-            key_fingerprint: Set(None),
-            method: Set(None),
-            card_issuer_code: Set(None),
-            card_number: Set(None),
-            card_type: Set(None),
-            card_owner_type: Set(None),
             issue_lease_until: Set(key.issue_lease_until),
             created_at: Set(key.created_at),
-            deleted_at: Set(None),
+            // Nothing issued yet: the key, its fingerprint and its card stay NULL.
+            ..Default::default()
         };
         match row.insert(&self.db).await {
             Ok(row) => Ok(IssueClaim::Claimed(row.try_into()?)),
@@ -169,12 +163,7 @@ impl Store {
         id: BillingKeyId,
         issued: IssuedKey,
     ) -> StoreResult<Option<BillingKey>> {
-        let card = issued.card.unwrap_or(CardInfo {
-            issuer_code: None,
-            number: None,
-            card_type: None,
-            owner_type: None,
-        });
+        let card = issued.card.unwrap_or_default();
         billing_key::Entity::update_many()
             .col_expr(
                 billing_key::Column::Status,

@@ -356,17 +356,12 @@ impl Store {
 
     /// Claims the daily schedule's run of `date` for this instance: the first to ask wins.
     pub async fn claim_schedule(&self, date: NaiveDate, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("reconciliation_schedule"))
-            .columns(["date", "claimed_at"].map(Alias::new))
-            .values_panic([date.to_string().into(), now.into()])
-            .on_conflict(
-                OnConflict::column(Alias::new("date"))
-                    .do_nothing()
-                    .to_owned(),
-            );
-        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+        let row = vec![date.to_string().into(), now.into()];
+        let (columns, key) = (["date", "claimed_at"], ["date"]);
+        Ok(self
+            .insert_new("reconciliation_schedule", &columns, &key, [row])
+            .await?
+            == 1)
     }
 
     /// Records that a discrepancy (`key`) of `date` flagged its payment; `false` when an
@@ -377,17 +372,12 @@ impl Store {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("reconciliation_flags"))
-            .columns(["date", "flag_key", "created_at"].map(Alias::new))
-            .values_panic([date.to_string().into(), key.into(), now.into()])
-            .on_conflict(
-                OnConflict::columns(["date", "flag_key"].map(Alias::new))
-                    .do_nothing()
-                    .to_owned(),
-            );
-        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+        let row = vec![date.to_string().into(), key.into(), now.into()];
+        let (columns, unique) = (["date", "flag_key", "created_at"], ["date", "flag_key"]);
+        Ok(self
+            .insert_new("reconciliation_flags", &columns, &unique, [row])
+            .await?
+            == 1)
     }
 
     /// Gives back a claim of [`Store::claim_flag`] that flagged nothing (the payment was flagged
@@ -403,11 +393,22 @@ impl Store {
     }
 }
 
+/// An `INSERT` of discrepancies from the rows the `SELECT` made of `parts` finds.
+macro_rules! discrepancies {
+    ($($part:literal),+ $(,)?) => {
+        concat!(
+            "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, \
+             transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, \
+             theirs_amount_krw) ",
+            $($part),+
+        )
+    };
+}
+
 /// Each Toss approval against our payment with its paymentKey (else its orderId): none at all
 /// is MISSING_HERE; another amount AMOUNT_MISMATCH; not paid here (or under another order or
 /// key) STATUS_MISMATCH.
-const APPROVALS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const APPROVALS: &str = discrepancies!(
     "SELECT $1, CASE WHEN p.id IS NULL AND q.id IS NULL THEN 'MISSING_HERE' \
        WHEN p.id IS NULL THEN 'STATUS_MISMATCH' \
        WHEN p.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' \
@@ -426,8 +427,7 @@ const APPROVALS: &str = concat!(
 /// Each Toss cancel against our refund with its transactionKey: none is MISSING_HERE (our
 /// payment, when we know it, is named); another amount AMOUNT_MISMATCH; a refund not
 /// COMPLETED here STATUS_MISMATCH.
-const CANCELS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const CANCELS: &str = discrepancies!(
     "SELECT $1, CASE WHEN r.id IS NULL THEN 'MISSING_HERE' \
        WHEN r.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' ELSE 'STATUS_MISMATCH' END, \
      t.order_id, t.payment_key, t.transaction_key, COALESCE(r.payment_id, p.id), \
@@ -441,8 +441,7 @@ const CANCELS: &str = concat!(
 );
 
 /// Other transactions (an issued virtual account) only need a payment of ours.
-const OTHERS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OTHERS: &str = discrepancies!(
     "SELECT $1, 'MISSING_HERE', t.order_id, t.payment_key, t.transaction_key, NULL, NULL, NULL, \
      t.status, t.amount_krw \
      FROM reconciliation_transactions t \
@@ -453,8 +452,7 @@ const OTHERS: &str = concat!(
 );
 
 /// Our payments approved through Toss on the day whose approval Toss does not list.
-const OUR_PAYMENTS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OUR_PAYMENTS: &str = discrepancies!(
     "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, p.pg_approval_key, p.id, \
      p.status, p.amount_krw, NULL, NULL \
      FROM payments p \
@@ -467,8 +465,7 @@ const OUR_PAYMENTS: &str = concat!(
 );
 
 /// Our refunds completed through Toss on the day whose cancel Toss does not list.
-const OUR_REFUNDS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OUR_REFUNDS: &str = discrepancies!(
     "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, r.pg_cancel_key, p.id, \
      r.status, r.amount_krw, NULL, NULL \
      FROM refunds r JOIN payments p ON p.id = r.payment_id \
@@ -480,8 +477,7 @@ const OUR_REFUNDS: &str = concat!(
 );
 
 /// Settlement rows of no payment of ours (and of no transaction already reported).
-const UNKNOWN_SETTLEMENTS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const UNKNOWN_SETTLEMENTS: &str = discrepancies!(
     "SELECT $1, 'MISSING_HERE', s.order_id, s.payment_key, s.transaction_key, NULL, NULL, NULL, \
      'SETTLED', s.amount_krw \
      FROM reconciliation_settlements s \

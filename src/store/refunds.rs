@@ -268,20 +268,19 @@ async fn move_refunded_amount(txn: &DatabaseTransaction, refund: &Refund) -> Sto
 impl Store {
     /// Leaves a `PENDING` refund to a person: the reconciler no longer picks it up.
     pub async fn unschedule_refund(&self, refund_id: RefundId) -> StoreResult<()> {
-        refund::Entity::update_many()
-            .col_expr(
-                refund::Column::NextReconcileAt,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .filter(refund::Column::Id.eq(refund_id.to_string()))
-            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.next_look_at_refund(refund_id, None).await
     }
 
     /// Next reconciliation of a `PENDING` refund.
     pub async fn schedule_refund(&self, refund_id: RefundId, at: DateTime<Utc>) -> StoreResult<()> {
+        self.next_look_at_refund(refund_id, Some(at)).await
+    }
+
+    async fn next_look_at_refund(
+        &self,
+        refund_id: RefundId,
+        at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         refund::Entity::update_many()
             .col_expr(refund::Column::NextReconcileAt, Expr::value(at))
             .filter(refund::Column::Id.eq(refund_id.to_string()))

@@ -322,13 +322,6 @@ impl BillingGateway for TossClient {
         expect_payment(self.exchange(Operation::Charge, call, subject).await?)
     }
 
-    async fn read_back_charge(
-        &self,
-        order_id: &OrderId,
-    ) -> Result<Option<PgPayment>, GatewayError> {
-        PaymentGateway::payment_by_order(self, order_id).await
-    }
-
     fn decline_is_retryable(&self, code: &str) -> bool {
         super::errors::decline_is_retryable(code)
     }
