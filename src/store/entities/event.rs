@@ -1,24 +1,18 @@
-use sea_orm::entity::prelude::*;
-
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "events")]
-pub struct Model {
-    #[sea_orm(primary_key)]
-    pub seq: i64,
-    pub event_id: String,
-    pub event_type: String,
-    pub version: String,
-    pub occurred_at: DateTimeUtc,
-    pub source: String,
-    pub user_id: String,
-    pub payment_id: String,
-    pub payload: String,
-    pub published_at: Option<DateTimeUtc>,
-    pub actor_type: String,
-    pub actor_name: Option<String>,
+entity! {
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub event_id: String,
+        pub event_type: String,
+        pub version: String,
+        pub occurred_at: DateTimeUtc,
+        pub source: String,
+        pub user_id: String,
+        pub payment_id: String,
+        pub payload: String,
+        pub published_at: Option<DateTimeUtc>,
+        pub actor_type: String,
+        pub actor_name: Option<String>,
+    }
 }
-
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
-
-impl ActiveModelBehavior for ActiveModel {}
