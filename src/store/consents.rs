@@ -2,7 +2,9 @@
 //! reach without a new one.
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use super::entities::payment;
 use super::mapping::parse;
@@ -63,15 +65,17 @@ impl Store {
         user_id: Option<&str>,
         limit: Option<u64>,
     ) -> StoreResult<Vec<Consent>> {
-        let mut query = consent::Entity::find()
+        consent::Entity::find()
             .filter(consent::Column::SubscriptionId.eq(subscription_id))
+            .apply_if(user_id, |q, user| {
+                q.filter(consent::Column::UserId.eq(user))
+            })
             .order_by_desc(consent::Column::ConsentedAt)
             .order_by_desc(consent::Column::CreatedAt)
-            .order_by_desc(consent::Column::ConsentId);
-        if let Some(user_id) = user_id {
-            query = query.filter(consent::Column::UserId.eq(user_id));
-        }
-        query.limit(limit).all_as(&self.db).await
+            .order_by_desc(consent::Column::ConsentId)
+            .limit(limit)
+            .all_as(&self.db)
+            .await
     }
 
     /// The amount of the subscription's first approved billing charge (another payment than

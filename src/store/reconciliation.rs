@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
@@ -225,15 +225,12 @@ impl Store {
         limit: u64,
     ) -> StoreResult<Vec<PaymentId>> {
         use super::entities::payment;
-        let mut query = payment::Entity::find()
+        payment::Entity::find()
             .filter(payment::Column::NeedsReview.eq(true))
-            .filter(
-                payment::Column::ReviewReason.starts_with(format!("reconciliation of {date}:")),
-            );
-        if let Some(after) = after {
-            query = query.filter(payment::Column::Id.gt(after.to_string()));
-        }
-        query
+            .filter(payment::Column::ReviewReason.starts_with(format!("reconciliation of {date}:")))
+            .apply_if(after, |q, after| {
+                q.filter(payment::Column::Id.gt(after.to_string()))
+            })
             .order_by_asc(payment::Column::Id)
             .limit(limit)
             .all(&self.db)

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    QueryTrait, TransactionTrait,
 };
 
 use super::entities::{payment, refund, review};
@@ -41,16 +41,18 @@ impl Store {
     ) -> StoreResult<Option<Payment>> {
         let txn = self.db.begin().await?;
         let now = Utc::now();
-        let mut clear = payment::Entity::update_many()
+        let cleared = payment::Entity::update_many()
             .col_expr(payment::Column::NeedsReview, Expr::value(false))
             .col_expr(payment::Column::ReviewReason, Expr::value(None::<String>))
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(payment_id.to_string()))
-            .filter(payment::Column::NeedsReview.eq(true));
-        if let Some(reason) = reason {
-            clear = clear.filter(payment::Column::ReviewReason.eq(reason));
-        }
-        let cleared = clear.exec_with_returning(&txn).await?.pop();
+            .filter(payment::Column::NeedsReview.eq(true))
+            .apply_if(reason, |q, reason| {
+                q.filter(payment::Column::ReviewReason.eq(reason))
+            })
+            .exec_with_returning(&txn)
+            .await?
+            .pop();
         let Some(row) = cleared else {
             txn.rollback().await?;
             return Ok(None);
