@@ -40,19 +40,16 @@ impl TryFrom<billing_key::Model> for BillingKey {
             card_type: row.card_type,
             owner_type: row.card_owner_type,
         });
-        Ok(Self {
+        Ok(copied!(row => Self {
+            user_id, method, issue_lease_until, created_at, deleted_at,
+            ;
             id: parse(&row.id, "billing key id")?,
             customer_key: CustomerKey::parse(&row.customer_key)
                 .map_err(|e| corrupt("customer key", e))?,
             status: parse(&row.status, "billing key status")?,
-            user_id: row.user_id,
-            method: row.method,
             card,
             ciphertext: row.key_ciphertext,
-            issue_lease_until: row.issue_lease_until,
-            created_at: row.created_at,
-            deleted_at: row.deleted_at,
-        })
+        }))
     }
 }
 

@@ -30,29 +30,21 @@ pub(super) mod consent {
 impl TryFrom<consent::Model> for Consent {
     type Error = StoreError;
     fn try_from(row: consent::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
+        Ok(copied!(row => Self {
+            user_id, subscription_id, max_amount_krw, consented_at, evidence, created_at,
+            ;
             consent_id: parse(&row.consent_id, "consent id")?,
-            user_id: row.user_id,
-            subscription_id: row.subscription_id,
-            max_amount_krw: row.max_amount_krw,
-            consented_at: row.consented_at,
-            evidence: row.evidence,
-            created_at: row.created_at,
-        })
+        }))
     }
 }
 
 impl Store {
     pub async fn insert_consent(&self, consent: &Consent) -> StoreResult<()> {
-        consent::ActiveModel {
+        set!(consent => consent::ActiveModel {
+            user_id, subscription_id, max_amount_krw, consented_at, evidence, created_at,
+            ;
             consent_id: Set(consent.consent_id.to_string()),
-            user_id: Set(consent.user_id.clone()),
-            subscription_id: Set(consent.subscription_id.clone()),
-            max_amount_krw: Set(consent.max_amount_krw),
-            consented_at: Set(consent.consented_at),
-            evidence: Set(consent.evidence.clone()),
-            created_at: Set(consent.created_at),
-        }
+        })
         .insert(&self.db)
         .await?;
         Ok(())

@@ -19,6 +19,21 @@ macro_rules! entity {
     };
 }
 
+/// `Type { a: row.a, b: row.b, …, rest }`: the fields named before `;` are copied as they are.
+macro_rules! copied {
+    ($row:ident => $ty:ident { $($field:ident),+ $(,)? ; $($rest:tt)* }) => {
+        $ty { $($field: $row.$field,)+ $($rest)* }
+    };
+}
+
+/// `Model { a: Set(value.a.clone()), …, rest }`: the fields named before `;` are stored as
+/// they are.
+macro_rules! set {
+    ($value:ident => $($model:ident)::+ { $($field:ident),+ $(,)? ; $($rest:tt)* }) => {
+        $($model)::+ { $($field: Set(Clone::clone(&$value.$field)),)+ $($rest)* }
+    };
+}
+
 mod attempts;
 mod billing;
 mod consents;

@@ -48,7 +48,9 @@ impl From<&PassId> for Value {
 impl TryFrom<run::Model> for ReconciliationRun {
     type Error = StoreError;
     fn try_from(row: run::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
+        Ok(copied!(row => Self {
+            trigger, started_at, finished_at, lease_until, error,
+            ;
             date: parse(&row.date, "reconciliation date")?,
             status: parse(&row.status, "reconciliation status")?,
             summary: row
@@ -58,13 +60,8 @@ impl TryFrom<run::Model> for ReconciliationRun {
                 .transpose()
                 .map_err(|e| corrupt("reconciliation summary", e))?,
             id: parse(&row.id, "reconciliation id")?,
-            trigger: row.trigger,
             pass_id: parse(&row.pass_id, "reconciliation pass")?,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            lease_until: row.lease_until,
-            error: row.error,
-        })
+        }))
     }
 }
 

@@ -85,32 +85,24 @@ impl Store {
             .await?
             .into_iter()
             .map(|row| {
-                Ok(Review {
-                    id: row.id,
+                Ok(copied!(row => Review {
+                    id, action, note, reviewer, outcome, created_at,
+                    ;
                     payment_id,
-                    action: row.action,
-                    note: row.note,
-                    reviewer: row.reviewer,
-                    outcome: row.outcome,
-                    created_at: row.created_at,
                     requested_by: Actor::from_parts(&row.requested_by_type, row.requested_by_name)
                         .map_err(|e| StoreError::Other(format!("stored review's actor: {e}")))?,
-                })
+                }))
             })
             .collect()
     }
 }
 
 fn review_row(review: &Review) -> review::ActiveModel {
-    review::ActiveModel {
-        id: Set(review.id.clone()),
+    set!(review => review::ActiveModel {
+        id, action, note, reviewer, outcome, created_at,
+        ;
         payment_id: Set(review.payment_id.to_string()),
-        action: Set(review.action.clone()),
-        note: Set(review.note.clone()),
-        reviewer: Set(review.reviewer.clone()),
-        outcome: Set(review.outcome.clone()),
-        created_at: Set(review.created_at),
         requested_by_type: Set(review.requested_by.kind.as_str().to_owned()),
         requested_by_name: Set(review.requested_by.name.clone()),
-    }
+    })
 }

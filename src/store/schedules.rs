@@ -41,39 +41,31 @@ use schedule::Column;
 impl TryFrom<schedule::Model> for Schedule {
     type Error = StoreError;
     fn try_from(row: schedule::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
+        Ok(copied!(row => Self {
+            charge_at, next_attempt_at, attempts_made, lease_until, payment_attempt, created_at,
+            updated_at,
+            ;
             payment_id: parse(&row.payment_id, "schedule's payment id")?,
             billing_key_id: parse(&row.billing_key_id, "schedule's billing key id")?,
-            charge_at: row.charge_at,
-            next_attempt_at: row.next_attempt_at,
-            attempts_made: row.attempts_made,
             retry_after_seconds: serde_json::from_str(&row.retry_after_seconds)
                 .map_err(|e| corrupt("schedule delays", e))?,
             status: parse(&row.status, "schedule status")?,
-            lease_until: row.lease_until,
-            payment_attempt: row.payment_attempt,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
+        }))
     }
 }
 
 fn model(s: &Schedule) -> schedule::ActiveModel {
-    schedule::ActiveModel {
+    set!(s => schedule::ActiveModel {
+        charge_at, next_attempt_at, attempts_made, lease_until, payment_attempt, created_at,
+        updated_at,
+        ;
         payment_id: Set(s.payment_id.to_string()),
         billing_key_id: Set(s.billing_key_id.to_string()),
-        charge_at: Set(s.charge_at),
-        next_attempt_at: Set(s.next_attempt_at),
-        attempts_made: Set(s.attempts_made),
         retry_after_seconds: Set(
             serde_json::to_string(&s.retry_after_seconds).unwrap_or_else(|_| "[]".to_owned())
         ),
         status: Set(s.status.as_str().to_owned()),
-        lease_until: Set(s.lease_until),
-        payment_attempt: Set(s.payment_attempt),
-        created_at: Set(s.created_at),
-        updated_at: Set(s.updated_at),
-    }
+    })
 }
 
 /// What the end of a taken attempt writes on its schedule.
