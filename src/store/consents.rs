@@ -12,19 +12,22 @@ use super::{ReadAs, Store, StoreError, StoreResult};
 use crate::domain::{Consent, PaymentId};
 
 pub(super) mod consent {
-    entity! {
-        #[sea_orm(table_name = "billing_consents")]
-        pub struct Model {
-            #[sea_orm(primary_key, auto_increment = false)]
-            pub consent_id: String,
-            pub user_id: String,
-            pub subscription_id: String,
-            pub max_amount_krw: i64,
-            pub consented_at: DateTimeUtc,
-            pub evidence: String,
-            pub created_at: DateTimeUtc,
-        }
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "billing_consents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub consent_id: String,
+        pub user_id: String,
+        pub subscription_id: String,
+        pub max_amount_krw: i64,
+        pub consented_at: DateTimeUtc,
+        pub evidence: String,
+        pub created_at: DateTimeUtc,
     }
+
+    without_relations!();
 }
 
 impl TryFrom<consent::Model> for Consent {

@@ -2,16 +2,9 @@
 //! change and its event together. The database is the only lock: every state change is an
 //! `UPDATE … WHERE status = …` whose row count says who won.
 
-/// A SeaORM entity of one table without relations: the `Model` given, with its `Entity`,
-/// `Column`, `ActiveModel` and the rest derived.
-macro_rules! entity {
-    ($(#[$($attr:tt)*])* pub struct Model { $($fields:tt)* }) => {
-        use sea_orm::entity::prelude::*;
-
-        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-        $(#[$($attr)*])*
-        pub struct Model { $($fields)* }
-
+/// The rest of a SeaORM entity of one table without relations, beside its `Model`.
+macro_rules! without_relations {
+    () => {
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
         pub enum Relation {}
 

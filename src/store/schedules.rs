@@ -17,23 +17,26 @@ use super::{ReadAs, Store, StoreError, StoreResult, corrupt};
 use crate::domain::{PaymentId, Schedule, ScheduleStatus};
 
 pub(super) mod schedule {
-    entity! {
-        #[sea_orm(table_name = "payment_schedules")]
-        pub struct Model {
-            #[sea_orm(primary_key, auto_increment = false)]
-            pub payment_id: String,
-            pub billing_key_id: String,
-            pub charge_at: DateTimeUtc,
-            pub next_attempt_at: Option<DateTimeUtc>,
-            pub attempts_made: i32,
-            pub retry_after_seconds: String,
-            pub status: String,
-            pub lease_until: Option<DateTimeUtc>,
-            pub payment_attempt: Option<i32>,
-            pub created_at: DateTimeUtc,
-            pub updated_at: DateTimeUtc,
-        }
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payment_schedules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub payment_id: String,
+        pub billing_key_id: String,
+        pub charge_at: DateTimeUtc,
+        pub next_attempt_at: Option<DateTimeUtc>,
+        pub attempts_made: i32,
+        pub retry_after_seconds: String,
+        pub status: String,
+        pub lease_until: Option<DateTimeUtc>,
+        pub payment_attempt: Option<i32>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
     }
+
+    without_relations!();
 }
 
 use schedule::Column;
