@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entities::{payment, refund, review};
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreResult, corrupt};
 use crate::domain::{Actor, Payment, PaymentId, RefundStatus, Review};
 
 impl Store {
@@ -90,7 +90,7 @@ impl Store {
                     ;
                     payment_id,
                     requested_by: Actor::from_parts(&row.requested_by_type, row.requested_by_name)
-                        .map_err(|e| StoreError::Other(format!("stored review's actor: {e}")))?,
+                        .map_err(|e| corrupt("review's actor", e))?,
                 }))
             })
             .collect()
