@@ -387,14 +387,10 @@ mod tests {
         assert_ne!(a, b, "a fresh nonce per value");
         assert!(!a.contains("bk_live_secret_value"));
         assert!(a.starts_with(&format!("v3.{}.", cipher.keyring().current_version())));
-        assert_eq!(
-            cipher.decrypt(id, &a).unwrap().expose(),
-            "bk_live_secret_value"
-        );
-        assert_eq!(
-            cipher.decrypt(id, &b).unwrap().expose(),
-            "bk_live_secret_value"
-        );
+        for stored in [&a, &b] {
+            let opened = cipher.decrypt(id, stored).unwrap();
+            assert_eq!(opened.expose(), "bk_live_secret_value");
+        }
     }
 
     #[test]
@@ -482,20 +478,16 @@ mod tests {
 
     #[test]
     fn secrets_are_compared_whole() {
-        assert!(secrets_equal(
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya",
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
-        ));
-        assert!(!secrets_equal(
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eyb",
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
-        ));
-        assert!(!secrets_equal(
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Ey",
-            "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
-        ));
-        assert!(!secrets_equal("", "ps_x"));
-        assert!(secrets_equal("", ""));
+        let secret = "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya";
+        for (claimed, expected, equal) in [
+            (secret, secret, true),
+            ("ps_eqRGgYO1r57E4Z541ZMW3QnN2Eyb", secret, false),
+            ("ps_eqRGgYO1r57E4Z541ZMW3QnN2Ey", secret, false),
+            ("", "ps_x", false),
+            ("", "", true),
+        ] {
+            assert_eq!(secrets_equal(claimed, expected), equal, "{claimed:?}");
+        }
     }
 
     #[test]

@@ -107,13 +107,7 @@ mod tests {
 
     #[test]
     fn types_read_back_as_written() {
-        for kind in [
-            ActorType::ApiKey,
-            ActorType::Buyer,
-            ActorType::Toss,
-            ActorType::Operator,
-            ActorType::System,
-        ] {
+        for kind in ActorType::ALL {
             assert_eq!(kind.as_str().parse::<ActorType>().unwrap(), kind);
         }
         assert!("admin".parse::<ActorType>().is_err());

@@ -104,6 +104,27 @@ pub struct Settled {
     pub failure: Option<Failure>,
 }
 
+impl Settled {
+    /// `status`, with nothing Toss named.
+    fn bare(status: AttemptStatus) -> Self {
+        Self {
+            status,
+            payment_key: None,
+            method: None,
+            virtual_account: None,
+            failure: None,
+        }
+    }
+
+    /// Ended without approval, as `failure` says.
+    fn failed(failure: &Failure) -> Self {
+        Self {
+            failure: Some(failure.clone()),
+            ..Self::bare(AttemptStatus::of_failure(failure))
+        }
+    }
+}
+
 /// What a change of a payment does to its latest attempt (number = the payment's
 /// `confirm_attempt`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,44 +169,32 @@ impl AttemptWrite {
             PaymentUpdate::Release { failure: None } => Some(Self::Forget),
             PaymentUpdate::Release {
                 failure: Some(failure),
-            } => Some(Self::Settle(Settled {
-                status: AttemptStatus::of_failure(failure),
-                payment_key: None,
-                method: None,
-                virtual_account: None,
-                failure: Some(failure.clone()),
-            })),
+            } => Some(Self::Settle(Settled::failed(failure))),
             PaymentUpdate::Complete {
                 payment_key,
                 details,
                 ..
             } => Some(Self::Settle(Settled {
-                status: AttemptStatus::Approved,
                 payment_key: Some(payment_key.clone()),
                 method: details.method.clone(),
                 virtual_account: details.virtual_account.clone(),
-                failure: None,
+                ..Settled::bare(AttemptStatus::Approved)
             })),
             PaymentUpdate::AwaitDeposit {
                 payment_key,
                 details,
                 ..
             } => Some(Self::Settle(Settled {
-                status: AttemptStatus::WaitingForDeposit,
                 payment_key: Some(payment_key.clone()),
                 method: details.method.clone(),
                 virtual_account: details.virtual_account.clone(),
-                failure: None,
+                ..Settled::bare(AttemptStatus::WaitingForDeposit)
             })),
             // Of a payment waiting for its deposit only: the store changes only an attempt that
             // waits (a `PENDING` payment's last attempt is over already).
-            PaymentUpdate::Cancel { .. } => Some(Self::Settle(Settled {
-                status: AttemptStatus::Cancelled,
-                payment_key: None,
-                method: None,
-                virtual_account: None,
-                failure: None,
-            })),
+            PaymentUpdate::Cancel { .. } => {
+                Some(Self::Settle(Settled::bare(AttemptStatus::Cancelled)))
+            }
             // Completed without the PG: no attempt at all.
             PaymentUpdate::Record { .. }
             | PaymentUpdate::Reschedule { .. }
@@ -214,11 +223,10 @@ impl AttemptWrite {
         let was_in_flight = matches!(before.status, InProgress | WaitingForDeposit);
         let settled = |status| {
             Some(Self::Settle(Settled {
-                status,
                 payment_key: after.payment_key.clone(),
                 method: after.pg_method.clone(),
                 virtual_account: after.virtual_account.clone(),
-                failure: None,
+                ..Settled::bare(status)
             }))
         };
         match after.status {
@@ -230,22 +238,12 @@ impl AttemptWrite {
                 settled(AttemptStatus::WaitingForDeposit)
             }
             Pending if was_in_flight => match &after.failure {
-                Some(failure) => Some(Self::Settle(Settled {
-                    status: AttemptStatus::of_failure(failure),
-                    payment_key: None,
-                    method: None,
-                    virtual_account: None,
-                    failure: Some(failure.clone()),
-                })),
+                Some(failure) => Some(Self::Settle(Settled::failed(failure))),
                 None => Some(Self::Forget),
             },
-            Cancelled if before.status == WaitingForDeposit => Some(Self::Settle(Settled {
-                status: AttemptStatus::Cancelled,
-                payment_key: None,
-                method: None,
-                virtual_account: None,
-                failure: None,
-            })),
+            Cancelled if before.status == WaitingForDeposit => {
+                Some(Self::Settle(Settled::bare(AttemptStatus::Cancelled)))
+            }
             InProgress
                 if before.status == InProgress && after.confirm_sends > before.confirm_sends =>
             {

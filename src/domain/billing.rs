@@ -13,6 +13,8 @@ use super::{BillingKeyId, DomainError};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CustomerKey(String);
 
+text_newtype!(CustomerKey);
+
 impl CustomerKey {
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         let len = value.len();
@@ -32,16 +34,6 @@ impl CustomerKey {
     /// A fresh random key (a UUID v4: 122 random bits, nothing of the user in it).
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CustomerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -107,7 +99,7 @@ text_enum! {
 }
 
 /// The card behind a billing key, as Toss describes it (number masked by Toss).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CardInfo {
     pub issuer_code: Option<String>,
     pub number: Option<String>,

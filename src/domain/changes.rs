@@ -323,57 +323,24 @@ impl Patch {
             payment.pg_secret = None;
             payment.failure = None;
         }
-        if let Some(status) = p.status {
-            payment.status = status;
+        // Each column given replaces ours.
+        macro_rules! replace {
+            ($($field:ident),+ => $wrap:expr) => {
+                $(if let Some(value) = p.$field {
+                    payment.$field = $wrap(value);
+                })+
+            };
         }
-        if let Some(value) = p.pg_provider {
-            payment.pg_provider = value;
-        }
-        if let Some(value) = p.pg_transaction_id {
-            payment.pg_transaction_id = value;
-        }
-        if let Some(value) = p.pg_approval_key {
-            payment.pg_approval_key = value;
-        }
-        if let Some(value) = p.payment_key {
-            payment.payment_key = value;
-        }
-        if let Some(value) = p.billing_key_id {
-            payment.billing_key_id = value;
-        }
-        if let Some(value) = p.pg_secret {
-            payment.pg_secret = value;
-        }
-        if let Some(value) = p.failure {
-            payment.failure = value;
-        }
-        if let Some(at) = p.completed_at {
-            payment.completed_at = Some(at);
-        }
-        if let Some(at) = p.confirm_started_at {
-            payment.confirm_started_at = Some(at);
-        }
+        replace!(status, pg_provider, pg_transaction_id, pg_approval_key, payment_key,
+            billing_key_id, pg_secret, failure, next_reconcile_at, reconcile_attempts,
+            cancel_reason, cancel_requested_by => std::convert::identity);
+        replace!(completed_at, confirm_started_at, annotated_attempt => Some);
         if p.new_send {
             payment.confirm_sends += 1;
-        }
-        if let Some(at) = p.next_reconcile_at {
-            payment.next_reconcile_at = at;
-        }
-        if let Some(n) = p.reconcile_attempts {
-            payment.reconcile_attempts = n;
-        }
-        if let Some(n) = p.annotated_attempt {
-            payment.annotated_attempt = Some(n);
         }
         if let Some(review) = p.review {
             payment.needs_review = review.is_some();
             payment.review_reason = review;
-        }
-        if let Some(reason) = p.cancel_reason {
-            payment.cancel_reason = reason;
-        }
-        if let Some(actor) = p.cancel_requested_by {
-            payment.cancel_requested_by = actor;
         }
         if let Some(details) = p.details {
             if details.method.is_some() {

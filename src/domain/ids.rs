@@ -91,15 +91,6 @@ impl OrderId {
         }
         Ok(Self(value.to_owned()))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// Toss's `paymentKey` of a confirm attempt: 1..=200 printable ASCII characters without spaces
@@ -126,15 +117,6 @@ impl PaymentKey {
         }
         Ok(Self(value.to_owned()))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PaymentKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 impl From<PaymentKey> for String {
@@ -160,9 +142,6 @@ impl UserId {
             ));
         }
         Ok(Self(value.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -216,11 +195,9 @@ impl ScopedKey {
     pub fn from_digest(digest: String) -> Self {
         Self(digest)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
+
+text_newtype!(OrderId, PaymentKey, UserId, ScopedKey);
 
 #[cfg(test)]
 mod tests {

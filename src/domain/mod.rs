@@ -46,6 +46,25 @@ macro_rules! text_enum {
     };
 }
 
+/// `as_str` and `Display` of newtypes over a `String` that was checked when it was made.
+macro_rules! text_newtype {
+    ($($name:ident),+) => {
+        $(
+            impl $name {
+                pub fn as_str(&self) -> &str {
+                    &self.0
+                }
+            }
+
+            impl std::fmt::Display for $name {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(&self.0)
+                }
+            }
+        )+
+    };
+}
+
 mod actor;
 mod attempts;
 mod billing;

@@ -2,9 +2,6 @@
 //! consents to a subscription's amount (전자상거래법 §13⑥). What a charge attempt's end means
 //! for its schedule is decided here, in one pure function ([`Schedule::after`]).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 
 use super::{BillingKeyId, DomainError, Failure, PaymentId};
@@ -26,50 +23,19 @@ pub struct Consent {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where a schedule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScheduleStatus {
-    /// Waiting for `next_attempt_at`.
-    Scheduled,
-    /// Taken by one instance (until its lease), its charge on the way to Toss or at Toss.
-    Charging,
-    /// Paid.
-    Done,
-    /// Given up: a final decline, the end of the delays, an inactive key or a missing consent.
-    Exhausted,
-    /// Cancelled by the merchant (or the payment ended some other way than paid).
-    Cancelled,
-}
-
-impl ScheduleStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "SCHEDULED",
-            Self::Charging => "CHARGING",
-            Self::Done => "DONE",
-            Self::Exhausted => "EXHAUSTED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-}
-
-impl fmt::Display for ScheduleStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ScheduleStatus {
-    type Err = String;
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(match value {
-            "SCHEDULED" => Self::Scheduled,
-            "CHARGING" => Self::Charging,
-            "DONE" => Self::Done,
-            "EXHAUSTED" => Self::Exhausted,
-            "CANCELLED" => Self::Cancelled,
-            other => return Err(format!("unknown schedule status {other:?}")),
-        })
+text_enum! {
+    /// Where a schedule is.
+    pub enum ScheduleStatus in "status", "schedule status" {
+        /// Waiting for `next_attempt_at`.
+        Scheduled = "SCHEDULED",
+        /// Taken by one instance (until its lease), its charge on the way to Toss or at Toss.
+        Charging = "CHARGING",
+        /// Paid.
+        Done = "DONE",
+        /// Given up: a final decline, the end of the delays, an inactive key or a missing consent.
+        Exhausted = "EXHAUSTED",
+        /// Cancelled by the merchant (or the payment ended some other way than paid).
+        Cancelled = "CANCELLED",
     }
 }
 

@@ -149,14 +149,6 @@ impl<G: BillingGateway + ?Sized> BillingGateway for MeteredGateway<G> {
             .await
     }
 
-    async fn read_back_charge(
-        &self,
-        order_id: &OrderId,
-    ) -> Result<Option<PgPayment>, GatewayError> {
-        self.measure("lookup", self.inner.read_back_charge(order_id))
-            .await
-    }
-
     fn decline_is_retryable(&self, code: &str) -> bool {
         self.inner.decline_is_retryable(code)
     }

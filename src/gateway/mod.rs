@@ -221,7 +221,8 @@ pub struct ChargeRequest {
 }
 
 /// Toss billing (자동결제), under the billing contract's secret key. It is a payment gateway too:
-/// the payments it charged are read back and cancelled under the same key (their MID).
+/// the payments it charged are read back (`payment_by_order` settles an unknown charge outcome:
+/// Toss sends no webhook for billing approvals) and cancelled under the same key (their MID).
 #[async_trait]
 pub trait BillingGateway: PaymentGateway {
     /// `POST /v1/billing/authorizations/issue`.
@@ -230,11 +231,6 @@ pub trait BillingGateway: PaymentGateway {
 
     /// `POST /v1/billing/{billingKey}`. A 200 is Toss's Payment object.
     async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError>;
-
-    /// `GET /v1/payments/orders/{orderId}` under the billing key set: how an unknown charge
-    /// outcome is settled (Toss sends no webhook for billing approvals).
-    async fn read_back_charge(&self, order_id: &OrderId)
-    -> Result<Option<PgPayment>, GatewayError>;
 
     /// Whether a decline with this code may pass if the same card is charged again later.
     fn decline_is_retryable(&self, code: &str) -> bool;

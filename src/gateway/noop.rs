@@ -23,21 +23,11 @@ impl PaymentGateway for NoopGateway {
 
     async fn confirm(&self, request: &ConfirmRequest) -> Result<PgPayment, GatewayError> {
         Ok(PgPayment {
-            payment_key: request.payment_key.clone(),
             order_id: request.order_id.to_string(),
-            status: PgStatus::Done,
             total_amount: Some(request.amount),
             balance_amount: Some(request.amount),
-            currency: Some("KRW".to_owned()),
-            method: None,
-            secret: None,
-            last_transaction_key: None,
             approved_at: Some(Utc::now()),
-            tax_free_amount: None,
-            deposit_expired: false,
-            cancels: Vec::new(),
-            failure: None,
-            details: Default::default(),
+            ..echo(&request.payment_key, PgStatus::Done)
         })
     }
 
@@ -47,18 +37,7 @@ impl PaymentGateway for NoopGateway {
         // Derived from the idempotency key so that a retried refund names the same transaction.
         let transaction_key = format!("noop-{}", request.idempotency_key);
         Ok(PgPayment {
-            payment_key: request.payment_key.clone(),
-            order_id: String::new(),
-            status: PgStatus::Canceled,
-            total_amount: None,
-            balance_amount: None,
-            currency: Some("KRW".to_owned()),
-            method: None,
-            secret: None,
             last_transaction_key: Some(transaction_key.clone()),
-            approved_at: None,
-            tax_free_amount: None,
-            deposit_expired: false,
             cancels: vec![PgCancel {
                 transaction_key,
                 amount: request.amount.unwrap_or_default(),
@@ -67,8 +46,7 @@ impl PaymentGateway for NoopGateway {
                 canceled_at: Some(Utc::now()),
                 tax_free_amount: request.tax_free_amount.unwrap_or_default(),
             }],
-            failure: None,
-            details: Default::default(),
+            ..echo(&request.payment_key, PgStatus::Canceled)
         })
     }
 
@@ -84,6 +62,27 @@ impl PaymentGateway for NoopGateway {
         _order_id: &OrderId,
     ) -> Result<Option<PgPayment>, GatewayError> {
         Ok(None)
+    }
+}
+
+/// A record of `payment_key` in `status` that says nothing else but its currency.
+fn echo(payment_key: &PaymentKey, status: PgStatus) -> PgPayment {
+    PgPayment {
+        payment_key: payment_key.clone(),
+        order_id: String::new(),
+        status,
+        total_amount: None,
+        balance_amount: None,
+        currency: Some("KRW".to_owned()),
+        method: None,
+        secret: None,
+        last_transaction_key: None,
+        approved_at: None,
+        tax_free_amount: None,
+        deposit_expired: false,
+        cancels: Vec::new(),
+        failure: None,
+        details: Default::default(),
     }
 }
 

@@ -5,18 +5,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use super::entities::{billing_customer, billing_key};
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult, corrupt, is_duplicate};
 use crate::domain::{
     BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CardInfo, CustomerKey,
 };
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} does not parse: {error}"))
-}
 
 impl TryFrom<billing_customer::Model> for BillingCustomer {
     type Error = StoreError;
@@ -43,22 +40,16 @@ impl TryFrom<billing_key::Model> for BillingKey {
             card_type: row.card_type,
             owner_type: row.card_owner_type,
         });
-        Ok(Self {
-            id: row.id.parse().map_err(|e| corrupt("billing key id", e))?,
+        Ok(copied!(row => Self {
+            user_id, method, issue_lease_until, created_at, deleted_at,
+            ;
+            id: parse(&row.id, "billing key id")?,
             customer_key: CustomerKey::parse(&row.customer_key)
                 .map_err(|e| corrupt("customer key", e))?,
-            status: row
-                .status
-                .parse()
-                .map_err(|e| corrupt("billing key status", e))?,
-            user_id: row.user_id,
-            method: row.method,
+            status: parse(&row.status, "billing key status")?,
             card,
             ciphertext: row.key_ciphertext,
-            issue_lease_until: row.issue_lease_until,
-            created_at: row.created_at,
-            deleted_at: row.deleted_at,
-        })
+        }))
     }
 }
 
@@ -83,10 +74,8 @@ pub struct IssuedKey {
 impl Store {
     pub async fn billing_customer_of(&self, user_id: &str) -> StoreResult<Option<BillingCustomer>> {
         billing_customer::Entity::find_by_id(user_id.to_owned())
-            .one(&self.db)
-            .await?
-            .map(BillingCustomer::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     pub async fn billing_customer_by_key(
@@ -95,10 +84,8 @@ impl Store {
     ) -> StoreResult<Option<BillingCustomer>> {
         billing_customer::Entity::find()
             .filter(billing_customer::Column::CustomerKey.eq(customer_key.as_str()))
-            .one(&self.db)
-            .await?
-            .map(BillingCustomer::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// Inserts `customer`; `false` if the user has one already (whoever raced wins once).
@@ -110,10 +97,8 @@ impl Store {
         };
         match row.insert(&self.db).await {
             Ok(_) => Ok(true),
-            Err(error) => match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => Ok(false),
-                _ => Err(error.into()),
-            },
+            Err(error) if is_duplicate(&error) => Ok(false),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -130,32 +115,20 @@ impl Store {
             customer_key: Set(key.customer_key.as_str().to_owned()),
             auth_key_hash: Set(auth_key_hash.to_owned()),
             status: Set(BillingKeyStatus::Issuing.as_str().to_owned()),
-            key_ciphertext: Set(None),
-            key_fingerprint: Set(None),
-            method: Set(None),
-            card_issuer_code: Set(None),
-            card_number: Set(None),
-            card_type: Set(None),
-            card_owner_type: Set(None),
             issue_lease_until: Set(key.issue_lease_until),
             created_at: Set(key.created_at),
-            deleted_at: Set(None),
+            // Nothing issued yet: the key, its fingerprint and its card stay NULL.
+            ..Default::default()
         };
         match row.insert(&self.db).await {
             Ok(row) => Ok(IssueClaim::Claimed(row.try_into()?)),
-            Err(error) => match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    let existing = billing_key::Entity::find()
-                        .filter(billing_key::Column::AuthKeyHash.eq(auth_key_hash))
-                        .one(&self.db)
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Other("claimed authKey row vanished".to_owned())
-                        })?;
-                    Ok(IssueClaim::Existing(existing.try_into()?))
-                }
-                _ => Err(error.into()),
-            },
+            Err(error) if is_duplicate(&error) => billing_key::Entity::find()
+                .filter(billing_key::Column::AuthKeyHash.eq(auth_key_hash))
+                .one_as(&self.db)
+                .await?
+                .map(IssueClaim::Existing)
+                .ok_or_else(|| StoreError::Other("claimed authKey row vanished".to_owned())),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -187,12 +160,7 @@ impl Store {
         id: BillingKeyId,
         issued: IssuedKey,
     ) -> StoreResult<Option<BillingKey>> {
-        let card = issued.card.unwrap_or(CardInfo {
-            issuer_code: None,
-            number: None,
-            card_type: None,
-            owner_type: None,
-        });
+        let card = issued.card.unwrap_or_default();
         billing_key::Entity::update_many()
             .col_expr(
                 billing_key::Column::Status,
@@ -242,10 +210,8 @@ impl Store {
 
     pub async fn billing_key(&self, id: BillingKeyId) -> StoreResult<Option<BillingKey>> {
         billing_key::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(BillingKey::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// A user's issued keys (active and deleted), oldest first.
@@ -255,11 +221,8 @@ impl Store {
             .filter(billing_key::Column::Status.ne(BillingKeyStatus::Issuing.as_str()))
             .order_by_asc(billing_key::Column::CreatedAt)
             .order_by_asc(billing_key::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(BillingKey::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// Disables an `ACTIVE` key (by id, or by the fingerprint a webhook names); `None` if no

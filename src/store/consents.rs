@@ -2,10 +2,13 @@
 //! reach without a new one.
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use super::entities::payment;
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult};
 use crate::domain::{Consent, PaymentId};
 
 pub(super) mod consent {
@@ -24,41 +27,27 @@ pub(super) mod consent {
         pub created_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    without_relations!();
 }
 
 impl TryFrom<consent::Model> for Consent {
     type Error = StoreError;
     fn try_from(row: consent::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
-            consent_id: row
-                .consent_id
-                .parse()
-                .map_err(|e| StoreError::Other(format!("stored consent id does not parse: {e}")))?,
-            user_id: row.user_id,
-            subscription_id: row.subscription_id,
-            max_amount_krw: row.max_amount_krw,
-            consented_at: row.consented_at,
-            evidence: row.evidence,
-            created_at: row.created_at,
-        })
+        Ok(copied!(row => Self {
+            user_id, subscription_id, max_amount_krw, consented_at, evidence, created_at,
+            ;
+            consent_id: parse(&row.consent_id, "consent id")?,
+        }))
     }
 }
 
 impl Store {
     pub async fn insert_consent(&self, consent: &Consent) -> StoreResult<()> {
-        consent::ActiveModel {
+        set!(consent => consent::ActiveModel {
+            user_id, subscription_id, max_amount_krw, consented_at, evidence, created_at,
+            ;
             consent_id: Set(consent.consent_id.to_string()),
-            user_id: Set(consent.user_id.clone()),
-            subscription_id: Set(consent.subscription_id.clone()),
-            max_amount_krw: Set(consent.max_amount_krw),
-            consented_at: Set(consent.consented_at),
-            evidence: Set(consent.evidence.clone()),
-            created_at: Set(consent.created_at),
-        }
+        })
         .insert(&self.db)
         .await?;
         Ok(())
@@ -71,21 +60,17 @@ impl Store {
         user_id: Option<&str>,
         limit: Option<u64>,
     ) -> StoreResult<Vec<Consent>> {
-        let mut query = consent::Entity::find()
+        consent::Entity::find()
             .filter(consent::Column::SubscriptionId.eq(subscription_id))
+            .apply_if(user_id, |q, user| {
+                q.filter(consent::Column::UserId.eq(user))
+            })
             .order_by_desc(consent::Column::ConsentedAt)
             .order_by_desc(consent::Column::CreatedAt)
-            .order_by_desc(consent::Column::ConsentId);
-        if let Some(user_id) = user_id {
-            query = query.filter(consent::Column::UserId.eq(user_id));
-        }
-        query
+            .order_by_desc(consent::Column::ConsentId)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Consent::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// The amount of the subscription's first approved billing charge (another payment than

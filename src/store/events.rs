@@ -12,7 +12,7 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::entities::event;
-use super::{Store, StoreResult, sql};
+use super::{ReadAs, Store, StoreResult, sql};
 use crate::domain::{Actor, StoredEvent};
 
 /// An event to append, built by the service.
@@ -96,22 +96,16 @@ impl Store {
             .filter(event::Column::Seq.gt(after))
             .order_by_asc(event::Column::Seq)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     pub async fn events_for_payment(&self, payment_id: &str) -> StoreResult<Vec<StoredEvent>> {
         event::Entity::find()
             .filter(event::Column::PaymentId.eq(payment_id))
             .order_by_asc(event::Column::Seq)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(StoredEvent::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 }
 

@@ -2,6 +2,31 @@
 //! change and its event together. The database is the only lock: every state change is an
 //! `UPDATE … WHERE status = …` whose row count says who won.
 
+/// The rest of a SeaORM entity of one table without relations, beside its `Model`.
+macro_rules! without_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+/// `Type { a: row.a, b: row.b, …, rest }`: the fields named before `;` are copied as they are.
+macro_rules! copied {
+    ($row:ident => $ty:ident { $($field:ident),+ $(,)? ; $($rest:tt)* }) => {
+        $ty { $($field: $row.$field,)+ $($rest)* }
+    };
+}
+
+/// `Model { a: Set(value.a.clone()), …, rest }`: the fields named before `;` are stored as
+/// they are.
+macro_rules! set {
+    ($value:ident => $($model:ident)::+ { $($field:ident),+ $(,)? ; $($rest:tt)* }) => {
+        $($model)::+ { $($field: Set(Clone::clone(&$value.$field)),)+ $($rest)* }
+    };
+}
+
 mod attempts;
 mod billing;
 mod consents;
@@ -22,8 +47,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    RuntimeErr, Select, SqlErr, TransactionTrait,
 };
 
 pub use billing::{IssueClaim, IssuedKey, KeyRef};
@@ -83,6 +108,44 @@ fn is_connection_error(error: &sea_orm::sqlx::Error) -> bool {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored value that does not parse: reported, never guessed at.
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} does not parse: {error}"))
+}
+
+/// Whether `error` is a unique constraint refusing a row that exists already.
+fn is_duplicate(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A query's rows read into domain values, each through its `TryFrom` (which reports a row that
+/// does not parse).
+trait ReadAs<E: EntityTrait> {
+    async fn one_as<T>(self, conn: &impl ConnectionTrait) -> StoreResult<Option<T>>
+    where
+        T: TryFrom<E::Model, Error = StoreError>;
+
+    async fn all_as<T>(self, conn: &impl ConnectionTrait) -> StoreResult<Vec<T>>
+    where
+        T: TryFrom<E::Model, Error = StoreError>;
+}
+
+impl<E: EntityTrait> ReadAs<E> for Select<E> {
+    async fn one_as<T>(self, conn: &impl ConnectionTrait) -> StoreResult<Option<T>>
+    where
+        T: TryFrom<E::Model, Error = StoreError>,
+    {
+        self.one(conn).await?.map(T::try_from).transpose()
+    }
+
+    async fn all_as<T>(self, conn: &impl ConnectionTrait) -> StoreResult<Vec<T>>
+    where
+        T: TryFrom<E::Model, Error = StoreError>,
+    {
+        self.all(conn).await?.into_iter().map(T::try_from).collect()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DatabaseOptions {

@@ -2,15 +2,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
+    QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 
 use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
 use super::entities::refund;
 use super::events::{self, NewEvent};
-use super::mapping::{refunds_in, to_active_payment, to_active_refund};
-use super::{Store, StoreError, StoreResult, count_transition, sql};
+use super::mapping::{parse, refunds_in, to_active_payment, to_active_refund};
+use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate, sql};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
     PaymentUpdate, Refund, RefundId,
@@ -79,28 +79,22 @@ impl Store {
     pub async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
         match to_active_payment(payment).insert(&self.db).await {
             Ok(_) => Ok(()),
-            Err(error) => match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => Err(StoreError::DuplicateOrderId),
-                _ => Err(error.into()),
-            },
+            Err(error) if is_duplicate(&error) => Err(StoreError::DuplicateOrderId),
+            Err(error) => Err(error.into()),
         }
     }
 
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
         payment::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     pub async fn payment_by_order(&self, order_id: &OrderId) -> StoreResult<Option<Payment>> {
         payment::Entity::find()
             .filter(Column::OrderId.eq(order_id.as_str()))
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// The payment whose PG attempt (in flight or confirmed) has this key.
@@ -111,10 +105,8 @@ impl Store {
                     .eq(key.as_str())
                     .or(Column::PgTransactionId.eq(key.as_str())),
             )
-            .one(&self.db)
-            .await?
-            .map(Payment::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// Newest first, with the total count of the filter.
@@ -125,13 +117,11 @@ impl Store {
         limit: u64,
         offset: u64,
     ) -> StoreResult<(Vec<Payment>, u64)> {
-        let mut query = payment::Entity::find();
-        if let Some(user_id) = user_id {
-            query = query.filter(Column::UserId.eq(user_id));
-        }
-        if let Some(flagged) = needs_review {
-            query = query.filter(Column::NeedsReview.eq(flagged));
-        }
+        let query = payment::Entity::find()
+            .apply_if(user_id, |q, user_id| q.filter(Column::UserId.eq(user_id)))
+            .apply_if(needs_review, |q, flagged| {
+                q.filter(Column::NeedsReview.eq(flagged))
+            });
         let total = query.clone().count(&self.db).await?;
         let rows = query
             .order_by_desc(Column::CreatedAt)
@@ -168,19 +158,19 @@ impl Store {
                 PaymentRef::Id(id) => Column::Id.eq(id.to_string()),
                 PaymentRef::OrderId(order_id) => Column::OrderId.eq(order_id.as_str()),
             })
-            .filter(Column::Status.is_in(from.iter().map(|status| status.as_str())));
-        if let Some(key) = target.payment_key {
-            query = query.filter(Column::PaymentKey.eq(key.as_str()));
-        }
-        if let Some(amount) = target.amount_krw {
-            query = query.filter(Column::AmountKrw.eq(amount));
-        }
-        if let Some(status) = target.status {
-            query = query.filter(Column::Status.eq(status.as_str()));
-        }
-        if let Some(attempt) = target.attempt {
-            query = query.filter(Column::ConfirmAttempt.eq(attempt));
-        }
+            .filter(Column::Status.is_in(from.iter().map(|status| status.as_str())))
+            .apply_if(target.payment_key, |q, key| {
+                q.filter(Column::PaymentKey.eq(key.as_str()))
+            })
+            .apply_if(target.amount_krw, |q, amount| {
+                q.filter(Column::AmountKrw.eq(amount))
+            })
+            .apply_if(target.status, |q, status| {
+                q.filter(Column::Status.eq(status.as_str()))
+            })
+            .apply_if(target.attempt, |q, attempt| {
+                q.filter(Column::ConfirmAttempt.eq(attempt))
+            });
         if let PaymentUpdate::Annotate { attempt, .. } = update {
             // Once per attempt, whoever races.
             query = query.filter(
@@ -205,10 +195,7 @@ impl Store {
                 match &row {
                     Some(changed) => {
                         if let Some(write) = &attempt {
-                            let id = changed
-                                .id
-                                .parse()
-                                .map_err(|e| StoreError::Other(format!("payment id: {e}")))?;
+                            let id = parse(&changed.id, "payment id")?;
                             attempts::execute(&txn, write, id, changed.confirm_attempt, true, now)
                                 .await?;
                         }
@@ -356,11 +343,8 @@ impl Store {
             )
             .order_by_asc(Column::NextReconcileAt)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Payment::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// Takes a due payment for one reconciliation pass by moving its due time; only one
@@ -449,15 +433,6 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     if let Some(status) = patch.status {
         set.push((Column::Status, Expr::value(status.as_str())));
     }
-    if let Some(value) = patch.pg_provider {
-        set.push((Column::PgProvider, Expr::value(value)));
-    }
-    if let Some(value) = patch.pg_transaction_id {
-        set.push((Column::PgTransactionId, Expr::value(value)));
-    }
-    if let Some(value) = patch.pg_approval_key {
-        set.push((Column::PgApprovalKey, Expr::value(value)));
-    }
     if let Some(value) = patch.payment_key {
         set.push((Column::PaymentKey, Expr::value(value.map(String::from))));
     }
@@ -467,9 +442,6 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
             Expr::value(value.map(|id| id.to_string())),
         ));
     }
-    if let Some(value) = patch.pg_secret {
-        set.push((Column::PgSecret, Expr::value(value)));
-    }
     if let Some(failure) = patch.failure {
         let (code, message, retryable) = match failure {
             Some(f) => (Some(f.code), Some(f.message), f.retryable),
@@ -478,12 +450,6 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         set.push((Column::FailureCode, Expr::value(code)));
         set.push((Column::FailureMessage, Expr::value(message)));
         set.push((Column::FailureRetryable, Expr::value(retryable)));
-    }
-    if let Some(at) = patch.completed_at {
-        set.push((Column::CompletedAt, Expr::value(at)));
-    }
-    if let Some(at) = patch.confirm_started_at {
-        set.push((Column::ConfirmStartedAt, Expr::value(at)));
     }
     if patch.new_attempt {
         set.push((
@@ -529,21 +495,22 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
     if patch.new_send {
         set.push((Column::ConfirmSends, Expr::col(Column::ConfirmSends).add(1)));
     }
-    if let Some(at) = patch.next_reconcile_at {
-        set.push((Column::NextReconcileAt, Expr::value(at)));
+    // Each column given is set as given.
+    macro_rules! set {
+        ($($field:ident: $column:ident),+) => {
+            $(if let Some(value) = patch.$field {
+                set.push((Column::$column, Expr::value(value)));
+            })+
+        };
     }
-    if let Some(attempts) = patch.reconcile_attempts {
-        set.push((Column::ReconcileAttempts, Expr::value(attempts)));
-    }
-    if let Some(attempt) = patch.annotated_attempt {
-        set.push((Column::AnnotatedAttempt, Expr::value(attempt)));
-    }
+    set!(pg_provider: PgProvider, pg_transaction_id: PgTransactionId,
+        pg_approval_key: PgApprovalKey, pg_secret: PgSecret, completed_at: CompletedAt,
+        confirm_started_at: ConfirmStartedAt, next_reconcile_at: NextReconcileAt,
+        reconcile_attempts: ReconcileAttempts, annotated_attempt: AnnotatedAttempt,
+        cancel_reason: CancelReason);
     if let Some(review) = patch.review {
         set.push((Column::NeedsReview, Expr::value(review.is_some())));
         set.push((Column::ReviewReason, Expr::value(review)));
-    }
-    if let Some(reason) = patch.cancel_reason {
-        set.push((Column::CancelReason, Expr::value(reason)));
     }
     if let Some(actor) = patch.cancel_requested_by {
         set.push((

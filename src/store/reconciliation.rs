@@ -6,11 +6,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult, corrupt};
 use crate::domain::reconciliation::{
     Discrepancy, ReconciliationRun, RunStatus, RunSummary, RunTrigger, Side,
 };
@@ -44,30 +45,23 @@ impl From<&PassId> for Value {
     }
 }
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(format!("stored reconciliation {what} does not parse"))
-}
-
 impl TryFrom<run::Model> for ReconciliationRun {
     type Error = StoreError;
     fn try_from(row: run::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
-            date: row.date.parse().map_err(|_| corrupt("date"))?,
-            status: row.status.parse().map_err(|_| corrupt("status"))?,
+        Ok(copied!(row => Self {
+            trigger, started_at, finished_at, lease_until, error,
+            ;
+            date: parse(&row.date, "reconciliation date")?,
+            status: parse(&row.status, "reconciliation status")?,
             summary: row
                 .summary
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()
-                .map_err(|_| corrupt("summary"))?,
-            id: row.id.parse().map_err(|_| corrupt("id"))?,
-            trigger: row.trigger,
-            pass_id: row.pass_id.parse().map_err(|_| corrupt("pass"))?,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            lease_until: row.lease_until,
-            error: row.error,
-        })
+                .map_err(|e| corrupt("reconciliation summary", e))?,
+            id: parse(&row.id, "reconciliation id")?,
+            pass_id: parse(&row.pass_id, "reconciliation pass")?,
+        }))
     }
 }
 
@@ -79,7 +73,7 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
         Ok(Self {
             id: row.id,
             discrepancy: Discrepancy {
-                kind: row.kind.parse().map_err(|_| corrupt("kind"))?,
+                kind: parse(&row.kind, "discrepancy kind")?,
                 order_id: row.order_id,
                 payment_key: row.payment_key,
                 transaction_key: row.transaction_key,
@@ -166,19 +160,15 @@ impl Store {
 
     pub async fn run(&self, id: &RunId) -> StoreResult<Option<ReconciliationRun>> {
         run::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(ReconciliationRun::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     pub async fn run_of_date(&self, date: NaiveDate) -> StoreResult<Option<ReconciliationRun>> {
         run::Entity::find()
             .filter(run::Column::Date.eq(date.to_string()))
-            .one(&self.db)
-            .await?
-            .map(ReconciliationRun::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// The runs, newest date first (at most `limit`).
@@ -186,11 +176,8 @@ impl Store {
         run::Entity::find()
             .order_by_desc(run::Column::Date)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(ReconciliationRun::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// A run's discrepancies after row `after`, in the order the run found them.
@@ -205,11 +192,8 @@ impl Store {
             .filter(discrepancy::Column::Id.gt(after))
             .order_by_asc(discrepancy::Column::Id)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(StoredDiscrepancy::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// A run's discrepancies that name payment `payment_id`, in the order the run found them.
@@ -238,25 +222,18 @@ impl Store {
         limit: u64,
     ) -> StoreResult<Vec<PaymentId>> {
         use super::entities::payment;
-        let mut query = payment::Entity::find()
+        payment::Entity::find()
             .filter(payment::Column::NeedsReview.eq(true))
-            .filter(
-                payment::Column::ReviewReason.starts_with(format!("reconciliation of {date}:")),
-            );
-        if let Some(after) = after {
-            query = query.filter(payment::Column::Id.gt(after.to_string()));
-        }
-        query
+            .filter(payment::Column::ReviewReason.starts_with(format!("reconciliation of {date}:")))
+            .apply_if(after, |q, after| {
+                q.filter(payment::Column::Id.gt(after.to_string()))
+            })
             .order_by_asc(payment::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| {
-                row.id
-                    .parse()
-                    .map_err(|_| StoreError::Other("stored payment id does not parse".to_owned()))
-            })
+            .map(|row| parse(&row.id, "payment id"))
             .collect()
     }
 
@@ -373,17 +350,12 @@ impl Store {
 
     /// Claims the daily schedule's run of `date` for this instance: the first to ask wins.
     pub async fn claim_schedule(&self, date: NaiveDate, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("reconciliation_schedule"))
-            .columns(["date", "claimed_at"].map(Alias::new))
-            .values_panic([date.to_string().into(), now.into()])
-            .on_conflict(
-                OnConflict::column(Alias::new("date"))
-                    .do_nothing()
-                    .to_owned(),
-            );
-        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+        let row = vec![date.to_string().into(), now.into()];
+        let (columns, key) = (["date", "claimed_at"], ["date"]);
+        Ok(self
+            .insert_new("reconciliation_schedule", &columns, &key, [row])
+            .await?
+            == 1)
     }
 
     /// Records that a discrepancy (`key`) of `date` flagged its payment; `false` when an
@@ -394,17 +366,12 @@ impl Store {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("reconciliation_flags"))
-            .columns(["date", "flag_key", "created_at"].map(Alias::new))
-            .values_panic([date.to_string().into(), key.into(), now.into()])
-            .on_conflict(
-                OnConflict::columns(["date", "flag_key"].map(Alias::new))
-                    .do_nothing()
-                    .to_owned(),
-            );
-        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+        let row = vec![date.to_string().into(), key.into(), now.into()];
+        let (columns, unique) = (["date", "flag_key", "created_at"], ["date", "flag_key"]);
+        Ok(self
+            .insert_new("reconciliation_flags", &columns, &unique, [row])
+            .await?
+            == 1)
     }
 
     /// Gives back a claim of [`Store::claim_flag`] that flagged nothing (the payment was flagged
@@ -420,11 +387,22 @@ impl Store {
     }
 }
 
+/// An `INSERT` of discrepancies from the rows the `SELECT` made of `parts` finds.
+macro_rules! discrepancies {
+    ($($part:literal),+ $(,)?) => {
+        concat!(
+            "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, \
+             transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, \
+             theirs_amount_krw) ",
+            $($part),+
+        )
+    };
+}
+
 /// Each Toss approval against our payment with its paymentKey (else its orderId): none at all
 /// is MISSING_HERE; another amount AMOUNT_MISMATCH; not paid here (or under another order or
 /// key) STATUS_MISMATCH.
-const APPROVALS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const APPROVALS: &str = discrepancies!(
     "SELECT $1, CASE WHEN p.id IS NULL AND q.id IS NULL THEN 'MISSING_HERE' \
        WHEN p.id IS NULL THEN 'STATUS_MISMATCH' \
        WHEN p.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' \
@@ -443,8 +421,7 @@ const APPROVALS: &str = concat!(
 /// Each Toss cancel against our refund with its transactionKey: none is MISSING_HERE (our
 /// payment, when we know it, is named); another amount AMOUNT_MISMATCH; a refund not
 /// COMPLETED here STATUS_MISMATCH.
-const CANCELS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const CANCELS: &str = discrepancies!(
     "SELECT $1, CASE WHEN r.id IS NULL THEN 'MISSING_HERE' \
        WHEN r.amount_krw <> t.amount_krw THEN 'AMOUNT_MISMATCH' ELSE 'STATUS_MISMATCH' END, \
      t.order_id, t.payment_key, t.transaction_key, COALESCE(r.payment_id, p.id), \
@@ -458,8 +435,7 @@ const CANCELS: &str = concat!(
 );
 
 /// Other transactions (an issued virtual account) only need a payment of ours.
-const OTHERS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OTHERS: &str = discrepancies!(
     "SELECT $1, 'MISSING_HERE', t.order_id, t.payment_key, t.transaction_key, NULL, NULL, NULL, \
      t.status, t.amount_krw \
      FROM reconciliation_transactions t \
@@ -470,8 +446,7 @@ const OTHERS: &str = concat!(
 );
 
 /// Our payments approved through Toss on the day whose approval Toss does not list.
-const OUR_PAYMENTS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OUR_PAYMENTS: &str = discrepancies!(
     "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, p.pg_approval_key, p.id, \
      p.status, p.amount_krw, NULL, NULL \
      FROM payments p \
@@ -484,8 +459,7 @@ const OUR_PAYMENTS: &str = concat!(
 );
 
 /// Our refunds completed through Toss on the day whose cancel Toss does not list.
-const OUR_REFUNDS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const OUR_REFUNDS: &str = discrepancies!(
     "SELECT $1, 'MISSING_AT_TOSS', p.order_id, p.payment_key, r.pg_cancel_key, p.id, \
      r.status, r.amount_krw, NULL, NULL \
      FROM refunds r JOIN payments p ON p.id = r.payment_id \
@@ -497,8 +471,7 @@ const OUR_REFUNDS: &str = concat!(
 );
 
 /// Settlement rows of no payment of ours (and of no transaction already reported).
-const UNKNOWN_SETTLEMENTS: &str = concat!(
-    "INSERT INTO reconciliation_discrepancies (run_id, kind, order_id, payment_key, transaction_key, payment_id, ours_status, ours_amount_krw, theirs_status, theirs_amount_krw) ",
+const UNKNOWN_SETTLEMENTS: &str = discrepancies!(
     "SELECT $1, 'MISSING_HERE', s.order_id, s.payment_key, s.transaction_key, NULL, NULL, NULL, \
      'SETTLED', s.amount_krw \
      FROM reconciliation_settlements s \

@@ -8,7 +8,7 @@ use sea_orm::{
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_refund};
-use super::{Store, StoreError, StoreResult, sql};
+use super::{ReadAs, Store, StoreError, StoreResult, sql};
 use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartialRefund];
@@ -68,10 +68,8 @@ impl Store {
         refund::Entity::find()
             .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
             .filter(refund::Column::IdempotencyKey.eq(key.as_str()))
-            .one(&self.db)
-            .await?
-            .map(Refund::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// Records a refund that needs no PG call (no-op gateway, or a payment not paid through the
@@ -90,10 +88,7 @@ impl Store {
         }
         if let Err(error) = to_active_refund(refund).insert(&txn).await {
             txn.rollback().await?;
-            return Err(match error.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(what)) => StoreError::AlreadyRecorded(what),
-                _ => error.into(),
-            });
+            return Err(already_recorded(error));
         }
         let payment = move_refunded_amount(&txn, refund).await?;
         events::append(&txn, event(&payment, refund)).await?;
@@ -141,10 +136,8 @@ impl Store {
 
     pub async fn refund(&self, id: RefundId) -> StoreResult<Option<Refund>> {
         refund::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(Refund::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// A payment's refunds, oldest first.
@@ -158,11 +151,8 @@ impl Store {
             .filter(refund::Column::NextReconcileAt.lte(now))
             .order_by_asc(refund::Column::NextReconcileAt)
             .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Refund::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// Takes a due refund for one reconciliation pass; only one instance wins the row.
@@ -278,20 +268,19 @@ async fn move_refunded_amount(txn: &DatabaseTransaction, refund: &Refund) -> Sto
 impl Store {
     /// Leaves a `PENDING` refund to a person: the reconciler no longer picks it up.
     pub async fn unschedule_refund(&self, refund_id: RefundId) -> StoreResult<()> {
-        refund::Entity::update_many()
-            .col_expr(
-                refund::Column::NextReconcileAt,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .filter(refund::Column::Id.eq(refund_id.to_string()))
-            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.next_look_at_refund(refund_id, None).await
     }
 
     /// Next reconciliation of a `PENDING` refund.
     pub async fn schedule_refund(&self, refund_id: RefundId, at: DateTime<Utc>) -> StoreResult<()> {
+        self.next_look_at_refund(refund_id, Some(at)).await
+    }
+
+    async fn next_look_at_refund(
+        &self,
+        refund_id: RefundId,
+        at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         refund::Entity::update_many()
             .col_expr(refund::Column::NextReconcileAt, Expr::value(at))
             .filter(refund::Column::Id.eq(refund_id.to_string()))

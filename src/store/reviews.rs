@@ -4,11 +4,11 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    QueryTrait, TransactionTrait,
 };
 
 use super::entities::{payment, refund, review};
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreResult, corrupt};
 use crate::domain::{Actor, Payment, PaymentId, RefundStatus, Review};
 
 impl Store {
@@ -41,16 +41,18 @@ impl Store {
     ) -> StoreResult<Option<Payment>> {
         let txn = self.db.begin().await?;
         let now = Utc::now();
-        let mut clear = payment::Entity::update_many()
+        let cleared = payment::Entity::update_many()
             .col_expr(payment::Column::NeedsReview, Expr::value(false))
             .col_expr(payment::Column::ReviewReason, Expr::value(None::<String>))
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(payment_id.to_string()))
-            .filter(payment::Column::NeedsReview.eq(true));
-        if let Some(reason) = reason {
-            clear = clear.filter(payment::Column::ReviewReason.eq(reason));
-        }
-        let cleared = clear.exec_with_returning(&txn).await?.pop();
+            .filter(payment::Column::NeedsReview.eq(true))
+            .apply_if(reason, |q, reason| {
+                q.filter(payment::Column::ReviewReason.eq(reason))
+            })
+            .exec_with_returning(&txn)
+            .await?
+            .pop();
         let Some(row) = cleared else {
             txn.rollback().await?;
             return Ok(None);
@@ -83,32 +85,24 @@ impl Store {
             .await?
             .into_iter()
             .map(|row| {
-                Ok(Review {
-                    id: row.id,
+                Ok(copied!(row => Review {
+                    id, action, note, reviewer, outcome, created_at,
+                    ;
                     payment_id,
-                    action: row.action,
-                    note: row.note,
-                    reviewer: row.reviewer,
-                    outcome: row.outcome,
-                    created_at: row.created_at,
                     requested_by: Actor::from_parts(&row.requested_by_type, row.requested_by_name)
-                        .map_err(|e| StoreError::Other(format!("stored review's actor: {e}")))?,
-                })
+                        .map_err(|e| corrupt("review's actor", e))?,
+                }))
             })
             .collect()
     }
 }
 
 fn review_row(review: &Review) -> review::ActiveModel {
-    review::ActiveModel {
-        id: Set(review.id.clone()),
+    set!(review => review::ActiveModel {
+        id, action, note, reviewer, outcome, created_at,
+        ;
         payment_id: Set(review.payment_id.to_string()),
-        action: Set(review.action.clone()),
-        note: Set(review.note.clone()),
-        reviewer: Set(review.reviewer.clone()),
-        outcome: Set(review.outcome.clone()),
-        created_at: Set(review.created_at),
         requested_by_type: Set(review.requested_by.kind.as_str().to_owned()),
         requested_by_name: Set(review.requested_by.name.clone()),
-    }
+    })
 }

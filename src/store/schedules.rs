@@ -12,7 +12,8 @@ use sea_orm::{
 };
 
 use super::events::{self, NewEvent};
-use super::{Store, StoreError, StoreResult};
+use super::mapping::parse;
+use super::{ReadAs, Store, StoreError, StoreResult, corrupt};
 use crate::domain::{PaymentId, Schedule, ScheduleStatus};
 
 pub(super) mod schedule {
@@ -35,60 +36,39 @@ pub(super) mod schedule {
         pub updated_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    without_relations!();
 }
 
 use schedule::Column;
 
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored schedule {what} does not parse: {error}"))
-}
-
 impl TryFrom<schedule::Model> for Schedule {
     type Error = StoreError;
     fn try_from(row: schedule::Model) -> Result<Self, Self::Error> {
-        Ok(Self {
-            payment_id: row
-                .payment_id
-                .parse()
-                .map_err(|e| corrupt("payment id", e))?,
-            billing_key_id: row
-                .billing_key_id
-                .parse()
-                .map_err(|e| corrupt("billing key id", e))?,
-            charge_at: row.charge_at,
-            next_attempt_at: row.next_attempt_at,
-            attempts_made: row.attempts_made,
+        Ok(copied!(row => Self {
+            charge_at, next_attempt_at, attempts_made, lease_until, payment_attempt, created_at,
+            updated_at,
+            ;
+            payment_id: parse(&row.payment_id, "schedule's payment id")?,
+            billing_key_id: parse(&row.billing_key_id, "schedule's billing key id")?,
             retry_after_seconds: serde_json::from_str(&row.retry_after_seconds)
-                .map_err(|e| corrupt("delays", e))?,
-            status: row.status.parse().map_err(|e| corrupt("status", e))?,
-            lease_until: row.lease_until,
-            payment_attempt: row.payment_attempt,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        })
+                .map_err(|e| corrupt("schedule delays", e))?,
+            status: parse(&row.status, "schedule status")?,
+        }))
     }
 }
 
 fn model(s: &Schedule) -> schedule::ActiveModel {
-    schedule::ActiveModel {
+    set!(s => schedule::ActiveModel {
+        charge_at, next_attempt_at, attempts_made, lease_until, payment_attempt, created_at,
+        updated_at,
+        ;
         payment_id: Set(s.payment_id.to_string()),
         billing_key_id: Set(s.billing_key_id.to_string()),
-        charge_at: Set(s.charge_at),
-        next_attempt_at: Set(s.next_attempt_at),
-        attempts_made: Set(s.attempts_made),
         retry_after_seconds: Set(
             serde_json::to_string(&s.retry_after_seconds).unwrap_or_else(|_| "[]".to_owned())
         ),
         status: Set(s.status.as_str().to_owned()),
-        lease_until: Set(s.lease_until),
-        payment_attempt: Set(s.payment_attempt),
-        created_at: Set(s.created_at),
-        updated_at: Set(s.updated_at),
-    }
+    })
 }
 
 /// What the end of a taken attempt writes on its schedule.
@@ -136,10 +116,8 @@ impl Store {
 
     pub async fn schedule_of(&self, payment_id: PaymentId) -> StoreResult<Option<Schedule>> {
         schedule::Entity::find_by_id(payment_id.to_string())
-            .one(&self.db)
-            .await?
-            .map(Schedule::try_from)
-            .transpose()
+            .one_as(&self.db)
+            .await
     }
 
     /// The schedules of `payment_ids` (those that have one).
@@ -149,11 +127,8 @@ impl Store {
         }
         schedule::Entity::find()
             .filter(Column::PaymentId.is_in(payment_ids.iter().map(ToString::to_string)))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Schedule::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 
     /// `SCHEDULED` or `CHARGING` → `CANCELLED`; `false` when it was neither.

@@ -3,7 +3,9 @@
 //! runs, and a row changed meanwhile is left to whoever changed it).
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use super::entities::{billing_key, refund};
 use super::{Store, StoreResult};
@@ -80,15 +82,12 @@ async fn page<T: SealedTable>(
     after: Option<&str>,
     limit: u64,
 ) -> StoreResult<Vec<(String, String)>> {
-    let mut query = T::find()
+    let rows: Vec<(String, Option<String>)> = T::find()
         .select_only()
         .column(T::ID)
         .column(T::SEALED)
-        .filter(T::SEALED.is_not_null());
-    if let Some(after) = after {
-        query = query.filter(T::ID.gt(after));
-    }
-    let rows: Vec<(String, Option<String>)> = query
+        .filter(T::SEALED.is_not_null())
+        .apply_if(after, |q, after| q.filter(T::ID.gt(after)))
         .order_by_asc(T::ID)
         .limit(limit)
         .into_tuple()

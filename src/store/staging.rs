@@ -79,14 +79,13 @@ impl Store {
                 row.transaction_at.clone().into(),
             ]
         });
-        let key = ["pass_id", "transaction_key"];
-        self.stage(
+        let (table, key) = (
             "reconciliation_transactions",
-            &TRANSACTION_COLUMNS,
-            key,
-            rows,
-        )
-        .await
+            ["pass_id", "transaction_key"],
+        );
+        self.insert_new(table, &TRANSACTION_COLUMNS, &key, rows)
+            .await
+            .map(drop)
     }
 
     /// Stages one page of Toss's settlements; `first_row` numbers its first row.
@@ -111,36 +110,38 @@ impl Store {
                 row.paid_out_date.map(|d| d.to_string()).into(),
             ]
         });
-        let key = ["pass_id", "row_no"];
-        self.stage("reconciliation_settlements", &SETTLEMENT_COLUMNS, key, rows)
+        let (table, key) = ("reconciliation_settlements", ["pass_id", "row_no"]);
+        self.insert_new(table, &SETTLEMENT_COLUMNS, &key, rows)
             .await
+            .map(drop)
     }
 
     /// Inserts `rows` into `table`, a chunk per statement; a row whose `key` is there already
-    /// is kept as it was.
-    async fn stage(
+    /// is kept as it was. Returns how many rows were inserted.
+    pub(super) async fn insert_new(
         &self,
         table: &str,
         columns: &[&str],
-        key: [&str; 2],
-        rows: impl Iterator<Item = Vec<Value>>,
-    ) -> StoreResult<()> {
-        let rows: Vec<Vec<Value>> = rows.collect();
+        key: &[&str],
+        rows: impl IntoIterator<Item = Vec<Value>>,
+    ) -> StoreResult<u64> {
+        let rows: Vec<Vec<Value>> = rows.into_iter().collect();
+        let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut insert = Query::insert();
             insert
                 .into_table(Alias::new(table))
                 .columns(columns.iter().copied().map(Alias::new))
                 .on_conflict(
-                    OnConflict::columns(key.map(Alias::new))
+                    OnConflict::columns(key.iter().copied().map(Alias::new))
                         .do_nothing()
                         .to_owned(),
                 );
             for row in chunk {
                 insert.values_panic(row.iter().cloned().map(Into::into));
             }
-            self.db.execute(&insert).await?;
+            inserted += self.db.execute(&insert).await?.rows_affected();
         }
-        Ok(())
+        Ok(inserted)
     }
 }

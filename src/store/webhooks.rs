@@ -1,10 +1,10 @@
 //! Webhook deliveries already handled, so that Toss's retries and replays are harmless.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use super::entities::webhook_delivery;
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, is_duplicate};
 
 impl Store {
     /// The outcome recorded for a transmission already handled.
@@ -32,9 +32,7 @@ impl Store {
         };
         match row.insert(&self.db).await {
             Ok(_) => Ok(()),
-            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Ok(())
-            }
+            Err(error) if is_duplicate(&error) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -10,8 +10,8 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use serde::Deserialize;
 use tracing::Instrument as _;
 
-use super::client::{Reply, TossClient, read_capped, too_large, transport_failure};
-use super::errors::{classify, unknown};
+use super::client::{Reply, TossClient, read_capped, too_large, toss_error, transport_failure};
+use super::errors::unknown;
 use super::transformers::TossErrorBody;
 use super::{Operation, call_span};
 use crate::gateway::{Books, GatewayError, PgSettlement, PgTransaction};
@@ -121,18 +121,7 @@ impl TossClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            let error = match code {
-                Some(error) => classify(
-                    status,
-                    &error.code,
-                    error.message.as_deref().unwrap_or_default(),
-                    Operation::Lookup,
-                ),
-                None => unknown(format!(
-                    "HTTP {status} without a Toss error body ({} bytes)",
-                    body.len()
-                )),
-            };
+            let error = toss_error(Operation::Lookup, status, code, body.len());
             tracing::warn!(operation, http_status = status, elapsed_ms = elapsed_ms(started), error = %error, "toss call failed");
             return Err(error);
         }

@@ -221,24 +221,34 @@ fn parse_reply<T>(
     if (200..300).contains(&status) {
         return parse(body).map(Some);
     }
-    match serde_json::from_slice::<TossErrorBody>(body) {
-        Ok(error) => {
-            let result = if operation == Operation::Lookup
-                && status == 404
-                && matches!(error.code.as_str(), "NOT_FOUND_PAYMENT" | "NOT_FOUND")
-            {
-                Ok(None)
-            } else {
-                let message = error.message.as_deref().unwrap_or_default();
-                Err(classify(status, &error.code, message, operation))
-            };
-            *toss_code = Some(error.code);
-            result
+    let error = serde_json::from_slice::<TossErrorBody>(body).ok();
+    *toss_code = error.as_ref().map(|error| error.code.clone());
+    let code = toss_code.as_deref();
+    if operation == Operation::Lookup
+        && status == 404
+        && matches!(code, Some("NOT_FOUND_PAYMENT" | "NOT_FOUND"))
+    {
+        return Ok(None);
+    }
+    Err(toss_error(operation, status, error, body.len()))
+}
+
+/// A non-2xx reply of `len` bytes: Toss's error by its code, or unknown without a Toss error
+/// body.
+pub(super) fn toss_error(
+    operation: Operation,
+    status: u16,
+    error: Option<TossErrorBody>,
+    len: usize,
+) -> GatewayError {
+    match error {
+        Some(error) => {
+            let message = error.message.as_deref().unwrap_or_default();
+            classify(status, &error.code, message, operation)
         }
-        Err(_) => Err(unknown(format!(
-            "HTTP {status} without a Toss error body ({} bytes)",
-            body.len()
-        ))),
+        None => unknown(format!(
+            "HTTP {status} without a Toss error body ({len} bytes)"
+        )),
     }
 }
 
@@ -351,13 +361,6 @@ impl BillingGateway for TossClient {
         let call = self.post(&segments, &request.idempotency_key, &body)?;
         let subject = Subject::OrderId(request.order_id.as_str());
         expect_payment(self.exchange(CHARGE, call, subject).await?)
-    }
-
-    async fn read_back_charge(
-        &self,
-        order_id: &OrderId,
-    ) -> Result<Option<PgPayment>, GatewayError> {
-        PaymentGateway::payment_by_order(self, order_id).await
     }
 
     fn decline_is_retryable(&self, code: &str) -> bool {

@@ -143,53 +143,29 @@ pub(super) fn classify(
         Operation::Confirm => &[CARD_DECLINES, SESSION_DECLINES],
         Operation::Cancel => &[CANCEL_DECLINES],
         Operation::Charge => &[CARD_DECLINES, BILLING_DECLINES],
-        // A lookup changes nothing, so nothing about it can be "declined".
-        Operation::Lookup => &[],
-        // An issue charges nothing: whatever Toss refuses (a used or wrong authKey, most
-        // often) is final, only a 5xx or a timeout leaves it open (§17.1).
-        Operation::Issue => {
-            return if in_doubt {
-                GatewayError::Unknown {
-                    reason: format!("Toss answered HTTP {http_status} {code}"),
-                    code: Some(code.to_owned()),
-                    message: Some(message.to_owned()),
-                }
-            } else if MISCONFIGURATIONS.contains(&code) && code != "INVALID_REQUEST" {
-                GatewayError::Misconfigured {
-                    code: code.to_owned(),
-                    message: message.to_owned(),
-                }
-            } else {
-                GatewayError::Declined {
-                    code: code.to_owned(),
-                    message: message.to_owned(),
-                }
-            };
-        }
+        // A lookup changes nothing, so nothing about it can be "declined"; an issue is below.
+        Operation::Lookup | Operation::Issue => &[],
     };
     // On a confirm the paymentKey is the buyer's browser's, not ours: Toss refusing the request
     // is Toss refusing this attempt, which the buyer can retry, not a reason to page anyone.
-    let refused_attempt = operation == Operation::Confirm && code == "INVALID_REQUEST";
-    if !in_doubt && refused_attempt {
-        GatewayError::Declined {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        }
-    } else if !in_doubt && MISCONFIGURATIONS.contains(&code) {
-        GatewayError::Misconfigured {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        }
-    } else if !in_doubt && declines.iter().any(|list| list.contains(&code)) {
-        GatewayError::Declined {
-            code: code.to_owned(),
-            message: message.to_owned(),
-        }
+    // An issue charges nothing: whatever Toss refuses (a used or wrong authKey, most often) is
+    // final, only a 5xx or a timeout leaves it open (§17.1).
+    let refused =
+        matches!(operation, Operation::Confirm | Operation::Issue) && code == "INVALID_REQUEST";
+    let (code, message) = (code.to_owned(), message.to_owned());
+    if !in_doubt && !refused && MISCONFIGURATIONS.contains(&code.as_str()) {
+        GatewayError::Misconfigured { code, message }
+    } else if !in_doubt
+        && (refused
+            || operation == Operation::Issue
+            || declines.iter().any(|list| list.contains(&code.as_str())))
+    {
+        GatewayError::Declined { code, message }
     } else {
         GatewayError::Unknown {
             reason: format!("Toss answered HTTP {http_status} {code}"),
-            code: Some(code.to_owned()),
-            message: Some(message.to_owned()),
+            code: Some(code),
+            message: Some(message),
         }
     }
 }
@@ -214,6 +190,7 @@ pub(super) fn local_misconfiguration(code: &str, detail: impl fmt::Display) -> G
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Operation::{Cancel, Charge, Confirm, Issue, Lookup};
 
     #[test]
     fn charge_declines_say_whether_a_retry_may_pass() {
@@ -232,181 +209,114 @@ mod tests {
             "INVALID_CARD_NUMBER",
             "INVALID_REJECT_CARD",
             "SOMETHING_NEW",
+            "INVALID_BILL_KEY_REQUEST",
+            "NOT_MATCHES_CUSTOMER_KEY",
         ] {
             assert!(!decline_is_retryable(hard), "{hard}");
         }
-        let charge = |status, code| classify(status, code, "m", Operation::Charge);
-        assert!(matches!(
-            charge(403, "REJECT_CARD_PAYMENT"),
-            GatewayError::Declined { .. }
-        ));
-        assert!(matches!(
-            charge(400, "DUPLICATED_ORDER_ID"),
-            GatewayError::Unknown { .. }
-        ));
-        let issue = |status, code| classify(status, code, "m", Operation::Issue);
-        for (status, code) in [
-            (404, "NOT_FOUND_BILLING"),
-            (400, "INVALID_BILLING_AUTH"),
-            (400, "NOT_MATCHES_CUSTOMER_KEY"),
-            (400, "INVALID_CARD_NUMBER"),
-            (403, "REJECT_CARD_COMPANY"),
-        ] {
-            assert_eq!(issue(status, code), declined(code), "issue {code}");
-        }
-        assert!(matches!(
-            issue(500, "FAILED_INTERNAL_SYSTEM_PROCESSING"),
-            GatewayError::Unknown { .. }
-        ));
     }
 
-    #[test]
-    fn classify_charge_with_tosss_billing_codes() {
-        let charge = |status, code| classify(status, code, "m", Operation::Charge);
+    /// What each operation concludes from Toss's answer: `D`eclined, `M`isconfigured, `U`nknown.
+    const CASES: &[(Operation, u16, &str, char)] = &[
+        (Confirm, 403, "REJECT_CARD_PAYMENT", 'D'),
+        (Confirm, 403, "REJECT_CARD_COMPANY", 'D'),
+        (Confirm, 403, "FDS_ERROR", 'D'),
+        (Confirm, 400, "INVALID_CARD_EXPIRATION", 'D'),
+        (Confirm, 400, "BELOW_MINIMUM_AMOUNT", 'D'),
+        (Confirm, 404, "NOT_FOUND_PAYMENT_SESSION", 'D'),
+        (Confirm, 404, "NOT_FOUND_PAYMENT", 'D'),
+        (Confirm, 400, "PAY_PROCESS_ABORTED", 'D'),
+        (Confirm, 400, "NOT_FOUND_TERMINAL_ID", 'D'),
+        // The buyer's paymentKey does not fit the order: Toss refused this attempt.
+        (Confirm, 400, "INVALID_REQUEST", 'D'),
+        (Confirm, 401, "UNAUTHORIZED_KEY", 'M'),
+        (Confirm, 400, "INVALID_API_KEY", 'M'),
+        (Confirm, 403, "INCORRECT_BASIC_AUTH_FORMAT", 'M'),
+        (Confirm, 403, "FORBIDDEN_REQUEST", 'M'),
+        (Confirm, 400, "INVALID_IDEMPOTENCY_KEY", 'M'),
+        (Confirm, 400, "ALREADY_PROCESSED_PAYMENT", 'U'),
+        (Confirm, 400, "ALREADY_PROCESSING_REQUEST", 'U'),
+        (Confirm, 400, "PROVIDER_ERROR", 'U'),
+        (Confirm, 400, "CARD_PROCESSING_ERROR", 'U'),
+        (Confirm, 400, "UNAPPROVED_ORDER_ID", 'U'),
+        (Confirm, 400, "NOT_AVAILABLE_PAYMENT", 'U'),
+        (Confirm, 403, "NOT_AVAILABLE_BANK", 'U'),
+        (Confirm, 409, "IDEMPOTENT_REQUEST_PROCESSING", 'U'),
+        (
+            Confirm,
+            500,
+            "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+            'U',
+        ),
+        (Confirm, 500, "UNKNOWN_PAYMENT_ERROR", 'U'),
+        (Confirm, 400, "BRAND_NEW_CODE", 'U'),
+        (Confirm, 429, "TOO_MANY_REQUESTS", 'U'),
+        // Cancel-only codes mean nothing final for a confirm.
+        (Confirm, 403, "NOT_CANCELABLE_PAYMENT", 'U'),
+        // A 5xx or 429 wins over an otherwise final code.
+        (Confirm, 500, "REJECT_CARD_PAYMENT", 'U'),
+        (Confirm, 429, "UNAUTHORIZED_KEY", 'U'),
+        (Cancel, 403, "NOT_CANCELABLE_PAYMENT", 'D'),
+        (Cancel, 403, "NOT_CANCELABLE_AMOUNT", 'D'),
+        (Cancel, 403, "EXCEED_MAX_REFUND_DUE", 'D'),
+        (Cancel, 400, "INVALID_REFUND_ACCOUNT_INFO", 'D'),
+        (Cancel, 400, "REFUND_REJECTED", 'D'),
+        (Cancel, 403, "NOT_ALLOWED_PARTIAL_REFUND", 'D'),
+        (Cancel, 404, "NOT_FOUND_PAYMENT", 'D'),
+        (Cancel, 401, "UNAUTHORIZED_KEY", 'M'),
+        (Cancel, 403, "FORBIDDEN_REQUEST", 'M'),
+        (Cancel, 400, "ALREADY_CANCELED_PAYMENT", 'U'),
+        (Cancel, 400, "ALREADY_REFUND_PAYMENT", 'U'),
+        (Cancel, 400, "NOT_MATCHES_REFUNDABLE_AMOUNT", 'U'),
+        (Cancel, 400, "PROVIDER_ERROR", 'U'),
+        (Cancel, 403, "FORBIDDEN_CONSECUTIVE_REQUEST", 'U'),
+        (Cancel, 500, "FAILED_REFUND_PROCESS", 'U'),
+        (Cancel, 500, "FAILED_PARTIAL_REFUND", 'U'),
+        (Cancel, 500, "COMMON_ERROR", 'U'),
+        (Cancel, 400, "BRAND_NEW_CODE", 'U'),
+        // Confirm-only declines do not prove a refund did not happen.
+        (Cancel, 403, "REJECT_CARD_PAYMENT", 'U'),
         // §17.2: nothing was charged.
-        for (status, code) in [
-            (400, "INVALID_BILL_KEY_REQUEST"),
-            (400, "NOT_MATCHES_CUSTOMER_KEY"),
-            (403, "REJECT_CARD_PAYMENT"),
-            (400, "INVALID_STOPPED_CARD"),
-        ] {
-            assert_eq!(charge(status, code), declined(code), "charge {code}");
-        }
-        assert!(!decline_is_retryable("INVALID_BILL_KEY_REQUEST"));
-        assert!(!decline_is_retryable("NOT_MATCHES_CUSTOMER_KEY"));
+        (Charge, 400, "INVALID_BILL_KEY_REQUEST", 'D'),
+        (Charge, 400, "NOT_MATCHES_CUSTOMER_KEY", 'D'),
+        (Charge, 403, "REJECT_CARD_PAYMENT", 'D'),
+        (Charge, 400, "INVALID_STOPPED_CARD", 'D'),
         // An approval of the order exists or is under way; the issue's code and names that
         // are not Toss's prove nothing about a charge: read the order back.
-        for (status, code) in [
-            (400, "DUPLICATED_ORDER_ID"),
-            (400, "ALREADY_PROCESSING_REQUEST"),
-            (404, "NOT_FOUND_BILLING"),
-            (400, "INVALID_BILLING_KEY"),
-            (404, "NOT_FOUND_BILLING_KEY"),
-            (400, "INVALID_BILL_KEY_REQUEST_NEW"),
-            (500, "INVALID_BILL_KEY_REQUEST"),
-        ] {
-            assert!(is_unknown(&charge(status, code)), "charge {status} {code}");
-        }
-    }
-
-    fn declined(code: &str) -> GatewayError {
-        GatewayError::Declined {
-            code: code.to_owned(),
-            message: "m".to_owned(),
-        }
-    }
-
-    fn misconfigured(code: &str) -> GatewayError {
-        GatewayError::Misconfigured {
-            code: code.to_owned(),
-            message: "m".to_owned(),
-        }
-    }
-
-    fn is_unknown(error: &GatewayError) -> bool {
-        matches!(error, GatewayError::Unknown { .. })
-    }
+        (Charge, 400, "DUPLICATED_ORDER_ID", 'U'),
+        (Charge, 400, "ALREADY_PROCESSING_REQUEST", 'U'),
+        (Charge, 404, "NOT_FOUND_BILLING", 'U'),
+        (Charge, 400, "INVALID_BILLING_KEY", 'U'),
+        (Charge, 404, "NOT_FOUND_BILLING_KEY", 'U'),
+        (Charge, 400, "INVALID_BILL_KEY_REQUEST_NEW", 'U'),
+        (Charge, 500, "INVALID_BILL_KEY_REQUEST", 'U'),
+        (Issue, 404, "NOT_FOUND_BILLING", 'D'),
+        (Issue, 400, "INVALID_BILLING_AUTH", 'D'),
+        (Issue, 400, "NOT_MATCHES_CUSTOMER_KEY", 'D'),
+        (Issue, 400, "INVALID_CARD_NUMBER", 'D'),
+        (Issue, 403, "REJECT_CARD_COMPANY", 'D'),
+        (Issue, 400, "INVALID_REQUEST", 'D'),
+        (Issue, 401, "UNAUTHORIZED_KEY", 'M'),
+        (Issue, 500, "FAILED_INTERNAL_SYSTEM_PROCESSING", 'U'),
+        (Lookup, 403, "REJECT_CARD_PAYMENT", 'U'),
+        (Lookup, 403, "INCORRECT_BASIC_AUTH_FORMAT", 'M'),
+    ];
 
     #[test]
-    fn classify_confirm() {
-        let confirm = |status, code| classify(status, code, "m", Operation::Confirm);
-        for (status, code) in [
-            (403, "REJECT_CARD_PAYMENT"),
-            (403, "REJECT_CARD_COMPANY"),
-            (403, "FDS_ERROR"),
-            (400, "INVALID_CARD_EXPIRATION"),
-            (400, "BELOW_MINIMUM_AMOUNT"),
-            (404, "NOT_FOUND_PAYMENT_SESSION"),
-            (404, "NOT_FOUND_PAYMENT"),
-            (400, "PAY_PROCESS_ABORTED"),
-            (400, "NOT_FOUND_TERMINAL_ID"),
-            // The buyer's paymentKey does not fit the order: Toss refused this attempt.
-            (400, "INVALID_REQUEST"),
-        ] {
-            assert_eq!(confirm(status, code), declined(code));
+    fn classify_by_operation_status_and_code() {
+        for &(operation, status, text, expected) in CASES {
+            let (code, m) = (text.to_owned(), "m".to_owned());
+            let wanted = match expected {
+                'D' => GatewayError::Declined { code, message: m },
+                'M' => GatewayError::Misconfigured { code, message: m },
+                _ => GatewayError::Unknown {
+                    reason: format!("Toss answered HTTP {status} {code}"),
+                    code: Some(code),
+                    message: Some(m),
+                },
+            };
+            let got = classify(status, text, "m", operation);
+            assert_eq!(got, wanted, "{} {status} {text}", operation.as_str());
         }
-        for (status, code) in [
-            (401, "UNAUTHORIZED_KEY"),
-            (400, "INVALID_API_KEY"),
-            (403, "INCORRECT_BASIC_AUTH_FORMAT"),
-            (403, "FORBIDDEN_REQUEST"),
-            (400, "INVALID_IDEMPOTENCY_KEY"),
-        ] {
-            assert_eq!(confirm(status, code), misconfigured(code));
-        }
-        for (status, code) in [
-            (400, "ALREADY_PROCESSED_PAYMENT"),
-            (400, "ALREADY_PROCESSING_REQUEST"),
-            (400, "PROVIDER_ERROR"),
-            (400, "CARD_PROCESSING_ERROR"),
-            (400, "UNAPPROVED_ORDER_ID"),
-            (400, "NOT_AVAILABLE_PAYMENT"),
-            (403, "NOT_AVAILABLE_BANK"),
-            (409, "IDEMPOTENT_REQUEST_PROCESSING"),
-            (500, "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING"),
-            (500, "UNKNOWN_PAYMENT_ERROR"),
-            (400, "BRAND_NEW_CODE"),
-            (429, "TOO_MANY_REQUESTS"),
-            // Cancel-only codes mean nothing final for a confirm.
-            (403, "NOT_CANCELABLE_PAYMENT"),
-            // A 5xx or 429 wins over an otherwise final code.
-            (500, "REJECT_CARD_PAYMENT"),
-            (429, "UNAUTHORIZED_KEY"),
-        ] {
-            let error = confirm(status, code);
-            assert!(is_unknown(&error), "{status} {code}: {error:?}");
-            assert!(
-                matches!(&error, GatewayError::Unknown { code: Some(c), message: Some(m), .. } if c == code && m == "m")
-            );
-        }
-    }
-
-    #[test]
-    fn classify_cancel() {
-        let cancel = |status, code| classify(status, code, "m", Operation::Cancel);
-        for (status, code) in [
-            (403, "NOT_CANCELABLE_PAYMENT"),
-            (403, "NOT_CANCELABLE_AMOUNT"),
-            (403, "EXCEED_MAX_REFUND_DUE"),
-            (400, "INVALID_REFUND_ACCOUNT_INFO"),
-            (400, "REFUND_REJECTED"),
-            (403, "NOT_ALLOWED_PARTIAL_REFUND"),
-            (404, "NOT_FOUND_PAYMENT"),
-        ] {
-            assert_eq!(cancel(status, code), declined(code));
-        }
-        for (status, code) in [(401, "UNAUTHORIZED_KEY"), (403, "FORBIDDEN_REQUEST")] {
-            assert_eq!(cancel(status, code), misconfigured(code));
-        }
-        for (status, code) in [
-            (400, "ALREADY_CANCELED_PAYMENT"),
-            (400, "ALREADY_REFUND_PAYMENT"),
-            (400, "NOT_MATCHES_REFUNDABLE_AMOUNT"),
-            (400, "PROVIDER_ERROR"),
-            (403, "FORBIDDEN_CONSECUTIVE_REQUEST"),
-            (500, "FAILED_REFUND_PROCESS"),
-            (500, "FAILED_PARTIAL_REFUND"),
-            (500, "COMMON_ERROR"),
-            (400, "BRAND_NEW_CODE"),
-            // Confirm-only declines do not prove a refund did not happen.
-            (403, "REJECT_CARD_PAYMENT"),
-        ] {
-            let error = cancel(status, code);
-            assert!(is_unknown(&error), "{status} {code}: {error:?}");
-        }
-    }
-
-    #[test]
-    fn classify_lookup_never_declines() {
-        assert!(is_unknown(&classify(
-            403,
-            "REJECT_CARD_PAYMENT",
-            "m",
-            Operation::Lookup
-        )));
-        assert_eq!(
-            classify(403, "INCORRECT_BASIC_AUTH_FORMAT", "m", Operation::Lookup),
-            misconfigured("INCORRECT_BASIC_AUTH_FORMAT")
-        );
     }
 }

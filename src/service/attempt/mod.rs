@@ -131,7 +131,7 @@ impl PaymentService {
         match attempt {
             Attempt::Confirm(key) => self.gateway.payment_by_key(key).await,
             Attempt::Charge(_) => match &self.billing.gateway {
-                Some(gateway) => gateway.read_back_charge(&payment.order_id).await,
+                Some(gateway) => gateway.payment_by_order(&payment.order_id).await,
                 None => Err(GatewayError::Unknown {
                     reason: "billing is not configured on this instance".to_owned(),
                     code: None,

@@ -271,49 +271,45 @@ async fn lookup_error_codes_are_unknown_or_misconfigured() {
 }
 
 #[tokio::test]
-async fn a_decline_is_declined_and_a_bad_key_misconfigured_verbatim() {
-    let declined = |code: &str, message: &str| GatewayError::Declined {
-        code: code.to_owned(),
-        message: message.to_owned(),
-    };
-    let misconfigured = |code: &str, message: &str| GatewayError::Misconfigured {
-        code: code.to_owned(),
-        message: message.to_owned(),
+async fn tosss_codes_are_classified_with_its_code_and_message_verbatim() {
+    let (limit, bad_key) = (
+        "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+        "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
+    );
+    let unknown = |code: &str| GatewayError::Unknown {
+        reason: format!("Toss answered HTTP 400 {code}"),
+        code: Some(code.to_owned()),
+        message: Some("메시지".to_owned()),
     };
     for (status, code, message, expected) in [
         (
             403,
             "REJECT_CARD_PAYMENT",
-            "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
-            declined as fn(&str, &str) -> GatewayError,
+            limit,
+            GatewayError::Declined {
+                code: "REJECT_CARD_PAYMENT".to_owned(),
+                message: limit.to_owned(),
+            },
         ),
         (
             401,
             "UNAUTHORIZED_KEY",
-            "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
-            misconfigured,
+            bad_key,
+            GatewayError::Misconfigured {
+                code: "UNAUTHORIZED_KEY".to_owned(),
+                message: bad_key.to_owned(),
+            },
         ),
+        (
+            400,
+            "ALREADY_PROCESSED_PAYMENT",
+            "메시지",
+            unknown("ALREADY_PROCESSED_PAYMENT"),
+        ),
+        (400, "BRAND_NEW_CODE", "메시지", unknown("BRAND_NEW_CODE")),
     ] {
         let result = confirm_answered_with(toss_error(status, code, message)).await;
-        assert_eq!(result, Err(expected(code, message)));
-    }
-}
-
-#[tokio::test]
-async fn already_processed_and_unseen_codes_are_unknown_with_code() {
-    for code in ["ALREADY_PROCESSED_PAYMENT", "BRAND_NEW_CODE"] {
-        let result = confirm_answered_with(toss_error(400, code, "메시지")).await;
-        match result {
-            Err(GatewayError::Unknown {
-                code: Some(got),
-                message: Some(message),
-                ..
-            }) => {
-                assert_eq!(got, code);
-                assert_eq!(message, "메시지");
-            }
-            other => panic!("{code}: expected Unknown, got {other:?}"),
-        }
+        assert_eq!(result, Err(expected), "{code}");
     }
 }
 
