@@ -345,7 +345,9 @@ pub async fn list_refunds(
 }
 
 /// A payment's attempts at Toss, oldest first: each confirm of a `paymentKey` and each billing
-/// charge, with what Toss made of it. A key Toss has no record of makes no attempt. The payment's
+/// charge, with what Toss made of it. An attempt is never deleted: one let go with no failure of
+/// its own (a key Toss has no record of, our credentials refused, another key approved) is
+/// `RELEASED`. The payment's
 /// own `failure`, `virtual_account` and `pg_method` are those of its latest attempt (of the
 /// approved one once paid).
 #[utoipa::path(

@@ -20,7 +20,8 @@ on_both_databases!(
     a_declined_confirm_and_the_one_that_paid_are_two_attempts,
     a_confirm_sent_again_is_one_attempt_sent_twice,
     a_late_approval_is_the_approved_attempt_s,
-    a_key_toss_has_no_record_of_makes_no_attempt,
+    a_key_toss_has_no_record_of_is_kept_released_and_fails_nothing,
+    an_approval_under_another_key_is_its_own_attempt_and_the_one_in_flight_is_kept,
     billing_charges_are_attempts_of_kind_charge,
     a_virtual_account_cancelled_at_our_request_is_a_cancelled_attempt,
     a_payment_s_events_are_served_in_order,
@@ -179,13 +180,17 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
     confirm(&app, "order_att_0001", "pk_att_declined", 30000)
         .await
         .problem(402, "PG_DECLINED");
-    // Toss refusing our own credentials: the attempt never happened, and leaves none.
+    // Toss refusing our own credentials: the attempt was sent, so it is kept, released with
+    // no failure of its own.
     app.fail_next_confirm(401, "UNAUTHORIZED_KEY").await;
     let refused = confirm(&app, "order_att_0001", "pk_att_misconfigured", 30000).await;
     assert!(!refused.status.is_success(), "{}", refused.text);
     assert_eq!(app.payment(&id).await["status"], "PENDING");
     let after_decline = attempts(&app, &id).await;
-    assert_eq!(statuses(&after_decline), ["FAILED"]);
+    assert_eq!(statuses(&after_decline), ["FAILED", "RELEASED"]);
+    assert_eq!(after_decline[1]["payment_key"], "pk_att_misconfigured");
+    assert_eq!(after_decline[1]["failure"], Value::Null);
+    assert!(after_decline[1]["finished_at"].is_string());
 
     app.toss
         .authenticate("pk_att_paid", "order_att_0001", 30000);
@@ -193,8 +198,8 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.text);
 
     let listed = attempts(&app, &id).await;
-    assert_eq!(statuses(&listed), ["FAILED", "APPROVED"]);
-    let (declined, approved) = (&listed[0], &listed[1]);
+    assert_eq!(statuses(&listed), ["FAILED", "RELEASED", "APPROVED"]);
+    let (declined, approved) = (&listed[0], &listed[2]);
     assert_eq!(declined["kind"], "confirm");
     assert_eq!(declined["payment_key"], "pk_att_declined");
     assert_eq!(
@@ -221,7 +226,7 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
             "exactly the contract's fields: {attempt}"
         );
     }
-    assert!(listed[0]["started_at"].as_str() <= listed[1]["started_at"].as_str());
+    assert!(listed[0]["started_at"].as_str() <= listed[2]["started_at"].as_str());
     // The payment shows the approved attempt's.
     let payment = app.payment(&id).await;
     assert_eq!(payment["failure"], Value::Null);
@@ -297,22 +302,77 @@ async fn a_late_approval_is_the_approved_attempt_s(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_key_toss_has_no_record_of_makes_no_attempt(backend: Backend) {
+/// A key Toss has no record of was still sent: its attempt is kept, released, with no failure and
+/// no event; the buyer's own key is the next attempt.
+async fn a_key_toss_has_no_record_of_is_kept_released_and_fails_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let id = create(&app, "order_att_junk1", 4000, "card").await;
     // Never authenticated at Toss: no session, no record.
     let junk = confirm(&app, "order_att_junk1", "pk_att_junk", 4000).await;
     assert!(junk.status.is_client_error(), "{}", junk.text);
-    assert_eq!(app.payment(&id).await["status"], "PENDING");
-    assert!(attempts(&app, &id).await.is_empty());
-    // The buyer's own key then pays: one attempt, numbered after the one that never was.
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"], Value::Null, "{payment}");
+    let released = attempts(&app, &id).await;
+    assert_eq!(statuses(&released), ["RELEASED"]);
+    assert_eq!(released[0]["payment_key"], "pk_att_junk");
+    assert_eq!(released[0]["failure"], Value::Null);
+    assert_eq!(released[0]["toss_sends"], 1);
+    assert!(released[0]["finished_at"].is_string());
+    let events = app.events_of(&id).await;
+    assert!(
+        events.iter().all(|e| e["event_type"] != "payment.failed"),
+        "{events:?}"
+    );
+    // The buyer's own key then pays: the next attempt, the released one kept as it was.
     app.toss
         .authenticate("pk_att_real", "order_att_junk1", 4000);
     let paid = confirm(&app, "order_att_junk1", "pk_att_real", 4000).await;
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.text);
     let listed = attempts(&app, &id).await;
-    assert_eq!(statuses(&listed), ["APPROVED"]);
-    assert_eq!(listed[0]["payment_key"], "pk_att_real");
+    assert_eq!(statuses(&listed), ["RELEASED", "APPROVED"]);
+    assert_eq!(listed[0], released[0]);
+    assert_eq!(listed[1]["payment_key"], "pk_att_real");
+    app.stop().await;
+}
+
+/// An attempt in flight (its outcome unknown) when Toss's record shows the order approved under
+/// another key: the approval is an attempt of its own, and the one in flight keeps its key, ended.
+async fn an_approval_under_another_key_is_its_own_attempt_and_the_one_in_flight_is_kept(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let order_id = "order_att_other1";
+    let id = create(&app, order_id, 7000, "card").await;
+    app.toss.authenticate("pk_att_in_flight", order_id, 7000);
+    app.fail_next_confirm(400, "PROVIDER_ERROR").await;
+    let first = confirm(&app, order_id, "pk_att_in_flight", 7000).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let in_flight = attempts(&app, &id).await;
+    assert_eq!(statuses(&in_flight), ["IN_PROGRESS"]);
+
+    app.toss.approve("pk_att_other_key", order_id, 7000);
+    let other = crate::fake_toss::to_json(&app.toss.payment("pk_att_other_key").unwrap());
+    app.toss_answers("GET", "^/v1/payments/pk_att_in_flight$", other, Some(1))
+        .await;
+    due_now(&app, &id).await;
+    app.service.settle_due().await.unwrap();
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(payment["pg_transaction_id"], "pk_att_other_key");
+
+    let listed = attempts(&app, &id).await;
+    assert_eq!(statuses(&listed), ["RELEASED", "APPROVED"], "{listed:?}");
+    assert_eq!(listed[0]["attempt_id"], in_flight[0]["attempt_id"]);
+    assert_eq!(listed[0]["payment_key"], "pk_att_in_flight");
+    assert_eq!(listed[0]["toss_sends"], 1);
+    assert!(listed[0]["finished_at"].is_string());
+    assert_eq!(listed[1]["payment_key"], "pk_att_other_key");
+    assert_eq!(listed[1]["toss_sends"], 0);
+    assert_ne!(listed[0]["attempt_id"], listed[1]["attempt_id"]);
+    // Settled once more, nothing moves: the ended attempt is not revived.
+    app.service.settle_due().await.unwrap();
+    assert_eq!(attempts(&app, &id).await, listed);
     app.stop().await;
 }
 

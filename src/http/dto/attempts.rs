@@ -26,6 +26,7 @@ wire_enum! {
         Failed,
         Expired,
         Cancelled,
+        Released,
     }
 }
 

@@ -102,7 +102,7 @@ impl PaymentService {
             Ok(None) if payment.status == PaymentStatus::InProgress => {
                 // Toss knows a real attempt from the buyer's authentication on (§17.6): a key
                 // it has no record of was never authenticated and can never be approved. Its
-                // claim goes at once, and leaves nothing behind: no failure, no event.
+                // claim goes at once, with no failure and no event (its attempt ends RELEASED).
                 tracing::warn!(payment_id = %payment.id, "the PG has no record of the payment key; claim released, nothing recorded");
                 if self
                     .release(&payment, None, &self.record_actor())
