@@ -182,7 +182,12 @@ pub async fn confirm_payment(
     // With a key, the key's holder confirms; without, the buyer's frontend.
     let actor = holder.as_ref().map_or_else(Actor::buyer, KeyHolder::actor);
     Ok(confirm_response(
-        state.service.acting_for(actor).confirms().confirm(command).await?,
+        state
+            .service
+            .acting_for(actor)
+            .confirms()
+            .confirm(command)
+            .await?,
         caller,
     ))
 }

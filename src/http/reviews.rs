@@ -80,7 +80,11 @@ pub async fn list_reviews(
     _: ApiKey,
     Path(raw_id): Path<String>,
 ) -> Result<Json<ReviewListDto>, AppError> {
-    let reviews = state.service.reviewing().reviews(payment_id(&raw_id)?).await?;
+    let reviews = state
+        .service
+        .reviewing()
+        .reviews(payment_id(&raw_id)?)
+        .await?;
     Ok(Json(ReviewListDto {
         reviews: reviews.iter().map(ReviewDto::from).collect(),
     }))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::decide::{Context, Verdict, decide, forget_cancel};
+use super::decide::{Attempt, Context, Verdict, decide, forget_cancel};
 use super::{ServiceSettings, events};
 use crate::domain::{Actor, Payment, PaymentId, Refund, RefundId};
 use crate::error::AppError;
@@ -57,7 +57,13 @@ impl Adoption {
         let adopted = self
             .store
             .adopt(id, |payment, refunds| {
-                let decision = decide(payment, refunds, record, &self.context(payment, cancel_of));
+                let decision = decide(
+                    payment,
+                    Attempt::of(payment).as_ref(),
+                    refunds,
+                    record,
+                    &self.context(payment, cancel_of),
+                );
                 (decision.plan, (decision.verdict, decision.alert))
             })
             .await?;
@@ -96,7 +102,13 @@ impl Adoption {
         claimed: &Payment,
         record: &PgPayment,
     ) -> Result<Adopted, AppError> {
-        let decision = decide(claimed, &[], record, &self.context(claimed, None));
+        let decision = decide(
+            claimed,
+            Attempt::of(claimed).as_ref(),
+            &[],
+            record,
+            &self.context(claimed, None),
+        );
         if let (Some(update), Verdict::Settled, None) =
             (&decision.update, &decision.verdict, &decision.alert)
         {

@@ -242,7 +242,10 @@ impl Charging {
                         ..Target::from(payment.id)
                     };
                     if let Some(claimed) = self.store.update_payment(target, &claim, None).await? {
-                        return self.life.send(claimed, Attempt::Charge(billing_key_id)).await;
+                        return self
+                            .life
+                            .send(claimed, Attempt::Charge(billing_key_id))
+                            .await;
                     }
                 }
                 PaymentStatus::Completed

@@ -142,7 +142,12 @@ impl Cancelling {
         };
         // Toss refused (perhaps the deposit came first) or did not say: its record decides.
         let read = match self.pg.payments.payment_by_key(&payment_key).await {
-            Ok(Some(record)) => Some(self.adoption.record(payment.id, &record, None).await?.payment),
+            Ok(Some(record)) => Some(
+                self.adoption
+                    .record(payment.id, &record, None)
+                    .await?
+                    .payment,
+            ),
             Ok(None) | Err(_) => None,
         };
         if declined.is_some() {

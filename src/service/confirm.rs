@@ -60,8 +60,7 @@ impl Confirming {
     }
 
     pub async fn confirm(&self, command: ConfirmCommand) -> Result<ConfirmOutcome, AppError> {
-        if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.provider)
-        {
+        if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.provider) {
             return self
                 .confirm_with_pg(
                     command.payment,
@@ -105,8 +104,7 @@ impl Confirming {
         order_id: &OrderId,
         failure: Failure,
     ) -> Result<Payment, AppError> {
-        let payment = find_ref(&self.store, &PaymentRef::OrderId(order_id.clone()))
-            .await?;
+        let payment = find_ref(&self.store, &PaymentRef::OrderId(order_id.clone())).await?;
         let attempt = payment.confirm_attempt;
         if payment.status != PaymentStatus::Pending || payment.annotated_attempt == Some(attempt) {
             return Ok(payment);
@@ -115,8 +113,14 @@ impl Confirming {
             failure: failure.clone(),
             attempt,
         };
-        match change(&self.store, &payment, payment.id.into(), &update, &self.actor)
-            .await?
+        match change(
+            &self.store,
+            &payment,
+            payment.id.into(),
+            &update,
+            &self.actor,
+        )
+        .await?
         {
             Some(updated) => {
                 tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
@@ -140,8 +144,14 @@ impl Confirming {
                         provider: pg_provider.clone(),
                         transaction_id: pg_transaction_id.clone(),
                     };
-                    let applied = change(&self.store, &payment, payment.id.into(), &update, &self.actor)
-                        .await?;
+                    let applied = change(
+                        &self.store,
+                        &payment,
+                        payment.id.into(),
+                        &update,
+                        &self.actor,
+                    )
+                    .await?;
                     if let Some(completed) = applied {
                         tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
                         return Ok(ConfirmOutcome::Completed(completed));

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::Schedules;
 use crate::domain::{Consent, Payment};
-use crate::store::Store;
 use crate::error::AppError;
+use crate::store::Store;
 
 /// What `POST /billing/consents` records.
 #[derive(Debug, Clone)]

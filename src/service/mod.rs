@@ -36,9 +36,9 @@ use crate::error::AppError;
 use crate::gateway::{BillingGateway, GatewayError, PaymentGateway, PgPayment};
 use crate::store::{Store, Target};
 
+pub use crate::domain::PaymentRef;
 use adopt::Adoption;
 use attempt::AttemptLife;
-pub use crate::domain::PaymentRef;
 pub use billing::{Charging, CustomerOutcome, IssueOutcome};
 pub use cancel::{CancelCommand, CancelOutcome, Cancelling};
 pub use confirm::{ConfirmCommand, ConfirmOutcome, Confirming};
@@ -50,8 +50,8 @@ pub use refunds::{RefundCommand, RefundOutcome, Refunding};
 pub use review::{ReviewAction, ReviewCommand, Reviewing};
 pub use scheduler::{Scheduler, SchedulerSettings};
 pub use schedules::{ScheduleCommand, Schedules};
-use settler::Settling;
 pub use settler::Settler;
+use settler::Settling;
 pub use webhooks::{HintedPayment, WebhookOutcome, Webhooks, read_webhook};
 
 /// How often a request re-reads the row after losing a race before giving up.

@@ -2,8 +2,8 @@ use chrono::Utc;
 
 use super::{PaymentService, annotate, find};
 use crate::domain::{
-    Amount, Attempt, OrderId, Payment, PaymentId, PaymentStatus, PaymentType, Refund,
-    ScopedKey, StoredEvent, UserId,
+    Amount, Attempt, OrderId, Payment, PaymentId, PaymentStatus, PaymentType, Refund, ScopedKey,
+    StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::store::StoreError;

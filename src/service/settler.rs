@@ -78,12 +78,14 @@ impl Settling {
                 && payment.cancel_reason.is_some()
             {
                 // A cancel was asked for and not finished (a crash, a lost answer): send it.
-                self.cancels.cancel_at_pg(payment)
+                self.cancels
+                    .cancel_at_pg(payment)
                     .instrument(span)
                     .await
                     .map(|_| ())
             } else {
-                self.life.settle(payment, true)
+                self.life
+                    .settle(payment, true)
                     .instrument(span)
                     .await
                     .map(|_| ())

@@ -5,9 +5,9 @@ use super::Pg;
 use super::adopt::Adoption;
 use super::decide::Verdict;
 use crate::error::AppError;
-use crate::store::Store;
 pub use crate::gateway::toss::webhook::Delivery;
 pub use crate::gateway::{HintedPayment, WebhookHint};
+use crate::store::Store;
 
 /// Reads a webhook body: which payment it names, or why it is ignored. Toss's body shapes are
 /// the connector's business (`gateway::toss::webhook`); the HTTP layer only hands the bytes on.
@@ -98,7 +98,8 @@ impl Webhooks {
         let lookup = if payment.pg_provider.as_deref() == self.pg.payments.provider() {
             self.pg.record_of(&payment, true).await
         } else {
-            self.pg.of(&payment)
+            self.pg
+                .of(&payment)
                 .payment_by_order(&payment.order_id)
                 .await
         };

@@ -222,8 +222,14 @@ impl AttemptLife {
         actor: &Actor,
     ) -> Result<Option<Payment>, AppError> {
         let update = PaymentUpdate::Release { failure };
-        change(&self.store, payment, Target::attempt(payment), &update, actor)
-            .await
+        change(
+            &self.store,
+            payment,
+            Target::attempt(payment),
+            &update,
+            actor,
+        )
+        .await
     }
 }
 

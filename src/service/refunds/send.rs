@@ -8,6 +8,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::RefundOutcome;
+use super::Refunding;
 use crate::domain::{
     Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, PgRef, Refund, RefundAccount, RefundId,
     RefundStatus,
@@ -15,8 +16,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError, PgPayment};
 use crate::service::codes::Code;
-use crate::service::decide::{Context, Verdict, abandon_refund, decide};
-use super::Refunding;
+use crate::service::decide::{Attempt, Context, Verdict, abandon_refund, decide};
 use crate::service::{find, key_of_send};
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
@@ -174,13 +174,18 @@ impl Refunding {
         };
         match answer {
             Ok(record) => {
-                let adopted = self.adoption.record(payment.id, &record, Some(refund.id))
+                let adopted = self
+                    .adoption
+                    .record(payment.id, &record, Some(refund.id))
                     .await?;
                 self.store.free_cancel_slot(payment.id, refund.id).await?;
                 if let Verdict::Contradiction(_) = adopted.verdict {
                     // Flagged for a person, but still looked at again: a flag never stops it.
                     self.store
-                        .schedule_refund(refund.id, self.settings.backoff(refund.reconcile_attempts))
+                        .schedule_refund(
+                            refund.id,
+                            self.settings.backoff(refund.reconcile_attempts),
+                        )
                         .await?;
                     return Ok(done(Err(AppError::PgResponseMismatch)));
                 }
@@ -428,7 +433,7 @@ fn names_this_payment(
     record: &PgPayment,
     ctx: &Context,
 ) -> Result<(), String> {
-    match decide(payment, refunds, record, ctx).verdict {
+    match decide(payment, Attempt::of(payment).as_ref(), refunds, record, ctx).verdict {
         Verdict::Settled => Ok(()),
         Verdict::Foreign => Err(format!(
             "Toss's record names order {:?}, not {}",
