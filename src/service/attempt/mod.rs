@@ -124,11 +124,7 @@ impl AttemptLife {
             Attempt::Confirm(key) => self.pg.payments.payment_by_key(key).await,
             Attempt::Charge(_) => match &self.pg.billing {
                 Some(gateway) => gateway.read_back_charge(&payment.order_id).await,
-                None => Err(GatewayError::Unknown {
-                    reason: "billing is not configured on this instance".to_owned(),
-                    code: None,
-                    message: None,
-                }),
+                None => Err(no_billing()),
             },
         }
     }
@@ -280,4 +276,14 @@ impl AttemptLife {
 /// The answer to a confirm of a key Toss has no record of.
 fn unknown_key() -> AppError {
     declined(Code::NotFoundPayment.failure("the PG has no record of this payment key"))
+}
+
+/// What a charge's send or read-back is on an instance without billing: unknown (it is settled
+/// by an instance that has it).
+fn no_billing() -> GatewayError {
+    GatewayError::Unknown {
+        reason: "billing is not configured on this instance".to_owned(),
+        code: None,
+        message: None,
+    }
 }

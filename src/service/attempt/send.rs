@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Attempt, AttemptLife};
+use super::{Attempt, AttemptLife, no_billing};
 use crate::crypto::CipherError;
 use crate::domain::{
     Actor, BillingKeyId, BillingKeySecret, BillingKeyStatus, CustomerKey, Failure, Payment,
@@ -49,12 +49,7 @@ impl AttemptLife {
                     tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, send = payment.confirm_sends, "charging a billing key at the PG");
                     gateway.charge(&request).await
                 }
-                // Only a resend on an instance without billing gets here: settled elsewhere.
-                None => Err(GatewayError::Unknown {
-                    reason: "billing is not configured on this instance".to_owned(),
-                    code: None,
-                    message: None,
-                }),
+                None => Err(no_billing()),
             },
         };
         match answer {

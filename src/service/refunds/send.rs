@@ -100,7 +100,8 @@ impl Refunding {
                 // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
-            match self.send_cancel(&payment, &refund, driven_by).await {
+            let sent = self.send_cancel(&payment, &refund, driven_by).await;
+            match sent.unwrap_or_else(|error| done(Err(error))) {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
                     // The last send's read-back just showed Toss does not have it.
@@ -113,14 +114,7 @@ impl Refunding {
     }
 
     /// One send of `refund`'s cancel, holding the payment's cancel slot.
-    async fn send_cancel(&self, payment: &Payment, refund: &Refund, driven_by: DrivenBy) -> Sent {
-        match self.try_send_cancel(payment, refund, driven_by).await {
-            Ok(sent) => sent,
-            Err(error) => done(Err(error)),
-        }
-    }
-
-    async fn try_send_cancel(
+    async fn send_cancel(
         &self,
         payment: &Payment,
         refund: &Refund,
