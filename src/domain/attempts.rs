@@ -39,6 +39,9 @@ text_enum! {
         Expired = "EXPIRED",
         /// Its virtual account was cancelled at the merchant's request before any deposit.
         Cancelled = "CANCELLED",
+        /// Let go with no failure of its own: Toss has no record of its key, the key is another
+        /// order's, Toss refused our credentials, or another attempt was approved. Kept as sent.
+        Released = "RELEASED",
     }
 }
 
@@ -47,7 +50,9 @@ impl AttemptStatus {
     pub fn is_final(self) -> bool {
         match self {
             Self::InProgress | Self::WaitingForDeposit => false,
-            Self::Approved | Self::Failed | Self::Expired | Self::Cancelled => true,
+            Self::Approved | Self::Failed | Self::Expired | Self::Cancelled | Self::Released => {
+                true
+            }
         }
     }
 
@@ -116,11 +121,19 @@ impl Settled {
         }
     }
 
-    /// Ended without approval, as `failure` says.
-    fn failed(failure: &Failure) -> Self {
+    /// An end that names no key, method or account (the attempt keeps its own).
+    pub fn ended(status: AttemptStatus, failure: Option<Failure>) -> Self {
         Self {
-            failure: Some(failure.clone()),
-            ..Self::bare(AttemptStatus::of_failure(failure))
+            failure,
+            ..Self::bare(status)
+        }
+    }
+
+    /// How an attempt let go ends: with its failure, or released when it has none to tell.
+    pub fn released(failure: Option<&Failure>) -> Self {
+        match failure {
+            Some(failure) => Self::ended(AttemptStatus::of_failure(failure), Some(failure.clone())),
+            None => Self::ended(AttemptStatus::Released, None),
         }
     }
 }
@@ -138,11 +151,8 @@ pub enum AttemptWrite {
     },
     /// Sent once more.
     Send,
-    /// Toss's answer settled it (or made it wait for a deposit).
+    /// Toss's answer settled it (or made it wait for a deposit), or it was let go.
     Settle(Settled),
-    /// It never happened at Toss (a key Toss has no record of, another order's key, our own
-    /// misconfiguration): it leaves no attempt.
-    Forget,
 }
 
 impl AttemptWrite {
@@ -166,10 +176,9 @@ impl AttemptWrite {
                 at: *at,
             }),
             PaymentUpdate::Resend { .. } => Some(Self::Send),
-            PaymentUpdate::Release { failure: None } => Some(Self::Forget),
-            PaymentUpdate::Release {
-                failure: Some(failure),
-            } => Some(Self::Settle(Settled::failed(failure))),
+            PaymentUpdate::Release { failure } => {
+                Some(Self::Settle(Settled::released(failure.as_ref())))
+            }
             PaymentUpdate::Complete {
                 payment_key,
                 details,
@@ -193,7 +202,7 @@ impl AttemptWrite {
             // Of a payment waiting for its deposit only: the store changes only an attempt that
             // waits (a `PENDING` payment's last attempt is over already).
             PaymentUpdate::Cancel { .. } => {
-                Some(Self::Settle(Settled::bare(AttemptStatus::Cancelled)))
+                Some(Self::Settle(Settled::ended(AttemptStatus::Cancelled, None)))
             }
             // Completed without the PG: no attempt at all.
             PaymentUpdate::Record { .. }
@@ -237,12 +246,11 @@ impl AttemptWrite {
             WaitingForDeposit if matches!(before.status, Pending | InProgress) => {
                 settled(AttemptStatus::WaitingForDeposit)
             }
-            Pending if was_in_flight => match &after.failure {
-                Some(failure) => Some(Self::Settle(Settled::failed(failure))),
-                None => Some(Self::Forget),
-            },
+            Pending if was_in_flight => {
+                Some(Self::Settle(Settled::released(after.failure.as_ref())))
+            }
             Cancelled if before.status == WaitingForDeposit => {
-                Some(Self::Settle(Settled::bare(AttemptStatus::Cancelled)))
+                Some(Self::Settle(Settled::ended(AttemptStatus::Cancelled, None)))
             }
             InProgress
                 if before.status == InProgress && after.confirm_sends > before.confirm_sends =>
@@ -261,9 +269,8 @@ impl AttemptWrite {
             // A new row: nothing to start from.
             Self::Start { .. } => &[],
             Self::Send => &[InProgress],
-            Self::Forget => &[InProgress, WaitingForDeposit],
             Self::Settle(settled) => match settled.status {
-                Approved | Failed | Expired => &[InProgress, WaitingForDeposit],
+                Approved | Failed | Expired | Released => &[InProgress, WaitingForDeposit],
                 WaitingForDeposit => &[InProgress],
                 Cancelled => &[WaitingForDeposit],
                 InProgress => &[],

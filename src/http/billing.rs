@@ -319,6 +319,7 @@ pub async fn charge_payment(
     let outcome = state
         .service
         .acting_for(actor)
+        .charges()
         .charge(payment_id, key_id)
         .await?;
     Ok(confirm_response(outcome, Caller::Merchant))

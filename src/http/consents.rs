@@ -140,6 +140,7 @@ pub async fn create_consent(
     let evidence = text("evidence", &body.evidence, 500)?;
     let consent = state
         .service
+        .schedules()
         .record_consent(NewConsent {
             user_id: user_id.as_str().to_owned(),
             subscription_id,
@@ -172,7 +173,7 @@ pub async fn list_consents(
         return Err(AppError::validation("subscription_id: required"));
     };
     let subscription_id = text("subscription_id", &raw, 128)?;
-    let consents = state.service.consents(&subscription_id).await?;
+    let consents = state.service.schedules().consents(&subscription_id).await?;
     Ok(Json(ConsentListDto {
         consents: consents.iter().map(ConsentDto::from).collect(),
     }))

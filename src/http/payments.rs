@@ -99,7 +99,7 @@ pub async fn list_payments(
             offset,
         )
         .await?;
-    let (payments, schedules) = state.service.with_schedules(payments).await?;
+    let (payments, schedules) = state.service.schedules().with_schedules(payments).await?;
     let schedule_of = |id| schedules.iter().find(|s| s.payment_id == id);
     Ok(Json(PaymentListDto {
         payments: payments
@@ -128,7 +128,7 @@ pub async fn get_payment(
 ) -> Result<Json<PaymentDto>, AppError> {
     let id = payment_id(&raw_id)?;
     // The schedule first: it only ever lags its payment (a DONE schedule's payment is paid).
-    let schedule = state.service.schedule_of(id).await?;
+    let schedule = state.service.schedules().schedule_of(id).await?;
     let payment = state.service.get(id).await?;
     Ok(Json(
         PaymentDto::from(&payment).with_schedule(schedule.as_ref()),
@@ -176,13 +176,18 @@ pub async fn confirm_payment(
     AppJson(body): AppJson<ConfirmPaymentRequest>,
 ) -> Result<Response, AppError> {
     let command = ConfirmCommand::try_from(body)?;
-    if state.service.confirm_needs_api_key(&command) {
+    if state.service.confirms().confirm_needs_api_key(&command) {
         auth::require(holder.as_ref(), ApiScope::PaymentsWrite)?;
     }
     // With a key, the key's holder confirms; without, the buyer's frontend.
     let actor = holder.as_ref().map_or_else(Actor::buyer, KeyHolder::actor);
     Ok(confirm_response(
-        state.service.acting_for(actor).confirm(command).await?,
+        state
+            .service
+            .acting_for(actor)
+            .confirms()
+            .confirm(command)
+            .await?,
         caller,
     ))
 }
@@ -242,6 +247,7 @@ pub async fn refund_payment(
     let outcome = state
         .service
         .acting_for(actor)
+        .refunding()
         .refund(RefundCommand {
             payment_id,
             idempotency_key,
@@ -308,6 +314,7 @@ pub async fn cancel_payment(
     let outcome = state
         .service
         .acting_for(actor)
+        .cancels()
         .cancel(CancelCommand {
             payment_id,
             reason: body.reason,
@@ -345,7 +352,8 @@ pub async fn list_refunds(
 }
 
 /// A payment's attempts at Toss, oldest first: each confirm of a `paymentKey` and each billing
-/// charge, with what Toss made of it. A key Toss has no record of makes no attempt. The payment's
+/// charge, with what Toss made of it. A key Toss has no record of makes no attempt (one let go
+/// with no failure of its own is kept for the operators, not listed). The payment's
 /// own `failure`, `virtual_account` and `pg_method` are those of its latest attempt (of the
 /// approved one once paid).
 #[utoipa::path(
@@ -364,7 +372,7 @@ pub async fn list_attempts(
 ) -> Result<Json<AttemptListDto>, AppError> {
     let attempts = state.service.attempts(payment_id(&raw_id)?).await?;
     Ok(Json(AttemptListDto {
-        attempts: attempts.iter().map(AttemptDto::from).collect(),
+        attempts: attempts.iter().filter_map(AttemptDto::listed).collect(),
     }))
 }
 

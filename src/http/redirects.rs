@@ -71,6 +71,7 @@ pub async fn toss_success(
         state
             .service
             .acting_for(Actor::buyer())
+            .confirms()
             .confirm_redirect(key, order_id, amount)
             .await
     }
@@ -145,6 +146,7 @@ pub async fn toss_fail(
         state
             .service
             .acting_for(Actor::buyer())
+            .confirms()
             .record_redirect_failure(
                 &order_id,
                 Failure {

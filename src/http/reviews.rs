@@ -52,6 +52,7 @@ pub async fn review_payment(
     let payment = state
         .service
         .acting_for(actor)
+        .reviewing()
         .review(ReviewCommand {
             payment_id,
             action: match body.action {
@@ -79,7 +80,11 @@ pub async fn list_reviews(
     _: ApiKey,
     Path(raw_id): Path<String>,
 ) -> Result<Json<ReviewListDto>, AppError> {
-    let reviews = state.service.reviews(payment_id(&raw_id)?).await?;
+    let reviews = state
+        .service
+        .reviewing()
+        .reviews(payment_id(&raw_id)?)
+        .await?;
     Ok(Json(ReviewListDto {
         reviews: reviews.iter().map(ReviewDto::from).collect(),
     }))

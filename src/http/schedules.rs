@@ -154,6 +154,7 @@ pub async fn schedule_payment(
     let (payment, schedule) = state
         .service
         .acting_for(actor)
+        .schedules()
         .schedule_charge(ScheduleCommand {
             payment_id,
             billing_key_id,
@@ -185,6 +186,7 @@ pub async fn cancel_schedule(
     let (payment, schedule) = state
         .service
         .acting_for(actor)
+        .schedules()
         .cancel_schedule(payment_id(&raw_id)?)
         .await?;
     Ok(answer(&payment, &schedule))

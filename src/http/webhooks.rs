@@ -133,6 +133,7 @@ pub async fn toss_webhook(
         state
             .service
             .acting_for(Actor::toss())
+            .webhooks()
             .handle_webhook(transmission_id, hint),
     )
     .await

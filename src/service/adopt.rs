@@ -1,16 +1,17 @@
 //! Adopting Toss's record: [`decide`] applied in one transaction (`Store::adopt`), or, for the
 //! usual reply to a claimed attempt, as one conditional statement.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-use super::decide::{Context, Verdict, decide, forget_cancel};
-use super::{PaymentService, events};
-use crate::domain::{Payment, PaymentId, Refund, RefundId};
+use super::decide::{Attempt, Context, Verdict, decide, forget_cancel};
+use super::{ServiceSettings, events};
+use crate::domain::{Actor, Payment, PaymentId, Refund, RefundId};
 use crate::error::AppError;
 use crate::gateway::PgPayment;
-use crate::store::Target;
+use crate::store::{Store, Target};
 
 /// What adopting a record left: the payment and its refunds as they now are, and the verdict.
 #[derive(Debug, Clone)]
@@ -20,24 +21,34 @@ pub struct Adopted {
     pub verdict: Verdict,
 }
 
-impl PaymentService {
+/// Adopting Toss's records for the payments of one actor.
+#[derive(Clone)]
+pub(super) struct Adoption {
+    pub(super) store: Store,
+    pub(super) settings: Arc<ServiceSettings>,
+    /// The PG's name for the payments it approves (`toss`).
+    pub(super) provider: &'static str,
+    pub(super) actor: Actor,
+}
+
+impl Adoption {
     /// Adopts `record` for payment `id` through [`decide`], in one transaction. A flag a
     /// reconciliation run set goes once the payment no longer disagrees with what it found.
-    pub(super) async fn adopt_record(
+    pub(super) async fn record(
         &self,
         id: PaymentId,
         record: &PgPayment,
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
-        let adopted = self.adopt_only(id, record, cancel_of).await?;
+        let adopted = self.only(id, record, cancel_of).await?;
         let payment = self
             .unflag_if_resolved(adopted.payment, &adopted.refunds)
             .await;
         Ok(Adopted { payment, ..adopted })
     }
 
-    /// [`PaymentService::adopt_record`], the flag left to the caller (a person's review).
-    pub(super) async fn adopt_only(
+    /// [`Adoption::record`], the flag left to the caller (a person's review).
+    pub(super) async fn only(
         &self,
         id: PaymentId,
         record: &PgPayment,
@@ -46,7 +57,13 @@ impl PaymentService {
         let adopted = self
             .store
             .adopt(id, |payment, refunds| {
-                let decision = decide(payment, refunds, record, &self.context(payment, cancel_of));
+                let decision = decide(
+                    payment,
+                    Attempt::of(payment).as_ref(),
+                    refunds,
+                    record,
+                    &self.context(payment, cancel_of),
+                );
                 (decision.plan, (decision.verdict, decision.alert))
             })
             .await?;
@@ -80,12 +97,18 @@ impl PaymentService {
     /// A confirm reply for the attempt `claimed` was just claimed for. The usual answer (approved,
     /// nothing cancelled) is one named change, applied as one conditional statement on the row
     /// as claimed; anything else, or a row that moved meanwhile, takes the locking transaction.
-    pub(super) async fn adopt_reply(
+    pub(super) async fn reply(
         &self,
         claimed: &Payment,
         record: &PgPayment,
     ) -> Result<Adopted, AppError> {
-        let decision = decide(claimed, &[], record, &self.context(claimed, None));
+        let decision = decide(
+            claimed,
+            Attempt::of(claimed).as_ref(),
+            &[],
+            record,
+            &self.context(claimed, None),
+        );
         if let (Some(update), Verdict::Settled, None) =
             (&decision.update, &decision.verdict, &decision.alert)
         {
@@ -95,7 +118,7 @@ impl PaymentService {
                 .update_payment(
                     Target::attempt(claimed),
                     update,
-                    events::of_update(update, &after, &self.record_actor()),
+                    events::of_update(update, &after, &self.actor.adopting()),
                 )
                 .await?
             {
@@ -108,7 +131,7 @@ impl PaymentService {
                 });
             }
         }
-        self.adopt_record(claimed.id, record, None).await
+        self.record(claimed.id, record, None).await
     }
 
     /// Forgets the refused cancel request of a payment waiting for its deposit (see
@@ -130,13 +153,13 @@ impl PaymentService {
         let now = Utc::now();
         Context {
             now,
-            provider: self.gateway.provider().unwrap_or("toss"),
+            provider: self.provider,
             window: self.settings.confirm_window,
             send_lease: self.settings.pg_read_timeout + Duration::from_secs(5),
-            retry_at: self.backoff(payment.reconcile_attempts),
+            retry_at: self.settings.backoff(payment.reconcile_attempts),
             deposit_check_at: now + DEPOSIT_CHECK_INTERVAL,
             cancel_of,
-            actor: self.record_actor(),
+            actor: self.actor.adopting(),
         }
     }
 

@@ -3,10 +3,13 @@
 //! attempt like a confirm (`attempt.rs`): claimed by `PaymentUpdate::Charge`, sent with no
 //! transaction open, settled by reading the order back, adopted through `decide`.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
-use super::attempt::Attempt;
-use super::{ConfirmOutcome, PaymentService, RACE_RETRIES};
+use super::attempt::{Attempt, AttemptLife};
+use super::consents::check_consent;
+use super::{ConfirmOutcome, PaymentService, RACE_RETRIES, ServiceSettings, annotate, find};
 use crate::crypto;
 use crate::domain::{
     AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CustomerKey, PaymentId,
@@ -14,7 +17,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::gateway::{GatewayError, IssueRequest};
-use crate::store::{IssueClaim, IssuedKey, KeyRef, Target};
+use crate::store::{IssueClaim, IssuedKey, KeyRef, Store, Target};
 
 /// `POST /billing/customers`: a new key (201) or the user's existing one (200).
 #[derive(Debug, Clone)]
@@ -64,7 +67,7 @@ impl PaymentService {
         let Some(customer) = self.store.billing_customer_by_key(&customer_key).await? else {
             return Err(AppError::NotFound("unknown customerKey".to_owned()));
         };
-        let Some(gateway) = self.billing.gateway.clone() else {
+        let Some(gateway) = self.pg.billing.clone() else {
             return Err(AppError::PgNotConfigured);
         };
         let hash = crypto::auth_key_hash(auth_key.expose());
@@ -77,7 +80,7 @@ impl PaymentService {
             method: None,
             card: None,
             ciphertext: None,
-            issue_lease_until: Some(self.claim_expiry()),
+            issue_lease_until: Some(self.settings.claim_expiry()),
             created_at: now,
             deleted_at: None,
         };
@@ -99,7 +102,7 @@ impl PaymentService {
                     // Idempotency-Key; until then it is still someone's.
                     match self
                         .store
-                        .take_over_issue(row.id, now, self.claim_expiry())
+                        .take_over_issue(row.id, now, self.settings.claim_expiry())
                         .await?
                     {
                         Some(row) => row,
@@ -123,7 +126,7 @@ impl PaymentService {
                     return Err(AppError::PgResponseMismatch);
                 }
                 let stored = IssuedKey {
-                    ciphertext: self.billing.cipher.encrypt(claimed.id, &issued.billing_key),
+                    ciphertext: self.cipher.encrypt(claimed.id, &issued.billing_key),
                     fingerprint: crypto::fingerprint(issued.billing_key.expose()),
                     method: issued.method,
                     card: issued.card,
@@ -160,11 +163,7 @@ impl PaymentService {
     }
 
     pub async fn billing_key(&self, id: BillingKeyId) -> Result<BillingKey, AppError> {
-        self.store
-            .billing_key(id)
-            .await?
-            .filter(|key| key.status != BillingKeyStatus::Issuing)
-            .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))
+        active_or_deleted(&self.store, id).await
     }
 
     pub async fn billing_keys_of(&self, user_id: &str) -> Result<Vec<BillingKey>, AppError> {
@@ -195,7 +194,17 @@ impl PaymentService {
         }
         Ok(!deleted.is_empty())
     }
+}
 
+/// The charge use case: a `PENDING` payment charged with one of the buyer's billing keys.
+pub struct Charging {
+    pub(super) store: Store,
+    pub(super) billing_configured: bool,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) life: AttemptLife,
+}
+
+impl Charging {
     /// Charges `PENDING` payment `payment_id` with billing key `billing_key_id`: the amount,
     /// order id and name are ours. Answers as a confirm does; a retry of the same charge
     /// (same key) gets the payment as the first made it, never a second charge.
@@ -204,9 +213,9 @@ impl PaymentService {
         payment_id: PaymentId,
         billing_key_id: BillingKeyId,
     ) -> Result<ConfirmOutcome, AppError> {
-        let mut payment = self.find(payment_id).await?;
-        Self::annotate(&payment);
-        let key = self.billing_key(billing_key_id).await?;
+        let mut payment = find(&self.store, payment_id).await?;
+        annotate(&payment);
+        let key = active_or_deleted(&self.store, billing_key_id).await?;
         if key.user_id != payment.user_id {
             return Err(AppError::BillingKeyMismatch);
         }
@@ -216,16 +225,16 @@ impl PaymentService {
                     if key.status != BillingKeyStatus::Active {
                         return Err(inactive());
                     }
-                    if self.billing.gateway.is_none() {
+                    if !self.billing_configured {
                         return Err(AppError::PgNotConfigured);
                     }
                     // The buyer's consent to the amount, before Toss is called (§13⑥).
-                    self.check_consent(&payment).await?;
+                    check_consent(&self.store, &payment).await?;
                     let claim = PaymentUpdate::Charge {
                         billing_key_id,
                         provider: "toss".to_owned(),
                         at: Utc::now(),
-                        lease_until: self.claim_expiry(),
+                        lease_until: self.settings.claim_expiry(),
                     };
                     let target = Target {
                         status: Some(PaymentStatus::Pending),
@@ -233,7 +242,10 @@ impl PaymentService {
                         ..Target::from(payment.id)
                     };
                     if let Some(claimed) = self.store.update_payment(target, &claim, None).await? {
-                        return self.send(claimed, Attempt::Charge(billing_key_id)).await;
+                        return self
+                            .life
+                            .send(claimed, Attempt::Charge(billing_key_id))
+                            .await;
                     }
                 }
                 PaymentStatus::Completed
@@ -250,7 +262,7 @@ impl PaymentService {
                             "the payment is being charged with another billing key".to_owned(),
                         ));
                     }
-                    return self.settle_if_due(payment).await;
+                    return self.life.settle_if_due(payment).await;
                 }
                 status @ (PaymentStatus::InProgress
                 | PaymentStatus::WaitingForDeposit
@@ -264,10 +276,22 @@ impl PaymentService {
                     )));
                 }
             }
-            payment = self.find(payment.id).await?;
+            payment = find(&self.store, payment.id).await?;
         }
         Err(AppError::RequestInProgress)
     }
+}
+
+/// A billing key that was issued (active or deleted since).
+pub(super) async fn active_or_deleted(
+    store: &Store,
+    id: BillingKeyId,
+) -> Result<BillingKey, AppError> {
+    store
+        .billing_key(id)
+        .await?
+        .filter(|key| key.status != BillingKeyStatus::Issuing)
+        .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))
 }
 
 fn inactive() -> AppError {

@@ -4,13 +4,16 @@
 //! a webhook, the settler after a crash) ends it `CANCELLED`; a deposit that wins the race
 //! completes it instead, and paid money leaves only through a refund.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
-use super::{PaymentService, RACE_RETRIES};
-use crate::domain::{Payment, PaymentId, PaymentStatus, PaymentUpdate};
+use super::adopt::Adoption;
+use super::{Pg, RACE_RETRIES, ServiceSettings, change, find};
+use crate::domain::{Actor, Payment, PaymentId, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
-use crate::store::Target;
+use crate::store::{Store, Target};
 
 #[derive(Debug, Clone)]
 pub struct CancelCommand {
@@ -27,9 +30,18 @@ pub enum CancelOutcome {
     Unsettled(Payment),
 }
 
-impl PaymentService {
+/// Cancelling a payment nobody paid.
+pub struct Cancelling {
+    pub(super) store: Store,
+    pub(super) pg: Pg,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) actor: Actor,
+    pub(super) adoption: Adoption,
+}
+
+impl Cancelling {
     pub async fn cancel(&self, command: CancelCommand) -> Result<CancelOutcome, AppError> {
-        let mut payment = self.find(command.payment_id).await?;
+        let mut payment = find(&self.store, command.payment_id).await?;
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Cancelled => return Ok(CancelOutcome::Cancelled(payment)),
@@ -43,7 +55,7 @@ impl PaymentService {
                         ..Target::from(payment.id)
                     };
                     if let Some(cancelled) =
-                        self.change(&payment, target, &update, &self.actor).await?
+                        change(&self.store, &payment, target, &update, &self.actor).await?
                     {
                         tracing::info!(payment_id = %payment.id, "payment cancelled (nothing was paid; no PG call)");
                         return Ok(CancelOutcome::Cancelled(cancelled));
@@ -57,7 +69,7 @@ impl PaymentService {
                     let update = PaymentUpdate::RequestCancel {
                         reason: command.reason.clone(),
                         requested_by: self.actor.clone(),
-                        lease_until: self.claim_expiry(),
+                        lease_until: self.settings.claim_expiry(),
                     };
                     if let Some(requested) = self
                         .store
@@ -82,7 +94,7 @@ impl PaymentService {
                     )));
                 }
             }
-            payment = self.find(payment.id).await?;
+            payment = find(&self.store, payment.id).await?;
         }
         Err(AppError::RequestInProgress)
     }
@@ -113,9 +125,9 @@ impl PaymentService {
             // Toss from replaying an earlier error.
             idempotency_key: format!("cancel-{}-{}", payment.id, Uuid::now_v7().simple()),
         };
-        let declined = match self.gateway.cancel(&request).await {
+        let declined = match self.pg.payments.cancel(&request).await {
             Ok(record) => {
-                let adopted = self.adopt_record(payment.id, &record, None).await?;
+                let adopted = self.adoption.record(payment.id, &record, None).await?;
                 return self.cancel_outcome(adopted.payment, None);
             }
             Err(GatewayError::Misconfigured { code, message }) => {
@@ -129,14 +141,19 @@ impl PaymentService {
             }
         };
         // Toss refused (perhaps the deposit came first) or did not say: its record decides.
-        let read = match self.gateway.payment_by_key(&payment_key).await {
-            Ok(Some(record)) => Some(self.adopt_record(payment.id, &record, None).await?.payment),
+        let read = match self.pg.payments.payment_by_key(&payment_key).await {
+            Ok(Some(record)) => Some(
+                self.adoption
+                    .record(payment.id, &record, None)
+                    .await?
+                    .payment,
+            ),
             Ok(None) | Err(_) => None,
         };
         if declined.is_some() {
             // The merchant hears 402: the request is over. Forgotten, so that nobody sends it
             // again; the account keeps waiting for its deposit (or is as its record says).
-            let now = self.forget_cancel_request(payment.id).await?;
+            let now = self.adoption.forget_cancel_request(payment.id).await?;
             return self.cancel_outcome(now, declined);
         }
         match read {
@@ -146,13 +163,13 @@ impl PaymentService {
                     .update_payment(
                         Target::attempt(&payment),
                         &PaymentUpdate::Reschedule {
-                            at: self.backoff(payment.reconcile_attempts),
+                            at: self.settings.backoff(payment.reconcile_attempts),
                             secret: None,
                         },
                         None,
                     )
                     .await?;
-                let now = self.find(payment.id).await?;
+                let now = find(&self.store, payment.id).await?;
                 self.cancel_outcome(now, declined)
             }
         }

@@ -1,15 +1,17 @@
 //! Confirming a payment: through the PG when it can verify the payment (a Toss `payment_key`),
 //! else by recording the caller's claim (the plan's fallback path, API key required).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
-use super::attempt::Attempt;
-use super::{PaymentService, RACE_RETRIES};
+use super::attempt::{Attempt, AttemptLife};
+use super::{RACE_RETRIES, ServiceSettings, annotate, change, find, find_ref};
 use crate::domain::{
-    Failure, OrderId, Payment, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
+    Actor, Failure, OrderId, Payment, PaymentKey, PaymentRef, PaymentStatus, PaymentUpdate,
 };
 use crate::error::AppError;
-use crate::store::Target;
+use crate::store::{Store, Target};
 
 #[derive(Debug, Clone)]
 pub struct ConfirmCommand {
@@ -39,16 +41,26 @@ impl ConfirmOutcome {
     }
 }
 
-impl PaymentService {
+/// The confirm use case: the buyer's (or the success redirect's) `paymentKey` confirmed at Toss,
+/// or a caller's claim recorded; and the fail redirect.
+pub struct Confirming {
+    pub(super) store: Store,
+    /// `Some("toss")` when a real PG verifies confirms.
+    pub(super) provider: Option<&'static str>,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) actor: Actor,
+    pub(super) life: AttemptLife,
+}
+
+impl Confirming {
     /// Whether this confirm must carry an API key: only a PG's answer proves a payment, so a
     /// claim that no PG will verify needs a trusted caller.
     pub fn confirm_needs_api_key(&self, command: &ConfirmCommand) -> bool {
-        command.payment_key.is_none() || self.gateway.provider().is_none()
+        command.payment_key.is_none() || self.provider.is_none()
     }
 
     pub async fn confirm(&self, command: ConfirmCommand) -> Result<ConfirmOutcome, AppError> {
-        if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.gateway.provider())
-        {
+        if let (Some(payment_key), Some(provider)) = (&command.payment_key, self.provider) {
             return self
                 .confirm_with_pg(
                     command.payment,
@@ -58,7 +70,7 @@ impl PaymentService {
                 )
                 .await;
         }
-        let payment = self.find_ref(&command.payment).await?;
+        let payment = find_ref(&self.store, &command.payment).await?;
         check_amount(&payment, command.amount_krw)?;
         // The no-op path keeps the caller's transaction id; a Toss key stands in only when none
         // was given.
@@ -76,7 +88,7 @@ impl PaymentService {
         order_id: OrderId,
         amount_krw: i64,
     ) -> Result<ConfirmOutcome, AppError> {
-        let Some(provider) = self.gateway.provider() else {
+        let Some(provider) = self.provider else {
             return Err(AppError::PgNotConfigured);
         };
         let payment = PaymentRef::OrderId(order_id);
@@ -92,9 +104,7 @@ impl PaymentService {
         order_id: &OrderId,
         failure: Failure,
     ) -> Result<Payment, AppError> {
-        let payment = self
-            .find_ref(&PaymentRef::OrderId(order_id.clone()))
-            .await?;
+        let payment = find_ref(&self.store, &PaymentRef::OrderId(order_id.clone())).await?;
         let attempt = payment.confirm_attempt;
         if payment.status != PaymentStatus::Pending || payment.annotated_attempt == Some(attempt) {
             return Ok(payment);
@@ -103,15 +113,20 @@ impl PaymentService {
             failure: failure.clone(),
             attempt,
         };
-        match self
-            .change(&payment, payment.id.into(), &update, &self.actor)
-            .await?
+        match change(
+            &self.store,
+            &payment,
+            payment.id.into(),
+            &update,
+            &self.actor,
+        )
+        .await?
         {
             Some(updated) => {
                 tracing::info!(payment_id = %payment.id, code = %failure.code, "buyer's attempt failed (fail redirect)");
                 Ok(updated)
             }
-            None => self.find(payment.id).await,
+            None => find(&self.store, payment.id).await,
         }
     }
 
@@ -129,9 +144,14 @@ impl PaymentService {
                         provider: pg_provider.clone(),
                         transaction_id: pg_transaction_id.clone(),
                     };
-                    let applied = self
-                        .change(&payment, payment.id.into(), &update, &self.actor)
-                        .await?;
+                    let applied = change(
+                        &self.store,
+                        &payment,
+                        payment.id.into(),
+                        &update,
+                        &self.actor,
+                    )
+                    .await?;
                     if let Some(completed) = applied {
                         tracing::info!(payment_id = %payment.id, "payment completed (recorded without PG verification)");
                         return Ok(ConfirmOutcome::Completed(completed));
@@ -145,7 +165,7 @@ impl PaymentService {
                 }
                 status => return Err(not_confirmable(status)),
             }
-            payment = self.find(payment.id).await?;
+            payment = find(&self.store, payment.id).await?;
         }
         Err(AppError::RequestInProgress)
     }
@@ -164,9 +184,9 @@ impl PaymentService {
             .claim(payment.clone(), amount_krw, &payment_key, provider)
             .await?
         {
-            return self.send(claimed, Attempt::Confirm(payment_key)).await;
+            return self.life.send(claimed, Attempt::Confirm(payment_key)).await;
         }
-        let mut payment = self.find_ref(&payment).await?;
+        let mut payment = find_ref(&self.store, &payment).await?;
         check_amount(&payment, amount_krw)?;
         let mut settled_other_key = false;
         for _ in 0..RACE_RETRIES {
@@ -176,7 +196,7 @@ impl PaymentService {
                         .claim(payment.id.into(), None, &payment_key, provider)
                         .await?
                     {
-                        return self.send(claimed, Attempt::Confirm(payment_key)).await;
+                        return self.life.send(claimed, Attempt::Confirm(payment_key)).await;
                     }
                 }
                 PaymentStatus::Completed
@@ -185,7 +205,7 @@ impl PaymentService {
                     return Ok(ConfirmOutcome::Completed(payment));
                 }
                 PaymentStatus::InProgress if payment.payment_key.as_ref() == Some(&payment_key) => {
-                    return self.settle_if_due(payment).await;
+                    return self.life.settle_if_due(payment).await;
                 }
                 PaymentStatus::WaitingForDeposit
                     if payment.payment_key.as_ref() == Some(&payment_key) =>
@@ -199,33 +219,15 @@ impl PaymentService {
                     if !settled_other_key && payment.payment_key.is_some() =>
                 {
                     settled_other_key = true;
-                    if !self.settle_other_key(&payment).await? {
+                    if !self.life.settle_other_key(&payment).await? {
                         return Err(not_confirmable(PaymentStatus::InProgress));
                     }
                 }
                 status => return Err(not_confirmable(status)),
             }
-            payment = self.find(payment.id).await?;
+            payment = find(&self.store, payment.id).await?;
         }
         Err(AppError::RequestInProgress)
-    }
-
-    /// A retry of an attempt whose outcome is unknown. While the request that sent it may still
-    /// be waiting for Toss (a double click, a reload, another instance), that request will
-    /// settle it; once it is due, this retry reads Toss's record itself rather than wait for the
-    /// settler. The lease makes sure only one of many retries does.
-    pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
-        // A review flag is a note for a person: it never keeps an attempt from being settled.
-        let due = payment.next_reconcile_at.is_none_or(|at| at <= Utc::now());
-        if due
-            && self
-                .store
-                .lease_payment(&payment, self.claim_expiry())
-                .await?
-        {
-            return self.settle(payment, true).await;
-        }
-        Ok(ConfirmOutcome::Unsettled(payment))
     }
 
     /// Commits the intent to confirm `payment` (still `PENDING`, and of `amount_krw` when given)
@@ -241,7 +243,7 @@ impl PaymentService {
             payment_key: payment_key.clone(),
             provider: provider.to_owned(),
             at: Utc::now(),
-            lease_until: self.claim_expiry(),
+            lease_until: self.settings.claim_expiry(),
         };
         let target = Target {
             payment,
@@ -252,7 +254,7 @@ impl PaymentService {
         };
         let claimed = self.store.update_payment(target, &claim, None).await?;
         if let Some(payment) = &claimed {
-            Self::annotate(payment);
+            annotate(payment);
         }
         Ok(claimed)
     }

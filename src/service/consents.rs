@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::PaymentService;
+use super::Schedules;
 use crate::domain::{Consent, Payment};
 use crate::error::AppError;
+use crate::store::Store;
 
 /// What `POST /billing/consents` records.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct NewConsent {
     pub evidence: String,
 }
 
-impl PaymentService {
+impl Schedules {
     pub async fn record_consent(&self, new: NewConsent) -> Result<Consent, AppError> {
         let now = Utc::now();
         if new.consented_at > now {
@@ -43,38 +44,36 @@ impl PaymentService {
     pub async fn consents(&self, subscription_id: &str) -> Result<Vec<Consent>, AppError> {
         Ok(self.store.consents_of(subscription_id, None, None).await?)
     }
+}
 
-    /// The amount the buyer agreed to for `payment`'s subscription: the newest consent's
-    /// `max_amount_krw`, or with none the amount of the subscription's first approved charge;
-    /// `None` when neither exists (the first charge is not limited) or it has no subscription.
-    async fn consented_amount(&self, payment: &Payment) -> Result<Option<i64>, AppError> {
-        let Some(subscription_id) = payment.subscription_id.as_deref() else {
-            return Ok(None);
-        };
-        let newest = self
-            .store
-            .consents_of(subscription_id, Some(&payment.user_id), Some(1))
-            .await?;
-        if let Some(consent) = newest.first() {
-            return Ok(Some(consent.max_amount_krw));
-        }
-        Ok(self
-            .store
-            .first_charged_amount(subscription_id, &payment.user_id, payment.id)
-            .await?)
+/// The amount the buyer agreed to for `payment`'s subscription: the newest consent's
+/// `max_amount_krw`, or with none the amount of the subscription's first approved charge;
+/// `None` when neither exists (the first charge is not limited) or it has no subscription.
+async fn consented_amount(store: &Store, payment: &Payment) -> Result<Option<i64>, AppError> {
+    let Some(subscription_id) = payment.subscription_id.as_deref() else {
+        return Ok(None);
+    };
+    let newest = store
+        .consents_of(subscription_id, Some(&payment.user_id), Some(1))
+        .await?;
+    if let Some(consent) = newest.first() {
+        return Ok(Some(consent.max_amount_krw));
     }
+    Ok(store
+        .first_charged_amount(subscription_id, &payment.user_id, payment.id)
+        .await?)
+}
 
-    /// 409 `CONSENT_REQUIRED` when `payment`'s amount is above what the buyer consented to.
-    pub(super) async fn check_consent(&self, payment: &Payment) -> Result<(), AppError> {
-        match self.consented_amount(payment).await? {
-            Some(max) if payment.amount_krw > max => {
-                tracing::info!(payment_id = %payment.id, amount_krw = payment.amount_krw, consented_krw = max, "charge refused: above the consented amount");
-                Err(AppError::ConsentRequired(format!(
-                    "the payment's amount ({} KRW) is above the {max} KRW the buyer consented to for this subscription; record a new consent first",
-                    payment.amount_krw
-                )))
-            }
-            _ => Ok(()),
+/// 409 `CONSENT_REQUIRED` when `payment`'s amount is above what the buyer consented to.
+pub(super) async fn check_consent(store: &Store, payment: &Payment) -> Result<(), AppError> {
+    match consented_amount(store, payment).await? {
+        Some(max) if payment.amount_krw > max => {
+            tracing::info!(payment_id = %payment.id, amount_krw = payment.amount_krw, consented_krw = max, "charge refused: above the consented amount");
+            Err(AppError::ConsentRequired(format!(
+                "the payment's amount ({} KRW) is above the {max} KRW the buyer consented to for this subscription; record a new consent first",
+                payment.amount_krw
+            )))
         }
+        _ => Ok(()),
     }
 }

@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 
 use super::codes::Code;
 use super::events;
-use crate::domain::{Actor, Failure, Payment, PaymentStatus, PaymentUpdate, Refund, RefundId};
+use crate::domain::{
+    Actor, BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus, PaymentUpdate, PgRef, Refund,
+    RefundId,
+};
 use crate::gateway::{PgPayment, PgStatus};
 use crate::store::Plan;
 
@@ -18,6 +21,45 @@ mod cancels;
 
 pub use cancels::abandon_refund;
 use cancels::adopt_cancels;
+
+/// What a claimed attempt is: a confirm of the buyer's `paymentKey`, or a charge of one of our
+/// billing keys (whose `paymentKey` Toss names only in its answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Attempt {
+    Confirm(PaymentKey),
+    Charge(BillingKeyId),
+}
+
+impl Attempt {
+    /// The attempt a payment has in flight (or last had), as its row says.
+    pub(super) fn of(payment: &Payment) -> Option<Self> {
+        match (&payment.payment_key, payment.billing_key_id) {
+            (None, Some(id)) if payment.charge_in_flight() => Some(Self::Charge(id)),
+            (Some(key), _) => Some(Self::Confirm(key.clone())),
+            (None, _) => None,
+        }
+    }
+
+    /// Whether `payment` was paid by this attempt.
+    pub(super) fn approved(&self, payment: &Payment) -> bool {
+        match self {
+            Self::Confirm(key) => payment.pg_ref().paid_by() == Some(key.as_str()),
+            Self::Charge(id) => {
+                payment.billing_key_id == Some(*id) && matches!(payment.pg_ref(), PgRef::Adopted(_))
+            }
+        }
+    }
+
+    /// Whether this attempt is the one `payment` has in flight (or waiting for its deposit).
+    pub(super) fn in_flight(&self, payment: &Payment) -> bool {
+        match self {
+            Self::Confirm(key) => payment.payment_key.as_ref() == Some(key),
+            Self::Charge(id) => {
+                payment.payment_key.is_none() && payment.billing_key_id == Some(*id)
+            }
+        }
+    }
+}
 
 /// What [`decide`] needs besides the rows and the record.
 #[derive(Debug, Clone)]
@@ -96,13 +138,25 @@ impl Decision {
     }
 }
 
-/// The whole of Toss's record, against the whole of ours. Total over (our status × Toss's
-/// status); the unit tests below enumerate every pair.
-pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Context) -> Decision {
+/// The whole of Toss's record, against the whole of ours: the payment, the attempt it has in
+/// flight or last had ([`Attempt::of`]), its refunds. Total over (our status × Toss's status);
+/// the unit tests below enumerate every pair.
+pub fn decide(
+    ours: &Payment,
+    attempt: Option<&Attempt>,
+    refunds: &[Refund],
+    record: &PgPayment,
+    ctx: &Context,
+) -> Decision {
     use PaymentStatus as Ours;
     // A charge in flight has no `paymentKey` yet: Toss's record of its order is its record.
     let in_flight = matches!(ours.status, Ours::InProgress | Ours::WaitingForDeposit)
-        && (ours.payment_key.as_ref() == Some(&record.payment_key) || ours.charge_in_flight());
+        && match attempt {
+            Some(Attempt::Confirm(key)) => key == &record.payment_key,
+            Some(Attempt::Charge(_)) => true,
+            None => false,
+        };
+    let charging = matches!(attempt, Some(Attempt::Charge(_)));
     if record.order_id != ours.order_id.as_str() {
         let detail = format!(
             "Toss's record of paymentKey is about order {:?}, not ours",
@@ -172,9 +226,7 @@ pub fn decide(ours: &Payment, refunds: &[Refund], record: &PgPayment, ctx: &Cont
                 PgStatus::Done | PgStatus::PartialCanceled | PgStatus::Canceled if paid => {
                     approve(ours, refunds, record, ctx)
                 }
-                PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired
-                    if ours.charge_in_flight() =>
-                {
+                PgStatus::Canceled | PgStatus::Aborted | PgStatus::Expired if charging => {
                     // Read back by order id, and an order has one attempt at Toss per charge:
                     // an unpaid end may be an earlier attempt's, and proves nothing about this
                     // one. It is settled by sending it again with its own Toss key (Toss

@@ -1,9 +1,9 @@
 use chrono::Utc;
 
-use super::PaymentService;
+use super::{PaymentService, annotate, find};
 use crate::domain::{
-    Amount, Attempt, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund,
-    ScopedKey, StoredEvent, UserId,
+    Amount, Attempt, OrderId, Payment, PaymentId, PaymentStatus, PaymentType, Refund, ScopedKey,
+    StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::store::StoreError;
@@ -42,7 +42,7 @@ impl PaymentService {
                 now,
             )
         };
-        Self::annotate(&payment);
+        annotate(&payment);
         match self.store.insert_payment(&payment).await {
             Ok(()) => {}
             Err(StoreError::DuplicateOrderId) if payment.idempotency_key.is_some() => {
@@ -74,14 +74,14 @@ impl PaymentService {
         if !same_request {
             return Err(AppError::IdempotencyKeyReused);
         }
-        Self::annotate(&existing);
+        annotate(&existing);
         tracing::info!(payment_id = %existing.id, "create retried under its Idempotency-Key: answering with the payment it created");
         Ok(existing)
     }
 
     /// A payment by id. An unsettled one that is due for a read-back wakes the settler.
     pub async fn get(&self, id: PaymentId) -> Result<Payment, AppError> {
-        let payment = self.find(id).await?;
+        let payment = find(&self.store, id).await?;
         if payment.status == PaymentStatus::InProgress
             && payment.next_reconcile_at.is_none_or(|at| at <= Utc::now())
         {
@@ -104,43 +104,24 @@ impl PaymentService {
     }
 
     pub async fn refunds(&self, id: PaymentId) -> Result<(Payment, Vec<Refund>), AppError> {
-        let payment = self.find(id).await?;
+        let payment = find(&self.store, id).await?;
         let refunds = self.store.refunds_of(id).await?;
         Ok((payment, refunds))
     }
 
     /// A payment's attempts at the PG, oldest first.
     pub async fn attempts(&self, id: PaymentId) -> Result<Vec<Attempt>, AppError> {
-        self.find(id).await?;
+        find(&self.store, id).await?;
         Ok(self.store.attempts_of(id).await?)
     }
 
     /// A payment's events, in the order they happened.
     pub async fn events_of(&self, id: PaymentId) -> Result<Vec<StoredEvent>, AppError> {
-        self.find(id).await?;
+        find(&self.store, id).await?;
         Ok(self.store.events_for_payment(&id.to_string()).await?)
     }
 
     pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>, AppError> {
         Ok(self.store.events_after(after, limit).await?)
-    }
-
-    pub(super) async fn find(&self, id: PaymentId) -> Result<Payment, AppError> {
-        self.find_ref(&PaymentRef::Id(id)).await
-    }
-
-    pub(super) async fn find_ref(&self, payment: &PaymentRef) -> Result<Payment, AppError> {
-        let found = match payment {
-            PaymentRef::Id(id) => self.store.payment(*id).await?,
-            PaymentRef::OrderId(order_id) => self.store.payment_by_order(order_id).await?,
-        };
-        let payment = found.ok_or_else(|| {
-            AppError::NotFound(match payment {
-                PaymentRef::Id(id) => format!("payment {id} not found"),
-                PaymentRef::OrderId(order_id) => format!("no payment with order_id {order_id}"),
-            })
-        })?;
-        Self::annotate(&payment);
-        Ok(payment)
     }
 }

@@ -4,10 +4,12 @@
 
 use chrono::Utc;
 
-use super::PaymentService;
+use super::adopt::Adoption;
 use super::decide::Verdict;
+use super::{Pg, find};
 use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewAction {
@@ -31,9 +33,17 @@ pub struct ReviewCommand {
     pub note: String,
 }
 
-impl PaymentService {
+/// Reviews of flagged payments, made by one actor.
+pub struct Reviewing {
+    pub(super) store: Store,
+    pub(super) pg: Pg,
+    pub(super) actor: Actor,
+    pub(super) adoption: Adoption,
+}
+
+impl Reviewing {
     pub async fn review(&self, command: ReviewCommand) -> Result<Payment, AppError> {
-        let payment = self.find(command.payment_id).await?;
+        let payment = find(&self.store, command.payment_id).await?;
         if !payment.needs_review {
             return Err(not_flagged());
         }
@@ -42,7 +52,7 @@ impl PaymentService {
             ReviewAction::Resync => {
                 let record = self.read_record(&payment).await?;
                 // The person's review clears the flag (below), not the service.
-                let adopted = self.adopt_only(payment.id, &record, None).await?;
+                let adopted = self.adoption.only(payment.id, &record, None).await?;
                 if let Verdict::Contradiction(reason) = adopted.verdict {
                     let outcome = format!("Toss's record still contradicts ours: {reason}");
                     self.store
@@ -69,16 +79,16 @@ impl PaymentService {
     }
 
     pub async fn reviews(&self, id: PaymentId) -> Result<Vec<Review>, AppError> {
-        self.find(id).await?;
+        find(&self.store, id).await?;
         Ok(self.store.reviews_of(id).await?)
     }
 
     /// Toss's record of the payment: by the attempt's key when we have one, else by order.
     async fn read_record(&self, payment: &Payment) -> Result<crate::gateway::PgPayment, AppError> {
-        if self.gateway.provider().is_none() {
+        if self.pg.payments.provider().is_none() {
             return Err(AppError::PgNotConfigured);
         }
-        match self.record_of(payment, true).await {
+        match self.pg.record_of(payment, true).await {
             Ok(Some(record)) => Ok(record),
             Ok(None) => Err(AppError::InvalidState(
                 "Toss has no record of this payment; dismiss the review once it is handled"
@@ -89,9 +99,7 @@ impl PaymentService {
             ))),
         }
     }
-}
 
-impl PaymentService {
     /// The review to keep, made by the actor this service acts for.
     fn review_of(&self, command: &ReviewCommand, outcome: String) -> Review {
         let actor = &self.actor;

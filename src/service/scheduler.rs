@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::codes::Code;
-use super::{PaymentService, events};
+use super::{PaymentService, events, find};
 use crate::domain::{
     Actor, ChargeEnd, Failure, Next, Payment, PaymentStatus, Schedule, ScheduleStatus,
 };
@@ -109,7 +109,7 @@ impl Scheduler {
     /// One taken schedule: charge it (unless its attempt was claimed before), then record what
     /// the attempt's end means.
     async fn work(&self, schedule: Schedule) -> Result<(), AppError> {
-        let payment = self.service.find(schedule.payment_id).await?;
+        let payment = find(&self.service.store, schedule.payment_id).await?;
         let claim = schedule.payment_attempt.unwrap_or(i32::MAX);
         let claimed_before = payment.confirm_attempt >= claim;
         if !claimed_before && let Some(due) = schedule.next_attempt_at {
@@ -140,6 +140,7 @@ impl Scheduler {
         };
         match self
             .service
+            .charges()
             .charge(schedule.payment_id, schedule.billing_key_id)
             .await
         {
@@ -155,7 +156,7 @@ impl Scheduler {
             }
             Err(error) => return Err(error),
         }
-        let payment = self.service.find(schedule.payment_id).await?;
+        let payment = find(&self.service.store, schedule.payment_id).await?;
         let claim = schedule.payment_attempt.unwrap_or(i32::MAX);
         Ok(end_of(&payment, payment.confirm_attempt >= claim))
     }
@@ -167,7 +168,7 @@ impl Scheduler {
             chrono::Duration::from_std(self.settings.recheck).unwrap_or(chrono::Duration::zero());
         let next = schedule.after(end, now, recheck);
         let status = Schedule::status_after(&next);
-        let payment = self.service.find(schedule.payment_id).await?;
+        let payment = find(&self.service.store, schedule.payment_id).await?;
         let actor = Actor::system();
         let (write, events) = match &next {
             Next::Done => (ended(status, schedule.attempts_made + 1), Vec::new()),

@@ -1,13 +1,17 @@
 //! `POST/DELETE /payments/{payment_id}/schedule`: a payment charged with a billing key at a
 //! time, and again after each retryable decline (the worker is `scheduler.rs`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
-use super::PaymentService;
+use super::billing::active_or_deleted;
+use super::find;
 use crate::domain::{
     BillingKeyId, BillingKeyStatus, Payment, PaymentId, PaymentStatus, Schedule, ScheduleStatus,
 };
 use crate::error::AppError;
+use crate::store::Store;
 
 /// What `POST /payments/{payment_id}/schedule` asks for.
 #[derive(Debug, Clone)]
@@ -19,15 +23,22 @@ pub struct ScheduleCommand {
     pub retry_after_seconds: Option<Vec<u32>>,
 }
 
-impl PaymentService {
+/// Schedules of renewal charges and the consents they are charged under.
+pub struct Schedules {
+    pub(super) store: Store,
+    /// The delays of a charge's retries when its schedule names none.
+    pub(super) retry_delays: Arc<[u32]>,
+}
+
+impl Schedules {
     /// Schedules the charge of a `PENDING` payment, with the checks of a charge; replaces a
     /// schedule that has made no attempt yet.
     pub async fn schedule_charge(
         &self,
         command: ScheduleCommand,
     ) -> Result<(Payment, Schedule), AppError> {
-        let payment = self.find(command.payment_id).await?;
-        let key = self.billing_key(command.billing_key_id).await?;
+        let payment = find(&self.store, command.payment_id).await?;
+        let key = active_or_deleted(&self.store, command.billing_key_id).await?;
         if key.user_id != payment.user_id {
             return Err(AppError::BillingKeyMismatch);
         }
@@ -75,7 +86,7 @@ impl PaymentService {
         &self,
         payment_id: PaymentId,
     ) -> Result<(Payment, Schedule), AppError> {
-        let payment = self.find(payment_id).await?;
+        let payment = find(&self.store, payment_id).await?;
         let no_schedule = || AppError::NotFound(format!("payment {payment_id} has no schedule"));
         self.store
             .schedule_of(payment_id)
@@ -96,7 +107,7 @@ impl PaymentService {
         if cancelled {
             tracing::info!(payment_id = %payment_id, "schedule cancelled");
         }
-        Ok((self.find(payment.id).await?, schedule))
+        Ok((find(&self.store, payment.id).await?, schedule))
     }
 
     /// The payment's schedule, if it has one.

@@ -8,7 +8,11 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::PaymentService;
+use std::sync::Arc;
+
+use super::attempt::AttemptLife;
+use super::{Cancelling, PaymentService, Refunding, ServiceSettings};
+use crate::store::Store;
 
 pub struct Settler {
     service: PaymentService,
@@ -41,11 +45,20 @@ impl Settler {
     }
 }
 
-impl PaymentService {
+/// One settler pass: the attempts, cancels and refunds in flight that are due, and housekeeping.
+pub(super) struct Settling {
+    pub(super) store: Store,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) life: AttemptLife,
+    pub(super) cancels: Cancelling,
+    pub(super) refunds: Refunding,
+}
+
+impl Settling {
     /// One pass over everything due. Returns how many rows it looked at.
-    pub async fn settle_due(&self) -> Result<usize, crate::error::AppError> {
+    pub(super) async fn settle_due(&self) -> Result<usize, crate::error::AppError> {
         let now = Utc::now();
-        let lease_until = self.claim_expiry();
+        let lease_until = self.settings.claim_expiry();
         let mut seen = 0;
         for payment in self
             .store
@@ -65,12 +78,14 @@ impl PaymentService {
                 && payment.cancel_reason.is_some()
             {
                 // A cancel was asked for and not finished (a crash, a lost answer): send it.
-                self.cancel_at_pg(payment)
+                self.cancels
+                    .cancel_at_pg(payment)
                     .instrument(span)
                     .await
                     .map(|_| ())
             } else {
-                self.settle(payment, true)
+                self.life
+                    .settle(payment, true)
                     .instrument(span)
                     .await
                     .map(|_| ())
@@ -96,6 +111,7 @@ impl PaymentService {
                 order_id = tracing::field::Empty,
             );
             let settled = self
+                .refunds
                 .drive_refund(
                     id,
                     refund.payment_id,

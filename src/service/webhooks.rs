@@ -1,11 +1,13 @@
 //! Toss webhooks. Toss does not sign them, so a body is only a hint that something changed:
 //! the service reads the payment back from Toss and applies Toss's record, forward only.
 
-use super::PaymentService;
+use super::Pg;
+use super::adopt::Adoption;
 use super::decide::Verdict;
 use crate::error::AppError;
 pub use crate::gateway::toss::webhook::Delivery;
 pub use crate::gateway::{HintedPayment, WebhookHint};
+use crate::store::Store;
 
 /// Reads a webhook body: which payment it names, or why it is ignored. Toss's body shapes are
 /// the connector's business (`gateway::toss::webhook`); the HTTP layer only hands the bytes on.
@@ -33,7 +35,14 @@ impl WebhookOutcome {
     }
 }
 
-impl PaymentService {
+/// Toss's webhooks: read back and adopted.
+pub struct Webhooks {
+    pub(super) store: Store,
+    pub(super) pg: Pg,
+    pub(super) adoption: Adoption,
+}
+
+impl Webhooks {
     /// Handles one delivery. `Err` only when Toss should retry (database or Toss unreachable).
     pub async fn handle_webhook(
         &self,
@@ -86,10 +95,11 @@ impl PaymentService {
             return Ok((WebhookOutcome::Ignored("secret mismatch"), false));
         }
         // Which of Toss's records to read: the attempt we know, else the order.
-        let lookup = if payment.pg_provider.as_deref() == self.gateway.provider() {
-            self.record_of(&payment, true).await
+        let lookup = if payment.pg_provider.as_deref() == self.pg.payments.provider() {
+            self.pg.record_of(&payment, true).await
         } else {
-            self.pg_for(&payment)
+            self.pg
+                .of(&payment)
                 .payment_by_order(&payment.order_id)
                 .await
         };
@@ -102,7 +112,7 @@ impl PaymentService {
                 return Err(AppError::Unavailable(format!("read-back failed: {error}")));
             }
         };
-        let adopted = self.adopt_record(payment.id, &record, None).await?;
+        let adopted = self.adoption.record(payment.id, &record, None).await?;
         let outcome = match adopted.verdict {
             Verdict::Settled | Verdict::Undecided { .. } => WebhookOutcome::Applied,
             Verdict::Foreign => WebhookOutcome::Ignored("Toss's record is about another order"),

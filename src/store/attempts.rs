@@ -12,6 +12,7 @@ use super::entities::payment_attempt::{self, Column};
 use super::{Store, StoreResult};
 use crate::domain::{
     Attempt, AttemptId, AttemptKind, AttemptStatus, AttemptWrite, Payment, PaymentId, PaymentKey,
+    Settled,
 };
 
 /// Which attempt a write is for: the latest of the payment a `WITH` part (`changed`) returns,
@@ -136,19 +137,12 @@ pub(super) fn write_sql(
                         sets.push(format!("finished_at = {}", p.bind(now)));
                     }
                 }
-                AttemptWrite::Start { .. } | AttemptWrite::Forget => {}
+                AttemptWrite::Start { .. } => {}
             }
-            let (from, filter) = locate(row, &mut p, "FROM");
+            let (from, filter) = locate(row, &mut p);
             format!(
                 "UPDATE payment_attempts SET {}{from} WHERE {filter}{}",
                 sets.join(", "),
-                guard(write, guarded)
-            )
-        }
-        AttemptWrite::Forget => {
-            let (using, filter) = locate(row, &mut p, "USING");
-            format!(
-                "DELETE FROM payment_attempts{using} WHERE {filter}{}",
                 guard(write, guarded)
             )
         }
@@ -156,12 +150,12 @@ pub(super) fn write_sql(
     (sql, p.values)
 }
 
-/// The clause that brings in the `WITH` part (` FROM changed` / ` USING changed`), and the
-/// condition that picks the attempt.
-fn locate(row: &AttemptRow<'_>, p: &mut Params, keyword: &str) -> (String, String) {
+/// The clause that brings in the `WITH` part (` FROM changed`), and the condition that picks
+/// the attempt.
+fn locate(row: &AttemptRow<'_>, p: &mut Params) -> (String, String) {
     match row {
         AttemptRow::Latest { cte } => (
-            format!(" {keyword} {cte}"),
+            format!(" FROM {cte}"),
             format!(
                 "payment_attempts.payment_id = {cte}.id \
                  AND payment_attempts.number = {cte}.confirm_attempt"
@@ -220,7 +214,8 @@ pub(super) async fn execute<C: ConnectionTrait>(
 /// In an adoption's transaction: the attempt write that takes `before` to `after`. Toss's
 /// answer about a key is that key's attempt (a late approval of an attempt we had let go
 /// included); one Toss made that we have no row of (an approval we never claimed) becomes a new
-/// attempt, numbered after the payment's latest, and the payment's count follows.
+/// attempt, numbered after the payment's latest, and the payment's count follows. An attempt in
+/// flight under another key is never rewritten into it: it ends `RELEASED`, kept as it was.
 pub(super) async fn write_adopted<C: ConnectionTrait>(
     conn: &C,
     before: &Payment,
@@ -239,10 +234,7 @@ pub(super) async fn write_adopted<C: ConnectionTrait>(
         {
             settled
         }
-        AttemptWrite::Start { .. }
-        | AttemptWrite::Send
-        | AttemptWrite::Settle(_)
-        | AttemptWrite::Forget => {
+        AttemptWrite::Start { .. } | AttemptWrite::Send | AttemptWrite::Settle(_) => {
             return execute(conn, &write, after.id, before.confirm_attempt, true, now).await;
         }
     };
@@ -263,8 +255,17 @@ pub(super) async fn write_adopted<C: ConnectionTrait>(
         .filter(Column::Status.is_in(write.from_statuses().iter().map(|s| s.as_str())))
         .one(conn)
         .await?;
-    if in_flight.is_some() {
-        return execute(conn, &write, after.id, before.confirm_attempt, true, now).await;
+    if let Some(row) = in_flight {
+        // A charge learns its key from Toss's answer; a confirm's key is its own.
+        let same = match (&row.payment_key, &settled.payment_key) {
+            (Some(ours), Some(theirs)) => ours == theirs.as_str(),
+            _ => true,
+        };
+        if same {
+            return execute(conn, &write, after.id, before.confirm_attempt, true, now).await;
+        }
+        let released = AttemptWrite::Settle(Settled::released(None));
+        execute(conn, &released, after.id, before.confirm_attempt, true, now).await?;
     }
     after.confirm_attempt = before.confirm_attempt + 1;
     let account = settled.virtual_account.as_ref();
@@ -313,7 +314,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Failure, Settled};
+    use crate::domain::Failure;
 
     #[test]
     fn a_settle_in_a_with_part_names_the_latest_attempt_of_the_changed_row() {
@@ -345,8 +346,9 @@ mod tests {
 
     #[test]
     fn a_known_attempt_is_named_by_parameters_in_order() {
+        let now = Utc::now();
         let (sql, values) = write_sql(
-            &AttemptWrite::Forget,
+            &AttemptWrite::Send,
             &AttemptRow::Known {
                 payment_id: "p".into(),
                 number: 3,
@@ -354,14 +356,37 @@ mod tests {
             true,
             DbBackend::Sqlite,
             1,
-            Utc::now(),
+            now,
         );
         assert_eq!(
             sql,
-            "DELETE FROM payment_attempts WHERE payment_attempts.payment_id = ? \
-             AND payment_attempts.number = ? \
-             AND payment_attempts.status IN ('IN_PROGRESS', 'WAITING_FOR_DEPOSIT')"
+            "UPDATE payment_attempts SET updated_at = ?, \
+             toss_sends = payment_attempts.toss_sends + 1 \
+             WHERE payment_attempts.payment_id = ? AND payment_attempts.number = ? \
+             AND payment_attempts.status IN ('IN_PROGRESS')"
         );
-        assert_eq!(values, vec![Value::from("p"), Value::from(3)]);
+        assert_eq!(
+            values,
+            vec![Value::from(now), Value::from("p"), Value::from(3)]
+        );
+    }
+
+    /// A release keeps the row: no write ever deletes an attempt.
+    #[test]
+    fn a_release_ends_the_attempt_and_keeps_it() {
+        let (sql, _) = write_sql(
+            &AttemptWrite::of_update(&crate::domain::PaymentUpdate::Release { failure: None })
+                .unwrap(),
+            &AttemptRow::Latest { cte: "changed" },
+            true,
+            DbBackend::Postgres,
+            1,
+            Utc::now(),
+        );
+        assert!(sql.starts_with("UPDATE payment_attempts SET"), "{sql}");
+        assert!(
+            sql.contains("status = $2") && sql.contains("finished_at"),
+            "{sql}"
+        );
     }
 }

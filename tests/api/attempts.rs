@@ -20,7 +20,8 @@ on_both_databases!(
     a_declined_confirm_and_the_one_that_paid_are_two_attempts,
     a_confirm_sent_again_is_one_attempt_sent_twice,
     a_late_approval_is_the_approved_attempt_s,
-    a_key_toss_has_no_record_of_makes_no_attempt,
+    a_key_toss_has_no_record_of_is_kept_released_and_fails_nothing,
+    an_approval_under_another_key_is_its_own_attempt_and_the_one_in_flight_is_kept,
     billing_charges_are_attempts_of_kind_charge,
     a_virtual_account_cancelled_at_our_request_is_a_cancelled_attempt,
     a_payment_s_events_are_served_in_order,
@@ -32,6 +33,20 @@ async fn attempts(app: &TestApp, id: &str) -> Vec<Value> {
     let reply = app.get(&format!("/payments/{id}/attempts")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     reply.body["attempts"].as_array().cloned().unwrap()
+}
+
+/// Every attempt row the service keeps, released ones too: (status, payment key).
+async fn kept(app: &TestApp, id: &str) -> Vec<(String, Option<String>)> {
+    let attempts = app.service.attempts(id.parse().unwrap()).await.unwrap();
+    attempts
+        .iter()
+        .map(|a| {
+            (
+                a.status.as_str().to_owned(),
+                a.payment_key.as_ref().map(|k| k.to_string()),
+            )
+        })
+        .collect()
 }
 
 fn statuses(attempts: &[Value]) -> Vec<&str> {
@@ -179,13 +194,21 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
     confirm(&app, "order_att_0001", "pk_att_declined", 30000)
         .await
         .problem(402, "PG_DECLINED");
-    // Toss refusing our own credentials: the attempt never happened, and leaves none.
+    // Toss refusing our own credentials: the attempt was sent, so its row is kept, released
+    // with no failure of its own, and not listed (it is no try Toss holds).
     app.fail_next_confirm(401, "UNAUTHORIZED_KEY").await;
     let refused = confirm(&app, "order_att_0001", "pk_att_misconfigured", 30000).await;
     assert!(!refused.status.is_success(), "{}", refused.text);
     assert_eq!(app.payment(&id).await["status"], "PENDING");
     let after_decline = attempts(&app, &id).await;
     assert_eq!(statuses(&after_decline), ["FAILED"]);
+    assert_eq!(
+        kept(&app, &id).await[1],
+        (
+            "RELEASED".to_owned(),
+            Some("pk_att_misconfigured".to_owned())
+        )
+    );
 
     app.toss
         .authenticate("pk_att_paid", "order_att_0001", 30000);
@@ -194,6 +217,7 @@ async fn a_declined_confirm_and_the_one_that_paid_are_two_attempts(backend: Back
 
     let listed = attempts(&app, &id).await;
     assert_eq!(statuses(&listed), ["FAILED", "APPROVED"]);
+    assert_eq!(kept(&app, &id).await.len(), 3);
     let (declined, approved) = (&listed[0], &listed[1]);
     assert_eq!(declined["kind"], "confirm");
     assert_eq!(declined["payment_key"], "pk_att_declined");
@@ -297,15 +321,27 @@ async fn a_late_approval_is_the_approved_attempt_s(backend: Backend) {
     app.stop().await;
 }
 
-async fn a_key_toss_has_no_record_of_makes_no_attempt(backend: Backend) {
+/// A key Toss has no record of was still sent: its row is kept, released, with no failure and no
+/// event, and it is not listed (the contract: such a key makes no attempt); the buyer's own key is
+/// the next attempt.
+async fn a_key_toss_has_no_record_of_is_kept_released_and_fails_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let id = create(&app, "order_att_junk1", 4000, "card").await;
     // Never authenticated at Toss: no session, no record.
     let junk = confirm(&app, "order_att_junk1", "pk_att_junk", 4000).await;
     assert!(junk.status.is_client_error(), "{}", junk.text);
-    assert_eq!(app.payment(&id).await["status"], "PENDING");
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(payment["failure"], Value::Null, "{payment}");
     assert!(attempts(&app, &id).await.is_empty());
-    // The buyer's own key then pays: one attempt, numbered after the one that never was.
+    let released = ("RELEASED".to_owned(), Some("pk_att_junk".to_owned()));
+    assert_eq!(kept(&app, &id).await, [released.clone()]);
+    let events = app.events_of(&id).await;
+    assert!(
+        events.iter().all(|e| e["event_type"] != "payment.failed"),
+        "{events:?}"
+    );
+    // The buyer's own key then pays: the next attempt, the released one kept as it was.
     app.toss
         .authenticate("pk_att_real", "order_att_junk1", 4000);
     let paid = confirm(&app, "order_att_junk1", "pk_att_real", 4000).await;
@@ -313,6 +349,53 @@ async fn a_key_toss_has_no_record_of_makes_no_attempt(backend: Backend) {
     let listed = attempts(&app, &id).await;
     assert_eq!(statuses(&listed), ["APPROVED"]);
     assert_eq!(listed[0]["payment_key"], "pk_att_real");
+    let approved = ("APPROVED".to_owned(), Some("pk_att_real".to_owned()));
+    assert_eq!(kept(&app, &id).await, [released, approved]);
+    app.stop().await;
+}
+
+/// An attempt in flight (its outcome unknown) when Toss's record shows the order approved under
+/// another key: the approval is an attempt of its own, and the one in flight keeps its key, ended.
+async fn an_approval_under_another_key_is_its_own_attempt_and_the_one_in_flight_is_kept(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let order_id = "order_att_other1";
+    let id = create(&app, order_id, 7000, "card").await;
+    app.toss.authenticate("pk_att_in_flight", order_id, 7000);
+    app.fail_next_confirm(400, "PROVIDER_ERROR").await;
+    let first = confirm(&app, order_id, "pk_att_in_flight", 7000).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    let in_flight = attempts(&app, &id).await;
+    assert_eq!(statuses(&in_flight), ["IN_PROGRESS"]);
+
+    app.toss.approve("pk_att_other_key", order_id, 7000);
+    let other = crate::fake_toss::to_json(&app.toss.payment("pk_att_other_key").unwrap());
+    app.toss_answers("GET", "^/v1/payments/pk_att_in_flight$", other, Some(1))
+        .await;
+    due_now(&app, &id).await;
+    app.service.settle_due().await.unwrap();
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "COMPLETED", "{payment}");
+    assert_eq!(payment["pg_transaction_id"], "pk_att_other_key");
+
+    let listed = attempts(&app, &id).await;
+    // The approval is an attempt of its own (not the in-flight row rewritten); the in-flight row
+    // is kept with its own key, released, and not listed.
+    assert_eq!(statuses(&listed), ["APPROVED"], "{listed:?}");
+    assert_ne!(listed[0]["attempt_id"], in_flight[0]["attempt_id"]);
+    assert_eq!(listed[0]["payment_key"], "pk_att_other_key");
+    assert_eq!(
+        kept(&app, &id).await,
+        [
+            ("RELEASED".to_owned(), Some("pk_att_in_flight".to_owned())),
+            ("APPROVED".to_owned(), Some("pk_att_other_key".to_owned())),
+        ]
+    );
+    assert_eq!(listed[0]["toss_sends"], 0);
+    // Settled once more, nothing moves: the ended attempt is not revived.
+    app.service.settle_due().await.unwrap();
+    assert_eq!(attempts(&app, &id).await, listed);
     app.stop().await;
 }
 

@@ -468,6 +468,19 @@ impl TestApp {
         self.mount_in_front(http_method, path, error, times).await;
     }
 
+    /// Toss answers `http_method` on paths matching `path` with `body` (200), `times` times (or
+    /// always), in front of the fake's normal behaviour.
+    pub async fn toss_answers(
+        &self,
+        http_method: &str,
+        path: &str,
+        body: Value,
+        times: Option<u64>,
+    ) {
+        let answer = wiremock::ResponseTemplate::new(200).set_body_json(body);
+        self.mount_in_front(http_method, path, answer, times).await;
+    }
+
     /// Toss takes longer than the tests' read timeouts to answer, and does nothing.
     pub async fn toss_hangs(&self, http_method: &str, path: &str, times: Option<u64>) {
         let hang = wiremock::ResponseTemplate::new(500).set_delay(Duration::from_secs(3));

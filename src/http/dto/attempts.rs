@@ -17,15 +17,31 @@ wire_enum! {
     }
 }
 
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum AttemptStatusDto from AttemptStatus {
-        InProgress,
-        Approved,
-        WaitingForDeposit,
-        Failed,
-        Expired,
-        Cancelled,
+/// An attempt's status as listed. An attempt let go with nothing to tell (`Released`: a key Toss
+/// has no record of, our credentials refused, another key approved) is kept for the operators'
+/// timeline but is not listed: the contract's "a key Toss has no record of makes no attempt".
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptStatusDto {
+    InProgress,
+    Approved,
+    WaitingForDeposit,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+impl AttemptStatusDto {
+    fn listed(status: AttemptStatus) -> Option<Self> {
+        Some(match status {
+            AttemptStatus::InProgress => Self::InProgress,
+            AttemptStatus::Approved => Self::Approved,
+            AttemptStatus::WaitingForDeposit => Self::WaitingForDeposit,
+            AttemptStatus::Failed => Self::Failed,
+            AttemptStatus::Expired => Self::Expired,
+            AttemptStatus::Cancelled => Self::Cancelled,
+            AttemptStatus::Released => return None,
+        })
     }
 }
 
@@ -82,13 +98,14 @@ pub struct AttemptDto {
     pub finished_at: Option<String>,
 }
 
-impl From<&Attempt> for AttemptDto {
-    fn from(a: &Attempt) -> Self {
-        Self {
+impl AttemptDto {
+    /// The attempt as listed; `None` for one released (see [`AttemptStatusDto`]).
+    pub fn listed(a: &Attempt) -> Option<Self> {
+        Some(Self {
             attempt_id: a.id.to_string(),
             kind: a.kind.into(),
             payment_key: a.payment_key.as_ref().map(ToString::to_string),
-            status: a.status.into(),
+            status: AttemptStatusDto::listed(a.status)?,
             method: a.method.clone(),
             virtual_account: a.virtual_account.as_ref().map(VirtualAccountDto::from),
             failure: a.failure.as_ref().map(|f| AttemptFailureDto {
@@ -99,7 +116,7 @@ impl From<&Attempt> for AttemptDto {
             toss_sends: a.toss_sends,
             started_at: timestamp(a.started_at),
             finished_at: a.finished_at.map(timestamp),
-        }
+        })
     }
 }
 

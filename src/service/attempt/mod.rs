@@ -6,64 +6,56 @@
 //! not happen. We never guess. `confirm`, `charge` and the settler call in; nothing here calls
 //! back into them.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
-use super::adopt::Adopted;
+use super::adopt::{Adopted, Adoption};
 use super::codes::{Code, declined};
+pub(super) use super::decide::Attempt;
 use super::decide::Verdict;
-use super::{ConfirmOutcome, PaymentService};
-use crate::domain::{
-    Actor, BillingKeyId, Failure, Payment, PaymentKey, PaymentStatus, PaymentUpdate, PgRef,
-};
+use super::{ConfirmOutcome, Pg, ServiceSettings, find};
+use crate::crypto::BillingKeyCipher;
+use crate::domain::{Actor, Failure, Payment, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{GatewayError, PgPayment};
-use crate::store::Target;
+use crate::store::{Store, Target};
 
 mod send;
-
-/// What a claimed attempt is: a confirm of the buyer's `paymentKey`, or a charge of one of our
-/// billing keys (whose `paymentKey` Toss names only in its answer).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Attempt {
-    Confirm(PaymentKey),
-    Charge(BillingKeyId),
-}
-
-impl Attempt {
-    /// The attempt a payment has in flight (or last had), as its row says.
-    pub(super) fn of(payment: &Payment) -> Option<Self> {
-        match (&payment.payment_key, payment.billing_key_id) {
-            (None, Some(id)) if payment.charge_in_flight() => Some(Self::Charge(id)),
-            (Some(key), _) => Some(Self::Confirm(key.clone())),
-            (None, _) => None,
-        }
-    }
-
-    /// Whether `payment` was paid by this attempt.
-    fn approved(&self, payment: &Payment) -> bool {
-        match self {
-            Self::Confirm(key) => payment.pg_ref().paid_by() == Some(key.as_str()),
-            Self::Charge(id) => {
-                payment.billing_key_id == Some(*id) && matches!(payment.pg_ref(), PgRef::Adopted(_))
-            }
-        }
-    }
-
-    /// Whether this attempt is the one `payment` has in flight (or waiting for its deposit).
-    fn in_flight(&self, payment: &Payment) -> bool {
-        match self {
-            Self::Confirm(key) => payment.payment_key.as_ref() == Some(key),
-            Self::Charge(id) => {
-                payment.payment_key.is_none() && payment.billing_key_id == Some(*id)
-            }
-        }
-    }
-}
 
 /// Sends of one attempt's confirm at most (the first included); the window bounds them too.
 const MAX_CONFIRM_SENDS: i32 = 8;
 
-impl PaymentService {
+/// The life of an attempt, which every use case that makes one calls: send, settle, resend,
+/// release.
+#[derive(Clone)]
+pub(super) struct AttemptLife {
+    pub(super) store: Store,
+    pub(super) pg: Pg,
+    pub(super) cipher: Arc<BillingKeyCipher>,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) actor: Actor,
+    pub(super) adoption: Adoption,
+}
+
+impl AttemptLife {
+    /// A retry of an attempt whose outcome is unknown. While the request that sent it may still
+    /// be waiting for Toss, that request settles it; once it is due, this retry reads Toss's
+    /// record itself. The lease makes sure only one of many retries does. (A review flag never
+    /// keeps an attempt from being settled.)
+    pub(super) async fn settle_if_due(&self, payment: Payment) -> Result<ConfirmOutcome, AppError> {
+        let due = payment.next_reconcile_at.is_none_or(|at| at <= Utc::now());
+        if due
+            && self
+                .store
+                .lease_payment(&payment, self.settings.claim_expiry())
+                .await?
+        {
+            return self.settle(payment, true).await;
+        }
+        Ok(ConfirmOutcome::Unsettled(payment))
+    }
+
     /// Reads Toss's record of an unsettled payment and adopts it. With `may_resend`, an attempt
     /// Toss shows authenticated but unapproved is confirmed again (a fresh Toss key, safe
     /// because Toss approves one `paymentKey` at most once), and a charge Toss has no record of
@@ -78,7 +70,7 @@ impl PaymentService {
         };
         match self.read_back(&payment, &attempt).await {
             Ok(Some(record)) => {
-                let adopted = self.adopt_record(payment.id, &record, None).await?;
+                let adopted = self.adoption.record(payment.id, &record, None).await?;
                 let undecided = adopted.verdict == Verdict::Undecided { resend: true };
                 if undecided && matches!(attempt, Attempt::Charge(_)) {
                     // The order's record shows nothing decided about this charge (not yet, or
@@ -102,10 +94,10 @@ impl PaymentService {
             Ok(None) if payment.status == PaymentStatus::InProgress => {
                 // Toss knows a real attempt from the buyer's authentication on (§17.6): a key
                 // it has no record of was never authenticated and can never be approved. Its
-                // claim goes at once, and leaves nothing behind: no failure, no event.
+                // claim goes at once, with no failure and no event (its attempt ends RELEASED).
                 tracing::warn!(payment_id = %payment.id, "the PG has no record of the payment key; claim released, nothing recorded");
                 if self
-                    .release(&payment, None, &self.record_actor())
+                    .release(&payment, None, &self.actor.adopting())
                     .await?
                     .is_some()
                 {
@@ -129,14 +121,10 @@ impl PaymentService {
         attempt: &Attempt,
     ) -> Result<Option<PgPayment>, GatewayError> {
         match attempt {
-            Attempt::Confirm(key) => self.gateway.payment_by_key(key).await,
-            Attempt::Charge(_) => match &self.billing.gateway {
+            Attempt::Confirm(key) => self.pg.payments.payment_by_key(key).await,
+            Attempt::Charge(_) => match &self.pg.billing {
                 Some(gateway) => gateway.payment_by_order(&payment.order_id).await,
-                None => Err(GatewayError::Unknown {
-                    reason: "billing is not configured on this instance".to_owned(),
-                    code: None,
-                    message: None,
-                }),
+                None => Err(no_billing()),
             },
         }
     }
@@ -177,7 +165,7 @@ impl PaymentService {
     /// Sends the attempt in flight again, if this caller wins the resend.
     async fn resend(&self, payment: Payment, attempt: Attempt) -> Result<ConfirmOutcome, AppError> {
         let resend = PaymentUpdate::Resend {
-            lease_until: self.claim_expiry(),
+            lease_until: self.settings.claim_expiry(),
         };
         match self
             .store
@@ -200,7 +188,7 @@ impl PaymentService {
         attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         let update = PaymentUpdate::Reschedule {
-            at: self.backoff(payment.reconcile_attempts),
+            at: self.settings.backoff(payment.reconcile_attempts),
             secret: None,
         };
         match self
@@ -226,7 +214,7 @@ impl PaymentService {
         payment: &Payment,
         attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
-        let payment = self.find(payment.id).await?;
+        let payment = find(&self.store, payment.id).await?;
         self.outcome(
             Adopted {
                 payment,
@@ -288,4 +276,14 @@ impl PaymentService {
 /// The answer to a confirm of a key Toss has no record of.
 fn unknown_key() -> AppError {
     declined(Code::NotFoundPayment.failure("the PG has no record of this payment key"))
+}
+
+/// What a charge's send or read-back is on an instance without billing: unknown (it is settled
+/// by an instance that has it).
+fn no_billing() -> GatewayError {
+    GatewayError::Unknown {
+        reason: "billing is not configured on this instance".to_owned(),
+        code: None,
+        message: None,
+    }
 }

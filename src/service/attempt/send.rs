@@ -5,22 +5,22 @@
 
 use sha2::{Digest, Sha256};
 
-use super::Attempt;
+use super::{Attempt, AttemptLife, no_billing};
 use crate::crypto::CipherError;
 use crate::domain::{
-    Actor, BillingKeyId, BillingKeySecret, CustomerKey, Failure, Payment, PaymentId, PaymentKey,
-    PaymentUpdate,
+    Actor, BillingKeyId, BillingKeySecret, BillingKeyStatus, CustomerKey, Failure, Payment,
+    PaymentId, PaymentKey, PaymentUpdate,
 };
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError};
 use crate::service::codes::{Code, declined};
-use crate::service::{ConfirmOutcome, PaymentService, key_of_send};
+use crate::service::{ConfirmOutcome, change, key_of_send};
 use crate::store::Target;
 
 /// Toss's confirm codes for "no session of this key for this order" (§8.2, §17.6).
 const SESSION_NOT_FOUND: &[&str] = &["NOT_FOUND_PAYMENT_SESSION", Code::NotFoundPayment.as_str()];
 
-impl PaymentService {
+impl AttemptLife {
     /// Sends the attempt `payment` holds (as the claim or resend committed it) and adopts what
     /// comes back.
     pub(in crate::service) async fn send(
@@ -41,25 +41,20 @@ impl PaymentService {
                     amount: payment.amount_krw,
                 };
                 tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "confirming at the PG");
-                self.gateway.confirm(&request).await
+                self.pg.payments.confirm(&request).await
             }
-            Attempt::Charge(id) => match &self.billing.gateway {
+            Attempt::Charge(id) => match &self.pg.billing {
                 Some(gateway) => {
                     let request = self.charge_request(&payment, *id).await?;
                     tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, send = payment.confirm_sends, "charging a billing key at the PG");
                     gateway.charge(&request).await
                 }
-                // Only a resend on an instance without billing gets here: settled elsewhere.
-                None => Err(GatewayError::Unknown {
-                    reason: "billing is not configured on this instance".to_owned(),
-                    code: None,
-                    message: None,
-                }),
+                None => Err(no_billing()),
             },
         };
         match answer {
             Ok(record) => {
-                let adopted = self.adopt_reply(&payment, &record).await?;
+                let adopted = self.adoption.reply(&payment, &record).await?;
                 self.outcome(adopted, &attempt)
             }
             Err(GatewayError::Declined { code, message }) => {
@@ -67,7 +62,7 @@ impl PaymentService {
                 self.declined(payment, attempt, failure).await
             }
             Err(GatewayError::Misconfigured { code, message }) => {
-                self.release(&payment, None, &self.record_actor()).await?;
+                self.release(&payment, None, &self.actor.adopting()).await?;
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; payment left PENDING");
                 Err(AppError::PgMisconfigured { code, message })
             }
@@ -92,16 +87,16 @@ impl PaymentService {
         let told = failure.clone();
         let recorded = match &attempt {
             Attempt::Charge(_) => {
-                if let Some(gateway) = &self.billing.gateway {
+                if let Some(gateway) = &self.pg.billing {
                     failure.retryable = Some(gateway.decline_is_retryable(&failure.code));
                 }
                 Some(failure)
             }
             Attempt::Confirm(key) if SESSION_NOT_FOUND.contains(&failure.code.as_str()) => {
-                match self.gateway.payment_by_key(key).await {
+                match self.pg.payments.payment_by_key(key).await {
                     Ok(Some(record)) if record.order_id == payment.order_id.as_str() => {
                         if record.approved_at.is_some() {
-                            let adopted = self.adopt_record(payment.id, &record, None).await?;
+                            let adopted = self.adoption.record(payment.id, &record, None).await?;
                             return self.outcome(adopted, &attempt);
                         }
                         Some(failure)
@@ -117,7 +112,7 @@ impl PaymentService {
         };
         tracing::info!(payment_id = %payment.id, pg_code = %told.code, recorded = recorded.is_some(), "PG declined the attempt");
         let retryable = recorded.as_ref().and_then(|f| f.retryable);
-        self.release(&payment, recorded, &self.record_actor())
+        self.release(&payment, recorded, &self.actor.adopting())
             .await?;
         Err(declined(Failure { retryable, ..told }))
     }
@@ -134,7 +129,7 @@ impl PaymentService {
             Ok(found) => found,
             Err(error) => {
                 if payment.confirm_sends <= 1 {
-                    self.release(payment, None, &self.record_actor()).await?;
+                    self.release(payment, None, &self.actor.adopting()).await?;
                 } else {
                     self.retry_later(payment, &Attempt::Charge(id)).await?;
                 }
@@ -160,13 +155,18 @@ impl PaymentService {
         &self,
         id: BillingKeyId,
     ) -> Result<(BillingKeySecret, CustomerKey), AppError> {
-        let key = self.billing_key(id).await?;
+        let key = self
+            .store
+            .billing_key(id)
+            .await?
+            .filter(|key| key.status != BillingKeyStatus::Issuing)
+            .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))?;
         let Some(ciphertext) = key.ciphertext.as_deref() else {
             return Err(AppError::BillingKeyInactive(
                 "the billing key has not been issued".to_owned(),
             ));
         };
-        match self.billing.cipher.decrypt(id, ciphertext) {
+        match self.cipher.decrypt(id, ciphertext) {
             Ok(secret) => Ok((secret, key.customer_key)),
             Err(error @ CipherError::Undecryptable) | Err(error @ CipherError::BadKey(_)) => {
                 tracing::error!(alert = "billing_key_undecryptable", billing_key_id = %id, %error, "stored billing key cannot be decrypted");
@@ -189,16 +189,16 @@ impl PaymentService {
         let Some(other) = payment.payment_key.as_ref() else {
             return Ok(false);
         };
-        match self.gateway.payment_by_key(other).await {
+        match self.pg.payments.payment_by_key(other).await {
             // Adopted through `decide`, which also releases an attempt in flight whose record
             // is another order's.
             Ok(Some(record)) => {
-                self.adopt_record(payment.id, &record, None).await?;
+                self.adoption.record(payment.id, &record, None).await?;
                 Ok(true)
             }
             Ok(None) => {
                 tracing::warn!(payment_id = %payment.id, "the attempt in flight is of a payment key Toss has no record of; released");
-                self.release(payment, None, &self.record_actor()).await?;
+                self.release(payment, None, &self.actor.adopting()).await?;
                 Ok(true)
             }
             Err(error) => {
@@ -217,8 +217,14 @@ impl PaymentService {
         actor: &Actor,
     ) -> Result<Option<Payment>, AppError> {
         let update = PaymentUpdate::Release { failure };
-        self.change(payment, Target::attempt(payment), &update, actor)
-            .await
+        change(
+            &self.store,
+            payment,
+            Target::attempt(payment),
+            &update,
+            actor,
+        )
+        .await
     }
 }
 

@@ -11,7 +11,7 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
     let mut ours = payment(PaymentStatus::WaitingForDeposit);
     ours.cancel_reason = Some("order withdrawn".into());
     for toss in ["CANCELED_UNPAID", "EXPIRED"] {
-        let decision = decide(&ours, &[], &record(toss), &ctx());
+        let decision = judge(&ours, &[], &record(toss), &ctx());
         let plan = decision.plan.expect("a change");
         assert_eq!(plan.payment.status, PaymentStatus::Cancelled, "{toss}");
         assert_eq!(plan.events.len(), 1);
@@ -21,13 +21,13 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
     // Toss has not cancelled it yet: looked at again soon (and the cancel sent again), not at
     // the slow pace of deposits.
     let now = ctx();
-    let waiting = decide(&ours, &[], &record("WAITING_FOR_DEPOSIT"), &now);
+    let waiting = judge(&ours, &[], &record("WAITING_FOR_DEPOSIT"), &now);
     assert_eq!(
         waiting.plan.unwrap().payment.next_reconcile_at,
         Some(now.retry_at)
     );
     // The deposit came first: paid, the cancel forgotten.
-    let paid = decide(&ours, &[], &record("DONE"), &ctx()).plan.unwrap();
+    let paid = judge(&ours, &[], &record("DONE"), &ctx()).plan.unwrap();
     assert_eq!(paid.payment.status, PaymentStatus::Completed);
     assert_eq!(paid.payment.cancel_reason, None);
     assert_eq!(paid.events[0].event_type, "payment.completed");
@@ -36,14 +36,14 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
 #[test]
 fn a_virtual_account_that_ends_unpaid_goes_back_to_pending_with_why() {
     let ours = payment(PaymentStatus::WaitingForDeposit);
-    let expired = decide(&ours, &[], &record("EXPIRED"), &ctx()).plan.unwrap();
+    let expired = judge(&ours, &[], &record("EXPIRED"), &ctx()).plan.unwrap();
     assert_eq!(expired.payment.status, PaymentStatus::Pending);
     assert_eq!(
         expired.payment.failure.as_ref().map(|f| f.code.as_str()),
         Some("VIRTUAL_ACCOUNT_EXPIRED")
     );
     assert_eq!(expired.events[0].event_type, "payment.failed");
-    let cancelled = decide(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
+    let cancelled = judge(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
         .plan
         .unwrap();
     assert_eq!(cancelled.payment.status, PaymentStatus::Pending);
@@ -69,7 +69,7 @@ fn what_toss_reports_about_the_method_is_kept() {
             due_date: Some(due),
         }),
     };
-    let waiting = decide(&ours, &[], &issued, &ctx()).plan.unwrap().payment;
+    let waiting = judge(&ours, &[], &issued, &ctx()).plan.unwrap().payment;
     assert_eq!(waiting.status, PaymentStatus::WaitingForDeposit);
     assert_eq!(waiting.pg_method.as_deref(), Some("가상계좌"));
     assert_eq!(
@@ -87,7 +87,7 @@ fn what_toss_reports_about_the_method_is_kept() {
     );
     let mut deposited = record("DONE");
     deposited.details.method = Some("가상계좌".into());
-    let paid = decide(&waiting, &[], &deposited, &ctx())
+    let paid = judge(&waiting, &[], &deposited, &ctx())
         .plan
         .unwrap()
         .payment;
@@ -108,7 +108,7 @@ fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
     assert_eq!(unpaid.approved_at, None);
     for ours in PaymentStatus::ALL {
         let payment = payment(ours);
-        let decision = decide(&payment, &refunds_of(&payment), &unpaid, &ctx());
+        let decision = judge(&payment, &refunds_of(&payment), &unpaid, &ctx());
         let after = decision
             .plan
             .as_ref()
@@ -131,10 +131,10 @@ fn a_virtual_account_cancelled_before_its_deposit_was_never_paid() {
     // Our cancel: CANCELLED as asked. Someone else's: back to PENDING with why.
     let mut asked = payment(PaymentStatus::WaitingForDeposit);
     asked.cancel_reason = Some("order withdrawn".into());
-    let plan = decide(&asked, &[], &unpaid, &ctx()).plan.unwrap();
+    let plan = judge(&asked, &[], &unpaid, &ctx()).plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
     assert_eq!(plan.events[0].event_type, "payment.cancelled");
-    let plan = decide(
+    let plan = judge(
         &payment(PaymentStatus::WaitingForDeposit),
         &[],
         &unpaid,
@@ -157,7 +157,7 @@ fn a_virtual_account_past_its_due_date_goes_back_to_pending() {
     let mut expired = record("WAITING_FOR_DEPOSIT");
     expired.deposit_expired = true;
     for ours in [PaymentStatus::WaitingForDeposit, PaymentStatus::InProgress] {
-        let decision = decide(&payment(ours), &[], &expired, &ctx());
+        let decision = judge(&payment(ours), &[], &expired, &ctx());
         assert_eq!(decision.verdict, Verdict::Settled, "{ours}");
         let plan = decision.plan.expect("a change");
         assert_eq!(plan.payment.status, PaymentStatus::Pending, "{ours}");
@@ -172,10 +172,10 @@ fn a_virtual_account_past_its_due_date_goes_back_to_pending() {
     // A cancel we asked for: it ends as asked.
     let mut asked = payment(PaymentStatus::WaitingForDeposit);
     asked.cancel_reason = Some("order withdrawn".into());
-    let plan = decide(&asked, &[], &expired, &ctx()).plan.unwrap();
+    let plan = judge(&asked, &[], &expired, &ctx()).plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
     // An attempt we let go: nothing to wait for.
-    let pending = decide(&payment(PaymentStatus::Pending), &[], &expired, &ctx());
+    let pending = judge(&payment(PaymentStatus::Pending), &[], &expired, &ctx());
     assert!(pending.plan.is_none());
     // Due, but Toss does not show it expired yet: looked at again within seconds.
     let mut late = payment(PaymentStatus::WaitingForDeposit);
@@ -186,7 +186,7 @@ fn a_virtual_account_past_its_due_date_goes_back_to_pending() {
         customer_name: None,
         due_date: Some(now.now - Days::seconds(3)),
     });
-    let waiting = decide(&late, &[], &record("WAITING_FOR_DEPOSIT"), &now)
+    let waiting = judge(&late, &[], &record("WAITING_FOR_DEPOSIT"), &now)
         .plan
         .unwrap()
         .payment;
@@ -209,7 +209,7 @@ fn a_refused_cancel_request_is_forgotten() {
     assert_eq!(plan.payment.next_reconcile_at, Some(ctx.deposit_check_at));
     assert!(plan.events.is_empty() && plan.refunds.is_empty());
     // Once forgotten, a read-back of the waiting account keeps the slow pace.
-    let later = decide(&plan.payment, &[], &record("WAITING_FOR_DEPOSIT"), &ctx);
+    let later = judge(&plan.payment, &[], &record("WAITING_FOR_DEPOSIT"), &ctx);
     assert_eq!(
         later.plan.expect("rescheduled").payment.next_reconcile_at,
         Some(ctx.deposit_check_at)
@@ -224,7 +224,7 @@ fn a_cancel_shows_who_asked_for_it_whoever_adopts_it() {
     let mut ours = payment(PaymentStatus::WaitingForDeposit);
     ours.cancel_reason = Some("order withdrawn".into());
     ours.cancel_requested_by = Some(Actor::api_key("key-3"));
-    let plan = decide(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
+    let plan = judge(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
         .plan
         .unwrap();
     assert_eq!(

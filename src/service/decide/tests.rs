@@ -7,6 +7,16 @@ use crate::domain::{OrderId, PaymentKey, PgDetails, RefundOrigin, RefundStatus};
 use crate::gateway::{PgCancel, PgFailure};
 pub(super) const AMOUNT: i64 = 10_000;
 
+/// [`decide`] over the attempt the payment's row names, as the service calls it.
+pub(super) fn judge(
+    ours: &Payment,
+    refunds: &[Refund],
+    record: &PgPayment,
+    ctx: &Context,
+) -> Decision {
+    decide(ours, Attempt::of(ours).as_ref(), refunds, record, ctx)
+}
+
 pub(super) fn ctx() -> Context {
     let now = Utc::now();
     Context {
@@ -240,7 +250,7 @@ fn every_pair_of_our_status_and_tosss_status() {
         for (toss, (want_kind, want_status)) in TOSS.iter().zip(expected(ours)) {
             let payment = payment(ours);
             let refunds = refunds_of(&payment);
-            let decision = decide(&payment, &refunds, &record(toss), &ctx());
+            let decision = judge(&payment, &refunds, &record(toss), &ctx());
             let after = decision
                 .plan
                 .as_ref()
@@ -295,7 +305,7 @@ fn a_record_of_another_order_releases_our_claim_and_touches_nothing_else() {
     let ours = payment(PaymentStatus::InProgress);
     let mut other = record("DONE");
     other.order_id = "order_victim_0001".into();
-    let decision = decide(&ours, &[], &other, &ctx());
+    let decision = judge(&ours, &[], &other, &ctx());
     assert_eq!(decision.verdict, Verdict::Foreign);
     let plan = decision.plan.expect("the claim is released");
     assert_eq!(plan.payment.status, PaymentStatus::Pending);
@@ -305,8 +315,34 @@ fn a_record_of_another_order_releases_our_claim_and_touches_nothing_else() {
     assert_eq!(decision.alert.unwrap().0, "pg_record_foreign");
     // Not in flight: nothing at all.
     let pending = payment(PaymentStatus::Pending);
-    let decision = decide(&pending, &[], &other, &ctx());
+    let decision = judge(&pending, &[], &other, &ctx());
     assert!(decision.plan.is_none());
+}
+
+/// `decide` judges the attempt it is given: Toss's unapproved end of the key in flight ends that
+/// attempt; the same record judged against a charge in flight (read back by order, so maybe an
+/// earlier attempt's) or against no attempt of ours ends nothing.
+#[test]
+fn the_attempt_decides_whose_record_it_is() {
+    let ours = payment(PaymentStatus::InProgress);
+    let aborted = record("ABORTED");
+    let of_key = decide(
+        &ours,
+        Some(&Attempt::Confirm(key("pk_ours"))),
+        &[],
+        &aborted,
+        &ctx(),
+    );
+    assert_eq!(of_key.plan.unwrap().payment.status, PaymentStatus::Pending);
+    let charge = Attempt::Charge(crate::domain::BillingKeyId::new());
+    let of_charge = decide(&ours, Some(&charge), &[], &aborted, &ctx());
+    assert_eq!(of_charge.verdict, Verdict::Undecided { resend: true });
+    assert_eq!(
+        of_charge.plan.unwrap().payment.status,
+        PaymentStatus::InProgress
+    );
+    let of_none = decide(&ours, None, &[], &aborted, &ctx());
+    assert!(of_none.plan.is_none(), "{:?}", of_none.verdict);
 }
 
 #[test]
@@ -314,7 +350,7 @@ fn a_record_of_another_amount_is_set_aside() {
     let ours = payment(PaymentStatus::InProgress);
     let mut wrong = record("DONE");
     wrong.total_amount = Some(100);
-    let decision = decide(&ours, &[], &wrong, &ctx());
+    let decision = judge(&ours, &[], &wrong, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
     let after = decision.plan.unwrap().payment;
     assert_eq!(after.status, PaymentStatus::InProgress);
@@ -324,7 +360,7 @@ fn a_record_of_another_amount_is_set_aside() {
 #[test]
 fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
     let ours = payment(PaymentStatus::Pending);
-    let decision = decide(&ours, &[], &record("DONE"), &ctx());
+    let decision = judge(&ours, &[], &record("DONE"), &ctx());
     assert_eq!(
         decision.alert.as_ref().unwrap().0,
         "pg_done_unknown_attempt"
@@ -338,13 +374,13 @@ fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
 #[test]
 fn an_approval_keeps_its_transaction_key_unless_a_cancel_followed_it() {
     for ours in [PaymentStatus::InProgress, PaymentStatus::Pending] {
-        let approved = decide(&payment(ours), &[], &record("DONE"), &ctx())
+        let approved = judge(&payment(ours), &[], &record("DONE"), &ctx())
             .plan
             .unwrap()
             .payment;
         assert_eq!(approved.pg_approval_key.as_deref(), Some("tx_approval"));
         // After a cancel, lastTransactionKey is the cancel's: no approval key is guessed.
-        let cancelled = decide(&payment(ours), &[], &record("PARTIAL_CANCELED"), &ctx())
+        let cancelled = judge(&payment(ours), &[], &record("PARTIAL_CANCELED"), &ctx())
             .plan
             .unwrap()
             .payment;
@@ -358,7 +394,7 @@ fn a_second_approved_attempt_of_a_completed_order_is_set_aside() {
     let ours = payment(PaymentStatus::Completed);
     let mut second = record("DONE");
     second.payment_key = key("pk_second");
-    let decision = decide(&ours, &[], &second, &ctx());
+    let decision = judge(&ours, &[], &second, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
     assert_eq!(decision.alert.unwrap().0, "pg_double_charge");
 }
@@ -366,7 +402,7 @@ fn a_second_approved_attempt_of_a_completed_order_is_set_aside() {
 #[test]
 fn the_secret_belongs_to_the_attempt() {
     let ours = payment(PaymentStatus::InProgress);
-    let decision = decide(&ours, &[], &record("IN_PROGRESS"), &ctx());
+    let decision = judge(&ours, &[], &record("IN_PROGRESS"), &ctx());
     assert_eq!(
         decision.plan.unwrap().payment.pg_secret.as_deref(),
         Some("ps_secret")
@@ -377,7 +413,7 @@ fn the_secret_belongs_to_the_attempt() {
 fn no_resend_after_the_window() {
     let mut ours = payment(PaymentStatus::InProgress);
     ours.confirm_started_at = Some(Utc::now() - Days::seconds(700));
-    let decision = decide(&ours, &[], &record("IN_PROGRESS"), &ctx());
+    let decision = judge(&ours, &[], &record("IN_PROGRESS"), &ctx());
     assert_eq!(decision.verdict, Verdict::Undecided { resend: false });
 }
 
@@ -389,7 +425,7 @@ fn a_charge_in_flight_adopts_the_record_of_its_order() {
     let mut ours = payment(PaymentStatus::InProgress);
     ours.payment_key = None;
     ours.billing_key_id = Some(crate::domain::BillingKeyId::new());
-    let done = decide(&ours, &[], &record("DONE"), &ctx());
+    let done = judge(&ours, &[], &record("DONE"), &ctx());
     assert_eq!(done.verdict, Verdict::Settled);
     assert!(done.alert.is_none(), "{:?}", done.alert);
     let plan = done.plan.expect("completes");
@@ -399,7 +435,7 @@ fn a_charge_in_flight_adopts_the_record_of_its_order() {
     assert_eq!(plan.events.len(), 1);
 
     for unpaid in ["ABORTED", "EXPIRED", "CANCELED_UNPAID"] {
-        let decision = decide(&ours, &[], &record(unpaid), &ctx());
+        let decision = judge(&ours, &[], &record(unpaid), &ctx());
         assert_eq!(
             decision.verdict,
             Verdict::Undecided { resend: true },
@@ -416,7 +452,7 @@ fn a_charge_in_flight_adopts_the_record_of_its_order() {
 
     // Without a billing key the same row has no attempt of ours in flight.
     ours.billing_key_id = None;
-    let stranger = decide(&ours, &[], &record("DONE"), &ctx());
+    let stranger = judge(&ours, &[], &record("DONE"), &ctx());
     assert!(stranger.alert.is_some());
 }
 
@@ -432,7 +468,7 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
         PaymentStatus::Pending,
         PaymentStatus::Completed,
     ] {
-        let decision = decide(&payment(ours), &[], &approved, &ctx());
+        let decision = judge(&payment(ours), &[], &approved, &ctx());
         assert_eq!(decision.verdict, Verdict::Settled, "{ours}");
         let after = decision.plan.expect("a change").payment;
         assert_eq!(after.status, PaymentStatus::Completed, "{ours}");
@@ -453,7 +489,7 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
     let mut cancelled = record("PARTIAL_CANCELED");
     cancelled.tax_free_amount = Some(2_000);
     cancelled.cancels[0].tax_free_amount = 1_000;
-    let after = decide(&payment(PaymentStatus::InProgress), &[], &cancelled, &ctx())
+    let after = judge(&payment(PaymentStatus::InProgress), &[], &cancelled, &ctx())
         .plan
         .unwrap()
         .payment;
@@ -461,12 +497,12 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
     // Agreeing (or silent) records change nothing of it.
     let mut ours = payment(PaymentStatus::InProgress);
     ours.tax_free_amount_krw = 3_000;
-    let same = decide(&ours, &[], &approved, &ctx());
+    let same = judge(&ours, &[], &approved, &ctx());
     assert!(!same.plan.unwrap().payment.needs_review);
     assert!(same.update.is_some(), "the plain approval");
     let mut silent = record("DONE");
     silent.tax_free_amount = None;
-    let after = decide(&ours, &[], &silent, &ctx()).plan.unwrap().payment;
+    let after = judge(&ours, &[], &silent, &ctx()).plan.unwrap().payment;
     assert_eq!(
         (after.tax_free_amount_krw, after.needs_review),
         (3_000, false)
@@ -481,7 +517,7 @@ fn a_flag_never_stops_a_payment_in_flight() {
     wrong.total_amount = Some(100);
     let context = ctx();
     for ours in [PaymentStatus::InProgress, PaymentStatus::WaitingForDeposit] {
-        let decision = decide(&payment(ours), &[], &wrong, &context);
+        let decision = judge(&payment(ours), &[], &wrong, &context);
         assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
         let after = decision.plan.unwrap().payment;
         assert!(after.needs_review);
@@ -507,7 +543,7 @@ fn a_flag_never_stops_a_payment_in_flight() {
         let mut flagged = payment(ours);
         flagged.needs_review = true;
         flagged.review_reason = Some("reconciliation of 2026-12-05: STATUS_MISMATCH".into());
-        let decision = decide(&flagged, &[], &record(toss), &ctx());
+        let decision = judge(&flagged, &[], &record(toss), &ctx());
         assert_eq!(decision.verdict, Verdict::Settled, "{ours} × {toss}");
         assert_eq!(
             decision.plan.unwrap().payment.status,
@@ -526,13 +562,13 @@ pub(super) fn ctx_for(actor: Actor) -> Context {
 fn a_reply_is_adopted_as_its_callers_change_a_read_back_as_tosss() {
     let ours = payment(PaymentStatus::InProgress);
     for actor in [Actor::buyer(), Actor::api_key("key-2"), Actor::toss()] {
-        let plan = decide(&ours, &[], &record("DONE"), &ctx_for(actor.clone()))
+        let plan = judge(&ours, &[], &record("DONE"), &ctx_for(actor.clone()))
             .plan
             .unwrap();
         assert_eq!(plan.events[0].event_type, "payment.completed");
         assert_eq!(plan.events[0].actor, actor);
     }
-    let plan = decide(&ours, &[], &record("ABORTED"), &ctx_for(Actor::buyer()))
+    let plan = judge(&ours, &[], &record("ABORTED"), &ctx_for(Actor::buyer()))
         .plan
         .unwrap();
     assert_eq!(plan.events[0].event_type, "payment.failed");

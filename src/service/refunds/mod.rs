@@ -5,16 +5,19 @@
 //! turn, and all complete. Every cancel carries `refundableAmount`, our view of the balance
 //! before it, so a resend can never apply twice.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 
+use super::adopt::Adoption;
 use super::codes::{Code, declined};
-use super::{PaymentService, events};
+use super::{Pg, ServiceSettings, events, find};
 use crate::domain::{
-    Payment, PaymentId, PgRef, Refund, RefundAccount, RefundId, RefundOrigin, RefundStatus,
+    Actor, Payment, PaymentId, PgRef, Refund, RefundAccount, RefundId, RefundOrigin, RefundStatus,
     ScopedKey,
 };
 use crate::error::AppError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 mod send;
 
@@ -99,7 +102,16 @@ pub(super) fn tax_free_part(
     Ok(i64::try_from(part).unwrap_or(remaining).min(remaining))
 }
 
-impl PaymentService {
+/// Refunds of paid payments, asked for by one actor, and the settling of their cancels.
+pub struct Refunding {
+    pub(super) store: Store,
+    pub(super) pg: Pg,
+    pub(super) settings: Arc<ServiceSettings>,
+    pub(super) actor: Actor,
+    pub(super) adoption: Adoption,
+}
+
+impl Refunding {
     pub async fn refund(&self, command: RefundCommand) -> Result<RefundOutcome, AppError> {
         if let Some(key) = &command.idempotency_key
             && let Some(made) = self.store.refund_by_key(command.payment_id, key).await?
@@ -142,7 +154,7 @@ impl PaymentService {
         command: &RefundCommand,
         refund_id: RefundId,
     ) -> Result<Reserved, AppError> {
-        let payment = self.find(command.payment_id).await?;
+        let payment = find(&self.store, command.payment_id).await?;
         // The state first: a payment nobody paid (yet) is 409 whichever PG holds its attempt.
         let amount = self.refund_amount(&payment, command.amount_krw)?;
         let via_pg = self.refund_route(&payment)?;
@@ -188,7 +200,7 @@ impl PaymentService {
             failure: None,
             reconcile_attempts: 0,
             // If this request dies, the settler takes the refund over from then.
-            next_reconcile_at: via_pg.then(|| self.claim_expiry()),
+            next_reconcile_at: via_pg.then(|| self.settings.claim_expiry()),
             created_at: now,
             refunded_at: (!via_pg).then_some(now),
             requested_by: self.actor.clone(),
@@ -238,7 +250,7 @@ impl PaymentService {
         taken: Option<i64>,
     ) -> Result<Reserved, AppError> {
         if let Some(taken) = taken {
-            let now = self.find(payment.id).await?;
+            let now = find(&self.store, payment.id).await?;
             if now.refunded_amount_krw + now.refund_reserved_krw != taken
                 && self.refund_amount(&now, Some(amount)).is_ok()
             {
@@ -252,7 +264,7 @@ impl PaymentService {
     /// recording it when no PG verified the payment; never when a PG this instance does not have
     /// took the money (a refund recorded here would be one nobody made). `true`: through the PG.
     fn refund_route(&self, payment: &Payment) -> Result<bool, AppError> {
-        let gateway = self.gateway.provider();
+        let gateway = self.pg.payments.provider();
         let ours = gateway.is_some() && payment.pg_provider.as_deref() == gateway;
         match payment.pg_ref() {
             PgRef::Adopted(_) | PgRef::Recorded { .. } if ours => Ok(true),
@@ -287,7 +299,7 @@ impl PaymentService {
 
     /// The conditional write refused: say why from the payment as it is now.
     async fn refund_refused(&self, payment_id: PaymentId, amount: i64) -> AppError {
-        match self.find(payment_id).await {
+        match find(&self.store, payment_id).await {
             Ok(payment) => match self.refund_amount(&payment, Some(amount)) {
                 Err(error) => error,
                 Ok(_) => AppError::RequestInProgress,
@@ -302,7 +314,7 @@ impl PaymentService {
                 "the refund was refused by the PG".to_owned(),
             ));
         };
-        let payment = self.find(refund.payment_id).await?;
+        let payment = find(&self.store, refund.payment_id).await?;
         match refund.status {
             RefundStatus::Completed => Ok(RefundOutcome::Completed { refund, payment }),
             RefundStatus::Pending => Ok(RefundOutcome::Unsettled { refund, payment }),

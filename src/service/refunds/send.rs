@@ -8,6 +8,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::RefundOutcome;
+use super::Refunding;
 use crate::domain::{
     Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, PgRef, Refund, RefundAccount, RefundId,
     RefundStatus,
@@ -15,8 +16,8 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError, PgPayment};
 use crate::service::codes::Code;
-use crate::service::decide::{Context, Verdict, abandon_refund, decide};
-use crate::service::{PaymentService, key_of_send};
+use crate::service::decide::{Attempt, Context, Verdict, abandon_refund, decide};
+use crate::service::{find, key_of_send};
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
 /// Toss's "one cancel per second") before answering 202 and leaving the rest to the settler.
@@ -48,7 +49,7 @@ pub(in crate::service) enum DrivenBy {
     Later,
 }
 
-impl PaymentService {
+impl Refunding {
     /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
     /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
     /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
@@ -91,7 +92,7 @@ impl PaymentService {
                     Sent::Done(outcome) => return *outcome,
                     Sent::Again => {}
                 }
-                payment = self.find(payment_id).await?;
+                payment = find(&self.store, payment_id).await?;
             }
             if refund.sends > 0 && refund.created_at + self.settings.confirm_window < now {
                 // Too late to send again; the read-back fails it once its last send is over.
@@ -99,7 +100,8 @@ impl PaymentService {
                 // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
-            match self.send_cancel(&payment, &refund, driven_by).await {
+            let sent = self.send_cancel(&payment, &refund, driven_by).await;
+            match sent.unwrap_or_else(|error| done(Err(error))) {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
                     // The last send's read-back just showed Toss does not have it.
@@ -112,14 +114,7 @@ impl PaymentService {
     }
 
     /// One send of `refund`'s cancel, holding the payment's cancel slot.
-    async fn send_cancel(&self, payment: &Payment, refund: &Refund, driven_by: DrivenBy) -> Sent {
-        match self.try_send_cancel(payment, refund, driven_by).await {
-            Ok(sent) => sent,
-            Err(error) => done(Err(error)),
-        }
-    }
-
-    async fn try_send_cancel(
+    async fn send_cancel(
         &self,
         payment: &Payment,
         refund: &Refund,
@@ -143,7 +138,7 @@ impl PaymentService {
         let now = Utc::now();
         if !self
             .store
-            .mark_refund_sent(refund.id, now, self.claim_expiry())
+            .mark_refund_sent(refund.id, now, self.settings.claim_expiry())
             .await?
         {
             self.store.free_cancel_slot(payment.id, refund.id).await?;
@@ -167,20 +162,24 @@ impl PaymentService {
                     refund_account,
                     idempotency_key: refund_idempotency_key(refund.id, send),
                 };
-                self.pg_for(payment).cancel(&request).await
+                self.pg.of(payment).cancel(&request).await
             }
             (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
         };
         match answer {
             Ok(record) => {
                 let adopted = self
-                    .adopt_record(payment.id, &record, Some(refund.id))
+                    .adoption
+                    .record(payment.id, &record, Some(refund.id))
                     .await?;
                 self.store.free_cancel_slot(payment.id, refund.id).await?;
                 if let Verdict::Contradiction(_) = adopted.verdict {
                     // Flagged for a person, but still looked at again: a flag never stops it.
                     self.store
-                        .schedule_refund(refund.id, self.backoff(refund.reconcile_attempts))
+                        .schedule_refund(
+                            refund.id,
+                            self.settings.backoff(refund.reconcile_attempts),
+                        )
                         .await?;
                     return Ok(done(Err(AppError::PgResponseMismatch)));
                 }
@@ -257,12 +256,12 @@ impl PaymentService {
         refund: &Refund,
         answered: bool,
     ) -> Result<Option<Sent>, AppError> {
-        let wrong = match self.record_of(payment, false).await {
+        let wrong = match self.pg.record_of(payment, false).await {
             Ok(Some(record)) => match names_this_payment(
                 payment,
                 &self.store.refunds_of(payment.id).await?,
                 &record,
-                &self.context(payment, None),
+                &self.adoption.context(payment, None),
             ) {
                 Ok(()) => return Ok(None),
                 Err(wrong) => wrong,
@@ -283,7 +282,7 @@ impl PaymentService {
         tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
         let failure = Code::PgResponseMismatch.failure(reason.clone());
         let now = Utc::now();
-        let actor = self.record_actor();
+        let actor = self.actor.adopting();
         self.store
             .adopt(payment.id, |ours, refunds| {
                 let plan = abandon_refund(
@@ -312,7 +311,7 @@ impl PaymentService {
     /// Reads Toss's record after a send whose outcome is unknown and adopts it. `Again` when
     /// Toss's record is consistent with ours and does not show the refund: it never got there.
     async fn read_back_refund(&self, payment: &Payment, refund: &Refund) -> Sent {
-        let record = match self.record_of(payment, false).await {
+        let record = match self.pg.record_of(payment, false).await {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::error!(alert = "pg_record_missing", payment_id = %payment.id, refund_id = %refund.id, "PG does not know a payment we refunded through it");
@@ -323,13 +322,13 @@ impl PaymentService {
                 return done(self.refund_later(payment, refund).await);
             }
         };
-        let adopted = match self.adopt_record(payment.id, &record, None).await {
+        let adopted = match self.adoption.record(payment.id, &record, None).await {
             Ok(adopted) => adopted,
             Err(error) => return done(Err(error)),
         };
         if let Verdict::Contradiction(_) = adopted.verdict {
             let _ = self.store.free_cancel_slot(payment.id, refund.id).await;
-            let at = self.backoff(refund.reconcile_attempts);
+            let at = self.settings.backoff(refund.reconcile_attempts);
             let _ = self.store.schedule_refund(refund.id, at).await;
             return done(Err(AppError::PgResponseMismatch));
         }
@@ -352,7 +351,7 @@ impl PaymentService {
     ) -> Result<RefundOutcome, AppError> {
         self.store.free_cancel_slot(payment.id, refund.id).await?;
         self.store
-            .schedule_refund(refund.id, self.backoff(refund.reconcile_attempts))
+            .schedule_refund(refund.id, self.settings.backoff(refund.reconcile_attempts))
             .await?;
         self.refund_outcome(refund.id).await
     }
@@ -365,7 +364,7 @@ impl PaymentService {
         refund_id: RefundId,
         failure: Option<Failure>,
     ) -> Result<(), AppError> {
-        let actor = self.record_actor();
+        let actor = self.actor.adopting();
         self.store
             .adopt(payment_id, |payment, refunds| {
                 (
@@ -383,9 +382,7 @@ impl PaymentService {
             .await?
             .ok_or_else(|| AppError::Internal(format!("refund {refund_id} vanished")))
     }
-}
 
-impl PaymentService {
     /// The refund account kept (sealed) with the refund, opened for its cancel. One that no
     /// longer opens (sealed under a key no longer configured, or altered) is refused as Toss
     /// refuses a wrong account, without sending.
@@ -430,7 +427,7 @@ fn names_this_payment(
     record: &PgPayment,
     ctx: &Context,
 ) -> Result<(), String> {
-    match decide(payment, refunds, record, ctx).verdict {
+    match decide(payment, Attempt::of(payment).as_ref(), refunds, record, ctx).verdict {
         Verdict::Settled => Ok(()),
         Verdict::Foreign => Err(format!(
             "Toss's record names order {:?}, not {}",

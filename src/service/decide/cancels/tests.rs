@@ -4,14 +4,14 @@ use chrono::{Duration as Days, Utc};
 
 use super::*;
 use crate::domain::{PaymentStatus, RefundStatus};
+use crate::service::decide::Verdict;
 use crate::service::decide::tests::*;
-use crate::service::decide::{Verdict, decide};
 use crate::store::RefundWrite;
 
 #[test]
 fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     let ours = payment(PaymentStatus::Completed);
-    let decision = decide(&ours, &[], &record("PARTIAL_CANCELED"), &ctx());
+    let decision = judge(&ours, &[], &record("PARTIAL_CANCELED"), &ctx());
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::PartialRefund);
     assert_eq!(plan.payment.refunded_amount_krw, 3_000);
@@ -24,7 +24,7 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     assert_eq!(plan.events[0].event_type, "payment.refunded");
     // Adopting the same record again changes nothing.
     let refunds = vec![refund.clone()];
-    let again = decide(&plan.payment, &refunds, &record("PARTIAL_CANCELED"), &ctx());
+    let again = judge(&plan.payment, &refunds, &record("PARTIAL_CANCELED"), &ctx());
     assert!(again.plan.is_none());
     assert_eq!(again.verdict, Verdict::Settled);
 }
@@ -58,7 +58,7 @@ fn a_cancel_matches_our_oldest_sent_pending_refund_of_its_amount() {
     ours.refund_reserved_krw = 6_000;
     let queued = pending_refund(&ours, 3_000, 0);
     let sent = pending_refund(&ours, 3_000, 1);
-    let decision = decide(
+    let decision = judge(
         &ours,
         &[queued.clone(), sent.clone()],
         &record("PARTIAL_CANCELED"),
@@ -83,7 +83,7 @@ fn a_cancel_reply_binds_its_cancel_to_the_refund_sent() {
     ours.cancel_slot = Some(sent.id);
     let mut context = ctx();
     context.cancel_of = Some(sent.id);
-    let decision = decide(
+    let decision = judge(
         &ours,
         &[sent.clone()],
         &record("PARTIAL_CANCELED"),
@@ -99,11 +99,11 @@ fn a_sent_refund_toss_never_shows_fails_after_the_window() {
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 4_000;
     let mut lost = pending_refund(&ours, 4_000, 1);
-    let decision = decide(&ours, &[lost.clone()], &record("DONE"), &ctx());
+    let decision = judge(&ours, &[lost.clone()], &record("DONE"), &ctx());
     assert!(decision.plan.is_none(), "within the window: wait");
     lost.created_at -= Days::seconds(700);
     lost.last_sent_at = Some(Utc::now() - Days::seconds(100));
-    let decision = decide(&ours, &[lost.clone()], &record("DONE"), &ctx());
+    let decision = judge(&ours, &[lost.clone()], &record("DONE"), &ctx());
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.refund_reserved_krw, 0, "balance released");
     assert_eq!(plan.payment.status, PaymentStatus::Completed);
@@ -116,7 +116,7 @@ fn a_refund_that_no_longer_fits_tosss_balance_fails() {
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 8_000;
     let reserved = pending_refund(&ours, 8_000, 1);
-    let decision = decide(
+    let decision = judge(
         &ours,
         std::slice::from_ref(&reserved),
         &record("PARTIAL_CANCELED"),
@@ -140,14 +140,14 @@ fn cancels_beyond_the_amount_are_set_aside() {
     let mut record = record("PARTIAL_CANCELED");
     record.cancels = vec![cancel("cx1", 6_000), cancel("cx2", 6_000)];
     record.balance_amount = Some(0);
-    let decision = decide(&ours, &[], &record, &ctx());
+    let decision = judge(&ours, &[], &record, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
 }
 
 #[test]
 fn a_cancel_made_at_toss_is_tosss_whoever_reads_it() {
     let ours = payment(PaymentStatus::Completed);
-    let plan = decide(
+    let plan = judge(
         &ours,
         &[],
         &record("PARTIAL_CANCELED"),
@@ -171,7 +171,7 @@ fn our_refund_settled_by_tosss_record_keeps_who_asked_for_it() {
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 3_000;
     let sent = pending_refund(&ours, 3_000, 1);
-    let plan = decide(&ours, &[sent], &record("PARTIAL_CANCELED"), &ctx())
+    let plan = judge(&ours, &[sent], &record("PARTIAL_CANCELED"), &ctx())
         .plan
         .unwrap();
     let [RefundWrite::Update(refund)] = plan.refunds.as_slice() else {
@@ -193,16 +193,14 @@ fn a_refund_failed_by_the_window_passing_is_the_systems() {
     let mut lost = pending_refund(&ours, 4_000, 1);
     lost.created_at -= Days::seconds(700);
     lost.last_sent_at = Some(Utc::now() - Days::seconds(100));
-    let plan = decide(&ours, &[lost], &record("DONE"), &ctx())
-        .plan
-        .unwrap();
+    let plan = judge(&ours, &[lost], &record("DONE"), &ctx()).plan.unwrap();
     assert_eq!(plan.events[0].event_type, "refund.failed");
     assert_eq!(plan.events[0].actor, Actor::system());
     // Toss's balance is Toss's record: that failure is the record's actor's.
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 8_000;
     let reserved = pending_refund(&ours, 8_000, 1);
-    let plan = decide(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx())
+    let plan = judge(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx())
         .plan
         .unwrap();
     let failed = plan
