@@ -21,6 +21,12 @@ use super::{Idempotency, InFlight, Start, StoredResponse};
 use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
+/// Whether the layer looks at the `Idempotency-Key` of a request to `path` with `method`: every
+/// POST but Toss's webhook.
+pub fn guards(method: &Method, path: &str) -> bool {
+    method == Method::POST && !path.starts_with("/webhooks/")
+}
+
 /// Honours the request's `Idempotency-Key`, if it has one. Install with
 /// `axum::middleware::from_fn_with_state` and a state from which `Idempotency` and `Caller`
 /// can be extracted.
@@ -30,7 +36,7 @@ pub async fn honour_key(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::POST || request.uri().path().starts_with("/webhooks/") {
+    if !guards(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let key = match request.headers().get(HEADER) {

@@ -26,7 +26,7 @@ use crate::error::AppError;
 use crate::store::{Store, StoreResult};
 
 pub use key::{HEADER, IdempotencyKey};
-pub use middleware::honour_key;
+pub use middleware::{guards, honour_key};
 use persistence::NextAction;
 pub use persistence::StoredResponse;
 

@@ -22,15 +22,6 @@ wire_enum! {
     }
 }
 
-impl From<PaymentTypeDto> for PaymentType {
-    fn from(value: PaymentTypeDto) -> Self {
-        match value {
-            PaymentTypeDto::OneTime => PaymentType::OneTime,
-            PaymentTypeDto::Subscription => PaymentType::Subscription,
-        }
-    }
-}
-
 wire_enum! {
     #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
     pub enum PaymentStatusDto from PaymentStatus {
