@@ -10,7 +10,7 @@ use super::AppState;
 use super::dto::{
     BillingCustomerDto, BillingFailParams, BillingKeyDto, BillingKeyListDto, BillingSuccessParams,
     ChargePaymentRequest, CreateCustomerRequest, IssueBillingKeyRequest, ListBillingKeysParams,
-    PaymentDto,
+    PaymentDto, body_id,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::payments::{confirm_response, payment_id};
@@ -26,10 +26,6 @@ pub const TAG: &str = "billing";
 fn billing_key_id(raw: &str) -> Result<BillingKeyId, AppError> {
     raw.parse()
         .map_err(|_| AppError::NotFound(format!("billing key {raw} not found")))
-}
-
-fn user_id(raw: &str) -> Result<UserId, AppError> {
-    UserId::parse(raw).map_err(|e| AppError::unprocessable(e.to_string()))
 }
 
 /// The user's customer key (created at random on first call).
@@ -51,7 +47,7 @@ pub async fn create_customer(
     _: ApiKey,
     AppJson(body): AppJson<CreateCustomerRequest>,
 ) -> Result<Response, AppError> {
-    let user = user_id(&body.user_id)?;
+    let user = UserId::parse(&body.user_id)?;
     let (status, customer) = match state.service.billing_customer(user.as_str()).await? {
         CustomerOutcome::Created(customer) => (StatusCode::CREATED, customer),
         CustomerOutcome::Existing(customer) => (StatusCode::OK, customer),
@@ -216,7 +212,7 @@ pub async fn list_billing_keys(
     let Some(raw) = params.user_id else {
         return Err(AppError::validation("user_id: required"));
     };
-    let user = user_id(&raw)?;
+    let user = UserId::parse(&raw)?;
     let keys = state.service.billing_keys_of(user.as_str()).await?;
     Ok(Json(BillingKeyListDto {
         billing_keys: keys.iter().map(BillingKeyDto::from).collect(),
@@ -295,10 +291,7 @@ pub async fn charge_payment(
     AppJson(body): AppJson<ChargePaymentRequest>,
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    let key_id: BillingKeyId = body
-        .billing_key_id
-        .parse()
-        .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
+    let key_id: BillingKeyId = body_id("billing_key_id", &body.billing_key_id)?;
     let outcome = state
         .service
         .acting_for(actor)

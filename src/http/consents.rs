@@ -126,8 +126,7 @@ pub async fn create_consent(
     _: ApiKey,
     AppJson(body): AppJson<CreateConsentRequest>,
 ) -> Result<Response, AppError> {
-    let user_id =
-        UserId::parse(&body.user_id).map_err(|e| AppError::unprocessable(e.to_string()))?;
+    let user_id = UserId::parse(&body.user_id)?;
     let subscription_id = text("subscription_id", &body.subscription_id, 128)?;
     let max_amount = Amount::new(body.max_amount_krw)
         .map_err(|e| AppError::unprocessable(format!("max_amount_krw: {}", e.reason)))?;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::consents::rfc3339;
-use super::dto::{PaymentDto, timestamp, wire_enum};
+use super::dto::{PaymentDto, body_id, timestamp, wire_enum};
 use super::extract::{ApiKey, AppJson};
 use super::payments::payment_id;
 use super::problem::Problem;
@@ -121,10 +121,7 @@ pub async fn schedule_payment(
     AppJson(body): AppJson<ScheduleRequest>,
 ) -> Result<Json<PaymentDto>, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    let billing_key_id: BillingKeyId = body
-        .billing_key_id
-        .parse()
-        .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
+    let billing_key_id: BillingKeyId = body_id("billing_key_id", &body.billing_key_id)?;
     let charge_at = rfc3339("charge_at", &body.charge_at)?;
     let retry_after_seconds = body
         .retry_after_seconds

@@ -24,10 +24,17 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{DomainError, Failure};
+use crate::error::AppError;
 
 /// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The id a request body gives in `field`: a UUID, else 422.
+pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::unprocessable(format!("{field}: must be a UUID")))
 }
 
 /// Mirrors a domain enum on the wire, variant for variant (the variants' names are the same),

@@ -5,7 +5,7 @@ use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{FailureDto, optional_text, text, timestamp, wire_enum};
+use super::{FailureDto, body_id, optional_text, text, timestamp, wire_enum};
 use crate::domain::{
     Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, UserId,
     VirtualAccount,
@@ -141,10 +141,7 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
     type Error = AppError;
     fn try_from(body: ConfirmPaymentRequest) -> Result<Self, Self::Error> {
         let payment = match (body.payment_id, body.order_id) {
-            (Some(id), None) => PaymentRef::Id(
-                id.parse()
-                    .map_err(|_| AppError::unprocessable("payment_id: must be a UUID"))?,
-            ),
+            (Some(id), None) => PaymentRef::Id(body_id("payment_id", &id)?),
             (None, Some(order_id)) => PaymentRef::OrderId(OrderId::parse(&order_id)?),
             _ => {
                 return Err(AppError::unprocessable(
