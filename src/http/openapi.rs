@@ -92,7 +92,6 @@ pub(super) fn document_scope(openapi: &mut Document, scope: ApiScope) {
     }
 }
 
-/// The operations of a path.
 pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
@@ -105,7 +104,6 @@ pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Opera
     .flatten()
 }
 
-/// An answer that is a problem document.
 fn problem(description: &str) -> Response {
     let content = ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("Problem")))
