@@ -93,65 +93,44 @@ impl AppError {
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Validation { .. } => "VALIDATION_ERROR",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::NotFound(_) => "NOT_FOUND",
-            Self::DuplicateOrderId => "DUPLICATE_ORDER_ID",
-            Self::InvalidState(_) => "INVALID_STATE",
-            Self::AmountMismatch => "AMOUNT_MISMATCH",
-            Self::RefundExceedsBalance { .. } => "REFUND_EXCEEDS_BALANCE",
-            Self::RefundAccountRequired => "REFUND_ACCOUNT_REQUIRED",
-            Self::PgDeclined { .. } => "PG_DECLINED",
-            Self::BillingKeyInactive(_) => "BILLING_KEY_INACTIVE",
-            Self::BillingKeyMismatch => "BILLING_KEY_MISMATCH",
-            Self::ConsentRequired(_) => "CONSENT_REQUIRED",
-            Self::PgMisconfigured { .. } => "PG_MISCONFIGURED",
-            Self::PgResponseMismatch | Self::ForeignPgRecord(_) => "PG_RESPONSE_MISMATCH",
-            Self::PgNotConfigured => "PG_NOT_CONFIGURED",
-            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Self::RequestInProgress => "REQUEST_IN_PROGRESS",
-            Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
-            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL_ERROR",
-        }
+        self.answer().1
     }
 
     pub fn status(&self) -> u16 {
+        self.answer().0
+    }
+
+    /// The HTTP status and the machine-readable code the error is answered with.
+    fn answer(&self) -> (u16, &'static str) {
         match self {
-            Self::Validation { unprocessable, .. } => {
-                if *unprocessable {
-                    422
-                } else {
-                    400
-                }
-            }
-            Self::Unauthorized => 401,
-            Self::Forbidden(_) => 403,
-            Self::NotFound(_) => 404,
-            Self::DuplicateOrderId => 409,
-            Self::InvalidState(_) => 409,
-            Self::AmountMismatch => 422,
-            Self::RefundExceedsBalance { .. } => 409,
-            Self::RefundAccountRequired => 422,
-            Self::PgDeclined { .. } => 402,
-            Self::BillingKeyInactive(_) => 409,
-            Self::BillingKeyMismatch => 422,
-            Self::ConsentRequired(_) => 409,
-            Self::PgMisconfigured { .. } => 502,
-            Self::PgResponseMismatch => 502,
-            Self::ForeignPgRecord(_) => 409,
-            Self::PgNotConfigured => 503,
-            Self::IdempotencyKeyReused => 422,
-            Self::RequestInProgress => 409,
-            Self::MethodNotAllowed(_) => 405,
-            Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType(_) => 415,
-            Self::Unavailable(_) => 503,
-            Self::Internal(_) => 500,
+            Self::Validation {
+                unprocessable: true,
+                ..
+            } => (422, "VALIDATION_ERROR"),
+            Self::Validation { .. } => (400, "VALIDATION_ERROR"),
+            Self::Unauthorized => (401, "UNAUTHORIZED"),
+            Self::Forbidden(_) => (403, "FORBIDDEN"),
+            Self::NotFound(_) => (404, "NOT_FOUND"),
+            Self::DuplicateOrderId => (409, "DUPLICATE_ORDER_ID"),
+            Self::InvalidState(_) => (409, "INVALID_STATE"),
+            Self::AmountMismatch => (422, "AMOUNT_MISMATCH"),
+            Self::RefundExceedsBalance { .. } => (409, "REFUND_EXCEEDS_BALANCE"),
+            Self::RefundAccountRequired => (422, "REFUND_ACCOUNT_REQUIRED"),
+            Self::PgDeclined { .. } => (402, "PG_DECLINED"),
+            Self::BillingKeyInactive(_) => (409, "BILLING_KEY_INACTIVE"),
+            Self::BillingKeyMismatch => (422, "BILLING_KEY_MISMATCH"),
+            Self::ConsentRequired(_) => (409, "CONSENT_REQUIRED"),
+            Self::PgMisconfigured { .. } => (502, "PG_MISCONFIGURED"),
+            Self::PgResponseMismatch => (502, "PG_RESPONSE_MISMATCH"),
+            Self::ForeignPgRecord(_) => (409, "PG_RESPONSE_MISMATCH"),
+            Self::PgNotConfigured => (503, "PG_NOT_CONFIGURED"),
+            Self::IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED"),
+            Self::RequestInProgress => (409, "REQUEST_IN_PROGRESS"),
+            Self::MethodNotAllowed(_) => (405, "METHOD_NOT_ALLOWED"),
+            Self::PayloadTooLarge => (413, "PAYLOAD_TOO_LARGE"),
+            Self::UnsupportedMediaType(_) => (415, "UNSUPPORTED_MEDIA_TYPE"),
+            Self::Unavailable(_) => (503, "SERVICE_UNAVAILABLE"),
+            Self::Internal(_) => (500, "INTERNAL_ERROR"),
         }
     }
 

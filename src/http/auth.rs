@@ -1,6 +1,7 @@
 //! API keys: `Authorization: Bearer <key>`, compared in constant time by digest, never logged.
 //! Each key has a name (never the key) and scopes; each privileged route needs one scope.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{OptionalFromRequestParts, Request, State};
@@ -11,97 +12,50 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use strum::{EnumIter, EnumString, IntoEnumIterator, IntoStaticStr};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::domain::{Actor, Caller};
 use crate::error::AppError;
 
-/// What an API key may do. Every privileged route needs exactly one scope, declared where the
-/// route is registered (`http::privileged_routes`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What an API key may do, named as in `API_KEYS_FILE` and in the OpenAPI document. Every
+/// privileged route needs exactly one scope, declared where the route is registered
+/// (`http::all_routes`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, EnumString, IntoStaticStr,
+)]
 pub enum ApiScope {
     /// Read payments, their refunds and reviews.
+    #[strum(serialize = "payments:read")]
     PaymentsRead,
     /// Create payments, confirm without a `payment_key`, cancel.
+    #[strum(serialize = "payments:write")]
     PaymentsWrite,
+    #[strum(serialize = "refunds:write")]
     RefundsWrite,
     /// Customers, billing keys, charges, schedules, consents.
+    #[strum(serialize = "billing:write")]
     BillingWrite,
+    #[strum(serialize = "events:read")]
     EventsRead,
+    #[strum(serialize = "reconciliation")]
     Reconciliation,
     /// Resolve payments set aside for review.
+    #[strum(serialize = "review")]
     Review,
+    #[strum(serialize = "metrics:read")]
     MetricsRead,
 }
 
 impl ApiScope {
-    pub const ALL: [Self; 8] = [
-        Self::PaymentsRead,
-        Self::PaymentsWrite,
-        Self::RefundsWrite,
-        Self::BillingWrite,
-        Self::EventsRead,
-        Self::Reconciliation,
-        Self::Review,
-        Self::MetricsRead,
-    ];
-
-    /// The scope's name in `API_KEYS_FILE` and in the OpenAPI document.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PaymentsRead => "payments:read",
-            Self::PaymentsWrite => "payments:write",
-            Self::RefundsWrite => "refunds:write",
-            Self::BillingWrite => "billing:write",
-            Self::EventsRead => "events:read",
-            Self::Reconciliation => "reconciliation",
-            Self::Review => "review",
-            Self::MetricsRead => "metrics:read",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == name)
-    }
-
-    fn bit(self) -> u16 {
-        1 << (self as u16)
+        self.into()
     }
 }
 
 /// A set of scopes.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct Scopes(u16);
-
-impl Scopes {
-    pub fn all() -> Self {
-        ApiScope::ALL.into_iter().collect()
-    }
-
-    pub fn contains(self, scope: ApiScope) -> bool {
-        self.0 & scope.bit() != 0
-    }
-}
-
-impl FromIterator<ApiScope> for Scopes {
-    fn from_iter<I: IntoIterator<Item = ApiScope>>(scopes: I) -> Self {
-        Self(scopes.into_iter().fold(0, |bits, scope| bits | scope.bit()))
-    }
-}
-
-impl std::fmt::Debug for Scopes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set()
-            .entries(
-                ApiScope::ALL
-                    .into_iter()
-                    .filter(|scope| self.contains(*scope))
-                    .map(ApiScope::as_str),
-            )
-            .finish()
-    }
-}
+pub type Scopes = BTreeSet<ApiScope>;
 
 /// Who holds the key a request carries: its configured name (never the key) and its scopes.
 /// The API-key layer puts it in the request's extensions.
@@ -164,7 +118,7 @@ impl ApiKeys {
                 .map(|(index, key)| NamedKey {
                     holder: KeyHolder {
                         name: format!("key-{}", index + 1).into(),
-                        scopes: Scopes::all(),
+                        scopes: ApiScope::iter().collect(),
                     },
                     digest: Sha256::digest(key.expose_secret().as_bytes()).into(),
                 })
@@ -229,10 +183,11 @@ impl ApiKeys {
                     .scopes
                     .iter()
                     .map(|scope| {
-                        ApiScope::parse(scope).ok_or_else(|| {
+                        scope.parse().map_err(|_| {
+                            let known: Vec<_> = ApiScope::iter().map(ApiScope::as_str).collect();
                             format!(
                                 "{which}: unknown scope {scope:?} (known: {})",
-                                ApiScope::ALL.map(ApiScope::as_str).join(", ")
+                                known.join(", ")
                             )
                         })
                     })
@@ -283,20 +238,6 @@ impl ApiKeys {
         found.cloned()
     }
 
-    /// Who the request's key names, as the actor of what it changes: the key's name (`key-1`,
-    /// `key-2`, … for `API_KEYS`), never the key. `None` without one of our keys.
-    pub fn actor(&self, headers: &HeaderMap) -> Option<Actor> {
-        self.holder(headers).map(|holder| holder.actor())
-    }
-
-    /// `Ok` when the request carries one of the keys.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), AppError> {
-        match self.caller(headers) {
-            Caller::Merchant => Ok(()),
-            Caller::Anonymous => Err(AppError::Unauthorized),
-        }
-    }
-
     /// The merchant when the request carries one of the keys (whichever, however spelled);
     /// anyone else is anonymous.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
@@ -308,16 +249,9 @@ impl ApiKeys {
 }
 
 /// A SHA-256 digest written in 64 hex characters (either case).
-fn parse_digest(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim().as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
     let mut digest = [0u8; 32];
-    for (byte, pair) in digest.iter_mut().zip(hex.chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
+    hex::decode_to_slice(text.trim(), &mut digest).ok()?;
     Some(digest)
 }
 
@@ -343,7 +277,7 @@ pub async fn require_scope(
 ) -> Response {
     match keys.holder(request.headers()) {
         None => AppError::Unauthorized.into_response(),
-        Some(holder) if !holder.scopes.contains(scope) => {
+        Some(holder) if !holder.scopes.contains(&scope) => {
             AppError::Forbidden(scope.as_str()).into_response()
         }
         Some(holder) => {
@@ -374,7 +308,7 @@ impl OptionalFromRequestParts<AppState> for KeyHolder {
 pub fn require(holder: Option<&KeyHolder>, scope: ApiScope) -> Result<(), AppError> {
     match holder {
         None => Err(AppError::Unauthorized),
-        Some(holder) if holder.scopes.contains(scope) => Ok(()),
+        Some(holder) if holder.scopes.contains(&scope) => Ok(()),
         Some(_) => Err(AppError::Forbidden(scope.as_str())),
     }
 }
@@ -403,21 +337,15 @@ mod tests {
             ("Basic key-one", false),
             ("key-one", false),
         ] {
-            assert_eq!(keys.check(&headers(header)).is_ok(), ok, "{header}");
             let caller = [Caller::Anonymous, Caller::Merchant][usize::from(ok)];
             assert_eq!(keys.caller(&headers(header)), caller, "{header}");
         }
-        assert!(keys.check(&HeaderMap::new()).is_err());
+        assert_eq!(keys.caller(&HeaderMap::new()), Caller::Anonymous);
         assert!(!format!("{keys:?}").contains("key-one"));
     }
 
     fn file_keys() -> ApiKeys {
-        let digest = |key: &str| {
-            Sha256::digest(key.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let digest = |key: &str| hex::encode(Sha256::digest(key.as_bytes()));
         ApiKeys::parse_file(&format!(
             r#"
 [[api_keys]]
@@ -441,12 +369,12 @@ scopes = []
         let keys = ApiKeys::new(&["key-one".into(), "key-two".into()]);
         let holder = keys.holder(&headers("Bearer key-two")).unwrap();
         assert_eq!(&*holder.name, "key-2");
-        assert_eq!(holder.scopes, Scopes::all());
+        assert_eq!(holder.scopes, ApiScope::iter().collect());
         assert_eq!(
             &*keys.holder(&headers("Bearer key-one")).unwrap().name,
             "key-1"
         );
-        assert!(ApiScope::ALL.into_iter().all(|s| holder.scopes.contains(s)));
+        assert!(ApiScope::iter().all(|s| holder.scopes.contains(&s)));
     }
 
     #[test]
@@ -454,9 +382,9 @@ scopes = []
         let keys = file_keys();
         let checkout = keys.holder(&headers("Bearer checkout-key")).unwrap();
         assert_eq!(&*checkout.name, "checkout");
-        assert!(checkout.scopes.contains(ApiScope::PaymentsRead));
-        assert!(checkout.scopes.contains(ApiScope::PaymentsWrite));
-        assert!(!checkout.scopes.contains(ApiScope::RefundsWrite));
+        assert!(checkout.scopes.contains(&ApiScope::PaymentsRead));
+        assert!(checkout.scopes.contains(&ApiScope::PaymentsWrite));
+        assert!(!checkout.scopes.contains(&ApiScope::RefundsWrite));
         let auditor = keys.holder(&headers("Bearer auditor-key")).unwrap();
         assert_eq!(auditor.scopes, Scopes::default());
         assert_eq!(
@@ -533,21 +461,22 @@ scopes = []
     #[test]
     fn keys_are_named_by_position_never_by_the_key() {
         let keys = ApiKeys::new(&["secret-one".into(), "secret-two".into()]);
+        let actor = |headers| keys.holder(&headers).map(|holder| holder.actor());
         assert_eq!(
-            keys.actor(&headers("Bearer secret-two")),
+            actor(headers("Bearer secret-two")),
             Some(Actor::api_key("key-2"))
         );
         assert_eq!(
-            keys.actor(&headers("Bearer secret-one")),
+            actor(headers("Bearer secret-one")),
             Some(Actor::api_key("key-1"))
         );
-        assert_eq!(keys.actor(&headers("Bearer secret-three")), None);
+        assert_eq!(actor(headers("Bearer secret-three")), None);
     }
 
     #[test]
     fn no_keys_accepts_nothing() {
         let keys = ApiKeys::new(&[]);
-        assert!(keys.check(&headers("Bearer ")).is_err());
-        assert!(keys.check(&headers("Bearer anything")).is_err());
+        assert_eq!(keys.caller(&headers("Bearer ")), Caller::Anonymous);
+        assert_eq!(keys.caller(&headers("Bearer anything")), Caller::Anonymous);
     }
 }

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::dto::{
     BillingCustomerDto, BillingFailParams, BillingKeyDto, BillingKeyListDto, BillingSuccessParams,
-    BodyRefused, ChargePaymentRequest, CreateCustomerRequest, IdempotencyKeyHeader,
-    IssueBillingKeyRequest, ListBillingKeysParams, PaymentDto,
+    ChargePaymentRequest, CreateCustomerRequest, IssueBillingKeyRequest, ListBillingKeysParams,
+    PaymentDto, body_id,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::payments::{confirm_response, payment_id};
@@ -28,10 +28,6 @@ fn billing_key_id(raw: &str) -> Result<BillingKeyId, AppError> {
         .map_err(|_| AppError::NotFound(format!("billing key {raw} not found")))
 }
 
-fn user_id(raw: &str) -> Result<UserId, AppError> {
-    UserId::parse(raw).map_err(|e| AppError::unprocessable(e.to_string()))
-}
-
 /// The user's customer key (created at random on first call).
 ///
 /// The frontend passes `customer_key` to Toss's `requestBillingAuth`. Two calls racing for one
@@ -39,14 +35,10 @@ fn user_id(raw: &str) -> Result<UserId, AppError> {
 #[utoipa::path(
     post, path = "/billing/customers", tag = TAG,
     request_body = CreateCustomerRequest,
-    params(IdempotencyKeyHeader),
     responses(
-        BodyRefused,
         (status = 201, description = "A new customer key", body = BillingCustomerDto),
         (status = 200, description = "The user's existing customer key", body = BillingCustomerDto),
-        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: a duplicate under the same `Idempotency-Key` is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -55,7 +47,7 @@ pub async fn create_customer(
     _: ApiKey,
     AppJson(body): AppJson<CreateCustomerRequest>,
 ) -> Result<Response, AppError> {
-    let user = user_id(&body.user_id)?;
+    let user = UserId::parse(&body.user_id)?;
     let (status, customer) = match state.service.billing_customer(user.as_str()).await? {
         CustomerOutcome::Created(customer) => (StatusCode::CREATED, customer),
         CustomerOutcome::Existing(customer) => (StatusCode::OK, customer),
@@ -79,15 +71,12 @@ fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthK
 #[utoipa::path(
     post, path = "/billing-keys", tag = TAG,
     request_body = IssueBillingKeyRequest,
-    params(IdempotencyKeyHeader),
     responses(
-        BodyRefused,
         (status = 201, description = "The billing key (issued now, or before for this `auth_key`)", body = BillingKeyDto),
-        (status = 400, description = "Malformed JSON or field, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -223,7 +212,7 @@ pub async fn list_billing_keys(
     let Some(raw) = params.user_id else {
         return Err(AppError::validation("user_id: required"));
     };
-    let user = user_id(&raw)?;
+    let user = UserId::parse(&raw)?;
     let keys = state.service.billing_keys_of(user.as_str()).await?;
     Ok(Json(BillingKeyListDto {
         billing_keys: keys.iter().map(BillingKeyDto::from).collect(),
@@ -233,10 +222,8 @@ pub async fn list_billing_keys(
 /// One billing key.
 #[utoipa::path(
     get, path = "/billing-keys/{billing_key_id}", tag = TAG,
-    params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
     responses(
         (status = 200, description = "The billing key", body = BillingKeyDto),
-        (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -253,10 +240,8 @@ pub async fn get_billing_key(
 /// it is.
 #[utoipa::path(
     delete, path = "/billing-keys/{billing_key_id}", tag = TAG,
-    params(("billing_key_id" = String, Path, format = Uuid, description = "The billing key's id")),
     responses(
         (status = 200, description = "The billing key, `DELETED`", body = BillingKeyDto),
-        (status = 404, description = "No such billing key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -283,21 +268,15 @@ pub async fn delete_billing_key(
 #[utoipa::path(
     post, path = "/payments/{payment_id}/charge", tag = TAG,
     request_body = ChargePaymentRequest,
-    params(
-        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        IdempotencyKeyHeader,
-    ),
     responses(
-        BodyRefused,
         (status = 200, description = "`COMPLETED` (now, or already by this billing key)", body = PaymentDto),
         (status = 202, description = "Outcome at Toss unknown: the payment is `IN_PROGRESS` and the service settles it by reading the order back from Toss", body = PaymentDto),
-        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`PG_DECLINED` with `retryable`: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": true})),
         (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`BILLING_KEY_INACTIVE` (deleted, or not decryptable with the configured key), `INVALID_STATE` (not `PENDING`), or `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "`BILLING_KEY_INACTIVE` (deleted, or not decryptable with the configured key), or `INVALID_STATE` (not `PENDING`)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-inactive", "title": "Billing key inactive", "status": 409, "detail": "the billing key is not ACTIVE (it was deleted)", "code": "BILLING_KEY_INACTIVE"})),
-        (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's), `VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+        (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's) or `VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-mismatch", "title": "Billing key mismatch", "status": 422, "detail": "the billing key belongs to another user than the payment", "code": "BILLING_KEY_MISMATCH"})),
         (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no billing", body = Problem, content_type = "application/problem+json"),
@@ -312,10 +291,7 @@ pub async fn charge_payment(
     AppJson(body): AppJson<ChargePaymentRequest>,
 ) -> Result<Response, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    let key_id: BillingKeyId = body
-        .billing_key_id
-        .parse()
-        .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
+    let key_id: BillingKeyId = body_id("billing_key_id", &body.billing_key_id)?;
     let outcome = state
         .service
         .acting_for(actor)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::dto::{IdempotencyKeyHeader, text, timestamp};
+use super::dto::{text, timestamp};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::{Amount, Consent, UserId};
@@ -115,14 +115,9 @@ pub struct ListConsentsParams {
 #[utoipa::path(
     post, path = "/billing/consents", tag = TAG,
     request_body = CreateConsentRequest,
-    params(IdempotencyKeyHeader),
     responses(
         (status = 201, description = "The consent, recorded", body = ConsentDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -131,8 +126,7 @@ pub async fn create_consent(
     _: ApiKey,
     AppJson(body): AppJson<CreateConsentRequest>,
 ) -> Result<Response, AppError> {
-    let user_id =
-        UserId::parse(&body.user_id).map_err(|e| AppError::unprocessable(e.to_string()))?;
+    let user_id = UserId::parse(&body.user_id)?;
     let subscription_id = text("subscription_id", &body.subscription_id, 128)?;
     let max_amount = Amount::new(body.max_amount_krw)
         .map_err(|e| AppError::unprocessable(format!("max_amount_krw: {}", e.reason)))?;
@@ -159,7 +153,6 @@ pub async fn create_consent(
     responses(
         (status = 200, description = "The subscription's consents", body = ConsentListDto),
         (status = 400, description = "Missing `subscription_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`VALIDATION_ERROR`: a blank `subscription_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -141,10 +141,8 @@ impl FromRequestParts<AppState> for Actor {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
         Ok(match parts.extensions.get::<KeyHolder>() {
             Some(holder) => holder.actor(),
-            None => state
-                .api_keys
-                .actor(&parts.headers)
-                .unwrap_or_else(Actor::buyer),
+            None => (state.api_keys.holder(&parts.headers))
+                .map_or_else(Actor::buyer, |holder| holder.actor()),
         })
     }
 }
@@ -160,10 +158,10 @@ impl FromRequestParts<AppState> for ApiKey {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if parts.extensions.get::<Caller>() != Some(&Caller::Merchant) {
-            state.api_keys.check(&parts.headers)?;
+        match Caller::from_request_parts(parts, state).await {
+            Ok(Caller::Merchant) => Ok(ApiKey),
+            _ => Err(AppError::Unauthorized),
         }
-        Ok(ApiKey)
     }
 }
 

@@ -1,18 +1,20 @@
 //! The OpenAPI document's own parts: its description and security scheme, and the answers
 //! every operation of a kind shares, documented here once rather than on each route.
 
+use axum::http::Method;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, KnownFormat, OpenApi as Document, PathItem, Ref, RefOr, Response,
+    ContentBuilder, KnownFormat, OpenApi as Document, PathItem, Ref, RefOr, Required, Response,
     ResponseBuilder, SchemaFormat,
 };
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi};
 
 use super::auth::ApiScope;
 use super::{PROBLEM_JSON, concurrency, dto};
+use crate::idempotency;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,6 +67,8 @@ impl Modify for BearerAuth {
 /// The answers of the edge and of its layers, in `openapi` as `super::api_parts` built it.
 pub(super) fn document_shared_answers(openapi: &mut Document) {
     dto::document_visible_text(openapi);
+    document_ids_in_paths(openapi);
+    document_json_bodies(openapi);
     document_nul_refusal(openapi);
     document_edge_answers(openapi);
     dto::document_one_payment_ref(openapi);
@@ -88,7 +92,6 @@ pub(super) fn document_scope(openapi: &mut Document, scope: ApiScope) {
     }
 }
 
-/// The operations of a path.
 pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
@@ -101,7 +104,6 @@ pub(super) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Opera
     .flatten()
 }
 
-/// An answer that is a problem document.
 fn problem(description: &str) -> Response {
     let content = ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("Problem")))
@@ -129,23 +131,107 @@ fn problem_to_retry(description: &str, what: &str) -> Response {
     response
 }
 
+/// Documents `text` as an answer of `operation` with `status`: one more case of the answer it
+/// declares already, or a problem of its own.
+fn answer(operation: &mut Operation, status: &str, text: &str) {
+    match operation.responses.responses.get_mut(status) {
+        Some(RefOr::T(response)) => {
+            response.description = format!("{}; or {text}", response.description);
+        }
+        _ => {
+            let response = problem(text).into();
+            operation
+                .responses
+                .responses
+                .insert(status.to_owned(), response);
+        }
+    }
+}
+
+/// Every path that names a payment, a billing key or a run by its id documents that parameter,
+/// and (unless the operation says more) the 404 of an id that names none, in this one place.
+fn document_ids_in_paths(openapi: &mut Document) {
+    const IDS: [(&str, &str); 3] = [
+        ("payment_id", "payment"),
+        ("billing_key_id", "billing key"),
+        ("run_id", "run"),
+    ];
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        for (name, what) in IDS
+            .into_iter()
+            .filter(|(name, _)| path.contains(&format!("{{{name}}}")))
+        {
+            let uuid = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+            let parameter = ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(format!("The {what}'s id")))
+                .schema(Some(uuid))
+                .build();
+            for operation in operations(item) {
+                // In place of the bare one utoipa derives from the path.
+                let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                parameters.retain(|known| !matches!(known, RefOr::T(known) if known.name == name));
+                parameters.insert(0, RefOr::T(parameter.clone()));
+                if !operation.responses.responses.contains_key("404") {
+                    answer(operation, "404", &format!("`NOT_FOUND`: no such {what}"));
+                }
+            }
+        }
+    }
+}
+
+/// Every POST but Toss's webhook reads a JSON object (`extract::AppJson`) behind the
+/// `Idempotency-Key` layer (`idempotency::guards`), so each documents the header and their
+/// refusals, in this one place.
+fn document_json_bodies(openapi: &mut Document) {
+    let header = dto::IdempotencyKeyHeader::into_params(|| Some(ParameterIn::Header));
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let Some(operation) = item.post.as_mut() else {
+            continue;
+        };
+        if !idempotency::guards(&Method::POST, path) {
+            continue;
+        }
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        parameters.extend(header.iter().cloned().map(RefOr::T));
+        for (status, text) in [
+            (
+                "400",
+                "`VALIDATION_ERROR`: malformed JSON, or an `Idempotency-Key` that is not 1..255 \
+                 printable ASCII",
+            ),
+            (
+                "409",
+                "`REQUEST_IN_PROGRESS`: a request under the same `Idempotency-Key` is still running",
+            ),
+            (
+                "413",
+                "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`",
+            ),
+            ("415", "`UNSUPPORTED_MEDIA_TYPE`: the body is not JSON"),
+            (
+                "422",
+                "`IDEMPOTENCY_KEY_REUSED`: the `Idempotency-Key` was used with another body",
+            ),
+        ] {
+            answer(operation, status, text);
+        }
+    }
+}
+
 /// Every route refuses `%00` in its path or query (`extract::refuse_nul_in_target`), so every
 /// operation documents that 400, in this one place.
 fn document_nul_refusal(openapi: &mut Document) {
-    const WHY: &str = "`%00` (NUL) in the path or query";
     for operation in openapi.paths.paths.values_mut().flat_map(operations) {
-        match operation.responses.responses.get_mut("400") {
-            Some(RefOr::T(response)) => {
-                response.description = format!("{}; or {WHY}", response.description);
-            }
-            _ => {
-                let response = problem(&format!("`VALIDATION_ERROR`: {WHY}"));
-                operation
-                    .responses
-                    .responses
-                    .insert("400".to_owned(), response.into());
-            }
-        }
+        answer(
+            operation,
+            "400",
+            "`VALIDATION_ERROR`: `%00` (NUL) in the path or query",
+        );
     }
 }
 

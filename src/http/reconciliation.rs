@@ -8,9 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 
 use super::AppState;
-use super::dto::{
-    BodyRefused, IdempotencyKeyHeader, ListRunsParams, RunDto, RunListDto, StartRunRequest,
-};
+use super::dto::{ListRunsParams, RunDto, RunListDto, StartRunRequest};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
 use crate::domain::reconciliation::ReconciliationRun;
@@ -48,15 +46,11 @@ async fn dto(state: &AppState, run: &ReconciliationRun) -> Result<RunDto, AppErr
 #[utoipa::path(
     post, path = "/reconciliation/runs", tag = TAG,
     request_body = StartRunRequest,
-    params(IdempotencyKeyHeader),
     responses(
-        BodyRefused,
         (status = 202, description = "The run, `RUNNING`", body = RunDto,
             example = json!({"run_id": "019ad1c4-3b7e-7f10-8a2c-5d9e4f6a7b80", "date": "2026-11-29", "status": "RUNNING",
                 "started_at": "2026-11-29T19:00:00.120Z", "finished_at": null, "summary": null, "discrepancies": []})),
-        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: a duplicate under the same `Idempotency-Key` is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR` (`date` is not `YYYY-MM-DD` or is after today in Korea) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json",
+        (status = 422, description = "`VALIDATION_ERROR` (`date` is not `YYYY-MM-DD` or is after today in Korea)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/validation-error", "title": "Validation error", "status": 422, "detail": "date: 2030-01-01 is after today in Korea (2026-11-30)", "code": "VALIDATION_ERROR"})),
         (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no books to read; or the database unreachable", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-not-configured", "title": "PG not configured", "status": 503, "detail": "no payment gateway is configured that could verify this payment", "code": "PG_NOT_CONFIGURED"})),
@@ -77,10 +71,8 @@ pub async fn start_run(
 /// A reconciliation run, with its summary and discrepancies once `COMPLETED`.
 #[utoipa::path(
     get, path = "/reconciliation/runs/{run_id}", tag = TAG,
-    params(("run_id" = String, Path, format = Uuid, description = "The run's id")),
     responses(
         (status = 200, description = "The run", body = RunDto),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -5,33 +5,23 @@ use axum::extract::{Path, State};
 
 use super::AppState;
 use super::auth::KeyHolder;
-use super::dto::{
-    BodyRefused, IdempotencyKeyHeader, PaymentDto, ReviewActionDto, ReviewDto, ReviewListDto,
-    ReviewRequest, lines,
-};
+use super::dto::{PaymentDto, ReviewDto, ReviewListDto, ReviewRequest, lines};
 use super::extract::{ApiKey, AppJson};
 use super::payments::{TAG, payment_id};
 use super::problem::Problem;
 use crate::domain::{Actor, ActorType};
 use crate::error::AppError;
-use crate::service::{ReviewAction, ReviewCommand};
+use crate::service::ReviewCommand;
 
 /// Resolve a payment set aside for review.
 #[utoipa::path(
     post, path = "/payments/{payment_id}/review", tag = TAG,
-    params(
-        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        IdempotencyKeyHeader,
-    ),
     request_body = ReviewRequest,
     responses(
-        BodyRefused,
         (status = 200, description = "The payment, flag cleared (after adopting Toss's record for `resync`)", body = PaymentDto),
-        (status = 400, description = "Malformed JSON, or an `Idempotency-Key` that is not 1..255 printable ASCII", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`INVALID_STATE`: the payment is not set aside, or (`resync`) Toss's record still contradicts ours; `REQUEST_IN_PROGRESS`", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "`INVALID_STATE`: the payment is not set aside, or (`resync`) Toss's record still contradicts ours", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "the payment is not set aside for review", "code": "INVALID_STATE"})),
-        (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters) or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`PG_NOT_CONFIGURED` (`resync` without Toss) or Toss/the database unreachable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -55,10 +45,7 @@ pub async fn review_payment(
         .reviewing()
         .review(ReviewCommand {
             payment_id,
-            action: match body.action {
-                ReviewActionDto::Resync => ReviewAction::Resync,
-                ReviewActionDto::Dismiss => ReviewAction::Dismiss,
-            },
+            action: body.action.into(),
             note: body.note,
         })
         .await?;
@@ -68,10 +55,8 @@ pub async fn review_payment(
 /// The reviews of a payment, oldest first.
 #[utoipa::path(
     get, path = "/payments/{payment_id}/reviews", tag = TAG,
-    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
     responses(
         (status = 200, description = "Every review made of the payment", body = ReviewListDto),
-        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

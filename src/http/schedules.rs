@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::consents::rfc3339;
-use super::dto::{IdempotencyKeyHeader, PaymentDto, timestamp};
+use super::dto::{PaymentDto, body_id, timestamp, wire_enum};
 use super::extract::{ApiKey, AppJson};
 use super::payments::payment_id;
 use super::problem::Problem;
@@ -36,25 +36,14 @@ pub struct ScheduleRequest {
     pub retry_after_seconds: Option<Vec<i64>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ScheduleStatusDto {
-    Scheduled,
-    Charging,
-    Done,
-    Exhausted,
-    Cancelled,
-}
-
-impl From<ScheduleStatus> for ScheduleStatusDto {
-    fn from(status: ScheduleStatus) -> Self {
-        match status {
-            ScheduleStatus::Scheduled => Self::Scheduled,
-            ScheduleStatus::Charging => Self::Charging,
-            ScheduleStatus::Done => Self::Done,
-            ScheduleStatus::Exhausted => Self::Exhausted,
-            ScheduleStatus::Cancelled => Self::Cancelled,
-        }
+wire_enum! {
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ScheduleStatusDto from ScheduleStatus {
+        Scheduled,
+        Charging,
+        Done,
+        Exhausted,
+        Cancelled,
     }
 }
 
@@ -116,19 +105,11 @@ fn answer(payment: &Payment, schedule: &Schedule) -> Json<PaymentDto> {
 #[utoipa::path(
     post, path = "/payments/{payment_id}/schedule", tag = TAG,
     request_body = ScheduleRequest,
-    params(
-        ("payment_id" = String, Path, format = Uuid, description = "The payment's id"),
-        IdempotencyKeyHeader,
-    ),
     responses(
         (status = 200, description = "The payment, with its `schedule`", body = PaymentDto),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`BILLING_KEY_INACTIVE`, or `INVALID_STATE` (not `PENDING`, or a schedule that made an attempt already)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`BILLING_KEY_MISMATCH` (another user's key), `VALIDATION_ERROR` or `IDEMPOTENCY_KEY_REUSED`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`BILLING_KEY_MISMATCH` (another user's key) or `VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -140,10 +121,7 @@ pub async fn schedule_payment(
     AppJson(body): AppJson<ScheduleRequest>,
 ) -> Result<Json<PaymentDto>, AppError> {
     let payment_id = payment_id(&raw_id)?;
-    let billing_key_id: BillingKeyId = body
-        .billing_key_id
-        .parse()
-        .map_err(|_| AppError::unprocessable("billing_key_id: must be a UUID"))?;
+    let billing_key_id: BillingKeyId = body_id("billing_key_id", &body.billing_key_id)?;
     let charge_at = rfc3339("charge_at", &body.charge_at)?;
     let retry_after_seconds = body
         .retry_after_seconds
@@ -168,10 +146,8 @@ pub async fn schedule_payment(
 /// Cancel a payment's scheduled charge (`CANCELLED`); a charge already at Toss finishes.
 #[utoipa::path(
     delete, path = "/payments/{payment_id}/schedule", tag = TAG,
-    params(("payment_id" = String, Path, format = Uuid, description = "The payment's id")),
     responses(
         (status = 200, description = "The payment, its `schedule` `CANCELLED`", body = PaymentDto),
-        (status = 401, description = "Missing or wrong API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment, or it has no schedule", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`INVALID_STATE`: the schedule ended already (`DONE`, `EXHAUSTED`)", body = Problem, content_type = "application/problem+json"),
     ),

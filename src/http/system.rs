@@ -55,13 +55,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     params(EventParams),
     responses(
         (status = 200, description = "A page of events", body = EventListDto, examples(
-            ("payment.completed" = (summary = "A payment was completed", value = json!({"events": [{
-                "cursor": 1, "event_id": "019ab5b3-0c4d-7e5f-8a9b-0c1d2e3f4a5b", "event_type": "payment.completed",
-                "version": "1.0", "timestamp": "2026-11-23T09:31:02.415Z", "source": "payment-service", "user_id": "u-1",
-                "payload": {"payment_id": "019ab5b2-7c1e-7d3a-9f4e-2b8c6d1e0f3a", "order_id": "order_20261123_0001",
-                    "amount": 15000, "currency": "KRW", "payment_method": "card", "pg_provider": "toss",
-                    "pg_transaction_id": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
-                    "payment_type": "ONE_TIME", "subscription_id": null}}], "next_cursor": 1}))),
             ("payment.failed" = (summary = "A payment attempt failed", value = json!({"events": [{
                 "cursor": 2, "event_id": "019ab5b3-1d2e-7f3a-8b4c-5d6e7f8a9b0c", "event_type": "payment.failed",
                 "version": "1.0", "timestamp": "2026-11-23T09:35:10.002Z", "source": "payment-service", "user_id": "u-2",

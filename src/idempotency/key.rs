@@ -48,7 +48,7 @@ impl IdempotencyKey {
         }
         hasher.update([0]);
         hasher.update(self.0.as_bytes());
-        ScopedKey::from_digest(hex(&hasher.finalize()))
+        ScopedKey::from_digest(hex::encode(hasher.finalize()))
     }
 }
 
@@ -89,11 +89,7 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hasher.update(path.as_bytes());
     hasher.update([0]);
     hasher.update(body);
-    hex(&hasher.finalize())
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]
@@ -165,13 +161,13 @@ mod tests {
         hasher.update(b"merchant\0k-1");
         assert_eq!(
             key.scoped_to(&Scope::Merchant).as_str(),
-            hex(&hasher.finalize())
+            hex::encode(hasher.finalize())
         );
         let mut hasher = Sha256::new();
         hasher.update(b"POST\0/payments\0{}");
         assert_eq!(
             request_fingerprint("POST", "/payments", b"{}"),
-            hex(&hasher.finalize())
+            hex::encode(hasher.finalize())
         );
     }
 }

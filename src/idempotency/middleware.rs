@@ -21,6 +21,12 @@ use super::{Idempotency, InFlight, Start, StoredResponse};
 use crate::domain::{Caller, ScopedKey};
 use crate::error::AppError;
 
+/// Whether the layer looks at the `Idempotency-Key` of a request to `path` with `method`: every
+/// POST but Toss's webhook.
+pub fn guards(method: &Method, path: &str) -> bool {
+    method == Method::POST && !path.starts_with("/webhooks/")
+}
+
 /// Honours the request's `Idempotency-Key`, if it has one. Install with
 /// `axum::middleware::from_fn_with_state` and a state from which `Idempotency` and `Caller`
 /// can be extracted.
@@ -30,11 +36,11 @@ pub async fn honour_key(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::POST || request.uri().path().starts_with("/webhooks/") {
+    if !guards(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let key = match request.headers().get(HEADER) {
-        None => return run_to_completion(next, request).await,
+        None => return to_completion(next.run(request)).await,
         Some(value) => match value.to_str().ok().map(IdempotencyKey::parse) {
             Some(Ok(key)) => key,
             _ => {
@@ -53,7 +59,8 @@ pub async fn honour_key(
     let Some(scope) = Scope::of(caller, &body) else {
         // A caller without an API key whose request names no payment_key has no namespace
         // its key could be kept in without a stranger sharing it: the key is ignored.
-        return run_to_completion(next, Request::from_parts(parts, Body::from(body))).await;
+        let request = Request::from_parts(parts, Body::from(body));
+        return to_completion(next.run(request)).await;
     };
     let key = key.scoped_to(&scope);
     let fingerprint = request_fingerprint(parts.method.as_str(), parts.uri.path(), &body);
@@ -64,41 +71,35 @@ pub async fn honour_key(
             // The handler may hand the key to its operation, which then knows its own retries.
             parts.extensions.insert(key.clone());
             let request = Request::from_parts(parts, Body::from(body));
-            // The request runs to its end even if the client goes away, so that its answer is
-            // stored for the retry that will follow.
-            let task = tokio::spawn(
-                async move {
-                    let response = next.run(request).await;
-                    let (parts, body) = response.into_parts();
-                    let in_flight = parts.extensions.get::<InFlight>().is_some();
-                    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-                    let stored = StoredResponse {
-                        status: parts.status.as_u16(),
-                        content_type: parts
-                            .headers
-                            .get(header::CONTENT_TYPE)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned),
-                        body: String::from_utf8_lossy(&bytes).into_owned(),
-                    };
-                    if let Err(error) = idempotency.finish(&key, stored, in_flight).await {
-                        tracing::warn!(%error, "could not store the idempotent response");
-                    }
-                    Response::from_parts(parts, Body::from(bytes))
+            // Its answer is stored for the retry that will follow a client gone away.
+            to_completion(async move {
+                let response = next.run(request).await;
+                let (parts, body) = response.into_parts();
+                let in_flight = parts.extensions.get::<InFlight>().is_some();
+                let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+                let stored = StoredResponse {
+                    status: parts.status.as_u16(),
+                    content_type: parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                };
+                if let Err(error) = idempotency.finish(&key, stored, in_flight).await {
+                    tracing::warn!(%error, "could not store the idempotent response");
                 }
-                .instrument(tracing::Span::current()),
-            );
-            task.await.unwrap_or_else(|_| {
-                AppError::Internal("request task failed".to_owned()).into_response()
+                Response::from_parts(parts, Body::from(bytes))
             })
+            .await
         }
     }
 }
 
-/// A POST without a key also runs to its end if the client disconnects: a confirm that reached
-/// Toss should settle now, not wait for the reconciler.
-async fn run_to_completion(next: Next, request: Request) -> Response {
-    tokio::spawn(next.run(request).instrument(tracing::Span::current()))
+/// Runs a request to its end even if the client goes away: a confirm that reached Toss should
+/// settle now, not wait for the reconciler.
+async fn to_completion(request: impl Future<Output = Response> + Send + 'static) -> Response {
+    tokio::spawn(request.instrument(tracing::Span::current()))
         .await
         .unwrap_or_else(|_| AppError::Internal("request task failed".to_owned()).into_response())
 }

@@ -26,7 +26,7 @@ use crate::error::AppError;
 use crate::store::{Store, StoreResult};
 
 pub use key::{HEADER, IdempotencyKey};
-pub use middleware::honour_key;
+pub use middleware::{guards, honour_key};
 use persistence::NextAction;
 pub use persistence::StoredResponse;
 
@@ -120,18 +120,13 @@ pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> StoreResult<u64
 pub fn is_final(response: &StoredResponse) -> bool {
     match response.status {
         401 | 408 | 429 | 500..=599 => false,
-        409 => problem_code(&response.body).as_deref() != Some(AppError::RequestInProgress.code()),
+        409 => {
+            let problem: serde_json::Value =
+                serde_json::from_str(&response.body).unwrap_or_default();
+            problem["code"] != AppError::RequestInProgress.code()
+        }
         _ => true,
     }
-}
-
-/// The `code` of a problem document.
-fn problem_code(body: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Problem {
-        code: String,
-    }
-    serde_json::from_str::<Problem>(body).ok().map(|p| p.code)
 }
 
 #[cfg(test)]

@@ -172,3 +172,35 @@ fn no_two_schemas_share_a_name() {
     }
     assert!(seen.contains_key("PaymentDto") && seen.contains_key("BillingKeyDto"));
 }
+
+/// What the layers answer is documented on every route they guard: each POST that reads a JSON
+/// body (all but the webhook) has the `Idempotency-Key` header and its 400, 409, 413, 415 and
+/// 422; each path that names an id documents it once, as a UUID, and its 404.
+#[test]
+fn shared_answers_are_documented_on_every_route_they_guard() {
+    let doc = serde_json::to_value(payment_service::http::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (verb, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let parameters = operation["parameters"].as_array().cloned();
+            let named = |name: &str| -> Vec<serde_json::Value> {
+                let all = parameters.iter().flatten();
+                all.filter(|p| p["name"] == name).cloned().collect()
+            };
+            if verb == "post" && path != "/webhooks/toss" {
+                assert_eq!(named("Idempotency-Key").len(), 1, "{verb} {path}");
+                for status in ["400", "409", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{verb} {path}: {status}");
+                }
+            }
+            for id in ["payment_id", "billing_key_id", "run_id"] {
+                if path.contains(&format!("{{{id}}}")) {
+                    let found = named(id);
+                    assert_eq!(found.len(), 1, "{verb} {path}: {id}");
+                    assert_eq!(found[0]["schema"]["format"], "uuid", "{verb} {path}");
+                    assert!(responses.contains_key("404"), "{verb} {path}: 404");
+                }
+            }
+        }
+    }
+}

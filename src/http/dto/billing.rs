@@ -118,16 +118,6 @@ impl From<&BillingKey> for BillingKeyDto {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"billing_keys": [{
-    "billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
-    "user_id": "u-1",
-    "customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c",
-    "method": "카드",
-    "card": {"issuer_code": "71", "number": "43301234****123*", "card_type": "신용", "owner_type": "개인"},
-    "status": "DELETED",
-    "created_at": "2026-12-01T09:30:00.000Z",
-    "deleted_at": "2026-12-20T11:00:00.000Z"
-}]}))]
 pub struct BillingKeyListDto {
     pub billing_keys: Vec<BillingKeyDto>,
 }

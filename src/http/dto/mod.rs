@@ -21,17 +21,24 @@ pub use reviews::*;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::{IntoParams, IntoResponses, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
-use super::problem::Problem;
 use crate::domain::{DomainError, Failure};
+use crate::error::AppError;
 
 /// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Mirrors a domain enum on the wire, variant for variant (the variants' names are the same).
+/// The id a request body gives in `field`: a UUID, else 422.
+pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::unprocessable(format!("{field}: must be a UUID")))
+}
+
+/// Mirrors a domain enum on the wire, variant for variant (the variants' names are the same),
+/// with the conversions both ways.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* pub enum $name:ident from $domain:ident { $($(#[$doc:meta])* $variant:ident,)+ }) => {
         #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
@@ -41,6 +48,12 @@ macro_rules! wire_enum {
         impl From<$domain> for $name {
             fn from(value: $domain) -> Self {
                 match value { $($domain::$variant => Self::$variant,)+ }
+            }
+        }
+
+        impl From<$name> for $domain {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => Self::$variant,)+ }
             }
         }
     };
@@ -128,18 +141,6 @@ pub fn document_visible_text(openapi: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
-}
-
-/// The answers of a route that reads a JSON body, before its handler runs.
-#[derive(IntoResponses)]
-#[expect(dead_code, reason = "documentation only: the extractor answers these")]
-pub enum BodyRefused {
-    /// `PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// Not JSON
-    #[response(status = 415, content_type = "application/problem+json")]
-    NotJson(Problem),
 }
 
 #[derive(Debug, Serialize, ToSchema)]

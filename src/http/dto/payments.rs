@@ -5,7 +5,7 @@ use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{FailureDto, optional_text, text, timestamp, wire_enum};
+use super::{FailureDto, body_id, optional_text, text, timestamp, wire_enum};
 use crate::domain::{
     Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, UserId,
     VirtualAccount,
@@ -19,15 +19,6 @@ wire_enum! {
     pub enum PaymentTypeDto from PaymentType {
         OneTime,
         Subscription,
-    }
-}
-
-impl From<PaymentTypeDto> for PaymentType {
-    fn from(value: PaymentTypeDto) -> Self {
-        match value {
-            PaymentTypeDto::OneTime => PaymentType::OneTime,
-            PaymentTypeDto::Subscription => PaymentType::Subscription,
-        }
     }
 }
 
@@ -150,10 +141,7 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
     type Error = AppError;
     fn try_from(body: ConfirmPaymentRequest) -> Result<Self, Self::Error> {
         let payment = match (body.payment_id, body.order_id) {
-            (Some(id), None) => PaymentRef::Id(
-                id.parse()
-                    .map_err(|_| AppError::unprocessable("payment_id: must be a UUID"))?,
-            ),
+            (Some(id), None) => PaymentRef::Id(body_id("payment_id", &id)?),
             (None, Some(order_id)) => PaymentRef::OrderId(OrderId::parse(&order_id)?),
             _ => {
                 return Err(AppError::unprocessable(

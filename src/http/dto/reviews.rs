@@ -3,18 +3,20 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ActorDto;
+use super::{ActorDto, wire_enum};
 use crate::domain::Review;
 use crate::service::ReviewAction;
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReviewActionDto {
-    /// Read Toss's record and adopt it as it is (refunds for its cancels, its status), then
-    /// clear the flag.
-    Resync,
-    /// Clear the flag and change nothing else.
-    Dismiss,
+wire_enum! {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ReviewActionDto from ReviewAction {
+        /// Read Toss's record and adopt it as it is (refunds for its cancels, its status), then
+        /// clear the flag.
+        Resync,
+        /// Clear the flag and change nothing else.
+        Dismiss,
+    }
 }
 
 /// Body of `POST /payments/{payment_id}/review`.
