@@ -109,6 +109,11 @@ impl PaymentService {
         Ok((payment, refunds))
     }
 
+    /// A payment by its order id.
+    pub async fn get_by_order(&self, order_id: &OrderId) -> Result<Payment, AppError> {
+        self.find_ref(&PaymentRef::OrderId(order_id.clone())).await
+    }
+
     /// A payment's attempts at the PG, oldest first.
     pub async fn attempts(&self, id: PaymentId) -> Result<Vec<Attempt>, AppError> {
         self.find(id).await?;

@@ -73,6 +73,20 @@ impl PaymentService {
         Ok(self.store.reviews_of(id).await?)
     }
 
+    /// Toss's record of `payment` as it is now, read only: what a person compares with ours
+    /// before resolving a review (the console shows both side by side).
+    pub async fn pg_record(
+        &self,
+        payment: &Payment,
+    ) -> Result<Option<crate::gateway::PgPayment>, AppError> {
+        if self.gateway.provider().is_none() {
+            return Err(AppError::PgNotConfigured);
+        }
+        self.record_of(payment, true)
+            .await
+            .map_err(|error| AppError::Unavailable(format!("Toss could not be read: {error}")))
+    }
+
     /// Toss's record of the payment: by the attempt's key when we have one, else by order.
     async fn read_record(&self, payment: &Payment) -> Result<crate::gateway::PgPayment, AppError> {
         if self.gateway.provider().is_none() {
