@@ -35,6 +35,7 @@ use crate::store::Store;
 /// Where the console is served.
 pub const BASE: &str = "/console";
 const STYLESHEET: &str = include_str!("../../templates/console/console.css");
+const ICON: &str = include_str!("../../templates/console/favicon.svg");
 
 /// What the console's pages run with.
 #[derive(Clone)]
@@ -82,6 +83,7 @@ impl Console {
             .route("/console/reconciliation/runs", post(actions::start_run))
             .route("/console/schedules", get(pages::schedules))
             .route("/console/assets/console.css", get(stylesheet))
+            .route("/console/assets/favicon.svg", get(icon))
             .layer(middleware::from_fn(page_headers))
             .with_state(self)
     }
@@ -102,6 +104,10 @@ async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
+}
+
+async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
 }
 
 /// Pages load nothing but this origin's stylesheet, run no script and are never framed.
