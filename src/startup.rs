@@ -129,7 +129,8 @@ impl Application {
         settings
             .check_production(!api_keys.is_empty())
             .map_err(anyhow::Error::msg)?;
-        let operators = Operators::load(settings.auth.operators_file()).map_err(anyhow::Error::msg)?;
+        let operators =
+            Operators::load(settings.auth.operators_file()).map_err(anyhow::Error::msg)?;
         if api_keys.is_empty() {
             tracing::warn!("no API key is configured: every privileged route answers 401");
         } else {

@@ -104,7 +104,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
@@ -125,7 +128,10 @@ async fn assert_clean_console(client: &Client, page: &str) {
                 .collect()
         })
         .unwrap_or_default();
-    assert!(problems.is_empty(), "console errors on {page}: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "console errors on {page}: {problems:?}"
+    );
 }
 
 async fn screenshot(client: &Client, name: &str) {
@@ -196,7 +202,9 @@ async fn the_console_works_in_a_real_browser() {
         if std::env::var_os("CI").is_some() {
             panic!("chromedriver is missing (CI installs chromium-driver: .ci/run)");
         }
-        eprintln!("skipping the browser test: no chromedriver (set CHROMEDRIVER or install chromium-driver)");
+        eprintln!(
+            "skipping the browser test: no chromedriver (set CHROMEDRIVER or install chromium-driver)"
+        );
         return;
     };
     tokio::time::timeout(Duration::from_secs(90), run(driver_path))
@@ -238,7 +246,11 @@ async fn run(driver_path: PathBuf) {
     let queue = text(&client).await;
     assert!(queue.contains("order_browser_0001"), "{queue}");
     assert!(
-        !client.find_all(Locator::Css("tr.differs")).await.unwrap().is_empty(),
+        !client
+            .find_all(Locator::Css("tr.differs"))
+            .await
+            .unwrap()
+            .is_empty(),
         "Toss's balance differs from ours: {queue}"
     );
     screenshot(&client, "queue").await;
@@ -278,7 +290,13 @@ async fn run(driver_path: PathBuf) {
     assert!(text(&client).await.contains("검토 / Review"));
 
     // Start a reconciliation run of today (the form's date) and see it listed.
-    visit(&client, &app, "/console/reconciliation", "reconciliation-empty").await;
+    visit(
+        &client,
+        &app,
+        "/console/reconciliation",
+        "reconciliation-empty",
+    )
+    .await;
     client
         .find(Locator::Css("form.run button"))
         .await
@@ -325,15 +343,25 @@ async fn run(driver_path: PathBuf) {
         .await
         .unwrap();
     wait_for_path(&client, "/console/sign-in").await;
-    visit(&client, &app, "/console/", "signed-out").await;
-    assert_eq!(client.current_url().await.unwrap().path(), "/console/sign-in");
+    client
+        .goto(&format!("{}/console/", app.address))
+        .await
+        .unwrap();
+    assert_clean_console(&client, "/console/ (signed out)").await;
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/console/sign-in"
+    );
     client.close().await.unwrap();
 }
 
 async fn wait_for_path(client: &Client, path: &str) {
     let started = Instant::now();
     while client.current_url().await.unwrap().path() != path {
-        assert!(started.elapsed() < Duration::from_secs(10), "never reached {path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never reached {path}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -346,7 +374,10 @@ async fn wait_for_text(client: &Client, expected: &str) {
         {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "never showed {expected:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never showed {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

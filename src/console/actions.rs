@@ -62,9 +62,7 @@ pub async fn review(
             Some("resync") => ReviewAction::Resync,
             Some("dismiss") => ReviewAction::Dismiss,
             _ => {
-                return Err(AppError::unprocessable(
-                    "action: must be resync or dismiss",
-                ));
+                return Err(AppError::unprocessable("action: must be resync or dismiss"));
             }
         };
         let note = note(form.note.as_deref())?;

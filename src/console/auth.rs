@@ -121,7 +121,12 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
-fn sign_in_page(console: &Console, status: StatusCode, name: &str, error: Option<&str>) -> Response {
+fn sign_in_page(
+    console: &Console,
+    status: StatusCode,
+    name: &str,
+    error: Option<&str>,
+) -> Response {
     let csrf_token = random_token();
     let mut response = render(
         status,
@@ -219,7 +224,13 @@ pub async fn sign_in(
     );
     cookies.append(
         header::SET_COOKIE,
-        set_cookie(SIGN_IN_CSRF_COOKIE, "", SIGN_IN, console.secure_cookie, true),
+        set_cookie(
+            SIGN_IN_CSRF_COOKIE,
+            "",
+            SIGN_IN,
+            console.secure_cookie,
+            true,
+        ),
     );
     response
 }

@@ -74,11 +74,17 @@ impl Console {
         Router::new()
             .route("/console", get(|| async { to(&format!("{BASE}/")) }))
             .route("/console/", get(pages::queue))
-            .route("/console/sign-in", get(auth::sign_in_form).post(auth::sign_in))
+            .route(
+                "/console/sign-in",
+                get(auth::sign_in_form).post(auth::sign_in),
+            )
             .route("/console/sign-out", post(auth::sign_out))
             .route("/console/payments", get(pages::payment_by_order))
             .route("/console/payments/{payment_id}", get(pages::payment))
-            .route("/console/payments/{payment_id}/review", post(actions::review))
+            .route(
+                "/console/payments/{payment_id}/review",
+                post(actions::review),
+            )
             .route("/console/reconciliation", get(pages::reconciliation))
             .route("/console/reconciliation/runs", post(actions::start_run))
             .route("/console/schedules", get(pages::schedules))
@@ -135,7 +141,10 @@ fn render(status: StatusCode, page: &impl Template) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
             tracing::error!(%error, "console template failed");
-            error_page(StatusCode::INTERNAL_SERVER_ERROR, "an unexpected error occurred")
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an unexpected error occurred",
+            )
         }
     }
 }

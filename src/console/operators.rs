@@ -77,7 +77,9 @@ impl Operators {
                 ));
             }
             let parsed = PasswordHash::new(entry.password_hash.trim()).map_err(|_| {
-                format!("{which}: password_hash is not a PHC string (payment-service operator hash)")
+                format!(
+                    "{which}: password_hash is not a PHC string (payment-service operator hash)"
+                )
             })?;
             if parsed.algorithm.as_str() != Algorithm::Argon2id.as_str() {
                 return Err(format!("{which}: password_hash must be argon2id"));

@@ -78,10 +78,15 @@ pub async fn queue(
     for payment in payments {
         let (rows, toss_missing) = match console.service.pg_record(&payment).await {
             Ok(Some(record)) => (compare(&payment, &record), None),
-            Ok(None) => (Vec::new(), Some("토스에 기록이 없습니다 / Toss has no record of it")),
+            Ok(None) => (
+                Vec::new(),
+                Some("토스에 기록이 없습니다 / Toss has no record of it"),
+            ),
             Err(AppError::PgNotConfigured) => (
                 Vec::new(),
-                Some("토스 키가 없습니다 / No Toss key is configured: Toss's record cannot be read"),
+                Some(
+                    "토스 키가 없습니다 / No Toss key is configured: Toss's record cannot be read",
+                ),
             ),
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "console: Toss's record could not be read");

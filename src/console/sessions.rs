@@ -177,9 +177,8 @@ impl Sessions {
         let update = OnConflict::column(Column::Operator)
             .value(
                 Column::Failures,
-                Expr::case(reached.clone(), 0).finally(
-                    Expr::col((lockout::Entity, Column::Failures)).add(1),
-                ),
+                Expr::case(reached.clone(), 0)
+                    .finally(Expr::col((lockout::Entity, Column::Failures)).add(1)),
             )
             .value(
                 Column::LockedUntil,

@@ -7,7 +7,6 @@ use crate::domain::reconciliation::kst;
 use crate::domain::{Attempt, Payment, PaymentStatus, PgStatus, Refund, Review, StoredEvent};
 use crate::gateway::PgPayment;
 
-
 /// What every signed-in page carries: who is signed in, the session's CSRF token for the
 /// page's forms, and a line about what the last action did.
 pub struct Layout {
@@ -52,7 +51,9 @@ pub struct CompareRow {
 fn status_agrees(ours: PaymentStatus, toss: &PgStatus) -> bool {
     use PgStatus as T;
     match ours {
-        PaymentStatus::Pending => matches!(toss, T::Ready | T::InProgress | T::Aborted | T::Expired),
+        PaymentStatus::Pending => {
+            matches!(toss, T::Ready | T::InProgress | T::Aborted | T::Expired)
+        }
         PaymentStatus::InProgress => matches!(toss, T::Ready | T::InProgress),
         PaymentStatus::WaitingForDeposit => matches!(toss, T::WaitingForDeposit),
         PaymentStatus::Completed => matches!(toss, T::Done),
@@ -155,7 +156,12 @@ pub fn timeline(
         if let Some(failure) = &attempt.failure {
             what.push_str(&format!(", {}: {}", failure.code, failure.message));
         }
-        entries.push(entry(attempt.started_at, "시도 / Attempt", what, "-".to_owned()));
+        entries.push(entry(
+            attempt.started_at,
+            "시도 / Attempt",
+            what,
+            "-".to_owned(),
+        ));
     }
     for refund in refunds {
         let what = format!(
@@ -164,7 +170,12 @@ pub fn timeline(
             refund.status.as_str(),
             refund.reason
         );
-        entries.push(entry(refund.created_at, "환불 / Refund", what, "-".to_owned()));
+        entries.push(entry(
+            refund.created_at,
+            "환불 / Refund",
+            what,
+            "-".to_owned(),
+        ));
     }
     for event in events {
         entries.push(entry(
@@ -202,7 +213,10 @@ mod tests {
     #[test]
     fn a_paid_payment_agrees_with_done_only() {
         assert!(status_agrees(PaymentStatus::Completed, &PgStatus::Done));
-        assert!(!status_agrees(PaymentStatus::Completed, &PgStatus::PartialCanceled));
+        assert!(!status_agrees(
+            PaymentStatus::Completed,
+            &PgStatus::PartialCanceled
+        ));
         assert!(!status_agrees(PaymentStatus::Pending, &PgStatus::Done));
     }
 }

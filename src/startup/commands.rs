@@ -129,7 +129,9 @@ pub fn operator_hash_command(
     let password = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
     line.clear();
     if secrecy::ExposeSecret::expose_secret(&password).is_empty() {
-        anyhow::bail!("no password on standard input (echo -n \"$PASSWORD\" | payment-service operator hash)");
+        anyhow::bail!(
+            "no password on standard input (echo -n \"$PASSWORD\" | payment-service operator hash)"
+        );
     }
     let hash = crate::console::hash_password(&password).map_err(anyhow::Error::msg)?;
     writeln!(out, "{hash}")?;

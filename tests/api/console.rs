@@ -61,7 +61,10 @@ struct Page {
 impl Page {
     /// The value of the hidden `csrf_token` of the page's first form.
     fn csrf_token(&self) -> String {
-        let at = self.text.find(r#"name="csrf_token" value=""#).expect("a form with csrf_token")
+        let at = self
+            .text
+            .find(r#"name="csrf_token" value=""#)
+            .expect("a form with csrf_token")
             + r#"name="csrf_token" value=""#.len();
         self.text[at..at + 64].to_owned()
     }
@@ -145,7 +148,11 @@ impl Browser {
         let csrf = form.csrf_token();
         self.post(
             "/console/sign-in",
-            &[("name", name), ("password", password), ("csrf_token", &csrf)],
+            &[
+                ("name", name),
+                ("password", password),
+                ("csrf_token", &csrf),
+            ],
         )
         .await
     }
@@ -177,14 +184,22 @@ async fn sign_in_answers_303_with_the_session_cookie_or_401_with_the_form(backen
     let mut browser = Browser::new(&app.address);
     let form = browser.get("/console/sign-in").await;
     assert_eq!(form.status, StatusCode::OK);
-    for field in [r#"name="name""#, r#"name="password""#, r#"type="hidden" name="csrf_token""#] {
+    for field in [
+        r#"name="name""#,
+        r#"name="password""#,
+        r#"type="hidden" name="csrf_token""#,
+    ] {
         assert!(form.text.contains(field), "{field}: {}", form.text);
     }
     assert!(form.text.contains(r#"<label for="password">"#));
 
     let wrong = browser.try_sign_in(OPERATOR, "wrong password").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.text.contains(r#"name="password""#), "the form again: {}", wrong.text);
+    assert!(
+        wrong.text.contains(r#"name="password""#),
+        "the form again: {}",
+        wrong.text
+    );
     assert!(!browser.cookies.contains_key("console_session"));
     let stranger = browser.try_sign_in("lee", PASSWORD).await;
     assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
@@ -225,13 +240,20 @@ async fn forms_without_their_csrf_token_are_refused_403(backend: Backend) {
     let mut browser = Browser::new(&app.address);
     browser.get("/console/sign-in").await;
     let without = browser
-        .post("/console/sign-in", &[("name", OPERATOR), ("password", PASSWORD)])
+        .post(
+            "/console/sign-in",
+            &[("name", OPERATOR), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(without.status, StatusCode::FORBIDDEN, "{}", without.text);
     let forged = browser
         .post(
             "/console/sign-in",
-            &[("name", OPERATOR), ("password", PASSWORD), ("csrf_token", &"0".repeat(64))],
+            &[
+                ("name", OPERATOR),
+                ("password", PASSWORD),
+                ("csrf_token", &"0".repeat(64)),
+            ],
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -246,18 +268,30 @@ async fn forms_without_their_csrf_token_are_refused_403(backend: Backend) {
     let forged = browser
         .post(
             &review,
-            &[("action", "dismiss"), ("note", "n"), ("csrf_token", &"f".repeat(64))],
+            &[
+                ("action", "dismiss"),
+                ("note", "n"),
+                ("csrf_token", &"f".repeat(64)),
+            ],
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.payment(&id).await["needs_review"], true, "nothing changed");
+    assert_eq!(
+        app.payment(&id).await["needs_review"],
+        true,
+        "nothing changed"
+    );
     let run = browser
         .post("/console/reconciliation/runs", &[("date", "2026-12-01")])
         .await;
     assert_eq!(run.status, StatusCode::FORBIDDEN);
     let sign_out = browser.post("/console/sign-out", &[]).await;
     assert_eq!(sign_out.status, StatusCode::FORBIDDEN);
-    assert_eq!(browser.get("/console/").await.status, StatusCode::OK, "still signed in");
+    assert_eq!(
+        browser.get("/console/").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
 }
 
 async fn five_wrong_passwords_lock_the_name_even_for_the_right_one(backend: Backend) {
@@ -309,7 +343,10 @@ async fn signed_out_pages_send_to_the_sign_in_page(backend: Backend) {
     browser
         .cookies
         .insert("console_session".to_owned(), "a".repeat(64));
-    browser.get("/console/").await.redirects_to("/console/sign-in");
+    browser
+        .get("/console/")
+        .await
+        .redirects_to("/console/sign-in");
     browser.get("/console").await.redirects_to("/console/");
 }
 
@@ -364,10 +401,18 @@ async fn resolving_from_the_queue_records_the_operator(backend: Backend) {
     browser.sign_in().await;
     let queue = browser.get("/console/").await;
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
-    assert!(queue.text.contains("order_console_review"), "{}", queue.text);
+    assert!(
+        queue.text.contains("order_console_review"),
+        "{}",
+        queue.text
+    );
     // Toss's record (read now) beside ours; what differs is marked.
     assert!(queue.text.contains(r#"class="differs""#), "{}", queue.text);
-    assert!(queue.text.contains("<mark>8,000원</mark>"), "{}", queue.text);
+    assert!(
+        queue.text.contains("<mark>8,000원</mark>"),
+        "{}",
+        queue.text
+    );
     let csrf = queue.csrf_token();
 
     let empty_note = browser
@@ -405,7 +450,11 @@ async fn resolving_from_the_queue_records_the_operator(backend: Backend) {
     let again = browser
         .post(
             &format!("/console/payments/{id}/review"),
-            &[("action", "dismiss"), ("note", "twice"), ("csrf_token", &csrf)],
+            &[
+                ("action", "dismiss"),
+                ("note", "twice"),
+                ("csrf_token", &csrf),
+            ],
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "not flagged any more");
@@ -422,7 +471,12 @@ async fn pages_show_the_timeline_runs_and_schedules(backend: Backend) {
 
     let by_id = browser.get(&format!("/console/payments/{id}")).await;
     assert_eq!(by_id.status, StatusCode::OK, "{}", by_id.text);
-    for expected in ["order_console_timeline", "15,000원", "payment.completed", "시도 / Attempt"] {
+    for expected in [
+        "order_console_timeline",
+        "15,000원",
+        "payment.completed",
+        "시도 / Attempt",
+    ] {
         assert!(by_id.text.contains(expected), "{expected}: {}", by_id.text);
     }
     let by_order = browser
@@ -494,11 +548,18 @@ async fn a_session_works_on_every_instance_until_signed_out(backend: Backend) {
         .post("/console/sign-out", &[("csrf_token", &csrf)])
         .await
         .redirects_to("/console/sign-in");
-    assert!(!other.cookies.contains_key("console_session"), "cookie removed");
+    assert!(
+        !other.cookies.contains_key("console_session"),
+        "cookie removed"
+    );
     // The first instance no longer knows the session either.
-    first.get("/console/").await.redirects_to("/console/sign-in");
-    assert!(app
-        .query_column("SELECT token_hash FROM console_sessions")
+    first
+        .get("/console/")
         .await
-        .is_empty());
+        .redirects_to("/console/sign-in");
+    assert!(
+        app.query_column("SELECT token_hash FROM console_sessions")
+            .await
+            .is_empty()
+    );
 }
