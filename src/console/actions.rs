@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::auth::SignedIn;
+use super::auth::{SignedIn, csrf_refused};
 use super::{BASE, Console, Failure, to};
 use crate::domain::PaymentId;
 use crate::domain::reconciliation::RunTrigger;
@@ -51,8 +51,8 @@ pub async fn review(
     Path(raw_id): Path<String>,
     Form(form): Form<ReviewForm>,
 ) -> Response {
-    if let Err(refused) = signed_in.check_csrf(form.csrf_token.as_deref()) {
-        return refused;
+    if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
+        return csrf_refused();
     }
     let resolved = async {
         let payment_id: PaymentId = raw_id
@@ -94,8 +94,8 @@ pub async fn start_run(
     signed_in: SignedIn,
     Form(form): Form<RunForm>,
 ) -> Response {
-    if let Err(refused) = signed_in.check_csrf(form.csrf_token.as_deref()) {
-        return refused;
+    if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
+        return csrf_refused();
     }
     let started = async {
         let date = form

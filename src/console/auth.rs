@@ -40,13 +40,9 @@ impl SignedIn {
             .acting_for(Actor::operator(self.session.operator.clone()))
     }
 
-    /// Refuses (403) a form whose `csrf_token` is not this session's.
-    pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Response> {
-        if same_token(Some(&self.session.csrf_token), submitted) {
-            Ok(())
-        } else {
-            Err(csrf_refused())
-        }
+    /// Whether a form's `csrf_token` is this session's (else: [`csrf_refused`], 403).
+    pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
+        same_token(Some(&self.session.csrf_token), submitted)
     }
 }
 
@@ -92,7 +88,7 @@ fn same_token(expected: Option<&str>, submitted: Option<&str>) -> bool {
     }
 }
 
-fn csrf_refused() -> Response {
+pub fn csrf_refused() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         "이 양식은 만료되었거나 이 콘솔에서 보낸 것이 아닙니다 / This form is stale or was not sent from this console (CSRF token): reload the page and try again",
@@ -246,8 +242,8 @@ pub async fn sign_out(
     signed_in: SignedIn,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = signed_in.check_csrf(form.csrf_token.as_deref()) {
-        return refused;
+    if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
+        return csrf_refused();
     }
     if let Err(error) = console.sessions.revoke(&signed_in.token).await {
         return Failure::from(error).into_response();

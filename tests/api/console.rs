@@ -232,6 +232,24 @@ async fn sign_in_answers_303_with_the_session_cookie_or_401_with_the_form(backen
     let css = browser.get("/console/assets/console.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.text.contains(":focus-visible"));
+
+    // Used 7 hours ago: still alive. Unused for 8 hours: over.
+    let idle = |seconds: i64| chrono::Utc::now() - chrono::Duration::seconds(seconds);
+    app.execute_sql(
+        "UPDATE console_sessions SET last_seen_at = $1",
+        vec![idle(7 * 3600).into()],
+    )
+    .await;
+    assert_eq!(browser.get("/console/").await.status, StatusCode::OK);
+    app.execute_sql(
+        "UPDATE console_sessions SET last_seen_at = $1",
+        vec![idle(8 * 3600 + 1).into()],
+    )
+    .await;
+    browser
+        .get("/console/")
+        .await
+        .redirects_to("/console/sign-in");
 }
 
 async fn forms_without_their_csrf_token_are_refused_403(backend: Backend) {
