@@ -18,6 +18,8 @@ pub const IDLE_EXPIRY: Duration = Duration::hours(8);
 pub const MAX_FAILURES: i32 = 5;
 /// ... for this long (the right password is refused too meanwhile).
 pub const LOCKOUT: Duration = Duration::minutes(15);
+/// Wrong passwords of a name untried this long are forgotten.
+const FORGET_AFTER: Duration = Duration::days(1);
 /// A session's last use is written at most this often (a page view need not write).
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
@@ -171,6 +173,17 @@ impl Sessions {
     pub async fn record_failure(&self, operator: &str) -> StoreResult<()> {
         use lockout::Column;
         let now = Utc::now();
+        // Counts of names nobody tried for a day, and not locked, are forgotten: any name is
+        // counted (so that the answers tell no names apart), which must not grow the table.
+        lockout::Entity::delete_many()
+            .filter(Column::UpdatedAt.lt(now - FORGET_AFTER))
+            .filter(
+                Column::LockedUntil
+                    .is_null()
+                    .or(Column::LockedUntil.lte(now)),
+            )
+            .exec(self.store.connection())
+            .await?;
         let reached = Expr::col((lockout::Entity, Column::Failures))
             .add(1)
             .gte(MAX_FAILURES);
