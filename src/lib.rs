@@ -6,6 +6,7 @@
 //! `config`, `startup` and `telemetry` wire it all once.
 
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod error;

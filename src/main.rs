@@ -11,7 +11,9 @@ const USAGE: &str = "usage: payment-service                           serve the 
                                                      (exit 0: all matched, 1: discrepancies, 2: failed)
        payment-service reseal [--batch-size N]       re-seal stored billing keys and refund accounts
                                                      under the newest BILLING_KEY_ENCRYPTION_KEY
-                                                     (exit 0: all current, 1: some unreadable, 2: failed)";
+                                                     (exit 0: all current, 1: some unreadable, 2: failed)
+       payment-service operator hash                 read a console operator's password on stdin and
+                                                     print its argon2id hash for OPERATORS_FILE";
 
 /// Rows `reseal` reads and rewrites at a time, unless `--batch-size` says otherwise.
 const RESEAL_BATCH: u64 = 200;
@@ -23,6 +25,13 @@ async fn main() -> ExitCode {
         None => {}
         Some("reconcile") => return reconcile(&args[1..]).await,
         Some("reseal") => return reseal(&args[1..]).await,
+        Some("operator") if args[1..] == ["hash"] => {
+            let mut out = std::io::stdout();
+            return command_exit(
+                "operator hash",
+                startup::operator_hash_command(&mut std::io::stdin().lock(), &mut out),
+            );
+        }
         Some(_) => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

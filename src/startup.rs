@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings, configured};
+use crate::console::{Console, Operators};
 use crate::crypto::{AccountSealer, BillingKeyCipher};
 use crate::gateway::{
     BillingGateway, Books, MeteredBooks, MeteredGateway, NoopGateway, PaymentGateway, TossClient,
@@ -25,7 +26,7 @@ use crate::service::{PaymentService, Reconciliation, ServiceSettings, Settler};
 use crate::store::Store;
 
 mod commands;
-pub use commands::{reconcile_command, reseal_command};
+pub use commands::{operator_hash_command, reconcile_command, reseal_command};
 
 pub struct Application {
     listener: TcpListener,
@@ -128,6 +129,8 @@ impl Application {
         settings
             .check_production(!api_keys.is_empty())
             .map_err(anyhow::Error::msg)?;
+        let operators =
+            Operators::load(settings.auth.operators_file()).map_err(anyhow::Error::msg)?;
         if api_keys.is_empty() {
             tracing::warn!("no API key is configured: every privileged route answers 401");
         } else {
@@ -191,7 +194,7 @@ impl Application {
         let reconciliation =
             Reconciliation::new(store.clone(), books(&settings)?, reconciliation_settings);
         let service = PaymentService::new(
-            store,
+            store.clone(),
             gateway,
             ServiceSettings {
                 pg_read_timeout: Duration::from_secs(settings.toss.read_timeout_secs),
@@ -222,6 +225,8 @@ impl Application {
             settings.limits.public_burst,
             trusted_proxies,
         );
+        let listener = TcpListener::bind(&settings.server.bind_addr).await?;
+        let console = console(operators, &store, &service, &reconciliation, &listener)?;
         let state = AppState {
             service: service.clone(),
             reconciliation: reconciliation.clone(),
@@ -239,9 +244,9 @@ impl Application {
             RouterSettings {
                 request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
                 cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
+                pages: console.router(),
             },
         );
-        let listener = TcpListener::bind(&settings.server.bind_addr).await?;
         Ok(Self {
             listener,
             router,
@@ -388,6 +393,30 @@ async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The operator console: served only with operators, its session cookie `Secure` unless the
+/// service listens on a loopback address (plain HTTP on the operator's own machine).
+fn console(
+    operators: Operators,
+    store: &Store,
+    service: &PaymentService,
+    reconciliation: &Reconciliation,
+    listener: &TcpListener,
+) -> anyhow::Result<Console> {
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    if operators.is_empty() {
+        tracing::info!("operator console: off (OPERATORS_FILE names no operator)");
+    } else {
+        tracing::info!(operators = ?operators.names(), secure_cookie = !loopback, "operator console at /console/");
+    }
+    Ok(Console::new(
+        operators,
+        store.clone(),
+        service.clone(),
+        reconciliation.clone(),
+        !loopback,
+    ))
 }
 
 /// A Toss client under `secret_key`.

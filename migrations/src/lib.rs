@@ -15,6 +15,7 @@ mod m20261206_000001_payment_attempts;
 mod m20261206_000100_webhook_deliveries_by_age;
 mod m20261206_000200_actors;
 mod m20261207_000001_schedules_consents;
+mod m20261208_000001_console_sessions;
 mod m20261208_000002_event_trace_context;
 
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000100_webhook_deliveries_by_age::Migration),
             Box::new(m20261206_000200_actors::Migration),
             Box::new(m20261207_000001_schedules_consents::Migration),
+            Box::new(m20261208_000001_console_sessions::Migration),
             Box::new(m20261208_000002_event_trace_context::Migration),
         ]
     }

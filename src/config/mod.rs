@@ -181,12 +181,24 @@ pub struct AuthSettings {
     /// `API_KEYS_FILE`: a TOML file of `[[api_keys]]` entries `{name, sha256, scopes}`.
     #[serde(default)]
     pub api_keys_file: Option<String>,
+    /// `OPERATORS_FILE`: a TOML file of `[[operators]]` entries `{name, password_hash}` who may
+    /// sign in to the console; unset: no console.
+    #[serde(default)]
+    pub operators_file: Option<String>,
 }
 
 impl AuthSettings {
     /// The file of named keys, if one is configured (not blank).
     pub fn api_keys_file(&self) -> Option<&str> {
         self.api_keys_file
+            .as_deref()
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    }
+
+    /// The console's operators file, if one is configured (not blank).
+    pub fn operators_file(&self) -> Option<&str> {
+        self.operators_file
             .as_deref()
             .map(str::trim)
             .filter(|path| !path.is_empty())
@@ -420,6 +432,7 @@ impl Settings {
             .set_override_option("billing.encryption_key", vars("BILLING_KEY_ENCRYPTION_KEY"))?
             .set_override_option("nats.url", vars("NATS_URL"))?
             .set_override_option("auth.api_keys_file", vars("API_KEYS_FILE"))?
+            .set_override_option("auth.operators_file", vars("OPERATORS_FILE"))?
             .set_override("env", env.trim())?;
         if let Some(keys) = vars("API_KEYS") {
             let keys: Vec<String> = keys

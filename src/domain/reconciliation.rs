@@ -44,6 +44,8 @@ text_enum! {
         Api = "api",
         Schedule = "schedule",
         Cli = "cli",
+        /// An operator, from the console's form.
+        Console = "console",
     }
 }
 

@@ -183,6 +183,9 @@ pub struct RouterSettings {
     pub request_timeout: Duration,
     /// Browser origins allowed by CORS; empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// Pages served beside the API, behind the same layers but neither in the OpenAPI
+    /// document nor under its API keys (the operator console).
+    pub pages: Router<AppState>,
 }
 
 pub fn router(state: AppState, settings: RouterSettings) -> Router {
@@ -190,6 +193,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new(headers::SWAGGER_UI).url("/openapi.json", openapi))
+        .merge(settings.pages)
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         // Before routing, so before the Idempotency-Key: a NUL never reaches the database.

@@ -148,11 +148,12 @@ pub async fn ensure_problem_json(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let is_problem =
+        content_type.is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    // The console's own error pages (a browser reads them) are HTML on purpose.
+    let is_page = content_type.is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if is_problem || is_page {
         return response;
     }
     let (code, detail) = match status {

@@ -1,9 +1,9 @@
 use chrono::Utc;
 
-use super::{PaymentService, annotate, find};
+use super::{PaymentService, annotate, find, find_ref};
 use crate::domain::{
-    Amount, Attempt, OrderId, Payment, PaymentId, PaymentStatus, PaymentType, Refund, ScopedKey,
-    StoredEvent, UserId,
+    Amount, Attempt, OrderId, Payment, PaymentId, PaymentRef, PaymentStatus, PaymentType, Refund,
+    ScopedKey, StoredEvent, UserId,
 };
 use crate::error::AppError;
 use crate::store::StoreError;
@@ -107,6 +107,11 @@ impl PaymentService {
         let payment = find(&self.store, id).await?;
         let refunds = self.store.refunds_of(id).await?;
         Ok((payment, refunds))
+    }
+
+    /// A payment by its order id.
+    pub async fn get_by_order(&self, order_id: &OrderId) -> Result<Payment, AppError> {
+        find_ref(&self.store, &PaymentRef::OrderId(order_id.clone())).await
     }
 
     /// A payment's attempts at the PG, oldest first.

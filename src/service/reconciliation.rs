@@ -74,7 +74,16 @@ impl Reconciliation {
     /// Starts a run of `date` and returns it at once (`RUNNING`); the pass goes on in the
     /// background. A date already running is returned as it is.
     pub async fn start(&self, date: NaiveDate) -> Result<ReconciliationRun, AppError> {
-        let (claimed, books) = self.claim(date, RunTrigger::Api).await?;
+        self.start_from(date, RunTrigger::Api).await
+    }
+
+    /// [`start`](Self::start), recording where the run was asked for (the API, the console).
+    pub async fn start_from(
+        &self,
+        date: NaiveDate,
+        trigger: RunTrigger,
+    ) -> Result<ReconciliationRun, AppError> {
+        let (claimed, books) = self.claim(date, trigger).await?;
         if let Some(pass) = claimed.pass {
             let this = self.clone();
             let run = claimed.run.clone();

@@ -83,21 +83,30 @@ impl Reviewing {
         Ok(self.store.reviews_of(id).await?)
     }
 
-    /// Toss's record of the payment: by the attempt's key when we have one, else by order.
-    async fn read_record(&self, payment: &Payment) -> Result<crate::gateway::PgPayment, AppError> {
+    /// Toss's record of `payment` as it is now (by the attempt's key when we have one, else by
+    /// order), read only: what a person compares with ours before resolving a review (the
+    /// console shows both side by side).
+    pub async fn pg_record(
+        &self,
+        payment: &Payment,
+    ) -> Result<Option<crate::gateway::PgPayment>, AppError> {
         if self.pg.payments.provider().is_none() {
             return Err(AppError::PgNotConfigured);
         }
-        match self.pg.record_of(payment, true).await {
-            Ok(Some(record)) => Ok(record),
-            Ok(None) => Err(AppError::InvalidState(
+        self.pg
+            .record_of(payment, true)
+            .await
+            .map_err(|error| AppError::Unavailable(format!("Toss could not be read: {error}")))
+    }
+
+    /// [`pg_record`](Self::pg_record), which must exist to resync from.
+    async fn read_record(&self, payment: &Payment) -> Result<crate::gateway::PgPayment, AppError> {
+        self.pg_record(payment).await?.ok_or_else(|| {
+            AppError::InvalidState(
                 "Toss has no record of this payment; dismiss the review once it is handled"
                     .to_owned(),
-            )),
-            Err(error) => Err(AppError::Unavailable(format!(
-                "Toss could not be read: {error}"
-            ))),
-        }
+            )
+        })
     }
 
     /// The review to keep, made by the actor this service acts for.

@@ -110,6 +110,26 @@ impl Schedules {
         Ok((find(&self.store, payment.id).await?, schedule))
     }
 
+    /// Schedules waiting to charge by `until`, soonest first (at most `limit`).
+    pub async fn schedules_due_by(
+        &self,
+        until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Schedule>, AppError> {
+        Ok(self
+            .store
+            .schedules_in(ScheduleStatus::Scheduled, Some(until), limit)
+            .await?)
+    }
+
+    /// Schedules that gave up, the latest first (at most `limit`).
+    pub async fn exhausted_schedules(&self, limit: u64) -> Result<Vec<Schedule>, AppError> {
+        Ok(self
+            .store
+            .schedules_in(ScheduleStatus::Exhausted, None, limit)
+            .await?)
+    }
+
     /// The payment's schedule, if it has one.
     pub async fn schedule_of(&self, payment_id: PaymentId) -> Result<Option<Schedule>, AppError> {
         Ok(self.store.schedule_of(payment_id).await?)

@@ -1,5 +1,6 @@
-//! The one-shot commands of the binary (`payment-service reconcile`, `payment-service reseal`):
-//! wired from the same settings as the service, without its listener or background tasks.
+//! The one-shot commands of the binary (`payment-service reconcile`, `payment-service reseal`,
+//! `payment-service operator hash`): wired from the same settings as the service, without its
+//! listener or background tasks.
 
 use super::{account_sealer, books, cipher, connect};
 use crate::config::{Settings, configured};
@@ -114,4 +115,51 @@ pub async fn reseal_command(
         unreadable += counts.unreadable;
     }
     Ok(if unreadable == 0 { 0 } else { 1 })
+}
+
+/// `payment-service operator hash`: reads a password from `input` (its first line, without the
+/// line break) and writes its argon2id PHC string to `out`, for an `OPERATORS_FILE` entry. The
+/// password is never echoed or logged. Exit code 0, or 2 for an empty password.
+pub fn operator_hash_command(
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u8> {
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let password = secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    line.clear();
+    if secrecy::ExposeSecret::expose_secret(&password).is_empty() {
+        anyhow::bail!(
+            "no password on standard input (echo -n \"$PASSWORD\" | payment-service operator hash)"
+        );
+    }
+    let hash = crate::console::hash_password(&password).map_err(anyhow::Error::msg)?;
+    writeln!(out, "{hash}")?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_hash_prints_an_argon2id_hash_of_the_first_line() {
+        let mut out = Vec::new();
+        let code =
+            operator_hash_command(&mut "s3cret pass\nignored\n".as_bytes(), &mut out).unwrap();
+        assert_eq!(code, 0);
+        let hash = String::from_utf8(out).unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("s3cret"));
+        let file = format!(
+            "[[operators]]\nname = \"kim\"\npassword_hash = {:?}\n",
+            hash.trim()
+        );
+        let path = std::env::temp_dir().join(format!("operators-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, file).unwrap();
+        let operators = crate::console::Operators::load(path.to_str()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(operators.verify("kim", &"s3cret pass".into()));
+        assert!(operator_hash_command(&mut "\n".as_bytes(), &mut Vec::new()).is_err());
+    }
 }

@@ -244,6 +244,31 @@ impl Store {
         Ok(true)
     }
 
+    /// Up to `limit` schedules in `status`: with `due_before`, those due by then, soonest
+    /// first; without, the latest changed first.
+    pub async fn schedules_in(
+        &self,
+        status: ScheduleStatus,
+        due_before: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> StoreResult<Vec<Schedule>> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        let mut query = schedule::Entity::find().filter(Column::Status.eq(status.as_str()));
+        query = match due_before {
+            Some(until) => query
+                .filter(Column::NextAttemptAt.lte(until))
+                .order_by_asc(Column::NextAttemptAt),
+            None => query.order_by_desc(Column::UpdatedAt),
+        };
+        query
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Schedule::try_from)
+            .collect()
+    }
+
     /// Schedules due at `now` and not yet taken.
     pub async fn schedules_due(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(schedule::Entity::find()

@@ -143,6 +143,8 @@ pub struct Options {
     pub trusted_proxies: Vec<String>,
     /// `limits.max_concurrent_requests`; `None`: the default.
     pub max_concurrent_requests: Option<usize>,
+    /// `OPERATORS_FILE`: the console's operators.
+    pub operators_file: Option<String>,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -168,6 +170,7 @@ impl Default for Options {
             header_read_timeout_secs: None,
             trusted_proxies: Vec::new(),
             max_concurrent_requests: None,
+            operators_file: None,
         }
     }
 }
@@ -210,6 +213,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
         settings.auth.api_keys.push(ROTATED_API_KEY.into());
     }
     settings.auth.api_keys_file = options.api_keys_file.clone();
+    settings.auth.operators_file = options.operators_file.clone();
     if options.toss {
         settings.toss.secret_key = Some(SECRET_KEY.into());
         settings.toss.api_url = toss_url.to_owned();

@@ -9,6 +9,7 @@ mod attempts;
 mod billing;
 mod confirm;
 mod consents;
+mod console;
 mod crash;
 mod edge;
 mod engine;

@@ -1,0 +1,376 @@
+//! The console's pages (GET): the review queue, a payment's timeline (by id or order id),
+//! reconciliation runs and their chart, scheduled charges due soon and exhausted.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::auth::SignedIn;
+use super::chart::{self, Day};
+use super::views::{CompareRow, Entry, Layout, compare, timeline, when, when_opt, won};
+use super::{Console, Failure, render};
+use crate::domain::reconciliation::today_kst;
+use crate::domain::{OrderId, Payment, PaymentId, Schedule};
+use crate::error::AppError;
+
+/// Flagged payments shown at once (each costs a read of Toss's record).
+const QUEUE_PAGE: u64 = 20;
+/// Runs whose discrepancies are listed, and days in the chart.
+const RUNS_SHOWN: usize = 14;
+/// Schedules due within this many hours count as "due soon".
+const DUE_SOON_HOURS: i64 = 24;
+const SCHEDULES_SHOWN: u64 = 100;
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    notice: Option<String>,
+    order_id: Option<String>,
+}
+
+/// The line about what the last action did: only these fixed texts, never the query's own.
+fn notice(query: &PageQuery) -> Option<&'static str> {
+    match query.notice.as_deref()? {
+        "resolved" => Some("검토를 마쳤습니다 / The review is resolved"),
+        "run_started" => Some("대사를 시작했습니다 / The reconciliation run started"),
+        _ => None,
+    }
+}
+
+fn layout(signed_in: &SignedIn, query: &PageQuery) -> Layout {
+    Layout {
+        operator: signed_in.session.operator.clone(),
+        csrf_token: signed_in.session.csrf_token.clone(),
+        notice: notice(query),
+    }
+}
+
+pub struct QueueItem {
+    pub payment_id: String,
+    pub order_id: String,
+    pub reason: String,
+    pub rows: Vec<CompareRow>,
+    /// Why Toss's record is not beside ours.
+    pub toss_missing: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "console/queue.html")]
+struct QueuePage {
+    layout: Layout,
+    items: Vec<QueueItem>,
+    total: u64,
+}
+
+/// `GET /console/`: every payment set aside, our record beside Toss's current one.
+pub async fn queue(
+    State(console): State<Console>,
+    signed_in: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Failure> {
+    let (payments, total) = console
+        .service
+        .list(None, Some(true), QUEUE_PAGE, 0)
+        .await?;
+    let mut items = Vec::new();
+    for payment in payments {
+        let (rows, toss_missing) = match console.service.reviewing().pg_record(&payment).await {
+            Ok(Some(record)) => (compare(&payment, &record), None),
+            Ok(None) => (
+                Vec::new(),
+                Some("토스에 기록이 없습니다 / Toss has no record of it"),
+            ),
+            Err(AppError::PgNotConfigured) => (
+                Vec::new(),
+                Some(
+                    "토스 키가 없습니다 / No Toss key is configured: Toss's record cannot be read",
+                ),
+            ),
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, %error, "console: Toss's record could not be read");
+                (
+                    Vec::new(),
+                    Some("지금은 토스를 읽을 수 없습니다 / Toss could not be read just now"),
+                )
+            }
+        };
+        items.push(QueueItem {
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.to_string(),
+            reason: payment.review_reason.clone().unwrap_or_default(),
+            rows,
+            toss_missing,
+        });
+    }
+    Ok(render(
+        StatusCode::OK,
+        &QueuePage {
+            layout: layout(&signed_in, &query),
+            items,
+            total,
+        },
+    ))
+}
+
+pub struct PaymentView {
+    pub payment_id: String,
+    pub order_id: String,
+    pub order_name: String,
+    pub user_id: String,
+    pub status: String,
+    pub amount: String,
+    pub refunded: String,
+    pub method: String,
+    pub created_at: String,
+    pub needs_review: bool,
+    pub review_reason: String,
+}
+
+impl From<&Payment> for PaymentView {
+    fn from(payment: &Payment) -> Self {
+        Self {
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.to_string(),
+            order_name: payment.order_name.clone().unwrap_or_default(),
+            user_id: payment.user_id.clone(),
+            status: payment.status.as_str().to_owned(),
+            amount: won(payment.amount_krw),
+            refunded: won(payment.refunded_amount_krw),
+            method: payment.payment_method.clone(),
+            created_at: when(payment.created_at),
+            needs_review: payment.needs_review,
+            review_reason: payment.review_reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/payment.html")]
+struct PaymentPage {
+    layout: Layout,
+    /// What was looked for (`order_id`), to fill the search form again.
+    searched: String,
+    payment: Option<PaymentView>,
+    entries: Vec<Entry>,
+}
+
+async fn payment_page(
+    console: &Console,
+    signed_in: &SignedIn,
+    query: &PageQuery,
+    payment: Payment,
+) -> Result<Response, Failure> {
+    let service = &console.service;
+    let attempts = service.attempts(payment.id).await?;
+    let (_, refunds) = service.refunds(payment.id).await?;
+    let events = service.events_of(payment.id).await?;
+    let reviews = service.reviewing().reviews(payment.id).await?;
+    Ok(render(
+        StatusCode::OK,
+        &PaymentPage {
+            layout: layout(signed_in, query),
+            searched: payment.order_id.to_string(),
+            entries: timeline(&attempts, &refunds, &events, &reviews),
+            payment: Some(PaymentView::from(&payment)),
+        },
+    ))
+}
+
+/// `GET /console/payments/{payment_id}`: the payment and its timeline.
+pub async fn payment(
+    State(console): State<Console>,
+    signed_in: SignedIn,
+    Path(raw_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Failure> {
+    let id: PaymentId = raw_id
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("payment {raw_id} not found")))?;
+    let payment = console.service.get(id).await?;
+    payment_page(&console, &signed_in, &query, payment).await
+}
+
+/// `GET /console/payments?order_id=`: the payment of an order and its timeline, or the search
+/// form without an order id.
+pub async fn payment_by_order(
+    State(console): State<Console>,
+    signed_in: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Failure> {
+    let searched = query.order_id.as_deref().map(str::trim).unwrap_or_default();
+    if searched.is_empty() {
+        return Ok(render(
+            StatusCode::OK,
+            &PaymentPage {
+                layout: layout(&signed_in, &query),
+                searched: String::new(),
+                payment: None,
+                entries: Vec::new(),
+            },
+        ));
+    }
+    let order_id = OrderId::parse(searched).map_err(AppError::from)?;
+    let payment = console.service.get_by_order(&order_id).await?;
+    payment_page(&console, &signed_in, &query, payment).await
+}
+
+pub struct DiscrepancyView {
+    pub kind: String,
+    pub order_id: String,
+    pub payment_id: Option<String>,
+    pub ours: String,
+    pub toss: String,
+}
+
+pub struct RunView {
+    pub date: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub summary: String,
+    pub error: String,
+    pub discrepancies: Vec<DiscrepancyView>,
+}
+
+#[derive(Template)]
+#[template(path = "console/reconciliation.html")]
+struct ReconciliationPage {
+    layout: Layout,
+    today: String,
+    runs: Vec<RunView>,
+    chart: String,
+}
+
+fn side(side: Option<&crate::domain::reconciliation::Side>) -> String {
+    side.map_or_else(
+        || "-".to_owned(),
+        |side| match side.amount_krw {
+            Some(amount) => format!("{} {}", side.status, won(amount)),
+            None => side.status.clone(),
+        },
+    )
+}
+
+/// `GET /console/reconciliation`: the latest runs, what they found, the chart, the form.
+pub async fn reconciliation(
+    State(console): State<Console>,
+    signed_in: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Failure> {
+    let runs = console.reconciliation.runs(None).await?;
+    let mut views = Vec::new();
+    for run in runs.iter().take(RUNS_SHOWN) {
+        let discrepancies = console.reconciliation.discrepancies(run).await?;
+        views.push(RunView {
+            date: run.date.to_string(),
+            status: run.status.as_str().to_owned(),
+            started_at: when(run.started_at),
+            finished_at: when_opt(run.finished_at),
+            summary: run.summary.as_ref().map_or_else(String::new, |s| {
+                format!(
+                    "Toss {} · matched {} · discrepancies {} · approved {} · refunded {} · fees {} · payout {}",
+                    s.toss_transactions,
+                    s.matched,
+                    s.discrepancies,
+                    won(s.approved_krw),
+                    won(s.cancelled_krw),
+                    won(s.fees_krw),
+                    won(s.payout_krw)
+                )
+            }),
+            error: run.error.clone().unwrap_or_default(),
+            discrepancies: discrepancies
+                .iter()
+                .map(|found| DiscrepancyView {
+                    kind: found.kind.as_str().to_owned(),
+                    order_id: found.order_id.clone().unwrap_or_else(|| "-".to_owned()),
+                    payment_id: found.payment_id.clone(),
+                    ours: side(found.ours.as_ref()),
+                    toss: side(found.theirs.as_ref()),
+                })
+                .collect(),
+        });
+    }
+    let mut days: Vec<Day> = runs
+        .iter()
+        .filter_map(|run| {
+            run.summary.as_ref().map(|summary| Day {
+                date: run.date,
+                approved_krw: summary.approved_krw,
+                refunded_krw: summary.cancelled_krw,
+            })
+        })
+        .take(RUNS_SHOWN)
+        .collect();
+    days.reverse();
+    Ok(render(
+        StatusCode::OK,
+        &ReconciliationPage {
+            layout: layout(&signed_in, &query),
+            today: today_kst(Utc::now()).to_string(),
+            runs: views,
+            chart: chart::svg(&days),
+        },
+    ))
+}
+
+pub struct ScheduleView {
+    pub payment_id: String,
+    pub billing_key_id: String,
+    pub charge_at: String,
+    pub next_attempt_at: String,
+    pub attempts_made: i32,
+    pub updated_at: String,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(schedule: &Schedule) -> Self {
+        Self {
+            payment_id: schedule.payment_id.to_string(),
+            billing_key_id: schedule.billing_key_id.to_string(),
+            charge_at: when(schedule.charge_at),
+            next_attempt_at: when_opt(schedule.next_attempt_at),
+            attempts_made: schedule.attempts_made,
+            updated_at: when(schedule.updated_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/schedules.html")]
+struct SchedulesPage {
+    layout: Layout,
+    hours: i64,
+    due: Vec<ScheduleView>,
+    exhausted: Vec<ScheduleView>,
+}
+
+/// `GET /console/schedules`: scheduled charges due within a day, and those that gave up.
+pub async fn schedules(
+    State(console): State<Console>,
+    signed_in: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Failure> {
+    let until = Utc::now() + chrono::Duration::hours(DUE_SOON_HOURS);
+    let due = console
+        .service
+        .schedules()
+        .schedules_due_by(until, SCHEDULES_SHOWN)
+        .await?;
+    let exhausted = console
+        .service
+        .schedules()
+        .exhausted_schedules(SCHEDULES_SHOWN)
+        .await?;
+    Ok(render(
+        StatusCode::OK,
+        &SchedulesPage {
+            layout: layout(&signed_in, &query),
+            hours: DUE_SOON_HOURS,
+            due: due.iter().map(ScheduleView::from).collect(),
+            exhausted: exhausted.iter().map(ScheduleView::from).collect(),
+        },
+    ))
+}
