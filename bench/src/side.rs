@@ -53,6 +53,8 @@ async fn measure(
         Amount::Duration(_) => 2000,
     };
     let rounds = options.rounds as u64;
+    // Unmeasured confirms on each side first, so that no round pays for opening connections.
+    let warm = options.concurrency as u64 * 4;
     let load_before = service::load_average();
     println!(
         "loadtest run {run_id}: side by side on {}, concurrency {}, {per_round} confirms per side \
@@ -104,7 +106,7 @@ async fn measure(
         "create (not timed)",
         creator.clone(),
         options.concurrency,
-        Amount::Flows(per_round * rounds),
+        Amount::Flows(per_round * rounds + warm),
         Duration::ZERO,
         None,
         || {},
@@ -119,7 +121,7 @@ async fn measure(
         toss.authenticate(&format!("pk_{order_id}"), order_id, AMOUNT_KRW);
     }
     let peer = options.peer_url.as_ref().map(|url| {
-        let orders: Vec<String> = (0..per_round * rounds)
+        let orders: Vec<String> = (0..per_round * rounds + warm)
             .map(|i| format!("p{run_id}-{i}"))
             .collect();
         for order_id in &orders {
@@ -129,6 +131,31 @@ async fn measure(
     });
     let mut peer_orders = peer.as_ref().map(|(_, orders)| orders.clone());
 
+    let warm_service = confirm_round(
+        "warm-up",
+        Arc::new(ServiceConfirm {
+            flow: flow.clone(),
+            orders: Mutex::new(take_batch(&mut service_orders, warm)),
+        }),
+        options.concurrency,
+        warm,
+    )
+    .await;
+    print_round(0, &warm_service);
+    if let (Some((url, _)), Some(orders)) = (&peer, peer_orders.as_mut()) {
+        let warm_peer = confirm_round(
+            "warm-up",
+            Arc::new(PeerConfirm {
+                client: client.clone(),
+                url: url.clone(),
+                orders: Mutex::new(take_batch(orders, warm)),
+            }),
+            options.concurrency,
+            warm,
+        )
+        .await;
+        print_round(0, &warm_peer);
+    }
     // What the service commits while nobody calls it (its relay and schedulers), to take off.
     db.settle().await;
     tokio::time::sleep(STATS_FLUSH).await;
