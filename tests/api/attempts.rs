@@ -335,7 +335,7 @@ async fn a_key_toss_has_no_record_of_is_kept_released_and_fails_nothing(backend:
     assert_eq!(payment["failure"], Value::Null, "{payment}");
     assert!(attempts(&app, &id).await.is_empty());
     let released = ("RELEASED".to_owned(), Some("pk_att_junk".to_owned()));
-    assert_eq!(kept(&app, &id).await, [released.clone()]);
+    assert_eq!(kept(&app, &id).await, std::slice::from_ref(&released));
     let events = app.events_of(&id).await;
     assert!(
         events.iter().all(|e| e["event_type"] != "payment.failed"),
