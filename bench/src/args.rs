@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 /// loadtest: drives payment-service flows against a fake Toss on loopback and measures them
 /// against baselines taken in the same run: (a) the fake Toss alone, (b) the database alone
@@ -33,7 +33,8 @@ pub struct Cli {
     postgres_url: String,
 
     /// Complete flows, a burst of confirms released at once, a day of Toss transactions
-    /// reconciled, or a renewal day (scheduled charges all due in one minute)
+    /// reconciled, a renewal day (scheduled charges all due in one minute), or confirms of
+    /// pre-created orders side by side with another confirm endpoint (--peer-url)
     #[arg(long, value_enum, default_value = "flows")]
     scenario: Scenario,
 
@@ -71,8 +72,9 @@ pub struct Cli {
     #[arg(short = 'd', long, value_name = "SECS", default_value = "20", value_parser = seconds)]
     duration: Duration,
 
-    /// A fixed number of flows instead of a duration; confirm-burst: the number of confirms
-    /// [default: 1000 for confirm-burst]
+    /// A fixed number of flows instead of a duration; confirm-burst: the number of confirms;
+    /// side-by-side: confirms per side and round [default: 1000 for confirm-burst, 2000 for
+    /// side-by-side]
     #[arg(short = 'n', long, value_name = "N", value_parser = at_least_one::<u64>)]
     flows: Option<u64>,
 
@@ -132,6 +134,16 @@ pub struct Cli {
     #[arg(long, value_name = "PID")]
     service_pid: Option<u32>,
 
+    /// side-by-side: the peer's confirm endpoint, taking POST `{paymentKey, orderId, amount}`
+    /// (Toss's sample: http://127.0.0.1:4000/confirm/payment); it must call the fake Toss
+    /// (--toss-bind) with TOSS_SECRET_KEY test_sk_bench
+    #[arg(long, value_name = "URL")]
+    peer_url: Option<String>,
+
+    /// side-by-side: seconds of `pgbench -N` for the database ceiling (0: skip it)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    ceiling_secs: Duration,
+
     /// Append the results as one JSON line to PATH
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -169,6 +181,7 @@ pub enum Scenario {
     ConfirmBurst,
     Reconcile,
     RenewalDay,
+    SideBySide,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +247,11 @@ pub struct Options {
     pub service_pid: Option<u32>,
     pub json: Option<PathBuf>,
     pub keep_db: bool,
-    /// Times the whole run (baselines and service) is repeated, for a median.
+    /// Times the whole run (baselines and service) is repeated, for a median; side-by-side:
+    /// rounds of the service and the peer, alternating.
     pub rounds: usize,
+    pub peer_url: Option<String>,
+    pub ceiling_secs: Duration,
 }
 
 impl Options {
@@ -252,8 +268,15 @@ impl Options {
         T: Into<std::ffi::OsString> + Clone,
     {
         let cli = Cli::try_parse_from(args)?;
+        if cli.peer_url.is_some() && cli.scenario != Scenario::SideBySide {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--peer-url goes with --scenario side-by-side",
+            ));
+        }
         let amount = match (cli.scenario, cli.flows) {
             (Scenario::ConfirmBurst, flows) => Amount::Flows(flows.unwrap_or(1000)),
+            (Scenario::SideBySide, flows) => Amount::Flows(flows.unwrap_or(2000)),
             (Scenario::Flows | Scenario::Reconcile | Scenario::RenewalDay, Some(n)) => {
                 Amount::Flows(n)
             }
@@ -265,7 +288,10 @@ impl Options {
             Some(BaselineList(list)) => list,
             None => match cli.scenario {
                 Scenario::Flows => vec![Baseline::Toss, Baseline::Database],
-                Scenario::ConfirmBurst | Scenario::Reconcile | Scenario::RenewalDay => Vec::new(),
+                Scenario::ConfirmBurst
+                | Scenario::Reconcile
+                | Scenario::RenewalDay
+                | Scenario::SideBySide => Vec::new(),
             },
         };
         Ok(Self {
@@ -296,6 +322,8 @@ impl Options {
             json: cli.json,
             keep_db: cli.keep_db,
             rounds: cli.rounds,
+            peer_url: cli.peer_url,
+            ceiling_secs: cli.ceiling_secs,
         })
     }
 }
@@ -380,7 +408,6 @@ fn baseline_list(raw: &str) -> Result<BaselineList, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
     use clap::error::ErrorKind;
 
     use super::*;
@@ -465,6 +492,42 @@ mod tests {
                 .baselines
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn side_by_side_takes_a_peer_and_defaults_to_2000_confirms_per_side() {
+        let options = parse(&[
+            "--scenario",
+            "side-by-side",
+            "--peer-url",
+            "http://127.0.0.1:4000/confirm/payment",
+            "--rounds",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(options.scenario, Scenario::SideBySide);
+        assert!(matches!(options.amount, Amount::Flows(2000)));
+        assert!(options.baselines.is_empty());
+        assert_eq!(
+            options.peer_url.as_deref(),
+            Some("http://127.0.0.1:4000/confirm/payment")
+        );
+        assert_eq!(options.rounds, 4);
+        assert_eq!(options.ceiling_secs, Duration::from_secs(5));
+        let alone = parse(&[
+            "--scenario",
+            "side-by-side",
+            "-n",
+            "10",
+            "--ceiling-secs",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(alone.peer_url, None);
+        assert!(matches!(alone.amount, Amount::Flows(10)));
+        assert!(alone.ceiling_secs.is_zero());
+        let stray = parse(&["--peer-url", "http://127.0.0.1:4000/confirm/payment"]).unwrap_err();
+        assert_eq!(stray.kind(), ErrorKind::ArgumentConflict);
     }
 
     #[test]

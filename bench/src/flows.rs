@@ -213,7 +213,7 @@ impl ServiceFlow {
         }
     }
 
-    async fn confirm(&self, order_id: &str, recorder: &mut Recorder) -> bool {
+    pub async fn confirm(&self, order_id: &str, recorder: &mut Recorder) -> bool {
         let t = Instant::now();
         let request = self
             .client
@@ -386,9 +386,9 @@ pub async fn confirm_burst(flow: Arc<ServiceFlow>, concurrency: usize, count: u6
 }
 
 /// The create step alone, remembering the order ids it created.
-struct CreateOnly {
-    flow: Arc<ServiceFlow>,
-    created: Mutex<Vec<String>>,
+pub struct CreateOnly {
+    pub flow: Arc<ServiceFlow>,
+    pub created: Mutex<Vec<String>>,
 }
 
 impl Flow for CreateOnly {

@@ -15,6 +15,8 @@
 //! target/release/loadtest --database postgres --scenario reconcile --transactions 100000
 //! target/release/loadtest --database postgres --scenario renewal-day --charges 100000 \
 //!     --instances 2
+//! target/release/loadtest --database postgres --scenario side-by-side --toss-bind 127.0.0.1:4100 \
+//!     --peer-url http://127.0.0.1:4000/confirm/payment --rounds 4
 //! ```
 //!
 //! See `docs/benchmarks.md` for what each number means and the results.
@@ -25,6 +27,7 @@ mod flows;
 mod reconcile;
 mod renewal;
 mod service;
+mod side;
 mod stats;
 mod toss_server;
 
@@ -46,6 +49,12 @@ async fn main() -> anyhow::Result<()> {
     // reqwest and sqlx are built without a default crypto provider (plain HTTP needs none, but
     // building a client looks for one).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if options.scenario == Scenario::SideBySide {
+        if !side::run(&options).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
 
     let mut rounds = Vec::new();
     for round in 1..=options.rounds {
@@ -179,6 +188,9 @@ async fn run(
             p99_ms: Vec::new(),
         });
     }
+    if options.scenario == Scenario::SideBySide {
+        unreachable!("measured by side::run");
+    }
     if options.scenario == Scenario::RenewalDay {
         let done = renewal::run(options, run_id, work_dir, databases, &toss, &toss_url).await?;
         return Ok(RoundResult {
@@ -258,6 +270,7 @@ async fn run(
         }
         Scenario::Reconcile => unreachable!("measured by reconcile::run"),
         Scenario::RenewalDay => unreachable!("measured by renewal::run"),
+        Scenario::SideBySide => unreachable!("measured by side::run"),
         Scenario::ConfirmBurst => {
             let count = match options.amount {
                 Amount::Flows(n) => n,

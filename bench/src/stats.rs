@@ -16,7 +16,7 @@ impl Samples {
             .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
     }
 
-    fn merge(&mut self, other: Samples) {
+    pub fn merge(&mut self, other: Samples) {
         self.0.extend(other.0);
     }
 

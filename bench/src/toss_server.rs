@@ -34,8 +34,19 @@ pub struct ChargeArrival {
 }
 
 impl TossServer {
-    /// Binds `bind` and serves in the background; returns the base URL.
+    /// Binds `bind` and serves in the background; returns the base URL. A confirm of a key
+    /// nobody authenticated opens its session (the load test has no payment window).
     pub async fn start(bind: &str, delay: Duration) -> anyhow::Result<(Self, String)> {
+        Self::start_with(bind, delay, true).await
+    }
+
+    /// As [`Self::start`]; with `open_sessions` false, only keys authenticated first
+    /// ([`Self::authenticate`]) can be confirmed, as at Toss.
+    pub async fn start_with(
+        bind: &str,
+        delay: Duration,
+        open_sessions: bool,
+    ) -> anyhow::Result<(Self, String)> {
         let toss = Self(
             fake_toss::FakeToss::new(Settings {
                 secret_key: SECRET_KEY.to_owned(),
@@ -44,8 +55,7 @@ impl TossServer {
                 // No key is ever sent twice here; remembering every reply would make the fake grow
                 // by kilobytes per flow.
                 replays: false,
-                // The load test has no payment window: its confirms open their own sessions.
-                open_sessions: true,
+                open_sessions,
             }),
             Arc::default(),
         );
@@ -79,6 +89,12 @@ impl TossServer {
     /// A payment approved at Toss now, with its transaction; returns the approval's key.
     pub fn approve(&self, payment_key: &str, order_id: &str, amount: i64) -> String {
         self.0.approve(payment_key, order_id, amount)
+    }
+
+    /// The buyer authenticated in the payment window: Toss will confirm this key for this
+    /// order and amount.
+    pub fn authenticate(&self, payment_key: &str, order_id: &str, amount: i64) {
+        self.0.authenticate(payment_key, order_id, amount);
     }
 
     /// The buyer registered a card in Toss's billing window: the `authKey` to issue a billing
