@@ -75,6 +75,47 @@ pub(crate) async fn started(
     (child, base)
 }
 
+/// A billing key issued through the started service at `base` (a card registered at `toss` for a
+/// new customer of `u-1`), and the payment `payment` created there: (billing_key_id, payment_id).
+pub(crate) async fn key_and_payment(
+    client: &reqwest::Client,
+    base: &str,
+    toss: &FakeToss,
+    payment: serde_json::Value,
+) -> (String, String) {
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+    };
+    let customer = into_reply(
+        post("/billing/customers", json!({"user_id": "u-1"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let customer = customer.body["customer_key"].as_str().unwrap().to_owned();
+    let auth_key = toss.register_card(&customer);
+    let key = into_reply(
+        post(
+            "/billing-keys",
+            json!({"customer_key": customer, "auth_key": auth_key}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let created = into_reply(post("/payments", payment).await.unwrap()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    (
+        key.body["billing_key_id"].as_str().unwrap().to_owned(),
+        created.body["payment_id"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// SIGKILL while `request` is in flight: the client loses its connection.
 pub(crate) async fn kill_during(
     child: &mut Child,

@@ -12,7 +12,7 @@ use wiremock::MockServer;
 
 use crate::billing::{charge, issued_key};
 use crate::consents::{charges_sent, consent, subscription_payment};
-use crate::crash::started;
+use crate::crash::{key_and_payment, started};
 use crate::fake_toss::FakeToss;
 use crate::helpers::{
     API_KEY, Backend, Reply, TestApp, TestDatabase, init_process, into_reply, spawn_app,
@@ -504,38 +504,14 @@ async fn sigkill_during_a_scheduled_charge_settles_without_a_second_approval(bac
     };
 
     let (mut first, base) = started(&database.url, &toss_server.uri(), &client).await;
-    let customer = into_reply(
-        send(&base, "/billing/customers", json!({"user_id": "u-1"}))
-            .await
-            .unwrap(),
-    )
-    .await;
-    let customer = customer.body["customer_key"].as_str().unwrap().to_owned();
-    let auth_key = toss.register_card(&customer);
-    let key = into_reply(
-        send(
-            &base,
-            "/billing-keys",
-            json!({"customer_key": customer, "auth_key": auth_key}),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.body["billing_key_id"].as_str().unwrap().to_owned();
-    let created = into_reply(
-        send(
-            &base,
-            "/payments",
-            json!({"user_id": "u-1", "order_id": "order_sched_kill", "amount_krw": 25000,
+    let (key, id) = key_and_payment(
+        &client,
+        &base,
+        &toss,
+        json!({"user_id": "u-1", "order_id": "order_sched_kill", "amount_krw": 25000,
                    "payment_method": "card", "payment_type": "SUBSCRIPTION", "subscription_id": "sub-kill"}),
-        )
-        .await
-        .unwrap(),
     )
     .await;
-    let id = created.body["payment_id"].as_str().unwrap().to_owned();
     let scheduled = into_reply(
         send(
             &base,

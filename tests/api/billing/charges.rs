@@ -343,37 +343,13 @@ async fn sigkill_during_the_charge_settles_after_restart(backend: Backend) {
     };
 
     let (mut first, base) = started(&database.url, &toss_server.uri(), &client).await;
-    let customer = into_reply(
-        send(&base, "/billing/customers", json!({"user_id": "u-1"}))
-            .await
-            .unwrap(),
+    let (key, id) = key_and_payment(
+        &client,
+        &base,
+        &toss,
+        json!({"user_id": "u-1", "order_id": "order_bill_kill1", "amount_krw": 25000, "payment_method": "card"}),
     )
     .await;
-    let customer = customer.body["customer_key"].as_str().unwrap().to_owned();
-    let auth_key = toss.register_card(&customer);
-    let key = into_reply(
-        send(
-            &base,
-            "/billing-keys",
-            json!({"customer_key": customer, "auth_key": auth_key}),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
-    let key = key.body["billing_key_id"].as_str().unwrap().to_owned();
-    let created = into_reply(
-        send(
-            &base,
-            "/payments",
-            json!({"user_id": "u-1", "order_id": "order_bill_kill1", "amount_krw": 25000, "payment_method": "card"}),
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
-    let id = created.body["payment_id"].as_str().unwrap().to_owned();
 
     let charging = send(
         &base,

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
-use crate::crash::{completed_after_restart, kill_during, started, stop};
+use crate::crash::{completed_after_restart, key_and_payment, kill_during, started, stop};
 use crate::fake_toss::FakeToss;
 use crate::helpers::{
     API_KEY, Backend, Options, Reply, TestApp, TestDatabase, init_process, into_reply, spawn_app,
