@@ -157,7 +157,7 @@ fn key_version(key: &[u8; 32]) -> String {
         .chain_update(b"payment-service sealing key version\0")
         .chain_update(key)
         .finalize();
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..4])
 }
 
 impl Keyring {
@@ -355,10 +355,7 @@ pub fn auth_key_hash(auth_key: &str) -> String {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 #[cfg(test)]

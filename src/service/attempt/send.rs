@@ -240,7 +240,7 @@ fn charge_idempotency_key(payment_id: PaymentId, attempt: i32) -> String {
 /// reused key's answer, errors included, so every resend (`send` > 1) gets a fresh one.
 fn confirm_idempotency_key(payment_id: PaymentId, payment_key: &PaymentKey, send: i32) -> String {
     let digest = Sha256::digest(payment_key.as_str().as_bytes());
-    let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let short = hex::encode(&digest[..12]);
     key_of_send(format!("confirm-{payment_id}-{short}"), send)
 }
 
