@@ -38,9 +38,8 @@ fn billing_key_id(raw: &str) -> Result<BillingKeyId, AppError> {
     responses(
         (status = 201, description = "A new customer key", body = BillingCustomerDto),
         (status = 200, description = "The user's existing customer key", body = BillingCustomerDto),
-        (status = 422, description = "`VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn create_customer(
     State(state): State<AppState>,
@@ -73,14 +72,13 @@ fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthK
     request_body = IssueBillingKeyRequest,
     responses(
         (status = 201, description = "The billing key (issued now, or before for this `auth_key`)", body = BillingKeyDto),
-        (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to issue (a used or wrong `authKey`, ...)"),
+        (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)"),
+        (status = 422, description = "`VALIDATION_ERROR`"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn issue_billing_key(
     State(state): State<AppState>,
@@ -107,12 +105,12 @@ pub async fn issue_billing_key(
     responses(
         (status = 201, description = "Issued (JSON mode)", body = BillingKeyDto),
         (status = 303, description = "Redirect to `redirect.billing_success_url` (or, on an error, `redirect.billing_fail_url`)"),
-        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`PG_DECLINED`: Toss refused to issue", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request, or Toss did not answer (reloading asks again once the first request's lease passes)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (database unreachable)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing or malformed query parameter"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to issue"),
+        (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)"),
+        (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request, or Toss did not answer (reloading asks again once the first request's lease passes)"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (database unreachable)"),
     )
 )]
 pub async fn billing_success(
@@ -171,7 +169,7 @@ pub async fn billing_success(
     params(BillingFailParams),
     responses(
         (status = 303, description = "Redirect to `redirect.billing_fail_url`"),
-        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed query"),
         (status = 402, description = "`PG_DECLINED` (JSON mode): the registration failed at Toss", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 사용자에 의해 결제가 취소되었습니다.", "code": "PG_DECLINED", "pg_code": "PAY_PROCESS_CANCELED", "pg_message": "사용자에 의해 결제가 취소되었습니다."})),
     )
@@ -199,10 +197,9 @@ pub async fn billing_fail(
     params(ListBillingKeysParams),
     responses(
         (status = 200, description = "The user's billing keys", body = BillingKeyListDto),
-        (status = 400, description = "Missing `user_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR`: a blank `user_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing `user_id`, or a bad query"),
+        (status = 422, description = "`VALIDATION_ERROR`: a blank `user_id` or one with control characters"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_billing_keys(
     State(state): State<AppState>,
@@ -225,7 +222,6 @@ pub async fn list_billing_keys(
     responses(
         (status = 200, description = "The billing key", body = BillingKeyDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn get_billing_key(
     State(state): State<AppState>,
@@ -243,7 +239,6 @@ pub async fn get_billing_key(
     responses(
         (status = 200, description = "The billing key, `DELETED`", body = BillingKeyDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn delete_billing_key(
     State(state): State<AppState>,
@@ -273,15 +268,14 @@ pub async fn delete_billing_key(
         (status = 202, description = "Outcome at Toss unknown: the payment is `IN_PROGRESS` and the service settles it by reading the order back from Toss", body = PaymentDto),
         (status = 402, description = "`PG_DECLINED` with `retryable`: the payment stays `PENDING` with `failure`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "retryable": true})),
-        (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment or billing key"),
         (status = 409, description = "`BILLING_KEY_INACTIVE` (deleted, or not decryptable with the configured key), or `INVALID_STATE` (not `PENDING`)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-inactive", "title": "Billing key inactive", "status": 409, "detail": "the billing key is not ACTIVE (it was deleted)", "code": "BILLING_KEY_INACTIVE"})),
         (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's) or `VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-mismatch", "title": "Billing key mismatch", "status": 422, "detail": "the billing key belongs to another user than the payment", "code": "BILLING_KEY_MISMATCH"})),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no billing", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no billing"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn charge_payment(
     State(state): State<AppState>,

@@ -12,7 +12,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::dto::{text, timestamp};
 use super::extract::{ApiKey, AppJson, AppQuery};
-use super::problem::Problem;
 use crate::domain::{Amount, Consent, UserId};
 use crate::error::AppError;
 use crate::service::NewConsent;
@@ -117,9 +116,8 @@ pub struct ListConsentsParams {
     request_body = CreateConsentRequest,
     responses(
         (status = 201, description = "The consent, recorded", body = ConsentDto),
-        (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future)"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn create_consent(
     State(state): State<AppState>,
@@ -152,10 +150,9 @@ pub async fn create_consent(
     params(ListConsentsParams),
     responses(
         (status = 200, description = "The subscription's consents", body = ConsentListDto),
-        (status = 400, description = "Missing `subscription_id`, or a bad query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`VALIDATION_ERROR`: a blank `subscription_id` or one with control characters", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing `subscription_id`, or a bad query"),
+        (status = 422, description = "`VALIDATION_ERROR`: a blank `subscription_id` or one with control characters"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_consents(
     State(state): State<AppState>,

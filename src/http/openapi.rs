@@ -72,6 +72,22 @@ pub(super) fn document_shared_answers(openapi: &mut Document) {
     document_nul_refusal(openapi);
     document_edge_answers(openapi);
     dto::document_one_payment_ref(openapi);
+    document_problem_bodies(openapi);
+}
+
+/// Every 4xx and 5xx is a problem document (`problem::ensure_problem_json`): an answer a route
+/// declares without a body gets the `Problem` one, in this one place.
+fn document_problem_bodies(openapi: &mut Document) {
+    for operation in openapi.paths.paths.values_mut().flat_map(operations) {
+        for (status, response) in &mut operation.responses.responses {
+            if let RefOr::T(response) = response
+                && (status.starts_with('4') || status.starts_with('5'))
+                && response.content.is_empty()
+            {
+                response.content = problem(&response.description).content;
+            }
+        }
+    }
 }
 
 /// Each operation of `openapi` needs an API key with `scope`: its security requirement lists

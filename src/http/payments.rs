@@ -41,7 +41,6 @@ pub(super) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
         (status = 422, description = "`VALIDATION_ERROR`, or `IDEMPOTENCY_KEY_REUSED` when the key created this order with other details", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/validation-error", "title": "Validation error", "status": 422, "detail": "amount_krw: must be between 1 and 1000000000", "code": "VALIDATION_ERROR"})),
     ),
-    security(("api_key" = []))
 )]
 pub async fn create_payment(
     State(state): State<AppState>,
@@ -63,9 +62,8 @@ pub async fn create_payment(
     params(ListPaymentsParams),
     responses(
         (status = 200, description = "A page of payments", body = PaymentListDto),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_payments(
     State(state): State<AppState>,
@@ -112,7 +110,6 @@ pub async fn list_payments(
     responses(
         (status = 200, description = "The payment", body = PaymentDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn get_payment(
     State(state): State<AppState>,
@@ -145,11 +142,11 @@ pub async fn get_payment(
     responses(
         (status = 200, description = "`COMPLETED` (now, or already by the same `payment_key`), or `WAITING_FOR_DEPOSIT` (Toss issued a virtual account); the whole payment with the API key, the public view without", body = ConfirmedPaymentDto),
         (status = 202, description = "Outcome at Toss unknown (timeout, 5xx, ...): the payment is `IN_PROGRESS` and the service settles it from Toss's record", body = ConfirmedPaymentDto),
-        (status = 403, description = "`FORBIDDEN`: an unverified confirm needs an API key with the scope `payments:write`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "API key required for an unverified confirm", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: an unverified confirm needs an API key with the scope `payments:write`"),
+        (status = 401, description = "API key required for an unverified confirm"),
         (status = 402, description = "`PG_DECLINED` with Toss's `pg_code` and `pg_message`. Toss declined: the payment stays `PENDING` with `failure`. A `payment_key` Toss has no record of for this order (its confirm answers `NOT_FOUND_PAYMENT_SESSION` or `NOT_FOUND_PAYMENT` and its read-back finds nothing, or another order's) changes nothing: the payment stays as it was, with no `failure` and no event; so does a confirm whose outcome was unknown and whose read-back finds no record of the key (`pg_code` `NOT_FOUND_PAYMENT`). An expired or aborted attempt of this order is a real failure and is recorded", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-declined", "title": "Pg declined", "status": 402, "detail": "the payment gateway declined: 한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "code": "PG_DECLINED", "pg_code": "REJECT_CARD_PAYMENT", "pg_message": "한도초과 혹은 잔액부족으로 결제에 실패했습니다."})),
-        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment"),
         (status = 409, description = "`INVALID_STATE` (not confirmable: paid, cancelled, or another `payment_key`'s attempt that Toss knows for this order is in flight; an attempt of a key Toss does not know for this order is released first and does not block)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status REFUNDED cannot be confirmed", "code": "INVALID_STATE"})),
         (status = 422, description = "`AMOUNT_MISMATCH` (Toss not called) or `VALIDATION_ERROR` (also when Toss's record of the `payment_key` is about another order: the attempt is released, nothing else changes)", body = Problem, content_type = "application/problem+json",
@@ -203,15 +200,14 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
     responses(
         (status = 200, description = "Refunded; the payment is `PARTIAL_REFUND` or `REFUNDED`", body = RefundDto),
         (status = 202, description = "Outcome at Toss unknown, or waiting for its turn (Toss takes one cancel of a payment at a time): the refund is `PENDING` and the service settles it from Toss's record, sending the cancel again while Toss does not have it", body = RefundDto),
-        (status = 402, description = "Toss refused the cancel; nothing changed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED`: the payment was paid through Toss and this instance has no Toss key; nothing recorded. `SERVICE_UNAVAILABLE`: among others, Toss's record of a transaction id recorded without `payment_key` could not be read to check it; nothing sent", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Toss refused the cancel; nothing changed"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: the payment was paid through Toss and this instance has no Toss key; nothing recorded. `SERVICE_UNAVAILABLE`: among others, Toss's record of a transaction id recorded without `payment_key` could not be read to check it; nothing sent"),
         (status = 409, description = "`REFUND_EXCEEDS_BALANCE` (Toss not called), `INVALID_STATE`, or `PG_RESPONSE_MISMATCH`: the payment was confirmed without `payment_key` and Toss's record under its recorded `pg_transaction_id` is not this order's (or not of its amount, or not approved); nothing was cancelled and the payment is set aside for review (`needs_review`)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
         (status = 422, description = "`VALIDATION_ERROR` (also a `tax_free_amount_krw` over the payment's remaining tax-free amount or over the refund) or `REFUND_ACCOUNT_REQUIRED` (a virtual-account payment without `refund_receive_account`; Toss not called)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/refund-account-required", "title": "Refund account required", "status": 422, "detail": "this payment was paid by virtual account: refund_receive_account is required to refund it", "code": "REFUND_ACCOUNT_REQUIRED"})),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn refund_payment(
     State(state): State<AppState>,
@@ -269,14 +265,13 @@ pub async fn refund_payment(
     responses(
         (status = 200, description = "`CANCELLED` (now, or before)", body = PaymentDto),
         (status = 202, description = "Toss's answer to the virtual account's cancel is not known yet: the payment is still `WAITING_FOR_DEPOSIT` with the cancel recorded, and the service finishes it from Toss's record (`CANCELLED`, or `COMPLETED` if the deposit came first)", body = PaymentDto),
-        (status = 402, description = "`PG_DECLINED`: Toss refused to cancel the virtual account; the payment still waits for its deposit", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`PG_DECLINED`: Toss refused to cancel the virtual account; the payment still waits for its deposit"),
         (status = 409, description = "`INVALID_STATE` (`IN_PROGRESS`, `COMPLETED`, `PARTIAL_REFUND`, `REFUNDED`: paid money leaves through a refund)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status COMPLETED cannot be cancelled (paid money leaves through a refund)", "code": "INVALID_STATE"})),
-        (status = 422, description = "`VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database is unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR`"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        (status = 503, description = "`SERVICE_UNAVAILABLE`: the database is unreachable"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn cancel_payment(
     State(state): State<AppState>,
@@ -309,7 +304,6 @@ pub async fn cancel_payment(
     responses(
         (status = 200, description = "The refunds", body = RefundListDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_refunds(
     State(state): State<AppState>,
@@ -335,7 +329,6 @@ pub async fn list_refunds(
     responses(
         (status = 200, description = "The attempts", body = AttemptListDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_attempts(
     State(state): State<AppState>,
@@ -355,7 +348,6 @@ pub async fn list_attempts(
     responses(
         (status = 200, description = "The payment's events", body = PaymentEventListDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_payment_events(
     State(state): State<AppState>,

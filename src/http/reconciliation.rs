@@ -55,7 +55,6 @@ async fn dto(state: &AppState, run: &ReconciliationRun) -> Result<RunDto, AppErr
         (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no books to read; or the database unreachable", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/pg-not-configured", "title": "PG not configured", "status": 503, "detail": "no payment gateway is configured that could verify this payment", "code": "PG_NOT_CONFIGURED"})),
     ),
-    security(("api_key" = []))
 )]
 pub async fn start_run(
     State(state): State<AppState>,
@@ -74,7 +73,6 @@ pub async fn start_run(
     responses(
         (status = 200, description = "The run", body = RunDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn get_run(
     State(state): State<AppState>,
@@ -91,9 +89,8 @@ pub async fn get_run(
     params(ListRunsParams),
     responses(
         (status = 200, description = "The runs", body = RunListDto),
-        (status = 400, description = "`VALIDATION_ERROR`: `date` is not `YYYY-MM-DD`, or an unknown parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`VALIDATION_ERROR`: `date` is not `YYYY-MM-DD`, or an unknown parameter"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_runs(
     State(state): State<AppState>,

@@ -35,13 +35,13 @@ pub const TAG: &str = "toss redirects";
         (status = 200, description = "Confirmed (JSON mode)", body = PublicPaymentDto),
         (status = 202, description = "Outcome at Toss unknown; settles by itself (JSON mode)", body = PublicPaymentDto),
         (status = 303, description = "Redirect to the configured success or fail URL"),
-        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`PG_DECLINED`: Toss declined (the payment stays `PENDING` with `failure`), or Toss has no record of the `paymentKey` for this order (nothing recorded: no `failure`, no event)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`INVALID_STATE`: the payment is not confirmable with this `paymentKey` (paid by another key, cancelled, or another attempt Toss knows is in flight); nothing of the payment is shown", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED`: the service runs the no-op gateway", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing or malformed query parameter"),
+        (status = 402, description = "`PG_DECLINED`: Toss declined (the payment stays `PENDING` with `failure`), or Toss has no record of the `paymentKey` for this order (nothing recorded: no `failure`, no event)"),
+        (status = 409, description = "`INVALID_STATE`: the payment is not confirmable with this `paymentKey` (paid by another key, cancelled, or another attempt Toss knows is in flight); nothing of the payment is shown"),
+        (status = 404, description = "Unknown orderId"),
+        (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`"),
+        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        (status = 503, description = "`PG_NOT_CONFIGURED`: the service runs the no-op gateway"),
     )
 )]
 pub async fn toss_success(
@@ -131,8 +131,8 @@ pub async fn toss_success(
     responses(
         (status = 200, description = "JSON mode: the order, its status and its failure (recorded now when the payment was `PENDING`)", body = PaymentFailViewDto),
         (status = 303, description = "Redirect to the configured fail URL"),
-        (status = 400, description = "Missing or malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown orderId", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing or malformed query parameter"),
+        (status = 404, description = "Unknown orderId"),
     )
 )]
 pub async fn toss_fail(

@@ -21,10 +21,9 @@ use crate::service::ReviewCommand;
         (status = 200, description = "The payment, flag cleared (after adopting Toss's record for `resync`)", body = PaymentDto),
         (status = 409, description = "`INVALID_STATE`: the payment is not set aside, or (`resync`) Toss's record still contradicts ours", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "the payment is not set aside for review", "code": "INVALID_STATE"})),
-        (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`PG_NOT_CONFIGURED` (`resync` without Toss) or Toss/the database unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`VALIDATION_ERROR` (unknown action, note not 1..500 characters)"),
+        (status = 503, description = "`PG_NOT_CONFIGURED` (`resync` without Toss) or Toss/the database unreachable"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn review_payment(
     State(state): State<AppState>,
@@ -58,7 +57,6 @@ pub async fn review_payment(
     responses(
         (status = 200, description = "Every review made of the payment", body = ReviewListDto),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_reviews(
     State(state): State<AppState>,

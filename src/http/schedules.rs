@@ -11,7 +11,6 @@ use super::consents::rfc3339;
 use super::dto::{PaymentDto, body_id, timestamp, wire_enum};
 use super::extract::{ApiKey, AppJson};
 use super::payments::payment_id;
-use super::problem::Problem;
 use crate::domain::{Actor, BillingKeyId, Payment, Schedule, ScheduleStatus, retry_delays};
 use crate::error::AppError;
 use crate::service::ScheduleCommand;
@@ -107,11 +106,10 @@ fn answer(payment: &Payment, schedule: &Schedule) -> Json<PaymentDto> {
     request_body = ScheduleRequest,
     responses(
         (status = 200, description = "The payment, with its `schedule`", body = PaymentDto),
-        (status = 404, description = "No such payment or billing key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`BILLING_KEY_INACTIVE`, or `INVALID_STATE` (not `PENDING`, or a schedule that made an attempt already)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`BILLING_KEY_MISMATCH` (another user's key) or `VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment or billing key"),
+        (status = 409, description = "`BILLING_KEY_INACTIVE`, or `INVALID_STATE` (not `PENDING`, or a schedule that made an attempt already)"),
+        (status = 422, description = "`BILLING_KEY_MISMATCH` (another user's key) or `VALIDATION_ERROR`"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn schedule_payment(
     State(state): State<AppState>,
@@ -148,10 +146,9 @@ pub async fn schedule_payment(
     delete, path = "/payments/{payment_id}/schedule", tag = TAG,
     responses(
         (status = 200, description = "The payment, its `schedule` `CANCELLED`", body = PaymentDto),
-        (status = 404, description = "No such payment, or it has no schedule", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`INVALID_STATE`: the schedule ended already (`DONE`, `EXHAUSTED`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment, or it has no schedule"),
+        (status = 409, description = "`INVALID_STATE`: the schedule ended already (`DONE`, `EXHAUSTED`)"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn cancel_schedule(
     State(state): State<AppState>,

@@ -68,9 +68,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                     "refund_id": "019ab5b4-1a2b-7c3d-8e4f-5a6b7c8d9e0f", "refund_amount": 5000, "currency": "KRW",
                     "reason": "customer changed their mind", "is_full_refund": false}}], "next_cursor": 3}))),
         )),
-        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad query"),
     ),
-    security(("api_key" = []))
 )]
 pub async fn list_events(
     State(state): State<AppState>,

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::{json_has_nul, nul_in_body};
-use super::problem::Problem;
 use crate::domain::Actor;
 use crate::error::AppError;
 use crate::service::{WebhookOutcome, read_webhook};
@@ -85,10 +84,10 @@ pub struct WebhookReply {
     params(("tosspayments-webhook-transmission-id" = Option<String>, Header, description = "Toss's id of this delivery; retries repeat it")),
     responses(
         (status = 200, description = "Handled, ignored, or a duplicate", body = WebhookReply),
-        (status = 400, description = "Not a JSON object, or one whose known fields have other types than these", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A string of the body contains U+0000 (NUL)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database or Toss unreachable: Toss should retry", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a JSON object, or one whose known fields have other types than these"),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over `server.body_limit_bytes`"),
+        (status = 422, description = "A string of the body contains U+0000 (NUL)"),
+        (status = 503, description = "Database or Toss unreachable: Toss should retry"),
     )
 )]
 pub async fn toss_webhook(
