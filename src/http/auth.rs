@@ -406,45 +406,30 @@ scopes = []
 
     #[test]
     fn bad_files_are_refused_with_one_line_that_says_why() {
-        let good = "0".repeat(64);
+        let entry = |name: &str, sha256: &str, rest: &str| {
+            format!("[[api_keys]]\nname = \"{name}\"\nsha256 = \"{sha256}\"\n{rest}")
+        };
+        let (good, no_scopes) = ("0".repeat(64), "scopes = []\n");
         for (text, expected) in [
             (
-                format!(
-                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = [\"payments:wrte\"]\n"
-                ),
+                entry("a", &good, "scopes = [\"payments:wrte\"]\n"),
                 "unknown scope \"payments:wrte\"",
             ),
             (
-                format!(
-                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = []\n[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscopes = []\n"
-                ),
+                entry("a", &good, no_scopes).repeat(2),
                 "the name \"a\" is used by two entries",
             ),
             (
-                "[[api_keys]]\nname = \"a\"\nsha256 = \"abc\"\nscopes = []\n".to_owned(),
+                entry("a", "abc", no_scopes),
                 "entry 1 (\"a\"): sha256 must be the 64 hex characters",
             ),
+            (entry("a", &"g".repeat(64), no_scopes), "sha256 must be"),
+            (entry("a", &good, ""), "missing field `scopes`"),
             (
-                format!(
-                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{}\"\nscopes = []\n",
-                    "g".repeat(64)
-                ),
-                "sha256 must be",
-            ),
-            (
-                format!("[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\n"),
-                "missing field `scopes`",
-            ),
-            (
-                format!(
-                    "[[api_keys]]\nname = \"a\"\nsha256 = \"{good}\"\nscope = []\nscopes = []\n"
-                ),
+                entry("a", &good, "scope = []\nscopes = []\n"),
                 "unknown field `scope`",
             ),
-            (
-                format!("[[api_keys]]\nname = \"  \"\nsha256 = \"{good}\"\nscopes = []\n"),
-                "name must be",
-            ),
+            (entry("  ", &good, no_scopes), "name must be"),
             (
                 "[[api_keys]\n".to_owned(),
                 "not a valid [[api_keys]] file (line 1)",

@@ -307,42 +307,39 @@ mod tests {
     #[test]
     fn forwarded_for_is_read_from_the_right() {
         let trusted = networks(&["10.0.0.0/8", "fd00::/8"]);
-        let client = |peer: &str, values: &[&str]| client_of(ip(peer), values, &trusted);
-        // The client's own claim (leftmost) is spoofable; the rightmost untrusted address is
-        // what our proxy saw.
-        assert_eq!(
-            client("10.0.0.1", &["1.1.1.1, 203.0.113.7"]),
-            ip("203.0.113.7")
-        );
-        assert_eq!(
-            client("10.0.0.1", &["1.1.1.1, 203.0.113.7, 10.0.0.2"]),
-            ip("203.0.113.7")
-        );
-        // Several headers are one list, in order.
-        assert_eq!(
-            client("10.0.0.1", &["1.1.1.1", "203.0.113.8", "10.0.0.3"]),
-            ip("203.0.113.8")
-        );
-        // Only trusted hops: the leftmost of them.
-        assert_eq!(client("10.0.0.1", &["10.0.0.2, 10.0.0.3"]), ip("10.0.0.2"));
-        // Junk stops the reading at the last trusted hop.
-        assert_eq!(
-            client("10.0.0.1", &["203.0.113.7, junk, 10.0.0.2"]),
-            ip("10.0.0.2")
-        );
-        assert_eq!(client("10.0.0.1", &[]), ip("10.0.0.1"));
-        // Addresses with ports, IPv6, IPv4-mapped peers.
-        assert_eq!(client("10.0.0.1", &["203.0.113.9:5555"]), ip("203.0.113.9"));
-        assert_eq!(
-            client("fd00::1", &["2001:db8::1, [fd00::2]:80"]),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            client("::ffff:10.0.0.1", &["203.0.113.7"]),
-            ip("203.0.113.7")
-        );
-        // Untrusted peer: the header is not read at all.
-        assert_eq!(client("203.0.113.1", &["10.0.0.2"]), ip("203.0.113.1"));
+        for (peer, values, client) in [
+            // The client's own claim (leftmost) is spoofable; the rightmost untrusted address
+            // is what our proxy saw.
+            ("10.0.0.1", &["1.1.1.1, 203.0.113.7"][..], "203.0.113.7"),
+            (
+                "10.0.0.1",
+                &["1.1.1.1, 203.0.113.7, 10.0.0.2"],
+                "203.0.113.7",
+            ),
+            // Several headers are one list, in order.
+            (
+                "10.0.0.1",
+                &["1.1.1.1", "203.0.113.8", "10.0.0.3"],
+                "203.0.113.8",
+            ),
+            // Only trusted hops: the leftmost of them.
+            ("10.0.0.1", &["10.0.0.2, 10.0.0.3"], "10.0.0.2"),
+            // Junk stops the reading at the last trusted hop.
+            ("10.0.0.1", &["203.0.113.7, junk, 10.0.0.2"], "10.0.0.2"),
+            ("10.0.0.1", &[], "10.0.0.1"),
+            // Addresses with ports, IPv6, IPv4-mapped peers.
+            ("10.0.0.1", &["203.0.113.9:5555"], "203.0.113.9"),
+            ("fd00::1", &["2001:db8::1, [fd00::2]:80"], "2001:db8::1"),
+            ("::ffff:10.0.0.1", &["203.0.113.7"], "203.0.113.7"),
+            // Untrusted peer: the header is not read at all.
+            ("203.0.113.1", &["10.0.0.2"], "203.0.113.1"),
+        ] {
+            assert_eq!(
+                client_of(ip(peer), values, &trusted),
+                ip(client),
+                "{values:?}"
+            );
+        }
     }
 
     #[test]
