@@ -23,7 +23,7 @@ use tower::{Layer, ServiceExt};
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::{GovernorConfigBuilder, SharedRateLimiter};
-use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
+use tower_governor::key_extractor::KeyExtractor;
 
 use super::AppState;
 use super::problem::Problem;
@@ -110,10 +110,10 @@ impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        match self.address(request) {
-            Some(client) => Ok(bucket(client)),
-            None => PeerIpKeyExtractor.extract(request).map(bucket),
-        }
+        // `limit` lets a request without an address pass before the limiter is asked.
+        self.address(request)
+            .map(bucket)
+            .ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
