@@ -471,16 +471,11 @@ pub struct PaymentFailViewDto {
 
 impl From<&Payment> for PaymentFailViewDto {
     fn from(payment: &Payment) -> Self {
-        let PaymentDto {
-            order_id,
-            status,
-            failure,
-            ..
-        } = PaymentDto::from(payment);
+        let full = PaymentDto::from(payment);
         Self {
-            order_id,
-            status,
-            failure,
+            order_id: full.order_id,
+            status: full.status,
+            failure: full.failure,
         }
     }
 }
