@@ -242,10 +242,8 @@ impl Charging {
                         ..Target::from(payment.id)
                     };
                     if let Some(claimed) = self.store.update_payment(target, &claim, None).await? {
-                        return self
-                            .life
-                            .send(claimed, Attempt::Charge(billing_key_id))
-                            .await;
+                        let attempt = Attempt::Charge(billing_key_id);
+                        return self.life.send_with(claimed, attempt, Some(key)).await;
                     }
                 }
                 PaymentStatus::Completed

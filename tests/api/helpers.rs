@@ -145,6 +145,8 @@ pub struct Options {
     pub max_concurrent_requests: Option<usize>,
     /// `OPERATORS_FILE`: the console's operators.
     pub operators_file: Option<String>,
+    /// The worker of scheduled charges (on by default).
+    pub scheduler: bool,
 }
 
 /// The billing key encryption key of the tests' instances (32 bytes, base64).
@@ -171,6 +173,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             max_concurrent_requests: None,
             operators_file: None,
+            scheduler: true,
         }
     }
 }
@@ -248,6 +251,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     }
     settings.billing.encryption_key = Some(options.billing_encryption_key.clone().into());
     // Scheduled charges: looked for often, an unknown outcome looked at again soon.
+    settings.billing.scheduler_enabled = options.scheduler;
     settings.billing.scheduler_poll_ms = 100;
     settings.billing.scheduler_recheck_secs = 1;
     settings.billing.scheduler_lease_secs = 5;

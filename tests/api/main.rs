@@ -28,6 +28,7 @@ mod redirects;
 mod refunds;
 mod relay;
 mod reviews;
+mod round_trips;
 mod schedules;
 mod scopes;
 mod secrets;

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use super::{Attempt, AttemptLife, no_billing};
 use crate::crypto::CipherError;
 use crate::domain::{
-    Actor, BillingKeyId, BillingKeySecret, BillingKeyStatus, CustomerKey, Failure, Payment,
-    PaymentId, PaymentKey, PaymentUpdate,
+    Actor, BillingKey, BillingKeyId, BillingKeySecret, BillingKeyStatus, CustomerKey, Failure,
+    Payment, PaymentId, PaymentKey, PaymentUpdate,
 };
 use crate::error::AppError;
 use crate::gateway::{ChargeRequest, ConfirmRequest, GatewayError};
@@ -28,6 +28,17 @@ impl AttemptLife {
         payment: Payment,
         attempt: Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
+        self.send_with(payment, attempt, None).await
+    }
+
+    /// [`AttemptLife::send`] of a charge whose billing key the caller has just read (`key`):
+    /// not read again.
+    pub(in crate::service) async fn send_with(
+        &self,
+        payment: Payment,
+        attempt: Attempt,
+        key: Option<BillingKey>,
+    ) -> Result<ConfirmOutcome, AppError> {
         let answer = match &attempt {
             Attempt::Confirm(key) => {
                 let request = ConfirmRequest {
@@ -45,7 +56,7 @@ impl AttemptLife {
             }
             Attempt::Charge(id) => match &self.pg.billing {
                 Some(gateway) => {
-                    let request = self.charge_request(&payment, *id).await?;
+                    let request = self.charge_request(&payment, *id, key).await?;
                     tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, send = payment.confirm_sends, "charging a billing key at the PG");
                     gateway.charge(&request).await
                 }
@@ -124,8 +135,9 @@ impl AttemptLife {
         &self,
         payment: &Payment,
         id: BillingKeyId,
+        key: Option<BillingKey>,
     ) -> Result<ChargeRequest, AppError> {
-        let (billing_key, customer_key) = match self.billing_secret(id).await {
+        let (billing_key, customer_key) = match self.billing_secret(id, key).await {
             Ok(found) => found,
             Err(error) => {
                 if payment.confirm_sends <= 1 {
@@ -150,17 +162,18 @@ impl AttemptLife {
         })
     }
 
-    /// The billing key and its customer key, decrypted for a charge.
+    /// The billing key (`known`, or read) and its customer key, decrypted for a charge.
     async fn billing_secret(
         &self,
         id: BillingKeyId,
+        known: Option<BillingKey>,
     ) -> Result<(BillingKeySecret, CustomerKey), AppError> {
-        let key = self
-            .store
-            .billing_key(id)
-            .await?
-            .filter(|key| key.status != BillingKeyStatus::Issuing)
-            .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))?;
+        let key = match known {
+            Some(key) => Some(key),
+            None => self.store.billing_key(id).await?,
+        }
+        .filter(|key| key.id == id && key.status != BillingKeyStatus::Issuing)
+        .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))?;
         let Some(ciphertext) = key.ciphertext.as_deref() else {
             return Err(AppError::BillingKeyInactive(
                 "the billing key has not been issued".to_owned(),

@@ -138,11 +138,15 @@ impl Refunding {
         let Some((refund, payment)) = reserved else {
             return Err(AppError::RequestInProgress);
         };
-        self.drive_refund(
-            refund.id,
-            payment.id,
+        // The refund as just reserved: its first send does not read it again.
+        let (refund_id, payment_id) = (refund.id, payment.id);
+        let driven_by = DrivenBy::ItsRequest;
+        self.drive(
+            refund_id,
+            payment_id,
             REQUEST_PATIENCE,
-            DrivenBy::ItsRequest,
+            driven_by,
+            Some(refund),
         )
         .await
     }
@@ -307,26 +311,35 @@ impl Refunding {
             Err(error) => error,
         }
     }
+
     async fn refund_outcome(&self, refund_id: RefundId) -> Result<RefundOutcome, AppError> {
         let Some(refund) = self.store.refund(refund_id).await? else {
-            // Forgotten after the PG refused it at once.
-            return Err(AppError::InvalidState(
-                "the refund was refused by the PG".to_owned(),
-            ));
+            return Err(forgotten());
         };
         let payment = find(&self.store, refund.payment_id).await?;
-        match refund.status {
-            RefundStatus::Completed => Ok(RefundOutcome::Completed { refund, payment }),
-            RefundStatus::Pending => Ok(RefundOutcome::Unsettled { refund, payment }),
-            RefundStatus::Failed => {
-                let failure = refund
-                    .failure
-                    .unwrap_or_else(|| Code::PgCancelFailed.failure("the refund did not happen"));
-                Err(declined(failure))
-            }
+        outcome_of(refund, payment)
+    }
+}
+
+/// A refund forgotten after the PG refused it at once.
+fn forgotten() -> AppError {
+    AppError::InvalidState("the refund was refused by the PG".to_owned())
+}
+
+/// What `refund` of `payment`, as they are, answers.
+fn outcome_of(refund: Refund, payment: Payment) -> Result<RefundOutcome, AppError> {
+    match refund.status {
+        RefundStatus::Completed => Ok(RefundOutcome::Completed { refund, payment }),
+        RefundStatus::Pending => Ok(RefundOutcome::Unsettled { refund, payment }),
+        RefundStatus::Failed => {
+            let failure = refund
+                .failure
+                .unwrap_or_else(|| Code::PgCancelFailed.failure("the refund did not happen"));
+            Err(declined(failure))
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;

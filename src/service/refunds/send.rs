@@ -7,8 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::RefundOutcome;
-use super::Refunding;
+use super::{RefundOutcome, Refunding, forgotten, outcome_of};
 use crate::domain::{
     Failure, Payment, PaymentId, PaymentKey, PaymentUpdate, PgRef, Refund, RefundAccount, RefundId,
     RefundStatus,
@@ -61,6 +60,20 @@ impl Refunding {
         patience: Duration,
         driven_by: DrivenBy,
     ) -> Result<RefundOutcome, AppError> {
+        self.drive(refund_id, payment_id, patience, driven_by, None)
+            .await
+    }
+
+    /// [`Refunding::drive_refund`]; `fresh`: the refund as its request just reserved it, not
+    /// read again when the slot is free at once (nobody else drives it within its lease).
+    pub(super) async fn drive(
+        &self,
+        refund_id: RefundId,
+        payment_id: PaymentId,
+        patience: Duration,
+        driven_by: DrivenBy,
+        mut fresh: Option<Refund>,
+    ) -> Result<RefundOutcome, AppError> {
         let deadline = Instant::now() + patience;
         let lease = self.settings.pg_read_timeout + Duration::from_secs(5);
         let mut read_back = true;
@@ -71,6 +84,7 @@ impl Refunding {
                 .take_cancel_slot(payment_id, refund_id, now, now + lease)
                 .await?
             else {
+                fresh = None;
                 if Instant::now() >= deadline {
                     tracing::info!(%refund_id, "another cancel of this payment is at Toss; this refund waits its turn");
                     self.store
@@ -81,7 +95,10 @@ impl Refunding {
                 tokio::time::sleep(SLOT_POLL).await;
                 continue;
             };
-            let refund = self.stored_refund(refund_id).await?;
+            let refund = match fresh.take() {
+                Some(refund) => refund,
+                None => self.stored_refund(refund_id).await?,
+            };
             if refund.status != RefundStatus::Pending {
                 self.store.free_cancel_slot(payment_id, refund_id).await?;
                 return self.refund_outcome(refund_id).await;
@@ -168,11 +185,17 @@ impl Refunding {
         };
         match answer {
             Ok(record) => {
-                let adopted = self
+                let mut adopted = self
                     .adoption
                     .record(payment.id, &record, Some(refund.id))
                     .await?;
-                self.store.free_cancel_slot(payment.id, refund.id).await?;
+                // The adoption frees the slot with the refund it settles; otherwise it is
+                // given back here.
+                if adopted.payment.cancel_slot == Some(refund.id) {
+                    self.store.free_cancel_slot(payment.id, refund.id).await?;
+                    adopted.payment.cancel_slot = None;
+                    adopted.payment.cancel_slot_until = None;
+                }
                 if let Verdict::Contradiction(_) = adopted.verdict {
                     // Flagged for a person, but still looked at again: a flag never stops it.
                     self.store
@@ -192,7 +215,12 @@ impl Refunding {
                     tracing::warn!(refund_id = %refund.id, "Toss's cancel reply does not show this refund; reading it back later");
                     return Ok(done(self.refund_later(payment, refund).await));
                 }
-                Ok(done(self.refund_outcome(refund.id).await))
+                // As the adoption left them: nothing to read again.
+                let settled = adopted.refunds.into_iter().find(|r| r.id == refund.id);
+                Ok(done(match settled {
+                    Some(settled) => outcome_of(settled, adopted.payment),
+                    None => Err(forgotten()),
+                }))
             }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure {
