@@ -70,11 +70,6 @@ impl Sealer {
         Self(Aes256Gcm::new(key.into()))
     }
 
-    /// A random key for this process only.
-    pub fn random() -> Self {
-        Self(Aes256Gcm::new(&Aes256Gcm::generate_key(OsRng)))
-    }
-
     /// base64(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, plain: &[u8], aad: &[u8]) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);

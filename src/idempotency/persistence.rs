@@ -31,10 +31,7 @@ mod entity {
         pub expires_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::store::without_relations!();
 }
 
 /// A response as it is kept for replay.

@@ -162,33 +162,26 @@ impl Reconciliation {
         if run.summary.is_none() {
             return Ok(Vec::new());
         }
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.discrepancies(&run.id, after, BATCH).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            all.extend(page.into_iter().map(|stored| stored.discrepancy));
-        }
-        Ok(all)
+        let all = self
+            .store
+            .discrepancies(&run.id, 0, i64::MAX as u64)
+            .await?;
+        Ok(all.into_iter().map(|stored| stored.discrepancy).collect())
     }
 
     /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
     async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &PassId) {
         let started = Instant::now();
         let outcome = self.pass(books, run, pass).await;
-        let finished = match &outcome {
-            Ok(summary) => {
-                self.store
-                    .finish_run(&run.id, pass, Ok(summary), Utc::now())
-                    .await
-            }
-            Err(error) => {
-                self.store
-                    .finish_run(&run.id, pass, Err(error), Utc::now())
-                    .await
-            }
-        };
+        let finished = self
+            .store
+            .finish_run(
+                &run.id,
+                pass,
+                outcome.as_ref().map_err(String::as_str),
+                Utc::now(),
+            )
+            .await;
         // Its pages are of no use to anyone any more.
         if let Err(error) = self.store.clear_staging(Some(pass)).await {
             tracing::warn!(run_id = %run.id, error = %error, "reconciliation: staging not cleared");
@@ -222,7 +215,7 @@ impl Reconciliation {
                 tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
             }
             (Ok(_), Err(error)) => {
-                tracing::error!(run_id = %run.id, date = %run.date, error = %error, "reconciliation.failed")
+                tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
             }
         }
     }

@@ -5,8 +5,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, Value,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
@@ -117,7 +118,7 @@ impl Store {
             summary: Set(None),
             error: Set(None),
         };
-        let inserted = run::Entity::insert(fresh)
+        let inserted = run::Entity::insert(fresh.clone())
             .on_conflict(
                 OnConflict::column(run::Column::Date)
                     .do_nothing()
@@ -128,18 +129,12 @@ impl Store {
         let claimed = if inserted == 1 {
             true
         } else {
+            // The run keeps its id; everything else starts again.
             let taken = run::Entity::update_many()
-                .col_expr(
-                    run::Column::Status,
-                    Expr::value(RunStatus::Running.as_str()),
-                )
-                .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
-                .col_expr(run::Column::PassId, Expr::value(pass.to_string()))
-                .col_expr(run::Column::StartedAt, Expr::value(now))
-                .col_expr(run::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
-                .col_expr(run::Column::LeaseUntil, Expr::value(lease_until))
-                .col_expr(run::Column::Summary, Expr::value(None::<String>))
-                .col_expr(run::Column::Error, Expr::value(None::<String>))
+                .set(run::ActiveModel {
+                    id: NotSet,
+                    ..fresh
+                })
                 .filter(run::Column::Date.eq(date.to_string()))
                 .filter(
                     run::Column::Status
