@@ -453,7 +453,8 @@ impl Settings {
         ];
         let mut problems: Vec<String> = missing
             .into_iter()
-            .filter_map(|(missing, why)| missing.then(|| why.to_owned()))
+            .filter(|(missing, _)| *missing)
+            .map(|(_, why)| why.to_owned())
             .collect();
         problems.extend(unsafe_toss_url(&self.toss.api_url));
         if problems.is_empty() {
