@@ -478,17 +478,11 @@ const UNKNOWN_SETTLEMENTS: &str = discrepancies!(
 );
 
 /// Each payment's sale settlement (its first `SALE` row), written onto the payment.
-const SETTLE_PAYMENTS: &str = "UPDATE payments SET \
-  settlement_fee_krw = (SELECT s.fee_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
-    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
-  settlement_payout_krw = (SELECT s.payout_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
-    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
-  settlement_sold_date = (SELECT COALESCE(s.sold_date, $2) FROM reconciliation_settlements s \
-    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
-    ORDER BY s.row_no LIMIT 1), \
-  settlement_paid_out_date = (SELECT s.paid_out_date FROM reconciliation_settlements s \
-    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
-    ORDER BY s.row_no LIMIT 1) \
+const SETTLE_PAYMENTS: &str = "UPDATE payments SET (settlement_fee_krw, settlement_payout_krw, \
+  settlement_sold_date, settlement_paid_out_date) = \
+  (SELECT s.fee_krw, s.payout_krw, COALESCE(s.sold_date, $2), s.paid_out_date \
+    FROM reconciliation_settlements s WHERE s.pass_id = $1 AND s.kind = 'SALE' \
+    AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1) \
   WHERE payment_key IN (SELECT s.payment_key FROM reconciliation_settlements s \
     WHERE s.pass_id = $1 AND s.kind = 'SALE')";
 
