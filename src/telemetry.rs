@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -123,35 +124,15 @@ fn tracer_provider(
     ))
 }
 
-struct Headers<'a>(&'a axum::http::HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(axum::http::HeaderName::as_str).collect()
-    }
-}
-
 /// Makes `span` continue the caller's trace when the request carries a valid `traceparent`
 /// (and traces are on).
 pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     if !TRACES_ON.load(Ordering::Relaxed) {
         return;
     }
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
-    }
-}
-
-struct Carrier(HashMap<String, String>);
-
-impl Injector for Carrier {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
     }
 }
 
@@ -165,9 +146,9 @@ pub fn current_traceparent() -> Option<String> {
     if !context.span().span_context().is_valid() {
         return None;
     }
-    let mut carrier = Carrier(HashMap::new());
+    let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.0.remove(TRACEPARENT)
+    carrier.remove(TRACEPARENT)
 }
 
 /// The process's Prometheus recorder. Installed once; every application in the process (tests

@@ -190,19 +190,18 @@ pub struct AuthSettings {
 impl AuthSettings {
     /// The file of named keys, if one is configured (not blank).
     pub fn api_keys_file(&self) -> Option<&str> {
-        self.api_keys_file
-            .as_deref()
-            .map(str::trim)
-            .filter(|path| !path.is_empty())
+        non_blank(self.api_keys_file.as_deref())
     }
 
     /// The console's operators file, if one is configured (not blank).
     pub fn operators_file(&self) -> Option<&str> {
-        self.operators_file
-            .as_deref()
-            .map(str::trim)
-            .filter(|path| !path.is_empty())
+        non_blank(self.operators_file.as_deref())
     }
+}
+
+/// `value` trimmed, unless that leaves nothing.
+fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|value| !value.is_empty())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -282,10 +281,10 @@ impl IdempotencySettings {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct NatsSettings {
     /// Unset: no relay; events wait in the outbox and are served by `GET /events`. May carry
-    /// credentials, so it is kept out of `Debug` and logged through `url_for_logs`.
+    /// credentials, so it is a secret (redacted in `Debug`) and logged through `url_for_logs`.
     pub url: Option<SecretString>,
     pub subject_prefix: String,
     /// Created (subjects `{subject_prefix}payment.>`) if missing; unset: the stream is managed
@@ -295,35 +294,16 @@ pub struct NatsSettings {
     pub batch_size: u64,
 }
 
-impl std::fmt::Debug for NatsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsSettings")
-            .field("url", &self.url_for_logs())
-            .field("subject_prefix", &self.subject_prefix)
-            .field("stream", &self.stream)
-            .field("interval_ms", &self.interval_ms)
-            .field("batch_size", &self.batch_size)
-            .finish()
-    }
-}
-
 impl NatsSettings {
     /// The configured URL, if any and not blank.
     pub fn url(&self) -> Option<&str> {
-        self.url
-            .as_ref()
-            .map(|url| url.expose_secret().trim())
-            .filter(|url| !url.is_empty())
+        non_blank(self.url.as_ref().map(ExposeSecret::expose_secret))
     }
 
     pub fn relay(&self) -> RelayOptions {
         RelayOptions {
             subject_prefix: self.subject_prefix.clone(),
-            stream: self
-                .stream
-                .as_ref()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
+            stream: non_blank(self.stream.as_deref()).map(str::to_owned),
             interval: Duration::from_millis(self.interval_ms),
             batch_size: self.batch_size.max(1),
             publish_timeout: Duration::from_secs(5),
@@ -460,24 +440,23 @@ impl Settings {
         if !self.is_production() {
             return Ok(());
         }
-        let mut problems = Vec::new();
-        if !has_api_keys {
-            problems.push("no API key (set API_KEYS or API_KEYS_FILE)".to_owned());
-        }
-        if configured(&self.toss.secret_key).is_none() {
-            problems.push(
-                "TOSS_SECRET_KEY is not set (confirms would be recorded without Toss)".to_owned(),
-            );
-        }
-        if configured(&self.billing.encryption_key).is_none() {
-            problems.push(
-                "BILLING_KEY_ENCRYPTION_KEY is not set (stored billing keys would be lost at restart)"
-                    .to_owned(),
-            );
-        }
-        if let Some(why) = unsafe_toss_url(&self.toss.api_url) {
-            problems.push(why);
-        }
+        let missing = [
+            (!has_api_keys, "no API key (set API_KEYS or API_KEYS_FILE)"),
+            (
+                configured(&self.toss.secret_key).is_none(),
+                "TOSS_SECRET_KEY is not set (confirms would be recorded without Toss)",
+            ),
+            (
+                configured(&self.billing.encryption_key).is_none(),
+                "BILLING_KEY_ENCRYPTION_KEY is not set (stored billing keys would be lost at restart)",
+            ),
+        ];
+        let mut problems: Vec<String> = missing
+            .into_iter()
+            .filter(|(missing, _)| *missing)
+            .map(|(_, why)| why.to_owned())
+            .collect();
+        problems.extend(unsafe_toss_url(&self.toss.api_url));
         if problems.is_empty() {
             Ok(())
         } else {

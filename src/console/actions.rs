@@ -4,7 +4,7 @@
 
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
@@ -50,36 +50,30 @@ pub async fn review(
     signed_in: SignedIn,
     Path(raw_id): Path<String>,
     Form(form): Form<ReviewForm>,
-) -> Response {
+) -> Result<Response, Failure> {
     if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
-        return csrf_refused();
+        return Ok(csrf_refused());
     }
-    let resolved = async {
-        let payment_id: PaymentId = raw_id
-            .parse()
-            .map_err(|_| AppError::NotFound(format!("payment {raw_id} not found")))?;
-        let action = match form.action.as_deref() {
-            Some("resync") => ReviewAction::Resync,
-            Some("dismiss") => ReviewAction::Dismiss,
-            _ => {
-                return Err(AppError::unprocessable("action: must be resync or dismiss"));
-            }
-        };
-        let note = note(form.note.as_deref())?;
-        signed_in
-            .service(&console)
-            .reviewing()
-            .review(ReviewCommand {
-                payment_id,
-                action,
-                note,
-            })
-            .await
+    let payment_id: PaymentId = raw_id
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("payment {raw_id} not found")))?;
+    let action = match form.action.as_deref() {
+        Some("resync") => ReviewAction::Resync,
+        Some("dismiss") => ReviewAction::Dismiss,
+        _ => Err(AppError::unprocessable("action: must be resync or dismiss"))?,
     };
-    match resolved.await {
-        Ok(_) => to(&format!("{BASE}/?notice=resolved")),
-        Err(error) => Failure::from(error).into_response(),
-    }
+    let note = note(form.note.as_deref())?;
+    let command = ReviewCommand {
+        payment_id,
+        action,
+        note,
+    };
+    signed_in
+        .service(&console)
+        .reviewing()
+        .review(command)
+        .await?;
+    Ok(to(&format!("{BASE}/?notice=resolved")))
 }
 
 #[derive(Deserialize)]
@@ -94,26 +88,21 @@ pub async fn start_run(
     State(console): State<Console>,
     signed_in: SignedIn,
     Form(form): Form<RunForm>,
-) -> Response {
+) -> Result<Response, Failure> {
     if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
-        return csrf_refused();
+        return Ok(csrf_refused());
     }
-    let started = async {
-        let date = form
-            .date
-            .as_deref()
-            .map(str::trim)
-            .filter(|raw| raw.len() == 10)
-            .and_then(|raw| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
-            .ok_or_else(|| AppError::unprocessable("date: must be a date written YYYY-MM-DD"))?;
-        tracing::info!(operator = %signed_in.session.operator, %date, "console: reconciliation run asked for");
-        console
-            .reconciliation
-            .start_from(date, RunTrigger::Console)
-            .await
-    };
-    match started.await {
-        Ok(_) => to(&format!("{BASE}/reconciliation?notice=run_started")),
-        Err(error) => Failure::from(error).into_response(),
-    }
+    let date = form
+        .date
+        .as_deref()
+        .map(str::trim)
+        .filter(|raw| raw.len() == 10)
+        .and_then(|raw| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .ok_or_else(|| AppError::unprocessable("date: must be a date written YYYY-MM-DD"))?;
+    tracing::info!(operator = %signed_in.session.operator, %date, "console: reconciliation run asked for");
+    console
+        .reconciliation
+        .start_from(date, RunTrigger::Console)
+        .await?;
+    Ok(to(&format!("{BASE}/reconciliation?notice=run_started")))
 }

@@ -173,23 +173,29 @@ pub async fn sign_in(
     State(console): State<Console>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
-) -> Response {
+) -> Result<Response, Failure> {
     let expected = cookie_value(&headers, SIGN_IN_CSRF_COOKIE);
     if !same_token(expected.as_deref(), form.csrf_token.as_deref()) {
-        return csrf_refused();
+        return Ok(csrf_refused());
     }
     let name = form.name.trim().to_owned();
     let password_len = form.password.expose_secret().len();
     if !valid_name(&name) || password_len == 0 || password_len > MAX_PASSWORD {
-        return sign_in_page(&console, StatusCode::UNAUTHORIZED, "", Some(WRONG));
+        return Ok(sign_in_page(
+            &console,
+            StatusCode::UNAUTHORIZED,
+            "",
+            Some(WRONG),
+        ));
     }
-    match console.sessions.locked_until(&name).await {
-        Ok(None) => {}
-        Ok(Some(_)) => {
-            tracing::warn!(operator = %name, "console sign-in refused: locked");
-            return sign_in_page(&console, StatusCode::UNAUTHORIZED, &name, Some(LOCKED));
-        }
-        Err(error) => return Failure::from(error).into_response(),
+    if console.sessions.locked_until(&name).await?.is_some() {
+        tracing::warn!(operator = %name, "console sign-in refused: locked");
+        return Ok(sign_in_page(
+            &console,
+            StatusCode::UNAUTHORIZED,
+            &name,
+            Some(LOCKED),
+        ));
     }
     let operators = console.operators.clone();
     let (who, password) = (name.clone(), form.password);
@@ -198,19 +204,16 @@ pub async fn sign_in(
         .unwrap_or(false);
     if !right {
         tracing::warn!(operator = %name, "console sign-in refused: wrong name or password");
-        if let Err(error) = console.sessions.record_failure(&name).await {
-            return Failure::from(error).into_response();
-        }
-        return sign_in_page(&console, StatusCode::UNAUTHORIZED, &name, Some(WRONG));
+        console.sessions.record_failure(&name).await?;
+        return Ok(sign_in_page(
+            &console,
+            StatusCode::UNAUTHORIZED,
+            &name,
+            Some(WRONG),
+        ));
     }
-    let created = async {
-        console.sessions.clear_failures(&name).await?;
-        console.sessions.create(&name).await
-    };
-    let (token, _) = match created.await {
-        Ok(created) => created,
-        Err(error) => return Failure::from(error).into_response(),
-    };
+    console.sessions.clear_failures(&name).await?;
+    let (token, _) = console.sessions.create(&name).await?;
     tracing::info!(operator = %name, "console: signed in");
     let mut response = to(&format!("{BASE}/"));
     let cookies = response.headers_mut();
@@ -228,7 +231,7 @@ pub async fn sign_in(
             true,
         ),
     );
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -241,18 +244,16 @@ pub async fn sign_out(
     State(console): State<Console>,
     signed_in: SignedIn,
     Form(form): Form<CsrfForm>,
-) -> Response {
+) -> Result<Response, Failure> {
     if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
-        return csrf_refused();
+        return Ok(csrf_refused());
     }
-    if let Err(error) = console.sessions.revoke(&signed_in.token).await {
-        return Failure::from(error).into_response();
-    }
+    console.sessions.revoke(&signed_in.token).await?;
     tracing::info!(operator = %signed_in.session.operator, "console: signed out");
     let mut response = to(SIGN_IN);
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", BASE, console.secure_cookie, true),
     );
-    response
+    Ok(response)
 }

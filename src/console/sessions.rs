@@ -37,10 +37,7 @@ mod session {
         pub last_seen_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::store::without_relations!();
 }
 
 mod lockout {
@@ -56,10 +53,7 @@ mod lockout {
         pub updated_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::store::without_relations!();
 }
 
 /// A signed-in operator's session.

@@ -19,16 +19,16 @@ mod persistence;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::domain::ScopedKey;
 use crate::error::AppError;
-use crate::store::{Store, StoreResult};
+use crate::store::Store;
 
 pub use key::{HEADER, IdempotencyKey};
 pub use middleware::{guards, honour_key};
 use persistence::NextAction;
-pub use persistence::StoredResponse;
+pub use persistence::{StoredResponse, purge_expired};
 
 #[derive(Debug, Clone)]
 pub struct IdempotencyOptions {
@@ -104,12 +104,6 @@ impl Idempotency {
         }
         Ok(())
     }
-}
-
-/// Forgets the keys whose time is up (the reconciler calls it on every pass). A key past its
-/// time is also forgotten when it is used again, so this only keeps the table small.
-pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
-    persistence::purge_expired(store, now).await
 }
 
 /// Whether `response` answers the request itself, and so is what every retry gets. Not so: a

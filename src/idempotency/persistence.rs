@@ -31,10 +31,7 @@ mod entity {
         pub expires_at: DateTimeUtc,
     }
 
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+    crate::store::without_relations!();
 }
 
 /// A response as it is kept for replay.
@@ -164,7 +161,9 @@ pub async fn release(store: &Store, key: &ScopedKey) -> StoreResult<()> {
     Ok(())
 }
 
-/// Deletes the records whose time is up; returns how many.
+/// Forgets the keys whose time is up, returning how many (the reconciler calls it on every
+/// pass). A key past its time is also forgotten when it is used again, so this only keeps the
+/// table small.
 pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> StoreResult<u64> {
     Ok(entity::Entity::delete_many()
         .filter(Column::ExpiresAt.lte(now))

@@ -83,11 +83,11 @@ impl Reconciliation {
         date: NaiveDate,
         trigger: RunTrigger,
     ) -> Result<ReconciliationRun, AppError> {
-        let (claimed, books) = self.claim(date, trigger).await?;
+        let claimed = self.claim(date, trigger).await?;
         if let Some(pass) = claimed.pass {
             let this = self.clone();
             let run = claimed.run.clone();
-            tokio::spawn(async move { this.carry_out(&books, &run, &pass).await });
+            tokio::spawn(async move { this.carry_out(&run, &pass).await });
         }
         Ok(claimed.run)
     }
@@ -99,24 +99,20 @@ impl Reconciliation {
         date: NaiveDate,
         trigger: RunTrigger,
     ) -> Result<ReconciliationRun, AppError> {
-        let (claimed, books) = self.claim(date, trigger).await?;
+        let claimed = self.claim(date, trigger).await?;
         let Some(pass) = claimed.pass else {
             return Err(AppError::InvalidState(format!(
                 "the run of {date} is in progress elsewhere; look again later"
             )));
         };
-        self.carry_out(&books, &claimed.run, &pass).await;
+        self.carry_out(&claimed.run, &pass).await;
         self.store
             .run(&claimed.run.id)
             .await?
             .ok_or_else(|| AppError::Internal("the run vanished".to_owned()))
     }
 
-    async fn claim(
-        &self,
-        date: NaiveDate,
-        trigger: RunTrigger,
-    ) -> Result<(Claimed, Arc<[Arc<dyn Books>]>), AppError> {
+    async fn claim(&self, date: NaiveDate, trigger: RunTrigger) -> Result<Claimed, AppError> {
         let now = Utc::now();
         if date > today_kst(now) {
             return Err(AppError::unprocessable(format!(
@@ -127,7 +123,6 @@ impl Reconciliation {
         if self.books.is_empty() {
             return Err(AppError::PgNotConfigured);
         }
-        let books = self.books.clone();
         let claimed = self
             .store
             .claim_run(date, trigger, now, now + self.settings.lease)
@@ -135,7 +130,7 @@ impl Reconciliation {
         if claimed.pass.is_some() {
             tracing::info!(run_id = %claimed.run.id, %date, trigger = trigger.as_str(), "reconciliation.started");
         }
-        Ok((claimed, books))
+        Ok(claimed)
     }
 
     pub async fn run(&self, id: &str) -> Result<ReconciliationRun, AppError> {
@@ -162,33 +157,26 @@ impl Reconciliation {
         if run.summary.is_none() {
             return Ok(Vec::new());
         }
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.discrepancies(&run.id, after, BATCH).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            all.extend(page.into_iter().map(|stored| stored.discrepancy));
-        }
-        Ok(all)
+        let all = self
+            .store
+            .discrepancies(&run.id, 0, i64::MAX as u64)
+            .await?;
+        Ok(all.into_iter().map(|stored| stored.discrepancy).collect())
     }
 
     /// One pass of a run, to its end: `COMPLETED` with the summary, or `FAILED` with why.
-    async fn carry_out(&self, books: &[Arc<dyn Books>], run: &ReconciliationRun, pass: &PassId) {
+    async fn carry_out(&self, run: &ReconciliationRun, pass: &PassId) {
         let started = Instant::now();
-        let outcome = self.pass(books, run, pass).await;
-        let finished = match &outcome {
-            Ok(summary) => {
-                self.store
-                    .finish_run(&run.id, pass, Ok(summary), Utc::now())
-                    .await
-            }
-            Err(error) => {
-                self.store
-                    .finish_run(&run.id, pass, Err(error), Utc::now())
-                    .await
-            }
-        };
+        let outcome = self.pass(run, pass).await;
+        let finished = self
+            .store
+            .finish_run(
+                &run.id,
+                pass,
+                outcome.as_ref().map_err(String::as_str),
+                Utc::now(),
+            )
+            .await;
         // Its pages are of no use to anyone any more.
         if let Err(error) = self.store.clear_staging(Some(pass)).await {
             tracing::warn!(run_id = %run.id, error = %error, "reconciliation: staging not cleared");
@@ -222,18 +210,13 @@ impl Reconciliation {
                 tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
             }
             (Ok(_), Err(error)) => {
-                tracing::error!(run_id = %run.id, date = %run.date, error = %error, "reconciliation.failed")
+                tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
             }
         }
     }
 
     /// Reads Toss's lists (of every key set) into the staging tables, compares, flags.
-    async fn pass(
-        &self,
-        sources: &[Arc<dyn Books>],
-        run: &ReconciliationRun,
-        pass: &PassId,
-    ) -> Result<RunSummary, String> {
+    async fn pass(&self, run: &ReconciliationRun, pass: &PassId) -> Result<RunSummary, String> {
         let database = |error: StoreError| format!("the database could not be used: {error}");
         // Pages of passes that died with their instance.
         self.store.clear_staging(None).await.map_err(database)?;
@@ -244,7 +227,7 @@ impl Reconciliation {
         // since are not judged by this pass (the next run of the date judges them).
         let read_from = Utc::now();
 
-        for books in sources {
+        for books in self.books.iter() {
             let mut after: Option<String> = None;
             loop {
                 let page = books
@@ -269,7 +252,7 @@ impl Reconciliation {
 
         // Settlement rows are numbered across the key sets' lists.
         let mut staged: i64 = 0;
-        for books in sources {
+        for books in self.books.iter() {
             let mut page_number = 1u32;
             loop {
                 let page = books
@@ -515,7 +498,9 @@ pub(crate) async fn clear_resolved_flag(
         created_at: Utc::now(),
         requested_by: crate::domain::Actor::system(),
     };
-    let cleared = store.clear_review_of(payment.id, reason, &review).await?;
+    let cleared = store
+        .clear_review(payment.id, Some(reason), &review)
+        .await?;
     if cleared.is_some() {
         tracing::info!(payment_id = %payment.id, %date, "reconciliation: flag cleared, the payment no longer disagrees");
     }

@@ -71,7 +71,7 @@ impl Reviewing {
         let kept = self.review_of(&command, outcome);
         let resolved = self
             .store
-            .resolve_review(payment.id, &kept)
+            .clear_review(payment.id, None, &kept)
             .await?
             .ok_or_else(not_flagged)?;
         tracing::info!(payment_id = %payment.id, action = command.action.as_str(), reviewer = %self.actor, "review resolved");

@@ -179,11 +179,8 @@ impl Scheduler {
                 failure,
             } => (
                 ScheduleWrite {
-                    status,
                     next_attempt_at: Some(*at),
-                    attempts_made: *attempt,
-                    lease_until: None,
-                    payment_attempt: None,
+                    ..ended(status, *attempt)
                 },
                 vec![events::retry_scheduled(
                     &payment, *attempt, *at, failure, &actor,

@@ -87,17 +87,12 @@ impl Schedules {
         payment_id: PaymentId,
     ) -> Result<(Payment, Schedule), AppError> {
         let payment = find(&self.store, payment_id).await?;
-        let no_schedule = || AppError::NotFound(format!("payment {payment_id} has no schedule"));
-        self.store
-            .schedule_of(payment_id)
-            .await?
-            .ok_or_else(no_schedule)?;
+        // Without a schedule nothing is cancelled, and the read below answers 404.
         let cancelled = self.store.cancel_schedule(payment_id, Utc::now()).await?;
-        let schedule = self
-            .store
-            .schedule_of(payment_id)
-            .await?
-            .ok_or_else(no_schedule)?;
+        let schedule =
+            self.store.schedule_of(payment_id).await?.ok_or_else(|| {
+                AppError::NotFound(format!("payment {payment_id} has no schedule"))
+            })?;
         if !cancelled && schedule.status != ScheduleStatus::Cancelled {
             return Err(AppError::InvalidState(format!(
                 "the schedule is {} and cannot be cancelled",

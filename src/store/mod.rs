@@ -11,6 +11,7 @@ macro_rules! without_relations {
         impl ActiveModelBehavior for ActiveModel {}
     };
 }
+pub(crate) use without_relations;
 
 /// `Type { a: row.a, b: row.b, …, rest }`: the fields named before `;` are copied as they are.
 macro_rules! copied {

@@ -5,8 +5,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, Value,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
@@ -117,7 +118,7 @@ impl Store {
             summary: Set(None),
             error: Set(None),
         };
-        let inserted = run::Entity::insert(fresh)
+        let inserted = run::Entity::insert(fresh.clone())
             .on_conflict(
                 OnConflict::column(run::Column::Date)
                     .do_nothing()
@@ -128,18 +129,12 @@ impl Store {
         let claimed = if inserted == 1 {
             true
         } else {
+            // The run keeps its id; everything else starts again.
             let taken = run::Entity::update_many()
-                .col_expr(
-                    run::Column::Status,
-                    Expr::value(RunStatus::Running.as_str()),
-                )
-                .col_expr(run::Column::Trigger, Expr::value(trigger.as_str()))
-                .col_expr(run::Column::PassId, Expr::value(pass.to_string()))
-                .col_expr(run::Column::StartedAt, Expr::value(now))
-                .col_expr(run::Column::FinishedAt, Expr::value(None::<DateTime<Utc>>))
-                .col_expr(run::Column::LeaseUntil, Expr::value(lease_until))
-                .col_expr(run::Column::Summary, Expr::value(None::<String>))
-                .col_expr(run::Column::Error, Expr::value(None::<String>))
+                .set(run::ActiveModel {
+                    id: NotSet,
+                    ..fresh
+                })
                 .filter(run::Column::Date.eq(date.to_string()))
                 .filter(
                     run::Column::Status
@@ -483,17 +478,11 @@ const UNKNOWN_SETTLEMENTS: &str = discrepancies!(
 );
 
 /// Each payment's sale settlement (its first `SALE` row), written onto the payment.
-const SETTLE_PAYMENTS: &str = "UPDATE payments SET \
-  settlement_fee_krw = (SELECT s.fee_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
-    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
-  settlement_payout_krw = (SELECT s.payout_krw FROM reconciliation_settlements s WHERE s.pass_id = $1 \
-    AND s.kind = 'SALE' AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1), \
-  settlement_sold_date = (SELECT COALESCE(s.sold_date, $2) FROM reconciliation_settlements s \
-    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
-    ORDER BY s.row_no LIMIT 1), \
-  settlement_paid_out_date = (SELECT s.paid_out_date FROM reconciliation_settlements s \
-    WHERE s.pass_id = $1 AND s.kind = 'SALE' AND s.payment_key = payments.payment_key \
-    ORDER BY s.row_no LIMIT 1) \
+const SETTLE_PAYMENTS: &str = "UPDATE payments SET (settlement_fee_krw, settlement_payout_krw, \
+  settlement_sold_date, settlement_paid_out_date) = \
+  (SELECT s.fee_krw, s.payout_krw, COALESCE(s.sold_date, $2), s.paid_out_date \
+    FROM reconciliation_settlements s WHERE s.pass_id = $1 AND s.kind = 'SALE' \
+    AND s.payment_key = payments.payment_key ORDER BY s.row_no LIMIT 1) \
   WHERE payment_key IN (SELECT s.payment_key FROM reconciliation_settlements s \
     WHERE s.pass_id = $1 AND s.kind = 'SALE')";
 

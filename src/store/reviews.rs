@@ -12,28 +12,10 @@ use super::{Store, StoreResult, corrupt};
 use crate::domain::{Actor, Payment, PaymentId, RefundStatus, Review};
 
 impl Store {
-    /// Clears `payment_id`'s review flag and keeps `review`, if the payment is still flagged;
+    /// Clears `payment_id`'s review flag and keeps `review`, if the payment is still flagged
+    /// (with `reason`, for exactly that reason: a flag set since for something else stays);
     /// refunds left waiting for a person are looked at again. `None` if it was not flagged.
-    pub async fn resolve_review(
-        &self,
-        payment_id: PaymentId,
-        review: &Review,
-    ) -> StoreResult<Option<Payment>> {
-        self.clear_review(payment_id, None, review).await
-    }
-
-    /// Clears `payment_id`'s review flag and keeps `review` only if it is still flagged for
-    /// exactly `reason` (a flag set since for something else stays). `None` otherwise.
-    pub async fn clear_review_of(
-        &self,
-        payment_id: PaymentId,
-        reason: &str,
-        review: &Review,
-    ) -> StoreResult<Option<Payment>> {
-        self.clear_review(payment_id, Some(reason), review).await
-    }
-
-    async fn clear_review(
+    pub async fn clear_review(
         &self,
         payment_id: PaymentId,
         reason: Option<&str>,

@@ -142,10 +142,7 @@ impl Store {
                 Column::Status,
                 Expr::value(ScheduleStatus::Cancelled.as_str()),
             )
-            .col_expr(
-                Column::NextAttemptAt,
-                Expr::value(Value::ChronoDateTimeUtc(None)),
-            )
+            .col_expr(Column::NextAttemptAt, Expr::value(None::<DateTime<Utc>>))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::PaymentId.eq(payment_id.to_string()))
             .filter(Column::Status.is_in([
@@ -214,19 +211,10 @@ impl Store {
         let txn = self.db.begin().await?;
         let result = schedule::Entity::update_many()
             .col_expr(Column::Status, Expr::value(write.status.as_str()))
-            .col_expr(
-                Column::NextAttemptAt,
-                Expr::value(Value::ChronoDateTimeUtc(write.next_attempt_at)),
-            )
+            .col_expr(Column::NextAttemptAt, Expr::value(write.next_attempt_at))
             .col_expr(Column::AttemptsMade, Expr::value(write.attempts_made))
-            .col_expr(
-                Column::LeaseUntil,
-                Expr::value(Value::ChronoDateTimeUtc(write.lease_until)),
-            )
-            .col_expr(
-                Column::PaymentAttempt,
-                Expr::value(Value::Int(write.payment_attempt)),
-            )
+            .col_expr(Column::LeaseUntil, Expr::value(write.lease_until))
+            .col_expr(Column::PaymentAttempt, Expr::value(write.payment_attempt))
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::PaymentId.eq(taken.payment_id.to_string()))
             .filter(Column::Status.eq(ScheduleStatus::Charging.as_str()))
