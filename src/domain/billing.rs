@@ -98,8 +98,10 @@ text_enum! {
     }
 }
 
-/// The card behind a billing key, as Toss describes it (number masked by Toss).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The card behind a billing key, as Toss describes it (number masked by Toss), read from
+/// Toss's Billing object as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CardInfo {
     pub issuer_code: Option<String>,
     pub number: Option<String>,

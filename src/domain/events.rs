@@ -222,24 +222,6 @@ impl RefundFailed {
     }
 }
 
-/// A declined charge as the scheduled-charge events show it: `{code, message, retryable}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChargeFailure {
-    pub code: String,
-    pub message: String,
-    pub retryable: Option<bool>,
-}
-
-impl From<&Failure> for ChargeFailure {
-    fn from(failure: &Failure) -> Self {
-        Self {
-            code: failure.code.clone(),
-            message: failure.message.clone(),
-            retryable: failure.retryable,
-        }
-    }
-}
-
 /// `payment.retry_scheduled`: a scheduled charge was declined retryably; it is tried again at
 /// `next_attempt_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -249,7 +231,8 @@ pub struct PaymentRetryScheduled {
     pub subscription_id: Option<String>,
     pub attempt: i32,
     pub next_attempt_at: String,
-    pub failure: ChargeFailure,
+    /// `{code, message, retryable}`.
+    pub failure: Failure,
 }
 
 impl PaymentRetryScheduled {
@@ -265,7 +248,7 @@ impl PaymentRetryScheduled {
             subscription_id: payment.subscription_id.clone(),
             attempt,
             next_attempt_at: next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            failure: failure.into(),
+            failure: failure.clone(),
         })
     }
 }
@@ -278,7 +261,8 @@ pub struct PaymentRetriesExhausted {
     pub order_id: String,
     pub subscription_id: Option<String>,
     pub attempts_made: i32,
-    pub failure: ChargeFailure,
+    /// `{code, message, retryable}`.
+    pub failure: Failure,
 }
 
 impl PaymentRetriesExhausted {
@@ -288,7 +272,7 @@ impl PaymentRetriesExhausted {
             order_id: payment.order_id.as_str().to_owned(),
             subscription_id: payment.subscription_id.clone(),
             attempts_made,
-            failure: failure.into(),
+            failure: failure.clone(),
         })
     }
 }

@@ -28,8 +28,10 @@ impl fmt::Debug for VirtualAccount {
     }
 }
 
-/// What Toss shows of the card: never the whole number (Toss masks it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What Toss shows of the card: never the whole number (Toss masks it). Read from Toss's
+/// Payment object as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CardSummary {
     pub issuer_code: Option<String>,
     /// Masked by Toss, e.g. `12345678****000*`.

@@ -46,7 +46,8 @@ macro_rules! text_enum {
     };
 }
 
-/// `as_str` and `Display` of newtypes over a `String` that was checked when it was made.
+/// `as_str`, `Display` and `Serialize` (as the text) of newtypes over a `String` that was
+/// checked when it was made.
 macro_rules! text_newtype {
     ($($name:ident),+) => {
         $(
@@ -59,6 +60,12 @@ macro_rules! text_newtype {
             impl std::fmt::Display for $name {
                 fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                     f.write_str(&self.0)
+                }
+            }
+
+            impl serde::Serialize for $name {
+                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    serializer.serialize_str(&self.0)
                 }
             }
         )+
@@ -104,7 +111,7 @@ pub use schedule::{ChargeEnd, Consent, Next, Schedule, ScheduleStatus, retry_del
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
 /// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
     pub code: String,
     pub message: String,

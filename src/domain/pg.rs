@@ -3,8 +3,9 @@
 
 use chrono::NaiveDate;
 
-/// Toss's payment statuses (`status` of the Payment object).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Toss's payment statuses (`status` of the Payment object), as Toss writes them.
+#[derive(Debug, Clone, PartialEq, Eq, strum::EnumString, strum::AsRefStr)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum PgStatus {
     Ready,
     InProgress,
@@ -15,37 +16,18 @@ pub enum PgStatus {
     Aborted,
     Expired,
     /// A status this code does not know yet (Toss adds values without notice).
+    #[strum(default, transparent)]
     Other(String),
 }
 
 impl PgStatus {
     /// Toss's `status` as written; a value this code does not know is kept.
     pub fn parse(status: String) -> Self {
-        match status.as_str() {
-            "READY" => Self::Ready,
-            "IN_PROGRESS" => Self::InProgress,
-            "WAITING_FOR_DEPOSIT" => Self::WaitingForDeposit,
-            "DONE" => Self::Done,
-            "CANCELED" => Self::Canceled,
-            "PARTIAL_CANCELED" => Self::PartialCanceled,
-            "ABORTED" => Self::Aborted,
-            "EXPIRED" => Self::Expired,
-            _ => Self::Other(status),
-        }
+        status.parse().unwrap_or(Self::Other(status))
     }
 
     pub fn as_str(&self) -> &str {
-        match self {
-            Self::Ready => "READY",
-            Self::InProgress => "IN_PROGRESS",
-            Self::WaitingForDeposit => "WAITING_FOR_DEPOSIT",
-            Self::Done => "DONE",
-            Self::Canceled => "CANCELED",
-            Self::PartialCanceled => "PARTIAL_CANCELED",
-            Self::Aborted => "ABORTED",
-            Self::Expired => "EXPIRED",
-            Self::Other(other) => other,
-        }
+        self.as_ref()
     }
 }
 

@@ -88,30 +88,26 @@ mod tests {
     }
 
     #[test]
-    fn confirm_paths() {
-        assert!(Pending.can_become(InProgress));
-        assert!(
-            Pending.can_become(Completed),
-            "no-op gateway confirms directly"
-        );
-        assert!(InProgress.can_become(Completed));
-        assert!(
-            InProgress.can_become(Pending),
-            "a declined or expired attempt"
-        );
-        assert!(!Completed.can_become(Pending));
-        assert!(!Completed.can_become(InProgress));
-        assert!(!InProgress.can_become(Refunded));
-    }
-
-    #[test]
-    fn refund_paths() {
-        assert!(Completed.can_become(PartialRefund));
-        assert!(Completed.can_become(Refunded));
-        assert!(PartialRefund.can_become(PartialRefund));
-        assert!(PartialRefund.can_become(Refunded));
-        assert!(!Refunded.can_become(PartialRefund));
-        assert!(!Pending.can_become(Refunded));
+    fn confirm_and_refund_paths() {
+        for (from, to, allowed) in [
+            (Pending, InProgress, true),
+            // The no-op gateway confirms directly.
+            (Pending, Completed, true),
+            (InProgress, Completed, true),
+            // A declined or expired attempt.
+            (InProgress, Pending, true),
+            (Completed, Pending, false),
+            (Completed, InProgress, false),
+            (InProgress, Refunded, false),
+            (Completed, PartialRefund, true),
+            (Completed, Refunded, true),
+            (PartialRefund, PartialRefund, true),
+            (PartialRefund, Refunded, true),
+            (Refunded, PartialRefund, false),
+            (Pending, Refunded, false),
+        ] {
+            assert_eq!(from.can_become(to), allowed, "{from} -> {to}");
+        }
         assert!(Completed.is_refundable() && PartialRefund.is_refundable());
         assert!(!Refunded.is_refundable() && !Pending.is_refundable());
     }

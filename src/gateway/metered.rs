@@ -49,16 +49,11 @@ async fn measured<T>(
 ) -> Result<T, GatewayError> {
     let started = Instant::now();
     let result = call.await;
-    let outcome = match &result {
+    let label: &'static str = match &result {
         Ok(_) => Outcome::Ok,
         Err(error) => error.outcome(),
-    };
-    let label = match outcome {
-        Outcome::Ok => "ok",
-        Outcome::Declined => "declined",
-        Outcome::Unknown => "unknown",
-        Outcome::Misconfigured => "misconfigured",
-    };
+    }
+    .into();
     metrics::counter!("toss_requests_total", "operation" => operation, "outcome" => label)
         .increment(1);
     metrics::histogram!("toss_request_duration_seconds", "operation" => operation)

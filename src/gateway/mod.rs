@@ -23,13 +23,16 @@ pub use metered::{MeteredBooks, MeteredGateway};
 pub use noop::NoopGateway;
 pub use toss::{TossClient, TossOptions};
 
-/// A confirm request. `amount` must come from our database, never from a client.
-#[derive(Debug, Clone)]
+/// A confirm request. `amount` must come from our database, never from a client. Serialized,
+/// it is the body of Toss's `POST /v1/payments/confirm`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConfirmRequest {
     pub payment_key: PaymentKey,
     pub order_id: OrderId,
     pub amount: i64,
     /// Sent as Toss's `Idempotency-Key`: one per confirm attempt, reused on retries of it.
+    #[serde(skip)]
     pub idempotency_key: String,
 }
 
@@ -144,8 +147,9 @@ pub enum GatewayError {
     Misconfigured { code: String, message: String },
 }
 
-/// How a PG call ended, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a PG call ended, for logs and metrics (the label is the name in snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Ok,
     Declined,
@@ -206,17 +210,21 @@ pub struct PgBillingKey {
 }
 
 /// `POST /v1/billing/{billingKey}`: charge a billing key. `amount`, `order_id` and
-/// `order_name` come from our database, never from a client.
-#[derive(Debug, Clone)]
+/// `order_name` come from our database, never from a client. Serialized, it is the body (the
+/// billing key goes in the path).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChargeRequest {
+    #[serde(skip)]
     pub billing_key: BillingKeySecret,
     pub customer_key: CustomerKey,
+    pub amount: i64,
     pub order_id: OrderId,
     pub order_name: String,
-    pub amount: i64,
     pub tax_free_amount: i64,
     /// One per charge attempt, the same for every send of it: Toss replays the first answer,
     /// so a resend after an unknown outcome cannot charge twice.
+    #[serde(skip)]
     pub idempotency_key: String,
 }
 

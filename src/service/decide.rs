@@ -135,7 +135,7 @@ pub fn decide(
         if !paid && !in_flight {
             return Decision::nothing(Verdict::Ignored("an unapproved record of another amount"));
         }
-        return set_aside(ours, refunds, reason, ctx);
+        return set_aside(ours, reason, ctx);
     }
     let approved_key = ours.pg_ref().paid_by();
     match ours.status {
@@ -247,7 +247,6 @@ pub fn decide(
                 if paid {
                     return set_aside(
                         ours,
-                        refunds,
                         "Toss approved a second attempt of an order we had completed".to_owned(),
                         ctx,
                     )
@@ -262,14 +261,12 @@ pub fn decide(
                 }
                 PgStatus::WaitingForDeposit => set_aside(
                     ours,
-                    refunds,
                     "Toss shows the deposit reversed (DONE back to WAITING_FOR_DEPOSIT)".to_owned(),
                     ctx,
                 )
                 .alert("pg_deposit_reversed", "a deposit error after completion"),
                 other => set_aside(
                     ours,
-                    refunds,
                     format!("Toss shows {} for a payment we completed", other.as_str()),
                     ctx,
                 ),
@@ -279,7 +276,6 @@ pub fn decide(
             if paid {
                 return set_aside(
                     ours,
-                    refunds,
                     format!("Toss approved a payment that is {} here", ours.status),
                     ctx,
                 )
@@ -524,7 +520,7 @@ fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
 /// The record contradicts ours: flagged for a person. A flag is a note, never a stop sign: a
 /// payment in flight is still looked at again (at its usual pace), and whatever settles it
 /// settles it.
-fn set_aside(ours: &Payment, _refunds: &[Refund], reason: String, ctx: &Context) -> Decision {
+fn set_aside(ours: &Payment, reason: String, ctx: &Context) -> Decision {
     let update = PaymentUpdate::SetAside {
         reason: reason.clone(),
     };

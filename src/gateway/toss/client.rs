@@ -15,9 +15,7 @@ use tracing::Instrument as _;
 use url::Url;
 
 use super::errors::{classify, local_misconfiguration, unknown};
-use super::transformers::{
-    CancelBody, ChargeBody, ConfirmBody, IssueBody, TossErrorBody, parse_billing, parse_payment,
-};
+use super::transformers::{CancelBody, IssueBody, TossErrorBody, parse_billing, parse_payment};
 use super::{Operation, call_span};
 use crate::domain::{OrderId, PaymentKey};
 use crate::gateway::{
@@ -107,8 +105,22 @@ impl TossClient {
         url
     }
 
-    /// A `POST /v1/…` with its JSON body and Toss `Idempotency-Key`.
-    fn post(
+    /// A `POST /v1/…` with its JSON body and Toss `Idempotency-Key`, answered by a Payment.
+    async fn post(
+        &self,
+        call: Call,
+        segments: &[&str],
+        idempotency_key: &str,
+        body: &impl serde::Serialize,
+        subject: Subject<'_>,
+    ) -> Result<PgPayment, GatewayError> {
+        let request = self.post_request(segments, idempotency_key, body)?;
+        self.exchange(call, request, subject, parse_payment)
+            .await?
+            .ok_or_else(|| unknown("Toss reply carried no payment".to_owned()))
+    }
+
+    fn post_request(
         &self,
         segments: &[&str],
         idempotency_key: &str,
@@ -119,21 +131,23 @@ impl TossClient {
         Ok(self.http.post(url).header(IDEMPOTENCY_KEY, key).json(body))
     }
 
-    /// Sends one request and reads the whole reply as a Payment. `Ok(None)` only for a lookup
-    /// that Toss answers with "no such payment".
-    async fn exchange(
+    /// A `GET /v1/payments/…`: `Ok(None)` when Toss has no such payment.
+    async fn lookup(
         &self,
         call: Call,
-        request: reqwest::RequestBuilder,
+        segments: &[&str],
         subject: Subject<'_>,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        self.exchange_as(call, request, subject, parse_payment)
-            .await
+        let request = self
+            .http
+            .get(self.endpoint(&[&["v1", "payments"], segments].concat()));
+        self.exchange(call, request, subject, parse_payment).await
     }
 
     /// Sends one request and reads the whole reply, a 2xx body through `parse`, in a span of
-    /// its own.
-    async fn exchange_as<T>(
+    /// its own, and logs one line. `Ok(None)` only for a lookup that Toss answers with "no such
+    /// payment".
+    async fn exchange<T>(
         &self,
         (operation, route): Call,
         request: reqwest::RequestBuilder,
@@ -141,71 +155,78 @@ impl TossClient {
         parse: fn(&[u8]) -> Result<T, GatewayError>,
     ) -> Result<Option<T>, GatewayError> {
         let span = call_span(route, operation.as_str());
-        self.exchange_in(operation, request, subject, parse, &span)
-            .instrument(span.clone())
-            .await
-    }
+        let exchange = async {
+            let started = Instant::now();
+            let timeout = operation.timeout(&self.timeouts);
+            let sent = request
+                .header(AUTHORIZATION, self.authorization.clone())
+                .timeout(timeout)
+                .send()
+                .await;
 
-    async fn exchange_in<T>(
-        &self,
-        operation: Operation,
-        request: reqwest::RequestBuilder,
-        subject: Subject<'_>,
-        parse: fn(&[u8]) -> Result<T, GatewayError>,
-        span: &tracing::Span,
-    ) -> Result<Option<T>, GatewayError> {
-        let started = Instant::now();
-        let timeout = operation.timeout(&self.timeouts);
-        let sent = request
-            .header(AUTHORIZATION, self.authorization.clone())
-            .timeout(timeout)
-            .send()
-            .await;
+            let mut http_status = None;
+            let mut trace_id = None;
+            let received = match sent {
+                Ok(response) => {
+                    http_status = Some(response.status().as_u16());
+                    trace_id = response
+                        .headers()
+                        .get(TRACE_ID)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::to_owned);
+                    read_capped(response, MAX_REPLY_BYTES).await
+                }
+                Err(error) => Err(error),
+            };
 
-        let mut http_status = None;
-        let mut trace_id = None;
-        let received = match sent {
-            Ok(response) => {
-                http_status = Some(response.status().as_u16());
-                trace_id = response
-                    .headers()
-                    .get(TRACE_ID)
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_owned);
-                read_capped(response, MAX_REPLY_BYTES).await
+            let mut code = None;
+            let result = match (received, http_status) {
+                (Err(error), _) => Err(transport_failure(&error, timeout)),
+                (Ok(Reply::TooLarge), status) => Err(too_large(status, MAX_REPLY_BYTES)),
+                (Ok(Reply::Body(body)), status) => parse_reply(
+                    operation,
+                    &body,
+                    status.unwrap_or_default(),
+                    parse,
+                    &mut code,
+                ),
+            };
+
+            if let Some(status) = http_status {
+                span.record("http.response.status_code", i64::from(status));
             }
-            Err(error) => Err(error),
+            if let Some(code) = &code {
+                span.record("toss.error_code", code.as_str());
+            }
+            let (payment_key, order_id) = match subject {
+                Subject::PaymentKey(key) => (Some(key), None),
+                Subject::OrderId(id) => (None, Some(id)),
+                Subject::Unnamed => (None, None),
+            };
+            // One line per call, at `info` when it succeeded and `warn` when not.
+            macro_rules! log_line {
+                ($level:ident, $($rest:tt)*) => {
+                    tracing::$level!(
+                        operation = operation.as_str(),
+                        payment_key,
+                        order_id,
+                        http_status,
+                        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        trace_id = trace_id.as_deref(),
+                        code = code.as_deref(),
+                        $($rest)*
+                    )
+                };
+            }
+            match &result {
+                Ok(found) => log_line!(info, found = found.is_some(), "toss call succeeded"),
+                Err(error) => {
+                    log_line!(warn, outcome = ?error.outcome(), error = %error, "toss call failed")
+                }
+            }
+            result
         };
-
-        let mut toss_code = None;
-        let result = match (received, http_status) {
-            (Err(error), _) => Err(transport_failure(&error, timeout)),
-            (Ok(Reply::TooLarge), status) => Err(too_large(status, MAX_REPLY_BYTES)),
-            (Ok(Reply::Body(body)), status) => parse_reply(
-                operation,
-                &body,
-                status.unwrap_or_default(),
-                parse,
-                &mut toss_code,
-            ),
-        };
-
-        if let Some(status) = http_status {
-            span.record("http.response.status_code", i64::from(status));
-        }
-        if let Some(code) = &toss_code {
-            span.record("toss.error_code", code.as_str());
-        }
-        log_call(&CallLog {
-            operation,
-            subject,
-            http_status,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            trace_id: trace_id.as_deref(),
-            code: toss_code.as_deref(),
-            result: result.as_ref().map(Option::is_some),
-        });
-        result
+        exchange.instrument(span.clone()).await
     }
 }
 
@@ -296,42 +317,41 @@ impl PaymentGateway for TossClient {
     }
 
     async fn confirm(&self, request: &ConfirmRequest) -> Result<PgPayment, GatewayError> {
-        let body = ConfirmBody::from(request);
-        let call = self.post(&["payments", "confirm"], &request.idempotency_key, &body)?;
+        let segments = ["payments", "confirm"];
         let subject = Subject::OrderId(request.order_id.as_str());
-        expect_payment(self.exchange(CONFIRM, call, subject).await?)
+        self.post(
+            CONFIRM,
+            &segments,
+            &request.idempotency_key,
+            request,
+            subject,
+        )
+        .await
     }
 
     async fn cancel(&self, request: &CancelRequest) -> Result<PgPayment, GatewayError> {
         let payment_key = request.payment_key.as_str();
-        let body = CancelBody::from(request);
         let segments = ["payments", payment_key, "cancel"];
-        let call = self.post(&segments, &request.idempotency_key, &body)?;
+        let body = CancelBody::from(request);
         let subject = Subject::PaymentKey(payment_key);
-        expect_payment(self.exchange(CANCEL, call, subject).await?)
+        self.post(CANCEL, &segments, &request.idempotency_key, &body, subject)
+            .await
     }
 
     async fn payment_by_key(
         &self,
         payment_key: &PaymentKey,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        let payment_key = payment_key.as_str();
-        let call = self
-            .http
-            .get(self.endpoint(&["v1", "payments", payment_key]));
-        self.exchange(BY_KEY, call, Subject::PaymentKey(payment_key))
-            .await
+        let key = payment_key.as_str();
+        self.lookup(BY_KEY, &[key], Subject::PaymentKey(key)).await
     }
 
     async fn payment_by_order(
         &self,
         order_id: &OrderId,
     ) -> Result<Option<PgPayment>, GatewayError> {
-        let order_id = order_id.as_str();
-        let call = self
-            .http
-            .get(self.endpoint(&["v1", "payments", "orders", order_id]));
-        self.exchange(BY_ORDER, call, Subject::OrderId(order_id))
+        let id = order_id.as_str();
+        self.lookup(BY_ORDER, &["orders", id], Subject::OrderId(id))
             .await
     }
 }
@@ -345,22 +365,29 @@ impl BillingGateway for TossClient {
         &self,
         request: &IssueRequest,
     ) -> Result<PgBillingKey, GatewayError> {
-        let body = IssueBody::from(request);
         let segments = ["billing", "authorizations", "issue"];
-        let call = self.post(&segments, &request.idempotency_key, &body)?;
+        let call = self.post_request(
+            &segments,
+            &request.idempotency_key,
+            &IssueBody::from(request),
+        )?;
         // A customer key lets whoever knows it register cards for the buyer: not logged.
-        let subject = Subject::Unnamed;
-        self.exchange_as(ISSUE, call, subject, parse_billing)
+        self.exchange(ISSUE, call, Subject::Unnamed, parse_billing)
             .await?
             .ok_or_else(|| unknown("Toss reply carried no billing key".to_owned()))
     }
 
     async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError> {
-        let body = ChargeBody::from(request);
         let segments = ["billing", request.billing_key.expose()];
-        let call = self.post(&segments, &request.idempotency_key, &body)?;
         let subject = Subject::OrderId(request.order_id.as_str());
-        expect_payment(self.exchange(CHARGE, call, subject).await?)
+        self.post(
+            CHARGE,
+            &segments,
+            &request.idempotency_key,
+            request,
+            subject,
+        )
+        .await
     }
 
     fn decline_is_retryable(&self, code: &str) -> bool {
@@ -392,10 +419,6 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn expect_payment(answer: Option<PgPayment>) -> Result<PgPayment, GatewayError> {
-    answer.ok_or_else(|| unknown("Toss reply carried no payment".to_owned()))
 }
 
 fn parse_base_url(api_url: &str) -> Result<Url, GatewayError> {
@@ -451,47 +474,6 @@ enum Subject<'a> {
     PaymentKey(&'a str),
     OrderId(&'a str),
     Unnamed,
-}
-
-struct CallLog<'a> {
-    operation: Operation,
-    subject: Subject<'a>,
-    http_status: Option<u16>,
-    elapsed_ms: u64,
-    trace_id: Option<&'a str>,
-    code: Option<&'a str>,
-    /// Whether a reply carried the thing asked for, or why not.
-    result: Result<bool, &'a GatewayError>,
-}
-
-fn log_call(call: &CallLog<'_>) {
-    let (payment_key, order_id) = match call.subject {
-        Subject::PaymentKey(key) => (Some(key), None),
-        Subject::OrderId(id) => (None, Some(id)),
-        Subject::Unnamed => (None, None),
-    };
-    let operation = call.operation.as_str();
-    // One line per call, at `info` when it succeeded and `warn` when not.
-    macro_rules! log_line {
-        ($level:ident, $($rest:tt)*) => {
-            tracing::$level!(
-                operation,
-                payment_key,
-                order_id,
-                http_status = call.http_status,
-                elapsed_ms = call.elapsed_ms,
-                trace_id = call.trace_id,
-                code = call.code,
-                $($rest)*
-            )
-        };
-    }
-    match call.result {
-        Ok(found) => log_line!(info, found, "toss call succeeded"),
-        Err(error) => {
-            log_line!(warn, outcome = ?error.outcome(), error = %error, "toss call failed")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Toss's JSON and ours: the request bodies built from [`ConfirmRequest`] and [`CancelRequest`],
-//! and Toss's Payment object read into a [`PgPayment`]. Toss adds fields and nulls others without
-//! a version bump (`docs/toss-api.md` §1, §4), so replies are read tolerantly.
+//! Toss's JSON and ours: the bodies of a cancel and an issue (a confirm's and a charge's are
+//! their requests serialized), and Toss's Payment object read into a [`PgPayment`]. Toss adds
+//! fields and nulls others without a version bump (`docs/toss-api.md` §1, §4), so replies are
+//! read tolerantly.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,8 +11,8 @@ use crate::domain::{
     BillingKeySecret, CardInfo, CardSummary, PaymentKey, PgDetails, VirtualAccount,
 };
 use crate::gateway::{
-    CancelRequest, ChargeRequest, ConfirmRequest, GatewayError, IssueRequest, PgBillingKey,
-    PgCancel, PgFailure, PgPayment, PgStatus,
+    CancelRequest, GatewayError, IssueRequest, PgBillingKey, PgCancel, PgFailure, PgPayment,
+    PgStatus,
 };
 
 /// A 2xx reply's body: Toss's Payment object. A reply that is not one leaves the outcome unknown.
@@ -19,25 +20,6 @@ pub(super) fn parse_payment(body: &[u8]) -> Result<PgPayment, GatewayError> {
     let payment: TossPayment = serde_json::from_slice(body)
         .map_err(|error| unknown(format!("2xx reply is not a Toss Payment: {error}")))?;
     payment.into_pg().map_err(unknown)
-}
-
-/// Body of `POST /v1/payments/confirm`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct ConfirmBody<'a> {
-    payment_key: &'a str,
-    order_id: &'a str,
-    amount: i64,
-}
-
-impl<'a> From<&'a ConfirmRequest> for ConfirmBody<'a> {
-    fn from(request: &'a ConfirmRequest) -> Self {
-        Self {
-            payment_key: request.payment_key.as_str(),
-            order_id: request.order_id.as_str(),
-            amount: request.amount,
-        }
-    }
 }
 
 /// Body of `POST /v1/payments/{paymentKey}/cancel`; the key goes in the path. Absent values
@@ -100,29 +82,6 @@ impl<'a> From<&'a IssueRequest> for IssueBody<'a> {
     }
 }
 
-/// Body of `POST /v1/billing/{billingKey}`; the key goes in the path.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct ChargeBody<'a> {
-    customer_key: &'a str,
-    amount: i64,
-    order_id: &'a str,
-    order_name: &'a str,
-    tax_free_amount: i64,
-}
-
-impl<'a> From<&'a ChargeRequest> for ChargeBody<'a> {
-    fn from(request: &'a ChargeRequest) -> Self {
-        Self {
-            customer_key: request.customer_key.as_str(),
-            amount: request.amount,
-            order_id: request.order_id.as_str(),
-            order_name: &request.order_name,
-            tax_free_amount: request.tax_free_amount,
-        }
-    }
-}
-
 /// Toss's Billing object (§17.1), the fields we keep.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -130,16 +89,7 @@ struct TossBilling {
     billing_key: String,
     customer_key: Option<String>,
     method: Option<String>,
-    card: Option<TossBillingCard>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TossBillingCard {
-    issuer_code: Option<String>,
-    number: Option<String>,
-    card_type: Option<String>,
-    owner_type: Option<String>,
+    card: Option<CardInfo>,
 }
 
 /// A 2xx reply of an issue: Toss's Billing object. Without a billing key in it, nothing usable
@@ -156,12 +106,7 @@ pub(super) fn parse_billing(body: &[u8]) -> Result<PgBillingKey, GatewayError> {
         billing_key: BillingKeySecret::new(billing.billing_key),
         customer_key: billing.customer_key.unwrap_or_default(),
         method: billing.method,
-        card: billing.card.map(|card| CardInfo {
-            issuer_code: card.issuer_code,
-            number: card.number,
-            card_type: card.card_type,
-            owner_type: card.owner_type,
-        }),
+        card: billing.card,
     })
 }
 
@@ -190,18 +135,9 @@ struct TossPayment {
     tax_free_amount: Option<i64>,
     cancels: Option<Vec<TossCancel>>,
     failure: Option<TossFailure>,
-    card: Option<TossCard>,
+    card: Option<CardSummary>,
     virtual_account: Option<TossVirtualAccount>,
     receipt: Option<TossReceipt>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TossCard {
-    issuer_code: Option<String>,
-    number: Option<String>,
-    installment_plan_months: Option<i32>,
-    approve_no: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -271,12 +207,7 @@ impl TossPayment {
         let details = PgDetails {
             method: self.method.clone().filter(|m| !m.is_empty()),
             receipt_url: self.receipt.and_then(|r| r.url).filter(|u| !u.is_empty()),
-            card: self.card.map(|card| CardSummary {
-                issuer_code: card.issuer_code,
-                number: card.number,
-                installment_plan_months: card.installment_plan_months,
-                approve_no: card.approve_no,
-            }),
+            card: self.card,
             // Without a bank and a number there is nowhere to deposit: not an account.
             virtual_account: self.virtual_account.and_then(|account| {
                 Some(VirtualAccount {
@@ -347,6 +278,7 @@ fn parse_timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::ConfirmRequest;
     use chrono::TimeZone as _;
     use serde_json::json;
 
@@ -359,7 +291,7 @@ mod tests {
             idempotency_key: "confirm-1".to_owned(),
         };
         assert_eq!(
-            serde_json::to_value(ConfirmBody::from(&confirm)).unwrap(),
+            serde_json::to_value(&confirm).unwrap(),
             json!({"paymentKey": "pk_1", "orderId": "order-1", "amount": 1000})
         );
         let cancel = CancelRequest {
@@ -514,20 +446,15 @@ mod tests {
 
     #[test]
     fn timestamps_parse_leniently() {
-        let expected = Utc.with_ymd_and_hms(2024, 2, 13, 3, 18, 14).unwrap();
-        assert_eq!(
-            parse_timestamp(Some("2024-02-13T12:18:14+09:00")),
-            Some(expected)
-        );
-        assert_eq!(
-            parse_timestamp(Some("2024-02-13T12:18:14+0900")),
-            Some(expected)
-        );
-        assert_eq!(
-            parse_timestamp(Some("2024-02-13T12:18:14.000")),
-            Some(expected)
-        );
-        assert_eq!(parse_timestamp(Some("yesterday")), None);
-        assert_eq!(parse_timestamp(None), None);
+        let expected = Some(Utc.with_ymd_and_hms(2024, 2, 13, 3, 18, 14).unwrap());
+        for (raw, parsed) in [
+            (Some("2024-02-13T12:18:14+09:00"), expected),
+            (Some("2024-02-13T12:18:14+0900"), expected),
+            (Some("2024-02-13T12:18:14.000"), expected),
+            (Some("yesterday"), None),
+            (None, None),
+        ] {
+            assert_eq!(parse_timestamp(raw), parsed, "{raw:?}");
+        }
     }
 }

@@ -62,7 +62,6 @@ pub(super) fn adopt_cancels(
                 if refund.amount_krw != cancel.amount {
                     return set_aside(
                         ours,
-                        refunds,
                         format!(
                             "Toss's cancel of {} does not match refund {} of {}",
                             cancel.amount, refund.id, refund.amount_krw
@@ -121,7 +120,6 @@ pub(super) fn adopt_cancels(
     if after.refunded_amount_krw > after.amount_krw {
         return set_aside(
             ours,
-            refunds,
             "Toss cancelled more than the payment's amount".to_owned(),
             ctx,
         )
@@ -140,7 +138,6 @@ pub(super) fn adopt_cancels(
     }) {
         return set_aside(
             ours,
-            refunds,
             format!("refund {} is not among Toss's cancels", missing.id),
             ctx,
         );
@@ -152,7 +149,6 @@ pub(super) fn adopt_cancels(
     {
         return set_aside(
             ours,
-            refunds,
             format!(
                 "Toss's balance {balance} differs from ours {}",
                 after.amount_krw - after.refunded_amount_krw
