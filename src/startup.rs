@@ -137,6 +137,8 @@ impl Application {
             tracing::info!(names = ?api_keys.names(), "API keys (names only)");
         }
 
+        // The recorder first: connecting records the pool's size.
+        let metrics = crate::telemetry::metrics();
         let store = connect(&settings.database, expected_concurrency(&settings)).await?;
         tracing::info!(
             database = settings.database.backend_name(),
@@ -236,7 +238,7 @@ impl Application {
             body_limit: settings.server.body_limit_bytes,
             rate_limit: rate_limit.clone(),
             concurrency: ConcurrencyLimit::new(settings.limits.max_concurrent_requests),
-            metrics: crate::telemetry::metrics(),
+            metrics,
             outbox_relayed: relay.is_some(),
         };
         let router = http::router(
