@@ -137,7 +137,9 @@ impl Application {
             tracing::info!(names = ?api_keys.names(), "API keys (names only)");
         }
 
-        let store = connect(&settings.database).await?;
+        // The recorder first: connecting records the pool's size.
+        let metrics = crate::telemetry::metrics();
+        let store = connect(&settings.database, expected_concurrency(&settings)).await?;
         tracing::info!(
             database = settings.database.backend_name(),
             "database ready"
@@ -236,7 +238,7 @@ impl Application {
             body_limit: settings.server.body_limit_bytes,
             rate_limit: rate_limit.clone(),
             concurrency: ConcurrencyLimit::new(settings.limits.max_concurrent_requests),
-            metrics: crate::telemetry::metrics(),
+            metrics,
             outbox_relayed: relay.is_some(),
         };
         let router = http::router(
@@ -451,16 +453,53 @@ fn books(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn Books>>> {
         .collect()
 }
 
-/// The store, connected and migrated. A failure is described in one line that names the
-/// database by scheme, host, port and name only: the driver's own errors may quote the URL,
-/// password included, and it panics on a URL it cannot parse, so the URL is checked first.
-async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
+/// Background tasks that may hold a database connection beside the requests: the settler, the
+/// relay and the reconciliation run.
+const BACKGROUND_CONNECTIONS: u32 = 3;
+
+/// The tasks that may want a database connection at once: every request the service serves at
+/// once (none holds one across a Toss call, but each may be between its statements at the same
+/// moment), the scheduler's charges when it runs, and the background tasks.
+fn expected_concurrency(settings: &Settings) -> u32 {
+    let scheduler = if settings.billing.scheduler_enabled {
+        settings.billing.scheduler_concurrency
+    } else {
+        0
+    };
+    let tasks = settings
+        .limits
+        .max_concurrent_requests
+        .saturating_add(scheduler);
+    u32::try_from(tasks)
+        .unwrap_or(u32::MAX)
+        .saturating_add(BACKGROUND_CONNECTIONS)
+}
+
+/// The store, connected and migrated, its pool sized by [`DatabaseSettings::pool_size`] for
+/// `expected` tasks. A failure is described in one line that names the database by scheme,
+/// host, port and name only: the driver's own errors may quote the URL, password included, and
+/// it panics on a URL it cannot parse, so the URL is checked first.
+async fn connect(database: &DatabaseSettings, expected: u32) -> anyhow::Result<Store> {
     let url = database.check_url().map_err(anyhow::Error::msg)?;
-    let options = database.options();
+    let acquire_timeout = Duration::from_secs(database.acquire_timeout_secs);
+    let server_allows = if database.asks_the_server() {
+        server_connection_limit(database.raw_url(), acquire_timeout).await
+    } else {
+        None
+    };
+    let options = database.options(database.pool_size(expected, server_allows));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(options.max_connections));
+    tracing::info!(
+        max_connections = options.max_connections,
+        configured = database.max_connections.is_some(),
+        expected,
+        server_allows = ?server_allows,
+        "database pool"
+    );
     match Store::connect(&options).await {
         Ok(store) => Ok(store),
         Err(error) => {
-            let why = why_not_connected(&error, &url, options.acquire_timeout).await;
+            let why = why_not_connected(&error, &url, acquire_timeout).await;
             Err(anyhow::anyhow!(
                 "database {}: {}",
                 database.url_for_logs(),
@@ -468,6 +507,27 @@ async fn connect(database: &DatabaseSettings) -> anyhow::Result<Store> {
             ))
         }
     }
+}
+
+/// The connections PostgreSQL allows ordinary roles: `max_connections` less those reserved
+/// (`superuser_reserved_connections`, and `reserved_connections` from PostgreSQL 16). `None`
+/// when the server cannot be asked; the pool's own connect then says why, and the error here,
+/// which may quote the URL, is dropped.
+async fn server_connection_limit(url: &str, timeout: Duration) -> Option<u32> {
+    use sea_orm::sqlx::{Connection, PgConnection};
+    const ALLOWED: &str = "SELECT current_setting('max_connections')::int \
+        - current_setting('superuser_reserved_connections')::int \
+        - coalesce(current_setting('reserved_connections', true)::int, 0)";
+    let ask = async {
+        let mut connection = PgConnection::connect(url).await.ok()?;
+        let allowed: i32 = sea_orm::sqlx::query_scalar(ALLOWED)
+            .fetch_one(&mut connection)
+            .await
+            .ok()?;
+        let _ = connection.close().await;
+        u32::try_from(allowed).ok()
+    };
+    tokio::time::timeout(timeout, ask).await.ok().flatten()
 }
 
 async fn why_not_connected(error: &DbErr, url: &url::Url, timeout: Duration) -> String {

@@ -13,9 +13,11 @@ use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::Layer as _;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -81,8 +83,8 @@ pub fn init(settings: &LogSettings) -> Telemetry {
         layers.push(tracing_opentelemetry::layer().with_tracer(tracer).boxed());
     }
     let installed = tracing_subscriber::registry()
-        .with(layers)
-        .with(filter)
+        .with(layers.with_filter(filter))
+        .with(PoolWait.with_filter(Targets::new().with_target(ACQUIRE_TARGET, Level::TRACE)))
         .try_init()
         .is_ok();
     if let Some(error) = failure {
@@ -95,6 +97,34 @@ pub fn init(settings: &LogSettings) -> Telemetry {
         TRACES_ON.store(true, Ordering::Relaxed);
     }
     Telemetry { provider }
+}
+
+/// The target of the event sqlx's pool emits at every checkout (its level is set by the
+/// store's pool options), with the wait in `acquired_after_secs`.
+pub const ACQUIRE_TARGET: &str = "sqlx::pool::acquire";
+
+/// Records the pool's checkout events as `db_pool_acquire_seconds`: how long a task waited
+/// for a database connection. Its own filter lets these events through whatever the log filter
+/// says (they are not logged).
+struct PoolWait;
+
+impl<S: tracing::Subscriber> Layer<S> for PoolWait {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Waited(Option<f64>);
+        impl tracing::field::Visit for Waited {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if field.name() == "acquired_after_secs" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut waited = Waited(None);
+        event.record(&mut waited);
+        if let Some(seconds) = waited.0 {
+            metrics::histogram!("db_pool_acquire_seconds").record(seconds);
+        }
+    }
 }
 
 /// The OTLP tracer provider, or `None` when no endpoint is configured (`env` reads a variable).
@@ -165,9 +195,20 @@ pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                 60.0,
             ];
+            // A connection is usually free at once: the pool's wait needs finer buckets.
+            let waits = [
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &seconds)
-                .expect("bucket list is not empty")
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("db_pool_acquire_seconds".to_owned()),
+                        &waits,
+                    )
+                })
+                .expect("bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

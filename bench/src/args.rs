@@ -96,8 +96,19 @@ pub struct Cli {
     refund_share: f64,
 
     /// Service's PostgreSQL pool (APP_DATABASE__MAX_CONNECTIONS), also baseline (b)'s pool
-    #[arg(long, value_name = "N", default_value = "10", value_parser = at_least_one::<u32>)]
-    pool: u32,
+    /// [default: the service sizes its own; baseline (b) and the seeding: --concurrency]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u32>)]
+    pool: Option<u32>,
+
+    /// side-by-side: one whole run per number of connections, and one summary row each, e.g.
+    /// 1,16,64 (replaces --concurrency)
+    #[arg(long, value_name = "LIST", value_parser = concurrency_list)]
+    concurrency_sweep: Option<Levels>,
+
+    /// side-by-side: fill the service's database with this many completed payments (one
+    /// `INSERT … SELECT generate_series`, PostgreSQL only) before the orders are created
+    #[arg(long, value_name = "N", default_value = "0")]
+    prefill_payments: u64,
 
     /// Comma list of a, b, or none [default: a,b; confirm-burst: none]
     #[arg(long, value_name = "LIST", value_parser = baseline_list)]
@@ -231,12 +242,17 @@ pub struct Options {
     pub due_spread: Duration,
     pub max_wait: Duration,
     pub concurrency: usize,
+    /// side-by-side: the connections of each run; empty: one run at `concurrency`.
+    pub concurrency_sweep: Vec<usize>,
+    /// side-by-side: completed payments put in the service's database first.
+    pub prefill_payments: u64,
     pub amount: Amount,
     pub warmup: Duration,
     pub rate: Option<f64>,
     pub toss_delay: Duration,
     pub refund_share: f64,
-    pub pool: u32,
+    /// `None`: the service sizes its own pool.
+    pub pool: Option<u32>,
     pub baselines: Vec<Baseline>,
     pub log_filter: String,
     pub service_env: Vec<(String, String)>,
@@ -255,6 +271,19 @@ pub struct Options {
 }
 
 impl Options {
+    /// The pool of a store the loadtest opens itself (baseline (b), seeding): `--pool`, else
+    /// one connection per worker.
+    pub fn store_pool(&self) -> u32 {
+        self.pool
+            .unwrap_or_else(|| u32::try_from(self.concurrency).unwrap_or(u32::MAX))
+    }
+
+    /// The service's pool, for the report.
+    pub fn pool_label(&self) -> String {
+        self.pool
+            .map_or_else(|| "the service's own".to_owned(), |n| n.to_string())
+    }
+
     /// Parses the process's arguments; prints help or the error and exits as clap does.
     pub fn from_env() -> Self {
         Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
@@ -268,10 +297,23 @@ impl Options {
         T: Into<std::ffi::OsString> + Clone,
     {
         let cli = Cli::try_parse_from(args)?;
-        if cli.peer_url.is_some() && cli.scenario != Scenario::SideBySide {
+        let side_by_side_only = [
+            ("--peer-url", cli.peer_url.is_some()),
+            ("--concurrency-sweep", cli.concurrency_sweep.is_some()),
+            ("--prefill-payments", cli.prefill_payments > 0),
+        ];
+        for (flag, given) in side_by_side_only {
+            if given && cli.scenario != Scenario::SideBySide {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} goes with --scenario side-by-side"),
+                ));
+            }
+        }
+        if cli.prefill_payments > 0 && cli.backend != Backend::Postgres {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--peer-url goes with --scenario side-by-side",
+                "--prefill-payments goes with --database postgres",
             ));
         }
         let amount = match (cli.scenario, cli.flows) {
@@ -305,6 +347,11 @@ impl Options {
             due_spread: cli.due_spread,
             max_wait: cli.max_wait,
             concurrency: cli.concurrency,
+            concurrency_sweep: cli
+                .concurrency_sweep
+                .map(|Levels(levels)| levels)
+                .unwrap_or_default(),
+            prefill_payments: cli.prefill_payments,
             amount,
             warmup: cli.warmup,
             rate: cli.rate,
@@ -383,6 +430,23 @@ fn key_value(raw: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
 }
 
+/// `--concurrency-sweep`: numbers of connections, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Levels(Vec<usize>);
+
+fn concurrency_list(raw: &str) -> Result<Levels, String> {
+    let list = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(at_least_one::<usize>)
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.is_empty() {
+        return Err("name at least one number of connections".to_owned());
+    }
+    Ok(Levels(list))
+}
+
 fn baseline_list(raw: &str) -> Result<BaselineList, String> {
     let mut list = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -433,7 +497,10 @@ mod tests {
         assert_eq!(options.rate, None);
         assert_eq!(options.toss_delay, Duration::ZERO);
         assert_eq!(options.refund_share, 0.1);
-        assert_eq!(options.pool, 10);
+        assert_eq!(options.pool, None, "the service sizes its own");
+        assert_eq!(options.store_pool(), 16);
+        assert!(options.concurrency_sweep.is_empty());
+        assert_eq!(options.prefill_payments, 0);
         assert_eq!(options.baselines, vec![Baseline::Toss, Baseline::Database]);
         assert_eq!(options.log_filter, "warn");
         assert_eq!(options.toss_bind, "127.0.0.1:0");
@@ -528,6 +595,38 @@ mod tests {
         assert!(alone.ceiling_secs.is_zero());
         let stray = parse(&["--peer-url", "http://127.0.0.1:4000/confirm/payment"]).unwrap_err();
         assert_eq!(stray.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn side_by_side_sweeps_connections_and_prefills_payments() {
+        let options = parse(&[
+            "--scenario",
+            "side-by-side",
+            "--database",
+            "postgres",
+            "--concurrency-sweep",
+            "1, 16,64",
+            "--prefill-payments",
+            "1000000",
+        ])
+        .unwrap();
+        assert_eq!(options.concurrency_sweep, vec![1, 16, 64]);
+        assert_eq!(options.prefill_payments, 1_000_000);
+        for bad in [["--concurrency-sweep", "1,0"], ["--concurrency-sweep", ","]] {
+            let args = [&["--scenario", "side-by-side"][..], &bad[..]].concat();
+            assert_eq!(parse(&args).unwrap_err().kind(), ErrorKind::ValueValidation);
+        }
+        for stray in [
+            &["--concurrency-sweep", "1,16"][..],
+            &["--prefill-payments", "5"][..],
+            &["--scenario", "side-by-side", "--prefill-payments", "5"][..],
+        ] {
+            assert_eq!(
+                parse(stray).unwrap_err().kind(),
+                ErrorKind::ArgumentConflict,
+                "{stray:?}"
+            );
+        }
     }
 
     #[test]

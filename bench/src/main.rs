@@ -376,7 +376,7 @@ async fn run_baseline(
         }
         Baseline::Database => {
             let db = BenchDatabase::create(options, run_id, baseline.key()).await?;
-            let store = db::connect(&db.url, options.pool)
+            let store = db::connect(&db.url, options.store_pool())
                 .await
                 .with_context(|| format!("connecting to {}", db.url))?;
             db.settle().await;
@@ -440,7 +440,7 @@ fn print_header(options: &Options, run_id: &str, load: &str) {
         options.concurrency,
         options.toss_delay.as_millis(),
         options.refund_share,
-        options.pool,
+        options.pool_label(),
         options.log_filter,
     );
     if let Some(rate) = options.rate {
@@ -520,7 +520,7 @@ impl Summary<'_> {
             self.options.concurrency,
             self.options.toss_delay.as_millis(),
             self.options.refund_share,
-            self.options.pool
+            self.options.pool_label()
         );
         println!(
             "  service: {:.1} flows/s ({:.1} requests/s) in {:.2} s; flow p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -38,7 +38,7 @@ pub async fn run(
     databases.push(db);
 
     let seeding = Instant::now();
-    let store = crate::db::connect(&url, options.pool).await?;
+    let store = crate::db::connect(&url, options.store_pool()).await?;
     let workers = options.concurrency.max(1) as u64;
     let mut tasks = Vec::new();
     for worker in 0..workers {

@@ -595,7 +595,7 @@ pub async fn run(
         minute.to_rfc3339_opts(SecondsFormat::Secs, true),
         options.due_spread.as_secs_f64(),
         options.instances,
-        options.pool
+        options.pool_label()
     );
     println!(
         "  preparation (API)     {customers} billing keys {keys_secs:.1} s, {count} payments {payments_secs:.1} s, {count} schedules {schedules_secs:.1} s ({written_late} written after due)"

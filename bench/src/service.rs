@@ -90,6 +90,38 @@ impl BenchDatabase {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    /// Fills the (migrated) `payments` table with `count` completed card payments of a
+    /// past day, in one `INSERT … SELECT generate_series` (not through the API: a million
+    /// confirms would take the run's hour), then `ANALYZE`s it so the planner knows its size.
+    /// PostgreSQL only.
+    pub async fn prefill_payments(&self, count: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.backend == Backend::Postgres,
+            "prefilling goes with PostgreSQL"
+        );
+        let db = Database::connect(&self.url).await?;
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO payments (id, user_id, order_id, order_name, payment_type, \
+             payment_method, amount_krw, refunded_amount_krw, refund_reserved_krw, currency, \
+             status, pg_provider, pg_transaction_id, payment_key, confirm_attempt, confirm_sends, \
+             needs_review, reconcile_attempts, tax_free_amount_krw, created_at, updated_at, \
+             completed_at) \
+             SELECT gen_random_uuid()::text, 'prefill-user-' || (n % 10000), 'prefill-' || n, \
+             'prefilled order', 'ONE_TIME', 'card', 15000, 0, 0, 'KRW', 'COMPLETED', 'toss', \
+             'pk_prefill_' || n, 'pk_prefill_' || n, 1, 1, false, 0, 0, \
+             now() - interval '2 days' + n * interval '1 ms', \
+             now() - interval '2 days' + n * interval '1 ms', \
+             now() - interval '2 days' + n * interval '1 ms' \
+             FROM generate_series(1, $1::bigint) AS n",
+            [i64::try_from(count)?.into()],
+        ))
+        .await?;
+        db.execute_unprepared("ANALYZE payments").await?;
+        db.close().await?;
+        Ok(())
+    }
+
     /// What PostgreSQL counted for this database so far (`None` on SQLite). Backends report
     /// when they go idle or exit, so read it after closing the connections.
     pub async fn stats(&self) -> Option<DbStats> {
@@ -231,7 +263,11 @@ impl ServiceProcess {
         let port = free_port()?;
         let log = work_dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log)?;
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if let Some(pool) = options.pool {
+            command.env("APP_DATABASE__MAX_CONNECTIONS", pool.to_string());
+        }
+        let child = command
             // Config files are read relative to the working directory: none there.
             .current_dir(work_dir)
             .env_remove("RUST_LOG")
@@ -242,7 +278,6 @@ impl ServiceProcess {
             .env("TOSS_SECRET_KEY", crate::toss_server::SECRET_KEY)
             .env("TOSS_API_URL", toss_url)
             .env("API_KEYS", api_key)
-            .env("APP_DATABASE__MAX_CONNECTIONS", options.pool.to_string())
             .env("APP_LOG__FILTER", &options.log_filter)
             // Every request comes from 127.0.0.1; the per-IP limit of the public routes is for
             // the internet's many buyers, not for one load generator.

@@ -1,7 +1,9 @@
 //! The side-by-side scenario: confirms of pre-created orders through payment-service and,
 //! given `--peer-url`, through another confirm endpoint (Toss's sample), both calling the same
 //! fake Toss, in alternating rounds at the same concurrency; then PostgreSQL's own ceiling
-//! (`pgbench -N` with as many clients), and one table of ratios.
+//! (`pgbench -N` with as many clients), and one table of ratios. `--concurrency-sweep` repeats
+//! the whole run at each number of connections and ends with one row per level;
+//! `--prefill-payments` puts completed payments in the service's database first (table size).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,27 @@ use crate::toss_server::TossServer;
 /// 10 s once idle: reading `pg_stat_database` this long after a phase sees all of it.
 const STATS_FLUSH: Duration = Duration::from_secs(11);
 
-/// The run; returns whether every confirm succeeded.
+/// The run, or one run per level of `--concurrency-sweep` and their summary; returns whether
+/// every confirm succeeded.
 pub async fn run(options: &Options) -> anyhow::Result<bool> {
+    if options.concurrency_sweep.is_empty() {
+        return Ok(run_once(options).await?.errors() == 0);
+    }
+    let mut tables = Vec::new();
+    for &concurrency in &options.concurrency_sweep {
+        let level = Options {
+            concurrency,
+            ..options.clone()
+        };
+        tables.push(run_once(&level).await?);
+    }
+    println!();
+    print!("{}", sweep_summary(&tables, options.prefill_payments));
+    Ok(tables.iter().all(|table| table.errors() == 0))
+}
+
+/// One side-by-side run on databases of its own.
+async fn run_once(options: &Options) -> anyhow::Result<Table> {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let work_dir = std::env::temp_dir().join(format!("ps_bench_{run_id}"));
     std::fs::create_dir_all(&work_dir)?;
@@ -42,12 +63,65 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     result
 }
 
+/// One row per run of a sweep: connections, each side's median rate and latencies, the
+/// ratios, the transactions per confirm and the ceiling.
+pub fn sweep_summary(tables: &[Table], prefilled: u64) -> String {
+    let mut out = String::new();
+    let na = || "n/a".to_owned();
+    let _ = writeln!(
+        out,
+        "== connections sweep ({prefilled} payments in the table before each run)"
+    );
+    let _ = writeln!(
+        out,
+        "  {:>5} {:>11} {:>7} {:>7} {:>11} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9}",
+        "conns",
+        "service/s",
+        "p50 ms",
+        "p99 ms",
+        "peer/s",
+        "p50 ms",
+        "p99 ms",
+        "svc/peer",
+        "tx/conf",
+        "ceiling/s",
+        "of ceil."
+    );
+    for table in tables {
+        let service = table.service.latencies.summary();
+        let peer = table
+            .peer
+            .as_ref()
+            .map(|peer| (peer, peer.latencies.summary()));
+        let _ = writeln!(
+            out,
+            "  {:>5} {:>11.1} {:>7.2} {:>7.2} {:>11} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9}",
+            table.concurrency,
+            table.service.rate(),
+            stats::ms(service.p50),
+            stats::ms(service.p99),
+            peer.map_or_else(na, |(side, _)| format!("{:.1}", side.rate())),
+            peer.map_or_else(na, |(_, s)| format!("{:.2}", stats::ms(s.p50))),
+            peer.map_or_else(na, |(_, s)| format!("{:.2}", stats::ms(s.p99))),
+            table.ratio().map_or_else(na, |r| format!("{r:.2}x")),
+            table
+                .transactions_per_confirm
+                .map_or_else(na, |t| format!("{t:.2}")),
+            table.ceiling().map_or_else(na, |c| format!("{c:.0}")),
+            table
+                .share_of_ceiling()
+                .map_or_else(na, |s| format!("{:.1} %", s * 100.0)),
+        );
+    }
+    out
+}
+
 async fn measure(
     options: &Options,
     run_id: &str,
     work_dir: &Path,
     databases: &mut Vec<BenchDatabase>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Table> {
     let per_round = match options.amount {
         Amount::Flows(n) => n,
         Amount::Duration(_) => 2000,
@@ -62,7 +136,7 @@ async fn measure(
         options.backend.name(),
         options.concurrency,
         options.toss_delay.as_millis(),
-        options.pool,
+        options.pool_label(),
         options.peer_url.as_deref().unwrap_or("none"),
     );
 
@@ -87,6 +161,17 @@ async fn measure(
         service.base_url,
         service.log.display()
     );
+    if options.prefill_payments > 0 {
+        let started = Instant::now();
+        db.prefill_payments(options.prefill_payments)
+            .await
+            .context("prefilling payments")?;
+        println!(
+            "prefilled {} completed payments in {:.1} s",
+            options.prefill_payments,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let client = flows::http_client();
     let flow = Arc::new(ServiceFlow {
         client: client.clone(),
@@ -272,9 +357,10 @@ async fn measure(
         value["rss_kib"] = json!({"hwm": rss_hwm_kib, "sampled_peak": rss_peak_kib});
         value["load_before"] = json!(load_before);
         value["load_after"] = json!(load_after);
+        value["prefilled_payments"] = json!(options.prefill_payments);
         writeln!(file, "{value}")?;
     }
-    Ok(table.errors() == 0)
+    Ok(table)
 }
 
 fn take_batch(orders: &mut Vec<String>, n: u64) -> Vec<String> {

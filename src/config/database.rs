@@ -1,4 +1,5 @@
-//! `[database]`: the URL (checked before the driver sees it, never logged whole) and the pool.
+//! `[database]`: the URL (checked before the driver sees it, never logged whole) and the pool,
+//! sized from the service's expected concurrency unless `max_connections` is set.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use crate::store::{DEFAULT_SQLITE_URL, DatabaseOptions};
 pub struct DatabaseSettings {
     /// May carry a password, so it is kept out of `Debug`.
     pub url: Option<SecretString>,
-    pub max_connections: u32,
+    /// Unset: [`DatabaseSettings::pool_size`] sizes the pool.
+    pub max_connections: Option<u32>,
     pub acquire_timeout_secs: u64,
 }
 
@@ -26,17 +28,43 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
+/// The share of the connections a PostgreSQL server allows that one instance takes when
+/// `max_connections` is unset: half, so that a second instance (a rolling deploy) fits beside it.
+const SERVER_SHARE_DIVISOR: u32 = 2;
+
+/// What PostgreSQL allows ordinary roles with its default settings (`max_connections` 100, 3
+/// reserved for superusers): assumed when the server cannot be asked.
+pub const DEFAULT_SERVER_CONNECTIONS: u32 = 97;
+
 impl DatabaseSettings {
-    pub fn options(&self) -> DatabaseOptions {
+    /// The pool's options; `pool` from [`DatabaseSettings::pool_size`].
+    pub fn options(&self, pool: u32) -> DatabaseOptions {
         DatabaseOptions {
-            url: self
-                .url
-                .as_ref()
-                .map(|url| url.expose_secret().to_owned())
-                .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned()),
-            max_connections: self.max_connections,
+            url: self.raw_url().to_owned(),
+            max_connections: pool,
             acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
         }
+    }
+
+    /// The pool: `max_connections` when set; otherwise one connection for each task that may
+    /// want one at once (`expected`: the requests served at once and the background workers),
+    /// capped at half of the connections the server allows ordinary roles (`server_allows`,
+    /// [`DEFAULT_SERVER_CONNECTIONS`] when it could not be asked). Never 0; SQLite's is 1 (one
+    /// writer: the store keeps one connection).
+    pub fn pool_size(&self, expected: u32, server_allows: Option<u32>) -> u32 {
+        if self.backend_name() == "sqlite" {
+            return 1;
+        }
+        let share = server_allows.unwrap_or(DEFAULT_SERVER_CONNECTIONS) / SERVER_SHARE_DIVISOR;
+        self.max_connections
+            .unwrap_or_else(|| expected.min(share))
+            .max(1)
+    }
+
+    /// Whether the pool is sized by asking the server what it allows (PostgreSQL, and
+    /// `max_connections` unset).
+    pub fn asks_the_server(&self) -> bool {
+        self.max_connections.is_none() && self.backend_name() == "postgres"
     }
 
     /// "sqlite" or "postgres", for logs.
@@ -47,7 +75,7 @@ impl DatabaseSettings {
         }
     }
 
-    fn raw_url(&self) -> &str {
+    pub(crate) fn raw_url(&self) -> &str {
         self.url
             .as_ref()
             .map_or(DEFAULT_SQLITE_URL, |url| url.expose_secret())
@@ -168,6 +196,24 @@ mod tests {
             assert!(reason.contains("DATABASE_URL"), "{bad}: {reason}");
             assert!(!settings.url_for_logs().contains(userinfo), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_pool_is_the_expected_concurrency_within_half_of_what_the_server_allows() {
+        let mut settings = database("postgres://h/db");
+        assert_eq!(settings.max_connections, None, "sized by default");
+        assert!(settings.asks_the_server());
+        assert_eq!(settings.pool_size(20, Some(97)), 20);
+        assert_eq!(settings.pool_size(1061, Some(97)), 48);
+        assert_eq!(settings.pool_size(1061, Some(500)), 250);
+        assert_eq!(settings.pool_size(1061, None), 48, "PostgreSQL's defaults");
+        assert_eq!(settings.pool_size(1061, Some(1)), 1, "never 0");
+        settings.max_connections = Some(10);
+        assert!(!settings.asks_the_server());
+        assert_eq!(settings.pool_size(1061, Some(97)), 10, "as configured");
+        let sqlite = database("sqlite::memory:");
+        assert!(!sqlite.asks_the_server());
+        assert_eq!(sqlite.pool_size(1061, None), 1, "one writer");
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         metrics::gauge!("outbox_unpublished_events").set(backlog.count as f64);
         metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(age_seconds(backlog.oldest));
     }
+    let (open, idle) = state.service.pool_connections();
+    metrics::gauge!("db_pool_connections").set(f64::from(open));
+    metrics::gauge!("db_pool_idle_connections").set(idle as f64);
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

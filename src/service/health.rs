@@ -1,5 +1,5 @@
-//! What `/ready` and `/metrics` ask of the service: whether the database answers, and how much
-//! is left to settle or to publish.
+//! What `/ready` and `/metrics` ask of the service: whether the database answers, how much is
+//! left to settle or to publish, and the database pool's connections.
 
 use chrono::{DateTime, Utc};
 
@@ -39,6 +39,11 @@ impl PaymentService {
             payments: payments.map(|(count, oldest)| Backlog { count, oldest }),
             refunds: refunds.map(|(count, oldest)| Backlog { count, oldest }),
         }
+    }
+
+    /// The database pool's connections now: open, and idle among them.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        self.store.pool_connections()
     }
 
     /// Events not yet published by a relay; `None` where the database did not answer.

@@ -6,6 +6,9 @@ use super::{account_sealer, books, cipher, connect};
 use crate::config::{Settings, configured};
 use crate::service::Reconciliation;
 
+/// A one-shot command does one thing at a time: its pool is that connection and a spare.
+const ONE_AT_A_TIME: u32 = 2;
+
 /// `payment-service reconcile --date YYYY-MM-DD`: runs one date against Toss's books (no
 /// listener, no background tasks), writes the run's summary and discrepancies to `out`, and
 /// returns the exit code: 0 when everything matched, 1 when there are discrepancies, 2 when
@@ -27,7 +30,7 @@ pub async fn reconcile_command(
     if books.is_empty() {
         anyhow::bail!("TOSS_SECRET_KEY is not set: there are no books of Toss's to read");
     }
-    let store = connect(&settings.database).await?;
+    let store = connect(&settings.database, ONE_AT_A_TIME).await?;
     let reconciliation = Reconciliation::new(store.clone(), books, reconciliation_settings);
     let run = reconciliation
         .run_now(date, crate::domain::reconciliation::RunTrigger::Cli)
@@ -90,7 +93,7 @@ pub async fn reseal_command(
     }
     let cipher = cipher(&settings)?;
     let accounts = account_sealer(&settings, &cipher);
-    let store = connect(&settings.database).await?;
+    let store = connect(&settings.database, ONE_AT_A_TIME).await?;
     let report = crate::crypto::reseal(&store, &cipher, &accounts, batch.max(1)).await;
     store.close().await;
     let report = report.map_err(|error| anyhow::anyhow!("{error}"))?;

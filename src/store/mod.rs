@@ -160,6 +160,9 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
+/// The level of the pool's event per checkout (`crate::telemetry::ACQUIRE_TARGET`).
+const ACQUIRE_TIME_LEVEL: log::LevelFilter = log::LevelFilter::Trace;
+
 impl Store {
     /// The pool settings of the service (the load test's database baseline uses them too).
     pub fn pool_options(options: &DatabaseOptions) -> ConnectOptions {
@@ -170,7 +173,11 @@ impl Store {
             // Pinging on every checkout cost 5 round trips per payment flow (benchmark: +7 %
             // throughput without it); a connection idle this long is still checked first.
             .test_before_acquire_if_idle_for(Duration::from_secs(10))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // Every checkout reports its wait as a `sqlx::pool::acquire` event, which
+            // `telemetry` records as `db_pool_acquire_seconds`.
+            .map_sqlx_postgres_pool_opts(|pool| pool.acquire_time_level(ACQUIRE_TIME_LEVEL))
+            .map_sqlx_sqlite_pool_opts(|pool| pool.acquire_time_level(ACQUIRE_TIME_LEVEL));
         if DbBackend::Sqlite.is_prefix_of(&options.url) {
             // SQLite has one writer. One connection serialises our short transactions instead
             // of failing them with SQLITE_BUSY; it also keeps `sqlite::memory:` alive.
@@ -222,6 +229,21 @@ impl Store {
 
     pub fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// The pool's connections now: open, and idle among them (for `/metrics`).
+    pub fn pool_connections(&self) -> (u32, usize) {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        }
     }
 
     /// For `/ready`.

@@ -199,10 +199,14 @@ static INIT: Once = Once::new();
 pub fn init_process() {
     INIT.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        if std::env::var("TEST_LOG").is_ok() {
-            // Logs only: these tests export no traces (tests/traces.rs does).
-            drop(payment_service::telemetry::init(&Settings::defaults().log));
+        // Logs only with TEST_LOG; always the subscriber, which also turns the pool's checkout
+        // events into `db_pool_acquire_seconds`. These tests export no traces
+        // (tests/traces.rs does).
+        let mut log = Settings::defaults().log;
+        if std::env::var("TEST_LOG").is_err() {
+            log.filter = "off".to_owned();
         }
+        drop(payment_service::telemetry::init(&log));
     });
 }
 
@@ -210,7 +214,7 @@ pub fn settings_for(database_url: &str, toss_url: &str, options: &Options) -> Se
     let mut settings = Settings::defaults();
     settings.server.bind_addr = "127.0.0.1:0".to_owned();
     settings.database.url = Some(database_url.to_owned().into());
-    settings.database.max_connections = 10;
+    settings.database.max_connections = Some(10);
     settings.auth.api_keys = vec![API_KEY.into()];
     if options.rotated_api_key {
         settings.auth.api_keys.push(ROTATED_API_KEY.into());

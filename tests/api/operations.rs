@@ -15,6 +15,7 @@ use crate::on_both_databases;
 
 on_both_databases!(
     metrics_after_a_flow_have_names_and_labels,
+    the_wait_for_a_database_connection_is_measured,
     public_routes_are_rate_limited_per_address,
     cors_allows_only_configured_origins,
     sigterm_lets_a_slow_confirm_finish,
@@ -25,6 +26,33 @@ fn metric_line<'a>(text: &'a str, metric: &str, labels: &[&str]) -> Option<&'a s
     text.lines().find(|line| {
         line.starts_with(&format!("{metric}{{")) && labels.iter().all(|label| line.contains(label))
     })
+}
+
+/// The value of the unlabelled sample `name` in the exposition `text`.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn the_wait_for_a_database_connection_is_measured(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.completed_payment("order_pool_wait_01", 9000, "pk_pool_wait")
+        .await;
+    let text = app.get_public("/metrics").await.text;
+    let waits = sample(&text, "db_pool_acquire_seconds_count");
+    assert!(waits.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        text.contains(r#"db_pool_acquire_seconds_bucket{le="0.0001"}"#),
+        "sub-millisecond buckets: {text}"
+    );
+    for gauge in [
+        "db_pool_max_connections",
+        "db_pool_connections",
+        "db_pool_idle_connections",
+    ] {
+        assert!(sample(&text, gauge).is_some(), "{gauge} in {text}");
+    }
+    app.stop().await;
 }
 
 async fn metrics_after_a_flow_have_names_and_labels(backend: Backend) {

@@ -233,7 +233,7 @@ async fn rotation_keeps_every_key_and_account_readable(backend: Backend) {
     );
     // A row is replaced only if it still holds the value read: one changed meanwhile (by a
     // running instance, or by another reseal) is left alone and counted.
-    let store = payment_service::store::Store::connect(&app.settings().database.options())
+    let store = payment_service::store::Store::connect(&app.settings().database.options(2))
         .await
         .unwrap();
     let current = billing_ciphertext(&app, &old_key).await;
