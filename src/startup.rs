@@ -18,7 +18,9 @@ use crate::crypto::{AccountSealer, BillingKeyCipher};
 use crate::gateway::{
     BillingGateway, Books, MeteredBooks, MeteredGateway, NoopGateway, PaymentGateway, TossClient,
 };
-use crate::http::{self, ApiKeys, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings};
+use crate::http::{
+    self, ApiKeys, AppParts, AppState, ConcurrencyLimit, PublicRateLimit, RouterSettings,
+};
 use crate::idempotency::Idempotency;
 use crate::relay::{self, Relay};
 use crate::service::Scheduler;
@@ -229,7 +231,7 @@ impl Application {
         );
         let listener = TcpListener::bind(&settings.server.bind_addr).await?;
         let console = console(operators, &store, &service, &reconciliation, &listener)?;
-        let state = AppState {
+        let state = AppState::new(AppParts {
             service: service.clone(),
             reconciliation: reconciliation.clone(),
             idempotency,
@@ -240,7 +242,7 @@ impl Application {
             concurrency: ConcurrencyLimit::new(settings.limits.max_concurrent_requests),
             metrics,
             outbox_relayed: relay.is_some(),
-        };
+        });
         let router = http::router(
             state,
             RouterSettings {
