@@ -27,8 +27,15 @@ const STATS_FLUSH: Duration = Duration::from_secs(11);
 /// The run, or one run per level of `--concurrency-sweep` and their summary; returns whether
 /// every confirm succeeded.
 pub async fn run(options: &Options) -> anyhow::Result<bool> {
+    // One fake Toss for every level of a sweep: a peer is pointed at its address once, and
+    // `--toss-bind`'s port could not be bound again while the previous one still listens.
+    // Only keys authenticated first are confirmed, for the service and the peer alike.
+    let toss = TossServer::start_with(&options.toss_bind, options.toss_delay, false)
+        .await
+        .context("starting the fake Toss")?;
+    println!("fake Toss on {}", toss.1);
     if options.concurrency_sweep.is_empty() {
-        return Ok(run_once(options).await?.errors() == 0);
+        return Ok(run_once(options, &toss).await?.errors() == 0);
     }
     let mut tables = Vec::new();
     for &concurrency in &options.concurrency_sweep {
@@ -36,7 +43,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
             concurrency,
             ..options.clone()
         };
-        tables.push(run_once(&level).await?);
+        tables.push(run_once(&level, &toss).await?);
     }
     println!();
     print!("{}", sweep_summary(&tables, options.prefill_payments));
@@ -44,12 +51,13 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
 }
 
 /// One side-by-side run on databases of its own.
-async fn run_once(options: &Options) -> anyhow::Result<Table> {
+async fn run_once(options: &Options, toss: &(TossServer, String)) -> anyhow::Result<Table> {
+    toss.0.forget_all();
     let run_id = format!("{:08x}", rand::random::<u32>());
     let work_dir = std::env::temp_dir().join(format!("ps_bench_{run_id}"));
     std::fs::create_dir_all(&work_dir)?;
     let mut databases = Vec::new();
-    let result = measure(options, &run_id, &work_dir, &mut databases).await;
+    let result = measure(options, toss, &run_id, &work_dir, &mut databases).await;
     for db in databases {
         if options.keep_db {
             println!("kept database {}", db.url);
@@ -118,6 +126,7 @@ pub fn sweep_summary(tables: &[Table], prefilled: u64) -> String {
 
 async fn measure(
     options: &Options,
+    (toss, toss_url): &(TossServer, String),
     run_id: &str,
     work_dir: &Path,
     databases: &mut Vec<BenchDatabase>,
@@ -140,12 +149,6 @@ async fn measure(
         options.peer_url.as_deref().unwrap_or("none"),
     );
 
-    // Only keys authenticated first are confirmed, for the service and the peer alike.
-    let (toss, toss_url) = TossServer::start_with(&options.toss_bind, options.toss_delay, false)
-        .await
-        .context("starting the fake Toss")?;
-    println!("fake Toss on {toss_url}");
-
     let api_key = options
         .api_key
         .clone()
@@ -154,7 +157,7 @@ async fn measure(
     let db_url = db.url.clone();
     databases.push(db);
     let db = databases.last().expect("just pushed");
-    let service = ServiceProcess::start(options, &db_url, &toss_url, &api_key, work_dir).await?;
+    let service = ServiceProcess::start(options, &db_url, toss_url, &api_key, work_dir).await?;
     println!(
         "service pid {} on {} (log: {})",
         service.pid,
