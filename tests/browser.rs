@@ -23,7 +23,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use helpers::{Backend, Options, TestApp, spawn_with};
+use helpers::{Backend, Options, TestApp, operators_file, spawn_with};
 
 const OPERATOR: &str = "kim";
 const PASSWORD: &str = "browser test password";
@@ -164,17 +164,6 @@ async fn text(client: &Client) -> String {
         .unwrap()
 }
 
-fn operators_file() -> String {
-    let hash = payment_service::console::hash_password(&PASSWORD.into()).unwrap();
-    let path = std::env::temp_dir().join(format!("operators-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(
-        &path,
-        format!("[[operators]]\nname = \"{OPERATOR}\"\npassword_hash = \"{hash}\"\n"),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 /// A paid payment that Toss now shows partly cancelled (in its dashboard), set aside for review.
 async fn flagged_payment(app: &TestApp) -> String {
     let paid = app
@@ -216,7 +205,7 @@ async fn run(driver_path: PathBuf) {
     let app = spawn_with(
         Backend::Sqlite,
         Options {
-            operators_file: Some(operators_file()),
+            operators_file: Some(operators_file(OPERATOR, PASSWORD)),
             ..Options::default()
         },
     )

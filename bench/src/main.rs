@@ -320,12 +320,7 @@ async fn run(
     };
     summary.print();
     if let Some(path) = &options.json {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        writeln!(file, "{}", summary.to_json(run_id))?;
+        append_json_line(path, &summary.to_json(run_id))?;
     }
     let errors = service_phase.phase.recorder.error_count()
         + measured
@@ -615,4 +610,15 @@ impl Summary<'_> {
             "service_log_lines": self.log_lines,
         })
     }
+}
+
+/// `--json FILE`: one result appended as one line.
+fn append_json_line(path: &std::path::Path, value: &Value) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{value}")?;
+    Ok(())
 }

@@ -348,12 +348,6 @@ async fn measure(
     );
     println!("  load average {load_before} -> {load_after}");
     if let Some(path) = &options.json {
-        use std::io::Write as _;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
         let mut value = table.to_json();
         value["run_id"] = json!(run_id);
         value["at"] = json!(chrono::Utc::now().to_rfc3339());
@@ -361,7 +355,7 @@ async fn measure(
         value["load_before"] = json!(load_before);
         value["load_after"] = json!(load_after);
         value["prefilled_payments"] = json!(options.prefill_payments);
-        writeln!(file, "{value}")?;
+        crate::append_json_line(path, &value)?;
     }
     Ok(table)
 }

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::{API_KEY, Backend, Options, TestApp, spawn_app, spawn_with};
+use crate::helpers::{API_KEY, Backend, Options, operators_file, spawn_app, spawn_with};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -25,21 +25,9 @@ on_both_databases!(
 const OPERATOR: &str = "kim";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// An `OPERATORS_FILE` with `kim`, whose hash `payment-service operator hash` would print.
-fn operators_file() -> String {
-    let hash = payment_service::console::hash_password(&PASSWORD.into()).unwrap();
-    let path = std::env::temp_dir().join(format!("operators-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(
-        &path,
-        format!("[[operators]]\nname = \"{OPERATOR}\"\npassword_hash = \"{hash}\"\n"),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 fn with_operators() -> Options {
     Options {
-        operators_file: Some(operators_file()),
+        operators_file: Some(operators_file(OPERATOR, PASSWORD)),
         ..Options::default()
     }
 }
@@ -254,7 +242,7 @@ async fn sign_in_answers_303_with_the_session_cookie_or_401_with_the_form(backen
 
 async fn forms_without_their_csrf_token_are_refused_403(backend: Backend) {
     let app = spawn_with(backend, with_operators()).await;
-    let id = set_aside(&app, "order_console_csrf", "pk_console_csrf").await;
+    let id = app.set_aside("order_console_csrf", "pk_console_csrf").await;
     let mut browser = Browser::new(&app.address);
     browser.get("/console/sign-in").await;
     let without = browser
@@ -395,24 +383,11 @@ async fn an_api_key_opens_no_page_and_the_cookie_opens_no_route(backend: Backend
     }
 }
 
-/// A completed payment whose refund's cancel reply contradicted ours: set aside.
-async fn set_aside(app: &TestApp, order_id: &str, key: &str) -> String {
-    let paid = app.completed_payment(order_id, 10000, key).await;
-    let id = paid["payment_id"].as_str().unwrap().to_owned();
-    app.contradict_cancels(key, Some(1)).await;
-    app.post(
-        &format!("/payments/{id}/refund"),
-        json!({"reason": "r", "refund_amount_krw": 1000}),
-    )
-    .await
-    .problem(502, "PG_RESPONSE_MISMATCH");
-    assert_eq!(app.payment(&id).await["needs_review"], true);
-    id
-}
-
 async fn resolving_from_the_queue_records_the_operator(backend: Backend) {
     let app = spawn_with(backend, with_operators()).await;
-    let id = set_aside(&app, "order_console_review", "pk_console_review").await;
+    let id = app
+        .set_aside("order_console_review", "pk_console_review")
+        .await;
     // Since then someone cancelled part of it in Toss's dashboard: Toss's record now differs.
     app.toss.cancel_in_dashboard("pk_console_review", 2000);
     let mut browser = Browser::new(&app.address);

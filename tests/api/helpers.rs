@@ -569,6 +569,22 @@ impl TestApp {
     /// Toss answers the next cancel of any payment (`times` of them; every one with `None`)
     /// with `key`'s record as if someone else had cancelled 9,999 KRW of it (balance 1): a reply
     /// that contradicts our books.
+    /// A completed payment whose refund's cancel reply contradicted ours: set aside for review,
+    /// its refund pending. Returns its id.
+    pub async fn set_aside(&self, order_id: &str, key: &str) -> String {
+        let paid = self.completed_payment(order_id, 10000, key).await;
+        let id = paid["payment_id"].as_str().unwrap().to_owned();
+        self.contradict_cancels(key, Some(1)).await;
+        self.post(
+            &format!("/payments/{id}/refund"),
+            json!({"reason": "r", "refund_amount_krw": 1000}),
+        )
+        .await
+        .problem(502, "PG_RESPONSE_MISMATCH");
+        assert_eq!(self.payment(&id).await["needs_review"], true);
+        id
+    }
+
     pub async fn contradict_cancels(&self, key: &str, times: Option<u64>) {
         let mut record = self.toss.payment(key).unwrap();
         record.balance = 1;
@@ -755,4 +771,16 @@ macro_rules! on_both_databases {
             )*
         }
     };
+}
+
+/// An `OPERATORS_FILE` with one operator, whose hash `payment-service operator hash` would print.
+pub fn operators_file(name: &str, password: &str) -> String {
+    let hash = payment_service::console::hash_password(&password.into()).unwrap();
+    let path = std::env::temp_dir().join(format!("operators-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &path,
+        format!("[[operators]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    path.display().to_string()
 }

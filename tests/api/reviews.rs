@@ -16,21 +16,6 @@ on_both_databases!(
     resync_that_still_contradicts_keeps_the_flag,
 );
 
-/// A completed payment whose refund's cancel reply contradicted ours: set aside, refund pending.
-async fn set_aside(app: &TestApp, order_id: &str, key: &str) -> String {
-    let paid = app.completed_payment(order_id, 10000, key).await;
-    let id = paid["payment_id"].as_str().unwrap().to_owned();
-    app.contradict_cancels(key, Some(1)).await;
-    app.post(
-        &format!("/payments/{id}/refund"),
-        json!({"reason": "r", "refund_amount_krw": 1000}),
-    )
-    .await
-    .problem(502, "PG_RESPONSE_MISMATCH");
-    assert_eq!(app.payment(&id).await["needs_review"], true);
-    id
-}
-
 async fn review(app: &TestApp, id: &str, action: &str, note: &str) -> crate::helpers::Reply {
     app.post(
         &format!("/payments/{id}/review"),
@@ -41,7 +26,7 @@ async fn review(app: &TestApp, id: &str, action: &str, note: &str) -> crate::hel
 
 async fn set_aside_refund_is_resynced_and_then_completes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let id = set_aside(&app, "order_review_0001", "pk_review1").await;
+    let id = app.set_aside("order_review_0001", "pk_review1").await;
     let listed = app.get("/payments?needs_review=true").await;
     assert_eq!(listed.body["total_count"], 1, "{}", listed.text);
     assert_eq!(listed.body["payments"][0]["payment_id"], id.as_str());
@@ -91,7 +76,7 @@ async fn set_aside_refund_is_resynced_and_then_completes(backend: Backend) {
 
 async fn dismiss_clears_the_flag_and_nothing_else(backend: Backend) {
     let app = spawn_app(backend).await;
-    let id = set_aside(&app, "order_review_0002", "pk_review2").await;
+    let id = app.set_aside("order_review_0002", "pk_review2").await;
     let before = app.payment(&id).await;
     let gets = app.toss_requests("GET", "/v1/payments").await.len();
     let dismissed = review(&app, &id, "dismiss", "known test order").await;
