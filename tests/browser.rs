@@ -23,7 +23,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use helpers::{Backend, Options, TestApp, operators_file, spawn_with};
+use helpers::{Backend, Options, TestApp, free_port, operators_file, spawn_with};
 
 const OPERATOR: &str = "kim";
 const PASSWORD: &str = "browser test password";
@@ -43,14 +43,6 @@ fn chromedriver() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
     path.exists().then_some(path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_driver(path: &PathBuf) -> (Driver, String) {

@@ -11,19 +11,11 @@ use wiremock::MockServer;
 
 use crate::fake_toss::{FakeToss, SECRET_KEY};
 use crate::helpers::{
-    API_KEY, BILLING_ENCRYPTION_KEY, Backend, TestDatabase, init_process, into_reply,
+    API_KEY, BILLING_ENCRYPTION_KEY, Backend, TestDatabase, free_port, init_process, into_reply,
 };
 use crate::on_both_databases;
 
 on_both_databases!(sigkill_while_toss_holds_the_confirm);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The real binary on `database_url` against the fake Toss at `toss_url`, listening on `port`,
 /// with a fast reconciler and a short read timeout.

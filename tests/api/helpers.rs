@@ -784,3 +784,12 @@ pub fn operators_file(name: &str, password: &str) -> String {
     .unwrap();
     path.display().to_string()
 }
+
+/// A loopback port nobody listens on now (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use base64::Engine as _;
 
 use super::{API_KEY_ONE, API_KEY_TWO, ENCRYPTION_KEY_BYTES, TOSS_BILLING_SECRET, TOSS_SECRET};
+use crate::helpers::free_port;
 
 pub(super) struct Service {
     child: Child,
@@ -30,14 +31,6 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Service {
