@@ -9,11 +9,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::AppState;
 use super::problem::Problem;
@@ -36,17 +35,21 @@ impl ConcurrencyLimit {
     }
 }
 
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Whether the request may be served now: `Ok` with the permit to hold until its answer is
+/// ready (`None` when it is not counted), or the 503 to answer at once.
+pub(super) fn admit(
+    state: &AppState,
+    request: &Request,
+) -> Result<Option<OwnedSemaphorePermit>, Response> {
     if request.uri().path() == LIVENESS
         || matches!(
             state.api_keys.caller(request.headers()),
             crate::domain::Caller::Merchant
         )
     {
-        return next.run(request).await;
+        return Ok(None);
     }
-    // Held until the answer is ready.
-    let Ok(_permit) = state.concurrency.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = state.concurrency.permits.clone().try_acquire_owned() else {
         metrics::counter!("http_overloaded_total").increment(1);
         tracing::warn!("too many requests in progress; answered 503");
         let mut response = Problem::new(
@@ -58,7 +61,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return Err(response);
     };
-    next.run(request).await
+    Ok(Some(permit))
 }

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
@@ -100,16 +99,17 @@ pub fn nul_in_body() -> AppError {
 
 /// Refuses, on every route, a path or query that percent-encodes a NUL (`%00`, the only way a
 /// URL can carry one): 400 before any handler, so no extractor or query can meet it.
-pub async fn refuse_nul_in_target(request: Request, next: Next) -> Response {
+pub async fn refuse_nul_in_target(request: Request) -> Result<Request, Response> {
     let target = request
         .uri()
         .path_and_query()
         .map_or("", |target| target.as_str());
     if target.contains("%00") {
-        return AppError::validation("the path and query must not contain %00 (NUL)")
-            .into_response();
+        return Err(
+            AppError::validation("the path and query must not contain %00 (NUL)").into_response(),
+        );
     }
-    next.run(request).await
+    Ok(request)
 }
 
 /// `axum::extract::Query`, rejecting with problem+json.

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
@@ -14,21 +13,38 @@ use super::AppState;
 /// route}`. Every label takes one of a known set of values, whatever a client sends, so that no
 /// request adds a series: the route is the template (`/payments/{payment_id}`), never the raw
 /// path, or `unmatched`; the method is a standard one or `OTHER`; the status is a number.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |path| path.as_str())
-        .to_owned();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// Taken when the request comes in ([`Measurement::start`]), recorded with its answer.
+pub(super) struct Measurement {
+    method: &'static str,
+    route: String,
+    started: Instant,
+}
+
+impl Measurement {
+    pub(super) fn start(request: &Request) -> Self {
+        Self {
+            method: method_label(request.method()),
+            route: request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |path| path.as_str())
+                .to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    pub(super) fn record(self, response: &Response) {
+        let Self {
+            method,
+            route,
+            started,
+        } = self;
+        let status = response.status().as_u16().to_string();
+        metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+            .record(started.elapsed().as_secs_f64());
+    }
 }
 
 /// The method as a metric label: one of the standard methods, anything else `OTHER`.

@@ -3,10 +3,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -142,8 +140,7 @@ pub async fn method_not_allowed() -> AppError {
 
 /// The last line of defence: an error response that is not problem+json (a tower layer's 408,
 /// a panic's 500, anything we did not foresee) is rewritten into one.
-pub async fn ensure_problem_json(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+pub async fn ensure_problem_json(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
