@@ -36,11 +36,11 @@ impl ConcurrencyLimit {
 }
 
 /// Whether the request may be served now: `Ok` with the permit to hold until its answer is
-/// ready (`None` when it is not counted), or the 503 to answer at once.
+/// ready (`None` when it is not counted), or [`Busy`], to answer at once.
 pub(super) fn admit(
     state: &AppState,
     request: &Request,
-) -> Result<Option<OwnedSemaphorePermit>, Response> {
+) -> Result<Option<OwnedSemaphorePermit>, Busy> {
     if request.uri().path() == LIVENESS
         || matches!(
             state.api_keys.caller(request.headers()),
@@ -52,6 +52,16 @@ pub(super) fn admit(
     let Ok(permit) = state.concurrency.permits.clone().try_acquire_owned() else {
         metrics::counter!("http_overloaded_total").increment(1);
         tracing::warn!("too many requests in progress; answered 503");
+        return Err(Busy);
+    };
+    Ok(Some(permit))
+}
+
+/// The answer of a request refused for being one too many.
+pub(super) struct Busy;
+
+impl IntoResponse for Busy {
+    fn into_response(self) -> Response {
         let mut response = Problem::new(
             503,
             "SERVICE_UNAVAILABLE",
@@ -61,7 +71,6 @@ pub(super) fn admit(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(response);
-    };
-    Ok(Some(permit))
+        response
+    }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Router, middleware};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -290,7 +290,7 @@ pub fn router(state: AppState, settings: RouterSettings) -> Router {
 async fn edge(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let measurement = metrics::Measurement::start(&request);
     let response = match concurrency::admit(&state, &request) {
-        Err(busy) => busy,
+        Err(busy) => busy.into_response(),
         // The permit is held until the answer is ready.
         Ok(_permit) => headers::secure(request, next).await,
     };
