@@ -1,11 +1,14 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
 /// An enum stored and shown as text: each variant's text (`as_str`, `Display`), `FromStr` (an
-/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order.
+/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order. With
+/// `shown as "Name"` it is also on the wire as its text (`Serialize`), documented in the OpenAPI
+/// document as the schema `Name` (a string of the texts, described by the optional text after).
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident in $field:literal, $what:literal {
+        pub enum $name:ident in $field:literal, $what:literal
+            $(shown as $schema:literal $(, $description:literal)?)? {
             $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
         }
     ) => {
@@ -43,6 +46,30 @@ macro_rules! text_enum {
                 }
             }
         }
+
+        $(
+            impl serde::Serialize for $name {
+                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    serializer.serialize_str(self.as_str())
+                }
+            }
+
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .description(None::<&str>$(.or(Some($description)))?)
+                        .enum_values(Some($name::ALL.map($name::as_str)))
+                        .into()
+                }
+            }
+
+            impl utoipa::ToSchema for $name {
+                fn name() -> std::borrow::Cow<'static, str> {
+                    std::borrow::Cow::Borrowed($schema)
+                }
+            }
+        )?
     };
 }
 

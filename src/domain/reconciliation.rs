@@ -30,9 +30,12 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 text_enum! {
-    pub enum RunStatus in "status", "run status" {
+    pub enum RunStatus in "status", "run status" shown as "RunStatusDto" {
+        /// Toss's lists are being read and compared.
         Running = "RUNNING",
+        /// The comparison finished, whatever it found.
         Completed = "COMPLETED",
+        /// Toss or the database could not be read; start the date again.
         Failed = "FAILED",
     }
 }
@@ -87,7 +90,8 @@ pub struct ReconciliationRun {
 }
 
 text_enum! {
-    pub enum DiscrepancyKind in "kind", "discrepancy kind" {
+    pub enum DiscrepancyKind in "kind", "discrepancy kind"
+        shown as "DiscrepancyKindDto" {
         /// Toss has an approval or cancel (or a settlement) we have no record of.
         MissingHere = "MISSING_HERE",
         /// We hold a completed payment or refund of the day that Toss does not.

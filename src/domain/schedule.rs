@@ -25,7 +25,7 @@ pub struct Consent {
 
 text_enum! {
     /// Where a schedule is.
-    pub enum ScheduleStatus in "status", "schedule status" {
+    pub enum ScheduleStatus in "status", "schedule status" shown as "ScheduleStatusDto" {
         /// Waiting for `next_attempt_at`.
         Scheduled = "SCHEDULED",
         /// Taken by one instance (until its lease), its charge on the way to Toss or at Toss.

@@ -3,19 +3,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{VirtualAccountDto, timestamp, wire_enum};
+use super::{VirtualAccountDto, timestamp};
 use crate::domain::{Attempt, AttemptKind, AttemptStatus};
-
-wire_enum! {
-    /// What was tried at Toss.
-    #[serde(rename_all = "snake_case")]
-    pub enum AttemptKindDto from AttemptKind {
-        /// The confirm of a buyer's `paymentKey`.
-        Confirm,
-        /// A charge of a billing key.
-        Charge,
-    }
-}
 
 /// An attempt's status as listed. An attempt let go with nothing to tell (`Released`: a key Toss
 /// has no record of, our credentials refused, another key approved) is kept for the operators'
@@ -73,7 +62,7 @@ pub struct AttemptFailureDto {
 pub struct AttemptDto {
     #[schema(format = Uuid)]
     pub attempt_id: String,
-    pub kind: AttemptKindDto,
+    pub kind: AttemptKind,
     /// Toss's key of the attempt: the buyer's for a confirm; for a charge, Toss's answer
     /// (`null` until then).
     #[schema(required = true)]
@@ -103,7 +92,7 @@ impl AttemptDto {
     pub fn listed(a: &Attempt) -> Option<Self> {
         Some(Self {
             attempt_id: a.id.to_string(),
-            kind: a.kind.into(),
+            kind: a.kind,
             payment_key: a.payment_key.as_ref().map(ToString::to_string),
             status: AttemptStatusDto::listed(a.status)?,
             method: a.method.clone(),

@@ -37,29 +37,6 @@ pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppErr
         .map_err(|_| AppError::unprocessable(format!("{field}: must be a UUID")))
 }
 
-/// Mirrors a domain enum on the wire, variant for variant (the variants' names are the same),
-/// with the conversions both ways.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* pub enum $name:ident from $domain:ident { $($(#[$doc:meta])* $variant:ident,)+ }) => {
-        #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
-        $(#[$meta])*
-        pub enum $name { $($(#[$doc])* $variant,)+ }
-
-        impl From<$domain> for $name {
-            fn from(value: $domain) -> Self {
-                match value { $($domain::$variant => Self::$variant,)+ }
-            }
-        }
-
-        impl From<$name> for $domain {
-            fn from(value: $name) -> Self {
-                match value { $($name::$variant => Self::$variant,)+ }
-            }
-        }
-    };
-}
-pub(crate) use wire_enum;
-
 /// Text a person typed (names, reasons, notes): 1..`max` characters, no control character
 /// (Unicode `Cc`; with `lines`, line feeds are allowed), and at least one character that is
 /// neither a control character nor white space (what `str::trim` removes).

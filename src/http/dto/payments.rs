@@ -5,36 +5,13 @@ use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{FailureDto, body_id, optional_text, text, timestamp, wire_enum};
+use super::{FailureDto, body_id, optional_text, text, timestamp};
 use crate::domain::{
     Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, UserId,
     VirtualAccount,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
-
-wire_enum! {
-    #[derive(Deserialize, PartialEq, Eq)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum PaymentTypeDto from PaymentType {
-        OneTime,
-        Subscription,
-    }
-}
-
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum PaymentStatusDto from PaymentStatus {
-        Pending,
-        InProgress,
-        WaitingForDeposit,
-        Completed,
-        Failed,
-        Cancelled,
-        Refunded,
-        PartialRefund,
-    }
-}
 
 /// Body of `POST /payments`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,7 +39,7 @@ pub struct CreatePaymentRequest {
     #[schema(min_length = 1, max_length = 128, pattern = "visible text")]
     pub subscription_id: Option<String>,
     /// Default `ONE_TIME`.
-    pub payment_type: Option<PaymentTypeDto>,
+    pub payment_type: Option<PaymentType>,
     /// 1..=1,000,000,000 KRW.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_krw: i64,
@@ -94,7 +71,7 @@ impl TryFrom<CreatePaymentRequest> for NewPayment {
             order_id: OrderId::parse(&body.order_id)?,
             order_name: optional_text("order_name", body.order_name, 100)?,
             subscription_id: optional_text("subscription_id", body.subscription_id, 128)?,
-            payment_type: body.payment_type.unwrap_or(PaymentTypeDto::OneTime).into(),
+            payment_type: body.payment_type.unwrap_or_default(),
             amount: Amount::new(body.amount_krw)?,
             payment_method: text("payment_method", &body.payment_method, 64)?,
             idempotency_key: None,
@@ -291,12 +268,12 @@ pub struct PaymentDto {
     pub order_id: String,
     pub order_name: Option<String>,
     pub subscription_id: Option<String>,
-    pub payment_type: PaymentTypeDto,
+    pub payment_type: PaymentType,
     pub payment_method: String,
     pub amount_krw: i64,
     pub refunded_amount_krw: i64,
     pub currency: String,
-    pub status: PaymentStatusDto,
+    pub status: PaymentStatus,
     pub pg_provider: Option<String>,
     pub pg_transaction_id: Option<String>,
     /// Why the last attempt to pay failed; null once paid.
@@ -357,12 +334,12 @@ impl From<&Payment> for PaymentDto {
             order_id: p.order_id.to_string(),
             order_name: p.order_name.clone(),
             subscription_id: p.subscription_id.clone(),
-            payment_type: p.payment_type.into(),
+            payment_type: p.payment_type,
             payment_method: p.payment_method.clone(),
             amount_krw: p.amount_krw,
             refunded_amount_krw: p.refunded_amount_krw,
             currency: p.currency.clone(),
-            status: p.status.into(),
+            status: p.status,
             pg_provider: p.pg_provider.clone(),
             pg_transaction_id: p.pg_transaction_id.clone(),
             failure: p.failure.as_ref().map(FailureDto::from),
@@ -463,7 +440,7 @@ impl From<&Payment> for PublicPaymentDto {
 }))]
 pub struct PaymentFailViewDto {
     pub order_id: String,
-    pub status: PaymentStatusDto,
+    pub status: PaymentStatus,
     /// Why the last attempt to pay failed; null when none did, and once paid.
     #[schema(required = true)]
     pub failure: Option<FailureDto>,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{timestamp, wire_enum};
+use super::timestamp;
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, Side,
 };
@@ -26,30 +26,6 @@ pub struct ListRunsParams {
     /// Only the run of this KST date (`YYYY-MM-DD`). Absent: the latest 31 runs.
     #[param(format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", min_length = 10, max_length = 10)]
     pub date: Option<String>,
-}
-
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum RunStatusDto from RunStatus {
-        /// Toss's lists are being read and compared.
-        Running,
-        /// The comparison finished, whatever it found.
-        Completed,
-        /// Toss or the database could not be read; start the date again.
-        Failed,
-    }
-}
-
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum DiscrepancyKindDto from DiscrepancyKind {
-        /// Toss has an approval or cancel (or a settlement) we have no record of.
-        MissingHere,
-        /// We hold a completed payment or refund of that day that Toss does not.
-        MissingAtToss,
-        AmountMismatch,
-        StatusMismatch,
-    }
 }
 
 /// The run's totals.
@@ -92,7 +68,7 @@ pub struct TheirsDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DiscrepancyDto {
-    pub kind: DiscrepancyKindDto,
+    pub kind: DiscrepancyKind,
     pub order_id: Option<String>,
     pub payment_key: Option<String>,
     /// Toss's `transactionKey` of the approval or cancel.
@@ -125,7 +101,7 @@ pub struct RunDto {
     pub run_id: String,
     #[schema(format = Date)]
     pub date: String,
-    pub status: RunStatusDto,
+    pub status: RunStatus,
     #[schema(format = DateTime)]
     pub started_at: String,
     #[schema(format = DateTime)]
@@ -146,7 +122,7 @@ impl RunDto {
         Self {
             run_id: run.id.to_string(),
             date: run.date.to_string(),
-            status: run.status.into(),
+            status: run.status,
             started_at: timestamp(run.started_at),
             finished_at: run.finished_at.map(timestamp),
             summary: run.summary.as_ref().map(|s: &RunSummary| RunSummaryDto {
