@@ -3,8 +3,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{VirtualAccountDto, timestamp};
-use crate::domain::{Attempt, AttemptKind, AttemptStatus};
+use super::timestamp;
+use crate::domain::{Attempt, AttemptKind, AttemptStatus, Failure, VirtualAccount};
 
 /// An attempt's status as listed. An attempt let go with nothing to tell (`Released`: a key Toss
 /// has no record of, our credentials refused, another key approved) is kept for the operators'
@@ -32,17 +32,6 @@ impl AttemptStatusDto {
             AttemptStatus::Released => return None,
         })
     }
-}
-
-/// Why an attempt failed, as Toss (or the service, for an attempt Toss never answered) said.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptFailureDto {
-    pub code: String,
-    pub message: String,
-    /// Charges only: whether charging the same card again later may pass; `null` where nobody
-    /// can say.
-    #[schema(required = true)]
-    pub retryable: Option<bool>,
 }
 
 /// One try at Toss of a payment: the confirm of one `paymentKey`, or one billing charge.
@@ -74,10 +63,10 @@ pub struct AttemptDto {
     /// The virtual account Toss issued for this attempt; kept after its deposit, expiry or
     /// cancel.
     #[schema(required = true)]
-    pub virtual_account: Option<VirtualAccountDto>,
+    pub virtual_account: Option<VirtualAccount>,
     /// Why it failed (`FAILED`, `EXPIRED`).
     #[schema(required = true)]
-    pub failure: Option<AttemptFailureDto>,
+    pub failure: Option<Failure>,
     /// How often it was sent to Toss.
     pub toss_sends: i32,
     #[schema(format = DateTime)]
@@ -96,12 +85,8 @@ impl AttemptDto {
             payment_key: a.payment_key.as_ref().map(ToString::to_string),
             status: AttemptStatusDto::listed(a.status)?,
             method: a.method.clone(),
-            virtual_account: a.virtual_account.as_ref().map(VirtualAccountDto::from),
-            failure: a.failure.as_ref().map(|f| AttemptFailureDto {
-                code: f.code.clone(),
-                message: f.message.clone(),
-                retryable: f.retryable,
-            }),
+            virtual_account: a.virtual_account.clone(),
+            failure: a.failure.clone(),
             toss_sends: a.toss_sends,
             started_at: timestamp(a.started_at),
             finished_at: a.finished_at.map(timestamp),

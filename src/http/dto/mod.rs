@@ -18,7 +18,6 @@ pub use reconciliation::*;
 pub use refunds::*;
 pub use reviews::*;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
@@ -26,10 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{DomainError, Failure};
 use crate::error::AppError;
 
-/// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::domain::timestamps::text as timestamp;
 
 /// The id a request body gives in `field`: a UUID, else 422.
 pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppError> {

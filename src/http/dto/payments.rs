@@ -7,8 +7,8 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::{FailureDto, body_id, optional_text, text, timestamp};
 use crate::domain::{
-    Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, UserId,
-    VirtualAccount,
+    Amount, CardSummary, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType,
+    Settlement, UserId, VirtualAccount,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
@@ -182,56 +182,6 @@ pub struct CancelPaymentRequest {
     pub reason: String,
 }
 
-/// The card a payment was made with, as Toss reports it.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"}))]
-pub struct CardDto {
-    /// Toss's card company code (`issuerCode`).
-    pub issuer_code: Option<String>,
-    /// Masked by Toss.
-    pub number: Option<String>,
-    /// 0 = paid at once.
-    pub installment_plan_months: Option<i32>,
-    /// The card company's approval number.
-    pub approve_no: Option<String>,
-}
-
-/// The virtual account (가상계좌) Toss issued for the buyer's deposit.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"bank_code": "20", "account_number": "X6516521381011", "customer_name": "박토스", "due_date": "2026-11-30T14:59:59.000Z"}))]
-pub struct VirtualAccountDto {
-    /// Toss's bank code.
-    pub bank_code: String,
-    pub account_number: String,
-    /// The depositor name the buyer gave.
-    pub customer_name: Option<String>,
-    /// Deposit by then, or the account expires.
-    #[schema(format = DateTime)]
-    pub due_date: Option<String>,
-}
-
-impl From<&VirtualAccount> for VirtualAccountDto {
-    fn from(account: &VirtualAccount) -> Self {
-        Self {
-            bank_code: account.bank_code.clone(),
-            account_number: account.account_number.clone(),
-            customer_name: account.customer_name.clone(),
-            due_date: account.due_date.map(timestamp),
-        }
-    }
-}
-
-impl std::fmt::Debug for VirtualAccountDto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VirtualAccountDto")
-            .field("bank_code", &self.bank_code)
-            .field("account_number", &crate::domain::mask(&self.account_number))
-            .field("customer_name", &self.customer_name)
-            .field("due_date", &self.due_date)
-            .finish()
-    }
-}
-
 /// A payment.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -292,14 +242,14 @@ pub struct PaymentDto {
     /// Toss's receipt (`receipt.url`), once Toss approved the payment.
     pub receipt_url: Option<String>,
     /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
-    pub card: Option<CardDto>,
+    pub card: Option<CardSummary>,
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
     /// after the deposit, the expiry or the cancel, until another attempt starts (the latest
     /// attempt's; every attempt's is at `GET /payments/{payment_id}/attempts`).
-    pub virtual_account: Option<VirtualAccountDto>,
+    pub virtual_account: Option<VirtualAccount>,
     /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
     /// the day it was sold); `null` until a run has read it.
-    pub settlement: Option<SettlementDto>,
+    pub settlement: Option<Settlement>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -309,21 +259,6 @@ pub struct PaymentDto {
     /// The payment's scheduled charge (`POST /payments/{payment_id}/schedule`); `null` without
     /// one. Shown by `GET /payments/{payment_id}`, `GET /payments` and the schedule routes.
     pub schedule: Option<crate::http::schedules::ScheduleDto>,
-}
-
-/// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SettlementDto {
-    /// What Toss keeps: the sale's amount minus `payout_krw` (its fees and their VAT).
-    pub fee_krw: i64,
-    /// What Toss pays out for the sale (`payOutAmount`).
-    pub payout_krw: i64,
-    /// The KST date of the sale (`soldDate`).
-    #[schema(format = Date)]
-    pub sold_date: String,
-    /// The KST date Toss pays it out (`paidOutDate`).
-    #[schema(format = Date)]
-    pub paid_out_date: Option<String>,
 }
 
 impl From<&Payment> for PaymentDto {
@@ -348,19 +283,9 @@ impl From<&Payment> for PaymentDto {
             tax_free_amount_krw: p.tax_free_amount_krw,
             pg_method: p.pg_method.clone(),
             receipt_url: p.receipt_url.clone(),
-            card: p.card.as_ref().map(|card| CardDto {
-                issuer_code: card.issuer_code.clone(),
-                number: card.number.clone(),
-                installment_plan_months: card.installment_plan_months,
-                approve_no: card.approve_no.clone(),
-            }),
-            virtual_account: p.virtual_account.as_ref().map(VirtualAccountDto::from),
-            settlement: p.settlement.as_ref().map(|s| SettlementDto {
-                fee_krw: s.fee_krw,
-                payout_krw: s.payout_krw,
-                sold_date: s.sold_date.clone(),
-                paid_out_date: s.paid_out_date.clone(),
-            }),
+            card: p.card.clone(),
+            virtual_account: p.virtual_account.clone(),
+            settlement: p.settlement.clone(),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),

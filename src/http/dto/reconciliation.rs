@@ -28,25 +28,6 @@ pub struct ListRunsParams {
     pub date: Option<String>,
 }
 
-/// The run's totals.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunSummaryDto {
-    /// Toss's transactions of the day (approvals, cancels, issued virtual accounts).
-    pub toss_transactions: i64,
-    /// Toss transactions matched to our records.
-    pub matched: i64,
-    /// The number of `discrepancies`.
-    pub discrepancies: i64,
-    /// Sum of Toss's approvals of the day.
-    pub approved_krw: i64,
-    /// Sum of Toss's cancels of the day.
-    pub cancelled_krw: i64,
-    /// What Toss keeps of the day's sales (settlements' amount minus payout), cancels netted.
-    pub fees_krw: i64,
-    /// What Toss pays out for the day's sales (settlements' `payOutAmount`), cancels netted.
-    pub payout_krw: i64,
-}
-
 /// Our record in a discrepancy: the payment's status and amount (for an approval), or the
 /// refund's (for a cancel).
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,7 +88,7 @@ pub struct RunDto {
     #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     /// `null` until the run `COMPLETED`.
-    pub summary: Option<RunSummaryDto>,
+    pub summary: Option<RunSummary>,
     /// Every discrepancy found (empty until the run `COMPLETED`).
     pub discrepancies: Vec<DiscrepancyDto>,
 }
@@ -125,19 +106,11 @@ impl RunDto {
             status: run.status,
             started_at: timestamp(run.started_at),
             finished_at: run.finished_at.map(timestamp),
-            summary: run.summary.as_ref().map(|s: &RunSummary| RunSummaryDto {
-                toss_transactions: s.toss_transactions,
-                matched: s.matched,
-                discrepancies: s.discrepancies,
-                approved_krw: s.approved_krw,
-                cancelled_krw: s.cancelled_krw,
-                fees_krw: s.fees_krw,
-                payout_krw: s.payout_krw,
-            }),
+            summary: run.summary.clone(),
             discrepancies: discrepancies
                 .iter()
                 .map(|d| DiscrepancyDto {
-                    kind: d.kind.into(),
+                    kind: d.kind,
                     order_id: d.order_id.clone(),
                     payment_key: d.payment_key.clone(),
                     transaction_key: d.transaction_key.clone(),
