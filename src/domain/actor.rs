@@ -6,7 +6,11 @@ use std::fmt;
 use super::DomainError;
 
 text_enum! {
-    pub enum ActorType in "actor", "actor type" {
+    pub enum ActorType in "actor", "actor type" shown as "ActorTypeDto",
+        "`api_key`: a caller with an API key; `buyer`: the public confirm and Toss's success/fail\n\
+         redirects; `toss`: Toss's webhooks, its records read back and adopted, cancels made at Toss;\n\
+         `operator`: a person in the operator console; `system`: the service's own rules (a window\n\
+         passing, scheduled runs, housekeeping)." {
         /// A caller holding an API key, by the key's name (`key-1`, … for `API_KEYS`).
         ApiKey = "api_key",
         /// The buyer's browser or frontend: the public confirm, Toss's success and fail redirects.
@@ -21,10 +25,16 @@ text_enum! {
     }
 }
 
-/// Who made a change, with a name where one is known (an API key's or an operator's).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who made a change: on every event (`actor`) and on refunds, cancels and reviews
+/// (`requested_by`). An API key is named (`key-1`, … for `API_KEYS`), never shown.
+// `{"type", "name"}` in the events' envelope (`actor`), their payloads and the API alike.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ActorDto, example = json!({"type": "api_key", "name": "key-1"}))]
 pub struct Actor {
+    #[serde(rename = "type")]
     pub kind: ActorType,
+    /// The API key's or the operator's name; `null` for the others.
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
@@ -78,17 +88,6 @@ impl Actor {
                 self.clone()
             }
         }
-    }
-}
-
-/// `{"type", "name"}`: the envelope's `actor` and the payloads' `requested_by`.
-impl serde::Serialize for Actor {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut actor = serializer.serialize_struct("Actor", 2)?;
-        actor.serialize_field("type", self.kind.as_str())?;
-        actor.serialize_field("name", &self.name)?;
-        actor.end()
     }
 }
 

@@ -16,7 +16,8 @@ use super::{
 
 text_enum! {
     /// What was tried at the PG.
-    pub enum AttemptKind in "kind", "attempt kind" {
+    pub enum AttemptKind in "kind", "attempt kind"
+        shown as "AttemptKindDto", "What was tried at Toss." {
         /// The confirm of a buyer's `paymentKey`.
         Confirm = "confirm",
         /// A charge of one of our billing keys (its `paymentKey` is Toss's answer).

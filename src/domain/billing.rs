@@ -98,10 +98,13 @@ text_enum! {
     }
 }
 
-/// The card behind a billing key, as Toss describes it (number masked by Toss), read from
-/// Toss's Billing object as is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The card behind a billing key, as Toss describes it (the number masked by Toss).
+// Read from Toss's Billing object as is (camelCase), shown as the API's `BillingCardDto`.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all(deserialize = "camelCase"))]
+#[schema(as = BillingCardDto)]
 pub struct CardInfo {
     pub issuer_code: Option<String>,
     pub number: Option<String>,

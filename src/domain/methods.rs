@@ -9,11 +9,20 @@ use super::DomainError;
 
 /// The virtual account (가상계좌) Toss issued: where the buyer must deposit, and by when.
 /// `Debug` shows only the last four characters of the number.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(
+    as = VirtualAccountDto,
+    description = "The virtual account (가상계좌) Toss issued for the buyer's deposit.",
+    example = json!({"bank_code": "20", "account_number": "X6516521381011", "customer_name": "박토스", "due_date": "2026-11-30T14:59:59.000Z"})
+)]
 pub struct VirtualAccount {
+    /// Toss's bank code.
     pub bank_code: String,
     pub account_number: String,
+    /// The depositor name the buyer gave.
     pub customer_name: Option<String>,
+    /// Deposit by then, or the account expires.
+    #[serde(serialize_with = "super::timestamps::optional")]
     pub due_date: Option<DateTime<Utc>>,
 }
 
@@ -28,16 +37,22 @@ impl fmt::Debug for VirtualAccount {
     }
 }
 
-/// What Toss shows of the card: never the whole number (Toss masks it). Read from Toss's
-/// Payment object as is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The card a payment was made with, as Toss reports it.
+// Never the whole number (Toss masks it). Read from Toss's Payment object as is (camelCase),
+// shown as the API's `CardDto` (snake_case).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all(deserialize = "camelCase"))]
+#[schema(as = CardDto, example = json!({"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"}))]
 pub struct CardSummary {
+    /// Toss's card company code (`issuerCode`).
     pub issuer_code: Option<String>,
-    /// Masked by Toss, e.g. `12345678****000*`.
+    /// Masked by Toss.
     pub number: Option<String>,
     /// 0 = paid at once.
     pub installment_plan_months: Option<i32>,
+    /// The card company's approval number.
     pub approve_no: Option<String>,
 }
 

@@ -1,11 +1,14 @@
 //! Types with meaning. Nothing here knows about HTTP, SQL or Toss's JSON.
 
 /// An enum stored and shown as text: each variant's text (`as_str`, `Display`), `FromStr` (an
-/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order.
+/// unknown text is a [`DomainError`] naming the field), and `ALL` variants in order. With
+/// `shown as "Name"` it is also on the wire as its text (`Serialize`), documented in the OpenAPI
+/// document as the schema `Name` (a string of the texts, described by the optional text after).
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident in $field:literal, $what:literal {
+        pub enum $name:ident in $field:literal, $what:literal
+            $(shown as $schema:literal $(, $description:literal)?)? {
             $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
         }
     ) => {
@@ -43,6 +46,30 @@ macro_rules! text_enum {
                 }
             }
         }
+
+        $(
+            impl serde::Serialize for $name {
+                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    serializer.serialize_str(self.as_str())
+                }
+            }
+
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    utoipa::openapi::schema::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .description(None::<&str>$(.or(Some($description)))?)
+                        .enum_values(Some($name::ALL.map($name::as_str)))
+                        .into()
+                }
+            }
+
+            impl utoipa::ToSchema for $name {
+                fn name() -> std::borrow::Cow<'static, str> {
+                    std::borrow::Cow::Borrowed($schema)
+                }
+            }
+        )?
     };
 }
 
@@ -110,14 +137,49 @@ pub use records::{Payment, Refund, Review, Settlement, StoredEvent};
 pub use schedule::{ChargeEnd, Consent, Next, Schedule, ScheduleStatus, retry_delays};
 pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 
-/// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Times on the wire: RFC 3339 in UTC, to the millisecond, e.g. `2026-11-23T09:30:00.123Z`.
+pub mod timestamps {
+    use chrono::{DateTime, SecondsFormat, Utc};
+
+    pub fn text(at: DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    /// `serialize_with` of a time: its [`text`].
+    pub fn required<S: serde::Serializer>(
+        at: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&text(*at))
+    }
+
+    /// `serialize_with` of an optional time: its [`text`], or `null`.
+    pub fn optional<S: serde::Serializer>(
+        at: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => serializer.serialize_str(&text(*at)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+/// Why the last attempt to pay failed, as the PG (or the buyer's browser) reported it; shown
+/// as an attempt's `AttemptFailureDto`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(
+    as = AttemptFailureDto,
+    description = "Why an attempt failed, as Toss (or the service, for an attempt Toss never answered) said."
+)]
 pub struct Failure {
     pub code: String,
     pub message: String,
-    /// For a declined charge: whether the same card may pass if tried again later (limit,
-    /// balance, card company error) or never will (lost, stopped, expired card). `None` where
-    /// nobody can say (a one-time confirm, a redirect).
+    /// Charges only: whether charging the same card again later may pass; `null` where nobody
+    /// can say.
+    // A declined charge's card may pass later (limit, balance, card company error) or never will
+    // (lost, stopped, expired card); nobody can say for a one-time confirm or a redirect.
+    #[schema(required = true)]
     pub retryable: Option<bool>,
 }
 

@@ -30,9 +30,12 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 text_enum! {
-    pub enum RunStatus in "status", "run status" {
+    pub enum RunStatus in "status", "run status" shown as "RunStatusDto" {
+        /// Toss's lists are being read and compared.
         Running = "RUNNING",
+        /// The comparison finished, whatever it found.
         Completed = "COMPLETED",
+        /// Toss or the database could not be read; start the date again.
         Failed = "FAILED",
     }
 }
@@ -49,20 +52,21 @@ text_enum! {
     }
 }
 
-/// What a finished run found, in totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The run's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = RunSummaryDto)]
 pub struct RunSummary {
     /// Toss's transactions of the day (approvals, cancels, issued virtual accounts).
     pub toss_transactions: i64,
-    /// Those matched to our records without a discrepancy.
+    /// Toss transactions matched to our records.
     pub matched: i64,
-    /// The number of discrepancies listed.
+    /// The number of `discrepancies`.
     pub discrepancies: i64,
     /// Sum of Toss's approvals of the day.
     pub approved_krw: i64,
     /// Sum of Toss's cancels of the day.
     pub cancelled_krw: i64,
-    /// What Toss keeps of the day's sales (settlements: amount minus payout), cancels netted.
+    /// What Toss keeps of the day's sales (settlements' amount minus payout), cancels netted.
     pub fees_krw: i64,
     /// What Toss pays out for the day's sales (settlements' `payOutAmount`), cancels netted.
     pub payout_krw: i64,
@@ -87,7 +91,8 @@ pub struct ReconciliationRun {
 }
 
 text_enum! {
-    pub enum DiscrepancyKind in "kind", "discrepancy kind" {
+    pub enum DiscrepancyKind in "kind", "discrepancy kind"
+        shown as "DiscrepancyKindDto" {
         /// Toss has an approval or cancel (or a settlement) we have no record of.
         MissingHere = "MISSING_HERE",
         /// We hold a completed payment or refund of the day that Toss does not.

@@ -168,15 +168,19 @@ impl Payment {
     }
 }
 
-/// Toss's settlement of a payment's sale (its settlements row with `soldDate`, not a cancel's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SettlementDto)]
 pub struct Settlement {
-    /// What Toss keeps: the sale's amount minus its payout (fees and their VAT).
+    /// What Toss keeps: the sale's amount minus `payout_krw` (its fees and their VAT).
     pub fee_krw: i64,
-    /// `payOutAmount`: what Toss pays out for the sale.
+    /// What Toss pays out for the sale (`payOutAmount`).
     pub payout_krw: i64,
-    /// `YYYY-MM-DD`, KST.
+    /// The KST date of the sale (`soldDate`).
+    #[schema(format = Date)]
     pub sold_date: String,
+    /// The KST date Toss pays it out (`paidOutDate`).
+    #[schema(format = Date)]
     pub paid_out_date: Option<String>,
 }
 

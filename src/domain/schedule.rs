@@ -11,21 +11,28 @@ pub const MAX_RETRIES: usize = 10;
 pub const MAX_RETRY_DELAY_SECS: u32 = 2_592_000;
 
 /// A buyer's consent to be charged up to `max_amount_krw` for a subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ConsentDto, description = "A buyer's consent to a subscription's amount.")]
+#[schema(example = json!({"consent_id": "019ae1f2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", "user_id": "u-1",
+    "subscription_id": "sub-1", "max_amount_krw": 33000, "consented_at": "2026-12-01T09:00:00.000Z",
+    "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c",
+    "created_at": "2026-12-01T09:00:02.120Z"}))]
 pub struct Consent {
     pub consent_id: uuid::Uuid,
     pub user_id: String,
     pub subscription_id: String,
     pub max_amount_krw: i64,
+    #[serde(serialize_with = "super::timestamps::required")]
     pub consented_at: DateTime<Utc>,
-    /// How the buyer agreed (1..500 characters).
+    // How the buyer agreed (1..500 characters).
     pub evidence: String,
+    #[serde(serialize_with = "super::timestamps::required")]
     pub created_at: DateTime<Utc>,
 }
 
 text_enum! {
     /// Where a schedule is.
-    pub enum ScheduleStatus in "status", "schedule status" {
+    pub enum ScheduleStatus in "status", "schedule status" shown as "ScheduleStatusDto" {
         /// Waiting for `next_attempt_at`.
         Scheduled = "SCHEDULED",
         /// Taken by one instance (until its lease), its charge on the way to Toss or at Toss.

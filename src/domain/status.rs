@@ -1,6 +1,6 @@
 text_enum! {
     /// The life of a payment. See README "State machine" for who triggers each transition.
-    pub enum PaymentStatus in "status", "payment status" {
+    pub enum PaymentStatus in "status", "payment status" shown as "PaymentStatusDto" {
         /// Created; waiting for the buyer to pay (again, after a failed attempt).
         Pending = "PENDING",
         /// A confirm was sent to the PG and its outcome is not known yet.
@@ -57,7 +57,7 @@ text_enum! {
 }
 
 text_enum! {
-    pub enum RefundStatus in "status", "refund status" {
+    pub enum RefundStatus in "status", "refund status" shown as "RefundStatusDto" {
         /// Sent to the PG; outcome not known yet.
         Pending = "PENDING",
         Completed = "COMPLETED",
@@ -67,8 +67,9 @@ text_enum! {
 }
 
 text_enum! {
-    #[derive(Default)]
-    pub enum PaymentType in "payment_type", "payment type" {
+    #[derive(Default, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum PaymentType in "payment_type", "payment type" shown as "PaymentTypeDto" {
         #[default]
         OneTime = "ONE_TIME",
         Subscription = "SUBSCRIPTION",

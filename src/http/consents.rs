@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::dto::{text, timestamp};
+use super::dto::text;
 use super::extract::{ApiKey, AppJson, AppQuery};
 use crate::domain::{Amount, Consent, UserId};
 use crate::error::AppError;
@@ -52,43 +52,10 @@ pub struct CreateConsentRequest {
     pub evidence: String,
 }
 
-/// A buyer's consent to a subscription's amount.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"consent_id": "019ae1f2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", "user_id": "u-1",
-    "subscription_id": "sub-1", "max_amount_krw": 33000, "consented_at": "2026-12-01T09:00:00.000Z",
-    "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c",
-    "created_at": "2026-12-01T09:00:02.120Z"}))]
-pub struct ConsentDto {
-    #[schema(format = Uuid)]
-    pub consent_id: String,
-    pub user_id: String,
-    pub subscription_id: String,
-    pub max_amount_krw: i64,
-    #[schema(format = DateTime)]
-    pub consented_at: String,
-    pub evidence: String,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
-
-impl From<&Consent> for ConsentDto {
-    fn from(c: &Consent) -> Self {
-        Self {
-            consent_id: c.consent_id.to_string(),
-            user_id: c.user_id.clone(),
-            subscription_id: c.subscription_id.clone(),
-            max_amount_krw: c.max_amount_krw,
-            consented_at: timestamp(c.consented_at),
-            evidence: c.evidence.clone(),
-            created_at: timestamp(c.created_at),
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentListDto {
     /// Newest first.
-    pub consents: Vec<ConsentDto>,
+    pub consents: Vec<Consent>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -115,7 +82,7 @@ pub struct ListConsentsParams {
     post, path = "/billing/consents", tag = TAG,
     request_body = CreateConsentRequest,
     responses(
-        (status = 201, description = "The consent, recorded", body = ConsentDto),
+        (status = 201, description = "The consent, recorded", body = Consent),
         (status = 422, description = "`VALIDATION_ERROR` (a field out of its bounds, `consented_at` in the future)"),
     ),
 )]
@@ -141,7 +108,7 @@ pub async fn create_consent(
             evidence,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(ConsentDto::from(&consent))).into_response())
+    Ok((StatusCode::CREATED, Json(consent)).into_response())
 }
 
 /// A subscription's consents, newest first.
@@ -164,7 +131,5 @@ pub async fn list_consents(
     };
     let subscription_id = text("subscription_id", &raw, 128)?;
     let consents = state.service.schedules().consents(&subscription_id).await?;
-    Ok(Json(ConsentListDto {
-        consents: consents.iter().map(ConsentDto::from).collect(),
-    }))
+    Ok(Json(ConsentListDto { consents }))
 }

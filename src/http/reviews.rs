@@ -44,7 +44,7 @@ pub async fn review_payment(
         .reviewing()
         .review(ReviewCommand {
             payment_id,
-            action: body.action.into(),
+            action: body.action,
             note: body.note,
         })
         .await?;

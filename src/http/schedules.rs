@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::consents::rfc3339;
-use super::dto::{PaymentDto, body_id, timestamp, wire_enum};
+use super::dto::{PaymentDto, body_id, timestamp};
 use super::extract::{ApiKey, AppJson};
 use super::payments::payment_id;
 use crate::domain::{Actor, BillingKeyId, Payment, Schedule, ScheduleStatus, retry_delays};
@@ -35,17 +35,6 @@ pub struct ScheduleRequest {
     pub retry_after_seconds: Option<Vec<i64>>,
 }
 
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum ScheduleStatusDto from ScheduleStatus {
-        Scheduled,
-        Charging,
-        Done,
-        Exhausted,
-        Cancelled,
-    }
-}
-
 /// A payment's scheduled charge.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"billing_key_id": "019ad0c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
@@ -63,7 +52,7 @@ pub struct ScheduleDto {
     /// Attempts Toss answered (declined or approved).
     pub attempts_made: i32,
     pub retry_after_seconds: Vec<u32>,
-    pub status: ScheduleStatusDto,
+    pub status: ScheduleStatus,
 }
 
 impl From<&Schedule> for ScheduleDto {
@@ -74,7 +63,7 @@ impl From<&Schedule> for ScheduleDto {
             next_attempt_at: s.next_attempt_at.map(timestamp),
             attempts_made: s.attempts_made,
             retry_after_seconds: s.retry_after_seconds.clone(),
-            status: s.status.into(),
+            status: s.status,
         }
     }
 }

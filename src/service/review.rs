@@ -11,9 +11,16 @@ use crate::domain::{Actor, Payment, PaymentId, Review};
 use crate::error::AppError;
 use crate::store::Store;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ReviewActionDto)]
 pub enum ReviewAction {
+    /// Read Toss's record and adopt it as it is (refunds for its cancels, its status), then
+    /// clear the flag.
     Resync,
+    /// Clear the flag and change nothing else.
     Dismiss,
 }
 

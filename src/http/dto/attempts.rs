@@ -3,19 +3,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{VirtualAccountDto, timestamp, wire_enum};
-use crate::domain::{Attempt, AttemptKind, AttemptStatus};
-
-wire_enum! {
-    /// What was tried at Toss.
-    #[serde(rename_all = "snake_case")]
-    pub enum AttemptKindDto from AttemptKind {
-        /// The confirm of a buyer's `paymentKey`.
-        Confirm,
-        /// A charge of a billing key.
-        Charge,
-    }
-}
+use super::timestamp;
+use crate::domain::{Attempt, AttemptKind, AttemptStatus, Failure, VirtualAccount};
 
 /// An attempt's status as listed. An attempt let go with nothing to tell (`Released`: a key Toss
 /// has no record of, our credentials refused, another key approved) is kept for the operators'
@@ -45,17 +34,6 @@ impl AttemptStatusDto {
     }
 }
 
-/// Why an attempt failed, as Toss (or the service, for an attempt Toss never answered) said.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptFailureDto {
-    pub code: String,
-    pub message: String,
-    /// Charges only: whether charging the same card again later may pass; `null` where nobody
-    /// can say.
-    #[schema(required = true)]
-    pub retryable: Option<bool>,
-}
-
 /// One try at Toss of a payment: the confirm of one `paymentKey`, or one billing charge.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -73,7 +51,7 @@ pub struct AttemptFailureDto {
 pub struct AttemptDto {
     #[schema(format = Uuid)]
     pub attempt_id: String,
-    pub kind: AttemptKindDto,
+    pub kind: AttemptKind,
     /// Toss's key of the attempt: the buyer's for a confirm; for a charge, Toss's answer
     /// (`null` until then).
     #[schema(required = true)]
@@ -85,10 +63,10 @@ pub struct AttemptDto {
     /// The virtual account Toss issued for this attempt; kept after its deposit, expiry or
     /// cancel.
     #[schema(required = true)]
-    pub virtual_account: Option<VirtualAccountDto>,
+    pub virtual_account: Option<VirtualAccount>,
     /// Why it failed (`FAILED`, `EXPIRED`).
     #[schema(required = true)]
-    pub failure: Option<AttemptFailureDto>,
+    pub failure: Option<Failure>,
     /// How often it was sent to Toss.
     pub toss_sends: i32,
     #[schema(format = DateTime)]
@@ -103,16 +81,12 @@ impl AttemptDto {
     pub fn listed(a: &Attempt) -> Option<Self> {
         Some(Self {
             attempt_id: a.id.to_string(),
-            kind: a.kind.into(),
+            kind: a.kind,
             payment_key: a.payment_key.as_ref().map(ToString::to_string),
             status: AttemptStatusDto::listed(a.status)?,
             method: a.method.clone(),
-            virtual_account: a.virtual_account.as_ref().map(VirtualAccountDto::from),
-            failure: a.failure.as_ref().map(|f| AttemptFailureDto {
-                code: f.code.clone(),
-                message: f.message.clone(),
-                retryable: f.retryable,
-            }),
+            virtual_account: a.virtual_account.clone(),
+            failure: a.failure.clone(),
             toss_sends: a.toss_sends,
             started_at: timestamp(a.started_at),
             finished_at: a.finished_at.map(timestamp),

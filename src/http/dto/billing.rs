@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::timestamp;
-use crate::domain::{BillingCustomer, BillingKey, BillingKeyStatus};
+use crate::domain::{BillingCustomer, BillingKey, BillingKeyStatus, CardInfo};
 
 /// Body of `POST /billing/customers`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,15 +58,6 @@ pub enum BillingKeyStatusDto {
     Deleted,
 }
 
-/// The card behind a billing key, as Toss describes it (the number masked by Toss).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BillingCardDto {
-    pub issuer_code: Option<String>,
-    pub number: Option<String>,
-    pub card_type: Option<String>,
-    pub owner_type: Option<String>,
-}
-
 /// A billing key. The key itself is never shown.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -85,7 +76,7 @@ pub struct BillingKeyDto {
     pub user_id: String,
     pub customer_key: String,
     pub method: Option<String>,
-    pub card: Option<BillingCardDto>,
+    pub card: Option<CardInfo>,
     pub status: BillingKeyStatusDto,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -100,12 +91,7 @@ impl From<&BillingKey> for BillingKeyDto {
             user_id: key.user_id.clone(),
             customer_key: key.customer_key.to_string(),
             method: key.method.clone(),
-            card: key.card.as_ref().map(|card| BillingCardDto {
-                issuer_code: card.issuer_code.clone(),
-                number: card.number.clone(),
-                card_type: card.card_type.clone(),
-                owner_type: card.owner_type.clone(),
-            }),
+            card: key.card.clone(),
             // Issuing rows are never shown (the service filters them).
             status: match key.status {
                 BillingKeyStatus::Active | BillingKeyStatus::Issuing => BillingKeyStatusDto::Active,

@@ -3,44 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{timestamp, wire_enum};
-use crate::domain::{Actor, ActorType, StoredEvent};
-
-/// Who made a change: on every event (`actor`) and on refunds, cancels and reviews
-/// (`requested_by`). An API key is named (`key-1`, … for `API_KEYS`), never shown.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"type": "api_key", "name": "key-1"}))]
-pub struct ActorDto {
-    #[serde(rename = "type")]
-    pub kind: ActorTypeDto,
-    /// The API key's or the operator's name; `null` for the others.
-    #[schema(required = true)]
-    pub name: Option<String>,
-}
-
-wire_enum! {
-    /// `api_key`: a caller with an API key; `buyer`: the public confirm and Toss's success/fail
-    /// redirects; `toss`: Toss's webhooks, its records read back and adopted, cancels made at Toss;
-    /// `operator`: a person in the operator console; `system`: the service's own rules (a window
-    /// passing, scheduled runs, housekeeping).
-    #[serde(rename_all = "snake_case")]
-    pub enum ActorTypeDto from ActorType {
-        ApiKey,
-        Buyer,
-        Toss,
-        Operator,
-        System,
-    }
-}
-
-impl From<&Actor> for ActorDto {
-    fn from(actor: &Actor) -> Self {
-        Self {
-            kind: actor.kind.into(),
-            name: actor.name.clone(),
-        }
-    }
-}
+use super::timestamp;
+use crate::domain::{Actor, StoredEvent};
 
 /// A payment's events, in the envelope of `GET /events`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,7 +65,7 @@ pub struct EventDto {
     /// Who made the change: the caller of the request (an API key by name, or the buyer),
     /// `toss` when Toss's webhook or a read-back of Toss's record drove it, `system` when the
     /// service's own rule did (a window passing). Events written before version 3: `system`.
-    pub actor: ActorDto,
+    pub actor: Actor,
     /// completed: {payment_id, order_id, amount, currency, payment_method, pg_provider,
     /// pg_transaction_id, payment_type, subscription_id}; failed: {payment_id, order_id, amount,
     /// currency, error_code, error_message}; refunded: {payment_id, refund_id, refund_amount,
@@ -125,7 +89,7 @@ impl From<StoredEvent> for EventDto {
             timestamp: timestamp(e.occurred_at),
             source: e.source,
             user_id: e.user_id,
-            actor: ActorDto::from(&e.actor),
+            actor: e.actor,
             payload: e.payload,
         }
     }

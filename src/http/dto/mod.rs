@@ -18,7 +18,6 @@ pub use reconciliation::*;
 pub use refunds::*;
 pub use reviews::*;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
@@ -26,39 +25,13 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{DomainError, Failure};
 use crate::error::AppError;
 
-/// RFC 3339 in UTC, e.g. `2026-11-23T09:30:00.123Z`.
-pub fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::domain::timestamps::text as timestamp;
 
 /// The id a request body gives in `field`: a UUID, else 422.
 pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppError> {
     raw.parse()
         .map_err(|_| AppError::unprocessable(format!("{field}: must be a UUID")))
 }
-
-/// Mirrors a domain enum on the wire, variant for variant (the variants' names are the same),
-/// with the conversions both ways.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* pub enum $name:ident from $domain:ident { $($(#[$doc:meta])* $variant:ident,)+ }) => {
-        #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
-        $(#[$meta])*
-        pub enum $name { $($(#[$doc])* $variant,)+ }
-
-        impl From<$domain> for $name {
-            fn from(value: $domain) -> Self {
-                match value { $($domain::$variant => Self::$variant,)+ }
-            }
-        }
-
-        impl From<$name> for $domain {
-            fn from(value: $name) -> Self {
-                match value { $($name::$variant => Self::$variant,)+ }
-            }
-        }
-    };
-}
-pub(crate) use wire_enum;
 
 /// Text a person typed (names, reasons, notes): 1..`max` characters, no control character
 /// (Unicode `Cc`; with `lines`, line feeds are allowed), and at least one character that is

@@ -5,36 +5,13 @@ use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::{FailureDto, body_id, optional_text, text, timestamp, wire_enum};
+use super::{FailureDto, body_id, optional_text, text, timestamp};
 use crate::domain::{
-    Amount, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType, UserId,
-    VirtualAccount,
+    Amount, CardSummary, DomainError, OrderId, Payment, PaymentKey, PaymentStatus, PaymentType,
+    Settlement, UserId, VirtualAccount,
 };
 use crate::error::AppError;
 use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
-
-wire_enum! {
-    #[derive(Deserialize, PartialEq, Eq)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum PaymentTypeDto from PaymentType {
-        OneTime,
-        Subscription,
-    }
-}
-
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum PaymentStatusDto from PaymentStatus {
-        Pending,
-        InProgress,
-        WaitingForDeposit,
-        Completed,
-        Failed,
-        Cancelled,
-        Refunded,
-        PartialRefund,
-    }
-}
 
 /// Body of `POST /payments`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,7 +39,7 @@ pub struct CreatePaymentRequest {
     #[schema(min_length = 1, max_length = 128, pattern = "visible text")]
     pub subscription_id: Option<String>,
     /// Default `ONE_TIME`.
-    pub payment_type: Option<PaymentTypeDto>,
+    pub payment_type: Option<PaymentType>,
     /// 1..=1,000,000,000 KRW.
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_krw: i64,
@@ -94,7 +71,7 @@ impl TryFrom<CreatePaymentRequest> for NewPayment {
             order_id: OrderId::parse(&body.order_id)?,
             order_name: optional_text("order_name", body.order_name, 100)?,
             subscription_id: optional_text("subscription_id", body.subscription_id, 128)?,
-            payment_type: body.payment_type.unwrap_or(PaymentTypeDto::OneTime).into(),
+            payment_type: body.payment_type.unwrap_or_default(),
             amount: Amount::new(body.amount_krw)?,
             payment_method: text("payment_method", &body.payment_method, 64)?,
             idempotency_key: None,
@@ -205,56 +182,6 @@ pub struct CancelPaymentRequest {
     pub reason: String,
 }
 
-/// The card a payment was made with, as Toss reports it.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"issuer_code": "71", "number": "12345678****000*", "installment_plan_months": 0, "approve_no": "00000000"}))]
-pub struct CardDto {
-    /// Toss's card company code (`issuerCode`).
-    pub issuer_code: Option<String>,
-    /// Masked by Toss.
-    pub number: Option<String>,
-    /// 0 = paid at once.
-    pub installment_plan_months: Option<i32>,
-    /// The card company's approval number.
-    pub approve_no: Option<String>,
-}
-
-/// The virtual account (가상계좌) Toss issued for the buyer's deposit.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"bank_code": "20", "account_number": "X6516521381011", "customer_name": "박토스", "due_date": "2026-11-30T14:59:59.000Z"}))]
-pub struct VirtualAccountDto {
-    /// Toss's bank code.
-    pub bank_code: String,
-    pub account_number: String,
-    /// The depositor name the buyer gave.
-    pub customer_name: Option<String>,
-    /// Deposit by then, or the account expires.
-    #[schema(format = DateTime)]
-    pub due_date: Option<String>,
-}
-
-impl From<&VirtualAccount> for VirtualAccountDto {
-    fn from(account: &VirtualAccount) -> Self {
-        Self {
-            bank_code: account.bank_code.clone(),
-            account_number: account.account_number.clone(),
-            customer_name: account.customer_name.clone(),
-            due_date: account.due_date.map(timestamp),
-        }
-    }
-}
-
-impl std::fmt::Debug for VirtualAccountDto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VirtualAccountDto")
-            .field("bank_code", &self.bank_code)
-            .field("account_number", &crate::domain::mask(&self.account_number))
-            .field("customer_name", &self.customer_name)
-            .field("due_date", &self.due_date)
-            .finish()
-    }
-}
-
 /// A payment.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -291,12 +218,12 @@ pub struct PaymentDto {
     pub order_id: String,
     pub order_name: Option<String>,
     pub subscription_id: Option<String>,
-    pub payment_type: PaymentTypeDto,
+    pub payment_type: PaymentType,
     pub payment_method: String,
     pub amount_krw: i64,
     pub refunded_amount_krw: i64,
     pub currency: String,
-    pub status: PaymentStatusDto,
+    pub status: PaymentStatus,
     pub pg_provider: Option<String>,
     pub pg_transaction_id: Option<String>,
     /// Why the last attempt to pay failed; null once paid.
@@ -315,14 +242,14 @@ pub struct PaymentDto {
     /// Toss's receipt (`receipt.url`), once Toss approved the payment.
     pub receipt_url: Option<String>,
     /// The card, as Toss reports it (its number masked by Toss); `null` for other methods.
-    pub card: Option<CardDto>,
+    pub card: Option<CardSummary>,
     /// Where the buyer must deposit (`WAITING_FOR_DEPOSIT`), from Toss's `virtualAccount`; kept
     /// after the deposit, the expiry or the cancel, until another attempt starts (the latest
     /// attempt's; every attempt's is at `GET /payments/{payment_id}/attempts`).
-    pub virtual_account: Option<VirtualAccountDto>,
+    pub virtual_account: Option<VirtualAccount>,
     /// What Toss settles for the sale (from its settlements, read by a reconciliation run of
     /// the day it was sold); `null` until a run has read it.
-    pub settlement: Option<SettlementDto>,
+    pub settlement: Option<Settlement>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -334,21 +261,6 @@ pub struct PaymentDto {
     pub schedule: Option<crate::http::schedules::ScheduleDto>,
 }
 
-/// Toss's settlement of a payment's sale (the settlements row of the sale, not of its cancels).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SettlementDto {
-    /// What Toss keeps: the sale's amount minus `payout_krw` (its fees and their VAT).
-    pub fee_krw: i64,
-    /// What Toss pays out for the sale (`payOutAmount`).
-    pub payout_krw: i64,
-    /// The KST date of the sale (`soldDate`).
-    #[schema(format = Date)]
-    pub sold_date: String,
-    /// The KST date Toss pays it out (`paidOutDate`).
-    #[schema(format = Date)]
-    pub paid_out_date: Option<String>,
-}
-
 impl From<&Payment> for PaymentDto {
     fn from(p: &Payment) -> Self {
         Self {
@@ -357,12 +269,12 @@ impl From<&Payment> for PaymentDto {
             order_id: p.order_id.to_string(),
             order_name: p.order_name.clone(),
             subscription_id: p.subscription_id.clone(),
-            payment_type: p.payment_type.into(),
+            payment_type: p.payment_type,
             payment_method: p.payment_method.clone(),
             amount_krw: p.amount_krw,
             refunded_amount_krw: p.refunded_amount_krw,
             currency: p.currency.clone(),
-            status: p.status.into(),
+            status: p.status,
             pg_provider: p.pg_provider.clone(),
             pg_transaction_id: p.pg_transaction_id.clone(),
             failure: p.failure.as_ref().map(FailureDto::from),
@@ -371,19 +283,9 @@ impl From<&Payment> for PaymentDto {
             tax_free_amount_krw: p.tax_free_amount_krw,
             pg_method: p.pg_method.clone(),
             receipt_url: p.receipt_url.clone(),
-            card: p.card.as_ref().map(|card| CardDto {
-                issuer_code: card.issuer_code.clone(),
-                number: card.number.clone(),
-                installment_plan_months: card.installment_plan_months,
-                approve_no: card.approve_no.clone(),
-            }),
-            virtual_account: p.virtual_account.as_ref().map(VirtualAccountDto::from),
-            settlement: p.settlement.as_ref().map(|s| SettlementDto {
-                fee_krw: s.fee_krw,
-                payout_krw: s.payout_krw,
-                sold_date: s.sold_date.clone(),
-                paid_out_date: s.paid_out_date.clone(),
-            }),
+            card: p.card.clone(),
+            virtual_account: p.virtual_account.clone(),
+            settlement: p.settlement.clone(),
             created_at: timestamp(p.created_at),
             updated_at: timestamp(p.updated_at),
             completed_at: p.completed_at.map(timestamp),
@@ -463,7 +365,7 @@ impl From<&Payment> for PublicPaymentDto {
 }))]
 pub struct PaymentFailViewDto {
     pub order_id: String,
-    pub status: PaymentStatusDto,
+    pub status: PaymentStatus,
     /// Why the last attempt to pay failed; null when none did, and once paid.
     #[schema(required = true)]
     pub failure: Option<FailureDto>,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{timestamp, wire_enum};
+use super::timestamp;
 use crate::domain::reconciliation::{
     Discrepancy, DiscrepancyKind, ReconciliationRun, RunStatus, RunSummary, Side,
 };
@@ -28,49 +28,6 @@ pub struct ListRunsParams {
     pub date: Option<String>,
 }
 
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum RunStatusDto from RunStatus {
-        /// Toss's lists are being read and compared.
-        Running,
-        /// The comparison finished, whatever it found.
-        Completed,
-        /// Toss or the database could not be read; start the date again.
-        Failed,
-    }
-}
-
-wire_enum! {
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum DiscrepancyKindDto from DiscrepancyKind {
-        /// Toss has an approval or cancel (or a settlement) we have no record of.
-        MissingHere,
-        /// We hold a completed payment or refund of that day that Toss does not.
-        MissingAtToss,
-        AmountMismatch,
-        StatusMismatch,
-    }
-}
-
-/// The run's totals.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunSummaryDto {
-    /// Toss's transactions of the day (approvals, cancels, issued virtual accounts).
-    pub toss_transactions: i64,
-    /// Toss transactions matched to our records.
-    pub matched: i64,
-    /// The number of `discrepancies`.
-    pub discrepancies: i64,
-    /// Sum of Toss's approvals of the day.
-    pub approved_krw: i64,
-    /// Sum of Toss's cancels of the day.
-    pub cancelled_krw: i64,
-    /// What Toss keeps of the day's sales (settlements' amount minus payout), cancels netted.
-    pub fees_krw: i64,
-    /// What Toss pays out for the day's sales (settlements' `payOutAmount`), cancels netted.
-    pub payout_krw: i64,
-}
-
 /// Our record in a discrepancy: the payment's status and amount (for an approval), or the
 /// refund's (for a cancel).
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,7 +49,7 @@ pub struct TheirsDto {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DiscrepancyDto {
-    pub kind: DiscrepancyKindDto,
+    pub kind: DiscrepancyKind,
     pub order_id: Option<String>,
     pub payment_key: Option<String>,
     /// Toss's `transactionKey` of the approval or cancel.
@@ -125,13 +82,13 @@ pub struct RunDto {
     pub run_id: String,
     #[schema(format = Date)]
     pub date: String,
-    pub status: RunStatusDto,
+    pub status: RunStatus,
     #[schema(format = DateTime)]
     pub started_at: String,
     #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     /// `null` until the run `COMPLETED`.
-    pub summary: Option<RunSummaryDto>,
+    pub summary: Option<RunSummary>,
     /// Every discrepancy found (empty until the run `COMPLETED`).
     pub discrepancies: Vec<DiscrepancyDto>,
 }
@@ -146,22 +103,14 @@ impl RunDto {
         Self {
             run_id: run.id.to_string(),
             date: run.date.to_string(),
-            status: run.status.into(),
+            status: run.status,
             started_at: timestamp(run.started_at),
             finished_at: run.finished_at.map(timestamp),
-            summary: run.summary.as_ref().map(|s: &RunSummary| RunSummaryDto {
-                toss_transactions: s.toss_transactions,
-                matched: s.matched,
-                discrepancies: s.discrepancies,
-                approved_krw: s.approved_krw,
-                cancelled_krw: s.cancelled_krw,
-                fees_krw: s.fees_krw,
-                payout_krw: s.payout_krw,
-            }),
+            summary: run.summary.clone(),
             discrepancies: discrepancies
                 .iter()
                 .map(|d| DiscrepancyDto {
-                    kind: d.kind.into(),
+                    kind: d.kind,
                     order_id: d.order_id.clone(),
                     payment_key: d.payment_key.clone(),
                     transaction_key: d.transaction_key.clone(),

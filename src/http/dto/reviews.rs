@@ -3,28 +3,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ActorDto, wire_enum};
-use crate::domain::Review;
+use crate::domain::{Actor, Review};
 use crate::service::ReviewAction;
-
-wire_enum! {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "lowercase")]
-    pub enum ReviewActionDto from ReviewAction {
-        /// Read Toss's record and adopt it as it is (refunds for its cancels, its status), then
-        /// clear the flag.
-        Resync,
-        /// Clear the flag and change nothing else.
-        Dismiss,
-    }
-}
 
 /// Body of `POST /payments/{payment_id}/review`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"action": "resync", "note": "Toss dashboard shows the partial cancel; adopting it"}))]
 pub struct ReviewRequest {
-    pub action: ReviewActionDto,
+    pub action: ReviewAction,
     /// 1..500 characters: why. Not blank; no control characters but line feeds.
     #[schema(min_length = 1, max_length = 500, pattern = "visible lines")]
     pub note: String,
@@ -34,7 +21,7 @@ pub struct ReviewRequest {
 pub struct ReviewDto {
     pub review_id: String,
     pub payment_id: String,
-    pub action: ReviewActionDto,
+    pub action: ReviewAction,
     pub note: String,
     /// Kept for version 2 clients (read `requested_by`): the name of the API key that made it
     /// (`key-1`, `key-2`, … for `API_KEYS`; its `name` in `API_KEYS_FILE`), never the key;
@@ -43,7 +30,7 @@ pub struct ReviewDto {
     pub reviewer: String,
     /// Who made the review: an API key by name (never the key), `system` for a flag the
     /// service cleared itself, `operator` from the console.
-    pub requested_by: ActorDto,
+    pub requested_by: Actor,
     /// What the review did.
     pub outcome: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -60,13 +47,13 @@ impl From<&Review> for ReviewDto {
             review_id: review.id.clone(),
             payment_id: review.payment_id.to_string(),
             action: if review.action == ReviewAction::Resync.as_str() {
-                ReviewActionDto::Resync
+                ReviewAction::Resync
             } else {
-                ReviewActionDto::Dismiss
+                ReviewAction::Dismiss
             },
             note: review.note.clone(),
             reviewer: review.reviewer.clone(),
-            requested_by: ActorDto::from(&review.requested_by),
+            requested_by: review.requested_by.clone(),
             outcome: review.outcome.clone(),
             created_at: review.created_at,
         }
