@@ -34,6 +34,7 @@ mod consents;
 mod entities;
 mod events;
 mod mapping;
+mod payment_sql;
 mod payments;
 mod reconciliation;
 mod refunds;

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Statement, TransactionTrait,
@@ -10,7 +10,8 @@ use super::entities::payment::{self, Column};
 use super::entities::refund;
 use super::events::{self, NewEvent};
 use super::mapping::{parse, refunds_in, to_active_payment, to_active_refund};
-use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate, sql};
+use super::payment_sql::{self, Assign, ReadBy, Sql};
+use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
     PaymentUpdate, Refund, RefundId,
@@ -85,16 +86,17 @@ impl Store {
     }
 
     pub async fn payment(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        payment::Entity::find_by_id(id.to_string())
-            .one_as(&self.db)
-            .await
+        payment_sql::read(&self.db, ReadBy::Id, &id.to_string())
+            .await?
+            .map(Payment::try_from)
+            .transpose()
     }
 
     pub async fn payment_by_order(&self, order_id: &OrderId) -> StoreResult<Option<Payment>> {
-        payment::Entity::find()
-            .filter(Column::OrderId.eq(order_id.as_str()))
-            .one_as(&self.db)
-            .await
+        payment_sql::read(&self.db, ReadBy::OrderId, order_id.as_str())
+            .await?
+            .map(Payment::try_from)
+            .transpose()
     }
 
     /// The payment whose PG attempt (in flight or confirmed) has this key.
@@ -152,46 +154,18 @@ impl Store {
     ) -> StoreResult<Option<Payment>> {
         let now = Utc::now();
         let from = update.from_statuses();
-        let mut query = payment::Entity::update_many()
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(match &target.payment {
-                PaymentRef::Id(id) => Column::Id.eq(id.to_string()),
-                PaymentRef::OrderId(order_id) => Column::OrderId.eq(order_id.as_str()),
-            })
-            .filter(Column::Status.is_in(from.iter().map(|status| status.as_str())))
-            .apply_if(target.payment_key, |q, key| {
-                q.filter(Column::PaymentKey.eq(key.as_str()))
-            })
-            .apply_if(target.amount_krw, |q, amount| {
-                q.filter(Column::AmountKrw.eq(amount))
-            })
-            .apply_if(target.status, |q, status| {
-                q.filter(Column::Status.eq(status.as_str()))
-            })
-            .apply_if(target.attempt, |q, attempt| {
-                q.filter(Column::ConfirmAttempt.eq(attempt))
-            });
-        if let PaymentUpdate::Annotate { attempt, .. } = update {
-            // Once per attempt, whoever races.
-            query = query.filter(
-                Column::AnnotatedAttempt
-                    .is_null()
-                    .or(Column::AnnotatedAttempt.ne(*attempt)),
-            );
-        }
-        for (column, value) in assignments(update.patch(now)) {
-            query = query.col_expr(column, value);
-        }
+        let backend = self.db.get_database_backend();
+        let query = update_sql(backend, &target, update, now);
         // The payment's latest attempt changes with it (an attempt is born with its claim).
         let attempt = AttemptWrite::of_update(update);
         let row = match (event, attempt) {
-            (None, None) => query.exec_with_returning(&self.db).await?.pop(),
-            (event, attempt) if self.db.get_database_backend() == DbBackend::Postgres => {
+            (None, None) => payment_sql::first_row(&self.db, query.into_statement()).await?,
+            (event, attempt) if backend == DbBackend::Postgres => {
                 self.transition_postgres(query, event, attempt, now).await?
             }
             (event, attempt) => {
                 let txn = self.db.begin().await?;
-                let row = query.exec_with_returning(&txn).await?.pop();
+                let row = payment_sql::first_row(&txn, query.into_statement()).await?;
                 match &row {
                     Some(changed) => {
                         if let Some(write) = &attempt {
@@ -294,18 +268,27 @@ impl Store {
     /// happened, and all commit together.
     async fn transition_postgres(
         &self,
-        update: sea_orm::UpdateMany<payment::Entity>,
+        update: Sql,
         event: Option<NewEvent>,
         attempt: Option<AttemptWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<payment::Model>> {
-        let (update_sql, mut values) = sql::update_returning(update.into_query());
-        let mut parts = vec![format!("changed AS ({update_sql})")];
+        let Sql {
+            text: update_sql,
+            mut values,
+            ..
+        } = update;
+        let mut sql = String::with_capacity(update_sql.len() + 1024);
+        sql.push_str("WITH changed AS (");
+        sql.push_str(&update_sql);
+        sql.push(')');
         if let Some(event) = event {
             let (append_sql, event_values) =
                 event.insert_postgres(Some("changed"), values.len() + 1);
             values.extend(event_values);
-            parts.push(format!("appended AS ({append_sql})"));
+            sql.push_str(", appended AS (");
+            sql.push_str(&append_sql);
+            sql.push(')');
         }
         if let Some(write) = attempt {
             let (attempt_sql, attempt_values) = attempts::write_sql(
@@ -317,17 +300,17 @@ impl Store {
                 now,
             );
             values.extend(attempt_values);
-            parts.push(format!("attempted AS ({attempt_sql})"));
+            sql.push_str(", attempted AS (");
+            sql.push_str(&attempt_sql);
+            sql.push(')');
         }
-        let sql = format!("WITH {} SELECT * FROM changed", parts.join(", "));
-        Ok(payment::Entity::find()
-            .from_raw_sql(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
-            .one(&self.db)
-            .await?)
+        // `changed` returns the columns in the order the row is decoded in.
+        sql.push_str(" SELECT * FROM changed");
+        payment_sql::first_row(
+            &self.db,
+            Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
+        )
+        .await
     }
 
     /// Unsettled payments whose next reconciliation is due, oldest due first.
@@ -426,37 +409,101 @@ impl Store {
     }
 }
 
+/// `UPDATE "payments" SET … WHERE … RETURNING <every column>`: `update` applied to the payment
+/// of `target` only if it is still where `target` expects (the statuses `update` may start
+/// from, and the amount, key, status and attempt `target` gives).
+fn update_sql(
+    backend: DbBackend,
+    target: &Target<'_>,
+    update: &PaymentUpdate,
+    now: DateTime<Utc>,
+) -> Sql {
+    let mut sql = Sql::new(backend);
+    sql.push("UPDATE \"payments\" SET ");
+    let mut set = vec![(Column::UpdatedAt, payment_sql::to(now))];
+    set.extend(assignments(update.patch(now)));
+    payment_sql::write_assignments(&mut sql, set);
+    sql.push(" WHERE ");
+    match &target.payment {
+        PaymentRef::Id(id) => sql.column(Column::Id).push(" = ").bind(id.to_string()),
+        PaymentRef::OrderId(order_id) => sql
+            .column(Column::OrderId)
+            .push(" = ")
+            .bind(order_id.as_str()),
+    };
+    let from = update.from_statuses();
+    if from.is_empty() {
+        sql.push(" AND 1 = 0");
+    } else {
+        sql.push(" AND ").column(Column::Status).push(" IN (");
+        for (n, status) in from.iter().enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind(status.as_str());
+        }
+        sql.push(")");
+    }
+    if let Some(key) = target.payment_key {
+        sql.push(" AND ")
+            .column(Column::PaymentKey)
+            .push(" = ")
+            .bind(key.as_str());
+    }
+    if let Some(amount) = target.amount_krw {
+        sql.push(" AND ")
+            .column(Column::AmountKrw)
+            .push(" = ")
+            .bind(amount);
+    }
+    if let Some(status) = target.status {
+        sql.push(" AND ")
+            .column(Column::Status)
+            .push(" = ")
+            .bind(status.as_str());
+    }
+    if let Some(attempt) = target.attempt {
+        sql.push(" AND ")
+            .column(Column::ConfirmAttempt)
+            .push(" = ")
+            .bind(attempt);
+    }
+    if let PaymentUpdate::Annotate { attempt, .. } = update {
+        // Once per attempt, whoever races.
+        sql.push(" AND (\"annotated_attempt\" IS NULL OR \"annotated_attempt\" <> ")
+            .bind(*attempt)
+            .push(")");
+    }
+    sql.returning_all();
+    sql
+}
+
 /// The SQL of a [`Patch`]: the same columns [`Patch::apply`] sets in memory.
-fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
-    let mut set: Vec<(Column, SimpleExpr)> = Vec::new();
+fn assignments(patch: Patch) -> Vec<(Column, Assign)> {
+    use payment_sql::to;
+    let mut set: Vec<(Column, Assign)> = Vec::new();
     let (sets_secret, sets_failure) = (patch.pg_secret.is_some(), patch.failure.is_some());
     if let Some(status) = patch.status {
-        set.push((Column::Status, Expr::value(status.as_str())));
+        set.push((Column::Status, to(status.as_str())));
     }
     if let Some(value) = patch.payment_key {
-        set.push((Column::PaymentKey, Expr::value(value.map(String::from))));
+        set.push((Column::PaymentKey, to(value.map(String::from))));
     }
     if let Some(value) = patch.billing_key_id {
-        set.push((
-            Column::BillingKeyId,
-            Expr::value(value.map(|id| id.to_string())),
-        ));
+        set.push((Column::BillingKeyId, to(value.map(|id| id.to_string()))));
     }
     if let Some(failure) = patch.failure {
         let (code, message, retryable) = match failure {
             Some(f) => (Some(f.code), Some(f.message), f.retryable),
             None => (None, None, None),
         };
-        set.push((Column::FailureCode, Expr::value(code)));
-        set.push((Column::FailureMessage, Expr::value(message)));
-        set.push((Column::FailureRetryable, Expr::value(retryable)));
+        set.push((Column::FailureCode, to(code)));
+        set.push((Column::FailureMessage, to(message)));
+        set.push((Column::FailureRetryable, to(retryable)));
     }
     if patch.new_attempt {
-        set.push((
-            Column::ConfirmAttempt,
-            Expr::col(Column::ConfirmAttempt).add(1),
-        ));
-        set.push((Column::ConfirmSends, Expr::value(1)));
+        set.push((Column::ConfirmAttempt, Assign::Add(1)));
+        set.push((Column::ConfirmSends, to(1)));
         // What the previous attempt left, unless the change sets it itself (as `Patch::apply`).
         let mut cleared = Vec::new();
         if patch.details.is_none() {
@@ -470,8 +517,8 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
                 Column::VaAccountNumber,
                 Column::VaCustomerName,
             ]);
-            set.push((Column::CardInstallmentMonths, Expr::value(None::<i32>)));
-            set.push((Column::VaDueDate, Expr::value(None::<DateTime<Utc>>)));
+            set.push((Column::CardInstallmentMonths, to(None::<i32>)));
+            set.push((Column::VaDueDate, to(None::<DateTime<Utc>>)));
         }
         if patch.cancel_reason.is_none() {
             cleared.push(Column::CancelReason);
@@ -484,22 +531,22 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         }
         if !sets_failure {
             cleared.extend([Column::FailureCode, Column::FailureMessage]);
-            set.push((Column::FailureRetryable, Expr::value(None::<bool>)));
+            set.push((Column::FailureRetryable, to(None::<bool>)));
         }
         set.extend(
             cleared
                 .into_iter()
-                .map(|column| (column, Expr::value(None::<String>))),
+                .map(|column| (column, to(None::<String>))),
         );
     }
     if patch.new_send {
-        set.push((Column::ConfirmSends, Expr::col(Column::ConfirmSends).add(1)));
+        set.push((Column::ConfirmSends, Assign::Add(1)));
     }
     // Each column given is set as given.
     macro_rules! set {
         ($($field:ident: $column:ident),+) => {
             $(if let Some(value) = patch.$field {
-                set.push((Column::$column, Expr::value(value)));
+                set.push((Column::$column, to(value)));
             })+
         };
     }
@@ -509,40 +556,40 @@ fn assignments(patch: Patch) -> Vec<(Column, SimpleExpr)> {
         reconcile_attempts: ReconcileAttempts, annotated_attempt: AnnotatedAttempt,
         cancel_reason: CancelReason);
     if let Some(review) = patch.review {
-        set.push((Column::NeedsReview, Expr::value(review.is_some())));
-        set.push((Column::ReviewReason, Expr::value(review)));
+        set.push((Column::NeedsReview, to(review.is_some())));
+        set.push((Column::ReviewReason, to(review)));
     }
     if let Some(actor) = patch.cancel_requested_by {
         set.push((
             Column::CancelRequestedByType,
-            Expr::value(actor.as_ref().map(|a| a.kind.as_str().to_owned())),
+            to(actor.as_ref().map(|a| a.kind.as_str().to_owned())),
         ));
         set.push((
             Column::CancelRequestedByName,
-            Expr::value(actor.and_then(|a| a.name)),
+            to(actor.and_then(|a| a.name)),
         ));
     }
     if let Some(details) = patch.details {
         if let Some(method) = details.method {
-            set.push((Column::PgMethod, Expr::value(method)));
+            set.push((Column::PgMethod, to(method)));
         }
         if let Some(url) = details.receipt_url {
-            set.push((Column::ReceiptUrl, Expr::value(url)));
+            set.push((Column::ReceiptUrl, to(url)));
         }
         if let Some(card) = details.card {
-            set.push((Column::CardIssuerCode, Expr::value(card.issuer_code)));
-            set.push((Column::CardNumber, Expr::value(card.number)));
+            set.push((Column::CardIssuerCode, to(card.issuer_code)));
+            set.push((Column::CardNumber, to(card.number)));
             set.push((
                 Column::CardInstallmentMonths,
-                Expr::value(card.installment_plan_months),
+                to(card.installment_plan_months),
             ));
-            set.push((Column::CardApproveNo, Expr::value(card.approve_no)));
+            set.push((Column::CardApproveNo, to(card.approve_no)));
         }
         if let Some(account) = details.virtual_account {
-            set.push((Column::VaBankCode, Expr::value(account.bank_code)));
-            set.push((Column::VaAccountNumber, Expr::value(account.account_number)));
-            set.push((Column::VaCustomerName, Expr::value(account.customer_name)));
-            set.push((Column::VaDueDate, Expr::value(account.due_date)));
+            set.push((Column::VaBankCode, to(account.bank_code)));
+            set.push((Column::VaAccountNumber, to(account.account_number)));
+            set.push((Column::VaCustomerName, to(account.customer_name)));
+            set.push((Column::VaDueDate, to(account.due_date)));
         }
     }
     set
