@@ -343,7 +343,7 @@ impl Store {
             {
                 let before = seen.payment.status;
                 let after = plan.payment.clone();
-                if self.write_seen(&seen, plan, &mut refunds).await? {
+                if Box::pin(self.write_seen(&seen, plan, &mut refunds)).await? {
                     if before != after.status {
                         count_transition(before.as_str(), after.status.as_str());
                     }

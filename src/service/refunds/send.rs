@@ -98,7 +98,10 @@ impl Refunding {
             let now = Utc::now();
             // The reservation took the slot already (and recorded the send): as taken here.
             let (taken, seen) = match sending.take() {
-                Some(sending) => (Some(sending.payment), Some(sending.seen)),
+                Some(sending) => {
+                    let Sending { payment, seen } = *sending;
+                    (Some(payment), Some(Box::new(seen)))
+                }
                 None => (
                     self.store
                         .take_cancel_slot(payment_id, refund_id, now, now + lease)
@@ -140,7 +143,8 @@ impl Refunding {
                 // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
-            let sent = self.send_cancel(&payment, &refund, driven_by, seen).await;
+            // Boxed: the settler's pass polls this on its caller's stack.
+            let sent = Box::pin(self.send_cancel(&payment, &refund, driven_by, seen)).await;
             match sent.unwrap_or_else(|error| done(Err(error))) {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
@@ -161,7 +165,7 @@ impl Refunding {
         payment: &Payment,
         refund: &Refund,
         driven_by: DrivenBy,
-        seen: Option<Seen>,
+        seen: Option<Box<Seen>>,
     ) -> Result<Sent, AppError> {
         // Forgotten only when refused before anything about it was answered or sent.
         let answered = driven_by == DrivenBy::Later || refund.sends > 0;
@@ -212,16 +216,13 @@ impl Refunding {
         };
         match answer {
             Ok(record) => {
+                // Boxed: a settler's pass polls this on its caller's stack.
                 let mut adopted = match seen {
                     Some(seen) => {
-                        self.adoption
-                            .record_seen(seen, &record, Some(refund.id))
-                            .await?
+                        Box::pin(self.adoption.record_seen(*seen, &record, Some(refund.id))).await?
                     }
                     None => {
-                        self.adoption
-                            .record(payment.id, &record, Some(refund.id))
-                            .await?
+                        Box::pin(self.adoption.record(payment.id, &record, Some(refund.id))).await?
                     }
                 };
                 // The adoption frees the slot with the refund it settles; otherwise it is
