@@ -9,9 +9,9 @@
 //! | create  | `insert_payment`                                                              |
 //! | confirm | `update_payment` with `PaymentUpdate::Claim` (by order id and amount); Toss   |
 //! |         | approves; `update_payment` with `PaymentUpdate::Complete` and its event       |
-//! | refund  | `payment`; `reserve_refund`; `take_cancel_slot`; `refund`; `mark_refund_sent`; |
-//! |         | Toss cancels; `adopt` (the refund completed, the amounts moved, the slot      |
-//! |         | freed, `payment.refunded`); `free_cancel_slot`; `refund`; `payment`           |
+//! | refund  | `payment`; `reserve_refund` with the cancel slot and the send (one statement) |
+//! |         | Toss cancels; `adopt_seen` from the rows it read (the refund completed, the   |
+//! |         | amounts moved, the slot freed, `payment.refunded`: one statement)             |
 //!
 //! What the service adds on top is HTTP, JSON, the Toss client and its own bookkeeping.
 
@@ -23,7 +23,9 @@ use payment_service::domain::{
     RefundOrigin, RefundStatus, status_after_refunds,
 };
 use payment_service::service::events;
-use payment_service::store::{DatabaseOptions, Plan, RefundWrite, Store, StoreError, Target};
+use payment_service::store::{
+    DatabaseOptions, Plan, RefundWrite, Reservation, SendNow, Store, StoreError, Target,
+};
 
 use crate::flows::{AMOUNT_KRW, Flow};
 use crate::stats::Recorder;
@@ -172,32 +174,23 @@ impl DbFlow {
             refund_account: None,
             requested_by: Actor::api_key("key-1"),
         };
-        if !self.store.reserve_refund(&refund, None).await? {
-            return Err(Failed::Refused("reserve"));
-        }
         let now = Utc::now();
-        self.store
-            .take_cancel_slot(payment_id, refund.id, now, lease(now))
-            .await?
-            .ok_or(Failed::Refused("take cancel slot"))?;
-        self.store
-            .refund(refund.id)
-            .await?
-            .ok_or(Failed::Refused("read refund"))?;
-        let now = Utc::now();
-        if !self
-            .store
-            .mark_refund_sent(refund.id, now, lease(now))
-            .await?
-        {
-            return Err(Failed::Refused("mark sent"));
-        }
+        let send = SendNow {
+            now,
+            slot_until: lease(now),
+            lease_until: lease(now),
+        };
+        let Reservation::Sending(sending) =
+            self.store.reserve_refund(&refund, None, Some(send)).await?
+        else {
+            return Err(Failed::Refused("reserve, take the cancel slot, mark sent"));
+        };
 
         let cancel_key = format!("cx_{}", uuid::Uuid::new_v4().simple());
         let now = Utc::now();
         let adopted = self
             .store
-            .adopt(payment_id, |payment, refunds| {
+            .adopt_seen(sending.seen, |payment, refunds| {
                 let plan = cancelled(payment, refunds, refund.id, &cancel_key, now);
                 let done = plan.is_some();
                 (plan, done)
@@ -206,15 +199,6 @@ impl DbFlow {
         if !matches!(adopted, Some((_, _, true))) {
             return Err(Failed::Refused("adopt the cancel"));
         }
-        self.store.free_cancel_slot(payment_id, refund.id).await?;
-        self.store
-            .refund(refund.id)
-            .await?
-            .ok_or(Failed::Refused("read refund"))?;
-        self.store
-            .payment(payment_id)
-            .await?
-            .ok_or(Failed::Refused("read payment"))?;
         Ok(())
     }
 }

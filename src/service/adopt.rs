@@ -11,7 +11,7 @@ use super::{ServiceSettings, events};
 use crate::domain::{Actor, Payment, PaymentId, Refund, RefundId};
 use crate::error::AppError;
 use crate::gateway::PgPayment;
-use crate::store::{Store, Target};
+use crate::store::{Seen, Store, Target};
 
 /// What adopting a record left: the payment and its refunds as they now are, and the verdict.
 #[derive(Debug, Clone)]
@@ -47,6 +47,23 @@ impl Adoption {
         Ok(Adopted { payment, ..adopted })
     }
 
+    /// [`Adoption::record`] from the payment and its refunds as `seen` (see
+    /// [`Store::adopt_seen`]): one statement when nothing changed since.
+    pub(super) async fn record_seen(
+        &self,
+        seen: Seen,
+        record: &PgPayment,
+        cancel_of: Option<RefundId>,
+    ) -> Result<Adopted, AppError> {
+        let adopted = self
+            .adopt(seen.payment().id, Some(seen), record, cancel_of)
+            .await?;
+        let payment = self
+            .unflag_if_resolved(adopted.payment, &adopted.refunds)
+            .await;
+        Ok(Adopted { payment, ..adopted })
+    }
+
     /// [`Adoption::record`], the flag left to the caller (a person's review).
     pub(super) async fn only(
         &self,
@@ -54,19 +71,30 @@ impl Adoption {
         record: &PgPayment,
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
-        let adopted = self
-            .store
-            .adopt(id, |payment, refunds| {
-                let decision = decide(
-                    payment,
-                    Attempt::of(payment).as_ref(),
-                    refunds,
-                    record,
-                    &self.context(payment, cancel_of),
-                );
-                (decision.plan, (decision.verdict, decision.alert))
-            })
-            .await?;
+        self.adopt(id, None, record, cancel_of).await
+    }
+
+    async fn adopt(
+        &self,
+        id: PaymentId,
+        seen: Option<Seen>,
+        record: &PgPayment,
+        cancel_of: Option<RefundId>,
+    ) -> Result<Adopted, AppError> {
+        let decided = |payment: &Payment, refunds: &[Refund]| {
+            let decision = decide(
+                payment,
+                Attempt::of(payment).as_ref(),
+                refunds,
+                record,
+                &self.context(payment, cancel_of),
+            );
+            (decision.plan, (decision.verdict, decision.alert))
+        };
+        let adopted = match seen {
+            Some(seen) => self.store.adopt_seen(seen, decided).await?,
+            None => self.store.adopt(id, decided).await?,
+        };
         let Some((payment, refunds, (verdict, alert))) = adopted else {
             return Err(AppError::NotFound(format!("payment {id} not found")));
         };

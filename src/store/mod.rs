@@ -55,8 +55,9 @@ use sea_orm::{
 
 pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
-pub use payments::{Plan, RefundWrite, Target};
+pub use payments::{Plan, RefundWrite, Seen, Target};
 pub use reconciliation::{Claimed, StoredDiscrepancy};
+pub use refunds::{Reservation, SendNow, Sending};
 pub use schedules::ScheduleWrite;
 pub use sealed::SealedColumn;
 

@@ -2,12 +2,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr, Statement, TransactionTrait,
+    FromQueryResult, Iden, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
+    Statement, TransactionTrait,
 };
 
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_refund};
+use super::payments::Seen;
 use super::{ReadAs, Store, StoreError, StoreResult, sql};
 use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
@@ -17,46 +19,204 @@ fn refundable_statuses() -> impl Iterator<Item = &'static str> {
     REFUNDABLE.iter().map(|status| status.as_str())
 }
 
+/// A refund's cancel about to be sent as its reservation commits: when, the cancel slot's
+/// lease, and the refund's lease (the settler leaves it alone until then).
+#[derive(Debug, Clone, Copy)]
+pub struct SendNow {
+    pub now: DateTime<Utc>,
+    pub slot_until: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What [`Store::reserve_refund`] did.
+#[derive(Debug)]
+pub enum Reservation {
+    /// Nothing: the balance or the status does not allow the refund.
+    Refused,
+    /// The amount is reserved and the refund recorded `PENDING`, never sent.
+    Reserved,
+    /// As `Reserved`, and the cancel slot taken and the first send recorded: send it now.
+    Sending(Box<Sending>),
+}
+
+/// A refund reserved with the payment's cancel slot and its first send recorded.
+#[derive(Debug)]
+pub struct Sending {
+    /// The payment as the reservation left it (the slot held).
+    pub payment: Payment,
+    /// The payment and its refunds (this one as sent) as the reservation left them, for the
+    /// adoption of the cancel's answer.
+    pub seen: Seen,
+}
+
+/// `refund` as [`Store::mark_refund_sent`] leaves it after its first send is recorded.
+fn sent_refund(refund: &Refund, send: &SendNow) -> Refund {
+    Refund {
+        sends: refund.sends + 1,
+        last_sent_at: Some(send.now),
+        next_reconcile_at: Some(send.lease_until),
+        ..refund.clone()
+    }
+}
+
 impl Store {
     /// Sets `refund.amount_krw` aside from the payment's balance and records the refund as
-    /// `PENDING`, before the PG is called. `false` when the balance (or the status) no longer
-    /// allows it: two concurrent refunds cannot both take the same money.
+    /// `PENDING`, before the PG is called. [`Reservation::Refused`] when the balance (or the
+    /// status) no longer allows it: two concurrent refunds cannot both take the same money.
     ///
     /// `taken`: only if the refunded and reserved amounts still add up to this (a tax-free part
     /// was computed from them).
-    pub async fn reserve_refund(&self, refund: &Refund, taken: Option<i64>) -> StoreResult<bool> {
+    ///
+    /// `send`: the refund's cancel is to be sent at once. On PostgreSQL the same statement then
+    /// also takes the payment's cancel slot if it is free and, if it took it, records the refund
+    /// as sent (what [`Store::take_cancel_slot`] and [`Store::mark_refund_sent`] would do next),
+    /// and brings back the payment and its refunds as they then are ([`Reservation::Sending`]).
+    pub async fn reserve_refund(
+        &self,
+        refund: &Refund,
+        taken: Option<i64>,
+        send: Option<SendNow>,
+    ) -> StoreResult<Reservation> {
         if self.db.get_database_backend() == DbBackend::Postgres {
-            // One statement: the refund row is inserted from the reserving update's row.
-            let (update_sql, mut values) = sql::update_returning(reserve_update(refund, taken));
-            let (insert_sql, refund_values) = sql::insert_select(
-                to_active_refund(refund),
-                Some("reserved"),
-                None,
-                values.len() + 1,
-            );
-            values.extend(refund_values);
-            let inserted = self
-                .db
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    format!("WITH reserved AS ({update_sql}) {insert_sql}"),
-                    values,
-                ))
-                .await
-                .map_err(already_recorded)?;
-            return Ok(inserted.rows_affected() == 1);
+            return match send {
+                Some(send) => self.reserve_and_send(refund, taken, send).await,
+                None => self.reserve_postgres(refund, taken).await,
+            };
         }
         let txn = self.db.begin().await?;
         if !reserve(&txn, refund, taken).await? {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(Reservation::Refused);
         }
         if let Err(error) = to_active_refund(refund).insert(&txn).await {
             txn.rollback().await?;
             return Err(already_recorded(error));
         }
         txn.commit().await?;
-        Ok(true)
+        Ok(Reservation::Reserved)
+    }
+
+    /// One statement: the refund row is inserted from the reserving update's row.
+    async fn reserve_postgres(
+        &self,
+        refund: &Refund,
+        taken: Option<i64>,
+    ) -> StoreResult<Reservation> {
+        let (update_sql, mut values) = sql::update_returning(reserve_update(refund, taken));
+        let (insert_sql, refund_values) = sql::insert_select(
+            to_active_refund(refund),
+            Some("reserved"),
+            None,
+            values.len() + 1,
+        );
+        values.extend(refund_values);
+        let inserted = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("WITH reserved AS ({update_sql}) {insert_sql}"),
+                values,
+            ))
+            .await
+            .map_err(already_recorded)?;
+        Ok(if inserted.rows_affected() == 1 {
+            Reservation::Reserved
+        } else {
+            Reservation::Refused
+        })
+    }
+
+    /// The reservation, the cancel slot if free, the refund inserted as sent if the slot was
+    /// taken (as reserved otherwise), and the payment with its refunds read back, in one
+    /// statement.
+    async fn reserve_and_send(
+        &self,
+        refund: &Refund,
+        taken: Option<i64>,
+        send: SendNow,
+    ) -> StoreResult<Reservation> {
+        let id = refund.id.to_string();
+        let free = Expr::col(payment::Column::CancelSlot)
+            .is_null()
+            .or(Expr::col(payment::Column::CancelSlotUntil).lt(send.now));
+        let mut update = reserve_update(refund, taken);
+        update
+            .value(
+                payment::Column::CancelSlot,
+                Expr::case(free.clone(), Expr::value(id.clone()))
+                    .finally(Expr::col(payment::Column::CancelSlot)),
+            )
+            .value(
+                payment::Column::CancelSlotUntil,
+                Expr::case(free, Expr::value(send.slot_until))
+                    .finally(Expr::col(payment::Column::CancelSlotUntil)),
+            );
+        let (update_sql, mut values) = sql::update_returning(update);
+        // The new row's version, for the adoption that follows the send.
+        let update_sql = format!("{update_sql}, xmin::text AS row_version");
+        let sent = sent_refund(refund, &send);
+        values.push(id.clone().into());
+        let when = format!("reserved.cancel_slot = ${}", values.len());
+        let (insert_sql, refund_values) = sql::insert_select_either(
+            &when,
+            to_active_refund(&sent),
+            to_active_refund(refund),
+            "reserved",
+            values.len() + 1,
+        );
+        values.extend(refund_values);
+        let column = |table: &str, prefix: &str, name: String| {
+            format!("{table}.\"{name}\" AS \"{prefix}{name}\"")
+        };
+        let mut select: Vec<String> = payment::Column::iter()
+            .map(|c| column("reserved", "p_", c.to_string()))
+            .collect();
+        select.extend(refund::Column::iter().map(|c| column("r", "r_", c.to_string())));
+        let sql = format!(
+            "WITH reserved AS ({update_sql}), \
+             inserted AS ({insert_sql} RETURNING xmin::text AS row_version) \
+             SELECT {}, reserved.row_version AS p_row_version, \
+             inserted.row_version AS i_row_version, r.xmin::text AS r_row_version \
+             FROM reserved CROSS JOIN inserted \
+             LEFT JOIN refunds r ON r.payment_id = reserved.id \
+             ORDER BY r.created_at, r.id",
+            select.join(", ")
+        );
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await
+            .map_err(already_recorded)?;
+        let Some(first) = rows.first() else {
+            return Ok(Reservation::Refused);
+        };
+        let payment = Payment::try_from(payment::Model::from_query_result(first, "p_")?)?;
+        if payment.cancel_slot != Some(refund.id) {
+            return Ok(Reservation::Reserved);
+        }
+        let version: String = first.try_get("", "p_row_version")?;
+        let own: String = first.try_get("", "i_row_version")?;
+        // The other refunds as the statement's snapshot had them (its own row is not in it).
+        let mut refunds = Vec::new();
+        for row in &rows {
+            if let Some(version) = row.try_get::<Option<String>>("", "r_row_version")? {
+                let other = Refund::try_from(refund::Model::from_query_result(row, "r_")?)?;
+                refunds.push((other, version));
+            }
+        }
+        refunds.push((sent, own));
+        Ok(Reservation::Sending(Box::new(Sending {
+            seen: Seen {
+                payment: payment.clone(),
+                version,
+                refunds,
+            },
+            payment,
+        })))
     }
 
     /// The refund of `payment_id` made under the caller's `Idempotency-Key`, if any.

@@ -12,7 +12,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::fake_toss::{self, FakePayment};
 use crate::helpers::{
-    API_KEY, Backend, Options, into_reply, spawn_app, spawn_impatient, spawn_with,
+    API_KEY, Backend, Options, deliver, into_reply, spawn_app, spawn_impatient, spawn_with,
 };
 use crate::on_both_databases;
 
@@ -26,6 +26,7 @@ on_both_databases!(
     crash_after_claim_and_toss_never_heard_of_it,
     crash_after_toss_done_before_commit,
     concurrent_refunds_never_exceed_balance,
+    a_refund_adopted_by_a_webhook_while_its_answer_is_on_the_way_counts_once,
     confirm_reply_that_contradicts_us_is_set_aside,
 );
 
@@ -359,6 +360,69 @@ async fn concurrent_refunds_never_exceed_balance(backend: Backend) {
         app.toss_requests("POST", "/cancel").await.len() as i64,
         1 + ok
     );
+    app.stop().await;
+}
+
+/// A refund's cancel lands at Toss, and before its answer comes back a webhook makes the
+/// service read Toss's record and adopt the cancel. The answer's adoption, prepared from the
+/// rows as the reservation left them, must not write them over the webhook's: the refund is
+/// completed once, with one `payment.refunded`, and the balance moves once.
+async fn a_refund_adopted_by_a_webhook_while_its_answer_is_on_the_way_counts_once(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let paid = app
+        .completed_payment("order_rwhk_0001", 10000, "pk_rwhk")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap().to_owned();
+    app.toss
+        .slow_cancel(&app.toss_server, Duration::from_millis(1500))
+        .await;
+    let refund = {
+        let request = app
+            .client
+            .post(format!("{}/payments/{id}/refund", app.address))
+            .bearer_auth(API_KEY)
+            .json(&json!({"reason": "race", "refund_amount_krw": 4000}));
+        tokio::spawn(async move { into_reply(request.send().await.unwrap()).await })
+    };
+    // The cancel is at Toss (its answer on the way) once Toss shows it.
+    for _ in 0..100 {
+        if app.toss.payment("pk_rwhk").unwrap().balance == 6000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hint = json!({
+        "eventType": "PAYMENT_STATUS_CHANGED",
+        "createdAt": "2026-11-23T12:18:15.000000",
+        "data": {"paymentKey": "pk_rwhk", "orderId": "order_rwhk_0001",
+                 "status": "PARTIAL_CANCELED", "totalAmount": 10000}
+    });
+    let hinted = deliver(&app, Some("whtrans_rwhk"), &hint).await;
+    assert_eq!(hinted.status, StatusCode::OK, "{}", hinted.text);
+    let during = app.payment(&id).await;
+    assert_eq!(
+        during["refunded_amount_krw"], 4000,
+        "the webhook adopted it"
+    );
+    let reply = refund.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "COMPLETED", "{}", reply.text);
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["refunded_amount_krw"], 4000);
+    assert_eq!(payment["status"], "PARTIAL_REFUND");
+    assert_eq!(payment["needs_review"], false);
+    let refunded: Vec<Value> = app
+        .events_of(&id)
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "payment.refunded")
+        .collect();
+    assert_eq!(refunded.len(), 1, "{refunded:?}");
+    let refunds = app.get(&format!("/payments/{id}/refunds")).await.body["refunds"].clone();
+    assert_eq!(refunds.as_array().unwrap().len(), 1, "{refunds}");
+    assert_eq!(app.toss_requests("POST", "/cancel").await.len(), 1);
     app.stop().await;
 }
 

@@ -209,10 +209,13 @@ async fn charged(app: &TestApp, wire: &Wire, order_id: &str, key_id: &str) -> Tr
 }
 
 /// The bounds (PostgreSQL, warm connections). Before issue 23's write-path work a refund took
-/// 15 round trips in 9 transactions and a charge 7; a confirm 2 (4 with an `Idempotency-Key`).
+/// 15 round trips in 9 transactions (then 11: the adoption transaction alone was 7) and a charge
+/// 7; a confirm 2 (4 with an `Idempotency-Key`). A refund is now the read, the reservation
+/// (with the cancel slot and the send recorded) and the adoption of Toss's answer, one
+/// statement each.
 const CONFIRM: usize = 2;
 const CONFIRM_WITH_KEY: usize = 4;
-const REFUND: usize = 11;
+const REFUND: usize = 3;
 const CHARGE: usize = 6;
 
 #[tokio::test]

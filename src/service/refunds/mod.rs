@@ -17,12 +17,12 @@ use crate::domain::{
     ScopedKey,
 };
 use crate::error::AppError;
-use crate::store::{Store, StoreError};
+use crate::store::{Reservation, SendNow, Store, StoreError};
 
 mod send;
 
 pub(super) use send::DrivenBy;
-use send::REQUEST_PATIENCE;
+use send::{Fresh, REQUEST_PATIENCE};
 
 #[derive(Debug, Clone)]
 pub struct RefundCommand {
@@ -57,9 +57,9 @@ const RESERVE_RETRIES: usize = 5;
 
 /// What one reservation attempt came to.
 enum Reserved {
-    Done((Refund, Payment)),
+    Done(Box<Fresh>),
     /// Answered already (recorded without a PG, or the same key's refund).
-    Outcome(Result<RefundOutcome, AppError>),
+    Outcome(Box<Result<RefundOutcome, AppError>>),
     Moved,
 }
 
@@ -129,24 +129,24 @@ impl Refunding {
                     reserved = Some(done);
                     break;
                 }
-                Reserved::Outcome(outcome) => return outcome,
+                Reserved::Outcome(outcome) => return *outcome,
                 // The balance moved between the read and the reservation: the tax-free part was
                 // computed from a stale balance; compute it again.
                 Reserved::Moved => {}
             }
         }
-        let Some((refund, payment)) = reserved else {
+        let Some(fresh) = reserved else {
             return Err(AppError::RequestInProgress);
         };
         // The refund as just reserved: its first send does not read it again.
-        let (refund_id, payment_id) = (refund.id, payment.id);
+        let (refund_id, payment_id) = (fresh.refund.id, fresh.refund.payment_id);
         let driven_by = DrivenBy::ItsRequest;
         self.drive(
             refund_id,
             payment_id,
             REQUEST_PATIENCE,
             driven_by,
-            Some(refund),
+            Some(*fresh),
         )
         .await
     }
@@ -223,23 +223,37 @@ impl Refunding {
                 return self.reservation_refused(&payment, amount, taken).await;
             };
             tracing::info!(payment_id = %after.id, refund_id = %refund.id, amount_krw = amount, "refund recorded (no PG call)");
-            return Ok(Reserved::Outcome(Ok(RefundOutcome::Completed {
+            return Ok(Reserved::Outcome(Box::new(Ok(RefundOutcome::Completed {
                 refund,
                 payment: after,
-            })));
+            }))));
         }
-        match self.store.reserve_refund(&refund, taken).await {
-            Ok(true) => Ok(Reserved::Done((refund, payment))),
-            Ok(false) => self.reservation_refused(&payment, amount, taken).await,
+        // A key Toss gave us is sent to at once: the reservation takes the cancel slot and
+        // records the send too. (A key a caller recorded is checked at Toss first.)
+        let send = matches!(payment.pg_ref(), PgRef::Adopted(_)).then(|| SendNow {
+            now,
+            slot_until: now + self.slot_lease(),
+            lease_until: self.settings.claim_expiry(),
+        });
+        match self.store.reserve_refund(&refund, taken, send).await {
+            Ok(Reservation::Sending(sending)) => Ok(Reserved::Done(Box::new(Fresh {
+                refund,
+                sending: Some(sending),
+            }))),
+            Ok(Reservation::Reserved) => Ok(Reserved::Done(Box::new(Fresh {
+                refund,
+                sending: None,
+            }))),
+            Ok(Reservation::Refused) => self.reservation_refused(&payment, amount, taken).await,
             // The same key won a race against this request: answer with its refund.
             Err(StoreError::AlreadyRecorded(_)) if command.idempotency_key.is_some() => {
                 let key = command.idempotency_key.as_ref().expect("checked");
-                Ok(Reserved::Outcome(
+                Ok(Reserved::Outcome(Box::new(
                     match self.store.refund_by_key(payment.id, key).await? {
                         Some(made) => self.refund_outcome(made.id).await,
                         None => Err(AppError::RequestInProgress),
                     },
-                ))
+                )))
             }
             Err(error) => Err(error.into()),
         }

@@ -17,6 +17,7 @@ use crate::gateway::{CancelRequest, GatewayError, PgPayment};
 use crate::service::codes::Code;
 use crate::service::decide::{Attempt, Context, Verdict, abandon_refund, decide};
 use crate::service::{find, key_of_send};
+use crate::store::{Seen, Sending};
 
 /// How long a refund request keeps driving its cancel (waiting for its turn, resending after
 /// Toss's "one cancel per second") before answering 202 and leaving the rest to the settler.
@@ -24,6 +25,13 @@ pub(super) const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
 /// Toss refuses a second cancel of one payment within a second.
 const CANCEL_SPACING: Duration = Duration::from_millis(1100);
 const SLOT_POLL: Duration = Duration::from_millis(100);
+
+/// A refund as its request just reserved it: not read again when its first send follows at
+/// once. `sending`: the reservation took the cancel slot and recorded that first send already.
+pub(super) struct Fresh {
+    pub(super) refund: Refund,
+    pub(super) sending: Option<Box<Sending>>,
+}
 
 /// What one send of a cancel came to.
 enum Sent {
@@ -64,6 +72,11 @@ impl Refunding {
             .await
     }
 
+    /// How long a cancel holds the payment's cancel slot before another may take it.
+    pub(super) fn slot_lease(&self) -> Duration {
+        self.settings.pg_read_timeout + Duration::from_secs(5)
+    }
+
     /// [`Refunding::drive_refund`]; `fresh`: the refund as its request just reserved it, not
     /// read again when the slot is free at once (nobody else drives it within its lease).
     pub(super) async fn drive(
@@ -72,18 +85,31 @@ impl Refunding {
         payment_id: PaymentId,
         patience: Duration,
         driven_by: DrivenBy,
-        mut fresh: Option<Refund>,
+        fresh: Option<Fresh>,
     ) -> Result<RefundOutcome, AppError> {
         let deadline = Instant::now() + patience;
-        let lease = self.settings.pg_read_timeout + Duration::from_secs(5);
+        let lease = self.slot_lease();
         let mut read_back = true;
+        let (mut fresh, mut sending) = match fresh {
+            Some(Fresh { refund, sending }) => (Some(refund), sending),
+            None => (None, None),
+        };
         loop {
             let now = Utc::now();
-            let Some(payment) = self
-                .store
-                .take_cancel_slot(payment_id, refund_id, now, now + lease)
-                .await?
-            else {
+            // The reservation took the slot already (and recorded the send): as taken here.
+            let (taken, seen) = match sending.take() {
+                Some(sending) => {
+                    let Sending { payment, seen } = *sending;
+                    (Some(payment), Some(Box::new(seen)))
+                }
+                None => (
+                    self.store
+                        .take_cancel_slot(payment_id, refund_id, now, now + lease)
+                        .await?,
+                    None,
+                ),
+            };
+            let Some(payment) = taken else {
                 fresh = None;
                 if Instant::now() >= deadline {
                     tracing::info!(%refund_id, "another cancel of this payment is at Toss; this refund waits its turn");
@@ -117,7 +143,8 @@ impl Refunding {
                 // however long it waited for its turn, or it would wait forever.)
                 return self.refund_later(&payment, &refund).await;
             }
-            let sent = self.send_cancel(&payment, &refund, driven_by).await;
+            // Boxed: the settler's pass polls this on its caller's stack.
+            let sent = Box::pin(self.send_cancel(&payment, &refund, driven_by, seen)).await;
             match sent.unwrap_or_else(|error| done(Err(error))) {
                 Sent::Done(outcome) => return *outcome,
                 Sent::Again if Instant::now() + CANCEL_SPACING < deadline => {
@@ -130,12 +157,15 @@ impl Refunding {
         }
     }
 
-    /// One send of `refund`'s cancel, holding the payment's cancel slot.
+    /// One send of `refund`'s cancel, holding the payment's cancel slot. `seen`: the send is
+    /// recorded already (by the reservation, with the payment and its refunds as it left them,
+    /// which the answer's adoption starts from).
     async fn send_cancel(
         &self,
         payment: &Payment,
         refund: &Refund,
         driven_by: DrivenBy,
+        seen: Option<Box<Seen>>,
     ) -> Result<Sent, AppError> {
         // Forgotten only when refused before anything about it was answered or sent.
         let answered = driven_by == DrivenBy::Later || refund.sends > 0;
@@ -153,10 +183,11 @@ impl Refunding {
             return Ok(sent);
         }
         let now = Utc::now();
-        if !self
-            .store
-            .mark_refund_sent(refund.id, now, self.settings.claim_expiry())
-            .await?
+        if seen.is_none()
+            && !self
+                .store
+                .mark_refund_sent(refund.id, now, self.settings.claim_expiry())
+                .await?
         {
             self.store.free_cancel_slot(payment.id, refund.id).await?;
             return Ok(done(self.refund_outcome(refund.id).await));
@@ -185,10 +216,15 @@ impl Refunding {
         };
         match answer {
             Ok(record) => {
-                let mut adopted = self
-                    .adoption
-                    .record(payment.id, &record, Some(refund.id))
-                    .await?;
+                // Boxed: a settler's pass polls this on its caller's stack.
+                let mut adopted = match seen {
+                    Some(seen) => {
+                        Box::pin(self.adoption.record_seen(*seen, &record, Some(refund.id))).await?
+                    }
+                    None => {
+                        Box::pin(self.adoption.record(payment.id, &record, Some(refund.id))).await?
+                    }
+                };
                 // The adoption frees the slot with the refund it settles; otherwise it is
                 // given back here.
                 if adopted.payment.cancel_slot == Some(refund.id) {
