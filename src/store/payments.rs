@@ -11,7 +11,7 @@ use super::entities::refund;
 use super::events::{self, NewEvent};
 use super::mapping::{parse, refunds_in, to_active_payment, to_active_refund};
 use super::payment_sql::{self, Assign, ReadBy, Sql};
-use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
+use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate, sql};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
     PaymentUpdate, Refund, RefundId,
