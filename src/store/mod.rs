@@ -28,6 +28,7 @@ macro_rules! set {
     };
 }
 
+mod adoption;
 mod attempts;
 mod billing;
 mod consents;
@@ -53,9 +54,10 @@ use sea_orm::{
     RuntimeErr, Select, SqlErr, TransactionTrait,
 };
 
+pub use adoption::{Plan, RefundWrite, Seen};
 pub use billing::{IssueClaim, IssuedKey, KeyRef};
 pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
-pub use payments::{Plan, RefundWrite, Seen, Target};
+pub use payments::Target;
 pub use reconciliation::{Claimed, StoredDiscrepancy};
 pub use refunds::{Reservation, SendNow, Sending};
 pub use schedules::ScheduleWrite;

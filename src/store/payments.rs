@@ -1,20 +1,19 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 
 use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
-use super::entities::refund;
 use super::events::{self, NewEvent};
-use super::mapping::{parse, refunds_in, to_active_payment, to_active_refund};
+use super::mapping::{parse, to_active_payment};
 use super::payment_sql::{self, Assign, ReadBy, Sql};
-use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate, sql};
+use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
-    PaymentUpdate, Refund, RefundId,
+    PaymentUpdate, RefundId,
 };
 
 /// Which payment a change is for, and what must still hold for it to happen: the status is one
@@ -57,58 +56,6 @@ impl<'a> Target<'a> {
         }
     }
 }
-
-/// A write of the adoption transaction to one refund row.
-#[derive(Debug, Clone)]
-pub enum RefundWrite {
-    Insert(Refund),
-    Update(Refund),
-    /// A refund the PG refused at once: it leaves no trace.
-    Delete(RefundId),
-}
-
-/// What an adoption writes, decided from the rows as locked: the payment as it must become, the
-/// refunds' changes, and the events, all in one transaction.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub payment: Payment,
-    pub refunds: Vec<RefundWrite>,
-    pub events: Vec<NewEvent>,
-}
-
-/// A payment and its refunds as one statement saw them, with the version of every row
-/// (PostgreSQL's `xmin`: every write of a row makes a new one). [`Store::adopt_seen`] writes a
-/// plan decided from them only while none of them changed: as if they had been locked since.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub(super) payment: Payment,
-    pub(super) version: String,
-    /// Oldest first, each with its row's version.
-    pub(super) refunds: Vec<(Refund, String)>,
-}
-
-impl Seen {
-    pub fn payment(&self) -> &Payment {
-        &self.payment
-    }
-
-    /// The refunds' versions as [`REFUNDS_VERSION_SQL`] writes them: `id:xmin`, by id.
-    fn refunds_version(&self) -> String {
-        let mut versions: Vec<String> = self
-            .refunds
-            .iter()
-            .map(|(refund, version)| format!("{}:{version}", refund.id))
-            .collect();
-        versions.sort();
-        versions.join(",")
-    }
-}
-
-/// The versions of the refunds of the payment `$n` names (`{payment}`), one string: any
-/// refund inserted, deleted or written since changes it. Ids are ordered byte-wise (`"C"`), as
-/// Rust sorts them in [`Seen::refunds_version`].
-const REFUNDS_VERSION_SQL: &str = "(SELECT coalesce(string_agg(r.id || ':' || r.xmin::text, ',' \
-     ORDER BY r.id COLLATE \"C\"), '') FROM refunds r WHERE r.payment_id = {payment})";
 
 impl Store {
     pub async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
@@ -229,181 +176,6 @@ impl Store {
             count_transition(from, to.as_str());
         }
         Payment::try_from(row).map(Some)
-    }
-
-    /// Adopts a record about payment `id` in one transaction: the payment row is locked, its
-    /// refunds read, `decide` turns them into a [`Plan`] (or nothing to do), and the plan's
-    /// writes and events commit together. Returns the payment and its refunds as they now are,
-    /// with what `decide` said; `None` if there is no such payment.
-    pub async fn adopt<T>(
-        &self,
-        id: PaymentId,
-        decide: impl FnOnce(&Payment, &[Refund]) -> (Option<Plan>, T),
-    ) -> StoreResult<Option<(Payment, Vec<Refund>, T)>> {
-        let txn = self.db.begin().await?;
-        let mut select = payment::Entity::find_by_id(id.to_string());
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // SQLite runs one connection: its transaction is alone already.
-            select = select.lock_exclusive();
-        }
-        let Some(row) = select.one(&txn).await? else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let before = Payment::try_from(row)?;
-        let mut refunds = refunds_in(&txn, id).await?;
-        let (plan, said) = decide(&before, &refunds);
-        let Some(plan) = plan else {
-            txn.rollback().await?;
-            return Ok(Some((before, refunds, said)));
-        };
-        let now = Utc::now();
-        // `decide` sets `updated_at` when something a client sees changed.
-        let mut after = plan.payment;
-        // Derived from the payment before and after, whatever the plan: no plan can forget it.
-        attempts::write_adopted(&txn, &before, &mut after, now).await?;
-        payment::Entity::update(to_active_payment(&after))
-            .exec(&txn)
-            .await?;
-        for write in plan.refunds {
-            match write {
-                RefundWrite::Insert(refund) => {
-                    to_active_refund(&refund).insert(&txn).await?;
-                    refunds.push(refund);
-                }
-                RefundWrite::Update(refund) => {
-                    let mut row = to_active_refund(&refund);
-                    row.updated_at = sea_orm::ActiveValue::Set(now);
-                    refund::Entity::update(row).exec(&txn).await?;
-                    if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
-                        *slot = refund;
-                    }
-                }
-                RefundWrite::Delete(refund_id) => {
-                    refund::Entity::delete_by_id(refund_id.to_string())
-                        .exec(&txn)
-                        .await?;
-                    refunds.retain(|r| r.id != refund_id);
-                }
-            }
-        }
-        for event in plan.events {
-            events::append(&txn, event).await?;
-        }
-        txn.commit().await?;
-        if before.status != after.status {
-            count_transition(before.status.as_str(), after.status.as_str());
-        }
-        Ok(Some((after, refunds, said)))
-    }
-
-    /// [`Store::adopt`] from the rows as `seen`, without a lock or a transaction, on
-    /// PostgreSQL: the plan `decide` makes of them is written as one statement (the payment, the
-    /// refunds, the events: `WITH` parts) that changes nothing unless the payment and every one
-    /// of its refunds are still the versions seen: one round trip. When they are not (another
-    /// writer came between), when `decide` has nothing to write (the rows as they are now may
-    /// say otherwise), or when the plan changes an attempt, it is the locking transaction after
-    /// all, `decide` asked again. SQLite: the transaction.
-    pub async fn adopt_seen<T>(
-        &self,
-        seen: Seen,
-        mut decide: impl FnMut(&Payment, &[Refund]) -> (Option<Plan>, T),
-    ) -> StoreResult<Option<(Payment, Vec<Refund>, T)>> {
-        let id = seen.payment.id;
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            let mut refunds: Vec<Refund> = seen.refunds.iter().map(|(r, _)| r.clone()).collect();
-            if let (Some(plan), said) = decide(&seen.payment, &refunds)
-                && AttemptWrite::between(&seen.payment, &plan.payment).is_none()
-            {
-                let before = seen.payment.status;
-                let after = plan.payment.clone();
-                if Box::pin(self.write_seen(&seen, plan, &mut refunds)).await? {
-                    if before != after.status {
-                        count_transition(before.as_str(), after.status.as_str());
-                    }
-                    return Ok(Some((after, refunds, said)));
-                }
-            }
-        }
-        self.adopt(id, decide).await
-    }
-
-    /// The plan's writes as one statement, guarded by the versions `seen`; `false` (nothing
-    /// written) when a row moved since. `refunds` becomes the refunds as written.
-    async fn write_seen(
-        &self,
-        seen: &Seen,
-        plan: Plan,
-        refunds: &mut Vec<Refund>,
-    ) -> StoreResult<bool> {
-        let now = Utc::now();
-        let id = seen.payment.id.to_string();
-        let (sets, mut values) = sql::assignments(to_active_payment(&plan.payment), &["id"], 4);
-        let guard = REFUNDS_VERSION_SQL.replace("{payment}", "$1");
-        let mut parts = vec![format!(
-            "adopted AS (UPDATE \"payments\" SET {sets} WHERE \"payments\".\"id\" = $1 \
-             AND \"payments\".xmin::text = $2 AND {guard} = $3 RETURNING \"payments\".\"id\")"
-        )];
-        let mut all = vec![
-            sea_orm::Value::from(id),
-            sea_orm::Value::from(seen.version.clone()),
-            sea_orm::Value::from(seen.refunds_version()),
-        ];
-        all.append(&mut values);
-        for (n, write) in plan.refunds.into_iter().enumerate() {
-            let next = all.len() + 1;
-            let (part, part_values) = match &write {
-                RefundWrite::Insert(refund) => {
-                    sql::insert_select(to_active_refund(refund), Some("adopted"), None, next)
-                }
-                RefundWrite::Update(refund) => {
-                    let mut row = to_active_refund(refund);
-                    row.updated_at = sea_orm::ActiveValue::Set(now);
-                    let (sets, mut values) = sql::assignments(row, &["id"], next);
-                    let at = next + values.len();
-                    values.push(refund.id.to_string().into());
-                    (
-                        format!(
-                            "UPDATE \"refunds\" SET {sets} FROM adopted \
-                             WHERE \"refunds\".\"id\" = ${at}"
-                        ),
-                        values,
-                    )
-                }
-                RefundWrite::Delete(refund_id) => (
-                    format!(
-                        "DELETE FROM \"refunds\" USING adopted WHERE \"refunds\".\"id\" = ${next}"
-                    ),
-                    vec![refund_id.to_string().into()],
-                ),
-            };
-            all.extend(part_values);
-            parts.push(format!("refund_{n} AS ({part})"));
-            match write {
-                RefundWrite::Insert(refund) => refunds.push(refund),
-                RefundWrite::Update(refund) => {
-                    if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
-                        *slot = refund;
-                    }
-                }
-                RefundWrite::Delete(refund_id) => refunds.retain(|r| r.id != refund_id),
-            }
-        }
-        for (n, event) in plan.events.into_iter().enumerate() {
-            let (part, part_values) = event.insert_postgres(Some("adopted"), all.len() + 1);
-            all.extend(part_values);
-            parts.push(format!("event_{n} AS ({part})"));
-        }
-        let sql = format!("WITH {} SELECT * FROM adopted", parts.join(", "));
-        let written = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                all,
-            ))
-            .await?;
-        Ok(written.is_some())
     }
 
     /// The conditional update, its event and its attempt's write as one statement: the event

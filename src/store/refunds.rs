@@ -6,10 +6,10 @@ use sea_orm::{
     Statement, TransactionTrait,
 };
 
+use super::adoption::Seen;
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_refund};
-use super::payments::Seen;
 use super::{ReadAs, Store, StoreError, StoreResult, sql};
 use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
