@@ -360,28 +360,16 @@ fn update_sql(
         sql.push(")");
     }
     if let Some(key) = target.payment_key {
-        sql.push(" AND ")
-            .column(Column::PaymentKey)
-            .push(" = ")
-            .bind(key.as_str());
+        sql.and_eq(Column::PaymentKey, key.as_str());
     }
     if let Some(amount) = target.amount_krw {
-        sql.push(" AND ")
-            .column(Column::AmountKrw)
-            .push(" = ")
-            .bind(amount);
+        sql.and_eq(Column::AmountKrw, amount);
     }
     if let Some(status) = target.status {
-        sql.push(" AND ")
-            .column(Column::Status)
-            .push(" = ")
-            .bind(status.as_str());
+        sql.and_eq(Column::Status, status.as_str());
     }
     if let Some(attempt) = target.attempt {
-        sql.push(" AND ")
-            .column(Column::ConfirmAttempt)
-            .push(" = ")
-            .bind(attempt);
+        sql.and_eq(Column::ConfirmAttempt, attempt);
     }
     if let PaymentUpdate::Annotate { attempt, .. } = update {
         // Once per attempt, whoever races.
