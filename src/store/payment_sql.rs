@@ -224,12 +224,12 @@ impl Sql {
         self
     }
 
-    /// ` RETURNING <every column>`, in the order [`decode`] reads them.
     /// ` AND "column" = <value>`: one more condition a row must meet.
     pub(super) fn and_eq(&mut self, column: Column, value: impl Into<Value>) -> &mut Self {
         self.push(" AND ").column(column).push(" = ").bind(value)
     }
 
+    /// ` RETURNING <every column>`, in the order [`decode`] reads them.
     pub(super) fn returning_all(&mut self) -> &mut Self {
         self.push(" RETURNING ").push(&COLUMN_LIST)
     }
