@@ -14,8 +14,8 @@ use super::dto::{
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::payments::{confirm_response, payment_id};
-use super::problem::{Problem, log_cause};
-use super::redirects::{failure_from_redirect, see_other};
+use super::problem::Problem;
+use super::redirects::{failure_from_redirect, failure_of, see_other};
 use crate::domain::{Actor, AuthKey, BillingKeyId, Caller, CustomerKey, UserId};
 use crate::error::AppError;
 use crate::service::CustomerOutcome;
@@ -147,9 +147,7 @@ pub async fn billing_success(
             (StatusCode::CREATED, Json(BillingKeyDto::from(&issued.key))).into_response()
         }
         (Err(error), _, Some(fail_url)) => {
-            log_cause(&error);
-            let problem = Problem::from(&error);
-            let message = problem.pg_message.clone().unwrap_or(problem.detail.clone());
+            let (problem, message) = failure_of(&error);
             see_other(
                 fail_url,
                 &[("code", problem.code.as_str()), ("message", &message)],

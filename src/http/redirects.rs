@@ -97,20 +97,16 @@ pub async fn toss_success(
         }
         (Ok(outcome), None, _) => confirm_response(outcome, Caller::Anonymous),
         (Err(error), _, Some(fail_url)) => {
-            let problem = Problem::from(&error);
+            let (problem, message) = failure_of(&error);
+            let order_id = order_id.unwrap_or_default();
             let mut query = vec![
-                ("order_id", order_id.unwrap_or_default()),
-                ("code", problem.code.clone()),
-                (
-                    "message",
-                    problem.pg_message.clone().unwrap_or(problem.detail.clone()),
-                ),
+                ("order_id", order_id.as_str()),
+                ("code", &problem.code),
+                ("message", &message),
             ];
-            if let Some(pg_code) = problem.pg_code.clone() {
+            if let Some(pg_code) = &problem.pg_code {
                 query.push(("pg_code", pg_code));
             }
-            log_cause(&error);
-            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             see_other(fail_url, &query)
         }
         (Err(error), _, None) => error.into_response(),
@@ -180,26 +176,25 @@ pub async fn toss_fail(
 }
 
 pub(super) fn see_other(base: &str, query: &[(&str, &str)]) -> Response {
-    let location = match Url::parse(base) {
-        Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(query);
-            url.to_string()
-        }
-        Err(_) => {
-            return AppError::Internal(format!("redirect URL {base:?} is not a URL"))
-                .into_response();
-        }
+    let Ok(mut url) = Url::parse(base) else {
+        return AppError::Internal(format!("redirect URL {base:?} is not a URL")).into_response();
     };
-    match HeaderValue::from_str(&location) {
-        Ok(value) => {
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            response.headers_mut().insert(header::LOCATION, value);
-            response
-        }
+    url.query_pairs_mut().extend_pairs(query);
+    match HeaderValue::from_str(url.as_str()) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
         Err(_) => {
             AppError::Internal("redirect location is not a header value".to_owned()).into_response()
         }
     }
+}
+
+/// What a fail URL is told of `error` (whose cause is logged): its problem, and the message
+/// for the buyer, Toss's own when Toss gave one.
+pub(super) fn failure_of(error: &AppError) -> (Problem, String) {
+    log_cause(error);
+    let problem = Problem::from(error);
+    let message = problem.pg_message.clone().unwrap_or(problem.detail.clone());
+    (problem, message)
 }
 
 /// Toss's `code` and `message` from a fail redirect (the buyer's browser can send anything), as
