@@ -236,18 +236,16 @@ pub async fn refund_payment(
             refund_account,
         })
         .await?;
-    Ok(match &outcome {
-        RefundOutcome::Completed { refund, payment } => {
-            (StatusCode::OK, Json(RefundDto::new(refund, payment))).into_response()
-        }
-        RefundOutcome::Unsettled { refund, payment } => {
-            // Not replayed: a retry with its key answers the refund as it then stands.
-            let mut response =
-                (StatusCode::ACCEPTED, Json(RefundDto::new(refund, payment))).into_response();
-            response.extensions_mut().insert(InFlight);
-            response
-        }
-    })
+    let (status, refund, payment) = match &outcome {
+        RefundOutcome::Completed { refund, payment } => (StatusCode::OK, refund, payment),
+        RefundOutcome::Unsettled { refund, payment } => (StatusCode::ACCEPTED, refund, payment),
+    };
+    let mut response = (status, Json(RefundDto::new(refund, payment))).into_response();
+    if status == StatusCode::ACCEPTED {
+        // Not replayed: a retry with its key answers the refund as it then stands.
+        response.extensions_mut().insert(InFlight);
+    }
+    Ok(response)
 }
 
 /// Cancel a payment nobody paid.

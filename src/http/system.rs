@@ -2,8 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::dto::{EventDto, EventListDto, EventParams, HealthDto, ReadyDto};
@@ -31,19 +29,13 @@ pub async fn health() -> Json<HealthDto> {
             example = json!({"type": "/problems/service-unavailable", "title": "Service unavailable", "status": 503, "detail": "the service cannot reach its database; retry later", "code": "SERVICE_UNAVAILABLE"})),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.service.ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(ReadyDto {
-                status: "ready".to_owned(),
-                database: "ok".to_owned(),
-                pg_gateway: state.service.pg_provider().unwrap_or("noop").to_owned(),
-            }),
-        )
-            .into_response(),
-        Err(error) => error.into_response(),
-    }
+pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyDto>, AppError> {
+    state.service.ready().await?;
+    Ok(Json(ReadyDto {
+        status: "ready".to_owned(),
+        database: "ok".to_owned(),
+        pg_gateway: state.service.pg_provider().unwrap_or("noop").to_owned(),
+    }))
 }
 
 /// The durable event log, oldest first after the cursor.

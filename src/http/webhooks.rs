@@ -107,10 +107,8 @@ pub async fn toss_webhook(
             .billing_key_deleted_at_toss(fingerprint)
             .await?;
         tracing::info!(event_type = ?delivery.event_type, applied, "billing webhook handled");
-        return Ok(Json(WebhookReply {
-            result: if applied { "applied" } else { "ignored" }.to_owned(),
-            reason: (!applied).then(|| "no active billing key of ours".to_owned()),
-        }));
+        let reason = (!applied).then_some("no active billing key of ours");
+        return reply(if applied { "applied" } else { "ignored" }, reason);
     }
     let transmission_id = headers
         .get(TRANSMISSION_ID)
@@ -120,10 +118,7 @@ pub async fn toss_webhook(
         Ok(hint) => hint,
         Err(reason) => {
             tracing::info!(event_type = ?delivery.event_type, reason, "webhook ignored");
-            return Ok(Json(WebhookReply {
-                result: "ignored".to_owned(),
-                reason: Some(reason.to_owned()),
-            }));
+            return reply("ignored", Some(reason));
         }
     };
     // Toss wants its answer within about 10 s; a read-back slower than that is better retried.
@@ -145,12 +140,17 @@ pub async fn toss_webhook(
         outcome = outcome.as_str(),
         "webhook handled"
     );
+    let reason = match outcome {
+        WebhookOutcome::Ignored(reason) => Some(reason),
+        WebhookOutcome::Applied | WebhookOutcome::Duplicate => None,
+    };
+    reply(outcome.as_str(), reason)
+}
+
+fn reply(result: &str, reason: Option<&str>) -> Result<Json<WebhookReply>, AppError> {
     Ok(Json(WebhookReply {
-        result: outcome.as_str().to_owned(),
-        reason: match outcome {
-            WebhookOutcome::Ignored(reason) => Some(reason.to_owned()),
-            WebhookOutcome::Applied | WebhookOutcome::Duplicate => None,
-        },
+        result: result.to_owned(),
+        reason: reason.map(str::to_owned),
     }))
 }
 

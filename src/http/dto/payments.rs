@@ -373,11 +373,10 @@ pub struct PaymentFailViewDto {
 
 impl From<&Payment> for PaymentFailViewDto {
     fn from(payment: &Payment) -> Self {
-        let full = PaymentDto::from(payment);
         Self {
-            order_id: full.order_id,
-            status: full.status,
-            failure: full.failure,
+            order_id: payment.order_id.to_string(),
+            status: payment.status,
+            failure: payment.failure.as_ref().map(FailureDto::from),
         }
     }
 }
