@@ -145,6 +145,11 @@ fn sign_in_page(
     response
 }
 
+/// The form again, 401, saying why the sign-in was refused.
+fn refused(console: &Console, name: &str, why: &str) -> Response {
+    sign_in_page(console, StatusCode::UNAUTHORIZED, name, Some(why))
+}
+
 /// `GET /console/sign-in`: the form.
 pub async fn sign_in_form(State(console): State<Console>) -> Response {
     sign_in_page(&console, StatusCode::OK, "", None)
@@ -181,21 +186,11 @@ pub async fn sign_in(
     let name = form.name.trim().to_owned();
     let password_len = form.password.expose_secret().len();
     if !valid_name(&name) || password_len == 0 || password_len > MAX_PASSWORD {
-        return Ok(sign_in_page(
-            &console,
-            StatusCode::UNAUTHORIZED,
-            "",
-            Some(WRONG),
-        ));
+        return Ok(refused(&console, "", WRONG));
     }
     if console.sessions.locked_until(&name).await?.is_some() {
         tracing::warn!(operator = %name, "console sign-in refused: locked");
-        return Ok(sign_in_page(
-            &console,
-            StatusCode::UNAUTHORIZED,
-            &name,
-            Some(LOCKED),
-        ));
+        return Ok(refused(&console, &name, LOCKED));
     }
     let operators = console.operators.clone();
     let (who, password) = (name.clone(), form.password);
@@ -205,15 +200,10 @@ pub async fn sign_in(
     if !right {
         tracing::warn!(operator = %name, "console sign-in refused: wrong name or password");
         console.sessions.record_failure(&name).await?;
-        return Ok(sign_in_page(
-            &console,
-            StatusCode::UNAUTHORIZED,
-            &name,
-            Some(WRONG),
-        ));
+        return Ok(refused(&console, &name, WRONG));
     }
     console.sessions.clear_failures(&name).await?;
-    let (token, _) = console.sessions.create(&name).await?;
+    let token = console.sessions.create(&name).await?;
     tracing::info!(operator = %name, "console: signed in");
     let mut response = to(&format!("{BASE}/"));
     let cookies = response.headers_mut();

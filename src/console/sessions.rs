@@ -87,7 +87,7 @@ impl Sessions {
 
     /// A new session for `operator`; returns the token for the cookie. Sessions idle past
     /// their expiry are deleted on the way.
-    pub async fn create(&self, operator: &str) -> StoreResult<(String, Session)> {
+    pub async fn create(&self, operator: &str) -> StoreResult<String> {
         let db = self.store.connection();
         let now = Utc::now();
         session::Entity::delete_many()
@@ -95,23 +95,16 @@ impl Sessions {
             .exec(db)
             .await?;
         let token = random_token();
-        let csrf_token = random_token();
         session::Entity::insert(session::ActiveModel {
             token_hash: Set(token_hash(&token)),
             operator: Set(operator.to_owned()),
-            csrf_token: Set(csrf_token.clone()),
+            csrf_token: Set(random_token()),
             created_at: Set(now),
             last_seen_at: Set(now),
         })
         .exec_without_returning(db)
         .await?;
-        Ok((
-            token,
-            Session {
-                operator: operator.to_owned(),
-                csrf_token,
-            },
-        ))
+        Ok(token)
     }
 
     /// The live session of `token` (used within the idle expiry), its use recorded.
@@ -167,11 +160,7 @@ impl Sessions {
         // counted (so that the answers tell no names apart), which must not grow the table.
         lockout::Entity::delete_many()
             .filter(Column::UpdatedAt.lt(now - FORGET_AFTER))
-            .filter(
-                Column::LockedUntil
-                    .is_null()
-                    .or(Column::LockedUntil.lte(now)),
-            )
+            .filter(unlocked(now))
             .exec(self.store.connection())
             .await?;
         let reached = Expr::col((lockout::Entity, Column::Failures))
@@ -206,13 +195,15 @@ impl Sessions {
     pub async fn clear_failures(&self, operator: &str) -> StoreResult<()> {
         lockout::Entity::delete_many()
             .filter(lockout::Column::Operator.eq(operator))
-            .filter(
-                lockout::Column::LockedUntil
-                    .is_null()
-                    .or(lockout::Column::LockedUntil.lte(Utc::now())),
-            )
+            .filter(unlocked(Utc::now()))
             .exec(self.store.connection())
             .await?;
         Ok(())
     }
+}
+
+/// The lockout rows of names not locked at `now`.
+fn unlocked(now: DateTime<Utc>) -> Expr {
+    let until = lockout::Column::LockedUntil;
+    until.is_null().or(until.lte(now))
 }
