@@ -97,29 +97,26 @@ const TOSS_READS_AT_ONCE: usize = 4;
 
 /// One set-aside payment with Toss's current record beside ours (or why it is not there).
 async fn queue_item(console: &Console, payment: Payment) -> QueueItem {
-    let (rows, toss_missing) = match console.service.reviewing().pg_record(&payment).await {
-        Ok(Some(record)) => (compare(&payment, &record), None),
-        Ok(None) => (
-            Vec::new(),
-            Some("토스에 기록이 없습니다 / Toss has no record of it"),
-        ),
-        Err(AppError::PgNotConfigured) => (
-            Vec::new(),
-            Some("토스 키가 없습니다 / No Toss key is configured: Toss's record cannot be read"),
-        ),
+    let record = console.service.reviewing().pg_record(&payment).await;
+    let toss_missing = match &record {
+        Ok(Some(_)) => None,
+        Ok(None) => Some("토스에 기록이 없습니다 / Toss has no record of it"),
+        Err(AppError::PgNotConfigured) => {
+            Some("토스 키가 없습니다 / No Toss key is configured: Toss's record cannot be read")
+        }
         Err(error) => {
             tracing::warn!(payment_id = %payment.id, %error, "console: Toss's record could not be read");
-            (
-                Vec::new(),
-                Some("지금은 토스를 읽을 수 없습니다 / Toss could not be read just now"),
-            )
+            Some("지금은 토스를 읽을 수 없습니다 / Toss could not be read just now")
         }
     };
     QueueItem {
         payment_id: payment.id.to_string(),
         order_id: payment.order_id.to_string(),
         reason: payment.review_reason.clone().unwrap_or_default(),
-        rows,
+        rows: record
+            .ok()
+            .flatten()
+            .map_or_else(Vec::new, |record| compare(&payment, &record)),
         toss_missing,
     }
 }

@@ -171,22 +171,22 @@ mod tests {
 
     #[test]
     fn finds_nul_escapes_in_strings_and_keys_only() {
-        assert!(json_has_nul(br#"{"a":"\u0000"}"#));
-        assert!(json_has_nul(br#"{"a":"x\u0000y"}"#));
-        assert!(json_has_nul(br#"{"a\u0000":1}"#));
-        assert!(json_has_nul(br#"{"a":{"b":["\u0000"]}}"#));
-        assert!(
-            json_has_nul(br#"{"a":"\\\u0000"}"#),
-            "an escaped backslash, then NUL"
-        );
-        assert!(
-            !json_has_nul(br#"{"a":"\\u0000"}"#),
-            "a backslash, then the text u0000"
-        );
-        assert!(!json_has_nul(br#"{"a":"u0000","b":"\u0001"}"#));
-        assert!(!json_has_nul(br#"{"a":"\""}"#));
-        assert!(!json_has_nul(b"{}"));
-        assert!(!json_has_nul(b"\\"));
-        assert!(!json_has_nul(br#""\u000"#));
+        for (json, has_nul) in [
+            (&br#"{"a":"\u0000"}"#[..], true),
+            (br#"{"a":"x\u0000y"}"#, true),
+            (br#"{"a\u0000":1}"#, true),
+            (br#"{"a":{"b":["\u0000"]}}"#, true),
+            // An escaped backslash, then NUL.
+            (br#"{"a":"\\\u0000"}"#, true),
+            // A backslash, then the text u0000.
+            (br#"{"a":"\\u0000"}"#, false),
+            (br#"{"a":"u0000","b":"\u0001"}"#, false),
+            (br#"{"a":"\""}"#, false),
+            (b"{}", false),
+            (b"\\", false),
+            (br#""\u000"#, false),
+        ] {
+            assert_eq!(json_has_nul(json), has_nul, "{}", json.escape_ascii());
+        }
     }
 }
