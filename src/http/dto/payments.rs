@@ -144,8 +144,7 @@ impl TryFrom<ConfirmPaymentRequest> for ConfirmCommand {
 /// `ConfirmCommand::try_from` enforces across two of them: exactly one of `payment_id` and
 /// `order_id` is given (a string), the other absent or null.
 pub fn document_one_payment_ref(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::{AllOf, Object, OneOf, Schema, Type};
+    use utoipa::openapi::schema::{AllOf, Object, OneOf, Type};
     let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
         return;
     };
