@@ -241,10 +241,8 @@ impl ApiKeys {
     /// The merchant when the request carries one of the keys (whichever, however spelled);
     /// anyone else is anonymous.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
-        match self.holder(headers) {
-            Some(_) => Caller::Merchant,
-            None => Caller::Anonymous,
-        }
+        self.holder(headers)
+            .map_or(Caller::Anonymous, |_| Caller::Merchant)
     }
 }
 
