@@ -29,8 +29,7 @@ pub struct ScheduleRequest {
     /// When to charge (RFC 3339); a time past is due at once.
     #[schema(format = DateTime)]
     pub charge_at: String,
-    /// Seconds to wait after each `retryable` decline before the next attempt: 1..10 entries,
-    /// each 1..2592000. Default: `[billing] retry_after_seconds` (1, 3 and 7 days).
+    /// Documented by `retry_delays_schema`.
     #[schema(schema_with = retry_delays_schema)]
     pub retry_after_seconds: Option<Vec<i64>>,
 }
