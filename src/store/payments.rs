@@ -2,14 +2,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement, TransactionTrait,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
 use super::events::{self, NewEvent};
 use super::mapping::{parse, to_active_payment};
-use super::payment_sql::{self, Assign, ReadBy, Sql};
+use super::payment_sql::{self, Assign, ReadBy};
+use super::sql::Sql;
 use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
@@ -106,17 +107,13 @@ impl Store {
                 q.filter(Column::NeedsReview.eq(flagged))
             });
         let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let payments = query
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
             .limit(limit)
             .offset(offset)
-            .all(&self.db)
+            .all_as(&self.db)
             .await?;
-        let payments = rows
-            .into_iter()
-            .map(Payment::try_from)
-            .collect::<StoreResult<_>>()?;
         Ok((payments, total))
     }
 
@@ -188,44 +185,21 @@ impl Store {
         attempt: Option<AttemptWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<payment::Model>> {
-        let Sql {
-            text: update_sql,
-            mut values,
-            ..
-        } = update;
-        let mut sql = String::with_capacity(update_sql.len() + 1024);
-        sql.push_str("WITH changed AS (");
-        sql.push_str(&update_sql);
-        sql.push(')');
+        let mut sql = update.into_with("changed");
         if let Some(event) = event {
-            let (append_sql, event_values) =
-                event.insert_postgres(Some("changed"), values.len() + 1);
-            values.extend(event_values);
-            sql.push_str(", appended AS (");
-            sql.push_str(&append_sql);
-            sql.push(')');
+            sql.push(", appended AS (");
+            event.insert_postgres(&mut sql, Some("changed"));
+            sql.push(")");
         }
         if let Some(write) = attempt {
-            let (attempt_sql, attempt_values) = attempts::write_sql(
-                &write,
-                &AttemptRow::Latest { cte: "changed" },
-                true,
-                DbBackend::Postgres,
-                values.len() + 1,
-                now,
-            );
-            values.extend(attempt_values);
-            sql.push_str(", attempted AS (");
-            sql.push_str(&attempt_sql);
-            sql.push(')');
+            sql.push(", attempted AS (");
+            let latest = AttemptRow::Latest { cte: "changed" };
+            attempts::write_sql(&mut sql, &write, &latest, true, now);
+            sql.push(")");
         }
         // `changed` returns the columns in the order the row is decoded in.
-        sql.push_str(" SELECT * FROM changed");
-        payment_sql::first_row(
-            &self.db,
-            Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
-        )
-        .await
+        sql.push(" SELECT * FROM changed");
+        payment_sql::first_row(&self.db, sql.into_statement()).await
     }
 
     /// Unsettled payments whose next reconciliation is due, oldest due first.
