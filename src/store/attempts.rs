@@ -234,22 +234,20 @@ pub(super) async fn write_adopted<C: ConnectionTrait>(
         number: Set(after.confirm_attempt),
         kind: Set(AttemptKind::Confirm.as_str().to_owned()),
         payment_key: Set(settled.payment_key.as_ref().map(PaymentKey::to_string)),
-        billing_key_id: Set(None),
         status: Set(settled.status.as_str().to_owned()),
         method: Set(settled.method.clone()),
         va_bank_code: Set(account.map(|a| a.bank_code.clone())),
         va_account_number: Set(account.map(|a| a.account_number.clone())),
         va_customer_name: Set(account.and_then(|a| a.customer_name.clone())),
         va_due_date: Set(account.and_then(|a| a.due_date)),
-        failure_code: Set(None),
-        failure_message: Set(None),
-        failure_retryable: Set(None),
         // Not sent by us: Toss has it from elsewhere (another instance's lost claim, a
         // confirm made outside the service).
         toss_sends: Set(0),
         started_at: Set(now),
         finished_at: Set(settled.status.is_final().then_some(now)),
         updated_at: Set(now),
+        // No billing key, no failure: those columns stay NULL.
+        ..Default::default()
     }
     .insert(conn)
     .await?;
