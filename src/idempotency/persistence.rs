@@ -72,12 +72,11 @@ pub async fn try_processing(
             key: Set(key.to_owned()),
             request_hash: Set(request_hash.to_owned()),
             state: Set(IN_FLIGHT.to_owned()),
-            response_status: Set(None),
-            response_body: Set(None),
-            response_content_type: Set(None),
             locked_until: Set(locked_until),
             created_at: Set(now),
             expires_at: Set(expires_at),
+            // No response yet: its columns stay NULL.
+            ..Default::default()
         };
         match claim.insert(db).await {
             Ok(_) => return Ok(NextAction::StartProcessing),
@@ -134,16 +133,13 @@ pub async fn save_response(
     response: &StoredResponse,
 ) -> StoreResult<()> {
     entity::Entity::update_many()
-        .col_expr(Column::State, Expr::value(DONE))
-        .col_expr(
-            Column::ResponseStatus,
-            Expr::value(i32::from(response.status)),
-        )
-        .col_expr(Column::ResponseBody, Expr::value(response.body.clone()))
-        .col_expr(
-            Column::ResponseContentType,
-            Expr::value(response.content_type.clone()),
-        )
+        .set(entity::ActiveModel {
+            state: Set(DONE.to_owned()),
+            response_status: Set(Some(i32::from(response.status))),
+            response_body: Set(Some(response.body.clone())),
+            response_content_type: Set(response.content_type.clone()),
+            ..Default::default()
+        })
         .filter(Column::Key.eq(key.as_str()))
         .filter(Column::State.eq(IN_FLIGHT))
         .exec(store.connection())

@@ -2,17 +2,17 @@
 //! written with its events in one transaction (the payment row locked), or, from the rows as one
 //! statement saw them, as one statement guarded by their versions.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QuerySelect, Statement,
-    TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QuerySelect, TransactionTrait,
 };
 
 use super::attempts;
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_payment, to_active_refund};
-use super::{Store, StoreResult, count_transition, sql};
+use super::sql::Sql;
+use super::{Store, StoreResult, count_transition};
 use crate::domain::{AttemptWrite, Payment, PaymentId, Refund, RefundId};
 
 /// A write of the adoption transaction to one refund row.
@@ -22,6 +22,28 @@ pub enum RefundWrite {
     Update(Refund),
     /// A refund the PG refused at once: it leaves no trace.
     Delete(RefundId),
+}
+
+impl RefundWrite {
+    /// `refunds` as they are once this write is made.
+    fn apply_to(self, refunds: &mut Vec<Refund>) {
+        match self {
+            Self::Insert(refund) => refunds.push(refund),
+            Self::Update(refund) => {
+                if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
+                    *slot = refund;
+                }
+            }
+            Self::Delete(refund_id) => refunds.retain(|r| r.id != refund_id),
+        }
+    }
+}
+
+/// The row of a refund an adoption updates, changed `now`.
+fn updated_refund(refund: &Refund, now: DateTime<Utc>) -> refund::ActiveModel {
+    let mut row = to_active_refund(refund);
+    row.updated_at = sea_orm::ActiveValue::Set(now);
+    row
 }
 
 /// What an adoption writes, decided from the rows as locked: the payment as it must become, the
@@ -103,26 +125,22 @@ impl Store {
             .exec(&txn)
             .await?;
         for write in plan.refunds {
-            match write {
+            match &write {
                 RefundWrite::Insert(refund) => {
-                    to_active_refund(&refund).insert(&txn).await?;
-                    refunds.push(refund);
+                    to_active_refund(refund).insert(&txn).await?;
                 }
                 RefundWrite::Update(refund) => {
-                    let mut row = to_active_refund(&refund);
-                    row.updated_at = sea_orm::ActiveValue::Set(now);
-                    refund::Entity::update(row).exec(&txn).await?;
-                    if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
-                        *slot = refund;
-                    }
+                    refund::Entity::update(updated_refund(refund, now))
+                        .exec(&txn)
+                        .await?;
                 }
                 RefundWrite::Delete(refund_id) => {
                     refund::Entity::delete_by_id(refund_id.to_string())
                         .exec(&txn)
                         .await?;
-                    refunds.retain(|r| r.id != refund_id);
                 }
             }
+            write.apply_to(&mut refunds);
         }
         for event in plan.events {
             events::append(&txn, event).await?;
@@ -174,72 +192,42 @@ impl Store {
         refunds: &mut Vec<Refund>,
     ) -> StoreResult<bool> {
         let now = Utc::now();
-        let id = seen.payment.id.to_string();
-        let (sets, mut values) = sql::assignments(to_active_payment(&plan.payment), &["id"], 4);
-        let guard = REFUNDS_VERSION_SQL.replace("{payment}", "$1");
-        let mut parts = vec![format!(
-            "adopted AS (UPDATE \"payments\" SET {sets} WHERE \"payments\".\"id\" = $1 \
-             AND \"payments\".xmin::text = $2 AND {guard} = $3 RETURNING \"payments\".\"id\")"
-        )];
-        let mut all = vec![
-            sea_orm::Value::from(id),
-            sea_orm::Value::from(seen.version.clone()),
-            sea_orm::Value::from(seen.refunds_version()),
-        ];
-        all.append(&mut values);
+        let mut sql = Sql::new(DbBackend::Postgres);
+        let id = sql.param(seen.payment.id.to_string());
+        let version = sql.param(seen.version.clone());
+        let refunds_version = sql.param(seen.refunds_version());
+        let guard = REFUNDS_VERSION_SQL.replace("{payment}", &id);
+        sql.push("WITH adopted AS (UPDATE \"payments\" SET ")
+            .assignments(to_active_payment(&plan.payment), &["id"])
+            .push(&format!(
+                " WHERE \"payments\".\"id\" = {id} AND \"payments\".xmin::text = {version} \
+                 AND {guard} = {refunds_version} RETURNING \"payments\".\"id\")"
+            ));
         for (n, write) in plan.refunds.into_iter().enumerate() {
-            let next = all.len() + 1;
-            let (part, part_values) = match &write {
+            sql.push(&format!(", refund_{n} AS ("));
+            match &write {
                 RefundWrite::Insert(refund) => {
-                    sql::insert_select(to_active_refund(refund), Some("adopted"), None, next)
+                    sql.insert_select(to_active_refund(refund), Some("adopted"), None)
                 }
-                RefundWrite::Update(refund) => {
-                    let mut row = to_active_refund(refund);
-                    row.updated_at = sea_orm::ActiveValue::Set(now);
-                    let (sets, mut values) = sql::assignments(row, &["id"], next);
-                    let at = next + values.len();
-                    values.push(refund.id.to_string().into());
-                    (
-                        format!(
-                            "UPDATE \"refunds\" SET {sets} FROM adopted \
-                             WHERE \"refunds\".\"id\" = ${at}"
-                        ),
-                        values,
-                    )
-                }
-                RefundWrite::Delete(refund_id) => (
-                    format!(
-                        "DELETE FROM \"refunds\" USING adopted WHERE \"refunds\".\"id\" = ${next}"
-                    ),
-                    vec![refund_id.to_string().into()],
-                ),
+                RefundWrite::Update(refund) => sql
+                    .push("UPDATE \"refunds\" SET ")
+                    .assignments(updated_refund(refund, now), &["id"])
+                    .push(" FROM adopted WHERE \"refunds\".\"id\" = ")
+                    .bind(refund.id.to_string()),
+                RefundWrite::Delete(refund_id) => sql
+                    .push("DELETE FROM \"refunds\" USING adopted WHERE \"refunds\".\"id\" = ")
+                    .bind(refund_id.to_string()),
             };
-            all.extend(part_values);
-            parts.push(format!("refund_{n} AS ({part})"));
-            match write {
-                RefundWrite::Insert(refund) => refunds.push(refund),
-                RefundWrite::Update(refund) => {
-                    if let Some(slot) = refunds.iter_mut().find(|r| r.id == refund.id) {
-                        *slot = refund;
-                    }
-                }
-                RefundWrite::Delete(refund_id) => refunds.retain(|r| r.id != refund_id),
-            }
+            sql.push(")");
+            write.apply_to(refunds);
         }
         for (n, event) in plan.events.into_iter().enumerate() {
-            let (part, part_values) = event.insert_postgres(Some("adopted"), all.len() + 1);
-            all.extend(part_values);
-            parts.push(format!("event_{n} AS ({part})"));
+            sql.push(&format!(", event_{n} AS ("));
+            event.insert_postgres(&mut sql, Some("adopted"));
+            sql.push(")");
         }
-        let sql = format!("WITH {} SELECT * FROM adopted", parts.join(", "));
-        let written = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                all,
-            ))
-            .await?;
+        sql.push(" SELECT * FROM adopted");
+        let written = self.db.query_one_raw(sql.into_statement()).await?;
         Ok(written.is_some())
     }
 }

@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, Statement, Value,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, Value,
 };
 
 use super::entities::payment_attempt::{self, Column};
-use super::{Store, StoreResult};
+use super::{ReadAs, Store, StoreResult, sql::Sql};
 use crate::domain::{
     Attempt, AttemptId, AttemptKind, AttemptStatus, AttemptWrite, Payment, PaymentId, PaymentKey,
     Settled,
@@ -23,43 +23,15 @@ pub(super) enum AttemptRow<'a> {
     Known { payment_id: String, number: i32 },
 }
 
-/// Parameters in the order they appear: `$n` on PostgreSQL (numbered after those already in
-/// the statement), `?` on SQLite.
-struct Params {
-    backend: DbBackend,
-    next: usize,
-    values: Vec<Value>,
-}
-
-impl Params {
-    fn bind(&mut self, value: impl Into<Value>) -> String {
-        self.values.push(value.into());
-        match self.backend {
-            DbBackend::Postgres => {
-                let placeholder = format!("${}", self.next);
-                self.next += 1;
-                placeholder
-            }
-            _ => "?".to_owned(),
-        }
-    }
-}
-
-/// The statement of `write` to `row`, with its parameters (from `$first` on PostgreSQL). With
-/// `guarded`, only an attempt in one of `write.from_statuses()` changes.
+/// Writes the statement of `write` to `row` into `p`. With `guarded`, only an attempt in one of
+/// `write.from_statuses()` changes.
 pub(super) fn write_sql(
+    p: &mut Sql,
     write: &AttemptWrite,
     row: &AttemptRow<'_>,
     guarded: bool,
-    backend: DbBackend,
-    first: usize,
     now: DateTime<Utc>,
-) -> (String, Vec<Value>) {
-    let mut p = Params {
-        backend,
-        next: first,
-        values: Vec::new(),
-    };
+) {
     let sql = match write {
         AttemptWrite::Start {
             kind,
@@ -67,7 +39,7 @@ pub(super) fn write_sql(
             billing_key_id,
             at,
         } => {
-            let id = p.bind(AttemptId::new().to_string());
+            let id = p.param(AttemptId::new().to_string());
             let (payment_id, number, from) = match row {
                 AttemptRow::Latest { cte } => (
                     format!("{cte}.id"),
@@ -75,15 +47,15 @@ pub(super) fn write_sql(
                     format!(" FROM {cte}"),
                 ),
                 AttemptRow::Known { payment_id, number } => {
-                    (p.bind(payment_id.clone()), p.bind(*number), String::new())
+                    (p.param(payment_id.clone()), p.param(*number), String::new())
                 }
             };
-            let kind = p.bind(kind.as_str());
-            let key = p.bind(payment_key.as_ref().map(PaymentKey::to_string));
-            let billing = p.bind(billing_key_id.map(|id| id.to_string()));
-            let status = p.bind(AttemptStatus::InProgress.as_str());
-            let at = p.bind(*at);
-            let updated = p.bind(now);
+            let kind = p.param(kind.as_str());
+            let key = p.param(payment_key.as_ref().map(PaymentKey::to_string));
+            let billing = p.param(billing_key_id.map(|id| id.to_string()));
+            let status = p.param(AttemptStatus::InProgress.as_str());
+            let at = p.param(*at);
+            let updated = p.param(now);
             format!(
                 "INSERT INTO payment_attempts (id, payment_id, number, kind, payment_key, \
                  billing_key_id, status, toss_sends, started_at, updated_at) \
@@ -92,54 +64,42 @@ pub(super) fn write_sql(
             )
         }
         AttemptWrite::Send | AttemptWrite::Settle(_) => {
-            let mut sets = vec![format!("updated_at = {}", p.bind(now))];
+            let mut sets = vec![format!("updated_at = {}", p.param(now))];
+            let mut set = |column: &str, value: Value| {
+                sets.push(format!("{column} = {}", p.param(value)));
+            };
             match write {
                 AttemptWrite::Send => {
                     sets.push("toss_sends = payment_attempts.toss_sends + 1".to_owned());
                 }
                 AttemptWrite::Settle(settled) => {
-                    sets.push(format!("status = {}", p.bind(settled.status.as_str())));
+                    set("status", settled.status.as_str().into());
                     if let Some(key) = &settled.payment_key {
-                        sets.push(format!("payment_key = {}", p.bind(key.to_string())));
+                        set("payment_key", key.to_string().into());
                     }
                     if let Some(method) = &settled.method {
-                        sets.push(format!("method = {}", p.bind(method.clone())));
+                        set("method", method.clone().into());
                     }
                     if let Some(account) = &settled.virtual_account {
-                        sets.push(format!(
-                            "va_bank_code = {}",
-                            p.bind(account.bank_code.clone())
-                        ));
-                        sets.push(format!(
-                            "va_account_number = {}",
-                            p.bind(account.account_number.clone())
-                        ));
-                        sets.push(format!(
-                            "va_customer_name = {}",
-                            p.bind(account.customer_name.clone())
-                        ));
-                        sets.push(format!("va_due_date = {}", p.bind(account.due_date)));
+                        set("va_bank_code", account.bank_code.clone().into());
+                        set("va_account_number", account.account_number.clone().into());
+                        set("va_customer_name", account.customer_name.clone().into());
+                        set("va_due_date", account.due_date.into());
                     }
                     let failure = settled.failure.as_ref();
-                    sets.push(format!(
-                        "failure_code = {}",
-                        p.bind(failure.map(|f| f.code.clone()))
-                    ));
-                    sets.push(format!(
-                        "failure_message = {}",
-                        p.bind(failure.map(|f| f.message.clone()))
-                    ));
-                    sets.push(format!(
-                        "failure_retryable = {}",
-                        p.bind(failure.and_then(|f| f.retryable))
-                    ));
+                    set("failure_code", failure.map(|f| f.code.clone()).into());
+                    set("failure_message", failure.map(|f| f.message.clone()).into());
+                    set(
+                        "failure_retryable",
+                        failure.and_then(|f| f.retryable).into(),
+                    );
                     if settled.status.is_final() {
-                        sets.push(format!("finished_at = {}", p.bind(now)));
+                        set("finished_at", now.into());
                     }
                 }
                 AttemptWrite::Start { .. } => {}
             }
-            let (from, filter) = locate(row, &mut p);
+            let (from, filter) = locate(row, p);
             format!(
                 "UPDATE payment_attempts SET {}{from} WHERE {filter}{}",
                 sets.join(", "),
@@ -147,12 +107,12 @@ pub(super) fn write_sql(
             )
         }
     };
-    (sql, p.values)
+    p.push(&sql);
 }
 
 /// The clause that brings in the `WITH` part (` FROM changed`), and the condition that picks
 /// the attempt.
-fn locate(row: &AttemptRow<'_>, p: &mut Params) -> (String, String) {
+fn locate(row: &AttemptRow<'_>, p: &mut Sql) -> (String, String) {
     match row {
         AttemptRow::Latest { cte } => (
             format!(" FROM {cte}"),
@@ -162,8 +122,8 @@ fn locate(row: &AttemptRow<'_>, p: &mut Params) -> (String, String) {
             ),
         ),
         AttemptRow::Known { payment_id, number } => {
-            let payment_id = p.bind(payment_id.clone());
-            let number = p.bind(*number);
+            let payment_id = p.param(payment_id.clone());
+            let number = p.param(*number);
             (
                 String::new(),
                 format!(
@@ -200,14 +160,13 @@ pub(super) async fn execute<C: ConnectionTrait>(
     guarded: bool,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let backend = conn.get_database_backend();
     let row = AttemptRow::Known {
         payment_id: payment_id.to_string(),
         number,
     };
-    let (sql, values) = write_sql(write, &row, guarded, backend, 1, now);
-    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+    let mut sql = Sql::new(conn.get_database_backend());
+    write_sql(&mut sql, write, &row, guarded, now);
+    conn.execute_raw(sql.into_statement()).await?;
     Ok(())
 }
 
@@ -275,22 +234,20 @@ pub(super) async fn write_adopted<C: ConnectionTrait>(
         number: Set(after.confirm_attempt),
         kind: Set(AttemptKind::Confirm.as_str().to_owned()),
         payment_key: Set(settled.payment_key.as_ref().map(PaymentKey::to_string)),
-        billing_key_id: Set(None),
         status: Set(settled.status.as_str().to_owned()),
         method: Set(settled.method.clone()),
         va_bank_code: Set(account.map(|a| a.bank_code.clone())),
         va_account_number: Set(account.map(|a| a.account_number.clone())),
         va_customer_name: Set(account.and_then(|a| a.customer_name.clone())),
         va_due_date: Set(account.and_then(|a| a.due_date)),
-        failure_code: Set(None),
-        failure_message: Set(None),
-        failure_retryable: Set(None),
         // Not sent by us: Toss has it from elsewhere (another instance's lost claim, a
         // confirm made outside the service).
         toss_sends: Set(0),
         started_at: Set(now),
         finished_at: Set(settled.status.is_final().then_some(now)),
         updated_at: Set(now),
+        // No billing key, no failure: those columns stay NULL.
+        ..Default::default()
     }
     .insert(conn)
     .await?;
@@ -303,11 +260,8 @@ impl Store {
         payment_attempt::Entity::find()
             .filter(Column::PaymentId.eq(payment_id.to_string()))
             .order_by_asc(Column::Number)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Attempt::try_from)
-            .collect()
+            .all_as(&self.db)
+            .await
     }
 }
 
@@ -315,6 +269,23 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::Failure;
+    use sea_orm::DbBackend;
+
+    /// `write` to `row` as a statement with `bound` values before it.
+    fn written(
+        write: &AttemptWrite,
+        row: &AttemptRow<'_>,
+        backend: DbBackend,
+        bound: i32,
+        now: DateTime<Utc>,
+    ) -> (String, Vec<Value>) {
+        let mut sql = Sql::new(backend);
+        for n in 0..bound {
+            sql.param(n);
+        }
+        write_sql(&mut sql, write, row, true, now);
+        (sql.text, sql.values.split_off(bound as usize))
+    }
 
     #[test]
     fn a_settle_in_a_with_part_names_the_latest_attempt_of_the_changed_row() {
@@ -325,12 +296,11 @@ mod tests {
             virtual_account: None,
             failure: Some(Failure::new("REJECT_CARD_PAYMENT", "declined")),
         });
-        let (sql, values) = write_sql(
+        let (sql, values) = written(
             &write,
             &AttemptRow::Latest { cte: "changed" },
-            true,
             DbBackend::Postgres,
-            7,
+            6,
             Utc::now(),
         );
         assert_eq!(
@@ -347,15 +317,14 @@ mod tests {
     #[test]
     fn a_known_attempt_is_named_by_parameters_in_order() {
         let now = Utc::now();
-        let (sql, values) = write_sql(
+        let (sql, values) = written(
             &AttemptWrite::Send,
             &AttemptRow::Known {
                 payment_id: "p".into(),
                 number: 3,
             },
-            true,
             DbBackend::Sqlite,
-            1,
+            0,
             now,
         );
         assert_eq!(
@@ -374,13 +343,12 @@ mod tests {
     /// A release keeps the row: no write ever deletes an attempt.
     #[test]
     fn a_release_ends_the_attempt_and_keeps_it() {
-        let (sql, _) = write_sql(
+        let (sql, _) = written(
             &AttemptWrite::of_update(&crate::domain::PaymentUpdate::Release { failure: None })
                 .unwrap(),
             &AttemptRow::Latest { cte: "changed" },
-            true,
             DbBackend::Postgres,
-            1,
+            0,
             Utc::now(),
         );
         assert!(sql.starts_with("UPDATE payment_attempts SET"), "{sql}");

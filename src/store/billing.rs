@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::entities::{billing_customer, billing_key};
-use super::mapping::parse;
+use super::mapping::{parse, unless_empty};
 use super::{ReadAs, Store, StoreError, StoreResult, corrupt, is_duplicate};
 use crate::domain::{
     BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CardInfo, CustomerKey,
@@ -30,11 +30,7 @@ impl TryFrom<billing_customer::Model> for BillingCustomer {
 impl TryFrom<billing_key::Model> for BillingKey {
     type Error = StoreError;
     fn try_from(row: billing_key::Model) -> Result<Self, Self::Error> {
-        let card = (row.card_number.is_some()
-            || row.card_issuer_code.is_some()
-            || row.card_type.is_some()
-            || row.card_owner_type.is_some())
-        .then_some(CardInfo {
+        let card = unless_empty(CardInfo {
             issuer_code: row.card_issuer_code,
             number: row.card_number,
             card_type: row.card_type,
@@ -162,33 +158,18 @@ impl Store {
     ) -> StoreResult<Option<BillingKey>> {
         let card = issued.card.unwrap_or_default();
         billing_key::Entity::update_many()
-            .col_expr(
-                billing_key::Column::Status,
-                Expr::value(BillingKeyStatus::Active.as_str()),
-            )
-            .col_expr(
-                billing_key::Column::KeyCiphertext,
-                Expr::value(issued.ciphertext),
-            )
-            .col_expr(
-                billing_key::Column::KeyFingerprint,
-                Expr::value(issued.fingerprint),
-            )
-            .col_expr(billing_key::Column::Method, Expr::value(issued.method))
-            .col_expr(
-                billing_key::Column::CardIssuerCode,
-                Expr::value(card.issuer_code),
-            )
-            .col_expr(billing_key::Column::CardNumber, Expr::value(card.number))
-            .col_expr(billing_key::Column::CardType, Expr::value(card.card_type))
-            .col_expr(
-                billing_key::Column::CardOwnerType,
-                Expr::value(card.owner_type),
-            )
-            .col_expr(
-                billing_key::Column::IssueLeaseUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
+            .set(billing_key::ActiveModel {
+                status: Set(BillingKeyStatus::Active.as_str().to_owned()),
+                key_ciphertext: Set(Some(issued.ciphertext)),
+                key_fingerprint: Set(Some(issued.fingerprint)),
+                method: Set(issued.method),
+                card_issuer_code: Set(card.issuer_code),
+                card_number: Set(card.number),
+                card_type: Set(card.card_type),
+                card_owner_type: Set(card.owner_type),
+                issue_lease_until: Set(None),
+                ..Default::default()
+            })
             .filter(billing_key::Column::Id.eq(id.to_string()))
             .filter(billing_key::Column::Status.eq(BillingKeyStatus::Issuing.as_str()))
             .exec_with_returning(&self.db)

@@ -7,12 +7,12 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::entities::event;
-use super::{ReadAs, Store, StoreResult, sql};
+use super::{ReadAs, Store, StoreResult, sql::Sql};
 use crate::domain::{Actor, StoredEvent};
 
 /// An event to append, built by the service.
@@ -57,16 +57,12 @@ impl NewEvent {
     }
 
     /// PostgreSQL: the append as one statement, `INSERT … SELECT … [FROM source] WHERE <lock>`,
-    /// with its parameters numbered from `first`. The lock is a filter (volatile, so evaluated
+    /// written into `sql`. The lock is a filter (volatile, so evaluated
     /// per row of `source`, after it), and `seq` is drawn only for rows that passed it: the lock
     /// comes before the sequence value whatever the plan.
-    pub(super) fn insert_postgres(
-        self,
-        source: Option<&str>,
-        first: usize,
-    ) -> (String, Vec<Value>) {
+    pub(super) fn insert_postgres(self, sql: &mut Sql, source: Option<&str>) {
         let filter = format!("{APPEND_LOCK_SQL} IS NOT NULL");
-        sql::insert_select(self.into_model(), source, Some(&filter), first)
+        sql.insert_select(self.into_model(), source, Some(&filter));
     }
 }
 
@@ -74,13 +70,9 @@ impl NewEvent {
 pub(super) async fn append<C: ConnectionTrait>(conn: &C, event: NewEvent) -> StoreResult<()> {
     match conn.get_database_backend() {
         DbBackend::Postgres => {
-            let (sql, values) = event.insert_postgres(None, 1);
-            conn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
-            .await?;
+            let mut sql = Sql::new(DbBackend::Postgres);
+            event.insert_postgres(&mut sql, None);
+            conn.execute_raw(sql.into_statement()).await?;
         }
         _ => {
             event.into_model().insert(conn).await?;
@@ -272,10 +264,7 @@ impl Store {
 
     /// Count and age of the events not yet published.
     pub async fn unpublished_stats(&self) -> StoreResult<UnpublishedStats> {
-        let count = event::Entity::find()
-            .filter(event::Column::PublishedAt.is_null())
-            .count(&self.db)
-            .await?;
+        let count = unpublished().count(&self.db).await?;
         let oldest = unpublished().one(&self.db).await?;
         Ok(UnpublishedStats {
             count,

@@ -3,7 +3,7 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entities::{event, payment, payment_attempt, refund};
-use super::{StoreError, StoreResult, corrupt};
+use super::{ReadAs, StoreError, StoreResult, corrupt};
 use crate::domain::{
     Actor, Attempt, CardSummary, Failure, OrderId, Payment, PaymentId, PaymentKey, Refund,
     ScopedKey, SealedAccount, Settlement, StoredEvent, VirtualAccount,
@@ -48,6 +48,11 @@ fn payment_key(value: Option<String>) -> Result<Option<PaymentKey>, StoreError> 
         .map_err(|e| corrupt("payment key", e))
 }
 
+/// `value`, unless every field of it is empty: a row with no card column set has no card.
+pub(super) fn unless_empty<T: Default + PartialEq>(value: T) -> Option<T> {
+    (value != T::default()).then_some(value)
+}
+
 /// The virtual account of a row that has one (a bank and an account number).
 fn virtual_account(
     bank_code: Option<String>,
@@ -86,11 +91,7 @@ impl TryFrom<payment::Model> for Payment {
             payment_key: payment_key(row.payment_key)?,
             cancel_slot: parse_optional(row.cancel_slot, "cancel slot")?,
             idempotency_key: row.idempotency_key.map(ScopedKey::from_digest),
-            card: (row.card_issuer_code.is_some()
-                || row.card_number.is_some()
-                || row.card_installment_months.is_some()
-                || row.card_approve_no.is_some())
-            .then_some(CardSummary {
+            card: unless_empty(CardSummary {
                 issuer_code: row.card_issuer_code,
                 number: row.card_number,
                 installment_plan_months: row.card_installment_months,
@@ -257,9 +258,6 @@ pub(super) async fn refunds_in<C: ConnectionTrait>(
         .filter(refund::Column::PaymentId.eq(payment_id.to_string()))
         .order_by_asc(refund::Column::CreatedAt)
         .order_by_asc(refund::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Refund::try_from)
-        .collect()
+        .all_as(conn)
+        .await
 }

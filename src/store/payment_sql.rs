@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
-use super::StoreResult;
 use super::entities::payment::{self, Column};
+use super::{StoreResult, sql::Sql};
 
 /// `payment::Model` read from a row whose columns are `$field`s in this order, and the list of
 /// those columns: both come from the one list, so the text and the decoder cannot disagree.
@@ -180,62 +180,10 @@ pub(super) fn to(value: impl Into<Value>) -> Assign {
     Assign::To(value.into())
 }
 
-/// A statement being written: its text and its values in the order of their placeholders
-/// (`$n` on PostgreSQL, numbered from one, `?` on SQLite).
-pub(super) struct Sql {
-    backend: DbBackend,
-    pub(super) text: String,
-    pub(super) values: Vec<Value>,
-}
-
 impl Sql {
-    pub(super) fn new(backend: DbBackend) -> Self {
-        Self {
-            backend,
-            text: String::with_capacity(1024),
-            values: Vec::with_capacity(24),
-        }
-    }
-
-    pub(super) fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// `"column"`.
-    pub(super) fn column(&mut self, column: Column) -> &mut Self {
-        use sea_orm::IdenStatic;
-        self.text.push('"');
-        self.text.push_str(column.as_str());
-        self.text.push('"');
-        self
-    }
-
-    /// A placeholder for `value`.
-    pub(super) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
-        use std::fmt::Write;
-        self.values.push(value.into());
-        match self.backend {
-            DbBackend::Postgres => {
-                let _ = write!(self.text, "${}", self.values.len());
-            }
-            _ => self.text.push('?'),
-        }
-        self
-    }
-
-    /// ` AND "column" = <value>`: one more condition a row must meet.
-    pub(super) fn and_eq(&mut self, column: Column, value: impl Into<Value>) -> &mut Self {
-        self.push(" AND ").column(column).push(" = ").bind(value)
-    }
-
     /// ` RETURNING <every column>`, in the order [`decode`] reads them.
     pub(super) fn returning_all(&mut self) -> &mut Self {
         self.push(" RETURNING ").push(&COLUMN_LIST)
-    }
-
-    pub(super) fn into_statement(self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text, self.values)
     }
 }
 
@@ -281,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_follow_the_backend() {
+    fn assignments_set_values_and_steps() {
         let mut sql = Sql::new(DbBackend::Postgres);
         sql.push("UPDATE \"payments\" SET ");
         write_assignments(
@@ -296,9 +244,5 @@ mod tests {
             "UPDATE \"payments\" SET \"status\" = $1, \"confirm_attempt\" = \"confirm_attempt\" + $2"
         );
         assert_eq!(sql.values.len(), 2);
-        let mut sql = Sql::new(DbBackend::Sqlite);
-        sql.column(Column::Id).push(" = ").bind("p").push(" AND ");
-        sql.column(Column::OrderId).push(" = ").bind("o");
-        assert_eq!(sql.text, "\"id\" = ? AND \"order_id\" = ?");
     }
 }

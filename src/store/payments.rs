@@ -2,14 +2,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement, TransactionTrait,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::attempts::{self, AttemptRow};
 use super::entities::payment::{self, Column};
 use super::events::{self, NewEvent};
 use super::mapping::{parse, to_active_payment};
-use super::payment_sql::{self, Assign, ReadBy, Sql};
+use super::payment_sql::{self, Assign, ReadBy};
+use super::sql::Sql;
 use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
 use crate::domain::{
     AttemptWrite, OrderId, Patch, Payment, PaymentId, PaymentKey, PaymentRef, PaymentStatus,
@@ -106,17 +107,13 @@ impl Store {
                 q.filter(Column::NeedsReview.eq(flagged))
             });
         let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let payments = query
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
             .limit(limit)
             .offset(offset)
-            .all(&self.db)
+            .all_as(&self.db)
             .await?;
-        let payments = rows
-            .into_iter()
-            .map(Payment::try_from)
-            .collect::<StoreResult<_>>()?;
         Ok((payments, total))
     }
 
@@ -188,44 +185,21 @@ impl Store {
         attempt: Option<AttemptWrite>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<payment::Model>> {
-        let Sql {
-            text: update_sql,
-            mut values,
-            ..
-        } = update;
-        let mut sql = String::with_capacity(update_sql.len() + 1024);
-        sql.push_str("WITH changed AS (");
-        sql.push_str(&update_sql);
-        sql.push(')');
+        let mut sql = update.into_with("changed");
         if let Some(event) = event {
-            let (append_sql, event_values) =
-                event.insert_postgres(Some("changed"), values.len() + 1);
-            values.extend(event_values);
-            sql.push_str(", appended AS (");
-            sql.push_str(&append_sql);
-            sql.push(')');
+            sql.push(", appended AS (");
+            event.insert_postgres(&mut sql, Some("changed"));
+            sql.push(")");
         }
         if let Some(write) = attempt {
-            let (attempt_sql, attempt_values) = attempts::write_sql(
-                &write,
-                &AttemptRow::Latest { cte: "changed" },
-                true,
-                DbBackend::Postgres,
-                values.len() + 1,
-                now,
-            );
-            values.extend(attempt_values);
-            sql.push_str(", attempted AS (");
-            sql.push_str(&attempt_sql);
-            sql.push(')');
+            sql.push(", attempted AS (");
+            let latest = AttemptRow::Latest { cte: "changed" };
+            attempts::write_sql(&mut sql, &write, &latest, true, now);
+            sql.push(")");
         }
         // `changed` returns the columns in the order the row is decoded in.
-        sql.push_str(" SELECT * FROM changed");
-        payment_sql::first_row(
-            &self.db,
-            Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
-        )
-        .await
+        sql.push(" SELECT * FROM changed");
+        payment_sql::first_row(&self.db, sql.into_statement()).await
     }
 
     /// Unsettled payments whose next reconciliation is due, oldest due first.
@@ -385,28 +359,29 @@ fn update_sql(
 fn assignments(patch: Patch) -> Vec<(Column, Assign)> {
     use payment_sql::to;
     let mut set: Vec<(Column, Assign)> = Vec::new();
+    let mut put = |column: Column, value: Assign| set.push((column, value));
     let (sets_secret, sets_failure) = (patch.pg_secret.is_some(), patch.failure.is_some());
     if let Some(status) = patch.status {
-        set.push((Column::Status, to(status.as_str())));
+        put(Column::Status, to(status.as_str()));
     }
     if let Some(value) = patch.payment_key {
-        set.push((Column::PaymentKey, to(value.map(String::from))));
+        put(Column::PaymentKey, to(value.map(String::from)));
     }
     if let Some(value) = patch.billing_key_id {
-        set.push((Column::BillingKeyId, to(value.map(|id| id.to_string()))));
+        put(Column::BillingKeyId, to(value.map(|id| id.to_string())));
     }
     if let Some(failure) = patch.failure {
         let (code, message, retryable) = match failure {
             Some(f) => (Some(f.code), Some(f.message), f.retryable),
             None => (None, None, None),
         };
-        set.push((Column::FailureCode, to(code)));
-        set.push((Column::FailureMessage, to(message)));
-        set.push((Column::FailureRetryable, to(retryable)));
+        put(Column::FailureCode, to(code));
+        put(Column::FailureMessage, to(message));
+        put(Column::FailureRetryable, to(retryable));
     }
     if patch.new_attempt {
-        set.push((Column::ConfirmAttempt, Assign::Add(1)));
-        set.push((Column::ConfirmSends, to(1)));
+        put(Column::ConfirmAttempt, Assign::Add(1));
+        put(Column::ConfirmSends, to(1));
         // What the previous attempt left, unless the change sets it itself (as `Patch::apply`).
         let mut cleared = Vec::new();
         if patch.details.is_none() {
@@ -420,8 +395,8 @@ fn assignments(patch: Patch) -> Vec<(Column, Assign)> {
                 Column::VaAccountNumber,
                 Column::VaCustomerName,
             ]);
-            set.push((Column::CardInstallmentMonths, to(None::<i32>)));
-            set.push((Column::VaDueDate, to(None::<DateTime<Utc>>)));
+            put(Column::CardInstallmentMonths, to(None::<i32>));
+            put(Column::VaDueDate, to(None::<DateTime<Utc>>));
         }
         if patch.cancel_reason.is_none() {
             cleared.push(Column::CancelReason);
@@ -434,22 +409,20 @@ fn assignments(patch: Patch) -> Vec<(Column, Assign)> {
         }
         if !sets_failure {
             cleared.extend([Column::FailureCode, Column::FailureMessage]);
-            set.push((Column::FailureRetryable, to(None::<bool>)));
+            put(Column::FailureRetryable, to(None::<bool>));
         }
-        set.extend(
-            cleared
-                .into_iter()
-                .map(|column| (column, to(None::<String>))),
-        );
+        for column in cleared {
+            put(column, to(None::<String>));
+        }
     }
     if patch.new_send {
-        set.push((Column::ConfirmSends, Assign::Add(1)));
+        put(Column::ConfirmSends, Assign::Add(1));
     }
     // Each column given is set as given.
     macro_rules! set {
         ($($field:ident: $column:ident),+) => {
             $(if let Some(value) = patch.$field {
-                set.push((Column::$column, to(value)));
+                put(Column::$column, to(value));
             })+
         };
     }
@@ -459,40 +432,38 @@ fn assignments(patch: Patch) -> Vec<(Column, Assign)> {
         reconcile_attempts: ReconcileAttempts, annotated_attempt: AnnotatedAttempt,
         cancel_reason: CancelReason);
     if let Some(review) = patch.review {
-        set.push((Column::NeedsReview, to(review.is_some())));
-        set.push((Column::ReviewReason, to(review)));
+        put(Column::NeedsReview, to(review.is_some()));
+        put(Column::ReviewReason, to(review));
     }
     if let Some(actor) = patch.cancel_requested_by {
-        set.push((
-            Column::CancelRequestedByType,
-            to(actor.as_ref().map(|a| a.kind.as_str().to_owned())),
-        ));
-        set.push((
+        let kind = actor.as_ref().map(|a| a.kind.as_str().to_owned());
+        put(Column::CancelRequestedByType, to(kind));
+        put(
             Column::CancelRequestedByName,
             to(actor.and_then(|a| a.name)),
-        ));
+        );
     }
     if let Some(details) = patch.details {
         if let Some(method) = details.method {
-            set.push((Column::PgMethod, to(method)));
+            put(Column::PgMethod, to(method));
         }
         if let Some(url) = details.receipt_url {
-            set.push((Column::ReceiptUrl, to(url)));
+            put(Column::ReceiptUrl, to(url));
         }
         if let Some(card) = details.card {
-            set.push((Column::CardIssuerCode, to(card.issuer_code)));
-            set.push((Column::CardNumber, to(card.number)));
-            set.push((
+            put(Column::CardIssuerCode, to(card.issuer_code));
+            put(Column::CardNumber, to(card.number));
+            put(
                 Column::CardInstallmentMonths,
                 to(card.installment_plan_months),
-            ));
-            set.push((Column::CardApproveNo, to(card.approve_no)));
+            );
+            put(Column::CardApproveNo, to(card.approve_no));
         }
         if let Some(account) = details.virtual_account {
-            set.push((Column::VaBankCode, to(account.bank_code)));
-            set.push((Column::VaAccountNumber, to(account.account_number)));
-            set.push((Column::VaCustomerName, to(account.customer_name)));
-            set.push((Column::VaDueDate, to(account.due_date)));
+            put(Column::VaBankCode, to(account.bank_code));
+            put(Column::VaAccountNumber, to(account.account_number));
+            put(Column::VaCustomerName, to(account.customer_name));
+            put(Column::VaDueDate, to(account.due_date));
         }
     }
     set

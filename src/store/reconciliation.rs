@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Statement, TransactionTrait, Value,
+    QueryTrait, Select, Statement, TransactionTrait, Value,
 };
 
 use super::entities::{reconciliation_discrepancy as discrepancy, reconciliation_run as run};
@@ -84,6 +84,13 @@ impl TryFrom<discrepancy::Model> for StoredDiscrepancy {
             },
         })
     }
+}
+
+/// A run's discrepancies, in the order the run found them.
+fn discrepancies_of(run_id: &RunId) -> Select<discrepancy::Entity> {
+    discrepancy::Entity::find()
+        .filter(discrepancy::Column::RunId.eq(run_id))
+        .order_by_asc(discrepancy::Column::Id)
 }
 
 /// A statement written with PostgreSQL's `$1`; SQLite numbers its parameters `?1`.
@@ -182,10 +189,8 @@ impl Store {
         after: i64,
         limit: u64,
     ) -> StoreResult<Vec<StoredDiscrepancy>> {
-        discrepancy::Entity::find()
-            .filter(discrepancy::Column::RunId.eq(run_id))
+        discrepancies_of(run_id)
             .filter(discrepancy::Column::Id.gt(after))
-            .order_by_asc(discrepancy::Column::Id)
             .limit(limit)
             .all_as(&self.db)
             .await
@@ -197,15 +202,11 @@ impl Store {
         run_id: &RunId,
         payment_id: PaymentId,
     ) -> StoreResult<Vec<Discrepancy>> {
-        discrepancy::Entity::find()
-            .filter(discrepancy::Column::RunId.eq(run_id))
+        let found: Vec<StoredDiscrepancy> = discrepancies_of(run_id)
             .filter(discrepancy::Column::PaymentId.eq(payment_id.to_string()))
-            .order_by_asc(discrepancy::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| StoredDiscrepancy::try_from(row).map(|stored| stored.discrepancy))
-            .collect()
+            .all_as(&self.db)
+            .await?;
+        Ok(found.into_iter().map(|stored| stored.discrepancy).collect())
     }
 
     /// Payments still flagged by a run of `date` (their review reason names it), after `after`

@@ -3,14 +3,15 @@ use sea_orm::sea_query::{Expr, ExprTrait, UpdateStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, Iden, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, SqlErr,
-    Statement, TransactionTrait,
+    TransactionTrait,
 };
 
 use super::adoption::Seen;
 use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_refund};
-use super::{ReadAs, Store, StoreError, StoreResult, sql};
+use super::sql::Sql;
+use super::{ReadAs, Store, StoreError, StoreResult};
 use crate::domain::{Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, ScopedKey};
 
 const REFUNDABLE: [PaymentStatus; 2] = [PaymentStatus::Completed, PaymentStatus::PartialRefund];
@@ -88,10 +89,6 @@ impl Store {
             txn.rollback().await?;
             return Ok(Reservation::Refused);
         }
-        if let Err(error) = to_active_refund(refund).insert(&txn).await {
-            txn.rollback().await?;
-            return Err(already_recorded(error));
-        }
         txn.commit().await?;
         Ok(Reservation::Reserved)
     }
@@ -102,21 +99,12 @@ impl Store {
         refund: &Refund,
         taken: Option<i64>,
     ) -> StoreResult<Reservation> {
-        let (update_sql, mut values) = sql::update_returning(reserve_update(refund, taken));
-        let (insert_sql, refund_values) = sql::insert_select(
-            to_active_refund(refund),
-            Some("reserved"),
-            None,
-            values.len() + 1,
-        );
-        values.extend(refund_values);
+        let mut sql = Sql::update_returning(reserve_update(refund, taken)).into_with("reserved");
+        sql.push(" ")
+            .insert_select(to_active_refund(refund), Some("reserved"), None);
         let inserted = self
             .db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!("WITH reserved AS ({update_sql}) {insert_sql}"),
-                values,
-            ))
+            .execute_raw(sql.into_statement())
             .await
             .map_err(already_recorded)?;
         Ok(if inserted.rows_affected() == 1 {
@@ -151,20 +139,18 @@ impl Store {
                 Expr::case(free, Expr::value(send.slot_until))
                     .finally(Expr::col(payment::Column::CancelSlotUntil)),
             );
-        let (update_sql, mut values) = sql::update_returning(update);
+        let mut sql = Sql::update_returning(update);
         // The new row's version, for the adoption that follows the send.
-        let update_sql = format!("{update_sql}, xmin::text AS row_version");
+        sql.push(", xmin::text AS row_version");
+        let mut sql = sql.into_with("reserved");
         let sent = sent_refund(refund, &send);
-        values.push(id.clone().into());
-        let when = format!("reserved.cancel_slot = ${}", values.len());
-        let (insert_sql, refund_values) = sql::insert_select_either(
+        let when = format!("reserved.cancel_slot = {}", sql.param(id.clone()));
+        sql.push(", inserted AS (").insert_select_either(
             &when,
             to_active_refund(&sent),
             to_active_refund(refund),
             "reserved",
-            values.len() + 1,
         );
-        values.extend(refund_values);
         let column = |table: &str, prefix: &str, name: String| {
             format!("{table}.\"{name}\" AS \"{prefix}{name}\"")
         };
@@ -172,23 +158,18 @@ impl Store {
             .map(|c| column("reserved", "p_", c.to_string()))
             .collect();
         select.extend(refund::Column::iter().map(|c| column("r", "r_", c.to_string())));
-        let sql = format!(
-            "WITH reserved AS ({update_sql}), \
-             inserted AS ({insert_sql} RETURNING xmin::text AS row_version) \
+        sql.push(&format!(
+            " RETURNING xmin::text AS row_version) \
              SELECT {}, reserved.row_version AS p_row_version, \
              inserted.row_version AS i_row_version, r.xmin::text AS r_row_version \
              FROM reserved CROSS JOIN inserted \
              LEFT JOIN refunds r ON r.payment_id = reserved.id \
              ORDER BY r.created_at, r.id",
             select.join(", ")
-        );
+        ));
         let rows = self
             .db
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
+            .query_all_raw(sql.into_statement())
             .await
             .map_err(already_recorded)?;
         let Some(first) = rows.first() else {
@@ -245,10 +226,6 @@ impl Store {
         if !reserve(&txn, refund, taken).await? {
             txn.rollback().await?;
             return Ok(None);
-        }
-        if let Err(error) = to_active_refund(refund).insert(&txn).await {
-            txn.rollback().await?;
-            return Err(already_recorded(error));
         }
         let payment = move_refunded_amount(&txn, refund).await?;
         events::append(&txn, event(&payment, refund)).await?;
@@ -341,17 +318,27 @@ fn already_recorded(error: sea_orm::DbErr) -> StoreError {
     }
 }
 
-/// Sets the refund's amount aside (see [`reserve_update`]); `false` when nothing allowed it.
+/// Sets the refund's amount aside (see [`reserve_update`]) and records the refund, in `txn`;
+/// `false` when nothing allowed it.
 async fn reserve(
     txn: &DatabaseTransaction,
     refund: &Refund,
     taken: Option<i64>,
 ) -> StoreResult<bool> {
-    Ok(txn
+    if txn
         .execute(&reserve_update(refund, taken))
         .await?
         .rows_affected()
-        == 1)
+        != 1
+    {
+        return Ok(false);
+    }
+    // An error drops the transaction, which rolls it back.
+    to_active_refund(refund)
+        .insert(txn)
+        .await
+        .map_err(already_recorded)?;
+    Ok(true)
 }
 
 /// Sets `refund.amount_krw` aside from the payment's balance, only if the status and the
@@ -426,21 +413,8 @@ async fn move_refunded_amount(txn: &DatabaseTransaction, refund: &Refund) -> Sto
 }
 
 impl Store {
-    /// Leaves a `PENDING` refund to a person: the reconciler no longer picks it up.
-    pub async fn unschedule_refund(&self, refund_id: RefundId) -> StoreResult<()> {
-        self.next_look_at_refund(refund_id, None).await
-    }
-
     /// Next reconciliation of a `PENDING` refund.
     pub async fn schedule_refund(&self, refund_id: RefundId, at: DateTime<Utc>) -> StoreResult<()> {
-        self.next_look_at_refund(refund_id, Some(at)).await
-    }
-
-    async fn next_look_at_refund(
-        &self,
-        refund_id: RefundId,
-        at: Option<DateTime<Utc>>,
-    ) -> StoreResult<()> {
         refund::Entity::update_many()
             .col_expr(refund::Column::NextReconcileAt, Expr::value(at))
             .filter(refund::Column::Id.eq(refund_id.to_string()))

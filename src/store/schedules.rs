@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Statement, TransactionTrait,
-    Value,
+    ColumnTrait, DbBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter, Statement,
+    TransactionTrait, Value,
 };
 
 use super::events::{self, NewEvent};
@@ -87,17 +87,9 @@ impl Store {
     /// attempt and is not being charged. `false`: there is one that cannot be replaced.
     pub async fn put_schedule(&self, schedule: &Schedule) -> StoreResult<bool> {
         let replace = OnConflict::column(Column::PaymentId)
-            .update_columns([
-                Column::BillingKeyId,
-                Column::ChargeAt,
-                Column::NextAttemptAt,
-                Column::AttemptsMade,
-                Column::RetryAfterSeconds,
-                Column::Status,
-                Column::LeaseUntil,
-                Column::PaymentAttempt,
-                Column::UpdatedAt,
-            ])
+            .update_columns(
+                Column::iter().filter(|c| !matches!(c, Column::PaymentId | Column::CreatedAt)),
+            )
             .action_and_where(
                 Expr::col((schedule::Entity, Column::AttemptsMade))
                     .eq(0)
@@ -248,13 +240,7 @@ impl Store {
                 .order_by_asc(Column::NextAttemptAt),
             None => query.order_by_desc(Column::UpdatedAt),
         };
-        query
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Schedule::try_from)
-            .collect()
+        query.limit(limit).all_as(&self.db).await
     }
 
     /// Schedules due at `now` and not yet taken.
