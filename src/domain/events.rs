@@ -180,9 +180,7 @@ impl PaymentCancelled {
             payment_id: payment.id.to_string(),
             order_id: payment.order_id.as_str().to_owned(),
             reason: reason.to_owned(),
-            cancelled_at: payment
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            cancelled_at: super::timestamps::text(payment.updated_at),
             requested_by: requested_by.clone(),
         })
     }
@@ -247,7 +245,7 @@ impl PaymentRetryScheduled {
             order_id: payment.order_id.as_str().to_owned(),
             subscription_id: payment.subscription_id.clone(),
             attempt,
-            next_attempt_at: next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            next_attempt_at: super::timestamps::text(next_attempt_at),
             failure: failure.clone(),
         })
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{PassId, Payment, PaymentStatus, Refund, RefundStatus, RunId};
+use super::{PassId, Payment, Refund, RefundStatus, RunId};
 
 /// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
 pub fn kst() -> FixedOffset {
@@ -135,13 +135,7 @@ impl Discrepancy {
         };
         match theirs.status.as_str() {
             "DONE" => {
-                let paid = matches!(
-                    payment.status,
-                    PaymentStatus::Completed
-                        | PaymentStatus::PartialRefund
-                        | PaymentStatus::Refunded
-                );
-                !(paid
+                !(payment.status.is_paid()
                     && payment.payment_key.as_ref().map(|key| key.as_str())
                         == self.payment_key.as_deref()
                     && self.order_id.as_deref() == Some(payment.order_id.as_str())
@@ -164,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {
-        use crate::domain::{OrderId, PaymentKey, RefundId, RefundOrigin};
+        use crate::domain::{OrderId, PaymentKey, PaymentStatus, RefundId, RefundOrigin};
         let now = Utc::now();
         let mut payment = Payment::new_pending(
             "u-1".into(),

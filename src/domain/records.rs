@@ -148,17 +148,7 @@ impl Payment {
     /// account): the approved attempt's method is Toss's `가상계좌`. An account an earlier
     /// attempt was issued (expired, cancelled) does not make a later card payment one.
     pub fn paid_by_virtual_account(&self) -> bool {
-        let paid = match self.status {
-            PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded => {
-                true
-            }
-            PaymentStatus::Pending
-            | PaymentStatus::InProgress
-            | PaymentStatus::WaitingForDeposit
-            | PaymentStatus::Failed
-            | PaymentStatus::Cancelled => false,
-        };
-        paid && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
+        self.status.is_paid() && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
     }
 
     /// Its link to the PG's record: an attempt's key, the key adopted from the PG's approval,
