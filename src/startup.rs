@@ -48,16 +48,14 @@ pub struct Application {
 fn billing(
     settings: &Settings,
 ) -> anyhow::Result<(Option<Arc<dyn BillingGateway>>, BillingKeyCipher)> {
-    let (key, source) = match (
-        configured(&settings.toss.billing_secret_key),
-        configured(&settings.toss.secret_key),
-    ) {
-        (Some(key), _) => (Some(key), "TOSS_BILLING_SECRET_KEY"),
-        (None, Some(key)) => (Some(key), "TOSS_SECRET_KEY"),
-        (None, None) => (None, ""),
-    };
+    let key = [
+        (&settings.toss.billing_secret_key, "TOSS_BILLING_SECRET_KEY"),
+        (&settings.toss.secret_key, "TOSS_SECRET_KEY"),
+    ]
+    .into_iter()
+    .find_map(|(key, source)| Some((configured(key)?, source)));
     let gateway: Option<Arc<dyn BillingGateway>> = match key {
-        Some(secret_key) => {
+        Some((secret_key, source)) => {
             let client = toss_client_with(settings, secret_key)?;
             tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
             Some(Arc::new(MeteredGateway::new(
