@@ -56,7 +56,7 @@ fn billing(
     .find_map(|(key, source)| Some((configured(key)?, source)));
     let gateway: Option<Arc<dyn BillingGateway>> = match key {
         Some((secret_key, source)) => {
-            let client = toss_client_with(settings, secret_key)?;
+            let client = toss_client(settings, secret_key)?;
             tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
             Some(Arc::new(MeteredGateway::new(
                 Arc::new(client),
@@ -169,9 +169,9 @@ impl Application {
             .reconciliation
             .options()
             .map_err(anyhow::Error::msg)?;
-        let gateway: Arc<dyn PaymentGateway> = match toss_client(&settings)? {
-            Some(client) => {
-                let client = Arc::new(client);
+        let gateway: Arc<dyn PaymentGateway> = match configured(&settings.toss.secret_key) {
+            Some(key) => {
+                let client = Arc::new(toss_client(&settings, key)?);
                 tracing::info!(gateway = "toss", key = "TOSS_SECRET_KEY", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway (one-time payments): Toss Payments");
                 Arc::new(MeteredGateway::new(client, settings.toss.max_concurrency))
             }
@@ -422,15 +422,8 @@ fn console(
 }
 
 /// A Toss client under `secret_key`.
-fn toss_client_with(settings: &Settings, secret_key: &SecretString) -> anyhow::Result<TossClient> {
+fn toss_client(settings: &Settings, secret_key: &SecretString) -> anyhow::Result<TossClient> {
     Ok(TossClient::new(settings.toss.client(secret_key))?)
-}
-
-/// The Toss client of one-time payments, when `TOSS_SECRET_KEY` is configured.
-fn toss_client(settings: &Settings) -> anyhow::Result<Option<TossClient>> {
-    configured(&settings.toss.secret_key)
-        .map(|key| toss_client_with(settings, key))
-        .transpose()
 }
 
 /// Toss's books to reconcile against, one per key set (merchant id) payments are taken under:
@@ -447,7 +440,7 @@ fn books(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn Books>>> {
         .into_iter()
         .chain(billing)
         .map(|key| {
-            let client = Arc::new(toss_client_with(settings, key)?);
+            let client = Arc::new(toss_client(settings, key)?);
             Ok(Arc::new(MeteredBooks::new(client)) as Arc<dyn Books>)
         })
         .collect()
