@@ -281,7 +281,6 @@ impl AttemptWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderId;
     use crate::domain::changes::one_of_each;
 
     fn key(k: &str) -> PaymentKey {
@@ -290,13 +289,7 @@ mod tests {
 
     fn payment(status: PaymentStatus) -> Payment {
         let now = Utc::now();
-        let mut p = Payment::new_pending(
-            "u".into(),
-            OrderId::parse("order_1").unwrap(),
-            1000,
-            "card".into(),
-            now,
-        );
+        let mut p = Payment::sample("order_1", 1000, now);
         p.status = status;
         p.confirm_attempt = 2;
         p.confirm_sends = 1;

@@ -66,16 +66,9 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::OrderId;
 
     fn payment(key: Option<&str>, id: Option<&str>, provider: Option<&str>) -> Payment {
-        let mut p = Payment::new_pending(
-            "user".to_owned(),
-            OrderId::parse("order-1").unwrap(),
-            10_000,
-            "card".to_owned(),
-            Utc::now(),
-        );
+        let mut p = Payment::sample("order-1", 10_000, Utc::now());
         p.payment_key = key.map(|k| PaymentKey::parse(k).unwrap());
         p.pg_transaction_id = id.map(str::to_owned);
         p.pg_provider = provider.map(str::to_owned);

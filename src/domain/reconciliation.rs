@@ -158,15 +158,9 @@ mod tests {
 
     #[test]
     fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {
-        use crate::domain::{OrderId, PaymentKey, PaymentStatus, RefundId, RefundOrigin};
+        use crate::domain::{PaymentKey, PaymentStatus, RefundId, RefundOrigin};
         let now = Utc::now();
-        let mut payment = Payment::new_pending(
-            "u-1".into(),
-            OrderId::parse("order-1").unwrap(),
-            10_000,
-            "card".into(),
-            now,
-        );
+        let mut payment = Payment::sample("order-1", 10_000, now);
         payment.status = PaymentStatus::InProgress;
         payment.payment_key = Some(PaymentKey::parse("pk_1").unwrap());
         let approval = Discrepancy {

@@ -131,6 +131,13 @@ impl Payment {
         }
     }
 
+    /// For tests: a pending payment of user `u-1` by card.
+    #[cfg(test)]
+    pub(crate) fn sample(order_id: &str, amount_krw: i64, now: DateTime<Utc>) -> Self {
+        let order_id = OrderId::parse(order_id).expect("a valid order id");
+        Self::new_pending("u-1".into(), order_id, amount_krw, "card".into(), now)
+    }
+
     /// A charge of a billing key is in flight: Toss names its `paymentKey` only in its answer,
     /// so the attempt is known by its billing key and read back by order id.
     pub fn charge_in_flight(&self) -> bool {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 
 use super::*;
-use crate::domain::{OrderId, RefundId, RefundOrigin, RefundStatus};
+use crate::domain::{RefundId, RefundOrigin, RefundStatus};
 
 fn shared(name: &str) -> String {
     let path = format!("{}/../shared/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -178,11 +178,5 @@ fn requested_by_is_shown_as_the_envelope_shows_an_actor() {
 }
 
 fn sample_payment() -> Payment {
-    Payment::new_pending(
-        "user-1".to_owned(),
-        OrderId::parse("order-1").unwrap(),
-        1000,
-        "CARD".to_owned(),
-        Utc::now(),
-    )
+    Payment::sample("order-1", 1000, Utc::now())
 }
