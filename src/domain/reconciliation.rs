@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {
-        use crate::domain::{PaymentKey, PaymentStatus, RefundId, RefundOrigin};
+        use crate::domain::{PaymentKey, PaymentStatus, RefundOrigin};
         let now = Utc::now();
         let mut payment = Payment::sample("order-1", 10_000, now);
         payment.status = PaymentStatus::InProgress;
@@ -201,24 +201,10 @@ mod tests {
             ..approval.clone()
         };
         let mut refund = Refund {
-            id: RefundId::new(),
-            payment_id: payment.id,
-            amount_krw: 4_000,
-            reason: "dashboard".into(),
-            status: RefundStatus::Completed,
             pg_cancel_key: Some("cx_1".into()),
-            idempotency_key: None,
             origin: RefundOrigin::Pg,
-            sends: 0,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: now,
-            refunded_at: Some(now),
-            tax_free_amount_krw: 0,
-            refund_account: None,
             requested_by: crate::domain::Actor::toss(),
+            ..Refund::sample(payment.id, 4_000, now)
         };
         assert!(cancel.holds(&payment, &[]));
         assert!(!cancel.holds(&payment, std::slice::from_ref(&refund)));

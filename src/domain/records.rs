@@ -211,6 +211,34 @@ pub struct Refund {
     pub requested_by: Actor,
 }
 
+impl Refund {
+    /// For tests: a refund of `amount_krw` of payment `payment_id` that an API key asked for,
+    /// completed by the service at `now`.
+    #[cfg(test)]
+    pub(crate) fn sample(payment_id: PaymentId, amount_krw: i64, now: DateTime<Utc>) -> Self {
+        Self {
+            id: RefundId::new(),
+            payment_id,
+            amount_krw,
+            reason: "changed mind".to_owned(),
+            status: RefundStatus::Completed,
+            pg_cancel_key: None,
+            idempotency_key: None,
+            origin: RefundOrigin::Service,
+            sends: 1,
+            last_sent_at: Some(now),
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: now,
+            refunded_at: Some(now),
+            tax_free_amount_krw: 0,
+            refund_account: None,
+            requested_by: Actor::api_key("key-1"),
+        }
+    }
+}
+
 /// An event as kept in the outbox; `seq` is the consumers' cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
