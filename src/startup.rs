@@ -112,8 +112,6 @@ fn account_sealer(settings: &Settings, cipher: &BillingKeyCipher) -> AccountSeal
 impl Application {
     /// Connects and migrates the database, picks the gateway, binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        // reqwest and sqlx are built without a default crypto provider; one for the process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Settings checked before anything is opened.
         let trusted_proxies = settings
             .limits
@@ -267,10 +265,6 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
-    }
-
-    pub fn port(&self) -> u16 {
-        self.local_addr().port()
     }
 
     /// The service, for tests that drive reconciliation by hand.
@@ -473,6 +467,9 @@ fn expected_concurrency(settings: &Settings) -> u32 {
 /// host, port and name only: the driver's own errors may quote the URL, password included, and
 /// it panics on a URL it cannot parse, so the URL is checked first.
 async fn connect(database: &DatabaseSettings, expected: u32) -> anyhow::Result<Store> {
+    // reqwest and sqlx are built without a default crypto provider; one for the process, before
+    // the first connection (a second install is harmless).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let url = database.check_url().map_err(anyhow::Error::msg)?;
     let acquire_timeout = Duration::from_secs(database.acquire_timeout_secs);
     let server_allows = if database.asks_the_server() {

@@ -140,6 +140,7 @@ pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 /// Times on the wire: RFC 3339 in UTC, to the millisecond, e.g. `2026-11-23T09:30:00.123Z`.
 pub mod timestamps {
     use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serialize as _;
 
     pub fn text(at: DateTime<Utc>) -> String {
         at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -158,10 +159,7 @@ pub mod timestamps {
         at: &Option<DateTime<Utc>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        match at {
-            Some(at) => serializer.serialize_str(&text(*at)),
-            None => serializer.serialize_none(),
-        }
+        at.map(text).serialize(serializer)
     }
 }
 

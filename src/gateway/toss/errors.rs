@@ -169,9 +169,10 @@ pub(super) fn classify(
     }
 }
 
-pub(super) fn unknown(reason: String) -> GatewayError {
+/// An outcome nobody can tell, without a code from Toss.
+pub(super) fn unknown(reason: impl Into<String>) -> GatewayError {
     GatewayError::Unknown {
-        reason,
+        reason: reason.into(),
         code: None,
         message: None,
     }

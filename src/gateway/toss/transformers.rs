@@ -96,11 +96,9 @@ struct TossBilling {
 /// was issued as far as we can tell.
 pub(super) fn parse_billing(body: &[u8]) -> Result<PgBillingKey, GatewayError> {
     let billing: TossBilling = serde_json::from_slice(body)
-        .map_err(|_| unknown("2xx reply is not a Toss Billing object".to_owned()))?;
+        .map_err(|_| unknown("2xx reply is not a Toss Billing object"))?;
     if billing.billing_key.is_empty() {
-        return Err(unknown(
-            "Toss's Billing object has an empty billingKey".to_owned(),
-        ));
+        return Err(unknown("Toss's Billing object has an empty billingKey"));
     }
     Ok(PgBillingKey {
         billing_key: BillingKeySecret::new(billing.billing_key),
