@@ -343,18 +343,10 @@ impl Patch {
             payment.review_reason = review;
         }
         if let Some(details) = p.details {
-            if details.method.is_some() {
-                payment.pg_method = details.method;
-            }
-            if details.receipt_url.is_some() {
-                payment.receipt_url = details.receipt_url;
-            }
-            if details.card.is_some() {
-                payment.card = details.card;
-            }
-            if details.virtual_account.is_some() {
-                payment.virtual_account = details.virtual_account;
-            }
+            payment.pg_method = details.method.or(payment.pg_method.take());
+            payment.receipt_url = details.receipt_url.or(payment.receipt_url.take());
+            payment.card = details.card.or(payment.card.take());
+            payment.virtual_account = details.virtual_account.or(payment.virtual_account.take());
         }
     }
 }
