@@ -50,13 +50,9 @@ async fn main() -> ExitCode {
 
 /// `reconcile --date YYYY-MM-DD`: the summary on stdout, the exit code says what it found.
 async fn reconcile(args: &[String]) -> ExitCode {
-    let date = match args {
-        [flag, date] if flag == "--date" => date.clone(),
-        [flag] if flag.starts_with("--date=") => flag["--date=".len()..].to_owned(),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let Some(date) = flag(args, "--date") else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
     };
     let Some((settings, _telemetry)) = command_settings() else {
         return ExitCode::from(2);
@@ -64,7 +60,7 @@ async fn reconcile(args: &[String]) -> ExitCode {
     let mut out = std::io::stdout();
     command_exit(
         "reconcile",
-        startup::reconcile_command(settings, &date, &mut out).await,
+        startup::reconcile_command(settings, date, &mut out).await,
     )
 }
 
@@ -73,9 +69,7 @@ async fn reconcile(args: &[String]) -> ExitCode {
 async fn reseal(args: &[String]) -> ExitCode {
     let batch = match args {
         [] => Some(RESEAL_BATCH),
-        [flag, size] if flag == "--batch-size" => size.parse().ok(),
-        [flag] if flag.starts_with("--batch-size=") => flag["--batch-size=".len()..].parse().ok(),
-        _ => None,
+        _ => flag(args, "--batch-size").and_then(|size| size.parse().ok()),
     };
     let Some(batch) = batch.filter(|size| (1..=10_000).contains(size)) else {
         eprintln!("{USAGE}\n(--batch-size: 1 to 10000)");
@@ -89,6 +83,15 @@ async fn reseal(args: &[String]) -> ExitCode {
         "reseal",
         startup::reseal_command(settings, batch, &mut out).await,
     )
+}
+
+/// The value of the only argument, `name value` or `name=value`.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    match args {
+        [flag, value] if flag == name => Some(value),
+        [flag] => flag.strip_prefix(name)?.strip_prefix('='),
+        _ => None,
+    }
 }
 
 /// A command's configuration, with logging started; `None` (exit 2) after saying why it did not

@@ -48,17 +48,15 @@ pub struct Application {
 fn billing(
     settings: &Settings,
 ) -> anyhow::Result<(Option<Arc<dyn BillingGateway>>, BillingKeyCipher)> {
-    let (key, source) = match (
-        configured(&settings.toss.billing_secret_key),
-        configured(&settings.toss.secret_key),
-    ) {
-        (Some(key), _) => (Some(key), "TOSS_BILLING_SECRET_KEY"),
-        (None, Some(key)) => (Some(key), "TOSS_SECRET_KEY"),
-        (None, None) => (None, ""),
-    };
+    let key = [
+        (&settings.toss.billing_secret_key, "TOSS_BILLING_SECRET_KEY"),
+        (&settings.toss.secret_key, "TOSS_SECRET_KEY"),
+    ]
+    .into_iter()
+    .find_map(|(key, source)| Some((configured(key)?, source)));
     let gateway: Option<Arc<dyn BillingGateway>> = match key {
-        Some(secret_key) => {
-            let client = toss_client_with(settings, secret_key)?;
+        Some((secret_key, source)) => {
+            let client = toss_client(settings, secret_key)?;
             tracing::info!(gateway = "toss", key = source, api_url = %settings.toss.api_url, "billing gateway: Toss Payments billing (자동결제)");
             Some(Arc::new(MeteredGateway::new(
                 Arc::new(client),
@@ -114,8 +112,6 @@ fn account_sealer(settings: &Settings, cipher: &BillingKeyCipher) -> AccountSeal
 impl Application {
     /// Connects and migrates the database, picks the gateway, binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        // reqwest and sqlx are built without a default crypto provider; one for the process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Settings checked before anything is opened.
         let trusted_proxies = settings
             .limits
@@ -171,9 +167,9 @@ impl Application {
             .reconciliation
             .options()
             .map_err(anyhow::Error::msg)?;
-        let gateway: Arc<dyn PaymentGateway> = match toss_client(&settings)? {
-            Some(client) => {
-                let client = Arc::new(client);
+        let gateway: Arc<dyn PaymentGateway> = match configured(&settings.toss.secret_key) {
+            Some(key) => {
+                let client = Arc::new(toss_client(&settings, key)?);
                 tracing::info!(gateway = "toss", key = "TOSS_SECRET_KEY", api_url = %settings.toss.api_url, max_concurrency = settings.toss.max_concurrency, "payment gateway (one-time payments): Toss Payments");
                 Arc::new(MeteredGateway::new(client, settings.toss.max_concurrency))
             }
@@ -269,10 +265,6 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
-    }
-
-    pub fn port(&self) -> u16 {
-        self.local_addr().port()
     }
 
     /// The service, for tests that drive reconciliation by hand.
@@ -424,15 +416,8 @@ fn console(
 }
 
 /// A Toss client under `secret_key`.
-fn toss_client_with(settings: &Settings, secret_key: &SecretString) -> anyhow::Result<TossClient> {
+fn toss_client(settings: &Settings, secret_key: &SecretString) -> anyhow::Result<TossClient> {
     Ok(TossClient::new(settings.toss.client(secret_key))?)
-}
-
-/// The Toss client of one-time payments, when `TOSS_SECRET_KEY` is configured.
-fn toss_client(settings: &Settings) -> anyhow::Result<Option<TossClient>> {
-    configured(&settings.toss.secret_key)
-        .map(|key| toss_client_with(settings, key))
-        .transpose()
 }
 
 /// Toss's books to reconcile against, one per key set (merchant id) payments are taken under:
@@ -449,7 +434,7 @@ fn books(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn Books>>> {
         .into_iter()
         .chain(billing)
         .map(|key| {
-            let client = Arc::new(toss_client_with(settings, key)?);
+            let client = Arc::new(toss_client(settings, key)?);
             Ok(Arc::new(MeteredBooks::new(client)) as Arc<dyn Books>)
         })
         .collect()
@@ -482,6 +467,9 @@ fn expected_concurrency(settings: &Settings) -> u32 {
 /// host, port and name only: the driver's own errors may quote the URL, password included, and
 /// it panics on a URL it cannot parse, so the URL is checked first.
 async fn connect(database: &DatabaseSettings, expected: u32) -> anyhow::Result<Store> {
+    // reqwest and sqlx are built without a default crypto provider; one for the process, before
+    // the first connection (a second install is harmless).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let url = database.check_url().map_err(anyhow::Error::msg)?;
     let acquire_timeout = Duration::from_secs(database.acquire_timeout_secs);
     let server_allows = if database.asks_the_server() {

@@ -44,22 +44,18 @@ impl Telemetry {
     }
 
     /// Sends the spans still buffered and stops the exporter.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(provider) = self.provider.take()
-            && let Err(error) = provider.shutdown()
-        {
-            eprintln!("payment-service: flushing traces failed: {error}");
-        }
+    pub fn shutdown(self) {
+        drop(self);
     }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("payment-service: flushing traces failed: {error}");
+        }
     }
 }
 

@@ -105,7 +105,6 @@ pub struct LimitSettings {
     pub public_burst: f64,
     /// Networks (CIDRs, or single addresses) of the proxies in front of the service, whose
     /// `X-Forwarded-For` is read, from the right. Empty: the header is ignored.
-    #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Replaced by `trusted_proxies`: `true` is refused at start (it trusted the header from
     /// anyone); `false`, the old default, is accepted and means nothing.
@@ -150,7 +149,6 @@ impl LimitSettings {
 pub struct TossSettings {
     pub secret_key: Option<SecretString>,
     /// The billing contract's secret key (`TOSS_BILLING_SECRET_KEY`); unset: `secret_key`.
-    #[serde(default)]
     pub billing_secret_key: Option<SecretString>,
     pub api_url: String,
     pub connect_timeout_secs: u64,
@@ -179,11 +177,9 @@ pub struct AuthSettings {
     /// `API_KEYS`: each has every scope, named `key-1`, `key-2`, … in order.
     pub api_keys: Vec<SecretString>,
     /// `API_KEYS_FILE`: a TOML file of `[[api_keys]]` entries `{name, sha256, scopes}`.
-    #[serde(default)]
     pub api_keys_file: Option<String>,
     /// `OPERATORS_FILE`: a TOML file of `[[operators]]` entries `{name, password_hash}` who may
     /// sign in to the console; unset: no console.
-    #[serde(default)]
     pub operators_file: Option<String>,
 }
 
@@ -209,10 +205,8 @@ pub struct RedirectSettings {
     pub success_url: Option<String>,
     pub fail_url: Option<String>,
     /// Where `/billing/toss/success` sends the buyer (`?billing_key_id=…`); unset: JSON.
-    #[serde(default)]
     pub billing_success_url: Option<String>,
     /// Where `/billing/toss/fail` sends the buyer (`?code=…&message=…`); unset: a problem.
-    #[serde(default)]
     pub billing_fail_url: Option<String>,
 }
 

@@ -121,29 +121,14 @@ pub enum Resealed {
     Unreadable,
 }
 
-/// The keys of `BILLING_KEY_ENCRYPTION_KEY`, newest first. `Debug` never shows a key.
-#[derive(Clone)]
+/// The keys of `BILLING_KEY_ENCRYPTION_KEY`, newest first. `Debug` never shows a key (a
+/// [`Sealer`] does not).
+#[derive(Clone, Debug)]
 pub struct Keyring {
     /// (key version, sealer), newest first; never empty.
     keys: Vec<(String, Sealer)>,
     /// Whether the key was generated at start (values sealed now do not survive a restart).
     generated: bool,
-}
-
-impl fmt::Debug for Keyring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring")
-            .field(
-                "versions",
-                &self
-                    .keys
-                    .iter()
-                    .map(|(v, _)| v.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .field("generated", &self.generated)
-            .finish()
-    }
 }
 
 /// The key version of `key`: 8 hex digits of a SHA-256 of it (domain-separated).

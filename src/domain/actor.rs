@@ -105,14 +105,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn types_read_back_as_written() {
-        for kind in ActorType::ALL {
-            assert_eq!(kind.as_str().parse::<ActorType>().unwrap(), kind);
-        }
-        assert!("admin".parse::<ActorType>().is_err());
-    }
-
-    #[test]
     fn the_schedule_adopts_as_toss_a_request_as_its_caller() {
         assert_eq!(Actor::system().adopting(), Actor::toss());
         assert_eq!(Actor::buyer().adopting(), Actor::buyer());

@@ -1,7 +1,5 @@
 //! Toss billing (자동결제): a buyer's `customerKey`, and the billing keys Toss issues for it.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -38,8 +36,8 @@ impl CustomerKey {
 }
 
 /// Toss's billing key: whoever holds it (with the secret key) can charge the card. It is never
-/// shown, logged or printed; `Debug` says `[REDACTED]`.
-#[derive(Clone)]
+/// shown, logged or printed; `Debug` says `[REDACTED]` (a `SecretString`'s does).
+#[derive(Clone, Debug)]
 pub struct BillingKeySecret(SecretString);
 
 impl BillingKeySecret {
@@ -53,15 +51,9 @@ impl BillingKeySecret {
     }
 }
 
-impl fmt::Debug for BillingKeySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BillingKeySecret([REDACTED])")
-    }
-}
-
 /// Toss's single-use `authKey` of a card registration. Not a card, but it can become one once;
 /// kept out of logs like the billing key.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthKey(SecretString);
 
 impl AuthKey {
@@ -80,12 +72,6 @@ impl AuthKey {
 
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for AuthKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthKey([REDACTED])")
     }
 }
 

@@ -132,17 +132,9 @@ impl PaymentUpdate {
                 at,
                 lease_until,
             } => Patch {
-                status: Some(InProgress),
                 payment_key: Some(Some(payment_key)),
-                pg_provider: Some(Some(provider)),
-                pg_secret: Some(None),
-                failure: Some(None),
                 billing_key_id: Some(None),
-                new_attempt: true,
-                confirm_started_at: Some(at),
-                next_reconcile_at: Some(Some(lease_until)),
-                reconcile_attempts: Some(0),
-                ..Patch::default()
+                ..Patch::attempt(provider, at, lease_until)
             },
             Self::Charge {
                 billing_key_id,
@@ -150,17 +142,9 @@ impl PaymentUpdate {
                 at,
                 lease_until,
             } => Patch {
-                status: Some(InProgress),
                 payment_key: Some(None),
-                pg_provider: Some(Some(provider)),
-                pg_secret: Some(None),
-                failure: Some(None),
                 billing_key_id: Some(Some(billing_key_id)),
-                new_attempt: true,
-                confirm_started_at: Some(at),
-                next_reconcile_at: Some(Some(lease_until)),
-                reconcile_attempts: Some(0),
-                ..Patch::default()
+                ..Patch::attempt(provider, at, lease_until)
             },
             Self::Resend { lease_until } => Patch {
                 new_send: true,
@@ -308,6 +292,22 @@ pub struct Patch {
 }
 
 impl Patch {
+    /// What a claim and a charge both set: a new attempt at `provider`, started `at`, the
+    /// reconciler's after `lease_until`.
+    fn attempt(provider: String, at: DateTime<Utc>, lease_until: DateTime<Utc>) -> Self {
+        Self {
+            status: Some(InProgress),
+            pg_provider: Some(Some(provider)),
+            pg_secret: Some(None),
+            failure: Some(None),
+            new_attempt: true,
+            confirm_started_at: Some(at),
+            next_reconcile_at: Some(Some(lease_until)),
+            reconcile_attempts: Some(0),
+            ..Self::default()
+        }
+    }
+
     pub fn apply(&self, payment: &mut Payment) {
         let p = self.clone();
         // First: whatever else the change sets is the new attempt's.
@@ -343,18 +343,10 @@ impl Patch {
             payment.review_reason = review;
         }
         if let Some(details) = p.details {
-            if details.method.is_some() {
-                payment.pg_method = details.method;
-            }
-            if details.receipt_url.is_some() {
-                payment.receipt_url = details.receipt_url;
-            }
-            if details.card.is_some() {
-                payment.card = details.card;
-            }
-            if details.virtual_account.is_some() {
-                payment.virtual_account = details.virtual_account;
-            }
+            payment.pg_method = details.method.or(payment.pg_method.take());
+            payment.receipt_url = details.receipt_url.or(payment.receipt_url.take());
+            payment.card = details.card.or(payment.card.take());
+            payment.virtual_account = details.virtual_account.or(payment.virtual_account.take());
         }
     }
 }

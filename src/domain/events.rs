@@ -9,44 +9,33 @@ use serde::Serialize;
 use super::{Actor, Failure, Payment, PaymentKey, Refund};
 
 /// Each event's payload; `event_type` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(untagged)]
 pub enum EventPayload {
+    #[strum(serialize = "payment.completed")]
     Completed(PaymentCompleted),
+    #[strum(serialize = "payment.failed")]
     Failed(PaymentFailed),
+    #[strum(serialize = "payment.refunded")]
     Refunded(PaymentRefunded),
+    #[strum(serialize = "payment.waiting_for_deposit")]
     WaitingForDeposit(PaymentWaitingForDeposit),
+    #[strum(serialize = "payment.cancelled")]
     Cancelled(PaymentCancelled),
+    #[strum(serialize = "refund.failed")]
     RefundFailed(RefundFailed),
+    #[strum(serialize = "payment.retry_scheduled")]
     RetryScheduled(PaymentRetryScheduled),
+    #[strum(serialize = "payment.retries_exhausted")]
     RetriesExhausted(PaymentRetriesExhausted),
 }
 
 impl EventPayload {
     /// Every event type the service publishes.
-    pub const TYPES: [&'static str; 8] = [
-        "payment.completed",
-        "payment.failed",
-        "payment.refunded",
-        "payment.waiting_for_deposit",
-        "payment.cancelled",
-        "refund.failed",
-        "payment.retry_scheduled",
-        "payment.retries_exhausted",
-    ];
+    pub const TYPES: &[&str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn event_type(&self) -> &'static str {
-        let index = match self {
-            Self::Completed(_) => 0,
-            Self::Failed(_) => 1,
-            Self::Refunded(_) => 2,
-            Self::WaitingForDeposit(_) => 3,
-            Self::Cancelled(_) => 4,
-            Self::RefundFailed(_) => 5,
-            Self::RetryScheduled(_) => 6,
-            Self::RetriesExhausted(_) => 7,
-        };
-        Self::TYPES[index]
+        self.into()
     }
 }
 
@@ -180,9 +169,7 @@ impl PaymentCancelled {
             payment_id: payment.id.to_string(),
             order_id: payment.order_id.as_str().to_owned(),
             reason: reason.to_owned(),
-            cancelled_at: payment
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            cancelled_at: super::timestamps::text(payment.updated_at),
             requested_by: requested_by.clone(),
         })
     }
@@ -247,7 +234,7 @@ impl PaymentRetryScheduled {
             order_id: payment.order_id.as_str().to_owned(),
             subscription_id: payment.subscription_id.clone(),
             attempt,
-            next_attempt_at: next_attempt_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            next_attempt_at: super::timestamps::text(next_attempt_at),
             failure: failure.clone(),
         })
     }

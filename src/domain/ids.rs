@@ -164,12 +164,6 @@ impl Amount {
     }
 }
 
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// Who sends a request: the merchant or anyone. It decides what an answer shows, and in which
 /// namespace an `Idempotency-Key` lives (`crate::idempotency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

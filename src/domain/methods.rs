@@ -121,11 +121,6 @@ impl RefundAccount {
     pub fn expose_account_number(&self) -> &str {
         &self.account_number
     }
-
-    /// The number as it may be shown: all but the last four digits hidden.
-    pub fn masked_number(&self) -> String {
-        mask(&self.account_number)
-    }
 }
 
 /// `****1234`: the last four characters (fewer for a short number), the rest hidden.
@@ -140,7 +135,7 @@ impl fmt::Debug for RefundAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefundAccount")
             .field("bank", &self.bank)
-            .field("account_number", &self.masked_number())
+            .field("account_number", &mask(&self.account_number))
             .field("holder_name", &self.holder_name)
             .finish()
     }

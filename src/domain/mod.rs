@@ -140,6 +140,7 @@ pub use status::{PaymentStatus, PaymentType, RefundOrigin, RefundStatus};
 /// Times on the wire: RFC 3339 in UTC, to the millisecond, e.g. `2026-11-23T09:30:00.123Z`.
 pub mod timestamps {
     use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serialize as _;
 
     pub fn text(at: DateTime<Utc>) -> String {
         at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -158,10 +159,7 @@ pub mod timestamps {
         at: &Option<DateTime<Utc>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        match at {
-            Some(at) => serializer.serialize_str(&text(*at)),
-            None => serializer.serialize_none(),
-        }
+        at.map(text).serialize(serializer)
     }
 }
 
@@ -191,5 +189,45 @@ impl Failure {
             message: message.into(),
             retryable: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconciliation::{DiscrepancyKind, RunStatus, RunTrigger};
+    use super::*;
+
+    /// Every value of a `text_enum!` reads back from its text; an unknown text does not read.
+    fn reads_back<T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr>(
+        all: &[T],
+        text: fn(T) -> &'static str,
+    ) {
+        for &value in all {
+            assert_eq!(text(value).parse::<T>().ok(), Some(value));
+        }
+        assert!("DONE_OR_ADMIN".parse::<T>().is_err());
+    }
+
+    #[test]
+    fn text_enums_read_back_as_written() {
+        reads_back(&PaymentStatus::ALL, PaymentStatus::as_str);
+        reads_back(&RefundStatus::ALL, RefundStatus::as_str);
+        reads_back(&RefundOrigin::ALL, RefundOrigin::as_str);
+        reads_back(&PaymentType::ALL, PaymentType::as_str);
+        reads_back(&ActorType::ALL, ActorType::as_str);
+        reads_back(&AttemptKind::ALL, AttemptKind::as_str);
+        reads_back(&AttemptStatus::ALL, AttemptStatus::as_str);
+        reads_back(&ScheduleStatus::ALL, ScheduleStatus::as_str);
+        reads_back(&BillingKeyStatus::ALL, BillingKeyStatus::as_str);
+        reads_back(&TransactionKind::ALL, TransactionKind::as_str);
+        reads_back(&RunStatus::ALL, RunStatus::as_str);
+        reads_back(&RunTrigger::ALL, RunTrigger::as_str);
+        reads_back(&DiscrepancyKind::ALL, DiscrepancyKind::as_str);
+        // Toss's status is not ours; the schedule's texts are on the wire.
+        assert!("DONE".parse::<PaymentStatus>().is_err());
+        assert_eq!(
+            ScheduleStatus::ALL.map(ScheduleStatus::as_str),
+            ["SCHEDULED", "CHARGING", "DONE", "EXHAUSTED", "CANCELLED"]
+        );
     }
 }

@@ -66,16 +66,9 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::OrderId;
 
     fn payment(key: Option<&str>, id: Option<&str>, provider: Option<&str>) -> Payment {
-        let mut p = Payment::new_pending(
-            "user".to_owned(),
-            OrderId::parse("order-1").unwrap(),
-            10_000,
-            "card".to_owned(),
-            Utc::now(),
-        );
+        let mut p = Payment::sample("order-1", 10_000, Utc::now());
         p.payment_key = key.map(|k| PaymentKey::parse(k).unwrap());
         p.pg_transaction_id = id.map(str::to_owned);
         p.pg_provider = provider.map(str::to_owned);
@@ -86,67 +79,58 @@ mod tests {
         PaymentKey::parse(k).unwrap()
     }
 
+    /// The columns (`payment_key`, `pg_transaction_id`, `pg_provider`), what they read as, what
+    /// paid, and the key to look up (`Some(None)`: a recorded id that is no key).
     #[test]
-    fn nothing_sent_and_nothing_recorded_is_none() {
-        let p = payment(None, None, None);
-        assert_eq!(p.pg_ref(), PgRef::None);
-        assert_eq!(p.pg_ref().paid_by(), None);
-        assert_eq!(p.pg_ref().lookup_key(), None);
-    }
-
-    #[test]
-    fn an_attempt_not_approved_is_looked_up_by_its_key_but_paid_nothing() {
-        let p = payment(Some("pk_1"), None, Some("toss"));
-        assert_eq!(p.pg_ref(), PgRef::Attempt(&key("pk_1")));
-        assert_eq!(p.pg_ref().paid_by(), None);
-        assert_eq!(p.pg_ref().lookup_key(), Some(Ok(key("pk_1"))));
-    }
-
-    #[test]
-    fn an_approved_key_is_adopted() {
-        let p = payment(Some("pk_1"), Some("pk_1"), Some("toss"));
-        assert_eq!(p.pg_ref(), PgRef::Adopted(&key("pk_1")));
-        assert_eq!(p.pg_ref().paid_by(), Some("pk_1"));
-        assert_eq!(p.pg_ref().lookup_key(), Some(Ok(key("pk_1"))));
-    }
-
-    #[test]
-    fn an_id_without_a_key_is_a_callers_claim_even_when_it_is_a_toss_key() {
-        let p = payment(None, Some("pk_of_another_order"), Some("toss"));
-        assert_eq!(
-            p.pg_ref(),
-            PgRef::Recorded {
-                provider: Some("toss"),
-                id: "pk_of_another_order"
-            }
-        );
-        assert!(!matches!(p.pg_ref(), PgRef::Adopted(_)));
-        assert_eq!(p.pg_ref().paid_by(), Some("pk_of_another_order"));
-        assert_eq!(
-            p.pg_ref().lookup_key(),
-            Some(Ok(key("pk_of_another_order")))
-        );
-    }
-
-    #[test]
-    fn a_recorded_id_that_is_no_key_cannot_be_looked_up() {
-        let p = payment(None, Some("bank transfer #12 / 3"), None);
-        assert_eq!(
-            p.pg_ref(),
-            PgRef::Recorded {
-                provider: None,
-                id: "bank transfer #12 / 3"
-            }
-        );
-        assert_eq!(p.pg_ref().paid_by(), Some("bank transfer #12 / 3"));
-        assert!(matches!(p.pg_ref().lookup_key(), Some(Err(_))));
-    }
-
-    #[test]
-    fn a_key_with_another_id_reads_as_the_attempts_key() {
-        let p = payment(Some("pk_1"), Some("pk_2"), Some("toss"));
-        assert_eq!(p.pg_ref(), PgRef::Attempt(&key("pk_1")));
-        assert_eq!(p.pg_ref().lookup_key(), Some(Ok(key("pk_1"))));
+    fn the_columns_read_as_one_link() {
+        let (pk_1, pk_other) = (key("pk_1"), key("pk_of_another_order"));
+        let recorded = |provider, id| PgRef::Recorded { provider, id };
+        for (columns, expected, paid_by, lookup) in [
+            // Nothing sent and nothing recorded.
+            ((None, None, None), PgRef::None, None, None),
+            // An attempt not approved is looked up by its key but paid nothing.
+            (
+                (Some("pk_1"), None, Some("toss")),
+                PgRef::Attempt(&pk_1),
+                None,
+                Some(Some(&pk_1)),
+            ),
+            // An approved key is adopted.
+            (
+                (Some("pk_1"), Some("pk_1"), Some("toss")),
+                PgRef::Adopted(&pk_1),
+                Some("pk_1"),
+                Some(Some(&pk_1)),
+            ),
+            // An id without a key is a caller's claim, even when it is a Toss key.
+            (
+                (None, Some("pk_of_another_order"), Some("toss")),
+                recorded(Some("toss"), "pk_of_another_order"),
+                Some("pk_of_another_order"),
+                Some(Some(&pk_other)),
+            ),
+            // A recorded id that is no key cannot be looked up.
+            (
+                (None, Some("bank transfer #12 / 3"), None),
+                recorded(None, "bank transfer #12 / 3"),
+                Some("bank transfer #12 / 3"),
+                Some(None),
+            ),
+            // A key with another id reads as the attempt's key.
+            (
+                (Some("pk_1"), Some("pk_2"), Some("toss")),
+                PgRef::Attempt(&pk_1),
+                None,
+                Some(Some(&pk_1)),
+            ),
+        ] {
+            let (k, id, provider) = columns;
+            let p = payment(k, id, provider);
+            assert_eq!(p.pg_ref(), expected, "{columns:?}");
+            assert_eq!(p.pg_ref().paid_by(), paid_by, "{columns:?}");
+            let looked_up = p.pg_ref().lookup_key().map(Result::ok);
+            assert_eq!(looked_up, lookup.map(|k| k.cloned()), "{columns:?}");
+        }
     }
 
     #[test]

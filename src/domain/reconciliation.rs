@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{PassId, Payment, PaymentStatus, Refund, RefundStatus, RunId};
+use super::{PassId, Payment, Refund, RefundStatus, RunId};
 
 /// Korea Standard Time (UTC+9, no daylight saving): the business day of Toss's books.
 pub fn kst() -> FixedOffset {
@@ -135,13 +135,7 @@ impl Discrepancy {
         };
         match theirs.status.as_str() {
             "DONE" => {
-                let paid = matches!(
-                    payment.status,
-                    PaymentStatus::Completed
-                        | PaymentStatus::PartialRefund
-                        | PaymentStatus::Refunded
-                );
-                !(paid
+                !(payment.status.is_paid()
                     && payment.payment_key.as_ref().map(|key| key.as_str())
                         == self.payment_key.as_deref()
                     && self.order_id.as_deref() == Some(payment.order_id.as_str())
@@ -164,15 +158,9 @@ mod tests {
 
     #[test]
     fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {
-        use crate::domain::{OrderId, PaymentKey, RefundId, RefundOrigin};
+        use crate::domain::{PaymentKey, PaymentStatus, RefundOrigin};
         let now = Utc::now();
-        let mut payment = Payment::new_pending(
-            "u-1".into(),
-            OrderId::parse("order-1").unwrap(),
-            10_000,
-            "card".into(),
-            now,
-        );
+        let mut payment = Payment::sample("order-1", 10_000, now);
         payment.status = PaymentStatus::InProgress;
         payment.payment_key = Some(PaymentKey::parse("pk_1").unwrap());
         let approval = Discrepancy {
@@ -213,24 +201,10 @@ mod tests {
             ..approval.clone()
         };
         let mut refund = Refund {
-            id: RefundId::new(),
-            payment_id: payment.id,
-            amount_krw: 4_000,
-            reason: "dashboard".into(),
-            status: RefundStatus::Completed,
             pg_cancel_key: Some("cx_1".into()),
-            idempotency_key: None,
             origin: RefundOrigin::Pg,
-            sends: 0,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: now,
-            refunded_at: Some(now),
-            tax_free_amount_krw: 0,
-            refund_account: None,
             requested_by: crate::domain::Actor::toss(),
+            ..Refund::sample(payment.id, 4_000, now)
         };
         assert!(cancel.holds(&payment, &[]));
         assert!(!cancel.holds(&payment, std::slice::from_ref(&refund)));

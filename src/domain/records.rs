@@ -131,6 +131,13 @@ impl Payment {
         }
     }
 
+    /// For tests: a pending payment of user `u-1` by card.
+    #[cfg(test)]
+    pub(crate) fn sample(order_id: &str, amount_krw: i64, now: DateTime<Utc>) -> Self {
+        let order_id = OrderId::parse(order_id).expect("a valid order id");
+        Self::new_pending("u-1".into(), order_id, amount_krw, "card".into(), now)
+    }
+
     /// A charge of a billing key is in flight: Toss names its `paymentKey` only in its answer,
     /// so the attempt is known by its billing key and read back by order id.
     pub fn charge_in_flight(&self) -> bool {
@@ -148,17 +155,7 @@ impl Payment {
     /// account): the approved attempt's method is Toss's `가상계좌`. An account an earlier
     /// attempt was issued (expired, cancelled) does not make a later card payment one.
     pub fn paid_by_virtual_account(&self) -> bool {
-        let paid = match self.status {
-            PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded => {
-                true
-            }
-            PaymentStatus::Pending
-            | PaymentStatus::InProgress
-            | PaymentStatus::WaitingForDeposit
-            | PaymentStatus::Failed
-            | PaymentStatus::Cancelled => false,
-        };
-        paid && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
+        self.status.is_paid() && self.pg_method.as_deref() == Some(super::VIRTUAL_ACCOUNT_METHOD)
     }
 
     /// Its link to the PG's record: an attempt's key, the key adopted from the PG's approval,
@@ -212,6 +209,34 @@ pub struct Refund {
     pub refund_account: Option<SealedAccount>,
     /// Who asked for it: an API key, or Toss for a cancel made at Toss.
     pub requested_by: Actor,
+}
+
+impl Refund {
+    /// For tests: a refund of `amount_krw` of payment `payment_id` that an API key asked for,
+    /// completed by the service at `now`.
+    #[cfg(test)]
+    pub(crate) fn sample(payment_id: PaymentId, amount_krw: i64, now: DateTime<Utc>) -> Self {
+        Self {
+            id: RefundId::new(),
+            payment_id,
+            amount_krw,
+            reason: "changed mind".to_owned(),
+            status: RefundStatus::Completed,
+            pg_cancel_key: None,
+            idempotency_key: None,
+            origin: RefundOrigin::Service,
+            sends: 1,
+            last_sent_at: Some(now),
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at: now,
+            refunded_at: Some(now),
+            tax_free_amount_krw: 0,
+            refund_account: None,
+            requested_by: Actor::api_key("key-1"),
+        }
+    }
 }
 
 /// An event as kept in the outbox; `seq` is the consumers' cursor.

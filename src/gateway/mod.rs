@@ -56,6 +56,23 @@ pub struct CancelRequest {
     pub idempotency_key: String,
 }
 
+#[cfg(test)]
+impl CancelRequest {
+    /// For tests: a refund of `amount` KRW of the 1,000 refundable under `payment_key`, nothing
+    /// tax-free, no account, sent as `refund-1`.
+    pub(crate) fn refund(payment_key: &str, reason: &str, amount: i64) -> Self {
+        Self {
+            payment_key: PaymentKey::parse(payment_key).expect("a valid key"),
+            reason: reason.to_owned(),
+            amount: Some(amount),
+            refundable_amount: Some(1000),
+            tax_free_amount: None,
+            refund_account: None,
+            idempotency_key: "refund-1".to_owned(),
+        }
+    }
+}
+
 /// One cancel in Toss's `cancels[]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgCancel {

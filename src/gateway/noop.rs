@@ -117,15 +117,7 @@ mod tests {
         assert_eq!(confirmed.currency.as_deref(), Some("KRW"));
 
         let canceled = gateway
-            .cancel(&CancelRequest {
-                payment_key: key.clone(),
-                reason: "r".to_owned(),
-                amount: Some(400),
-                refundable_amount: Some(1000),
-                tax_free_amount: None,
-                refund_account: None,
-                idempotency_key: "refund-1".to_owned(),
-            })
+            .cancel(&CancelRequest::refund("pk", "r", 400))
             .await
             .unwrap();
         assert_eq!(canceled.cancels.len(), 1);

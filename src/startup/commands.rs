@@ -18,7 +18,6 @@ pub async fn reconcile_command(
     date: &str,
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<u8> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let date: chrono::NaiveDate = date
         .parse()
         .map_err(|_| anyhow::anyhow!("--date {date:?} is not a date written YYYY-MM-DD"))?;
@@ -85,7 +84,6 @@ pub async fn reseal_command(
     batch: u64,
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<u8> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     if configured(&settings.billing.encryption_key).is_none() {
         anyhow::bail!(
             "BILLING_KEY_ENCRYPTION_KEY is not set: there is no key to re-seal under (set the keys, newest first)"

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 
 use super::*;
-use crate::domain::{OrderId, RefundId, RefundOrigin, RefundStatus};
 
 fn shared(name: &str) -> String {
     let path = format!("{}/../shared/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -80,26 +79,7 @@ fn fields_of(text: &str) -> BTreeSet<String> {
 fn samples() -> Vec<EventPayload> {
     let mut payment = sample_payment();
     payment.refunded_amount_krw = 1000;
-    let refund = Refund {
-        id: RefundId::new(),
-        payment_id: payment.id,
-        amount_krw: 1000,
-        reason: "changed mind".to_owned(),
-        status: RefundStatus::Completed,
-        pg_cancel_key: None,
-        idempotency_key: None,
-        origin: RefundOrigin::Service,
-        sends: 1,
-        last_sent_at: None,
-        failure: None,
-        reconcile_attempts: 0,
-        next_reconcile_at: None,
-        created_at: Utc::now(),
-        refunded_at: None,
-        tax_free_amount_krw: 0,
-        refund_account: None,
-        requested_by: Actor::api_key("key-1"),
-    };
+    let refund = Refund::sample(payment.id, 1000, Utc::now());
     let failure = Failure::new("REJECT_CARD_PAYMENT", "declined");
     vec![
         PaymentCompleted::of(&payment, Some("toss"), Some("pk")),
@@ -178,11 +158,5 @@ fn requested_by_is_shown_as_the_envelope_shows_an_actor() {
 }
 
 fn sample_payment() -> Payment {
-    Payment::new_pending(
-        "user-1".to_owned(),
-        OrderId::parse("order-1").unwrap(),
-        1000,
-        "CARD".to_owned(),
-        Utc::now(),
-    )
+    Payment::sample("order-1", 1000, Utc::now())
 }

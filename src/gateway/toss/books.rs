@@ -26,11 +26,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(16);
 const MAX_PAGE_BYTES: usize = 32 << 20;
 
 impl TossClient {
-    /// One GET of a list, 429s retried, in a span of its own; the body of the 2xx reply.
+    /// One GET of a list (`/v1/{operation}`), 429s retried, in a span of its own; the body of
+    /// the 2xx reply.
     async fn list(
         &self,
         operation: &'static str,
-        segments: &[&str],
         query: &[(&str, String)],
     ) -> Result<Vec<u8>, GatewayError> {
         let route = match operation {
@@ -38,7 +38,7 @@ impl TossClient {
             _ => "GET /v1/settlements",
         };
         let span = call_span(route, operation);
-        self.list_in(operation, segments, query, &span)
+        self.list_in(operation, query, &span)
             .instrument(span.clone())
             .await
     }
@@ -46,7 +46,6 @@ impl TossClient {
     async fn list_in(
         &self,
         operation: &'static str,
-        segments: &[&str],
         query: &[(&str, String)],
         span: &tracing::Span,
     ) -> Result<Vec<u8>, GatewayError> {
@@ -55,7 +54,7 @@ impl TossClient {
             .read
             .max(self.timeouts.lookup)
             .max(MIN_READ_TIMEOUT);
-        let mut url = self.endpoint(segments);
+        let mut url = self.endpoint(&["v1", operation]);
         url.query_pairs_mut()
             .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         let mut retries = 0;
@@ -148,9 +147,7 @@ impl Books for TossClient {
         if let Some(key) = starting_after {
             query.push(("startingAfter", key.to_owned()));
         }
-        let body = self
-            .list("transactions", &["v1", "transactions"], &query)
-            .await?;
+        let body = self.list("transactions", &query).await?;
         parse_transactions(&body)
     }
 
@@ -167,9 +164,7 @@ impl Books for TossClient {
             ("page", page.to_string()),
             ("size", size.to_string()),
         ];
-        let body = self
-            .list("settlements", &["v1", "settlements"], &query)
-            .await?;
+        let body = self.list("settlements", &query).await?;
         parse_settlements(&body)
     }
 }

@@ -117,7 +117,7 @@ impl TossClient {
         let request = self.post_request(segments, idempotency_key, body)?;
         self.exchange(call, request, subject, parse_payment)
             .await?
-            .ok_or_else(|| unknown("Toss reply carried no payment".to_owned()))
+            .ok_or_else(|| unknown("Toss reply carried no payment"))
     }
 
     fn post_request(
@@ -374,7 +374,7 @@ impl BillingGateway for TossClient {
         // A customer key lets whoever knows it register cards for the buyer: not logged.
         self.exchange(ISSUE, call, Subject::Unnamed, parse_billing)
             .await?
-            .ok_or_else(|| unknown("Toss reply carried no billing key".to_owned()))
+            .ok_or_else(|| unknown("Toss reply carried no billing key"))
     }
 
     async fn charge(&self, request: &ChargeRequest) -> Result<PgPayment, GatewayError> {

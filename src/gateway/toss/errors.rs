@@ -9,8 +9,7 @@ use crate::gateway::GatewayError;
 
 /// Declines that leave nothing behind on Toss's side, per endpoint (§8.2, §8.3). A code is only
 /// final for the endpoint whose table lists it: `Declined` promises that nothing happened.
-/// The card's, the bank's and the merchant setup's refusals, shared by a confirm and a billing
-/// charge.
+/// The card's and the bank's refusals, shared by a confirm and a billing charge.
 const CARD_DECLINES: &[&str] = &[
     // 403 declines by the card company, bank or Toss's fraud checks.
     "REJECT_ACCOUNT_PAYMENT",
@@ -40,7 +39,11 @@ const CARD_DECLINES: &[&str] = &[
     "EXCEED_MAX_ONE_TIME_WITHDRAW_AMOUNT",
     "EXCEED_MAX_AMOUNT",
     "INVALID_ACCOUNT_INFO_RE_REGISTER",
-    // Merchant setup: final until someone talks to Toss.
+];
+
+/// Merchant setup, refused by a confirm, a charge and a cancel alike: final until someone talks
+/// to Toss.
+const MERCHANT_DECLINES: &[&str] = &[
     "NOT_FOUND_TERMINAL_ID",
     "INVALID_AUTHORIZE_AUTH",
     "INVALID_UNREGISTERED_SUBMALL",
@@ -71,10 +74,6 @@ const CANCEL_DECLINES: &[&str] = &[
     "EXCEED_CANCEL_LIMIT",
     "EXCEED_MAX_REFUND_AMOUNT",
     "NOT_FOUND_PAYMENT",
-    "NOT_FOUND_TERMINAL_ID",
-    "INVALID_AUTHORIZE_AUTH",
-    "INVALID_UNREGISTERED_SUBMALL",
-    "NOT_REGISTERED_BUSINESS",
 ];
 
 /// Billing charge only (`POST /v1/billing/{billingKey}`, §17.2; a charge has no payment
@@ -140,9 +139,9 @@ pub(super) fn classify(
     // A 5xx or 429 says nothing reliable about the payment, whatever the code.
     let in_doubt = http_status == 429 || http_status >= 500;
     let declines: &[&[&str]] = match operation {
-        Operation::Confirm => &[CARD_DECLINES, SESSION_DECLINES],
-        Operation::Cancel => &[CANCEL_DECLINES],
-        Operation::Charge => &[CARD_DECLINES, BILLING_DECLINES],
+        Operation::Confirm => &[CARD_DECLINES, MERCHANT_DECLINES, SESSION_DECLINES],
+        Operation::Cancel => &[CANCEL_DECLINES, MERCHANT_DECLINES],
+        Operation::Charge => &[CARD_DECLINES, MERCHANT_DECLINES, BILLING_DECLINES],
         // A lookup changes nothing, so nothing about it can be "declined"; an issue is below.
         Operation::Lookup | Operation::Issue => &[],
     };
@@ -170,9 +169,10 @@ pub(super) fn classify(
     }
 }
 
-pub(super) fn unknown(reason: String) -> GatewayError {
+/// An outcome nobody can tell, without a code from Toss.
+pub(super) fn unknown(reason: impl Into<String>) -> GatewayError {
     GatewayError::Unknown {
-        reason,
+        reason: reason.into(),
         code: None,
         message: None,
     }

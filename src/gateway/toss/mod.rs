@@ -26,15 +26,19 @@ use super::Timeouts;
 pub use client::{TossClient, TossOptions};
 pub use errors::decline_is_retryable;
 
-/// Which kind of Toss call: the error codes that are final, and the timeout, depend on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind of Toss call: the error codes that are final, and the timeout, depend on it. Its
+/// name (snake case) is the `operation` of logs and spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 enum Operation {
     Confirm,
     Cancel,
     Lookup,
     /// Billing: issue a billing key from an `authKey`.
+    #[strum(serialize = "billing_issue")]
     Issue,
     /// Billing: charge a billing key.
+    #[strum(serialize = "billing_charge")]
     Charge,
 }
 
@@ -57,13 +61,7 @@ fn call_span(route: &'static str, operation: &'static str) -> tracing::Span {
 
 impl Operation {
     fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirm => "confirm",
-            Self::Cancel => "cancel",
-            Self::Lookup => "lookup",
-            Self::Issue => "billing_issue",
-            Self::Charge => "billing_charge",
-        }
+        self.into()
     }
 
     /// Confirm and cancel wait on card companies and banks; lookups only read Toss's records.

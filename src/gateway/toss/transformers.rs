@@ -96,11 +96,9 @@ struct TossBilling {
 /// was issued as far as we can tell.
 pub(super) fn parse_billing(body: &[u8]) -> Result<PgBillingKey, GatewayError> {
     let billing: TossBilling = serde_json::from_slice(body)
-        .map_err(|_| unknown("2xx reply is not a Toss Billing object".to_owned()))?;
+        .map_err(|_| unknown("2xx reply is not a Toss Billing object"))?;
     if billing.billing_key.is_empty() {
-        return Err(unknown(
-            "Toss's Billing object has an empty billingKey".to_owned(),
-        ));
+        return Err(unknown("Toss's Billing object has an empty billingKey"));
     }
     Ok(PgBillingKey {
         billing_key: BillingKeySecret::new(billing.billing_key),
@@ -294,15 +292,7 @@ mod tests {
             serde_json::to_value(&confirm).unwrap(),
             json!({"paymentKey": "pk_1", "orderId": "order-1", "amount": 1000})
         );
-        let cancel = CancelRequest {
-            payment_key: PaymentKey::parse("pk_1").unwrap(),
-            reason: "고객 변심".to_owned(),
-            amount: Some(400),
-            refundable_amount: Some(1000),
-            tax_free_amount: None,
-            refund_account: None,
-            idempotency_key: "refund-1".to_owned(),
-        };
+        let cancel = CancelRequest::refund("pk_1", "고객 변심", 400);
         // The key goes in the path, the idempotency key in a header: neither is in the body.
         assert_eq!(
             serde_json::to_value(CancelBody::from(&cancel)).unwrap(),

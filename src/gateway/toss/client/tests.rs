@@ -4,8 +4,8 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::gateway::PgStatus;
 use crate::gateway::toss::fixtures::{CANCELED, CONFIRMED};
+use crate::gateway::{Outcome, PgStatus};
 
 const SECRET: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
 const EXPECTED_AUTH: &str = "Basic dGVzdF9za196WExrS0V5cE5BcldtbzUwblgzbG1lYXhZRzVSOg==";
@@ -168,15 +168,7 @@ async fn cancel_escapes_the_key_and_parses_the_cancel() {
         .await;
 
     let payment = client(&server.uri())
-        .cancel(&CancelRequest {
-            payment_key: key("a/b?c#d%e"),
-            reason: "고객 변심".to_owned(),
-            amount: Some(1000),
-            refundable_amount: Some(1000),
-            tax_free_amount: None,
-            refund_account: None,
-            idempotency_key: "refund-1".to_owned(),
-        })
+        .cancel(&CancelRequest::refund("a/b?c#d%e", "고객 변심", 1000))
         .await
         .unwrap();
 
@@ -270,46 +262,34 @@ async fn lookup_error_codes_are_unknown_or_misconfigured() {
     ));
 }
 
+/// Toss's code and message reach the classification verbatim (`errors` tests the classes).
 #[tokio::test]
 async fn tosss_codes_are_classified_with_its_code_and_message_verbatim() {
-    let (limit, bad_key) = (
-        "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
-        "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
-    );
-    let unknown = |code: &str| GatewayError::Unknown {
-        reason: format!("Toss answered HTTP 400 {code}"),
-        code: Some(code.to_owned()),
-        message: Some("메시지".to_owned()),
-    };
-    for (status, code, message, expected) in [
+    for (status, code, message, outcome) in [
         (
             403,
             "REJECT_CARD_PAYMENT",
-            limit,
-            GatewayError::Declined {
-                code: "REJECT_CARD_PAYMENT".to_owned(),
-                message: limit.to_owned(),
-            },
+            "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+            Outcome::Declined,
         ),
         (
             401,
             "UNAUTHORIZED_KEY",
-            bad_key,
-            GatewayError::Misconfigured {
-                code: "UNAUTHORIZED_KEY".to_owned(),
-                message: bad_key.to_owned(),
-            },
+            "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.",
+            Outcome::Misconfigured,
         ),
-        (
-            400,
-            "ALREADY_PROCESSED_PAYMENT",
-            "메시지",
-            unknown("ALREADY_PROCESSED_PAYMENT"),
-        ),
-        (400, "BRAND_NEW_CODE", "메시지", unknown("BRAND_NEW_CODE")),
+        (400, "ALREADY_PROCESSED_PAYMENT", "메시지", Outcome::Unknown),
+        (400, "BRAND_NEW_CODE", "메시지", Outcome::Unknown),
     ] {
-        let result = confirm_answered_with(toss_error(status, code, message)).await;
-        assert_eq!(result, Err(expected), "{code}");
+        let error = confirm_answered_with(toss_error(status, code, message))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            classify(status, code, message, Operation::Confirm),
+            "{code}"
+        );
+        assert_eq!(error.outcome(), outcome, "{code}");
     }
 }
 
