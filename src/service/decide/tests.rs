@@ -17,7 +17,7 @@ pub(super) fn judge(
     decide(ours, Attempt::of(ours).as_ref(), refunds, record, ctx)
 }
 
-pub(super) fn ctx() -> Context {
+pub(crate) fn ctx() -> Context {
     let now = Utc::now();
     Context {
         now,
@@ -72,30 +72,34 @@ pub(super) fn payment(status: PaymentStatus) -> Payment {
 /// Our completed refunds of `payment` (its refunded total as cancels `cx1` 3000, `cx2` 7000).
 pub(super) fn refunds_of(payment: &Payment) -> Vec<Refund> {
     let make = |key: &str, amount: i64| Refund {
-        id: RefundId::new(),
-        payment_id: payment.id,
-        amount_krw: amount,
-        reason: "r".into(),
-        status: RefundStatus::Completed,
         pg_cancel_key: Some(key.to_owned()),
-        idempotency_key: None,
-        origin: RefundOrigin::Service,
         sends: 1,
         last_sent_at: Some(Utc::now()),
-        failure: None,
-        reconcile_attempts: 0,
-        next_reconcile_at: None,
-        created_at: Utc::now(),
         refunded_at: Some(Utc::now()),
-        tax_free_amount_krw: 0,
-        refund_account: None,
-        requested_by: Actor::api_key("key-1"),
+        ..completed_refund(payment, amount)
     };
     match payment.refunded_amount_krw {
         3_000 => vec![make("cx1", 3_000)],
         AMOUNT => vec![make("cx1", 3_000), make("cx2", 7_000)],
         _ => Vec::new(),
     }
+}
+
+/// A completed refund of `amount` from `payment`, asked for by API key `key-1`.
+pub(crate) fn completed_refund(payment: &Payment, amount: i64) -> Refund {
+    refund_of(payment, amount, RefundStatus::Completed)
+}
+
+pub(crate) fn refund_of(payment: &Payment, amount: i64, status: RefundStatus) -> Refund {
+    new_refund(
+        payment.id,
+        amount,
+        "r".into(),
+        status,
+        RefundOrigin::Service,
+        Actor::api_key("key-1"),
+        Utc::now(),
+    )
 }
 
 pub(super) fn cancel(key: &str, amount: i64) -> PgCancel {
@@ -111,7 +115,7 @@ pub(super) fn cancel(key: &str, amount: i64) -> PgCancel {
 
 /// Toss's record of `pk_ours` in `status`; `"CANCELED_UNPAID"` is a virtual account cancelled
 /// before its deposit: its cancel listed like any other, `approvedAt` null (§4).
-pub(super) fn record(status: &str) -> PgPayment {
+pub(crate) fn record(status: &str) -> PgPayment {
     let (pg_status, cancels) = match status {
         "READY" => (PgStatus::Ready, vec![]),
         "IN_PROGRESS" => (PgStatus::InProgress, vec![]),

@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::adopt::Adoption;
 use super::codes::{Code, declined};
+use super::decide::new_refund;
 use super::{Pg, ServiceSettings, events, find};
 use crate::domain::{
     Actor, Payment, PaymentId, PgRef, Refund, RefundAccount, RefundId, RefundOrigin, RefundStatus,
@@ -179,11 +180,13 @@ impl Refunding {
             }
         };
         let now = Utc::now();
+        let status = if via_pg {
+            RefundStatus::Pending
+        } else {
+            RefundStatus::Completed
+        };
         let refund = Refund {
             id: refund_id,
-            payment_id: payment.id,
-            amount_krw: amount,
-            reason: command.reason.clone(),
             tax_free_amount_krw: tax_free,
             // Only a deposit is refunded to an account; a card's cancel is never sent one.
             refund_account: command
@@ -191,23 +194,19 @@ impl Refunding {
                 .as_ref()
                 .filter(|_| payment.paid_by_virtual_account())
                 .map(|account| self.settings.account_sealer.seal(refund_id, account)),
-            status: if via_pg {
-                RefundStatus::Pending
-            } else {
-                RefundStatus::Completed
-            },
-            pg_cancel_key: None,
             idempotency_key: command.idempotency_key.clone(),
-            origin: RefundOrigin::Service,
-            sends: 0,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
             // If this request dies, the settler takes the refund over from then.
             next_reconcile_at: via_pg.then(|| self.settings.claim_expiry()),
-            created_at: now,
             refunded_at: (!via_pg).then_some(now),
-            requested_by: self.actor.clone(),
+            ..new_refund(
+                payment.id,
+                amount,
+                command.reason.clone(),
+                status,
+                RefundOrigin::Service,
+                self.actor.clone(),
+                now,
+            )
         };
         // With a tax-free part, the balance it was computed from must still hold.
         let taken = (payment.tax_free_amount_krw > 0)
@@ -361,6 +360,7 @@ mod tests {
 
     use super::*;
     use crate::domain::OrderId;
+    use crate::service::decide::tests::completed_refund;
 
     fn payment(amount: i64, tax_free: i64) -> Payment {
         Payment {
@@ -377,24 +377,10 @@ mod tests {
 
     fn refund_of(payment: &Payment, amount: i64, tax_free: i64) -> Refund {
         Refund {
-            id: RefundId::new(),
-            payment_id: payment.id,
-            amount_krw: amount,
-            reason: "r".into(),
-            status: RefundStatus::Completed,
-            pg_cancel_key: None,
-            idempotency_key: None,
-            origin: RefundOrigin::Service,
             sends: 1,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: Utc::now(),
             refunded_at: Some(Utc::now()),
             tax_free_amount_krw: tax_free,
-            refund_account: None,
-            requested_by: crate::domain::Actor::api_key("key-1"),
+            ..completed_refund(payment, amount)
         }
     }
 

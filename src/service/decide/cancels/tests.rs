@@ -31,24 +31,10 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
 
 fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
     Refund {
-        id: RefundId::new(),
-        payment_id: payment.id,
-        amount_krw: amount,
         reason: "ours".into(),
-        status: RefundStatus::Pending,
-        pg_cancel_key: None,
-        idempotency_key: None,
-        origin: RefundOrigin::Service,
         sends,
         last_sent_at: (sends > 0).then(Utc::now),
-        failure: None,
-        tax_free_amount_krw: 0,
-        refund_account: None,
-        reconcile_attempts: 0,
-        next_reconcile_at: None,
-        created_at: Utc::now(),
-        refunded_at: None,
-        requested_by: Actor::api_key("key-1"),
+        ..refund_of(payment, amount, RefundStatus::Pending)
     }
 }
 
