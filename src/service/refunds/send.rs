@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError, PgPayment};
-use crate::service::codes::Code;
+use crate::service::codes::{Code, declined};
 use crate::service::decide::{Attempt, Context, Verdict, abandon_refund, decide};
 use crate::service::{find, key_of_send};
 use crate::store::{Seen, Sending};
@@ -259,23 +259,15 @@ impl Refunding {
                 }))
             }
             Err(GatewayError::Declined { code, message }) => {
-                let failure = Failure {
-                    code: code.clone(),
-                    message: message.clone(),
-                    retryable: None,
-                };
+                let failure = Failure::new(code, message);
                 // A first send refused on the request that made the refund leaves no trace (the
                 // caller hears 402 now); any other refusal ends a refund that may have been
                 // answered 202 (waiting for its turn, or after an unknown outcome) as FAILED,
                 // with its event: an answered refund is never forgotten.
-                let keep = answered.then_some(failure);
+                let keep = answered.then(|| failure.clone());
                 self.abandon(payment.id, refund.id, keep).await?;
-                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
-                Ok(done(Err(AppError::PgDeclined {
-                    code,
-                    message,
-                    retryable: None,
-                })))
+                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %failure.code, "PG declined the refund");
+                Ok(done(Err(declined(failure))))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
@@ -513,7 +505,8 @@ fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Actor, OrderId, PaymentStatus};
+    use crate::domain::{OrderId, PaymentStatus};
+    use crate::service::decide::tests::{ctx, record as toss_record};
 
     #[test]
     fn a_recorded_key_must_name_this_order_amount_and_an_approval() {
@@ -531,33 +524,15 @@ mod tests {
                 now,
             )
         };
-        let ctx = Context {
-            now,
-            provider: "toss",
-            window: Duration::from_secs(660),
-            send_lease: Duration::from_secs(70),
-            retry_at: now,
-            deposit_check_at: now,
-            cancel_of: None,
-            actor: Actor::toss(),
-        };
+        let ctx = ctx();
         let check = |record| names_this_payment(&ours, &[], &record, &ctx);
         let record = |order: &str, total: Option<i64>, approved: bool| PgPayment {
             payment_key: PaymentKey::parse("pk_x").unwrap(),
             order_id: order.to_owned(),
-            status: crate::gateway::PgStatus::Done,
             total_amount: total,
             balance_amount: total,
-            currency: Some("KRW".into()),
-            method: None,
-            secret: None,
-            last_transaction_key: None,
             approved_at: approved.then(Utc::now),
-            tax_free_amount: None,
-            deposit_expired: false,
-            cancels: Vec::new(),
-            failure: None,
-            details: Default::default(),
+            ..toss_record("DONE")
         };
         assert_eq!(check(record("order_recorded", Some(10_000), true)), Ok(()));
         for (order, total, approved) in [
