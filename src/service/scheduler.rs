@@ -133,9 +133,8 @@ impl Scheduler {
         }
         let refused = |code: Code, message: String| {
             Ok(ChargeEnd::Refused(Failure {
-                code: code.as_str().to_owned(),
-                message,
                 retryable: Some(false),
+                ..code.failure(message)
             }))
         };
         match self
@@ -148,10 +147,11 @@ impl Scheduler {
             Err(error @ AppError::ConsentRequired(_)) => {
                 return refused(Code::ConsentRequired, error.to_string());
             }
-            Err(error @ (AppError::BillingKeyInactive(_) | AppError::NotFound(_))) => {
-                return refused(Code::BillingKeyInactive, error.to_string());
-            }
-            Err(error @ AppError::BillingKeyMismatch) => {
+            Err(
+                error @ (AppError::BillingKeyInactive(_)
+                | AppError::NotFound(_)
+                | AppError::BillingKeyMismatch),
+            ) => {
                 return refused(Code::BillingKeyInactive, error.to_string());
             }
             Err(error) => return Err(error),
