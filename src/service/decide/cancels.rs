@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Context, Decision, Verdict, set_aside};
 use crate::domain::{
-    Actor, Failure, Payment, PaymentId, Refund, RefundId, RefundOrigin, RefundStatus,
+    Actor, Failure, Payment, PaymentId, Refund, RefundFailed, RefundId, RefundOrigin, RefundStatus,
     status_after_refunds,
 };
 use crate::gateway::{PgCancel, PgPayment};
@@ -281,7 +281,7 @@ fn fail(after: &mut Payment, refund: &mut Refund, failure: Failure, actor: &Acto
     release_reservation(after, refund);
     refund.status = RefundStatus::Failed;
     refund.next_reconcile_at = None;
-    let event = events::refund_failed(after, refund, &failure, actor);
+    let event = events::envelope(after, RefundFailed::of(after, refund, &failure), actor);
     refund.failure = Some(failure);
     event
 }
