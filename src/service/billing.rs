@@ -288,6 +288,6 @@ pub(super) async fn active_or_deleted(
         .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))
 }
 
-fn inactive() -> AppError {
+pub(super) fn inactive() -> AppError {
     AppError::BillingKeyInactive("the billing key is not ACTIVE (it was deleted)".to_owned())
 }
