@@ -123,12 +123,15 @@ impl Refunding {
             return self.refund_outcome(made.id).await;
         }
         let refund_id = RefundId::new();
-        let mut reserved = None;
         for _ in 0..RESERVE_RETRIES {
             match self.try_reserve(&command, refund_id).await? {
-                Reserved::Done(done) => {
-                    reserved = Some(done);
-                    break;
+                Reserved::Done(fresh) => {
+                    // The refund as just reserved: its first send does not read it again.
+                    let (id, payment_id) = (fresh.refund.id, fresh.refund.payment_id);
+                    let driven_by = DrivenBy::ItsRequest;
+                    return self
+                        .drive(id, payment_id, REQUEST_PATIENCE, driven_by, Some(*fresh))
+                        .await;
                 }
                 Reserved::Outcome(outcome) => return *outcome,
                 // The balance moved between the read and the reservation: the tax-free part was
@@ -136,20 +139,7 @@ impl Refunding {
                 Reserved::Moved => {}
             }
         }
-        let Some(fresh) = reserved else {
-            return Err(AppError::RequestInProgress);
-        };
-        // The refund as just reserved: its first send does not read it again.
-        let (refund_id, payment_id) = (fresh.refund.id, fresh.refund.payment_id);
-        let driven_by = DrivenBy::ItsRequest;
-        self.drive(
-            refund_id,
-            payment_id,
-            REQUEST_PATIENCE,
-            driven_by,
-            Some(*fresh),
-        )
-        .await
+        Err(AppError::RequestInProgress)
     }
 
     /// Reads the payment, builds the refund and reserves its amount (or records it outright
