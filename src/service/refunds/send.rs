@@ -265,7 +265,7 @@ impl Refunding {
                 // answered 202 (waiting for its turn, or after an unknown outcome) as FAILED,
                 // with its event: an answered refund is never forgotten.
                 let keep = answered.then(|| failure.clone());
-                self.abandon(payment.id, refund.id, keep).await?;
+                self.abandon(payment, refund, keep, None).await?;
                 tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %failure.code, "PG declined the refund");
                 Ok(done(Err(declined(failure))))
             }
@@ -277,7 +277,7 @@ impl Refunding {
                 } else {
                     // Nothing reached Toss: the refund did not happen.
                     let failure = Failure::new(code.clone(), message.clone());
-                    self.abandon(payment.id, refund.id, answered.then_some(failure))
+                    self.abandon(payment, refund, answered.then_some(failure), None)
                         .await?;
                 }
                 Ok(done(Err(AppError::PgMisconfigured { code, message })))
@@ -328,7 +328,7 @@ impl Refunding {
                 if answered {
                     return Ok(Some(done(self.refund_later(payment, refund).await)));
                 }
-                self.abandon(payment.id, refund.id, None).await?;
+                self.abandon(payment, refund, None, None).await?;
                 return Ok(Some(done(Err(AppError::Unavailable(
                     "Toss's record of the payment could not be read; nothing was sent".to_owned(),
                 )))));
@@ -337,26 +337,7 @@ impl Refunding {
         let reason = format!("refund refused before any cancel: {wrong}");
         tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
         let failure = Code::PgResponseMismatch.failure(reason.clone());
-        let now = Utc::now();
-        let actor = self.actor.adopting();
-        self.store
-            .adopt(payment.id, |ours, refunds| {
-                let plan = abandon_refund(
-                    ours,
-                    refunds,
-                    refund.id,
-                    answered.then_some(failure),
-                    &actor,
-                )
-                .map(|mut plan| {
-                    let flag = PaymentUpdate::SetAside {
-                        reason: reason.clone(),
-                    };
-                    plan.payment = flag.applied_to(&plan.payment, now);
-                    plan
-                });
-                (plan, ())
-            })
+        self.abandon(payment, refund, answered.then_some(failure), Some(reason))
             .await?;
         Ok(Some(done(Err(AppError::ForeignPgRecord(format!(
             "the Toss payment recorded for this payment is not its own ({wrong}); nothing was \
@@ -413,20 +394,28 @@ impl Refunding {
     }
 
     /// A refund the PG refused: forgotten (`failure` None), or `FAILED` with `refund.failed`.
-    /// Its amount goes back to the balance and the cancel slot is freed, in one transaction.
+    /// Its amount goes back to the balance and the cancel slot is freed, in one transaction;
+    /// with `set_aside`, the payment is flagged for review with that reason in it too.
     async fn abandon(
         &self,
-        payment_id: PaymentId,
-        refund_id: RefundId,
+        payment: &Payment,
+        refund: &Refund,
         failure: Option<Failure>,
+        set_aside: Option<String>,
     ) -> Result<(), AppError> {
         let actor = self.actor.adopting();
+        let now = Utc::now();
         self.store
-            .adopt(payment_id, |payment, refunds| {
-                (
-                    abandon_refund(payment, refunds, refund_id, failure, &actor),
-                    (),
-                )
+            .adopt(payment.id, |payment, refunds| {
+                let plan = abandon_refund(payment, refunds, refund.id, failure, &actor);
+                let plan = plan.map(|mut plan| {
+                    if let Some(reason) = set_aside {
+                        let flag = PaymentUpdate::SetAside { reason };
+                        plan.payment = flag.applied_to(&plan.payment, now);
+                    }
+                    plan
+                });
+                (plan, ())
             })
             .await?;
         Ok(())
