@@ -11,6 +11,7 @@ use tracing::Instrument;
 use std::sync::Arc;
 
 use super::attempt::AttemptLife;
+use super::refunds::DrivenBy;
 use super::{Cancelling, PaymentService, Refunding, ServiceSettings};
 use crate::store::Store;
 
@@ -112,12 +113,7 @@ impl Settling {
             );
             let settled = self
                 .refunds
-                .drive_refund(
-                    id,
-                    refund.payment_id,
-                    std::time::Duration::ZERO,
-                    super::refunds::DrivenBy::Later,
-                )
+                .drive(id, refund.payment_id, Duration::ZERO, DrivenBy::Later, None)
                 .instrument(span)
                 .await;
             if let Err(error) = settled {

@@ -28,7 +28,7 @@ const SLOT_POLL: Duration = Duration::from_millis(100);
 
 /// A refund as its request just reserved it: not read again when its first send follows at
 /// once. `sending`: the reservation took the cancel slot and recorded that first send already.
-pub(super) struct Fresh {
+pub(in crate::service) struct Fresh {
     pub(super) refund: Refund,
     pub(super) sending: Option<Box<Sending>>,
 }
@@ -57,29 +57,17 @@ pub(in crate::service) enum DrivenBy {
 }
 
 impl Refunding {
-    /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
-    /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
-    /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
-    /// is the settler's.
-    pub(in crate::service) async fn drive_refund(
-        &self,
-        refund_id: RefundId,
-        payment_id: PaymentId,
-        patience: Duration,
-        driven_by: DrivenBy,
-    ) -> Result<RefundOutcome, AppError> {
-        self.drive(refund_id, payment_id, patience, driven_by, None)
-            .await
-    }
-
     /// How long a cancel holds the payment's cancel slot before another may take it.
     pub(super) fn slot_lease(&self) -> Duration {
         self.settings.pg_read_timeout + Duration::from_secs(5)
     }
 
-    /// [`Refunding::drive_refund`]; `fresh`: the refund as its request just reserved it, not
-    /// read again when the slot is free at once (nobody else drives it within its lease).
-    pub(super) async fn drive(
+    /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
+    /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
+    /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
+    /// is the settler's. `fresh`: the refund as its request just reserved it, not read again
+    /// when the slot is free at once (nobody else drives it within its lease).
+    pub(in crate::service) async fn drive(
         &self,
         refund_id: RefundId,
         payment_id: PaymentId,
