@@ -70,7 +70,7 @@ fn a_cancel_reply_binds_its_cancel_to_the_refund_sent() {
     context.cancel_of = Some(sent.id);
     let decision = judge(
         &ours,
-        &[sent.clone()],
+        std::slice::from_ref(&sent),
         &record("PARTIAL_CANCELED"),
         &context,
     );
