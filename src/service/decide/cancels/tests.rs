@@ -8,10 +8,12 @@ use crate::service::decide::Verdict;
 use crate::service::decide::tests::*;
 use crate::store::RefundWrite;
 
+/// A cancel made at Toss (its dashboard, its API under our key) is Toss's, whoever reads it.
 #[test]
 fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     let ours = payment(PaymentStatus::Completed);
-    let decision = judge(&ours, &[], &record("PARTIAL_CANCELED"), &ctx());
+    let reader = ctx_for(Actor::api_key("key-1"));
+    let decision = judge(&ours, &[], &record("PARTIAL_CANCELED"), &reader);
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::PartialRefund);
     assert_eq!(plan.payment.refunded_amount_krw, 3_000);
@@ -20,8 +22,14 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     };
     assert_eq!(refund.origin, RefundOrigin::Pg);
     assert_eq!(refund.pg_cancel_key.as_deref(), Some("cx1"));
+    assert_eq!(refund.requested_by, Actor::toss());
     assert_eq!(plan.events.len(), 1);
     assert_eq!(plan.events[0].event_type, "payment.refunded");
+    assert_eq!(plan.events[0].actor, Actor::toss());
+    assert_eq!(
+        plan.events[0].payload["requested_by"],
+        serde_json::json!({"type": "toss", "name": null})
+    );
     // Adopting the same record again changes nothing.
     let refunds = vec![refund.clone()];
     let again = judge(&plan.payment, &refunds, &record("PARTIAL_CANCELED"), &ctx());
@@ -135,28 +143,6 @@ fn cancels_beyond_the_amount_are_set_aside() {
     record.balance_amount = Some(0);
     let decision = judge(&ours, &[], &record, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
-}
-
-#[test]
-fn a_cancel_made_at_toss_is_tosss_whoever_reads_it() {
-    let ours = payment(PaymentStatus::Completed);
-    let plan = judge(
-        &ours,
-        &[],
-        &record("PARTIAL_CANCELED"),
-        &ctx_for(Actor::api_key("key-1")),
-    )
-    .plan
-    .unwrap();
-    let [RefundWrite::Insert(refund)] = plan.refunds.as_slice() else {
-        panic!("one new refund: {:?}", plan.refunds);
-    };
-    assert_eq!(refund.requested_by, Actor::toss());
-    assert_eq!(plan.events[0].actor, Actor::toss());
-    assert_eq!(
-        plan.events[0].payload["requested_by"],
-        serde_json::json!({"type": "toss", "name": null})
-    );
 }
 
 #[test]
