@@ -2,13 +2,12 @@
 //! refunds `PENDING` whose next look is due (after an unknown outcome, or a crash). Each row is
 //! leased by a conditional update, so several instances can run it side by side.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-
-use std::sync::Arc;
 
 use super::attempt::AttemptLife;
 use super::refunds::DrivenBy;
