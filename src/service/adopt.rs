@@ -41,10 +41,7 @@ impl Adoption {
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
         let adopted = self.only(id, record, cancel_of).await?;
-        let payment = self
-            .unflag_if_resolved(adopted.payment, &adopted.refunds)
-            .await;
-        Ok(Adopted { payment, ..adopted })
+        Ok(self.unflag_if_resolved(adopted).await)
     }
 
     /// [`Adoption::record`] from the payment and its refunds as `seen` (see
@@ -55,13 +52,9 @@ impl Adoption {
         record: &PgPayment,
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
-        let adopted = self
-            .adopt(seen.payment().id, Some(seen), record, cancel_of)
-            .await?;
-        let payment = self
-            .unflag_if_resolved(adopted.payment, &adopted.refunds)
-            .await;
-        Ok(Adopted { payment, ..adopted })
+        let id = seen.payment().id;
+        let adopted = self.adopt(id, Some(seen), record, cancel_of).await?;
+        Ok(self.unflag_if_resolved(adopted).await)
     }
 
     /// [`Adoption::record`], the flag left to the caller (a person's review).
@@ -108,16 +101,20 @@ impl Adoption {
 
     /// A payment a reconciliation run flagged, whose adopted record no longer disagrees with
     /// what the run found, is no longer flagged by it. Best effort: the flag is only a note.
-    async fn unflag_if_resolved(&self, payment: Payment, refunds: &[Refund]) -> Payment {
-        if !payment.needs_review {
-            return payment;
+    async fn unflag_if_resolved(&self, adopted: Adopted) -> Adopted {
+        if !adopted.payment.needs_review {
+            return adopted;
         }
-        match super::reconciliation::clear_resolved_flag(&self.store, &payment, refunds).await {
-            Ok(Some(cleared)) => cleared,
-            Ok(None) => payment,
+        let (payment, refunds) = (&adopted.payment, &adopted.refunds);
+        match super::reconciliation::clear_resolved_flag(&self.store, payment, refunds).await {
+            Ok(Some(cleared)) => Adopted {
+                payment: cleared,
+                ..adopted
+            },
+            Ok(None) => adopted,
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, %error, "review flag not re-checked");
-                payment
+                adopted
             }
         }
     }
@@ -151,12 +148,12 @@ impl Adoption {
                 .await?
             {
                 Self::report(&payment, record, &Verdict::Settled, None);
-                let payment = self.unflag_if_resolved(payment, &[]).await;
-                return Ok(Adopted {
+                let adopted = Adopted {
                     payment,
                     refunds: Vec::new(),
                     verdict: Verdict::Settled,
-                });
+                };
+                return Ok(self.unflag_if_resolved(adopted).await);
             }
         }
         self.record(claimed.id, record, None).await

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::attempt::{Attempt, AttemptLife};
+use super::codes::declined;
 use super::consents::check_consent;
-use super::{ConfirmOutcome, PaymentService, RACE_RETRIES, ServiceSettings, annotate, find};
+use super::{ConfirmOutcome, PaymentService, RACE_RETRIES, ServiceSettings, find};
 use crate::crypto;
 use crate::domain::{
-    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CustomerKey, PaymentId,
-    PaymentStatus, PaymentUpdate,
+    AuthKey, BillingCustomer, BillingKey, BillingKeyId, BillingKeyStatus, CustomerKey, Failure,
+    PaymentId, PaymentStatus, PaymentUpdate,
 };
 use crate::error::AppError;
 use crate::gateway::{GatewayError, IssueRequest};
@@ -142,11 +143,7 @@ impl PaymentService {
             Err(GatewayError::Declined { code, message }) => {
                 self.store.drop_issue_claim(claimed.id).await?;
                 tracing::info!(pg_code = %code, "Toss refused to issue a billing key");
-                Err(AppError::PgDeclined {
-                    code,
-                    message,
-                    retryable: None,
-                })
+                Err(declined(Failure::new(code, message)))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 self.store.drop_issue_claim(claimed.id).await?;
@@ -214,7 +211,6 @@ impl Charging {
         billing_key_id: BillingKeyId,
     ) -> Result<ConfirmOutcome, AppError> {
         let mut payment = find(&self.store, payment_id).await?;
-        annotate(&payment);
         let key = active_or_deleted(&self.store, billing_key_id).await?;
         if key.user_id != payment.user_id {
             return Err(AppError::BillingKeyMismatch);
@@ -292,6 +288,6 @@ pub(super) async fn active_or_deleted(
         .ok_or_else(|| AppError::NotFound(format!("billing key {id} not found")))
 }
 
-fn inactive() -> AppError {
+pub(super) fn inactive() -> AppError {
     AppError::BillingKeyInactive("the billing key is not ACTIVE (it was deleted)".to_owned())
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::adopt::Adoption;
+use super::codes::declined;
 use super::{Pg, RACE_RETRIES, ServiceSettings, change, find};
-use crate::domain::{Actor, Payment, PaymentId, PaymentStatus, PaymentUpdate};
+use crate::domain::{Actor, Failure, Payment, PaymentId, PaymentStatus, PaymentUpdate};
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError};
 use crate::store::{Store, Target};
@@ -125,7 +126,7 @@ impl Cancelling {
             // Toss from replaying an earlier error.
             idempotency_key: format!("cancel-{}-{}", payment.id, Uuid::now_v7().simple()),
         };
-        let declined = match self.pg.payments.cancel(&request).await {
+        let refusal = match self.pg.payments.cancel(&request).await {
             Ok(record) => {
                 let adopted = self.adoption.record(payment.id, &record, None).await?;
                 return self.cancel_outcome(adopted.payment, None);
@@ -134,7 +135,7 @@ impl Cancelling {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; cancel not made");
                 return Err(AppError::PgMisconfigured { code, message });
             }
-            Err(GatewayError::Declined { code, message }) => Some((code, message)),
+            Err(GatewayError::Declined { code, message }) => Some(Failure::new(code, message)),
             Err(GatewayError::Unknown { reason, .. }) => {
                 tracing::warn!(payment_id = %payment.id, %reason, "cancel outcome unknown; reading the payment back");
                 None
@@ -150,14 +151,14 @@ impl Cancelling {
             ),
             Ok(None) | Err(_) => None,
         };
-        if declined.is_some() {
+        if refusal.is_some() {
             // The merchant hears 402: the request is over. Forgotten, so that nobody sends it
             // again; the account keeps waiting for its deposit (or is as its record says).
             let now = self.adoption.forget_cancel_request(payment.id).await?;
-            return self.cancel_outcome(now, declined);
+            return self.cancel_outcome(now, refusal);
         }
         match read {
-            Some(adopted) => self.cancel_outcome(adopted, declined),
+            Some(adopted) => self.cancel_outcome(adopted, refusal),
             None => {
                 self.store
                     .update_payment(
@@ -170,7 +171,7 @@ impl Cancelling {
                     )
                     .await?;
                 let now = find(&self.store, payment.id).await?;
-                self.cancel_outcome(now, declined)
+                self.cancel_outcome(now, refusal)
             }
         }
     }
@@ -179,16 +180,12 @@ impl Cancelling {
     fn cancel_outcome(
         &self,
         payment: Payment,
-        declined: Option<(String, String)>,
+        refusal: Option<Failure>,
     ) -> Result<CancelOutcome, AppError> {
         match payment.status {
             PaymentStatus::Cancelled => Ok(CancelOutcome::Cancelled(payment)),
-            PaymentStatus::WaitingForDeposit => match declined {
-                Some((code, message)) => Err(AppError::PgDeclined {
-                    code,
-                    message,
-                    retryable: None,
-                }),
+            PaymentStatus::WaitingForDeposit => match refusal {
+                Some(failure) => Err(declined(failure)),
                 None => Ok(CancelOutcome::Unsettled(payment)),
             },
             status @ (PaymentStatus::Completed

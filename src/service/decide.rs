@@ -20,6 +20,7 @@ mod cancels;
 pub(super) use attempt::Attempt;
 pub use cancels::abandon_refund;
 use cancels::adopt_cancels;
+pub(super) use cancels::new_refund;
 
 /// What [`decide`] needs besides the rows and the record.
 #[derive(Debug, Clone)]
@@ -554,4 +555,4 @@ fn set_aside(ours: &Payment, reason: String, ctx: &Context) -> Decision {
 #[cfg(test)]
 mod deposit_tests;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -176,7 +176,8 @@ impl Reconciliation {
                 outcome.as_ref().map_err(String::as_str),
                 Utc::now(),
             )
-            .await;
+            .await
+            .map_err(|error| error.to_string());
         // Its pages are of no use to anyone any more.
         if let Err(error) = self.store.clear_staging(Some(pass)).await {
             tracing::warn!(run_id = %run.id, error = %error, "reconciliation: staging not cleared");
@@ -206,10 +207,7 @@ impl Reconciliation {
             (_, Ok(false)) => {
                 tracing::warn!(run_id = %run.id, date = %run.date, "reconciliation: another start took this run over")
             }
-            (Err(error), _) => {
-                tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
-            }
-            (Ok(_), Err(error)) => {
+            (Err(error), _) | (Ok(_), Err(error)) => {
                 tracing::error!(run_id = %run.id, date = %run.date, %error, "reconciliation.failed")
             }
         }

@@ -15,7 +15,8 @@ use tracing::Instrument;
 use super::codes::Code;
 use super::{PaymentService, events, find};
 use crate::domain::{
-    Actor, ChargeEnd, Failure, Next, Payment, PaymentStatus, Schedule, ScheduleStatus,
+    Actor, ChargeEnd, Failure, Next, Payment, PaymentRetriesExhausted, PaymentRetryScheduled,
+    PaymentStatus, Schedule, ScheduleStatus,
 };
 use crate::error::AppError;
 use crate::store::ScheduleWrite;
@@ -133,9 +134,8 @@ impl Scheduler {
         }
         let refused = |code: Code, message: String| {
             Ok(ChargeEnd::Refused(Failure {
-                code: code.as_str().to_owned(),
-                message,
                 retryable: Some(false),
+                ..code.failure(message)
             }))
         };
         match self
@@ -148,10 +148,11 @@ impl Scheduler {
             Err(error @ AppError::ConsentRequired(_)) => {
                 return refused(Code::ConsentRequired, error.to_string());
             }
-            Err(error @ (AppError::BillingKeyInactive(_) | AppError::NotFound(_))) => {
-                return refused(Code::BillingKeyInactive, error.to_string());
-            }
-            Err(error @ AppError::BillingKeyMismatch) => {
+            Err(
+                error @ (AppError::BillingKeyInactive(_)
+                | AppError::NotFound(_)
+                | AppError::BillingKeyMismatch),
+            ) => {
                 return refused(Code::BillingKeyInactive, error.to_string());
             }
             Err(error) => return Err(error),
@@ -182,8 +183,10 @@ impl Scheduler {
                     next_attempt_at: Some(*at),
                     ..ended(status, *attempt)
                 },
-                vec![events::retry_scheduled(
-                    &payment, *attempt, *at, failure, &actor,
+                vec![events::envelope(
+                    &payment,
+                    PaymentRetryScheduled::of(&payment, *attempt, *at, failure),
+                    &actor,
                 )],
             ),
             Next::Exhausted {
@@ -191,10 +194,9 @@ impl Scheduler {
                 failure,
             } => (
                 ended(status, *attempts_made),
-                vec![events::retries_exhausted(
+                vec![events::envelope(
                     &payment,
-                    *attempts_made,
-                    failure,
+                    PaymentRetriesExhausted::of(&payment, *attempts_made, failure),
                     &actor,
                 )],
             ),

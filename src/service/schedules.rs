@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::billing::active_or_deleted;
+use super::billing::{active_or_deleted, inactive};
 use super::find;
 use crate::domain::{
     BillingKeyId, BillingKeyStatus, Payment, PaymentId, PaymentStatus, Schedule, ScheduleStatus,
@@ -49,9 +49,7 @@ impl Schedules {
             )));
         }
         if key.status != BillingKeyStatus::Active {
-            return Err(AppError::BillingKeyInactive(
-                "the billing key is not ACTIVE (it was deleted)".to_owned(),
-            ));
+            return Err(inactive());
         }
         let now = Utc::now();
         let schedule = Schedule {

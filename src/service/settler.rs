@@ -2,15 +2,15 @@
 //! refunds `PENDING` whose next look is due (after an unknown outcome, or a crash). Each row is
 //! leased by a conditional update, so several instances can run it side by side.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use std::sync::Arc;
-
 use super::attempt::AttemptLife;
+use super::refunds::DrivenBy;
 use super::{Cancelling, PaymentService, Refunding, ServiceSettings};
 use crate::store::Store;
 
@@ -112,12 +112,7 @@ impl Settling {
             );
             let settled = self
                 .refunds
-                .drive_refund(
-                    id,
-                    refund.payment_id,
-                    std::time::Duration::ZERO,
-                    super::refunds::DrivenBy::Later,
-                )
+                .drive(id, refund.payment_id, Duration::ZERO, DrivenBy::Later, None)
                 .instrument(span)
                 .await;
             if let Err(error) = settled {

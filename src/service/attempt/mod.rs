@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::adopt::{Adopted, Adoption};
+use super::adopt::Adoption;
 use super::codes::{Code, declined};
 pub(super) use super::decide::Attempt;
 use super::decide::Verdict;
@@ -85,7 +85,7 @@ impl AttemptLife {
                 if resend {
                     return self.resend(adopted.payment, attempt).await;
                 }
-                self.outcome(adopted, &attempt)
+                self.outcome(adopted.payment, &adopted.verdict, &attempt)
             }
             Ok(None) if matches!(attempt, Attempt::Charge(_)) => {
                 self.charge_unknown_at_toss(payment, attempt, may_resend)
@@ -196,14 +196,7 @@ impl AttemptLife {
             .update_payment(Target::attempt(payment), &update, None)
             .await?
         {
-            Some(payment) => self.outcome(
-                Adopted {
-                    payment,
-                    refunds: Vec::new(),
-                    verdict: Verdict::Undecided { resend: false },
-                },
-                attempt,
-            ),
+            Some(payment) => self.outcome(payment, &Verdict::Undecided { resend: false }, attempt),
             None => self.outcome_now(payment, attempt).await,
         }
     }
@@ -215,31 +208,24 @@ impl AttemptLife {
         attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
         let payment = find(&self.store, payment.id).await?;
-        self.outcome(
-            Adopted {
-                payment,
-                refunds: Vec::new(),
-                verdict: Verdict::Settled,
-            },
-            attempt,
-        )
+        self.outcome(payment, &Verdict::Settled, attempt)
     }
 
-    /// What the attempt amounts to after an adoption.
+    /// What the attempt amounts to after an adoption that came to `verdict`.
     pub(super) fn outcome(
         &self,
-        adopted: Adopted,
+        payment: Payment,
+        verdict: &Verdict,
         attempt: &Attempt,
     ) -> Result<ConfirmOutcome, AppError> {
-        if adopted.verdict == Verdict::Foreign {
+        if *verdict == Verdict::Foreign {
             return Err(AppError::unprocessable(
                 "payment_key: Toss's record of this key is about another order",
             ));
         }
         // This very read of Toss's record contradicted ours (a flag set earlier changes nothing
         // here: a retry of a flagged payment in flight answers as any other).
-        let contradicted = matches!(adopted.verdict, Verdict::Contradiction(_));
-        let payment = adopted.payment;
+        let contradicted = matches!(verdict, Verdict::Contradiction(_));
         // Approved by this attempt, or this attempt still in flight.
         let approved = attempt.approved(&payment);
         let in_flight = attempt.in_flight(&payment);

@@ -66,7 +66,7 @@ impl AttemptLife {
         match answer {
             Ok(record) => {
                 let adopted = self.adoption.reply(&payment, &record).await?;
-                self.outcome(adopted, &attempt)
+                self.outcome(adopted.payment, &adopted.verdict, &attempt)
             }
             Err(GatewayError::Declined { code, message }) => {
                 let failure = Failure::new(code, message);
@@ -108,7 +108,7 @@ impl AttemptLife {
                     Ok(Some(record)) if record.order_id == payment.order_id.as_str() => {
                         if record.approved_at.is_some() {
                             let adopted = self.adoption.record(payment.id, &record, None).await?;
-                            return self.outcome(adopted, &attempt);
+                            return self.outcome(adopted.payment, &adopted.verdict, &attempt);
                         }
                         Some(failure)
                     }

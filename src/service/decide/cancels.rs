@@ -1,14 +1,50 @@
 //! Toss's cancels against our refunds: each done cancel becomes, or matches, a refund; our
 //! refunds must then account for exactly what Toss cancelled.
 
+use chrono::{DateTime, Utc};
+
 use super::{Context, Decision, Verdict, set_aside};
 use crate::domain::{
-    Actor, Failure, Payment, Refund, RefundId, RefundOrigin, RefundStatus, status_after_refunds,
+    Actor, Failure, Payment, PaymentId, Refund, RefundFailed, RefundId, RefundOrigin, RefundStatus,
+    status_after_refunds,
 };
 use crate::gateway::{PgCancel, PgPayment};
 use crate::service::codes::Code;
 use crate::service::events;
 use crate::store::{NewEvent, Plan, RefundWrite};
+
+/// A new refund of `amount_krw` from `payment_id`, made at `created_at`: never sent, nothing
+/// about it at Toss yet. Callers set what they know besides.
+pub(in crate::service) fn new_refund(
+    payment_id: PaymentId,
+    amount_krw: i64,
+    reason: String,
+    status: RefundStatus,
+    origin: RefundOrigin,
+    requested_by: Actor,
+    created_at: DateTime<Utc>,
+) -> Refund {
+    Refund {
+        id: RefundId::new(),
+        payment_id,
+        amount_krw,
+        reason,
+        status,
+        pg_cancel_key: None,
+        idempotency_key: None,
+        origin,
+        sends: 0,
+        last_sent_at: None,
+        failure: None,
+        reconcile_attempts: 0,
+        next_reconcile_at: None,
+        created_at,
+        refunded_at: None,
+        tax_free_amount_krw: 0,
+        refund_account: None,
+        requested_by,
+    }
+}
 
 /// Each done cancel in Toss's record becomes, or matches, a refund: by `transactionKey`, else
 /// the oldest sent `PENDING` refund of the same amount, else a refund made outside the service.
@@ -80,33 +116,28 @@ pub(super) fn adopt_cancels(
                 writes.push(RefundWrite::Update(refund.clone()));
             }
             None => {
+                let reason = cancel
+                    .reason
+                    .clone()
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| "cancelled at Toss".to_owned())
+                    .chars()
+                    .take(200)
+                    .collect();
                 let refund = Refund {
-                    id: RefundId::new(),
-                    payment_id: ours.id,
-                    amount_krw: cancel.amount,
-                    reason: cancel
-                        .reason
-                        .clone()
-                        .filter(|r| !r.trim().is_empty())
-                        .unwrap_or_else(|| "cancelled at Toss".to_owned())
-                        .chars()
-                        .take(200)
-                        .collect(),
-                    status: RefundStatus::Completed,
                     pg_cancel_key: Some(cancel.transaction_key.clone()),
-                    idempotency_key: None,
-                    origin: RefundOrigin::Pg,
-                    sends: 0,
-                    last_sent_at: None,
-                    failure: None,
-                    reconcile_attempts: 0,
-                    next_reconcile_at: None,
-                    created_at: ctx.now,
                     refunded_at: Some(at),
                     tax_free_amount_krw: cancel.tax_free_amount,
-                    refund_account: None,
                     // Made outside the service (Toss's dashboard, its API under our key).
-                    requested_by: Actor::toss(),
+                    ..new_refund(
+                        ours.id,
+                        cancel.amount,
+                        reason,
+                        RefundStatus::Completed,
+                        RefundOrigin::Pg,
+                        Actor::toss(),
+                        ctx.now,
+                    )
                 };
                 after.refunded_amount_krw += refund.amount_krw;
                 after.status = status_after_refunds(&after);
@@ -250,7 +281,7 @@ fn fail(after: &mut Payment, refund: &mut Refund, failure: Failure, actor: &Acto
     release_reservation(after, refund);
     refund.status = RefundStatus::Failed;
     refund.next_reconcile_at = None;
-    let event = events::refund_failed(after, refund, &failure, actor);
+    let event = events::envelope(after, RefundFailed::of(after, refund, &failure), actor);
     refund.failure = Some(failure);
     event
 }

@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::adopt::Adoption;
 use super::codes::{Code, declined};
+use super::decide::new_refund;
 use super::{Pg, ServiceSettings, events, find};
 use crate::domain::{
     Actor, Payment, PaymentId, PgRef, Refund, RefundAccount, RefundId, RefundOrigin, RefundStatus,
@@ -122,12 +123,15 @@ impl Refunding {
             return self.refund_outcome(made.id).await;
         }
         let refund_id = RefundId::new();
-        let mut reserved = None;
         for _ in 0..RESERVE_RETRIES {
             match self.try_reserve(&command, refund_id).await? {
-                Reserved::Done(done) => {
-                    reserved = Some(done);
-                    break;
+                Reserved::Done(fresh) => {
+                    // The refund as just reserved: its first send does not read it again.
+                    let (id, payment_id) = (fresh.refund.id, fresh.refund.payment_id);
+                    let driven_by = DrivenBy::ItsRequest;
+                    return self
+                        .drive(id, payment_id, REQUEST_PATIENCE, driven_by, Some(*fresh))
+                        .await;
                 }
                 Reserved::Outcome(outcome) => return *outcome,
                 // The balance moved between the read and the reservation: the tax-free part was
@@ -135,20 +139,7 @@ impl Refunding {
                 Reserved::Moved => {}
             }
         }
-        let Some(fresh) = reserved else {
-            return Err(AppError::RequestInProgress);
-        };
-        // The refund as just reserved: its first send does not read it again.
-        let (refund_id, payment_id) = (fresh.refund.id, fresh.refund.payment_id);
-        let driven_by = DrivenBy::ItsRequest;
-        self.drive(
-            refund_id,
-            payment_id,
-            REQUEST_PATIENCE,
-            driven_by,
-            Some(*fresh),
-        )
-        .await
+        Err(AppError::RequestInProgress)
     }
 
     /// Reads the payment, builds the refund and reserves its amount (or records it outright
@@ -179,11 +170,13 @@ impl Refunding {
             }
         };
         let now = Utc::now();
+        let status = if via_pg {
+            RefundStatus::Pending
+        } else {
+            RefundStatus::Completed
+        };
         let refund = Refund {
             id: refund_id,
-            payment_id: payment.id,
-            amount_krw: amount,
-            reason: command.reason.clone(),
             tax_free_amount_krw: tax_free,
             // Only a deposit is refunded to an account; a card's cancel is never sent one.
             refund_account: command
@@ -191,23 +184,19 @@ impl Refunding {
                 .as_ref()
                 .filter(|_| payment.paid_by_virtual_account())
                 .map(|account| self.settings.account_sealer.seal(refund_id, account)),
-            status: if via_pg {
-                RefundStatus::Pending
-            } else {
-                RefundStatus::Completed
-            },
-            pg_cancel_key: None,
             idempotency_key: command.idempotency_key.clone(),
-            origin: RefundOrigin::Service,
-            sends: 0,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
             // If this request dies, the settler takes the refund over from then.
             next_reconcile_at: via_pg.then(|| self.settings.claim_expiry()),
-            created_at: now,
             refunded_at: (!via_pg).then_some(now),
-            requested_by: self.actor.clone(),
+            ..new_refund(
+                payment.id,
+                amount,
+                command.reason.clone(),
+                status,
+                RefundOrigin::Service,
+                self.actor.clone(),
+                now,
+            )
         };
         // With a tax-free part, the balance it was computed from must still hold.
         let taken = (payment.tax_free_amount_krw > 0)
@@ -361,6 +350,7 @@ mod tests {
 
     use super::*;
     use crate::domain::OrderId;
+    use crate::service::decide::tests::completed_refund;
 
     fn payment(amount: i64, tax_free: i64) -> Payment {
         Payment {
@@ -377,24 +367,10 @@ mod tests {
 
     fn refund_of(payment: &Payment, amount: i64, tax_free: i64) -> Refund {
         Refund {
-            id: RefundId::new(),
-            payment_id: payment.id,
-            amount_krw: amount,
-            reason: "r".into(),
-            status: RefundStatus::Completed,
-            pg_cancel_key: None,
-            idempotency_key: None,
-            origin: RefundOrigin::Service,
             sends: 1,
-            last_sent_at: None,
-            failure: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: Utc::now(),
             refunded_at: Some(Utc::now()),
             tax_free_amount_krw: tax_free,
-            refund_account: None,
-            requested_by: crate::domain::Actor::api_key("key-1"),
+            ..completed_refund(payment, amount)
         }
     }
 
@@ -437,17 +413,18 @@ mod tests {
     #[test]
     fn a_given_part_out_of_bounds_is_refused() {
         let ours = payment(10_000, 2_000);
-        assert!(tax_free_part(&ours, &[], 5_000, Some(2_001)).is_err());
-        assert!(tax_free_part(&ours, &[], 1_000, Some(1_001)).is_err());
-        assert!(
-            tax_free_part(&ours, &[], 9_000, Some(0)).is_err(),
-            "leaves 2000 in 1000"
-        );
-        assert_eq!(
-            tax_free_part(&ours, &[], 9_000, Some(1_000)).unwrap(),
-            1_000
-        );
-        assert_eq!(tax_free_part(&ours, &[], 3_333, None).unwrap(), 666);
-        assert_eq!(tax_free_part(&ours, &[], 10_000, None).unwrap(), 2_000);
+        // (refund, part asked for, part taken; `None`: refused)
+        for (amount, requested, taken) in [
+            (5_000, Some(2_001), None),
+            (1_000, Some(1_001), None),
+            // Leaves 2000 tax-free in 1000.
+            (9_000, Some(0), None),
+            (9_000, Some(1_000), Some(1_000)),
+            (3_333, None, Some(666)),
+            (10_000, None, Some(2_000)),
+        ] {
+            let part = tax_free_part(&ours, &[], amount, requested).ok();
+            assert_eq!(part, taken, "{amount} {requested:?}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::gateway::{CancelRequest, GatewayError, PgPayment};
-use crate::service::codes::Code;
+use crate::service::codes::{Code, declined};
 use crate::service::decide::{Attempt, Context, Verdict, abandon_refund, decide};
 use crate::service::{find, key_of_send};
 use crate::store::{Seen, Sending};
@@ -28,7 +28,7 @@ const SLOT_POLL: Duration = Duration::from_millis(100);
 
 /// A refund as its request just reserved it: not read again when its first send follows at
 /// once. `sending`: the reservation took the cancel slot and recorded that first send already.
-pub(super) struct Fresh {
+pub(in crate::service) struct Fresh {
     pub(super) refund: Refund,
     pub(super) sending: Option<Box<Sending>>,
 }
@@ -57,29 +57,17 @@ pub(in crate::service) enum DrivenBy {
 }
 
 impl Refunding {
-    /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
-    /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
-    /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
-    /// is the settler's.
-    pub(in crate::service) async fn drive_refund(
-        &self,
-        refund_id: RefundId,
-        payment_id: PaymentId,
-        patience: Duration,
-        driven_by: DrivenBy,
-    ) -> Result<RefundOutcome, AppError> {
-        self.drive(refund_id, payment_id, patience, driven_by, None)
-            .await
-    }
-
     /// How long a cancel holds the payment's cancel slot before another may take it.
     pub(super) fn slot_lease(&self) -> Duration {
         self.settings.pg_read_timeout + Duration::from_secs(5)
     }
 
-    /// [`Refunding::drive_refund`]; `fresh`: the refund as its request just reserved it, not
-    /// read again when the slot is free at once (nobody else drives it within its lease).
-    pub(super) async fn drive(
+    /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
+    /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
+    /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
+    /// is the settler's. `fresh`: the refund as its request just reserved it, not read again
+    /// when the slot is free at once (nobody else drives it within its lease).
+    pub(in crate::service) async fn drive(
         &self,
         refund_id: RefundId,
         payment_id: PaymentId,
@@ -259,23 +247,15 @@ impl Refunding {
                 }))
             }
             Err(GatewayError::Declined { code, message }) => {
-                let failure = Failure {
-                    code: code.clone(),
-                    message: message.clone(),
-                    retryable: None,
-                };
+                let failure = Failure::new(code, message);
                 // A first send refused on the request that made the refund leaves no trace (the
                 // caller hears 402 now); any other refusal ends a refund that may have been
                 // answered 202 (waiting for its turn, or after an unknown outcome) as FAILED,
                 // with its event: an answered refund is never forgotten.
-                let keep = answered.then_some(failure);
-                self.abandon(payment.id, refund.id, keep).await?;
-                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %code, "PG declined the refund");
-                Ok(done(Err(AppError::PgDeclined {
-                    code,
-                    message,
-                    retryable: None,
-                })))
+                let keep = answered.then(|| failure.clone());
+                self.abandon(payment, refund, keep, None).await?;
+                tracing::info!(payment_id = %payment.id, refund_id = %refund.id, pg_code = %failure.code, "PG declined the refund");
+                Ok(done(Err(declined(failure))))
             }
             Err(GatewayError::Misconfigured { code, message }) => {
                 tracing::error!(payment_id = %payment.id, pg_code = %code, "PG rejected our configuration; refund not made");
@@ -285,7 +265,7 @@ impl Refunding {
                 } else {
                     // Nothing reached Toss: the refund did not happen.
                     let failure = Failure::new(code.clone(), message.clone());
-                    self.abandon(payment.id, refund.id, answered.then_some(failure))
+                    self.abandon(payment, refund, answered.then_some(failure), None)
                         .await?;
                 }
                 Ok(done(Err(AppError::PgMisconfigured { code, message })))
@@ -336,7 +316,7 @@ impl Refunding {
                 if answered {
                     return Ok(Some(done(self.refund_later(payment, refund).await)));
                 }
-                self.abandon(payment.id, refund.id, None).await?;
+                self.abandon(payment, refund, None, None).await?;
                 return Ok(Some(done(Err(AppError::Unavailable(
                     "Toss's record of the payment could not be read; nothing was sent".to_owned(),
                 )))));
@@ -345,26 +325,7 @@ impl Refunding {
         let reason = format!("refund refused before any cancel: {wrong}");
         tracing::error!(alert = "pg_record_foreign", payment_id = %payment.id, refund_id = %refund.id, %reason, "the recorded Toss payment is not this order's; nothing cancelled");
         let failure = Code::PgResponseMismatch.failure(reason.clone());
-        let now = Utc::now();
-        let actor = self.actor.adopting();
-        self.store
-            .adopt(payment.id, |ours, refunds| {
-                let plan = abandon_refund(
-                    ours,
-                    refunds,
-                    refund.id,
-                    answered.then_some(failure),
-                    &actor,
-                )
-                .map(|mut plan| {
-                    let flag = PaymentUpdate::SetAside {
-                        reason: reason.clone(),
-                    };
-                    plan.payment = flag.applied_to(&plan.payment, now);
-                    plan
-                });
-                (plan, ())
-            })
+        self.abandon(payment, refund, answered.then_some(failure), Some(reason))
             .await?;
         Ok(Some(done(Err(AppError::ForeignPgRecord(format!(
             "the Toss payment recorded for this payment is not its own ({wrong}); nothing was \
@@ -421,20 +382,28 @@ impl Refunding {
     }
 
     /// A refund the PG refused: forgotten (`failure` None), or `FAILED` with `refund.failed`.
-    /// Its amount goes back to the balance and the cancel slot is freed, in one transaction.
+    /// Its amount goes back to the balance and the cancel slot is freed, in one transaction;
+    /// with `set_aside`, the payment is flagged for review with that reason in it too.
     async fn abandon(
         &self,
-        payment_id: PaymentId,
-        refund_id: RefundId,
+        payment: &Payment,
+        refund: &Refund,
         failure: Option<Failure>,
+        set_aside: Option<String>,
     ) -> Result<(), AppError> {
         let actor = self.actor.adopting();
+        let now = Utc::now();
         self.store
-            .adopt(payment_id, |payment, refunds| {
-                (
-                    abandon_refund(payment, refunds, refund_id, failure, &actor),
-                    (),
-                )
+            .adopt(payment.id, |payment, refunds| {
+                let plan = abandon_refund(payment, refunds, refund.id, failure, &actor);
+                let plan = plan.map(|mut plan| {
+                    if let Some(reason) = set_aside {
+                        let flag = PaymentUpdate::SetAside { reason };
+                        plan.payment = flag.applied_to(&plan.payment, now);
+                    }
+                    plan
+                });
+                (plan, ())
             })
             .await?;
         Ok(())
@@ -513,7 +482,8 @@ fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Actor, OrderId, PaymentStatus};
+    use crate::domain::{OrderId, PaymentStatus};
+    use crate::service::decide::tests::{ctx, record as toss_record};
 
     #[test]
     fn a_recorded_key_must_name_this_order_amount_and_an_approval() {
@@ -531,33 +501,15 @@ mod tests {
                 now,
             )
         };
-        let ctx = Context {
-            now,
-            provider: "toss",
-            window: Duration::from_secs(660),
-            send_lease: Duration::from_secs(70),
-            retry_at: now,
-            deposit_check_at: now,
-            cancel_of: None,
-            actor: Actor::toss(),
-        };
+        let ctx = ctx();
         let check = |record| names_this_payment(&ours, &[], &record, &ctx);
         let record = |order: &str, total: Option<i64>, approved: bool| PgPayment {
             payment_key: PaymentKey::parse("pk_x").unwrap(),
             order_id: order.to_owned(),
-            status: crate::gateway::PgStatus::Done,
             total_amount: total,
             balance_amount: total,
-            currency: Some("KRW".into()),
-            method: None,
-            secret: None,
-            last_transaction_key: None,
             approved_at: approved.then(Utc::now),
-            tax_free_amount: None,
-            deposit_expired: false,
-            cancels: Vec::new(),
-            failure: None,
-            details: Default::default(),
+            ..toss_record("DONE")
         };
         assert_eq!(check(record("order_recorded", Some(10_000), true)), Ok(()));
         for (order, total, approved) in [

@@ -8,10 +8,12 @@ use crate::service::decide::Verdict;
 use crate::service::decide::tests::*;
 use crate::store::RefundWrite;
 
+/// A cancel made at Toss (its dashboard, its API under our key) is Toss's, whoever reads it.
 #[test]
 fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     let ours = payment(PaymentStatus::Completed);
-    let decision = judge(&ours, &[], &record("PARTIAL_CANCELED"), &ctx());
+    let reader = ctx_for(Actor::api_key("key-1"));
+    let decision = judge(&ours, &[], &record("PARTIAL_CANCELED"), &reader);
     let plan = decision.plan.unwrap();
     assert_eq!(plan.payment.status, PaymentStatus::PartialRefund);
     assert_eq!(plan.payment.refunded_amount_krw, 3_000);
@@ -20,8 +22,14 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
     };
     assert_eq!(refund.origin, RefundOrigin::Pg);
     assert_eq!(refund.pg_cancel_key.as_deref(), Some("cx1"));
+    assert_eq!(refund.requested_by, Actor::toss());
     assert_eq!(plan.events.len(), 1);
     assert_eq!(plan.events[0].event_type, "payment.refunded");
+    assert_eq!(plan.events[0].actor, Actor::toss());
+    assert_eq!(
+        plan.events[0].payload["requested_by"],
+        serde_json::json!({"type": "toss", "name": null})
+    );
     // Adopting the same record again changes nothing.
     let refunds = vec![refund.clone()];
     let again = judge(&plan.payment, &refunds, &record("PARTIAL_CANCELED"), &ctx());
@@ -31,24 +39,10 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
 
 fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
     Refund {
-        id: RefundId::new(),
-        payment_id: payment.id,
-        amount_krw: amount,
         reason: "ours".into(),
-        status: RefundStatus::Pending,
-        pg_cancel_key: None,
-        idempotency_key: None,
-        origin: RefundOrigin::Service,
         sends,
         last_sent_at: (sends > 0).then(Utc::now),
-        failure: None,
-        tax_free_amount_krw: 0,
-        refund_account: None,
-        reconcile_attempts: 0,
-        next_reconcile_at: None,
-        created_at: Utc::now(),
-        refunded_at: None,
-        requested_by: Actor::api_key("key-1"),
+        ..refund_of(payment, amount, RefundStatus::Pending)
     }
 }
 
@@ -78,14 +72,13 @@ fn a_cancel_matches_our_oldest_sent_pending_refund_of_its_amount() {
 fn a_cancel_reply_binds_its_cancel_to_the_refund_sent() {
     let mut ours = payment(PaymentStatus::Completed);
     ours.refund_reserved_krw = 3_000;
-    let mut sent = pending_refund(&ours, 3_000, 1);
-    sent.sends = 1;
+    let sent = pending_refund(&ours, 3_000, 1);
     ours.cancel_slot = Some(sent.id);
     let mut context = ctx();
     context.cancel_of = Some(sent.id);
     let decision = judge(
         &ours,
-        &[sent.clone()],
+        std::slice::from_ref(&sent),
         &record("PARTIAL_CANCELED"),
         &context,
     );
@@ -109,6 +102,8 @@ fn a_sent_refund_toss_never_shows_fails_after_the_window() {
     assert_eq!(plan.payment.status, PaymentStatus::Completed);
     assert!(matches!(&plan.refunds[0], RefundWrite::Update(r) if r.status == RefundStatus::Failed));
     assert_eq!(plan.events[0].event_type, "refund.failed");
+    // The window passing is the service's rule: that failure is the system's.
+    assert_eq!(plan.events[0].actor, Actor::system());
 }
 
 #[test]
@@ -131,7 +126,13 @@ fn a_refund_that_no_longer_fits_tosss_balance_fails() {
     assert_eq!(plan.payment.refund_reserved_krw, 0, "ours released");
     assert!(plan.refunds.iter().any(|w| matches!(w,
         RefundWrite::Update(r) if r.id == reserved.id && r.status == RefundStatus::Failed)));
-    assert!(plan.events.iter().any(|e| e.event_type == "refund.failed"));
+    // Toss's balance is Toss's record: that failure is the record's actor's.
+    let failed = plan
+        .events
+        .iter()
+        .find(|e| e.event_type == "refund.failed")
+        .expect("refund.failed");
+    assert_eq!(failed.actor, Actor::toss());
 }
 
 #[test]
@@ -142,28 +143,6 @@ fn cancels_beyond_the_amount_are_set_aside() {
     record.balance_amount = Some(0);
     let decision = judge(&ours, &[], &record, &ctx());
     assert!(matches!(decision.verdict, Verdict::Contradiction(_)));
-}
-
-#[test]
-fn a_cancel_made_at_toss_is_tosss_whoever_reads_it() {
-    let ours = payment(PaymentStatus::Completed);
-    let plan = judge(
-        &ours,
-        &[],
-        &record("PARTIAL_CANCELED"),
-        &ctx_for(Actor::api_key("key-1")),
-    )
-    .plan
-    .unwrap();
-    let [RefundWrite::Insert(refund)] = plan.refunds.as_slice() else {
-        panic!("one new refund: {:?}", plan.refunds);
-    };
-    assert_eq!(refund.requested_by, Actor::toss());
-    assert_eq!(plan.events[0].actor, Actor::toss());
-    assert_eq!(
-        plan.events[0].payload["requested_by"],
-        serde_json::json!({"type": "toss", "name": null})
-    );
 }
 
 #[test]
@@ -184,29 +163,4 @@ fn our_refund_settled_by_tosss_record_keeps_who_asked_for_it() {
         plan.events[0].payload["requested_by"],
         serde_json::json!({"type": "api_key", "name": "key-1"})
     );
-}
-
-#[test]
-fn a_refund_failed_by_the_window_passing_is_the_systems() {
-    let mut ours = payment(PaymentStatus::Completed);
-    ours.refund_reserved_krw = 4_000;
-    let mut lost = pending_refund(&ours, 4_000, 1);
-    lost.created_at -= Days::seconds(700);
-    lost.last_sent_at = Some(Utc::now() - Days::seconds(100));
-    let plan = judge(&ours, &[lost], &record("DONE"), &ctx()).plan.unwrap();
-    assert_eq!(plan.events[0].event_type, "refund.failed");
-    assert_eq!(plan.events[0].actor, Actor::system());
-    // Toss's balance is Toss's record: that failure is the record's actor's.
-    let mut ours = payment(PaymentStatus::Completed);
-    ours.refund_reserved_krw = 8_000;
-    let reserved = pending_refund(&ours, 8_000, 1);
-    let plan = judge(&ours, &[reserved], &record("PARTIAL_CANCELED"), &ctx())
-        .plan
-        .unwrap();
-    let failed = plan
-        .events
-        .iter()
-        .find(|e| e.event_type == "refund.failed")
-        .unwrap();
-    assert_eq!(failed.actor, Actor::toss());
 }
