@@ -212,29 +212,56 @@ pub struct Refund {
 }
 
 impl Refund {
+    /// A new refund of `amount_krw` from `payment_id`, made at `created_at`: never sent, nothing
+    /// about it at Toss yet. Callers set what they know besides.
+    pub fn new(
+        payment_id: PaymentId,
+        amount_krw: i64,
+        reason: String,
+        status: RefundStatus,
+        origin: RefundOrigin,
+        requested_by: Actor,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: RefundId::new(),
+            payment_id,
+            amount_krw,
+            reason,
+            status,
+            pg_cancel_key: None,
+            idempotency_key: None,
+            origin,
+            sends: 0,
+            last_sent_at: None,
+            failure: None,
+            reconcile_attempts: 0,
+            next_reconcile_at: None,
+            created_at,
+            refunded_at: None,
+            tax_free_amount_krw: 0,
+            refund_account: None,
+            requested_by,
+        }
+    }
+
     /// For tests: a refund of `amount_krw` of payment `payment_id` that an API key asked for,
     /// completed by the service at `now`.
     #[cfg(test)]
     pub(crate) fn sample(payment_id: PaymentId, amount_krw: i64, now: DateTime<Utc>) -> Self {
         Self {
-            id: RefundId::new(),
-            payment_id,
-            amount_krw,
-            reason: "changed mind".to_owned(),
-            status: RefundStatus::Completed,
-            pg_cancel_key: None,
-            idempotency_key: None,
-            origin: RefundOrigin::Service,
             sends: 1,
             last_sent_at: Some(now),
-            failure: None,
-            reconcile_attempts: 0,
-            next_reconcile_at: None,
-            created_at: now,
             refunded_at: Some(now),
-            tax_free_amount_krw: 0,
-            refund_account: None,
-            requested_by: Actor::api_key("key-1"),
+            ..Self::new(
+                payment_id,
+                amount_krw,
+                "changed mind".to_owned(),
+                RefundStatus::Completed,
+                RefundOrigin::Service,
+                Actor::api_key("key-1"),
+                now,
+            )
         }
     }
 }

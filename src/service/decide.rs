@@ -20,7 +20,6 @@ mod cancels;
 pub(super) use attempt::Attempt;
 pub use cancels::abandon_refund;
 use cancels::adopt_cancels;
-pub(super) use cancels::new_refund;
 
 /// What [`decide`] needs besides the rows and the record.
 #[derive(Debug, Clone)]

@@ -1,50 +1,15 @@
 //! Toss's cancels against our refunds: each done cancel becomes, or matches, a refund; our
 //! refunds must then account for exactly what Toss cancelled.
 
-use chrono::{DateTime, Utc};
-
 use super::{Context, Decision, Verdict, set_aside};
 use crate::domain::{
-    Actor, Failure, Payment, PaymentId, Refund, RefundFailed, RefundId, RefundOrigin, RefundStatus,
+    Actor, Failure, Payment, Refund, RefundFailed, RefundId, RefundOrigin, RefundStatus,
     status_after_refunds,
 };
 use crate::gateway::{PgCancel, PgPayment};
 use crate::service::codes::Code;
 use crate::service::events;
 use crate::store::{NewEvent, Plan, RefundWrite};
-
-/// A new refund of `amount_krw` from `payment_id`, made at `created_at`: never sent, nothing
-/// about it at Toss yet. Callers set what they know besides.
-pub(in crate::service) fn new_refund(
-    payment_id: PaymentId,
-    amount_krw: i64,
-    reason: String,
-    status: RefundStatus,
-    origin: RefundOrigin,
-    requested_by: Actor,
-    created_at: DateTime<Utc>,
-) -> Refund {
-    Refund {
-        id: RefundId::new(),
-        payment_id,
-        amount_krw,
-        reason,
-        status,
-        pg_cancel_key: None,
-        idempotency_key: None,
-        origin,
-        sends: 0,
-        last_sent_at: None,
-        failure: None,
-        reconcile_attempts: 0,
-        next_reconcile_at: None,
-        created_at,
-        refunded_at: None,
-        tax_free_amount_krw: 0,
-        refund_account: None,
-        requested_by,
-    }
-}
 
 /// Each done cancel in Toss's record becomes, or matches, a refund: by `transactionKey`, else
 /// the oldest sent `PENDING` refund of the same amount, else a refund made outside the service.
@@ -129,7 +94,7 @@ pub(super) fn adopt_cancels(
                     refunded_at: Some(at),
                     tax_free_amount_krw: cancel.tax_free_amount,
                     // Made outside the service (Toss's dashboard, its API under our key).
-                    ..new_refund(
+                    ..Refund::new(
                         ours.id,
                         cancel.amount,
                         reason,

@@ -3,7 +3,7 @@
 use chrono::{Duration as Days, Utc};
 
 use super::*;
-use crate::domain::{OrderId, PaymentKey, PgDetails, RefundOrigin, RefundStatus};
+use crate::domain::{PaymentKey, PgDetails};
 use crate::gateway::{PgCancel, PgFailure};
 pub(super) const AMOUNT: i64 = 10_000;
 
@@ -59,13 +59,7 @@ pub(super) fn payment(status: PaymentStatus) -> Payment {
         confirm_attempt: 1,
         confirm_sends: 1,
         confirm_started_at: Some(now),
-        ..Payment::new_pending(
-            "u-1".into(),
-            OrderId::parse("order_adopt_0001").unwrap(),
-            AMOUNT,
-            "card".into(),
-            now,
-        )
+        ..Payment::sample("order_adopt_0001", AMOUNT, now)
     }
 }
 
@@ -73,33 +67,13 @@ pub(super) fn payment(status: PaymentStatus) -> Payment {
 pub(super) fn refunds_of(payment: &Payment) -> Vec<Refund> {
     let make = |key: &str, amount: i64| Refund {
         pg_cancel_key: Some(key.to_owned()),
-        sends: 1,
-        last_sent_at: Some(Utc::now()),
-        refunded_at: Some(Utc::now()),
-        ..completed_refund(payment, amount)
+        ..Refund::sample(payment.id, amount, Utc::now())
     };
     match payment.refunded_amount_krw {
         3_000 => vec![make("cx1", 3_000)],
         AMOUNT => vec![make("cx1", 3_000), make("cx2", 7_000)],
         _ => Vec::new(),
     }
-}
-
-/// A completed refund of `amount` from `payment`, asked for by API key `key-1`.
-pub(crate) fn completed_refund(payment: &Payment, amount: i64) -> Refund {
-    refund_of(payment, amount, RefundStatus::Completed)
-}
-
-pub(crate) fn refund_of(payment: &Payment, amount: i64, status: RefundStatus) -> Refund {
-    new_refund(
-        payment.id,
-        amount,
-        "r".into(),
-        status,
-        RefundOrigin::Service,
-        Actor::api_key("key-1"),
-        Utc::now(),
-    )
 }
 
 pub(super) fn cancel(key: &str, amount: i64) -> PgCancel {
@@ -269,11 +243,7 @@ fn every_pair_of_our_status_and_tosss_status() {
             );
             // Money invariants of every outcome.
             assert!(after.refunded_amount_krw + after.refund_reserved_krw <= after.amount_krw);
-            if matches!(
-                after.status,
-                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
-            ) && want_kind == Kind::Settled
-            {
+            if after.status.is_paid() && want_kind == Kind::Settled {
                 let cancelled: i64 = record(toss).cancels.iter().map(|c| c.amount).sum();
                 assert_eq!(after.refunded_amount_krw, cancelled, "{case}: books match");
                 assert_eq!(
@@ -285,13 +255,7 @@ fn every_pair_of_our_status_and_tosss_status() {
             // Every change of status has exactly one event for it.
             let events = event_types(&decision);
             let completed = events.iter().filter(|e| **e == "payment.completed").count();
-            let became_paid = !matches!(
-                ours,
-                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
-            ) && matches!(
-                after.status,
-                PaymentStatus::Completed | PaymentStatus::PartialRefund | PaymentStatus::Refunded
-            );
+            let became_paid = !ours.is_paid() && after.status.is_paid();
             assert_eq!(completed, usize::from(became_paid), "{case}: {events:?}");
             let refunded = events.iter().filter(|e| **e == "payment.refunded").count() as i64;
             let new_refunds = (after.refunded_amount_krw - payment.refunded_amount_krw) / 1000;

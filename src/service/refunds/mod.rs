@@ -11,7 +11,6 @@ use chrono::Utc;
 
 use super::adopt::Adoption;
 use super::codes::{Code, declined};
-use super::decide::new_refund;
 use super::{Pg, ServiceSettings, events, find};
 use crate::domain::{
     Actor, Payment, PaymentId, PgRef, Refund, RefundAccount, RefundId, RefundOrigin, RefundStatus,
@@ -188,7 +187,7 @@ impl Refunding {
             // If this request dies, the settler takes the refund over from then.
             next_reconcile_at: via_pg.then(|| self.settings.claim_expiry()),
             refunded_at: (!via_pg).then_some(now),
-            ..new_refund(
+            ..Refund::new(
                 payment.id,
                 amount,
                 command.reason.clone(),
@@ -349,28 +348,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::OrderId;
-    use crate::service::decide::tests::completed_refund;
 
     fn payment(amount: i64, tax_free: i64) -> Payment {
         Payment {
             tax_free_amount_krw: tax_free,
-            ..Payment::new_pending(
-                "u-1".into(),
-                OrderId::parse("order_tax_free").unwrap(),
-                amount,
-                "card".into(),
-                Utc::now(),
-            )
+            ..Payment::sample("order_tax_free", amount, Utc::now())
         }
     }
 
     fn refund_of(payment: &Payment, amount: i64, tax_free: i64) -> Refund {
         Refund {
-            sends: 1,
-            refunded_at: Some(Utc::now()),
             tax_free_amount_krw: tax_free,
-            ..completed_refund(payment, amount)
+            ..Refund::sample(payment.id, amount, Utc::now())
         }
     }
 

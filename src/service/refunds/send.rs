@@ -482,7 +482,7 @@ fn refund_idempotency_key(refund_id: RefundId, send: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{OrderId, PaymentStatus};
+    use crate::domain::PaymentStatus;
     use crate::service::decide::tests::{ctx, record as toss_record};
 
     #[test]
@@ -493,13 +493,7 @@ mod tests {
             status: PaymentStatus::Completed,
             pg_provider: Some("toss".into()),
             pg_transaction_id: Some("pk_x".into()),
-            ..Payment::new_pending(
-                "u-1".into(),
-                OrderId::parse("order_recorded").unwrap(),
-                10_000,
-                "card".into(),
-                now,
-            )
+            ..Payment::sample("order_recorded", 10_000, now)
         };
         let ctx = ctx();
         let check = |record| names_this_payment(&ours, &[], &record, &ctx);

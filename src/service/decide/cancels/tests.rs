@@ -39,10 +39,17 @@ fn a_dashboard_cancel_becomes_a_refund_made_outside() {
 
 fn pending_refund(payment: &Payment, amount: i64, sends: i32) -> Refund {
     Refund {
-        reason: "ours".into(),
         sends,
         last_sent_at: (sends > 0).then(Utc::now),
-        ..refund_of(payment, amount, RefundStatus::Pending)
+        ..Refund::new(
+            payment.id,
+            amount,
+            "ours".into(),
+            RefundStatus::Pending,
+            RefundOrigin::Service,
+            Actor::api_key("key-1"),
+            Utc::now(),
+        )
     }
 }
 
