@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::auth::{SignedIn, csrf_refused};
 use super::{BASE, Console, Failure, to};
-use crate::domain::PaymentId;
 use crate::domain::reconciliation::RunTrigger;
 use crate::error::AppError;
+use crate::http::payment_id;
 use crate::service::{ReviewAction, ReviewCommand};
 
 /// The longest note, as the API's review route takes it.
@@ -54,9 +54,7 @@ pub async fn review(
     if !signed_in.csrf_ok(form.csrf_token.as_deref()) {
         return Ok(csrf_refused());
     }
-    let payment_id: PaymentId = raw_id
-        .parse()
-        .map_err(|_| AppError::NotFound(format!("payment {raw_id} not found")))?;
+    let payment_id = payment_id(&raw_id)?;
     let action = match form.action.as_deref() {
         Some("resync") => ReviewAction::Resync,
         Some("dismiss") => ReviewAction::Dismiss,

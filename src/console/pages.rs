@@ -14,8 +14,9 @@ use super::chart::{self, Day};
 use super::views::{CompareRow, Entry, Layout, compare, timeline, when, when_opt, won};
 use super::{Console, Failure, render};
 use crate::domain::reconciliation::today_kst;
-use crate::domain::{OrderId, Payment, PaymentId, Schedule};
+use crate::domain::{OrderId, Payment, Schedule};
 use crate::error::AppError;
+use crate::http::payment_id;
 
 /// Flagged payments shown at once (each costs a read of Toss's record).
 const QUEUE_PAGE: u64 = 20;
@@ -192,10 +193,7 @@ pub async fn payment(
     Path(raw_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Failure> {
-    let id: PaymentId = raw_id
-        .parse()
-        .map_err(|_| AppError::NotFound(format!("payment {raw_id} not found")))?;
-    let payment = console.service.get(id).await?;
+    let payment = console.service.get(payment_id(&raw_id)?).await?;
     payment_page(&console, &signed_in, &query, payment).await
 }
 

@@ -25,7 +25,7 @@ use crate::service::{
 pub const TAG: &str = "payments";
 
 /// An id in a path that is not a UUID names no payment.
-pub(super) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
+pub(crate) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
     raw.parse()
         .map_err(|_| AppError::NotFound(format!("payment {raw} not found")))
 }

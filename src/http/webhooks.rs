@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -18,47 +17,6 @@ use crate::service::{WebhookOutcome, read_webhook};
 pub const TRANSMISSION_ID: &str = "tosspayments-webhook-transmission-id";
 
 const WEBHOOK_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
-
-/// A Toss webhook body: `PAYMENT_STATUS_CHANGED` (a Payment in `data`), `CANCEL_STATUS_CHANGED`
-/// (a Cancel in `data`), `BILLING_DELETED` (`data: {billingKey, reason}`), or `DEPOSIT_CALLBACK`
-/// (flat, no `eventType`, with `secret`).
-// The body's schema for the OpenAPI document only; the service reads the body.
-#[derive(Debug, ToSchema)]
-#[expect(dead_code, reason = "documents the body; the parser has its own type")]
-#[serde(rename_all = "camelCase")]
-#[schema(example = json!({
-    "eventType": "PAYMENT_STATUS_CHANGED",
-    "createdAt": "2026-11-23T12:18:15.000000",
-    "data": {
-        "paymentKey": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
-        "orderId": "order_20261123_0001",
-        "status": "DONE",
-        "totalAmount": 15000,
-        "secret": "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
-    }
-}))]
-pub struct TossWebhook {
-    /// Absent for `DEPOSIT_CALLBACK`.
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub event_type: Option<String>,
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub created_at: Option<String>,
-    /// The Payment (or Cancel) object; its contents are only a hint. Any JSON value is taken (a
-    /// body without an object here is ignored), as long as no string in it holds U+0000.
-    pub data: Option<Value>,
-    /// `DEPOSIT_CALLBACK` only.
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub secret: Option<String>,
-    /// `DEPOSIT_CALLBACK` only.
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub status: Option<String>,
-    /// `DEPOSIT_CALLBACK` only.
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub order_id: Option<String>,
-    /// `DEPOSIT_CALLBACK` only.
-    #[schema(pattern = r"^[^\u0000]*$")]
-    pub transaction_key: Option<String>,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"result": "applied"}))]
@@ -80,7 +38,7 @@ pub struct WebhookReply {
 /// `DELETED` (it only ever disables one; an unknown key is ignored with 200).
 #[utoipa::path(
     post, path = "/webhooks/toss", tag = "toss redirects",
-    request_body = TossWebhook,
+    request_body = crate::gateway::toss::webhook::Body,
     params(("tosspayments-webhook-transmission-id" = Option<String>, Header, description = "Toss's id of this delivery; retries repeat it")),
     responses(
         (status = 200, description = "Handled, ignored, or a duplicate", body = WebhookReply),
@@ -152,24 +110,4 @@ fn reply(result: &str, reason: Option<&str>) -> Result<Json<WebhookReply>, AppEr
         result: result.to_owned(),
         reason: reason.map(str::to_owned),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The documented body and the parser agree: the schema's example names a payment.
-    #[test]
-    fn the_documented_example_is_a_webhook_the_parser_reads() {
-        let doc = serde_json::to_value(crate::http::openapi()).unwrap();
-        let example = &doc["components"]["schemas"]["TossWebhook"]["example"];
-        assert!(example.is_object(), "{example}");
-        let delivery = read_webhook(example.to_string().as_bytes()).unwrap();
-        let hint = delivery.hint.unwrap();
-        assert_eq!(hint.event_type, "PAYMENT_STATUS_CHANGED");
-        assert!(matches!(
-            hint.payment,
-            crate::service::HintedPayment::ByOrder(_)
-        ));
-    }
 }

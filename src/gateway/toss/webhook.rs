@@ -64,18 +64,45 @@ pub fn parse(body: &[u8]) -> Result<Delivery, NotAWebhook> {
     })
 }
 
-/// Every field is optional: Toss sends three shapes to one URL and adds fields without notice.
-#[derive(Debug, Deserialize)]
+/// A Toss webhook body: `PAYMENT_STATUS_CHANGED` (a Payment in `data`), `CANCEL_STATUS_CHANGED`
+/// (a Cancel in `data`), `BILLING_DELETED` (`data: {billingKey, reason}`), or `DEPOSIT_CALLBACK`
+/// (flat, no `eventType`, with `secret`).
+// Every field is optional: Toss sends three shapes to one URL and adds fields without notice.
+// The same type documents the body in the OpenAPI document (`POST /webhooks/toss`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Body {
+#[schema(as = TossWebhook, example = json!({
+    "eventType": "PAYMENT_STATUS_CHANGED",
+    "createdAt": "2026-11-23T12:18:15.000000",
+    "data": {
+        "paymentKey": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
+        "orderId": "order_20261123_0001",
+        "status": "DONE",
+        "totalAmount": 15000,
+        "secret": "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya"
+    }
+}))]
+pub struct Body {
+    /// Absent for `DEPOSIT_CALLBACK`.
+    #[schema(pattern = r"^[^\u0000]*$")]
     event_type: Option<String>,
+    #[schema(pattern = r"^[^\u0000]*$")]
     created_at: Option<String>,
-    /// The Payment (or Cancel) object; only its `paymentKey`, `orderId` and `secret` are read.
+    /// The Payment (or Cancel) object; its contents are only a hint. Any JSON value is taken (a
+    /// body without an object here is ignored), as long as no string in it holds U+0000.
+    // Only its `paymentKey`, `orderId` and `secret` are read.
     data: Option<Value>,
-    /// `DEPOSIT_CALLBACK` only, like the three below.
+    /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     secret: Option<String>,
+    /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     status: Option<String>,
+    /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     order_id: Option<String>,
+    /// `DEPOSIT_CALLBACK` only.
+    #[schema(pattern = r"^[^\u0000]*$")]
     transaction_key: Option<String>,
 }
 
@@ -131,20 +158,13 @@ mod tests {
         parse(body.to_string().as_bytes()).expect("a webhook body")
     }
 
+    /// The documented body and the parser agree: the OpenAPI example, with a field Toss may add.
     #[test]
     fn a_payment_status_change_names_the_key_the_order_and_the_secret() {
-        let delivery = parsed(json!({
-            "eventType": "PAYMENT_STATUS_CHANGED",
-            "createdAt": "2026-11-23T12:18:15.000000",
-            "data": {
-                "paymentKey": "5EnNZRJGvaBX7zk2yd8ydw26XvwXkLrx9POLqKQjmAw4b0e1",
-                "orderId": "order_20261123_0001",
-                "status": "DONE",
-                "totalAmount": 15000,
-                "secret": "ps_eqRGgYO1r57E4Z541ZMW3QnN2Eya",
-                "brandNewField": [1, 2, 3]
-            }
-        }));
+        let schema = serde_json::to_value(<Body as utoipa::PartialSchema>::schema()).unwrap();
+        let mut body = schema["example"].clone();
+        body["data"]["brandNewField"] = json!([1, 2, 3]);
+        let delivery = parsed(body);
         assert_eq!(
             delivery.hint,
             Ok(WebhookHint {
