@@ -1,6 +1,6 @@
 //! The one error type that leaves the service. `http::problem` turns it into problem+json.
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, PaymentId};
 use crate::gateway::GatewayError;
 use crate::store::StoreError;
 
@@ -75,6 +75,13 @@ pub enum AppError {
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(String),
+}
+
+/// A payment id from a path (the API's and the console's): one that is not a UUID names no
+/// payment.
+pub fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::NotFound(format!("payment {raw} not found")))
 }
 
 impl AppError {

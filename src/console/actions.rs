@@ -11,8 +11,7 @@ use serde::Deserialize;
 use super::auth::{SignedIn, csrf_refused};
 use super::{BASE, Console, Failure, to};
 use crate::domain::reconciliation::RunTrigger;
-use crate::error::AppError;
-use crate::http::payment_id;
+use crate::error::{AppError, payment_id};
 use crate::service::{ReviewAction, ReviewCommand};
 
 /// The longest note, as the API's review route takes it.

@@ -15,8 +15,7 @@ use super::views::{CompareRow, Entry, Layout, compare, timeline, when, when_opt,
 use super::{Console, Failure, render};
 use crate::domain::reconciliation::today_kst;
 use crate::domain::{OrderId, Payment, Schedule};
-use crate::error::AppError;
-use crate::http::payment_id;
+use crate::error::{AppError, payment_id};
 
 /// Flagged payments shown at once (each costs a read of Toss's record).
 const QUEUE_PAGE: u64 = 20;

@@ -40,7 +40,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{ApiKeys, ApiScope, KeyHolder};
 pub use concurrency::ConcurrencyLimit;
-pub(crate) use payments::payment_id;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use rate_limit::PublicRateLimit;
 

@@ -14,7 +14,7 @@ use super::dto::{
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::{Actor, Caller, PaymentId, RefundAccount, ScopedKey, UserId};
+use crate::domain::{Actor, Caller, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
 use crate::idempotency::InFlight;
 use crate::service::{
@@ -24,11 +24,7 @@ use crate::service::{
 
 pub const TAG: &str = "payments";
 
-/// An id in a path that is not a UUID names no payment.
-pub(crate) fn payment_id(raw: &str) -> Result<PaymentId, AppError> {
-    raw.parse()
-        .map_err(|_| AppError::NotFound(format!("payment {raw} not found")))
-}
+pub(super) use crate::error::payment_id;
 
 /// Create a payment (`PENDING`).
 #[utoipa::path(
