@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     AttemptId, BillingKeyId, Failure, Payment, PaymentId, PaymentKey, PaymentStatus, PaymentUpdate,
-    VirtualAccount,
+    PgDetails, VirtualAccount,
 };
 
 text_enum! {
@@ -122,6 +122,16 @@ impl Settled {
         }
     }
 
+    /// `status`, with the key, method and account Toss named.
+    fn named(status: AttemptStatus, payment_key: &PaymentKey, details: &PgDetails) -> Self {
+        Self {
+            payment_key: Some(payment_key.clone()),
+            method: details.method.clone(),
+            virtual_account: details.virtual_account.clone(),
+            ..Self::bare(status)
+        }
+    }
+
     /// An end that names no key, method or account (the attempt keeps its own).
     pub fn ended(status: AttemptStatus, failure: Option<Failure>) -> Self {
         Self {
@@ -184,20 +194,20 @@ impl AttemptWrite {
                 payment_key,
                 details,
                 ..
-            }
-            | PaymentUpdate::AwaitDeposit {
+            } => Some(Self::Settle(Settled::named(
+                AttemptStatus::Approved,
+                payment_key,
+                details,
+            ))),
+            PaymentUpdate::AwaitDeposit {
                 payment_key,
                 details,
                 ..
-            } => Some(Self::Settle(Settled {
-                payment_key: Some(payment_key.clone()),
-                method: details.method.clone(),
-                virtual_account: details.virtual_account.clone(),
-                ..Settled::bare(match update {
-                    PaymentUpdate::Complete { .. } => AttemptStatus::Approved,
-                    _ => AttemptStatus::WaitingForDeposit,
-                })
-            })),
+            } => Some(Self::Settle(Settled::named(
+                AttemptStatus::WaitingForDeposit,
+                payment_key,
+                details,
+            ))),
             // Of a payment waiting for its deposit only: the store changes only an attempt that
             // waits (a `PENDING` payment's last attempt is over already).
             PaymentUpdate::Cancel { .. } => {
