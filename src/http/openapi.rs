@@ -66,7 +66,7 @@ impl Modify for BearerAuth {
 
 /// The answers of the edge and of its layers, in `openapi` as `super::api_parts` built it.
 pub(super) fn document_shared_answers(openapi: &mut Document) {
-    dto::document_visible_text(openapi);
+    dto::document_text_rules(openapi);
     document_ids_in_paths(openapi);
     document_json_bodies(openapi);
     document_nul_refusal(openapi);
