@@ -49,6 +49,14 @@ Timestamps are RFC 3339 UTC.",
 )]
 pub(super) struct ApiDoc;
 
+/// The 502 of every route that calls Toss: Toss refused our key, or its reply contradicts ours.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 502,
+    description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"
+)]
+pub(super) struct PgFailed;
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
