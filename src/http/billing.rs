@@ -13,6 +13,7 @@ use super::dto::{
     PaymentDto, body_id,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
+use super::openapi::PgFailed;
 use super::payments::{confirm_response, payment_id};
 use super::problem::Problem;
 use super::redirects::{failure_from_redirect, failure_of, see_other};
@@ -76,7 +77,7 @@ fn parse_issue(customer_key: &str, auth_key: &str) -> Result<(CustomerKey, AuthK
         (status = 404, description = "`NOT_FOUND`: unknown `customer_key` (Toss not called)"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `auth_key` is being issued by another request, or Toss did not answer (retry with the same `auth_key`: Toss is asked again once the first request's lease passes)"),
         (status = 422, description = "`VALIDATION_ERROR`"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
         (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key: no billing), or `SERVICE_UNAVAILABLE` (database unreachable)"),
     ),
 )]
@@ -109,7 +110,7 @@ pub async fn issue_billing_key(
         (status = 402, description = "`PG_DECLINED`: Toss refused to issue"),
         (status = 404, description = "`NOT_FOUND`: unknown `customerKey` (Toss not called)"),
         (status = 409, description = "`REQUEST_IN_PROGRESS`: the same `authKey` is being issued by another request, or Toss did not answer (reloading asks again once the first request's lease passes)"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
         (status = 503, description = "`PG_NOT_CONFIGURED` (no Toss key), or `SERVICE_UNAVAILABLE` (database unreachable)"),
     )
 )]
@@ -271,7 +272,7 @@ pub async fn delete_billing_key(
             example = json!({"type": "/problems/billing-key-inactive", "title": "Billing key inactive", "status": 409, "detail": "the billing key is not ACTIVE (it was deleted)", "code": "BILLING_KEY_INACTIVE"})),
         (status = 422, description = "`BILLING_KEY_MISMATCH` (the key is another user's) or `VALIDATION_ERROR`", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/billing-key-mismatch", "title": "Billing key mismatch", "status": 422, "detail": "the billing key belongs to another user than the payment", "code": "BILLING_KEY_MISMATCH"})),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
         (status = 503, description = "`PG_NOT_CONFIGURED`: no Toss key, so no billing"),
     ),
 )]

@@ -36,10 +36,10 @@ pub(super) fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, AppErro
     "consented_at": "2026-12-01T09:00:00Z", "evidence": "price-change notice of 2026-11-20 accepted in the app (checkbox), session 8f2c"}))]
 pub struct CreateConsentRequest {
     /// The buyer (1..64 characters, not blank, no control characters).
-    #[schema(min_length = 1, max_length = 64, pattern = "visible text")]
+    #[schema(pattern = "user id")]
     pub user_id: String,
     /// The subscription (1..128 characters, not blank, no control characters).
-    #[schema(min_length = 1, max_length = 128, pattern = "visible text")]
+    #[schema(pattern = "subscription id")]
     pub subscription_id: String,
     /// The most a charge of the subscription may be, in KRW (1..1,000,000,000).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
@@ -63,12 +63,7 @@ pub struct ConsentListDto {
 #[serde(deny_unknown_fields)]
 pub struct ListConsentsParams {
     /// The subscription whose consents to list (required).
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 128,
-        pattern = "visible text"
-    )]
+    #[param(required = true, pattern = "subscription id")]
     pub subscription_id: Option<String>,
 }
 

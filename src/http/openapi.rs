@@ -49,6 +49,14 @@ Timestamps are RFC 3339 UTC.",
 )]
 pub(super) struct ApiDoc;
 
+/// The 502 of every route that calls Toss: Toss refused our key, or its reply contradicts ours.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 502,
+    description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"
+)]
+pub(super) struct PgFailed;
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -66,7 +74,7 @@ impl Modify for BearerAuth {
 
 /// The answers of the edge and of its layers, in `openapi` as `super::api_parts` built it.
 pub(super) fn document_shared_answers(openapi: &mut Document) {
-    dto::document_visible_text(openapi);
+    dto::document_text_rules(openapi);
     document_ids_in_paths(openapi);
     document_json_bodies(openapi);
     document_nul_refusal(openapi);

@@ -13,6 +13,7 @@ use super::dto::{
     PaymentListDto, PublicPaymentDto, RefundDto, RefundListDto, RefundRequest, text,
 };
 use super::extract::{ApiKey, AppJson, AppQuery};
+use super::openapi::PgFailed;
 use super::problem::Problem;
 use crate::domain::{Actor, Caller, RefundAccount, ScopedKey, UserId};
 use crate::error::AppError;
@@ -202,7 +203,7 @@ pub fn confirm_response(outcome: ConfirmOutcome, caller: Caller) -> Response {
             example = json!({"type": "/problems/refund-exceeds-balance", "title": "Refund exceeds balance", "status": 409, "detail": "refund of 20000 KRW exceeds the refundable balance of 10000 KRW", "code": "REFUND_EXCEEDS_BALANCE"})),
         (status = 422, description = "`VALIDATION_ERROR` (also a `tax_free_amount_krw` over the payment's remaining tax-free amount or over the refund) or `REFUND_ACCOUNT_REQUIRED` (a virtual-account payment without `refund_receive_account`; Toss not called)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/refund-account-required", "title": "Refund account required", "status": 422, "detail": "this payment was paid by virtual account: refund_receive_account is required to refund it", "code": "REFUND_ACCOUNT_REQUIRED"})),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
     ),
 )]
 pub async fn refund_payment(
@@ -263,7 +264,7 @@ pub async fn refund_payment(
         (status = 409, description = "`INVALID_STATE` (`IN_PROGRESS`, `COMPLETED`, `PARTIAL_REFUND`, `REFUNDED`: paid money leaves through a refund)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/invalid-state", "title": "Invalid state", "status": 409, "detail": "a payment in status COMPLETED cannot be cancelled (paid money leaves through a refund)", "code": "INVALID_STATE"})),
         (status = 422, description = "`VALIDATION_ERROR`"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
         (status = 503, description = "`SERVICE_UNAVAILABLE`: the database is unreachable"),
     ),
 )]

@@ -9,6 +9,7 @@ use url::Url;
 use super::AppState;
 use super::dto::{PaymentFailViewDto, PublicPaymentDto, TossFailParams, TossSuccessParams};
 use super::extract::AppQuery;
+use super::openapi::PgFailed;
 use super::payments::confirm_response;
 use super::problem::{Problem, log_cause};
 use crate::domain::{Actor, Caller};
@@ -40,7 +41,7 @@ pub const TAG: &str = "toss redirects";
         (status = 409, description = "`INVALID_STATE`: the payment is not confirmable with this `paymentKey` (paid by another key, cancelled, or another attempt Toss knows is in flight); nothing of the payment is shown"),
         (status = 404, description = "Unknown orderId"),
         (status = 422, description = "`AMOUNT_MISMATCH`: the redirect's amount differs from the stored one (Toss not called); or an unsupported `paymentType`"),
-        (status = 502, description = "`PG_MISCONFIGURED` or `PG_RESPONSE_MISMATCH`"),
+        PgFailed,
         (status = 503, description = "`PG_NOT_CONFIGURED`: the service runs the no-op gateway"),
     )
 )]

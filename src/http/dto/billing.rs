@@ -12,7 +12,7 @@ use crate::domain::{BillingCustomer, BillingKey, BillingKeyStatus, CardInfo};
 #[schema(example = json!({"user_id": "u-1"}))]
 pub struct CreateCustomerRequest {
     /// 1..64 characters, not blank, no control characters.
-    #[schema(min_length = 1, max_length = 64, pattern = "visible text")]
+    #[schema(pattern = "user id")]
     pub user_id: String,
 }
 
@@ -40,14 +40,10 @@ impl From<&BillingCustomer> for BillingCustomerDto {
 #[schema(example = json!({"customer_key": "4f9d2c1e-8b7a-4e3f-9c2d-1a0b9e8f7d6c", "auth_key": "bln_a1b2c3d4e5"}))]
 pub struct IssueBillingKeyRequest {
     /// The customer key `POST /billing/customers` gave.
-    #[schema(
-        min_length = 2,
-        max_length = 300,
-        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
-    )]
+    #[schema(pattern = "customer key")]
     pub customer_key: String,
     /// Toss's single-use `authKey` of the card registration.
-    #[schema(min_length = 1, max_length = 300, pattern = r"^[!-~]{1,300}$")]
+    #[schema(pattern = "auth key")]
     pub auth_key: String,
 }
 
@@ -113,12 +109,7 @@ pub struct BillingKeyListDto {
 #[serde(deny_unknown_fields)]
 pub struct ListBillingKeysParams {
     /// The user whose keys to list (required).
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 64,
-        pattern = "visible text"
-    )]
+    #[param(required = true, pattern = "user id")]
     pub user_id: Option<String>,
 }
 
@@ -127,20 +118,10 @@ pub struct ListBillingKeysParams {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingSuccessParams {
-    #[param(
-        required = true,
-        min_length = 2,
-        max_length = 300,
-        pattern = r"^[A-Za-z0-9=.,@_-]{2,300}$"
-    )]
+    #[param(required = true, pattern = "customer key")]
     pub customer_key: Option<String>,
     /// Single-use.
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 300,
-        pattern = r"^[!-~]{1,300}$"
-    )]
+    #[param(required = true, pattern = "auth key")]
     pub auth_key: Option<String>,
 }
 

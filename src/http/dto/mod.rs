@@ -39,7 +39,7 @@ pub fn body_id<T: std::str::FromStr>(field: &str, raw: &str) -> Result<T, AppErr
 ///
 /// The OpenAPI document says the same with `minLength`/`maxLength` and a pattern: a field
 /// checked here carries `pattern = "visible text"` (or `"visible lines"`) in its schema, which
-/// [`document_visible_text`] writes out as [`VISIBLE_TEXT`] (or [`VISIBLE_LINES`]).
+/// [`document_text_rules`] writes out as [`VISIBLE_TEXT`] (or [`VISIBLE_LINES`]).
 pub fn text(field: &'static str, value: &str, max: usize) -> Result<String, DomainError> {
     checked_text(field, value, max, false)
 }
@@ -89,16 +89,37 @@ const VISIBLE_TEXT: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007
 /// The pattern of [`lines`].
 const VISIBLE_LINES: &str = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$";
 
-/// Writes out the patterns of the fields and parameters whose schema names them
-/// `"visible text"` or `"visible lines"` (see [`text`]).
-pub fn document_visible_text(openapi: &mut utoipa::openapi::OpenApi) {
+/// The rules of the ids and keys a request names, as the document writes them (the domain's
+/// `parse` checks the same): a field or parameter of one names it as its `pattern`, and
+/// [`document_text_rules`] writes out its `minLength`, `maxLength` and pattern, here once.
+const NAMED_RULES: [(&str, usize, usize, &str); 6] = [
+    ("user id", 1, 64, VISIBLE_TEXT),
+    ("subscription id", 1, 128, VISIBLE_TEXT),
+    ("order id", 6, 64, r"^[A-Za-z0-9_-]{6,64}$"),
+    ("payment key", 1, 200, r"^(?!\.\.?$)[!-~]{1,200}$"),
+    ("customer key", 2, 300, r"^[A-Za-z0-9=.,@_-]{2,300}$"),
+    ("auth key", 1, 300, r"^[!-~]{1,300}$"),
+];
+
+/// Writes out the rules of the fields and parameters whose schema names them as its pattern:
+/// `"visible text"` or `"visible lines"` (see [`text`]), or one of [`NAMED_RULES`].
+pub fn document_text_rules(openapi: &mut utoipa::openapi::OpenApi) {
     fn fill(schema: &mut RefOr<Schema>) {
         if let RefOr::T(Schema::Object(object)) = schema {
             object.properties.values_mut().for_each(fill);
             match object.pattern.as_deref() {
                 Some("visible text") => object.pattern = Some(VISIBLE_TEXT.to_owned()),
                 Some("visible lines") => object.pattern = Some(VISIBLE_LINES.to_owned()),
-                _ => {}
+                Some(name) => {
+                    if let Some((_, min, max, pattern)) =
+                        NAMED_RULES.iter().find(|(known, ..)| *known == name)
+                    {
+                        object.min_length = Some(*min);
+                        object.max_length = Some(*max);
+                        object.pattern = Some((*pattern).to_owned());
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -200,11 +221,15 @@ mod tests {
         assert!(lines("f", "a\tb", 4).is_err());
     }
 
-    /// Every field and parameter checked by `text` or `lines` documents its pattern.
+    /// Every field and parameter checked by `text` or `lines`, or naming one of `NAMED_RULES`,
+    /// documents its pattern.
     #[test]
-    fn the_document_writes_out_every_visible_text_pattern() {
+    fn the_document_writes_out_every_named_pattern() {
         let doc = serde_json::to_string(&crate::http::openapi()).unwrap();
         assert!(!doc.contains("\"visible text\"") && !doc.contains("\"visible lines\""));
+        for (name, ..) in NAMED_RULES {
+            assert!(!doc.contains(&format!("\"{name}\"")), "{name}");
+        }
         let count = |pattern: &str| {
             doc.matches(&serde_json::to_string(pattern).unwrap())
                 .count()

@@ -27,16 +27,16 @@ use crate::service::{ConfirmCommand, NewPayment, PaymentRef};
 }))]
 pub struct CreatePaymentRequest {
     /// 1..64 characters, not blank, no control characters.
-    #[schema(min_length = 1, max_length = 64, pattern = "visible text")]
+    #[schema(pattern = "user id")]
     pub user_id: String,
     /// 6..64 characters of `A-Z a-z 0-9 - _`; unique.
-    #[schema(min_length = 6, max_length = 64, pattern = r"^[A-Za-z0-9_-]{6,64}$")]
+    #[schema(pattern = "order id")]
     pub order_id: String,
     /// 1..100 characters, not blank, no control characters.
     #[schema(min_length = 1, max_length = 100, pattern = "visible text")]
     pub order_name: Option<String>,
     /// For subscription payments; 1..128 characters, not blank, no control characters.
-    #[schema(min_length = 1, max_length = 128, pattern = "visible text")]
+    #[schema(pattern = "subscription id")]
     pub subscription_id: Option<String>,
     /// Default `ONE_TIME`.
     pub payment_type: Option<PaymentType>,
@@ -91,15 +91,11 @@ pub struct ConfirmPaymentRequest {
     #[schema(format = Uuid)]
     pub payment_id: Option<String>,
     /// 6..64 characters of `A-Z a-z 0-9 - _`.
-    #[schema(min_length = 6, max_length = 64, pattern = r"^[A-Za-z0-9_-]{6,64}$")]
+    #[schema(pattern = "order id")]
     pub order_id: Option<String>,
     /// Toss's `paymentKey` from the success redirect: 1..200 printable ASCII characters, not `.`
     /// or `..`. With the Toss gateway, Toss confirms the payment and no API key is needed.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^(?!\.\.?$)[!-~]{1,200}$"
-    )]
+    #[schema(pattern = "payment key")]
     pub payment_key: Option<String>,
     /// When given, must equal the stored amount (else 422 `AMOUNT_MISMATCH`, Toss not called).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
@@ -401,7 +397,7 @@ pub struct PaymentListDto {
 #[serde(deny_unknown_fields)]
 pub struct ListPaymentsParams {
     /// Only this user's payments.
-    #[param(min_length = 1, max_length = 64, pattern = "visible text")]
+    #[param(pattern = "user id")]
     pub user_id: Option<String>,
     /// `true`: only payments set aside for review (Toss's record contradicts ours).
     pub needs_review: Option<bool>,
@@ -420,20 +416,10 @@ pub struct ListPaymentsParams {
 pub struct TossSuccessParams {
     /// Toss's key of the authenticated payment: 1..200 printable ASCII characters, not `.` or
     /// `..`.
-    #[param(
-        required = true,
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^(?!\.\.?$)[!-~]{1,200}$"
-    )]
+    #[param(required = true, pattern = "payment key")]
     pub payment_key: Option<String>,
     /// 6..64 characters of `A-Z a-z 0-9 - _`.
-    #[param(
-        required = true,
-        min_length = 6,
-        max_length = 64,
-        pattern = r"^[A-Za-z0-9_-]{6,64}$"
-    )]
+    #[param(required = true, pattern = "order id")]
     pub order_id: Option<String>,
     /// The amount the buyer authenticated, in KRW; must equal the stored amount.
     #[param(required = true, value_type = i64, minimum = 1, maximum = 1_000_000_000)]
@@ -457,11 +443,6 @@ pub struct TossFailParams {
     #[param(pattern = r"^[^\u0000]*$")]
     pub message: Option<String>,
     /// 6..64 characters of `A-Z a-z 0-9 - _`.
-    #[param(
-        required = true,
-        min_length = 6,
-        max_length = 64,
-        pattern = r"^[A-Za-z0-9_-]{6,64}$"
-    )]
+    #[param(required = true, pattern = "order id")]
     pub order_id: Option<String>,
 }
