@@ -40,34 +40,24 @@ impl Adoption {
         record: &PgPayment,
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
-        let adopted = self.only(id, record, cancel_of).await?;
-        Ok(self.unflag_if_resolved(adopted).await)
+        self.record_seen(id, None, record, cancel_of).await
     }
 
-    /// [`Adoption::record`] from the payment and its refunds as `seen` (see
+    /// [`Adoption::record`], from the payment and its refunds as `seen` when given (see
     /// [`Store::adopt_seen`]): one statement when nothing changed since.
     pub(super) async fn record_seen(
         &self,
-        seen: Seen,
+        id: PaymentId,
+        seen: Option<Seen>,
         record: &PgPayment,
         cancel_of: Option<RefundId>,
     ) -> Result<Adopted, AppError> {
-        let id = seen.payment().id;
-        let adopted = self.adopt(id, Some(seen), record, cancel_of).await?;
+        let adopted = self.only(id, seen, record, cancel_of).await?;
         Ok(self.unflag_if_resolved(adopted).await)
     }
 
-    /// [`Adoption::record`], the flag left to the caller (a person's review).
+    /// [`Adoption::record_seen`], the flag left to the caller (a person's review).
     pub(super) async fn only(
-        &self,
-        id: PaymentId,
-        record: &PgPayment,
-        cancel_of: Option<RefundId>,
-    ) -> Result<Adopted, AppError> {
-        self.adopt(id, None, record, cancel_of).await
-    }
-
-    async fn adopt(
         &self,
         id: PaymentId,
         seen: Option<Seen>,
@@ -180,7 +170,7 @@ impl Adoption {
             now,
             provider: self.provider,
             window: self.settings.confirm_window,
-            send_lease: self.settings.pg_read_timeout + Duration::from_secs(5),
+            send_lease: self.settings.claim_lease(),
             retry_at: self.settings.backoff(payment.reconcile_attempts),
             deposit_check_at: now + DEPOSIT_CHECK_INTERVAL,
             cancel_of,

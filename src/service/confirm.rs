@@ -132,11 +132,10 @@ impl Confirming {
 
     async fn confirm_recorded(
         &self,
-        payment: Payment,
+        mut payment: Payment,
         pg_transaction_id: Option<String>,
         pg_provider: Option<String>,
     ) -> Result<ConfirmOutcome, AppError> {
-        let mut payment = payment;
         for _ in 0..RACE_RETRIES {
             match payment.status {
                 PaymentStatus::Pending => {

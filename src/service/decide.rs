@@ -498,11 +498,7 @@ pub fn forget_cancel(ours: &Payment, ctx: &Context) -> Option<Plan> {
     after.cancel_reason = None;
     after.next_reconcile_at = Some(due_check(ours.virtual_account.as_ref(), ctx));
     after.reconcile_attempts = 0;
-    Some(Plan {
-        payment: after,
-        refunds: Vec::new(),
-        events: Vec::new(),
-    })
+    Some(Plan::payment(after))
 }
 
 /// A plan that applies one named change of the payment (and its event).
@@ -512,8 +508,7 @@ fn plan_update(ours: &Payment, update: PaymentUpdate, ctx: &Context) -> Plan {
         events: events::of_update(&update, &after, &ctx.actor)
             .into_iter()
             .collect(),
-        payment: after,
-        refunds: Vec::new(),
+        ..Plan::payment(after)
     }
 }
 

@@ -48,10 +48,7 @@ impl PaymentService {
 
     /// Events not yet published by a relay; `None` where the database did not answer.
     pub async fn outbox_backlog(&self) -> Option<Backlog> {
-        let stats = self.store.unpublished_stats().await.ok()?;
-        Some(Backlog {
-            count: stats.count,
-            oldest: stats.oldest_occurred_at,
-        })
+        let (count, oldest) = self.store.unpublished_stats().await.ok()?;
+        Some(Backlog { count, oldest })
     }
 }

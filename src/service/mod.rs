@@ -121,10 +121,16 @@ impl ServiceSettings {
         Utc::now() + delay
     }
 
+    /// How long a row claimed for a PG call (an attempt, a refund's send, the cancel slot) stays
+    /// its claimant's: past the PG client's read timeout, no live request waits for the answer.
+    fn claim_lease(&self) -> Duration {
+        self.pg_read_timeout + Duration::from_secs(5)
+    }
+
     /// When a row claimed for a PG call becomes the settler's, if the request that claimed it
     /// has not settled it by then (it died, or the PG never answered).
     fn claim_expiry(&self) -> DateTime<Utc> {
-        Utc::now() + self.pg_read_timeout + Duration::from_secs(5)
+        Utc::now() + self.claim_lease()
     }
 }
 

@@ -331,11 +331,8 @@ impl Reconciliation {
                 let adopted = self
                     .store
                     .adopt(payment_id, |payment, _| {
-                        let plan = (!payment.needs_review).then(|| Plan {
-                            payment: set_aside.applied_to(payment, now),
-                            refunds: Vec::new(),
-                            events: Vec::new(),
-                        });
+                        let plan = (!payment.needs_review)
+                            .then(|| Plan::payment(set_aside.applied_to(payment, now)));
                         let applied = plan.is_some();
                         (plan, applied)
                     })

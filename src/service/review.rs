@@ -59,7 +59,7 @@ impl Reviewing {
             ReviewAction::Resync => {
                 let record = self.read_record(&payment).await?;
                 // The person's review clears the flag (below), not the service.
-                let adopted = self.adoption.only(payment.id, &record, None).await?;
+                let adopted = self.adoption.only(payment.id, None, &record, None).await?;
                 if let Verdict::Contradiction(reason) = adopted.verdict {
                     let outcome = format!("Toss's record still contradicts ours: {reason}");
                     self.store

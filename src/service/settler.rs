@@ -60,7 +60,7 @@ impl Settling {
         let now = Utc::now();
         let lease_until = self.settings.claim_expiry();
         let mut seen = 0;
-        for payment in self
+        for mut payment in self
             .store
             .payments_due(now, self.settings.reconcile_batch)
             .await?
@@ -69,7 +69,6 @@ impl Settling {
                 continue;
             }
             seen += 1;
-            let mut payment = payment;
             payment.reconcile_attempts += 1;
             let id = payment.id;
             let span =

@@ -55,6 +55,17 @@ pub struct Plan {
     pub events: Vec<NewEvent>,
 }
 
+impl Plan {
+    /// A plan that writes only the payment: no refund, no event.
+    pub fn payment(payment: Payment) -> Self {
+        Self {
+            payment,
+            refunds: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
 /// A payment and its refunds as one statement saw them, with the version of every row
 /// (PostgreSQL's `xmin`: every write of a row makes a new one). [`Store::adopt_seen`] writes a
 /// plan decided from them only while none of them changed: as if they had been locked since.

@@ -40,16 +40,7 @@ pub(super) fn write_sql(
             at,
         } => {
             let id = p.param(AttemptId::new().to_string());
-            let (payment_id, number, from) = match row {
-                AttemptRow::Latest { cte } => (
-                    format!("{cte}.id"),
-                    format!("{cte}.confirm_attempt"),
-                    format!(" FROM {cte}"),
-                ),
-                AttemptRow::Known { payment_id, number } => {
-                    (p.param(payment_id.clone()), p.param(*number), String::new())
-                }
-            };
+            let (payment_id, number, from) = locate(row, p);
             let kind = p.param(kind.as_str());
             let key = p.param(payment_key.as_ref().map(PaymentKey::to_string));
             let billing = p.param(billing_key_id.map(|id| id.to_string()));
@@ -99,9 +90,10 @@ pub(super) fn write_sql(
                 }
                 AttemptWrite::Start { .. } => {}
             }
-            let (from, filter) = locate(row, p);
+            let (payment_id, number, from) = locate(row, p);
             format!(
-                "UPDATE payment_attempts SET {}{from} WHERE {filter}{}",
+                "UPDATE payment_attempts SET {}{from} WHERE payment_attempts.payment_id = \
+                 {payment_id} AND payment_attempts.number = {number}{}",
                 sets.join(", "),
                 guard(write, guarded)
             )
@@ -110,27 +102,17 @@ pub(super) fn write_sql(
     p.push(&sql);
 }
 
-/// The clause that brings in the `WITH` part (` FROM changed`), and the condition that picks
-/// the attempt.
-fn locate(row: &AttemptRow<'_>, p: &mut Sql) -> (String, String) {
+/// The attempt's payment id and number as SQL, and the clause that brings in the `WITH` part
+/// they come from (` FROM changed`) when they do.
+fn locate(row: &AttemptRow<'_>, p: &mut Sql) -> (String, String, String) {
     match row {
         AttemptRow::Latest { cte } => (
+            format!("{cte}.id"),
+            format!("{cte}.confirm_attempt"),
             format!(" FROM {cte}"),
-            format!(
-                "payment_attempts.payment_id = {cte}.id \
-                 AND payment_attempts.number = {cte}.confirm_attempt"
-            ),
         ),
         AttemptRow::Known { payment_id, number } => {
-            let payment_id = p.param(payment_id.clone());
-            let number = p.param(*number);
-            (
-                String::new(),
-                format!(
-                    "payment_attempts.payment_id = {payment_id} \
-                     AND payment_attempts.number = {number}"
-                ),
-            )
+            (p.param(payment_id.clone()), p.param(*number), String::new())
         }
     }
 }

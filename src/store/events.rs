@@ -122,14 +122,6 @@ enum Hold {
 /// Serialises SQLite claims: SQLite serves one process, so this is every relay there is.
 static SQLITE_CLAIM: LazyLock<Arc<Mutex<()>>> = LazyLock::new(|| Arc::new(Mutex::new(())));
 
-/// How far the relay is behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnpublishedStats {
-    pub count: u64,
-    /// When the oldest unpublished event happened; `None` when all are published.
-    pub oldest_occurred_at: Option<DateTime<Utc>>,
-}
-
 impl UnpublishedBatch {
     /// Oldest `seq` first.
     pub fn events(&self) -> &[StoredEvent] {
@@ -262,13 +254,11 @@ impl Store {
         }
     }
 
-    /// Count and age of the events not yet published.
-    pub async fn unpublished_stats(&self) -> StoreResult<UnpublishedStats> {
+    /// How far the relay is behind: how many events are not yet published, and when the oldest
+    /// of them happened.
+    pub async fn unpublished_stats(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
         let count = unpublished().count(&self.db).await?;
         let oldest = unpublished().one(&self.db).await?;
-        Ok(UnpublishedStats {
-            count,
-            oldest_occurred_at: oldest.map(|row| row.occurred_at),
-        })
+        Ok((count, oldest.map(|row| row.occurred_at)))
     }
 }

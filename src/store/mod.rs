@@ -56,7 +56,7 @@ use sea_orm::{
 
 pub use adoption::{Plan, RefundWrite, Seen};
 pub use billing::{IssueClaim, IssuedKey, KeyRef};
-pub use events::{NewEvent, UnpublishedBatch, UnpublishedStats};
+pub use events::{NewEvent, UnpublishedBatch};
 pub use payments::Target;
 pub use reconciliation::{Claimed, StoredDiscrepancy};
 pub use refunds::{Reservation, SendNow, Sending};

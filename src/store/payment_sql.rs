@@ -160,10 +160,8 @@ pub(super) async fn first_row<C: ConnectionTrait>(
     conn: &C,
     statement: Statement,
 ) -> StoreResult<Option<payment::Model>> {
-    match conn.query_one_raw(statement).await? {
-        Some(row) => Ok(Some(decode(&row)?)),
-        None => Ok(None),
-    }
+    let row = conn.query_one_raw(statement).await?;
+    Ok(row.map(|row| decode(&row)).transpose()?)
 }
 
 /// What an update sets a column to.

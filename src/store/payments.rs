@@ -49,11 +49,10 @@ impl<'a> Target<'a> {
     /// `payment`, only while it is still in the status and attempt it was read with.
     pub fn attempt(payment: &'a Payment) -> Self {
         Self {
-            payment: payment.id.into(),
-            amount_krw: None,
             payment_key: payment.payment_key.as_ref(),
             status: Some(payment.status),
             attempt: Some(payment.confirm_attempt),
+            ..payment.id.into()
         }
     }
 }

@@ -11,8 +11,7 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
     let mut ours = payment(PaymentStatus::WaitingForDeposit);
     ours.cancel_reason = Some("order withdrawn".into());
     for toss in ["CANCELED_UNPAID", "EXPIRED"] {
-        let decision = judge(&ours, &[], &record(toss), &ctx());
-        let plan = decision.plan.expect("a change");
+        let plan = plan_of(&ours, &record(toss));
         assert_eq!(plan.payment.status, PaymentStatus::Cancelled, "{toss}");
         assert_eq!(plan.events.len(), 1);
         assert_eq!(plan.events[0].event_type, "payment.cancelled");
@@ -27,7 +26,7 @@ fn a_virtual_account_we_asked_to_cancel_ends_cancelled_whoever_adopts_it() {
         Some(now.retry_at)
     );
     // The deposit came first: paid, the cancel forgotten.
-    let paid = judge(&ours, &[], &record("DONE"), &ctx()).plan.unwrap();
+    let paid = plan_of(&ours, &record("DONE"));
     assert_eq!(paid.payment.status, PaymentStatus::Completed);
     assert_eq!(paid.payment.cancel_reason, None);
     assert_eq!(paid.events[0].event_type, "payment.completed");
@@ -40,7 +39,7 @@ fn a_virtual_account_that_ends_unpaid_goes_back_to_pending_with_why() {
         ("EXPIRED", "VIRTUAL_ACCOUNT_EXPIRED"),
         ("CANCELED_UNPAID", "VIRTUAL_ACCOUNT_CANCELLED"),
     ] {
-        let plan = judge(&ours, &[], &record(toss), &ctx()).plan.unwrap();
+        let plan = plan_of(&ours, &record(toss));
         assert_eq!(plan.payment.status, PaymentStatus::Pending, "{toss}");
         let failure = plan.payment.failure.as_ref().map(|f| f.code.as_str());
         assert_eq!(failure, Some(code), "{toss}");
@@ -64,7 +63,7 @@ fn what_toss_reports_about_the_method_is_kept() {
             due_date: Some(due),
         }),
     };
-    let waiting = judge(&ours, &[], &issued, &ctx()).plan.unwrap().payment;
+    let waiting = plan_of(&ours, &issued).payment;
     assert_eq!(waiting.status, PaymentStatus::WaitingForDeposit);
     assert_eq!(waiting.pg_method.as_deref(), Some("가상계좌"));
     assert_eq!(
@@ -82,10 +81,7 @@ fn what_toss_reports_about_the_method_is_kept() {
     );
     let mut deposited = record("DONE");
     deposited.details.method = Some("가상계좌".into());
-    let paid = judge(&waiting, &[], &deposited, &ctx())
-        .plan
-        .unwrap()
-        .payment;
+    let paid = plan_of(&waiting, &deposited).payment;
     assert_eq!(paid.status, PaymentStatus::Completed);
     assert!(paid.virtual_account.is_some(), "kept after the deposit");
     assert_eq!(
@@ -148,7 +144,7 @@ fn a_virtual_account_past_its_due_date_goes_back_to_pending() {
     // A cancel we asked for: it ends as asked.
     let mut asked = payment(PaymentStatus::WaitingForDeposit);
     asked.cancel_reason = Some("order withdrawn".into());
-    let plan = judge(&asked, &[], &expired, &ctx()).plan.unwrap();
+    let plan = plan_of(&asked, &expired);
     assert_eq!(plan.payment.status, PaymentStatus::Cancelled);
     // An attempt we let go: nothing to wait for.
     let pending = judge(&payment(PaymentStatus::Pending), &[], &expired, &ctx());
@@ -200,9 +196,7 @@ fn a_cancel_shows_who_asked_for_it_whoever_adopts_it() {
     let mut ours = payment(PaymentStatus::WaitingForDeposit);
     ours.cancel_reason = Some("order withdrawn".into());
     ours.cancel_requested_by = Some(Actor::api_key("key-3"));
-    let plan = judge(&ours, &[], &record("CANCELED_UNPAID"), &ctx())
-        .plan
-        .unwrap();
+    let plan = plan_of(&ours, &record("CANCELED_UNPAID"));
     assert_eq!(
         plan.payment.cancel_requested_by,
         Some(Actor::api_key("key-3"))

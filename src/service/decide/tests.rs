@@ -17,6 +17,12 @@ pub(super) fn judge(
     decide(ours, Attempt::of(ours).as_ref(), refunds, record, ctx)
 }
 
+/// The plan [`judge`] makes of `record` for `ours` without refunds, read by Toss; it must
+/// change something.
+pub(super) fn plan_of(ours: &Payment, record: &PgPayment) -> Plan {
+    judge(ours, &[], record, &ctx()).plan.expect("a change")
+}
+
 pub(crate) fn ctx() -> Context {
     let now = Utc::now();
     Context {
@@ -330,16 +336,10 @@ fn a_late_done_for_a_released_attempt_is_adopted_with_an_alert() {
 #[test]
 fn an_approval_keeps_its_transaction_key_unless_a_cancel_followed_it() {
     for ours in [PaymentStatus::InProgress, PaymentStatus::Pending] {
-        let approved = judge(&payment(ours), &[], &record("DONE"), &ctx())
-            .plan
-            .unwrap()
-            .payment;
+        let approved = plan_of(&payment(ours), &record("DONE")).payment;
         assert_eq!(approved.pg_approval_key.as_deref(), Some("tx_approval"));
         // After a cancel, lastTransactionKey is the cancel's: no approval key is guessed.
-        let cancelled = judge(&payment(ours), &[], &record("PARTIAL_CANCELED"), &ctx())
-            .plan
-            .unwrap()
-            .payment;
+        let cancelled = plan_of(&payment(ours), &record("PARTIAL_CANCELED")).payment;
         assert_eq!(cancelled.status, PaymentStatus::PartialRefund);
         assert_eq!(cancelled.pg_approval_key, None);
     }
@@ -358,11 +358,8 @@ fn a_second_approved_attempt_of_a_completed_order_is_set_aside() {
 #[test]
 fn the_secret_belongs_to_the_attempt() {
     let ours = payment(PaymentStatus::InProgress);
-    let decision = judge(&ours, &[], &record("IN_PROGRESS"), &ctx());
-    assert_eq!(
-        decision.plan.unwrap().payment.pg_secret.as_deref(),
-        Some("ps_secret")
-    );
+    let after = plan_of(&ours, &record("IN_PROGRESS")).payment;
+    assert_eq!(after.pg_secret.as_deref(), Some("ps_secret"));
 }
 
 #[test]
@@ -445,10 +442,7 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
     let mut cancelled = record("PARTIAL_CANCELED");
     cancelled.tax_free_amount = Some(2_000);
     cancelled.cancels[0].tax_free_amount = 1_000;
-    let after = judge(&payment(PaymentStatus::InProgress), &[], &cancelled, &ctx())
-        .plan
-        .unwrap()
-        .payment;
+    let after = plan_of(&payment(PaymentStatus::InProgress), &cancelled).payment;
     assert_eq!(after.tax_free_amount_krw, 3_000);
     // Agreeing (or silent) records change nothing of it.
     let mut ours = payment(PaymentStatus::InProgress);
@@ -458,7 +452,7 @@ fn tosss_tax_free_amount_is_taken_and_flagged() {
     assert!(same.update.is_some(), "the plain approval");
     let mut silent = record("DONE");
     silent.tax_free_amount = None;
-    let after = judge(&ours, &[], &silent, &ctx()).plan.unwrap().payment;
+    let after = plan_of(&ours, &silent).payment;
     assert_eq!(
         (after.tax_free_amount_krw, after.needs_review),
         (3_000, false)

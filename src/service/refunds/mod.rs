@@ -220,7 +220,7 @@ impl Refunding {
         // records the send too. (A key a caller recorded is checked at Toss first.)
         let send = matches!(payment.pg_ref(), PgRef::Adopted(_)).then(|| SendNow {
             now,
-            slot_until: now + self.slot_lease(),
+            slot_until: now + self.settings.claim_lease(),
             lease_until: self.settings.claim_expiry(),
         });
         match self.store.reserve_refund(&refund, taken, send).await {

@@ -57,11 +57,6 @@ pub(in crate::service) enum DrivenBy {
 }
 
 impl Refunding {
-    /// How long a cancel holds the payment's cancel slot before another may take it.
-    pub(super) fn slot_lease(&self) -> Duration {
-        self.settings.pg_read_timeout + Duration::from_secs(5)
-    }
-
     /// Brings a `PENDING` refund as far as it can go within `patience`: waits for the payment's
     /// cancel slot, reads Toss's record first if an earlier send may have landed, sends (again)
     /// while Toss does not have it, and adopts what Toss answers. Whatever is left unsettled
@@ -76,7 +71,7 @@ impl Refunding {
         fresh: Option<Fresh>,
     ) -> Result<RefundOutcome, AppError> {
         let deadline = Instant::now() + patience;
-        let lease = self.slot_lease();
+        let lease = self.settings.claim_lease();
         let mut read_back = true;
         let (mut fresh, mut sending) = match fresh {
             Some(Fresh { refund, sending }) => (Some(refund), sending),
@@ -205,14 +200,11 @@ impl Refunding {
         match answer {
             Ok(record) => {
                 // Boxed: a settler's pass polls this on its caller's stack.
-                let mut adopted = match seen {
-                    Some(seen) => {
-                        Box::pin(self.adoption.record_seen(*seen, &record, Some(refund.id))).await?
-                    }
-                    None => {
-                        Box::pin(self.adoption.record(payment.id, &record, Some(refund.id))).await?
-                    }
-                };
+                let seen = seen.map(|seen| *seen);
+                let adoption =
+                    self.adoption
+                        .record_seen(payment.id, seen, &record, Some(refund.id));
+                let mut adopted = Box::pin(adoption).await?;
                 // The adoption frees the slot with the refund it settles; otherwise it is
                 // given back here.
                 if adopted.payment.cancel_slot == Some(refund.id) {
