@@ -148,7 +148,12 @@ impl Schedules {
             let behind = match payment.status {
                 PaymentStatus::InProgress => ended,
                 PaymentStatus::Pending => schedule.status == ScheduleStatus::Done,
-                _ => false,
+                PaymentStatus::WaitingForDeposit
+                | PaymentStatus::Completed
+                | PaymentStatus::Failed
+                | PaymentStatus::Cancelled
+                | PaymentStatus::Refunded
+                | PaymentStatus::PartialRefund => false,
             };
             if behind && let Some(fresh) = self.store.payment(schedule.payment_id).await? {
                 *payment = fresh;
