@@ -29,7 +29,8 @@ pub enum Code {
     VirtualAccountExpired,
     /// A scheduled charge refused before Toss: the amount is above the buyer's consent.
     ConsentRequired,
-    /// A scheduled charge refused before Toss: its billing key is gone, inactive or another user's.
+    /// A scheduled charge refused before Toss: its billing key was deleted since (here or at
+    /// Toss), or no longer decrypts.
     BillingKeyInactive,
 }
 

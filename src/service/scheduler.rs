@@ -148,6 +148,10 @@ impl Scheduler {
             Err(error @ AppError::ConsentRequired(_)) => {
                 return refused(Code::ConsentRequired, error.to_string());
             }
+            // Scheduling checked that the key is active and the payment's user's; neither owner
+            // ever changes and an issued key's row is never deleted, so only an inactive key
+            // comes here, not a missing one nor another user's; were one to, it is refused for
+            // good all the same rather than taken again after every lease.
             Err(
                 error @ (AppError::BillingKeyInactive(_)
                 | AppError::NotFound(_)

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::attempts;
@@ -12,7 +13,7 @@ use super::entities::{payment, refund};
 use super::events::{self, NewEvent};
 use super::mapping::{refunds_in, to_active_payment, to_active_refund};
 use super::sql::Sql;
-use super::{Store, StoreResult, count_transition};
+use super::{ReadAs, Store, StoreResult, count_transition};
 use crate::domain::{AttemptWrite, Payment, PaymentId, Refund, RefundId};
 
 /// A write of the adoption transaction to one refund row.
@@ -100,20 +101,36 @@ impl Seen {
 const REFUNDS_VERSION_SQL: &str = "(SELECT coalesce(string_agg(r.id || ':' || r.xmin::text, ',' \
      ORDER BY r.id COLLATE \"C\"), '') FROM refunds r WHERE r.payment_id = {payment})";
 
+/// The refunds of payment `id`, locked `FOR UPDATE` in id order (as anyone locking several
+/// would), oldest first as [`refunds_in`] reads them. The plan rewrites them whole, so a write of
+/// a refund row alone (a send counted, a lease, its next look) must either have committed
+/// before this read, or wait for the adoption and then judge its `WHERE` by what it wrote.
+async fn locked_refunds(txn: &DatabaseTransaction, id: PaymentId) -> StoreResult<Vec<Refund>> {
+    let mut refunds: Vec<Refund> = refund::Entity::find()
+        .filter(refund::Column::PaymentId.eq(id.to_string()))
+        .order_by_asc(refund::Column::Id)
+        .lock_exclusive()
+        .all_as(txn)
+        .await?;
+    refunds.sort_by_key(|refund| (refund.created_at, refund.id));
+    Ok(refunds)
+}
+
 impl Store {
-    /// Adopts a record about payment `id` in one transaction: the payment row is locked, its
-    /// refunds read, `decide` turns them into a [`Plan`] (or nothing to do), and the plan's
-    /// writes and events commit together. Returns the payment and its refunds as they now are,
-    /// with what `decide` said; `None` if there is no such payment.
+    /// Adopts a record about payment `id` in one transaction: the payment row and its refunds
+    /// are locked and read, `decide` turns them into a [`Plan`] (or nothing to do), and the
+    /// plan's writes and events commit together. Returns the payment and its refunds as they
+    /// now are, with what `decide` said; `None` if there is no such payment.
     pub async fn adopt<T>(
         &self,
         id: PaymentId,
         decide: impl FnOnce(&Payment, &[Refund]) -> (Option<Plan>, T),
     ) -> StoreResult<Option<(Payment, Vec<Refund>, T)>> {
         let txn = self.db.begin().await?;
+        // SQLite runs one connection: its transaction is alone already.
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         let mut select = payment::Entity::find_by_id(id.to_string());
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            // SQLite runs one connection: its transaction is alone already.
+        if postgres {
             select = select.lock_exclusive();
         }
         let Some(row) = select.one(&txn).await? else {
@@ -121,7 +138,11 @@ impl Store {
             return Ok(None);
         };
         let before = Payment::try_from(row)?;
-        let mut refunds = refunds_in(&txn, id).await?;
+        let mut refunds = if postgres {
+            locked_refunds(&txn, id).await?
+        } else {
+            refunds_in(&txn, id).await?
+        };
         let (plan, said) = decide(&before, &refunds);
         let Some(plan) = plan else {
             txn.rollback().await?;

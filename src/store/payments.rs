@@ -10,6 +10,7 @@ use super::entities::payment::{self, Column};
 use super::events::{self, NewEvent};
 use super::mapping::{parse, to_active_payment};
 use super::payment_sql::{self, Assign, ReadBy};
+use super::schedules;
 use super::sql::Sql;
 use super::{ReadAs, Store, StoreError, StoreResult, count_transition, is_duplicate};
 use crate::domain::{
@@ -135,20 +136,28 @@ impl Store {
         let query = update_sql(backend, &target, update, now);
         // The payment's latest attempt changes with it (an attempt is born with its claim).
         let attempt = AttemptWrite::of_update(update);
+        // A payment cancelled has nothing left to charge: its schedule ends with it.
+        let unschedule = update.to_status() == Some(PaymentStatus::Cancelled);
         let row = match (event, attempt) {
-            (None, None) => payment_sql::first_row(&self.db, query.into_statement()).await?,
+            (None, None) if !unschedule => {
+                payment_sql::first_row(&self.db, query.into_statement()).await?
+            }
             (event, attempt) if backend == DbBackend::Postgres => {
-                self.transition_postgres(query, event, attempt, now).await?
+                self.transition_postgres(query, event, attempt, unschedule, now)
+                    .await?
             }
             (event, attempt) => {
                 let txn = self.db.begin().await?;
                 let row = payment_sql::first_row(&txn, query.into_statement()).await?;
                 match &row {
                     Some(changed) => {
+                        let id = parse(&changed.id, "payment id")?;
                         if let Some(write) = &attempt {
-                            let id = parse(&changed.id, "payment id")?;
                             attempts::execute(&txn, write, id, changed.confirm_attempt, true, now)
                                 .await?;
+                        }
+                        if unschedule {
+                            schedules::cancel_in(&txn, id, now).await?;
                         }
                         if let Some(event) = event {
                             events::append(&txn, event).await?;
@@ -174,14 +183,15 @@ impl Store {
         Payment::try_from(row).map(Some)
     }
 
-    /// The conditional update, its event and its attempt's write as one statement: the event
-    /// and the attempt are written from the updated row, so they exist exactly when the update
-    /// happened, and all commit together.
+    /// The conditional update, its event, its attempt's write and (`unschedule`) the cancel of
+    /// its schedule as one statement: they are written from the updated row, so they happen
+    /// exactly when the update did, and all commit together.
     async fn transition_postgres(
         &self,
         update: Sql,
         event: Option<NewEvent>,
         attempt: Option<AttemptWrite>,
+        unschedule: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<payment::Model>> {
         let mut sql = update.into_with("changed");
@@ -194,6 +204,11 @@ impl Store {
             sql.push(", attempted AS (");
             let latest = AttemptRow::Latest { cte: "changed" };
             attempts::write_sql(&mut sql, &write, &latest, true, now);
+            sql.push(")");
+        }
+        if unschedule {
+            sql.push(", unscheduled AS (");
+            schedules::cancel_sql(&mut sql, "changed", now);
             sql.push(")");
         }
         // `changed` returns the columns in the order the row is decoded in.

@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter, Statement,
-    TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Iterable, PaginatorTrait, QueryFilter,
+    Statement, TransactionTrait, Value,
 };
 
 use super::events::{self, NewEvent};
 use super::mapping::parse;
+use super::sql::Sql;
 use super::{ReadAs, Store, StoreError, StoreResult, corrupt};
 use crate::domain::{PaymentId, Schedule, ScheduleStatus};
 
@@ -82,6 +83,51 @@ pub struct ScheduleWrite {
     pub payment_attempt: Option<i32>,
 }
 
+/// The schedules that may still charge, and so may be cancelled.
+const CANCELLABLE: [ScheduleStatus; 2] = [ScheduleStatus::Scheduled, ScheduleStatus::Charging];
+
+/// What a cancel writes on a schedule: `CANCELLED`, no next attempt.
+fn cancelled(now: DateTime<Utc>) -> schedule::ActiveModel {
+    schedule::ActiveModel {
+        status: Set(ScheduleStatus::Cancelled.as_str().to_owned()),
+        next_attempt_at: Set(None),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// Cancels payment `payment_id`'s schedule (if it may still charge) in `conn`; `false` when
+/// nothing was cancelled.
+pub(super) async fn cancel_in(
+    conn: &impl ConnectionTrait,
+    payment_id: PaymentId,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let result = schedule::Entity::update_many()
+        .set(cancelled(now))
+        .filter(Column::PaymentId.eq(payment_id.to_string()))
+        .filter(Column::Status.is_in(CANCELLABLE.map(ScheduleStatus::as_str)))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// [`cancel_in`] as a part of a PostgreSQL statement, for the payment the `WITH` part `cte`
+/// returns: cancelled exactly when that payment changed, in its statement.
+pub(super) fn cancel_sql(sql: &mut Sql, cte: &str, now: DateTime<Utc>) {
+    let from: Vec<String> = CANCELLABLE
+        .iter()
+        .map(|status| sql.param(status.as_str()))
+        .collect();
+    sql.push("UPDATE \"payment_schedules\" SET ")
+        .assignments(cancelled(now), &[])
+        .push(&format!(
+            " FROM {cte} WHERE \"payment_schedules\".\"payment_id\" = {cte}.\"id\" \
+             AND \"payment_schedules\".\"status\" IN ({})",
+            from.join(", ")
+        ));
+}
+
 impl Store {
     /// Stores `schedule`, replacing the payment's schedule only while that one has made no
     /// attempt and is not being charged. `false`: there is one that cannot be replaced.
@@ -129,21 +175,7 @@ impl Store {
         payment_id: PaymentId,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = schedule::Entity::update_many()
-            .col_expr(
-                Column::Status,
-                Expr::value(ScheduleStatus::Cancelled.as_str()),
-            )
-            .col_expr(Column::NextAttemptAt, Expr::value(None::<DateTime<Utc>>))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::PaymentId.eq(payment_id.to_string()))
-            .filter(Column::Status.is_in([
-                ScheduleStatus::Scheduled.as_str(),
-                ScheduleStatus::Charging.as_str(),
-            ]))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+        cancel_in(&self.db, payment_id, now).await
     }
 
     /// Takes up to `limit` schedules that are due at `now` (`SCHEDULED`), or whose taker's lease

@@ -607,3 +607,68 @@ async fn event_seq_is_drawn_under_the_outbox_lock() {
     let _ = db.close().await;
     app.stop().await;
 }
+
+/// An adoption rewrites a payment's refunds whole from what it read; a write of one refund row
+/// alone (here its send counted, as a resend does) that comes while the adoption holds the
+/// payment waits for it, then counts on the row as the adoption left it: never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_counted_during_an_adoption_keeps_its_count() {
+    use payment_service::domain::PaymentId;
+    use payment_service::store::{DatabaseOptions, Plan, RefundWrite, Store};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let paid = app
+        .completed_payment("order_adopt_lock_01", 15000, "pk_adopt_lock")
+        .await;
+    let id = paid["payment_id"].as_str().unwrap();
+    // The slot is taken: the refund is recorded PENDING, never sent.
+    app.hold_cancel_slot(id).await;
+    let reply = app
+        .post(
+            &format!("/payments/{id}/refund"),
+            json!({"refund_amount_krw": 5000, "reason": "partial"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let store = Store::connect(&DatabaseOptions {
+        url: app.database_url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("store");
+    let payment_id: PaymentId = id.parse().unwrap();
+    let refund = store.refunds_of(payment_id).await.unwrap().remove(0);
+    assert_eq!(refund.sends, 0);
+
+    let mut counting = None;
+    store
+        .adopt(payment_id, |payment, refunds| {
+            let writer = store.clone();
+            let refund_id = refunds[0].id;
+            counting = Some(tokio::spawn(async move {
+                let now = Utc::now();
+                writer
+                    .mark_refund_sent(refund_id, now, now + chrono::Duration::minutes(1))
+                    .await
+            }));
+            // Time for the count to commit, unless it waits for the adoption.
+            std::thread::sleep(Duration::from_millis(500));
+            let plan = Plan {
+                payment: payment.clone(),
+                refunds: vec![RefundWrite::Update(refunds[0].clone())],
+                events: Vec::new(),
+            };
+            (Some(plan), ())
+        })
+        .await
+        .unwrap()
+        .expect("the payment");
+    let counted = counting.unwrap().await.unwrap().unwrap();
+    assert!(counted, "still PENDING after the adoption: counted");
+    let after = store.refund(refund.id).await.unwrap().unwrap();
+    assert_eq!(after.sends, 1, "the count survives the adoption");
+    assert!(after.last_sent_at.is_some());
+    store.close().await;
+    app.stop().await;
+}

@@ -29,6 +29,8 @@ on_both_databases!(
     due_charges_across_two_instances_are_each_approved_once,
     sigkill_during_a_scheduled_charge_settles_without_a_second_approval,
     a_taker_that_died_after_a_decline_is_replaced_without_a_second_charge_of_that_attempt,
+    a_payment_cancelled_with_a_schedule_ends_it_with_the_cancel,
+    a_key_deleted_at_toss_after_scheduling_exhausts_it_as_inactive,
 );
 
 fn at(offset_ms: i64) -> String {
@@ -429,6 +431,7 @@ async fn scheduling_checks_as_a_charge_and_replaces_only_before_an_attempt(backe
     let exhausted = wait_for(&app, &third, 10, |p| p["schedule"]["status"] == "EXHAUSTED").await;
     assert_eq!(exhausted["status"], "PENDING");
     let events = app.events_of(&third).await;
+    assert_eq!(event_types(&events), ["payment.retries_exhausted"]);
     assert_eq!(
         events[0]["payload"]["failure"]["code"],
         "BILLING_KEY_INACTIVE"
@@ -621,5 +624,80 @@ async fn a_taker_that_died_after_a_decline_is_replaced_without_a_second_charge_o
             "payment.completed"
         ]
     );
+    app.stop().await;
+}
+
+/// The cancel of a `PENDING` payment ends its schedule in the same statement (or transaction)
+/// as the payment's cancel and its event: shown `CANCELLED` at once, never charged.
+async fn a_payment_cancelled_with_a_schedule_ends_it_with_the_cancel(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (key, _) = issued_key(&app, "u-1").await;
+    let id = subscription_payment(&app, "u-1", "sub-s9", "order_sched_12", 9_900).await;
+    let reply = schedule(
+        &app,
+        &id,
+        json!({"billing_key_id": key, "charge_at": at(3_000)}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["schedule"]["status"], "SCHEDULED");
+    let cancelled = app
+        .post(
+            &format!("/payments/{id}/cancel"),
+            json!({"reason": "subscription ended"}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    let payment = app.payment(&id).await;
+    assert_eq!(payment["status"], "CANCELLED");
+    assert_eq!(payment["schedule"]["status"], "CANCELLED");
+    assert_eq!(payment["schedule"]["next_attempt_at"], Value::Null);
+    assert_eq!(payment["schedule"]["attempts_made"], 0);
+    // Past its time: never charged, and no event but the cancel's.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(charges_sent(&app).await, 0, "never charged");
+    assert_eq!(app.payment(&id).await["schedule"]["status"], "CANCELLED");
+    assert_eq!(
+        event_types(&app.events_of(&id).await),
+        ["payment.cancelled"]
+    );
+    // Cancelling the schedule answers it as it is.
+    let again = unschedule(&app, &id).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["schedule"]["status"], "CANCELLED");
+    app.stop().await;
+}
+
+/// A key Toss deleted after the schedule checked it (`BILLING_DELETED`) ends the schedule
+/// `EXHAUSTED` when due, recorded as `BILLING_KEY_INACTIVE`, Toss not called. (Another user's
+/// key cannot come to a schedule: the schedule checks the owner, and neither the key's owner
+/// nor the payment's ever changes.)
+async fn a_key_deleted_at_toss_after_scheduling_exhausts_it_as_inactive(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (key, customer) = issued_key(&app, "u-1").await;
+    let id = subscription_payment(&app, "u-1", "sub-s10", "order_sched_13", 9_900).await;
+    let reply = schedule(
+        &app,
+        &id,
+        json!({"billing_key_id": key, "charge_at": at(800)}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let billing_key = app.toss.billing_keys_of(&customer).pop().unwrap();
+    let deleted = app
+        .post_public("/webhooks/toss", app.toss.delete_billing_key(&billing_key))
+        .await;
+    assert_eq!(deleted.body["result"], "applied", "{}", deleted.text);
+    let exhausted = wait_for(&app, &id, 10, |p| p["schedule"]["status"] == "EXHAUSTED").await;
+    assert_eq!(exhausted["status"], "PENDING");
+    assert_eq!(exhausted["schedule"]["attempts_made"], 0);
+    assert_eq!(exhausted["schedule"]["next_attempt_at"], Value::Null);
+    let events = app.events_of(&id).await;
+    assert_eq!(event_types(&events), ["payment.retries_exhausted"]);
+    assert_eq!(
+        events[0]["payload"]["failure"]["code"],
+        "BILLING_KEY_INACTIVE"
+    );
+    assert_eq!(charges_sent(&app).await, 0, "Toss not called");
     app.stop().await;
 }
