@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::SignedIn;
 use super::chart::{self, Day};
-use super::views::{CompareRow, Entry, Layout, compare, timeline, when, when_opt, won};
+use super::views::{CompareRow, Entry, Layout, compare, filters, timeline, when, when_opt, won};
 use super::{Console, Failure, render};
 use crate::domain::reconciliation::today_kst;
 use crate::domain::{OrderId, Payment, Schedule};
@@ -121,45 +121,13 @@ async fn queue_item(console: &Console, payment: Payment) -> QueueItem {
     }
 }
 
-pub struct PaymentView {
-    pub payment_id: String,
-    pub order_id: String,
-    pub order_name: String,
-    pub user_id: String,
-    pub status: String,
-    pub amount: String,
-    pub refunded: String,
-    pub method: String,
-    pub created_at: String,
-    pub needs_review: bool,
-    pub review_reason: String,
-}
-
-impl From<&Payment> for PaymentView {
-    fn from(payment: &Payment) -> Self {
-        Self {
-            payment_id: payment.id.to_string(),
-            order_id: payment.order_id.to_string(),
-            order_name: payment.order_name.clone().unwrap_or_default(),
-            user_id: payment.user_id.clone(),
-            status: payment.status.as_str().to_owned(),
-            amount: won(payment.amount_krw),
-            refunded: won(payment.refunded_amount_krw),
-            method: payment.payment_method.clone(),
-            created_at: when(payment.created_at),
-            needs_review: payment.needs_review,
-            review_reason: payment.review_reason.clone().unwrap_or_default(),
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/payment.html")]
-struct PaymentPage {
+struct PaymentPage<'a> {
     layout: Layout,
     /// What was looked for (`order_id`), to fill the search form again.
     searched: String,
-    payment: Option<PaymentView>,
+    payment: Option<&'a Payment>,
     entries: Vec<Entry>,
 }
 
@@ -180,7 +148,7 @@ async fn payment_page(
             layout: layout(signed_in, query),
             searched: payment.order_id.to_string(),
             entries: timeline(&attempts, &refunds, &events, &reviews),
-            payment: Some(PaymentView::from(&payment)),
+            payment: Some(&payment),
         },
     ))
 }
@@ -320,35 +288,13 @@ pub async fn reconciliation(
     ))
 }
 
-pub struct ScheduleView {
-    pub payment_id: String,
-    pub billing_key_id: String,
-    pub charge_at: String,
-    pub next_attempt_at: String,
-    pub attempts_made: i32,
-    pub updated_at: String,
-}
-
-impl From<&Schedule> for ScheduleView {
-    fn from(schedule: &Schedule) -> Self {
-        Self {
-            payment_id: schedule.payment_id.to_string(),
-            billing_key_id: schedule.billing_key_id.to_string(),
-            charge_at: when(schedule.charge_at),
-            next_attempt_at: when_opt(schedule.next_attempt_at),
-            attempts_made: schedule.attempts_made,
-            updated_at: when(schedule.updated_at),
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/schedules.html")]
 struct SchedulesPage {
     layout: Layout,
     hours: i64,
-    due: Vec<ScheduleView>,
-    exhausted: Vec<ScheduleView>,
+    due: Vec<Schedule>,
+    exhausted: Vec<Schedule>,
 }
 
 /// `GET /console/schedules`: scheduled charges due within a day, and those that gave up.
@@ -373,8 +319,8 @@ pub async fn schedules(
         &SchedulesPage {
             layout: layout(&signed_in, &query),
             hours: DUE_SOON_HOURS,
-            due: due.iter().map(ScheduleView::from).collect(),
-            exhausted: exhausted.iter().map(ScheduleView::from).collect(),
+            due,
+            exhausted,
         },
     ))
 }

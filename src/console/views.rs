@@ -39,6 +39,26 @@ pub fn when_opt(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "-".to_owned(), when)
 }
 
+/// The same for the templates: `{{ amount|won }}`, `{{ at|when }}`, `{{ at|when_opt }}`.
+pub mod filters {
+    use chrono::{DateTime, Utc};
+
+    #[askama::filter_fn]
+    pub fn won(amount: &i64, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::won(*amount))
+    }
+
+    #[askama::filter_fn]
+    pub fn when(at: &DateTime<Utc>, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::when(*at))
+    }
+
+    #[askama::filter_fn]
+    pub fn when_opt(at: &Option<DateTime<Utc>>, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::when_opt(*at))
+    }
+}
+
 /// One line of the side-by-side comparison.
 pub struct CompareRow {
     pub label: &'static str,
