@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::auth::SignedIn;
 use super::chart::{self, Day};
-use super::views::{CompareRow, Entry, Layout, compare, filters, timeline, when, when_opt, won};
+use super::views::{CompareRow, Entry, Layout, compare, filters, timeline};
 use super::{Console, Failure, render};
-use crate::domain::reconciliation::today_kst;
+use crate::domain::reconciliation::{Discrepancy, ReconciliationRun, today_kst};
 use crate::domain::{OrderId, Payment, Schedule};
 use crate::error::{AppError, payment_id};
 
@@ -188,41 +188,19 @@ pub async fn payment_by_order(
     payment_page(&console, &signed_in, &query, payment).await
 }
 
-pub struct DiscrepancyView {
-    pub kind: String,
-    pub order_id: String,
-    pub payment_id: Option<String>,
-    pub ours: String,
-    pub toss: String,
-}
-
-pub struct RunView {
-    pub date: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub summary: String,
-    pub error: String,
-    pub discrepancies: Vec<DiscrepancyView>,
+/// A run and what it found.
+pub struct RunView<'a> {
+    pub run: &'a ReconciliationRun,
+    pub discrepancies: Vec<Discrepancy>,
 }
 
 #[derive(Template)]
 #[template(path = "console/reconciliation.html")]
-struct ReconciliationPage {
+struct ReconciliationPage<'a> {
     layout: Layout,
     today: String,
-    runs: Vec<RunView>,
+    runs: Vec<RunView<'a>>,
     chart: String,
-}
-
-fn side(side: Option<&crate::domain::reconciliation::Side>) -> String {
-    side.map_or_else(
-        || "-".to_owned(),
-        |side| match side.amount_krw {
-            Some(amount) => format!("{} {}", side.status, won(amount)),
-            None => side.status.clone(),
-        },
-    )
 }
 
 /// `GET /console/reconciliation`: the latest runs, what they found, the chart, the form.
@@ -234,35 +212,9 @@ pub async fn reconciliation(
     let runs = console.reconciliation.runs(None).await?;
     let mut views = Vec::new();
     for run in runs.iter().take(RUNS_SHOWN) {
-        let discrepancies = console.reconciliation.discrepancies(run).await?;
         views.push(RunView {
-            date: run.date.to_string(),
-            status: run.status.as_str().to_owned(),
-            started_at: when(run.started_at),
-            finished_at: when_opt(run.finished_at),
-            summary: run.summary.as_ref().map_or_else(String::new, |s| {
-                format!(
-                    "Toss {} · matched {} · discrepancies {} · approved {} · refunded {} · fees {} · payout {}",
-                    s.toss_transactions,
-                    s.matched,
-                    s.discrepancies,
-                    won(s.approved_krw),
-                    won(s.cancelled_krw),
-                    won(s.fees_krw),
-                    won(s.payout_krw)
-                )
-            }),
-            error: run.error.clone().unwrap_or_default(),
-            discrepancies: discrepancies
-                .iter()
-                .map(|found| DiscrepancyView {
-                    kind: found.kind.as_str().to_owned(),
-                    order_id: found.order_id.clone().unwrap_or_else(|| "-".to_owned()),
-                    payment_id: found.payment_id.clone(),
-                    ours: side(found.ours.as_ref()),
-                    toss: side(found.theirs.as_ref()),
-                })
-                .collect(),
+            run,
+            discrepancies: console.reconciliation.discrepancies(run).await?,
         });
     }
     let mut days: Vec<Day> = runs
