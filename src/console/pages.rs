@@ -49,9 +49,7 @@ fn layout(signed_in: &SignedIn, query: &PageQuery) -> Layout {
 }
 
 pub struct QueueItem {
-    pub payment_id: String,
-    pub order_id: String,
-    pub reason: String,
+    pub payment: Payment,
     pub rows: Vec<CompareRow>,
     /// Why Toss's record is not beside ours.
     pub toss_missing: Option<&'static str>,
@@ -110,13 +108,11 @@ async fn queue_item(console: &Console, payment: Payment) -> QueueItem {
         }
     };
     QueueItem {
-        payment_id: payment.id.to_string(),
-        order_id: payment.order_id.to_string(),
-        reason: payment.review_reason.clone().unwrap_or_default(),
         rows: record
             .ok()
             .flatten()
             .map_or_else(Vec::new, |record| compare(&payment, &record)),
+        payment,
         toss_missing,
     }
 }
@@ -256,16 +252,9 @@ pub async fn schedules(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Failure> {
     let until = Utc::now() + chrono::Duration::hours(DUE_SOON_HOURS);
-    let due = console
-        .service
-        .schedules()
-        .schedules_due_by(until, SCHEDULES_SHOWN)
-        .await?;
-    let exhausted = console
-        .service
-        .schedules()
-        .exhausted_schedules(SCHEDULES_SHOWN)
-        .await?;
+    let schedules = console.service.schedules();
+    let due = schedules.schedules_due_by(until, SCHEDULES_SHOWN).await?;
+    let exhausted = schedules.exhausted_schedules(SCHEDULES_SHOWN).await?;
     Ok(render(
         StatusCode::OK,
         &SchedulesPage {
