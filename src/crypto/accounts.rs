@@ -45,11 +45,10 @@ impl AccountSealer {
     /// derived from `toss_secret_key`.
     pub fn new(keyring: Keyring, toss_secret_key: Option<&SecretString>) -> Self {
         let legacy = toss_secret_key.map(|secret| {
-            let key = Sha256::new()
-                .chain_update(b"payment-service refund account sealing v1\0")
-                .chain_update(secret.expose_secret().as_bytes())
-                .finalize();
-            Sealer::new(&key.into())
+            let mut hasher = Sha256::new();
+            hasher.update(b"payment-service refund account sealing v1\0");
+            hasher.update(secret.expose_secret().as_bytes());
+            Sealer::new(&hasher.finalize().into())
         });
         Self { keyring, legacy }
     }
