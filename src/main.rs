@@ -54,14 +54,10 @@ async fn reconcile(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let Some((settings, _telemetry)) = command_settings() else {
-        return ExitCode::from(2);
-    };
-    let mut out = std::io::stdout();
-    command_exit(
-        "reconcile",
-        startup::reconcile_command(settings, date, &mut out).await,
-    )
+    command("reconcile", |settings| async move {
+        startup::reconcile_command(settings, date, &mut std::io::stdout()).await
+    })
+    .await
 }
 
 /// `reseal [--batch-size N]`: the counts on stdout, the exit code says whether every sealed
@@ -75,14 +71,10 @@ async fn reseal(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}\n(--batch-size: 1 to 10000)");
         return ExitCode::from(2);
     };
-    let Some((settings, _telemetry)) = command_settings() else {
-        return ExitCode::from(2);
-    };
-    let mut out = std::io::stdout();
-    command_exit(
-        "reseal",
-        startup::reseal_command(settings, batch, &mut out).await,
-    )
+    command("reseal", |settings| async move {
+        startup::reseal_command(settings, batch, &mut std::io::stdout()).await
+    })
+    .await
 }
 
 /// The value of the only argument, `name value` or `name=value`.
@@ -94,19 +86,21 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     }
 }
 
-/// A command's configuration, with logging started; `None` (exit 2) after saying why it did not
-/// load. The command holds the telemetry until it ends, which sends its spans.
-fn command_settings() -> Option<(Settings, telemetry::Telemetry)> {
-    match Settings::load().context("loading configuration") {
-        Ok(settings) => {
-            let telemetry = telemetry::init(&settings.log);
-            Some((settings, telemetry))
-        }
+/// Runs command `name` with its configuration, and logging started and held until it ends
+/// (which sends its spans); exit 2 after saying why the configuration did not load.
+async fn command<F: Future<Output = anyhow::Result<u8>>>(
+    name: &str,
+    run: impl FnOnce(Settings) -> F,
+) -> ExitCode {
+    let settings = match Settings::load().context("loading configuration") {
+        Ok(settings) => settings,
         Err(error) => {
             eprintln!("payment-service: {error:#}");
-            None
+            return ExitCode::from(2);
         }
-    }
+    };
+    let _telemetry = telemetry::init(&settings.log);
+    command_exit(name, run(settings).await)
 }
 
 /// A command's exit code: its own, or 2 after one line saying why it failed.

@@ -95,18 +95,22 @@ pub fn csrf_refused() -> Response {
     )
 }
 
-/// A `Set-Cookie` value for the console.
-fn set_cookie(name: &str, value: &str, path: &str, secure: bool, remove: bool) -> HeaderValue {
-    let mut cookie = Cookie::build((name, value))
-        .path(path)
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .build();
-    if remove {
-        cookie.make_removal();
+impl Console {
+    /// Adds a `Set-Cookie` of the console to `response`; no value: the cookie's removal.
+    fn set_cookie(&self, response: &mut Response, name: &str, value: Option<&str>, path: &str) {
+        let mut cookie = Cookie::build((name, value.unwrap_or_default()))
+            .path(path)
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure_cookie)
+            .build();
+        if value.is_none() {
+            cookie.make_removal();
+        }
+        let cookie = HeaderValue::from_str(&cookie.to_string())
+            .expect("a cookie of hex tokens is a header value");
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    HeaderValue::from_str(&cookie.to_string()).expect("a cookie of hex tokens is a header value")
 }
 
 #[derive(askama::Template)]
@@ -123,25 +127,16 @@ fn sign_in_page(
     name: &str,
     error: Option<&str>,
 ) -> Response {
-    let csrf_token = random_token();
+    let token = random_token();
     let mut response = render(
         status,
         &SignInPage {
-            csrf_token: &csrf_token,
+            csrf_token: &token,
             name,
             error,
         },
     );
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            SIGN_IN_CSRF_COOKIE,
-            &csrf_token,
-            SIGN_IN,
-            console.secure_cookie,
-            false,
-        ),
-    );
+    console.set_cookie(&mut response, SIGN_IN_CSRF_COOKIE, Some(&token), SIGN_IN);
     response
 }
 
@@ -206,21 +201,8 @@ pub async fn sign_in(
     let token = console.sessions.create(&name).await?;
     tracing::info!(operator = %name, "console: signed in");
     let mut response = to(&format!("{BASE}/"));
-    let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &token, BASE, console.secure_cookie, false),
-    );
-    cookies.append(
-        header::SET_COOKIE,
-        set_cookie(
-            SIGN_IN_CSRF_COOKIE,
-            "",
-            SIGN_IN,
-            console.secure_cookie,
-            true,
-        ),
-    );
+    console.set_cookie(&mut response, SESSION_COOKIE, Some(&token), BASE);
+    console.set_cookie(&mut response, SIGN_IN_CSRF_COOKIE, None, SIGN_IN);
     Ok(response)
 }
 
@@ -241,9 +223,6 @@ pub async fn sign_out(
     console.sessions.revoke(&signed_in.token).await?;
     tracing::info!(operator = %signed_in.session.operator, "console: signed out");
     let mut response = to(SIGN_IN);
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", BASE, console.secure_cookie, true),
-    );
+    console.set_cookie(&mut response, SESSION_COOKIE, None, BASE);
     Ok(response)
 }

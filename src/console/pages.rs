@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::auth::SignedIn;
 use super::chart::{self, Day};
-use super::views::{CompareRow, Entry, Layout, compare, timeline, when, when_opt, won};
+use super::views::{CompareRow, Entry, Layout, compare, filters, timeline};
 use super::{Console, Failure, render};
-use crate::domain::reconciliation::today_kst;
+use crate::domain::reconciliation::{Discrepancy, ReconciliationRun, today_kst};
 use crate::domain::{OrderId, Payment, Schedule};
 use crate::error::{AppError, payment_id};
 
@@ -49,9 +49,7 @@ fn layout(signed_in: &SignedIn, query: &PageQuery) -> Layout {
 }
 
 pub struct QueueItem {
-    pub payment_id: String,
-    pub order_id: String,
-    pub reason: String,
+    pub payment: Payment,
     pub rows: Vec<CompareRow>,
     /// Why Toss's record is not beside ours.
     pub toss_missing: Option<&'static str>,
@@ -110,56 +108,22 @@ async fn queue_item(console: &Console, payment: Payment) -> QueueItem {
         }
     };
     QueueItem {
-        payment_id: payment.id.to_string(),
-        order_id: payment.order_id.to_string(),
-        reason: payment.review_reason.clone().unwrap_or_default(),
         rows: record
             .ok()
             .flatten()
             .map_or_else(Vec::new, |record| compare(&payment, &record)),
+        payment,
         toss_missing,
-    }
-}
-
-pub struct PaymentView {
-    pub payment_id: String,
-    pub order_id: String,
-    pub order_name: String,
-    pub user_id: String,
-    pub status: String,
-    pub amount: String,
-    pub refunded: String,
-    pub method: String,
-    pub created_at: String,
-    pub needs_review: bool,
-    pub review_reason: String,
-}
-
-impl From<&Payment> for PaymentView {
-    fn from(payment: &Payment) -> Self {
-        Self {
-            payment_id: payment.id.to_string(),
-            order_id: payment.order_id.to_string(),
-            order_name: payment.order_name.clone().unwrap_or_default(),
-            user_id: payment.user_id.clone(),
-            status: payment.status.as_str().to_owned(),
-            amount: won(payment.amount_krw),
-            refunded: won(payment.refunded_amount_krw),
-            method: payment.payment_method.clone(),
-            created_at: when(payment.created_at),
-            needs_review: payment.needs_review,
-            review_reason: payment.review_reason.clone().unwrap_or_default(),
-        }
     }
 }
 
 #[derive(Template)]
 #[template(path = "console/payment.html")]
-struct PaymentPage {
+struct PaymentPage<'a> {
     layout: Layout,
     /// What was looked for (`order_id`), to fill the search form again.
     searched: String,
-    payment: Option<PaymentView>,
+    payment: Option<&'a Payment>,
     entries: Vec<Entry>,
 }
 
@@ -180,7 +144,7 @@ async fn payment_page(
             layout: layout(signed_in, query),
             searched: payment.order_id.to_string(),
             entries: timeline(&attempts, &refunds, &events, &reviews),
-            payment: Some(PaymentView::from(&payment)),
+            payment: Some(&payment),
         },
     ))
 }
@@ -220,41 +184,19 @@ pub async fn payment_by_order(
     payment_page(&console, &signed_in, &query, payment).await
 }
 
-pub struct DiscrepancyView {
-    pub kind: String,
-    pub order_id: String,
-    pub payment_id: Option<String>,
-    pub ours: String,
-    pub toss: String,
-}
-
-pub struct RunView {
-    pub date: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub summary: String,
-    pub error: String,
-    pub discrepancies: Vec<DiscrepancyView>,
+/// A run and what it found.
+pub struct RunView<'a> {
+    pub run: &'a ReconciliationRun,
+    pub discrepancies: Vec<Discrepancy>,
 }
 
 #[derive(Template)]
 #[template(path = "console/reconciliation.html")]
-struct ReconciliationPage {
+struct ReconciliationPage<'a> {
     layout: Layout,
     today: String,
-    runs: Vec<RunView>,
+    runs: Vec<RunView<'a>>,
     chart: String,
-}
-
-fn side(side: Option<&crate::domain::reconciliation::Side>) -> String {
-    side.map_or_else(
-        || "-".to_owned(),
-        |side| match side.amount_krw {
-            Some(amount) => format!("{} {}", side.status, won(amount)),
-            None => side.status.clone(),
-        },
-    )
 }
 
 /// `GET /console/reconciliation`: the latest runs, what they found, the chart, the form.
@@ -266,35 +208,9 @@ pub async fn reconciliation(
     let runs = console.reconciliation.runs(None).await?;
     let mut views = Vec::new();
     for run in runs.iter().take(RUNS_SHOWN) {
-        let discrepancies = console.reconciliation.discrepancies(run).await?;
         views.push(RunView {
-            date: run.date.to_string(),
-            status: run.status.as_str().to_owned(),
-            started_at: when(run.started_at),
-            finished_at: when_opt(run.finished_at),
-            summary: run.summary.as_ref().map_or_else(String::new, |s| {
-                format!(
-                    "Toss {} · matched {} · discrepancies {} · approved {} · refunded {} · fees {} · payout {}",
-                    s.toss_transactions,
-                    s.matched,
-                    s.discrepancies,
-                    won(s.approved_krw),
-                    won(s.cancelled_krw),
-                    won(s.fees_krw),
-                    won(s.payout_krw)
-                )
-            }),
-            error: run.error.clone().unwrap_or_default(),
-            discrepancies: discrepancies
-                .iter()
-                .map(|found| DiscrepancyView {
-                    kind: found.kind.as_str().to_owned(),
-                    order_id: found.order_id.clone().unwrap_or_else(|| "-".to_owned()),
-                    payment_id: found.payment_id.clone(),
-                    ours: side(found.ours.as_ref()),
-                    toss: side(found.theirs.as_ref()),
-                })
-                .collect(),
+            run,
+            discrepancies: console.reconciliation.discrepancies(run).await?,
         });
     }
     let mut days: Vec<Day> = runs
@@ -320,35 +236,13 @@ pub async fn reconciliation(
     ))
 }
 
-pub struct ScheduleView {
-    pub payment_id: String,
-    pub billing_key_id: String,
-    pub charge_at: String,
-    pub next_attempt_at: String,
-    pub attempts_made: i32,
-    pub updated_at: String,
-}
-
-impl From<&Schedule> for ScheduleView {
-    fn from(schedule: &Schedule) -> Self {
-        Self {
-            payment_id: schedule.payment_id.to_string(),
-            billing_key_id: schedule.billing_key_id.to_string(),
-            charge_at: when(schedule.charge_at),
-            next_attempt_at: when_opt(schedule.next_attempt_at),
-            attempts_made: schedule.attempts_made,
-            updated_at: when(schedule.updated_at),
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/schedules.html")]
 struct SchedulesPage {
     layout: Layout,
     hours: i64,
-    due: Vec<ScheduleView>,
-    exhausted: Vec<ScheduleView>,
+    due: Vec<Schedule>,
+    exhausted: Vec<Schedule>,
 }
 
 /// `GET /console/schedules`: scheduled charges due within a day, and those that gave up.
@@ -358,23 +252,16 @@ pub async fn schedules(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Failure> {
     let until = Utc::now() + chrono::Duration::hours(DUE_SOON_HOURS);
-    let due = console
-        .service
-        .schedules()
-        .schedules_due_by(until, SCHEDULES_SHOWN)
-        .await?;
-    let exhausted = console
-        .service
-        .schedules()
-        .exhausted_schedules(SCHEDULES_SHOWN)
-        .await?;
+    let schedules = console.service.schedules();
+    let due = schedules.schedules_due_by(until, SCHEDULES_SHOWN).await?;
+    let exhausted = schedules.exhausted_schedules(SCHEDULES_SHOWN).await?;
     Ok(render(
         StatusCode::OK,
         &SchedulesPage {
             layout: layout(&signed_in, &query),
             hours: DUE_SOON_HOURS,
-            due: due.iter().map(ScheduleView::from).collect(),
-            exhausted: exhausted.iter().map(ScheduleView::from).collect(),
+            due,
+            exhausted,
         },
     ))
 }

@@ -35,8 +35,39 @@ pub fn when(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
-pub fn when_opt(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "-".to_owned(), when)
+/// The same for the templates: `{{ amount|won }}`, `{{ at|when }}`, `{{ at|when_opt }}`, and
+/// `{{ side|side }}` for a side of a discrepancy.
+pub mod filters {
+    use chrono::{DateTime, Utc};
+
+    use crate::domain::reconciliation::Side;
+
+    #[askama::filter_fn]
+    pub fn won(amount: &i64, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::won(*amount))
+    }
+
+    #[askama::filter_fn]
+    pub fn when(at: &DateTime<Utc>, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(super::when(*at))
+    }
+
+    /// A side of a discrepancy: `DONE 15,000원`, its status alone, or `-`.
+    #[askama::filter_fn]
+    pub fn side(side: &Option<Side>, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(side.as_ref().map_or_else(
+            || "-".to_owned(),
+            |side| match side.amount_krw {
+                Some(amount) => format!("{} {}", side.status, super::won(amount)),
+                None => side.status.clone(),
+            },
+        ))
+    }
+
+    #[askama::filter_fn]
+    pub fn when_opt(at: &Option<DateTime<Utc>>, _: &dyn askama::Values) -> askama::Result<String> {
+        Ok(at.map_or_else(|| "-".to_owned(), super::when))
+    }
 }
 
 /// One line of the side-by-side comparison.
@@ -118,7 +149,6 @@ pub fn compare(payment: &Payment, toss: &PgPayment) -> Vec<CompareRow> {
 /// One entry of a payment's timeline.
 pub struct Entry {
     pub at: DateTime<Utc>,
-    pub when: String,
     pub kind: &'static str,
     pub what: String,
     pub who: String,
@@ -127,7 +157,6 @@ pub struct Entry {
 fn entry(at: DateTime<Utc>, kind: &'static str, what: String, who: String) -> Entry {
     Entry {
         at,
-        when: when(at),
         kind,
         what,
         who,

@@ -77,27 +77,15 @@ impl Sealer {
             .0
             .encrypt(&nonce, Payload { msg: plain, aad })
             .expect("AES-GCM encryption of a short value cannot fail");
-        let mut stored = nonce.to_vec();
-        stored.extend_from_slice(&ciphertext);
-        STANDARD.encode(stored)
+        STANDARD.encode([&nonce[..], &ciphertext].concat())
     }
 
     /// `None` for a value sealed under another key or for another place, or altered.
     pub fn open(&self, stored: &str, aad: &[u8]) -> Option<Vec<u8>> {
         let bytes = STANDARD.decode(stored).ok()?;
-        if bytes.len() <= NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let (nonce, msg) = bytes.split_first_chunk::<NONCE_LEN>()?;
         self.0
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
+            .decrypt(&Nonce::from(*nonce), Payload { msg, aad })
             .ok()
     }
 }
