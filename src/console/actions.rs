@@ -5,12 +5,11 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::auth::{SignedIn, csrf_refused};
 use super::{BASE, Console, Failure, to};
-use crate::domain::reconciliation::RunTrigger;
+use crate::domain::reconciliation::{RunTrigger, run_date};
 use crate::error::{AppError, payment_id};
 use crate::service::{ReviewAction, ReviewCommand};
 
@@ -93,8 +92,7 @@ pub async fn start_run(
         .date
         .as_deref()
         .map(str::trim)
-        .filter(|raw| raw.len() == 10)
-        .and_then(|raw| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .and_then(run_date)
         .ok_or_else(|| AppError::unprocessable("date: must be a date written YYYY-MM-DD"))?;
     tracing::info!(operator = %signed_in.session.operator, %date, "console: reconciliation run asked for");
     console

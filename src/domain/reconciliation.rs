@@ -29,6 +29,22 @@ pub fn kst_day_bounds(date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     )
 }
 
+/// A run's date as the API and the console take it: `YYYY-MM-DD`, exactly (chrono alone would
+/// also take `+2026-11-2`).
+pub fn run_date(raw: &str) -> Option<NaiveDate> {
+    let digits = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    digits
+        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
+        .flatten()
+}
+
 text_enum! {
     pub enum RunStatus in "status", "run status" shown as "RunStatusDto" {
         /// Toss's lists are being read and compared.
@@ -155,6 +171,24 @@ impl Discrepancy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_exactly_yyyy_mm_dd() {
+        assert_eq!(
+            run_date("2026-11-29"),
+            NaiveDate::from_ymd_opt(2026, 11, 29)
+        );
+        for bad in [
+            "2026-1-29",
+            "2026-11-31",
+            "+2026-11-2",
+            "2026/11/29",
+            "２026-11-29",
+            "",
+        ] {
+            assert_eq!(run_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_discrepancy_holds_until_the_payment_agrees_with_tosss_transaction() {

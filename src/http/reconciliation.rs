@@ -5,31 +5,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
 
 use super::AppState;
 use super::dto::{ListRunsParams, RunDto, RunListDto, StartRunRequest};
 use super::extract::{ApiKey, AppJson, AppQuery};
 use super::problem::Problem;
-use crate::domain::reconciliation::ReconciliationRun;
+use crate::domain::reconciliation::{ReconciliationRun, run_date};
 use crate::error::AppError;
 
 pub const TAG: &str = "reconciliation";
-
-/// `YYYY-MM-DD`, exactly.
-fn parse_date(raw: &str) -> Option<NaiveDate> {
-    let digits = raw.len() == 10
-        && raw.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    digits
-        .then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok())
-        .flatten()
-}
 
 async fn dto(state: &AppState, run: &ReconciliationRun) -> Result<RunDto, AppError> {
     let discrepancies = state.reconciliation.discrepancies(run).await?;
@@ -61,7 +45,7 @@ pub async fn start_run(
     _: ApiKey,
     AppJson(body): AppJson<StartRunRequest>,
 ) -> Result<Response, AppError> {
-    let date = parse_date(&body.date)
+    let date = run_date(&body.date)
         .ok_or_else(|| AppError::unprocessable("date: must be a date written YYYY-MM-DD"))?;
     let run = state.reconciliation.start(date).await?;
     Ok((StatusCode::ACCEPTED, Json(dto(&state, &run).await?)).into_response())
@@ -101,7 +85,7 @@ pub async fn list_runs(
         .date
         .as_deref()
         .map(|raw| {
-            parse_date(raw)
+            run_date(raw)
                 .ok_or_else(|| AppError::validation("date: must be a date written YYYY-MM-DD"))
         })
         .transpose()?;
@@ -110,27 +94,4 @@ pub async fn list_runs(
         runs.push(dto(&state, &run).await?);
     }
     Ok(Json(RunListDto { runs }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_exactly_yyyy_mm_dd() {
-        assert_eq!(
-            parse_date("2026-11-29"),
-            NaiveDate::from_ymd_opt(2026, 11, 29)
-        );
-        for bad in [
-            "2026-1-29",
-            "2026-11-31",
-            "+2026-11-2",
-            "2026/11/29",
-            "２026-11-29",
-            "",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
 }

@@ -514,13 +514,22 @@ async fn pages_show_the_timeline_runs_and_schedules(backend: Backend) {
     let shown = browser.get("/console/reconciliation").await;
     assert!(shown.text.contains(&today));
     assert!(shown.text.contains(r#"class="approved""#), "{}", shown.text);
-    let bad_date = browser
-        .post(
-            "/console/reconciliation/runs",
-            &[("date", "yesterday"), ("csrf_token", &csrf)],
-        )
-        .await;
-    assert_eq!(bad_date.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The API's date rule: `+2026-11-2` is ten characters chrono would read as a date.
+    for bad in ["yesterday", "+2026-11-2"] {
+        let bad_date = browser
+            .post(
+                "/console/reconciliation/runs",
+                &[("date", bad), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(bad_date.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    assert_eq!(
+        app.get("/reconciliation/runs").await.body["runs"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 
     let schedules = browser.get("/console/schedules").await;
     assert_eq!(schedules.status, StatusCode::OK);
