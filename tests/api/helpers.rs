@@ -711,6 +711,17 @@ pub async fn due_now(app: &TestApp, id: &str) {
 }
 
 /// Runs `sql` (written with PostgreSQL's `$1`, `$2`, …) with `values` on `db`.
+/// A store of its own on the test's database, as another process would open one.
+pub async fn store_on(database_url: &str, max_connections: u32) -> payment_service::store::Store {
+    payment_service::store::Store::connect(&payment_service::store::DatabaseOptions {
+        url: database_url.to_owned(),
+        max_connections,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("store")
+}
+
 pub async fn execute_on(db: &sea_orm::DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) {
     let backend = db.get_database_backend();
     // SQLite numbers its parameters `?1`.

@@ -13,6 +13,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::fake_toss::{self, FakePayment};
 use crate::helpers::{
     API_KEY, Backend, Options, deliver, into_reply, spawn_app, spawn_impatient, spawn_with,
+    store_on,
 };
 use crate::on_both_databases;
 
@@ -614,7 +615,7 @@ async fn event_seq_is_drawn_under_the_outbox_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_counted_during_an_adoption_keeps_its_count() {
     use payment_service::domain::PaymentId;
-    use payment_service::store::{DatabaseOptions, Plan, RefundWrite, Store};
+    use payment_service::store::{Plan, RefundWrite};
 
     let app = spawn_app(Backend::Postgres).await;
     let paid = app
@@ -630,13 +631,7 @@ async fn a_refund_counted_during_an_adoption_keeps_its_count() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
-    let store = Store::connect(&DatabaseOptions {
-        url: app.database_url.clone(),
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("store");
+    let store = store_on(&app.database_url, 2).await;
     let payment_id: PaymentId = id.parse().unwrap();
     let refund = store.refunds_of(payment_id).await.unwrap().remove(0);
     assert_eq!(refund.sends, 0);

@@ -10,13 +10,13 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use payment_service::relay::{Relay, RelayError, RelayOptions};
 use payment_service::startup::Application;
-use payment_service::store::{DatabaseOptions, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::helpers::{
     API_KEY, Backend, Options, TestApp, TestDatabase, init_process, settings_for, spawn_app,
+    store_on,
 };
 use crate::on_both_databases;
 
@@ -149,13 +149,7 @@ fn settings(prefix: &str, batch_size: u64) -> RelayOptions {
 
 /// A relay as another process would run it: its own pool on the test's database.
 async fn relay_on(database_url: &str, client: async_nats::Client, settings: RelayOptions) -> Relay {
-    let store = Store::connect(&DatabaseOptions {
-        url: database_url.to_owned(),
-        max_connections: 4,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("store");
+    let store = store_on(database_url, 4).await;
     Relay::new(store, client, settings)
 }
 
@@ -169,13 +163,7 @@ async fn relay_for(app: &TestApp, prefix: &str, batch_size: u64) -> Relay {
 }
 
 async fn unpublished(database_url: &str) -> u64 {
-    let store = Store::connect(&DatabaseOptions {
-        url: database_url.to_owned(),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("store");
+    let store = store_on(database_url, 1).await;
     let (count, _) = store.unpublished_stats().await.expect("stats");
     store.close().await;
     count
@@ -613,13 +601,7 @@ async fn racing_relays_keep_each_payments_events_in_order(backend: Backend) {
     if backend == Backend::Postgres {
         // One relay holds the completed events of the first two payments (the oldest rows);
         // another passes meanwhile: it may publish the other two payments' chains only.
-        let holder = Store::connect(&DatabaseOptions {
-            url: app.database_url.clone(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .expect("store");
+        let holder = store_on(&app.database_url, 1).await;
         let held = holder.claim_unpublished(2).await.expect("claim");
         let held_payments: HashSet<String> =
             held.events().iter().map(|e| e.payment_id.clone()).collect();
