@@ -22,10 +22,10 @@ on_both_databases!(
     a_session_works_on_every_instance_until_signed_out,
 );
 
-const OPERATOR: &str = "kim";
+pub(crate) const OPERATOR: &str = "kim";
 const PASSWORD: &str = "correct horse battery staple";
 
-fn with_operators() -> Options {
+pub(crate) fn with_operators() -> Options {
     Options {
         operators_file: Some(operators_file(OPERATOR, PASSWORD)),
         ..Options::default()
@@ -33,22 +33,22 @@ fn with_operators() -> Options {
 }
 
 /// A browser of one operator: keeps the cookies the console sets, follows no redirect.
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
     cookies: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     location: Option<String>,
     set_cookies: Vec<String>,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl Page {
     /// The value of the hidden `csrf_token` of the page's first form.
-    fn csrf_token(&self) -> String {
+    pub(crate) fn csrf_token(&self) -> String {
         let at = self
             .text
             .find(r#"name="csrf_token" value=""#)
@@ -64,7 +64,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -113,7 +113,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request).await
     }
@@ -145,7 +145,7 @@ impl Browser {
         .await
     }
 
-    async fn sign_in(&mut self) {
+    pub(crate) async fn sign_in(&mut self) {
         self.try_sign_in(OPERATOR, PASSWORD)
             .await
             .redirects_to("/console/");

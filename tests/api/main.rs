@@ -10,6 +10,7 @@ mod billing;
 mod confirm;
 mod consents;
 mod console;
+mod console_pages;
 mod crash;
 mod edge;
 mod engine;

@@ -46,7 +46,7 @@ fn today() -> String {
 }
 
 /// Starts a run of `date` and waits for it to end; returns the run.
-async fn run_day(app: &TestApp, date: &str) -> Value {
+pub(crate) async fn run_day(app: &TestApp, date: &str) -> Value {
     let started = app
         .post("/reconciliation/runs", json!({"date": date}))
         .await;

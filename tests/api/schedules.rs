@@ -53,7 +53,7 @@ async fn unschedule(app: &TestApp, payment_id: &str) -> Reply {
 }
 
 /// Polls the payment until `done` holds (at most `secs`), and returns it.
-async fn wait_for(
+pub(crate) async fn wait_for(
     app: &TestApp,
     payment_id: &str,
     secs: u64,
